@@ -1,0 +1,62 @@
+# Shared pieces of ./dev: dependencies, build, private PostgreSQL, control plane.
+MESH_HOME=${MESH_HOME:-$ROOT/.mesh}
+PG_PORT=${MESH_PG_PORT:-55432}
+API_PORT=${MESH_API_PORT:-7080}
+GRPC_PORT=${MESH_GRPC_PORT:-7081}
+PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
+export MESH_HOME DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPERIENCE=1
+
+say() { printf '\033[1;36m==>\033[0m %s\n' "$*" >&2; }
+die() { printf '\033[1;31merror:\033[0m %s\n' "$*" >&2; exit 1; }
+
+# Installs the Debian packages Mesh needs, only when something is missing.
+ensure_deps() {
+  local need=()
+  command -v clang-14 >/dev/null || need+=(clang-14 llvm-14)
+  [ -f /usr/include/bpf/libbpf.h ] || need+=(libbpf-dev)
+  command -v bpftool >/dev/null || need+=(bpftool)
+  command -v ip >/dev/null || need+=(iproute2)
+  command -v nsenter >/dev/null || need+=(util-linux)
+  [ -x "$PG_BIN/initdb" ] || need+=(postgresql-15)
+  command -v node >/dev/null || need+=(nodejs npm)
+  if [ ${#need[@]} -gt 0 ]; then
+    say "installing ${need[*]}"
+    [ "$(id -u)" = 0 ] || die "installing packages needs root (sudo ./dev ...)"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+  fi
+  command -v dotnet >/dev/null || die "the .NET SDK 10 is required (dotnet on PATH)"
+  mountpoint -q /sys/fs/bpf 2>/dev/null || mount -t bpf bpf /sys/fs/bpf 2>/dev/null || true
+}
+
+build() {
+  say "building"
+  dotnet build "$ROOT/Mesh.sln" -c Release -nologo -v q -clp:ErrorsOnly >&2 || die "build failed"
+}
+
+bin_dir() { echo "$ROOT/src/$1/bin/Release/net10.0"; }
+
+pg_conn() { echo "Host=127.0.0.1;Port=$PG_PORT;Username=postgres;Database=${1:-postgres}"; }
+
+# A private PostgreSQL: own data dir and port, run as the postgres user.
+pg_start() {
+  local data="$MESH_HOME/pg"
+  mkdir -p "$MESH_HOME"
+  if [ ! -f "$data/PG_VERSION" ]; then
+    say "initialising PostgreSQL in $data"
+    mkdir -p "$data"; chown postgres:postgres "$data"; chmod 700 "$data"
+    runuser -u postgres -- "$PG_BIN/initdb" -D "$data" -U postgres -A trust >/dev/null
+  fi
+  chmod o+x "$MESH_HOME"
+  if runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$data" status >/dev/null 2>&1; then return 0; fi
+  say "starting PostgreSQL on 127.0.0.1:$PG_PORT"
+  runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$data" -l "$data/server.log" -w -t 60 \
+    -o "-p $PG_PORT -k /tmp -c listen_addresses=127.0.0.1 -c max_connections=300 -c fsync=on" start >/dev/null \
+    || die "PostgreSQL did not start; see $data/server.log"
+}
+
+pg_stop() {
+  local data="$MESH_HOME/pg"
+  [ -f "$data/PG_VERSION" ] || return 0
+  runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$data" -m fast -w stop >/dev/null 2>&1 || true
+}

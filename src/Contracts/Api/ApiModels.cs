@@ -1,0 +1,35 @@
+namespace Mesh.Contracts.Api;
+
+// The REST API's resources as they travel over the wire (JSON, camelCase). The control plane serves them,
+// meshctl and the lab read and write them.
+
+/// <summary>Answer to a write: the log position that holds it.</summary>
+public sealed record WriteResult(long Version);
+
+public sealed record PolicyApplied(string Namespace, string Name, long Version, string Hash, bool Changed);
+
+public sealed record PolicyView(
+    string Namespace, string Name, string Hash, long Version, string AppliedBy, DateTimeOffset AppliedAt,
+    System.Text.Json.Nodes.JsonObject Document);
+
+/// <summary>A workload to enforce policy for. Labels are the pod's own (k=v); the namespace's labels are separate.</summary>
+public sealed record EndpointRegistration(
+    string Namespace, string Name, string Node, string Ip, string Interface,
+    IReadOnlyDictionary<string, string> Labels,
+    IReadOnlyDictionary<string, string>? NamespaceLabels = null);
+
+public sealed record EndpointView(
+    string Namespace, string Name, string Node, string Ip, string Interface,
+    IReadOnlyDictionary<string, string> Labels, IReadOnlyDictionary<string, string> NamespaceLabels,
+    uint Identity, long Version);
+
+public sealed record EndpointRegistered(string Namespace, string Name, uint Identity, long Version);
+
+public sealed record IdentityView(uint Identity, IReadOnlyList<string> Labels, long Version);
+
+/// <summary>Convergence of one node: the newest version compiled for it and the newest it acknowledged.</summary>
+public sealed record NodeView(
+    string Node, long ProducedVersion, long AckedVersion, DateTimeOffset? AckedAt, bool Connected,
+    string? LastError, int Endpoints);
+
+public sealed record StatusView(long Version, int Policies, int Endpoints, int Identities, int Nodes);

@@ -1,0 +1,131 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+
+namespace Mesh.Contracts.Api;
+
+/// <summary>Thrown when the control plane refuses a request; Problem holds its RFC 9457 body.</summary>
+public sealed class MeshApiException(HttpStatusCode status, string message, JsonObject? problem)
+    : Exception(message)
+{
+    public HttpStatusCode Status { get; } = status;
+    public JsonObject? Problem { get; } = problem;
+}
+
+/// <summary>Thrown when nothing answers at the control plane's address.</summary>
+public sealed class ControlPlaneUnreachableException(Uri address, Exception inner)
+    : Exception($"cannot reach the control plane at {address}: {inner.Message}", inner)
+{
+    public Uri Address { get; } = address;
+}
+
+/// <summary>Typed client of the control plane's REST API, used by meshctl, the lab and the tests.</summary>
+public sealed class MeshApiClient(HttpClient http)
+{
+    public static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
+
+    public Uri BaseAddress => http.BaseAddress ?? throw new InvalidOperationException("HttpClient.BaseAddress is not set");
+
+    public static MeshApiClient Create(Uri address, TimeSpan? timeout = null) =>
+        new(new HttpClient { BaseAddress = address, Timeout = timeout ?? TimeSpan.FromSeconds(30) });
+
+    public Task<PolicyApplied> ApplyPolicyAsync(string ns, string name, string document, CancellationToken ct = default) =>
+        SendAsync<PolicyApplied>(HttpMethod.Put, $"v1/policies/{Esc(ns)}/{Esc(name)}",
+            new StringContent(document, Encoding.UTF8, LooksLikeJson(document) ? "application/json" : "application/yaml"), ct);
+
+    public Task<PolicyView?> GetPolicyAsync(string ns, string name, CancellationToken ct = default) =>
+        SendOrNullAsync<PolicyView>(HttpMethod.Get, $"v1/policies/{Esc(ns)}/{Esc(name)}", ct);
+
+    public Task<IReadOnlyList<PolicyView>> ListPoliciesAsync(CancellationToken ct = default) =>
+        SendAsync<IReadOnlyList<PolicyView>>(HttpMethod.Get, "v1/policies", null, ct);
+
+    public Task<WriteResult?> DeletePolicyAsync(string ns, string name, CancellationToken ct = default) =>
+        SendOrNullAsync<WriteResult>(HttpMethod.Delete, $"v1/policies/{Esc(ns)}/{Esc(name)}", ct);
+
+    public Task<EndpointRegistered> RegisterEndpointAsync(EndpointRegistration endpoint, CancellationToken ct = default) =>
+        SendAsync<EndpointRegistered>(HttpMethod.Post, "v1/endpoints", JsonContent.Create(endpoint, options: Json), ct);
+
+    public Task<IReadOnlyList<EndpointView>> ListEndpointsAsync(CancellationToken ct = default) =>
+        SendAsync<IReadOnlyList<EndpointView>>(HttpMethod.Get, "v1/endpoints", null, ct);
+
+    public Task<WriteResult?> DeleteEndpointAsync(string ns, string name, CancellationToken ct = default) =>
+        SendOrNullAsync<WriteResult>(HttpMethod.Delete, $"v1/endpoints/{Esc(ns)}/{Esc(name)}", ct);
+
+    public Task<IReadOnlyList<IdentityView>> ListIdentitiesAsync(CancellationToken ct = default) =>
+        SendAsync<IReadOnlyList<IdentityView>>(HttpMethod.Get, "v1/identities", null, ct);
+
+    public Task<IReadOnlyList<NodeView>> ListNodesAsync(CancellationToken ct = default) =>
+        SendAsync<IReadOnlyList<NodeView>>(HttpMethod.Get, "v1/nodes", null, ct);
+
+    public Task<StatusView> StatusAsync(CancellationToken ct = default) =>
+        SendAsync<StatusView>(HttpMethod.Get, "v1/status", null, ct);
+
+    /// <summary>Waits until every known node has acknowledged at least <paramref name="version"/> (default: the newest).</summary>
+    public async Task<bool> WaitForConvergenceAsync(long? version, TimeSpan timeout, CancellationToken ct = default)
+    {
+        var deadline = DateTime.UtcNow + timeout;
+        while (true)
+        {
+            var target = version ?? (await StatusAsync(ct)).Version;
+            var nodes = await ListNodesAsync(ct);
+            if (nodes.All(n => n.AckedVersion >= target)) return true;
+            if (DateTime.UtcNow >= deadline) return false;
+            await Task.Delay(100, ct);
+        }
+    }
+
+    private async Task<T> SendAsync<T>(HttpMethod method, string path, HttpContent? content, CancellationToken ct)
+    {
+        using var response = await SendRawAsync(method, path, content, ct);
+        await EnsureSuccessAsync(response, ct);
+        return (await response.Content.ReadFromJsonAsync<T>(Json, ct))!;
+    }
+
+    private async Task<T?> SendOrNullAsync<T>(HttpMethod method, string path, CancellationToken ct) where T : class
+    {
+        using var response = await SendRawAsync(method, path, null, ct);
+        if (response.StatusCode == HttpStatusCode.NotFound) return null;
+        await EnsureSuccessAsync(response, ct);
+        return await response.Content.ReadFromJsonAsync<T>(Json, ct);
+    }
+
+    private async Task<HttpResponseMessage> SendRawAsync(HttpMethod method, string path, HttpContent? content, CancellationToken ct)
+    {
+        try
+        {
+            return await http.SendAsync(new HttpRequestMessage(method, path) { Content = content }, ct);
+        }
+        catch (HttpRequestException e) when (e.StatusCode is null)
+        {
+            throw new ControlPlaneUnreachableException(BaseAddress, e);
+        }
+    }
+
+    private static async Task EnsureSuccessAsync(HttpResponseMessage response, CancellationToken ct)
+    {
+        if (response.IsSuccessStatusCode) return;
+        var body = await response.Content.ReadAsStringAsync(ct);
+        JsonObject? problem = null;
+        try { problem = JsonNode.Parse(body) as JsonObject; } catch (JsonException) { }
+        throw new MeshApiException(response.StatusCode, DescribeProblem(response.StatusCode, problem, body), problem);
+    }
+
+    /// <summary>One readable message from a problem document: its title, detail and every field error.</summary>
+    public static string DescribeProblem(HttpStatusCode status, JsonObject? problem, string fallback)
+    {
+        if (problem is null) return $"{(int)status} {status}: {fallback}";
+        var sb = new StringBuilder();
+        sb.Append(problem["title"]?.GetValue<string>() ?? status.ToString());
+        if (problem["detail"]?.GetValue<string>() is { Length: > 0 } detail) sb.Append(": ").Append(detail);
+        if (problem["errors"] is JsonObject errors)
+            foreach (var (field, messages) in errors)
+                foreach (var m in messages?.AsArray() ?? [])
+                    sb.Append('\n').Append("  ").Append(field).Append(": ").Append(m?.GetValue<string>());
+        return sb.ToString();
+    }
+
+    private static bool LooksLikeJson(string document) => document.TrimStart().StartsWith('{');
+    private static string Esc(string segment) => Uri.EscapeDataString(segment);
+}

@@ -1,0 +1,62 @@
+using System.Net;
+using System.Threading.Channels;
+
+namespace Mesh.NodeAgent.Datapath;
+
+/// <summary>
+/// The kernel side of one node: enforces exactly one snapshot version at a time and reports verdicts as flows.
+/// Apply is atomic: a packet is judged entirely by the previous version or entirely by the new one.
+/// </summary>
+public interface IDatapath : IDisposable
+{
+    /// <summary>The version the kernel enforces now (0 = nothing applied yet).</summary>
+    ulong AppliedVersion { get; }
+
+    /// <summary>Builds the standby generation from the snapshot and flips to it. Throws DatapathException and leaves
+    /// the active generation enforcing when the snapshot cannot be applied.</summary>
+    void Apply(DatapathSnapshot snapshot);
+
+    /// <summary>Verdicts as they happen (drops, and the first packet of each allowed connection).</summary>
+    ChannelReader<FlowEvent> Flows { get; }
+}
+
+public enum TrafficDirection : byte { Ingress = 0, Egress = 1 }
+
+public enum PolicyVerdict : byte { Allow = 0, Deny = 1 }
+
+/// <summary>One version for one node, in the datapath's own terms (no protobuf, no compiler types).</summary>
+public sealed record DatapathSnapshot(
+    ulong Version,
+    IReadOnlyList<IpCacheItem> IpCache,
+    IReadOnlyList<EndpointItem> Endpoints,
+    IReadOnlyList<IdentityPolicyItem> Policies,
+    IReadOnlyList<string> Rules);
+
+public sealed record IpCacheItem(IPNetwork Cidr, uint Identity);
+
+/// <summary>A local endpoint: the host side of its veth (in the agent's node namespace) and its identity.</summary>
+public sealed record EndpointItem(string Id, string InterfaceName, uint Identity);
+
+/// <summary>The policy of every endpoint with this identity. A direction that is not enforced allows everything.</summary>
+public sealed record IdentityPolicyItem(uint Identity, bool IngressEnforced, bool EgressEnforced, IReadOnlyList<PolicyEntryItem> Entries);
+
+/// <summary>PeerIdentity 0 = any peer, Protocol 0 = any protocol, Port 0 = any port. Deny beats allow.</summary>
+public sealed record PolicyEntryItem(TrafficDirection Direction, uint PeerIdentity, byte Protocol, ushort Port, PolicyVerdict Verdict, uint RuleIndex);
+
+public enum FlowVerdict : byte { Forwarded = 0, Dropped = 1 }
+
+/// <summary>Why a packet was dropped (Forwarded flows carry None).</summary>
+public enum DropReason : byte { None = 0, PolicyDenied = 1, DefaultDeny = 2 }
+
+public sealed record FlowEvent(
+    DateTimeOffset Time,
+    string? Endpoint,
+    TrafficDirection Direction,
+    IPAddress Source, ushort SourcePort,
+    IPAddress Destination, ushort DestinationPort,
+    byte Protocol,
+    uint SourceIdentity, uint DestinationIdentity,
+    FlowVerdict Verdict, DropReason Reason,
+    ulong Version, string? Rule);
+
+public sealed class DatapathException(string message, Exception? inner = null) : Exception(message, inner);
