@@ -17,6 +17,7 @@ ensure_deps() {
   command -v bpftool >/dev/null || need+=(bpftool)
   command -v ip >/dev/null || need+=(iproute2)
   command -v nsenter >/dev/null || need+=(util-linux)
+  command -v curl >/dev/null || need+=(curl)
   [ -x "$PG_BIN/initdb" ] || need+=(postgresql-15)
   command -v node >/dev/null || need+=(nodejs npm)
   if [ ${#need[@]} -gt 0 ]; then
@@ -59,4 +60,55 @@ pg_stop() {
   local data="$MESH_HOME/pg"
   [ -f "$data/PG_VERSION" ] || return 0
   runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$data" -m fast -w stop >/dev/null 2>&1 || true
+}
+
+meshctl() { "$ROOT/meshctl" "$@"; }
+
+cp_pidfile() { echo "$MESH_HOME/controlplane.pid"; }
+
+cp_running() { [ -f "$(cp_pidfile)" ] && kill -0 "$(cat "$(cp_pidfile)")" 2>/dev/null; }
+
+# Starts the control plane in the background (if it is not running) and waits until it answers.
+cp_start() {
+  if cp_running; then return 0; fi
+  say "starting the control plane on 127.0.0.1:$API_PORT (gRPC $GRPC_PORT)"
+  nohup dotnet "$(bin_dir ControlPlane)/mesh-controlplane.dll" --pg="$(pg_conn mesh)" \
+    --api-port="$API_PORT" --grpc-port="$GRPC_PORT" >"$MESH_HOME/controlplane.log" 2>&1 &
+  echo $! >"$(cp_pidfile)"
+  for _ in $(seq 1 150); do
+    if curl -fs "http://127.0.0.1:$API_PORT/v1/status" >/dev/null 2>&1; then return 0; fi
+    cp_running || { tail -20 "$MESH_HOME/controlplane.log" >&2; die "the control plane exited; log: $MESH_HOME/controlplane.log"; }
+    sleep 0.2
+  done
+  die "the control plane did not answer within 30 s; log: $MESH_HOME/controlplane.log"
+}
+
+cp_stop() {
+  if cp_running; then
+    local pid; pid=$(cat "$(cp_pidfile)")
+    kill "$pid" 2>/dev/null || true
+    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$pid" 2>/dev/null || true
+  fi
+  rm -f "$(cp_pidfile)"
+}
+
+up() {
+  ensure_deps; build; pg_start; cp_start
+  cat >&2 <<MSG
+
+Mesh is up.
+  control plane  http://127.0.0.1:$API_PORT   (OpenAPI: /openapi/v1.json; log: $MESH_HOME/controlplane.log)
+  agent gRPC     http://127.0.0.1:$GRPC_PORT
+  PostgreSQL     $(pg_conn mesh)
+Try:  ./meshctl status      ./meshctl lab up      ./meshctl --help
+Stop: ./dev down
+MSG
+}
+
+down() {
+  if [ -x "$ROOT/meshctl" ] && [ -f "$(bin_dir Meshctl)/meshctl.dll" ]; then meshctl lab down >/dev/null 2>&1 || true; fi
+  cp_stop
+  pg_stop
+  say "stopped"
 }

@@ -1,1 +1,12 @@
-var b = WebApplication.CreateBuilder(args); b.Build().Run();
+using Mesh.ControlPlane;
+
+// mesh-controlplane: the REST API, the agent protocol, and the event-sourced desired state behind them.
+var builder = WebApplication.CreateBuilder(args);
+var options = ControlPlaneOptions.From(builder.Configuration);
+builder.AddControlPlane(options);
+var app = builder.Build();
+await app.MapControlPlaneAsync(options);
+app.Logger.LogInformation("Mesh control plane: API http://{Listen}:{Api}  gRPC http://{Listen}:{Grpc}", options.Listen, options.ApiPort, options.Listen, options.GrpcPort);
+await app.RunAsync();
+
+public partial class Program;

@@ -32,4 +32,4 @@ public sealed record NodeView(
     string Node, long ProducedVersion, long AckedVersion, DateTimeOffset? AckedAt, bool Connected,
     string? LastError, int Endpoints);
 
-public sealed record StatusView(long Version, int Policies, int Endpoints, int Identities, int Nodes);
+public sealed record StatusView(long Version, int Policies, int Endpoints, int Identities, int Nodes, string GrpcAddress);

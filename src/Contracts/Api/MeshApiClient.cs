@@ -28,8 +28,14 @@ public sealed class MeshApiClient(HttpClient http)
 
     public Uri BaseAddress => http.BaseAddress ?? throw new InvalidOperationException("HttpClient.BaseAddress is not set");
 
-    public static MeshApiClient Create(Uri address, TimeSpan? timeout = null) =>
-        new(new HttpClient { BaseAddress = address, Timeout = timeout ?? TimeSpan.FromSeconds(30) });
+    /// <summary>A client that names its principal (X-Mesh-Principal; default: the invoking user) on every write.</summary>
+    public static MeshApiClient Create(Uri address, TimeSpan? timeout = null, string? principal = null)
+    {
+        var http = new HttpClient { BaseAddress = address, Timeout = timeout ?? TimeSpan.FromSeconds(30) };
+        http.DefaultRequestHeaders.Add("X-Mesh-Principal",
+            principal ?? Environment.GetEnvironmentVariable("SUDO_USER") ?? Environment.UserName);
+        return new(http);
+    }
 
     public Task<PolicyApplied> ApplyPolicyAsync(string ns, string name, string document, CancellationToken ct = default) =>
         SendAsync<PolicyApplied>(HttpMethod.Put, $"v1/policies/{Esc(ns)}/{Esc(name)}",

@@ -1,0 +1,40 @@
+using System.Diagnostics;
+using System.Text.Json;
+using Mesh.Bench;
+
+// ./dev bench: every figure is measured in this run, on this machine, beside the baseline it is compared with.
+var pg = Environment.GetEnvironmentVariable("MESH_BENCH_PG") ?? "Host=127.0.0.1;Port=55432;Username=postgres;Database=postgres";
+var output = args.Length > 0 ? args[0] : "bench/results.json";
+var results = new List<Metric>();
+
+Console.Error.WriteLine("event store: appends vs raw inserts ...");
+results.AddRange(await StoreBench.RunAsync(pg, TimeSpan.FromSeconds(5)));
+Console.Error.WriteLine("compiler: one node snapshot ...");
+results.AddRange(CompileBench.Run());
+
+Console.WriteLine();
+Console.WriteLine($"{"metric",-34} {"value",14} {"unit",-8} note");
+Console.WriteLine(new string('-', 90));
+foreach (var m in results) Console.WriteLine($"{m.Name,-34} {m.Value,14:0.###} {m.Unit,-8} {m.Note}");
+File.WriteAllText(output, JsonSerializer.Serialize(results, new JsonSerializerOptions(JsonSerializerDefaults.Web) { WriteIndented = true }));
+Console.WriteLine($"\nwritten to {output}");
+
+namespace Mesh.Bench
+{
+    public sealed record Metric(string Name, double Value, string Unit, string Note);
+
+    internal static class Measure
+    {
+        /// <summary>Runs body repeatedly on <paramref name="workers"/> tasks for <paramref name="duration"/>; returns operations per second.</summary>
+        public static async Task<double> RateAsync(int workers, TimeSpan duration, Func<int, Task> body)
+        {
+            var count = 0L;
+            var clock = Stopwatch.StartNew();
+            await Task.WhenAll(Enumerable.Range(0, workers).Select(async w =>
+            {
+                while (clock.Elapsed < duration) { await body(w); Interlocked.Increment(ref count); }
+            }));
+            return count / clock.Elapsed.TotalSeconds;
+        }
+    }
+}

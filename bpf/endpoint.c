@@ -1,0 +1,134 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/* Policy enforcement on the host side of an endpoint's veth. Attached twice per endpoint:
+ *   tc ingress of the host-side veth = packets leaving the pod  = the endpoint's EGRESS  (mesh_from_endpoint)
+ *   tc egress  of the host-side veth = packets entering the pod = the endpoint's INGRESS (mesh_to_endpoint)
+ */
+#include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <linux/in.h>
+#include <linux/ip.h>
+#include <linux/pkt_cls.h>
+#include <bpf/bpf_endian.h>
+#include <bpf/bpf_helpers.h>
+
+#include "lib/drop_reasons.h"
+#include "lib/maps.h"
+#include "lib/endpoints.h"
+#include "lib/ipcache.h"
+#include "lib/policy.h"
+#include "lib/conntrack.h"
+#include "lib/flow.h"
+
+#define IP_FRAG_OFFSET 0x1fff
+
+struct l4_ports {
+	__be16 sport;   /* network byte order */
+	__be16 dport;   /* network byte order */
+};
+
+static __always_inline int has_ports(__u8 protocol)
+{
+	return protocol == IPPROTO_TCP || protocol == IPPROTO_UDP || protocol == IPPROTO_SCTP;
+}
+
+/**
+ * handle_ipv4() - judge one packet of an endpoint
+ * @skb: the packet, on the host-side veth of the endpoint
+ * @dir: enum traffic_direction from the endpoint's point of view
+ *
+ * Returns TC_ACT_OK or TC_ACT_SHOT. Packets on interfaces that are not endpoints of the active generation, and
+ * non-IPv4 packets (ARP; IPv6 follows with the same map layout), pass untouched.
+ */
+static __always_inline int handle_ipv4(struct __sk_buff *skb, __u8 dir)
+{
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+	struct endpoint_key ep_key = { .ifindex = skb->ifindex };
+	struct endpoint_info *ep;
+	struct l4_ports ports = {};
+	struct policy_result r;
+	struct flow_event ev = {};
+	struct ct_key ct = {};
+	struct ethhdr *eth;
+	struct iphdr *ip;
+	__u32 gen, peer, enforced;
+	__u64 version;
+
+	if (gen_load(&gen, &version))
+		return TC_ACT_OK;
+	ep_key.gen = gen;
+	ep = bpf_map_lookup_elem(&mesh_endpoints, &ep_key);
+	if (!ep)
+		return TC_ACT_OK;
+
+	eth = data;
+	if ((void *)(eth + 1) > data_end)
+		return TC_ACT_OK;
+	if (eth->h_proto != bpf_htons(ETH_P_IP))
+		return TC_ACT_OK;
+	ip = (void *)(eth + 1);
+	if ((void *)(ip + 1) > data_end)
+		return TC_ACT_SHOT;   /* claims IPv4 but is shorter than its header: never deliver it unjudged */
+	if (ip->ihl < 5)
+		return TC_ACT_SHOT;
+
+	/* Later fragments carry no L4 header: they are judged with port 0, like protocols without ports. */
+	if (has_ports(ip->protocol) && !(ip->frag_off & bpf_htons(IP_FRAG_OFFSET))) {
+		if (bpf_skb_load_bytes(skb, sizeof(*eth) + ip->ihl * 4, &ports, sizeof(ports)))
+			return TC_ACT_SHOT;
+	}
+
+	ct.saddr = ip->saddr;
+	ct.daddr = ip->daddr;
+	ct.sport = ports.sport;
+	ct.dport = ports.dport;
+	ct.protocol = ip->protocol;
+	ct.direction = dir;
+	ct.ifindex = skb->ifindex;
+
+	if (ct_is_reply(&ct)) {
+		flow_count(VERDICT_FORWARDED, skb->len);
+		return TC_ACT_OK;
+	}
+
+	peer = ipcache_identity(gen, dir == DIR_EGRESS ? ip->daddr : ip->saddr);
+	enforced = ep->flags & (dir == DIR_EGRESS ? ENDPOINT_EGRESS_ENFORCED : ENDPOINT_INGRESS_ENFORCED);
+	r = policy_decide(gen, ep->identity, peer, dir, ip->protocol, ports.dport, enforced != 0);
+
+	ev.version = version;
+	ev.ifindex = skb->ifindex;
+	ev.saddr = ip->saddr;
+	ev.daddr = ip->daddr;
+	ev.src_identity = dir == DIR_EGRESS ? ep->identity : peer;
+	ev.dst_identity = dir == DIR_EGRESS ? peer : ep->identity;
+	ev.rule_index = r.rule_index;
+	ev.sport = ports.sport;
+	ev.dport = ports.dport;
+	ev.protocol = ip->protocol;
+	ev.direction = dir;
+	ev.verdict = r.verdict;
+	ev.reason = r.reason;
+
+	flow_count(r.verdict, skb->len);
+	if (r.verdict == VERDICT_DROPPED) {
+		flow_emit(&ev);
+		return TC_ACT_SHOT;
+	}
+	if (ct_track(&ct))
+		flow_emit(&ev);
+	return TC_ACT_OK;
+}
+
+SEC("tc")
+int mesh_from_endpoint(struct __sk_buff *skb)
+{
+	return handle_ipv4(skb, DIR_EGRESS);
+}
+
+SEC("tc")
+int mesh_to_endpoint(struct __sk_buff *skb)
+{
+	return handle_ipv4(skb, DIR_INGRESS);
+}
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -1,0 +1,118 @@
+using System.Buffers;
+using System.Buffers.Binary;
+using System.IO.Pipelines;
+using Google.Protobuf;
+
+namespace Mesh.Contracts.Grpc;
+
+/// <summary>
+/// Length-prefixed messages: 1 byte compressed flag, 4 bytes big-endian length, then the protobuf bytes.
+/// Compression is not supported: a frame with the compressed flag set is refused (INTERNAL); servers refuse a
+/// <c>grpc-encoding</c> other than identity before reading (UNIMPLEMENTED).
+/// </summary>
+public static class GrpcFraming
+{
+    public const int HeaderSize = 5;
+
+    public static async ValueTask WriteMessageAsync(Stream stream, IMessage message, int maxMessageSize, CancellationToken ct)
+    {
+        var size = CheckSendSize(message, maxMessageSize);
+        var frame = new byte[HeaderSize + size];
+        WriteHeader(frame, size);
+        message.WriteTo(frame.AsSpan(HeaderSize));
+        await stream.WriteAsync(frame, ct).ConfigureAwait(false);
+    }
+
+    /// <summary>Writes one frame into the pipe; the caller flushes (a stream flushes every message, a unary call once).</summary>
+    public static void WriteMessage(PipeWriter writer, IMessage message, int maxMessageSize)
+    {
+        var size = CheckSendSize(message, maxMessageSize);
+        WriteHeader(writer.GetSpan(HeaderSize), size);
+        writer.Advance(HeaderSize);
+        message.WriteTo((IBufferWriter<byte>)writer);
+    }
+
+    /// <summary>The next message, or null at a clean end of stream (between frames).</summary>
+    public static async ValueTask<T?> ReadMessageAsync<T>(Stream stream, MessageParser<T> parser, int maxMessageSize, CancellationToken ct)
+        where T : class, IMessage<T>
+    {
+        var header = new byte[HeaderSize];
+        var read = await stream.ReadAtLeastAsync(header, HeaderSize, throwOnEndOfStream: false, ct).ConfigureAwait(false);
+        if (read == 0) return null;
+        if (read < HeaderSize) throw Incomplete();
+        var length = ReadHeader(header, maxMessageSize);
+        var body = new byte[length];
+        if (await stream.ReadAtLeastAsync(body, length, throwOnEndOfStream: false, ct).ConfigureAwait(false) < length)
+            throw Incomplete();
+        return Parse(parser, new ReadOnlySequence<byte>(body));
+    }
+
+    /// <summary>The next message, or null at a clean end of stream (between frames).</summary>
+    public static async ValueTask<T?> ReadMessageAsync<T>(PipeReader reader, MessageParser<T> parser, int maxMessageSize, CancellationToken ct)
+        where T : class, IMessage<T>
+    {
+        while (true)
+        {
+            var result = await reader.ReadAsync(ct).ConfigureAwait(false);
+            if (result.IsCanceled) throw new OperationCanceledException("reading the message was cancelled", ct);
+            var buffer = result.Buffer;
+            var (consumed, examined) = (buffer.Start, buffer.End);
+            try
+            {
+                if (buffer.Length >= HeaderSize)
+                {
+                    var length = ReadHeader(buffer.Slice(0, HeaderSize).ToArray(), maxMessageSize);
+                    if (buffer.Length >= HeaderSize + (long)length)
+                    {
+                        var frame = buffer.Slice(HeaderSize, length);
+                        (consumed, examined) = (frame.End, frame.End);
+                        return Parse(parser, frame);
+                    }
+                }
+                if (result.IsCompleted) return buffer.IsEmpty ? null : throw Incomplete();
+            }
+            finally
+            {
+                reader.AdvanceTo(consumed, examined);
+            }
+        }
+    }
+
+    private static int CheckSendSize(IMessage message, int maxMessageSize)
+    {
+        var size = message.CalculateSize();
+        if (size > maxMessageSize)
+            throw new RpcException(StatusCode.ResourceExhausted,
+                $"Sending message exceeds the maximum configured message size ({size} > {maxMessageSize} bytes).");
+        return size;
+    }
+
+    private static void WriteHeader(Span<byte> header, int size)
+    {
+        header[0] = 0;
+        BinaryPrimitives.WriteUInt32BigEndian(header[1..], (uint)size);
+    }
+
+    private static int ReadHeader(ReadOnlySpan<byte> header, int maxMessageSize)
+    {
+        switch (header[0])
+        {
+            case 0: break;
+            case 1: throw new RpcException(StatusCode.Internal, "Received a compressed message, but compression is not supported.");
+            default: throw new RpcException(StatusCode.Internal, $"Invalid compressed flag {header[0]} in a message header.");
+        }
+        var length = BinaryPrimitives.ReadUInt32BigEndian(header[1..]);
+        if (length > (uint)maxMessageSize)
+            throw new RpcException(StatusCode.ResourceExhausted,
+                $"Received message exceeds the maximum configured message size ({length} > {maxMessageSize} bytes).");
+        return (int)length;
+    }
+
+    private static T Parse<T>(MessageParser<T> parser, ReadOnlySequence<byte> bytes) where T : IMessage<T>
+    {
+        try { return parser.ParseFrom(bytes); }
+        catch (InvalidProtocolBufferException e) { throw new RpcException(StatusCode.Internal, "Failed to deserialize the message: " + e.Message, e); }
+    }
+
+    private static RpcException Incomplete() => new(StatusCode.Internal, "Incomplete message: the stream ended inside a frame.");
+}

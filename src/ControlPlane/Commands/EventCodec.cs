@@ -1,0 +1,30 @@
+using System.Text.Json;
+using Mesh.ControlPlane.EventStore;
+
+namespace Mesh.ControlPlane.Commands;
+
+/// <summary>
+/// Maps domain events to stored events and back. The stored type is the record's name (a fact in the domain's
+/// language, e.g. "PolicyApplied"); every event type is registered here once, so an unknown type in the log is a
+/// loud error rather than a silently skipped fact.
+/// </summary>
+public static class EventCodec
+{
+    public static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
+
+    private static readonly Dictionary<string, Type> TypesByName = new[]
+    {
+        typeof(Policies.PolicyEvent.PolicyApplied), typeof(Policies.PolicyEvent.PolicyDeleted),
+        typeof(Endpoints.EndpointEvent.EndpointRegistered), typeof(Endpoints.EndpointEvent.EndpointDeleted),
+        typeof(Identities.IdentityEvent.IdentityAllocated),
+    }.ToDictionary(t => t.Name);
+
+    public static EventData Encode(object domainEvent, EventMetadata metadata) =>
+        new(domainEvent.GetType().Name, JsonSerializer.Serialize(domainEvent, domainEvent.GetType(), Json), metadata);
+
+    public static object Decode(RecordedEvent recorded) =>
+        TypesByName.TryGetValue(recorded.Type, out var type)
+            ? JsonSerializer.Deserialize(recorded.Json, type, Json)
+              ?? throw new InvalidDataException($"event {recorded.Position} ({recorded.Type}) has an empty body")
+            : throw new InvalidDataException($"event {recorded.Position} has unknown type '{recorded.Type}'");
+}

@@ -1,0 +1,22 @@
+using Mesh.ControlPlane.State;
+using Mesh.Contracts.Identity;
+
+namespace Mesh.ControlPlane.Commands;
+
+/// <summary>Turns an HTTP request into a CommandContext and makes writes readable before they are answered.</summary>
+public static class RequestContext
+{
+    /// <summary>Who is asking. meshctl sends X-Mesh-Principal; authentication comes with the API's auth layer.</summary>
+    public static CommandContext From(HttpContext http, TimeProvider clock) => new(
+        http.Request.Headers["X-Mesh-Principal"].FirstOrDefault() is { Length: > 0 } p ? p : "anonymous",
+        http.Request.Headers["X-Correlation-Id"].FirstOrDefault() is { Length: > 0 } c ? c : Guid.NewGuid().ToString("N"),
+        clock.GetUtcNow());
+
+    /// <summary>Waits until the read model holds the write, so a GET right after the answer sees it.</summary>
+    public static async Task ReadYourWriteAsync(this ClusterState state, LogPosition position, CancellationToken ct)
+    {
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        timeout.CancelAfter(TimeSpan.FromSeconds(10));
+        await state.WaitForAsync(position, timeout.Token);
+    }
+}

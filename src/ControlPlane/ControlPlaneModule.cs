@@ -1,0 +1,78 @@
+using System.Net;
+using Mesh.ControlPlane.Commands;
+using Mesh.ControlPlane.Distribution;
+using Mesh.ControlPlane.Endpoints;
+using Mesh.ControlPlane.EventStore;
+using Mesh.ControlPlane.Grpc;
+using Mesh.ControlPlane.Identities;
+using Mesh.ControlPlane.Nodes;
+using Mesh.ControlPlane.Policies;
+using Mesh.ControlPlane.State;
+using Mesh.Contracts.Agent;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Npgsql;
+
+namespace Mesh.ControlPlane;
+
+/// <summary>The control plane's front door: its services, its two listeners and its routes.</summary>
+public static class ControlPlaneModule
+{
+    public static WebApplicationBuilder AddControlPlane(this WebApplicationBuilder builder, ControlPlaneOptions options)
+    {
+        builder.WebHost.ConfigureKestrel(k =>
+        {
+            var ip = IPAddress.Parse(options.Listen);
+            k.Listen(ip, options.ApiPort, l => l.Protocols = HttpProtocols.Http1AndHttp2);
+            // gRPC without TLS needs HTTP/2 with prior knowledge: an HTTP/2-only listener.
+            k.Listen(ip, options.GrpcPort, l => l.Protocols = HttpProtocols.Http2);
+        });
+        builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
+        builder.Services.AddSingleton(options);
+        builder.Services.AddSingleton(TimeProvider.System);
+        builder.Services.AddSingleton(_ => NpgsqlDataSource.Create(options.Pg));
+        builder.Services.AddEventStore();
+        builder.Services.AddSingleton<CommandHandler>();
+        builder.Services.AddSingleton<ClusterState>();
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<ClusterState>());
+        builder.Services.AddSingleton<NodeTracker>();
+        builder.Services.AddSingleton<SnapshotCompiler>();
+        builder.Services.AddSingleton<AgentSyncService>();
+        builder.Services.AddOpenApi();
+        builder.Services.AddProblemDetails();
+        return builder;
+    }
+
+    public static async Task<WebApplication> MapControlPlaneAsync(this WebApplication app, ControlPlaneOptions options)
+    {
+        await EnsureDatabaseAsync(options.Pg);   // the schema is migrated by the event store module at start
+
+        app.UseExceptionHandler();
+        app.MapOpenApi();
+        app.MapPolicyEndpoints();
+        app.MapEndpointEndpoints();
+        app.MapIdentityEndpoints();
+        app.MapNodeEndpoints($"http://{options.Listen}:{options.GrpcPort}");
+
+        var sync = app.Services.GetRequiredService<AgentSyncService>();
+        app.MapGrpcServerStreaming<WatchRequest, SnapshotUpdate>(AgentSyncService.ServiceName, "Watch", sync.Watch);
+        app.MapGrpcUnary<AckRequest, AckReply>(AgentSyncService.ServiceName, "Ack", sync.Ack);
+        return app;
+    }
+
+    /// <summary>Creates the event store's database on first start, so a fresh PostgreSQL needs no manual step.</summary>
+    private static async Task EnsureDatabaseAsync(string connectionString)
+    {
+        var target = new NpgsqlConnectionStringBuilder(connectionString);
+        var admin = new NpgsqlConnectionStringBuilder(connectionString) { Database = "postgres", Pooling = false };
+        await using var conn = new NpgsqlConnection(admin.ConnectionString);
+        await conn.OpenAsync();
+        await using var exists = new NpgsqlCommand("SELECT 1 FROM pg_database WHERE datname = $1", conn) { Parameters = { new() { Value = target.Database } } };
+        if (await exists.ExecuteScalarAsync() is not null) return;
+        try
+        {
+            await using var create = new NpgsqlCommand($"CREATE DATABASE \"{target.Database!.Replace("\"", "\"\"")}\"", conn);
+            await create.ExecuteNonQueryAsync();
+        }
+        catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.DuplicateDatabase) { }  // another replica won
+    }
+}

@@ -1,0 +1,24 @@
+namespace Mesh.ControlPlane;
+
+/// <summary>Settings, from the command line (--pg=..., --api-port=...) or environment (MESH_PG, ...).</summary>
+public sealed class ControlPlaneOptions
+{
+    /// <summary>PostgreSQL connection string of the event store. Default: the private server `./dev up` starts.</summary>
+    public string Pg { get; set; } = "Host=127.0.0.1;Port=55432;Username=postgres;Database=mesh";
+    /// <summary>Address both listeners bind to. Default 127.0.0.1.</summary>
+    public string Listen { get; set; } = "127.0.0.1";
+    /// <summary>REST API and OpenAPI document (HTTP/1.1 and HTTP/2). Default 7080.</summary>
+    public int ApiPort { get; set; } = 7080;
+    /// <summary>Agent protocol, gRPC over cleartext HTTP/2 (prior knowledge). Default 7081.</summary>
+    public int GrpcPort { get; set; } = 7081;
+
+    public static ControlPlaneOptions From(IConfiguration config)
+    {
+        var o = new ControlPlaneOptions();
+        o.Pg = config["pg"] ?? config["MESH_PG"] ?? o.Pg;
+        o.Listen = config["listen"] ?? config["MESH_LISTEN"] ?? o.Listen;
+        o.ApiPort = int.TryParse(config["api-port"] ?? config["MESH_API_PORT"], out var api) ? api : o.ApiPort;
+        o.GrpcPort = int.TryParse(config["grpc-port"] ?? config["MESH_GRPC_PORT"], out var grpc) ? grpc : o.GrpcPort;
+        return o;
+    }
+}

@@ -1,0 +1,59 @@
+using Mesh.ControlPlane.Commands;
+
+namespace Mesh.ControlPlane.Endpoints;
+
+// One workload endpoint (a pod), keyed by namespace and name: where it runs, its address, labels and identity.
+
+public abstract record EndpointCommand
+{
+    /// <summary>Identity is allocated for the endpoint's label set before the command is decided.</summary>
+    public sealed record RegisterEndpoint(EndpointSpec Spec, uint Identity) : EndpointCommand;
+    public sealed record DeleteEndpoint(string Namespace, string Name) : EndpointCommand;
+    private EndpointCommand() { }
+}
+
+public sealed record EndpointSpec(
+    string Namespace, string Name, string Node, string Ip, string Interface,
+    SortedDictionary<string, string> Labels, SortedDictionary<string, string> NamespaceLabels)
+{
+    public bool SameAs(EndpointSpec other) =>
+        (Namespace, Name, Node, Ip, Interface) == (other.Namespace, other.Name, other.Node, other.Ip, other.Interface)
+        && Labels.SequenceEqual(other.Labels) && NamespaceLabels.SequenceEqual(other.NamespaceLabels);
+}
+
+public abstract record EndpointEvent
+{
+    public sealed record EndpointRegistered(EndpointSpec Spec, uint Identity) : EndpointEvent;
+    public sealed record EndpointDeleted(string Namespace, string Name) : EndpointEvent;
+    private EndpointEvent() { }
+}
+
+public abstract record EndpointState
+{
+    public sealed record Absent : EndpointState;
+    public sealed record Registered(EndpointSpec Spec, uint Identity) : EndpointState;
+    private EndpointState() { }
+}
+
+public static class Endpoint
+{
+    public static string StreamId(string ns, string name) => $"endpoint-{ns}/{name}";
+
+    public static readonly Decider<EndpointCommand, EndpointEvent, EndpointState> Decider = new(Decide, Evolve, new EndpointState.Absent());
+
+    public static IReadOnlyList<EndpointEvent> Decide(EndpointCommand command, EndpointState state) => (command, state) switch
+    {
+        (EndpointCommand.RegisterEndpoint r, EndpointState.Registered s) when s.Identity == r.Identity && s.Spec.SameAs(r.Spec) => [],
+        (EndpointCommand.RegisterEndpoint r, _) => [new EndpointEvent.EndpointRegistered(r.Spec, r.Identity)],
+        (EndpointCommand.DeleteEndpoint d, EndpointState.Registered) => [new EndpointEvent.EndpointDeleted(d.Namespace, d.Name)],
+        (EndpointCommand.DeleteEndpoint, EndpointState.Absent) => [],
+        _ => throw new DomainRuleViolation($"{command.GetType().Name} cannot be applied to an endpoint in state {state.GetType().Name}"),
+    };
+
+    public static EndpointState Evolve(EndpointState state, EndpointEvent @event) => @event switch
+    {
+        EndpointEvent.EndpointRegistered r => new EndpointState.Registered(r.Spec, r.Identity),
+        EndpointEvent.EndpointDeleted => new EndpointState.Absent(),
+        _ => state,
+    };
+}

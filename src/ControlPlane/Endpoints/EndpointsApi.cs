@@ -1,0 +1,95 @@
+using System.Net;
+using System.Net.Sockets;
+using System.Text.RegularExpressions;
+using Mesh.ControlPlane.Commands;
+using Mesh.ControlPlane.Identities;
+using Mesh.ControlPlane.State;
+using Mesh.Contracts.Api;
+using Mesh.Contracts.Labels;
+using Microsoft.AspNetCore.Http.HttpResults;
+
+namespace Mesh.ControlPlane.Endpoints;
+
+/// <summary>The endpoint API: register (create or replace) a workload, list and delete them. Registering allocates
+/// the identity of the endpoint's label set.</summary>
+public static partial class EndpointsApi
+{
+    public static RouteGroupBuilder MapEndpointEndpoints(this IEndpointRouteBuilder app)
+    {
+        var api = app.MapGroup("/v1/endpoints").WithTags("Endpoints");
+        api.MapPost("/", RegisterEndpoint);
+        api.MapGet("/", ListEndpoints);
+        api.MapDelete("/{ns}/{name}", DeleteEndpoint);
+        return api;
+    }
+
+    private static async Task<Results<Ok<EndpointRegistered>, ValidationProblem>> RegisterEndpoint(
+        EndpointRegistration? body, HttpContext http, CommandHandler handler, ClusterState state, TimeProvider clock, CancellationToken ct)
+    {
+        if (body is null) return Policies.PoliciesApi.Invalid("body", "an endpoint registration (JSON) is required");
+        var errors = Validate(body);
+        if (errors.Count > 0)
+            return TypedResults.ValidationProblem(errors, title: "The endpoint is invalid; nothing was registered");
+
+        var context = RequestContext.From(http, clock);
+        var labels = LabelSet.ForPod(body.Namespace, body.Labels, body.NamespaceLabels ?? new Dictionary<string, string>());
+        var allocation = await handler.HandleAsync(Identity.StreamId, Identity.Decider,
+            new IdentityCommand.AllocateIdentity(labels), context, ct);
+        var identity = allocation.State.ByKey[labels.Key];
+
+        var spec = new EndpointSpec(body.Namespace, body.Name, body.Node, body.Ip, body.Interface,
+            new(body.Labels.ToDictionary(), StringComparer.Ordinal),
+            new((body.NamespaceLabels ?? new Dictionary<string, string>()).ToDictionary(), StringComparer.Ordinal));
+        var result = await handler.HandleAsync(Endpoint.StreamId(body.Namespace, body.Name), Endpoint.Decider,
+            new EndpointCommand.RegisterEndpoint(spec, identity), context, ct);
+        var position = result.Position > allocation.Position ? result.Position : allocation.Position;
+        await state.ReadYourWriteAsync(position, ct);
+        return TypedResults.Ok(new EndpointRegistered(body.Namespace, body.Name, identity, position.Value));
+    }
+
+    private static Ok<EndpointView[]> ListEndpoints(ClusterState state) =>
+        TypedResults.Ok(state.Current.Endpoints.Values.Select(e => new EndpointView(
+            e.Spec.Namespace, e.Spec.Name, e.Spec.Node, e.Spec.Ip, e.Spec.Interface, e.Spec.Labels, e.Spec.NamespaceLabels,
+            e.Identity, e.Version.Value)).ToArray());
+
+    private static async Task<Results<Ok<WriteResult>, NotFound>> DeleteEndpoint(
+        string ns, string name, HttpContext http, CommandHandler handler, ClusterState state, TimeProvider clock, CancellationToken ct)
+    {
+        var result = await handler.HandleAsync(Endpoint.StreamId(ns, name), Endpoint.Decider,
+            new EndpointCommand.DeleteEndpoint(ns, name), RequestContext.From(http, clock), ct);
+        if (result.Events.Count == 0) return TypedResults.NotFound();
+        await state.ReadYourWriteAsync(result.Position, ct);
+        return TypedResults.Ok(new WriteResult(result.Position.Value));
+    }
+
+    private static Dictionary<string, string[]> Validate(EndpointRegistration e)
+    {
+        var errors = new Dictionary<string, string[]>();
+        void Check(bool ok, string field, string message) { if (!ok) errors[field] = [message]; }
+        Check(IsDnsLabel(e.Namespace), "namespace", $"\"{e.Namespace}\" is not a DNS label (lower-case letters, digits, '-', at most 63)");
+        Check(IsDnsLabel(e.Name), "name", $"\"{e.Name}\" is not a DNS label (lower-case letters, digits, '-', at most 63)");
+        Check(!string.IsNullOrWhiteSpace(e.Node), "node", "required: the node the endpoint runs on");
+        // IPAddress.TryParse accepts shorthand like "10.1.2"; an endpoint address must be written out in full.
+        Check(e.Ip?.Split('.').Length == 4 && IPAddress.TryParse(e.Ip, out var ip) && ip.AddressFamily == AddressFamily.InterNetwork,
+            "ip", $"\"{e.Ip}\" is not an IPv4 address (a.b.c.d)");
+        Check(e.Interface is { Length: > 0 and <= 15 } && !e.Interface.Contains('/') && !e.Interface.Contains(' '),
+            "interface", $"\"{e.Interface}\" is not an interface name (1-15 characters, no '/' or spaces)");
+        Check(e.Labels is not null, "labels", "required (may be empty)");
+        foreach (var (k, v) in e.Labels ?? new Dictionary<string, string>())
+            Check(LabelKey().IsMatch(k) && LabelValue().IsMatch(v), $"labels.{k}", $"\"{k}={v}\" is not a valid Kubernetes label");
+        foreach (var (k, v) in e.NamespaceLabels ?? new Dictionary<string, string>())
+            Check(LabelKey().IsMatch(k) && LabelValue().IsMatch(v), $"namespaceLabels.{k}", $"\"{k}={v}\" is not a valid Kubernetes label");
+        return errors;
+    }
+
+    private static bool IsDnsLabel(string? s) => s is { Length: > 0 and <= 63 } && DnsLabel().IsMatch(s);
+
+    [GeneratedRegex("^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")]
+    private static partial Regex DnsLabel();
+
+    [GeneratedRegex(@"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")]
+    private static partial Regex LabelKey();
+
+    [GeneratedRegex(@"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")]
+    private static partial Regex LabelValue();
+}

@@ -1,0 +1,20 @@
+namespace Mesh.ControlPlane.EventStore;
+
+/// <summary>Tuning of the catch-up subscription. The defaults suit production; tests shorten them.</summary>
+public sealed record EventStoreOptions
+{
+    /// <summary>Events read per round trip while catching up. Default 500.</summary>
+    public int SubscriptionBatchSize { get; init; } = 500;
+
+    /// <summary>
+    /// How long a live subscriber waits for a notification before it reads anyway. Notifications are only a hint
+    /// (they are lost while the listening connection is down), so this bounds the delay of a missed one. Default 1 s.
+    /// </summary>
+    public TimeSpan PollInterval { get; init; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>First wait before reconnecting after the database went away; doubles up to <see cref="MaxReconnectDelay"/>. Default 100 ms.</summary>
+    public TimeSpan ReconnectDelay { get; init; } = TimeSpan.FromMilliseconds(100);
+
+    /// <summary>Longest wait between reconnection attempts. Default 5 s.</summary>
+    public TimeSpan MaxReconnectDelay { get; init; } = TimeSpan.FromSeconds(5);
+}

@@ -1,0 +1,86 @@
+using Mesh.Contracts.Identity;
+using Npgsql;
+using NpgsqlTypes;
+
+namespace Mesh.ControlPlane.EventStore;
+
+public sealed partial class PostgresEventStore
+{
+    // Why appenders take turns (the same hazard Marten's UseExclusiveLockOnConcurrentAppends documents):
+    // with a sequence, a position is handed out at insert but becomes visible at commit. Transaction A takes 41,
+    // B takes 42 and commits first; a reader sees 42, moves its checkpoint past 41, and when A commits, 41 is
+    // behind every reader forever. Taking a transaction-scoped advisory lock *before* the position is computed
+    // means the next appender can only compute its position after the previous one has committed (locks are
+    // released after the commit is visible), so positions become visible strictly in order and a reader that
+    // saw N has seen everything below N. Under the lock the position is simply max + 1, so the log is also dense:
+    // no holes from rolled-back appends. The price is one append at a time across the cluster (~1 round trip each).
+    private static readonly string AppendSql = $"""
+        WITH head AS (SELECT coalesce(max(position), 0) AS position FROM {EventStoreSchema.EventsTable}),
+             stream AS (SELECT coalesce(max(stream_version), 0) AS version FROM {EventStoreSchema.EventsTable} WHERE stream_id = $1),
+             appended AS (
+                 INSERT INTO {EventStoreSchema.EventsTable} (position, stream_id, stream_version, type, data, metadata)
+                 SELECT head.position + e.n, $1, stream.version + e.n, e.type, e.data, e.metadata
+                 FROM head, stream, unnest($3::text[], $4::jsonb[], $5::jsonb[]) WITH ORDINALITY AS e(type, data, metadata, n)
+                 WHERE $2 = {ExpectedVersion.Any} OR stream.version = $2
+                 RETURNING position),
+             last AS (SELECT max(position) AS position FROM appended)
+        SELECT stream.version, last.position,
+               CASE WHEN last.position IS NOT NULL
+                    THEN pg_notify('{EventStoreSchema.NotificationChannel}', last.position::text) END
+        FROM stream, last
+        """;
+
+    public async Task<LogPosition> AppendAsync(
+        string streamId, long expectedVersion, IReadOnlyList<EventData> events, CancellationToken ct = default)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(streamId);
+        ArgumentOutOfRangeException.ThrowIfLessThan(expectedVersion, ExpectedVersion.Any);
+        if (events.Count == 0) throw new ArgumentException("An append needs at least one event.", nameof(events));
+
+        // One round trip, one implicit transaction: the lock, the version check, the insert and the notification
+        // all commit together (the notification is delivered at commit, never for a refused batch).
+        await using var batch = dataSource.CreateBatch();
+        batch.BatchCommands.Add(new NpgsqlBatchCommand($"SELECT pg_advisory_xact_lock({AdvisoryLocks.Append})"));
+        batch.BatchCommands.Add(new NpgsqlBatchCommand(AppendSql)
+        {
+            Parameters =
+            {
+                new() { Value = streamId },
+                new() { Value = expectedVersion },
+                new() { Value = events.Select(e => e.Type).ToArray() },
+                new() { Value = events.Select(e => e.Json).ToArray(), NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Jsonb },
+                new() { Value = events.Select(e => EventMetadataJson.Serialize(e.Metadata)).ToArray(), NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Jsonb },
+            },
+        });
+
+        long actualVersion;
+        long? lastPosition;
+        try
+        {
+            await using var reader = await batch.ExecuteReaderAsync(ct);
+            await reader.NextResultAsync(ct);
+            await reader.ReadAsync(ct);
+            actualVersion = reader.GetInt64(0);
+            lastPosition = reader.IsDBNull(1) ? null : reader.GetInt64(1);
+        }
+        catch (PostgresException e) when (e is { SqlState: PostgresErrorCodes.UniqueViolation, ConstraintName: EventStoreSchema.StreamVersionConstraint })
+        {
+            // Unreachable while every writer takes the append lock; kept so a writer that bypasses it is still
+            // refused as a conflict and never as an opaque database error.
+            actualVersion = await StreamVersionAsync(streamId, ct);
+            lastPosition = null;
+        }
+
+        // The single place where a refused append becomes the domain's conflict.
+        if (lastPosition is null) throw new StreamVersionConflict(streamId, expectedVersion, actualVersion);
+        return new LogPosition(lastPosition.Value);
+    }
+
+    private async Task<long> StreamVersionAsync(string streamId, CancellationToken ct)
+    {
+        await using var cmd = dataSource.CreateCommand(
+            $"SELECT coalesce(max(stream_version), 0) FROM {EventStoreSchema.EventsTable} WHERE stream_id = $1");
+        cmd.Parameters.Add(new() { Value = streamId });
+        return (long)(await cmd.ExecuteScalarAsync(ct))!;
+    }
+}

@@ -1,0 +1,75 @@
+using System.Net.Sockets;
+using System.Runtime.CompilerServices;
+using Mesh.Contracts.Identity;
+using Microsoft.Extensions.Logging;
+using Npgsql;
+
+namespace Mesh.ControlPlane.EventStore;
+
+public sealed partial class PostgresEventStore
+{
+    public async IAsyncEnumerable<RecordedEvent> SubscribeAllAsync(
+        LogPosition after, [EnumeratorCancellation] CancellationToken ct = default)
+    {
+        await using var listener = new LogNotificationListener(dataSource);
+        var checkpoint = after;
+        while (true)
+        {
+            foreach (var e in await NextBatchAsync(listener, checkpoint, ct))
+            {
+                ct.ThrowIfCancellationRequested();
+                // The checkpoint only moves past what was handed out, so a reconnect resumes exactly here.
+                checkpoint = e.Position;
+                yield return e;
+            }
+        }
+    }
+
+    /// <summary>The next non-empty batch after <paramref name="checkpoint"/>: read, and when caught up, wait for a notification or the poll.</summary>
+    private async Task<IReadOnlyList<RecordedEvent>> NextBatchAsync(
+        LogNotificationListener listener, LogPosition checkpoint, CancellationToken ct)
+    {
+        var failures = 0;
+        while (true)
+        {
+            try
+            {
+                // LISTEN before reading: an append that commits after a read that found nothing is then sure to
+                // notify us, so the wait below never sleeps through it.
+                await listener.EnsureListeningAsync(ct);
+                var batch = await ReadAllAsync(checkpoint, _options.SubscriptionBatchSize, ct);
+                if (batch.Count > 0) return batch;
+                failures = 0;
+                await listener.WaitAsync(_options.PollInterval, ct);
+            }
+            catch (Exception e) when (IsConnectionLoss(e) && !ct.IsCancellationRequested)
+            {
+                await listener.ResetAsync();
+                var delay = ReconnectDelay(++failures);
+                LogConnectionLost(e, checkpoint, delay);
+                await Task.Delay(delay, ct);
+            }
+        }
+    }
+
+    private TimeSpan ReconnectDelay(int failures)
+    {
+        var delay = _options.ReconnectDelay * Math.Pow(2, Math.Min(failures - 1, 16));
+        return delay < _options.MaxReconnectDelay ? delay : _options.MaxReconnectDelay;
+    }
+
+    // Worth waiting out: the server restarting or refusing connections for now, the network, the pool. Anything
+    // else (a missing table, bad SQL) is a bug and ends the subscription.
+    private static bool IsConnectionLoss(Exception e) => e switch
+    {
+        PostgresException pg => pg.IsTransient
+            || pg.SqlState.StartsWith("57P", StringComparison.Ordinal)   // admin/crash shutdown, cannot connect now
+            || pg.SqlState.StartsWith("08", StringComparison.Ordinal),   // connection exception
+        NpgsqlException => true,                                          // no server error: the connection itself failed
+        IOException or SocketException or TimeoutException => true,
+        _ => false,
+    };
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Event subscription lost its connection after position {Checkpoint}; retrying in {Delay}")]
+    private partial void LogConnectionLost(Exception exception, LogPosition checkpoint, TimeSpan delay);
+}

@@ -1,0 +1,73 @@
+using Google.Protobuf;
+using Mesh.Contracts.Grpc;
+
+namespace Mesh.ControlPlane.Grpc;
+
+/// <summary>
+/// The response side of one call. Writes and the final status are serialized through one gate, because the
+/// deadline timer may end the call while a handler is still writing; after the status nothing more is sent.
+/// </summary>
+internal sealed class GrpcResponseWriter(HttpResponse response, int maxSendMessageSize)
+{
+    private readonly SemaphoreSlim _gate = new(1, 1);
+    private readonly Lock _sync = new();
+    private Task? _completion;
+
+    public bool IsCompleted { get { lock (_sync) return _completion is not null; } }
+
+    /// <summary>Sends the response headers now, so a client knows the call is established before the first message.</summary>
+    public Task StartAsync(CancellationToken ct) => GatedAsync(async () => await response.BodyWriter.FlushAsync(ct), ct);
+
+    public Task WriteAsync(IMessage message, CancellationToken ct) => GatedAsync(async () =>
+    {
+        GrpcFraming.WriteMessage(response.BodyWriter, message, maxSendMessageSize);
+        await response.BodyWriter.FlushAsync(ct);
+    }, ct);
+
+    /// <summary>Ends the call with this status; the first status wins and later calls return the same task.</summary>
+    public Task CompleteAsync(StatusCode status, string detail)
+    {
+        lock (_sync) return _completion ??= Task.Run(() => SendStatusAsync(status, detail));
+    }
+
+    private async Task GatedAsync(Func<Task> write, CancellationToken ct)
+    {
+        await _gate.WaitAsync(ct);
+        try
+        {
+            ct.ThrowIfCancellationRequested();
+            if (IsCompleted) throw new InvalidOperationException("the call has already ended: no more messages can be sent");
+            await write();
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    private async Task SendStatusAsync(StatusCode status, string detail)
+    {
+        // No token: an in-flight write is cancelled by the call's token, and the status must still go out after it.
+        await _gate.WaitAsync();
+        try
+        {
+            var code = ((int)status).ToString(System.Globalization.CultureInfo.InvariantCulture);
+            if (!response.HasStarted)
+            {
+                // Trailers-only response: one HEADERS frame carrying the status and END_STREAM.
+                response.Headers[GrpcProtocol.StatusHeader] = code;
+                if (detail.Length > 0) response.Headers[GrpcProtocol.MessageHeader] = GrpcStatusMessage.Encode(detail);
+            }
+            else
+            {
+                response.AppendTrailer(GrpcProtocol.StatusHeader, code);
+                if (detail.Length > 0) response.AppendTrailer(GrpcProtocol.MessageHeader, GrpcStatusMessage.Encode(detail));
+            }
+            await response.CompleteAsync();
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+}

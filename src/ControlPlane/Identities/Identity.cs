@@ -1,0 +1,55 @@
+using System.Collections.Immutable;
+using Mesh.ControlPlane.Commands;
+using Mesh.Contracts.Identity;
+using Mesh.Contracts.Labels;
+
+namespace Mesh.ControlPlane.Identities;
+
+// The cluster's identity allocator: one stream holds every allocation, so the expected-version check on append
+// makes "one identity per label set" and "one label set per identity" hold across concurrent requests.
+
+public abstract record IdentityCommand
+{
+    public sealed record AllocateIdentity(LabelSet Labels) : IdentityCommand;
+    private IdentityCommand() { }
+}
+
+public abstract record IdentityEvent
+{
+    /// <summary>Key is the label set's canonical key; Labels its labels as "source:key=value".</summary>
+    public sealed record IdentityAllocated(uint Identity, string Key, string[] Labels) : IdentityEvent;
+    private IdentityEvent() { }
+}
+
+public sealed record IdentityState(ImmutableDictionary<string, uint> ByKey, uint NextIndex)
+{
+    public static readonly IdentityState Empty = new(ImmutableDictionary<string, uint>.Empty, NumericIdentity.MinimalAllocated);
+}
+
+public static class Identity
+{
+    public const string StreamId = "identities";
+
+    /// <summary>This cluster's id in the mesh (bits 16–23 of every identity it allocates).</summary>
+    public const byte ClusterId = 0;
+
+    public static readonly Decider<IdentityCommand, IdentityEvent, IdentityState> Decider = new(Decide, Evolve, IdentityState.Empty);
+
+    public static IReadOnlyList<IdentityEvent> Decide(IdentityCommand command, IdentityState state) => command switch
+    {
+        IdentityCommand.AllocateIdentity a when state.ByKey.ContainsKey(a.Labels.Key) => [],
+        IdentityCommand.AllocateIdentity when state.NextIndex > NumericIdentity.MaximalAllocated =>
+            throw new DomainRuleViolation($"no identity left: all {NumericIdentity.MaximalAllocated - NumericIdentity.MinimalAllocated + 1} label identities of cluster {ClusterId} are allocated"),
+        IdentityCommand.AllocateIdentity a =>
+            [new IdentityEvent.IdentityAllocated(NumericIdentity.ForCluster(ClusterId, state.NextIndex).Value, a.Labels.Key,
+                a.Labels.Select(l => l.ToString()).ToArray())],
+        _ => throw new DomainRuleViolation($"{command.GetType().Name} is not an identity command"),
+    };
+
+    public static IdentityState Evolve(IdentityState state, IdentityEvent @event) => @event switch
+    {
+        IdentityEvent.IdentityAllocated a => new(state.ByKey.SetItem(a.Key, a.Identity),
+            Math.Max(state.NextIndex, (a.Identity & 0xFFFF) + 1)),
+        _ => state,
+    };
+}

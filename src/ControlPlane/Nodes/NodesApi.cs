@@ -1,0 +1,31 @@
+using Mesh.ControlPlane.State;
+using Mesh.Contracts.Api;
+
+namespace Mesh.ControlPlane.Nodes;
+
+/// <summary>Convergence per node, and the control plane's own status.</summary>
+public static class NodesApi
+{
+    public static IEndpointRouteBuilder MapNodeEndpoints(this IEndpointRouteBuilder app, string grpcAddress)
+    {
+        app.MapGet("/v1/nodes", (ClusterState state, NodeTracker tracker) => TypedResults.Ok(Nodes(state.Current, tracker))).WithTags("Nodes");
+        app.MapGet("/v1/status", (ClusterState state, NodeTracker tracker) =>
+        {
+            var view = state.Current;
+            return TypedResults.Ok(new StatusView(view.Position.Value, view.Policies.Count, view.Endpoints.Count,
+                view.Identities.Count, Nodes(view, tracker).Length, grpcAddress));
+        }).WithTags("Status");
+        return app;
+    }
+
+    /// <summary>Every change produces a new version for every node (a full compile per version for now), so the
+    /// newest version produced for a node is the view's position.</summary>
+    private static NodeView[] Nodes(ClusterView view, NodeTracker tracker) =>
+        view.NodesWithEndpoints.Union(tracker.Nodes, StringComparer.Ordinal).Order(StringComparer.Ordinal)
+            .Select(node =>
+            {
+                var (acked, at, connected, error) = tracker.Get(node);
+                return new NodeView(node, view.Position.Value, acked, at, connected, error,
+                    view.Endpoints.Values.Count(e => e.Spec.Node == node));
+            }).ToArray();
+}

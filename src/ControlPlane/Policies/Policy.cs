@@ -1,0 +1,55 @@
+using System.Text.Json.Nodes;
+using Mesh.ControlPlane.Commands;
+using Mesh.Contracts.Policies;
+
+namespace Mesh.ControlPlane.Policies;
+
+// One network policy, keyed by namespace and name: its commands, events, state, Decide and Evolve.
+
+public abstract record PolicyCommand
+{
+    public sealed record ApplyPolicy(NetworkPolicy Policy) : PolicyCommand;
+    public sealed record DeletePolicy(string Namespace, string Name) : PolicyCommand;
+    private PolicyCommand() { }
+}
+
+public abstract record PolicyEvent
+{
+    /// <summary>Policy holds the canonical JSON of the parsed policy (PolicyJson), Hash its SHA-256.</summary>
+    public sealed record PolicyApplied(string Namespace, string Name, JsonObject Policy, string Hash) : PolicyEvent;
+    public sealed record PolicyDeleted(string Namespace, string Name) : PolicyEvent;
+    private PolicyEvent() { }
+}
+
+public abstract record PolicyState
+{
+    public sealed record Absent : PolicyState;
+    public sealed record Active(string Hash) : PolicyState;
+    private PolicyState() { }
+}
+
+public static class Policy
+{
+    public static string StreamId(string ns, string name) => $"policy-{ns}/{name}";
+
+    public static readonly Decider<PolicyCommand, PolicyEvent, PolicyState> Decider = new(Decide, Evolve, new PolicyState.Absent());
+
+    public static IReadOnlyList<PolicyEvent> Decide(PolicyCommand command, PolicyState state) => (command, state) switch
+    {
+        (PolicyCommand.ApplyPolicy a, PolicyState.Active s) when s.Hash == PolicyJson.Hash(a.Policy) => [],   // same spec again: nothing happened
+        (PolicyCommand.ApplyPolicy a, _) => [Applied(a.Policy)],
+        (PolicyCommand.DeletePolicy d, PolicyState.Active) => [new PolicyEvent.PolicyDeleted(d.Namespace, d.Name)],
+        (PolicyCommand.DeletePolicy, PolicyState.Absent) => [],
+        _ => throw new DomainRuleViolation($"{command.GetType().Name} cannot be applied to a policy in state {state.GetType().Name}"),
+    };
+
+    public static PolicyState Evolve(PolicyState state, PolicyEvent @event) => @event switch
+    {
+        PolicyEvent.PolicyApplied a => new PolicyState.Active(a.Hash),
+        PolicyEvent.PolicyDeleted => new PolicyState.Absent(),
+        _ => state,
+    };
+
+    private static PolicyEvent.PolicyApplied Applied(NetworkPolicy policy) =>
+        new(policy.Namespace ?? "", policy.Name, (JsonObject)JsonNode.Parse(PolicyJson.Serialize(policy))!, PolicyJson.Hash(policy));
+}

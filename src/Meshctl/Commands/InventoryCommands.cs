@@ -1,0 +1,81 @@
+using System.CommandLine;
+using Mesh.Meshctl.Cli;
+using Spectre.Console;
+
+namespace Mesh.Meshctl.Commands;
+
+/// <summary>meshctl endpoint list, identity list, node status, status: what the control plane knows.</summary>
+public static class InventoryCommands
+{
+    public static Command Endpoint()
+    {
+        var list = new Command("list", "List endpoints with their node, address, labels and identity");
+        list.SetAction((parse, ct) => Output.GuardAsync(async () =>
+        {
+            var endpoints = await GlobalOptions.ClientFrom(parse).ListEndpointsAsync(ct);
+            if (GlobalOptions.Json(parse)) { Output.WriteJson(endpoints); return 0; }
+            var table = Output.Table("ENDPOINT", "NODE", "IP", "INTERFACE", "IDENTITY", "LABELS");
+            foreach (var e in endpoints)
+                table.AddRow(Output.Esc($"{e.Namespace}/{e.Name}"), Output.Esc(e.Node), Output.Esc(e.Ip), Output.Esc(e.Interface),
+                    e.Identity.ToString(System.Globalization.CultureInfo.InvariantCulture), Output.Esc(string.Join(",", e.Labels.Select(l => $"{l.Key}={l.Value}"))));
+            AnsiConsole.Write(table);
+            return 0;
+        }));
+        return new Command("endpoint", "Workload endpoints registered with the control plane") { list };
+    }
+
+    public static Command Identity()
+    {
+        var list = new Command("list", "List allocated security identities and their label sets");
+        list.SetAction((parse, ct) => Output.GuardAsync(async () =>
+        {
+            var identities = await GlobalOptions.ClientFrom(parse).ListIdentitiesAsync(ct);
+            if (GlobalOptions.Json(parse)) { Output.WriteJson(identities); return 0; }
+            var table = Output.Table("IDENTITY", "LABELS", "ALLOCATED AT");
+            foreach (var i in identities)
+                table.AddRow(i.Identity.ToString(System.Globalization.CultureInfo.InvariantCulture), Output.Esc(string.Join("\n", i.Labels)), $"v{i.Version}");
+            AnsiConsole.Write(table);
+            return 0;
+        }));
+        return new Command("identity", "Security identities (one per distinct label set)") { list };
+    }
+
+    public static Command Node()
+    {
+        var status = new Command("status", "Per node: the newest version produced and the newest acknowledged");
+        status.SetAction((parse, ct) => Output.GuardAsync(async () =>
+        {
+            var client = GlobalOptions.ClientFrom(parse);
+            var nodes = await client.ListNodesAsync(ct);
+            if (GlobalOptions.Json(parse)) { Output.WriteJson(nodes); return 0; }
+            var table = Output.Table("NODE", "AGENT", "PRODUCED", "ACKNOWLEDGED", "SINCE", "ENDPOINTS", "LAST ERROR");
+            var now = DateTimeOffset.UtcNow;
+            foreach (var n in nodes)
+            {
+                var inSync = n.AckedVersion >= n.ProducedVersion;
+                table.AddRow(Output.Esc(n.Node), n.Connected ? "[green]connected[/]" : "[red]away[/]", $"v{n.ProducedVersion}",
+                    inSync ? $"[green]v{n.AckedVersion}[/]" : $"[yellow]v{n.AckedVersion}[/]",
+                    n.AckedAt is { } at ? $"{(now - at).TotalSeconds:0}s ago" : "-", n.Endpoints.ToString(System.Globalization.CultureInfo.InvariantCulture),
+                    Output.Esc(n.LastError ?? ""));
+            }
+            AnsiConsole.Write(table);
+            var synced = nodes.Count(n => n.AckedVersion >= n.ProducedVersion);
+            AnsiConsole.MarkupLine($"{synced}/{nodes.Count} nodes at the newest version");
+            return 0;
+        }));
+        return new Command("node", "Nodes and their convergence") { status };
+    }
+
+    public static Command Status()
+    {
+        var cmd = new Command("status", "The control plane's newest version and what it holds");
+        cmd.SetAction((parse, ct) => Output.GuardAsync(async () =>
+        {
+            var s = await GlobalOptions.ClientFrom(parse).StatusAsync(ct);
+            if (GlobalOptions.Json(parse)) { Output.WriteJson(s); return 0; }
+            AnsiConsole.MarkupLine($"control plane [bold]{Output.Esc(parse.GetValue(GlobalOptions.Server))}[/] at v{s.Version}: {s.Policies} policies, {s.Endpoints} endpoints, {s.Identities} identities, {s.Nodes} nodes; agents connect to {Output.Esc(s.GrpcAddress)}");
+            return 0;
+        }));
+        return cmd;
+    }
+}

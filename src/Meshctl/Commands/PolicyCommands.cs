@@ -1,0 +1,148 @@
+using System.CommandLine;
+using Mesh.Contracts.Policies;
+using Mesh.Meshctl.Cli;
+using Spectre.Console;
+
+namespace Mesh.Meshctl.Commands;
+
+/// <summary>meshctl policy apply|get|list|delete|wait.</summary>
+public static class PolicyCommands
+{
+    public static Command Build()
+    {
+        var policy = new Command("policy", "Apply, inspect and delete network policies (CiliumNetworkPolicy YAML or JSON)");
+        policy.Add(Apply());
+        policy.Add(Get());
+        policy.Add(List());
+        policy.Add(Delete());
+        policy.Add(Wait());
+        return policy;
+    }
+
+    private static readonly Option<string> Namespace = new("--namespace", "-n")
+    {
+        Description = "Namespace for documents without metadata.namespace",
+        DefaultValueFactory = _ => "default",
+    };
+
+    private static Command Apply()
+    {
+        var file = new Option<FileSystemInfo>("--filename", "-f") { Description = "A policy file, or a directory of them (*.yaml, *.yml, *.json); - reads stdin", Required = true };
+        var cmd = new Command("apply", "Create or replace policies from files; prints the version that holds each") { file, Namespace };
+        cmd.SetAction((parse, ct) => Output.GuardAsync(async () =>
+        {
+            var client = GlobalOptions.ClientFrom(parse);
+            var failed = 0;
+            foreach (var (source, text) in Documents(parse.GetValue(file)!))
+            {
+                var parsed = PolicyParser.Parse(text, parse.GetValue(Namespace));
+                if (!parsed.Ok)
+                {
+                    failed++;
+                    AnsiConsole.MarkupLine($"[red]✗[/] {Output.Esc(source)}: invalid, nothing applied");
+                    foreach (var e in parsed.Errors) AnsiConsole.MarkupLine($"    {Output.Esc(e.Path)}: {Output.Esc(e.Message)}");
+                    continue;
+                }
+                var p = parsed.Policy!;
+                var result = await client.ApplyPolicyAsync(p.Namespace ?? parse.GetValue(Namespace)!, p.Name, text, ct);
+                if (GlobalOptions.Json(parse)) Output.WriteJson(result);
+                else AnsiConsole.MarkupLine($"[green]✓[/] policy {Output.Esc(result.Namespace)}/{Output.Esc(result.Name)} {(result.Changed ? "applied" : "unchanged")} at v{result.Version}");
+            }
+            return failed == 0 ? 0 : 1;
+        }));
+        return cmd;
+    }
+
+    private static Command Get()
+    {
+        var name = new Argument<string>("NAMESPACE/NAME") { Description = "The policy, e.g. default/allow-frontend" };
+        var cmd = new Command("get", "Show one policy as stored, with who applied it and when") { name };
+        cmd.SetAction((parse, ct) => Output.GuardAsync(async () =>
+        {
+            var (ns, n) = Split(parse.GetValue(name)!);
+            var view = await GlobalOptions.ClientFrom(parse).GetPolicyAsync(ns, n, ct);
+            if (view is null) return Output.Error($"policy {ns}/{n} not found (meshctl policy list shows what exists)");
+            if (GlobalOptions.Json(parse)) { Output.WriteJson(view); return 0; }
+            AnsiConsole.MarkupLine($"[bold]{Output.Esc(view.Namespace)}/{Output.Esc(view.Name)}[/]  v{view.Version}  applied by {Output.Esc(view.AppliedBy)} at {view.AppliedAt:u}  hash {Output.Esc(view.Hash[..12])}");
+            Console.WriteLine(view.Document.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
+            return 0;
+        }));
+        return cmd;
+    }
+
+    private static Command List()
+    {
+        var cmd = new Command("list", "List policies");
+        cmd.SetAction((parse, ct) => Output.GuardAsync(async () =>
+        {
+            var policies = await GlobalOptions.ClientFrom(parse).ListPoliciesAsync(ct);
+            if (GlobalOptions.Json(parse)) { Output.WriteJson(policies); return 0; }
+            var table = Output.Table("NAMESPACE", "NAME", "VERSION", "APPLIED BY", "APPLIED AT", "HASH");
+            foreach (var p in policies)
+                table.AddRow(Output.Esc(p.Namespace), Output.Esc(p.Name), $"v{p.Version}", Output.Esc(p.AppliedBy), $"{p.AppliedAt:u}", Output.Esc(p.Hash[..12]));
+            AnsiConsole.Write(table);
+            return 0;
+        }));
+        return cmd;
+    }
+
+    private static Command Delete()
+    {
+        var name = new Argument<string>("NAMESPACE/NAME") { Description = "The policy to delete" };
+        var cmd = new Command("delete", "Delete a policy") { name };
+        cmd.SetAction((parse, ct) => Output.GuardAsync(async () =>
+        {
+            var (ns, n) = Split(parse.GetValue(name)!);
+            var result = await GlobalOptions.ClientFrom(parse).DeletePolicyAsync(ns, n, ct);
+            if (result is null) return Output.Error($"policy {ns}/{n} not found (meshctl policy list shows what exists)");
+            if (GlobalOptions.Json(parse)) Output.WriteJson(result);
+            else AnsiConsole.MarkupLine($"[green]✓[/] policy {Output.Esc(ns)}/{Output.Esc(n)} deleted at v{result.Version}");
+            return 0;
+        }));
+        return cmd;
+    }
+
+    private static Command Wait()
+    {
+        var timeout = new Option<TimeSpan>("--timeout") { Description = "Give up after this long (e.g. 30s, 00:01:00)", DefaultValueFactory = _ => TimeSpan.FromSeconds(60), CustomParser = r => ParseDuration(r.Tokens[0].Value) };
+        var cmd = new Command("wait", "Wait until every node has acknowledged the newest version; non-zero on timeout") { timeout };
+        cmd.SetAction((parse, ct) => Output.GuardAsync(async () =>
+        {
+            var client = GlobalOptions.ClientFrom(parse);
+            var target = (await client.StatusAsync(ct)).Version;
+            var ok = await client.WaitForConvergenceAsync(target, parse.GetValue(timeout), ct);
+            var nodes = await client.ListNodesAsync(ct);
+            var behind = nodes.Where(n => n.AckedVersion < target).Select(n => $"{n.Node} at v{n.AckedVersion}{(n.LastError is null ? "" : $" ({n.LastError})")}");
+            if (ok) { AnsiConsole.MarkupLine($"[green]✓[/] {nodes.Count}/{nodes.Count} nodes at v{target} or newer"); return 0; }
+            return Output.Error($"timed out waiting for v{target}: {string.Join(", ", behind)}");
+        }));
+        return cmd;
+    }
+
+    internal static TimeSpan ParseDuration(string s) =>
+        s.EndsWith("ms", StringComparison.Ordinal) ? TimeSpan.FromMilliseconds(double.Parse(s[..^2], System.Globalization.CultureInfo.InvariantCulture))
+        : s.EndsWith('s') ? TimeSpan.FromSeconds(double.Parse(s[..^1], System.Globalization.CultureInfo.InvariantCulture))
+        : s.EndsWith('m') ? TimeSpan.FromMinutes(double.Parse(s[..^1], System.Globalization.CultureInfo.InvariantCulture))
+        : TimeSpan.Parse(s, System.Globalization.CultureInfo.InvariantCulture);
+
+    internal static (string Namespace, string Name) Split(string id) =>
+        id.Split('/') is [var ns, var name] ? (ns, name) : ("default", id);
+
+    /// <summary>Every document in a file (split at YAML '---' lines), or in every policy file of a directory.</summary>
+    private static IEnumerable<(string Source, string Text)> Documents(FileSystemInfo input)
+    {
+        var files = input.Name == "-" ? [("stdin", Console.In.ReadToEnd())]
+            : input is DirectoryInfo dir
+                ? dir.EnumerateFiles("*", SearchOption.TopDirectoryOnly)
+                    .Where(f => f.Extension is ".yaml" or ".yml" or ".json").OrderBy(f => f.Name, StringComparer.Ordinal)
+                    .Select(f => (f.Name, File.ReadAllText(f.FullName)))
+                : File.Exists(input.FullName) ? [(input.Name, File.ReadAllText(input.FullName))]
+                : throw new FileNotFoundException($"{input.FullName}: no such file or directory");
+        foreach (var (name, text) in files)
+        {
+            var docs = System.Text.RegularExpressions.Regex.Split(text, @"^---\s*$", System.Text.RegularExpressions.RegexOptions.Multiline)
+                .Where(d => d.Split('\n').Any(l => l.Trim().Length > 0 && !l.TrimStart().StartsWith('#'))).ToList();
+            for (var i = 0; i < docs.Count; i++) yield return (docs.Count > 1 ? $"{name}#{i + 1}" : name, docs[i]);
+        }
+    }
+}

@@ -1,0 +1,40 @@
+using System.CommandLine;
+using Mesh.NodeAgent.Lab;
+
+namespace Mesh.Meshctl.Lab;
+
+/// <summary>
+/// meshctl lab: simulated nodes and pods in network namespaces on this machine, so policies can be tried on real
+/// traffic without Kubernetes. The namespace work is done by Mesh.NodeAgent.Lab; these commands add the control
+/// plane (endpoint registration, the agents' gRPC address) and the output.
+/// </summary>
+public static class LabCommands
+{
+    public static Command Build()
+    {
+        var lab = new Command("lab", "A local lab: nodes and pods as network namespaces, with real agents enforcing policy")
+        {
+            LabUpDownCommands.Up(),
+            LabUpDownCommands.Down(),
+            LabNamespaceCommands.Build(),
+            LabPodCommands.Build(),
+            LabProbeCommands.Probe(),
+            LabProbeCommands.Matrix(),
+            LabUpDownCommands.Register(),
+            Serve(),
+        };
+        lab.Options.Add(LabContext.LabName);
+        return lab;
+    }
+
+    /// <summary>The process inside each pod (started by `lab pod add`); hidden because people never run it.</summary>
+    private static Command Serve()
+    {
+        var netns = new Option<string>("--netns") { Description = "The pod's network namespace", Required = true };
+        var pod = new Option<string?>("--pod") { Description = "The pod's NS/NAME, for its answers and log" };
+        var command = new Command("serve", "Serve TCP and UDP on ports 80 and 81 inside a network namespace") { netns, pod };
+        command.Hidden = true;
+        command.SetAction(parse => PodServer.RunUntilTerminated(parse.GetValue(netns)!, parse.GetValue(pod) ?? parse.GetValue(netns)!));
+        return command;
+    }
+}

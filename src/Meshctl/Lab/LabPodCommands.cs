@@ -1,0 +1,112 @@
+using System.CommandLine;
+using System.Globalization;
+using Mesh.Contracts.Api;
+using Mesh.Meshctl.Cli;
+using Mesh.NodeAgent.Lab;
+using Spectre.Console;
+
+namespace Mesh.Meshctl.Lab;
+
+/// <summary>meshctl lab pod add / label / delete / list: workloads that are network namespaces with a server inside.</summary>
+internal static class LabPodCommands
+{
+    public static Command Build() => new("pod", "Lab pods: a netns per pod, serving TCP and UDP on ports 80 and 81")
+    {
+        Add(), Label(), Delete(), List(),
+    };
+
+    private static Argument<string> PodArgument() => new("NS/NAME") { Description = "The pod, as namespace/name (a bare name means namespace 'default')" };
+
+    private static Command Add()
+    {
+        var pod = PodArgument();
+        var labels = new Option<string?>("--labels", "-l") { Description = "Pod labels, k=v,k2=v2" };
+        var node = new Option<string?>("--node") { Description = "Node to run on (default: the node with the fewest pods)" };
+        var command = new Command("add", "Create a pod, start its server and register it with the control plane") { pod, labels, node };
+        command.SetAction((parse, ct) => LabConsole.GuardAsync(async () =>
+        {
+            var lab = LabContext.Open(parse);
+            var (ns, name) = LabNames.ParsePodRef(parse.GetValue(pod)!);
+            var created = lab.AddPod(ns, name, LabelChanges.ParseLabels(parse.GetValue(labels)), parse.GetValue(node));
+            LabConsole.Info($"pod [bold]{LabConsole.Esc(created.Id)}[/] on {LabConsole.Esc(created.Node)}: {created.Ip} via {LabConsole.Esc(created.HostInterface)}, " +
+                            $"serving {string.Join(", ", PodServer.NamedPorts.Select(p => p.Name))}");
+            return await LabRegistration.RegisterAsync(GlobalOptions.ClientFrom(parse), lab.Read()!, [created], ct) ? 0 : 1;
+        }));
+        return command;
+    }
+
+    private static Command Label()
+    {
+        var pod = PodArgument();
+        var changes = new Argument<string>("LABELS") { Description = "k=v sets, k- removes; comma separated" };
+        var command = new Command("label", "Change a pod's labels and register it again (its identity follows its labels)") { pod, changes };
+        command.SetAction((parse, ct) => LabConsole.GuardAsync(async () =>
+        {
+            var lab = LabContext.Open(parse);
+            var (ns, name) = LabNames.ParsePodRef(parse.GetValue(pod)!);
+            var changed = lab.LabelPod(ns, name, LabelChanges.Parse(parse.GetValue(changes)));
+            LabConsole.Info($"pod [bold]{LabConsole.Esc(changed.Id)}[/] labels {LabConsole.Esc(LabelChanges.Format(changed.Labels))}");
+            return await LabRegistration.RegisterAsync(GlobalOptions.ClientFrom(parse), lab.Read()!, [changed], ct) ? 0 : 1;
+        }));
+        return command;
+    }
+
+    private static Command Delete()
+    {
+        var pod = PodArgument();
+        var command = new Command("delete", "Delete a pod: its endpoint, server and namespace") { pod };
+        command.SetAction((parse, ct) => LabConsole.GuardAsync(async () =>
+        {
+            var lab = LabContext.Open(parse);
+            var (ns, name) = LabNames.ParsePodRef(parse.GetValue(pod)!);
+            var removed = lab.DeletePod(ns, name);
+            if (removed is null) return LabConsole.Error($"no pod {ns}/{name} in lab '{lab.Names.Lab}'; see `meshctl lab pod list`");
+            await LabRegistration.UnregisterAsync(LabContext.Client(parse, TimeSpan.FromSeconds(5)), [removed], ct);
+            LabConsole.Info($"pod [bold]{LabConsole.Esc(removed.Id)}[/] deleted");
+            return 0;
+        }));
+        return command;
+    }
+
+    private static Command List()
+    {
+        var command = new Command("list", "List pods with node, IP, labels and identity (identity '-' when the control plane is unreachable)");
+        command.SetAction((parse, ct) => LabConsole.GuardAsync(async () =>
+        {
+            var state = LabContext.Open(parse).Read() ?? new LabState();
+            var identities = await IdentitiesAsync(parse, ct);
+            var rows = state.Pods.OrderBy(p => p.Id, StringComparer.Ordinal).Select(p => new
+            {
+                p.Namespace, p.Name, p.Node, p.Ip, p.HostInterface, p.Labels,
+                NamespaceLabels = state.NamespaceLabels(p.Namespace),
+                Identity = identities is not null && identities.TryGetValue(p.Id, out var id) ? id : (uint?)null,
+                Serving = p.Server is { } s && DetachedProcess.IsAlive(s),
+            }).ToList();
+            if (GlobalOptions.Json(parse)) { LabConsole.WriteJson(rows); return 0; }
+            var table = LabConsole.Table("POD", "NODE", "IP", "INTERFACE", "LABELS", "IDENTITY", "SERVER");
+            foreach (var r in rows)
+                table.AddRow(LabConsole.Esc($"{r.Namespace}/{r.Name}"), LabConsole.Esc(r.Node), r.Ip, LabConsole.Esc(r.HostInterface),
+                    LabConsole.Esc(LabelChanges.Format(r.Labels)),
+                    r.Identity is { } id ? id.ToString(CultureInfo.InvariantCulture) : "-",
+                    r.Serving ? "[green]serving[/]" : "[red]down[/]");
+            AnsiConsole.Write(table);
+            if (identities is null) LabConsole.Info("[grey]identities unknown: the control plane is unreachable[/]");
+            return 0;
+        }));
+        return command;
+    }
+
+    /// <summary>Identity by "ns/name" from the control plane's endpoint list; null when it cannot be asked.</summary>
+    private static async Task<Dictionary<string, uint>?> IdentitiesAsync(ParseResult parse, CancellationToken ct)
+    {
+        try
+        {
+            var endpoints = await LabContext.Client(parse, TimeSpan.FromSeconds(5)).ListEndpointsAsync(ct);
+            return endpoints.ToDictionary(e => $"{e.Namespace}/{e.Name}", e => e.Identity);
+        }
+        catch (Exception e) when (e is ControlPlaneUnreachableException or TaskCanceledException or MeshApiException)
+        {
+            return null;
+        }
+    }
+}

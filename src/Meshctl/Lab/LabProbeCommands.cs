@@ -1,0 +1,94 @@
+using System.CommandLine;
+using System.Net;
+using Mesh.Meshctl.Cli;
+using Mesh.NodeAgent.Lab;
+using Spectre.Console;
+
+namespace Mesh.Meshctl.Lab;
+
+/// <summary>meshctl lab probe / matrix: does traffic from one pod reach another, as the datapath decides it now.</summary>
+internal static class LabProbeCommands
+{
+    private const int ParallelProbes = 8;
+
+    public static Command Probe()
+    {
+        var from = new Argument<string>("FROM") { Description = "Source pod, NS/NAME" };
+        var to = new Argument<string>("TO") { Description = "Destination pod, NS/NAME" };
+        var (port, protocol, timeout) = TrafficOptions();
+        var command = new Command("probe", "Connect from one pod to another; exit 0 when it connects, 1 when it does not")
+        {
+            from, to, port, protocol, timeout,
+        };
+        command.SetAction((parse, ct) => LabConsole.GuardAsync(async () =>
+        {
+            var lab = LabContext.Open(parse);
+            var source = lab.FindPod(parse.GetValue(from)!);
+            var target = lab.FindPod(parse.GetValue(to)!);
+            var (p, proto) = ResolvePort(parse.GetValue(port)!, parse.GetValue(protocol)!);
+            var result = await Prober.ProbeAsync(source.Netns, IPAddress.Parse(target.Ip), p, proto, LabConsole.ParseDuration(parse.GetValue(timeout)!), ct);
+            if (GlobalOptions.Json(parse))
+                LabConsole.WriteJson(new { from = source.Id, to = target.Id, port = p, protocol = Name(proto), result.Connected, result.Detail, elapsedMs = result.Elapsed.TotalMilliseconds });
+            else
+                LabConsole.Info(result.Connected
+                    ? $"[green]✓[/] {LabConsole.Esc(source.Id)} → {LabConsole.Esc(target.Id)} ({target.Ip}) {Name(proto)}/{p}: connected in {result.Elapsed.TotalMilliseconds:0} ms"
+                    : $"[red]✗[/] {LabConsole.Esc(source.Id)} → {LabConsole.Esc(target.Id)} ({target.Ip}) {Name(proto)}/{p}: {LabConsole.Esc(result.Detail)}");
+            return result.Connected ? 0 : 1;
+        }));
+        return command;
+    }
+
+    public static Command Matrix()
+    {
+        var (port, protocol, timeout) = TrafficOptions();
+        var command = new Command("matrix", "Probe every pod from every pod, in parallel, and show who reaches whom") { port, protocol, timeout };
+        command.SetAction((parse, ct) => LabConsole.GuardAsync(async () =>
+        {
+            var state = LabContext.Open(parse).Read();
+            if (state is null || state.Pods.Count == 0)
+                return LabConsole.Error("the lab has no pods; add some with `meshctl lab pod add NS/NAME --labels k=v`");
+            var (p, proto) = ResolvePort(parse.GetValue(port)!, parse.GetValue(protocol)!);
+            var limit = LabConsole.ParseDuration(parse.GetValue(timeout)!);
+            var pods = state.Pods.OrderBy(x => x.Id, StringComparer.Ordinal).ToList();
+            var pairs = pods.SelectMany(a => pods.Where(b => b != a).Select(b => (From: a, To: b))).ToList();
+            var results = new System.Collections.Concurrent.ConcurrentDictionary<(string, string), ProbeResult>();
+            await Parallel.ForEachAsync(pairs, new ParallelOptions { MaxDegreeOfParallelism = ParallelProbes, CancellationToken = ct }, async (pair, token) =>
+                results[(pair.From.Id, pair.To.Id)] = await Prober.ProbeAsync(pair.From.Netns, IPAddress.Parse(pair.To.Ip), p, proto, limit, token));
+
+            if (GlobalOptions.Json(parse))
+            {
+                LabConsole.WriteJson(pods.ToDictionary(a => a.Id, a => pods.Where(b => b != a).ToDictionary(b => b.Id, b => results[(a.Id, b.Id)].Connected)));
+                return 0;
+            }
+            var table = LabConsole.Table(["FROM ↓ TO →", .. pods.Select(x => LabConsole.Esc(x.Id))]);
+            foreach (var a in pods)
+                table.AddRow([LabConsole.Esc(a.Id), .. pods.Select(b => b == a ? "[grey]-[/]" : results[(a.Id, b.Id)].Connected ? "[green]✓[/]" : "[red]✗[/]")]);
+            LabConsole.Info($"{Name(proto)}/{p}, timeout {limit.TotalMilliseconds:0} ms");
+            AnsiConsole.Write(table);
+            return 0;
+        }));
+        return command;
+    }
+
+    private static (Option<string> Port, Option<string> Protocol, Option<string> Timeout) TrafficOptions() =>
+    (
+        new Option<string>("--port", "-p") { Description = "Port number, or a named port (serve-80-tcp, serve-81-udp, …)", Required = true },
+        new Option<string>("--protocol") { Description = "tcp or udp (a named port implies it)", DefaultValueFactory = _ => "tcp" },
+        new Option<string>("--timeout") { Description = "How long to wait for an answer (1s, 500ms)", DefaultValueFactory = _ => "1s" }
+    );
+
+    private static (int Port, LabProtocol Protocol) ResolvePort(string port, string protocol)
+    {
+        if (PodServer.NamedPorts.FirstOrDefault(n => n.Name == port) is { } named) return (named.Port, named.Protocol);
+        if (!int.TryParse(port, out var number) || number is < 1 or > 65535)
+            throw new LabException($"invalid --port '{port}': a number 1-65535 or one of {string.Join(", ", PodServer.NamedPorts.Select(n => n.Name))}");
+        return protocol.ToLowerInvariant() switch
+        {
+            "tcp" => (number, LabProtocol.Tcp),
+            "udp" => (number, LabProtocol.Udp),
+            _ => throw new LabException($"invalid --protocol '{protocol}': tcp or udp"),
+        };
+    }
+
+    private static string Name(LabProtocol protocol) => protocol == LabProtocol.Tcp ? "tcp" : "udp";
+}

@@ -1,0 +1,58 @@
+using Mesh.Contracts.Api;
+using Mesh.NodeAgent.Lab;
+
+namespace Mesh.Meshctl.Lab;
+
+/// <summary>Tells the control plane about lab pods; its answer carries the identity their labels got.</summary>
+internal static class LabRegistration
+{
+    public static EndpointRegistration For(LabPod pod, LabState state) =>
+        new(pod.Namespace, pod.Name, pod.Node, pod.Ip, pod.HostInterface, pod.Labels, state.NamespaceLabels(pod.Namespace));
+
+    /// <summary>
+    /// Registers each pod; returns false (after saying what to do) when the control plane cannot be reached, so the
+    /// pods stay in the lab and `meshctl lab register` can finish the job later.
+    /// </summary>
+    public static async Task<bool> RegisterAsync(MeshApiClient client, LabState state, IEnumerable<LabPod> pods, CancellationToken ct)
+    {
+        try
+        {
+            foreach (var pod in pods)
+            {
+                var registered = await client.RegisterEndpointAsync(For(pod, state), ct);
+                LabConsole.Info($"registered [bold]{LabConsole.Esc(pod.Id)}[/]: identity [cyan]{registered.Identity}[/] (v{registered.Version})");
+            }
+            return true;
+        }
+        catch (ControlPlaneUnreachableException e)
+        {
+            LabConsole.Warn($"{e.Message}; the pods exist but the control plane does not know them yet. " +
+                            "Start it, then run `meshctl lab register`.");
+            return false;
+        }
+        catch (TaskCanceledException) when (!ct.IsCancellationRequested)
+        {
+            LabConsole.Warn("the control plane did not answer in time; run `meshctl lab register` once it does.");
+            return false;
+        }
+    }
+
+    /// <summary>Best effort: used while tearing down, when the control plane may well be gone already.</summary>
+    public static async Task<int> UnregisterAsync(MeshApiClient client, IEnumerable<LabPod> pods, CancellationToken ct)
+    {
+        var removed = 0;
+        foreach (var pod in pods)
+        {
+            try
+            {
+                if (await client.DeleteEndpointAsync(pod.Namespace, pod.Name, ct) is not null) removed++;
+            }
+            catch (Exception e) when (e is ControlPlaneUnreachableException or TaskCanceledException or MeshApiException)
+            {
+                LabConsole.Warn($"could not delete endpoint {pod.Id} from the control plane ({e.Message}); continuing");
+                if (e is not MeshApiException) break;
+            }
+        }
+        return removed;
+    }
+}

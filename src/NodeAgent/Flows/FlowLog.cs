@@ -1,0 +1,40 @@
+using System.Text.Json;
+using Mesh.NodeAgent.Datapath;
+
+namespace Mesh.NodeAgent.Flows;
+
+/// <summary>One flow as a JSON line: what `meshctl observe` reads.</summary>
+public sealed record FlowRecord(
+    DateTimeOffset Time, string Node, string? Endpoint, string Direction, string Source, string Destination,
+    string Protocol, uint SourceIdentity, uint DestinationIdentity, string Verdict, string? DropReason, ulong Version, string? Rule)
+{
+    public static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
+
+    public static FlowRecord From(string node, FlowEvent f) => new(
+        f.Time, node, f.Endpoint, f.Direction.ToString().ToLowerInvariant(),
+        f.SourcePort == 0 ? f.Source.ToString() : $"{f.Source}:{f.SourcePort}",
+        f.DestinationPort == 0 ? f.Destination.ToString() : $"{f.Destination}:{f.DestinationPort}",
+        f.Protocol switch { 6 => "TCP", 17 => "UDP", 132 => "SCTP", 1 => "ICMP", var p => p.ToString(System.Globalization.CultureInfo.InvariantCulture) },
+        f.SourceIdentity, f.DestinationIdentity,
+        f.Verdict == FlowVerdict.Dropped ? "DROPPED" : "FORWARDED",
+        f.Reason == DropReason.None ? null : f.Reason.ToString(),
+        f.Version, f.Rule);
+}
+
+/// <summary>Appends the datapath's flow events to flows.jsonl in the agent's state dir, one JSON object per line.</summary>
+public sealed class FlowLog(string node, string path)
+{
+    public static string PathFor(string stateDir) => System.IO.Path.Combine(stateDir, "flows.jsonl");
+
+    public async Task RunAsync(IDatapath datapath, CancellationToken ct)
+    {
+        Directory.CreateDirectory(System.IO.Path.GetDirectoryName(path)!);
+        await using var file = new StreamWriter(new FileStream(path, FileMode.Append, FileAccess.Write, FileShare.ReadWrite)) { AutoFlush = true };
+        try
+        {
+            await foreach (var flow in datapath.Flows.ReadAllAsync(ct))
+                await file.WriteLineAsync(JsonSerializer.Serialize(FlowRecord.From(node, flow), FlowRecord.Json));
+        }
+        catch (OperationCanceledException) when (ct.IsCancellationRequested) { }
+    }
+}

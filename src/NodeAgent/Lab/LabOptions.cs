@@ -1,0 +1,35 @@
+namespace Mesh.NodeAgent.Lab;
+
+/// <summary>
+/// Where a lab keeps its state and pins. Defaults: lab $MESH_LAB or "mesh", state in $MESH_HOME/lab (MESH_HOME
+/// defaults to /var/lib/mesh), pins under /sys/fs/bpf/mesh/{lab}/{node}. Tests pick a unique lab name.
+/// </summary>
+public sealed record LabOptions(string Lab, string StateDirectory, string PinBase = LabOptions.DefaultPinBase)
+{
+    public const string DefaultPinBase = "/sys/fs/bpf/mesh";
+
+    public static LabOptions FromEnvironment(string? lab = null) => new(
+        lab ?? NonEmpty(Environment.GetEnvironmentVariable("MESH_LAB")) ?? LabNames.DefaultLab,
+        Path.Combine(NonEmpty(Environment.GetEnvironmentVariable("MESH_HOME")) ?? "/var/lib/mesh", "lab"));
+
+    private static string? NonEmpty(string? value) => string.IsNullOrWhiteSpace(value) ? null : value;
+}
+
+/// <summary>Launch specs for the lab's processes, all run by the same dotnet host that runs this code.</summary>
+public static class LabLaunches
+{
+    /// <summary>The dotnet host: this process when it is dotnet itself, else $DOTNET_HOST_PATH or "dotnet" on PATH.</summary>
+    public static string DotnetHost =>
+        Environment.ProcessPath is { } self && Path.GetFileNameWithoutExtension(self) == "dotnet"
+            ? self
+            : Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") ?? "dotnet";
+
+    /// <summary>mesh-agent.dll: the assembly this library lives in.</summary>
+    public static string AgentAssembly => typeof(LabLaunches).Assembly.Location;
+
+    /// <summary>The node agent for <paramref name="node"/>, enforcing in the node's netns and pinning under its own root.</summary>
+    public static ProcessLaunch Agent(LabNode node, string grpcAddress, string logFile) => new(
+        $"agent {node.Name}", DotnetHost,
+        [AgentAssembly, "--node", node.Name, "--netns", node.Netns, "--control-plane", grpcAddress, "--pin-root", node.PinRoot],
+        logFile);
+}

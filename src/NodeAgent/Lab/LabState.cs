@@ -1,0 +1,55 @@
+namespace Mesh.NodeAgent.Lab;
+
+/// <summary>
+/// What a lab made, persisted as JSON. Every object is recorded before it is created, so a crash leaves a state
+/// that `down` can still clean up from (and `down` also scans /run/netns and /proc, in case the record is missing).
+/// </summary>
+public sealed class LabState
+{
+    public string Lab { get; set; } = "";
+    public DateTimeOffset CreatedAt { get; set; }
+    public string? ControlPlane { get; set; }
+    public string? GrpcAddress { get; set; }
+    public List<LabNode> Nodes { get; set; } = [];
+    public SortedDictionary<string, SortedDictionary<string, string>> Namespaces { get; set; } = new(StringComparer.Ordinal);
+    public List<LabPod> Pods { get; set; } = [];
+
+    public bool IsUp => Nodes.Count > 0;
+
+    public LabNode? Node(string name) => Nodes.Find(n => n.Name == name);
+
+    public LabPod? Pod(string ns, string name) => Pods.Find(p => p.Namespace == ns && p.Name == name);
+
+    public IReadOnlyDictionary<string, string> NamespaceLabels(string ns) =>
+        Namespaces.TryGetValue(ns, out var labels) ? labels : new SortedDictionary<string, string>();
+}
+
+public sealed class LabNode
+{
+    public string Name { get; set; } = "";
+    public int Index { get; set; }
+    public string Netns { get; set; } = "";
+    public string Address { get; set; } = "";
+    public string PodCidr { get; set; } = "";
+    public string PinRoot { get; set; } = "";
+    public string? AgentLog { get; set; }
+    public RecordedProcess? Agent { get; set; }
+}
+
+public sealed class LabPod
+{
+    public string Namespace { get; set; } = "";
+    public string Name { get; set; } = "";
+    public string Node { get; set; } = "";
+    public string Netns { get; set; } = "";
+    public string Ip { get; set; } = "";
+    public string HostInterface { get; set; } = "";
+    public SortedDictionary<string, string> Labels { get; set; } = new(StringComparer.Ordinal);
+    public string? ServerLog { get; set; }
+    public RecordedProcess? Server { get; set; }
+
+    public string Id => $"{Namespace}/{Name}";
+}
+
+/// <summary>A process the lab started. The start time tells it apart from a later process that reused the pid.</summary>
+public sealed record RecordedProcess(int Pid, ulong StartTime, string Role);

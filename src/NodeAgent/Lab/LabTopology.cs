@@ -1,0 +1,91 @@
+using Mesh.NodeAgent.Netns;
+
+namespace Mesh.NodeAgent.Lab;
+
+/// <summary>
+/// The lab's kernel objects. An underlay netns holds a bridge; each node is a netns with eth0 on that bridge,
+/// forwarding on, and a route to every other node's pod CIDR. Each pod is a netns whose eth0 pairs with an
+/// lxc… veth in its node netns. Neighbours are static on both sides (the pod's gateway is the link-local
+/// 169.254.1.1, as in Cilium), so no ARP ever decides whether a probe passes.
+/// </summary>
+public sealed class LabTopology(LabNames names)
+{
+    private const string Bridge = "br0";
+    private const string NodeUplink = "eth0";
+    private const string PodInterface = "eth0";
+
+    public void CreateUnderlay()
+    {
+        if (NetworkNamespace.Exists(names.UnderlayNetns)) return;
+        IpCommand.Run("netns", "add", names.UnderlayNetns);
+        IpCommand.In(names.UnderlayNetns, "link", "set", "lo", "up");
+        IpCommand.In(names.UnderlayNetns, "link", "add", Bridge, "type", "bridge");
+        IpCommand.In(names.UnderlayNetns, "link", "set", Bridge, "up");
+    }
+
+    /// <summary>Creates <paramref name="node"/> and routes between it and every node in <paramref name="others"/>.</summary>
+    public void CreateNode(LabNode node, IEnumerable<LabNode> others)
+    {
+        IpCommand.Run("netns", "add", node.Netns);
+        IpCommand.In(node.Netns, "link", "set", "lo", "up");
+        IpCommand.In(names.UnderlayNetns, "link", "add", node.Name, "type", "veth", "peer", "name", NodeUplink, "netns", node.Netns);
+        IpCommand.In(names.UnderlayNetns, "link", "set", node.Name, "master", Bridge);
+        IpCommand.In(names.UnderlayNetns, "link", "set", node.Name, "up");
+        IpCommand.In(node.Netns, "addr", "add", $"{node.Address}/24", "dev", NodeUplink);
+        IpCommand.In(node.Netns, "link", "set", NodeUplink, "up");
+        NetworkNamespace.Run(node.Netns, () =>
+        {
+            // /proc/sys/net follows the netns of the thread that opens it, so this sets the node's values only.
+            File.WriteAllText("/proc/sys/net/ipv4/ip_forward", "1");
+            File.WriteAllText("/proc/sys/net/ipv4/conf/all/rp_filter", "0");
+            File.WriteAllText("/proc/sys/net/ipv4/conf/default/rp_filter", "0");
+        });
+        foreach (var other in others.Where(o => o.Name != node.Name))
+        {
+            IpCommand.In(node.Netns, "route", "replace", other.PodCidr, "via", other.Address, "dev", NodeUplink);
+            IpCommand.In(other.Netns, "route", "replace", node.PodCidr, "via", node.Address, "dev", NodeUplink);
+        }
+    }
+
+    public void CreatePod(LabNode node, LabPod pod)
+    {
+        IpCommand.Run("netns", "add", pod.Netns);
+        IpCommand.In(pod.Netns, "link", "set", "lo", "up");
+        IpCommand.In(node.Netns, "link", "add", pod.HostInterface, "type", "veth", "peer", "name", PodInterface, "netns", pod.Netns);
+        var hostMac = IpCommand.MacOf(node.Netns, pod.HostInterface);
+        var podMac = IpCommand.MacOf(pod.Netns, PodInterface);
+
+        IpCommand.In(pod.Netns, "addr", "add", $"{pod.Ip}/32", "dev", PodInterface);
+        IpCommand.In(pod.Netns, "link", "set", PodInterface, "up");
+        IpCommand.In(pod.Netns, "route", "add", LabNames.PodGateway, "dev", PodInterface, "scope", "link");
+        IpCommand.In(pod.Netns, "route", "add", "default", "via", LabNames.PodGateway, "dev", PodInterface);
+        IpCommand.In(pod.Netns, "neigh", "replace", LabNames.PodGateway, "lladdr", hostMac, "dev", PodInterface, "nud", "permanent");
+
+        IpCommand.In(node.Netns, "link", "set", pod.HostInterface, "up");
+        IpCommand.In(node.Netns, "route", "replace", $"{pod.Ip}/32", "dev", pod.HostInterface, "scope", "link");
+        IpCommand.In(node.Netns, "neigh", "replace", pod.Ip, "lladdr", podMac, "dev", pod.HostInterface, "nud", "permanent");
+    }
+
+    /// <summary>Deleting the pod netns destroys its veth pair, and with it the node-side route and neighbour.</summary>
+    public static void DeletePod(LabPod pod) => DeleteNetns(pod.Netns);
+
+    /// <summary>Every namespace whose name starts with this lab's prefix, whether or not the state recorded it.</summary>
+    public IReadOnlyList<string> ExistingNamespaces() =>
+        Directory.Exists("/run/netns")
+            ? Directory.EnumerateFileSystemEntries("/run/netns").Select(Path.GetFileName)
+                .Where(n => n!.StartsWith(names.Prefix, StringComparison.Ordinal)).Select(n => n!).Order().ToList()
+            : [];
+
+    /// <summary>Removes a namespace; a missing one, or a file left by a crash halfway through `ip netns add`, is fine.</summary>
+    public static void DeleteNetns(string netns)
+    {
+        var path = NetworkNamespace.PathOf(netns);
+        if (!File.Exists(path)) return;
+        if (IpCommand.TryRun(out var error, "netns", "delete", netns) || !File.Exists(path)) return;
+        try { File.Delete(path); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new LabException($"cannot delete netns {netns}: {error}; {e.Message}", e);
+        }
+    }
+}

@@ -1,0 +1,62 @@
+using System.Diagnostics;
+using Mesh.Contracts.Agent;
+using Mesh.Contracts.Grpc;
+using Mesh.NodeAgent.Datapath;
+
+namespace Mesh.NodeAgent.Sync;
+
+/// <summary>
+/// Watches this node's snapshots and enforces each one. Versions only move forward: a snapshot not newer than the
+/// applied one is ignored. Every version is acked, applied or failed (with the reason); a failed one leaves the
+/// previous version enforcing. When the control plane is away the kernel keeps enforcing and the loop reconnects,
+/// resuming from the version the kernel holds.
+/// </summary>
+public sealed class AgentLoop(AgentOptions options, IDatapath datapath, GrpcClient grpc, TextWriter log)
+{
+    private const string Service = "mesh.agent.v1.AgentSync";
+
+    public async Task RunAsync(CancellationToken ct)
+    {
+        var backoff = TimeSpan.FromMilliseconds(200);
+        while (!ct.IsCancellationRequested)
+        {
+            try
+            {
+                var request = new WatchRequest { Node = options.Node, LastAppliedVersion = datapath.AppliedVersion };
+                await foreach (var update in grpc.ServerStreamingAsync(Service, "Watch", request, SnapshotUpdate.Parser, ct: ct))
+                {
+                    backoff = TimeSpan.FromMilliseconds(200);
+                    await ApplyAsync(update.Snapshot, ct);
+                }
+            }
+            catch (OperationCanceledException) when (ct.IsCancellationRequested) { return; }
+            catch (Exception e) when (e is RpcException or HttpRequestException or IOException)
+            {
+                await log.WriteLineAsync($"control plane at {options.ControlPlane} unavailable ({e.Message}); keeping v{datapath.AppliedVersion}, retrying in {backoff.TotalSeconds:0.#}s");
+            }
+            await Task.Delay(backoff, ct).ContinueWith(_ => { }, CancellationToken.None);
+            backoff = TimeSpan.FromMilliseconds(Math.Min(backoff.TotalMilliseconds * 2, 5000));
+        }
+    }
+
+    private async Task ApplyAsync(NodeSnapshot snapshot, CancellationToken ct)
+    {
+        if (snapshot.Version <= datapath.AppliedVersion) return;
+        var clock = Stopwatch.StartNew();
+        var ack = new AckRequest { Node = options.Node, Version = snapshot.Version };
+        try
+        {
+            datapath.Apply(SnapshotConversion.ToDatapath(snapshot));
+            ack.Outcome = AckOutcome.Applied;
+            await log.WriteLineAsync($"applied v{snapshot.Version} ({snapshot.Endpoints.Count} endpoints, {snapshot.Policies.Sum(p => p.Entries.Count)} entries) in {clock.Elapsed.TotalMilliseconds:0.0} ms");
+        }
+        catch (Exception e) when (e is DatapathException or FormatException or OverflowException)
+        {
+            ack.Outcome = AckOutcome.Failed;
+            ack.Error = e.Message;
+            await log.WriteLineAsync($"failed to apply v{snapshot.Version}: {e.Message}; v{datapath.AppliedVersion} keeps enforcing");
+        }
+        ack.ApplyMicros = (ulong)clock.Elapsed.TotalMicroseconds;
+        await grpc.UnaryAsync(Service, "Ack", ack, AckReply.Parser, TimeSpan.FromSeconds(10), ct);
+    }
+}

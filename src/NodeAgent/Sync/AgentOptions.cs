@@ -1,0 +1,44 @@
+namespace Mesh.NodeAgent.Sync;
+
+/// <summary>The agent's command line: mesh-agent --node NAME [--netns NS] [--control-plane URL] [--pin-root DIR] ...</summary>
+public sealed record AgentOptions(
+    string Node,
+    string? Netns,
+    Uri ControlPlane,
+    string PinRoot,
+    string? BpfObject,
+    string StateDir)
+{
+    public const string Usage = """
+        mesh-agent: enforces this node's policy snapshots in the kernel and reports every version it applied.
+
+        Options:
+          --node NAME             this node's name (required)
+          --netns NAME            network namespace holding the endpoints' veths (default: the agent's own)
+          --control-plane URL     the control plane's gRPC address (default: $MESH_GRPC or http://127.0.0.1:7081)
+          --pin-root DIR          where maps and programs are pinned (default: /sys/fs/bpf/mesh/NODE)
+          --bpf-object FILE       compiled datapath (default: endpoint.o next to the agent)
+          --state-dir DIR         flow log and state (default: $MESH_HOME/agent/NODE)
+        """;
+
+    public static AgentOptions Parse(string[] args)
+    {
+        var values = new Dictionary<string, string>(StringComparer.Ordinal);
+        for (var i = 0; i < args.Length; i++)
+        {
+            if (!args[i].StartsWith("--", StringComparison.Ordinal) || i + 1 >= args.Length)
+                throw new ArgumentException($"unexpected argument '{args[i]}'\n\n{Usage}");
+            values[args[i][2..]] = args[++i];
+        }
+        string? Get(string key) => values.TryGetValue(key, out var v) ? v : null;
+        var node = Get("node") ?? throw new ArgumentException($"--node is required\n\n{Usage}");
+        var home = Environment.GetEnvironmentVariable("MESH_HOME") ?? "/var/lib/mesh";
+        return new AgentOptions(
+            node,
+            Get("netns"),
+            new Uri(Get("control-plane") ?? Environment.GetEnvironmentVariable("MESH_GRPC") ?? "http://127.0.0.1:7081"),
+            Get("pin-root") ?? $"/sys/fs/bpf/mesh/{node}",
+            Get("bpf-object"),
+            Get("state-dir") ?? Path.Combine(home, "agent", node));
+    }
+}

@@ -1,0 +1,20 @@
+using System.Net;
+using Mesh.Contracts.Agent;
+using Mesh.NodeAgent.Datapath;
+
+namespace Mesh.NodeAgent.Sync;
+
+/// <summary>From the wire's snapshot to the datapath's own terms.</summary>
+public static class SnapshotConversion
+{
+    public static DatapathSnapshot ToDatapath(NodeSnapshot s) => new(
+        s.Version,
+        s.Ipcache.Select(e => new IpCacheItem(IPNetwork.Parse(e.Cidr), e.Identity)).ToList(),
+        s.Endpoints.Select(e => new EndpointItem(e.Id, e.InterfaceName, e.Identity)).ToList(),
+        s.Policies.Select(p => new IdentityPolicyItem(p.Identity, p.IngressEnforced, p.EgressEnforced,
+            p.Entries.Select(e => new PolicyEntryItem(
+                e.Direction == Direction.Ingress ? TrafficDirection.Ingress : TrafficDirection.Egress,
+                e.PeerIdentity, checked((byte)e.Protocol), checked((ushort)e.Port),
+                e.Verdict == Verdict.Deny ? PolicyVerdict.Deny : PolicyVerdict.Allow, e.RuleIndex)).ToList())).ToList(),
+        s.Rules.ToList());
+}

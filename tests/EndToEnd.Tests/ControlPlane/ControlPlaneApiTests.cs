@@ -1,0 +1,161 @@
+using System.Net;
+using Mesh.Contracts.Agent;
+using Mesh.Contracts.Api;
+using Mesh.Contracts.Grpc;
+using Mesh.Testing;
+
+namespace Mesh.EndToEnd.Tests.ControlPlane;
+
+/// <summary>The control plane as a real process on its own database: the API, its refusals, its durability.</summary>
+public sealed class ControlPlaneApiTests : IAsyncLifetime
+{
+    private readonly PostgresDatabase _db = new();
+    private ControlPlaneProcess _cp = null!;
+
+    private const string AllowFrontend = """
+        apiVersion: cilium.io/v2
+        kind: CiliumNetworkPolicy
+        metadata: { name: allow-frontend, namespace: default }
+        spec:
+          endpointSelector: { matchLabels: { app: backend } }
+          ingress:
+            - fromEndpoints: [ { matchLabels: { app: frontend } } ]
+              toPorts: [ { ports: [ { port: "80", protocol: TCP } ] } ]
+        """;
+
+    public async ValueTask InitializeAsync()
+    {
+        await _db.InitializeAsync();
+        _cp = new ControlPlaneProcess(_db.ConnectionString);
+        await _cp.StartAsync();
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _cp.DisposeAsync();
+        await _db.DisposeAsync();
+    }
+
+    private static EndpointRegistration Pod(string name, string app, string node = "node-1", int host = 5) =>
+        new("default", name, node, $"10.201.1.{host}", $"lxc{name}"[..Math.Min(15, 3 + name.Length)], new Dictionary<string, string> { ["app"] = app });
+
+    [Fact]
+    public async Task Malformed_policy_is_refused_with_400_naming_the_field_and_nothing_is_stored()
+    {
+        var before = (await _cp.Client.StatusAsync()).Version;
+        var bad = AllowFrontend.Replace("port: \"80\"", "port: \"80x\"");
+
+        var error = await Assert.ThrowsAsync<MeshApiException>(() => _cp.Client.ApplyPolicyAsync("default", "allow-frontend", bad));
+
+        Assert.Equal(HttpStatusCode.BadRequest, error.Status);
+        var errors = error.Problem!["errors"]!.AsObject();
+        Assert.Contains("spec.ingress[0].toPorts[0].ports[0].port", errors.Select(e => e.Key));
+        Assert.Null(await _cp.Client.GetPolicyAsync("default", "allow-frontend"));
+        Assert.Equal(before, (await _cp.Client.StatusAsync()).Version);
+    }
+
+    [Fact]
+    public async Task Policy_name_in_the_document_must_match_the_path()
+    {
+        var error = await Assert.ThrowsAsync<MeshApiException>(() => _cp.Client.ApplyPolicyAsync("default", "other-name", AllowFrontend));
+        Assert.Equal(HttpStatusCode.BadRequest, error.Status);
+        Assert.Contains("metadata.name", error.Problem!["errors"]!.AsObject().Select(e => e.Key));
+    }
+
+    [Fact]
+    public async Task Applied_policy_is_read_back_with_its_principal_and_version_and_reapplying_changes_nothing()
+    {
+        var applied = await _cp.Client.ApplyPolicyAsync("default", "allow-frontend", AllowFrontend);
+        var again = await _cp.Client.ApplyPolicyAsync("default", "allow-frontend", AllowFrontend);
+        var view = await _cp.Client.GetPolicyAsync("default", "allow-frontend");
+
+        Assert.True(applied.Changed);
+        Assert.False(again.Changed);
+        Assert.Equal(applied.Version, view!.Version);
+        Assert.Equal(applied.Hash, view.Hash);
+        Assert.False(string.IsNullOrEmpty(view.AppliedBy));
+        Assert.Single(await _cp.Client.ListPoliciesAsync());
+    }
+
+    [Fact]
+    public async Task Same_label_set_gets_one_identity_and_a_different_set_another()
+    {
+        var a = await _cp.Client.RegisterEndpointAsync(Pod("web-1", "web", host: 5));
+        var b = await _cp.Client.RegisterEndpointAsync(Pod("web-2", "web", host: 6));
+        var c = await _cp.Client.RegisterEndpointAsync(Pod("db-1", "db", host: 7));
+
+        Assert.Equal(a.Identity, b.Identity);
+        Assert.NotEqual(a.Identity, c.Identity);
+        Assert.True(a.Identity >= 256);
+        Assert.Equal(2, (await _cp.Client.ListIdentitiesAsync()).Count);
+    }
+
+    [Fact]
+    public async Task Invalid_endpoint_is_refused_naming_every_bad_field()
+    {
+        var error = await Assert.ThrowsAsync<MeshApiException>(() => _cp.Client.RegisterEndpointAsync(
+            Pod("web-1", "web") with { Ip = "10.1.2", Interface = "an-interface-name-too-long" }));
+
+        Assert.Equal(HttpStatusCode.BadRequest, error.Status);
+        var fields = error.Problem!["errors"]!.AsObject().Select(e => e.Key).ToList();
+        Assert.Contains("ip", fields);
+        Assert.Contains("interface", fields);
+        Assert.Empty(await _cp.Client.ListEndpointsAsync());
+    }
+
+    [Fact]
+    public async Task Restarting_the_control_plane_after_kill_9_loses_no_policy_endpoint_or_identity()
+    {
+        await _cp.Client.ApplyPolicyAsync("default", "allow-frontend", AllowFrontend);
+        var web = await _cp.Client.RegisterEndpointAsync(Pod("web-1", "web"));
+        var before = await _cp.Client.StatusAsync();
+
+        _cp.Kill();
+        await _cp.StartAsync();
+
+        var after = await _cp.Client.StatusAsync();
+        Assert.Equal(before.Version, after.Version);
+        Assert.NotNull(await _cp.Client.GetPolicyAsync("default", "allow-frontend"));
+        Assert.Equal(web.Identity, Assert.Single(await _cp.Client.ListEndpointsAsync()).Identity);
+        Assert.Equal(web.Identity, Assert.Single(await _cp.Client.ListIdentitiesAsync()).Identity);
+        // The identity of a known label set survives too: registering the same labels reuses it.
+        Assert.Equal(web.Identity, (await _cp.Client.RegisterEndpointAsync(Pod("web-2", "web", host: 9))).Identity);
+    }
+
+    [Fact]
+    public async Task An_agent_watching_its_node_gets_the_compiled_policy_and_its_ack_shows_in_node_status()
+    {
+        var frontend = await _cp.Client.RegisterEndpointAsync(Pod("frontend", "frontend", host: 5));
+        var backend = await _cp.Client.RegisterEndpointAsync(Pod("backend", "backend", host: 6));
+        var applied = await _cp.Client.ApplyPolicyAsync("default", "allow-frontend", AllowFrontend);
+
+        using var http = new HttpClient { BaseAddress = _cp.Grpc };
+        var grpc = new GrpcClient(http);
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(20));
+        NodeSnapshot? snapshot = null;
+        await foreach (var update in grpc.ServerStreamingAsync("mesh.agent.v1.AgentSync", "Watch",
+            new WatchRequest { Node = "node-1" }, SnapshotUpdate.Parser, ct: cts.Token))
+        {
+            snapshot = update.Snapshot;
+            if (snapshot.Version >= (ulong)applied.Version) break;
+        }
+
+        Assert.NotNull(snapshot);
+        Assert.Equal((ulong)applied.Version, snapshot.Version);
+        var backendPolicy = Assert.Single(snapshot.Policies, p => p.Identity == backend.Identity);
+        Assert.True(backendPolicy.IngressEnforced);
+        Assert.False(backendPolicy.EgressEnforced);
+        var entry = Assert.Single(backendPolicy.Entries);
+        Assert.Equal(frontend.Identity, entry.PeerIdentity);
+        Assert.Equal(6u, entry.Protocol);
+        Assert.Equal(80u, entry.Port);
+        Assert.Equal(Verdict.Allow, entry.Verdict);
+        Assert.Contains("allow-frontend", snapshot.Rules[(int)entry.RuleIndex]);
+
+        await grpc.UnaryAsync("mesh.agent.v1.AgentSync", "Ack",
+            new AckRequest { Node = "node-1", Version = snapshot.Version, Outcome = AckOutcome.Applied }, AckReply.Parser);
+        var node = Assert.Single(await _cp.Client.ListNodesAsync());
+        Assert.Equal(applied.Version, node.AckedVersion);
+        Assert.Equal(applied.Version, node.ProducedVersion);
+    }
+}

@@ -1,0 +1,30 @@
+using System.Diagnostics;
+
+namespace Mesh.Testing;
+
+/// <summary>Runs a built .NET command-line program (meshctl) as a real process and captures what it printed.</summary>
+public static class CliRun
+{
+    public sealed record Result(int ExitCode, string Stdout, string Stderr)
+    {
+        public string Output => Stdout + Stderr;
+    }
+
+    public static async Task<Result> MeshctlAsync(IReadOnlyDictionary<string, string>? env, params string[] args)
+    {
+        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        start.ArgumentList.Add(RepoPaths.Binary("Meshctl", "meshctl.dll"));
+        foreach (var a in args) start.ArgumentList.Add(a);
+        start.Environment["NO_COLOR"] = "1";
+        start.Environment["COLUMNS"] = "200";
+        foreach (var (k, v) in env ?? new Dictionary<string, string>()) start.Environment[k] = v;
+        using var process = Process.Start(start)!;
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(2));
+        await process.WaitForExitAsync(timeout.Token);
+        return new(process.ExitCode, await stdout, await stderr);
+    }
+
+    public static Task<Result> MeshctlAsync(params string[] args) => MeshctlAsync(null, args);
+}

@@ -1,0 +1,58 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using Mesh.Contracts.Api;
+
+namespace Mesh.Testing;
+
+/// <summary>
+/// A real control-plane process on loopback ports of its own, against a given database. Kill() is kill -9;
+/// StartAsync() again brings it back on the same ports and database.
+/// </summary>
+public sealed class ControlPlaneProcess(string connectionString) : IAsyncDisposable
+{
+    private Process? _process;
+    private readonly List<string> _log = [];
+
+    public int ApiPort { get; } = FreePort();
+    public int GrpcPort { get; } = FreePort();
+    public Uri Api => new($"http://127.0.0.1:{ApiPort}/");
+    public Uri Grpc => new($"http://127.0.0.1:{GrpcPort}");
+    public MeshApiClient Client => MeshApiClient.Create(Api);
+    public string Log { get { lock (_log) return string.Join('\n', _log); } }
+
+    public async Task StartAsync()
+    {
+        var dll = RepoPaths.Binary("ControlPlane", "mesh-controlplane.dll");
+        if (!File.Exists(dll)) throw new FileNotFoundException($"build the control plane first ({dll})");
+        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var a in new[] { dll, $"--pg={connectionString}", $"--api-port={ApiPort}", $"--grpc-port={GrpcPort}" }) start.ArgumentList.Add(a);
+        _process = Process.Start(start)!;
+        _process.OutputDataReceived += (_, e) => { if (e.Data is not null) lock (_log) _log.Add(e.Data); };
+        _process.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (_log) _log.Add(e.Data); };
+        _process.BeginOutputReadLine();
+        _process.BeginErrorReadLine();
+
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while (true)
+        {
+            if (_process.HasExited) throw new InvalidOperationException($"control plane exited with {_process.ExitCode}:\n{Log}");
+            try { await Client.StatusAsync(); return; }
+            catch (ControlPlaneUnreachableException) when (DateTime.UtcNow < deadline) { await Task.Delay(100); }
+        }
+    }
+
+    public void Kill()
+    {
+        if (_process is { HasExited: false }) { _process.Kill(entireProcessTree: true); _process.WaitForExit(); }
+    }
+
+    public ValueTask DisposeAsync() { Kill(); _process?.Dispose(); return ValueTask.CompletedTask; }
+
+    public static int FreePort()
+    {
+        using var l = new TcpListener(IPAddress.Loopback, 0);
+        l.Start();
+        return ((IPEndPoint)l.LocalEndpoint).Port;
+    }
+}
