@@ -1,1 +1,22 @@
-Console.WriteLine("placeholder");
+using Mesh.Contracts.Grpc;
+using Mesh.NodeAgent.Datapath;
+using Mesh.NodeAgent.Flows;
+using Mesh.NodeAgent.Sync;
+
+// mesh-agent: one per node. Loads the datapath (adopting what is pinned), then follows the control plane.
+AgentOptions options;
+try { options = AgentOptions.Parse(args); }
+catch (ArgumentException e) { Console.Error.WriteLine(e.Message); return 2; }
+
+using var stop = new CancellationTokenSource();
+Console.CancelKeyPress += (_, e) => { e.Cancel = true; stop.Cancel(); };
+AppDomain.CurrentDomain.ProcessExit += (_, _) => stop.Cancel();
+
+var datapathOptions = new BpfDatapathOptions { Netns = options.Netns, PinRoot = options.PinRoot, Log = Console.Error.WriteLine };
+using var datapath = BpfDatapath.Open(options.BpfObject is { } obj ? datapathOptions with { ObjectPath = obj } : datapathOptions);
+Console.WriteLine($"mesh-agent {options.Node}: datapath loaded (pins {options.PinRoot}, enforcing v{datapath.AppliedVersion}); control plane {options.ControlPlane}");
+var flows = new FlowLog(options.Node, FlowLog.PathFor(options.StateDir)).RunAsync(datapath, stop.Token);
+using var http = new HttpClient { BaseAddress = options.ControlPlane, Timeout = Timeout.InfiniteTimeSpan };
+await new AgentLoop(options, datapath, new GrpcClient(http), Console.Out).RunAsync(stop.Token);
+await flows;
+return 0;

@@ -16,9 +16,20 @@ public sealed class GrpcClient(HttpClient http)
     public int MaxReceiveMessageSize { get; init; } = GrpcProtocol.DefaultMaxMessageSize;
     public int MaxSendMessageSize { get; init; } = GrpcProtocol.DefaultMaxMessageSize;
 
-    /// <summary>Creates the HttpClient too: no overall timeout, so the deadline of each call is the only limit.</summary>
-    public static GrpcClient Create(Uri address) =>
-        new(new HttpClient(new SocketsHttpHandler()) { BaseAddress = address, Timeout = Timeout.InfiniteTimeSpan });
+    /// <summary>
+    /// Creates the HttpClient too: no overall timeout, so each call's deadline is the only limit, and HTTP/2 pings
+    /// on an idle connection, so a watch on a server that vanished without a FIN fails (UNAVAILABLE) instead of hanging.
+    /// </summary>
+    public static GrpcClient Create(Uri address) => new(new HttpClient(new SocketsHttpHandler
+    {
+        KeepAlivePingDelay = TimeSpan.FromSeconds(20),
+        KeepAlivePingTimeout = TimeSpan.FromSeconds(10),
+        KeepAlivePingPolicy = HttpKeepAlivePingPolicy.Always,
+    })
+    {
+        BaseAddress = address,
+        Timeout = Timeout.InfiniteTimeSpan,
+    });
 
     public async Task<TResponse> UnaryAsync<TRequest, TResponse>(string service, string method, TRequest request,
         MessageParser<TResponse> parser, TimeSpan? deadline = null, CancellationToken ct = default)

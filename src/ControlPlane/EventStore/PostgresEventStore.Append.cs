@@ -40,18 +40,7 @@ public sealed partial class PostgresEventStore
         // One round trip, one implicit transaction: the lock, the version check, the insert and the notification
         // all commit together (the notification is delivered at commit, never for a refused batch).
         await using var batch = dataSource.CreateBatch();
-        batch.BatchCommands.Add(new NpgsqlBatchCommand($"SELECT pg_advisory_xact_lock({AdvisoryLocks.Append})"));
-        batch.BatchCommands.Add(new NpgsqlBatchCommand(AppendSql)
-        {
-            Parameters =
-            {
-                new() { Value = streamId },
-                new() { Value = expectedVersion },
-                new() { Value = events.Select(e => e.Type).ToArray() },
-                new() { Value = events.Select(e => e.Json).ToArray(), NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Jsonb },
-                new() { Value = events.Select(e => EventMetadataJson.Serialize(e.Metadata)).ToArray(), NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Jsonb },
-            },
-        });
+        foreach (var command in AppendCommands(streamId, expectedVersion, events)) batch.BatchCommands.Add(command);
 
         long actualVersion;
         long? lastPosition;
@@ -75,6 +64,26 @@ public sealed partial class PostgresEventStore
         if (lastPosition is null) throw new StreamVersionConflict(streamId, expectedVersion, actualVersion);
         return new LogPosition(lastPosition.Value);
     }
+
+    /// <summary>
+    /// The statements of one append, in order. The second returns one row: the stream's version before the append,
+    /// and the last appended position (null when the version check refused the batch).
+    /// </summary>
+    internal static NpgsqlBatchCommand[] AppendCommands(string streamId, long expectedVersion, IReadOnlyList<EventData> events) =>
+    [
+        new($"SELECT pg_advisory_xact_lock({AdvisoryLocks.Append})"),
+        new(AppendSql)
+        {
+            Parameters =
+            {
+                new() { Value = streamId },
+                new() { Value = expectedVersion },
+                new() { Value = events.Select(e => e.Type).ToArray() },
+                new() { Value = events.Select(e => e.Json).ToArray(), NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Jsonb },
+                new() { Value = events.Select(e => EventMetadataJson.Serialize(e.Metadata)).ToArray(), NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Jsonb },
+            },
+        },
+    ];
 
     private async Task<long> StreamVersionAsync(string streamId, CancellationToken ct)
     {

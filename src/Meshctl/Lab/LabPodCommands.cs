@@ -59,9 +59,11 @@ internal static class LabPodCommands
         {
             var lab = LabContext.Open(parse);
             var (ns, name) = LabNames.ParsePodRef(parse.GetValue(pod)!);
+            // The endpoint goes first, so the agent lets go of the interface before it disappears.
+            if (lab.Read()?.Pod(ns, name) is { } recorded)
+                await LabRegistration.UnregisterAsync(LabContext.Client(parse, TimeSpan.FromSeconds(5)), [recorded], ct);
             var removed = lab.DeletePod(ns, name);
             if (removed is null) return LabConsole.Error($"no pod {ns}/{name} in lab '{lab.Names.Lab}'; see `meshctl lab pod list`");
-            await LabRegistration.UnregisterAsync(LabContext.Client(parse, TimeSpan.FromSeconds(5)), [removed], ct);
             LabConsole.Info($"pod [bold]{LabConsole.Esc(removed.Id)}[/] deleted");
             return 0;
         }));

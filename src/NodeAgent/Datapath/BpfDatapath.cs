@@ -20,6 +20,7 @@ public sealed class BpfDatapath : IDatapath
     private readonly DatapathMaps maps;
     private readonly int fromEndpointFd, toEndpointFd;
     private readonly AppliedVersions versions = new();
+    // Nobody reading must not grow memory without bound: the oldest flows give way.
     private readonly Channel<FlowEvent> flows =
         Channel.CreateBounded<FlowEvent>(new BoundedChannelOptions(8192) { FullMode = BoundedChannelFullMode.DropOldest, SingleWriter = true });
     private readonly RingBufferReader flowReader;
@@ -75,13 +76,17 @@ public sealed class BpfDatapath : IDatapath
 
     public ChannelReader<FlowEvent> Flows => flows.Reader;
 
+    /// <summary>Writes the standby generation and flips to it. The same version may be applied again (after a
+    /// restart, to re-attach this instance's programs); an older one is refused.</summary>
     public void Apply(DatapathSnapshot snapshot)
     {
         lock (applyGate)
         {
             ObjectDisposedException.ThrowIf(disposed, this);
             Validate(snapshot);
-            var ifindexes = AttachEndpoints(snapshot.Endpoints);
+            Dictionary<string, int> ifindexes;
+            try { ifindexes = AttachEndpoints(snapshot.Endpoints); }
+            catch (IOException e) { throw new DatapathException($"apply version {snapshot.Version}: {NamespaceName}: {e.Message}", e); }
             var standby = activeGen ^ 1;
             var image = GenerationImage.Build(standby, snapshot, ifindexes);
             var endpointByIfindex = snapshot.Endpoints.ToDictionary(e => ifindexes[e.InterfaceName], e => e.Id);
@@ -193,6 +198,7 @@ public sealed class BpfDatapath : IDatapath
                 if (attached.TryGetValue(name, out var known) && known == ifindex) continue;
                 try
                 {
+                    TcHook.EnsureClsact(ifindex, name);
                     // Host-side tc ingress sees what the pod sends (its egress); tc egress what it receives.
                     TcHook.Attach(ifindex, name, TcAttachPoint.Ingress, fromEndpointFd);
                     TcHook.Attach(ifindex, name, TcAttachPoint.Egress, toEndpointFd);

@@ -17,7 +17,7 @@ public sealed record FlowRecord(
         f.Protocol switch { 6 => "TCP", 17 => "UDP", 132 => "SCTP", 1 => "ICMP", var p => p.ToString(System.Globalization.CultureInfo.InvariantCulture) },
         f.SourceIdentity, f.DestinationIdentity,
         f.Verdict == FlowVerdict.Dropped ? "DROPPED" : "FORWARDED",
-        f.Reason == DropReason.None ? null : f.Reason.ToString(),
+        f.Reason == Datapath.DropReason.None ? null : f.Reason.ToString(),
         f.Version, f.Rule);
 }
 

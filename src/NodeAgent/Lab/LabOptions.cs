@@ -30,6 +30,10 @@ public static class LabLaunches
     /// <summary>The node agent for <paramref name="node"/>, enforcing in the node's netns and pinning under its own root.</summary>
     public static ProcessLaunch Agent(LabNode node, string grpcAddress, string logFile) => new(
         $"agent {node.Name}", DotnetHost,
-        [AgentAssembly, "--node", node.Name, "--netns", node.Netns, "--control-plane", grpcAddress, "--pin-root", node.PinRoot],
+        [AgentAssembly, "--node", node.Name, "--netns", node.Netns, "--control-plane", AsUrl(grpcAddress), "--pin-root", node.PinRoot],
         logFile);
+
+    /// <summary>The agent takes a URL; "host:port" (as people type it) means plain-text HTTP/2 to that port.</summary>
+    public static string AsUrl(string grpcAddress) =>
+        grpcAddress.Contains("://", StringComparison.Ordinal) ? grpcAddress : $"http://{grpcAddress}";
 }

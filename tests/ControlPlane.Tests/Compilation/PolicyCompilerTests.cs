@@ -176,14 +176,14 @@ public sealed class PolicyCompilerTests
             Policy("lock", App("api"), ingress: [Nothing]),
             Policy("everyone", LabelSelectorAll(), ingress: [Peer(AppIn("other", "web"), AnyProtocol(8080))], ns: null),
         ];
-        var reference = PolicyCompiler.Compile(NodeA, 7, policies, Identities, Endpoints);
+        var reference = PolicyCompiler.Compile(NodeA, 7, policies, CompilerBuilders.Identities, CompilerBuilders.Endpoints);
 
         var random = new Random(20261121);
         for (var round = 0; round < 20; round++)
         {
             var shuffledPolicies = policies.OrderBy(_ => random.Next()).ToArray();
-            var shuffledEndpoints = Endpoints.OrderBy(_ => random.Next()).ToArray();
-            var shuffledIdentities = Identities.OrderBy(_ => random.Next()).ToDictionary();
+            var shuffledEndpoints = CompilerBuilders.Endpoints.OrderBy(_ => random.Next()).ToArray();
+            var shuffledIdentities = CompilerBuilders.Identities.OrderBy(_ => random.Next()).ToDictionary();
             var again = PolicyCompiler.Compile(NodeA, 7, shuffledPolicies, shuffledIdentities, shuffledEndpoints);
 
             Assert.Equal(reference.ContentHash, again.ContentHash);
@@ -195,8 +195,8 @@ public sealed class PolicyCompilerTests
     public void The_version_is_not_part_of_the_content_hash()
     {
         var policy = Policy("from-web", App("db"), ingress: [Peer(App("web"), Tcp(5432))]);
-        var v1 = PolicyCompiler.Compile(NodeA, 1, [policy], Identities, Endpoints);
-        var v2 = PolicyCompiler.Compile(NodeA, 2, [policy], Identities, Endpoints);
+        var v1 = PolicyCompiler.Compile(NodeA, 1, [policy], CompilerBuilders.Identities, CompilerBuilders.Endpoints);
+        var v2 = PolicyCompiler.Compile(NodeA, 2, [policy], CompilerBuilders.Identities, CompilerBuilders.Endpoints);
         Assert.Equal(v1.ContentHash, v2.ContentHash);
         Assert.Matches("^[0-9a-f]{64}$", v1.ContentHash);
     }

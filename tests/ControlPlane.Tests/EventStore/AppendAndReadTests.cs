@@ -2,7 +2,7 @@ using System.Text.Json.Nodes;
 using Mesh.ControlPlane.EventStore;
 using Mesh.Contracts.Identity;
 using Npgsql;
-using static Mesh.ControlPlane.Tests.EventStore.Events;
+using static Mesh.ControlPlane.Tests.EventStore.EventBuilders;
 
 namespace Mesh.ControlPlane.Tests.EventStore;
 

@@ -49,7 +49,7 @@ internal sealed class EventStoreDatabase : IAsyncDisposable
 }
 
 /// <summary>Tiny builders so each test shows only what matters to it.</summary>
-internal static class Events
+internal static class EventBuilders
 {
     public static readonly DateTimeOffset Now = new(2026, 11, 21, 14, 2, 0, TimeSpan.FromHours(1));
 

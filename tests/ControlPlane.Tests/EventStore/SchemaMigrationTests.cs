@@ -1,6 +1,6 @@
 using Mesh.ControlPlane.EventStore;
 using Mesh.Contracts.Identity;
-using static Mesh.ControlPlane.Tests.EventStore.Events;
+using static Mesh.ControlPlane.Tests.EventStore.EventBuilders;
 
 namespace Mesh.ControlPlane.Tests.EventStore;
 

@@ -1,7 +1,7 @@
 using Mesh.ControlPlane.EventStore;
 using Mesh.Contracts.Identity;
 using Npgsql;
-using static Mesh.ControlPlane.Tests.EventStore.Events;
+using static Mesh.ControlPlane.Tests.EventStore.EventBuilders;
 
 namespace Mesh.ControlPlane.Tests.EventStore;
 

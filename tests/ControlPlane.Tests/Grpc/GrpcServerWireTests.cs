@@ -49,10 +49,9 @@ public sealed class GrpcServerWireTests
         await response.Content.ReadAsByteArrayAsync(TestToken);
 
         Assert.Equal("4", Header(response, "grpc-status") ?? Trailer(response, "grpc-status"));
-        Assert.InRange(clock.Elapsed, TimeSpan.FromMilliseconds(150), TimeSpan.FromSeconds(2));
+        Assert.InRange(clock.Elapsed, TimeSpan.FromMilliseconds(150), TimeSpan.FromSeconds(1.5));   // the handler needs 2 s
         var end = await server.Sync.EndOf("stubborn-w").WaitAsync(TimeSpan.FromSeconds(10), TestToken);
         Assert.True(end.TokenFired);
-        Assert.Empty(server.Sync.Acks.Where(a => a.Node == "stubborn-w").Take(0));
     }
 
     [Fact]

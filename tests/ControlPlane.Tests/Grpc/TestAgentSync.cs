@@ -12,7 +12,7 @@ internal sealed record HandlerEnd(bool TokenFired, bool ClientGone, DateTime Dea
 /// Test handlers for mesh.agent.v1.AgentSync; the node name picks the behaviour:
 /// Watch: "hold…" 3 snapshots then waits, "endless…" a snapshot every 5 ms, "slow…" waits, "fail…" 1 snapshot then
 /// FAILED_PRECONDITION, "big…" one large snapshot, anything else 5 snapshots and ends.
-/// Ack: "slow…" waits, "stubborn…" ignores its token for 3 s, "fail…" FAILED_PRECONDITION, "boom…" throws, else records.
+/// Ack: "slow…" waits, "stubborn…" ignores its token for 2 s, "fail…" FAILED_PRECONDITION, "boom…" throws, else records.
 /// </summary>
 internal sealed class TestAgentSync
 {
@@ -83,7 +83,7 @@ internal sealed class TestAgentSync
                 await WaitUntilCancelledAsync(node, context);
                 break;
             case var n when n.StartsWith("stubborn", StringComparison.Ordinal):
-                await Task.Delay(TimeSpan.FromSeconds(3), CancellationToken.None);
+                await Task.Delay(TimeSpan.FromSeconds(2), CancellationToken.None);
                 Record(node, context);
                 break;
             case var n when n.StartsWith("fail", StringComparison.Ordinal):

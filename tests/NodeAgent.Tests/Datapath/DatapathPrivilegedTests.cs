@@ -167,6 +167,7 @@ public sealed class DatapathPrivilegedTests
         Assert.Equal(2UL, drop.Version);
         var allow = s.WaitForFlow(f => f is { Verdict: FlowVerdict.Forwarded, Endpoint: "b", DestinationPort: 81 }, "allowing 81 under v2");
         Assert.Equal((2UL, "rule-2"), (allow.Version, allow.Rule));
+        Assert.Empty(s.Log);   // the flip waited out in-flight programs through the RCU grace period, not a fallback sleep
     }
 
     [Fact]

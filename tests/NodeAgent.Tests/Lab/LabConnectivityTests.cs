@@ -60,18 +60,7 @@ public sealed class LabConnectivityTests
         foreach (var port in PodServer.NamedPorts)
             Assert.True((await TestLab.Probe(client, server, port.Port, port.Protocol)).Connected, port.Name);
 
-        var answer = await NetworkNamespace.Run(client.Netns, () => new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp))
-            .Let(async socket =>
-            {
-                using var _ = socket;
-                await socket.ConnectAsync(IPAddress.Parse(server.Ip), 80, TestContext.Current.CancellationToken);
-                await socket.SendAsync(Encoding.ASCII.GetBytes("GET /healthz HTTP/1.1\r\nHost: server\r\n\r\n"), TestContext.Current.CancellationToken);
-                var buffer = new byte[4096];
-                var text = new StringBuilder();
-                int n;
-                while ((n = await socket.ReceiveAsync(buffer, TestContext.Current.CancellationToken)) > 0) text.Append(Encoding.ASCII.GetString(buffer, 0, n));
-                return text.ToString();
-            });
+        var answer = await HttpGet(client, server, "/healthz");
         Assert.StartsWith("HTTP/1.1 200 OK", answer);
         Assert.Contains("web/server port 80: GET /healthz", answer);
     }
@@ -106,9 +95,17 @@ public sealed class LabConnectivityTests
         Assert.Contains("169.254.1.1 dev eth0 lladdr", IpCommand.In(pod.Netns, "neigh", "show"));
         Assert.Contains("PERMANENT", IpCommand.In(node.Netns, "neigh", "show", "dev", pod.HostInterface));
     }
-}
 
-internal static class FunctionalExtensions
-{
-    public static TResult Let<T, TResult>(this T value, Func<T, TResult> f) => f(value);
+    private static async Task<string> HttpGet(LabPod from, LabPod to, string path)
+    {
+        var ct = TestContext.Current.CancellationToken;
+        using var socket = NetworkNamespace.Run(from.Netns, () => new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp));
+        await socket.ConnectAsync(IPAddress.Parse(to.Ip), 80, ct);
+        await socket.SendAsync(Encoding.ASCII.GetBytes($"GET {path} HTTP/1.1\r\nHost: {to.Name}\r\n\r\n"), ct);
+        var buffer = new byte[4096];
+        var text = new StringBuilder();
+        int n;
+        while ((n = await socket.ReceiveAsync(buffer, ct)) > 0) text.Append(Encoding.ASCII.GetString(buffer, 0, n));
+        return text.ToString();
+    }
 }

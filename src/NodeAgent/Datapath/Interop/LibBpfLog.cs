@@ -34,9 +34,8 @@ internal static unsafe class LibBpfLog
                 var length = LibC.VsnPrintf(buffer, capacity, format, args);
                 if (length <= 0) return 0;
                 var text = Encoding.UTF8.GetString(buffer, Math.Min(length, capacity - 1)).TrimEnd('\n');
-                var line = $"libbpf: {text}";
-                if (sink is { } s) s(line);
-                else Console.Error.WriteLine(line);
+                if (sink is { } s) s(text);   // libbpf starts its lines with "libbpf: " itself
+                else Console.Error.WriteLine(text);
                 return length;
             }
             finally { NativeMemory.Free(buffer); }

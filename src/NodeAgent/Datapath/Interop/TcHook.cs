@@ -16,12 +16,19 @@ internal static unsafe class TcHook
         return (int)index;
     }
 
-    /// <summary>Creates clsact if missing and puts the program on <paramref name="point"/>, replacing what was there.</summary>
+    /// <summary>Creates the clsact qdisc that holds both directions' filters; one that exists already is fine
+    /// (libbpf still logs "Exclusivity flag on", so call this once per interface).</summary>
+    public static void EnsureClsact(int ifindex, string interfaceName)
+    {
+        var hook = new BpfTcHookNative { Sz = (nuint)sizeof(BpfTcHookNative), Ifindex = ifindex, AttachPoint = TcAttachPoint.Ingress };
+        var rc = LibBpf.TcHookCreate(&hook);
+        if (rc < 0 && rc != -Errno.EEXIST) throw new BpfException("bpf_tc_hook_create", interfaceName, rc);
+    }
+
+    /// <summary>Puts the program on <paramref name="point"/> of an interface with clsact, replacing what was there.</summary>
     public static void Attach(int ifindex, string interfaceName, TcAttachPoint point, int programFd)
     {
         var hook = new BpfTcHookNative { Sz = (nuint)sizeof(BpfTcHookNative), Ifindex = ifindex, AttachPoint = point };
-        var rc = LibBpf.TcHookCreate(&hook);
-        if (rc < 0 && rc != -Errno.EEXIST) throw new BpfException("bpf_tc_hook_create", interfaceName, rc);
 
         // prog_id is an output and must be zero on input: a fresh struct per call.
         var opts = new BpfTcOptsNative
@@ -29,7 +36,7 @@ internal static unsafe class TcHook
             Sz = (nuint)sizeof(BpfTcOptsNative), ProgFd = programFd, Flags = BpfTcOptsNative.FlagReplace,
             Handle = Handle, Priority = Priority,
         };
-        rc = LibBpf.TcAttach(&hook, &opts);
+        var rc = LibBpf.TcAttach(&hook, &opts);
         if (rc < 0) throw new BpfException("bpf_tc_attach", $"{interfaceName} {point}", rc);
     }
 
