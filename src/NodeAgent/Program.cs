@@ -16,7 +16,6 @@ var datapathOptions = new BpfDatapathOptions { Netns = options.Netns, PinRoot = 
 using var datapath = BpfDatapath.Open(options.BpfObject is { } obj ? datapathOptions with { ObjectPath = obj } : datapathOptions);
 Console.WriteLine($"mesh-agent {options.Node}: datapath loaded (pins {options.PinRoot}, enforcing v{datapath.AppliedVersion}); control plane {options.ControlPlane}");
 var flows = new FlowLog(options.Node, FlowLog.PathFor(options.StateDir)).RunAsync(datapath, stop.Token);
-using var http = new HttpClient { BaseAddress = options.ControlPlane, Timeout = Timeout.InfiniteTimeSpan };
-await new AgentLoop(options, datapath, new GrpcClient(http), Console.Out).RunAsync(stop.Token);
+await new AgentLoop(options, datapath, GrpcClient.Create(options.ControlPlane), Console.Out).RunAsync(stop.Token);
 await flows;
 return 0;
