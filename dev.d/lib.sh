@@ -32,7 +32,7 @@ ensure_deps() {
 
 build() {
   say "building"
-  dotnet build "$ROOT/Mesh.sln" -c Release -nologo -v q -clp:ErrorsOnly >&2 || die "build failed"
+  dotnet build "$ROOT/Mesh.sln" -c Release -nologo -v q -clp:"ErrorsOnly;NoSummary" >&2 || die "build failed"
 }
 
 bin_dir() { echo "$ROOT/src/$1/bin/Release/net10.0"; }

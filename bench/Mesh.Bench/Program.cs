@@ -16,7 +16,7 @@ Console.WriteLine();
 Console.WriteLine($"{"metric",-34} {"value",14} {"unit",-8} note");
 Console.WriteLine(new string('-', 90));
 foreach (var m in results) Console.WriteLine($"{m.Name,-34} {m.Value,14:0.###} {m.Unit,-8} {m.Note}");
-File.WriteAllText(output, JsonSerializer.Serialize(results, new JsonSerializerOptions(JsonSerializerDefaults.Web) { WriteIndented = true }));
+File.WriteAllText(output, JsonSerializer.Serialize(results, new JsonSerializerOptions(JsonSerializerDefaults.Web) { WriteIndented = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }));
 Console.WriteLine($"\nwritten to {output}");
 
 namespace Mesh.Bench
