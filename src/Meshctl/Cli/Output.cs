@@ -1,10 +1,11 @@
 using System.Text.Json;
 using Mesh.Contracts.Api;
+using Mesh.NodeAgent.Lab;
 using Spectre.Console;
 
 namespace Mesh.Meshctl.Cli;
 
-/// <summary>How meshctl answers: tables for people, JSON for machines, and errors that say what to do next.</summary>
+/// <summary>How meshctl answers: tables and colour for people, JSON for machines, and errors that say what to do next.</summary>
 public static class Output
 {
     private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web) { WriteIndented = true };
@@ -20,13 +21,17 @@ public static class Output
 
     public static string Esc(object? value) => Markup.Escape(value?.ToString() ?? "");
 
+    public static void Info(string markup) => AnsiConsole.MarkupLine(markup);
+
+    public static void Warn(string message) => AnsiConsole.MarkupLine($"[yellow]warning:[/] {Esc(message)}");
+
     public static int Error(string message)
     {
-        AnsiConsole.MarkupLine($"[red]error:[/] {Markup.Escape(message)}");
+        AnsiConsole.MarkupLine($"[red]error:[/] {Esc(message)}");
         return 1;
     }
 
-    /// <summary>Runs a command's body and turns the control plane's refusals into readable errors and exit codes:
+    /// <summary>Runs a command's body and turns failures into readable errors and exit codes:
     /// 0 ok, 1 refused or failed, 3 control plane unreachable.</summary>
     public static async Task<int> GuardAsync(Func<Task<int>> body)
     {
@@ -36,21 +41,39 @@ public static class Output
         }
         catch (ControlPlaneUnreachableException e)
         {
-            AnsiConsole.MarkupLine($"[red]error:[/] cannot reach the control plane at {Markup.Escape(e.Address.ToString())}.");
+            AnsiConsole.MarkupLine($"[red]error:[/] cannot reach the control plane at {Esc(e.Address)}.");
             AnsiConsole.MarkupLine("  Start it with [bold]./dev up[/], or point meshctl at it with [bold]--server URL[/] or [bold]MESH_SERVER[/].");
             return 3;
         }
-        catch (MeshApiException e)
+        catch (Exception e) when (e is MeshApiException or LabException or IOException or FormatException)
         {
             return Error(e.Message);
         }
-        catch (IOException e)
+        catch (UnauthorizedAccessException e)
         {
-            return Error(e.Message);
+            return Error($"{e.Message}\n  the lab changes network namespaces and loads BPF: run meshctl as root");
         }
         catch (TaskCanceledException)
         {
             return Error("the control plane did not answer in time; is it overloaded or stuck? (see its log)");
+        }
+    }
+
+    /// <summary>"1s", "500ms", "2m" or a bare number of seconds.</summary>
+    public static TimeSpan ParseDuration(string text)
+    {
+        var t = text.Trim();
+        static double Number(string s) => double.Parse(s, System.Globalization.CultureInfo.InvariantCulture);
+        try
+        {
+            if (t.EndsWith("ms", StringComparison.Ordinal)) return TimeSpan.FromMilliseconds(Number(t[..^2]));
+            if (t.EndsWith('s')) return TimeSpan.FromSeconds(Number(t[..^1]));
+            if (t.EndsWith('m')) return TimeSpan.FromMinutes(Number(t[..^1]));
+            return TimeSpan.FromSeconds(Number(t));
+        }
+        catch (FormatException)
+        {
+            throw new FormatException($"invalid duration '{text}': write e.g. 1s, 500ms or 2m");
         }
     }
 }

@@ -104,13 +104,13 @@ public static class PolicyCommands
 
     private static Command Wait()
     {
-        var timeout = new Option<TimeSpan>("--timeout") { Description = "Give up after this long (e.g. 30s, 00:01:00)", DefaultValueFactory = _ => TimeSpan.FromSeconds(60), CustomParser = r => ParseDuration(r.Tokens[0].Value) };
+        var timeout = new Option<string>("--timeout") { Description = "Give up after this long (e.g. 30s, 2m)", DefaultValueFactory = _ => "60s" };
         var cmd = new Command("wait", "Wait until every node has acknowledged the newest version; non-zero on timeout") { timeout };
         cmd.SetAction((parse, ct) => Output.GuardAsync(async () =>
         {
             var client = GlobalOptions.ClientFrom(parse);
             var target = (await client.StatusAsync(ct)).Version;
-            var ok = await client.WaitForConvergenceAsync(target, parse.GetValue(timeout), ct);
+            var ok = await client.WaitForConvergenceAsync(target, Output.ParseDuration(parse.GetValue(timeout)!), ct);
             var nodes = await client.ListNodesAsync(ct);
             var behind = nodes.Where(n => n.AckedVersion < target).Select(n => $"{n.Node} at v{n.AckedVersion}{(n.LastError is null ? "" : $" ({n.LastError})")}");
             if (ok) { AnsiConsole.MarkupLine($"[green]✓[/] {nodes.Count}/{nodes.Count} nodes at v{target} or newer"); return 0; }
@@ -118,12 +118,6 @@ public static class PolicyCommands
         }));
         return cmd;
     }
-
-    internal static TimeSpan ParseDuration(string s) =>
-        s.EndsWith("ms", StringComparison.Ordinal) ? TimeSpan.FromMilliseconds(double.Parse(s[..^2], System.Globalization.CultureInfo.InvariantCulture))
-        : s.EndsWith('s') ? TimeSpan.FromSeconds(double.Parse(s[..^1], System.Globalization.CultureInfo.InvariantCulture))
-        : s.EndsWith('m') ? TimeSpan.FromMinutes(double.Parse(s[..^1], System.Globalization.CultureInfo.InvariantCulture))
-        : TimeSpan.Parse(s, System.Globalization.CultureInfo.InvariantCulture);
 
     internal static (string Namespace, string Name) Split(string id) =>
         id.Split('/') is [var ns, var name] ? (ns, name) : ("default", id);

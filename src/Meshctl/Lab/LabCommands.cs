@@ -1,3 +1,4 @@
+using Mesh.Meshctl.Cli;
 using System.CommandLine;
 using Mesh.NodeAgent.Lab;
 

@@ -23,12 +23,12 @@ internal static class LabPodCommands
         var labels = new Option<string?>("--labels", "-l") { Description = "Pod labels, k=v,k2=v2" };
         var node = new Option<string?>("--node") { Description = "Node to run on (default: the node with the fewest pods)" };
         var command = new Command("add", "Create a pod, start its server and register it with the control plane") { pod, labels, node };
-        command.SetAction((parse, ct) => LabConsole.GuardAsync(async () =>
+        command.SetAction((parse, ct) => Output.GuardAsync(async () =>
         {
             var lab = LabContext.Open(parse);
             var (ns, name) = LabNames.ParsePodRef(parse.GetValue(pod)!);
             var created = lab.AddPod(ns, name, LabelChanges.ParseLabels(parse.GetValue(labels)), parse.GetValue(node));
-            LabConsole.Info($"pod [bold]{LabConsole.Esc(created.Id)}[/] on {LabConsole.Esc(created.Node)}: {created.Ip} via {LabConsole.Esc(created.HostInterface)}, " +
+            Output.Info($"pod [bold]{Output.Esc(created.Id)}[/] on {Output.Esc(created.Node)}: {created.Ip} via {Output.Esc(created.HostInterface)}, " +
                             $"serving {string.Join(", ", PodServer.NamedPorts.Select(p => p.Name))}");
             return await LabRegistration.RegisterAsync(GlobalOptions.ClientFrom(parse), lab.Read()!, [created], ct) ? 0 : 1;
         }));
@@ -40,12 +40,12 @@ internal static class LabPodCommands
         var pod = PodArgument();
         var changes = new Argument<string>("LABELS") { Description = "k=v sets, k- removes; comma separated" };
         var command = new Command("label", "Change a pod's labels and register it again (its identity follows its labels)") { pod, changes };
-        command.SetAction((parse, ct) => LabConsole.GuardAsync(async () =>
+        command.SetAction((parse, ct) => Output.GuardAsync(async () =>
         {
             var lab = LabContext.Open(parse);
             var (ns, name) = LabNames.ParsePodRef(parse.GetValue(pod)!);
             var changed = lab.LabelPod(ns, name, LabelChanges.Parse(parse.GetValue(changes)));
-            LabConsole.Info($"pod [bold]{LabConsole.Esc(changed.Id)}[/] labels {LabConsole.Esc(LabelChanges.Format(changed.Labels))}");
+            Output.Info($"pod [bold]{Output.Esc(changed.Id)}[/] labels {Output.Esc(LabelChanges.Format(changed.Labels))}");
             return await LabRegistration.RegisterAsync(GlobalOptions.ClientFrom(parse), lab.Read()!, [changed], ct) ? 0 : 1;
         }));
         return command;
@@ -55,7 +55,7 @@ internal static class LabPodCommands
     {
         var pod = PodArgument();
         var command = new Command("delete", "Delete a pod: its endpoint, server and namespace") { pod };
-        command.SetAction((parse, ct) => LabConsole.GuardAsync(async () =>
+        command.SetAction((parse, ct) => Output.GuardAsync(async () =>
         {
             var lab = LabContext.Open(parse);
             var (ns, name) = LabNames.ParsePodRef(parse.GetValue(pod)!);
@@ -63,8 +63,8 @@ internal static class LabPodCommands
             if (lab.Read()?.Pod(ns, name) is { } recorded)
                 await LabRegistration.UnregisterAsync(LabContext.Client(parse, TimeSpan.FromSeconds(5)), [recorded], ct);
             var removed = lab.DeletePod(ns, name);
-            if (removed is null) return LabConsole.Error($"no pod {ns}/{name} in lab '{lab.Names.Lab}'; see `meshctl lab pod list`");
-            LabConsole.Info($"pod [bold]{LabConsole.Esc(removed.Id)}[/] deleted");
+            if (removed is null) return Output.Error($"no pod {ns}/{name} in lab '{lab.Names.Lab}'; see `meshctl lab pod list`");
+            Output.Info($"pod [bold]{Output.Esc(removed.Id)}[/] deleted");
             return 0;
         }));
         return command;
@@ -73,7 +73,7 @@ internal static class LabPodCommands
     private static Command List()
     {
         var command = new Command("list", "List pods with node, IP, labels and identity (identity '-' when the control plane is unreachable)");
-        command.SetAction((parse, ct) => LabConsole.GuardAsync(async () =>
+        command.SetAction((parse, ct) => Output.GuardAsync(async () =>
         {
             var state = LabContext.Open(parse).Read() ?? new LabState();
             var identities = await IdentitiesAsync(parse, ct);
@@ -84,15 +84,15 @@ internal static class LabPodCommands
                 Identity = identities is not null && identities.TryGetValue(p.Id, out var id) ? id : (uint?)null,
                 Serving = p.Server is { } s && DetachedProcess.IsAlive(s),
             }).ToList();
-            if (GlobalOptions.Json(parse)) { LabConsole.WriteJson(rows); return 0; }
-            var table = LabConsole.Table("POD", "NODE", "IP", "INTERFACE", "LABELS", "IDENTITY", "SERVER");
+            if (GlobalOptions.Json(parse)) { Output.WriteJson(rows); return 0; }
+            var table = Output.Table("POD", "NODE", "IP", "INTERFACE", "LABELS", "IDENTITY", "SERVER");
             foreach (var r in rows)
-                table.AddRow(LabConsole.Esc($"{r.Namespace}/{r.Name}"), LabConsole.Esc(r.Node), r.Ip, LabConsole.Esc(r.HostInterface),
-                    LabConsole.Esc(LabelChanges.Format(r.Labels)),
+                table.AddRow(Output.Esc($"{r.Namespace}/{r.Name}"), Output.Esc(r.Node), r.Ip, Output.Esc(r.HostInterface),
+                    Output.Esc(LabelChanges.Format(r.Labels)),
                     r.Identity is { } id ? id.ToString(CultureInfo.InvariantCulture) : "-",
                     r.Serving ? "[green]serving[/]" : "[red]down[/]");
             AnsiConsole.Write(table);
-            if (identities is null) LabConsole.Info("[grey]identities unknown: the control plane is unreachable[/]");
+            if (identities is null) Output.Info("[grey]identities unknown: the control plane is unreachable[/]");
             return 0;
         }));
         return command;

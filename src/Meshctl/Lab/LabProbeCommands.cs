@@ -20,19 +20,19 @@ internal static class LabProbeCommands
         {
             from, to, port, protocol, timeout,
         };
-        command.SetAction((parse, ct) => LabConsole.GuardAsync(async () =>
+        command.SetAction((parse, ct) => Output.GuardAsync(async () =>
         {
             var lab = LabContext.Open(parse);
             var source = lab.FindPod(parse.GetValue(from)!);
             var target = lab.FindPod(parse.GetValue(to)!);
             var (p, proto) = ResolvePort(parse.GetValue(port)!, parse.GetValue(protocol)!);
-            var result = await Prober.ProbeAsync(source.Netns, IPAddress.Parse(target.Ip), p, proto, LabConsole.ParseDuration(parse.GetValue(timeout)!), ct);
+            var result = await Prober.ProbeAsync(source.Netns, IPAddress.Parse(target.Ip), p, proto, Output.ParseDuration(parse.GetValue(timeout)!), ct);
             if (GlobalOptions.Json(parse))
-                LabConsole.WriteJson(new { from = source.Id, to = target.Id, port = p, protocol = Name(proto), result.Connected, result.Detail, elapsedMs = result.Elapsed.TotalMilliseconds });
+                Output.WriteJson(new { from = source.Id, to = target.Id, port = p, protocol = Name(proto), result.Connected, result.Detail, elapsedMs = result.Elapsed.TotalMilliseconds });
             else
-                LabConsole.Info(result.Connected
-                    ? $"[green]✓[/] {LabConsole.Esc(source.Id)} → {LabConsole.Esc(target.Id)} ({target.Ip}) {Name(proto)}/{p}: connected in {result.Elapsed.TotalMilliseconds:0} ms"
-                    : $"[red]✗[/] {LabConsole.Esc(source.Id)} → {LabConsole.Esc(target.Id)} ({target.Ip}) {Name(proto)}/{p}: {LabConsole.Esc(result.Detail)}");
+                Output.Info(result.Connected
+                    ? $"[green]✓[/] {Output.Esc(source.Id)} → {Output.Esc(target.Id)} ({target.Ip}) {Name(proto)}/{p}: connected in {result.Elapsed.TotalMilliseconds:0} ms"
+                    : $"[red]✗[/] {Output.Esc(source.Id)} → {Output.Esc(target.Id)} ({target.Ip}) {Name(proto)}/{p}: {Output.Esc(result.Detail)}");
             return result.Connected ? 0 : 1;
         }));
         return command;
@@ -42,13 +42,13 @@ internal static class LabProbeCommands
     {
         var (port, protocol, timeout) = TrafficOptions();
         var command = new Command("matrix", "Probe every pod from every pod, in parallel, and show who reaches whom") { port, protocol, timeout };
-        command.SetAction((parse, ct) => LabConsole.GuardAsync(async () =>
+        command.SetAction((parse, ct) => Output.GuardAsync(async () =>
         {
             var state = LabContext.Open(parse).Read();
             if (state is null || state.Pods.Count == 0)
-                return LabConsole.Error("the lab has no pods; add some with `meshctl lab pod add NS/NAME --labels k=v`");
+                return Output.Error("the lab has no pods; add some with `meshctl lab pod add NS/NAME --labels k=v`");
             var (p, proto) = ResolvePort(parse.GetValue(port)!, parse.GetValue(protocol)!);
-            var limit = LabConsole.ParseDuration(parse.GetValue(timeout)!);
+            var limit = Output.ParseDuration(parse.GetValue(timeout)!);
             var pods = state.Pods.OrderBy(x => x.Id, StringComparer.Ordinal).ToList();
             var pairs = pods.SelectMany(a => pods.Where(b => b != a).Select(b => (From: a, To: b))).ToList();
             var results = new System.Collections.Concurrent.ConcurrentDictionary<(string, string), ProbeResult>();
@@ -57,13 +57,13 @@ internal static class LabProbeCommands
 
             if (GlobalOptions.Json(parse))
             {
-                LabConsole.WriteJson(pods.ToDictionary(a => a.Id, a => pods.Where(b => b != a).ToDictionary(b => b.Id, b => results[(a.Id, b.Id)].Connected)));
+                Output.WriteJson(pods.ToDictionary(a => a.Id, a => pods.Where(b => b != a).ToDictionary(b => b.Id, b => results[(a.Id, b.Id)].Connected)));
                 return 0;
             }
-            var table = LabConsole.Table(["FROM ↓ TO →", .. pods.Select(x => LabConsole.Esc(x.Id))]);
+            var table = Output.Table(["FROM ↓ TO →", .. pods.Select(x => Output.Esc(x.Id))]);
             foreach (var a in pods)
-                table.AddRow([LabConsole.Esc(a.Id), .. pods.Select(b => b == a ? "[grey]-[/]" : results[(a.Id, b.Id)].Connected ? "[green]✓[/]" : "[red]✗[/]")]);
-            LabConsole.Info($"{Name(proto)}/{p}, timeout {limit.TotalMilliseconds:0} ms");
+                table.AddRow([Output.Esc(a.Id), .. pods.Select(b => b == a ? "[grey]-[/]" : results[(a.Id, b.Id)].Connected ? "[green]✓[/]" : "[red]✗[/]")]);
+            Output.Info($"{Name(proto)}/{p}, timeout {limit.TotalMilliseconds:0} ms");
             AnsiConsole.Write(table);
             return 0;
         }));

@@ -1,3 +1,4 @@
+using Mesh.Meshctl.Cli;
 using Mesh.Contracts.Api;
 using Mesh.NodeAgent.Lab;
 
@@ -20,19 +21,19 @@ internal static class LabRegistration
             foreach (var pod in pods)
             {
                 var registered = await client.RegisterEndpointAsync(For(pod, state), ct);
-                LabConsole.Info($"registered [bold]{LabConsole.Esc(pod.Id)}[/]: identity [cyan]{registered.Identity}[/] (v{registered.Version})");
+                Output.Info($"registered [bold]{Output.Esc(pod.Id)}[/]: identity [cyan]{registered.Identity}[/] (v{registered.Version})");
             }
             return true;
         }
         catch (ControlPlaneUnreachableException e)
         {
-            LabConsole.Warn($"{e.Message}; the pods exist but the control plane does not know them yet. " +
+            Output.Warn($"{e.Message}; the pods exist but the control plane does not know them yet. " +
                             "Start it, then run `meshctl lab register`.");
             return false;
         }
         catch (TaskCanceledException) when (!ct.IsCancellationRequested)
         {
-            LabConsole.Warn("the control plane did not answer in time; run `meshctl lab register` once it does.");
+            Output.Warn("the control plane did not answer in time; run `meshctl lab register` once it does.");
             return false;
         }
     }
@@ -49,7 +50,7 @@ internal static class LabRegistration
             }
             catch (Exception e) when (e is ControlPlaneUnreachableException or TaskCanceledException or MeshApiException)
             {
-                LabConsole.Warn($"could not delete endpoint {pod.Id} from the control plane ({e.Message}); continuing");
+                Output.Warn($"could not delete endpoint {pod.Id} from the control plane ({e.Message}); continuing");
                 if (e is not MeshApiException) break;
             }
         }

@@ -18,7 +18,7 @@ internal static class LabUpDownCommands
         {
             nodes, grpc, noAgents,
         };
-        command.SetAction((parse, ct) => LabConsole.GuardAsync(async () =>
+        command.SetAction((parse, ct) => Output.GuardAsync(async () =>
         {
             var lab = LabContext.Open(parse);
             string? grpcAddress = null;
@@ -26,7 +26,7 @@ internal static class LabUpDownCommands
             {
                 grpcAddress = parse.GetValue(grpc) ?? await GrpcAddressAsync(parse, ct);
                 if (!File.Exists(LabLaunches.AgentAssembly))
-                    return LabConsole.Error($"the node agent is not at {LabLaunches.AgentAssembly}; rebuild meshctl (it ships mesh-agent.dll beside itself)");
+                    return Output.Error($"the node agent is not at {LabLaunches.AgentAssembly}; rebuild meshctl (it ships mesh-agent.dll beside itself)");
             }
 
             var server = parse.GetValue(GlobalOptions.Server);
@@ -36,10 +36,10 @@ internal static class LabUpDownCommands
                 state => { state.ControlPlane = server; state.GrpcAddress = grpcAddress ?? state.GrpcAddress; });
 
             var crashed = await AgentsThatDiedAsync(result.StartedAgents, ct);
-            if (GlobalOptions.Json(parse)) LabConsole.WriteJson(result);
+            if (GlobalOptions.Json(parse)) Output.WriteJson(result);
             else Print(lab, result);
             foreach (var node in crashed)
-                LabConsole.Error($"the agent of {node.Name} exited right after starting; see {node.AgentLog}:\n{Tail(node.AgentLog)}");
+                Output.Error($"the agent of {node.Name} exited right after starting; see {node.AgentLog}:\n{Tail(node.AgentLog)}");
             return crashed.Count == 0 ? 0 : 1;
         }));
         return command;
@@ -48,7 +48,7 @@ internal static class LabUpDownCommands
     public static Command Down()
     {
         var command = new Command("down", "Remove everything the lab made: agents, pod servers, endpoints, namespaces, pins and state");
-        command.SetAction((parse, ct) => LabConsole.GuardAsync(async () =>
+        command.SetAction((parse, ct) => Output.GuardAsync(async () =>
         {
             var lab = LabContext.Open(parse);
             var state = lab.Read();
@@ -57,14 +57,14 @@ internal static class LabUpDownCommands
                 unregistered = await LabRegistration.UnregisterAsync(LabContext.Client(parse, TimeSpan.FromSeconds(5)), state.Pods, ct);
             var result = lab.Down();
 
-            if (GlobalOptions.Json(parse)) LabConsole.WriteJson(new { result.StoppedProcesses, result.DeletedNamespaces, result.RemovedPins, unregistered, result.Problems });
+            if (GlobalOptions.Json(parse)) Output.WriteJson(new { result.StoppedProcesses, result.DeletedNamespaces, result.RemovedPins, unregistered, result.Problems });
             else if (state is null && result.DeletedNamespaces.Count == 0 && result.StoppedProcesses.Count == 0)
-                LabConsole.Info($"lab [bold]{LabConsole.Esc(lab.Names.Lab)}[/] is not up; nothing to remove");
+                Output.Info($"lab [bold]{Output.Esc(lab.Names.Lab)}[/] is not up; nothing to remove");
             else
-                LabConsole.Info($"lab [bold]{LabConsole.Esc(lab.Names.Lab)}[/] is down: stopped {result.StoppedProcesses.Count} process(es), " +
+                Output.Info($"lab [bold]{Output.Esc(lab.Names.Lab)}[/] is down: stopped {result.StoppedProcesses.Count} process(es), " +
                                 $"deleted {result.DeletedNamespaces.Count} namespace(s) and {unregistered} endpoint(s)" +
-                                (result.RemovedPins ? $", removed pins under {LabConsole.Esc(Path.Combine(lab.Options.PinBase, lab.Names.Lab))}" : ""));
-            foreach (var problem in result.Problems) LabConsole.Error(problem);
+                                (result.RemovedPins ? $", removed pins under {Output.Esc(Path.Combine(lab.Options.PinBase, lab.Names.Lab))}" : ""));
+            foreach (var problem in result.Problems) Output.Error(problem);
             return result.Problems.Count == 0 ? 0 : 1;
         }));
         return command;
@@ -73,7 +73,7 @@ internal static class LabUpDownCommands
     public static Command Register()
     {
         var command = new Command("register", "Register every lab pod with the control plane again (after it was down or reset)");
-        command.SetAction((parse, ct) => LabConsole.GuardAsync(async () =>
+        command.SetAction((parse, ct) => Output.GuardAsync(async () =>
         {
             var state = LabContext.Open(parse).Read() ?? throw new LabException("the lab is not up; start it with `meshctl lab up`");
             return await LabRegistration.RegisterAsync(GlobalOptions.ClientFrom(parse), state, state.Pods, ct) ? 0 : 1;
@@ -106,22 +106,22 @@ internal static class LabUpDownCommands
 
     private static void Print(NodeAgent.Lab.Lab lab, LabUpResult result)
     {
-        var name = LabConsole.Esc(lab.Names.Lab);
-        LabConsole.Info(result.WasUp && result.CreatedNodes.Count == 0
+        var name = Output.Esc(lab.Names.Lab);
+        Output.Info(result.WasUp && result.CreatedNodes.Count == 0
             ? $"lab [bold]{name}[/] is already up with {result.State.Nodes.Count} node(s)"
-            : $"lab [bold]{name}[/] is up: created {result.CreatedNodes.Count} node(s) on underlay netns {LabConsole.Esc(lab.Names.UnderlayNetns)} (10.200.0.0/24)");
-        var table = LabConsole.Table("NODE", "NETNS", "ADDRESS", "POD CIDR", "AGENT", "LOG");
+            : $"lab [bold]{name}[/] is up: created {result.CreatedNodes.Count} node(s) on underlay netns {Output.Esc(lab.Names.UnderlayNetns)} (10.200.0.0/24)");
+        var table = Output.Table("NODE", "NETNS", "ADDRESS", "POD CIDR", "AGENT", "LOG");
         foreach (var node in result.State.Nodes)
         {
             var agent = node.Agent is { } a
                 ? DetachedProcess.IsAlive(a) ? $"[green]pid {a.Pid}[/]{(result.StartedAgents.Contains(node) ? " (started)" : "")}" : "[red]exited[/]"
                 : "[grey]none[/]";
-            table.AddRow(LabConsole.Esc(node.Name), LabConsole.Esc(node.Netns), node.Address, node.PodCidr, agent, LabConsole.Esc(node.AgentLog ?? "-"));
+            table.AddRow(Output.Esc(node.Name), Output.Esc(node.Netns), node.Address, node.PodCidr, agent, Output.Esc(node.AgentLog ?? "-"));
         }
         AnsiConsole.Write(table);
         if (result.State.Nodes.All(n => n.Agent is null))
-            LabConsole.Info("[grey]no agents run: nothing enforces policy in this lab[/]");
-        LabConsole.Info("next: [bold]meshctl lab pod add default/web --labels app=web[/]");
+            Output.Info("[grey]no agents run: nothing enforces policy in this lab[/]");
+        Output.Info("next: [bold]meshctl lab pod add default/web --labels app=web[/]");
     }
 
     private static string Tail(string? file)
