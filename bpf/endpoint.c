@@ -91,7 +91,7 @@ static __always_inline int handle_ipv4(struct __sk_buff *skb, __u8 dir)
 		return TC_ACT_OK;
 	}
 
-	peer = ipcache_identity(gen, dir == DIR_EGRESS ? ip->daddr : ip->saddr);
+	peer = ipcache_identity4(gen, dir == DIR_EGRESS ? ip->daddr : ip->saddr);
 	enforced = ep->flags & (dir == DIR_EGRESS ? ENDPOINT_EGRESS_ENFORCED : ENDPOINT_INGRESS_ENFORCED);
 	r = policy_decide(gen, ep->identity, peer, dir, ip->protocol, ports.dport, enforced != 0);
 

@@ -9,7 +9,7 @@
 /* One entry per (tuple, interface, direction) that policy allowed. A reply is a packet whose reversed tuple has an
  * entry on the same interface in the opposite direction. Forward packets are judged by policy every time, so
  * removing an allow cuts new packets of an existing connection. Not versioned: connections outlive versions.
- * Mirrors CtKeyNative. */
+ * IPv6 gets its own map with 16-byte addresses (mesh_ct6), so IPv4 entries stay small. Mirrors CtKeyNative. */
 struct ct_key {
 	__be32 saddr;       /* network byte order */
 	__be32 daddr;       /* network byte order */

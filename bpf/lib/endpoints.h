@@ -23,7 +23,7 @@ struct endpoint_info {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 8192);      /* both generations: 4096 endpoints each */
+	__uint(max_entries, 32768);     /* both generations: 16384 endpoints each */
 	__type(key, struct endpoint_key);
 	__type(value, struct endpoint_info);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);

@@ -7,7 +7,7 @@
 #include <bpf/bpf_helpers.h>
 #include "drop_reasons.h"
 
-/* Mirrors FlowEventNative. */
+/* Mirrors FlowEventNative. IPv6 follows as a second event type with 16-byte addresses, told apart by size. */
 struct flow_event {
 	__u64  time_ns;         /* bpf_ktime_get_ns: CLOCK_MONOTONIC */
 	__u64  version;         /* snapshot version of the generation that judged the packet */

@@ -6,6 +6,15 @@
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
 
+/* The shape of every pinned map. Pins live under <pin root>/v<MESH_MAP_LAYOUT>/, and a pinned map is only ever
+ * re-used by an agent of the same layout: libbpf refuses a pin whose definition differs ("parameter mismatch"),
+ * and worse, a pin of the same definition but another meaning would be accepted silently. Bump it with any change
+ * to a pinned map's type, size, key or value, or to what its fields mean. Must equal MapLayout.Version
+ * (checked by MapLayoutTests).
+ *   1 (unversioned pins): HASH policy probed six times for wildcards
+ *   2: per-identity LPM policy maps through mesh_policy; family-tagged ipcache keys */
+#define MESH_MAP_LAYOUT 2
+
 /* Atomic versions: endpoints, ipcache and policy carry the generation (0/1) in their keys. The agent fills the
  * standby generation, then rewrites this single value to flip. Each generation's version has its own slot, so
  * the slot of the active generation never changes while it is active and a packet never reads a torn version.

@@ -18,30 +18,56 @@ enum policy_verdict {
 	POLICY_DENY  = 1,
 };
 
-/* A zero peer, protocol or port is a wildcard written by the agent; the program probes the wildcards itself
- * (an exact HASH, not an LPM), which keeps the key small and every probe O(1). Mirrors PolicyKeyNative. */
-struct policy_key {
-	__u32  gen;
-	__u32  local_identity;
-	__u32  peer_identity;   /* 0 = any peer */
-	__u8   direction;       /* enum traffic_direction */
-	__u8   protocol;        /* IP protocol, 0 = any */
-	__be16 dport;           /* network byte order, 0 = any */
+/* Outer key: one inner policy map per local identity and generation, created and filled by the agent, so a
+ * version that changes one identity's policy touches that identity's map only. Mirrors PolicyMapKeyNative. */
+struct policy_map_key {
+	__u32 gen;
+	__u32 local_identity;
 };
+
+/* Longest-prefix match covers the fields after 'prefixlen', in this order. A prefix always covers the peer and
+ * the direction (40 bits); it may stop there (any protocol, any port), after the protocol (48: any port of that
+ * protocol) or inside the port (48 + n: the ports that share the first n bits, so 8000-8007 is 8000/13). Keep
+ * 'protocol' before 'dport': a rule can wildcard the port of one protocol but never the protocol of one port.
+ * The peer is never wildcarded by a prefix: "any peer" is peer 0, looked up separately (policy_decide). IPv4 and
+ * IPv6 share this map: nothing here depends on the address family. Mirrors PolicyKeyNative. */
+struct policy_key {
+	__u32  prefixlen;       /* LPM: significant bits after this field, POLICY_PREFIX_* */
+	__u32  peer_identity;   /* 0 = any peer; compared as bytes, host order on both sides */
+	__u8   direction;       /* enum traffic_direction */
+	__u8   protocol;        /* IP protocol */
+	__be16 dport;           /* network byte order: most significant bits first, as port ranges need */
+};
+
+#define POLICY_PREFIX_ANY_PROTOCOL 40   /* peer + direction */
+#define POLICY_PREFIX_ANY_PORT     48   /* ... + protocol */
+#define POLICY_PREFIX_EXACT        64   /* ... + the whole port */
 
 /* Mirrors PolicyEntryNative. */
 struct policy_entry {
 	__u8  verdict;          /* enum policy_verdict */
-	__u8  pad[3];
+	__u8  l4_prefixlen;     /* significant bits of protocol and port in the key: 0 any protocol, 8 any port, 24 one port */
+	__u16 pad;
 	__u32 rule_index;       /* index into the snapshot's rule table */
 };
 
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 65536);     /* both generations: 32768 entries each */
+/* Sized by the agent: it creates each inner map with bpf_map_create (BPF_F_NO_PREALLOC, so capacity costs
+ * nothing until used). The kernel checks type, key and value size and flags against this template, not
+ * max_entries. */
+struct mesh_policy_inner {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, 1);
 	__type(key, struct policy_key);
 	__type(value, struct policy_entry);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+} mesh_policy_inner SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH_OF_MAPS);
+	__uint(max_entries, 32768);     /* both generations: 16384 local identities each */
+	__type(key, struct policy_map_key);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
+	__array(values, struct mesh_policy_inner);
 } mesh_policy SEC(".maps");
 
 struct policy_result {
@@ -50,24 +76,30 @@ struct policy_result {
 	__u32 rule_index;
 };
 
-static __always_inline void policy_probe(struct policy_key *key, __u32 peer, __u8 proto, __be16 dport,
-					 __u32 *deny_rule, __u32 *allow_rule)
+/**
+ * policy_precedence() - the entry that decides between the two lookups of one packet
+ * @l3: longest match among the entries for this peer, or NULL
+ * @l4: longest match among the entries for any peer (peer 0), or NULL
+ *
+ * Within one lookup the agent has already applied "deny wins": an allow that a shorter deny of the same peer
+ * covers is written as that deny. Between the two lookups, the same words as PolicyPrecedence.cs:
+ *   1. deny wins
+ *   2. longer port/protocol prefix
+ *   3. L3-specific (peer) over L4-only
+ *
+ * Returns the deciding entry, or NULL when neither lookup matched.
+ */
+static __always_inline struct policy_entry *policy_precedence(struct policy_entry *l3, struct policy_entry *l4)
 {
-	struct policy_entry *e;
-
-	key->peer_identity = peer;
-	key->protocol = proto;
-	key->dport = dport;
-	e = bpf_map_lookup_elem(&mesh_policy, key);
-	if (!e)
-		return;
-	/* The first hit of each kind is the most specific one: the probes run from specific to general. */
-	if (e->verdict == POLICY_DENY) {
-		if (*deny_rule == RULE_NONE)
-			*deny_rule = e->rule_index;
-	} else if (*allow_rule == RULE_NONE) {
-		*allow_rule = e->rule_index;
-	}
+	if (!l3)
+		return l4;
+	if (!l4)
+		return l3;
+	if (l3->verdict != l4->verdict)
+		return l3->verdict == POLICY_DENY ? l3 : l4;
+	if (l3->l4_prefixlen != l4->l4_prefixlen)
+		return l3->l4_prefixlen > l4->l4_prefixlen ? l3 : l4;
+	return l3;
 }
 
 /**
@@ -77,38 +109,40 @@ static __always_inline void policy_probe(struct policy_key *key, __u32 peer, __u
  * @peer: identity of the other side
  * @dir: enum traffic_direction
  * @proto: IP protocol
- * @dport: destination port, network byte order (0 for protocols without ports)
+ * @dport: destination port, network byte order (0 for protocols without ports and later fragments)
  * @enforced: whether this direction of the endpoint is selected by some policy
  *
- * Precedence, the same words as the agent's compiler:
- *   1. deny wins: any deny entry among the probes drops (REASON_POLICY_DENIED)
- *   2. else any allow entry forwards
- *   3. else an enforced direction drops (REASON_DEFAULT_DENY), an unenforced one forwards
- * Probes, all of them, most specific first: (peer,proto,port) (peer,proto,0) (peer,0,0) (0,proto,port)
- * (0,proto,0) (0,0,0).
+ * Two LPM lookups in the identity's map, {peer, ...} and {0, ...}; policy_precedence() picks the decision.
+ * No entry: an enforced direction drops (REASON_DEFAULT_DENY), an unenforced one forwards.
  *
  * Returns the verdict, drop reason and the deciding rule index (RULE_NONE when no entry decided).
  */
 static __always_inline struct policy_result policy_decide(__u32 gen, __u32 local, __u32 peer, __u8 dir,
 							  __u8 proto, __be16 dport, int enforced)
 {
-	struct policy_key key = { .gen = gen, .local_identity = local, .direction = dir };
-	__u32 deny_rule = RULE_NONE, allow_rule = RULE_NONE;
+	struct policy_map_key map_key = { .gen = gen, .local_identity = local };
+	struct policy_key key = {
+		.prefixlen = POLICY_PREFIX_EXACT, .peer_identity = peer,
+		.direction = dir, .protocol = proto, .dport = dport,
+	};
 	struct policy_result r = { .verdict = VERDICT_FORWARDED, .reason = REASON_NONE, .rule_index = RULE_NONE };
+	struct policy_entry *l3 = NULL, *l4 = NULL, *e;
+	void *inner = bpf_map_lookup_elem(&mesh_policy, &map_key);
 
-	policy_probe(&key, peer, proto, dport, &deny_rule, &allow_rule);
-	policy_probe(&key, peer, proto, 0, &deny_rule, &allow_rule);
-	policy_probe(&key, peer, 0, 0, &deny_rule, &allow_rule);
-	policy_probe(&key, 0, proto, dport, &deny_rule, &allow_rule);
-	policy_probe(&key, 0, proto, 0, &deny_rule, &allow_rule);
-	policy_probe(&key, 0, 0, 0, &deny_rule, &allow_rule);
+	if (inner) {
+		if (peer != 0)
+			l3 = bpf_map_lookup_elem(inner, &key);
+		key.peer_identity = 0;
+		l4 = bpf_map_lookup_elem(inner, &key);
+	}
+	e = policy_precedence(l3, l4);
 
-	if (deny_rule != RULE_NONE) {
-		r.verdict = VERDICT_DROPPED;
-		r.reason = REASON_POLICY_DENIED;
-		r.rule_index = deny_rule;
-	} else if (allow_rule != RULE_NONE) {
-		r.rule_index = allow_rule;
+	if (e) {
+		r.rule_index = e->rule_index;
+		if (e->verdict == POLICY_DENY) {
+			r.verdict = VERDICT_DROPPED;
+			r.reason = REASON_POLICY_DENIED;
+		}
 	} else if (enforced) {
 		r.verdict = VERDICT_DROPPED;
 		r.reason = REASON_DEFAULT_DENY;

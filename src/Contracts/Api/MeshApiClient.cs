@@ -37,18 +37,22 @@ public sealed class MeshApiClient(HttpClient http)
         return new(http);
     }
 
-    public Task<PolicyApplied> ApplyPolicyAsync(string ns, string name, string document, CancellationToken ct = default) =>
-        SendAsync<PolicyApplied>(HttpMethod.Put, $"v1/policies/{Esc(ns)}/{Esc(name)}",
+    /// <summary>Creates or replaces a policy; a null namespace addresses a cluster-wide policy.</summary>
+    public Task<PolicyApplied> ApplyPolicyAsync(string? ns, string name, string document, CancellationToken ct = default) =>
+        SendAsync<PolicyApplied>(HttpMethod.Put, PolicyPath(ns, name),
             new StringContent(document, Encoding.UTF8, LooksLikeJson(document) ? "application/json" : "application/yaml"), ct);
 
-    public Task<PolicyView?> GetPolicyAsync(string ns, string name, CancellationToken ct = default) =>
-        SendOrNullAsync<PolicyView>(HttpMethod.Get, $"v1/policies/{Esc(ns)}/{Esc(name)}", ct);
+    public Task<PolicyView?> GetPolicyAsync(string? ns, string name, CancellationToken ct = default) =>
+        SendOrNullAsync<PolicyView>(HttpMethod.Get, PolicyPath(ns, name), ct);
 
     public Task<IReadOnlyList<PolicyView>> ListPoliciesAsync(CancellationToken ct = default) =>
         SendAsync<IReadOnlyList<PolicyView>>(HttpMethod.Get, "v1/policies", null, ct);
 
-    public Task<WriteResult?> DeletePolicyAsync(string ns, string name, CancellationToken ct = default) =>
-        SendOrNullAsync<WriteResult>(HttpMethod.Delete, $"v1/policies/{Esc(ns)}/{Esc(name)}", ct);
+    public Task<WriteResult?> DeletePolicyAsync(string? ns, string name, CancellationToken ct = default) =>
+        SendOrNullAsync<WriteResult>(HttpMethod.Delete, PolicyPath(ns, name), ct);
+
+    private static string PolicyPath(string? ns, string name) =>
+        ns is null ? $"v1/clusterwide-policies/{Esc(name)}" : $"v1/policies/{Esc(ns)}/{Esc(name)}";
 
     public Task<EndpointRegistered> RegisterEndpointAsync(EndpointRegistration endpoint, CancellationToken ct = default) =>
         SendAsync<EndpointRegistered>(HttpMethod.Post, "v1/endpoints", JsonContent.Create(endpoint, options: Json), ct);

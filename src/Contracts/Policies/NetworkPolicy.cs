@@ -2,32 +2,22 @@ using Mesh.Contracts.Labels;
 
 namespace Mesh.Contracts.Policies;
 
-// The CiliumNetworkPolicy shape, as far as Mesh enforces it today: endpoint selectors and L4 ports. Documents
-// using anything else are refused by PolicyParser rather than half-enforced.
+// The policy model every accepted document becomes: CiliumNetworkPolicy, CiliumClusterwideNetworkPolicy and
+// Kubernetes NetworkPolicy alike, so the compiler has one path. Its semantics are Cilium's (see PolicyRule).
 
-/// <summary>IANA protocol numbers; <see cref="Any"/> = every protocol.</summary>
-public enum Protocol : byte { Any = 0, Icmp = 1, Tcp = 6, Udp = 17, Sctp = 132 }
-
-/// <summary>A destination port and protocol. Port 0 means every port.</summary>
-public sealed record PortProtocol(ushort Port, Protocol Protocol)
-{
-    public static PortProtocol Tcp(ushort port) => new(port, Protocol.Tcp);
-    public static PortProtocol Udp(ushort port) => new(port, Protocol.Udp);
-
-    public override string ToString() => $"{(Port == 0 ? "*" : Port)}/{Protocol.ToString().ToUpperInvariant()}";
-}
+/// <summary>The kind of document a policy was written as. Kubernetes NetworkPolicies are translated on parse.</summary>
+public enum PolicyKind { CiliumNetworkPolicy, CiliumClusterwideNetworkPolicy, KubernetesNetworkPolicy }
 
 /// <summary>
-/// One ingress or egress rule. <paramref name="Peers"/> comes from fromEndpoints (ingress) or toEndpoints
-/// (egress); null = no L3 restriction. Cilium's semantics, on which the compiler relies:
-/// a rule with neither peers nor ports allows nothing (yet still makes its direction default-deny);
-/// ports only = any peer on those ports; peers only = those peers on any port.
+/// Per direction, whether the policy makes the endpoints it selects default-deny; null = Cilium's default: true
+/// for a direction that has rules (allow or deny), false otherwise.
 /// </summary>
-public sealed record PolicyRule(IReadOnlyList<LabelSelector>? Peers, IReadOnlyList<PortProtocol> Ports)
+public sealed record DefaultDeny(bool? Ingress, bool? Egress)
 {
-    public bool AllowsNothing => Peers is null && Ports.Count == 0;
+    public static readonly DefaultDeny Unspecified = new(null, null);
 }
 
+/// <summary>One rule set of a policy (<c>spec</c>, or one item of <c>specs</c>).</summary>
 public sealed record PolicySpec(
     LabelSelector EndpointSelector,
     IReadOnlyList<PolicyRule> Ingress,
@@ -36,22 +26,50 @@ public sealed record PolicySpec(
     IReadOnlyList<PolicyRule> EgressDeny,
     string? Description)
 {
+    public DefaultDeny EnableDefaultDeny { get; init; } = DefaultDeny.Unspecified;
+
+    /// <summary>The rule set's own labels (Cilium's <c>spec.labels</c>): metadata, never matched against traffic.</summary>
+    public IReadOnlyList<Label> Labels { get; init; } = [];
+
     public bool HasIngress => Ingress.Count > 0 || IngressDeny.Count > 0;
     public bool HasEgress => Egress.Count > 0 || EgressDeny.Count > 0;
+
+    /// <summary>Whether an endpoint this spec selects becomes default-deny for ingress.</summary>
+    public bool EnforcesIngress => EnableDefaultDeny.Ingress ?? HasIngress;
+    public bool EnforcesEgress => EnableDefaultDeny.Egress ?? HasEgress;
+
+    public IReadOnlyList<PolicyRule> Rules(RuleSection section) => section switch
+    {
+        RuleSection.Ingress => Ingress,
+        RuleSection.IngressDeny => IngressDeny,
+        RuleSection.Egress => Egress,
+        _ => EgressDeny,
+    };
 }
+
+/// <summary>The four rule lists of a spec, in the order the compiler and rule references use.</summary>
+public enum RuleSection { Ingress, IngressDeny, Egress, EgressDeny }
 
 /// <summary>
 /// A parsed policy. <paramref name="Namespace"/> is null for a cluster-wide policy; a namespaced policy only
 /// selects, and only admits peers from, its own namespace unless a selector names another one.
+/// <paramref name="Specs"/> holds <c>spec</c> (if given) first, then the items of <c>specs</c>.
 /// Compare two policies with <see cref="PolicyJson.Hash"/>: the lists inside compare by reference.
 /// </summary>
-public sealed record NetworkPolicy(string? Namespace, string Name, PolicySpec Spec)
+public sealed record NetworkPolicy(string? Namespace, string Name, IReadOnlyList<PolicySpec> Specs, PolicyKind Kind)
 {
+    /// <summary>A policy of one spec, of the kind its namespace implies.</summary>
+    public NetworkPolicy(string? ns, string name, PolicySpec spec)
+        : this(ns, name, [spec], ns is null ? PolicyKind.CiliumClusterwideNetworkPolicy : PolicyKind.CiliumNetworkPolicy) { }
+
+    /// <summary>The only spec; for code that builds one-spec policies (tests, the benchmark).</summary>
+    public PolicySpec Spec => Specs.Count == 1 ? Specs[0] : throw new InvalidOperationException($"policy {Reference} has {Specs.Count} specs");
+
     /// <summary><c>namespace/name</c>, or the bare name of a cluster-wide policy.</summary>
     public string Reference => Namespace is null ? Name : $"{Namespace}/{Name}";
 
-    /// <summary>The endpoint selector as enforced: scoped to the policy's namespace.</summary>
-    public LabelSelector EffectiveEndpointSelector => Scope(Spec.EndpointSelector);
+    /// <summary>A spec's endpoint selector as enforced: scoped to the policy's namespace.</summary>
+    public LabelSelector EffectiveEndpointSelector(PolicySpec spec) => Scope(spec.EndpointSelector);
 
     /// <summary>A peer selector as enforced: scoped to the policy's namespace (Cilium's rule for namespaced policies).</summary>
     public LabelSelector Scope(LabelSelector selector) => Namespace is null ? selector : selector.WithNamespace(Namespace);

@@ -8,7 +8,8 @@ namespace Mesh.Contracts.Policies;
 /// <summary>
 /// The canonical JSON of a parsed policy: what an event stores and what <see cref="Hash"/> covers. Properties are
 /// written in one fixed order and selectors in their canonical order, so equal policies give equal bytes.
-/// Changing this format changes every policy hash: add fields at the end, never reorder.
+/// Changing this format changes every policy hash: add fields at the end, never reorder. Events written before
+/// <c>specs</c> existed (one <c>spec</c> of endpoint peers and plain ports) are still read.
 /// </summary>
 public static class PolicyJson
 {
@@ -20,8 +21,10 @@ public static class PolicyJson
             w.WriteStartObject();
             w.WriteString("namespace", policy.Namespace);
             w.WriteString("name", policy.Name);
-            w.WritePropertyName("spec");
-            WriteSpec(w, policy.Spec);
+            w.WriteString("kind", policy.Kind.ToString());
+            w.WriteStartArray("specs");
+            foreach (var spec in policy.Specs) WriteSpec(w, spec);
+            w.WriteEndArray();
             w.WriteEndObject();
         }
         return Encoding.UTF8.GetString(buffer.ToArray());
@@ -31,10 +34,12 @@ public static class PolicyJson
     {
         using var document = JsonDocument.Parse(json);
         var root = document.RootElement;
-        return new NetworkPolicy(
-            root.GetProperty("namespace").GetString(),
-            root.GetProperty("name").GetString() ?? throw new JsonException("name is null"),
-            ReadSpec(root.GetProperty("spec")));
+        var ns = root.GetProperty("namespace").GetString();
+        var name = root.GetProperty("name").GetString() ?? throw new JsonException("name is null");
+        if (root.TryGetProperty("spec", out var legacy)) return new NetworkPolicy(ns, name, LegacySpec(legacy));
+        return new NetworkPolicy(ns, name,
+            root.GetProperty("specs").EnumerateArray().Select(ReadSpec).ToList(),
+            Enum.Parse<PolicyKind>(root.GetProperty("kind").GetString()!));
     }
 
     /// <summary>Lowercase hex SHA-256 of the canonical form.</summary>
@@ -50,8 +55,21 @@ public static class PolicyJson
         WriteRules(w, "ingressDeny", spec.IngressDeny);
         WriteRules(w, "egress", spec.Egress);
         WriteRules(w, "egressDeny", spec.EgressDeny);
+        w.WriteStartObject("enableDefaultDeny");
+        WriteBool(w, "ingress", spec.EnableDefaultDeny.Ingress);
+        WriteBool(w, "egress", spec.EnableDefaultDeny.Egress);
+        w.WriteEndObject();
+        w.WriteStartArray("labels");
+        foreach (var label in spec.Labels) w.WriteStringValue(label.ToString());
+        w.WriteEndArray();
         w.WriteString("description", spec.Description);
         w.WriteEndObject();
+    }
+
+    private static void WriteBool(Utf8JsonWriter w, string name, bool? value)
+    {
+        if (value is { } b) w.WriteBoolean(name, b);
+        else w.WriteNull(name);
     }
 
     private static void WriteRules(Utf8JsonWriter w, string name, IReadOnlyList<PolicyRule> rules)
@@ -64,21 +82,90 @@ public static class PolicyJson
             else
             {
                 w.WriteStartArray("peers");
-                foreach (var peer in rule.Peers) WriteSelector(w, peer);
+                foreach (var peer in rule.Peers) WritePeer(w, peer);
                 w.WriteEndArray();
             }
-            w.WriteStartArray("ports");
-            foreach (var port in rule.Ports)
-            {
-                w.WriteStartObject();
-                w.WriteNumber("port", port.Port);
-                w.WriteString("protocol", port.Protocol.ToString().ToUpperInvariant());
-                w.WriteEndObject();
-            }
+            w.WriteStartArray("requires");
+            foreach (var selector in rule.Requires) WriteSelector(w, selector);
+            w.WriteEndArray();
+            w.WriteStartArray("toPorts");
+            foreach (var portRule in rule.ToPorts) WritePortRule(w, portRule);
             w.WriteEndArray();
             w.WriteEndObject();
         }
         w.WriteEndArray();
+    }
+
+    private static void WritePeer(Utf8JsonWriter w, PeerSelector peer)
+    {
+        w.WriteStartObject();
+        switch (peer)
+        {
+            case PeerSelector.Endpoints e:
+                w.WritePropertyName("endpoints");
+                WriteSelector(w, e.Selector);
+                break;
+            case PeerSelector.EntityPeer e:
+                w.WriteString("entity", e.Entity.ToString());
+                break;
+            case PeerSelector.Cidr c:
+                w.WriteString("cidr", c.Prefix.ToString());
+                w.WriteStartArray("except");
+                foreach (var except in c.Except) w.WriteStringValue(except.ToString());
+                w.WriteEndArray();
+                break;
+            case PeerSelector.Fqdn f:
+                w.WritePropertyName("fqdn");
+                WriteDns(w, f.Match);
+                break;
+        }
+        w.WriteEndObject();
+    }
+
+    private static void WritePortRule(Utf8JsonWriter w, PortRule rule)
+    {
+        w.WriteStartObject();
+        w.WriteStartArray("ports");
+        foreach (var port in rule.Ports)
+        {
+            w.WriteStartObject();
+            w.WriteNumber("port", port.Port);
+            w.WriteString("protocol", port.Protocol.ToString().ToUpperInvariant());
+            w.WriteNumber("endPort", port.EndPort);
+            w.WriteEndObject();
+        }
+        w.WriteEndArray();
+        if (rule.Rules is not { } l7) w.WriteNull("rules");
+        else
+        {
+            w.WriteStartObject("rules");
+            w.WriteStartArray("http");
+            foreach (var http in l7.Http)
+            {
+                w.WriteStartObject();
+                w.WriteString("method", http.Method);
+                w.WriteString("path", http.Path);
+                w.WriteString("host", http.Host);
+                w.WriteStartArray("headers");
+                foreach (var header in http.Headers) w.WriteStringValue(header);
+                w.WriteEndArray();
+                w.WriteEndObject();
+            }
+            w.WriteEndArray();
+            w.WriteStartArray("dns");
+            foreach (var dns in l7.Dns) WriteDns(w, dns);
+            w.WriteEndArray();
+            w.WriteEndObject();
+        }
+        w.WriteEndObject();
+    }
+
+    private static void WriteDns(Utf8JsonWriter w, DnsMatch match)
+    {
+        w.WriteStartObject();
+        w.WriteString("matchName", match.MatchName);
+        w.WriteString("matchPattern", match.MatchPattern);
+        w.WriteEndObject();
     }
 
     private static void WriteSelector(Utf8JsonWriter w, LabelSelector selector)
@@ -108,14 +195,60 @@ public static class PolicyJson
         ReadRules(spec.GetProperty("ingressDeny")),
         ReadRules(spec.GetProperty("egress")),
         ReadRules(spec.GetProperty("egressDeny")),
-        spec.GetProperty("description").GetString());
+        spec.GetProperty("description").GetString())
+    {
+        EnableDefaultDeny = new DefaultDeny(
+            ReadBool(spec.GetProperty("enableDefaultDeny").GetProperty("ingress")),
+            ReadBool(spec.GetProperty("enableDefaultDeny").GetProperty("egress"))),
+        Labels = spec.GetProperty("labels").EnumerateArray().Select(l => Label.Parse(l.GetString()!)).ToList(),
+    };
+
+    private static bool? ReadBool(JsonElement value) => value.ValueKind == JsonValueKind.Null ? null : value.GetBoolean();
 
     private static List<PolicyRule> ReadRules(JsonElement rules) =>
         rules.EnumerateArray().Select(rule => new PolicyRule(
+            rule.GetProperty("peers") is { ValueKind: JsonValueKind.Array } peers ? peers.EnumerateArray().Select(ReadPeer).ToList() : null,
+            rule.GetProperty("toPorts").EnumerateArray().Select(ReadPortRule).ToList(),
+            rule.GetProperty("requires").EnumerateArray().Select(ReadSelector).ToList())).ToList();
+
+    private static PeerSelector ReadPeer(JsonElement peer)
+    {
+        if (peer.TryGetProperty("endpoints", out var selector)) return new PeerSelector.Endpoints(ReadSelector(selector));
+        if (peer.TryGetProperty("entity", out var entity)) return new PeerSelector.EntityPeer(Enum.Parse<Entity>(entity.GetString()!));
+        if (peer.TryGetProperty("cidr", out var cidr))
+            return new PeerSelector.Cidr(CidrPrefix.Parse(cidr.GetString()!),
+                peer.GetProperty("except").EnumerateArray().Select(e => CidrPrefix.Parse(e.GetString()!)).ToList());
+        return new PeerSelector.Fqdn(ReadDns(peer.GetProperty("fqdn")));
+    }
+
+    private static PortRule ReadPortRule(JsonElement rule) => new(
+        ReadPorts(rule.GetProperty("ports")),
+        rule.GetProperty("rules") is { ValueKind: JsonValueKind.Object } l7
+            ? new L7Rules(
+                l7.GetProperty("http").EnumerateArray().Select(h => new HttpRule(
+                    h.GetProperty("method").GetString(), h.GetProperty("path").GetString(), h.GetProperty("host").GetString(),
+                    h.GetProperty("headers").EnumerateArray().Select(x => x.GetString()!).ToList())).ToList(),
+                l7.GetProperty("dns").EnumerateArray().Select(ReadDns).ToList())
+            : null);
+
+    private static List<PortProtocol> ReadPorts(JsonElement ports) =>
+        ports.EnumerateArray().Select(p => new PortProtocol(
+            p.GetProperty("port").GetUInt16(),
+            Enum.Parse<Protocol>(p.GetProperty("protocol").GetString()!, ignoreCase: true),
+            p.TryGetProperty("endPort", out var end) ? end.GetUInt16() : (ushort)0)).ToList();
+
+    private static DnsMatch ReadDns(JsonElement match) =>
+        new(match.GetProperty("matchName").GetString(), match.GetProperty("matchPattern").GetString());
+
+    // The first canonical form: endpoint peers and plain ports only.
+    private static PolicySpec LegacySpec(JsonElement spec)
+    {
+        List<PolicyRule> Rules(string name) => spec.GetProperty(name).EnumerateArray().Select(rule => new PolicyRule(
             rule.GetProperty("peers") is { ValueKind: JsonValueKind.Array } peers ? peers.EnumerateArray().Select(ReadSelector).ToList() : null,
-            rule.GetProperty("ports").EnumerateArray().Select(p => new PortProtocol(
-                p.GetProperty("port").GetUInt16(),
-                Enum.Parse<Protocol>(p.GetProperty("protocol").GetString()!, ignoreCase: true))).ToList())).ToList();
+            ReadPorts(rule.GetProperty("ports")))).ToList();
+        return new PolicySpec(ReadSelector(spec.GetProperty("endpointSelector")),
+            Rules("ingress"), Rules("ingressDeny"), Rules("egress"), Rules("egressDeny"), spec.GetProperty("description").GetString());
+    }
 
     private static LabelSelector ReadSelector(JsonElement selector) => new(
         selector.GetProperty("matchLabels").EnumerateObject()

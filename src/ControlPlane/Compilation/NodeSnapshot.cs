@@ -1,6 +1,3 @@
-using System.Globalization;
-using System.Security.Cryptography;
-using System.Text;
 using Proto = Mesh.Contracts.Agent;
 
 namespace Mesh.ControlPlane.Compilation;
@@ -39,6 +36,9 @@ public sealed record NodeSnapshot(
                 PeerIdentity = e.Peer,
                 Protocol = (uint)e.Protocol,
                 Port = e.Port,
+                // 16 = one port, 0 = any port, fewer = one aligned block of an endPort range (several entries per range).
+                PortPrefixLen = e.PortPrefixLength,
+                L7Redirect = e.L7Redirect,
                 Verdict = e.Verdict == Verdict.Deny ? Proto.Verdict.Deny : Proto.Verdict.Allow,
                 RuleIndex = e.RuleIndex,
             }));
@@ -49,24 +49,23 @@ public sealed record NodeSnapshot(
     }
 
     /// <summary>
-    /// Hex SHA-256 over a line-per-item text form of everything but the version. Changing the form changes every
-    /// hash; the lists must already be in their sorted order.
+    /// The content hash recomputed from the lists alone (see <see cref="ContentDigest"/>): what any builder of a
+    /// snapshot must arrive at. The lists must be in their sorted order.
     /// </summary>
     internal static string Hash(string node, IReadOnlyList<IpCacheEntry> ipCache, IReadOnlyList<LocalEndpoint> endpoints,
         IReadOnlyList<IdentityPolicy> policies, IReadOnlyList<string> rules)
     {
-        var text = new StringBuilder();
-        void Line(FormattableString line) => text.Append(line.ToString(CultureInfo.InvariantCulture)).Append('\n');
-
-        Line($"node {node}");
-        foreach (var e in ipCache) Line($"ipcache {e.Cidr} {e.Identity}");
-        foreach (var e in endpoints) Line($"endpoint {e.Id} {e.Interface} {e.Ip} {e.Identity}");
-        foreach (var p in policies)
+        var digests = policies.Select(p =>
         {
-            Line($"policy {p.Identity} ingress={p.IngressEnforced} egress={p.EgressEnforced}");
-            foreach (var e in p.Entries) Line($"entry {(byte)e.Direction} {e.Peer} {(byte)e.Protocol} {e.Port} {(byte)e.Verdict} {e.RuleIndex}");
-        }
-        foreach (var rule in rules) Line($"rule {rule}");
-        return Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(text.ToString())));
+            // The identity's own rule list: the node's indexes it uses, ascending, which is rule order.
+            var used = p.Entries.Select(e => e.RuleIndex).Distinct().Order().ToArray();
+            var local = new Dictionary<uint, int>(used.Length);
+            for (var i = 0; i < used.Length; i++) local[used[i]] = i;
+            var entries = p.Entries;
+            var digest = ContentDigest.Policy(p.IngressEnforced, p.EgressEnforced, used.Select(u => rules[(int)u]).ToArray(), entries.Count,
+                i => (entries[i].Key, entries[i].Verdict, entries[i].L7Redirect, local[entries[i].RuleIndex]));
+            return (p.Identity, digest);
+        });
+        return ContentDigest.Node(node, ContentDigest.IpCache(ipCache), ContentDigest.Endpoints(endpoints), ContentDigest.Policies(digests));
     }
 }

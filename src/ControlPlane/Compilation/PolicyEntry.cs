@@ -10,10 +10,13 @@ public enum Direction : byte { Ingress = 0, Egress = 1 }
 public enum Verdict : byte { Allow = 0, Deny = 1 }
 
 /// <summary>
-/// What the datapath looks up. Peer 0 = any peer, protocol <see cref="Protocol.Any"/> = any protocol, port 0 = any
-/// port. Ordered by direction, peer, protocol, port: the order entries appear in a snapshot.
+/// What the datapath looks up. Peer 0 = any peer, protocol <see cref="Protocol.Any"/> = any protocol (and port 0),
+/// port 0 with prefix length 0 = any port. <see cref="PortPrefixLength"/> is the number of leading bits of the port
+/// that must match: 16 = exactly <see cref="Port"/>, fewer = an aligned block of a range (8000/13 = 8000-8007).
+/// Ordered by direction, peer, protocol, port, prefix length: the order entries appear in a snapshot.
 /// </summary>
-public readonly record struct PolicyEntryKey(Direction Direction, uint Peer, Protocol Protocol, ushort Port) : IComparable<PolicyEntryKey>
+public readonly record struct PolicyEntryKey(Direction Direction, uint Peer, Protocol Protocol, ushort Port, byte PortPrefixLength)
+    : IComparable<PolicyEntryKey>
 {
     public const uint AnyPeer = 0;
 
@@ -22,17 +25,30 @@ public readonly record struct PolicyEntryKey(Direction Direction, uint Peer, Pro
         var c = Direction.CompareTo(other.Direction);
         if (c == 0) c = Peer.CompareTo(other.Peer);
         if (c == 0) c = Protocol.CompareTo(other.Protocol);
-        return c != 0 ? c : Port.CompareTo(other.Port);
+        if (c == 0) c = Port.CompareTo(other.Port);
+        return c != 0 ? c : PortPrefixLength.CompareTo(other.PortPrefixLength);
     }
 
     public override string ToString() =>
-        $"{Direction.ToString().ToLowerInvariant()} peer={(Peer == AnyPeer ? "any" : Peer)} {(Protocol == Protocol.Any ? "any" : Protocol.ToString().ToUpperInvariant())}/{(Port == 0 ? "*" : Port)}";
+        $"{Direction.ToString().ToLowerInvariant()} peer={(Peer == AnyPeer ? "any" : Peer)} {(Protocol == Protocol.Any ? "any" : Protocol.ToString().ToUpperInvariant())}/{PortText}";
+
+    private string PortText => PortPrefixLength switch
+    {
+        0 => "*",
+        PortPrefixes.ExactPort => Port.ToString(System.Globalization.CultureInfo.InvariantCulture),
+        _ => $"{Port}/{PortPrefixLength}",
+    };
 }
 
-/// <summary>One entry of an identity's policy; <paramref name="RuleIndex"/> points into <see cref="NodeSnapshot.Rules"/>.</summary>
-public sealed record PolicyEntry(Direction Direction, uint Peer, Protocol Protocol, ushort Port, Verdict Verdict, uint RuleIndex)
+/// <summary>
+/// One entry of an identity's policy; <paramref name="RuleIndex"/> points into <see cref="NodeSnapshot.Rules"/>.
+/// <paramref name="L7Redirect"/>: an allow whose traffic belongs to the L7 proxy (rules.http, rules.dns, toFQDNs);
+/// the datapath treats it as a plain allow until the proxy exists.
+/// </summary>
+public sealed record PolicyEntry(Direction Direction, uint Peer, Protocol Protocol, ushort Port, Verdict Verdict, uint RuleIndex,
+    byte PortPrefixLength, bool L7Redirect)
 {
-    public PolicyEntryKey Key => new(Direction, Peer, Protocol, Port);
+    public PolicyEntryKey Key => new(Direction, Peer, Protocol, Port, PortPrefixLength);
 }
 
 /// <summary>

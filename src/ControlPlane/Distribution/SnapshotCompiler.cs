@@ -1,23 +1,101 @@
+using System.Collections.Immutable;
+using System.Globalization;
 using Mesh.ControlPlane.Compilation;
 using Mesh.ControlPlane.State;
+using Mesh.Contracts.Policies;
 
 namespace Mesh.ControlPlane.Distribution;
 
-/// <summary>Feeds the pure compiler from a ClusterView; remembers the last result per node so watchers of one
-/// node share one compile per version.</summary>
+/// <summary>
+/// Feeds the incremental compiler from ClusterViews: each newer view is applied as the changes between it and the
+/// last one compiled (unchanged collections are the same objects, so only what moved is walked), then committed at
+/// the view's position. Watchers of every node share that one compile; a watcher holding an older view gets the
+/// newest snapshot. One lock: the compiler has one owner at a time.
+/// </summary>
 public sealed class SnapshotCompiler
 {
-    private readonly Dictionary<string, NodeSnapshot> _last = new(StringComparer.Ordinal);
+    private readonly Lock _gate = new();
+    private readonly IncrementalCompiler _compiler;
+    private ClusterView _compiled = ClusterView.Empty;
+
+    /// <summary>Entry budget from <c>--entry-budget=N</c> or MESH_ENTRY_BUDGET; default 16384, Cilium's.</summary>
+    public SnapshotCompiler(IConfiguration configuration)
+        : this(int.TryParse(configuration["entry-budget"] ?? configuration["MESH_ENTRY_BUDGET"], NumberStyles.None, CultureInfo.InvariantCulture, out var budget)
+            ? budget : IncrementalCompiler.DefaultEntryBudget) { }
+
+    public SnapshotCompiler(int entryBudget) => _compiler = new IncrementalCompiler(entryBudget);
+
+    public int EntryBudget => _compiler.EntryBudget;
 
     public NodeSnapshot For(string node, ClusterView view)
     {
-        lock (_last)
-            if (_last.TryGetValue(node, out var cached) && cached.Version == view.Position.Value) return cached;
-        var snapshot = PolicyCompiler.Compile(node, view.Position.Value,
-            view.Policies.Values.Select(p => p.Policy).ToList(),
-            view.Identities.ToDictionary(i => i.Key, i => i.Value.Labels),
-            view.Endpoints.Values.Select(e => new CompilerEndpoint(e.Id, e.Spec.Node, e.Spec.Ip, e.Spec.Interface, e.Identity)).ToList());
-        lock (_last) _last[node] = snapshot;
-        return snapshot;
+        lock (_gate)
+        {
+            CatchUp(view);
+            return _compiler.Snapshot(node);
+        }
+    }
+
+    /// <summary>The identities applying <paramref name="policy"/> to <paramref name="view"/> would push over the entry budget.</summary>
+    public IReadOnlyList<BudgetViolation> CheckPolicy(NetworkPolicy policy, ClusterView view)
+    {
+        lock (_gate)
+        {
+            CatchUp(view);
+            return _compiler.CheckPolicy(policy);
+        }
+    }
+
+    public IReadOnlyList<IdentityPressure> Pressure(ClusterView view)
+    {
+        lock (_gate)
+        {
+            CatchUp(view);
+            return _compiler.Pressure();
+        }
+    }
+
+    private void CatchUp(ClusterView view)
+    {
+        if (view.Position <= _compiled.Position) return;
+        var was = _compiled;
+        Diff(was.Identities, view.Identities,
+            (_, now) => _compiler.AllocateIdentity(now.Identity, now.Labels),
+            _ => { });   // identities are never taken back
+        Diff(was.Policies, view.Policies,
+            (old, now) => { if (old?.Hash != now.Hash) _compiler.ApplyPolicy(now.Policy); },
+            old => _compiler.DeletePolicy(old.Policy.Namespace, old.Policy.Name));
+        Diff(was.Endpoints, view.Endpoints,
+            (_, now) => _compiler.RegisterEndpoint(new CompilerEndpoint(now.Id, now.Spec.Node, now.Spec.Ip, now.Spec.Interface, now.Identity)),
+            old => _compiler.DeleteEndpoint(old.Id));
+        _compiler.Commit(view.Position.Value);
+        _compiled = view;
+    }
+
+    /// <summary>Walks two versions of a sorted map in step: a value that is not the same object was set.</summary>
+    private static void Diff<TKey, TValue>(ImmutableSortedDictionary<TKey, TValue> before, ImmutableSortedDictionary<TKey, TValue> after,
+        Action<TValue?, TValue> set, Action<TValue> removed) where TKey : notnull where TValue : class
+    {
+        if (ReferenceEquals(before, after)) return;
+        if (before.IsEmpty)
+        {
+            foreach (var (_, value) in after) set(null, value);
+            return;
+        }
+        var comparer = after.KeyComparer;
+        using var b = before.GetEnumerator();
+        using var a = after.GetEnumerator();
+        var (hasB, hasA) = (b.MoveNext(), a.MoveNext());
+        while (hasB || hasA)
+        {
+            var c = !hasB ? 1 : !hasA ? -1 : comparer.Compare(b.Current.Key, a.Current.Key);
+            if (c < 0) { removed(b.Current.Value); hasB = b.MoveNext(); }
+            else if (c > 0) { set(null, a.Current.Value); hasA = a.MoveNext(); }
+            else
+            {
+                if (!ReferenceEquals(b.Current.Value, a.Current.Value)) set(b.Current.Value, a.Current.Value);
+                (hasB, hasA) = (b.MoveNext(), a.MoveNext());
+            }
+        }
     }
 }

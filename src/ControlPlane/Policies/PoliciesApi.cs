@@ -1,4 +1,6 @@
 using Mesh.ControlPlane.Commands;
+using Mesh.ControlPlane.Compilation;
+using Mesh.ControlPlane.Distribution;
 using Mesh.ControlPlane.State;
 using Mesh.Contracts.Api;
 using Mesh.Contracts.Policies;
@@ -9,38 +11,64 @@ namespace Mesh.ControlPlane.Policies;
 /// <summary>The policy API: apply (create or replace), read, list and delete network policies.</summary>
 public static class PoliciesApi
 {
-    public static RouteGroupBuilder MapPolicyEndpoints(this IEndpointRouteBuilder app)
+    public static IEndpointRouteBuilder MapPolicyEndpoints(this IEndpointRouteBuilder app)
     {
         var api = app.MapGroup("/v1/policies").WithTags("Policies");
         api.MapPut("/{ns}/{name}", ApplyPolicy).Accepts<string>("application/yaml", "application/json");
         api.MapGet("/{ns}/{name}", GetPolicy);
         api.MapDelete("/{ns}/{name}", DeletePolicy);
         api.MapGet("/", ListPolicies);
-        return api;
+
+        // CiliumClusterwideNetworkPolicy: no namespace, selects endpoints of every namespace.
+        var clusterwide = app.MapGroup("/v1/clusterwide-policies").WithTags("Policies");
+        clusterwide.MapPut("/{name}", (string name, HttpContext http, CommandHandler handler, ClusterState state, SnapshotCompiler compiler, TimeProvider clock, CancellationToken ct) =>
+            ApplyAsync(null, name, http, handler, state, compiler, clock, ct)).Accepts<string>("application/yaml", "application/json");
+        clusterwide.MapGet("/{name}", (string name, ClusterState state) => GetPolicy(Clusterwide, name, state));
+        clusterwide.MapDelete("/{name}", (string name, HttpContext http, CommandHandler handler, ClusterState state, TimeProvider clock, CancellationToken ct) =>
+            DeletePolicy(Clusterwide, name, http, handler, state, clock, ct));
+        return app;
     }
 
-    private static async Task<Results<Ok<PolicyApplied>, ValidationProblem>> ApplyPolicy(
-        string ns, string name, HttpContext http, CommandHandler handler, ClusterState state, TimeProvider clock, CancellationToken ct)
+    /// <summary>The namespace key of cluster-wide policies in streams and the read model.</summary>
+    private const string Clusterwide = "";
+
+    private static Task<Results<Ok<PolicyApplied>, ValidationProblem, ProblemHttpResult>> ApplyPolicy(
+        string ns, string name, HttpContext http, CommandHandler handler, ClusterState state, SnapshotCompiler compiler, TimeProvider clock, CancellationToken ct) =>
+        ApplyAsync(ns, name, http, handler, state, compiler, clock, ct);
+
+    /// <summary>Applies a namespaced policy (ns given) or a cluster-wide one (ns null); the document's kind must agree.</summary>
+    private static async Task<Results<Ok<PolicyApplied>, ValidationProblem, ProblemHttpResult>> ApplyAsync(
+        string? ns, string name, HttpContext http, CommandHandler handler, ClusterState state, SnapshotCompiler compiler, TimeProvider clock,
+        CancellationToken ct)
     {
         using var reader = new StreamReader(http.Request.Body);
         var text = await reader.ReadToEndAsync(ct);
         if (string.IsNullOrWhiteSpace(text))
-            return Invalid("body", "a CiliumNetworkPolicy document (YAML or JSON) is required");
+            return Invalid("body", "a policy document (YAML or JSON: CiliumNetworkPolicy, CiliumClusterwideNetworkPolicy or NetworkPolicy) is required");
         var parsed = PolicyParser.Parse(text, ns);
         if (!parsed.Ok)
             return TypedResults.ValidationProblem(parsed.Errors.GroupBy(e => e.Path).ToDictionary(g => g.Key, g => g.Select(e => e.Message).ToArray()),
                 title: "The policy is invalid; nothing was applied");
         var policy = parsed.Policy!;
+        var clusterwide = policy.Kind == PolicyKind.CiliumClusterwideNetworkPolicy;
+        if (clusterwide && ns is not null)
+            return Invalid("kind", $"a CiliumClusterwideNetworkPolicy has no namespace: PUT it to /v1/clusterwide-policies/{name}");
+        if (!clusterwide && ns is null)
+            return Invalid("kind", $"a {policy.Kind} is namespaced: PUT it to /v1/policies/{{namespace}}/{name}");
         if (!string.IsNullOrEmpty(policy.Name) && policy.Name != name)
             return Invalid("metadata.name", $"\"{policy.Name}\" does not match the name in the path, \"{name}\"");
-        if (!string.IsNullOrEmpty(policy.Namespace) && policy.Namespace != ns)
+        if (ns is not null && !string.IsNullOrEmpty(policy.Namespace) && policy.Namespace != ns)
             return Invalid("metadata.namespace", $"\"{policy.Namespace}\" does not match the namespace in the path, \"{ns}\"");
         policy = policy with { Namespace = ns, Name = name };
+        // Refused whole rather than applied and then dropped entry by entry in the datapath. Checked against the
+        // state as read now: two changes racing past this check can still overflow together (pressure shows it).
+        if (compiler.CheckPolicy(policy, state.Current) is { Count: > 0 } overflow) return OverBudget(policy, overflow);
 
-        var result = await handler.HandleAsync(Policy.StreamId(ns, name), Policy.Decider,
+        var key = ns ?? Clusterwide;
+        var result = await handler.HandleAsync(Policy.StreamId(key, name), Policy.Decider,
             new PolicyCommand.ApplyPolicy(policy), RequestContext.From(http, clock), ct);
         await state.ReadYourWriteAsync(result.Position, ct);
-        return TypedResults.Ok(new PolicyApplied(ns, name, result.Position.Value, PolicyJson.Hash(policy), result.Events.Count > 0));
+        return TypedResults.Ok(new PolicyApplied(key, name, result.Position.Value, PolicyJson.Hash(policy), result.Events.Count > 0));
     }
 
     private static Results<Ok<PolicyView>, NotFound> GetPolicy(string ns, string name, ClusterState state) =>
@@ -57,6 +85,22 @@ public static class PoliciesApi
         if (result.Events.Count == 0) return TypedResults.NotFound();
         await state.ReadYourWriteAsync(result.Position, ct);
         return TypedResults.Ok(new WriteResult(result.Position.Value));
+    }
+
+    private static ProblemHttpResult OverBudget(NetworkPolicy policy, IReadOnlyList<BudgetViolation> overflow)
+    {
+        var worst = overflow.MaxBy(v => v.Entries)!;
+        return TypedResults.Problem(
+            title: $"Policy {policy.Reference} would overflow the entry budget of {overflow.Count} identit{(overflow.Count == 1 ? "y" : "ies")}; nothing was applied",
+            detail: string.Join("\n", overflow.Select(v => v.ToString())),
+            statusCode: StatusCodes.Status409Conflict,
+            extensions: new Dictionary<string, object?>
+            {
+                ["identity"] = worst.Identity,
+                ["entries"] = worst.Entries,
+                ["budget"] = worst.Budget,
+                ["violations"] = overflow,
+            });
     }
 
     private static PolicyView View(PolicyRecord p) =>

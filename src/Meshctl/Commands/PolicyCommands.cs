@@ -10,7 +10,7 @@ public static class PolicyCommands
 {
     public static Command Build()
     {
-        var policy = new Command("policy", "Apply, inspect and delete network policies (CiliumNetworkPolicy YAML or JSON)");
+        var policy = new Command("policy", "Apply, inspect and delete network policies (CiliumNetworkPolicy, CiliumClusterwideNetworkPolicy, NetworkPolicy; YAML or JSON)");
         policy.Add(Apply());
         policy.Add(Get());
         policy.Add(List());
@@ -24,6 +24,20 @@ public static class PolicyCommands
         Description = "Namespace for documents without metadata.namespace",
         DefaultValueFactory = _ => "default",
     };
+
+    private static readonly Option<bool> Clusterwide = new("--clusterwide")
+    {
+        Description = "NAME is a CiliumClusterwideNetworkPolicy (no namespace)",
+    };
+
+    /// <summary>"ns/name", "name" (namespace default) or, with --clusterwide, a cluster-wide policy's name.</summary>
+    private static (string? Namespace, string Name, string Reference) Target(ParseResult parse, Argument<string> id)
+    {
+        var text = parse.GetValue(id)!;
+        if (parse.GetValue(Clusterwide)) return (null, text, text);
+        var (ns, name) = Split(text);
+        return (ns, name, $"{ns}/{name}");
+    }
 
     private static Command Apply()
     {
@@ -44,9 +58,9 @@ public static class PolicyCommands
                     continue;
                 }
                 var p = parsed.Policy!;
-                var result = await client.ApplyPolicyAsync(p.Namespace ?? parse.GetValue(Namespace)!, p.Name, text, ct);
+                var result = await client.ApplyPolicyAsync(p.Kind == PolicyKind.CiliumClusterwideNetworkPolicy ? null : p.Namespace ?? parse.GetValue(Namespace)!, p.Name, text, ct);
                 if (GlobalOptions.Json(parse)) Output.WriteJson(result);
-                else AnsiConsole.MarkupLine($"[green]✓[/] policy {Output.Esc(result.Namespace)}/{Output.Esc(result.Name)} {(result.Changed ? "applied" : "unchanged")} at v{result.Version}");
+                else AnsiConsole.MarkupLine($"[green]✓[/] {p.Kind} {Output.Esc(p.Reference)} {(result.Changed ? "applied" : "unchanged")} at v{result.Version}");
             }
             return failed == 0 ? 0 : 1;
         }));
@@ -56,14 +70,14 @@ public static class PolicyCommands
     private static Command Get()
     {
         var name = new Argument<string>("NAMESPACE/NAME") { Description = "The policy, e.g. default/allow-frontend" };
-        var cmd = new Command("get", "Show one policy as stored, with who applied it and when") { name };
+        var cmd = new Command("get", "Show one policy as stored, with who applied it and when") { name, Clusterwide };
         cmd.SetAction((parse, ct) => Output.GuardAsync(async () =>
         {
-            var (ns, n) = Split(parse.GetValue(name)!);
+            var (ns, n, reference) = Target(parse, name);
             var view = await GlobalOptions.ClientFrom(parse).GetPolicyAsync(ns, n, ct);
-            if (view is null) return Output.Error($"policy {ns}/{n} not found (meshctl policy list shows what exists)");
+            if (view is null) return Output.Error($"policy {reference} not found (meshctl policy list shows what exists)");
             if (GlobalOptions.Json(parse)) { Output.WriteJson(view); return 0; }
-            AnsiConsole.MarkupLine($"[bold]{Output.Esc(view.Namespace)}/{Output.Esc(view.Name)}[/]  v{view.Version}  applied by {Output.Esc(view.AppliedBy)} at {view.AppliedAt:u}  hash {Output.Esc(view.Hash[..12])}");
+            AnsiConsole.MarkupLine($"[bold]{Output.Esc(reference)}[/]  v{view.Version}  applied by {Output.Esc(view.AppliedBy)} at {view.AppliedAt:u}  hash {Output.Esc(view.Hash[..12])}");
             Console.WriteLine(view.Document.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
             return 0;
         }));
@@ -89,14 +103,14 @@ public static class PolicyCommands
     private static Command Delete()
     {
         var name = new Argument<string>("NAMESPACE/NAME") { Description = "The policy to delete" };
-        var cmd = new Command("delete", "Delete a policy") { name };
+        var cmd = new Command("delete", "Delete a policy") { name, Clusterwide };
         cmd.SetAction((parse, ct) => Output.GuardAsync(async () =>
         {
-            var (ns, n) = Split(parse.GetValue(name)!);
+            var (ns, n, reference) = Target(parse, name);
             var result = await GlobalOptions.ClientFrom(parse).DeletePolicyAsync(ns, n, ct);
-            if (result is null) return Output.Error($"policy {ns}/{n} not found (meshctl policy list shows what exists)");
+            if (result is null) return Output.Error($"policy {reference} not found (meshctl policy list shows what exists)");
             if (GlobalOptions.Json(parse)) Output.WriteJson(result);
-            else AnsiConsole.MarkupLine($"[green]✓[/] policy {Output.Esc(ns)}/{Output.Esc(n)} deleted at v{result.Version}");
+            else AnsiConsole.MarkupLine($"[green]✓[/] policy {Output.Esc(reference)} deleted at v{result.Version}");
             return 0;
         }));
         return cmd;

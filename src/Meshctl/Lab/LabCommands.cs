@@ -19,6 +19,7 @@ public static class LabCommands
             LabUpDownCommands.Down(),
             LabNamespaceCommands.Build(),
             LabPodCommands.Build(),
+            LabAgentCommands.Build(),
             LabProbeCommands.Probe(),
             LabProbeCommands.Matrix(),
             LabUpDownCommands.Register(),

@@ -32,7 +32,7 @@ internal static class LabUpDownCommands
             var server = parse.GetValue(GlobalOptions.Server);
             var result = lab.Up(
                 parse.GetValue(nodes),
-                grpcAddress is null ? null : node => LabLaunches.Agent(node, grpcAddress, Path.Combine(lab.Store.LogDirectory, $"agent-{node.Name}.log")),
+                grpcAddress is null ? null : LabContext.AgentLaunch(lab, grpcAddress),
                 state => { state.ControlPlane = server; state.GrpcAddress = grpcAddress ?? state.GrpcAddress; });
 
             var crashed = await AgentsThatDiedAsync(result.StartedAgents, ct);
@@ -81,7 +81,7 @@ internal static class LabUpDownCommands
         return command;
     }
 
-    private static async Task<string> GrpcAddressAsync(ParseResult parse, CancellationToken ct)
+    public static async Task<string> GrpcAddressAsync(ParseResult parse, CancellationToken ct)
     {
         try
         {
@@ -97,7 +97,7 @@ internal static class LabUpDownCommands
     }
 
     /// <summary>An agent with bad options or no control plane dies within moments; say so now rather than never.</summary>
-    private static async Task<List<LabNode>> AgentsThatDiedAsync(IReadOnlyList<LabNode> started, CancellationToken ct)
+    public static async Task<List<LabNode>> AgentsThatDiedAsync(IReadOnlyList<LabNode> started, CancellationToken ct)
     {
         if (started.Count == 0) return [];
         await Task.Delay(TimeSpan.FromSeconds(1), ct);
@@ -124,7 +124,7 @@ internal static class LabUpDownCommands
         Output.Info("next: [bold]meshctl lab pod add default/web --labels app=web[/]");
     }
 
-    private static string Tail(string? file)
+    public static string Tail(string? file)
     {
         try { return file is null ? "" : string.Join('\n', File.ReadLines(file).TakeLast(15)); }
         catch (IOException) { return "(no log)"; }

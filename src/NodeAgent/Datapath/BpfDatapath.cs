@@ -5,15 +5,14 @@ using Mesh.NodeAgent.Netns;
 namespace Mesh.NodeAgent.Datapath;
 
 /// <summary>
-/// The tc/eBPF datapath of one node (bpf/endpoint.c). Apply writes the standby generation and flips to it; the
-/// programs on every endpoint's host-side veth then judge each packet by exactly one version.
-/// Dispose leaves the programs attached and the maps pinned: the kernel keeps enforcing the last version while
-/// no agent runs (fail static), and the next Open on the same pin root carries on from there.
+/// The tc/eBPF datapath of one node (bpf/endpoint.c). Apply writes the difference to the last version into the
+/// standby generation and flips to it; the programs on every endpoint's host-side veth then judge each packet by
+/// exactly one version. Dispose leaves the programs attached and the maps pinned: the kernel keeps enforcing the
+/// last version while no agent runs (fail static), and the next Open on the same pin root carries on from there.
 /// </summary>
-public sealed class BpfDatapath : IDatapath
+public sealed partial class BpfDatapath : IDatapath
 {
     private const string FromEndpoint = "mesh_from_endpoint", ToEndpoint = "mesh_to_endpoint";
-    private static readonly HashSet<byte> ProtocolsWithPorts = [6, 17, 132];   // TCP, UDP, SCTP
 
     private readonly BpfDatapathOptions options;
     private readonly BpfObject obj;
@@ -26,6 +25,9 @@ public sealed class BpfDatapath : IDatapath
     private readonly RingBufferReader flowReader;
     private readonly Lock applyGate = new();
     private readonly Dictionary<string, int> attached = [];   // interface name → ifindex, attached by this instance
+    private readonly GenerationLifecycle lifecycle = new();
+    // What each generation holds; null = unknown (maps adopted from an earlier run, or a write that failed halfway).
+    private readonly GenerationImage?[] held = new GenerationImage?[2];
     private uint activeGen;
     private bool disposed;
 
@@ -43,8 +45,10 @@ public sealed class BpfDatapath : IDatapath
         flowReader = new RingBufferReader(maps.Flows, sample => flows.Writer.TryWrite(decoder.Decode(sample)), Log);
     }
 
-    /// <summary>Loads endpoint.o, re-using the maps an earlier run pinned under <see cref="BpfDatapathOptions.PinRoot"/>
-    /// (AppliedVersion then reports what the kernel still enforces), and starts reading flows.</summary>
+    /// <summary>Loads endpoint.o, re-using the maps an earlier run of the same map layout pinned under
+    /// &lt;<see cref="BpfDatapathOptions.PinRoot"/>&gt;/v&lt;layout&gt;/ (AppliedVersion then reports what the kernel still
+    /// enforces), removes the pins of older layouts, and starts reading flows. Programs are attached, or replace
+    /// the ones an earlier run attached, at the first Apply.</summary>
     public static BpfDatapath Open(BpfDatapathOptions options)
     {
         LibBpfLog.Install(options.Log);
@@ -54,16 +58,30 @@ public sealed class BpfDatapath : IDatapath
         try
         {
             // libbpf creates only the last level of a pin path.
-            Directory.CreateDirectory(options.PinRoot);
-            obj = BpfObject.Load(options.ObjectPath, options.PinRoot);
-            return new BpfDatapath(options, obj);
+            var pinDirectory = MapLayout.Directory(options.PinRoot);
+            Directory.CreateDirectory(pinDirectory);
+            obj = BpfObject.Load(options.ObjectPath, pinDirectory);
+            var datapath = new BpfDatapath(options, obj);
+            try
+            {
+                foreach (var removed in MapLayout.RemoveOlder(options.PinRoot))
+                    datapath.Log($"removed the pins of an older map layout: {removed}");
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                datapath.Log($"could not remove the pins of an older map layout under {options.PinRoot}: {e.Message}");
+            }
+            return datapath;
         }
         catch (Exception e) when (e is BpfException or IOException or UnauthorizedAccessException)
         {
             obj?.Dispose();
-            throw new DatapathException($"open datapath (pin root {options.PinRoot}): {e.Message}", e);
+            throw new DatapathException($"open datapath (pin root {options.PinRoot}, map layout v{MapLayout.Version}): {e.Message}", e);
         }
     }
+
+    /// <summary>The map layout this agent pins and adopts; pins live under &lt;pin root&gt;/v&lt;MapLayoutVersion&gt;/.</summary>
+    public static int MapLayoutVersion => MapLayout.Version;
 
     /// <summary>Removes every pin under <paramref name="pinRoot"/>. Programs still attached keep their maps alive
     /// until detached; a later Open starts from empty maps.</summary>
@@ -76,45 +94,7 @@ public sealed class BpfDatapath : IDatapath
 
     public ChannelReader<FlowEvent> Flows => flows.Reader;
 
-    /// <summary>Writes the standby generation and flips to it. The same version may be applied again (after a
-    /// restart, to re-attach this instance's programs); an older one is refused.</summary>
-    public void Apply(DatapathSnapshot snapshot)
-    {
-        lock (applyGate)
-        {
-            ObjectDisposedException.ThrowIf(disposed, this);
-            Validate(snapshot);
-            Dictionary<string, int> ifindexes;
-            try { ifindexes = AttachEndpoints(snapshot.Endpoints); }
-            catch (IOException e) { throw new DatapathException($"apply version {snapshot.Version}: {NamespaceName}: {e.Message}", e); }
-            var standby = activeGen ^ 1;
-            var image = GenerationImage.Build(standby, snapshot, ifindexes);
-            var endpointByIfindex = snapshot.Endpoints.ToDictionary(e => ifindexes[e.InterfaceName], e => e.Id);
-            try
-            {
-                maps.Clear(standby);
-                maps.Write(image);
-                versions.Add(snapshot.Version, [.. snapshot.Rules], endpointByIfindex);
-                maps.Flip(standby, snapshot.Version, AppliedVersion);
-            }
-            catch (BpfException e)
-            {
-                throw new DatapathException($"apply version {snapshot.Version}: {e.Message}; version {AppliedVersion} keeps enforcing", e);
-            }
-            activeGen = standby;
-            AppliedVersion = snapshot.Version;
-            try
-            {
-                maps.WaitForPrograms();
-            }
-            catch (BpfException e)
-            {
-                // Without the grace period a program may still read the old generation: wait well past any packet.
-                Log($"{e.Message}; waiting instead");
-                Thread.Sleep(50);
-            }
-        }
-    }
+    public ApplyStats? LastApply { get; private set; }
 
     /// <summary>Packets and bytes judged so far, per verdict.</summary>
     public VerdictCounters ReadCounters()
@@ -148,66 +128,6 @@ public sealed class BpfDatapath : IDatapath
         flowReader.Dispose();
         flows.Writer.TryComplete();
         obj.Dispose();
-    }
-
-    /// <summary>Bad input is refused whole, before any map or interface is touched.</summary>
-    private void Validate(DatapathSnapshot s)
-    {
-        if (s.Version < AppliedVersion)
-            throw new DatapathException($"version {s.Version} is older than the applied version {AppliedVersion}: versions only move forward");
-        if (s.Endpoints.Count > maps.EndpointsPerGeneration)
-            throw new DatapathException($"version {s.Version}: {s.Endpoints.Count} endpoints, but a generation of mesh_endpoints holds {maps.EndpointsPerGeneration}");
-        if (s.IpCache.Count > maps.IpCachePerGeneration)
-            throw new DatapathException($"version {s.Version}: {s.IpCache.Count} ipcache entries, but a generation of mesh_ipcache holds {maps.IpCachePerGeneration}");
-        var entries = s.Policies.Sum(p => p.Entries.Count);
-        if (entries > maps.PolicyPerGeneration)
-            throw new DatapathException($"version {s.Version}: {entries} policy entries, but a generation of mesh_policy holds {maps.PolicyPerGeneration}");
-        if (s.Endpoints.GroupBy(e => e.InterfaceName).FirstOrDefault(g => g.Count() > 1) is { } sharedInterface)
-            throw new DatapathException($"version {s.Version}: interface {sharedInterface.Key} belongs to several endpoints");
-        if (s.Policies.GroupBy(p => p.Identity).FirstOrDefault(g => g.Count() > 1) is { } twice)
-            throw new DatapathException($"version {s.Version}: identity {twice.Key} has more than one policy item");
-        foreach (var p in s.Policies)
-            foreach (var e in p.Entries)
-            {
-                if (e.RuleIndex >= s.Rules.Count)
-                    throw new DatapathException($"version {s.Version}: identity {p.Identity}: rule index {e.RuleIndex} is outside the {s.Rules.Count} rules");
-                if (e.Port != 0 && !ProtocolsWithPorts.Contains(e.Protocol))
-                    throw new DatapathException($"version {s.Version}: identity {p.Identity}: port {e.Port} needs TCP, UDP or SCTP, not protocol {e.Protocol}");
-            }
-    }
-
-    /// <summary>Resolves every endpoint interface in the node namespace and attaches both programs where this
-    /// instance has not yet. Attaching first is harmless: an interface without an endpoint entry passes untouched.</summary>
-    private Dictionary<string, int> AttachEndpoints(IReadOnlyList<EndpointItem> endpoints)
-    {
-        var ifindexes = new Dictionary<string, int>();
-        NetworkNamespace.Run(options.Netns, () =>
-        {
-            foreach (var ep in endpoints)
-            {
-                int ifindex;
-                try { ifindex = TcHook.IfIndex(ep.InterfaceName); }
-                catch (BpfException e)
-                {
-                    throw new DatapathException($"endpoint {ep.Id}: interface {ep.InterfaceName} not found in {NamespaceName}: {e.Message}", e);
-                }
-                ifindexes[ep.InterfaceName] = ifindex;
-            }
-            foreach (var (name, ifindex) in ifindexes)
-            {
-                if (attached.TryGetValue(name, out var known) && known == ifindex) continue;
-                try
-                {
-                    TcHook.EnsureClsact(ifindex, name);
-                    // Host-side tc ingress sees what the pod sends (its egress); tc egress what it receives.
-                    TcHook.Attach(ifindex, name, TcAttachPoint.Ingress, fromEndpointFd);
-                    TcHook.Attach(ifindex, name, TcAttachPoint.Egress, toEndpointFd);
-                }
-                catch (BpfException e) { throw new DatapathException($"attach to {name} in {NamespaceName}: {e.Message}", e); }
-                attached[name] = ifindex;
-            }
-        });
-        return ifindexes;
     }
 
     private string NamespaceName => options.Netns is null ? "the agent's network namespace" : $"network namespace {options.Netns}";

@@ -6,7 +6,8 @@ public sealed record BpfDatapathOptions
     /// <summary>Network namespace (name under /run/netns) holding the endpoints' host-side veths; null = this process's own.</summary>
     public string? Netns { get; init; }
 
-    /// <summary>bpffs directory of this node's pinned maps, e.g. /sys/fs/bpf/mesh/&lt;node&gt;. A later run re-uses its pins.</summary>
+    /// <summary>bpffs directory of this node's pinned maps, e.g. /sys/fs/bpf/mesh/&lt;node&gt;; the maps live in its
+    /// v&lt;layout&gt;/ subdirectory. A later run of the same map layout re-uses its pins; a newer layout removes them.</summary>
     public required string PinRoot { get; init; }
 
     /// <summary>The compiled datapath. Default: endpoint.o next to the agent's assembly (the build puts it there).</summary>

@@ -18,7 +18,33 @@ public interface IDatapath : IDisposable
 
     /// <summary>Verdicts as they happen (drops, and the first packet of each allowed connection).</summary>
     ChannelReader<FlowEvent> Flows { get; }
+
+    /// <summary>What the last successful Apply wrote and how long each step took; null before the first.</summary>
+    ApplyStats? LastApply { get; }
 }
+
+/// <summary>
+/// One Apply, step by step. Writes count map elements inserted, replaced or deleted; a delta apply writes the
+/// difference to the version before, a full rebuild (the first apply of an agent, or after a failure left a
+/// generation in an unknown state) clears and writes everything.
+/// </summary>
+/// <param name="EntriesWritten">elements written into the standby generation before the flip</param>
+/// <param name="CatchUpEntriesWritten">elements written into the old generation after the flip</param>
+/// <param name="FillStandby">writing the standby generation</param>
+/// <param name="Flip">the one map update that switches generations</param>
+/// <param name="WaitForPrograms">attaching new interfaces and waiting until no program reads the old generation</param>
+/// <param name="CatchUp">bringing the old generation up to the new version</param>
+/// <param name="Total">from building the generation image (after validation) to the end of the catch-up</param>
+public sealed record ApplyStats(
+    ulong Version,
+    bool FullRebuild,
+    int EntriesWritten,
+    int CatchUpEntriesWritten,
+    TimeSpan FillStandby,
+    TimeSpan Flip,
+    TimeSpan WaitForPrograms,
+    TimeSpan CatchUp,
+    TimeSpan Total);
 
 public enum TrafficDirection : byte { Ingress = 0, Egress = 1 }
 
@@ -40,8 +66,17 @@ public sealed record EndpointItem(string Id, string InterfaceName, uint Identity
 /// <summary>The policy of every endpoint with this identity. A direction that is not enforced allows everything.</summary>
 public sealed record IdentityPolicyItem(uint Identity, bool IngressEnforced, bool EgressEnforced, IReadOnlyList<PolicyEntryItem> Entries);
 
-/// <summary>PeerIdentity 0 = any peer, Protocol 0 = any protocol, Port 0 = any port. Deny beats allow.</summary>
-public sealed record PolicyEntryItem(TrafficDirection Direction, uint PeerIdentity, byte Protocol, ushort Port, PolicyVerdict Verdict, uint RuleIndex);
+/// <summary>
+/// PeerIdentity 0 = any peer, Protocol 0 = any protocol (and any port). PortPrefixLength is the number of leading
+/// bits of Port that must match: 16 = exactly Port, 0 = any port, 13 with Port 8000 = 8000-8007; null means 16
+/// for a non-zero Port and 0 for Port 0. Bits of Port past the prefix must be zero. Deny beats allow.
+/// </summary>
+public sealed record PolicyEntryItem(TrafficDirection Direction, uint PeerIdentity, byte Protocol, ushort Port, PolicyVerdict Verdict,
+    uint RuleIndex, byte? PortPrefixLength = null)
+{
+    /// <summary>The significant bits of Port, with the default applied.</summary>
+    public int PortBits => PortPrefixLength ?? (Port == 0 ? 0 : 16);
+}
 
 public enum FlowVerdict : byte { Forwarded = 0, Dropped = 1 }
 

@@ -89,6 +89,14 @@ public static partial class DetachedProcess
         for (var i = 0; i < 100 && IsAlive(process); i++) { Reap(process.Pid); Thread.Sleep(20); }
     }
 
+    /// <summary>SIGKILL (kill -9) with no grace, then waits until the process is gone. Never fails when it already is.</summary>
+    public static void Kill(RecordedProcess process)
+    {
+        if (!IsAlive(process)) { Reap(process.Pid); return; }
+        kill(process.Pid, SigKill);
+        for (var i = 0; i < 250 && IsAlive(process); i++) { Reap(process.Pid); Thread.Sleep(20); }
+    }
+
     /// <summary>Every running process whose environment carries this lab's tag (found even if never recorded).</summary>
     public static IReadOnlyList<RecordedProcess> FindTagged(string lab)
     {

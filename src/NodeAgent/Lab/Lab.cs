@@ -16,7 +16,7 @@ public sealed record LabDownResult(
 /// It knows nothing of the control plane; callers register endpoints with what these methods return.
 /// <paramref name="podServer"/> says how to start a pod's server process (meshctl runs `meshctl lab serve`).
 /// </summary>
-public sealed class Lab(LabOptions options, Func<LabPod, string, ProcessLaunch> podServer)
+public sealed partial class Lab(LabOptions options, Func<LabPod, string, ProcessLaunch> podServer)
 {
     public LabNames Names { get; } = new(options.Lab);
     public LabStateStore Store { get; } = new(options.StateDirectory, options.Lab);
@@ -66,10 +66,7 @@ public sealed class Lab(LabOptions options, Func<LabPod, string, ProcessLaunch> 
         if (agent is not null)
             foreach (var node in state.Nodes.Where(n => n.Agent is null || !DetachedProcess.IsAlive(n.Agent)))
             {
-                var launch = agent(node);
-                node.AgentLog = launch.LogFile;
-                node.Agent = DetachedProcess.Start(launch, options.Lab);
-                Store.Save(state);
+                LaunchAgentLocked(state, node, agent);
                 started.Add(node);
             }
         return new LabUpResult(wasUp, created, started, state);

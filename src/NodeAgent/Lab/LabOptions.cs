@@ -27,10 +27,16 @@ public static class LabLaunches
     /// <summary>mesh-agent.dll: the assembly this library lives in.</summary>
     public static string AgentAssembly => typeof(LabLaunches).Assembly.Location;
 
-    /// <summary>The node agent for <paramref name="node"/>, enforcing in the node's netns and pinning under its own root.</summary>
+    /// <summary>
+    /// The node agent for <paramref name="node"/>, enforcing in the node's netns, pinning under its own root and
+    /// keeping its flow log in the node's state directory (when the lab gave it one).
+    /// </summary>
     public static ProcessLaunch Agent(LabNode node, string grpcAddress, string logFile) => new(
         $"agent {node.Name}", DotnetHost,
-        [AgentAssembly, "--node", node.Name, "--netns", node.Netns, "--control-plane", AsUrl(grpcAddress), "--pin-root", node.PinRoot],
+        [
+            AgentAssembly, "--node", node.Name, "--netns", node.Netns, "--control-plane", AsUrl(grpcAddress), "--pin-root", node.PinRoot,
+            .. node.AgentStateDirectory is { Length: > 0 } stateDir ? new[] { "--state-dir", stateDir } : [],
+        ],
         logFile);
 
     /// <summary>The agent takes a URL; "host:port" (as people type it) means plain-text HTTP/2 to that port.</summary>

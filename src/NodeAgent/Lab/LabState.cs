@@ -33,6 +33,8 @@ public sealed class LabNode
     public string PodCidr { get; set; } = "";
     public string PinRoot { get; set; } = "";
     public string? AgentLog { get; set; }
+    /// <summary>The agent's --state-dir (its flow log lives there); inside the lab's folder, so labs never share one.</summary>
+    public string? AgentStateDirectory { get; set; }
     public RecordedProcess? Agent { get; set; }
 }
 

@@ -15,6 +15,11 @@ public sealed class AgentLoop(AgentOptions options, IDatapath datapath, GrpcClie
 {
     private const string Service = "mesh.agent.v1.AgentSync";
 
+    // After a restart the kernel still enforces the pinned version, but this process has not seen its snapshot:
+    // it cannot name endpoints and rules in flows, nor compute the next delta. Until it has, it asks for the full
+    // snapshot (as if it had nothing) and re-applies the version it already enforces — never an older one.
+    private bool _holdsSnapshot;
+
     public async Task RunAsync(CancellationToken ct)
     {
         var backoff = TimeSpan.FromMilliseconds(200);
@@ -22,7 +27,7 @@ public sealed class AgentLoop(AgentOptions options, IDatapath datapath, GrpcClie
         {
             try
             {
-                var request = new WatchRequest { Node = options.Node, LastAppliedVersion = datapath.AppliedVersion };
+                var request = new WatchRequest { Node = options.Node, LastAppliedVersion = _holdsSnapshot ? datapath.AppliedVersion : 0 };
                 await foreach (var update in grpc.ServerStreamingAsync(Service, "Watch", request, SnapshotUpdate.Parser, ct: ct))
                 {
                     backoff = TimeSpan.FromMilliseconds(200);
@@ -41,14 +46,16 @@ public sealed class AgentLoop(AgentOptions options, IDatapath datapath, GrpcClie
 
     private async Task ApplyAsync(NodeSnapshot snapshot, CancellationToken ct)
     {
-        if (snapshot.Version <= datapath.AppliedVersion) return;
+        if (snapshot.Version < datapath.AppliedVersion || (snapshot.Version == datapath.AppliedVersion && _holdsSnapshot)) return;
+        var reapply = snapshot.Version == datapath.AppliedVersion;
         var clock = Stopwatch.StartNew();
         var ack = new AckRequest { Node = options.Node, Version = snapshot.Version };
         try
         {
             datapath.Apply(SnapshotConversion.ToDatapath(snapshot));
+            _holdsSnapshot = true;
             ack.Outcome = AckOutcome.Applied;
-            await log.WriteLineAsync($"applied v{snapshot.Version} ({snapshot.Endpoints.Count} endpoints, {snapshot.Policies.Sum(p => p.Entries.Count)} entries) in {clock.Elapsed.TotalMilliseconds:0.0} ms");
+            await log.WriteLineAsync($"{(reapply ? "re-applied the enforced" : "applied")} v{snapshot.Version} ({snapshot.Endpoints.Count} endpoints, {snapshot.Policies.Sum(p => p.Entries.Count)} entries) in {clock.Elapsed.TotalMilliseconds:0.0} ms");
         }
         catch (Exception e) when (e is DatapathException or FormatException or OverflowException)
         {

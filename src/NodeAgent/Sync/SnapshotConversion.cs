@@ -15,6 +15,7 @@ public static class SnapshotConversion
             p.Entries.Select(e => new PolicyEntryItem(
                 e.Direction == Direction.Ingress ? TrafficDirection.Ingress : TrafficDirection.Egress,
                 e.PeerIdentity, checked((byte)e.Protocol), checked((ushort)e.Port),
-                e.Verdict == Verdict.Deny ? PolicyVerdict.Deny : PolicyVerdict.Allow, e.RuleIndex)).ToList())).ToList(),
+                e.Verdict == Verdict.Deny ? PolicyVerdict.Deny : PolicyVerdict.Allow, e.RuleIndex,
+                checked((byte)e.PortPrefixLen))).ToList())).ToList(),
         s.Rules.ToList());
 }

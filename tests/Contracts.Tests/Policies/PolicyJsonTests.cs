@@ -28,9 +28,10 @@ public sealed class PolicyJsonTests
         Assert.Equal(PolicyJson.Hash(Sample), PolicyJson.Hash(back));
         Assert.Equal(Sample.Namespace, back.Namespace);
         Assert.Equal(Sample.Spec.EndpointSelector, back.Spec.EndpointSelector);
-        Assert.Equal(Sample.Spec.Ingress[0].Peers, back.Spec.Ingress[0].Peers);
+        Assert.Equal(Sample.Spec.Ingress[0].Peers!, back.Spec.Ingress[0].Peers!);
         Assert.Null(back.Spec.Ingress[1].Peers);
         Assert.Equal(Sample.Spec.EgressDeny[0].Ports, back.Spec.EgressDeny[0].Ports);
+        Assert.Equal(Sample.Kind, back.Kind);
         Assert.Equal("frontend → api", back.Spec.Description);
     }
 
@@ -44,8 +45,9 @@ public sealed class PolicyJsonTests
     [Fact]
     public void The_canonical_form_has_a_fixed_shape() =>
         Assert.Equal(
-            """{"namespace":"a","name":"p","spec":{"endpointSelector":{"matchLabels":{"any:app":"web"},"matchExpressions":[]},""" +
-            """ "ingress":[{"peers":null,"ports":[{"port":80,"protocol":"TCP"}]}],"ingressDeny":[],"egress":[],"egressDeny":[],"description":null}}""".TrimStart(),
+            """{"namespace":"a","name":"p","kind":"CiliumNetworkPolicy","specs":[{"endpointSelector":{"matchLabels":{"any:app":"web"},"matchExpressions":[]},""" +
+            """ "ingress":[{"peers":null,"requires":[],"toPorts":[{"ports":[{"port":80,"protocol":"TCP","endPort":0}],"rules":null}]}],""".TrimStart() +
+            """ "ingressDeny":[],"egress":[],"egressDeny":[],"enableDefaultDeny":{"ingress":null,"egress":null},"labels":[],"description":null}]}""".TrimStart(),
             PolicyJson.Serialize(new NetworkPolicy("a", "p", new PolicySpec(
                 LabelSelector.Of(new Dictionary<string, string> { ["app"] = "web" }),
                 [new PolicyRule(null, [PortProtocol.Tcp(80)])], [], [], [], null))));

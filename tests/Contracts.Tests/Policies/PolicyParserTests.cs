@@ -84,13 +84,14 @@ public sealed class PolicyParserTests
         Assert.Equal("frontend may call the api", policy.Spec.Description);
         Assert.Equal("any:app=api", policy.Spec.EndpointSelector.ToString());
         var rule = Assert.Single(policy.Spec.Ingress);
-        Assert.Equal("k8s:app=frontend, any:tier in (edge,web)", Assert.Single(rule.Peers!).ToString());
+        Assert.Equal("k8s:app=frontend, any:tier in (edge,web)", Assert.IsType<PeerSelector.Endpoints>(Assert.Single(rule.Peers!)).Selector.ToString());
         Assert.Equal([PortProtocol.Tcp(8080), PortProtocol.Udp(53)], rule.Ports);
         Assert.Empty(policy.Spec.IngressDeny);
         Assert.Empty(policy.Spec.Egress);
         var deny = Assert.Single(policy.Spec.EgressDeny);
         Assert.Null(deny.Peers);
         Assert.Equal([new PortProtocol(25, Protocol.Any)], deny.Ports);
+        Assert.Equal(PolicyKind.CiliumNetworkPolicy, policy.Kind);
     }
 
     [Fact]
@@ -187,10 +188,14 @@ public sealed class PolicyParserTests
 
     public static TheoryData<string, string, string, string> Refusals => new()
     {
-        { "wrong apiVersion", "apiVersion: networking.k8s.io/v1\nkind: CiliumNetworkPolicy\nmetadata: {name: p}\nspec: {endpointSelector: {}}",
-            "apiVersion", "\"networking.k8s.io/v1\" is not supported (expected cilium.io/v2)" },
-        { "wrong kind", "apiVersion: cilium.io/v2\nkind: NetworkPolicy\nmetadata: {name: p}\nspec: {endpointSelector: {}}",
-            "kind", "\"NetworkPolicy\" is not a supported kind (expected CiliumNetworkPolicy or CiliumClusterwideNetworkPolicy)" },
+        { "apiVersion of another kind", "apiVersion: networking.k8s.io/v1\nkind: CiliumNetworkPolicy\nmetadata: {name: p}\nspec: {endpointSelector: {}}",
+            "apiVersion", "\"networking.k8s.io/v1\" is not the apiVersion of a CiliumNetworkPolicy (expected cilium.io/v2)" },
+        { "Kubernetes kind under the Cilium apiVersion", "apiVersion: cilium.io/v2\nkind: NetworkPolicy\nmetadata: {name: p}\nspec: {podSelector: {}}",
+            "apiVersion", "\"cilium.io/v2\" is not the apiVersion of a NetworkPolicy (expected networking.k8s.io/v1)" },
+        { "unknown apiVersion", "apiVersion: cilium.io/v1\nkind: Policy\nmetadata: {name: p}",
+            "apiVersion", "\"cilium.io/v1\" is not supported (expected cilium.io/v2 or networking.k8s.io/v1)" },
+        { "wrong kind", "apiVersion: cilium.io/v2\nkind: CiliumPolicy\nmetadata: {name: p}\nspec: {endpointSelector: {}}",
+            "kind", "\"CiliumPolicy\" is not a supported kind (expected CiliumNetworkPolicy, CiliumClusterwideNetworkPolicy or NetworkPolicy)" },
         { "missing kind", "apiVersion: cilium.io/v2\nmetadata: {name: p}\nspec: {endpointSelector: {}}",
             "kind", "is required" },
         { "missing name", "apiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\nmetadata: {namespace: shop}\nspec: {endpointSelector: {}}",
@@ -202,13 +207,13 @@ public sealed class PolicyParserTests
         { "namespace on a clusterwide policy", "apiVersion: cilium.io/v2\nkind: CiliumClusterwideNetworkPolicy\nmetadata: {name: p, namespace: shop}\nspec: {endpointSelector: {}}",
             "metadata.namespace", "a CiliumClusterwideNetworkPolicy has no namespace" },
         { "missing spec", "apiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\nmetadata: {name: p}",
-            "spec", "is required" },
+            "spec", "is required (or specs, a list of rule sets)" },
         { "unknown top-level field", "apiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\nmetadata: {name: p}\nspec: {endpointSelector: {}}\nspecz: {}",
-            "specz", "unknown field (expected apiVersion, kind, metadata, spec, status)" },
+            "specz", "unknown field (expected apiVersion, kind, metadata, spec, specs, status)" },
         { "missing endpointSelector", WithSpec("  ingress: [{}]"),
             "spec.endpointSelector", "is required (use {} to select every endpoint)" },
         { "misspelled spec field", WithSpec("  endpointSelector: {}\n  ingres: [{}]"),
-            "spec.ingres", "unknown field (expected endpointSelector, ingress, ingressDeny, egress, egressDeny, description)" },
+            "spec.ingres", "unknown field (expected endpointSelector, ingress, ingressDeny, egress, egressDeny, enableDefaultDeny, labels, description)" },
         { "unknown selector field", WithSpec("  endpointSelector: {matchLabel: {app: web}}"),
             "spec.endpointSelector.matchLabel", "unknown field (expected matchLabels, matchExpressions)" },
         { "bad operator", WithSpec("  endpointSelector: {matchExpressions: [{key: app, operator: Equals, values: [web]}]}"),
@@ -228,7 +233,7 @@ public sealed class PolicyParserTests
         { "port out of range", WithSpec("  endpointSelector: {}\n  egress: [{toPorts: [{ports: [{port: 70000}]}]}]"),
             "spec.egress[0].toPorts[0].ports[0].port", "\"70000\" is not a port number (1-65535)" },
         { "named port", WithSpec("  endpointSelector: {}\n  ingress: [{}, {toPorts: [{ports: [{port: http}]}]}]"),
-            "spec.ingress[1].toPorts[0].ports[0].port", "\"http\" is not a port number (1-65535)" },
+            "spec.ingress[1].toPorts[0].ports[0].port", "\"http\" is a named port; named ports are not supported yet (write the port number)" },
         { "bad protocol", WithSpec("  endpointSelector: {}\n  ingressDeny: [{toPorts: [{ports: [{port: 80, protocol: HTTP}]}]}]"),
             "spec.ingressDeny[0].toPorts[0].ports[0].protocol", "\"HTTP\" is not a protocol (expected TCP, UDP, SCTP or ANY)" },
         { "lowercase protocol", WithSpec("  endpointSelector: {}\n  ingress: [{toPorts: [{ports: [{port: 80, protocol: tcp}]}]}]"),
@@ -238,11 +243,9 @@ public sealed class PolicyParserTests
         { "toEndpoints in an ingress rule", WithSpec("  endpointSelector: {}\n  ingress: [{toEndpoints: [{}]}]"),
             "spec.ingress[0].toEndpoints", "is not a field of this rule (it takes fromEndpoints)" },
         { "unknown rule field", WithSpec("  endpointSelector: {}\n  egress: [{toPod: [{}]}]"),
-            "spec.egress[0].toPod", "unknown field (expected toEndpoints, toPorts)" },
-        { "unsupported FQDN rule", WithSpec("  endpointSelector: {}\n  egress: [{toFQDNs: [{matchName: example.com}]}]"),
-            "spec.egress[0].toFQDNs", "is not supported yet; Mesh refuses the policy rather than enforce part of it" },
-        { "unsupported L7 rules", WithSpec("  endpointSelector: {}\n  ingress: [{toPorts: [{ports: [{port: 80}], rules: {http: [{}]}}]}]"),
-            "spec.ingress[0].toPorts[0].rules", "is not supported yet; Mesh refuses the policy rather than enforce part of it" },
+            "spec.egress[0].toPod", "unknown field (expected toEndpoints, toRequires, toEntities, toCIDR, toCIDRSet, toFQDNs, toPorts)" },
+        { "unsupported L7 protocol", WithSpec("  endpointSelector: {}\n  ingress: [{toPorts: [{ports: [{port: 80}], rules: {kafka: [{}]}}]}]"),
+            "spec.ingress[0].toPorts[0].rules.kafka", "is not supported yet; Mesh refuses the policy rather than enforce part of it" },
         { "peers that are not a list", WithSpec("  endpointSelector: {}\n  ingress: [{fromEndpoints: {app: web}}]"),
             "spec.ingress[0].fromEndpoints", "expected a list, got a mapping" },
         { "selector that is a string", WithSpec("  endpointSelector: app=web"),
@@ -273,7 +276,7 @@ public sealed class PolicyParserTests
               ingress:
                 - toPorts: [{ports: [{port: "80x", protocol: TCP}, {port: 443, protocol: QUIC}]}]
               egress:
-                - toCIDR: [10.0.0.0/8]
+                - toCIDR: [10.0.0.0/88]
             """);
         Assert.Equal(
         [
@@ -281,7 +284,7 @@ public sealed class PolicyParserTests
             "spec.endpointSelector.matchExpressions[0].operator",
             "spec.ingress[0].toPorts[0].ports[0].port",
             "spec.ingress[0].toPorts[0].ports[1].protocol",
-            "spec.egress[0].toCIDR",
+            "spec.egress[0].toCIDR[0]",
         ], result.Errors.Select(e => e.Path));
     }
 
@@ -312,7 +315,7 @@ public sealed class PolicyParserTests
     {
         var policy = ParseOk(AllowFrontend);
         var frontend = LabelSet.ForPod("shop", new Dictionary<string, string> { ["app"] = "frontend", ["tier"] = "web" }, new Dictionary<string, string>());
-        var peer = policy.Scope(Assert.Single(policy.Spec.Ingress[0].Peers!));
+        var peer = policy.Scope(Assert.IsType<PeerSelector.Endpoints>(Assert.Single(policy.Spec.Ingress[0].Peers!)).Selector);
         Assert.True(peer.Matches(frontend));
         Assert.False(peer.Matches(LabelSet.ForPod("other", new Dictionary<string, string> { ["app"] = "frontend", ["tier"] = "web" }, new Dictionary<string, string>())));
     }

@@ -18,7 +18,12 @@ internal static class CompilerBuilders
     public static readonly IReadOnlyDictionary<uint, string> Names = new Dictionary<uint, string>
     {
         [PolicyEntryKey.AnyPeer] = "any", [Web] = "web", [Db] = "db", [Api] = "api", [OtherWeb] = "other/web",
+        [1] = "host", [2] = "world", [3] = "unmanaged", [4] = "health", [5] = "init", [6] = "remote-node", [7] = "kube-apiserver", [8] = "ingress",
+        [Local1] = "local1", [Local2] = "local2", [Local3] = "local3",
     };
+
+    /// <summary>The node-local (CIDR/FQDN) identities a compile allocates first, in order.</summary>
+    public const uint Local1 = (1u << 24) + 1, Local2 = (1u << 24) + 2, Local3 = (1u << 24) + 3;
 
     public static readonly IReadOnlyDictionary<uint, LabelSet> Identities = new Dictionary<uint, LabelSet>
     {
@@ -70,7 +75,7 @@ internal static class CompilerBuilders
     public static string[] Render(NodeSnapshot snapshot, uint identity) =>
         snapshot.PolicyOf(identity)?.Entries.Select(e =>
         {
-            var key = e.Key.ToString().Replace($"peer={(e.Peer == 0 ? "any" : e.Peer)}", $"peer={Names[e.Peer]}");
-            return $"{key} {e.Verdict.ToString().ToLowerInvariant()} {snapshot.Rules[(int)e.RuleIndex]}";
+            var key = e.Key.ToString().Replace($"peer={(e.Peer == 0 ? "any" : e.Peer)}", $"peer={Names.GetValueOrDefault(e.Peer, e.Peer.ToString(System.Globalization.CultureInfo.InvariantCulture))}");
+            return $"{key} {e.Verdict.ToString().ToLowerInvariant()}{(e.L7Redirect ? " l7" : "")} {snapshot.Rules[(int)e.RuleIndex]}";
         }).ToArray() ?? throw new InvalidOperationException($"identity {identity} has no policy on {snapshot.Node}");
 }

@@ -78,6 +78,29 @@ public sealed class ControlPlaneApiTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_clusterwide_policy_lives_outside_every_namespace_and_is_refused_on_a_namespaced_path()
+    {
+        const string clusterwide = """
+            apiVersion: cilium.io/v2
+            kind: CiliumClusterwideNetworkPolicy
+            metadata: { name: deny-other }
+            spec:
+              endpointSelector: { matchLabels: { app: backend } }
+              ingressDeny:
+                - fromEndpoints: [ { matchLabels: { app: other } } ]
+            """;
+
+        var misplaced = await Assert.ThrowsAsync<MeshApiException>(() => _cp.Client.ApplyPolicyAsync("default", "deny-other", clusterwide));
+        var applied = await _cp.Client.ApplyPolicyAsync(null, "deny-other", clusterwide);
+
+        Assert.Equal(HttpStatusCode.BadRequest, misplaced.Status);
+        Assert.Contains("kind", misplaced.Problem!["errors"]!.AsObject().Select(e => e.Key));
+        Assert.Null(await _cp.Client.GetPolicyAsync("default", "deny-other"));
+        Assert.Equal(applied.Version, (await _cp.Client.GetPolicyAsync(null, "deny-other"))!.Version);
+        Assert.NotNull(await _cp.Client.DeletePolicyAsync(null, "deny-other"));
+    }
+
+    [Fact]
     public async Task Same_label_set_gets_one_identity_and_a_different_set_another()
     {
         var a = await _cp.Client.RegisterEndpointAsync(Pod("web-1", "web", host: 5));

@@ -19,6 +19,7 @@ public sealed partial class DatapathLayoutTests
         { "endpoint_info", typeof(EndpointInfoNative) },
         { "ipcache_key", typeof(IpCacheKeyNative) },
         { "ipcache_info", typeof(IpCacheInfoNative) },
+        { "policy_map_key", typeof(PolicyMapKeyNative) },
         { "policy_key", typeof(PolicyKeyNative) },
         { "policy_entry", typeof(PolicyEntryNative) },
         { "ct_key", typeof(CtKeyNative) },
@@ -53,6 +54,17 @@ public sealed partial class DatapathLayoutTests
         Assert.Equal((32, 8, 12, 16, 20, 24), (Marshal.SizeOf<BpfTcOptsNative>(), (int)Marshal.OffsetOf<BpfTcOptsNative>("ProgFd"),
             (int)Marshal.OffsetOf<BpfTcOptsNative>("Flags"), (int)Marshal.OffsetOf<BpfTcOptsNative>("ProgId"),
             (int)Marshal.OffsetOf<BpfTcOptsNative>("Handle"), (int)Marshal.OffsetOf<BpfTcOptsNative>("Priority")));
+        Assert.Equal((48, 24, 28), (Marshal.SizeOf<BpfMapCreateOptsNative>(), (int)Marshal.OffsetOf<BpfMapCreateOptsNative>("InnerMapFd"),
+            (int)Marshal.OffsetOf<BpfMapCreateOptsNative>("MapFlags")));
+    }
+
+    [Fact]
+    public void The_map_layout_version_is_the_same_in_c_and_csharp()
+    {
+        var header = File.ReadAllText(Path.Combine(RepoPaths.Root, "bpf", "lib", "maps.h"));
+        var define = LayoutDefine().Match(header);
+        Assert.True(define.Success, "bpf/lib/maps.h defines no MESH_MAP_LAYOUT");
+        Assert.Equal(MapLayout.Version, int.Parse(define.Groups[1].Value));
     }
 
     private sealed record StructLayout(int Size, List<(string Member, int Offset)> Members);
@@ -103,6 +115,9 @@ public sealed partial class DatapathLayoutTests
 
     private static string Pascal(string snake) =>
         string.Concat(snake.Split('_').Select(part => part.Length == 0 ? part : char.ToUpperInvariant(part[0]) + part[1..]));
+
+    [GeneratedRegex(@"^#define MESH_MAP_LAYOUT (\d+)\s*$", RegexOptions.Multiline)]
+    private static partial Regex LayoutDefine();
 
     [GeneratedRegex(@"^\[\d+\] STRUCT '(\w+)' size=(\d+)")]
     private static partial Regex StructLine();

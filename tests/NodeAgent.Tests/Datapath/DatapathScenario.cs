@@ -30,6 +30,24 @@ internal sealed class DatapathScenario : IDisposable
         }
     }
 
+    /// <summary>A scenario with echo servers in B on TCP 80, 81 and UDP 53, 54, plus <paramref name="moreTcpPorts"/>.</summary>
+    public static DatapathScenario Start(params int[] moreTcpPorts)
+    {
+        var s = new DatapathScenario();
+        try
+        {
+            foreach (var port in new[] { 80, 81 }.Concat(moreTcpPorts)) s.Net.ListenTcpInB(port);
+            s.Net.ListenUdpInB(53);
+            s.Net.ListenUdpInB(54);
+            return s;
+        }
+        catch
+        {
+            s.Dispose();
+            throw;
+        }
+    }
+
     public BpfDatapath Open() => BpfDatapath.Open(new BpfDatapathOptions
     {
         Netns = Net.Node, PinRoot = PinRoot, Log = line => { lock (Log) Log.Add(line); },
@@ -69,11 +87,17 @@ internal sealed class DatapathScenario : IDisposable
     public static PolicyEntryItem AllowOut(uint peer, byte protocol, ushort port, uint rule) =>
         new(TrafficDirection.Egress, peer, protocol, port, PolicyVerdict.Allow, rule);
 
-    public static PolicyEntryItem Allow(uint peer, byte protocol, ushort port, uint rule) =>
-        new(TrafficDirection.Ingress, peer, protocol, port, PolicyVerdict.Allow, rule);
+    /// <param name="portBits">leading bits of <paramref name="port"/> that must match; null = the port exactly (any for 0)</param>
+    public static PolicyEntryItem Allow(uint peer, byte protocol, ushort port, uint rule, byte? portBits = null) =>
+        new(TrafficDirection.Ingress, peer, protocol, port, PolicyVerdict.Allow, rule, portBits);
 
-    public static PolicyEntryItem Deny(uint peer, byte protocol, ushort port, uint rule) =>
-        new(TrafficDirection.Ingress, peer, protocol, port, PolicyVerdict.Deny, rule);
+    public static PolicyEntryItem Deny(uint peer, byte protocol, ushort port, uint rule, byte? portBits = null) =>
+        new(TrafficDirection.Ingress, peer, protocol, port, PolicyVerdict.Deny, rule, portBits);
+
+    /// <summary>B's ingress allows <paramref name="count"/> peers that never send, on TCP 80: bulk that a
+    /// delta must not rewrite.</summary>
+    public static PolicyEntryItem[] Bystanders(int count) =>
+        [.. Enumerable.Range(1, count).Select(i => Allow((uint)(100_000 + i), Tcp, 80, rule: 15))];
 
     private readonly List<FlowEvent> unmatched = [];
 

@@ -2,14 +2,34 @@ using System.Runtime.InteropServices;
 
 namespace Mesh.NodeAgent.Datapath.Interop;
 
-/// <summary>A map of a loaded <see cref="BpfObject"/>, addressed by its fd. The object owns the fd; every error
-/// names the call and this map.</summary>
-internal sealed unsafe class BpfMap(string name, int fd, uint maxEntries, uint valueSize)
+/// <summary>A map addressed by its fd; every error names the call and this map. A map of a loaded
+/// <see cref="BpfObject"/> belongs to the object, which closes its fd; a map from <see cref="CreateLpm"/> or
+/// <see cref="OpenById"/> owns its fd and closes it on Dispose (the kernel keeps the map while anything refers to it).</summary>
+internal sealed unsafe class BpfMap(string name, int fd, uint maxEntries, uint valueSize, bool ownsFd = false) : IDisposable
 {
     public string Name { get; } = name;
     public int Fd { get; } = fd;
     public uint MaxEntries { get; } = maxEntries;
     public uint ValueSize { get; } = valueSize;
+
+    private bool closed;
+
+    /// <summary>A new LPM trie without preallocation: capacity costs nothing until entries arrive.</summary>
+    public static BpfMap CreateLpm<TKey, TValue>(string name, uint maxEntries) where TKey : unmanaged where TValue : unmanaged
+    {
+        var opts = new BpfMapCreateOptsNative { Sz = (nuint)sizeof(BpfMapCreateOptsNative), MapFlags = BpfMapCreateOptsNative.FlagNoPrealloc };
+        var fd = LibBpf.MapCreate((uint)BpfMapType.LpmTrie, name, (uint)sizeof(TKey), (uint)sizeof(TValue), maxEntries, &opts);
+        if (fd < 0) throw new BpfException("bpf_map_create", name, fd, $"LPM trie of {maxEntries} entries");
+        return new BpfMap(name, fd, maxEntries, (uint)sizeof(TValue), ownsFd: true);
+    }
+
+    /// <summary>Opens a map by the id a map-of-maps lookup returns.</summary>
+    public static BpfMap OpenById(string name, uint id, uint maxEntries, uint valueSize)
+    {
+        var fd = LibBpf.MapGetFdById(id);
+        if (fd < 0) throw new BpfException("bpf_map_get_fd_by_id", $"{name} id {id}", fd);
+        return new BpfMap(name, fd, maxEntries, valueSize, ownsFd: true);
+    }
 
     public void Update<TKey, TValue>(in TKey key, in TValue value, MapUpdate flags = MapUpdate.Any)
         where TKey : unmanaged where TValue : unmanaged
@@ -89,6 +109,26 @@ internal sealed unsafe class BpfMap(string name, int fd, uint maxEntries, uint v
                 throw new BpfException("bpf_map_update_batch", Name, rc,
                     $"wrote {count} of {keys.Length}; the map holds {MaxEntries} entries");
         }
+    }
+
+    /// <summary>Deletes all keys in one syscall; every key must exist. On failure, the keys before the reported
+    /// count were deleted.</summary>
+    public void DeleteBatch<TKey>(ReadOnlySpan<TKey> keys) where TKey : unmanaged
+    {
+        if (keys.IsEmpty) return;
+        var count = (uint)keys.Length;
+        fixed (TKey* k = keys)
+        {
+            var rc = LibBpf.MapDeleteBatch(Fd, k, &count, null);
+            if (rc < 0) throw new BpfException("bpf_map_delete_batch", Name, rc, $"deleted {count} of {keys.Length}");
+        }
+    }
+
+    public void Dispose()
+    {
+        if (!ownsFd || closed) return;
+        closed = true;
+        LibC.Close(Fd);
     }
 
     private void Check(int rc, string operation)

@@ -5,7 +5,8 @@ namespace Mesh.NodeAgent.Datapath.Interop;
 /// <summary>
 /// A loaded endpoint.o. Maps declared with LIBBPF_PIN_BY_NAME are pinned under the pin root at load, or re-used
 /// from there when an earlier run pinned them (same map ids, same contents). A pinned map whose definition
-/// changed makes the load fail with EINVAL ("parameter mismatch"): migrate by unpinning.
+/// changed makes the load fail with EINVAL ("parameter mismatch"): each map layout therefore pins into its own
+/// directory (MapLayout).
 /// </summary>
 internal sealed unsafe class BpfObject : IDisposable
 {

@@ -1,72 +1,72 @@
+using System.Net;
 using System.Net.Sockets;
 
 namespace Mesh.NodeAgent.Datapath.Interop;
 
 /// <summary>
-/// One snapshot as the exact keys and values of one generation, built before any map is touched so a snapshot
-/// that cannot be written fails without side effects.
+/// What one generation of the maps holds for one snapshot, keyed as the maps are but without the generation, so
+/// two images can be compared. Built before any map is touched, so a snapshot that cannot be written fails
+/// without side effects. Immutable once built: a later image shares the policy of every identity that did not
+/// change, which is what makes the difference of two versions cheap to find.
 /// </summary>
 internal sealed class GenerationImage
 {
-    public required EndpointKeyNative[] EndpointKeys { get; init; }
-    public required EndpointInfoNative[] EndpointValues { get; init; }
-    public required IpCacheKeyNative[] IpCacheKeys { get; init; }
-    public required IpCacheInfoNative[] IpCacheValues { get; init; }
-    public required PolicyKeyNative[] PolicyKeys { get; init; }
-    public required PolicyEntryNative[] PolicyValues { get; init; }
+    public static readonly GenerationImage Empty = new()
+    {
+        Endpoints = new Dictionary<uint, EndpointInfoNative>(), IpCache = new Dictionary<IPNetwork, uint>(),
+        Policies = new Dictionary<uint, IdentityPolicyImage>(),
+    };
+
+    /// <summary>Host-side veth ifindex → endpoint entry.</summary>
+    public required IReadOnlyDictionary<uint, EndpointInfoNative> Endpoints { get; init; }
+
+    /// <summary>IPv4 prefix → identity. IPv6 prefixes wait for the IPv6 datapath, which uses the same map.</summary>
+    public required IReadOnlyDictionary<IPNetwork, uint> IpCache { get; init; }
+
+    /// <summary>Local identity → the contents of its inner LPM map.</summary>
+    public required IReadOnlyDictionary<uint, IdentityPolicyImage> Policies { get; init; }
+
+    public int PolicyEntryCount => Policies.Values.Sum(p => p.Entries.Count);
 
     /// <param name="ifindexByInterface">the host-side veth of every endpoint, resolved in the node namespace</param>
-    public static GenerationImage Build(uint gen, DatapathSnapshot snapshot, IReadOnlyDictionary<string, int> ifindexByInterface)
+    /// <param name="previous">an image to share unchanged identities' policies with, or null</param>
+    public static GenerationImage Build(DatapathSnapshot snapshot, IReadOnlyDictionary<string, int> ifindexByInterface, GenerationImage? previous)
     {
+        var policies = new Dictionary<uint, IdentityPolicyImage>(snapshot.Policies.Count);
         var policyByIdentity = snapshot.Policies.ToDictionary(p => p.Identity);
-
-        var endpointKeys = new EndpointKeyNative[snapshot.Endpoints.Count];
-        var endpointValues = new EndpointInfoNative[snapshot.Endpoints.Count];
-        for (var i = 0; i < snapshot.Endpoints.Count; i++)
+        var endpoints = new Dictionary<uint, EndpointInfoNative>(snapshot.Endpoints.Count);
+        foreach (var ep in snapshot.Endpoints)
         {
-            var ep = snapshot.Endpoints[i];
             var flags = 0u;
             if (policyByIdentity.TryGetValue(ep.Identity, out var policy))
             {
                 if (policy.IngressEnforced) flags |= EndpointInfoNative.IngressEnforced;
                 if (policy.EgressEnforced) flags |= EndpointInfoNative.EgressEnforced;
             }
-            endpointKeys[i] = new EndpointKeyNative { Gen = gen, Ifindex = (uint)ifindexByInterface[ep.InterfaceName] };
-            endpointValues[i] = new EndpointInfoNative { Identity = ep.Identity, Flags = flags };
+            endpoints[(uint)ifindexByInterface[ep.InterfaceName]] = new EndpointInfoNative { Identity = ep.Identity, Flags = flags };
         }
 
-        // IPv6 entries wait for the IPv6 datapath, which uses the same layout with a 16-byte address.
-        var v4 = snapshot.IpCache.Where(c => c.Cidr.BaseAddress.AddressFamily == AddressFamily.InterNetwork).ToArray();
-        var ipKeys = new IpCacheKeyNative[v4.Length];
-        var ipValues = new IpCacheInfoNative[v4.Length];
-        for (var i = 0; i < v4.Length; i++)
+        var ipCache = new Dictionary<IPNetwork, uint>(snapshot.IpCache.Count);
+        foreach (var item in snapshot.IpCache)
+            if (item.Cidr.BaseAddress.AddressFamily == AddressFamily.InterNetwork) ipCache[item.Cidr] = item.Identity;
+
+        foreach (var p in snapshot.Policies)
         {
-            ipKeys[i] = new IpCacheKeyNative { Prefixlen = 32 + (uint)v4[i].Cidr.PrefixLength, Gen = gen, Addr = NetworkOrder.Be32(v4[i].Cidr.BaseAddress) };
-            ipValues[i] = new IpCacheInfoNative { Identity = v4[i].Identity };
+            // An identity without entries needs no map: no lookup hit decides like an empty map would.
+            if (p.Entries.Count == 0) continue;
+            policies[p.Identity] = previous?.Policies.GetValueOrDefault(p.Identity) is { } before && before.IsFor(p.Entries)
+                ? before
+                : new IdentityPolicyImage(p.Identity, p.Entries, PolicyPrecedence.Resolve(p.Entries));
         }
-
-        // Two entries on the same key: deny beats allow, then the lower rule index wins so the result is stable.
-        var merged = new Dictionary<PolicyKeyNative, PolicyEntryNative>();
-        foreach (var policy in snapshot.Policies)
-            foreach (var e in policy.Entries)
-            {
-                var key = new PolicyKeyNative
-                {
-                    Gen = gen, LocalIdentity = policy.Identity, PeerIdentity = e.PeerIdentity,
-                    Direction = (byte)e.Direction, Protocol = e.Protocol, Dport = NetworkOrder.Be16(e.Port),
-                };
-                var value = new PolicyEntryNative { Verdict = (byte)e.Verdict, RuleIndex = e.RuleIndex };
-                if (!merged.TryGetValue(key, out var existing) || Wins(value, existing)) merged[key] = value;
-            }
-
-        return new GenerationImage
-        {
-            EndpointKeys = endpointKeys, EndpointValues = endpointValues,
-            IpCacheKeys = ipKeys, IpCacheValues = ipValues,
-            PolicyKeys = [.. merged.Keys], PolicyValues = [.. merged.Values],
-        };
+        return new GenerationImage { Endpoints = endpoints, IpCache = ipCache, Policies = policies };
     }
+}
 
-    private static bool Wins(PolicyEntryNative candidate, PolicyEntryNative existing) =>
-        candidate.Verdict != existing.Verdict ? candidate.Verdict == (byte)PolicyVerdict.Deny : candidate.RuleIndex < existing.RuleIndex;
+/// <summary>The inner LPM map of one local identity, and the entries it was resolved from.</summary>
+internal sealed class IdentityPolicyImage(uint identity, IReadOnlyList<PolicyEntryItem> source, IReadOnlyDictionary<PolicyPrefix, PolicyDecision> entries)
+{
+    public uint Identity { get; } = identity;
+    public IReadOnlyDictionary<PolicyPrefix, PolicyDecision> Entries { get; } = entries;
+
+    public bool IsFor(IReadOnlyList<PolicyEntryItem> other) => ReferenceEquals(source, other) || source.SequenceEqual(other);
 }

@@ -55,6 +55,16 @@ internal static unsafe partial class LibBpf
     [LibraryImport(Lib, EntryPoint = "bpf_map_update_batch")]
     internal static partial int MapUpdateBatch(int fd, void* keys, void* values, uint* count, void* opts); // -errno, count = done
 
+    [LibraryImport(Lib, EntryPoint = "bpf_map_delete_batch")]
+    internal static partial int MapDeleteBatch(int fd, void* keys, uint* count, void* opts);               // -errno, count = done
+
+    [LibraryImport(Lib, EntryPoint = "bpf_map_create", StringMarshalling = StringMarshalling.Utf8)]
+    internal static partial int MapCreate(uint mapType, string name, uint keySize, uint valueSize, uint maxEntries,
+        BpfMapCreateOptsNative* opts);                                                                     // fd or -errno
+
+    [LibraryImport(Lib, EntryPoint = "bpf_map_get_fd_by_id")]
+    internal static partial int MapGetFdById(uint id);                                                     // fd or -errno
+
     [LibraryImport(Lib, EntryPoint = "bpf_tc_hook_create")]
     internal static partial int TcHookCreate(BpfTcHookNative* hook);                                      // -errno, EEXIST = present
 
@@ -79,6 +89,9 @@ internal static unsafe partial class LibBpf
 
 internal static unsafe partial class LibC
 {
+    [LibraryImport("libc", EntryPoint = "close")]
+    internal static partial int Close(int fd);
+
     [LibraryImport("libc", EntryPoint = "if_nametoindex", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
     internal static partial uint IfNameToIndex(string name);                                              // 0 + errno
 
@@ -86,6 +99,9 @@ internal static unsafe partial class LibC
     [LibraryImport("libc", EntryPoint = "vsnprintf")]
     internal static partial int VsnPrintf(byte* buffer, nuint size, nint format, nint args);
 }
+
+/// <summary>enum bpf_map_type, the ones the agent creates itself.</summary>
+internal enum BpfMapType : uint { LpmTrie = 11 }
 
 /// <summary>Map update flags of bpf_map_update_elem.</summary>
 internal enum MapUpdate : ulong { Any = 0, NoExist = 1, Exist = 2 }

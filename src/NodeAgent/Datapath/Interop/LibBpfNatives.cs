@@ -37,3 +37,13 @@ internal struct BpfTcOptsNative
     [FieldOffset(20)] public uint Handle;
     [FieldOffset(24)] public uint Priority;
 }
+
+/// <summary><c>struct bpf_map_create_opts</c>.</summary>
+[StructLayout(LayoutKind.Explicit, Size = 48)]
+internal struct BpfMapCreateOptsNative
+{
+    public const uint FlagNoPrealloc = 1;
+    [FieldOffset(0)] public nuint Sz;
+    [FieldOffset(24)] public int InnerMapFd;
+    [FieldOffset(28)] public uint MapFlags;
+}

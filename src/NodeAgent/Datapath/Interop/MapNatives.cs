@@ -35,13 +35,18 @@ internal struct EndpointInfoNative
     public uint Flags;
 }
 
-/// <summary>Must match <c>struct ipcache_key</c> in bpf/lib/ipcache.h. Prefixlen counts the 32 generation bits.</summary>
+/// <summary>Must match <c>struct ipcache_key</c> in bpf/lib/ipcache.h (Pad0..2 = <c>pad[3]</c>). Prefixlen counts
+/// the 64 bits of generation, family and pad before the address.</summary>
 [StructLayout(LayoutKind.Sequential)]
-internal struct IpCacheKeyNative
+internal unsafe struct IpCacheKeyNative
 {
+    public const uint HeaderBits = 64;
+    public const byte FamilyIpv4 = 4, FamilyIpv6 = 6;
     public uint Prefixlen;
     public uint Gen;
-    public uint Addr;          // network byte order
+    public byte Family;
+    public byte Pad0, Pad1, Pad2;
+    public fixed byte Addr[16];  // network byte order; IPv4 in the first 4 bytes
 }
 
 /// <summary>Must match <c>struct ipcache_info</c> in bpf/lib/ipcache.h.</summary>
@@ -51,24 +56,33 @@ internal struct IpCacheInfoNative
     public uint Identity;
 }
 
-/// <summary>Must match <c>struct policy_key</c> in bpf/lib/policy.h.</summary>
+/// <summary>Must match <c>struct policy_map_key</c> in bpf/lib/policy.h: the key of the outer mesh_policy map.</summary>
 [StructLayout(LayoutKind.Sequential)]
-internal struct PolicyKeyNative
+internal struct PolicyMapKeyNative
 {
     public uint Gen;
     public uint LocalIdentity;
+}
+
+/// <summary>Must match <c>struct policy_key</c> in bpf/lib/policy.h: the LPM key of one identity's inner map.</summary>
+[StructLayout(LayoutKind.Sequential)]
+internal struct PolicyKeyNative
+{
+    public const uint PrefixAnyProtocol = 40, PrefixAnyPort = 48, PrefixExact = 64;
+    public uint Prefixlen;
     public uint PeerIdentity;
     public byte Direction;
     public byte Protocol;
     public ushort Dport;       // network byte order
 }
 
-/// <summary>Must match <c>struct policy_entry</c> in bpf/lib/policy.h (Pad0..2 = <c>pad[3]</c>).</summary>
+/// <summary>Must match <c>struct policy_entry</c> in bpf/lib/policy.h.</summary>
 [StructLayout(LayoutKind.Sequential)]
 internal struct PolicyEntryNative
 {
     public byte Verdict;
-    public byte Pad0, Pad1, Pad2;
+    public byte L4Prefixlen;
+    public ushort Pad;
     public uint RuleIndex;
 }
 

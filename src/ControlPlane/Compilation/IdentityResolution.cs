@@ -1,0 +1,144 @@
+using Mesh.Contracts.Labels;
+using Mesh.Contracts.Policies;
+
+namespace Mesh.ControlPlane.Compilation;
+
+/// <summary>The identities a peer selector of a rule admits: the full compile and the incremental one each have one.</summary>
+internal interface IPeerMatcher
+{
+    /// <param name="requires">fromRequires/toRequires that narrow endpoint selectors (never entities or CIDRs).</param>
+    IReadOnlyList<uint> Matching(NetworkPolicy policy, PeerSelector peer, IReadOnlyList<LabelSelector> requires);
+}
+
+/// <summary>A rule set of a policy that selects an identity, with its index among the policy's specs.</summary>
+internal sealed record SelectingSpec(NetworkPolicy Policy, int Index, PolicySpec Spec);
+
+/// <summary>What one key of an identity's policy resolved to, and the rule that decided it.</summary>
+internal readonly record struct Candidate(Verdict Verdict, RuleReference Rule, bool L7Redirect);
+
+/// <summary>
+/// The policy of one identity from the specs that select it: the semantics both compilers share, so the full
+/// compile and the incremental one can only differ in what they feed in.
+/// </summary>
+internal static class IdentityResolution
+{
+    // Expanding "any protocol" on a port into the protocols that have ports: the datapath keys on one protocol.
+    private static readonly Protocol[] PortedProtocols = [Protocol.Tcp, Protocol.Udp, Protocol.Sctp];
+
+    public static readonly RuleSection[] Sections = [RuleSection.Ingress, RuleSection.IngressDeny, RuleSection.Egress, RuleSection.EgressDeny];
+
+    public static IEnumerable<PolicyRule> AllRules(PolicySpec spec) => Sections.SelectMany(spec.Rules);
+
+    public static CompiledPolicy Resolve(uint identity, IReadOnlyList<SelectingSpec> specs, IPeerMatcher peers) =>
+        CompiledPolicy.From(identity, EnforcesIngress(specs), EnforcesEgress(specs), Entries(specs, peers, withAnyPeer: true));
+
+    // A selecting spec makes its directions default-deny even when its rules allow nothing (`ingress: [{}]`),
+    // unless it says otherwise (enableDefaultDeny); a direction no spec enforces lets everything pass.
+    private static bool EnforcesIngress(IReadOnlyList<SelectingSpec> specs) => specs.Any(s => s.Spec.EnforcesIngress);
+    private static bool EnforcesEgress(IReadOnlyList<SelectingSpec> specs) => specs.Any(s => s.Spec.EnforcesEgress);
+
+    /// <summary>
+    /// An identity's entries for the peers <paramref name="peers"/> admits; <paramref name="withAnyPeer"/> false leaves
+    /// out the rules without peers (peer 0), for a resolution narrowed to some peers.
+    /// </summary>
+    public static Dictionary<PolicyEntryKey, Candidate> Entries(IReadOnlyList<SelectingSpec> specs, IPeerMatcher peers, bool withAnyPeer)
+    {
+        var entries = new Dictionary<PolicyEntryKey, Candidate>();
+        foreach (var section in Sections)
+        {
+            // Cilium's fromRequires/toRequires: the requirements of every selecting rule in a section narrow the
+            // endpoint selectors of every rule in that section, whichever policy wrote them. Sorted, so the set
+            // (not the order the specs arrived in) is what a cache sees.
+            var requires = Requires(specs, section);
+            foreach (var s in specs) AddRules(entries, s, section, requires, peers, withAnyPeer);
+        }
+        return entries;
+    }
+
+    private static IReadOnlyList<LabelSelector> Requires(IReadOnlyList<SelectingSpec> specs, RuleSection section)
+    {
+        List<LabelSelector>? requires = null;
+        foreach (var s in specs)
+        {
+            foreach (var rule in s.Spec.Rules(section))
+            {
+                foreach (var r in rule.Requires)
+                {
+                    requires ??= [];
+                    if (!requires.Contains(r)) requires.Add(r);
+                }
+            }
+        }
+        if (requires is null) return [];
+        requires.Sort((a, b) => string.CompareOrdinal(a.ToString(), b.ToString()));
+        return requires;
+    }
+
+    private static void AddRules(Dictionary<PolicyEntryKey, Candidate> entries, SelectingSpec spec, RuleSection section,
+        IReadOnlyList<LabelSelector> requires, IPeerMatcher peers, bool withAnyPeer)
+    {
+        var direction = section is RuleSection.Ingress or RuleSection.IngressDeny ? Direction.Ingress : Direction.Egress;
+        var verdict = section is RuleSection.IngressDeny or RuleSection.EgressDeny ? Verdict.Deny : Verdict.Allow;
+        var rules = spec.Spec.Rules(section);
+        for (var i = 0; i < rules.Count; i++)
+        {
+            var rule = rules[i];
+            if (rule.AllowsNothing || (rule.Peers is null && !withAnyPeer)) continue;
+            var reference = RuleReference.Of(spec.Policy, spec.Index, section, i);
+            var ports = Ports(rule);
+            if (rule.Peers is null)
+            {
+                AddPeer(entries, direction, PolicyEntryKey.AnyPeer, ports, verdict, reference, viaProxy: false);
+                continue;
+            }
+            // A peer admitted twice adds the same candidate twice: Add is idempotent, so no de-duplication.
+            foreach (var peer in rule.Peers)
+            {
+                var viaProxy = peer is PeerSelector.Fqdn;
+                foreach (var id in peers.Matching(spec.Policy, peer, requires))
+                    AddPeer(entries, direction, id, ports, verdict, reference, viaProxy);
+            }
+        }
+    }
+
+    private static void AddPeer(Dictionary<PolicyEntryKey, Candidate> entries, Direction direction, uint peer,
+        (Protocol Protocol, ushort Port, byte Prefix, bool L7)[] ports, Verdict verdict, RuleReference reference, bool viaProxy)
+    {
+        foreach (var (protocol, port, prefix, l7) in ports)
+            Add(entries, new PolicyEntryKey(direction, peer, protocol, port, prefix),
+                new Candidate(verdict, reference, verdict == Verdict.Allow && (l7 || viaProxy)));
+    }
+
+    // Precedence, the same words as bpf/lib/policy.h. The datapath takes the longest match among the entries for
+    // the peer and among those for any peer (peer 0):
+    //   1. deny wins: a deny among the matches drops the packet, however general its key (the agent writes an
+    //      allow covered by a shorter deny of the same peer as that deny).
+    //   2. longer port/protocol prefix, then L3-specific over L4-only, names the rule that allowed it.
+    //   3. same key: the compiler keeps one entry per key: the deny's if any rule denies it; else an L7 redirect
+    //      if any rule sends it to the proxy (the proxy then also admits what the plain allow admits); else the
+    //      first rule in sorted order (namespace, name, spec, section, index).
+    // The choice is a minimum under a total order, so the order rules arrive in never changes the result.
+    private static void Add(Dictionary<PolicyEntryKey, Candidate> entries, PolicyEntryKey key, Candidate candidate)
+    {
+        if (!entries.TryGetValue(key, out var existing) || Precedes(candidate, existing)) entries[key] = candidate;
+    }
+
+    public static bool Precedes(Candidate candidate, Candidate existing)
+    {
+        if (candidate.Verdict != existing.Verdict) return candidate.Verdict == Verdict.Deny;
+        if (candidate.L7Redirect != existing.L7Redirect) return candidate.L7Redirect;
+        return candidate.Rule.CompareTo(existing.Rule) < 0;
+    }
+
+    /// <summary>The keys of a rule's ports: ANY protocol with a port expands to TCP, UDP and SCTP; a range to prefixes.</summary>
+    public static (Protocol Protocol, ushort Port, byte Prefix, bool L7)[] Ports(PolicyRule rule)
+    {
+        if (rule.ToPorts.Count == 0) return [(Protocol.Any, 0, 0, false)];
+        return rule.ToPorts.SelectMany(portRule => portRule.Ports.SelectMany(p =>
+        {
+            var protocols = p.Protocol == Protocol.Any && p.Port != 0 ? PortedProtocols : [p.Protocol];
+            var blocks = p.Port == 0 ? [(Port: (ushort)0, PrefixLength: (byte)0)] : PortPrefixes.Cover(p.Port, p.LastPort).ToArray();
+            return protocols.SelectMany(protocol => blocks.Select(b => (protocol, b.Port, b.PrefixLength, portRule.RedirectsToProxy)));
+        })).ToArray();
+    }
+}

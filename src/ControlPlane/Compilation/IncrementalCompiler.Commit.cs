@@ -1,0 +1,302 @@
+namespace Mesh.ControlPlane.Compilation;
+
+// Commit: recompile what the buffered changes touched, then bring every touched node up to date.
+public sealed partial class IncrementalCompiler
+{
+    private (List<IpCacheEntry> Added, List<IpCacheEntry> Removed) _lastIpCacheDelta = ([], []);
+    private long _previousVersion;
+
+    /// <summary>
+    /// Makes the changes since the last commit visible as <paramref name="version"/> (the log position they come
+    /// from). Returns the nodes whose content changed; <see cref="DeltaOf"/> tells how.
+    /// </summary>
+    public CompileCommit Commit(long version)
+    {
+        if (version < Version) throw new ArgumentOutOfRangeException(nameof(version), version, $"versions only move forward (at {Version})");
+
+        // 1. Who selects an identity decides its nodes' CIDR/FQDN identities.
+        foreach (var id in _selectionDirty)
+        {
+            var state = _states[id];
+            var peers = SelectingSpecs(state).SelectMany(s => IdentityResolution.AllRules(s.Spec)).SelectMany(r => r.Peers ?? []).ToList();
+            state.NodePeers = peers.Where(p => p is Contracts.Policies.PeerSelector.Cidr or Contracts.Policies.PeerSelector.Fqdn).ToArray();
+            state.DependsOnNode = peers.Any(LocalIdentities.IsNodeDependent);
+            _compileDirty.Add(id);
+        }
+        // Nodes to look at whole (null); others only for the identities listed.
+        var work = new Dictionary<NodeState, HashSet<uint>?>();
+        foreach (var node in _nodesDirty) work[node] = null;
+        foreach (var id in _selectionDirty)
+            foreach (var node in _states[id].Nodes.Keys) work[_nodes[node]] = null;
+        foreach (var node in work.Keys)
+        {
+            var locals = new LocalIdentities(node.Identities.Keys.SelectMany(id => _states[id].NodePeers));
+            if (locals.Key != node.Locals.Key) node.Locals = locals;
+        }
+
+        // 2. Recompile: whatever a change marked, plus node-dependent identities on a node with a new numbering
+        //    and identities that just arrived on a node (their policy for its numbering may be missing).
+        var compiled = 0;
+        foreach (var id in _compileDirty)
+        {
+            var state = _states[id];
+            compiled += EnsureCompiled(state, force: true);
+            foreach (var node in state.Nodes.Keys)
+            {
+                var n = _nodes[node];
+                if (!work.TryGetValue(n, out var ids)) work[n] = [id];
+                else ids?.Add(id);
+            }
+        }
+        foreach (var (id, peers) in _newPeers)
+        {
+            var state = _states[id];
+            if (_compileDirty.Contains(id) || state.Nodes.Count == 0) continue;
+            Extend(state, peers);
+            compiled++;
+            foreach (var node in state.Nodes.Keys)
+            {
+                var n = _nodes[node];
+                if (!work.TryGetValue(n, out var ids)) work[n] = [id];
+                else ids?.Add(id);
+            }
+        }
+        foreach (var node in work.Where(w => w.Value is null).Select(w => w.Key))
+            foreach (var id in node.Identities.Keys)
+                if (!_compileDirty.Contains(id)) compiled += EnsureCompiled(_states[id], force: false);
+
+        // 3. The cluster-wide ipcache moved: every node's hash changes, and a node's CIDR identities may be hidden
+        //    or uncovered by endpoint addresses.
+        var (ipAdded, ipRemoved) = ClusterIpCacheDelta();
+        var ipCacheMoved = ipAdded.Count + ipRemoved.Count > 0;
+        if (ipCacheMoved)
+            foreach (var node in _nodes.Values)
+                if (node.Locals.HasCidrs || node.PublishedLocalIpCache.Count > 0) work.TryAdd(node, []);
+
+        var changed = new List<string>();
+        foreach (var (node, ids) in work)
+        {
+            var change = Publish(node, version, ids, ipCacheMoved);
+            node.Change = change;
+            if (change is not null || ipCacheMoved) changed.Add(node.Name);
+        }
+        if (ipCacheMoved)
+        {
+            foreach (var node in _nodes.Values.Where(n => !work.ContainsKey(n)))
+            {
+                node.Change = null;
+                Rehash(node);
+                changed.Add(node.Name);
+            }
+        }
+
+        _selectionDirty.Clear();
+        _compileDirty.Clear();
+        _newPeers.Clear();
+        _nodesDirty.Clear();
+        CollectUnusedPeerSelections();
+        _previousVersion = Version;
+        Version = version;
+        _lastIpCacheDelta = (ipAdded, ipRemoved);
+        changed.Sort(StringComparer.Ordinal);
+        return new CompileCommit(_previousVersion, version, changed) { IdentitiesCompiled = compiled };
+    }
+
+    /// <summary>
+    /// The change the last commit made to <paramref name="node"/> (empty when it changed nothing there). Built on
+    /// request: the first commit of a cluster is every node's whole content.
+    /// </summary>
+    public NodeDelta DeltaOf(string node)
+    {
+        var (ipAdded, ipRemoved) = _lastIpCacheDelta;
+        if (!_nodes.TryGetValue(node, out var state) || state.Change is not { } change || change.To != Version)
+            // A node without endpoints still holds the cluster's ipcache.
+            return new NodeDelta(node, _previousVersion, Version, ContentHash(node), ipAdded, ipRemoved, [], [], [], [], [], []);
+        if (change.Delta is { } built) return built;
+
+        var set = new List<PolicyHeader>();
+        var removed = new List<uint>();
+        var entriesAdded = new List<EntryChange>();
+        var entriesRemoved = new List<EntryChange>();
+        foreach (var (id, was) in change.PoliciesBefore.OrderBy(p => p.Key))
+        {
+            var now = state.PublishedPolicies.GetValueOrDefault(id);
+            if (now is null) { removed.Add(id); continue; }
+            if (was is null || was.IngressEnforced != now.IngressEnforced || was.EgressEnforced != now.EgressEnforced)
+                set.Add(new PolicyHeader(id, now.IngressEnforced, now.EgressEnforced));
+            DiffEntries(id, was, now, entriesAdded, entriesRemoved);
+        }
+        return change.Delta = new NodeDelta(node, change.From, change.To, state.ContentHash,
+            [.. ipAdded, .. change.LocalIpCacheAdded], [.. ipRemoved, .. change.LocalIpCacheRemoved],
+            change.EndpointsAdded, change.EndpointsRemoved, set, removed, entriesAdded, entriesRemoved);
+    }
+
+    /// <returns>How many compiles it ran.</returns>
+    private int EnsureCompiled(IdentityState state, bool force)
+    {
+        if (state.Nodes.Count == 0)
+        {
+            state.Shared = null;
+            state.ByNumbering = null;
+            ReleaseUses(state);
+            return 0;
+        }
+        if (!state.DependsOnNode)
+        {
+            if (!force && state.Shared is not null) return 0;
+            ReleaseUses(state);
+            state.Shared = CompileRecorded(state, SelectingSpecs(state), LocalIdentities.None);
+            state.ByNumbering = null;
+            return 1;
+        }
+        if (force || state.ByNumbering is null)
+        {
+            ReleaseUses(state);
+            state.ByNumbering = [];
+        }
+        state.Shared = null;
+        var specs = (List<SelectingSpec>?)null;
+        var count = 0;
+        var needed = state.Nodes.Keys.Select(n => _nodes[n].Locals).DistinctBy(l => l.Key).ToList();
+        foreach (var locals in needed.Where(l => !state.ByNumbering.ContainsKey(l.Key)))
+        {
+            specs ??= SelectingSpecs(state);
+            state.ByNumbering[locals.Key] = CompileRecorded(state, specs, locals);
+            count++;
+        }
+        foreach (var stale in state.ByNumbering.Keys.Where(k => needed.All(l => l.Key != k)).ToList()) state.ByNumbering.Remove(stale);
+        return count;
+    }
+
+    /// <summary>Adds the entries of peers that just appeared to an identity's compiled policies (one per numbering).</summary>
+    private void Extend(IdentityState state, HashSet<uint> peers)
+    {
+        var specs = SelectingSpecs(state);
+        CompiledPolicy Patched(CompiledPolicy policy, LocalIdentities locals) =>
+            policy.With(IdentityResolution.Entries(specs, new OnlyPeers(Peers(record: false).For(locals), peers), withAnyPeer: false));
+        if (state.Shared is { } shared) state.Shared = Patched(shared, LocalIdentities.None);
+        if (state.ByNumbering is { } byNumbering)
+            foreach (var locals in state.Nodes.Keys.Select(n => _nodes[n].Locals).DistinctBy(l => l.Key).Where(l => byNumbering.ContainsKey(l.Key)))
+                byNumbering[locals.Key] = Patched(byNumbering[locals.Key], locals);
+    }
+
+    private CompiledPolicy CompileRecorded(IdentityState state, List<SelectingSpec> specs, LocalIdentities locals)
+    {
+        var peers = Peers(record: true);
+        var policy = Compile(state.Id, specs, locals, peers);
+        foreach (var selection in peers.Used)
+            if (state.Uses.Add(selection)) selection.Users.Add(state.Id);
+        if (peers.UsedCluster && !state.UsesCluster)
+        {
+            state.UsesCluster = true;
+            _clusterUsers.Add(state.Id);
+        }
+        return policy;
+    }
+
+    private void ReleaseUses(IdentityState state)
+    {
+        foreach (var selection in state.Uses) selection.Users.Remove(state.Id);
+        state.Uses.Clear();
+        if (state.UsesCluster) _clusterUsers.Remove(state.Id);
+        state.UsesCluster = false;
+    }
+
+    private void CollectUnusedPeerSelections()
+    {
+        foreach (var selection in _peers.Values.Where(s => s.Users.Count == 0).ToList())
+        {
+            _peers.Remove(selection.Key);
+            _peerIndex.Remove(selection, selection.Conjunction);
+        }
+    }
+
+    /// <summary>
+    /// Brings a node's published state to now: its endpoints and every local identity when <paramref name="identities"/>
+    /// is null, else only those identities. Returns what changed, or null.
+    /// </summary>
+    private NodeChange? Publish(NodeState node, long version, HashSet<uint>? identities, bool ipCacheMoved)
+    {
+        var change = new NodeChange(Version, version);
+        var endpointsDigest = node.EndpointsDigest;
+        var policiesDigest = node.PoliciesDigest;
+        if (identities is null)
+        {
+            foreach (var (id, e) in node.Endpoints)
+            {
+                if (node.PublishedEndpoints.TryGetValue(id, out var was) && was == e) continue;
+                if (was is not null) { change.EndpointsRemoved.Add(was); endpointsDigest.Remove(ContentDigest.Line(was)); }
+                change.EndpointsAdded.Add(e);
+                endpointsDigest.Add(ContentDigest.Line(e));
+            }
+            foreach (var (id, was) in node.PublishedEndpoints)
+                if (!node.Endpoints.ContainsKey(id)) { change.EndpointsRemoved.Add(was); endpointsDigest.Remove(ContentDigest.Line(was)); }
+            foreach (var e in change.EndpointsRemoved) if (!node.Endpoints.ContainsKey(e.Id)) node.PublishedEndpoints.Remove(e.Id);
+            foreach (var e in change.EndpointsAdded) node.PublishedEndpoints[e.Id] = e;
+        }
+
+        var candidates = identities ?? node.Identities.Keys.Concat(node.PublishedPolicies.Keys).ToHashSet();
+        foreach (var id in candidates)
+        {
+            var now = node.Identities.ContainsKey(id) ? _states[id].For(node.Locals) : null;
+            var was = node.PublishedPolicies.GetValueOrDefault(id);
+            if (ReferenceEquals(was, now)) continue;
+            if (was is not null && now is not null && was.SameContent(now)) { node.PublishedPolicies[id] = now; continue; }
+            change.PoliciesBefore[id] = was;
+            if (was is not null) policiesDigest.Remove(ContentDigest.Line(id, was.Digest));
+            if (now is null) node.PublishedPolicies.Remove(id);
+            else
+            {
+                node.PublishedPolicies[id] = now;
+                policiesDigest.Add(ContentDigest.Line(id, now.Digest));
+            }
+        }
+
+        // The node's own CIDR/FQDN identities in its ipcache, unless an endpoint's address covers the same prefix.
+        if (identities is null || ipCacheMoved)
+        {
+            var localIp = node.Locals.IpCacheEntries.Where(e => !_taken.ContainsKey(e.Cidr)).ToList();
+            var nowLocal = localIp.ToHashSet();
+            var wasLocal = node.PublishedLocalIpCache.ToHashSet();
+            change.LocalIpCacheRemoved.AddRange(node.PublishedLocalIpCache.Where(e => !nowLocal.Contains(e)));
+            change.LocalIpCacheAdded.AddRange(localIp.Where(e => !wasLocal.Contains(e)));
+            node.PublishedLocalIpCache = localIp;
+            node.LocalIpCacheDigest = ContentDigest.IpCache(localIp);
+        }
+
+        node.EndpointsDigest = endpointsDigest;
+        node.PoliciesDigest = policiesDigest;
+        Rehash(node);
+        return change.IsEmpty ? null : change;
+    }
+
+    private void Rehash(NodeState node)
+    {
+        var ipCache = _ipDigest;
+        ipCache.Add(node.LocalIpCacheDigest);
+        node.ContentHash = ContentDigest.Node(node.Name, ipCache, node.EndpointsDigest, node.PoliciesDigest);
+        node.Materialized = null;
+    }
+
+    private static void DiffEntries(uint identity, CompiledPolicy? was, CompiledPolicy now, List<EntryChange> added, List<EntryChange> removed)
+    {
+        var (i, j) = (0, 0);
+        var wasCount = was?.Count ?? 0;
+        while (i < wasCount || j < now.Count)
+        {
+            var c = i >= wasCount ? 1 : j >= now.Count ? -1 : was!.Keys[i].CompareTo(now.Keys[j]);
+            if (c < 0) { removed.Add(Change(identity, was!, i++)); continue; }
+            if (c > 0) { added.Add(Change(identity, now, j++)); continue; }
+            if (was!.Values[i] != now.Values[j])
+            {
+                removed.Add(Change(identity, was, i));
+                added.Add(Change(identity, now, j));
+            }
+            i++;
+            j++;
+        }
+    }
+
+    private static EntryChange Change(uint identity, CompiledPolicy policy, int i) =>
+        new(identity, policy.Keys[i], policy.Values[i].Verdict, policy.Values[i].L7Redirect, policy.Values[i].Rule);
+}

@@ -1,0 +1,129 @@
+namespace Mesh.ControlPlane.Compilation;
+
+// The cluster-wide part of every node's ipcache (endpoint addresses), and snapshots of nodes as of the last commit.
+public sealed partial class IncrementalCompiler
+{
+    // Address (host CIDR text) → the endpoints claiming it, by id: the first id wins, as in the full compile.
+    private readonly Dictionary<string, SortedDictionary<string, uint>> _holders = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, IpCacheEntry> _ipByCidr = new(StringComparer.Ordinal);
+    private readonly SortedDictionary<IpCacheKey, IpCacheEntry> _ipCache = [];
+    // Normalized prefixes endpoints hold: a node's CIDR identity for the same prefix stays out of its ipcache.
+    private readonly Dictionary<string, int> _taken = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, IpCacheEntry?> _ipBeforeCommit = new(StringComparer.Ordinal);
+    private SetDigest _ipDigest;
+    private IpCacheEntry[]? _ipSorted;
+
+    private void AddAddress(CompilerEndpoint endpoint)
+    {
+        var cidr = SnapshotAssembly.HostCidr(endpoint.Ip);
+        if (!_holders.TryGetValue(cidr, out var holders))
+        {
+            _holders[cidr] = holders = new SortedDictionary<string, uint>(StringComparer.Ordinal);
+            var normalized = new IpCacheKey(cidr).Normalized;
+            _taken[normalized] = _taken.GetValueOrDefault(normalized) + 1;
+        }
+        holders[endpoint.Id] = endpoint.Identity;
+        SetAddress(cidr, holders);
+    }
+
+    private void RemoveAddress(CompilerEndpoint endpoint)
+    {
+        var cidr = SnapshotAssembly.HostCidr(endpoint.Ip);
+        var holders = _holders[cidr];
+        holders.Remove(endpoint.Id);
+        if (holders.Count == 0)
+        {
+            _holders.Remove(cidr);
+            var normalized = new IpCacheKey(cidr).Normalized;
+            if (--_taken[normalized] == 0) _taken.Remove(normalized);
+        }
+        SetAddress(cidr, holders);
+    }
+
+    private void SetAddress(string cidr, SortedDictionary<string, uint> holders)
+    {
+        var was = _ipByCidr.GetValueOrDefault(cidr);
+        IpCacheEntry? now = null;
+        foreach (var identity in holders.Values) { now = new IpCacheEntry(cidr, identity); break; }
+        if (was == now) return;
+        _ipBeforeCommit.TryAdd(cidr, was);
+        _ipSorted = null;
+        var key = new IpCacheKey(cidr);
+        if (was is not null)
+        {
+            _ipDigest.Remove(ContentDigest.Line(was));
+            _ipByCidr.Remove(cidr);
+            _ipCache.Remove(key);
+        }
+        if (now is not null)
+        {
+            _ipDigest.Add(ContentDigest.Line(now));
+            _ipByCidr[cidr] = now;
+            _ipCache[key] = now;
+        }
+    }
+
+    /// <summary>The endpoint ipcache entries added and removed since the last commit (a changed one is in both).</summary>
+    private (List<IpCacheEntry> Added, List<IpCacheEntry> Removed) ClusterIpCacheDelta()
+    {
+        var added = new List<IpCacheEntry>();
+        var removed = new List<IpCacheEntry>();
+        foreach (var (cidr, was) in _ipBeforeCommit)
+        {
+            var now = _ipByCidr.GetValueOrDefault(cidr);
+            if (was == now) continue;
+            if (was is not null) removed.Add(was);
+            if (now is not null) added.Add(now);
+        }
+        _ipBeforeCommit.Clear();
+        added.Sort((a, b) => new IpCacheKey(a.Cidr).CompareTo(new IpCacheKey(b.Cidr)));
+        removed.Sort((a, b) => new IpCacheKey(a.Cidr).CompareTo(new IpCacheKey(b.Cidr)));
+        return (added, removed);
+    }
+
+    /// <summary>The content hash of a node as of the last commit.</summary>
+    public string ContentHash(string node) => Published(node).ContentHash;
+
+    /// <summary>
+    /// The node's snapshot as of the last commit, equal to <see cref="PolicyCompiler.Compile"/> of the same inputs.
+    /// Built on demand (the ipcache alone holds every endpoint of the cluster) and kept until the node changes.
+    /// </summary>
+    public NodeSnapshot Snapshot(string node)
+    {
+        var state = Published(node);
+        if (state.Materialized is { } cached && cached.Version == Version) return cached;
+        var cluster = _ipSorted ??= _ipCache.Values.ToArray();
+        var ipCache = Merge(cluster, state.PublishedLocalIpCache);
+        var ipDigest = _ipDigest;
+        ipDigest.Add(state.LocalIpCacheDigest);
+        var policies = state.PublishedPolicies.OrderBy(p => p.Key).Select(p => p.Value).ToList();
+        var snapshot = SnapshotAssembly.Build(state.Name, Version, ipCache, state.PublishedEndpoints.Values.Order(SnapshotAssembly.EndpointOrder).ToList(),
+            policies, ipDigest);
+        state.Materialized = snapshot;
+        return snapshot;
+    }
+
+    /// <summary>A node as of the last commit; a node never seen holds only the cluster's ipcache.</summary>
+    private NodeState Published(string node)
+    {
+        if (_nodes.TryGetValue(node, out var state)) return state;
+        var empty = new NodeState(node);
+        Rehash(empty);
+        return empty;
+    }
+
+    private static List<IpCacheEntry> Merge(IpCacheEntry[] cluster, List<IpCacheEntry> local)
+    {
+        if (local.Count == 0) return [.. cluster];
+        var sortedLocal = local.OrderBy(e => new IpCacheKey(e.Cidr)).ToList();
+        var merged = new List<IpCacheEntry>(cluster.Length + local.Count);
+        var (i, j) = (0, 0);
+        while (i < cluster.Length || j < sortedLocal.Count)
+        {
+            if (j >= sortedLocal.Count || (i < cluster.Length && new IpCacheKey(cluster[i].Cidr).CompareTo(new IpCacheKey(sortedLocal[j].Cidr)) <= 0))
+                merged.Add(cluster[i++]);
+            else merged.Add(sortedLocal[j++]);
+        }
+        return merged;
+    }
+}

@@ -1,0 +1,329 @@
+using Mesh.Contracts.Labels;
+using Mesh.Contracts.Policies;
+
+namespace Mesh.ControlPlane.Compilation;
+
+/// <summary>
+/// Keeps every node's snapshot compiled while the desired state changes one fact at a time, recomputing only what
+/// a change touches. An identity's policy is the same on every node (unless it names CIDRs, DNS names or the world,
+/// whose identities are numbered per node), so it is compiled once per identity and shared; the ipcache is
+/// cluster-wide plus each node's CIDR identities. Caches: selector → identities it matches (updated as identities
+/// appear), policy spec → identities it selects, peer selector → identities whose entries used it.
+/// <para>
+/// Changes (<see cref="ApplyPolicy"/>, <see cref="AllocateIdentity"/>, <see cref="RegisterEndpoint"/> …) are
+/// buffered; <see cref="Commit"/> recompiles what they touched and yields each node's delta from the previous
+/// version. <see cref="Snapshot"/> equals <see cref="PolicyCompiler.Compile"/> for the same inputs. Not thread-safe:
+/// one owner drives it.
+/// </para>
+/// </summary>
+public sealed partial class IncrementalCompiler
+{
+    /// <summary>Cilium's default policy map size per endpoint.</summary>
+    public const int DefaultEntryBudget = 16384;
+
+    public IncrementalCompiler(int entryBudget = DefaultEntryBudget)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(entryBudget, 1);
+        EntryBudget = entryBudget;
+    }
+
+    /// <summary>The most entries one local identity may have (one endpoint's policy map).</summary>
+    public int EntryBudget { get; }
+
+    /// <summary>The version of the last <see cref="Commit"/>; snapshots and deltas are as of it.</summary>
+    public long Version { get; private set; }
+
+    // The desired state.
+    private readonly Dictionary<string, NetworkPolicy> _policies = new(StringComparer.Ordinal);
+    private readonly Dictionary<uint, LabelSet> _identities = [];
+    private readonly Dictionary<string, CompilerEndpoint> _endpoints = new(StringComparer.Ordinal);
+
+    // Selection caches.
+    private readonly LabelIndex _labels = new();
+    private readonly Dictionary<LabelSelector, SubjectSelection> _subjects = [];
+    private readonly SelectionIndex<SubjectSelection> _subjectIndex = new();
+    private readonly Dictionary<PeerKey, PeerSelection> _peers = [];
+    private readonly SelectionIndex<PeerSelection> _peerIndex = new();
+    private readonly Dictionary<uint, IdentityState> _states = [];
+    private readonly HashSet<uint> _untabled = [];   // identities of endpoints that the table does not (yet) hold
+    private readonly HashSet<uint> _clusterUsers = [];
+    private uint[]? _cluster;
+    private readonly Dictionary<string, NodeState> _nodes = new(StringComparer.Ordinal);
+
+    // What changed since the last commit.
+    private readonly HashSet<uint> _selectionDirty = [];
+    private readonly HashSet<uint> _compileDirty = [];
+    private readonly Dictionary<uint, HashSet<uint>> _newPeers = [];   // identity → peers that just appeared in its selections
+    private readonly HashSet<NodeState> _nodesDirty = [];
+
+    public IReadOnlyCollection<NetworkPolicy> Policies => _policies.Values;
+    public IReadOnlyDictionary<uint, LabelSet> Identities => _identities;
+    public IReadOnlyCollection<CompilerEndpoint> Endpoints => _endpoints.Values;
+
+    /// <summary>Creates or replaces a policy (keyed by namespace/name).</summary>
+    public void ApplyPolicy(NetworkPolicy policy)
+    {
+        var key = policy.Reference;
+        if (_policies.TryGetValue(key, out var old)) Unselect(key, old);
+        _policies[key] = policy;
+        Select(key, policy);
+    }
+
+    public void DeletePolicy(string? ns, string name)
+    {
+        var key = ns is null ? name : $"{ns}/{name}";
+        if (!_policies.Remove(key, out var old)) return;
+        Unselect(key, old);
+    }
+
+    /// <summary>Records the labels of an identity (new, or with new labels).</summary>
+    public void AllocateIdentity(uint identity, LabelSet labels)
+    {
+        var oldPeerLabels = PeerLabels(identity);
+        if (_identities.TryGetValue(identity, out var old))
+        {
+            if (old == labels) return;
+            _labels.Remove(identity, old);
+        }
+        _identities[identity] = labels;
+        _labels.Add(identity, labels);
+        _untabled.Remove(identity);
+        Reselect(State(identity), labels);
+        if (identity != PolicyEntryKey.AnyPeer) Repeer(identity, oldPeerLabels, labels);
+        if (old is null && PeerResolver.IsClusterLabelIdentity(identity))
+        {
+            _cluster = null;
+            _compileDirty.UnionWith(_clusterUsers);
+        }
+    }
+
+    /// <summary>Creates an endpoint, or moves, relabels (new identity) or re-addresses one, by id.</summary>
+    public void RegisterEndpoint(CompilerEndpoint endpoint)
+    {
+        if (_endpoints.TryGetValue(endpoint.Id, out var old))
+        {
+            if (old == endpoint) return;
+            RemoveEndpoint(old);
+        }
+        _endpoints[endpoint.Id] = endpoint;
+        var node = Node(endpoint.Node);
+        node.Endpoints[endpoint.Id] = new LocalEndpoint(endpoint.Id, endpoint.Interface, endpoint.Ip, endpoint.Identity);
+        node.Identities[endpoint.Identity] = node.Identities.GetValueOrDefault(endpoint.Identity) + 1;
+        _nodesDirty.Add(node);
+        var state = _states.GetValueOrDefault(endpoint.Identity);
+        if (state is null)
+        {
+            state = State(endpoint.Identity);
+            if (!_identities.ContainsKey(endpoint.Identity)) { _untabled.Add(endpoint.Identity); Reselect(state, LabelSet.Empty); }
+        }
+        if (state.Nodes.Count == 0) _compileDirty.Add(state.Id);
+        state.Nodes[node.Name] = state.Nodes.GetValueOrDefault(node.Name) + 1;
+        AddAddress(endpoint);
+    }
+
+    public void DeleteEndpoint(string id)
+    {
+        if (_endpoints.Remove(id, out var old)) RemoveEndpoint(old);
+    }
+
+    private void RemoveEndpoint(CompilerEndpoint endpoint)
+    {
+        _endpoints.Remove(endpoint.Id);
+        var node = Node(endpoint.Node);
+        node.Endpoints.Remove(endpoint.Id);
+        if (--node.Identities[endpoint.Identity] == 0) node.Identities.Remove(endpoint.Identity);
+        _nodesDirty.Add(node);
+        var state = _states[endpoint.Identity];
+        if (--state.Nodes[node.Name] == 0)
+        {
+            state.Nodes.Remove(node.Name);
+            if (state.Nodes.Count == 0) _compileDirty.Add(state.Id);
+        }
+        RemoveAddress(endpoint);
+    }
+
+    private IdentityState State(uint identity)
+    {
+        if (!_states.TryGetValue(identity, out var state)) _states[identity] = state = new IdentityState(identity);
+        return state;
+    }
+
+    private NodeState Node(string name)
+    {
+        if (!_nodes.TryGetValue(name, out var node)) _nodes[name] = node = new NodeState(name);
+        return node;
+    }
+
+    /// <summary>The labels a peer selector sees: the table's, else a reserved identity's own label.</summary>
+    private LabelSet? PeerLabels(uint identity) =>
+        identity == PolicyEntryKey.AnyPeer ? null
+        : _identities.GetValueOrDefault(identity) ?? PeerResolver.Reserved.GetValueOrDefault(identity);
+
+    private LabelSet SubjectLabels(uint identity) => _identities.GetValueOrDefault(identity) ?? LabelSet.Empty;
+
+    private void Select(string key, NetworkPolicy policy)
+    {
+        for (var i = 0; i < policy.Specs.Count; i++)
+        {
+            var selection = Subject(policy.EffectiveEndpointSelector(policy.Specs[i]));
+            var spec = new SpecRef(key, i);
+            selection.Specs.Add(spec);
+            foreach (var id in selection.Matched)
+            {
+                _states[id].SelectedBy.Add(spec);
+                _selectionDirty.Add(id);
+            }
+        }
+    }
+
+    private void Unselect(string key, NetworkPolicy policy)
+    {
+        for (var i = 0; i < policy.Specs.Count; i++)
+        {
+            var selector = policy.EffectiveEndpointSelector(policy.Specs[i]);
+            var selection = _subjects[selector];
+            var spec = new SpecRef(key, i);
+            selection.Specs.Remove(spec);
+            foreach (var id in selection.Matched)
+            {
+                _states[id].SelectedBy.Remove(spec);
+                _selectionDirty.Add(id);
+            }
+            if (selection.Specs.Count == 0)
+            {
+                _subjects.Remove(selector);
+                _subjectIndex.Remove(selection, [selector]);
+                foreach (var id in selection.Matched) _states[id].Subjects.Remove(selection);
+            }
+        }
+    }
+
+    /// <summary>The cached selection of an endpoint selector, evaluated over every identity on first use.</summary>
+    private SubjectSelection Subject(LabelSelector selector)
+    {
+        if (_subjects.TryGetValue(selector, out var selection)) return selection;
+        selection = new SubjectSelection(selector);
+        _subjects[selector] = selection;
+        _subjectIndex.Add(selection, [selector]);
+        foreach (var id in (_labels.Candidates([selector]) ?? _identities.Keys).Concat(_untabled))
+        {
+            if (!selector.Matches(SubjectLabels(id))) continue;
+            selection.Matched.Add(id);
+            State(id).Subjects.Add(selection);
+        }
+        return selection;
+    }
+
+    /// <summary>Re-evaluates which endpoint selectors select an identity whose labels are new.</summary>
+    private void Reselect(IdentityState state, LabelSet labels)
+    {
+        var now = _subjectIndex.Candidates(labels);
+        now.RemoveWhere(s => !s.Selector.Matches(labels));
+        foreach (var gone in state.Subjects.Where(s => !now.Contains(s)).ToList())
+        {
+            gone.Matched.Remove(state.Id);
+            state.Subjects.Remove(gone);
+            state.SelectedBy.ExceptWith(gone.Specs);
+            _selectionDirty.Add(state.Id);
+        }
+        foreach (var added in now.Where(s => !state.Subjects.Contains(s)))
+        {
+            added.Matched.Add(state.Id);
+            state.Subjects.Add(added);
+            state.SelectedBy.UnionWith(added.Specs);
+            _selectionDirty.Add(state.Id);
+        }
+    }
+
+    /// <summary>Re-evaluates the cached peer selections for an identity whose labels are new; their users recompile.</summary>
+    private void Repeer(uint identity, LabelSet? oldLabels, LabelSet labels)
+    {
+        var now = _peerIndex.Candidates(labels);
+        now.RemoveWhere(s => !s.Matches(labels));
+        if (oldLabels is not null)
+        {
+            // Rare (a reserved identity entering the table, or relabelled): look through every selection.
+            foreach (var selection in _peers.Values.Where(s => s.Matched.Contains(identity) && !now.Contains(s)))
+            {
+                selection.Matched.Remove(identity);
+                Invalidate(selection);
+            }
+        }
+        foreach (var selection in now.Where(s => s.Matched.Add(identity)))
+        {
+            if (oldLabels is null) Extend(selection, identity);
+            else Invalidate(selection);
+        }
+    }
+
+    private void Invalidate(PeerSelection selection)
+    {
+        selection.Changed();
+        _compileDirty.UnionWith(selection.Users);
+    }
+
+    /// <summary>
+    /// A selection gained an identity no compiled policy has ever named as a peer: its users only gain entries
+    /// for that peer, so they are patched rather than recompiled.
+    /// </summary>
+    private void Extend(PeerSelection selection, uint newPeer)
+    {
+        selection.Changed();
+        foreach (var user in selection.Users)
+        {
+            if (!_newPeers.TryGetValue(user, out var peers)) _newPeers[user] = peers = [];
+            peers.Add(newPeer);
+        }
+    }
+
+    /// <summary>The identities a peer selector (with its requires) admits: table identities but 0, and reserved ones.</summary>
+    private HashSet<uint> EvaluatePeers(PeerSelection selection)
+    {
+        var matched = new HashSet<uint>();
+        var conjunction = selection.Conjunction.ToList();
+        foreach (var id in _labels.Candidates(conjunction) ?? _identities.Keys)
+            if (id != PolicyEntryKey.AnyPeer && selection.Matches(_identities[id])) matched.Add(id);
+        foreach (var (id, labels) in PeerResolver.Reserved)
+            if (!_identities.ContainsKey(id) && selection.Matches(labels)) matched.Add(id);
+        return matched;
+    }
+
+    /// <summary>The cached peer selection; <paramref name="cache"/> false evaluates a missing one without keeping it.</summary>
+    private PeerSelection PeerSelectionFor(LabelSelector selector, IReadOnlyList<LabelSelector> requires, bool cache)
+    {
+        var key = new PeerKey(selector, requires.Count == 0 ? "" : string.Join(" | ", requires));
+        if (_peers.TryGetValue(key, out var selection)) return selection;
+        selection = new PeerSelection(key, selector, requires.ToArray());
+        selection.Matched.UnionWith(EvaluatePeers(selection));
+        if (cache)
+        {
+            _peers[key] = selection;
+            _peerIndex.Add(selection, selection.Conjunction);
+        }
+        return selection;
+    }
+
+    /// <summary>Entity.Cluster: every label identity of the cluster and the reserved ones inside it.</summary>
+    private uint[] ClusterIdentities => _cluster ??=
+        _identities.Keys.Where(PeerResolver.IsClusterLabelIdentity).Concat(PeerResolver.ClusterReserved).Distinct().Order().ToArray();
+
+    private List<SelectingSpec> SelectingSpecs(IdentityState state) =>
+        state.SelectedBy.Select(s => { var p = _policies[s.Policy]; return new SelectingSpec(p, s.Index, p.Specs[s.Index]); }).ToList();
+
+    /// <summary>Compiles one identity for one node numbering of CIDR/FQDN identities.</summary>
+    private CompiledPolicy Compile(uint identity, IReadOnlyList<SelectingSpec> specs, LocalIdentities locals, IncrementalPeers peers) =>
+        IdentityResolution.Resolve(identity, specs, peers.For(locals));
+
+    private IncrementalPeers Peers(bool record) => new(PeerSelectionFor, Scoped, () => ClusterIdentities, record);
+
+    // A namespaced policy's peer selectors, scoped once rather than at every compile.
+    private readonly Dictionary<(LabelSelector Selector, string? Namespace), LabelSelector> _scoped = [];
+
+    private LabelSelector Scoped(NetworkPolicy policy, LabelSelector selector)
+    {
+        if (policy.Namespace is null) return selector;
+        if (!_scoped.TryGetValue((selector, policy.Namespace), out var scoped))
+            _scoped[(selector, policy.Namespace)] = scoped = policy.Scope(selector);
+        return scoped;
+    }
+}

@@ -1,0 +1,125 @@
+using Mesh.Contracts.Labels;
+using Mesh.Contracts.Policies;
+
+namespace Mesh.ControlPlane.Compilation;
+
+/// <summary>What the incremental compiler knows about one identity: who selects it, where it is local, its policy.</summary>
+internal sealed class IdentityState(uint id)
+{
+    public uint Id { get; } = id;
+    public HashSet<SubjectSelection> Subjects { get; } = [];
+    public HashSet<SpecRef> SelectedBy { get; } = [];
+    /// <summary>Node → number of endpoints of this identity on it.</summary>
+    public Dictionary<string, int> Nodes { get; } = new(StringComparer.Ordinal);
+
+    /// <summary>The CIDR and DNS peers of the specs selecting it: what it adds to its nodes' local identities.</summary>
+    public PeerSelector[] NodePeers { get; set; } = [];
+    /// <summary>Whether its entries depend on a node's numbering of local identities (CIDR, DNS or world peers).</summary>
+    public bool DependsOnNode { get; set; }
+
+    /// <summary>The policy when it does not depend on the node.</summary>
+    public CompiledPolicy? Shared { get; set; }
+    /// <summary>The policy per node numbering (LocalIdentities.Key) when it does.</summary>
+    public Dictionary<string, CompiledPolicy>? ByNumbering { get; set; }
+    public HashSet<PeerSelection> Uses { get; } = [];
+    public bool UsesCluster { get; set; }
+
+    public CompiledPolicy For(LocalIdentities locals) => Shared ?? ByNumbering![locals.Key];
+
+    public IEnumerable<CompiledPolicy> Compiled => Shared is { } shared ? [shared] : ByNumbering?.Values ?? Enumerable.Empty<CompiledPolicy>();
+}
+
+/// <summary>One node: its endpoints and local identities now, and what it was at the last commit (for deltas).</summary>
+internal sealed class NodeState(string name)
+{
+    public string Name { get; } = name;
+    public SortedDictionary<string, LocalEndpoint> Endpoints { get; } = new(StringComparer.Ordinal);
+    /// <summary>Local identity → number of its endpoints here.</summary>
+    public SortedDictionary<uint, int> Identities { get; } = [];
+    public LocalIdentities Locals { get; set; } = LocalIdentities.None;
+
+    // As of the last commit.
+    public Dictionary<string, LocalEndpoint> PublishedEndpoints { get; } = new(StringComparer.Ordinal);
+    public Dictionary<uint, CompiledPolicy> PublishedPolicies { get; } = [];
+    public List<IpCacheEntry> PublishedLocalIpCache { get; set; } = [];
+    public SetDigest LocalIpCacheDigest { get; set; }
+    public SetDigest EndpointsDigest { get; set; }
+    public SetDigest PoliciesDigest { get; set; }
+    public string ContentHash { get; set; } = "";
+    public NodeSnapshot? Materialized { get; set; }
+    /// <summary>What the last commit that changed this node changed (a delta is built from it only when asked).</summary>
+    public NodeChange? Change { get; set; }
+}
+
+/// <summary>One commit's change to one node, by reference to what was published before: cheap to record for 1,000 nodes.</summary>
+internal sealed class NodeChange(long from, long to)
+{
+    public long From { get; } = from;
+    public long To { get; } = to;
+    public List<LocalEndpoint> EndpointsAdded { get; } = [];
+    public List<LocalEndpoint> EndpointsRemoved { get; } = [];
+    /// <summary>Identity → its policy before the commit (null: it was not local).</summary>
+    public Dictionary<uint, CompiledPolicy?> PoliciesBefore { get; } = [];
+    public List<IpCacheEntry> LocalIpCacheAdded { get; } = [];
+    public List<IpCacheEntry> LocalIpCacheRemoved { get; } = [];
+    public NodeDelta? Delta { get; set; }
+
+    public bool IsEmpty => EndpointsAdded.Count == 0 && EndpointsRemoved.Count == 0 && PoliciesBefore.Count == 0
+        && LocalIpCacheAdded.Count == 0 && LocalIpCacheRemoved.Count == 0;
+}
+
+/// <summary>Peer lookups of the incremental compiler for one compile: records which cached selections it used.</summary>
+internal sealed class IncrementalPeers(Func<LabelSelector, IReadOnlyList<LabelSelector>, bool, PeerSelection> selections,
+    Func<NetworkPolicy, LabelSelector, LabelSelector> scope, Func<uint[]> cluster, bool record) : IPeerMatcher
+{
+    private static readonly uint[] AnyPeer = [PolicyEntryKey.AnyPeer];
+    private LocalIdentities _locals = LocalIdentities.None;
+
+    public HashSet<PeerSelection> Used { get; } = [];
+    public bool UsedCluster { get; private set; }
+
+    public IncrementalPeers For(LocalIdentities locals)
+    {
+        _locals = locals;
+        return this;
+    }
+
+    public IReadOnlyList<uint> Matching(NetworkPolicy policy, PeerSelector peer, IReadOnlyList<LabelSelector> requires)
+    {
+        switch (peer)
+        {
+            case PeerSelector.Endpoints e:
+                var selector = scope(policy, e.Selector);
+                // An empty selector (only possible in a cluster-wide policy) is Cilium's wildcard: every peer, world included.
+                if (selector.IsEmpty && requires.Count == 0) return AnyPeer;
+                var selection = selections(selector, requires, record);
+                if (record) Used.Add(selection);
+                return selection.Sorted;
+            case PeerSelector.EntityPeer { Entity: Entity.World }:
+                return _locals.World;
+            case PeerSelector.EntityPeer { Entity: Entity.Cluster }:
+                UsedCluster = true;
+                return cluster();
+            case PeerSelector.EntityPeer x:
+                return PeerResolver.FixedEntity(x.Entity);
+            case PeerSelector.Cidr c:
+                return _locals.Matching(c);
+            case PeerSelector.Fqdn f:
+                return [_locals.Of(f.Match)];
+            default:
+                return [];
+        }
+    }
+}
+
+/// <summary>A peer matcher narrowed to some peers: resolves only the entries whose peer is one of them.</summary>
+internal sealed class OnlyPeers(IPeerMatcher inner, HashSet<uint> peers) : IPeerMatcher
+{
+    public IReadOnlyList<uint> Matching(NetworkPolicy policy, PeerSelector peer, IReadOnlyList<LabelSelector> requires)
+    {
+        var all = inner.Matching(policy, peer, requires);
+        List<uint>? only = null;
+        foreach (var id in all) if (peers.Contains(id)) (only ??= []).Add(id);
+        return only ?? (IReadOnlyList<uint>)[];
+    }
+}

@@ -1,0 +1,152 @@
+using FsCheck;
+using FsCheck.Fluent;
+using Mesh.Contracts.Labels;
+using Mesh.Contracts.Policies;
+using Mesh.ControlPlane.Compilation;
+
+namespace Mesh.ControlPlane.Tests.Compilation;
+
+/// <summary>One fact of a history, as the control plane would feed it to the incremental compiler.</summary>
+public abstract record ClusterChange
+{
+    public sealed record Apply(NetworkPolicy Policy) : ClusterChange
+    {
+        public override string ToString() => $"apply {Policy.Reference}: {PolicyJson.Serialize(Policy)}";
+    }
+    public sealed record Delete(string? Namespace, string Name) : ClusterChange;
+    public sealed record Allocate(uint Identity, LabelSet Labels) : ClusterChange
+    {
+        public override string ToString() => $"allocate {Identity} {Labels}";
+    }
+    public sealed record Register(CompilerEndpoint Endpoint) : ClusterChange;
+    public sealed record Unregister(string Id) : ClusterChange;
+    private ClusterChange() { }
+}
+
+/// <summary>
+/// Random histories over a deliberately small world (three apps, two tiers, two namespaces, three nodes, four
+/// addresses) so that selectors collide, addresses are claimed twice, and CIDR, DNS, entity, requires, deny and
+/// L7 rules meet on the same identities.
+/// </summary>
+internal static class ClusterHistory
+{
+    public static readonly string[] Nodes = ["node-a", "node-b", "node-c"];
+    private static readonly string[] Namespaces = ["n1", "n2"];
+    private static readonly string[] Apps = ["a", "b", "c"];
+    private static readonly uint[] IdentityNumbers = [256, 257, 258, 259, 260, 261];
+    // 1 (host) has a reserved label without a table entry; 300 is never allocated (an endpoint ahead of its identity).
+    private static readonly uint[] EndpointIdentities = [256, 257, 258, 259, 260, 261, 1, 300];
+    private static readonly string[] Addresses = ["10.0.0.1", "10.0.0.2", "10.0.1.5", "10.0.0.3"];
+
+    private static readonly Gen<LabelSelector> Selector = Gen.OneOf(
+        Gen.Elements(Apps).Select(app => LabelSelector.Of(new Dictionary<string, string> { ["app"] = app })),
+        Gen.Elements("x", "y").Select(tier => LabelSelector.Of(new Dictionary<string, string> { ["tier"] = tier })),
+        Gen.Elements(Namespaces).Select(ns => LabelSelector.Of(new Dictionary<string, string> { ["k8s:io.kubernetes.pod.namespace"] = ns })),
+        Gen.Constant(LabelSelector.Of(new Dictionary<string, string>(), new SelectorRequirement(SelectorKey.Parse("tier"), SelectorOperator.DoesNotExist, []))),
+        Gen.Constant(LabelSelector.Of(new Dictionary<string, string> { ["reserved:host"] = "" })),
+        Gen.Constant(LabelSelector.All));
+
+    private static readonly Gen<PeerSelector> Peer = Gen.Frequency(
+        (6, Selector.Select(s => (PeerSelector)new PeerSelector.Endpoints(s))),
+        (2, Gen.Elements(Entity.World, Entity.Cluster, Entity.All, Entity.Host).Select(e => (PeerSelector)new PeerSelector.EntityPeer(e))),
+        (2, Gen.Elements(
+            new PeerSelector.Cidr(CidrPrefix.Parse("10.0.0.0/24"), [CidrPrefix.Parse("10.0.0.2/32")]),
+            new PeerSelector.Cidr(CidrPrefix.Parse("10.0.0.1/32"), []),
+            new PeerSelector.Cidr(CidrPrefix.Parse("192.168.0.0/16"), []),
+            new PeerSelector.Cidr(CidrPrefix.Parse("0.0.0.0/0"), [CidrPrefix.Parse("10.0.0.0/8")])).Select(c => (PeerSelector)c)),
+        (1, Gen.Elements("example.com", "api.example.com").Select(n => (PeerSelector)new PeerSelector.Fqdn(new DnsMatch(n, null)))));
+
+    private static readonly Gen<PortRule> Ports = Gen.Elements(
+        new PortRule([PortProtocol.Tcp(80)]),
+        new PortRule([PortProtocol.Udp(53)]),
+        new PortRule([new PortProtocol(8080, Protocol.Any)]),
+        new PortRule([new PortProtocol(8000, Protocol.Tcp, 8010)]),
+        new PortRule([PortProtocol.Tcp(80)], new L7Rules([new HttpRule("GET", "/", null, [])], [])));
+
+    private static readonly Gen<PolicyRule> Rule =
+        from peers in Gen.Frequency((1, Gen.Constant<List<PeerSelector>?>(null)), (4, Gen.ListOf(Peer, 2).Select(l => (List<PeerSelector>?)l.Distinct().ToList())))
+        from ports in Gen.Frequency((2, Gen.Constant(new List<PortRule>())), (3, Gen.ListOf(Ports, 1).Select(l => l.ToList())))
+        from requires in Gen.Frequency((5, Gen.Constant(new List<LabelSelector>())), (1, Selector.Select(s => new List<LabelSelector> { s })))
+        select new PolicyRule(peers, ports, requires);
+
+    private static Gen<List<PolicyRule>> Rules(int weightOfNone) =>
+        Gen.Frequency((weightOfNone, Gen.Constant(new List<PolicyRule>())), (2, Gen.ListOf(Rule, 2).Select(l => l.ToList())));
+
+    private static readonly Gen<PolicySpec> Spec =
+        from selects in Selector
+        from ingress in Rules(1)
+        from ingressDeny in Rules(3)
+        from egress in Rules(2)
+        from egressDeny in Rules(4)
+        select new PolicySpec(selects, ingress, ingressDeny, egress, egressDeny, null);
+
+    public static readonly Gen<NetworkPolicy> Policy =
+        from name in Gen.Elements("p0", "p1", "p2", "p3")
+        from ns in Gen.Elements<string?>("n1", "n2", null)
+        from specs in Gen.Frequency((4, Spec.Select(s => new List<PolicySpec> { s })), (1, Gen.ListOf(Spec, 2).Select(l => l.ToList())))
+        where specs.Count > 0
+        select new NetworkPolicy(ns, name, specs, ns is null ? PolicyKind.CiliumClusterwideNetworkPolicy : PolicyKind.CiliumNetworkPolicy);
+
+    private static readonly Gen<LabelSet> Labels =
+        from ns in Gen.Elements(Namespaces)
+        from app in Gen.Elements(Apps)
+        from tier in Gen.Elements<string?>("x", "y", null)
+        select LabelSet.ForPod(ns, tier is null
+            ? new Dictionary<string, string> { ["app"] = app }
+            : new Dictionary<string, string> { ["app"] = app, ["tier"] = tier }, new Dictionary<string, string>());
+
+    private static readonly Gen<CompilerEndpoint> Endpoint =
+        from n in Gen.Choose(0, 5)
+        from node in Gen.Elements(Nodes)
+        from ip in Gen.Elements(Addresses)
+        from identity in Gen.Elements(EndpointIdentities)
+        select new CompilerEndpoint($"n1/e{n}", node, ip, $"lxc{n}", identity);
+
+    public static readonly Gen<ClusterChange> Change = Gen.Frequency(
+        (4, Policy.Select(p => (ClusterChange)new ClusterChange.Apply(p))),
+        (1, Gen.Elements<string?>("n1", "n2", null).Zip(Gen.Elements("p0", "p1", "p2", "p3"), (ns, name) => (ClusterChange)new ClusterChange.Delete(ns, name))),
+        (3, Gen.Elements(IdentityNumbers).Zip(Labels, (id, labels) => (ClusterChange)new ClusterChange.Allocate(id, labels))),
+        (4, Endpoint.Select(e => (ClusterChange)new ClusterChange.Register(e))),
+        (1, Gen.Choose(0, 5).Select(n => (ClusterChange)new ClusterChange.Unregister($"n1/e{n}"))));
+
+    public static Arbitrary<ClusterChange[]> Histories(int maxLength) =>
+        Gen.Choose(1, maxLength).SelectMany(n => Gen.ArrayOf(Change, n)).ToArbitrary();
+}
+
+/// <summary>The same history applied to plain collections: what the full compile reads.</summary>
+internal sealed class ClusterModel
+{
+    public Dictionary<string, NetworkPolicy> Policies { get; } = new(StringComparer.Ordinal);
+    public Dictionary<uint, LabelSet> Identities { get; } = [];
+    public Dictionary<string, CompilerEndpoint> Endpoints { get; } = new(StringComparer.Ordinal);
+
+    public void Apply(ClusterChange change, IncrementalCompiler? compiler = null)
+    {
+        switch (change)
+        {
+            case ClusterChange.Apply a:
+                Policies[a.Policy.Reference] = a.Policy;
+                compiler?.ApplyPolicy(a.Policy);
+                break;
+            case ClusterChange.Delete d:
+                Policies.Remove(d.Namespace is null ? d.Name : $"{d.Namespace}/{d.Name}");
+                compiler?.DeletePolicy(d.Namespace, d.Name);
+                break;
+            case ClusterChange.Allocate i:
+                Identities[i.Identity] = i.Labels;
+                compiler?.AllocateIdentity(i.Identity, i.Labels);
+                break;
+            case ClusterChange.Register r:
+                Endpoints[r.Endpoint.Id] = r.Endpoint;
+                compiler?.RegisterEndpoint(r.Endpoint);
+                break;
+            case ClusterChange.Unregister u:
+                Endpoints.Remove(u.Id);
+                compiler?.DeleteEndpoint(u.Id);
+                break;
+        }
+    }
+
+    public NodeSnapshot Compile(string node, long version) =>
+        PolicyCompiler.Compile(node, version, Policies.Values.ToList(), Identities, Endpoints.Values.ToList());
+}

@@ -1,0 +1,233 @@
+using System.Text;
+using Mesh.Contracts.Labels;
+using Mesh.Contracts.Policies;
+using Mesh.ControlPlane.Compilation;
+
+namespace Mesh.ControlPlane.Tests.Compilation;
+
+/// <summary>
+/// The Kubernetes network-policy e2e model: namespaces x, y, z (one node each), pods a, b, c in each, probes on
+/// TCP and UDP ports 80 and 81. Each case applies policy documents (through the real parser), compiles every
+/// node's snapshot, judges all 81 pairs with <see cref="SnapshotEvaluator"/> and compares the whole 9×9 matrix.
+/// A pod always reaches itself (loopback never crosses the datapath), as the e2e model's AllowLoopback says.
+/// </summary>
+public sealed class ReachabilityTests
+{
+    public sealed record Pod(string Ns, string Name)
+    {
+        public override string ToString() => $"{Ns}/{Name}";
+    }
+
+    private static readonly string[] Namespaces = ["x", "y", "z"];
+    private static readonly Pod[] Pods = [.. Namespaces.SelectMany(ns => new[] { "a", "b", "c" }.Select(p => new Pod(ns, p)))];
+    private static readonly (Protocol Protocol, ushort Port)[] Probes = [(Protocol.Tcp, 80), (Protocol.Tcp, 81), (Protocol.Udp, 80), (Protocol.Udp, 81)];
+
+    private static uint IdentityOf(Pod pod) => 256u + (uint)Array.IndexOf(Pods, pod);
+    private static string IpOf(Pod pod) => $"10.210.{Array.IndexOf(Namespaces, pod.Ns) + 1}.{pod.Name[0] - 'a' + 1}";
+    private static string NodeOf(Pod pod) => $"node-{pod.Ns}";
+
+    private static readonly IReadOnlyDictionary<uint, LabelSet> Identities = Pods.ToDictionary(IdentityOf, pod =>
+        LabelSet.ForPod(pod.Ns, new Dictionary<string, string> { ["pod"] = pod.Name },
+            new Dictionary<string, string> { ["ns"] = pod.Ns, ["kubernetes.io/metadata.name"] = pod.Ns }));
+
+    private static readonly IReadOnlyList<CompilerEndpoint> Endpoints =
+        [.. Pods.Select(pod => new CompilerEndpoint(pod.ToString(), NodeOf(pod), IpOf(pod), $"lxc-{pod.Ns}{pod.Name}", IdentityOf(pod)))];
+
+    /// <summary>Which pairs connect: everything, then each rule overrides the pairs it names.</summary>
+    public sealed class Reachability
+    {
+        private readonly bool[,] allowed = new bool[Pods.Length, Pods.Length];
+
+        public Reachability(bool all = true)
+        {
+            for (var i = 0; i < Pods.Length; i++)
+                for (var j = 0; j < Pods.Length; j++) allowed[i, j] = all || i == j;
+        }
+
+        public Reachability Expect(Func<Pod, bool> from, Func<Pod, bool> to, bool connects)
+        {
+            for (var i = 0; i < Pods.Length; i++)
+                for (var j = 0; j < Pods.Length; j++)
+                    if (i != j && from(Pods[i]) && to(Pods[j])) allowed[i, j] = connects;
+            return this;
+        }
+
+        public bool this[int from, int to] { get => allowed[from, to]; set => allowed[from, to] = value; }
+
+        /// <summary>Rows are sources, columns destinations; '.' connects, 'X' is dropped.</summary>
+        public string Render()
+        {
+            var text = new StringBuilder("     " + string.Join(" ", Pods.Select(p => $"{p.Ns}{p.Name}")) + "\n");
+            for (var i = 0; i < Pods.Length; i++)
+            {
+                text.Append($"{Pods[i].Ns}/{Pods[i].Name}  ");
+                text.AppendJoin("  ", Enumerable.Range(0, Pods.Length).Select(j => allowed[i, j] ? '.' : 'X')).Append('\n');
+            }
+            return text.ToString();
+        }
+    }
+
+    private static Func<Pod, bool> In(string ns) => p => p.Ns == ns;
+    private static Func<Pod, bool> Is(string ns, string name) => p => p.Ns == ns && p.Name == name;
+    private static readonly Func<Pod, bool> Anyone = _ => true;
+
+    private const string Knp = "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\n";
+    private const string Cnp = "apiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\n";
+    private const string Ccnp = "apiVersion: cilium.io/v2\nkind: CiliumClusterwideNetworkPolicy\n";
+
+    /// <summary>Case name, policy documents, and the expected matrix per probe.</summary>
+    public static TheoryData<string, string[], Func<Protocol, ushort, Reachability>> Cases => new()
+    {
+        { "no policy: every pod reaches every pod", [], (_, _) => new() },
+        {
+            "deny all ingress in x (podSelector {}, policyTypes [Ingress])",
+            [Knp + "metadata: {name: deny-all, namespace: x}\nspec: {podSelector: {}, policyTypes: [Ingress]}"],
+            (_, _) => new Reachability().Expect(Anyone, In("x"), false)
+        },
+        {
+            "deny all egress in x (policyTypes [Egress])",
+            [Knp + "metadata: {name: deny-all, namespace: x}\nspec: {podSelector: {}, policyTypes: [Egress]}"],
+            (_, _) => new Reachability().Expect(In("x"), Anyone, false)
+        },
+        {
+            "allow all ingress (ingress: [{}]) next to deny all: allows are a union",
+            [Knp + "metadata: {name: deny-all, namespace: x}\nspec: {podSelector: {}, policyTypes: [Ingress]}",
+             Knp + "metadata: {name: allow-all, namespace: x}\nspec: {podSelector: {}, ingress: [{}]}"],
+            (_, _) => new Reachability()
+        },
+        {
+            "allow x/a from its own namespace only (podSelector {} peer)",
+            [Knp + "metadata: {name: same-ns, namespace: x}\nspec: {podSelector: {matchLabels: {pod: a}}, ingress: [{from: [{podSelector: {}}]}]}"],
+            (_, _) => new Reachability().Expect(Anyone, Is("x", "a"), false).Expect(In("x"), Is("x", "a"), true)
+        },
+        {
+            "allow x/a from namespace y by namespaceSelector",
+            [Knp + "metadata: {name: from-y, namespace: x}\nspec: {podSelector: {matchLabels: {pod: a}}, ingress: [{from: [{namespaceSelector: {matchLabels: {ns: y}}}]}]}"],
+            (_, _) => new Reachability().Expect(Anyone, Is("x", "a"), false).Expect(In("y"), Is("x", "a"), true)
+        },
+        {
+            "namespaceSelector and podSelector in one peer are ANDed",
+            [Knp + "metadata: {name: yb, namespace: x}\nspec:\n  podSelector: {matchLabels: {pod: a}}\n  ingress: [{from: [{namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: y}}, podSelector: {matchLabels: {pod: b}}}]}]"],
+            (_, _) => new Reachability().Expect(Anyone, Is("x", "a"), false).Expect(Is("y", "b"), Is("x", "a"), true)
+        },
+        {
+            "namespaceSelector and podSelector as two peers are ORed",
+            [Knp + "metadata: {name: y-or-b, namespace: x}\nspec:\n  podSelector: {matchLabels: {pod: a}}\n  ingress: [{from: [{namespaceSelector: {matchLabels: {ns: y}}}, {podSelector: {matchLabels: {pod: b}}}]}]"],
+            (_, _) => new Reachability().Expect(Anyone, Is("x", "a"), false).Expect(In("y"), Is("x", "a"), true).Expect(Is("x", "b"), Is("x", "a"), true)
+        },
+        {
+            "namespaceSelector {} admits pods of every namespace",
+            [Knp + "metadata: {name: all-ns, namespace: x}\nspec: {podSelector: {}, ingress: [{from: [{namespaceSelector: {}}]}]}"],
+            (_, _) => new Reachability()
+        },
+        {
+            "allow ingress to x on TCP 80 only (port without protocol is TCP)",
+            [Knp + "metadata: {name: port-80, namespace: x}\nspec: {podSelector: {}, ingress: [{ports: [{port: 80}]}]}"],
+            (protocol, port) => new Reachability().Expect(Anyone, In("x"), protocol == Protocol.Tcp && port == 80)
+        },
+        {
+            "allow ingress to x on UDP 81 only",
+            [Knp + "metadata: {name: udp-81, namespace: x}\nspec: {podSelector: {}, ingress: [{ports: [{port: 81, protocol: UDP}]}]}"],
+            (protocol, port) => new Reachability().Expect(Anyone, In("x"), protocol == Protocol.Udp && port == 81)
+        },
+        {
+            "an endPort range 80-81 admits both ports",
+            [Knp + "metadata: {name: range, namespace: x}\nspec: {podSelector: {}, ingress: [{ports: [{port: 80, endPort: 81, protocol: TCP}]}]}"],
+            (protocol, _) => new Reachability().Expect(Anyone, In("x"), protocol == Protocol.Tcp)
+        },
+        {
+            "an endPort range 79-80 admits 80 and not 81",
+            [Knp + "metadata: {name: range, namespace: x}\nspec: {podSelector: {}, ingress: [{ports: [{port: 79, endPort: 80}]}]}"],
+            (protocol, port) => new Reachability().Expect(Anyone, In("x"), protocol == Protocol.Tcp && port == 80)
+        },
+        {
+            "egress of x/a to namespace y only",
+            [Knp + "metadata: {name: to-y, namespace: x}\nspec: {podSelector: {matchLabels: {pod: a}}, policyTypes: [Egress], egress: [{to: [{namespaceSelector: {matchLabels: {ns: y}}}]}]}"],
+            (_, _) => new Reachability().Expect(Is("x", "a"), Anyone, false).Expect(Is("x", "a"), In("y"), true)
+        },
+        {
+            "ingress and egress together: x/a only talks to x/b, both ways",
+            [Knp + "metadata: {name: pair, namespace: x}\nspec:\n  podSelector: {matchLabels: {pod: a}}\n  policyTypes: [Ingress, Egress]\n  ingress: [{from: [{podSelector: {matchLabels: {pod: b}}}]}]\n  egress: [{to: [{podSelector: {matchLabels: {pod: b}}}]}]"],
+            (_, _) => new Reachability().Expect(Anyone, Is("x", "a"), false).Expect(Is("x", "a"), Anyone, false)
+                .Expect(Is("x", "b"), Is("x", "a"), true).Expect(Is("x", "a"), Is("x", "b"), true)
+        },
+        {
+            "an ipBlock over the pod addresses does not admit pods: they keep their own identity (Cilium)",
+            [Knp + "metadata: {name: cidr, namespace: x}\nspec: {podSelector: {}, ingress: [{from: [{ipBlock: {cidr: 10.210.0.0/16}}]}]}"],
+            (_, _) => new Reachability().Expect(Anyone, In("x"), false)
+        },
+        {
+            "Cilium ingress: [{}] allows nothing but enforces",
+            [Cnp + "metadata: {name: lock, namespace: x}\nspec: {endpointSelector: {matchLabels: {pod: a}}, ingress: [{}]}"],
+            (_, _) => new Reachability().Expect(Anyone, Is("x", "a"), false)
+        },
+        {
+            "a Cilium deny beats a Kubernetes allow",
+            [Knp + "metadata: {name: allow-all, namespace: x}\nspec: {podSelector: {}, ingress: [{}]}",
+             Ccnp + "metadata: {name: no-y-to-x}\nspec:\n  endpointSelector: {matchLabels: {k8s:io.kubernetes.pod.namespace: x}}\n  ingressDeny: [{fromEndpoints: [{matchLabels: {k8s:io.kubernetes.pod.namespace: y}}]}]"],
+            (_, _) => new Reachability().Expect(In("y"), In("x"), false)
+        },
+        {
+            "a Cilium deny on one port leaves the other port to the allows",
+            [Cnp + "metadata: {name: mixed, namespace: x}\nspec:\n  endpointSelector: {}\n  ingress: [{fromEntities: [cluster]}]\n  ingressDeny: [{toPorts: [{ports: [{port: 80, protocol: TCP}]}]}]"],
+            (protocol, port) => new Reachability().Expect(Anyone, In("x"), !(protocol == Protocol.Tcp && port == 80))
+        },
+        {
+            "fromRequires narrows another policy's fromEndpoints to namespace y",
+            [Ccnp + "metadata: {name: a-from-all}\nspec: {endpointSelector: {matchLabels: {pod: a}}, ingress: [{fromEndpoints: [{}]}]}",
+             Ccnp + "metadata: {name: a-requires-y}\nspec: {endpointSelector: {matchLabels: {pod: a}}, ingress: [{fromRequires: [{matchLabels: {k8s:io.kubernetes.pod.namespace: y}}]}]}"],
+            (_, _) => new Reachability().Expect(Anyone, p => p.Name == "a", false).Expect(In("y"), p => p.Name == "a", true)
+        },
+        {
+            "enableDefaultDeny false: an allow-only policy does not lock its endpoints",
+            [Cnp + "metadata: {name: soft, namespace: x}\nspec: {endpointSelector: {}, enableDefaultDeny: {ingress: false}, ingress: [{fromEndpoints: [{matchLabels: {pod: b}}]}]}"],
+            (_, _) => new Reachability()
+        },
+        {
+            "toEntities cluster keeps every pod reachable, toEntities world does not",
+            [Cnp + "metadata: {name: cluster-only, namespace: x}\nspec: {endpointSelector: {matchLabels: {pod: a}}, egress: [{toEntities: [cluster]}]}",
+             Cnp + "metadata: {name: world-only, namespace: x}\nspec: {endpointSelector: {matchLabels: {pod: b}}, egress: [{toEntities: [world]}]}"],
+            (_, _) => new Reachability().Expect(Is("x", "b"), Anyone, false)
+        },
+        {
+            "a cluster-wide egress deny to z",
+            [Ccnp + "metadata: {name: no-z}\nspec:\n  endpointSelector: {}\n  enableDefaultDeny: {egress: false}\n  egressDeny: [{toEndpoints: [{matchLabels: {k8s:io.kubernetes.pod.namespace: z}}]}]"],
+            (_, _) => new Reachability().Expect(Anyone, In("z"), false)
+        },
+        {
+            "an HTTP rule on TCP 80 admits TCP 80 at L4 until the proxy exists",
+            [Cnp + "metadata: {name: http, namespace: x}\nspec:\n  endpointSelector: {matchLabels: {pod: a}}\n  ingress: [{toPorts: [{ports: [{port: 80, protocol: TCP}], rules: {http: [{method: GET}]}}]}]"],
+            (protocol, port) => new Reachability().Expect(Anyone, Is("x", "a"), protocol == Protocol.Tcp && port == 80)
+        },
+    };
+
+    [Theory]
+    [MemberData(nameof(Cases))]
+    public void Compiled_snapshots_give_the_expected_reachability_matrix(string name, string[] documents, Func<Protocol, ushort, Reachability> expected)
+    {
+        var policies = documents.Select(d =>
+        {
+            var parsed = PolicyParser.Parse(d);
+            Assert.True(parsed.Ok, $"{name}: {string.Join("; ", parsed.Errors)}");
+            return parsed.Policy;
+        }).ToList();
+        var snapshots = Namespaces.ToDictionary(ns => $"node-{ns}", ns => PolicyCompiler.Compile($"node-{ns}", 1, policies, Identities, Endpoints));
+
+        foreach (var (protocol, port) in Probes)
+        {
+            var actual = new Reachability();
+            for (var i = 0; i < Pods.Length; i++)
+            {
+                for (var j = 0; j < Pods.Length; j++)
+                {
+                    if (i == j) continue;
+                    actual[i, j] = SnapshotEvaluator.Connects(snapshots[NodeOf(Pods[i])], IpOf(Pods[i]),
+                        snapshots[NodeOf(Pods[j])], IpOf(Pods[j]), protocol, port);
+                }
+            }
+            var want = expected(protocol, port).Render();
+            var got = actual.Render();
+            Assert.True(want == got, $"{name}, {protocol.ToString().ToUpperInvariant()}/{port}:\nexpected\n{want}\nactual\n{got}");
+        }
+    }
+}
