@@ -31,6 +31,35 @@ static __always_inline int has_ports(__u8 protocol)
 	return protocol == IPPROTO_TCP || protocol == IPPROTO_UDP || protocol == IPPROTO_SCTP;
 }
 
+static __always_inline struct endpoint_info *endpoint_lookup(__u32 gen, __u32 ifindex)
+{
+	struct endpoint_key key = { .gen = gen, .ifindex = ifindex };
+
+	return bpf_map_lookup_elem(&mesh_endpoints, &key);
+}
+
+/**
+ * load_ports() - the L4 ports of a packet with ports
+ * @skb: the packet
+ * @ip: its IPv4 header, inside the packet's linear data
+ * @ports: receives the ports, network byte order
+ *
+ * Reads them in place when the linear data holds them (the common case), else copies them out.
+ * Returns 0, or -1 when the packet is too short to hold them.
+ */
+static __always_inline int load_ports(struct __sk_buff *skb, struct iphdr *ip, struct l4_ports *ports)
+{
+	void *data_end = (void *)(long)skb->data_end;
+	__u32 offset = ip->ihl * 4;
+	struct l4_ports *l4 = (void *)ip + offset;
+
+	if ((void *)(l4 + 1) <= data_end) {
+		*ports = *l4;
+		return 0;
+	}
+	return bpf_skb_load_bytes(skb, sizeof(struct ethhdr) + offset, ports, sizeof(*ports)) ? -1 : 0;
+}
+
 /**
  * handle_ipv4() - judge one packet of an endpoint
  * @skb: the packet, on the host-side veth of the endpoint
@@ -38,27 +67,29 @@ static __always_inline int has_ports(__u8 protocol)
  *
  * Returns TC_ACT_OK or TC_ACT_SHOT. Packets on interfaces that are not endpoints of the active generation, and
  * non-IPv4 packets (ARP; IPv6 follows with the same map layout), pass untouched.
+ *
+ * The steady state of a connection costs one conntrack lookup: replies, and forward packets whose connection
+ * the active version already allowed, pass without looking at the endpoint, the ipcache or the policy. The
+ * endpoint is looked up only when something has to be judged. A forward entry stamped with the active version
+ * was judged on an endpoint of that version; a reply entry was made on an endpoint, and a reply passes whether
+ * or not its interface is still one, and is counted as forwarded either way.
  */
 static __always_inline int handle_ipv4(struct __sk_buff *skb, __u8 dir)
 {
 	void *data = (void *)(long)skb->data;
 	void *data_end = (void *)(long)skb->data_end;
-	struct endpoint_key ep_key = { .ifindex = skb->ifindex };
 	struct endpoint_info *ep;
 	struct l4_ports ports = {};
 	struct policy_result r;
 	struct flow_event ev = {};
 	struct ct_key ct = {};
+	struct ct_entry *ce;
 	struct ethhdr *eth;
 	struct iphdr *ip;
 	__u32 gen, peer, enforced;
 	__u64 version;
 
 	if (gen_load(&gen, &version))
-		return TC_ACT_OK;
-	ep_key.gen = gen;
-	ep = bpf_map_lookup_elem(&mesh_endpoints, &ep_key);
-	if (!ep)
 		return TC_ACT_OK;
 
 	eth = data;
@@ -67,15 +98,14 @@ static __always_inline int handle_ipv4(struct __sk_buff *skb, __u8 dir)
 	if (eth->h_proto != bpf_htons(ETH_P_IP))
 		return TC_ACT_OK;
 	ip = (void *)(eth + 1);
-	if ((void *)(ip + 1) > data_end)
-		return TC_ACT_SHOT;   /* claims IPv4 but is shorter than its header: never deliver it unjudged */
-	if (ip->ihl < 5)
-		return TC_ACT_SHOT;
+	/* Claims IPv4 but is shorter than its header: an endpoint never gets it unjudged. */
+	if ((void *)(ip + 1) > data_end || ip->ihl < 5)
+		return endpoint_lookup(gen, skb->ifindex) ? TC_ACT_SHOT : TC_ACT_OK;
 
 	/* Later fragments carry no L4 header: they are judged with port 0, like protocols without ports. */
 	if (has_ports(ip->protocol) && !(ip->frag_off & bpf_htons(IP_FRAG_OFFSET))) {
-		if (bpf_skb_load_bytes(skb, sizeof(*eth) + ip->ihl * 4, &ports, sizeof(ports)))
-			return TC_ACT_SHOT;
+		if (load_ports(skb, ip, &ports))
+			return endpoint_lookup(gen, skb->ifindex) ? TC_ACT_SHOT : TC_ACT_OK;
 	}
 
 	ct.saddr = ip->saddr;
@@ -86,6 +116,16 @@ static __always_inline int handle_ipv4(struct __sk_buff *skb, __u8 dir)
 	ct.direction = dir;
 	ct.ifindex = skb->ifindex;
 
+	/* A new version has another number, so it re-judges every open connection. */
+	ce = bpf_map_lookup_elem(&mesh_ct, &ct);
+	if (ce && (ce->kind == CT_REPLY || ce->allowed_version == version)) {
+		flow_count(VERDICT_FORWARDED, skb->len);
+		return TC_ACT_OK;
+	}
+
+	ep = endpoint_lookup(gen, skb->ifindex);
+	if (!ep)
+		return TC_ACT_OK;
 	if (ct_is_reply(&ct)) {
 		flow_count(VERDICT_FORWARDED, skb->len);
 		return TC_ACT_OK;
@@ -114,7 +154,7 @@ static __always_inline int handle_ipv4(struct __sk_buff *skb, __u8 dir)
 		flow_emit(&ev);
 		return TC_ACT_SHOT;
 	}
-	if (ct_track(&ct))
+	if (ct_allow(&ct, ce, version, r.rule_index))
 		flow_emit(&ev);
 	return TC_ACT_OK;
 }

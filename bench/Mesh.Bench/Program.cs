@@ -9,6 +9,15 @@ if (args is ["--only", "compile"])
     foreach (var m in CompileBench.Run()) Console.WriteLine($"{m.Name,-34} {m.Value,14:0.###} {m.Unit,-8} {m.Note}");
     return 0;
 }
+// `Mesh.Bench --only datapath`: the datapath rows alone (root, nothing written).
+if (args is ["--only", "datapath"]) { foreach (var m in Mesh.Bench.Datapath.DatapathBench.Run()) Console.WriteLine($"{m.Name,-34} {m.Value,14:0.###} {m.Unit,-8} {m.Note}"); return 0; }
+// `Mesh.Bench --only propagation [NODES]`: the propagation rows alone (no root, nothing written).
+if (args is ["--only", "propagation", ..])
+{
+    var nodes = args.Length > 2 ? int.Parse(args[2], System.Globalization.CultureInfo.InvariantCulture) : 1000;
+    foreach (var m in await PropagationBench.RunAsync(nodes)) Console.WriteLine($"{m.Name,-34} {m.Value,14:0.###} {m.Unit,-8} {m.Note}");
+    return 0;
+}
 var pg = Environment.GetEnvironmentVariable("MESH_BENCH_PG") ?? "Host=127.0.0.1;Port=55432;Username=postgres;Database=postgres";
 var output = args.Length > 0 ? args[0] : "bench/results.json";
 var results = new List<Metric>();
@@ -23,6 +32,8 @@ results.AddRange(await StoreBench.RunAsync(pg, TimeSpan.FromSeconds(5)));
 Console.Error.WriteLine("compiler: 1,000 nodes, 6,000 identities, 30,000 policies, 50,000 endpoints ...");
 results.AddRange(CompileBench.Run());
 results.AddRange(Mesh.Bench.Datapath.DatapathBench.Run());
+Console.Error.WriteLine("propagation: 1,000 simulated agents watching the control plane ...");
+results.AddRange(await PropagationBench.RunAsync());
 
 Console.WriteLine();
 Console.WriteLine($"{"metric",-34} {"value",14} {"unit",-8} note");

@@ -28,6 +28,34 @@ internal sealed class CompiledPolicy
         Digest = ContentDigest.Policy(this);
     }
 
+    private CompiledPolicy(uint identity, bool ingressEnforced, bool egressEnforced, PolicyEntryKey[] keys, Candidate[] values,
+        RuleReference[] rules, int[] ruleIndexes)
+    {
+        Identity = identity;
+        IngressEnforced = ingressEnforced;
+        EgressEnforced = egressEnforced;
+        Keys = keys;
+        Values = values;
+        Rules = rules;
+        RuleIndexes = ruleIndexes;
+        Digest = ContentDigest.Policy(this);
+    }
+
+    private CompiledPolicy(CompiledPolicy same, uint identity)
+    {
+        Identity = identity;
+        IngressEnforced = same.IngressEnforced;
+        EgressEnforced = same.EgressEnforced;
+        Keys = same.Keys;
+        Values = same.Values;
+        Rules = same.Rules;
+        RuleIndexes = same.RuleIndexes;
+        Digest = same.Digest;
+    }
+
+    /// <summary>The same entries for another identity selected by the same specs (the digest does not name the identity).</summary>
+    public CompiledPolicy For(uint identity) => identity == Identity ? this : new CompiledPolicy(this, identity);
+
     public uint Identity { get; }
     public bool IngressEnforced { get; }
     public bool EgressEnforced { get; }
@@ -67,13 +95,41 @@ internal sealed class CompiledPolicy
         // Merge two sorted runs; the keys are disjoint (the peers are new).
         var keys = new PolicyEntryKey[Count + added.Count];
         var values = new Candidate[keys.Length];
+        // Usually the new peers come through rules that already decide entries here: the rule list stays and
+        // only the new entries need their rule's position.
+        var newIndexes = new int[newValues.Length];
+        for (var m = 0; m < newValues.Length; m++)
+        {
+            newIndexes[m] = IndexOfRule(newValues[m].Rule);
+            if (newIndexes[m] < 0) { newIndexes = null; break; }
+        }
+        var ruleIndexes = newIndexes is null ? null : new int[keys.Length];
         var (i, j) = (0, 0);
         for (var k = 0; k < keys.Length; k++)
         {
-            if (j >= newKeys.Length || (i < Count && Keys[i].CompareTo(newKeys[j]) < 0)) { keys[k] = Keys[i]; values[k] = Values[i++]; }
-            else { keys[k] = newKeys[j]; values[k] = newValues[j++]; }
+            if (j >= newKeys.Length || (i < Count && Keys[i].CompareTo(newKeys[j]) < 0))
+            {
+                if (ruleIndexes is not null) ruleIndexes[k] = RuleIndexes[i];
+                keys[k] = Keys[i];
+                values[k] = Values[i++];
+            }
+            else
+            {
+                if (ruleIndexes is not null) ruleIndexes[k] = newIndexes![j];
+                keys[k] = newKeys[j];
+                values[k] = newValues[j++];
+            }
         }
-        return new CompiledPolicy(Identity, IngressEnforced, EgressEnforced, keys, values);
+        return ruleIndexes is null
+            ? new CompiledPolicy(Identity, IngressEnforced, EgressEnforced, keys, values)
+            : new CompiledPolicy(Identity, IngressEnforced, EgressEnforced, keys, values, Rules, ruleIndexes);
+    }
+
+    /// <summary>The position of a rule (by value) in <see cref="Rules"/>, or -1.</summary>
+    private int IndexOfRule(RuleReference rule)
+    {
+        var at = Array.BinarySearch(Rules, rule);
+        return at >= 0 && Rules[at].Equals(rule) ? at : -1;
     }
 
     public bool SameContent(CompiledPolicy other) => ReferenceEquals(this, other) || Digest == other.Digest;

@@ -25,6 +25,8 @@ internal static class IdentityResolution
     // Expanding "any protocol" on a port into the protocols that have ports: the datapath keys on one protocol.
     private static readonly Protocol[] PortedProtocols = [Protocol.Tcp, Protocol.Udp, Protocol.Sctp];
 
+    private static readonly (Protocol, ushort, byte, bool)[] AnyPort = [(Protocol.Any, 0, 0, false)];
+
     public static readonly RuleSection[] Sections = [RuleSection.Ingress, RuleSection.IngressDeny, RuleSection.Egress, RuleSection.EgressDeny];
 
     public static IEnumerable<PolicyRule> AllRules(PolicySpec spec) => Sections.SelectMany(spec.Rules);
@@ -84,19 +86,24 @@ internal static class IdentityResolution
         {
             var rule = rules[i];
             if (rule.AllowsNothing || (rule.Peers is null && !withAnyPeer)) continue;
-            var reference = RuleReference.Of(spec.Policy, spec.Index, section, i);
-            var ports = Ports(rule);
             if (rule.Peers is null)
             {
-                AddPeer(entries, direction, PolicyEntryKey.AnyPeer, ports, verdict, reference, viaProxy: false);
+                AddPeer(entries, direction, PolicyEntryKey.AnyPeer, Ports(rule), verdict, RuleReference.Of(spec.Policy, spec.Index, section, i), viaProxy: false);
                 continue;
             }
+            // The reference and ports only once a peer matches: a resolution narrowed to a new peer (most rules
+            // admit none of it) then costs little more than the peer lookups.
+            RuleReference? reference = null;
+            (Protocol Protocol, ushort Port, byte Prefix, bool L7)[]? ports = null;
             // A peer admitted twice adds the same candidate twice: Add is idempotent, so no de-duplication.
             foreach (var peer in rule.Peers)
             {
                 var viaProxy = peer is PeerSelector.Fqdn;
-                foreach (var id in peers.Matching(spec.Policy, peer, requires))
-                    AddPeer(entries, direction, id, ports, verdict, reference, viaProxy);
+                var matching = peers.Matching(spec.Policy, peer, requires);
+                if (matching.Count == 0) continue;
+                reference ??= RuleReference.Of(spec.Policy, spec.Index, section, i);
+                ports ??= Ports(rule);
+                for (var m = 0; m < matching.Count; m++) AddPeer(entries, direction, matching[m], ports, verdict, reference, viaProxy);
             }
         }
     }
@@ -133,12 +140,20 @@ internal static class IdentityResolution
     /// <summary>The keys of a rule's ports: ANY protocol with a port expands to TCP, UDP and SCTP; a range to prefixes.</summary>
     public static (Protocol Protocol, ushort Port, byte Prefix, bool L7)[] Ports(PolicyRule rule)
     {
-        if (rule.ToPorts.Count == 0) return [(Protocol.Any, 0, 0, false)];
-        return rule.ToPorts.SelectMany(portRule => portRule.Ports.SelectMany(p =>
+        if (rule.ToPorts.Count == 0) return AnyPort;
+        var keys = new List<(Protocol, ushort, byte, bool)>();
+        foreach (var portRule in rule.ToPorts)
         {
-            var protocols = p.Protocol == Protocol.Any && p.Port != 0 ? PortedProtocols : [p.Protocol];
-            var blocks = p.Port == 0 ? [(Port: (ushort)0, PrefixLength: (byte)0)] : PortPrefixes.Cover(p.Port, p.LastPort).ToArray();
-            return protocols.SelectMany(protocol => blocks.Select(b => (protocol, b.Port, b.PrefixLength, portRule.RedirectsToProxy)));
-        })).ToArray();
+            foreach (var p in portRule.Ports)
+            {
+                var protocols = p.Protocol == Protocol.Any && p.Port != 0 ? PortedProtocols : [p.Protocol];
+                foreach (var protocol in protocols)
+                {
+                    if (p.Port == 0) keys.Add((protocol, 0, 0, portRule.RedirectsToProxy));
+                    else foreach (var (port, prefix) in PortPrefixes.Cover(p.Port, p.LastPort)) keys.Add((protocol, port, prefix, portRule.RedirectsToProxy));
+                }
+            }
+        }
+        return keys.ToArray();
     }
 }

@@ -37,10 +37,11 @@ public sealed partial class IncrementalCompiler
         // 2. Recompile: whatever a change marked, plus node-dependent identities on a node with a new numbering
         //    and identities that just arrived on a node (their policy for its numbering may be missing).
         var compiled = 0;
+        var jobs = new CompileJobs();
         foreach (var id in _compileDirty)
         {
             var state = _states[id];
-            compiled += EnsureCompiled(state, force: true);
+            EnsureCompiled(state, force: true, jobs);
             foreach (var node in state.Nodes.Keys)
             {
                 var n = _nodes[node];
@@ -48,11 +49,12 @@ public sealed partial class IncrementalCompiler
                 else ids?.Add(id);
             }
         }
+        var patched = new Dictionary<string, CompiledPolicy>(StringComparer.Ordinal);
         foreach (var (id, peers) in _newPeers)
         {
             var state = _states[id];
             if (_compileDirty.Contains(id) || state.Nodes.Count == 0) continue;
-            Extend(state, peers);
+            Extend(state, peers, patched);
             compiled++;
             foreach (var node in state.Nodes.Keys)
             {
@@ -63,7 +65,8 @@ public sealed partial class IncrementalCompiler
         }
         foreach (var node in work.Where(w => w.Value is null).Select(w => w.Key))
             foreach (var id in node.Identities.Keys)
-                if (!_compileDirty.Contains(id)) compiled += EnsureCompiled(_states[id], force: false);
+                if (!_compileDirty.Contains(id)) EnsureCompiled(_states[id], force: false, jobs);
+        compiled += RunCompiles(jobs);
 
         // 3. The cluster-wide ipcache moved: every node's hash changes, and a node's CIDR identities may be hidden
         //    or uncovered by endpoint addresses.
@@ -73,21 +76,20 @@ public sealed partial class IncrementalCompiler
             foreach (var node in _nodes.Values)
                 if (node.Locals.HasCidrs || node.PublishedLocalIpCache.Count > 0) work.TryAdd(node, []);
 
+        // Nodes are published independently of each other (each reads the compiled state, writes only itself).
         var changed = new List<string>();
-        foreach (var (node, ids) in work)
-        {
-            var change = Publish(node, version, ids, ipCacheMoved);
-            node.Change = change;
-            if (change is not null || ipCacheMoved) changed.Add(node.Name);
-        }
+        var published = work.ToArray();
+        OnCores(published.Length, i => published[i].Key.Change = Publish(published[i].Key, version, published[i].Value, ipCacheMoved));
+        foreach (var (node, _) in published) if (node.Change is not null || ipCacheMoved) changed.Add(node.Name);
         if (ipCacheMoved)
         {
-            foreach (var node in _nodes.Values.Where(n => !work.ContainsKey(n)))
+            var rest = _nodes.Values.Where(n => !work.ContainsKey(n)).ToArray();
+            OnCores(rest.Length, i =>
             {
-                node.Change = null;
-                Rehash(node);
-                changed.Add(node.Name);
-            }
+                rest[i].Change = null;
+                Rehash(rest[i]);
+            });
+            foreach (var node in rest) changed.Add(node.Name);
         }
 
         _selectionDirty.Clear();
@@ -131,23 +133,28 @@ public sealed partial class IncrementalCompiler
             change.EndpointsAdded, change.EndpointsRemoved, set, removed, entriesAdded, entriesRemoved);
     }
 
-    /// <returns>How many compiles it ran.</returns>
-    private int EnsureCompiled(IdentityState state, bool force)
+    /// <summary>
+    /// Releases what an identity's compiled policies used and plans the compiles it needs (one shared, or one per
+    /// numbering of its nodes); <see cref="RunCompiles"/> runs them and puts the results in place.
+    /// </summary>
+    private void EnsureCompiled(IdentityState state, bool force, CompileJobs jobs)
     {
+        if (!jobs.Planned.Add(state)) return;
         if (state.Nodes.Count == 0)
         {
             state.Shared = null;
             state.ByNumbering = null;
             ReleaseUses(state);
-            return 0;
+            return;
         }
         if (!state.DependsOnNode)
         {
-            if (!force && state.Shared is not null) return 0;
+            if (!force && state.Shared is not null) return;
             ReleaseUses(state);
-            state.Shared = CompileRecorded(state, SelectingSpecs(state), LocalIdentities.None);
+            state.Shared = null;
             state.ByNumbering = null;
-            return 1;
+            jobs.Add(new CompileJob(state, SelectingSpecs(state), LocalIdentities.None, shared: true));
+            return;
         }
         if (force || state.ByNumbering is null)
         {
@@ -156,42 +163,114 @@ public sealed partial class IncrementalCompiler
         }
         state.Shared = null;
         var specs = (List<SelectingSpec>?)null;
-        var count = 0;
-        var needed = state.Nodes.Keys.Select(n => _nodes[n].Locals).DistinctBy(l => l.Key).ToList();
-        foreach (var locals in needed.Where(l => !state.ByNumbering.ContainsKey(l.Key)))
+        var needed = new Dictionary<string, LocalIdentities>(StringComparer.Ordinal);
+        foreach (var node in state.Nodes.Keys)
         {
-            specs ??= SelectingSpecs(state);
-            state.ByNumbering[locals.Key] = CompileRecorded(state, specs, locals);
-            count++;
+            var locals = _nodes[node].Locals;
+            needed.TryAdd(locals.Key, locals);
         }
-        foreach (var stale in state.ByNumbering.Keys.Where(k => needed.All(l => l.Key != k)).ToList()) state.ByNumbering.Remove(stale);
-        return count;
+        foreach (var (key, locals) in needed)
+        {
+            if (state.ByNumbering.ContainsKey(key)) continue;
+            specs ??= SelectingSpecs(state);
+            jobs.Add(new CompileJob(state, specs, locals, shared: false));
+        }
+        List<string>? stale = null;
+        foreach (var key in state.ByNumbering.Keys) if (!needed.ContainsKey(key)) (stale ??= []).Add(key);
+        if (stale is not null) foreach (var key in stale) state.ByNumbering.Remove(key);
+    }
+
+    /// <summary>
+    /// Runs the planned compiles, on every core when there are many (a full compile): each compile is pure apart
+    /// from the caches it fills under a lock, and the results and uses are put in place in plan order afterwards,
+    /// so the outcome is the same however the work was split.
+    /// </summary>
+    /// <returns>How many identity policies it produced (shared results included).</returns>
+    private int RunCompiles(CompileJobs jobs)
+    {
+        if (jobs.Count == 0) return 0;
+        // Identities selected by the same specs (the versions of one app, say) get the same entries for the same
+        // numbering: compile once per set of specs and numbering, and give the result to each of them.
+        var leaders = new Dictionary<string, CompileJob>(StringComparer.Ordinal);
+        var compiles = new List<CompileJob>();
+        foreach (var job in jobs)
+        {
+            var key = ShareKey(job);
+            if (leaders.TryGetValue(key, out var leader)) job.Leader = leader;
+            else
+            {
+                leaders[key] = job;
+                compiles.Add(job);
+            }
+        }
+        _ = ClusterIdentities; // filled once before workers read it
+        OnCores(compiles.Count, i => Run(compiles[i]));
+
+        foreach (var job in jobs)
+        {
+            if (job.Leader is { } leader)
+            {
+                job.Result = leader.Result!.For(job.State.Id);
+                job.Peers = leader.Peers;
+            }
+            var state = job.State;
+            if (job.Shared) state.Shared = job.Result;
+            else state.ByNumbering![job.Locals.Key] = job.Result!;
+            foreach (var selection in job.Peers!.Used)
+                if (state.Uses.Add(selection)) selection.Users.Add(state.Id);
+            if (job.Peers.UsedCluster && !state.UsesCluster)
+            {
+                state.UsesCluster = true;
+                _clusterUsers.Add(state.Id);
+            }
+        }
+        return jobs.Count;
+
+        void Run(CompileJob job)
+        {
+            job.Peers = Peers(record: true);
+            job.Result = Compile(job.State.Id, job.Specs, job.Locals, job.Peers);
+        }
+    }
+
+    // What a compile's entries depend on: the selecting specs (in any order) and the node numbering.
+    private static string ShareKey(CompileJob job) => SpecsKey(job.Specs) + "\n@" + job.Locals.Key;
+
+    private static string SpecsKey(List<SelectingSpec> selecting)
+    {
+        var specs = new string[selecting.Count];
+        for (var i = 0; i < specs.Length; i++)
+            specs[i] = string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{selecting[i].Policy.Reference}#{selecting[i].Index}");
+        Array.Sort(specs, StringComparer.Ordinal);
+        return string.Join('\n', specs);
+    }
+
+    /// <summary>Runs <paramref name="work"/> for 0 … count-1, on every core when there is enough of it.</summary>
+    private void OnCores(int count, Action<int> work)
+    {
+        if (count >= ParallelFrom && Environment.ProcessorCount > 1)
+            Parallel.For(0, count, new ParallelOptions { MaxDegreeOfParallelism = Environment.ProcessorCount }, work);
+        else
+            for (var i = 0; i < count; i++) work(i);
     }
 
     /// <summary>Adds the entries of peers that just appeared to an identity's compiled policies (one per numbering).</summary>
-    private void Extend(IdentityState state, HashSet<uint> peers)
+    /// <param name="patched">Shared policies patched in this commit, by specs, content and new peers: identities
+    /// selected by the same specs, with the same policy, gaining the same peers get the same result.</param>
+    private void Extend(IdentityState state, HashSet<uint> peers, Dictionary<string, CompiledPolicy> patched)
     {
         var specs = SelectingSpecs(state);
         CompiledPolicy Patched(CompiledPolicy policy, LocalIdentities locals) =>
             policy.With(IdentityResolution.Entries(specs, new OnlyPeers(Peers(record: false).For(locals), peers), withAnyPeer: false));
-        if (state.Shared is { } shared) state.Shared = Patched(shared, LocalIdentities.None);
+        if (state.Shared is { } shared)
+        {
+            var key = $"{SpecsKey(specs)}\n@{shared.Digest}\n+{string.Join(',', peers.Order())}";
+            if (patched.TryGetValue(key, out var same)) state.Shared = same.For(state.Id);
+            else patched[key] = state.Shared = Patched(shared, LocalIdentities.None);
+        }
         if (state.ByNumbering is { } byNumbering)
             foreach (var locals in state.Nodes.Keys.Select(n => _nodes[n].Locals).DistinctBy(l => l.Key).Where(l => byNumbering.ContainsKey(l.Key)))
                 byNumbering[locals.Key] = Patched(byNumbering[locals.Key], locals);
-    }
-
-    private CompiledPolicy CompileRecorded(IdentityState state, List<SelectingSpec> specs, LocalIdentities locals)
-    {
-        var peers = Peers(record: true);
-        var policy = Compile(state.Id, specs, locals, peers);
-        foreach (var selection in peers.Used)
-            if (state.Uses.Add(selection)) selection.Users.Add(state.Id);
-        if (peers.UsedCluster && !state.UsesCluster)
-        {
-            state.UsesCluster = true;
-            _clusterUsers.Add(state.Id);
-        }
-        return policy;
     }
 
     private void ReleaseUses(IdentityState state)
@@ -225,14 +304,17 @@ public sealed partial class IncrementalCompiler
             foreach (var (id, e) in node.Endpoints)
             {
                 if (node.PublishedEndpoints.TryGetValue(id, out var was) && was == e) continue;
-                if (was is not null) { change.EndpointsRemoved.Add(was); endpointsDigest.Remove(ContentDigest.Line(was)); }
+                if (was is not null) { change.EndpointsRemoved.Add(was); ContentDigest.Toggle(ref endpointsDigest, was, remove: true); }
                 change.EndpointsAdded.Add(e);
-                endpointsDigest.Add(ContentDigest.Line(e));
+                ContentDigest.Toggle(ref endpointsDigest, e, remove: false);
             }
             foreach (var (id, was) in node.PublishedEndpoints)
-                if (!node.Endpoints.ContainsKey(id)) { change.EndpointsRemoved.Add(was); endpointsDigest.Remove(ContentDigest.Line(was)); }
-            foreach (var e in change.EndpointsRemoved) if (!node.Endpoints.ContainsKey(e.Id)) node.PublishedEndpoints.Remove(e.Id);
-            foreach (var e in change.EndpointsAdded) node.PublishedEndpoints[e.Id] = e;
+                if (!node.Endpoints.ContainsKey(id)) { change.EndpointsRemoved.Add(was); ContentDigest.Toggle(ref endpointsDigest, was, remove: true); }
+            if (!change.IsEmpty)
+            {
+                foreach (var e in change.EndpointsRemoved) if (!node.Endpoints.ContainsKey(e.Id)) node.PublishedEndpoints.Remove(e.Id);
+                foreach (var e in change.EndpointsAdded) node.PublishedEndpoints[e.Id] = e;
+            }
         }
 
         var candidates = identities ?? node.Identities.Keys.Concat(node.PublishedPolicies.Keys).ToHashSet();
@@ -243,17 +325,18 @@ public sealed partial class IncrementalCompiler
             if (ReferenceEquals(was, now)) continue;
             if (was is not null && now is not null && was.SameContent(now)) { node.PublishedPolicies[id] = now; continue; }
             change.PoliciesBefore[id] = was;
-            if (was is not null) policiesDigest.Remove(ContentDigest.Line(id, was.Digest));
+            if (was is not null) ContentDigest.Toggle(ref policiesDigest, id, was.Digest, remove: true);
             if (now is null) node.PublishedPolicies.Remove(id);
             else
             {
                 node.PublishedPolicies[id] = now;
-                policiesDigest.Add(ContentDigest.Line(id, now.Digest));
+                ContentDigest.Toggle(ref policiesDigest, id, now.Digest, remove: false);
             }
         }
 
         // The node's own CIDR/FQDN identities in its ipcache, unless an endpoint's address covers the same prefix.
-        if (identities is null || ipCacheMoved)
+        // (Nothing to do on a node that has none and had none: most nodes, when the cluster's ipcache moves.)
+        if ((identities is null || ipCacheMoved) && (node.Locals.HasCidrs || node.PublishedLocalIpCache.Count > 0))
         {
             var localIp = node.Locals.IpCacheEntries.Where(e => !_taken.ContainsKey(e.Cidr)).ToList();
             var nowLocal = localIp.ToHashSet();

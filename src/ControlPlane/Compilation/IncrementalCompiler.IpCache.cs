@@ -16,48 +16,49 @@ public sealed partial class IncrementalCompiler
     private void AddAddress(CompilerEndpoint endpoint)
     {
         var cidr = SnapshotAssembly.HostCidr(endpoint.Ip);
+        var key = new IpCacheKey(cidr);   // parsed once: 50,000 endpoints register in a full compile
         if (!_holders.TryGetValue(cidr, out var holders))
         {
             _holders[cidr] = holders = new SortedDictionary<string, uint>(StringComparer.Ordinal);
-            var normalized = new IpCacheKey(cidr).Normalized;
+            var normalized = key.Normalized;
             _taken[normalized] = _taken.GetValueOrDefault(normalized) + 1;
         }
         holders[endpoint.Id] = endpoint.Identity;
-        SetAddress(cidr, holders);
+        SetAddress(key, holders);
     }
 
     private void RemoveAddress(CompilerEndpoint endpoint)
     {
         var cidr = SnapshotAssembly.HostCidr(endpoint.Ip);
+        var key = new IpCacheKey(cidr);
         var holders = _holders[cidr];
         holders.Remove(endpoint.Id);
         if (holders.Count == 0)
         {
             _holders.Remove(cidr);
-            var normalized = new IpCacheKey(cidr).Normalized;
+            var normalized = key.Normalized;
             if (--_taken[normalized] == 0) _taken.Remove(normalized);
         }
-        SetAddress(cidr, holders);
+        SetAddress(key, holders);
     }
 
-    private void SetAddress(string cidr, SortedDictionary<string, uint> holders)
+    private void SetAddress(IpCacheKey key, SortedDictionary<string, uint> holders)
     {
+        var cidr = key.Cidr;
         var was = _ipByCidr.GetValueOrDefault(cidr);
-        IpCacheEntry? now = null;
-        foreach (var identity in holders.Values) { now = new IpCacheEntry(cidr, identity); break; }
+        var now = holders.Count == 0 ? null : new IpCacheEntry(cidr, holders.First().Value);   // the first id wins
         if (was == now) return;
         _ipBeforeCommit.TryAdd(cidr, was);
         _ipSorted = null;
-        var key = new IpCacheKey(cidr);
         if (was is not null)
         {
-            _ipDigest.Remove(ContentDigest.Line(was));
+            ContentDigest.Toggle(ref _ipDigest, was, remove: true);
             _ipByCidr.Remove(cidr);
             _ipCache.Remove(key);
         }
         if (now is not null)
         {
-            _ipDigest.Add(ContentDigest.Line(now));
+            ContentDigest.Toggle(ref _ipDigest, now, remove: false);
             _ipByCidr[cidr] = now;
             _ipCache[key] = now;
         }

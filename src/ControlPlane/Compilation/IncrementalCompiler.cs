@@ -30,6 +30,12 @@ public sealed partial class IncrementalCompiler
     /// <summary>The most entries one local identity may have (one endpoint's policy map).</summary>
     public int EntryBudget { get; }
 
+    /// <summary>
+    /// From how many compiles, or nodes to publish, a commit spreads them over every core; below it, starting
+    /// workers costs more than it saves.
+    /// </summary>
+    internal int ParallelFrom { get; init; } = 64;
+
     /// <summary>The version of the last <see cref="Commit"/>; snapshots and deltas are as of it.</summary>
     public long Version { get; private set; }
 
@@ -292,15 +298,18 @@ public sealed partial class IncrementalCompiler
     private PeerSelection PeerSelectionFor(LabelSelector selector, IReadOnlyList<LabelSelector> requires, bool cache)
     {
         var key = new PeerKey(selector, requires.Count == 0 ? "" : string.Join(" | ", requires));
-        if (_peers.TryGetValue(key, out var selection)) return selection;
-        selection = new PeerSelection(key, selector, requires.ToArray());
-        selection.Matched.UnionWith(EvaluatePeers(selection));
-        if (cache)
+        lock (_cachesLock)
         {
-            _peers[key] = selection;
-            _peerIndex.Add(selection, selection.Conjunction);
+            if (_peers.TryGetValue(key, out var selection)) return selection;
+            selection = new PeerSelection(key, selector, requires.ToArray());
+            selection.Matched.UnionWith(EvaluatePeers(selection));
+            if (cache)
+            {
+                _peers[key] = selection;
+                _peerIndex.Add(selection, selection.Conjunction);
+            }
+            return selection;
         }
-        return selection;
     }
 
     /// <summary>Entity.Cluster: every label identity of the cluster and the reserved ones inside it.</summary>
@@ -316,14 +325,20 @@ public sealed partial class IncrementalCompiler
 
     private IncrementalPeers Peers(bool record) => new(PeerSelectionFor, Scoped, () => ClusterIdentities, record);
 
+    // Compiles of a full commit run in parallel (see RunCompiles); the caches they fill are shared.
+    private readonly Lock _cachesLock = new();
+
     // A namespaced policy's peer selectors, scoped once rather than at every compile.
     private readonly Dictionary<(LabelSelector Selector, string? Namespace), LabelSelector> _scoped = [];
 
     private LabelSelector Scoped(NetworkPolicy policy, LabelSelector selector)
     {
         if (policy.Namespace is null) return selector;
-        if (!_scoped.TryGetValue((selector, policy.Namespace), out var scoped))
-            _scoped[(selector, policy.Namespace)] = scoped = policy.Scope(selector);
-        return scoped;
+        lock (_cachesLock)
+        {
+            if (!_scoped.TryGetValue((selector, policy.Namespace), out var scoped))
+                _scoped[(selector, policy.Namespace)] = scoped = policy.Scope(selector);
+            return scoped;
+        }
     }
 }

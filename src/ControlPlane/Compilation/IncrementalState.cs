@@ -56,16 +56,40 @@ internal sealed class NodeChange(long from, long to)
 {
     public long From { get; } = from;
     public long To { get; } = to;
-    public List<LocalEndpoint> EndpointsAdded { get; } = [];
-    public List<LocalEndpoint> EndpointsRemoved { get; } = [];
+    // Created on first use: most commits change one or two of these on each of hundreds of nodes.
+    private List<LocalEndpoint>? _endpointsAdded, _endpointsRemoved;
+    private Dictionary<uint, CompiledPolicy?>? _policiesBefore;
+    private List<IpCacheEntry>? _localIpCacheAdded, _localIpCacheRemoved;
+
+    public List<LocalEndpoint> EndpointsAdded => _endpointsAdded ??= [];
+    public List<LocalEndpoint> EndpointsRemoved => _endpointsRemoved ??= [];
     /// <summary>Identity → its policy before the commit (null: it was not local).</summary>
-    public Dictionary<uint, CompiledPolicy?> PoliciesBefore { get; } = [];
-    public List<IpCacheEntry> LocalIpCacheAdded { get; } = [];
-    public List<IpCacheEntry> LocalIpCacheRemoved { get; } = [];
+    public Dictionary<uint, CompiledPolicy?> PoliciesBefore => _policiesBefore ??= [];
+    public List<IpCacheEntry> LocalIpCacheAdded => _localIpCacheAdded ??= [];
+    public List<IpCacheEntry> LocalIpCacheRemoved => _localIpCacheRemoved ??= [];
     public NodeDelta? Delta { get; set; }
 
-    public bool IsEmpty => EndpointsAdded.Count == 0 && EndpointsRemoved.Count == 0 && PoliciesBefore.Count == 0
-        && LocalIpCacheAdded.Count == 0 && LocalIpCacheRemoved.Count == 0;
+    public bool IsEmpty => (_endpointsAdded?.Count ?? 0) == 0 && (_endpointsRemoved?.Count ?? 0) == 0 && (_policiesBefore?.Count ?? 0) == 0
+        && (_localIpCacheAdded?.Count ?? 0) == 0 && (_localIpCacheRemoved?.Count ?? 0) == 0;
+}
+
+/// <summary>One compile a commit plans: an identity for one numbering (or shared), and what it produced.</summary>
+internal sealed class CompileJob(IdentityState state, List<SelectingSpec> specs, LocalIdentities locals, bool shared)
+{
+    public IdentityState State { get; } = state;
+    public List<SelectingSpec> Specs { get; } = specs;
+    public LocalIdentities Locals { get; } = locals;
+    public bool Shared { get; } = shared;
+    public CompiledPolicy? Result { get; set; }
+    public IncrementalPeers? Peers { get; set; }
+    /// <summary>The job with the same specs and numbering whose result this one shares (null: it compiles).</summary>
+    public CompileJob? Leader { get; set; }
+}
+
+/// <summary>The compiles of one commit, in plan order, and the identities already planned.</summary>
+internal sealed class CompileJobs : List<CompileJob>
+{
+    public HashSet<IdentityState> Planned { get; } = [];
 }
 
 /// <summary>Peer lookups of the incremental compiler for one compile: records which cached selections it used.</summary>

@@ -8,7 +8,8 @@ namespace Mesh.ControlPlane.Distribution;
 
 /// <summary>
 /// The agent protocol (mesh.agent.v1.AgentSync). Watch sends the node's snapshot whenever the log moves past the
-/// version the agent has, coalescing bursts: an agent that is behind gets the newest version, never a backlog.
+/// version the agent has, coalescing bursts: an agent that is behind gets the newest version, never a backlog. After
+/// the first snapshot on a stream, a version that follows the one sent goes as a delta.
 /// </summary>
 public sealed class AgentSyncService(ClusterState state, SnapshotCompiler compiler, NodeTracker nodes, ILogger<AgentSyncService> log)
 {
@@ -23,16 +24,18 @@ public sealed class AgentSyncService(ClusterState state, SnapshotCompiler compil
         log.LogInformation("node {Node} watching from v{Version}", request.Node, request.LastAppliedVersion);
         try
         {
-            var sent = (long)request.LastAppliedVersion;
+            // A delta is only sent on top of a snapshot this stream delivered; the agent's claim alone earns nothing
+            // (it may be a version this process never saw), except that a current agent gets nothing until the next change.
+            var claimed = (long)request.LastAppliedVersion;
+            long? held = null;
             while (!ct.IsCancellationRequested)
             {
                 var changed = state.Changed;
                 var view = state.Current;
-                if (view.Position.Value > sent)
+                if (view.Position.Value > (held ?? claimed) && compiler.Next(request.Node, held, view) is { } update)
                 {
-                    var snapshot = compiler.For(request.Node, view);
-                    await stream.WriteAsync(new SnapshotUpdate { Snapshot = snapshot.ToProto() });
-                    sent = snapshot.Version;
+                    await stream.WriteAsync(update.ToProto());
+                    held = update.Version;
                 }
                 await changed.WaitAsync(ct);
             }

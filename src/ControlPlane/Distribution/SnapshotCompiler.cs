@@ -6,6 +6,15 @@ using Mesh.Contracts.Policies;
 
 namespace Mesh.ControlPlane.Distribution;
 
+/// <summary>One update for a watcher: a whole snapshot, or a delta from <paramref name="From"/> (the version it holds).</summary>
+public sealed record NodeUpdate(NodeSnapshot? Snapshot, NodeDelta? Delta, long From)
+{
+    public Mesh.Contracts.Agent.SnapshotUpdate ToProto() =>
+        Delta is { } delta ? new() { Delta = DeltaWire.ToProto(delta, From) } : new() { Snapshot = Snapshot!.ToProto() };
+
+    public long Version => Delta?.ToVersion ?? Snapshot!.Version;
+}
+
 /// <summary>
 /// Feeds the incremental compiler from ClusterViews: each newer view is applied as the changes between it and the
 /// last one compiled (unchanged collections are the same objects, so only what moved is walked), then committed at
@@ -17,6 +26,7 @@ public sealed class SnapshotCompiler
     private readonly Lock _gate = new();
     private readonly IncrementalCompiler _compiler;
     private ClusterView _compiled = ClusterView.Empty;
+    private long _committedFrom;
 
     /// <summary>Entry budget from <c>--entry-budget=N</c> or MESH_ENTRY_BUDGET; default 16384, Cilium's.</summary>
     public SnapshotCompiler(IConfiguration configuration)
@@ -33,6 +43,22 @@ public sealed class SnapshotCompiler
         {
             CatchUp(view);
             return _compiler.Snapshot(node);
+        }
+    }
+
+    /// <summary>
+    /// What a watcher of <paramref name="node"/> needs next: null when <paramref name="held"/> is already the newest
+    /// version, a delta when it holds exactly the version the last commit started from, else the whole snapshot.
+    /// <paramref name="held"/> must be a version this stream delivered (null when it delivered none).
+    /// </summary>
+    public NodeUpdate? Next(string node, long? held, ClusterView view)
+    {
+        lock (_gate)
+        {
+            CatchUp(view);
+            if (held == _compiler.Version) return null;
+            if (held == _committedFrom && held > 0) return new NodeUpdate(null, _compiler.DeltaOf(node), _committedFrom);
+            return new NodeUpdate(_compiler.Snapshot(node), null, 0);
         }
     }
 
@@ -68,7 +94,7 @@ public sealed class SnapshotCompiler
         Diff(was.Endpoints, view.Endpoints,
             (_, now) => _compiler.RegisterEndpoint(new CompilerEndpoint(now.Id, now.Spec.Node, now.Spec.Ip, now.Spec.Interface, now.Identity)),
             old => _compiler.DeleteEndpoint(old.Id));
-        _compiler.Commit(view.Position.Value);
+        _committedFrom = _compiler.Commit(view.Position.Value).FromVersion;
         _compiled = view;
     }
 

@@ -18,6 +18,8 @@ public sealed class AgentLoop(AgentOptions options, IDatapath datapath, GrpcClie
     // After a restart the kernel still enforces the pinned version, but this process has not seen its snapshot:
     // it cannot name endpoints and rules in flows, nor compute the next delta. Until it has, it asks for the full
     // snapshot (as if it had nothing) and re-applies the version it already enforces — never an older one.
+    // Deltas apply to it; a delta whose result does not hash as announced drops it, and the next Watch starts over.
+    private readonly HeldSnapshot _held = new();
     private bool _holdsSnapshot;
 
     public async Task RunAsync(CancellationToken ct)
@@ -31,7 +33,17 @@ public sealed class AgentLoop(AgentOptions options, IDatapath datapath, GrpcClie
                 await foreach (var update in grpc.ServerStreamingAsync(Service, "Watch", request, SnapshotUpdate.Parser, ct: ct))
                 {
                     backoff = TimeSpan.FromMilliseconds(200);
-                    await ApplyAsync(update.Snapshot, ct);
+                    if (update.UpdateCase == SnapshotUpdate.UpdateOneofCase.Delta)
+                    {
+                        if (!await ApplyDeltaAsync(update.Delta, ct)) break;
+                    }
+                    else if (update.Snapshot is { } snapshot)
+                    {
+                        if (snapshot.Version < datapath.AppliedVersion || (snapshot.Version == datapath.AppliedVersion && _holdsSnapshot)) continue;
+                        if (!_held.Apply(snapshot))
+                            await log.WriteLineAsync($"v{snapshot.Version}: the snapshot's content hash does not match its content; applying it as sent");
+                        await ApplyAsync(snapshot, ct);
+                    }
                 }
             }
             catch (OperationCanceledException) when (ct.IsCancellationRequested) { return; }
@@ -44,9 +56,21 @@ public sealed class AgentLoop(AgentOptions options, IDatapath datapath, GrpcClie
         }
     }
 
+    /// <returns>false when the stream must restart from a whole snapshot.</returns>
+    private async Task<bool> ApplyDeltaAsync(NodeSnapshotDelta delta, CancellationToken ct)
+    {
+        if (!_holdsSnapshot || !_held.Holds || _held.Version != delta.FromVersion || !_held.Apply(delta))
+        {
+            await log.WriteLineAsync($"delta v{delta.FromVersion}->v{delta.Version} does not rebuild the announced content (holding v{_held.Version}); asking for the whole snapshot");
+            _holdsSnapshot = false;
+            return false;
+        }
+        await ApplyAsync(_held.ToSnapshot(), ct);
+        return true;
+    }
+
     private async Task ApplyAsync(NodeSnapshot snapshot, CancellationToken ct)
     {
-        if (snapshot.Version < datapath.AppliedVersion || (snapshot.Version == datapath.AppliedVersion && _holdsSnapshot)) return;
         var reapply = snapshot.Version == datapath.AppliedVersion;
         var clock = Stopwatch.StartNew();
         var ack = new AckRequest { Node = options.Node, Version = snapshot.Version };

@@ -13,11 +13,18 @@ public sealed class IncrementalCompilerProperties
     private static readonly string[] Nodes = [.. ClusterHistory.Nodes, "node-without-endpoints"];
 
     [Fact]
-    public void Incremental_compile_equals_the_full_compile_after_every_change() =>
+    public void Incremental_compile_equals_the_full_compile_after_every_change() => IncrementalEqualsFull(parallelFrom: null);
+
+    /// <summary>Every commit's compiles and nodes spread over the cores, as in a large cluster.</summary>
+    [Fact]
+    public void Incremental_compile_in_parallel_equals_the_full_compile_after_every_change() =>
+        IncrementalEqualsFull(parallelFrom: 1);
+
+    private static void IncrementalEqualsFull(int? parallelFrom) =>
         Check.One(Runs, Prop.ForAll(ClusterHistory.Histories(14), history =>
         {
             var model = new ClusterModel();
-            var compiler = new IncrementalCompiler();
+            var compiler = parallelFrom is { } threshold ? new IncrementalCompiler { ParallelFrom = threshold } : new IncrementalCompiler();
             var previous = Nodes.ToDictionary(n => n, n => compiler.Snapshot(n));
             for (var step = 0; step < history.Length; step++)
             {

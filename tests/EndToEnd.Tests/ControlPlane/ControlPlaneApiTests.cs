@@ -150,18 +150,28 @@ public sealed class ControlPlaneApiTests : IAsyncLifetime
     {
         var frontend = await _cp.Client.RegisterEndpointAsync(Pod("frontend", "frontend", host: 5));
         var backend = await _cp.Client.RegisterEndpointAsync(Pod("backend", "backend", host: 6));
-        var applied = await _cp.Client.ApplyPolicyAsync("default", "allow-frontend", AllowFrontend);
-
         using var http = new HttpClient { BaseAddress = _cp.Grpc };
         var grpc = new GrpcClient(http);
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(20));
-        NodeSnapshot? snapshot = null;
-        await foreach (var update in grpc.ServerStreamingAsync("mesh.agent.v1.AgentSync", "Watch",
-            new WatchRequest { Node = "node-1" }, SnapshotUpdate.Parser, ct: cts.Token))
+
+        // A whole snapshot first; the policy applied after it arrives as a delta, which must rebuild content whose
+        // hash the control plane announced.
+        var held = new Mesh.NodeAgent.Sync.HeldSnapshot();
+        await using var updates = grpc.ServerStreamingAsync("mesh.agent.v1.AgentSync", "Watch",
+            new WatchRequest { Node = "node-1" }, SnapshotUpdate.Parser, ct: cts.Token).GetAsyncEnumerator(cts.Token);
+        Assert.True(await updates.MoveNextAsync());
+        Assert.Equal(SnapshotUpdate.UpdateOneofCase.Snapshot, updates.Current.UpdateCase);
+        Assert.True(held.Apply(updates.Current.Snapshot), "the first snapshot does not hash as announced");
+        var applied = await _cp.Client.ApplyPolicyAsync("default", "allow-frontend", AllowFrontend);
+        var deltas = 0;
+        while (held.Version < (ulong)applied.Version && await updates.MoveNextAsync())
         {
-            snapshot = update.Snapshot;
-            if (snapshot.Version >= (ulong)applied.Version) break;
+            Assert.Equal(SnapshotUpdate.UpdateOneofCase.Delta, updates.Current.UpdateCase);
+            Assert.True(held.Apply(updates.Current.Delta), $"v{updates.Current.Delta.Version} does not hash as announced");
+            deltas++;
         }
+        Assert.True(deltas > 0);
+        var snapshot = held.ToSnapshot();
 
         Assert.NotNull(snapshot);
         Assert.Equal((ulong)applied.Version, snapshot.Version);

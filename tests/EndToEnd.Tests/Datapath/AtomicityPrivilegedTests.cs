@@ -12,22 +12,10 @@ namespace Mesh.EndToEnd.Tests.Datapath;
 /// </summary>
 [Trait("Category", "Privileged")]
 [Collection(DatapathSystemTests.Collection)]
-public sealed class AtomicityPrivilegedTests(ITestOutputHelper output) : IAsyncLifetime
+public sealed class AtomicityPrivilegedTests(ITestOutputHelper output) : MeshSystemTest
 {
     private const int Alternations = 1000;
     private const int WorkersPerPort = 3;
-    private MeshSystem mesh = null!;
-
-    public async ValueTask InitializeAsync()
-    {
-        if (Privileged.Available) mesh = await MeshSystem.StartAsync();
-    }
-
-    public async ValueTask DisposeAsync()
-    {
-        if (mesh is not null) await mesh.DisposeAsync();
-    }
-
     [Fact]
     public async Task Every_flow_is_judged_by_the_policy_of_the_version_it_reports_while_two_policies_alternate_a_thousand_times()
     {

@@ -8,21 +8,9 @@ namespace Mesh.EndToEnd.Tests.Datapath;
 /// </summary>
 [Trait("Category", "Privileged")]
 [Collection(DatapathSystemTests.Collection)]
-public sealed class ConntrackPrivilegedTests : IAsyncLifetime
+public sealed class ConntrackPrivilegedTests : MeshSystemTest
 {
     private static readonly TimeSpan Patience = TimeSpan.FromSeconds(2);
-    private MeshSystem mesh = null!;
-
-    public async ValueTask InitializeAsync()
-    {
-        if (Privileged.Available) mesh = await MeshSystem.StartAsync();
-    }
-
-    public async ValueTask DisposeAsync()
-    {
-        if (mesh is not null) await mesh.DisposeAsync();
-    }
-
     [Fact]
     public async Task Replies_of_an_open_connection_pass_until_its_allow_is_removed_and_then_its_next_request_gets_no_answer()
     {

@@ -9,20 +9,8 @@ namespace Mesh.EndToEnd.Tests.Datapath;
 /// </summary>
 [Trait("Category", "Privileged")]
 [Collection(DatapathSystemTests.Collection)]
-public sealed class ControlPlaneDownPrivilegedTests : IAsyncLifetime
+public sealed class ControlPlaneDownPrivilegedTests : MeshSystemTest
 {
-    private MeshSystem mesh = null!;
-
-    public async ValueTask InitializeAsync()
-    {
-        if (Privileged.Available) mesh = await MeshSystem.StartAsync();
-    }
-
-    public async ValueTask DisposeAsync()
-    {
-        if (mesh is not null) await mesh.DisposeAsync();
-    }
-
     [Fact]
     public async Task With_the_control_plane_killed_the_node_keeps_enforcing_and_afterwards_converges_only_forward()
     {

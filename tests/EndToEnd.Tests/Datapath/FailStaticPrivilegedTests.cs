@@ -10,21 +10,9 @@ namespace Mesh.EndToEnd.Tests.Datapath;
 /// </summary>
 [Trait("Category", "Privileged")]
 [Collection(DatapathSystemTests.Collection)]
-public sealed class FailStaticPrivilegedTests(ITestOutputHelper output) : IAsyncLifetime
+public sealed class FailStaticPrivilegedTests(ITestOutputHelper output) : MeshSystemTest
 {
     private static readonly TimeSpan AnswerWithin = TimeSpan.FromSeconds(3);
-    private MeshSystem mesh = null!;
-
-    public async ValueTask InitializeAsync()
-    {
-        if (Privileged.Available) mesh = await MeshSystem.StartAsync();
-    }
-
-    public async ValueTask DisposeAsync()
-    {
-        if (mesh is not null) await mesh.DisposeAsync();
-    }
-
     [Fact]
     public async Task Killing_and_restarting_the_agent_fails_no_request_breaks_no_connection_and_lets_no_denied_packet_through()
     {

@@ -12,20 +12,8 @@ namespace Mesh.EndToEnd.Tests.Datapath;
 /// </summary>
 [Trait("Category", "Privileged")]
 [Collection(DatapathSystemTests.Collection)]
-public sealed class UnappliableVersionPrivilegedTests : IAsyncLifetime
+public sealed class UnappliableVersionPrivilegedTests : MeshSystemTest
 {
-    private MeshSystem mesh = null!;
-
-    public async ValueTask InitializeAsync()
-    {
-        if (Privileged.Available) mesh = await MeshSystem.StartAsync();
-    }
-
-    public async ValueTask DisposeAsync()
-    {
-        if (mesh is not null) await mesh.DisposeAsync();
-    }
-
     [Fact]
     public async Task A_version_that_cannot_be_applied_is_reported_as_the_nodes_last_error_while_the_previous_one_keeps_enforcing()
     {

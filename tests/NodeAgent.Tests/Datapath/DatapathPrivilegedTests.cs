@@ -164,6 +164,27 @@ public sealed class DatapathPrivilegedTests
     }
 
     [Fact]
+    public void An_open_connection_passes_each_version_that_still_allows_it_and_stops_at_the_first_that_does_not()
+    {
+        Privileged.Require();
+        using var s = Start();
+        s.Datapath.Apply(Snapshot(1, IngressOfB(Allow(IdentityA, Tcp, 80, rule: 1))));
+        using var established = s.Net.ConnectFromA(80);
+        Assert.NotNull(established);
+        Assert.True(TwoPodTopology.RoundTrip(established));
+
+        // Conntrack remembers which version allowed the connection; each new version judges it afresh.
+        s.Datapath.Apply(Snapshot(2, IngressOfB(Allow(IdentityA, Tcp, 80, rule: 2), Allow(IdentityA, Tcp, 81, rule: 3))));
+        Assert.True(TwoPodTopology.RoundTrip(established), "v2 allows 80 too");
+        Assert.True(TwoPodTopology.RoundTrip(established), "and keeps allowing it");
+
+        s.Datapath.Apply(Snapshot(3, IngressOfB(Allow(IdentityA, Tcp, 81, rule: 3))));
+        Assert.False(TwoPodTopology.RoundTrip(established), "v3 no longer allows 80");
+        var drop = s.WaitForFlow(f => f is { Verdict: FlowVerdict.Dropped, DestinationPort: 80 }, "dropping 80 under v3");
+        Assert.Equal(3UL, drop.Version);
+    }
+
+    [Fact]
     public void A_failed_apply_throws_and_the_previous_version_keeps_enforcing()
     {
         Privileged.Require();

@@ -100,12 +100,16 @@ internal struct CtKeyNative
     public uint Ifindex;
 }
 
-/// <summary>Must match <c>struct ct_entry</c> in bpf/lib/conntrack.h.</summary>
+/// <summary>Must match <c>struct ct_entry</c> in bpf/lib/conntrack.h (Pad0..2 = <c>pad[3]</c>).</summary>
 [StructLayout(LayoutKind.Sequential)]
 internal struct CtEntryNative
 {
     public ulong CreatedNs;
-    public ulong SeenNs;
+    public ulong JudgedNs;
+    public ulong AllowedVersion;
+    public uint RuleIndex;
+    public byte Kind;          // 0 forward, 1 reply
+    public byte Pad0, Pad1, Pad2;
 }
 
 /// <summary>Must match <c>struct flow_event</c> in bpf/lib/flow.h.</summary>

@@ -1,0 +1,19 @@
+using Mesh.Testing;
+
+namespace Mesh.EndToEnd.Tests.Datapath;
+
+/// <summary>A system test on a MeshSystem of its own (database, control plane process, lab), torn down after it.</summary>
+public abstract class MeshSystemTest : IAsyncLifetime
+{
+    private protected MeshSystem mesh = null!;
+
+    public async ValueTask InitializeAsync()
+    {
+        if (Privileged.Available) mesh = await MeshSystem.StartAsync();
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (mesh is not null) await mesh.DisposeAsync();
+    }
+}

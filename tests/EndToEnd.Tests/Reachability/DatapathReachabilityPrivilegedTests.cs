@@ -1,0 +1,36 @@
+using Mesh.EndToEnd.Tests.Datapath;
+using Mesh.Testing;
+
+namespace Mesh.EndToEnd.Tests.Reachability;
+
+/// <summary>
+/// The reachability cases on packets: each case's policies go in through meshctl, every node acknowledges them,
+/// and the full 9×9 matrix (self excluded) that real TCP and UDP probes give through the eBPF datapath must be the
+/// one Kubernetes and Cilium document. Policies are deleted after each case, whatever happened.
+/// </summary>
+[Trait("Category", "Privileged")]
+[Collection(DatapathSystemTests.Collection)]
+public sealed class DatapathReachabilityPrivilegedTests(ReachabilityLab lab) : IClassFixture<ReachabilityLab>
+{
+    [Theory]
+    [MemberData(nameof(ReachabilityCases.Names), MemberType = typeof(ReachabilityCases))]
+    public async Task Probes_through_the_datapath_give_the_expected_reachability_matrix(string name)
+    {
+        Privileged.Require();
+        var @case = ReachabilityCases.Named(name);
+        try
+        {
+            await lab.ApplyAsync(@case.Documents);
+            foreach (var probe in @case.Probes)
+            {
+                var want = @case.Expected(probe).Render();
+                var got = (await lab.MatrixAsync(probe)).Render();
+                Assert.True(want == got, $"{name}, {probe}:\nexpected\n{want}\nactual\n{got}");
+            }
+        }
+        finally
+        {
+            await lab.DeleteAllPoliciesAsync();
+        }
+    }
+}

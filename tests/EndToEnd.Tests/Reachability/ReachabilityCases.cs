@@ -1,0 +1,71 @@
+using static Mesh.EndToEnd.Tests.Reachability.ReachabilityMatrix;
+
+namespace Mesh.EndToEnd.Tests.Reachability;
+
+/// <summary>One probe of the matrix: a protocol ("tcp", "udp") and a port the lab pods serve.</summary>
+public sealed record Probe(string Protocol, int Port)
+{
+    public override string ToString() => $"{Protocol.ToUpperInvariant()}/{Port}";
+}
+
+/// <summary>Policy documents to apply together, the probes worth running, and the matrix each probe must give.</summary>
+public sealed record ReachabilityCase(string Name, string[] Documents, Probe[] Probes, Func<Probe, ReachabilityMatrix> Expected);
+
+/// <summary>
+/// Cases of the Kubernetes network-policy e2e model (namespaces x, y, z labelled ns=x …; pods a, b, c labelled
+/// pod=a …), judged as Kubernetes and Cilium document them — the same expectations the compiler's reachability
+/// tests hold its snapshots to, here checked on packets. Each case names only the probes where it makes a
+/// difference: every probe costs a matrix of 72 connections.
+/// </summary>
+public static class ReachabilityCases
+{
+    private const string Knp = "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\n";
+    private const string Cnp = "apiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\n";
+
+    private static readonly Probe Tcp80 = new("tcp", 80);
+    private static readonly Probe Tcp81 = new("tcp", 81);
+    private static readonly Probe Udp80 = new("udp", 80);
+    private static readonly Probe Udp81 = new("udp", 81);
+
+    public static readonly IReadOnlyList<ReachabilityCase> All =
+    [
+        new("no policy: every pod reaches every pod", [], [Tcp80, Udp81], _ => new()),
+        new("deny all ingress in x (podSelector {}, policyTypes [Ingress])",
+            [Knp + "metadata: {name: deny-all, namespace: x}\nspec: {podSelector: {}, policyTypes: [Ingress]}"],
+            [Tcp80],
+            _ => new ReachabilityMatrix().Expect(Anyone, In("x"), false)),
+        new("allow x/a from namespace y by namespaceSelector",
+            [Knp + "metadata: {name: from-y, namespace: x}\nspec: {podSelector: {matchLabels: {pod: a}}, ingress: [{from: [{namespaceSelector: {matchLabels: {ns: y}}}]}]}"],
+            [Tcp80],
+            _ => new ReachabilityMatrix().Expect(Anyone, Is("x/a"), false).Expect(In("y"), Is("x/a"), true)),
+        new("allow x/a from pod b of its namespace on TCP 80 only",
+            [Knp + "metadata: {name: b-on-80, namespace: x}\nspec:\n  podSelector: {matchLabels: {pod: a}}\n  ingress: [{from: [{podSelector: {matchLabels: {pod: b}}}], ports: [{port: 80, protocol: TCP}]}]"],
+            [Tcp80, Tcp81],
+            probe => new ReachabilityMatrix().Expect(Anyone, Is("x/a"), false).Expect(Is("x/b"), Is("x/a"), probe == Tcp80)),
+        new("a CiliumNetworkPolicy ingressDeny from y beats a Kubernetes allow-all",
+            [Knp + "metadata: {name: allow-all, namespace: x}\nspec: {podSelector: {}, ingress: [{}]}",
+             Cnp + "metadata: {name: no-y, namespace: x}\nspec:\n  endpointSelector: {}\n  ingressDeny: [{fromEndpoints: [{matchLabels: {k8s:io.kubernetes.pod.namespace: y}}]}]"],
+            [Tcp80],
+            _ => new ReachabilityMatrix().Expect(In("y"), In("x"), false)),
+        new("egress of x denied by default except to namespace y",
+            [Knp + "metadata: {name: to-y, namespace: x}\nspec: {podSelector: {}, policyTypes: [Egress], egress: [{to: [{namespaceSelector: {matchLabels: {ns: y}}}]}]}"],
+            [Tcp80],
+            _ => new ReachabilityMatrix().Expect(In("x"), Anyone, false).Expect(In("x"), In("y"), true)),
+        new("ingress to x on UDP 80 only: TCP on the same port is dropped",
+            [Knp + "metadata: {name: udp-80, namespace: x}\nspec: {podSelector: {}, ingress: [{ports: [{port: 80, protocol: UDP}]}]}"],
+            [Tcp80, Udp80],
+            probe => new ReachabilityMatrix().Expect(Anyone, In("x"), probe == Udp80)),
+        new("an endPort range 80-81 on TCP admits both ports and not UDP",
+            [Knp + "metadata: {name: range, namespace: x}\nspec: {podSelector: {}, ingress: [{ports: [{port: 80, endPort: 81, protocol: TCP}]}]}"],
+            [Tcp80, Tcp81, Udp81],
+            probe => new ReachabilityMatrix().Expect(Anyone, In("x"), probe.Protocol == "tcp")),
+        new("an ipBlock over the pod addresses does not admit pods: they keep their own identity (Cilium)",
+            [Knp + "metadata: {name: cidr, namespace: x}\nspec: {podSelector: {}, ingress: [{from: [{ipBlock: {cidr: 10.201.0.0/16}}]}]}"],
+            [Tcp80],
+            _ => new ReachabilityMatrix().Expect(Anyone, In("x"), false)),
+    ];
+
+    public static TheoryData<string> Names => new(All.Select(c => c.Name));
+
+    public static ReachabilityCase Named(string name) => All.Single(c => c.Name == name);
+}

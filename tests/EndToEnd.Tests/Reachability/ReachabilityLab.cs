@@ -1,0 +1,102 @@
+using System.Globalization;
+using System.Text.Json;
+using Mesh.Testing;
+
+namespace Mesh.EndToEnd.Tests.Reachability;
+
+/// <summary>
+/// The e2e model as a real lab, shared by one test class: a control plane on its own database, two nodes with
+/// their agents, namespaces x, y, z (labelled ns=x …) and pods a, b, c in each (labelled pod=a …), spread over both
+/// nodes so that some probes cross the underlay. Everything goes through meshctl processes, as a user would.
+/// </summary>
+public sealed class ReachabilityLab : IAsyncLifetime
+{
+    /// <summary>A dropped probe waits this long; an answer on the lab's veths takes under a millisecond, the margin is for a busy machine.</summary>
+    private const string TcpProbeTimeout = "400ms";
+
+    /// <summary>UDP gets a resend (the prober resends every 300 ms) for a datagram lost to neighbour resolution.</summary>
+    private const string UdpProbeTimeout = "600ms";
+
+    private readonly PostgresDatabase db = new();
+    private readonly string home = Path.Combine(Path.GetTempPath(), $"mesh-reach-{Guid.NewGuid():N}");
+    private readonly string lab = "rc" + Guid.NewGuid().ToString("N")[..8];
+    private ControlPlaneProcess? controlPlane;
+
+    public async ValueTask InitializeAsync()
+    {
+        if (!Privileged.Available) return;   // every test calls Privileged.Require() and skips or fails on its own
+        Directory.CreateDirectory(home);
+        await db.InitializeAsync();
+        controlPlane = new ControlPlaneProcess(db.ConnectionString);
+        await controlPlane.StartAsync();
+        await RunAsync("lab", "up", "--nodes", "2");
+        foreach (var ns in ReachabilityMatrix.Namespaces)
+            await RunAsync("lab", "namespace", "add", ns, "--labels", $"ns={ns}");
+        // Alternating nodes: every namespace has pods on both, so same-node and cross-node pairs are both probed.
+        for (var i = 0; i < ReachabilityMatrix.Pods.Length; i++)
+        {
+            var pod = ReachabilityMatrix.Pods[i];
+            await RunAsync("lab", "pod", "add", pod, "--labels", $"pod={pod.Split('/')[1]}", "--node", $"node-{i % 2 + 1}");
+        }
+        await RunAsync("policy", "wait", "--timeout", "60s");
+    }
+
+    private ControlPlaneProcess ControlPlane => controlPlane ?? throw new InvalidOperationException("the lab was not started (not privileged)");
+
+    private Task<CliRun.Result> MeshctlAsync(params string[] args) => CliRun.MeshctlAsync(
+        new Dictionary<string, string> { ["MESH_HOME"] = home, ["MESH_LAB"] = lab, ["MESH_SERVER"] = ControlPlane.Api.ToString() }, args);
+
+    /// <summary>Runs meshctl and fails the test, with the control plane's log, unless it exits 0.</summary>
+    public async Task<CliRun.Result> RunAsync(params string[] args)
+    {
+        var run = await MeshctlAsync(args);
+        Assert.True(run.ExitCode == 0,
+            $"meshctl {string.Join(' ', args)} exited {run.ExitCode}:\n{run.Output}\n--- control plane (tail) ---\n{string.Join('\n', ControlPlane.Log.Split('\n').TakeLast(30))}");
+        return run;
+    }
+
+    /// <summary>Applies the documents as one directory (mixed kinds, as users keep them) and waits for every node.</summary>
+    public async Task ApplyAsync(IReadOnlyList<string> documents)
+    {
+        if (documents.Count == 0) return;
+        var folder = Path.Combine(home, "policies-" + Guid.NewGuid().ToString("N")[..8]);
+        Directory.CreateDirectory(folder);
+        for (var i = 0; i < documents.Count; i++)
+            await File.WriteAllTextAsync(Path.Combine(folder, $"{i:00}.yaml"), documents[i], TestContext.Current.CancellationToken);
+        await RunAsync("policy", "apply", "-f", folder);
+        await RunAsync("policy", "wait", "--timeout", "60s");
+    }
+
+    /// <summary>Deletes every policy and waits until every node enforces none again.</summary>
+    public async Task DeleteAllPoliciesAsync()
+    {
+        var client = ControlPlane.Client;
+        foreach (var policy in await client.ListPoliciesAsync(TestContext.Current.CancellationToken))
+            await client.DeletePolicyAsync(string.IsNullOrEmpty(policy.Namespace) ? null : policy.Namespace, policy.Name, TestContext.Current.CancellationToken);
+        await RunAsync("policy", "wait", "--timeout", "60s");
+    }
+
+    /// <summary>Probes all 72 pairs through the datapath with <c>meshctl lab matrix</c>.</summary>
+    public async Task<ReachabilityMatrix> MatrixAsync(Probe probe)
+    {
+        var run = await RunAsync("lab", "matrix", "--port", probe.Port.ToString(CultureInfo.InvariantCulture), "--protocol", probe.Protocol,
+            "--timeout", probe.Protocol == "udp" ? UdpProbeTimeout : TcpProbeTimeout, "-o", "json");
+        var probed = JsonSerializer.Deserialize<Dictionary<string, Dictionary<string, bool>>>(run.Stdout)
+            ?? throw new InvalidOperationException($"lab matrix printed no JSON:\n{run.Output}");
+        return ReachabilityMatrix.FromProbes(probed);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        try
+        {
+            if (controlPlane is not null && Directory.Exists(Path.Combine(home, "lab"))) await MeshctlAsync("lab", "down");
+        }
+        finally
+        {
+            if (controlPlane is not null) await controlPlane.DisposeAsync();
+            await db.DisposeAsync();
+            if (Directory.Exists(home)) Directory.Delete(home, recursive: true);
+        }
+    }
+}

@@ -1,0 +1,86 @@
+using Mesh.Contracts.Agent;
+using Mesh.NodeAgent.Sync;
+
+namespace Mesh.NodeAgent.Tests.Sync;
+
+public sealed class HeldSnapshotTests
+{
+    private static PolicyEntry Tcp(uint peer, uint port, uint rule) =>
+        new() { Direction = Direction.Ingress, PeerIdentity = peer, Protocol = 6, Port = port, PortPrefixLen = 16, RuleIndex = rule };
+
+    private static NodeSnapshot V1()
+    {
+        var s = new NodeSnapshot { Node = "n", Version = 1 };
+        s.Ipcache.Add(new IpCacheEntry { Cidr = "10.201.0.1/32", Identity = 1001 });
+        s.Ipcache.Add(new IpCacheEntry { Cidr = "10.201.0.2/32", Identity = 1002 });
+        s.Endpoints.Add(new LocalEndpoint { Id = "shop/db-1", InterfaceName = "lxc-db1", Ip = "10.201.0.2", Identity = 1002 });
+        var db = new IdentityPolicy { Identity = 1002, IngressEnforced = true };
+        db.Entries.Add(Tcp(1001, 5432, 0));
+        s.Policies.Add(db);
+        s.Rules.Add("shop/web-to-db ingress[0]");
+        return s;
+    }
+
+    /// <summary>v2 written out whole: a rule that sorts first shifts every rule index.</summary>
+    private static NodeSnapshot V2()
+    {
+        var s = V1();
+        s.Version = 2;
+        s.Policies[0].Entries.Clear();
+        s.Policies[0].Entries.Add(Tcp(1001, 80, 0));
+        s.Policies[0].Entries.Add(Tcp(1001, 5432, 1));
+        s.Rules.Insert(0, "shop/a-first ingress[0]");
+        return s;
+    }
+
+    private static NodeSnapshotDelta Delta(string contentHash)
+    {
+        var d = new NodeSnapshotDelta { Node = "n", FromVersion = 1, Version = 2, ContentHash = contentHash };
+        d.EntriesAdded.Add(new IdentityEntry { Identity = 1002, Entry = Tcp(1001, 80, 0) });
+        d.Rules.Add("shop/a-first ingress[0]");
+        return d;
+    }
+
+    private static string HashOf(NodeSnapshot whole)
+    {
+        var held = new HeldSnapshot();
+        held.Apply(whole);
+        return held.ContentHash;
+    }
+
+    [Fact]
+    public void A_delta_rebuilds_the_next_snapshot_with_its_rules_renumbered_and_its_hash_checked()
+    {
+        var held = new HeldSnapshot();
+        held.Apply(V1());
+
+        Assert.True(held.Apply(Delta(HashOf(V2()))));
+
+        var expected = V2();
+        expected.ContentHash = held.ContentHash;
+        Assert.Equal(expected, held.ToSnapshot());
+    }
+
+    [Fact]
+    public void A_delta_whose_result_does_not_hash_as_announced_is_reported()
+    {
+        var held = new HeldSnapshot();
+        held.Apply(V1());
+
+        Assert.False(held.Apply(Delta(HashOf(V1()))));
+    }
+
+    [Fact]
+    public void A_delta_from_a_version_the_agent_does_not_hold_is_refused()
+    {
+        var held = new HeldSnapshot();
+        var v2 = V2();
+        held.Apply(v2);
+
+        Assert.Throws<InvalidOperationException>(() => held.Apply(Delta(v2.ContentHash)));
+    }
+
+    [Fact]
+    public void The_same_content_hashes_the_same_whatever_the_version() =>
+        Assert.Equal(HashOf(V1()), HashOf(new NodeSnapshot(V1()) { Version = 9 }));
+}
