@@ -3,42 +3,43 @@ using System.Text.Json;
 using Mesh.Bench;
 
 // ./dev bench: every figure is measured in this run, on this machine, beside the baseline it is compared with.
-// `Mesh.Bench --only compile`: the compiler rows alone (no root, nothing written).
-if (args is ["--only", "compile"])
-{
-    foreach (var m in CompileBench.Run()) Console.WriteLine($"{m.Name,-34} {m.Value,14:0.###} {m.Unit,-8} {m.Note}");
-    return 0;
-}
-// `Mesh.Bench --only datapath`: the datapath rows alone (root, nothing written).
-if (args is ["--only", "datapath"]) { foreach (var m in Mesh.Bench.Datapath.DatapathBench.Run()) Console.WriteLine($"{m.Name,-34} {m.Value,14:0.###} {m.Unit,-8} {m.Note}"); return 0; }
-// `Mesh.Bench --only propagation [NODES]`: the propagation rows alone (no root, nothing written).
-if (args is ["--only", "propagation", ..])
-{
-    var nodes = args.Length > 2 ? int.Parse(args[2], System.Globalization.CultureInfo.InvariantCulture) : 1000;
-    foreach (var m in await PropagationBench.RunAsync(nodes)) Console.WriteLine($"{m.Name,-34} {m.Value,14:0.###} {m.Unit,-8} {m.Note}");
-    return 0;
-}
+//   Mesh.Bench [results.json]               every section; prints the table and writes the JSON
+//   Mesh.Bench --only SECTION [NODES]       one section (store, compile, datapath, propagation); writes nothing
 var pg = Environment.GetEnvironmentVariable("MESH_BENCH_PG") ?? "Host=127.0.0.1;Port=55432;Username=postgres;Database=postgres";
-var output = args.Length > 0 ? args[0] : "bench/results.json";
-var results = new List<Metric>();
+var sections = new (string Name, string Progress, Func<string[], Task<IReadOnlyList<Metric>>> Run)[]
+{
+    ("store", "event store: appends vs raw inserts", async _ => await StoreBench.RunAsync(pg, TimeSpan.FromSeconds(5))),
+    ("compile", "compiler: 1,000 nodes, 6,000 identities, 30,000 policies, 50,000 endpoints", _ => Task.FromResult(CompileBench.Run())),
+    ("datapath", "datapath: apply deltas, flips, request/response against no program and iptables", _ => Task.FromResult(Mesh.Bench.Datapath.DatapathBench.Run())),
+    ("propagation", "propagation: 1,000 simulated agents watching the control plane",
+        async a => await PropagationBench.RunAsync(a.Length > 2 ? int.Parse(a[2], System.Globalization.CultureInfo.InvariantCulture) : 1000)),
+};
+
 if (!Environment.IsPrivilegedProcess)
 {
     Console.Error.WriteLine("error: the benchmarks need root: the datapath rows load eBPF, create network namespaces and set iptables rules (sudo ./dev bench)");
     return 1;
 }
 
-Console.Error.WriteLine("event store: appends vs raw inserts ...");
-results.AddRange(await StoreBench.RunAsync(pg, TimeSpan.FromSeconds(5)));
-Console.Error.WriteLine("compiler: 1,000 nodes, 6,000 identities, 30,000 policies, 50,000 endpoints ...");
-results.AddRange(CompileBench.Run());
-results.AddRange(Mesh.Bench.Datapath.DatapathBench.Run());
-Console.Error.WriteLine("propagation: 1,000 simulated agents watching the control plane ...");
-results.AddRange(await PropagationBench.RunAsync());
+var only = args is ["--only", var name, ..] ? name : null;
+if (only is not null && sections.All(x => x.Name != only))
+{
+    Console.Error.WriteLine($"error: no section '{only}'; sections: {string.Join(", ", sections.Select(x => x.Name))}");
+    return 2;
+}
+var results = new List<Metric>();
+foreach (var section in sections.Where(x => only is null || x.Name == only))
+{
+    Console.Error.WriteLine($"{section.Progress} ...");
+    results.AddRange(await section.Run(args));
+}
 
 Console.WriteLine();
 Console.WriteLine($"{"metric",-34} {"value",14} {"unit",-8} note");
 Console.WriteLine(new string('-', 90));
 foreach (var m in results) Console.WriteLine($"{m.Name,-34} {m.Value,14:0.###} {m.Unit,-8} {m.Note}");
+if (only is not null) return 0;
+var output = args.Length > 0 ? args[0] : "bench/results.json";
 File.WriteAllText(output, JsonSerializer.Serialize(results, new JsonSerializerOptions(JsonSerializerDefaults.Web) { WriteIndented = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }));
 Console.WriteLine($"\nwritten to {output}");
 return 0;
