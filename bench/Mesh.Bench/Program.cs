@@ -12,7 +12,7 @@ var sections = new (string Name, string Progress, Func<string[], Task<IReadOnlyL
     ("compile", "compiler: 1,000 nodes, 6,000 identities, 30,000 policies, 50,000 endpoints", _ => Task.FromResult(CompileBench.Run())),
     ("datapath", "datapath: apply deltas, flips, request/response against no program and iptables", _ => Task.FromResult(Mesh.Bench.Datapath.DatapathBench.Run())),
     ("propagation", "propagation: 1,000 simulated agents watching the control plane",
-        async a => await PropagationBench.RunAsync(a.Length > 2 ? int.Parse(a[2], System.Globalization.CultureInfo.InvariantCulture) : 1000)),
+        async a => await PropagationBench.RunAsync(pg, a.Length > 2 ? int.Parse(a[2], System.Globalization.CultureInfo.InvariantCulture) : 1000)),
 };
 
 if (!Environment.IsPrivilegedProcess)

@@ -4,10 +4,11 @@ using Mesh.Contracts.Policies;
 namespace Mesh.Bench;
 
 /// <summary>
-/// The cluster of the compile rows (1,000 nodes, 6,000 identities, 30,000 policies, 50,000 endpoints), generated the
-/// same way, plus the CiliumNetworkPolicy text of a changed policy as a user would PUT it.
+/// The cluster the compile and propagation rows run on, at Cilium's published scale-test size (1,000 nodes, 6,000
+/// identities, 30,000 policies, 50,000 endpoints), plus the CiliumNetworkPolicy text of a changed policy as a user
+/// would PUT it. Seeded by the caller's Random, so every run generates the same cluster.
 /// </summary>
-internal static class PropagationScale
+internal static class ClusterScale
 {
     public const int Nodes = 1000, Namespaces = 100, AppsPerNamespace = 30, Versions = 2, PoliciesPerNamespace = 300, EndpointCount = 50_000;
     private static readonly string[] Tiers = ["frontend", "backend", "db"];
@@ -42,9 +43,13 @@ internal static class PropagationScale
         {
             var id = ids[n % ids.Length];
             var i = identities[id];
-            return (i.Namespace, i.App, i.Version, $"pod-{n}", $"node-{random.Next(Nodes)}", $"10.{(n >> 16) & 255}.{(n >> 8) & 255}.{n & 255}", $"lxc{n:x8}", id);
+            return (i.Namespace, i.App, i.Version, $"pod-{n}", $"node-{random.Next(Nodes)}", Address(n), Interface(n), id);
         }).ToList();
     }
+
+    /// <summary>Endpoint n's address and host-side interface name.</summary>
+    public static string Address(int n) => $"10.{(n >> 16) & 255}.{(n >> 8) & 255}.{n & 255}";
+    public static string Interface(int n) => $"lxc{n:x8}";
 
     /// <summary>Policy i of namespace i / 300 selects one app; ingress from a tier, an app, or a tier of another namespace.</summary>
     public static NetworkPolicy Policy(int i, Random random)
