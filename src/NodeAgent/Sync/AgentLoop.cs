@@ -76,7 +76,7 @@ public sealed class AgentLoop(AgentOptions options, IDatapath datapath, GrpcClie
         var ack = new AckRequest { Node = options.Node, Version = snapshot.Version };
         try
         {
-            datapath.Apply(SnapshotConversion.ToDatapath(snapshot));
+            datapath.Apply(HostAddresses.WithHost(SnapshotConversion.ToDatapath(snapshot), HostAddresses.Of(options.Netns)));
             _holdsSnapshot = true;
             ack.Outcome = AckOutcome.Applied;
             await log.WriteLineAsync($"{(reapply ? "re-applied the enforced" : "applied")} v{snapshot.Version} ({snapshot.Endpoints.Count} endpoints, {snapshot.Policies.Sum(p => p.Entries.Count)} entries) in {clock.Elapsed.TotalMilliseconds:0.0} ms");
