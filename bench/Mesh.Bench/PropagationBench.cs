@@ -6,7 +6,6 @@ using Mesh.ControlPlane.Commands;
 using Mesh.ControlPlane.Distribution;
 using Mesh.ControlPlane.Endpoints;
 using Mesh.ControlPlane.EventStore;
-using Mesh.ControlPlane.Grpc;
 using Mesh.ControlPlane.Identities;
 using Mesh.ControlPlane.Nodes;
 using Mesh.ControlPlane.Policies;
@@ -16,7 +15,6 @@ using Mesh.Contracts.Grpc;
 using Mesh.NodeAgent.Sync;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
-using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Npgsql;
@@ -61,37 +59,17 @@ internal static class PropagationBench
         var (apiPort, grpcPort) = (FreePort(), FreePort());
         var acks = new AckTracker(nodes);
 
-        var builder = WebApplication.CreateSlimBuilder();
+        // The control plane exactly as mesh-controlplane wires it, on this run's database and loopback ports.
+        var options = new ControlPlaneOptions { Pg = dataSource.ConnectionString, ApiPort = apiPort, GrpcPort = grpcPort };
+        var builder = WebApplication.CreateBuilder();
         builder.Logging.ClearProviders();
-        builder.WebHost.ConfigureKestrel(k =>
-        {
-            k.Listen(IPAddress.Loopback, apiPort, l => l.Protocols = HttpProtocols.Http1AndHttp2);
-            k.Listen(IPAddress.Loopback, grpcPort, l => l.Protocols = HttpProtocols.Http2);
-            k.Limits.Http2.MaxStreamsPerConnection = 1000;
-        });
-        var options = new ControlPlaneOptions { ApiPort = apiPort, GrpcPort = grpcPort };
-        builder.Services.AddSingleton(options);
-        builder.Services.AddSingleton(TimeProvider.System);
-        builder.Services.AddSingleton(dataSource);
-        builder.Services.AddEventStore();
-        builder.Services.AddSingleton<CommandHandler>();
-        builder.Services.AddSingleton<ClusterState>();
-        builder.Services.AddHostedService(sp => sp.GetRequiredService<ClusterState>());
-        builder.Services.AddSingleton<NodeTracker>();
-        builder.Services.AddSingleton(new SnapshotCompiler(Mesh.ControlPlane.Compilation.IncrementalCompiler.DefaultEntryBudget));
-        builder.Services.AddSingleton<AgentSyncService>();
-        builder.Services.AddProblemDetails();
+        builder.AddControlPlane(options);
+        // 1,000 Watch streams share a few connections: more streams per HTTP/2 connection than Kestrel's default 100.
+        builder.WebHost.ConfigureKestrel(k => k.Limits.Http2.MaxStreamsPerConnection = 1000);
         await using var app = builder.Build();
-        app.MapPolicyEndpoints();
-        var sync = app.Services.GetRequiredService<AgentSyncService>();
-        app.MapGrpcServerStreaming<WatchRequest, SnapshotUpdate>(AgentSyncService.ServiceName, "Watch", sync.Watch);
-        // The ack handler, hooked: the moment each node reports a version is the end of the measured interval.
-        app.MapGrpcUnary<AckRequest, AckReply>(AgentSyncService.ServiceName, "Ack", async (request, context) =>
-        {
-            var reply = await sync.Ack(request, context);
-            acks.Acked(request.Node, request.Version);
-            return reply;
-        });
+        await app.MapControlPlaneAsync(options);
+        // The moment each node reports a version is the end of the measured interval.
+        app.Services.GetRequiredService<NodeTracker>().VersionAcknowledged += (node, version) => acks.Acked(node, (ulong)version);
         await app.StartAsync();
         var state = app.Services.GetRequiredService<ClusterState>();
         await state.CaughtUp;

@@ -21,10 +21,14 @@ public sealed class NodeTracker(TimeProvider clock)
 
     public void Disconnected(string node) => Interlocked.Decrement(ref _nodes.GetOrAdd(node, _ => new()).Watchers);
 
+    /// <summary>Raised when a node acknowledges a newer version than it had (node, version): convergence observers.</summary>
+    public event Action<string, long>? VersionAcknowledged;
+
     /// <summary>Versions only move forward: an ack older than the newest one acknowledged changes nothing but the error.</summary>
     public void Acked(string node, long version, bool applied, string? error)
     {
         var entry = _nodes.GetOrAdd(node, _ => new());
+        var advanced = false;
         lock (entry)
         {
             entry.LastError = applied ? null : $"v{version}: {error}";
@@ -32,8 +36,10 @@ public sealed class NodeTracker(TimeProvider clock)
             {
                 entry.AckedVersion = version;
                 entry.AckedAt = clock.GetUtcNow();
+                advanced = true;
             }
         }
+        if (advanced) VersionAcknowledged?.Invoke(node, version);
     }
 
     public (long AckedVersion, DateTimeOffset? AckedAt, bool Connected, string? LastError) Get(string node)
