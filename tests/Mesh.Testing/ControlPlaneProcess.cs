@@ -42,12 +42,29 @@ public sealed class ControlPlaneProcess(string connectionString) : IAsyncDisposa
         }
     }
 
+    private PostgresDatabase? _ownDatabase;
+
+    /// <summary>A control plane on a fresh database of its own, both removed on dispose.</summary>
+    public static async Task<ControlPlaneProcess> StartOnNewDatabaseAsync()
+    {
+        var database = new PostgresDatabase();
+        await database.InitializeAsync();
+        var process = new ControlPlaneProcess(database.ConnectionString) { _ownDatabase = database };
+        await process.StartAsync();
+        return process;
+    }
+
     public void Kill()
     {
         if (_process is { HasExited: false }) { _process.Kill(entireProcessTree: true); _process.WaitForExit(); }
     }
 
-    public ValueTask DisposeAsync() { Kill(); _process?.Dispose(); return ValueTask.CompletedTask; }
+    public async ValueTask DisposeAsync()
+    {
+        Kill();
+        _process?.Dispose();
+        if (_ownDatabase is not null) await _ownDatabase.DisposeAsync();
+    }
 
     public static int FreePort()
     {

@@ -9,20 +9,16 @@ namespace Mesh.ControlPlane.Tests.Compilation;
 /// <summary>The entry budget at the API of a real control plane on its own database.</summary>
 public sealed class EntryBudgetApiTests : IAsyncLifetime
 {
-    private readonly PostgresDatabase _db = new();
     private ControlPlaneProcess _cp = null!;
 
     public async ValueTask InitializeAsync()
     {
-        await _db.InitializeAsync();
-        _cp = new ControlPlaneProcess(_db.ConnectionString);
-        await _cp.StartAsync();
+        _cp = await ControlPlaneProcess.StartOnNewDatabaseAsync();
     }
 
     public async ValueTask DisposeAsync()
     {
         await _cp.DisposeAsync();
-        await _db.DisposeAsync();
     }
 
     [Fact]

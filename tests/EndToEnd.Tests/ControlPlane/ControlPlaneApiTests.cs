@@ -9,7 +9,6 @@ namespace Mesh.EndToEnd.Tests.ControlPlane;
 /// <summary>The control plane as a real process on its own database: the API, its refusals, its durability.</summary>
 public sealed class ControlPlaneApiTests : IAsyncLifetime
 {
-    private readonly PostgresDatabase _db = new();
     private ControlPlaneProcess _cp = null!;
 
     private const string AllowFrontend = """
@@ -25,15 +24,12 @@ public sealed class ControlPlaneApiTests : IAsyncLifetime
 
     public async ValueTask InitializeAsync()
     {
-        await _db.InitializeAsync();
-        _cp = new ControlPlaneProcess(_db.ConnectionString);
-        await _cp.StartAsync();
+        _cp = await ControlPlaneProcess.StartOnNewDatabaseAsync();
     }
 
     public async ValueTask DisposeAsync()
     {
         await _cp.DisposeAsync();
-        await _db.DisposeAsync();
     }
 
     private static EndpointRegistration Pod(string name, string app, string node = "node-1", int host = 5) =>

@@ -16,7 +16,6 @@ internal sealed partial class MeshSystem : IAsyncDisposable
 {
     public const string Node = "node-1";
 
-    private readonly PostgresDatabase db = new();
     private readonly string home = Path.Combine(Path.GetTempPath(), $"mesh-dp-{Guid.NewGuid():N}");
 
     private MeshSystem() { }
@@ -39,9 +38,7 @@ internal sealed partial class MeshSystem : IAsyncDisposable
         try
         {
             Directory.CreateDirectory(system.home);
-            await system.db.InitializeAsync();
-            system.ControlPlane = new ControlPlaneProcess(system.db.ConnectionString);
-            await system.ControlPlane.StartAsync();
+            system.ControlPlane = await ControlPlaneProcess.StartOnNewDatabaseAsync();
             await system.RunAsync("lab", "up", "--nodes", "1");
             return system;
         }
@@ -147,7 +144,6 @@ internal sealed partial class MeshSystem : IAsyncDisposable
         finally
         {
             if (ControlPlane is not null) await ControlPlane.DisposeAsync();
-            await db.DisposeAsync();
             if (Directory.Exists(home)) Directory.Delete(home, recursive: true);
         }
     }

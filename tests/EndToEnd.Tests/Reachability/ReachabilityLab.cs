@@ -17,7 +17,6 @@ public sealed class ReachabilityLab : IAsyncLifetime
     /// <summary>UDP gets a resend (the prober resends every 300 ms) for a datagram lost to neighbour resolution.</summary>
     private const string UdpProbeTimeout = "600ms";
 
-    private readonly PostgresDatabase db = new();
     private readonly string home = Path.Combine(Path.GetTempPath(), $"mesh-reach-{Guid.NewGuid():N}");
     private readonly string lab = "rc" + Guid.NewGuid().ToString("N")[..8];
     private ControlPlaneProcess? controlPlane;
@@ -26,9 +25,7 @@ public sealed class ReachabilityLab : IAsyncLifetime
     {
         if (!Privileged.Available) return;   // every test calls Privileged.Require() and skips or fails on its own
         Directory.CreateDirectory(home);
-        await db.InitializeAsync();
-        controlPlane = new ControlPlaneProcess(db.ConnectionString);
-        await controlPlane.StartAsync();
+        controlPlane = await ControlPlaneProcess.StartOnNewDatabaseAsync();
         await RunAsync("lab", "up", "--nodes", "2");
         foreach (var ns in ReachabilityMatrix.Namespaces)
             await RunAsync("lab", "namespace", "add", ns, "--labels", $"ns={ns}");
@@ -95,7 +92,6 @@ public sealed class ReachabilityLab : IAsyncLifetime
         finally
         {
             if (controlPlane is not null) await controlPlane.DisposeAsync();
-            await db.DisposeAsync();
             if (Directory.Exists(home)) Directory.Delete(home, recursive: true);
         }
     }

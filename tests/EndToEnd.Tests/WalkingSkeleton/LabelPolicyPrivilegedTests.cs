@@ -10,16 +10,13 @@ namespace Mesh.EndToEnd.Tests.WalkingSkeleton;
 [Trait("Category", "Privileged")]
 public sealed class LabelPolicyPrivilegedTests : IAsyncLifetime
 {
-    private readonly PostgresDatabase _db = new();
     private ControlPlaneProcess _cp = null!;
     private readonly string _home = Path.Combine(Path.GetTempPath(), $"mesh-e2e-{Guid.NewGuid():N}");
     private readonly string _lab = "e2e" + Guid.NewGuid().ToString("N")[..8];
 
     public async ValueTask InitializeAsync()
     {
-        await _db.InitializeAsync();
-        _cp = new ControlPlaneProcess(_db.ConnectionString);
-        await _cp.StartAsync();
+        _cp = await ControlPlaneProcess.StartOnNewDatabaseAsync();
         Directory.CreateDirectory(_home);
     }
 
@@ -27,7 +24,6 @@ public sealed class LabelPolicyPrivilegedTests : IAsyncLifetime
     {
         if (Privileged.Available) await Meshctl("lab", "down");
         await _cp.DisposeAsync();
-        await _db.DisposeAsync();
         Directory.Delete(_home, recursive: true);
     }
 
