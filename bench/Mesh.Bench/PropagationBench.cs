@@ -172,7 +172,7 @@ internal static class PropagationBench
             streams.Add((Policy.StreamId(policy.Namespace!, policy.Name), events.Select(ev => EventCodec.Encode(ev, metadata)).ToList()));
         }
         await Parallel.ForEachAsync(streams, new ParallelOptions { MaxDegreeOfParallelism = LoadWriters },
-            async (s, ct) => await store.AppendAsync(s.Stream, ExpectedVersion.NoStream, s.Events, ct));
+            async (s, ct) => await store.AppendAsync(s.Stream, ExpectedVersion.NoStream, s.Events, ct: ct));
         return identities.Count + streams.Sum(s => s.Events.Count);
     }
 }

@@ -1,4 +1,5 @@
 using System.Net;
+using Mesh.ControlPlane.Cluster;
 using Mesh.ControlPlane.Commands;
 using Mesh.ControlPlane.Distribution;
 using Mesh.ControlPlane.Endpoints;
@@ -31,7 +32,13 @@ public static class ControlPlaneModule
         builder.Services.AddSingleton(TimeProvider.System);
         builder.Services.AddSingleton(_ => NpgsqlDataSource.Create(options.Pg));
         builder.Services.AddEventStore();
-        builder.Services.AddSingleton<CommandHandler>();
+        builder.Services.AddSingleton(options.Cluster);
+        builder.Services.AddSingleton<SnapshotStore>();
+        builder.Services.AddSingleton<ClusterMember>();
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<ClusterMember>());
+        builder.Services.AddSingleton<EntityHost>();
+        builder.Services.AddHttpClient<CommandRouter>(http => http.Timeout = options.Cluster.RouteTimeout);
+        builder.Services.AddExceptionHandler<CommandErrors>();
         builder.Services.AddSingleton<ClusterState>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<ClusterState>());
         builder.Services.AddSingleton<NodeTracker>();
@@ -51,7 +58,8 @@ public static class ControlPlaneModule
         app.MapPolicyEndpoints();
         app.MapEndpointEndpoints();
         app.MapIdentityEndpoints();
-        app.MapNodeEndpoints($"http://{options.Listen}:{options.GrpcPort}");
+        app.MapNodeEndpoints($"http://{options.AdvertiseAddress}:{options.GrpcPort}");
+        app.MapClusterEndpoints();
 
         var sync = app.Services.GetRequiredService<AgentSyncService>();
         app.MapGrpcServerStreaming<WatchRequest, SnapshotUpdate>(AgentSyncService.ServiceName, "Watch", sync.Watch);

@@ -11,6 +11,12 @@ public sealed class ControlPlaneOptions
     public int ApiPort { get; set; } = 7080;
     /// <summary>Agent protocol, gRPC over cleartext HTTP/2 (prior knowledge). Default 7081.</summary>
     public int GrpcPort { get; set; } = 7081;
+    /// <summary>Address the other replicas and agents reach this one at. Default: <see cref="Listen"/>.</summary>
+    public string? Advertise { get; set; }
+    /// <summary>Sharing the aggregates with the other replicas (--member-id, --shards, --lease-ttl seconds).</summary>
+    public Cluster.ClusterOptions Cluster { get; set; } = new();
+
+    public string AdvertiseAddress => Advertise ?? Listen;
 
     public static ControlPlaneOptions From(IConfiguration config)
     {
@@ -19,6 +25,13 @@ public sealed class ControlPlaneOptions
         o.Listen = config["listen"] ?? config["MESH_LISTEN"] ?? o.Listen;
         o.ApiPort = int.TryParse(config["api-port"] ?? config["MESH_API_PORT"], out var api) ? api : o.ApiPort;
         o.GrpcPort = int.TryParse(config["grpc-port"] ?? config["MESH_GRPC_PORT"], out var grpc) ? grpc : o.GrpcPort;
+        o.Advertise = config["advertise"] ?? config["MESH_ADVERTISE"];
+        var cluster = o.Cluster;
+        if ((config["member-id"] ?? config["MESH_MEMBER_ID"]) is { Length: > 0 } id) cluster = cluster with { MemberId = id };
+        if (int.TryParse(config["shards"] ?? config["MESH_SHARDS"], out var shards)) cluster = cluster with { Shards = shards };
+        if (double.TryParse(config["lease-ttl"] ?? config["MESH_LEASE_TTL"], System.Globalization.CultureInfo.InvariantCulture, out var ttl))
+            cluster = cluster with { LeaseTtl = TimeSpan.FromSeconds(ttl), HeartbeatInterval = TimeSpan.FromSeconds(Math.Min(1, ttl / 5)) };
+        o.Cluster = cluster;
         return o;
     }
 }

@@ -33,3 +33,8 @@ public sealed record NodeView(
     string? LastError, int Endpoints);
 
 public sealed record StatusView(long Version, int Policies, int Endpoints, int Identities, int Nodes, string GrpcAddress);
+
+/// <summary>GET /v1/cluster: the replicas of the control plane, the shards each one owns, and the shards without an owner.</summary>
+public sealed record ClusterStatusView(string Member, int Shards, double LeaseTtlSeconds, ClusterMemberView[] Members, int[] Unowned, int ActiveEntities);
+
+public sealed record ClusterMemberView(string Id, string ApiUrl, string GrpcUrl, int[] Shards);

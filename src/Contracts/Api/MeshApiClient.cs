@@ -72,6 +72,9 @@ public sealed class MeshApiClient(HttpClient http)
     public Task<StatusView> StatusAsync(CancellationToken ct = default) =>
         SendAsync<StatusView>(HttpMethod.Get, "v1/status", null, ct);
 
+    public Task<ClusterStatusView> ClusterStatusAsync(CancellationToken ct = default) =>
+        SendAsync<ClusterStatusView>(HttpMethod.Get, "v1/cluster", null, ct);
+
     /// <summary>Waits until every known node has acknowledged at least <paramref name="version"/> (default: the newest).</summary>
     public async Task<bool> WaitForConvergenceAsync(long? version, TimeSpan timeout, CancellationToken ct = default)
     {

@@ -16,15 +16,17 @@ public static class EventCodec
     {
         typeof(Policies.PolicyEvent.PolicyApplied), typeof(Policies.PolicyEvent.PolicyDeleted),
         typeof(Endpoints.EndpointEvent.EndpointRegistered), typeof(Endpoints.EndpointEvent.EndpointDeleted),
-        typeof(Identities.IdentityEvent.IdentityAllocated),
+        typeof(Identities.IdentityEvent.IdentityAllocated), typeof(Identities.IdentityEvent.IdentityReleased),
     }.ToDictionary(t => t.Name);
 
     public static EventData Encode(object domainEvent, EventMetadata metadata) =>
         new(domainEvent.GetType().Name, JsonSerializer.Serialize(domainEvent, domainEvent.GetType(), Json), metadata);
 
-    public static object Decode(RecordedEvent recorded) =>
-        TypesByName.TryGetValue(recorded.Type, out var type)
-            ? JsonSerializer.Deserialize(recorded.Json, type, Json)
-              ?? throw new InvalidDataException($"event {recorded.Position} ({recorded.Type}) has an empty body")
-            : throw new InvalidDataException($"event {recorded.Position} has unknown type '{recorded.Type}'");
+    public static object Decode(RecordedEvent recorded) => Decode(recorded.Type, recorded.Json, $"event {recorded.Position}");
+
+    /// <param name="what">Names the event in errors (its position, or where it came from).</param>
+    public static object Decode(string type, string json, string what = "an event") =>
+        TypesByName.TryGetValue(type, out var t)
+            ? JsonSerializer.Deserialize(json, t, Json) ?? throw new InvalidDataException($"{what} ({type}) has an empty body")
+            : throw new InvalidDataException($"{what} has unknown type '{type}'");
 }

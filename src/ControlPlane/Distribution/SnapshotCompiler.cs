@@ -87,7 +87,7 @@ public sealed class SnapshotCompiler
         var was = _compiled;
         Diff(was.Identities, view.Identities,
             (_, now) => _compiler.AllocateIdentity(now.Identity, now.Labels),
-            _ => { });   // identities are never taken back
+            _ => { });   // a released identity has no endpoint, so no address maps to it: its entries are inert
         Diff(was.Policies, view.Policies,
             (old, now) => { if (old?.Hash != now.Hash) _compiler.ApplyPolicy(now.Policy); },
             old => _compiler.DeletePolicy(old.Policy.Namespace, old.Policy.Name));

@@ -1,9 +1,13 @@
+using System.Text.Json.Serialization;
 using Mesh.ControlPlane.Commands;
 
 namespace Mesh.ControlPlane.Endpoints;
 
 // One workload endpoint (a pod), keyed by namespace and name: where it runs, its address, labels and identity.
 
+[JsonPolymorphic]
+[JsonDerivedType(typeof(RegisterEndpoint), nameof(RegisterEndpoint))]
+[JsonDerivedType(typeof(DeleteEndpoint), nameof(DeleteEndpoint))]
 public abstract record EndpointCommand
 {
     /// <summary>Identity is allocated for the endpoint's label set before the command is decided.</summary>
@@ -28,6 +32,9 @@ public abstract record EndpointEvent
     private EndpointEvent() { }
 }
 
+[JsonPolymorphic]
+[JsonDerivedType(typeof(Absent), nameof(Absent))]
+[JsonDerivedType(typeof(Registered), nameof(Registered))]
 public abstract record EndpointState
 {
     public sealed record Absent : EndpointState;

@@ -1,6 +1,7 @@
 using System.Net;
 using System.Net.Sockets;
 using System.Text.RegularExpressions;
+using Mesh.ControlPlane.Cluster;
 using Mesh.ControlPlane.Commands;
 using Mesh.ControlPlane.Identities;
 using Mesh.ControlPlane.State;
@@ -24,7 +25,7 @@ public static partial class EndpointsApi
     }
 
     private static async Task<Results<Ok<EndpointRegistered>, ValidationProblem>> RegisterEndpoint(
-        EndpointRegistration? body, HttpContext http, CommandHandler handler, ClusterState state, TimeProvider clock, CancellationToken ct)
+        EndpointRegistration? body, HttpContext http, CommandRouter router, ClusterState state, TimeProvider clock, CancellationToken ct)
     {
         if (body is null) return Policies.PoliciesApi.Invalid("body", "an endpoint registration (JSON) is required");
         var errors = Validate(body);
@@ -33,14 +34,15 @@ public static partial class EndpointsApi
 
         var context = RequestContext.From(http, clock);
         var labels = LabelSet.ForPod(body.Namespace, body.Labels, body.NamespaceLabels ?? new Dictionary<string, string>());
-        var allocation = await handler.HandleAsync(Identity.StreamId, Identity.Decider,
+        var allocation = await router.SendAsync(Aggregates.Identity, Identity.StreamId,
             new IdentityCommand.AllocateIdentity(labels), context, ct);
-        var identity = allocation.State.ByKey[labels.Key];
+        var identity = (await state.WaitForAsync(allocation.Position, ct)).IdentityOf(labels)
+            ?? throw new InvalidOperationException($"identity of {labels.Key} allocated at v{allocation.Position.Value} but not in the read model");
 
         var spec = new EndpointSpec(body.Namespace, body.Name, body.Node, body.Ip, body.Interface,
             new(body.Labels.ToDictionary(), StringComparer.Ordinal),
             new((body.NamespaceLabels ?? new Dictionary<string, string>()).ToDictionary(), StringComparer.Ordinal));
-        var result = await handler.HandleAsync(Endpoint.StreamId(body.Namespace, body.Name), Endpoint.Decider,
+        var result = await router.SendAsync(Aggregates.Endpoint, Endpoint.StreamId(body.Namespace, body.Name),
             new EndpointCommand.RegisterEndpoint(spec, identity), context, ct);
         var position = result.Position > allocation.Position ? result.Position : allocation.Position;
         await state.ReadYourWriteAsync(position, ct);
@@ -53,9 +55,9 @@ public static partial class EndpointsApi
             e.Identity, e.Version.Value)).ToArray());
 
     private static async Task<Results<Ok<WriteResult>, NotFound>> DeleteEndpoint(
-        string ns, string name, HttpContext http, CommandHandler handler, ClusterState state, TimeProvider clock, CancellationToken ct)
+        string ns, string name, HttpContext http, CommandRouter router, ClusterState state, TimeProvider clock, CancellationToken ct)
     {
-        var result = await handler.HandleAsync(Endpoint.StreamId(ns, name), Endpoint.Decider,
+        var result = await router.SendAsync(Aggregates.Endpoint, Endpoint.StreamId(ns, name),
             new EndpointCommand.DeleteEndpoint(ns, name), RequestContext.From(http, clock), ct);
         if (result.Events.Count == 0) return TypedResults.NotFound();
         await state.ReadYourWriteAsync(result.Position, ct);

@@ -12,6 +12,11 @@ public static class EventStoreSchema
     public const string EventsTable = "mesh_events";
     public const string StreamVersionConstraint = "mesh_events_stream_version_uq";
     public const string NotificationChannel = "mesh_events";
+    public const string MembersTable = "mesh_members";
+    public const string LeasesTable = "mesh_shard_leases";
+    public const string SnapshotsTable = "mesh_snapshots";
+    public const string CheckpointsTable = "mesh_projection_checkpoints";
+    public const string AuditTable = "mesh_audit";
     internal const string MigrationsTable = "mesh_events_migrations";
 
     // Append only: never edit a migration that has shipped, add the next one.
@@ -28,6 +33,51 @@ public static class EventStoreSchema
                 recorded_at    timestamptz NOT NULL DEFAULT now(),
                 CONSTRAINT {StreamVersionConstraint} UNIQUE (stream_id, stream_version)
             );
+            """),
+        (2, "cluster members and shard leases", $"""
+            CREATE TABLE {MembersTable} (
+                member_id    text        NOT NULL PRIMARY KEY,
+                api_url      text        NOT NULL,
+                grpc_url     text        NOT NULL,
+                started_at   timestamptz NOT NULL DEFAULT now(),
+                heartbeat_at timestamptz NOT NULL DEFAULT now()
+            );
+            -- One row per shard. epoch only grows: every change of owner bumps it, and an append carries the epoch
+            -- its writer holds, so a writer that lost the shard is refused (see PostgresEventStore.Append.cs).
+            CREATE TABLE {LeasesTable} (
+                shard      int         NOT NULL PRIMARY KEY CHECK (shard >= 0),
+                owner      text,
+                epoch      bigint      NOT NULL DEFAULT 0,
+                expires_at timestamptz NOT NULL DEFAULT '-infinity'
+            );
+            """),
+        (3, "aggregate snapshots", $"""
+            CREATE TABLE {SnapshotsTable} (
+                stream_id      text        NOT NULL PRIMARY KEY,
+                stream_version bigint      NOT NULL CHECK (stream_version > 0),
+                position       bigint      NOT NULL,
+                state          jsonb       NOT NULL,
+                taken_at       timestamptz NOT NULL DEFAULT now()
+            );
+            """),
+        (4, "projection checkpoints and the audit trail", $"""
+            CREATE TABLE {CheckpointsTable} (
+                projection text        NOT NULL PRIMARY KEY,
+                position   bigint      NOT NULL,
+                updated_at timestamptz NOT NULL DEFAULT now()
+            );
+            CREATE TABLE {AuditTable} (
+                position       bigint      NOT NULL PRIMARY KEY,
+                time           timestamptz NOT NULL,
+                principal      text        NOT NULL,
+                correlation_id text        NOT NULL,
+                causation_id   text,
+                stream_id      text        NOT NULL,
+                type           text        NOT NULL,
+                summary        text        NOT NULL
+            );
+            CREATE INDEX mesh_audit_stream ON {AuditTable} (stream_id, position);
+            CREATE INDEX mesh_audit_principal ON {AuditTable} (principal, position);
             """),
     ];
 

@@ -14,24 +14,32 @@ public sealed partial class PostgresEventStore
     // released after the commit is visible), so positions become visible strictly in order and a reader that
     // saw N has seen everything below N. Under the lock the position is simply max + 1, so the log is also dense:
     // no holes from rolled-back appends. The price is one append at a time across the cluster (~1 round trip each).
+    //
+    // Fencing: an append made for a shard's owner carries the lease (shard, epoch) it holds. The lease row is read
+    // FOR SHARE in the same statement, so a takeover (an UPDATE of that row, which bumps the epoch) either commits
+    // before this check and the append is refused, or waits until this append has committed. An owner that was
+    // paused past its lease, or lost it to another member, can therefore never append again under the old epoch.
     private static readonly string AppendSql = $"""
-        WITH head AS (SELECT coalesce(max(position), 0) AS position FROM {EventStoreSchema.EventsTable}),
+        WITH fence AS (SELECT shard FROM {EventStoreSchema.LeasesTable}
+                       WHERE shard = $6 AND epoch = $7 AND expires_at > clock_timestamp() FOR SHARE),
+             allowed AS (SELECT $6::int IS NULL OR EXISTS (SELECT 1 FROM fence) AS ok),
+             head AS (SELECT coalesce(max(position), 0) AS position FROM {EventStoreSchema.EventsTable}),
              stream AS (SELECT coalesce(max(stream_version), 0) AS version FROM {EventStoreSchema.EventsTable} WHERE stream_id = $1),
              appended AS (
                  INSERT INTO {EventStoreSchema.EventsTable} (position, stream_id, stream_version, type, data, metadata)
                  SELECT head.position + e.n, $1, stream.version + e.n, e.type, e.data, e.metadata
-                 FROM head, stream, unnest($3::text[], $4::jsonb[], $5::jsonb[]) WITH ORDINALITY AS e(type, data, metadata, n)
-                 WHERE $2 = {ExpectedVersion.Any} OR stream.version = $2
+                 FROM head, stream, allowed, unnest($3::text[], $4::jsonb[], $5::jsonb[]) WITH ORDINALITY AS e(type, data, metadata, n)
+                 WHERE allowed.ok AND ($2 = {ExpectedVersion.Any} OR stream.version = $2)
                  RETURNING position),
              last AS (SELECT max(position) AS position FROM appended)
-        SELECT stream.version, last.position,
+        SELECT stream.version, last.position, allowed.ok,
                CASE WHEN last.position IS NOT NULL
                     THEN pg_notify('{EventStoreSchema.NotificationChannel}', last.position::text) END
-        FROM stream, last
+        FROM stream, last, allowed
         """;
 
     public async Task<LogPosition> AppendAsync(
-        string streamId, long expectedVersion, IReadOnlyList<EventData> events, CancellationToken ct = default)
+        string streamId, long expectedVersion, IReadOnlyList<EventData> events, LeaseFence? fence = null, CancellationToken ct = default)
     {
         ArgumentException.ThrowIfNullOrEmpty(streamId);
         ArgumentOutOfRangeException.ThrowIfLessThan(expectedVersion, ExpectedVersion.Any);
@@ -40,10 +48,11 @@ public sealed partial class PostgresEventStore
         // One round trip, one implicit transaction: the lock, the version check, the insert and the notification
         // all commit together (the notification is delivered at commit, never for a refused batch).
         await using var batch = dataSource.CreateBatch();
-        foreach (var command in AppendCommands(streamId, expectedVersion, events)) batch.BatchCommands.Add(command);
+        foreach (var command in AppendCommands(streamId, expectedVersion, events, fence)) batch.BatchCommands.Add(command);
 
         long actualVersion;
         long? lastPosition;
+        var held = true;
         try
         {
             await using var reader = await batch.ExecuteReaderAsync(ct);
@@ -51,6 +60,7 @@ public sealed partial class PostgresEventStore
             await reader.ReadAsync(ct);
             actualVersion = reader.GetInt64(0);
             lastPosition = reader.IsDBNull(1) ? null : reader.GetInt64(1);
+            held = reader.GetBoolean(2);
         }
         catch (PostgresException e) when (e is { SqlState: PostgresErrorCodes.UniqueViolation, ConstraintName: EventStoreSchema.StreamVersionConstraint })
         {
@@ -60,7 +70,8 @@ public sealed partial class PostgresEventStore
             lastPosition = null;
         }
 
-        // The single place where a refused append becomes the domain's conflict.
+        // The single place where a refused append becomes the domain's conflict or the lost lease.
+        if (!held) throw new LeaseLost(fence!);
         if (lastPosition is null) throw new StreamVersionConflict(streamId, expectedVersion, actualVersion);
         return new LogPosition(lastPosition.Value);
     }
@@ -69,7 +80,7 @@ public sealed partial class PostgresEventStore
     /// The statements of one append, in order. The second returns one row: the stream's version before the append,
     /// and the last appended position (null when the version check refused the batch).
     /// </summary>
-    internal static NpgsqlBatchCommand[] AppendCommands(string streamId, long expectedVersion, IReadOnlyList<EventData> events) =>
+    internal static NpgsqlBatchCommand[] AppendCommands(string streamId, long expectedVersion, IReadOnlyList<EventData> events, LeaseFence? fence) =>
     [
         new($"SELECT pg_advisory_xact_lock({AdvisoryLocks.Append})"),
         new(AppendSql)
@@ -81,6 +92,8 @@ public sealed partial class PostgresEventStore
                 new() { Value = events.Select(e => e.Type).ToArray() },
                 new() { Value = events.Select(e => e.Json).ToArray(), NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Jsonb },
                 new() { Value = events.Select(e => EventMetadataJson.Serialize(e.Metadata)).ToArray(), NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Jsonb },
+                new() { Value = (object?)fence?.Shard ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Integer },
+                new() { Value = (object?)fence?.Epoch ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Bigint },
             },
         },
     ];

@@ -18,11 +18,12 @@ public sealed partial class PostgresEventStore(
 
     private const string Columns = "position, stream_id, stream_version, type, data, metadata";
 
-    public async Task<IReadOnlyList<RecordedEvent>> ReadStreamAsync(string streamId, CancellationToken ct = default)
+    public async Task<IReadOnlyList<RecordedEvent>> ReadStreamAsync(string streamId, long afterVersion = 0, CancellationToken ct = default)
     {
         await using var cmd = dataSource.CreateCommand(
-            $"SELECT {Columns} FROM {EventStoreSchema.EventsTable} WHERE stream_id = $1 ORDER BY stream_version");
+            $"SELECT {Columns} FROM {EventStoreSchema.EventsTable} WHERE stream_id = $1 AND stream_version > $2 ORDER BY stream_version");
         cmd.Parameters.Add(new() { Value = streamId });
+        cmd.Parameters.Add(new() { Value = afterVersion });
         return await ReadEventsAsync(cmd, ct);
     }
 

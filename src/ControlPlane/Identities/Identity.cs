@@ -1,4 +1,5 @@
 using System.Collections.Immutable;
+using System.Text.Json.Serialization;
 using Mesh.ControlPlane.Commands;
 using Mesh.Contracts.Identity;
 using Mesh.Contracts.Labels;
@@ -8,9 +9,14 @@ namespace Mesh.ControlPlane.Identities;
 // The cluster's identity allocator: one stream holds every allocation, so the expected-version check on append
 // makes "one identity per label set" and "one label set per identity" hold across concurrent requests.
 
+[JsonPolymorphic]
+[JsonDerivedType(typeof(AllocateIdentity), nameof(AllocateIdentity))]
+[JsonDerivedType(typeof(ReleaseIdentity), nameof(ReleaseIdentity))]
 public abstract record IdentityCommand
 {
     public sealed record AllocateIdentity(LabelSet Labels) : IdentityCommand;
+    /// <summary>Frees an identity no endpoint uses any more; its number is never handed out again.</summary>
+    public sealed record ReleaseIdentity(uint Identity) : IdentityCommand;
     private IdentityCommand() { }
 }
 
@@ -18,6 +24,7 @@ public abstract record IdentityEvent
 {
     /// <summary>Key is the label set's canonical key; Labels its labels as "source:key=value".</summary>
     public sealed record IdentityAllocated(uint Identity, string Key, string[] Labels) : IdentityEvent;
+    public sealed record IdentityReleased(uint Identity, string Key) : IdentityEvent;
     private IdentityEvent() { }
 }
 
@@ -43,6 +50,9 @@ public static class Identity
         IdentityCommand.AllocateIdentity a =>
             [new IdentityEvent.IdentityAllocated(NumericIdentity.ForCluster(ClusterId, state.NextIndex).Value, a.Labels.Key,
                 a.Labels.Select(l => l.ToString()).ToArray())],
+        IdentityCommand.ReleaseIdentity r => state.ByKey.FirstOrDefault(kv => kv.Value == r.Identity) is { Key: { } key }
+            ? [new IdentityEvent.IdentityReleased(r.Identity, key)]
+            : [],
         _ => throw new DomainRuleViolation($"{command.GetType().Name} is not an identity command"),
     };
 
@@ -50,6 +60,7 @@ public static class Identity
     {
         IdentityEvent.IdentityAllocated a => new(state.ByKey.SetItem(a.Key, a.Identity),
             Math.Max(state.NextIndex, (a.Identity & 0xFFFF) + 1)),
+        IdentityEvent.IdentityReleased r => state with { ByKey = state.ByKey.Remove(r.Key) },
         _ => state,
     };
 }

@@ -1,3 +1,4 @@
+using Mesh.ControlPlane.Cluster;
 using Mesh.ControlPlane.Commands;
 using Mesh.ControlPlane.Compilation;
 using Mesh.ControlPlane.Distribution;
@@ -21,11 +22,11 @@ public static class PoliciesApi
 
         // CiliumClusterwideNetworkPolicy: no namespace, selects endpoints of every namespace.
         var clusterwide = app.MapGroup("/v1/clusterwide-policies").WithTags("Policies");
-        clusterwide.MapPut("/{name}", (string name, HttpContext http, CommandHandler handler, ClusterState state, SnapshotCompiler compiler, TimeProvider clock, CancellationToken ct) =>
-            ApplyAsync(null, name, http, handler, state, compiler, clock, ct)).Accepts<string>("application/yaml", "application/json");
+        clusterwide.MapPut("/{name}", (string name, HttpContext http, CommandRouter router, ClusterState state, SnapshotCompiler compiler, TimeProvider clock, CancellationToken ct) =>
+            ApplyAsync(null, name, http, router, state, compiler, clock, ct)).Accepts<string>("application/yaml", "application/json");
         clusterwide.MapGet("/{name}", (string name, ClusterState state) => GetPolicy(Clusterwide, name, state));
-        clusterwide.MapDelete("/{name}", (string name, HttpContext http, CommandHandler handler, ClusterState state, TimeProvider clock, CancellationToken ct) =>
-            DeletePolicy(Clusterwide, name, http, handler, state, clock, ct));
+        clusterwide.MapDelete("/{name}", (string name, HttpContext http, CommandRouter router, ClusterState state, TimeProvider clock, CancellationToken ct) =>
+            DeletePolicy(Clusterwide, name, http, router, state, clock, ct));
         return app;
     }
 
@@ -33,12 +34,12 @@ public static class PoliciesApi
     private const string Clusterwide = "";
 
     private static Task<Results<Ok<PolicyApplied>, ValidationProblem, ProblemHttpResult>> ApplyPolicy(
-        string ns, string name, HttpContext http, CommandHandler handler, ClusterState state, SnapshotCompiler compiler, TimeProvider clock, CancellationToken ct) =>
-        ApplyAsync(ns, name, http, handler, state, compiler, clock, ct);
+        string ns, string name, HttpContext http, CommandRouter router, ClusterState state, SnapshotCompiler compiler, TimeProvider clock, CancellationToken ct) =>
+        ApplyAsync(ns, name, http, router, state, compiler, clock, ct);
 
     /// <summary>Applies a namespaced policy (ns given) or a cluster-wide one (ns null); the document's kind must agree.</summary>
     private static async Task<Results<Ok<PolicyApplied>, ValidationProblem, ProblemHttpResult>> ApplyAsync(
-        string? ns, string name, HttpContext http, CommandHandler handler, ClusterState state, SnapshotCompiler compiler, TimeProvider clock,
+        string? ns, string name, HttpContext http, CommandRouter router, ClusterState state, SnapshotCompiler compiler, TimeProvider clock,
         CancellationToken ct)
     {
         using var reader = new StreamReader(http.Request.Body);
@@ -65,7 +66,7 @@ public static class PoliciesApi
         if (compiler.CheckPolicy(policy, state.Current) is { Count: > 0 } overflow) return OverBudget(policy, overflow);
 
         var key = ns ?? Clusterwide;
-        var result = await handler.HandleAsync(Policy.StreamId(key, name), Policy.Decider,
+        var result = await router.SendAsync(Aggregates.Policy, Policy.StreamId(key, name),
             new PolicyCommand.ApplyPolicy(policy), RequestContext.From(http, clock), ct);
         await state.ReadYourWriteAsync(result.Position, ct);
         return TypedResults.Ok(new PolicyApplied(key, name, result.Position.Value, PolicyJson.Hash(policy), result.Events.Count > 0));
@@ -78,9 +79,9 @@ public static class PoliciesApi
         TypedResults.Ok(state.Current.Policies.Values.Select(View).ToArray());
 
     private static async Task<Results<Ok<WriteResult>, NotFound>> DeletePolicy(
-        string ns, string name, HttpContext http, CommandHandler handler, ClusterState state, TimeProvider clock, CancellationToken ct)
+        string ns, string name, HttpContext http, CommandRouter router, ClusterState state, TimeProvider clock, CancellationToken ct)
     {
-        var result = await handler.HandleAsync(Policy.StreamId(ns, name), Policy.Decider,
+        var result = await router.SendAsync(Aggregates.Policy, Policy.StreamId(ns, name),
             new PolicyCommand.DeletePolicy(ns, name), RequestContext.From(http, clock), ct);
         if (result.Events.Count == 0) return TypedResults.NotFound();
         await state.ReadYourWriteAsync(result.Position, ct);

@@ -1,4 +1,5 @@
 using System.Text.Json.Nodes;
+using System.Text.Json.Serialization;
 using Mesh.ControlPlane.Commands;
 using Mesh.Contracts.Policies;
 
@@ -6,6 +7,9 @@ namespace Mesh.ControlPlane.Policies;
 
 // One network policy, keyed by namespace and name: its commands, events, state, Decide and Evolve.
 
+[JsonPolymorphic]
+[JsonDerivedType(typeof(ApplyPolicy), nameof(ApplyPolicy))]
+[JsonDerivedType(typeof(DeletePolicy), nameof(DeletePolicy))]
 public abstract record PolicyCommand
 {
     public sealed record ApplyPolicy(NetworkPolicy Policy) : PolicyCommand;
@@ -21,6 +25,9 @@ public abstract record PolicyEvent
     private PolicyEvent() { }
 }
 
+[JsonPolymorphic]
+[JsonDerivedType(typeof(Absent), nameof(Absent))]
+[JsonDerivedType(typeof(Active), nameof(Active))]
 public abstract record PolicyState
 {
     public sealed record Absent : PolicyState;

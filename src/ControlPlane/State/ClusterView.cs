@@ -55,12 +55,17 @@ public sealed record ClusterView(
             {
                 Identities = Identities.SetItem(i.Identity, new IdentityRecord(i.Identity, LabelSet.Parse(i.Labels), at)),
             },
+            IdentityEvent.IdentityReleased r => this with { Identities = Identities.Remove(r.Identity) },
             _ => this,
         };
         return next with { Position = at };
     }
 
     public static string Key(string ns, string name) => $"{ns}/{name}";
+
+    /// <summary>The identity allocated for a label set, if any.</summary>
+    public uint? IdentityOf(LabelSet labels) =>
+        Identities.Values.FirstOrDefault(i => i.Labels.Key == labels.Key) is { } found ? found.Identity : null;
 
     /// <summary>Nodes that have at least one endpoint.</summary>
     public IEnumerable<string> NodesWithEndpoints => Endpoints.Values.Select(e => e.Spec.Node).Distinct(StringComparer.Ordinal);

@@ -21,8 +21,8 @@ public sealed class AppendAndReadTests
             new("PolicyDeleted", """{"name":"allow-web"}""", metadata with { CausationId = null }),
         ];
 
-        var last = await db.Store.AppendAsync("policy-default/allow-web", ExpectedVersion.NoStream, events, Ct);
-        var read = await db.Store.ReadStreamAsync("policy-default/allow-web", Ct);
+        var last = await db.Store.AppendAsync("policy-default/allow-web", ExpectedVersion.NoStream, events, ct: Ct);
+        var read = await db.Store.ReadStreamAsync("policy-default/allow-web", ct: Ct);
 
         Assert.Equal(new LogPosition(2), last);
         Assert.Equal([1L, 2L], read.Select(e => e.StreamVersion));
@@ -38,22 +38,22 @@ public sealed class AppendAndReadTests
     public async Task Reading_a_stream_that_does_not_exist_returns_no_events()
     {
         await using var db = await EventStoreDatabase.CreateAsync();
-        await db.Store.AppendAsync("other", ExpectedVersion.NoStream, [Event("A")], Ct);
+        await db.Store.AppendAsync("other", ExpectedVersion.NoStream, [Event("A")], ct: Ct);
 
-        Assert.Empty(await db.Store.ReadStreamAsync("missing", Ct));
+        Assert.Empty(await db.Store.ReadStreamAsync("missing", ct: Ct));
     }
 
     [Fact]
     public async Task Appending_at_a_stale_version_throws_StreamVersionConflict_and_stores_nothing_of_the_batch()
     {
         await using var db = await EventStoreDatabase.CreateAsync();
-        await db.Store.AppendAsync("s", ExpectedVersion.NoStream, Numbered("A", 1, 3), Ct);
+        await db.Store.AppendAsync("s", ExpectedVersion.NoStream, Numbered("A", 1, 3), ct: Ct);
 
         var conflict = await Assert.ThrowsAsync<StreamVersionConflict>(
-            () => db.Store.AppendAsync("s", expectedVersion: 1, Numbered("B", 1, 4), Ct));
+            () => db.Store.AppendAsync("s", expectedVersion: 1, Numbered("B", 1, 4), ct: Ct));
 
         Assert.Equal(("s", 1L, 3L), (conflict.StreamId, conflict.Expected, conflict.Actual));
-        Assert.Equal(["A", "A", "A"], (await db.Store.ReadStreamAsync("s", Ct)).Select(e => e.Type));
+        Assert.Equal(["A", "A", "A"], (await db.Store.ReadStreamAsync("s", ct: Ct)).Select(e => e.Type));
         Assert.Equal(new LogPosition(3), await db.Store.HeadAsync(Ct));
     }
 
@@ -61,23 +61,23 @@ public sealed class AppendAndReadTests
     public async Task Appending_beyond_the_current_version_conflicts_rather_than_leaving_a_hole()
     {
         await using var db = await EventStoreDatabase.CreateAsync();
-        await db.Store.AppendAsync("s", ExpectedVersion.NoStream, [Event("A")], Ct);
+        await db.Store.AppendAsync("s", ExpectedVersion.NoStream, [Event("A")], ct: Ct);
 
         var conflict = await Assert.ThrowsAsync<StreamVersionConflict>(
-            () => db.Store.AppendAsync("s", expectedVersion: 5, [Event("B")], Ct));
+            () => db.Store.AppendAsync("s", expectedVersion: 5, [Event("B")], ct: Ct));
 
         Assert.Equal((5L, 1L), (conflict.Expected, conflict.Actual));
-        Assert.Single(await db.Store.ReadStreamAsync("s", Ct));
+        Assert.Single(await db.Store.ReadStreamAsync("s", ct: Ct));
     }
 
     [Fact]
     public async Task Starting_the_same_new_stream_twice_makes_the_second_conflict()
     {
         await using var db = await EventStoreDatabase.CreateAsync();
-        await db.Store.AppendAsync("identity-42", ExpectedVersion.NoStream, [Event("IdentityAllocated")], Ct);
+        await db.Store.AppendAsync("identity-42", ExpectedVersion.NoStream, [Event("IdentityAllocated")], ct: Ct);
 
         var conflict = await Assert.ThrowsAsync<StreamVersionConflict>(
-            () => db.Store.AppendAsync("identity-42", ExpectedVersion.NoStream, [Event("IdentityAllocated")], Ct));
+            () => db.Store.AppendAsync("identity-42", ExpectedVersion.NoStream, [Event("IdentityAllocated")], ct: Ct));
 
         Assert.Equal((0L, 1L), (conflict.Expected, conflict.Actual));
     }
@@ -89,22 +89,22 @@ public sealed class AppendAndReadTests
 
         var attempts = await Task.WhenAll(Enumerable.Range(0, 8).Select(async i =>
         {
-            try { await db.Store.AppendAsync("identity-7", ExpectedVersion.NoStream, [Event("IdentityAllocated", principal: $"replica-{i}")], Ct); return true; }
+            try { await db.Store.AppendAsync("identity-7", ExpectedVersion.NoStream, [Event("IdentityAllocated", principal: $"replica-{i}")], ct: Ct); return true; }
             catch (StreamVersionConflict) { return false; }
         }));
 
         Assert.Single(attempts, won => won);
-        Assert.Single(await db.Store.ReadStreamAsync("identity-7", Ct));
+        Assert.Single(await db.Store.ReadStreamAsync("identity-7", ct: Ct));
     }
 
     [Fact]
     public async Task Appending_with_any_version_goes_after_whatever_the_stream_holds()
     {
         await using var db = await EventStoreDatabase.CreateAsync();
-        await db.Store.AppendAsync("s", ExpectedVersion.Any, [Event("A")], Ct);
-        await db.Store.AppendAsync("s", ExpectedVersion.Any, [Event("B"), Event("C")], Ct);
+        await db.Store.AppendAsync("s", ExpectedVersion.Any, [Event("A")], ct: Ct);
+        await db.Store.AppendAsync("s", ExpectedVersion.Any, [Event("B"), Event("C")], ct: Ct);
 
-        Assert.Equal([1L, 2L, 3L], (await db.Store.ReadStreamAsync("s", Ct)).Select(e => e.StreamVersion));
+        Assert.Equal([1L, 2L, 3L], (await db.Store.ReadStreamAsync("s", ct: Ct)).Select(e => e.StreamVersion));
     }
 
     [Fact]
@@ -113,9 +113,9 @@ public sealed class AppendAndReadTests
         await using var db = await EventStoreDatabase.CreateAsync();
 
         await Assert.ThrowsAsync<PostgresException>(
-            () => db.Store.AppendAsync("s", ExpectedVersion.NoStream, [Event("A"), Event("B", json: "{not json")], Ct));
+            () => db.Store.AppendAsync("s", ExpectedVersion.NoStream, [Event("A"), Event("B", json: "{not json")], ct: Ct));
 
-        Assert.Empty(await db.Store.ReadStreamAsync("s", Ct));
+        Assert.Empty(await db.Store.ReadStreamAsync("s", ct: Ct));
         Assert.Equal(LogPosition.Start, await db.Store.HeadAsync(Ct));
     }
 
@@ -124,17 +124,17 @@ public sealed class AppendAndReadTests
     {
         await using var db = await EventStoreDatabase.CreateAsync();
 
-        await Assert.ThrowsAsync<ArgumentException>(() => db.Store.AppendAsync("s", ExpectedVersion.NoStream, [], Ct));
+        await Assert.ThrowsAsync<ArgumentException>(() => db.Store.AppendAsync("s", ExpectedVersion.NoStream, [], ct: Ct));
     }
 
     [Fact]
     public async Task ReadAll_returns_every_stream_interleaved_in_append_order_after_the_given_position()
     {
         await using var db = await EventStoreDatabase.CreateAsync();
-        await db.Store.AppendAsync("a", ExpectedVersion.NoStream, [Event("A1")], Ct);
-        await db.Store.AppendAsync("b", ExpectedVersion.NoStream, [Event("B1"), Event("B2")], Ct);
-        await db.Store.AppendAsync("a", 1, [Event("A2")], Ct);
-        await db.Store.AppendAsync("c", ExpectedVersion.NoStream, [Event("C1")], Ct);
+        await db.Store.AppendAsync("a", ExpectedVersion.NoStream, [Event("A1")], ct: Ct);
+        await db.Store.AppendAsync("b", ExpectedVersion.NoStream, [Event("B1"), Event("B2")], ct: Ct);
+        await db.Store.AppendAsync("a", 1, [Event("A2")], ct: Ct);
+        await db.Store.AppendAsync("c", ExpectedVersion.NoStream, [Event("C1")], ct: Ct);
 
         var all = await db.Store.ReadAllAsync(LogPosition.Start, 100, Ct);
         var page = await db.Store.ReadAllAsync(new LogPosition(1), maxCount: 2, Ct);
@@ -151,8 +151,8 @@ public sealed class AppendAndReadTests
         await using var db = await EventStoreDatabase.CreateAsync();
         Assert.Equal(LogPosition.Start, await db.Store.HeadAsync(Ct));
 
-        await db.Store.AppendAsync("a", ExpectedVersion.NoStream, Numbered("A", 1, 3), Ct);
-        var last = await db.Store.AppendAsync("b", ExpectedVersion.NoStream, [Event("B")], Ct);
+        await db.Store.AppendAsync("a", ExpectedVersion.NoStream, Numbered("A", 1, 3), ct: Ct);
+        var last = await db.Store.AppendAsync("b", ExpectedVersion.NoStream, [Event("B")], ct: Ct);
 
         Assert.Equal(new LogPosition(4), last);
         Assert.Equal(last, await db.Store.HeadAsync(Ct));
@@ -162,10 +162,10 @@ public sealed class AppendAndReadTests
     public async Task Positions_stay_dense_after_refused_appends()
     {
         await using var db = await EventStoreDatabase.CreateAsync();
-        await db.Store.AppendAsync("s", ExpectedVersion.NoStream, [Event("A")], Ct);
-        await Assert.ThrowsAsync<StreamVersionConflict>(() => db.Store.AppendAsync("s", ExpectedVersion.NoStream, [Event("B")], Ct));
+        await db.Store.AppendAsync("s", ExpectedVersion.NoStream, [Event("A")], ct: Ct);
+        await Assert.ThrowsAsync<StreamVersionConflict>(() => db.Store.AppendAsync("s", ExpectedVersion.NoStream, [Event("B")], ct: Ct));
 
-        var next = await db.Store.AppendAsync("s", 1, [Event("C")], Ct);
+        var next = await db.Store.AppendAsync("s", 1, [Event("C")], ct: Ct);
 
         Assert.Equal(new LogPosition(2), next);
     }

@@ -21,12 +21,12 @@ public sealed class AppendOrderTests
         await using var slowTx = await slow.BeginTransactionAsync(Ct);
         await using (var batch = new NpgsqlBatch(slow, slowTx))
         {
-            foreach (var command in PostgresEventStore.AppendCommands("slow", ExpectedVersion.NoStream, [Event("Slow")]))
+            foreach (var command in PostgresEventStore.AppendCommands("slow", ExpectedVersion.NoStream, [Event("Slow")], fence: null))
                 batch.BatchCommands.Add(command);
             await batch.ExecuteNonQueryAsync(Ct);
         }
 
-        var fast = db.Store.AppendAsync("fast", ExpectedVersion.NoStream, [Event("Fast")], Ct);
+        var fast = db.Store.AppendAsync("fast", ExpectedVersion.NoStream, [Event("Fast")], ct: Ct);
         await subscriber.AssertNothingMoreWithin(TimeSpan.FromMilliseconds(500));
         Assert.False(fast.IsCompleted, "a later append committed while an earlier one was still open");
 

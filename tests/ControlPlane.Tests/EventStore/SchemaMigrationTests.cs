@@ -12,7 +12,7 @@ public sealed class SchemaMigrationTests
     public async Task Migrating_again_keeps_the_events_and_records_each_version_once()
     {
         await using var db = await EventStoreDatabase.CreateAsync();
-        await db.Store.AppendAsync("s", ExpectedVersion.NoStream, [Event("A")], Ct);
+        await db.Store.AppendAsync("s", ExpectedVersion.NoStream, [Event("A")], ct: Ct);
 
         await EventStoreSchema.MigrateAsync(db.DataSource, Ct);
         await EventStoreSchema.MigrateAsync(db.DataSource, Ct);
@@ -29,6 +29,6 @@ public sealed class SchemaMigrationTests
         await Task.WhenAll(Enumerable.Range(0, 8).Select(_ => Task.Run(() => EventStoreSchema.MigrateAsync(db.DataSource, Ct), Ct)));
 
         Assert.Equal(EventStoreSchema.LatestVersion, await db.ScalarAsync("SELECT count(*) FROM mesh_events_migrations"));
-        Assert.Equal(new LogPosition(1), await db.Store.AppendAsync("s", ExpectedVersion.NoStream, [Event("A")], Ct));
+        Assert.Equal(new LogPosition(1), await db.Store.AppendAsync("s", ExpectedVersion.NoStream, [Event("A")], ct: Ct));
     }
 }

@@ -14,7 +14,7 @@ public sealed class SubscriptionTests
     public async Task A_live_subscriber_gets_every_event_of_many_concurrent_appenders_exactly_once_in_order_without_gaps()
     {
         await using var db = await EventStoreDatabase.CreateAsync();
-        await db.Store.AppendAsync("start", ExpectedVersion.NoStream, [Event("Start")], Ct);
+        await db.Store.AppendAsync("start", ExpectedVersion.NoStream, [Event("Start")], ct: Ct);
         await using var subscriber = new SubscriberProbe(db.Store, LogPosition.Start);
         await subscriber.NextAsync(1, Patience);   // caught up and live before anyone appends
 
@@ -29,7 +29,7 @@ public sealed class SubscriptionTests
             for (int sent = 0, i = 0; sent < eventsEach; i++)
             {
                 var size = Math.Min(batchSizes[(a + i) % batchSizes.Length], eventsEach - sent);
-                await db.Store.AppendAsync(stream, shared ? ExpectedVersion.Any : version, Numbered($"A{a}", sent, size), Ct);
+                await db.Store.AppendAsync(stream, shared ? ExpectedVersion.Any : version, Numbered($"A{a}", sent, size), ct: Ct);
                 version += size;
                 sent += size;
             }
@@ -52,11 +52,11 @@ public sealed class SubscriptionTests
     public async Task A_late_subscriber_catches_up_from_its_position_then_goes_live()
     {
         await using var db = await EventStoreDatabase.CreateAsync(EventStoreDatabase.FastOptions with { SubscriptionBatchSize = 7 });
-        await db.Store.AppendAsync("history", ExpectedVersion.NoStream, Numbered("Old", 1, 50), Ct);
+        await db.Store.AppendAsync("history", ExpectedVersion.NoStream, Numbered("Old", 1, 50), ct: Ct);
 
         await using var subscriber = new SubscriberProbe(db.Store, after: new LogPosition(10));
         var history = await subscriber.NextAsync(40, Patience);
-        await db.Store.AppendAsync("history", 50, Numbered("New", 51, 3), Ct);
+        await db.Store.AppendAsync("history", 50, Numbered("New", 51, 3), ct: Ct);
         var live = await subscriber.NextAsync(3, Patience);
 
         Assert.Equal(Enumerable.Range(11, 40).Select(p => (long)p), history.Select(e => e.Position.Value));
@@ -71,7 +71,7 @@ public sealed class SubscriptionTests
         await using var subscriber = new SubscriberProbe(db.Store, LogPosition.Start);
         await Task.Delay(300, Ct);   // let it find the log empty and start waiting
 
-        await db.Store.AppendAsync("s", ExpectedVersion.NoStream, [Event("A")], Ct);
+        await db.Store.AppendAsync("s", ExpectedVersion.NoStream, [Event("A")], ct: Ct);
 
         Assert.Equal("A", (await subscriber.NextAsync(1, TimeSpan.FromSeconds(10)))[0].Type);
     }
@@ -98,7 +98,7 @@ public sealed class SubscriptionTests
     public async Task Cancelling_ends_the_subscription_promptly_even_while_it_waits()
     {
         await using var db = await EventStoreDatabase.CreateAsync(EventStoreDatabase.FastOptions with { PollInterval = TimeSpan.FromMinutes(5) });
-        await db.Store.AppendAsync("s", ExpectedVersion.NoStream, [Event("A")], Ct);
+        await db.Store.AppendAsync("s", ExpectedVersion.NoStream, [Event("A")], ct: Ct);
         await using var subscriber = new SubscriberProbe(db.Store, LogPosition.Start);
         await subscriber.NextAsync(1, Patience);
 
@@ -111,7 +111,7 @@ public sealed class SubscriptionTests
     public async Task A_subscriber_survives_the_loss_of_all_its_connections_and_resumes_after_the_last_delivered_event()
     {
         await using var db = await EventStoreDatabase.CreateAsync();
-        await db.Store.AppendAsync("s", ExpectedVersion.NoStream, Numbered("Before", 1, 10), Ct);
+        await db.Store.AppendAsync("s", ExpectedVersion.NoStream, Numbered("Before", 1, 10), ct: Ct);
         await using var subscriber = new SubscriberProbe(db.Store, LogPosition.Start);
         var before = await subscriber.NextAsync(10, Patience);
         await Task.Delay(100, Ct);   // waiting on its notification connection now
@@ -121,7 +121,7 @@ public sealed class SubscriptionTests
             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()") >= 1);
 
         await using (var writerSource = NpgsqlDataSource.Create(db.DataSource.ConnectionString))
-            await new PostgresEventStore(writerSource).AppendAsync("s", 10, Numbered("After", 11, 10), Ct);
+            await new PostgresEventStore(writerSource).AppendAsync("s", 10, Numbered("After", 11, 10), ct: Ct);
         var after = await subscriber.NextAsync(10, Patience);
         await subscriber.AssertNothingMoreWithin(TimeSpan.FromMilliseconds(500));
 

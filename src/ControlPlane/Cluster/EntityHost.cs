@@ -1,0 +1,214 @@
+using System.Threading.Channels;
+using Mesh.ControlPlane.Commands;
+using Mesh.ControlPlane.EventStore;
+using Mesh.Contracts.Identity;
+
+namespace Mesh.ControlPlane.Cluster;
+
+/// <summary>The shard is not (or no longer) owned by this member; the router finds the owner and tries there.</summary>
+public sealed class NotShardOwner(int shard) : Exception($"this member does not own shard {shard}")
+{
+    public int Shard { get; } = shard;
+}
+
+/// <summary>
+/// The aggregates of the shards this member owns, each an entity: a mailbox, its state in memory, one command at a
+/// time. An entity loads its state on its first command (the newest snapshot, then the stream's events after it),
+/// appends under its shard's lease (the fencing token), and is dropped from memory after
+/// <see cref="ClusterOptions.PassivateAfter"/> without a command. When the shard's lease moves, the entity finishes
+/// the command at hand and stops; commands still queued are refused as <see cref="NotShardOwner"/> and go to the new owner.
+/// </summary>
+public sealed partial class EntityHost
+{
+    private readonly IEventStore _store;
+    private readonly SnapshotStore _snapshots;
+    private readonly ClusterMember _member;
+    private readonly ClusterOptions _options;
+    private readonly ILogger<EntityHost> _log;
+    private readonly Dictionary<string, IEntity> _entities = new(StringComparer.Ordinal);
+    private readonly Lock _gate = new();
+
+    public EntityHost(IEventStore store, SnapshotStore snapshots, ClusterMember member, ClusterOptions options, ILogger<EntityHost> log)
+    {
+        (_store, _snapshots, _member, _options, _log) = (store, snapshots, member, options, log);
+        member.ShardsLost = StopShardsAsync;
+    }
+
+    public int ActiveEntities { get { lock (_gate) return _entities.Count; } }
+
+    /// <exception cref="NotShardOwner">This member does not hold the lease of the aggregate's shard.</exception>
+    public Task<CommandResult<TEvent>> AskAsync<TCommand, TEvent, TState>(
+        AggregateType<TCommand, TEvent, TState> type, string streamId, TCommand command, CommandContext context, CancellationToken ct)
+        where TCommand : class where TEvent : class
+    {
+        var shard = ShardMap.ShardOf(streamId, _options.Shards);
+        if (_member.FenceOf(shard) is null) throw new NotShardOwner(shard);
+        var work = new Work<TCommand, TEvent>(command, context, ct);
+        lock (_gate)
+        {
+            if (!_entities.TryGetValue(streamId, out var entity))
+            {
+                entity = new Entity<TCommand, TEvent, TState>(this, type, streamId, shard);
+                _entities[streamId] = entity;
+            }
+            ((Entity<TCommand, TEvent, TState>)entity).Post(work);
+        }
+        return work.Reply.Task;
+    }
+
+    /// <summary>Stops the entities of shards this member no longer owns, after the command each one is running.</summary>
+    public async Task StopShardsAsync(IReadOnlyCollection<int> shards)
+    {
+        IEntity[] stopping;
+        lock (_gate)
+        {
+            stopping = _entities.Values.Where(e => shards.Contains(e.Shard)).ToArray();
+            foreach (var e in stopping) { _entities.Remove(e.StreamId); e.Complete(); }
+        }
+        await Task.WhenAll(stopping.Select(e => e.Completion));
+    }
+
+    private bool TryPassivate(IEntity entity)
+    {
+        lock (_gate)
+        {
+            if (!entity.IsIdle) return false;
+            if (_entities.TryGetValue(entity.StreamId, out var current) && current == entity) _entities.Remove(entity.StreamId);
+            entity.Complete();
+            return true;
+        }
+    }
+
+    private interface IEntity
+    {
+        string StreamId { get; }
+        int Shard { get; }
+        bool IsIdle { get; }
+        Task Completion { get; }
+        void Complete();
+    }
+
+    private sealed record Work<TCommand, TEvent>(TCommand Command, CommandContext Context, CancellationToken Ct)
+    {
+        public TaskCompletionSource<CommandResult<TEvent>> Reply { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    }
+
+    private sealed class Entity<TCommand, TEvent, TState> : IEntity where TCommand : class where TEvent : class
+    {
+        private readonly EntityHost _host;
+        private readonly AggregateType<TCommand, TEvent, TState> _type;
+        private readonly Channel<Work<TCommand, TEvent>> _mailbox =
+            Channel.CreateUnbounded<Work<TCommand, TEvent>>(new UnboundedChannelOptions { SingleReader = true });
+        private TState _state;
+        private long _version;
+        private LogPosition _position = LogPosition.Start;
+        private long? _loadedAtEpoch;   // the state is only trusted under the lease epoch it was loaded in
+
+        public Entity(EntityHost host, AggregateType<TCommand, TEvent, TState> type, string streamId, int shard)
+        {
+            (_host, _type, StreamId, Shard) = (host, type, streamId, shard);
+            _state = type.Decider.Initial;
+            Completion = Task.Run(RunAsync);
+        }
+
+        public string StreamId { get; }
+        public int Shard { get; }
+        public Task Completion { get; }
+        public bool IsIdle => _mailbox.Reader.Count == 0;
+        public void Complete() => _mailbox.Writer.TryComplete();
+
+        public void Post(Work<TCommand, TEvent> work)
+        {
+            if (!_mailbox.Writer.TryWrite(work)) work.Reply.TrySetException(new NotShardOwner(Shard));
+        }
+
+        private async Task RunAsync()
+        {
+            while (true)
+            {
+                bool open;
+                using (var idle = new CancellationTokenSource(_host._options.PassivateAfter))
+                {
+                    try { open = await _mailbox.Reader.WaitToReadAsync(idle.Token); }
+                    catch (OperationCanceledException) { open = true; if (_host.TryPassivate(this)) continue; }
+                }
+                if (!open) return;
+                while (_mailbox.Reader.TryRead(out var work)) await HandleAsync(work);
+            }
+        }
+
+        private async Task HandleAsync(Work<TCommand, TEvent> work)
+        {
+            if (work.Ct.IsCancellationRequested) { work.Reply.TrySetCanceled(work.Ct); return; }
+            try
+            {
+                work.Reply.TrySetResult(await DecideAndAppendAsync(work));
+            }
+            catch (Exception e)
+            {
+                // Whatever went wrong (lost lease, database away, a refused command), the next command starts from
+                // the log again rather than from state that may not match it.
+                if (e is not DomainRuleViolation) _loadedAtEpoch = null;
+                work.Reply.TrySetException(e is LeaseLost ? new NotShardOwner(Shard) : e);
+            }
+        }
+
+        private async Task<CommandResult<TEvent>> DecideAndAppendAsync(Work<TCommand, TEvent> work)
+        {
+            for (var attempt = 1; ; attempt++)
+            {
+                var fence = _host._member.FenceOf(Shard) ?? throw new NotShardOwner(Shard);
+                if (_loadedAtEpoch != fence.Epoch) { await LoadAsync(); _loadedAtEpoch = fence.Epoch; }
+
+                var events = _type.Decider.Decide(work.Command, _state);
+                if (events.Count == 0) return new(events, _position);
+                try
+                {
+                    // Not cancelled by the caller: once decided, the append either happens or fails on its own terms.
+                    var position = await _host._store.AppendAsync(StreamId, _version,
+                        events.Select(e => EventCodec.Encode(e, work.Context.Metadata)).ToList(), fence, CancellationToken.None);
+                    var before = _version;
+                    _state = events.Aggregate(_state, _type.Decider.Evolve);
+                    _version += events.Count;
+                    _position = position;
+                    await SnapshotIfDueAsync(before);
+                    return new(events, position);
+                }
+                catch (StreamVersionConflict) when (attempt < 3)
+                {
+                    // Only possible across a change of owner (a write of the previous owner landed after our load).
+                    _loadedAtEpoch = null;
+                }
+            }
+        }
+
+        private async Task LoadAsync()
+        {
+            (_state, _version, _position) = (_type.Decider.Initial, 0, LogPosition.Start);
+            if (await _host._snapshots.LoadAsync(StreamId) is { } snapshot && TryDecode(snapshot.State) is { } state)
+                (_state, _version, _position) = (state, snapshot.StreamVersion, new LogPosition(snapshot.Position));
+            foreach (var recorded in await _host._store.ReadStreamAsync(StreamId, _version))
+            {
+                _state = _type.Decider.Evolve(_state, (TEvent)EventCodec.Decode(recorded));
+                (_version, _position) = (recorded.StreamVersion, recorded.Position);
+            }
+        }
+
+        private TState? TryDecode(string json)
+        {
+            try { return _type.DecodeState(json); }
+            catch (System.Text.Json.JsonException) { return default; }   // an older shape of the state: replay instead
+        }
+
+        private async Task SnapshotIfDueAsync(long before)
+        {
+            var every = _host._options.SnapshotEvery;
+            if (_version / every == before / every) return;
+            try { await _host._snapshots.SaveAsync(new(StreamId, _version, _position.Value, _type.EncodeState(_state))); }
+            catch (Exception e) { _host.LogSnapshotFailed(e, StreamId); }   // only a shortcut: the log has everything
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "storing a snapshot of {StreamId} failed")]
+    private partial void LogSnapshotFailed(Exception e, string streamId);
+}

@@ -1,0 +1,34 @@
+using System.Text.Json;
+using Mesh.ControlPlane.Commands;
+using Mesh.ControlPlane.Endpoints;
+using Mesh.ControlPlane.EventStore;
+using Mesh.ControlPlane.Identities;
+using Mesh.ControlPlane.Policies;
+
+namespace Mesh.ControlPlane.Projections;
+
+/// <summary>One line per event, in the domain's words, for the audit trail: "applied policy default/allow-web (sha256 1a2b3c4d)".</summary>
+public static class AuditSummary
+{
+    /// <summary>Never throws: an event this build cannot read (a newer type, an unexpected body) is summarised by its type name.</summary>
+    public static string Describe(RecordedEvent recorded)
+    {
+        object domainEvent;
+        try { domainEvent = EventCodec.Decode(recorded); }
+        catch (Exception e) when (e is InvalidDataException or JsonException or NotSupportedException) { return recorded.Type; }
+
+        return domainEvent switch
+        {
+            PolicyEvent.PolicyApplied a => $"applied {PolicyRef(a.Namespace, a.Name)} (sha256 {a.Hash[..Math.Min(8, a.Hash.Length)]})",
+            PolicyEvent.PolicyDeleted d => $"deleted {PolicyRef(d.Namespace, d.Name)}",
+            EndpointEvent.EndpointRegistered r =>
+                $"registered endpoint {r.Spec.Namespace}/{r.Spec.Name} on {r.Spec.Node} ({r.Spec.Ip}) with identity {r.Identity}",
+            EndpointEvent.EndpointDeleted d => $"deleted endpoint {d.Namespace}/{d.Name}",
+            IdentityEvent.IdentityAllocated i => $"allocated identity {i.Identity} for {string.Join(',', i.Labels)}",
+            _ => recorded.Type,
+        };
+    }
+
+    // Cluster-wide policies are stored under the empty namespace.
+    private static string PolicyRef(string ns, string name) => ns.Length == 0 ? $"cluster-wide policy {name}" : $"policy {ns}/{name}";
+}
