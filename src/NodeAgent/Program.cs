@@ -1,4 +1,3 @@
-using Mesh.Contracts.Grpc;
 using Mesh.NodeAgent.Datapath;
 using Mesh.NodeAgent.Flows;
 using Mesh.NodeAgent.Sync;
@@ -14,8 +13,8 @@ AppDomain.CurrentDomain.ProcessExit += (_, _) => stop.Cancel();
 
 var datapathOptions = new BpfDatapathOptions { Netns = options.Netns, PinRoot = options.PinRoot, Log = Console.Error.WriteLine };
 using var datapath = BpfDatapath.Open(options.BpfObject is { } obj ? datapathOptions with { ObjectPath = obj } : datapathOptions);
-Console.WriteLine($"mesh-agent {options.Node}: datapath loaded (pins {options.PinRoot}, enforcing v{datapath.AppliedVersion}); control plane {options.ControlPlane}");
+Console.WriteLine($"mesh-agent {options.Node}: datapath loaded (pins {options.PinRoot}, enforcing v{datapath.AppliedVersion}); control plane replicas {string.Join(", ", options.ControlPlaneReplicas)}");
 var flows = new FlowLog(options.Node, FlowLog.PathFor(options.StateDir)).RunAsync(datapath, stop.Token);
-await new AgentLoop(options, datapath, GrpcClient.Create(options.ControlPlane), Console.Out).RunAsync(stop.Token);
+await new AgentLoop(options, datapath, [.. options.ControlPlaneReplicas.Select(ControlPlaneReplica.Connect)], Console.Out).RunAsync(stop.Token);
 await flows;
 return 0;

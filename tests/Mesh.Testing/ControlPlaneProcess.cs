@@ -6,10 +6,12 @@ using Mesh.Contracts.Api;
 namespace Mesh.Testing;
 
 /// <summary>
-/// A real control-plane process on loopback ports of its own, against a given database. Kill() is kill -9;
-/// StartAsync() again brings it back on the same ports and database.
+/// A real control-plane process on loopback ports of its own, against a given database. Kill() is kill -9,
+/// Pause()/Resume() are SIGSTOP/SIGCONT; StartAsync() again brings it back on the same ports and database.
+/// Several processes on one database are replicas of one cluster; <paramref name="args"/> adds options
+/// (e.g. --lease-ttl=2, --member-id=a).
 /// </summary>
-public sealed class ControlPlaneProcess(string connectionString) : IAsyncDisposable
+public sealed class ControlPlaneProcess(string connectionString, params string[] args) : IAsyncDisposable
 {
     private Process? _process;
     private readonly List<string> _log = [];
@@ -26,7 +28,7 @@ public sealed class ControlPlaneProcess(string connectionString) : IAsyncDisposa
         var dll = RepoPaths.Binary("ControlPlane", "mesh-controlplane.dll");
         if (!File.Exists(dll)) throw new FileNotFoundException($"build the control plane first ({dll})");
         var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var a in new[] { dll, $"--pg={connectionString}", $"--api-port={ApiPort}", $"--grpc-port={GrpcPort}" }) start.ArgumentList.Add(a);
+        foreach (var a in new[] { dll, $"--pg={connectionString}", $"--api-port={ApiPort}", $"--grpc-port={GrpcPort}" }.Concat(args)) start.ArgumentList.Add(a);
         _process = Process.Start(start)!;
         _process.OutputDataReceived += (_, e) => { if (e.Data is not null) lock (_log) _log.Add(e.Data); };
         _process.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (_log) _log.Add(e.Data); };
@@ -54,6 +56,19 @@ public sealed class ControlPlaneProcess(string connectionString) : IAsyncDisposa
         return process;
     }
 
+    public int Pid => _process?.Id ?? throw new InvalidOperationException("not started");
+
+    public void Pause() => Signal("STOP");
+
+    public void Resume() => Signal("CONT");
+
+    private void Signal(string signal)
+    {
+        using var kill = Process.Start("kill", ["-" + signal, Pid.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
+        kill.WaitForExit();
+        if (kill.ExitCode != 0) throw new InvalidOperationException($"kill -{signal} {Pid} failed");
+    }
+
     public void Kill()
     {
         if (_process is { HasExited: false }) { _process.Kill(entireProcessTree: true); _process.WaitForExit(); }
@@ -61,6 +76,7 @@ public sealed class ControlPlaneProcess(string connectionString) : IAsyncDisposa
 
     public async ValueTask DisposeAsync()
     {
+        if (_process is { HasExited: false }) Resume();   // a stopped process cannot die until it is continued
         Kill();
         _process?.Dispose();
         if (_ownDatabase is not null) await _ownDatabase.DisposeAsync();

@@ -7,57 +7,72 @@ namespace Mesh.NodeAgent.Sync;
 
 /// <summary>
 /// Watches this node's snapshots and enforces each one. Versions only move forward: a snapshot not newer than the
-/// applied one is ignored. Every version is acked, applied or failed (with the reason); a failed one leaves the
-/// previous version enforcing. When the control plane is away the kernel keeps enforcing and the loop reconnects,
-/// resuming from the version the kernel holds.
+/// applied one is ignored. Every version is acked, applied or failed (with the reason), to the replica that delivered
+/// it; a failed one leaves the previous version enforcing. The control plane may run as several replicas: the loop
+/// follows one, and when its stream fails, ends or cannot connect, moves on to the next in turn. Meanwhile the kernel
+/// keeps enforcing, and every Watch resumes from the version the kernel holds.
 /// </summary>
-public sealed class AgentLoop(AgentOptions options, IDatapath datapath, GrpcClient grpc, TextWriter log)
+public sealed class AgentLoop(AgentOptions options, IDatapath datapath, IReadOnlyList<ControlPlaneReplica> replicas, TextWriter log)
 {
     private const string Service = "mesh.agent.v1.AgentSync";
+    private static readonly TimeSpan FirstBackoff = TimeSpan.FromMilliseconds(200);
+    private static readonly TimeSpan LongestBackoff = TimeSpan.FromSeconds(5);
+
+    private readonly IReadOnlyList<ControlPlaneReplica> _replicas = replicas.Count > 0 ? replicas
+        : throw new ArgumentException("at least one control plane replica is needed", nameof(replicas));
 
     // After a restart the kernel still enforces the pinned version, but this process has not seen its snapshot:
     // it cannot name endpoints and rules in flows, nor compute the next delta. Until it has, it asks for the full
     // snapshot (as if it had nothing) and re-applies the version it already enforces — never an older one.
     // Deltas apply to it; a delta whose result does not hash as announced drops it, and the next Watch starts over.
+    // Replicas compile the same log, so a snapshot held from one replica is the base for another's deltas.
     private readonly HeldSnapshot _held = new();
     private bool _holdsSnapshot;
 
     public async Task RunAsync(CancellationToken ct)
     {
-        var backoff = TimeSpan.FromMilliseconds(200);
+        var backoff = FirstBackoff;
+        var next = 0;
         while (!ct.IsCancellationRequested)
         {
+            var replica = _replicas[next];
+            next = (next + 1) % _replicas.Count;
+            var ended = "ended the stream";
             try
             {
                 var request = new WatchRequest { Node = options.Node, LastAppliedVersion = _holdsSnapshot ? datapath.AppliedVersion : 0 };
-                await foreach (var update in grpc.ServerStreamingAsync(Service, "Watch", request, SnapshotUpdate.Parser, ct: ct))
+                await log.WriteLineAsync($"watching control plane replica {replica.Address} from v{request.LastAppliedVersion}");
+                await foreach (var update in replica.Client.ServerStreamingAsync(Service, "Watch", request, SnapshotUpdate.Parser, ct: ct))
                 {
-                    backoff = TimeSpan.FromMilliseconds(200);
+                    backoff = FirstBackoff;
                     if (update.UpdateCase == SnapshotUpdate.UpdateOneofCase.Delta)
                     {
-                        if (!await ApplyDeltaAsync(update.Delta, ct)) break;
+                        if (await ApplyDeltaAsync(update.Delta, replica, ct)) continue;
+                        ended = "sent a delta that does not apply";
+                        break;
                     }
-                    else if (update.Snapshot is { } snapshot)
+                    if (update.Snapshot is { } snapshot)
                     {
                         if (snapshot.Version < datapath.AppliedVersion || (snapshot.Version == datapath.AppliedVersion && _holdsSnapshot)) continue;
                         if (!_held.Apply(snapshot))
                             await log.WriteLineAsync($"v{snapshot.Version}: the snapshot's content hash does not match its content; applying it as sent");
-                        await ApplyAsync(snapshot, ct);
+                        await ApplyAsync(snapshot, replica, ct);
                     }
                 }
             }
             catch (OperationCanceledException) when (ct.IsCancellationRequested) { return; }
             catch (Exception e) when (e is RpcException or HttpRequestException or IOException)
             {
-                await log.WriteLineAsync($"control plane at {options.ControlPlane} unavailable ({e.Message}); keeping v{datapath.AppliedVersion}, retrying in {backoff.TotalSeconds:0.#}s");
+                ended = $"is unavailable ({e.Message})";
             }
+            await log.WriteLineAsync($"control plane replica {replica.Address} {ended}; keeping v{datapath.AppliedVersion}, trying {_replicas[next].Address} in {backoff.TotalSeconds:0.#}s");
             await Task.Delay(backoff, ct).ContinueWith(_ => { }, CancellationToken.None);
-            backoff = TimeSpan.FromMilliseconds(Math.Min(backoff.TotalMilliseconds * 2, 5000));
+            backoff = TimeSpan.FromMilliseconds(Math.Min(backoff.TotalMilliseconds * 2, LongestBackoff.TotalMilliseconds));
         }
     }
 
     /// <returns>false when the stream must restart from a whole snapshot.</returns>
-    private async Task<bool> ApplyDeltaAsync(NodeSnapshotDelta delta, CancellationToken ct)
+    private async Task<bool> ApplyDeltaAsync(NodeSnapshotDelta delta, ControlPlaneReplica replica, CancellationToken ct)
     {
         if (!_holdsSnapshot || !_held.Holds || _held.Version != delta.FromVersion || !_held.Apply(delta))
         {
@@ -65,11 +80,11 @@ public sealed class AgentLoop(AgentOptions options, IDatapath datapath, GrpcClie
             _holdsSnapshot = false;
             return false;
         }
-        await ApplyAsync(_held.ToSnapshot(), ct);
+        await ApplyAsync(_held.ToSnapshot(), replica, ct);
         return true;
     }
 
-    private async Task ApplyAsync(NodeSnapshot snapshot, CancellationToken ct)
+    private async Task ApplyAsync(NodeSnapshot snapshot, ControlPlaneReplica replica, CancellationToken ct)
     {
         var reapply = snapshot.Version == datapath.AppliedVersion;
         var clock = Stopwatch.StartNew();
@@ -79,7 +94,7 @@ public sealed class AgentLoop(AgentOptions options, IDatapath datapath, GrpcClie
             datapath.Apply(HostAddresses.WithHost(SnapshotConversion.ToDatapath(snapshot), HostAddresses.Of(options.Netns)));
             _holdsSnapshot = true;
             ack.Outcome = AckOutcome.Applied;
-            await log.WriteLineAsync($"{(reapply ? "re-applied the enforced" : "applied")} v{snapshot.Version} ({snapshot.Endpoints.Count} endpoints, {snapshot.Policies.Sum(p => p.Entries.Count)} entries) in {clock.Elapsed.TotalMilliseconds:0.0} ms");
+            await log.WriteLineAsync($"{(reapply ? "re-applied the enforced" : "applied")} v{snapshot.Version} ({snapshot.Endpoints.Count} endpoints, {snapshot.Policies.Sum(p => p.Entries.Count)} entries) from {replica.Address} in {clock.Elapsed.TotalMilliseconds:0.0} ms");
         }
         catch (Exception e) when (e is DatapathException or FormatException or OverflowException)
         {
@@ -88,6 +103,6 @@ public sealed class AgentLoop(AgentOptions options, IDatapath datapath, GrpcClie
             await log.WriteLineAsync($"failed to apply v{snapshot.Version}: {e.Message}; v{datapath.AppliedVersion} keeps enforcing");
         }
         ack.ApplyMicros = (ulong)clock.Elapsed.TotalMicroseconds;
-        await grpc.UnaryAsync(Service, "Ack", ack, AckReply.Parser, TimeSpan.FromSeconds(10), ct);
+        await replica.Client.UnaryAsync(Service, "Ack", ack, AckReply.Parser, TimeSpan.FromSeconds(10), ct);
     }
 }

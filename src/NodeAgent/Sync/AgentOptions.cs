@@ -1,10 +1,11 @@
 namespace Mesh.NodeAgent.Sync;
 
-/// <summary>The agent's command line: mesh-agent --node NAME [--netns NS] [--control-plane URL] [--pin-root DIR] ...</summary>
+/// <summary>The agent's command line: mesh-agent --node NAME [--netns NS] [--control-plane URL[,URL...]] [--pin-root DIR] ...</summary>
+/// <param name="ControlPlaneReplicas">the replicas of one control plane, in the order the agent tries them</param>
 public sealed record AgentOptions(
     string Node,
     string? Netns,
-    Uri ControlPlane,
+    IReadOnlyList<Uri> ControlPlaneReplicas,
     string PinRoot,
     string? BpfObject,
     string StateDir)
@@ -15,7 +16,9 @@ public sealed record AgentOptions(
         Options:
           --node NAME             this node's name (required)
           --netns NAME            network namespace holding the endpoints' veths (default: the agent's own)
-          --control-plane URL     the control plane's gRPC address (default: $MESH_GRPC or http://127.0.0.1:7081)
+          --control-plane URLS    the gRPC address of each replica of the control plane, comma-separated; the agent
+                                  follows one and moves to the next when it fails
+                                  (default: $MESH_GRPC or http://127.0.0.1:7081)
           --pin-root DIR          where maps and programs are pinned (default: /sys/fs/bpf/mesh/NODE)
           --bpf-object FILE       compiled datapath (default: endpoint.o next to the agent)
           --state-dir DIR         flow log and state (default: $MESH_HOME/agent/NODE)
@@ -36,9 +39,23 @@ public sealed record AgentOptions(
         return new AgentOptions(
             node,
             Get("netns"),
-            new Uri(Get("control-plane") ?? Environment.GetEnvironmentVariable("MESH_GRPC") ?? "http://127.0.0.1:7081"),
+            Get("control-plane") is { } flag ? ParseReplicas(flag, "--control-plane")
+                : Environment.GetEnvironmentVariable("MESH_GRPC") is { } env ? ParseReplicas(env, "--control-plane (from $MESH_GRPC)")
+                : [new Uri("http://127.0.0.1:7081")],
             Get("pin-root") ?? $"/sys/fs/bpf/mesh/{node}",
             Get("bpf-object"),
             Get("state-dir") ?? Path.Combine(home, "agent", node));
+    }
+
+    private static IReadOnlyList<Uri> ParseReplicas(string list, string source)
+    {
+        var replicas = new List<Uri>();
+        foreach (var address in list.Split(',', StringSplitOptions.TrimEntries))
+        {
+            if (!Uri.TryCreate(address, UriKind.Absolute, out var uri) || (uri.Scheme != Uri.UriSchemeHttp && uri.Scheme != Uri.UriSchemeHttps))
+                throw new ArgumentException($"{source}: '{address}' in '{list}' is not an absolute http:// or https:// address\n\n{Usage}");
+            replicas.Add(uri);
+        }
+        return replicas;
     }
 }

@@ -1,0 +1,108 @@
+using System.Net;
+using System.Net.Http.Json;
+using Mesh.ControlPlane.Cluster;
+using Mesh.ControlPlane.Commands;
+using Mesh.ControlPlane.Policies;
+using Mesh.Contracts.Policies;
+using Mesh.Testing;
+using Npgsql;
+
+namespace Mesh.EndToEnd.Tests.Cluster;
+
+/// <summary>
+/// A member paused (SIGSTOP) past its lease, in the middle of an append, must not be able to finish that append
+/// after it resumes: another member has taken the shard and bumped the lease epoch, and the database refuses the
+/// old epoch.
+/// </summary>
+public sealed class FencingTests
+{
+    // The event store's append lock (AdvisoryLocks.Append): holding it parks every appender just before its append.
+    private const long AppendLock = (0x6D657368L << 32) | 0x0001;
+
+    private const string StreamPolicy = """
+        apiVersion: cilium.io/v2
+        kind: CiliumNetworkPolicy
+        metadata: { name: guarded, namespace: fence }
+        spec:
+          endpointSelector: { matchLabels: { app: web } }
+          ingress: [ { fromEndpoints: [ { matchLabels: { app: PEER } } ] } ]
+        """;
+
+    [Fact]
+    public async Task A_member_paused_past_its_lease_mid_append_is_fenced_when_it_resumes()
+    {
+        await using var cluster = await ReplicaSet.StartAsync(3, "--lease-ttl=2");
+        var stream = Policy.StreamId("fence", "guarded");
+        var shard = ShardMap.ShardOf(stream, ReplicaSet.Shards);
+        var paused = await cluster.OwnerOfAsync(stream, cluster.Replicas[0]);
+        var others = cluster.Replicas.Where(r => r != paused).ToArray();
+
+        // Park every append at the lock, then send the owner a command for its own shard (as a forwarded command,
+        // which it must answer itself), and wait until that command's append is parked too.
+        await using var holder = new NpgsqlConnection(cluster.ConnectionString);
+        await holder.OpenAsync();
+        var lockTx = await holder.BeginTransactionAsync();
+        await Exec(holder, lockTx, $"SELECT pg_advisory_xact_lock({AppendLock})");
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(60) };
+        var command = Aggregates.Policy.EncodeCommand(new PolicyCommand.ApplyPolicy(Parse(StreamPolicy.Replace("PEER", "stale"))));
+        var staleWrite = http.PostAsJsonAsync(new Uri(paused.Api, CommandRouter.ForwardPath),
+            new ForwardedCommand("policy", stream, command, "paused-owner", "fencing-test", DateTimeOffset.UtcNow), EventCodec.Json);
+        await WaitUntil(async () => await Scalar(cluster.ConnectionString,
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted") > 0, "the owner's append to wait at the lock");
+
+        paused.Pause();
+        try
+        {
+            await WaitUntil(async () =>
+            {
+                var view = await others[0].Client.ClusterStatusAsync();
+                return view.Members.Any(m => m.Shards.Contains(shard) && m.ApiUrl.TrimEnd('/') != paused.Api.ToString().TrimEnd('/'));
+            }, "another member to take the shard");
+            await lockTx.RollbackAsync();   // releases the lock: the parked append now meets the new epoch
+        }
+        finally
+        {
+            paused.Resume();
+        }
+
+        using var answer = await staleWrite;
+        Assert.Equal(HttpStatusCode.MisdirectedRequest, answer.StatusCode);
+        Assert.Equal(0, await Scalar(cluster.ConnectionString, "SELECT count(*) FROM mesh_events WHERE metadata->>'principal' = 'paused-owner'"));
+
+        // The shard is served by its new owner, also through the member that was paused.
+        var applied = await paused.Client.ApplyPolicyAsync("fence", "guarded", StreamPolicy.Replace("PEER", "fresh"));
+        Assert.True(applied.Changed);
+        Assert.Equal(1, await Scalar(cluster.ConnectionString, $"SELECT count(*) FROM mesh_events WHERE stream_id = '{stream}'"));
+    }
+
+    private static NetworkPolicy Parse(string yaml)
+    {
+        var parsed = PolicyParser.Parse(yaml, "fence");
+        Assert.True(parsed.Ok);
+        return parsed.Policy! with { Namespace = "fence", Name = "guarded" };
+    }
+
+    private static async Task WaitUntil(Func<Task<bool>> condition, string what)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(20);
+        while (!await condition())
+        {
+            if (DateTime.UtcNow > deadline) throw new TimeoutException($"waited 20 s for {what}");
+            await Task.Delay(100);
+        }
+    }
+
+    private static async Task Exec(NpgsqlConnection conn, NpgsqlTransaction tx, string sql)
+    {
+        await using var cmd = new NpgsqlCommand(sql, conn, tx);
+        await cmd.ExecuteNonQueryAsync();
+    }
+
+    private static async Task<long> Scalar(string connectionString, string sql)
+    {
+        await using var conn = new NpgsqlConnection(connectionString);
+        await conn.OpenAsync();
+        await using var cmd = new NpgsqlCommand(sql, conn);
+        return Convert.ToInt64(await cmd.ExecuteScalarAsync(), System.Globalization.CultureInfo.InvariantCulture);
+    }
+}

@@ -1,0 +1,73 @@
+using Mesh.ControlPlane.Cluster;
+using Mesh.Contracts.Api;
+using Mesh.Testing;
+using Npgsql;
+
+namespace Mesh.EndToEnd.Tests.Cluster;
+
+/// <summary>Several real control-plane processes, replicas of one cluster on one database of their own.</summary>
+internal sealed class ReplicaSet : IAsyncDisposable
+{
+    public const int Shards = 64;   // the control plane's default
+
+    private readonly PostgresDatabase _database = new();
+
+    public IReadOnlyList<ControlPlaneProcess> Replicas { get; private set; } = [];
+    public string ConnectionString => _database.ConnectionString;
+
+    public static async Task<ReplicaSet> StartAsync(int count, params string[] args)
+    {
+        var set = new ReplicaSet();
+        await set._database.InitializeAsync();
+        set.Replicas = Enumerable.Range(0, count)
+            .Select(i => new ControlPlaneProcess(set._database.ConnectionString, [$"--member-id=replica-{(char)('a' + i)}", .. args])).ToArray();
+        foreach (var replica in set.Replicas) await replica.StartAsync();
+        await set.WaitUntilBalancedAsync(set.Replicas, TimeSpan.FromSeconds(30));
+        return set;
+    }
+
+    /// <summary>Waits until every given replica sees exactly these members and every shard owned by one of them.</summary>
+    public async Task WaitUntilBalancedAsync(IReadOnlyList<ControlPlaneProcess> alive, TimeSpan timeout)
+    {
+        var deadline = DateTime.UtcNow + timeout;
+        while (true)
+        {
+            var views = await Task.WhenAll(alive.Select(r => r.Client.ClusterStatusAsync()));
+            if (views.All(v => v.Members.Length == alive.Count && v.Unowned.Length == 0 && v.Members.Sum(m => m.Shards.Length) == Shards))
+                return;
+            if (DateTime.UtcNow > deadline)
+                throw new TimeoutException("the replicas did not settle: " + string.Join(" | ", views.Select(v =>
+                    $"{v.Member}: {string.Join(", ", v.Members.Select(m => $"{m.Id}={m.Shards.Length}"))} unowned={v.Unowned.Length}")));
+            await Task.Delay(200);
+        }
+    }
+
+    /// <summary>The replica that owns the shard of <paramref name="streamId"/>, as the given replica sees it.</summary>
+    public async Task<ControlPlaneProcess> OwnerOfAsync(string streamId, ControlPlaneProcess asking)
+    {
+        var shard = ShardMap.ShardOf(streamId, Shards);
+        var view = await asking.Client.ClusterStatusAsync();
+        var owner = view.Members.Single(m => m.Shards.Contains(shard));
+        return Replicas.Single(r => owner.ApiUrl.TrimEnd('/') == r.Api.ToString().TrimEnd('/'));
+    }
+
+    /// <summary>Every event in the log, in order, read straight from PostgreSQL.</summary>
+    public async Task<IReadOnlyList<(long Position, string Stream, string Type, string Json)>> LogAsync()
+    {
+        await using var conn = new NpgsqlConnection(_database.ConnectionString);
+        await conn.OpenAsync();
+        await using var cmd = new NpgsqlCommand("SELECT position, stream_id, type, data::text FROM mesh_events ORDER BY position", conn);
+        var events = new List<(long, string, string, string)>();
+        await using var reader = await cmd.ExecuteReaderAsync();
+        while (await reader.ReadAsync()) events.Add((reader.GetInt64(0), reader.GetString(1), reader.GetString(2), reader.GetString(3)));
+        return events;
+    }
+
+    public string Logs => string.Join("\n", Replicas.Select((r, i) => $"--- replica {(char)('a' + i)} ---\n{r.Log}"));
+
+    public async ValueTask DisposeAsync()
+    {
+        foreach (var replica in Replicas) await replica.DisposeAsync();
+        await _database.DisposeAsync();
+    }
+}

@@ -1,0 +1,34 @@
+using Mesh.NodeAgent.Sync;
+
+namespace Mesh.NodeAgent.Tests.Sync;
+
+public sealed class AgentOptionsTests
+{
+    [Fact]
+    public void Control_plane_takes_a_comma_separated_list_of_replicas_in_order()
+    {
+        var options = AgentOptions.Parse(["--node", "n", "--control-plane", "http://10.0.0.1:7081, https://cp-2.mesh:7081"]);
+
+        Assert.Equal([new Uri("http://10.0.0.1:7081"), new Uri("https://cp-2.mesh:7081")], options.ControlPlaneReplicas);
+    }
+
+    [Fact]
+    public void Control_plane_with_one_address_is_one_replica()
+    {
+        var options = AgentOptions.Parse(["--node", "n", "--control-plane", "http://127.0.0.1:7081"]);
+
+        Assert.Equal([new Uri("http://127.0.0.1:7081")], options.ControlPlaneReplicas);
+    }
+
+    [Theory]
+    [InlineData("http://10.0.0.1:7081,10.0.0.2:7081", "10.0.0.2:7081")]
+    [InlineData("http://10.0.0.1:7081,,http://10.0.0.2:7081", "")]
+    [InlineData("ftp://10.0.0.1:7081", "ftp://10.0.0.1:7081")]
+    [InlineData("/var/run/mesh.sock", "/var/run/mesh.sock")]
+    public void Control_plane_refuses_an_address_that_is_not_an_absolute_http_uri_naming_the_flag(string list, string bad)
+    {
+        var e = Assert.Throws<ArgumentException>(() => AgentOptions.Parse(["--node", "n", "--control-plane", list]));
+
+        Assert.StartsWith($"--control-plane: '{bad}' in '{list}' is not an absolute http:// or https:// address", e.Message, StringComparison.Ordinal);
+    }
+}
