@@ -39,6 +39,7 @@ public static class ControlPlaneModule
         builder.Services.AddSingleton<EntityHost>();
         builder.Services.AddHttpClient<CommandRouter>(http => http.Timeout = options.Cluster.RouteTimeout);
         builder.Services.AddExceptionHandler<CommandErrors>();
+        builder.Services.AddHostedService<IdentityCollector>();
         builder.Services.AddSingleton<ClusterState>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<ClusterState>());
         builder.Services.AddSingleton<NodeTracker>();

@@ -16,6 +16,9 @@ public sealed class ControlPlaneOptions
     /// <summary>Sharing the aggregates with the other replicas (--member-id, --shards, --lease-ttl seconds).</summary>
     public Cluster.ClusterOptions Cluster { get; set; } = new();
 
+    /// <summary>An identity no endpoint has used for this long is released (--identity-grace seconds). Default 15 min.</summary>
+    public TimeSpan IdentityGrace { get; set; } = TimeSpan.FromMinutes(15);
+
     public string AdvertiseAddress => Advertise ?? Listen;
 
     public static ControlPlaneOptions From(IConfiguration config)
@@ -32,6 +35,8 @@ public sealed class ControlPlaneOptions
         if (double.TryParse(config["lease-ttl"] ?? config["MESH_LEASE_TTL"], System.Globalization.CultureInfo.InvariantCulture, out var ttl))
             cluster = cluster with { LeaseTtl = TimeSpan.FromSeconds(ttl), HeartbeatInterval = TimeSpan.FromSeconds(Math.Min(1, ttl / 5)) };
         o.Cluster = cluster;
+        if (double.TryParse(config["identity-grace"] ?? config["MESH_IDENTITY_GRACE"], System.Globalization.CultureInfo.InvariantCulture, out var grace))
+            o.IdentityGrace = TimeSpan.FromSeconds(grace);
         return o;
     }
 }

@@ -47,11 +47,11 @@ public sealed class ControlPlaneProcess(string connectionString, params string[]
     private PostgresDatabase? _ownDatabase;
 
     /// <summary>A control plane on a fresh database of its own, both removed on dispose.</summary>
-    public static async Task<ControlPlaneProcess> StartOnNewDatabaseAsync()
+    public static async Task<ControlPlaneProcess> StartOnNewDatabaseAsync(params string[] args)
     {
         var database = new PostgresDatabase();
         await database.InitializeAsync();
-        var process = new ControlPlaneProcess(database.ConnectionString) { _ownDatabase = database };
+        var process = new ControlPlaneProcess(database.ConnectionString, args) { _ownDatabase = database };
         await process.StartAsync();
         return process;
     }

@@ -1,0 +1,54 @@
+using Mesh.ControlPlane.Cluster;
+using Mesh.ControlPlane.Commands;
+using Mesh.ControlPlane.State;
+
+namespace Mesh.ControlPlane.Identities;
+
+/// <summary>
+/// Releases identities that no endpoint has used for <see cref="ControlPlaneOptions.IdentityGrace"/>, as Cilium's
+/// identity garbage collector does. It acts only on the member that owns the identity allocator's shard, and it
+/// counts "unused since" from its own observations: when the shard moves, the new owner starts counting afresh, so
+/// a move can delay a release but never hasten one. A released number is never handed out again.
+/// </summary>
+public sealed partial class IdentityCollector(
+    ClusterState state, ClusterMember member, CommandRouter router, ControlPlaneOptions options, TimeProvider clock,
+    ILogger<IdentityCollector> log) : BackgroundService
+{
+    private readonly Dictionary<uint, DateTimeOffset> _unusedSince = [];
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        var shard = ShardMap.ShardOf(Identity.StreamId, options.Cluster.Shards);
+        var every = TimeSpan.FromTicks(Math.Clamp(options.IdentityGrace.Ticks / 4, TimeSpan.FromMilliseconds(250).Ticks, TimeSpan.FromMinutes(1).Ticks));
+        using var timer = new PeriodicTimer(every, clock);
+        while (await timer.WaitForNextTickAsync(stoppingToken))
+        {
+            if (member.FenceOf(shard) is null) { _unusedSince.Clear(); continue; }
+            try { await CollectAsync(stoppingToken); }
+            catch (Exception e) when (e is not OperationCanceledException) { LogFailed(e); }
+        }
+    }
+
+    private async Task CollectAsync(CancellationToken ct)
+    {
+        var view = state.Current;
+        var now = clock.GetUtcNow();
+        var used = view.Endpoints.Values.Select(e => e.Identity).ToHashSet();
+        foreach (var id in _unusedSince.Keys.Where(id => used.Contains(id) || !view.Identities.ContainsKey(id)).ToArray()) _unusedSince.Remove(id);
+        foreach (var id in view.Identities.Keys.Where(id => !used.Contains(id))) _unusedSince.TryAdd(id, now);
+
+        foreach (var (id, since) in _unusedSince.Where(u => now - u.Value >= options.IdentityGrace).ToArray())
+        {
+            await router.SendAsync(Aggregates.Identity, Identity.StreamId, new IdentityCommand.ReleaseIdentity(id),
+                new CommandContext("mesh:identity-collector", Guid.NewGuid().ToString("N"), now), ct);
+            _unusedSince.Remove(id);
+            LogReleased(id, since);
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "released identity {Identity}, unused since {Since:O}")]
+    private partial void LogReleased(uint identity, DateTimeOffset since);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "identity collection failed; trying again at the next round")]
+    private partial void LogFailed(Exception e);
+}
