@@ -4,7 +4,7 @@ using Mesh.Bench;
 
 // ./dev bench: every figure is measured in this run, on this machine, beside the baseline it is compared with.
 //   Mesh.Bench [results.json]               every section; prints the table and writes the JSON
-//   Mesh.Bench --only SECTION [NODES]       one section (store, compile, datapath, propagation); writes nothing
+//   Mesh.Bench --only SECTION [NODES]       one section (store, compile, datapath, propagation, cluster); writes nothing
 var pg = Environment.GetEnvironmentVariable("MESH_BENCH_PG") ?? "Host=127.0.0.1;Port=55432;Username=postgres;Database=postgres";
 var sections = new (string Name, string Progress, Func<string[], Task<IReadOnlyList<Metric>>> Run)[]
 {
@@ -13,6 +13,7 @@ var sections = new (string Name, string Progress, Func<string[], Task<IReadOnlyL
     ("datapath", "datapath: apply deltas, flips, request/response against no program and iptables", _ => Task.FromResult(Mesh.Bench.Datapath.DatapathBench.Run())),
     ("propagation", "propagation: 1,000 simulated agents watching the control plane",
         async a => await PropagationBench.RunAsync(pg, a.Length > 2 ? int.Parse(a[2], System.Globalization.CultureInfo.InvariantCulture) : 1000)),
+    ("cluster", "cluster: three replicas, kill -9 of a busy owner", async _ => await ClusterBench.RunAsync(pg)),
 };
 
 if (!Environment.IsPrivilegedProcess)

@@ -1,0 +1,105 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using Mesh.ControlPlane.Cluster;
+using Mesh.ControlPlane.Identities;
+using Mesh.Contracts.Api;
+using Npgsql;
+
+namespace Mesh.Bench;
+
+/// <summary>
+/// Failover of the replica cluster: three control-plane processes with the default lease TTL, kill -9 of the owner of
+/// the identity allocator's shard, and the time until a survivor allocates a new identity again.
+/// </summary>
+internal static class ClusterBench
+{
+    private sealed record Replica(Process Process, MeshApiClient Client, string ApiUrl);
+
+    public static async Task<IReadOnlyList<Metric>> RunAsync(string serverConnection)
+    {
+        var db = "mesh_bench_cluster_" + Guid.NewGuid().ToString("N")[..8];
+        await ExecAsync(serverConnection, $"CREATE DATABASE {db}");
+        var cs = new NpgsqlConnectionStringBuilder(serverConnection) { Database = db }.ConnectionString;
+        var replicas = new List<Replica>();
+        try
+        {
+            foreach (var id in new[] { "a", "b", "c" }) replicas.Add(await StartAsync(cs, id));
+            await WaitUntilBalancedAsync(replicas);
+
+            var shard = ShardMap.ShardOf(Identity.StreamId, new ClusterOptions().Shards);
+            var owner = (await replicas[0].Client.ClusterStatusAsync()).Members.Single(m => m.Shards.Contains(shard));
+            var victim = replicas.Single(r => r.ApiUrl == owner.ApiUrl);
+            var survivor = replicas.First(r => r != victim);
+
+            victim.Process.Kill();
+            var clock = Stopwatch.StartNew();
+            for (var probe = 0; ; probe++)
+            {
+                try
+                {
+                    await survivor.Client.RegisterEndpointAsync(new("bench", $"probe-{probe}", "node-1", "10.250.0.1", "lxcprobe",
+                        new Dictionary<string, string> { ["probe"] = probe.ToString(System.Globalization.CultureInfo.InvariantCulture) }));
+                    break;
+                }
+                catch (Exception e) when (e is MeshApiException or HttpRequestException or TaskCanceledException && clock.Elapsed < TimeSpan.FromSeconds(60)) { }
+            }
+            return [new("cluster.failover_s", clock.Elapsed.TotalSeconds, "s",
+                $"3 replicas, lease TTL {new ClusterOptions().LeaseTtl.TotalSeconds:0} s: kill -9 of the identity shard's owner until a survivor allocates again")];
+        }
+        finally
+        {
+            foreach (var r in replicas) { if (!r.Process.HasExited) r.Process.Kill(); r.Process.Dispose(); }
+            NpgsqlConnection.ClearAllPools();
+            await ExecAsync(serverConnection, $"DROP DATABASE IF EXISTS {db} WITH (FORCE)");
+        }
+    }
+
+    private static async Task<Replica> StartAsync(string cs, string id)
+    {
+        var (api, grpc) = (FreePort(), FreePort());
+        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var a in new[] { Path.Combine(AppContext.BaseDirectory, "mesh-controlplane.dll"), $"--pg={cs}", $"--api-port={api}", $"--grpc-port={grpc}", $"--member-id=bench-{id}" })
+            start.ArgumentList.Add(a);
+        var process = Process.Start(start)!;
+        process.OutputDataReceived += (_, _) => { };
+        process.ErrorDataReceived += (_, _) => { };
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        var url = $"http://127.0.0.1:{api}";
+        var client = MeshApiClient.Create(new Uri(url + "/"));
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while (true)
+        {
+            try { await client.StatusAsync(); return new(process, client, url); }
+            catch (ControlPlaneUnreachableException) when (DateTime.UtcNow < deadline && !process.HasExited) { await Task.Delay(100); }
+        }
+    }
+
+    private static async Task WaitUntilBalancedAsync(IReadOnlyList<Replica> replicas)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while (true)
+        {
+            var views = await Task.WhenAll(replicas.Select(r => r.Client.ClusterStatusAsync()));
+            if (views.All(v => v.Members.Length == replicas.Count && v.Unowned.Length == 0)) return;
+            if (DateTime.UtcNow > deadline) throw new TimeoutException("the replicas did not settle within 30 s");
+            await Task.Delay(200);
+        }
+    }
+
+    private static int FreePort()
+    {
+        using var l = new TcpListener(IPAddress.Loopback, 0);
+        l.Start();
+        return ((IPEndPoint)l.LocalEndpoint).Port;
+    }
+
+    private static async Task ExecAsync(string cs, string sql)
+    {
+        await using var conn = new NpgsqlConnection(cs);
+        await conn.OpenAsync();
+        await using var cmd = new NpgsqlCommand(sql, conn);
+        await cmd.ExecuteNonQueryAsync();
+    }
+}
