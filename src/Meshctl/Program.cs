@@ -15,6 +15,7 @@ var root = new RootCommand("meshctl: apply label-based network policies, watch n
     InventoryCommands.Endpoint(),
     InventoryCommands.Identity(),
     InventoryCommands.Node(),
+    InventoryCommands.Cluster(),
     InventoryCommands.Status(),
     ObserveCommand.Build(),
     LabCommands.Build(),

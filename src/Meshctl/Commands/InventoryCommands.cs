@@ -4,7 +4,7 @@ using Spectre.Console;
 
 namespace Mesh.Meshctl.Commands;
 
-/// <summary>meshctl endpoint list, identity list, node status, status: what the control plane knows.</summary>
+/// <summary>meshctl endpoint list, identity list, node status, cluster status, status: what the control plane knows.</summary>
 public static class InventoryCommands
 {
     public static Command Endpoint()
@@ -77,5 +77,25 @@ public static class InventoryCommands
             return 0;
         }));
         return cmd;
+    }
+
+    public static Command Cluster()
+    {
+        var status = new Command("status", "The control plane's replicas, the shards each one owns, and shards without an owner");
+        status.SetAction((parse, ct) => Output.GuardAsync(async () =>
+        {
+            var c = await GlobalOptions.ClientFrom(parse).ClusterStatusAsync(ct);
+            if (GlobalOptions.Json(parse)) { Output.WriteJson(c); return 0; }
+            var table = Output.Table("MEMBER", "API", "AGENTS CONNECT TO", "SHARDS");
+            foreach (var m in c.Members)
+                table.AddRow(m.Id == c.Member ? $"[bold]{Output.Esc(m.Id)}[/] (answering)" : Output.Esc(m.Id), Output.Esc(m.ApiUrl), Output.Esc(m.GrpcUrl),
+                    m.Shards.Length.ToString(System.Globalization.CultureInfo.InvariantCulture));
+            AnsiConsole.Write(table);
+            AnsiConsole.MarkupLine(c.Unowned.Length == 0
+                ? $"[green]all {c.Shards} shards owned[/]; lease TTL {c.LeaseTtlSeconds:0.#} s; {c.ActiveEntities} entities in memory here"
+                : $"[yellow]{c.Unowned.Length} of {c.Shards} shards without an owner[/] ({string.Join(",", c.Unowned)}): a member died or is joining; they are taken within the lease TTL ({c.LeaseTtlSeconds:0.#} s)");
+            return 0;
+        }));
+        return new Command("cluster", "The replicas of the control plane") { status };
     }
 }
