@@ -19,5 +19,5 @@ run_bench() {
   ensure_bench_deps
   build
   pg_start
-  MESH_BENCH_PG=$(pg_conn postgres) dotnet "$ROOT/bench/Mesh.Bench/bin/Release/net10.0/Mesh.Bench.dll" "$ROOT/bench/results.json"
+  MESH_BENCH_PG=$(pg_conn postgres) dotnet "$ROOT/bench/Mesh.Bench/bin/Release/net10.0/Mesh.Bench.dll" "${@:-$ROOT/bench/results.json}"
 }

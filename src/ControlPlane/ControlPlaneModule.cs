@@ -8,6 +8,7 @@ using Mesh.ControlPlane.Grpc;
 using Mesh.ControlPlane.Identities;
 using Mesh.ControlPlane.Nodes;
 using Mesh.ControlPlane.Policies;
+using Mesh.ControlPlane.Projections;
 using Mesh.ControlPlane.State;
 using Mesh.Contracts.Agent;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
@@ -32,6 +33,7 @@ public static class ControlPlaneModule
         builder.Services.AddSingleton(TimeProvider.System);
         builder.Services.AddSingleton(_ => NpgsqlDataSource.Create(options.Pg));
         builder.Services.AddEventStore();
+        builder.Services.AddProjections();
         builder.Services.AddSingleton(options.Cluster);
         builder.Services.AddSingleton<SnapshotStore>();
         builder.Services.AddSingleton<ClusterMember>();
@@ -61,6 +63,7 @@ public static class ControlPlaneModule
         app.MapIdentityEndpoints();
         app.MapNodeEndpoints($"http://{options.AdvertiseAddress}:{options.GrpcPort}");
         app.MapClusterEndpoints();
+        app.MapHistoryEndpoints();
 
         var sync = app.Services.GetRequiredService<AgentSyncService>();
         app.MapGrpcServerStreaming<WatchRequest, SnapshotUpdate>(AgentSyncService.ServiceName, "Watch", sync.Watch);

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Net;
 using System.Net.Http.Json;
 using Mesh.ControlPlane.Commands;
+using Npgsql;
 
 namespace Mesh.ControlPlane.Cluster;
 
@@ -42,6 +43,11 @@ public sealed partial class CommandRouter(EntityHost host, ClusterMember member,
             {
                 LogForwardFailed(shard, owner!.Id, e.Message);
             }
+            catch (NpgsqlException e) when (IsDatabaseAway(e) && !ct.IsCancellationRequested)
+            {
+                // The database is restarting or unreachable: wait it out like a moving shard, answer 503 if it lasts.
+                LogDatabaseAway(shard, e.Message);
+            }
             if (clock.Elapsed > options.RouteTimeout) throw new ShardUnavailable(shard, clock.Elapsed);
             await Task.Delay(delay, ct);
             delay = TimeSpan.FromMilliseconds(Math.Min(delay.TotalMilliseconds * 2, 250));
@@ -68,10 +74,16 @@ public sealed partial class CommandRouter(EntityHost host, ClusterMember member,
                 throw new NotShardOwner(ShardMap.ShardOf(streamId, options.Shards));
             case HttpStatusCode.Conflict:
                 throw new DomainRuleViolation(await ProblemDetailAsync(response, ct));
+            case HttpStatusCode.ServiceUnavailable:
+                throw new HttpRequestException($"{owner.Id} answered 503: {await ProblemDetailAsync(response, ct)}");
             default:
-                throw new HttpRequestException($"{owner.Id} answered {(int)response.StatusCode}: {await ProblemDetailAsync(response, ct)}");
+                throw new InvalidOperationException($"{owner.Id} answered {(int)response.StatusCode}: {await ProblemDetailAsync(response, ct)}");
         }
     }
+
+    // Connection failures and the server's shutting-down / cannot-connect-now / connection-exception classes.
+    private static bool IsDatabaseAway(NpgsqlException e) => e is not PostgresException pg
+        || pg.IsTransient || pg.SqlState.StartsWith("57P", StringComparison.Ordinal) || pg.SqlState.StartsWith("08", StringComparison.Ordinal);
 
     private static async Task<string> ProblemDetailAsync(HttpResponseMessage response, CancellationToken ct)
     {
@@ -82,6 +94,9 @@ public sealed partial class CommandRouter(EntityHost host, ClusterMember member,
         }
         catch (System.Text.Json.JsonException) { return response.ReasonPhrase ?? ""; }
     }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "shard {Shard}: the database is away ({Reason}); retrying")]
+    private partial void LogDatabaseAway(int shard, string reason);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "forwarding to the owner of shard {Shard} ({Owner}) failed: {Reason}; retrying")]
     private partial void LogForwardFailed(int shard, string owner, string reason);

@@ -12,12 +12,17 @@ internal static class ProjectionCheckpoints
     /// <summary>Creates the checkpoint at 0 unless it exists; returns the stored position.</summary>
     public static async Task<LogPosition> EnsureAsync(NpgsqlDataSource dataSource, string projection, CancellationToken ct)
     {
-        await using var cmd = dataSource.CreateCommand($"""
-            WITH created AS (INSERT INTO {Table} (projection, position) VALUES ($1, 0) ON CONFLICT (projection) DO NOTHING RETURNING position)
-            SELECT position FROM created UNION ALL SELECT position FROM {Table} WHERE projection = $1
-            """);
-        cmd.Parameters.Add(new() { Value = projection });
-        return new LogPosition((long)(await cmd.ExecuteScalarAsync(ct))!);
+        // Two statements, not one: a statement's snapshot would not see the row another runner inserted while this
+        // INSERT waited for it, so "ON CONFLICT DO NOTHING … then SELECT" in one statement can find no row at all.
+        await using (var create = dataSource.CreateCommand(
+            $"INSERT INTO {Table} (projection, position) VALUES ($1, 0) ON CONFLICT (projection) DO NOTHING"))
+        {
+            create.Parameters.Add(new() { Value = projection });
+            await create.ExecuteNonQueryAsync(ct);
+        }
+        await using var read = dataSource.CreateCommand($"SELECT position FROM {Table} WHERE projection = $1");
+        read.Parameters.Add(new() { Value = projection });
+        return new LogPosition((long)(await read.ExecuteScalarAsync(ct))!);
     }
 
     /// <summary>

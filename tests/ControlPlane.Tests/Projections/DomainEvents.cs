@@ -1,0 +1,87 @@
+using Mesh.Contracts.Identity;
+using Mesh.Contracts.Labels;
+using Mesh.Contracts.Policies;
+using Mesh.ControlPlane.Commands;
+using Mesh.ControlPlane.Endpoints;
+using Mesh.ControlPlane.EventStore;
+using Mesh.ControlPlane.Identities;
+using Mesh.ControlPlane.Policies;
+using Mesh.ControlPlane.Tests.EventStore;
+
+namespace Mesh.ControlPlane.Tests.Projections;
+
+/// <summary>Real domain events, made by the aggregates' own Decide and stored through EventCodec, as the API would.</summary>
+internal static class DomainEvents
+{
+    public static EventMetadata By(string principal, string correlation = "corr-1", string? causation = null) =>
+        new(principal, EventBuilders.Now, correlation, causation);
+
+    public static PolicyEvent.PolicyApplied PolicyApplied(string? ns, string name, string app, int port = 80)
+    {
+        var kind = ns is null ? "CiliumClusterwideNetworkPolicy" : "CiliumNetworkPolicy";
+        var namespaceLine = ns is null ? "" : $"\n  namespace: {ns}";
+        var parsed = PolicyParser.Parse($"""
+            apiVersion: cilium.io/v2
+            kind: {kind}
+            metadata:
+              name: {name}{namespaceLine}
+            spec:
+              endpointSelector:
+                matchLabels:
+                  app: {app}
+              ingress:
+              - toPorts:
+                - ports:
+                  - port: "{port}"
+                    protocol: TCP
+            """);
+        Assert.True(parsed.Ok, string.Join("; ", parsed.Errors));
+        return Assert.IsType<PolicyEvent.PolicyApplied>(
+            Assert.Single(Policy.Decide(new PolicyCommand.ApplyPolicy(parsed.Policy!), new PolicyState.Absent())));
+    }
+
+    public static PolicyEvent.PolicyDeleted PolicyDeleted(string ns, string name) => new(ns, name);
+
+    public static EndpointEvent.EndpointRegistered EndpointRegistered(string ns, string name, string node, string ip, uint identity, string app) =>
+        new(new EndpointSpec(ns, name, node, ip, "lxc" + name,
+            new SortedDictionary<string, string>(StringComparer.Ordinal) { ["app"] = app },
+            new SortedDictionary<string, string>(StringComparer.Ordinal)), identity);
+
+    public static EndpointEvent.EndpointDeleted EndpointDeleted(string ns, string name) => new(ns, name);
+
+    public static IdentityEvent.IdentityAllocated IdentityAllocated(uint identity, params string[] labels)
+    {
+        var set = LabelSet.Parse(labels);
+        return new(identity, set.Key, set.Select(l => l.ToString()).ToArray());
+    }
+
+    public static Task<LogPosition> AppendAsync(IEventStore store, string stream, object domainEvent, EventMetadata? metadata = null) =>
+        store.AppendAsync(stream, ExpectedVersion.Any, [EventCodec.Encode(domainEvent, metadata ?? By("alice"))], ct: TestContext.Current.CancellationToken);
+
+    /// <summary>
+    /// A history of <paramref name="steps"/> steps over a small world, so that later events replace, delete and
+    /// re-create what earlier ones made: identities, endpoints that use them, policies applied, changed and deleted.
+    /// </summary>
+    public static async Task<LogPosition> AppendHistoryAsync(IEventStore store, int steps, int seed = 7)
+    {
+        var random = new Random(seed);
+        var last = LogPosition.Start;
+        for (var i = 0; i < steps; i++)
+        {
+            var app = $"app{random.Next(4)}";
+            var ns = $"ns{random.Next(2)}";
+            var name = $"{app}-{random.Next(3)}";
+            var principal = random.Next(2) == 0 ? "alice" : "bob";
+            var (stream, e) = random.Next(6) switch
+            {
+                0 => ("identities", (object)IdentityAllocated((uint)(256 + i), $"k8s:app={app}", $"k8s:io.kubernetes.pod.namespace={ns}")),
+                1 or 2 => (Endpoint.StreamId(ns, name), EndpointRegistered(ns, name, $"node-{random.Next(3)}", $"10.0.{random.Next(4)}.{random.Next(250)}", (uint)(256 + random.Next(i + 1)), app)),
+                3 => (Endpoint.StreamId(ns, name), EndpointDeleted(ns, name)),
+                4 => (Policy.StreamId(ns, $"allow-{app}"), PolicyApplied(ns, $"allow-{app}", app, 80 + random.Next(3))),
+                _ => (Policy.StreamId(ns, $"allow-{app}"), PolicyDeleted(ns, $"allow-{app}")),
+            };
+            last = await AppendAsync(store, stream, e, By(principal, $"corr-{i}"));
+        }
+        return last;
+    }
+}

@@ -1,0 +1,160 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Text.Json;
+using Mesh.Contracts.Identity;
+using Mesh.ControlPlane.EventStore;
+using Mesh.ControlPlane.Projections;
+using Mesh.ControlPlane.Tests.EventStore;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.AspNetCore.Http.Features;
+using Microsoft.AspNetCore.Mvc;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using Npgsql;
+using static Mesh.ControlPlane.Tests.Projections.DomainEvents;
+
+namespace Mesh.ControlPlane.Tests.Projections;
+
+public sealed class HistoryApiTests
+{
+    private static CancellationToken Ct => TestContext.Current.CancellationToken;
+
+    [Fact]
+    public async Task The_audit_trail_answers_who_changed_what_and_when_newest_last()
+    {
+        await using var api = await HistoryApiServer.StartAsync();
+        await AppendAsync(api.Db.Store, "policy-default/allow-web", PolicyApplied("default", "allow-web", "web"), By("alice", "req-1"));
+        await AppendAsync(api.Db.Store, "endpoint-x/a", EndpointRegistered("x", "a", "node-1", "10.0.0.5", 256, "web"), By("bob", "req-2", "cmd-9"));
+        var head = await AppendAsync(api.Db.Store, "policy-default/allow-web", PolicyDeleted("default", "allow-web"), By("alice", "req-3"));
+        await RunnerProbe.WaitForCheckpointAsync(api.Db.DataSource, head);
+
+        var all = await api.GetAsync<AuditEntry[]>("/v1/audit");
+        Assert.Equal([1L, 2L, 3L], all.Select(e => e.Position));
+        Assert.Equal(new AuditEntry(2, EventBuilders.Now, "bob", "req-2", "cmd-9", "endpoint-x/a", "EndpointRegistered",
+            "registered endpoint x/a on node-1 (10.0.0.5) with identity 256"), all[1]);
+
+        Assert.Equal([1L, 3L], (await api.GetAsync<AuditEntry[]>("/v1/audit?stream=policy-default/allow-web")).Select(e => e.Position));
+        Assert.Equal([1L, 3L], (await api.GetAsync<AuditEntry[]>("/v1/audit?principal=alice")).Select(e => e.Position));
+        Assert.Equal([3L], (await api.GetAsync<AuditEntry[]>("/v1/audit?principal=alice&after=1")).Select(e => e.Position));
+        Assert.Equal([2L, 3L], (await api.GetAsync<AuditEntry[]>("/v1/audit?limit=2")).Select(e => e.Position));
+        Assert.Equal([2L], (await api.GetAsync<AuditEntry[]>("/v1/audit?after=1&limit=1")).Select(e => e.Position));
+    }
+
+    [Theory]
+    [InlineData("/v1/audit?limit=0", "limit")]
+    [InlineData("/v1/audit?limit=1001", "limit")]
+    [InlineData("/v1/audit?limit=ten", "limit")]
+    [InlineData("/v1/audit?after=-1", "after")]
+    [InlineData("/v1/audit?after=x", "after")]
+    [InlineData("/v1/state", "at")]
+    [InlineData("/v1/state?at=soon", "at")]
+    [InlineData("/v1/state?at=1", "at")]   // beyond the head of an empty log
+    public async Task A_bad_query_is_refused_with_the_field_named(string path, string field)
+    {
+        await using var api = await HistoryApiServer.StartAsync();
+        using var response = await api.Client.GetAsync(path, Ct);
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        var problem = await response.Content.ReadFromJsonAsync<ValidationProblemDetails>(Ct);
+        Assert.Equal([field], problem!.Errors.Keys);
+    }
+
+    [Fact]
+    public async Task The_state_at_a_position_shows_what_was_in_force_then()
+    {
+        await using var api = await HistoryApiServer.StartAsync();
+        await AppendAsync(api.Db.Store, "identities", IdentityAllocated(256, "k8s:app=web"));
+        await AppendAsync(api.Db.Store, "endpoint-x/a", EndpointRegistered("x", "a", "node-1", "10.0.0.5", 256, "web"));
+        var applied = await AppendAsync(api.Db.Store, "policy-x/allow-web", PolicyApplied("x", "allow-web", "web"), By("alice"));
+        await AppendAsync(api.Db.Store, "policy-x/allow-web", PolicyDeleted("x", "allow-web"));
+        await AppendAsync(api.Db.Store, "endpoint-x/a", EndpointDeleted("x", "a"));
+
+        var then = await api.GetAsync<HistoricalState>($"/v1/state?at={applied.Value}");
+        Assert.Equal((applied.Value, 5L), (then.At, then.Head));
+        var policy = Assert.Single(then.Policies);
+        Assert.Equal(("x", "allow-web", "alice", applied.Value), (policy.Namespace, policy.Name, policy.AppliedBy, policy.Version));
+        Assert.Equal(("a", 256u), (Assert.Single(then.Endpoints).Name, then.Endpoints[0].Identity));
+        Assert.Equal(["k8s:app=web"], Assert.Single(then.Identities).Labels);
+
+        var now = await api.GetAsync<HistoricalState>("/v1/state?at=5");
+        Assert.Empty(now.Policies);
+        Assert.Empty(now.Endpoints);
+        Assert.Single(now.Identities);
+        Assert.Empty((await api.GetAsync<HistoricalState>("/v1/state?at=0")).Identities);
+    }
+
+    [Fact]
+    public async Task Rebuilding_a_projection_over_http_replays_it_and_an_unknown_name_is_not_found()
+    {
+        await using var api = await HistoryApiServer.StartAsync();
+        var head = await DomainEvents.AppendHistoryAsync(api.Db.Store, 60);
+        await RunnerProbe.WaitForCheckpointAsync(api.Db.DataSource, head);
+        var before = await api.GetAsync<AuditEntry[]>("/v1/audit?after=0&limit=1000");
+
+        using (var missing = await api.Client.PostAsync("/v1/projections/nope/rebuild", null, Ct))
+            Assert.Equal(HttpStatusCode.NotFound, missing.StatusCode);
+        using (var rebuild = await api.Client.PostAsync("/v1/projections/audit/rebuild", null, Ct))
+        {
+            Assert.Equal(HttpStatusCode.Accepted, rebuild.StatusCode);
+            var status = await rebuild.Content.ReadFromJsonAsync<ProjectionStatus>(HistoryApiServer.Json, Ct);
+            Assert.Equal(("audit", head.Value), (status!.Name, status.Head));
+        }
+
+        await RunnerProbe.WaitForCheckpointAsync(api.Db.DataSource, head);
+        Assert.Equal(before, await api.GetAsync<AuditEntry[]>("/v1/audit?after=0&limit=1000"));
+        var listed = Assert.Single(await api.GetAsync<ProjectionStatus[]>("/v1/projections"));
+        Assert.Equal(("audit", head.Value, head.Value), (listed.Name, listed.Position, listed.Head));
+    }
+
+    /// <summary>A real Kestrel on a free loopback port serving the history API (with its runner) over a fresh database.</summary>
+    private sealed class HistoryApiServer : IAsyncDisposable
+    {
+        public static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
+
+        private readonly WebApplication _app;
+
+        private HistoryApiServer(WebApplication app, EventStoreDatabase db, HttpClient client)
+        {
+            _app = app;
+            Db = db;
+            Client = client;
+        }
+
+        public EventStoreDatabase Db { get; }
+        public HttpClient Client { get; }
+
+        public static async Task<HistoryApiServer> StartAsync()
+        {
+            var db = await EventStoreDatabase.CreateAsync();
+            var builder = WebApplication.CreateSlimBuilder();
+            builder.Logging.ClearProviders();
+            builder.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Loopback, 0));
+            builder.Services.AddSingleton<NpgsqlDataSource>(db.DataSource);
+            builder.Services.AddSingleton<IEventStore>(db.Store);
+            builder.Services.AddSingleton(RunnerProbe.FastOptions);
+            builder.Services.AddProjections();
+            var app = builder.Build();
+            app.MapHistoryEndpoints();
+            await app.StartAsync(Ct);
+            var address = app.Services.GetRequiredService<IServer>().Features.GetRequiredFeature<IServerAddressesFeature>().Addresses.Single();
+            return new HistoryApiServer(app, db, new HttpClient { BaseAddress = new Uri(address) });
+        }
+
+        public async Task<T> GetAsync<T>(string path)
+        {
+            using var response = await Client.GetAsync(path, Ct);
+            Assert.True(response.IsSuccessStatusCode, $"GET {path}: {(int)response.StatusCode} {await response.Content.ReadAsStringAsync(Ct)}");
+            return (await response.Content.ReadFromJsonAsync<T>(Json, Ct))!;
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            Client.Dispose();
+            await _app.StopAsync(Ct);
+            await _app.DisposeAsync();
+            await Db.DisposeAsync();
+        }
+    }
+}
