@@ -4,7 +4,7 @@ using Mesh.Bench;
 
 // ./dev bench: every figure is measured in this run, on this machine, beside the baseline it is compared with.
 //   Mesh.Bench [results.json]               every section; prints the table and writes the JSON
-//   Mesh.Bench --only SECTION [NODES]       one section (store, compile, datapath, propagation, cluster); writes nothing
+//   Mesh.Bench --only SECTION [NODES]       one section (store, compile, datapath, propagation, cluster); its rows replace theirs in bench/results.json
 var pg = Environment.GetEnvironmentVariable("MESH_BENCH_PG") ?? "Host=127.0.0.1;Port=55432;Username=postgres;Database=postgres";
 var sections = new (string Name, string Progress, Func<string[], Task<IReadOnlyList<Metric>>> Run)[]
 {
@@ -39,8 +39,13 @@ Console.WriteLine();
 Console.WriteLine($"{"metric",-34} {"value",14} {"unit",-8} note");
 Console.WriteLine(new string('-', 90));
 foreach (var m in results) Console.WriteLine($"{m.Name,-34} {m.Value,14:0.###} {m.Unit,-8} {m.Note}");
-if (only is not null) return 0;
-var output = args.Length > 0 ? args[0] : "bench/results.json";
+var output = args.Length > 0 && only is null ? args[0] : "bench/results.json";
+if (only is not null && File.Exists(output))
+{
+    // One section re-measured: its rows replace the same rows of the last full run, the others stay as they were.
+    var kept = JsonSerializer.Deserialize<List<Metric>>(File.ReadAllText(output), new JsonSerializerOptions(JsonSerializerDefaults.Web))!;
+    results = [.. kept.Where(k => results.All(r => r.Name != k.Name)), .. results];
+}
 File.WriteAllText(output, JsonSerializer.Serialize(results, new JsonSerializerOptions(JsonSerializerDefaults.Web) { WriteIndented = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }));
 Console.WriteLine($"\nwritten to {output}");
 return 0;
