@@ -1,10 +1,7 @@
 using System.Diagnostics;
-using System.Net;
-using System.Net.Sockets;
 using Mesh.ControlPlane.Cluster;
 using Mesh.ControlPlane.Identities;
 using Mesh.Contracts.Api;
-using Npgsql;
 
 namespace Mesh.Bench;
 
@@ -16,11 +13,11 @@ internal static class ClusterBench
 {
     private sealed record Replica(Process Process, MeshApiClient Client, string ApiUrl);
 
-    public static async Task<IReadOnlyList<Metric>> RunAsync(string serverConnection)
+    public static Task<IReadOnlyList<Metric>> RunAsync(string serverConnection) =>
+        BenchDatabase.InFreshDatabaseAsync(serverConnection, db => FailoverAsync(db.ConnectionString));
+
+    private static async Task<IReadOnlyList<Metric>> FailoverAsync(string cs)
     {
-        var db = "mesh_bench_cluster_" + Guid.NewGuid().ToString("N")[..8];
-        await ExecAsync(serverConnection, $"CREATE DATABASE {db}");
-        var cs = new NpgsqlConnectionStringBuilder(serverConnection) { Database = db }.ConnectionString;
         var replicas = new List<Replica>();
         try
         {
@@ -50,14 +47,12 @@ internal static class ClusterBench
         finally
         {
             foreach (var r in replicas) { if (!r.Process.HasExited) r.Process.Kill(); r.Process.Dispose(); }
-            NpgsqlConnection.ClearAllPools();
-            await ExecAsync(serverConnection, $"DROP DATABASE IF EXISTS {db} WITH (FORCE)");
         }
     }
 
     private static async Task<Replica> StartAsync(string cs, string id)
     {
-        var (api, grpc) = (FreePort(), FreePort());
+        var (api, grpc) = (BenchDatabase.FreePort(), BenchDatabase.FreePort());
         var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
         foreach (var a in new[] { Path.Combine(AppContext.BaseDirectory, "mesh-controlplane.dll"), $"--pg={cs}", $"--api-port={api}", $"--grpc-port={grpc}", $"--member-id=bench-{id}" })
             start.ArgumentList.Add(a);
@@ -86,20 +81,5 @@ internal static class ClusterBench
             if (DateTime.UtcNow > deadline) throw new TimeoutException("the replicas did not settle within 30 s");
             await Task.Delay(200);
         }
-    }
-
-    private static int FreePort()
-    {
-        using var l = new TcpListener(IPAddress.Loopback, 0);
-        l.Start();
-        return ((IPEndPoint)l.LocalEndpoint).Port;
-    }
-
-    private static async Task ExecAsync(string cs, string sql)
-    {
-        await using var conn = new NpgsqlConnection(cs);
-        await conn.OpenAsync();
-        await using var cmd = new NpgsqlCommand(sql, conn);
-        await cmd.ExecuteNonQueryAsync();
     }
 }

@@ -34,29 +34,15 @@ internal static class PropagationBench
 
     /// <param name="nodes">How many of the cluster's 1,000 nodes have an agent (fewer: a quicker run, same cluster).</param>
     /// <param name="serverConnection">The PostgreSQL server of the store rows; the bench creates its own database there and drops it.</param>
-    public static async Task<IReadOnlyList<Metric>> RunAsync(string serverConnection, int nodes = ClusterScale.Nodes)
-    {
-        var db = "mesh_bench_" + Guid.NewGuid().ToString("N")[..8];
-        await ExecAsync(serverConnection, $"CREATE DATABASE {db}");
-        try
-        {
-            await using var dataSource = NpgsqlDataSource.Create(new NpgsqlConnectionStringBuilder(serverConnection) { Database = db }.ConnectionString);
-            return await RunAsync(dataSource, nodes);
-        }
-        finally
-        {
-            NpgsqlConnection.ClearAllPools();
-            await ExecAsync(serverConnection, $"DROP DATABASE IF EXISTS {db} WITH (FORCE)");
-        }
-    }
+    public static Task<IReadOnlyList<Metric>> RunAsync(string serverConnection, int nodes = ClusterScale.Nodes) =>
+        BenchDatabase.InFreshDatabaseAsync(serverConnection, dataSource => RunAsync(dataSource, nodes));
 
     private static async Task<IReadOnlyList<Metric>> RunAsync(NpgsqlDataSource dataSource, int nodes)
     {
         var setup = Stopwatch.StartNew();
-        await EventStoreSchema.MigrateAsync(dataSource, CancellationToken.None);
         var loadedEvents = await LoadAsync(new PostgresEventStore(dataSource));
         var loadSeconds = setup.Elapsed.TotalSeconds;
-        var (apiPort, grpcPort) = (FreePort(), FreePort());
+        var (apiPort, grpcPort) = (BenchDatabase.FreePort(), BenchDatabase.FreePort());
         var acks = new AckTracker(nodes);
 
         // The control plane exactly as mesh-controlplane wires it, on this run's database and loopback ports.
@@ -129,21 +115,6 @@ internal static class PropagationBench
     }
 
     private static double Percentile(List<double> sorted, double p) => sorted[Math.Min(sorted.Count - 1, (int)Math.Ceiling(p * sorted.Count) - 1)];
-
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
-
-    private static async Task ExecAsync(string connection, string sql)
-    {
-        await using var conn = new NpgsqlConnection(connection);
-        await conn.OpenAsync();
-        await using var cmd = new NpgsqlCommand(sql, conn);
-        await cmd.ExecuteNonQueryAsync();
-    }
 
     /// <summary>
     /// The cluster as events, appended the way the API's command handlers would write them: each aggregate in its own

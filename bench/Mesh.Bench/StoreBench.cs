@@ -27,9 +27,9 @@ internal static class StoreBench
     public static async Task<IReadOnlyList<Metric>> RunAsync(string serverConnection, TimeSpan duration)
     {
         var note = $"{Workers} concurrent writers, {duration.TotalSeconds:0}s each";
-        var (append, batched, raw) = await InFreshDatabaseAsync(serverConnection, ds => WritesAsync(ds, duration));
-        var catchUp = await InFreshDatabaseAsync(serverConnection, CatchUpAsync);
-        var (fold, audit) = await InFreshDatabaseAsync(serverConnection, RebuildAsync);
+        var (append, batched, raw) = await BenchDatabase.InFreshDatabaseAsync(serverConnection, ds => WritesAsync(ds, duration));
+        var catchUp = await BenchDatabase.InFreshDatabaseAsync(serverConnection, CatchUpAsync);
+        var (fold, audit) = await BenchDatabase.InFreshDatabaseAsync(serverConnection, RebuildAsync);
         return
         [
             new("store.append_per_s", append, "1/s", $"one event per append; {note}"),
@@ -220,31 +220,5 @@ internal static class StoreBench
             """);
         if (!parsed.Ok) throw new InvalidOperationException(string.Join("; ", parsed.Errors));
         return (PolicyEvent.PolicyApplied)Policy.Decide(new PolicyCommand.ApplyPolicy(parsed.Policy!), new PolicyState.Absent()).Single();
-    }
-
-    private static async Task<T> InFreshDatabaseAsync<T>(string serverConnection, Func<NpgsqlDataSource, Task<T>> body)
-    {
-        var db = "mesh_bench_" + Guid.NewGuid().ToString("N")[..8];
-        await ExecAsync(serverConnection, $"CREATE DATABASE {db}");
-        try
-        {
-            var cs = new NpgsqlConnectionStringBuilder(serverConnection) { Database = db }.ConnectionString;
-            await using var ds = NpgsqlDataSource.Create(cs);
-            await EventStoreSchema.MigrateAsync(ds, CancellationToken.None);
-            return await body(ds);
-        }
-        finally
-        {
-            NpgsqlConnection.ClearAllPools();
-            await ExecAsync(serverConnection, $"DROP DATABASE IF EXISTS {db} WITH (FORCE)");
-        }
-    }
-
-    private static async Task ExecAsync(string cs, string sql)
-    {
-        await using var conn = new NpgsqlConnection(cs);
-        await conn.OpenAsync();
-        await using var cmd = new NpgsqlCommand(sql, conn);
-        await cmd.ExecuteNonQueryAsync();
     }
 }

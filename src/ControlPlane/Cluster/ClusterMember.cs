@@ -27,7 +27,6 @@ public sealed partial class ClusterMember : BackgroundService
     private readonly ClusterOptions _options;
     private readonly ILogger<ClusterMember> _log;
     private readonly ConcurrentDictionary<int, HeldLease> _held = new();
-    private readonly TaskCompletionSource _joined = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private volatile ClusterTopology _topology = ClusterTopology.Empty;
 
     public ClusterMember(NpgsqlDataSource db, ClusterOptions options, ControlPlaneOptions cp, ILogger<ClusterMember> log)
@@ -41,9 +40,6 @@ public sealed partial class ClusterMember : BackgroundService
     public MemberInfo Me { get; }
 
     public ClusterTopology Topology => _topology;
-
-    /// <summary>Completes after the first successful heartbeat.</summary>
-    public Task Joined => _joined.Task;
 
     /// <summary>Raised (synchronously, before the lease is given up in the database) with the shards this member stops owning.</summary>
     public Func<IReadOnlyCollection<int>, Task>? ShardsLost { get; set; }
@@ -61,8 +57,6 @@ public sealed partial class ClusterMember : BackgroundService
             && topology.Members.TryGetValue(owner, out var member) && owner != Me.Id ? member : null;
     }
 
-    public IReadOnlyCollection<int> HeldShards => _held.Keys.Order().ToArray();
-
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         var shardsReady = false;
@@ -73,7 +67,6 @@ public sealed partial class ClusterMember : BackgroundService
             {
                 if (!shardsReady) { await _table.EnsureShardsAsync(stoppingToken); shardsReady = true; }
                 await HeartbeatAsync(stoppingToken);
-                _joined.TrySetResult();
             }
             catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested) { break; }
             catch (Exception e)

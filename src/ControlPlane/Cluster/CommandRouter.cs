@@ -2,7 +2,7 @@ using System.Diagnostics;
 using System.Net;
 using System.Net.Http.Json;
 using Mesh.ControlPlane.Commands;
-using Npgsql;
+using Mesh.ControlPlane.EventStore;
 
 namespace Mesh.ControlPlane.Cluster;
 
@@ -43,7 +43,7 @@ public sealed partial class CommandRouter(EntityHost host, ClusterMember member,
             {
                 LogForwardFailed(shard, owner!.Id, e.Message);
             }
-            catch (NpgsqlException e) when (IsDatabaseAway(e) && !ct.IsCancellationRequested)
+            catch (Exception e) when (DatabaseErrors.IsConnectionLoss(e) && !ct.IsCancellationRequested)
             {
                 // The database is restarting or unreachable: wait it out like a moving shard, answer 503 if it lasts.
                 LogDatabaseAway(shard, e.Message);
@@ -80,10 +80,6 @@ public sealed partial class CommandRouter(EntityHost host, ClusterMember member,
                 throw new InvalidOperationException($"{owner.Id} answered {(int)response.StatusCode}: {await ProblemDetailAsync(response, ct)}");
         }
     }
-
-    // Connection failures and the server's shutting-down / cannot-connect-now / connection-exception classes.
-    private static bool IsDatabaseAway(NpgsqlException e) => e is not PostgresException pg
-        || pg.IsTransient || pg.SqlState.StartsWith("57P", StringComparison.Ordinal) || pg.SqlState.StartsWith("08", StringComparison.Ordinal);
 
     private static async Task<string> ProblemDetailAsync(HttpResponseMessage response, CancellationToken ct)
     {

@@ -1,4 +1,3 @@
-using System.Net.Sockets;
 using System.Runtime.CompilerServices;
 using Mesh.Contracts.Identity;
 using Microsoft.Extensions.Logging;
@@ -42,7 +41,7 @@ public sealed partial class PostgresEventStore
                 failures = 0;
                 await listener.WaitAsync(_options.PollInterval, ct);
             }
-            catch (Exception e) when (IsConnectionLoss(e) && !ct.IsCancellationRequested)
+            catch (Exception e) when (DatabaseErrors.IsConnectionLoss(e) && !ct.IsCancellationRequested)
             {
                 await listener.ResetAsync();
                 var delay = ReconnectDelay(++failures);
@@ -57,18 +56,6 @@ public sealed partial class PostgresEventStore
         var delay = _options.ReconnectDelay * Math.Pow(2, Math.Min(failures - 1, 16));
         return delay < _options.MaxReconnectDelay ? delay : _options.MaxReconnectDelay;
     }
-
-    // Worth waiting out: the server restarting or refusing connections for now, the network, the pool. Anything
-    // else (a missing table, bad SQL) is a bug and ends the subscription.
-    private static bool IsConnectionLoss(Exception e) => e switch
-    {
-        PostgresException pg => pg.IsTransient
-            || pg.SqlState.StartsWith("57P", StringComparison.Ordinal)   // admin/crash shutdown, cannot connect now
-            || pg.SqlState.StartsWith("08", StringComparison.Ordinal),   // connection exception
-        NpgsqlException => true,                                          // no server error: the connection itself failed
-        IOException or SocketException or TimeoutException => true,
-        _ => false,
-    };
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Event subscription lost its connection after position {Checkpoint}; retrying in {Delay}")]
     private partial void LogConnectionLost(Exception exception, LogPosition checkpoint, TimeSpan delay);
