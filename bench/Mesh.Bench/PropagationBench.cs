@@ -26,11 +26,12 @@ namespace Mesh.Bench;
 /// having acknowledged the version that contains it. The control plane's own services (API, ClusterState,
 /// SnapshotCompiler, AgentSyncService, gRPC server) run in this process on loopback, over the PostgreSQL event store
 /// (a database of its own, dropped afterwards) loaded with the compile rows' cluster; 1,000 simulated agents hold real
-/// Watch streams, rebuild each delta into their held snapshot, check its content hash and ack.
+/// Sync calls, rebuild each delta into their held snapshot, check its content hash and ack on the call.
 /// </summary>
 internal static class PropagationBench
 {
-    private const int Changes = 50, Connections = 16, LoadWriters = 8;
+    private static readonly int Changes = int.TryParse(Environment.GetEnvironmentVariable("MESH_BENCH_CHANGES"), out var c) ? c : 50;
+    private const int Connections = 16, LoadWriters = 8;
 
     /// <param name="nodes">How many of the cluster's 1,000 nodes have an agent (fewer: a quicker run, same cluster).</param>
     /// <param name="serverConnection">The PostgreSQL server of the store rows; the bench creates its own database there and drops it.</param>
@@ -50,7 +51,7 @@ internal static class PropagationBench
         var builder = WebApplication.CreateBuilder();
         builder.Logging.ClearProviders();
         builder.AddControlPlane(options);
-        // 1,000 Watch streams share a few connections: more streams per HTTP/2 connection than Kestrel's default 100.
+        // 1,000 Sync calls share a few connections: more streams per HTTP/2 connection than Kestrel's default 100.
         builder.WebHost.ConfigureKestrel(k => k.Limits.Http2.MaxStreamsPerConnection = 1000);
         await using var app = builder.Build();
         await app.MapControlPlaneAsync(options);
@@ -101,7 +102,7 @@ internal static class PropagationBench
         delays.Sort();
         var p50 = Percentile(delays, 0.50);
         var p99 = Percentile(delays, 0.99);
-        var scale = $"{nodes} agents (real gRPC Watch streams over loopback, {Connections} HTTP/2 clients), {ClusterScale.Namespaces * ClusterScale.PoliciesPerNamespace} policies, 6,000 identities, {ClusterScale.EndpointCount} endpoints";
+        var scale = $"{nodes} agents (real gRPC Sync calls over loopback, {Connections} HTTP/2 clients), {ClusterScale.Namespaces * ClusterScale.PoliciesPerNamespace} policies, 6,000 identities, {ClusterScale.EndpointCount} endpoints";
         return
         [
             new("propagation.p50_ms", p50, "ms",
@@ -192,7 +193,7 @@ internal sealed class AckTracker(int nodes)
     }
 }
 
-/// <summary>One node agent without a kernel: the real delta rebuild and hash check, an ack per version.</summary>
+/// <summary>One node agent without a kernel: one Sync call, the real delta rebuild and hash check, an ack per version on the call.</summary>
 internal sealed class SimulatedAgent(string node, GrpcClient grpc)
 {
     private readonly HeldSnapshot _held = new(keepIpCache: false);
@@ -206,8 +207,9 @@ internal sealed class SimulatedAgent(string node, GrpcClient grpc)
         {
             try
             {
-                var request = new WatchRequest { Node = node, LastAppliedVersion = _valid ? _held.Version : 0 };
-                await foreach (var update in grpc.ServerStreamingAsync(AgentSyncService.ServiceName, "Watch", request, SnapshotUpdate.Parser, ct: ct))
+                await using var call = await grpc.DuplexStreamingAsync<SyncRequest, SnapshotUpdate>(AgentSyncService.ServiceName, "Sync", SnapshotUpdate.Parser, ct: ct);
+                await call.WriteAsync(new SyncRequest { Watch = new WatchRequest { Node = node, LastAppliedVersion = _valid ? _held.Version : 0 } }, ct);
+                await foreach (var update in call.ReadAllAsync())
                 {
                     Volatile.Write(ref LastUpdateAt, Stopwatch.GetTimestamp());
                     Interlocked.CompareExchange(ref FirstUpdateAt, LastUpdateAt, 0);
@@ -228,8 +230,7 @@ internal sealed class SimulatedAgent(string node, GrpcClient grpc)
                         HashMismatches++;
                         break;
                     }
-                    await grpc.UnaryAsync(AgentSyncService.ServiceName, "Ack",
-                        new AckRequest { Node = node, Version = _held.Version, Outcome = AckOutcome.Applied }, AckReply.Parser, ct: ct);
+                    await call.WriteAsync(new SyncRequest { Ack = new AckRequest { Version = _held.Version, Outcome = AckOutcome.Applied } }, ct);
                 }
             }
             catch (OperationCanceledException) when (ct.IsCancellationRequested) { return; }

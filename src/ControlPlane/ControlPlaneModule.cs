@@ -46,6 +46,7 @@ public static class ControlPlaneModule
         builder.Services.AddHostedService(sp => sp.GetRequiredService<ClusterState>());
         builder.Services.AddSingleton<NodeTracker>();
         builder.Services.AddSingleton<SnapshotCompiler>();
+        builder.Services.AddHostedService<CompileLoop>();
         builder.Services.AddSingleton<AgentSyncService>();
         builder.Services.AddOpenApi();
         builder.Services.AddProblemDetails();
@@ -66,8 +67,7 @@ public static class ControlPlaneModule
         app.MapHistoryEndpoints();
 
         var sync = app.Services.GetRequiredService<AgentSyncService>();
-        app.MapGrpcServerStreaming<WatchRequest, SnapshotUpdate>(AgentSyncService.ServiceName, "Watch", sync.Watch);
-        app.MapGrpcUnary<AckRequest, AckReply>(AgentSyncService.ServiceName, "Ack", sync.Ack);
+        app.MapGrpcDuplexStreaming<SyncRequest, SnapshotUpdate>(AgentSyncService.ServiceName, "Sync", sync.Sync);
         return app;
     }
 

@@ -82,10 +82,21 @@ public sealed class ControlPlaneProcess(string connectionString, params string[]
         if (_ownDatabase is not null) await _ownDatabase.DisposeAsync();
     }
 
+    private static readonly HashSet<int> HandedOut = [];
+
+    /// <summary>
+    /// A loopback port nobody listens on now. The kernel may offer a port it just offered again once it is closed,
+    /// so a port is handed out once per test process: two replicas never get the same one.
+    /// </summary>
     public static int FreePort()
     {
-        using var l = new TcpListener(IPAddress.Loopback, 0);
-        l.Start();
-        return ((IPEndPoint)l.LocalEndpoint).Port;
+        while (true)
+        {
+            using var l = new TcpListener(IPAddress.Loopback, 0);
+            l.Start();
+            var port = ((IPEndPoint)l.LocalEndpoint).Port;
+            lock (HandedOut)
+                if (HandedOut.Add(port)) return port;
+        }
     }
 }

@@ -12,16 +12,23 @@ public sealed record PolicyView(
     string Namespace, string Name, string Hash, long Version, string AppliedBy, DateTimeOffset AppliedAt,
     System.Text.Json.Nodes.JsonObject Document);
 
-/// <summary>A workload to enforce policy for. Labels are the pod's own (k=v); the namespace's labels are separate.</summary>
+/// <summary>
+/// A workload to enforce policy for. Labels are the pod's own (k=v); the namespace's labels are separate. Ports are
+/// the ports it serves under a name (Kubernetes containerPorts), which named ports in policies resolve to.
+/// </summary>
 public sealed record EndpointRegistration(
     string Namespace, string Name, string Node, string Ip, string Interface,
     IReadOnlyDictionary<string, string> Labels,
-    IReadOnlyDictionary<string, string>? NamespaceLabels = null);
+    IReadOnlyDictionary<string, string>? NamespaceLabels = null,
+    IReadOnlyList<EndpointPort>? Ports = null);
+
+/// <summary>A named port of an endpoint: name (IANA service name), port 1-65535, protocol TCP (the default), UDP or SCTP.</summary>
+public sealed record EndpointPort(string Name, int Port, string? Protocol = null);
 
 public sealed record EndpointView(
     string Namespace, string Name, string Node, string Ip, string Interface,
     IReadOnlyDictionary<string, string> Labels, IReadOnlyDictionary<string, string> NamespaceLabels,
-    uint Identity, long Version);
+    uint Identity, long Version, IReadOnlyList<EndpointPort>? Ports = null);
 
 public sealed record EndpointRegistered(string Namespace, string Name, uint Identity, long Version);
 

@@ -57,33 +57,48 @@ public sealed class GrpcClient(HttpClient http)
         call.ThrowIfNotOk();
     }
 
+    /// <summary>
+    /// Starts a bidirectional stream and returns once the server answered with its response headers, while the
+    /// request stays open for <see cref="GrpcDuplexCall{TRequest,TResponse}.WriteAsync"/>. A call the server refused
+    /// at once (a trailers-only response with a status other than OK, e.g. UNIMPLEMENTED) throws here.
+    /// </summary>
+    public async Task<GrpcDuplexCall<TRequest, TResponse>> DuplexStreamingAsync<TRequest, TResponse>(string service, string method,
+        MessageParser<TResponse> parser, TimeSpan? deadline = null, CancellationToken ct = default)
+        where TRequest : IMessage<TRequest>
+        where TResponse : class, IMessage<TResponse>
+    {
+        CheckStart(deadline, ct);
+        var content = new DuplexRequestContent();
+        var call = new GrpcClientCall(MaxReceiveMessageSize, deadline, ct);
+        var duplex = new GrpcDuplexCall<TRequest, TResponse>(call, content, parser, MaxSendMessageSize);
+        try
+        {
+            await call.SendAsync(http, Request(service, method, content, deadline)).ConfigureAwait(false);
+            if (call.Status is { Code: not StatusCode.OK } refused) throw new RpcException(refused.Code, refused.Detail);
+            duplex.AbortWhenCancelled();
+            return duplex;
+        }
+        catch
+        {
+            await duplex.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
+    }
+
     private async Task<GrpcClientCall> StartAsync<TRequest>(string service, string method, TRequest request,
         TimeSpan? deadline, CancellationToken ct)
         where TRequest : IMessage<TRequest>
     {
-        ct.ThrowIfCancellationRequested();
-        if (deadline is { } d && d <= TimeSpan.Zero)
-            throw new RpcException(StatusCode.DeadlineExceeded, "Deadline Exceeded");
-
+        CheckStart(deadline, ct);
         var body = new MemoryStream();
         await GrpcFraming.WriteMessageAsync(body, request, MaxSendMessageSize, ct).ConfigureAwait(false);
-        var message = new HttpRequestMessage(HttpMethod.Post, new Uri($"/{service}/{method}", UriKind.Relative))
-        {
-            Version = HttpVersion.Version20,
-            VersionPolicy = HttpVersionPolicy.RequestVersionExact,
-            Content = new ByteArrayContent(body.GetBuffer(), 0, (int)body.Length),
-        };
-        message.Content.Headers.TryAddWithoutValidation("content-type", GrpcProtocol.ContentType);
-        message.Headers.TryAddWithoutValidation("te", "trailers");
-        message.Headers.TryAddWithoutValidation("user-agent", "mesh-grpc/1.0");
-        message.Headers.TryAddWithoutValidation(GrpcProtocol.AcceptEncodingHeader, GrpcProtocol.IdentityEncoding);
-        if (deadline is { } timeout)
-            message.Headers.TryAddWithoutValidation(GrpcProtocol.TimeoutHeader, GrpcTimeout.Format(timeout));
+        var content = new ByteArrayContent(body.GetBuffer(), 0, (int)body.Length);
+        content.Headers.TryAddWithoutValidation("content-type", GrpcProtocol.ContentType);
 
         var call = new GrpcClientCall(MaxReceiveMessageSize, deadline, ct);
         try
         {
-            await call.SendAsync(http, message).ConfigureAwait(false);
+            await call.SendAsync(http, Request(service, method, content, deadline)).ConfigureAwait(false);
             return call;
         }
         catch
@@ -91,5 +106,28 @@ public sealed class GrpcClient(HttpClient http)
             await call.DisposeAsync().ConfigureAwait(false);
             throw;
         }
+    }
+
+    private static void CheckStart(TimeSpan? deadline, CancellationToken ct)
+    {
+        ct.ThrowIfCancellationRequested();
+        if (deadline is { } d && d <= TimeSpan.Zero)
+            throw new RpcException(StatusCode.DeadlineExceeded, "Deadline Exceeded");
+    }
+
+    private static HttpRequestMessage Request(string service, string method, HttpContent content, TimeSpan? deadline)
+    {
+        var message = new HttpRequestMessage(HttpMethod.Post, new Uri($"/{service}/{method}", UriKind.Relative))
+        {
+            Version = HttpVersion.Version20,
+            VersionPolicy = HttpVersionPolicy.RequestVersionExact,
+            Content = content,
+        };
+        message.Headers.TryAddWithoutValidation("te", "trailers");
+        message.Headers.TryAddWithoutValidation("user-agent", "mesh-grpc/1.0");
+        message.Headers.TryAddWithoutValidation(GrpcProtocol.AcceptEncodingHeader, GrpcProtocol.IdentityEncoding);
+        if (deadline is { } timeout)
+            message.Headers.TryAddWithoutValidation(GrpcProtocol.TimeoutHeader, GrpcTimeout.Format(timeout));
+        return message;
     }
 }

@@ -16,7 +16,8 @@ internal sealed class GrpcClientCall : IAsyncDisposable
     private readonly CancellationTokenSource _call;
     private HttpResponseMessage? _response;
     private Stream? _body;
-    private (StatusCode Code, string Detail)? _status;
+    private CallStatus? _status;
+    private volatile bool _disposed;
 
     public GrpcClientCall(int maxReceiveMessageSize, TimeSpan? deadline, CancellationToken callerToken)
     {
@@ -33,7 +34,7 @@ internal sealed class GrpcClientCall : IAsyncDisposable
             _response = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, _call.Token).ConfigureAwait(false);
             if (StatusFrom(_response.Headers) is { } trailersOnly)
             {
-                _status = trailersOnly;   // trailers-only response: no messages follow
+                Volatile.Write(ref _status, trailersOnly);   // trailers-only response: no messages follow
                 return;
             }
             if (_response.StatusCode != HttpStatusCode.OK)
@@ -57,8 +58,8 @@ internal sealed class GrpcClientCall : IAsyncDisposable
             var message = await GrpcFraming.ReadMessageAsync(_body, parser, _maxReceiveMessageSize, _call.Token).ConfigureAwait(false);
             if (message is null)
             {
-                _status = StatusFrom(_response!.TrailingHeaders)
-                    ?? (StatusCode.Internal, "The server ended the call without a grpc-status.");
+                Volatile.Write(ref _status, StatusFrom(_response!.TrailingHeaders)
+                    ?? new CallStatus(StatusCode.Internal, "The server ended the call without a grpc-status."));
                 _body = null;
             }
             return message;
@@ -69,14 +70,24 @@ internal sealed class GrpcClientCall : IAsyncDisposable
         }
     }
 
+    /// <summary>Cancelled by the caller's token or the deadline; a duplex call's writes run under it too.</summary>
+    public CancellationToken Token => _call.Token;
+
+    /// <summary>The final status once the server ended the call (trailers read, or a trailers-only response); else null.</summary>
+    public CallStatus? Status => Volatile.Read(ref _status);
+
     public void ThrowIfNotOk()
     {
-        var (code, detail) = _status ?? throw new InvalidOperationException("the call has not ended yet");
+        var (code, detail) = Status ?? throw new InvalidOperationException("the call has not ended yet");
         if (code != StatusCode.OK) throw new RpcException(code, detail);
     }
 
+    /// <summary>Resets the HTTP/2 stream if it is still open; reads in progress fail and are translated as usual.</summary>
+    public void Abort() => _response?.Dispose();
+
     public ValueTask DisposeAsync()
     {
+        _disposed = true;
         // Disposing a response whose stream is still open resets the HTTP/2 stream (RST_STREAM CANCEL).
         _response?.Dispose();
         _call.Dispose();
@@ -84,10 +95,12 @@ internal sealed class GrpcClientCall : IAsyncDisposable
         return ValueTask.CompletedTask;
     }
 
-    private Exception Translate(Exception e)
+    /// <summary>What the caller sees for a failure of this call's transport (reading, or writing a duplex request).</summary>
+    public Exception Translate(Exception e)
     {
         if (_callerToken.IsCancellationRequested) return new OperationCanceledException("the call was cancelled by the caller", e, _callerToken);
         if (_deadline.IsCancellationRequested) return new RpcException(StatusCode.DeadlineExceeded, "Deadline Exceeded", e);
+        if (_disposed) return new RpcException(StatusCode.Cancelled, "The call was disposed by the client.", e);
         return e switch
         {
             HttpProtocolException p => new RpcException(FromHttp2Error(p.ErrorCode), $"The HTTP/2 stream was reset: {p.Message}", e),
@@ -98,16 +111,16 @@ internal sealed class GrpcClientCall : IAsyncDisposable
         };
     }
 
-    private static (StatusCode, string)? StatusFrom(HttpHeaders headers)
+    private static CallStatus? StatusFrom(HttpHeaders headers)
     {
         if (!headers.TryGetValues(GrpcProtocol.StatusHeader, out var statuses)) return null;
         var status = statuses.FirstOrDefault();
         if (!int.TryParse(status, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var code))
-            return (StatusCode.Unknown, $"Unparseable grpc-status '{status}'.");
+            return new CallStatus(StatusCode.Unknown, $"Unparseable grpc-status '{status}'.");
         var detail = headers.TryGetValues(GrpcProtocol.MessageHeader, out var messages)
             ? GrpcStatusMessage.Decode(messages.FirstOrDefault() ?? "")
             : "";
-        return ((StatusCode)code, detail);
+        return new CallStatus((StatusCode)code, detail);
     }
 
     // PROTOCOL-HTTP2.md, "HTTP2 Transport Mapping" and "HTTP to gRPC Status Code Mapping".
@@ -130,3 +143,6 @@ internal sealed class GrpcClientCall : IAsyncDisposable
         _ => StatusCode.Unknown,
     };
 }
+
+/// <summary>How the server ended a call. A class, so the reader can publish it to concurrent writers with one reference write.</summary>
+internal sealed record CallStatus(StatusCode Code, string Detail);

@@ -14,13 +14,24 @@ public static class GrpcFraming
 {
     public const int HeaderSize = 5;
 
+    /// <summary>
+    /// Writes one frame with a single WriteAsync, from a pooled buffer: streams write a frame per message, and one
+    /// write per frame keeps the header and the message in the same DATA frame. The caller flushes.
+    /// </summary>
     public static async ValueTask WriteMessageAsync(Stream stream, IMessage message, int maxMessageSize, CancellationToken ct)
     {
         var size = CheckSendSize(message, maxMessageSize);
-        var frame = new byte[HeaderSize + size];
-        WriteHeader(frame, size);
-        message.WriteTo(frame.AsSpan(HeaderSize));
-        await stream.WriteAsync(frame, ct).ConfigureAwait(false);
+        var frame = ArrayPool<byte>.Shared.Rent(HeaderSize + size);
+        try
+        {
+            WriteHeader(frame, size);
+            message.WriteTo(frame.AsSpan(HeaderSize, size));
+            await stream.WriteAsync(frame.AsMemory(0, HeaderSize + size), ct).ConfigureAwait(false);
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(frame);
+        }
     }
 
     /// <summary>Writes one frame into the pipe; the caller flushes (a stream flushes every message, a unary call once).</summary>
@@ -32,19 +43,34 @@ public static class GrpcFraming
         message.WriteTo((IBufferWriter<byte>)writer);
     }
 
-    /// <summary>The next message, or null at a clean end of stream (between frames).</summary>
+    /// <summary>The next message, or null at a clean end of stream (between frames). Reads into pooled buffers.</summary>
     public static async ValueTask<T?> ReadMessageAsync<T>(Stream stream, MessageParser<T> parser, int maxMessageSize, CancellationToken ct)
         where T : class, IMessage<T>
     {
-        var header = new byte[HeaderSize];
-        var read = await stream.ReadAtLeastAsync(header, HeaderSize, throwOnEndOfStream: false, ct).ConfigureAwait(false);
-        if (read == 0) return null;
-        if (read < HeaderSize) throw Incomplete();
-        var length = ReadHeader(header, maxMessageSize);
-        var body = new byte[length];
-        if (await stream.ReadAtLeastAsync(body, length, throwOnEndOfStream: false, ct).ConfigureAwait(false) < length)
-            throw Incomplete();
-        return Parse(parser, new ReadOnlySequence<byte>(body));
+        int length;
+        var header = ArrayPool<byte>.Shared.Rent(HeaderSize);
+        try
+        {
+            var read = await stream.ReadAtLeastAsync(header.AsMemory(0, HeaderSize), HeaderSize, throwOnEndOfStream: false, ct).ConfigureAwait(false);
+            if (read == 0) return null;
+            if (read < HeaderSize) throw Incomplete();
+            length = ReadHeader(header, maxMessageSize);
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(header);
+        }
+        var body = ArrayPool<byte>.Shared.Rent(length);
+        try
+        {
+            if (await stream.ReadAtLeastAsync(body.AsMemory(0, length), length, throwOnEndOfStream: false, ct).ConfigureAwait(false) < length)
+                throw Incomplete();
+            return Parse(parser, new ReadOnlySequence<byte>(body, 0, length));
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(body);
+        }
     }
 
     /// <summary>The next message, or null at a clean end of stream (between frames).</summary>
@@ -59,15 +85,10 @@ public static class GrpcFraming
             var (consumed, examined) = (buffer.Start, buffer.End);
             try
             {
-                if (buffer.Length >= HeaderSize)
+                if (TryReadFrame(buffer, maxMessageSize, out var frame))
                 {
-                    var length = ReadHeader(buffer.Slice(0, HeaderSize).ToArray(), maxMessageSize);
-                    if (buffer.Length >= HeaderSize + (long)length)
-                    {
-                        var frame = buffer.Slice(HeaderSize, length);
-                        (consumed, examined) = (frame.End, frame.End);
-                        return Parse(parser, frame);
-                    }
+                    (consumed, examined) = (frame.End, frame.End);
+                    return Parse(parser, frame);
                 }
                 if (result.IsCompleted) return buffer.IsEmpty ? null : throw Incomplete();
             }
@@ -76,6 +97,19 @@ public static class GrpcFraming
                 reader.AdvanceTo(consumed, examined);
             }
         }
+    }
+
+    /// <summary>The body of the first frame when the buffer holds all of it; the header is copied to the stack, not allocated.</summary>
+    private static bool TryReadFrame(ReadOnlySequence<byte> buffer, int maxMessageSize, out ReadOnlySequence<byte> frame)
+    {
+        frame = default;
+        if (buffer.Length < HeaderSize) return false;
+        Span<byte> header = stackalloc byte[HeaderSize];
+        buffer.Slice(0, HeaderSize).CopyTo(header);
+        var length = ReadHeader(header, maxMessageSize);
+        if (buffer.Length < HeaderSize + (long)length) return false;
+        frame = buffer.Slice(HeaderSize, length);
+        return true;
     }
 
     private static int CheckSendSize(IMessage message, int maxMessageSize)

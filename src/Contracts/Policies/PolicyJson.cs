@@ -132,6 +132,8 @@ public static class PolicyJson
             w.WriteNumber("port", port.Port);
             w.WriteString("protocol", port.Protocol.ToString().ToUpperInvariant());
             w.WriteNumber("endPort", port.EndPort);
+            // Written only when named: the canonical form (and hash) of every policy without names stays as it was.
+            if (port.Name is not null) w.WriteString("name", port.Name);
             w.WriteEndObject();
         }
         w.WriteEndArray();
@@ -235,7 +237,8 @@ public static class PolicyJson
         ports.EnumerateArray().Select(p => new PortProtocol(
             p.GetProperty("port").GetUInt16(),
             Enum.Parse<Protocol>(p.GetProperty("protocol").GetString()!, ignoreCase: true),
-            p.TryGetProperty("endPort", out var end) ? end.GetUInt16() : (ushort)0)).ToList();
+            p.TryGetProperty("endPort", out var end) ? end.GetUInt16() : (ushort)0,
+            p.TryGetProperty("name", out var name) ? name.GetString() : null)).ToList();
 
     private static DnsMatch ReadDns(JsonElement match) =>
         new(match.GetProperty("matchName").GetString(), match.GetProperty("matchPattern").GetString());

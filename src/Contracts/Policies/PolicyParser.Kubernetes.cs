@@ -12,7 +12,8 @@ namespace Mesh.Contracts.Policies;
 //     So `ingress: [{}]` allows everything, unlike Cilium's `ingress: [{}]`: the translation makes that explicit.
 //   - podSelector peers are pods of the policy's namespace; namespaceSelector peers are pods (never host or world)
 //     of the namespaces whose labels match, which pods carry as k8s:io.cilium.k8s.namespace.labels.<key>.
-//   - ipBlock is a CIDR with except; a port without protocol is TCP; named ports are refused for now.
+//   - ipBlock is a CIDR with except; a port without protocol is TCP; a port may be a name (a containerPort's),
+//     which the compiler resolves against the endpoints: the selected pods' on ingress, the peers' on egress.
 public static partial class PolicyParser
 {
     private static readonly string[] KubernetesSpecFields = ["podSelector", "policyTypes", "ingress", "egress"];
@@ -165,15 +166,9 @@ public static partial class PolicyParser
         var portPath = Child(path, "port");
         var portText = reader.Scalar(fields.GetValueOrDefault("port"), portPath);
         ushort port = 0;
-        var valid = true;
-        if (portText is not null && (!ushort.TryParse(portText, NumberStyles.None, CultureInfo.InvariantCulture, out port) || port == 0))
-        {
-            reader.Error(portPath, char.IsAsciiLetter(portText[0])
-                ? $"\"{portText}\" is a named port; named ports are not supported yet (write the port number)"
-                : $"\"{portText}\" is not a port number (1-65535)");
-            valid = false;
-        }
-        var endPort = EndPort(fields.GetValueOrDefault("endPort"), Child(path, "endPort"), valid ? port : null, reader);
-        return valid && endPort is { } end && protocol is { } p ? new PortProtocol(port, p, end) : null;
+        string? name = null;
+        var valid = portText is null || PortNumberOrName(portText, portPath, zeroAllowed: false, reader, out port, out name);
+        var endPort = EndPort(fields.GetValueOrDefault("endPort"), Child(path, "endPort"), valid ? port : null, name, reader);
+        return valid && endPort is { } end && protocol is { } p ? new PortProtocol(port, p, end, name) : null;
     }
 }

@@ -58,15 +58,10 @@ public static partial class PolicyParser
         var portPath = Child(path, "port");
         var portText = reader.Scalar(fields.GetValueOrDefault("port"), portPath);
         ushort port = 0;
-        var valid = true;
-        if (portText is not null && !ushort.TryParse(portText, NumberStyles.None, CultureInfo.InvariantCulture, out port))
-        {
-            reader.Error(portPath, char.IsAsciiLetter(portText[0])
-                ? $"\"{portText}\" is a named port; named ports are not supported yet (write the port number)"
-                : $"\"{portText}\" is not a port number (1-65535)");
-            valid = false;
-        }
-        var endPort = EndPort(fields.GetValueOrDefault("endPort"), Child(path, "endPort"), valid ? port : null, reader);
+        string? name = null;
+        // Port 0 (or none) is every port in Cilium.
+        var valid = portText is null || PortNumberOrName(portText, portPath, zeroAllowed: true, reader, out port, out name);
+        var endPort = EndPort(fields.GetValueOrDefault("endPort"), Child(path, "endPort"), valid ? port : null, name, reader);
         valid &= endPort is not null;
 
         var protocolPath = Child(path, "protocol");
@@ -80,14 +75,43 @@ public static partial class PolicyParser
             _ => null,
         };
         if (protocol is null) reader.Error(protocolPath, $"\"{protocolText}\" is not a protocol (expected TCP, UDP, SCTP or ANY)");
-        return valid && protocol is { } p ? new PortProtocol(port, p, endPort!.Value) : null;
+        return valid && protocol is { } p ? new PortProtocol(port, p, endPort!.Value, name) : null;
+    }
+
+    /// <summary>
+    /// A port field: a number, or a name (<see cref="PortName"/>) that the compiler resolves against the endpoints'
+    /// named ports. False, after an error, when it is neither.
+    /// </summary>
+    private static bool PortNumberOrName(string text, string path, bool zeroAllowed, YamlFields reader, out ushort port, out string? name)
+    {
+        port = 0;
+        name = null;
+        if (text.Length > 0 && text.All(char.IsAsciiDigit))
+        {
+            if (ushort.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out port) && (zeroAllowed || port != 0)) return true;
+            reader.Error(path, $"\"{text}\" is not a port number (1-65535)");
+            return false;
+        }
+        if (PortName.Problem(text) is { } problem)
+        {
+            reader.Error(path, $"\"{text}\" is neither a port number (1-65535) nor a port name: as a name it {problem} (expected {PortName.Expected})");
+            return false;
+        }
+        name = text;
+        return true;
     }
 
     /// <summary>endPort: the last port of a range starting at port (0 = no range). Null when invalid.</summary>
-    private static ushort? EndPort(YamlNode? node, string path, ushort? port, YamlFields reader)
+    /// <param name="portName">The port's name when it is named: a range needs a number to start from.</param>
+    private static ushort? EndPort(YamlNode? node, string path, ushort? port, string? portName, YamlFields reader)
     {
         var text = reader.Scalar(node, path);
         if (text is null) return 0;
+        if (portName is not null)
+        {
+            reader.Error(path, $"cannot be used with a named port (port is \"{portName}\"; a range needs a numeric port, as in Kubernetes)");
+            return null;
+        }
         if (!ushort.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var endPort) || endPort == 0)
         {
             reader.Error(path, $"\"{text}\" is not a port number (1-65535)");
@@ -135,7 +159,7 @@ public static partial class PolicyParser
         for (var j = 0; j < ports.Count; j++)
         {
             var port = ports[j];
-            if (port.Port == 0) reader.Error(Item(portsPath, j), "L7 rules need a specific port (port 0 means every port)");
+            if (port.Port == 0 && !port.IsNamed) reader.Error(Item(portsPath, j), "L7 rules need a specific port (port 0 means every port)");
             else if (port.IsRange) reader.Error(Item(portsPath, j), "L7 rules cannot apply to a port range (endPort)");
             else if (http.Count > 0 && port.Protocol is Protocol.Udp or Protocol.Sctp)
                 reader.Error(Item(portsPath, j), $"HTTP rules need TCP, not {port.Protocol.ToString().ToUpperInvariant()}");

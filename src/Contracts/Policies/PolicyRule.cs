@@ -7,18 +7,21 @@ public enum Protocol : byte { Any = 0, Icmp = 1, Tcp = 6, Udp = 17, Sctp = 132 }
 
 /// <summary>
 /// A destination port, or the range <c>Port..EndPort</c> when <see cref="EndPort"/> is above it, with its
-/// protocol. Port 0 means every port.
+/// protocol. Port 0 means every port, unless <see cref="Name"/> is set: a named port (Port 0, no range), which
+/// stands for the numbers the endpoints on the receiving side serve under that name (see <see cref="ContainerPort"/>).
 /// </summary>
-public sealed record PortProtocol(ushort Port, Protocol Protocol, ushort EndPort = 0)
+public sealed record PortProtocol(ushort Port, Protocol Protocol, ushort EndPort = 0, string? Name = null)
 {
     public static PortProtocol Tcp(ushort port) => new(port, Protocol.Tcp);
     public static PortProtocol Udp(ushort port) => new(port, Protocol.Udp);
+    public static PortProtocol Named(string name, Protocol protocol) => new(0, protocol, 0, name);
 
+    public bool IsNamed => Name is not null;
     public bool IsRange => EndPort > Port;
     public ushort LastPort => IsRange ? EndPort : Port;
 
     public override string ToString() =>
-        $"{(Port == 0 ? "*" : IsRange ? $"{Port}-{EndPort}" : Port)}/{Protocol.ToString().ToUpperInvariant()}";
+        $"{(Name is not null ? Name : Port == 0 ? "*" : IsRange ? $"{Port}-{EndPort}" : Port)}/{Protocol.ToString().ToUpperInvariant()}";
 }
 
 /// <summary>One HTTP rule of <c>rules.http</c>: every given field must match (method and path are regular expressions).</summary>
@@ -80,4 +83,16 @@ public sealed record PolicyRule(IReadOnlyList<PeerSelector>? Peers, IReadOnlyLis
 
     /// <summary>Every port of every port rule.</summary>
     public IEnumerable<PortProtocol> Ports => ToPorts.SelectMany(p => p.Ports);
+
+    /// <summary>Whether a port is named: its numbers then depend on the endpoints, not on the rule alone.</summary>
+    public bool HasNamedPorts
+    {
+        get
+        {
+            foreach (var portRule in ToPorts)
+                foreach (var port in portRule.Ports)
+                    if (port.IsNamed) return true;
+            return false;
+        }
+    }
 }

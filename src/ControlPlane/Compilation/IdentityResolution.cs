@@ -31,8 +31,8 @@ internal static class IdentityResolution
 
     public static IEnumerable<PolicyRule> AllRules(PolicySpec spec) => Sections.SelectMany(spec.Rules);
 
-    public static CompiledPolicy Resolve(uint identity, IReadOnlyList<SelectingSpec> specs, IPeerMatcher peers) =>
-        CompiledPolicy.From(identity, EnforcesIngress(specs), EnforcesEgress(specs), Entries(specs, peers, withAnyPeer: true));
+    public static CompiledPolicy Resolve(uint identity, IReadOnlyList<SelectingSpec> specs, IPeerMatcher peers, INamedPorts named) =>
+        CompiledPolicy.From(identity, EnforcesIngress(specs), EnforcesEgress(specs), Entries(identity, specs, peers, named, withAnyPeer: true));
 
     // A selecting spec makes its directions default-deny even when its rules allow nothing (`ingress: [{}]`),
     // unless it says otherwise (enableDefaultDeny); a direction no spec enforces lets everything pass.
@@ -43,7 +43,8 @@ internal static class IdentityResolution
     /// An identity's entries for the peers <paramref name="peers"/> admits; <paramref name="withAnyPeer"/> false leaves
     /// out the rules without peers (peer 0), for a resolution narrowed to some peers.
     /// </summary>
-    public static Dictionary<PolicyEntryKey, Candidate> Entries(IReadOnlyList<SelectingSpec> specs, IPeerMatcher peers, bool withAnyPeer)
+    public static Dictionary<PolicyEntryKey, Candidate> Entries(uint identity, IReadOnlyList<SelectingSpec> specs, IPeerMatcher peers,
+        INamedPorts named, bool withAnyPeer)
     {
         var entries = new Dictionary<PolicyEntryKey, Candidate>();
         foreach (var section in Sections)
@@ -52,7 +53,7 @@ internal static class IdentityResolution
             // endpoint selectors of every rule in that section, whichever policy wrote them. Sorted, so the set
             // (not the order the specs arrived in) is what a cache sees.
             var requires = Requires(specs, section);
-            foreach (var s in specs) AddRules(entries, s, section, requires, peers, withAnyPeer);
+            foreach (var s in specs) AddRules(entries, identity, s, section, requires, peers, named, withAnyPeer);
         }
         return entries;
     }
@@ -76,8 +77,8 @@ internal static class IdentityResolution
         return requires;
     }
 
-    private static void AddRules(Dictionary<PolicyEntryKey, Candidate> entries, SelectingSpec spec, RuleSection section,
-        IReadOnlyList<LabelSelector> requires, IPeerMatcher peers, bool withAnyPeer)
+    private static void AddRules(Dictionary<PolicyEntryKey, Candidate> entries, uint identity, SelectingSpec spec, RuleSection section,
+        IReadOnlyList<LabelSelector> requires, IPeerMatcher peers, INamedPorts named, bool withAnyPeer)
     {
         var direction = section is RuleSection.Ingress or RuleSection.IngressDeny ? Direction.Ingress : Direction.Egress;
         var verdict = section is RuleSection.IngressDeny or RuleSection.EgressDeny ? Verdict.Deny : Verdict.Allow;
@@ -86,9 +87,13 @@ internal static class IdentityResolution
         {
             var rule = rules[i];
             if (rule.AllowsNothing || (rule.Peers is null && !withAnyPeer)) continue;
+            // A named port is the receiver's: on ingress the subject's own, the same for every peer; on egress each
+            // destination's (PeerPorts).
+            var peerNamed = rule.HasNamedPorts && direction == Direction.Egress;
             if (rule.Peers is null)
             {
-                AddPeer(entries, direction, PolicyEntryKey.AnyPeer, Ports(rule), verdict, RuleReference.Of(spec.Policy, spec.Index, section, i), viaProxy: false);
+                var anyPeerPorts = peerNamed ? Ports(rule, named.InCluster) : SubjectPorts(rule, identity, named);
+                AddPeer(entries, direction, PolicyEntryKey.AnyPeer, anyPeerPorts, verdict, RuleReference.Of(spec.Policy, spec.Index, section, i), viaProxy: false);
                 continue;
             }
             // The reference and ports only once a peer matches: a resolution narrowed to a new peer (most rules
@@ -102,11 +107,32 @@ internal static class IdentityResolution
                 var matching = peers.Matching(spec.Policy, peer, requires);
                 if (matching.Count == 0) continue;
                 reference ??= RuleReference.Of(spec.Policy, spec.Index, section, i);
-                ports ??= Ports(rule);
+                if (peerNamed)
+                {
+                    for (var m = 0; m < matching.Count; m++)
+                        AddPeer(entries, direction, matching[m], PeerPorts(rule, peer, matching[m], named, ref ports), verdict, reference, viaProxy);
+                    continue;
+                }
+                ports ??= SubjectPorts(rule, identity, named);
                 for (var m = 0; m < matching.Count; m++) AddPeer(entries, direction, matching[m], ports, verdict, reference, viaProxy);
             }
         }
     }
+
+    /// <summary>The keys of a rule whose names (if any) are the subject's: ingress, or egress without names.</summary>
+    private static (Protocol, ushort, byte, bool)[] SubjectPorts(PolicyRule rule, uint identity, INamedPorts named) =>
+        rule.HasNamedPorts ? Ports(rule, name => named.OfSubject(identity, name)) : Ports(rule);
+
+    /// <summary>
+    /// The keys of an egress rule with named ports towards one peer: the names as that identity's endpoints serve
+    /// them when an endpoint selector admitted it, else (any peer, entities, CIDRs, DNS names) as the cluster's
+    /// endpoints serve them, computed once per rule in <paramref name="clusterPorts"/>.
+    /// </summary>
+    private static (Protocol, ushort, byte, bool)[] PeerPorts(PolicyRule rule, PeerSelector selector, uint peer, INamedPorts named,
+        ref (Protocol, ushort, byte, bool)[]? clusterPorts) =>
+        selector is PeerSelector.Endpoints && peer != PolicyEntryKey.AnyPeer
+            ? Ports(rule, name => named.OfPeer(peer, name))
+            : clusterPorts ??= Ports(rule, named.InCluster);
 
     private static void AddPeer(Dictionary<PolicyEntryKey, Candidate> entries, Direction direction, uint peer,
         (Protocol Protocol, ushort Port, byte Prefix, bool L7)[] ports, Verdict verdict, RuleReference reference, bool viaProxy)
@@ -137,8 +163,13 @@ internal static class IdentityResolution
         return candidate.Rule.CompareTo(existing.Rule) < 0;
     }
 
-    /// <summary>The keys of a rule's ports: ANY protocol with a port expands to TCP, UDP and SCTP; a range to prefixes.</summary>
-    public static (Protocol Protocol, ushort Port, byte Prefix, bool L7)[] Ports(PolicyRule rule)
+    /// <summary>
+    /// The keys of a rule's ports: ANY protocol with a port expands to TCP, UDP and SCTP; a range to prefixes; a
+    /// named port to each number <paramref name="namedPorts"/> gives for it whose protocol the rule's admits (none
+    /// when nobody serves the name: that port then allows nothing).
+    /// </summary>
+    public static (Protocol Protocol, ushort Port, byte Prefix, bool L7)[] Ports(PolicyRule rule,
+        Func<string, IReadOnlyList<NumberedPort>>? namedPorts = null)
     {
         if (rule.ToPorts.Count == 0) return AnyPort;
         var keys = new List<(Protocol, ushort, byte, bool)>();
@@ -146,6 +177,14 @@ internal static class IdentityResolution
         {
             foreach (var p in portRule.Ports)
             {
+                if (p.Name is { } name)
+                {
+                    var numbers = namedPorts?.Invoke(name) ?? throw new InvalidOperationException($"named port {name} without named ports to resolve it");
+                    foreach (var number in numbers)
+                        if (p.Protocol == Protocol.Any || p.Protocol == number.Protocol)
+                            keys.Add((number.Protocol, number.Port, PortPrefixes.ExactPort, portRule.RedirectsToProxy));
+                    continue;
+                }
                 var protocols = p.Protocol == Protocol.Any && p.Port != 0 ? PortedProtocols : [p.Protocol];
                 foreach (var protocol in protocols)
                 {

@@ -14,6 +14,10 @@ public sealed partial class IncrementalCompiler
     {
         if (version < Version) throw new ArgumentOutOfRangeException(nameof(version), version, $"versions only move forward (at {Version})");
 
+        // 0. Endpoints that changed what a port name resolves to recompile exactly the identities that looked it up.
+        foreach (var key in _namedPorts.TakeChanged())
+            if (_namedPortUsers.TryGetValue(key, out var users)) _compileDirty.UnionWith(users);
+
         // 1. Who selects an identity decides its nodes' CIDR/FQDN identities.
         foreach (var id in _selectionDirty)
         {
@@ -49,7 +53,7 @@ public sealed partial class IncrementalCompiler
                 else ids?.Add(id);
             }
         }
-        var patched = new Dictionary<string, CompiledPolicy>(StringComparer.Ordinal);
+        var patched = new Dictionary<string, (CompiledPolicy Policy, IncrementalPeers Lookups)>(StringComparer.Ordinal);
         foreach (var (id, peers) in _newPeers)
         {
             var state = _states[id];
@@ -193,9 +197,10 @@ public sealed partial class IncrementalCompiler
         // numbering: compile once per set of specs and numbering, and give the result to each of them.
         var leaders = new Dictionary<string, CompileJob>(StringComparer.Ordinal);
         var compiles = new List<CompileJob>();
+        var subjectPortNames = new Dictionary<string, string[]>(StringComparer.Ordinal);
         foreach (var job in jobs)
         {
-            var key = ShareKey(job);
+            var key = ShareKey(job, subjectPortNames);
             if (leaders.TryGetValue(key, out var leader)) job.Leader = leader;
             else
             {
@@ -218,6 +223,7 @@ public sealed partial class IncrementalCompiler
             else state.ByNumbering![job.Locals.Key] = job.Result!;
             foreach (var selection in job.Peers!.Used)
                 if (state.Uses.Add(selection)) selection.Users.Add(state.Id);
+            UseNamedPorts(state, job.Peers);
             if (job.Peers.UsedCluster && !state.UsesCluster)
             {
                 state.UsesCluster = true;
@@ -233,8 +239,14 @@ public sealed partial class IncrementalCompiler
         }
     }
 
-    // What a compile's entries depend on: the selecting specs (in any order) and the node numbering.
-    private static string ShareKey(CompileJob job) => SpecsKey(job.Specs) + "\n@" + job.Locals.Key;
+    // What a compile's entries depend on: the selecting specs (in any order), the node numbering, and the
+    // subject's own numbers for the names its ingress rules use (those names found once per set of specs).
+    private string ShareKey(CompileJob job, Dictionary<string, string[]> subjectPortNames)
+    {
+        var specs = SpecsKey(job.Specs);
+        if (!subjectPortNames.TryGetValue(specs, out var names)) subjectPortNames[specs] = names = SubjectPortNames(job.Specs);
+        return specs + "\n@" + job.Locals.Key + "\n#" + SubjectPortsKey(job.State.Id, names);
+    }
 
     private static string SpecsKey(List<SelectingSpec> selecting)
     {
@@ -257,20 +269,35 @@ public sealed partial class IncrementalCompiler
     /// <summary>Adds the entries of peers that just appeared to an identity's compiled policies (one per numbering).</summary>
     /// <param name="patched">Shared policies patched in this commit, by specs, content and new peers: identities
     /// selected by the same specs, with the same policy, gaining the same peers get the same result.</param>
-    private void Extend(IdentityState state, HashSet<uint> peers, Dictionary<string, CompiledPolicy> patched)
+    private void Extend(IdentityState state, HashSet<uint> peers, Dictionary<string, (CompiledPolicy Policy, IncrementalPeers Lookups)> patched)
     {
         var specs = SelectingSpecs(state);
-        CompiledPolicy Patched(CompiledPolicy policy, LocalIdentities locals) =>
-            policy.With(IdentityResolution.Entries(specs, new OnlyPeers(Peers(record: false).For(locals), peers), withAnyPeer: false));
+        CompiledPolicy Patched(CompiledPolicy policy, LocalIdentities locals, out IncrementalPeers lookups)
+        {
+            lookups = Peers(record: false).For(locals);
+            return policy.With(IdentityResolution.Entries(state.Id, specs, new OnlyPeers(lookups, peers), lookups, withAnyPeer: false));
+        }
         if (state.Shared is { } shared)
         {
-            var key = $"{SpecsKey(specs)}\n@{shared.Digest}\n+{string.Join(',', peers.Order())}";
-            if (patched.TryGetValue(key, out var same)) state.Shared = same.For(state.Id);
-            else patched[key] = state.Shared = Patched(shared, LocalIdentities.None);
+            var key = $"{SpecsKey(specs)}\n@{shared.Digest}\n#{SubjectPortsKey(state.Id, SubjectPortNames(specs))}\n+{string.Join(',', peers.Order())}";
+            if (patched.TryGetValue(key, out var same))
+            {
+                state.Shared = same.Policy.For(state.Id);
+                UseNamedPorts(state, same.Lookups);
+            }
+            else
+            {
+                state.Shared = Patched(shared, LocalIdentities.None, out var lookups);
+                patched[key] = (state.Shared, lookups);
+                UseNamedPorts(state, lookups);
+            }
         }
         if (state.ByNumbering is { } byNumbering)
             foreach (var locals in state.Nodes.Keys.Select(n => _nodes[n].Locals).DistinctBy(l => l.Key).Where(l => byNumbering.ContainsKey(l.Key)))
-                byNumbering[locals.Key] = Patched(byNumbering[locals.Key], locals);
+            {
+                byNumbering[locals.Key] = Patched(byNumbering[locals.Key], locals, out var lookups);
+                UseNamedPorts(state, lookups);
+            }
     }
 
     private void ReleaseUses(IdentityState state)
@@ -279,6 +306,9 @@ public sealed partial class IncrementalCompiler
         state.Uses.Clear();
         if (state.UsesCluster) _clusterUsers.Remove(state.Id);
         state.UsesCluster = false;
+        foreach (var key in state.NamedPortUses)
+            if (_namedPortUsers.TryGetValue(key, out var users) && users.Remove(state.Id) && users.Count == 0) _namedPortUsers.Remove(key);
+        state.NamedPortUses.Clear();
     }
 
     private void CollectUnusedPeerSelections()

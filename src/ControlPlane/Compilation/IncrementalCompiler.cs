@@ -8,7 +8,8 @@ namespace Mesh.ControlPlane.Compilation;
 /// a change touches. An identity's policy is the same on every node (unless it names CIDRs, DNS names or the world,
 /// whose identities are numbered per node), so it is compiled once per identity and shared; the ipcache is
 /// cluster-wide plus each node's CIDR identities. Caches: selector → identities it matches (updated as identities
-/// appear), policy spec → identities it selects, peer selector → identities whose entries used it.
+/// appear), policy spec → identities it selects, peer selector → identities whose entries used it, port name (of
+/// an identity's endpoints, or of the cluster's) → identities whose entries looked it up.
 /// <para>
 /// Changes (<see cref="ApplyPolicy"/>, <see cref="AllocateIdentity"/>, <see cref="RegisterEndpoint"/> …) are
 /// buffered; <see cref="Commit"/> recompiles what they touched and yields each node's delta from the previous
@@ -56,6 +57,10 @@ public sealed partial class IncrementalCompiler
     private uint[]? _cluster;
     private readonly Dictionary<string, NodeState> _nodes = new(StringComparer.Ordinal);
 
+    // Named ports: what endpoints serve under each name, and which identities' policies looked a name up where.
+    private readonly NamedPortTable _namedPorts = new(trackChanges: true);
+    private readonly Dictionary<NamedPortKey, HashSet<uint>> _namedPortUsers = [];
+
     // What changed since the last commit.
     private readonly HashSet<uint> _selectionDirty = [];
     private readonly HashSet<uint> _compileDirty = [];
@@ -65,6 +70,9 @@ public sealed partial class IncrementalCompiler
     public IReadOnlyCollection<NetworkPolicy> Policies => _policies.Values;
     public IReadOnlyDictionary<uint, LabelSet> Identities => _identities;
     public IReadOnlyCollection<CompilerEndpoint> Endpoints => _endpoints.Values;
+
+    /// <summary>Every node that has held an endpoint: the nodes with content of their own.</summary>
+    public IReadOnlyCollection<string> NodeNames => _nodes.Keys;
 
     /// <summary>Creates or replaces a policy (keyed by namespace/name).</summary>
     public void ApplyPolicy(NetworkPolicy policy)
@@ -125,6 +133,7 @@ public sealed partial class IncrementalCompiler
         if (state.Nodes.Count == 0) _compileDirty.Add(state.Id);
         state.Nodes[node.Name] = state.Nodes.GetValueOrDefault(node.Name) + 1;
         AddAddress(endpoint);
+        _namedPorts.Add(endpoint);
     }
 
     public void DeleteEndpoint(string id)
@@ -146,6 +155,7 @@ public sealed partial class IncrementalCompiler
             if (state.Nodes.Count == 0) _compileDirty.Add(state.Id);
         }
         RemoveAddress(endpoint);
+        _namedPorts.Remove(endpoint);
     }
 
     private IdentityState State(uint identity)
@@ -321,9 +331,45 @@ public sealed partial class IncrementalCompiler
 
     /// <summary>Compiles one identity for one node numbering of CIDR/FQDN identities.</summary>
     private CompiledPolicy Compile(uint identity, IReadOnlyList<SelectingSpec> specs, LocalIdentities locals, IncrementalPeers peers) =>
-        IdentityResolution.Resolve(identity, specs, peers.For(locals));
+        IdentityResolution.Resolve(identity, specs, peers.For(locals), peers);
 
-    private IncrementalPeers Peers(bool record) => new(PeerSelectionFor, Scoped, () => ClusterIdentities, record);
+    private IncrementalPeers Peers(bool record) => new(PeerSelectionFor, Scoped, () => ClusterIdentities, _namedPorts, record);
+
+    /// <summary>Records the named-port lookups a compile (or patch) of an identity made, so a change to them recompiles it.</summary>
+    private void UseNamedPorts(IdentityState state, IncrementalPeers lookups)
+    {
+        foreach (var key in lookups.NamedPortsUsed) UseNamedPort(state, key);
+        // The subject's own names: recorded by name, since a shared compile serves every identity of its specs.
+        foreach (var name in lookups.SubjectPortNamesUsed) UseNamedPort(state, new NamedPortKey(state.Id, name));
+    }
+
+    private void UseNamedPort(IdentityState state, NamedPortKey key)
+    {
+        if (!state.NamedPortUses.Add(key)) return;
+        if (!_namedPortUsers.TryGetValue(key, out var users)) _namedPortUsers[key] = users = [];
+        users.Add(state.Id);
+    }
+
+    /// <summary>The names the ingress rules of some specs give ports by, sorted: they resolve against the subject.</summary>
+    private static string[] SubjectPortNames(List<SelectingSpec> specs)
+    {
+        SortedSet<string>? names = null;
+        foreach (var s in specs)
+            foreach (var section in (ReadOnlySpan<RuleSection>)[RuleSection.Ingress, RuleSection.IngressDeny])
+                foreach (var rule in s.Spec.Rules(section))
+                    if (rule.HasNamedPorts)
+                        foreach (var port in rule.Ports)
+                            if (port.Name is { } name) (names ??= new(StringComparer.Ordinal)).Add(name);
+        return names?.ToArray() ?? [];
+    }
+
+    /// <summary>
+    /// What an identity's entries take from its own named ports: the numbers it serves under each of
+    /// <paramref name="names"/> ("" when there are none). Identities of the same specs share a compile only when
+    /// this agrees.
+    /// </summary>
+    private string SubjectPortsKey(uint identity, string[] names) =>
+        names.Length == 0 ? "" : string.Join(';', names.Select(n => $"{n}={string.Join(',', _namedPorts.OfSubject(identity, n))}"));
 
     // Compiles of a full commit run in parallel (see RunCompiles); the caches they fill are shared.
     private readonly Lock _cachesLock = new();

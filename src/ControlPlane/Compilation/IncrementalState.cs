@@ -23,6 +23,8 @@ internal sealed class IdentityState(uint id)
     public Dictionary<string, CompiledPolicy>? ByNumbering { get; set; }
     public HashSet<PeerSelection> Uses { get; } = [];
     public bool UsesCluster { get; set; }
+    /// <summary>The named-port lookups its compiled policies made (found or not): a change to one recompiles it.</summary>
+    public HashSet<NamedPortKey> NamedPortUses { get; } = [];
 
     public CompiledPolicy For(LocalIdentities locals) => Shared ?? ByNumbering![locals.Key];
 
@@ -92,15 +94,41 @@ internal sealed class CompileJobs : List<CompileJob>
     public HashSet<IdentityState> Planned { get; } = [];
 }
 
-/// <summary>Peer lookups of the incremental compiler for one compile: records which cached selections it used.</summary>
+/// <summary>
+/// Peer and named-port lookups of the incremental compiler for one compile: records which cached selections and
+/// which named ports it used.
+/// </summary>
 internal sealed class IncrementalPeers(Func<LabelSelector, IReadOnlyList<LabelSelector>, bool, PeerSelection> selections,
-    Func<NetworkPolicy, LabelSelector, LabelSelector> scope, Func<uint[]> cluster, bool record) : IPeerMatcher
+    Func<NetworkPolicy, LabelSelector, LabelSelector> scope, Func<uint[]> cluster, INamedPorts namedPorts, bool record)
+    : IPeerMatcher, INamedPorts
 {
     private static readonly uint[] AnyPeer = [PolicyEntryKey.AnyPeer];
     private LocalIdentities _locals = LocalIdentities.None;
 
     public HashSet<PeerSelection> Used { get; } = [];
     public bool UsedCluster { get; private set; }
+    /// <summary>Peers' and the cluster's named ports looked up (always recorded: an empty answer is a dependency too).</summary>
+    public HashSet<NamedPortKey> NamedPortsUsed { get; } = [];
+    /// <summary>Names looked up among the subject's own ports.</summary>
+    public HashSet<string> SubjectPortNamesUsed { get; } = new(StringComparer.Ordinal);
+
+    public IReadOnlyList<NumberedPort> OfSubject(uint identity, string name)
+    {
+        SubjectPortNamesUsed.Add(name);
+        return namedPorts.OfSubject(identity, name);
+    }
+
+    public IReadOnlyList<NumberedPort> OfPeer(uint identity, string name)
+    {
+        NamedPortsUsed.Add(new NamedPortKey(identity, name));
+        return namedPorts.OfPeer(identity, name);
+    }
+
+    public IReadOnlyList<NumberedPort> InCluster(string name)
+    {
+        NamedPortsUsed.Add(new NamedPortKey(null, name));
+        return namedPorts.InCluster(name);
+    }
 
     public IncrementalPeers For(LocalIdentities locals)
     {

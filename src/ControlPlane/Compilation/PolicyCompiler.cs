@@ -28,8 +28,11 @@ public static class PolicyCompiler
             .SelectMany(s => IdentityResolution.AllRules(s.Spec)).SelectMany(r => r.Peers ?? []));
         var ipCache = IpCache(endpoints, localIdentities);
         var peers = new PeerResolver(identities, localIdentities);
+        // Every endpoint's, not only this node's: a named port resolves against the subject's or the peers'
+        // endpoints wherever they run.
+        var named = NamedPortTable.Of(endpoints);
 
-        var compiled = selecting.Select(s => IdentityResolution.Resolve(s.Identity, s.Specs, peers)).ToList();
+        var compiled = selecting.Select(s => IdentityResolution.Resolve(s.Identity, s.Specs, peers, named)).ToList();
         return SnapshotAssembly.Build(node, version, ipCache, local, compiled);
     }
 

@@ -62,5 +62,19 @@ public sealed record IpCacheEntry(string Cidr, uint Identity);
 /// <summary>An endpoint on this node: the host side of its veth is where its programs are attached.</summary>
 public sealed record LocalEndpoint(string Id, string Interface, string Ip, uint Identity);
 
-/// <summary>A workload anywhere in the cluster, as the compiler needs it.</summary>
-public sealed record CompilerEndpoint(string Id /* "ns/name" */, string Node, string Ip, string Interface, uint Identity);
+/// <summary>
+/// A workload anywhere in the cluster, as the compiler needs it. <paramref name="Ports"/>: the ports it serves under
+/// a name, which the named ports of policies resolve to (null = none).
+/// </summary>
+public sealed record CompilerEndpoint(string Id /* "ns/name" */, string Node, string Ip, string Interface, uint Identity,
+    IReadOnlyList<ContainerPort>? Ports = null)
+{
+    public IReadOnlyList<ContainerPort> Ports { get; init; } = Ports ?? [];
+
+    // The ports compare by content: re-registering the same endpoint is no change.
+    public bool Equals(CompilerEndpoint? other) =>
+        other is not null && (Id, Node, Ip, Interface, Identity) == (other.Id, other.Node, other.Ip, other.Interface, other.Identity)
+        && Ports.SequenceEqual(other.Ports);
+
+    public override int GetHashCode() => HashCode.Combine(Id, Node, Ip, Interface, Identity, Ports.Count);
+}

@@ -7,53 +7,72 @@ using Mesh.Contracts.Agent;
 namespace Mesh.ControlPlane.Distribution;
 
 /// <summary>
-/// The agent protocol (mesh.agent.v1.AgentSync). Watch sends the node's snapshot whenever the log moves past the
-/// version the agent has, coalescing bursts: an agent that is behind gets the newest version, never a backlog. After
-/// the first snapshot on a stream, a version that follows the one sent goes as a delta.
+/// The agent protocol (mesh.agent.v1.AgentSync). One Sync call per agent: it names its node and the version it
+/// holds, then acks on the same call every version it enforced. The call sends the node's snapshot whenever a
+/// newer version is compiled, coalescing bursts: an agent that is behind gets the newest version, never a backlog.
+/// After the first snapshot on a call, a version that follows the one sent goes as a delta.
 /// </summary>
 public sealed class AgentSyncService(ClusterState state, SnapshotCompiler compiler, NodeTracker nodes, ILogger<AgentSyncService> log)
 {
     public const string ServiceName = "mesh.agent.v1.AgentSync";
 
-    public async Task Watch(WatchRequest request, IServerStreamWriter<SnapshotUpdate> stream, ServerCallContext context)
+    public async Task Sync(IAsyncStreamReader<SyncRequest> requests, IServerStreamWriter<SnapshotUpdate> stream, ServerCallContext context)
     {
-        if (string.IsNullOrWhiteSpace(request.Node)) throw new RpcException(StatusCode.InvalidArgument, "node: required");
         var ct = context.CancellationToken;
+        if (!await requests.MoveNext(ct)) return;   // the agent left before saying who it is
+        if (requests.Current.RequestCase != SyncRequest.RequestOneofCase.Watch)
+            throw new RpcException(StatusCode.InvalidArgument, "watch: the first message of a Sync call must be a watch");
+        var watch = requests.Current.Watch;
+        if (string.IsNullOrWhiteSpace(watch.Node)) throw new RpcException(StatusCode.InvalidArgument, "watch.node: required");
+        var node = watch.Node;
+
         await state.CaughtUp.WaitAsync(ct);
-        nodes.Connected(request.Node);
-        log.LogInformation("node {Node} watching from v{Version}", request.Node, request.LastAppliedVersion);
+        await compiler.WaitForAsync(state.Current.Position.Value, ct);
+        nodes.Connected(node);
+        log.LogInformation("node {Node} syncing from v{Version}", node, watch.LastAppliedVersion);
+        using var callEnded = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        var acks = ReadAcksAsync(requests, node, callEnded.Token);
         try
         {
-            // A delta is only sent on top of a snapshot this stream delivered; the agent's claim alone earns nothing
+            // A delta is only sent on top of a snapshot this call delivered; the agent's claim alone earns nothing
             // (it may be a version this process never saw), except that a current agent gets nothing until the next change.
-            var claimed = (long)request.LastAppliedVersion;
+            var claimed = (long)watch.LastAppliedVersion;
             long? held = null;
-            while (!ct.IsCancellationRequested)
+            while (true)
             {
-                var changed = state.Changed;
-                var view = state.Current;
-                if (view.Position.Value > (held ?? claimed) && compiler.Next(request.Node, held, view) is { } update)
+                var published = compiler.Published;
+                if (compiler.Latest.Version > (held ?? claimed) && compiler.Next(node, held) is { } update)
                 {
-                    await stream.WriteAsync(update.ToProto());
-                    held = update.Version;
+                    await stream.WriteAsync(update);
+                    held = (long)(update.Delta?.Version ?? update.Snapshot.Version);
                 }
-                await changed.WaitAsync(ct);
+                // The agent half-closing its side ends the call; a bad ack ends it with the reason.
+                if (await Task.WhenAny(published, acks) == acks) break;
             }
+            await acks;
         }
         catch (OperationCanceledException) when (ct.IsCancellationRequested) { }
         finally
         {
-            nodes.Disconnected(request.Node);
-            log.LogInformation("node {Node} stopped watching", request.Node);
+            await callEnded.CancelAsync();
+            await acks.ContinueWith(_ => { }, CancellationToken.None);
+            nodes.Disconnected(node);
+            log.LogInformation("node {Node} stopped syncing", node);
         }
     }
 
-    public Task<AckReply> Ack(AckRequest request, ServerCallContext context)
+    private async Task ReadAcksAsync(IAsyncStreamReader<SyncRequest> requests, string node, CancellationToken ct)
     {
-        if (string.IsNullOrWhiteSpace(request.Node)) throw new RpcException(StatusCode.InvalidArgument, "node: required");
-        var applied = request.Outcome == AckOutcome.Applied;
-        nodes.Acked(request.Node, (long)request.Version, applied, request.Error);
-        if (!applied) log.LogWarning("node {Node} failed to apply v{Version}: {Error}", request.Node, request.Version, request.Error);
-        return Task.FromResult(new AckReply());
+        while (await requests.MoveNext(ct))
+        {
+            if (requests.Current.RequestCase != SyncRequest.RequestOneofCase.Ack)
+                throw new RpcException(StatusCode.InvalidArgument, "ack: after the watch, a Sync call carries only acks");
+            var ack = requests.Current.Ack;
+            if (ack.Node.Length > 0 && ack.Node != node)
+                throw new RpcException(StatusCode.InvalidArgument, $"ack.node: \"{ack.Node}\" is not the node this call watches (\"{node}\")");
+            var applied = ack.Outcome == AckOutcome.Applied;
+            nodes.Acked(node, (long)ack.Version, applied, ack.Error);
+            if (!applied) log.LogWarning("node {Node} failed to apply v{Version}: {Error}", node, ack.Version, ack.Error);
+        }
     }
 }

@@ -2,31 +2,48 @@ using System.Collections.Immutable;
 using System.Globalization;
 using Mesh.ControlPlane.Compilation;
 using Mesh.ControlPlane.State;
+using Proto = Mesh.Contracts.Agent;
 using Mesh.Contracts.Policies;
 
 namespace Mesh.ControlPlane.Distribution;
 
-/// <summary>One update for a watcher: a whole snapshot, or a delta from <paramref name="From"/> (the version it holds).</summary>
-public sealed record NodeUpdate(NodeSnapshot? Snapshot, NodeDelta? Delta, long From)
+/// <summary>
+/// The last commit as watchers read it, without the compiler's lock: each node's wire delta from
+/// <see cref="From"/> to <see cref="Version"/>, built once for every watcher of that node. Nodes whose content did
+/// not change move by version alone (their content hash stays what it was).
+/// </summary>
+public sealed class CompiledVersion(long version, long from, IReadOnlyDictionary<string, Proto.SnapshotUpdate> changed, IReadOnlyDictionary<string, string> hashes)
 {
-    public Mesh.Contracts.Agent.SnapshotUpdate ToProto() =>
-        Delta is { } delta ? new() { Delta = DeltaWire.ToProto(delta, From) } : new() { Snapshot = Snapshot!.ToProto() };
+    public static readonly CompiledVersion None = new(0, 0, new Dictionary<string, Proto.SnapshotUpdate>(), new Dictionary<string, string>());
 
-    public long Version => Delta?.ToVersion ?? Snapshot!.Version;
+    public long Version => version;
+    public long From => from;
+
+    /// <summary>The delta for a node the compiler knows, or null for a node it has never seen (no endpoints).</summary>
+    public Proto.SnapshotUpdate? DeltaFor(string node)
+    {
+        if (changed.TryGetValue(node, out var delta)) return delta;
+        if (!hashes.TryGetValue(node, out var hash)) return null;
+        return new Proto.SnapshotUpdate
+        {
+            Delta = new Proto.NodeSnapshotDelta { Node = node, FromVersion = checked((ulong)from), Version = checked((ulong)version), ContentHash = hash },
+        };
+    }
 }
 
 /// <summary>
 /// Feeds the incremental compiler from ClusterViews: each newer view is applied as the changes between it and the
 /// last one compiled (unchanged collections are the same objects, so only what moved is walked), then committed at
-/// the view's position. Watchers of every node share that one compile; a watcher holding an older view gets the
-/// newest snapshot. One lock: the compiler has one owner at a time.
+/// the view's position and published as a <see cref="CompiledVersion"/> that every watcher reads without locking.
+/// One lock: the compiler has one owner at a time. <see cref="CompileLoop"/> keeps it following the cluster state.
 /// </summary>
 public sealed class SnapshotCompiler
 {
     private readonly Lock _gate = new();
     private readonly IncrementalCompiler _compiler;
     private ClusterView _compiled = ClusterView.Empty;
-    private long _committedFrom;
+    private volatile CompiledVersion _latest = CompiledVersion.None;
+    private TaskCompletionSource _published = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     /// <summary>Entry budget from <c>--entry-budget=N</c> or MESH_ENTRY_BUDGET; default 16384, Cilium's.</summary>
     public SnapshotCompiler(IConfiguration configuration)
@@ -37,13 +54,28 @@ public sealed class SnapshotCompiler
 
     public int EntryBudget => _compiler.EntryBudget;
 
-    public NodeSnapshot For(string node, ClusterView view)
+    /// <summary>The newest commit.</summary>
+    public CompiledVersion Latest => _latest;
+
+    /// <summary>Completes when a newer commit than the one read before the call is published.</summary>
+    public Task Published => Volatile.Read(ref _published).Task;
+
+    /// <summary>Waits until the compiled version includes <paramref name="position"/>.</summary>
+    public async Task WaitForAsync(long position, CancellationToken ct)
     {
-        lock (_gate)
+        while (true)
         {
-            CatchUp(view);
-            return _compiler.Snapshot(node);
+            var signal = Published;
+            if (_latest.Version >= position) return;
+            await signal.WaitAsync(ct);
         }
+    }
+
+    /// <summary>Compiles <paramref name="view"/> if it is newer than the last compiled one, and publishes the result.</summary>
+    public void CatchUp(ClusterView view)
+    {
+        if (view.Position.Value <= _latest.Version) return;
+        lock (_gate) CatchUpLocked(view);
     }
 
     /// <summary>
@@ -51,14 +83,16 @@ public sealed class SnapshotCompiler
     /// version, a delta when it holds exactly the version the last commit started from, else the whole snapshot.
     /// <paramref name="held"/> must be a version this stream delivered (null when it delivered none).
     /// </summary>
-    public NodeUpdate? Next(string node, long? held, ClusterView view)
+    public Proto.SnapshotUpdate? Next(string node, long? held)
     {
+        var latest = _latest;
+        if (held == latest.Version) return null;
+        if (held == latest.From && held > 0 && latest.DeltaFor(node) is { } update) return update;
         lock (_gate)
         {
-            CatchUp(view);
             if (held == _compiler.Version) return null;
-            if (held == _committedFrom && held > 0) return new NodeUpdate(null, _compiler.DeltaOf(node), _committedFrom);
-            return new NodeUpdate(_compiler.Snapshot(node), null, 0);
+            if (held == _latest.From && held > 0) return new Proto.SnapshotUpdate { Delta = DeltaWire.ToProto(_compiler.DeltaOf(node), _latest.From) };
+            return new Proto.SnapshotUpdate { Snapshot = _compiler.Snapshot(node).ToProto() };
         }
     }
 
@@ -67,7 +101,7 @@ public sealed class SnapshotCompiler
     {
         lock (_gate)
         {
-            CatchUp(view);
+            CatchUpLocked(view);
             return _compiler.CheckPolicy(policy);
         }
     }
@@ -76,12 +110,12 @@ public sealed class SnapshotCompiler
     {
         lock (_gate)
         {
-            CatchUp(view);
+            CatchUpLocked(view);
             return _compiler.Pressure();
         }
     }
 
-    private void CatchUp(ClusterView view)
+    private void CatchUpLocked(ClusterView view)
     {
         if (view.Position <= _compiled.Position) return;
         var was = _compiled;
@@ -92,10 +126,26 @@ public sealed class SnapshotCompiler
             (old, now) => { if (old?.Hash != now.Hash) _compiler.ApplyPolicy(now.Policy); },
             old => _compiler.DeletePolicy(old.Policy.Namespace, old.Policy.Name));
         Diff(was.Endpoints, view.Endpoints,
-            (_, now) => _compiler.RegisterEndpoint(new CompilerEndpoint(now.Id, now.Spec.Node, now.Spec.Ip, now.Spec.Interface, now.Identity)),
+            (_, now) => _compiler.RegisterEndpoint(new CompilerEndpoint(now.Id, now.Spec.Node, now.Spec.Ip, now.Spec.Interface, now.Identity, now.Spec.Ports)),
             old => _compiler.DeleteEndpoint(old.Id));
-        _committedFrom = _compiler.Commit(view.Position.Value).FromVersion;
+        var commit = _compiler.Commit(view.Position.Value);
         _compiled = view;
+        Publish(commit);
+    }
+
+    /// <summary>
+    /// Builds the wire deltas of the nodes that changed (the first commit has none: every watcher starts from a
+    /// whole snapshot), notes every known node's hash, and wakes the watchers.
+    /// </summary>
+    private void Publish(CompileCommit commit)
+    {
+        var changed = new Dictionary<string, Proto.SnapshotUpdate>(StringComparer.Ordinal);
+        if (commit.FromVersion > 0)
+            foreach (var node in commit.Changed)
+                changed[node] = new Proto.SnapshotUpdate { Delta = DeltaWire.ToProto(_compiler.DeltaOf(node), commit.FromVersion) };
+        var hashes = _compiler.NodeNames.ToDictionary(n => n, _compiler.ContentHash, StringComparer.Ordinal);
+        _latest = new CompiledVersion(commit.Version, commit.FromVersion, changed, hashes);
+        Interlocked.Exchange(ref _published, new(TaskCreationOptions.RunContinuationsAsynchronously)).TrySetResult();
     }
 
     /// <summary>Walks two versions of a sorted map in step: a value that is not the same object was set.</summary>

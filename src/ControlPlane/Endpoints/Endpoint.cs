@@ -1,4 +1,5 @@
 using System.Text.Json.Serialization;
+using Mesh.Contracts.Policies;
 using Mesh.ControlPlane.Commands;
 
 namespace Mesh.ControlPlane.Endpoints;
@@ -16,13 +17,22 @@ public abstract record EndpointCommand
     private EndpointCommand() { }
 }
 
+/// <summary>
+/// What an endpoint registration stores. <paramref name="Ports"/>: the ports it serves under a name (its
+/// containerPorts), sorted by name, which named ports of policies resolve to; absent in events written before
+/// endpoints had them, which read as none.
+/// </summary>
 public sealed record EndpointSpec(
     string Namespace, string Name, string Node, string Ip, string Interface,
-    SortedDictionary<string, string> Labels, SortedDictionary<string, string> NamespaceLabels)
+    SortedDictionary<string, string> Labels, SortedDictionary<string, string> NamespaceLabels,
+    IReadOnlyList<ContainerPort>? Ports = null)
 {
+    public IReadOnlyList<ContainerPort> Ports { get; init; } = Ports ?? [];
+
     public bool SameAs(EndpointSpec other) =>
         (Namespace, Name, Node, Ip, Interface) == (other.Namespace, other.Name, other.Node, other.Ip, other.Interface)
-        && Labels.SequenceEqual(other.Labels) && NamespaceLabels.SequenceEqual(other.NamespaceLabels);
+        && Labels.SequenceEqual(other.Labels) && NamespaceLabels.SequenceEqual(other.NamespaceLabels)
+        && Ports.SequenceEqual(other.Ports);
 }
 
 public abstract record EndpointEvent

@@ -7,6 +7,7 @@ using Mesh.ControlPlane.Identities;
 using Mesh.ControlPlane.State;
 using Mesh.Contracts.Api;
 using Mesh.Contracts.Labels;
+using Mesh.Contracts.Policies;
 using Microsoft.AspNetCore.Http.HttpResults;
 
 namespace Mesh.ControlPlane.Endpoints;
@@ -41,7 +42,10 @@ public static partial class EndpointsApi
 
         var spec = new EndpointSpec(body.Namespace, body.Name, body.Node, body.Ip, body.Interface,
             new(body.Labels.ToDictionary(), StringComparer.Ordinal),
-            new((body.NamespaceLabels ?? new Dictionary<string, string>()).ToDictionary(), StringComparer.Ordinal));
+            new((body.NamespaceLabels ?? new Dictionary<string, string>()).ToDictionary(), StringComparer.Ordinal),
+            // By name: the order a client lists them in is no change to the endpoint.
+            (body.Ports ?? []).Select(p => new ContainerPort(p.Name, (ushort)p.Port, ProtocolOf(p.Protocol)!.Value))
+                .OrderBy(p => p.Name, StringComparer.Ordinal).ToList());
         var result = await router.SendAsync(Aggregates.Endpoint, Endpoint.StreamId(body.Namespace, body.Name),
             new EndpointCommand.RegisterEndpoint(spec, identity), context, ct);
         var position = result.Position > allocation.Position ? result.Position : allocation.Position;
@@ -52,7 +56,8 @@ public static partial class EndpointsApi
     private static Ok<EndpointView[]> ListEndpoints(ClusterState state) =>
         TypedResults.Ok(state.Current.Endpoints.Values.Select(e => new EndpointView(
             e.Spec.Namespace, e.Spec.Name, e.Spec.Node, e.Spec.Ip, e.Spec.Interface, e.Spec.Labels, e.Spec.NamespaceLabels,
-            e.Identity, e.Version.Value)).ToArray());
+            e.Identity, e.Version.Value,
+            e.Spec.Ports.Select(p => new EndpointPort(p.Name, p.Port, p.Protocol.ToString().ToUpperInvariant())).ToArray())).ToArray());
 
     private static async Task<Results<Ok<WriteResult>, NotFound>> DeleteEndpoint(
         string ns, string name, HttpContext http, CommandRouter router, ClusterState state, TimeProvider clock, CancellationToken ct)
@@ -81,8 +86,39 @@ public static partial class EndpointsApi
             Check(LabelKey().IsMatch(k) && LabelValue().IsMatch(v), $"labels.{k}", $"\"{k}={v}\" is not a valid Kubernetes label");
         foreach (var (k, v) in e.NamespaceLabels ?? new Dictionary<string, string>())
             Check(LabelKey().IsMatch(k) && LabelValue().IsMatch(v), $"namespaceLabels.{k}", $"\"{k}={v}\" is not a valid Kubernetes label");
+        ValidatePorts(e.Ports ?? [], Check);
         return errors;
     }
+
+    /// <summary>Named ports as Kubernetes checks a pod's containerPorts: each name a valid one and used once.</summary>
+    private static void ValidatePorts(IReadOnlyList<EndpointPort?> ports, Action<bool, string, string> check)
+    {
+        var names = new HashSet<string>(StringComparer.Ordinal);
+        for (var i = 0; i < ports.Count; i++)
+        {
+            var field = $"ports[{i}]";
+            if (ports[i] is not { } port)
+            {
+                check(false, field, "is empty (expected name, port and protocol)");
+                continue;
+            }
+            if (port.Name is null) check(false, $"{field}.name", "required: the name policies refer to the port by");
+            else if (PortName.Problem(port.Name) is { } problem)
+                check(false, $"{field}.name", $"\"{port.Name}\" is not a port name: it {problem} (expected {PortName.Expected})");
+            else check(names.Add(port.Name), $"{field}.name", $"\"{port.Name}\" names another port too (names must be unique)");
+            check(port.Port is >= 1 and <= ushort.MaxValue, $"{field}.port", $"{port.Port} is not a port number (1-65535)");
+            check(ProtocolOf(port.Protocol) is not null, $"{field}.protocol", $"\"{port.Protocol}\" is not a protocol (expected TCP, UDP or SCTP)");
+        }
+    }
+
+    /// <summary>A named port's protocol as Kubernetes writes it; absent = TCP.</summary>
+    private static Protocol? ProtocolOf(string? text) => text switch
+    {
+        null or "TCP" => Protocol.Tcp,
+        "UDP" => Protocol.Udp,
+        "SCTP" => Protocol.Sctp,
+        _ => null,
+    };
 
     private static bool IsDnsLabel(string? s) => s is { Length: > 0 and <= 63 } && DnsLabel().IsMatch(s);
 

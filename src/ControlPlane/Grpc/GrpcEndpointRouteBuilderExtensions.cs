@@ -1,6 +1,8 @@
 using System.Runtime.CompilerServices;
 using Google.Protobuf;
 using Mesh.Contracts.Grpc;
+using Microsoft.AspNetCore.Http.Features;
+using Microsoft.AspNetCore.Server.Kestrel.Core.Features;
 
 namespace Mesh.ControlPlane.Grpc;
 
@@ -41,6 +43,38 @@ public static class GrpcEndpointRouteBuilderExtensions
                 await response.StartAsync(context.CancellationToken);
                 await handler(request, new ServerStreamWriter<TResponse>(response, context.CancellationToken), context);
             }));
+    }
+
+    /// <summary>
+    /// A bidirectional stream. The response headers go out before the handler runs, so the client knows the call is
+    /// established before any message. The handler may read and write from different tasks at once; writes are
+    /// serialized. The call ends when the handler returns, whether or not the client half-closed.
+    /// </summary>
+    public static IEndpointConventionBuilder MapGrpcDuplexStreaming<TRequest, TResponse>(this IEndpointRouteBuilder endpoints,
+        string service, string method, Func<IAsyncStreamReader<TRequest>, IServerStreamWriter<TResponse>, ServerCallContext, Task> handler)
+        where TRequest : class, IMessage<TRequest>, new()
+        where TResponse : class, IMessage<TResponse>, new()
+    {
+        var parser = new MessageParser<TRequest>(() => new TRequest());
+        return Map(endpoints, service, method, http => GrpcServerCall.RunAsync(http, $"/{service}/{method}",
+            async (context, response, options) =>
+            {
+                AllowEndlessRequestBody(http);
+                await response.StartAsync(context.CancellationToken);
+                var requests = new RequestStreamReader<TRequest>(http.Request.BodyReader, parser, options.MaxReceiveMessageSize, context.CancellationToken);
+                await handler(requests, new ServerStreamWriter<TResponse>(response, context.CancellationToken), context);
+            }));
+    }
+
+    /// <summary>
+    /// A duplex call lives as long as the client stays connected and its request carries every message it sends, so
+    /// Kestrel's request body limits would kill healthy calls: the size limit (30 MB by default) after enough messages,
+    /// the minimum data rate (240 B/s after 5 s) as soon as the client is quiet. The per-message limit still applies.
+    /// </summary>
+    private static void AllowEndlessRequestBody(HttpContext http)
+    {
+        if (http.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } size) size.MaxRequestBodySize = null;
+        if (http.Features.Get<IHttpMinRequestBodyDataRateFeature>() is { } rate) rate.MinDataRate = null;
     }
 
     private static IEndpointConventionBuilder Map(IEndpointRouteBuilder endpoints, string service, string method, RequestDelegate call)

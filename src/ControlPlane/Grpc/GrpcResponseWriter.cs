@@ -16,13 +16,33 @@ internal sealed class GrpcResponseWriter(HttpResponse response, int maxSendMessa
     public bool IsCompleted { get { lock (_sync) return _completion is not null; } }
 
     /// <summary>Sends the response headers now, so a client knows the call is established before the first message.</summary>
-    public Task StartAsync(CancellationToken ct) => GatedAsync(async () => await response.BodyWriter.FlushAsync(ct), ct);
-
-    public Task WriteAsync(IMessage message, CancellationToken ct) => GatedAsync(async () =>
+    public async Task StartAsync(CancellationToken ct)
     {
-        GrpcFraming.WriteMessage(response.BodyWriter, message, maxSendMessageSize);
-        await response.BodyWriter.FlushAsync(ct);
-    }, ct);
+        await EnterAsync(ct);
+        try
+        {
+            await response.BodyWriter.FlushAsync(ct);
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    /// <summary>One frame, flushed before this completes. No delegate per message: streams write at a high rate.</summary>
+    public async Task WriteAsync(IMessage message, CancellationToken ct)
+    {
+        await EnterAsync(ct);
+        try
+        {
+            GrpcFraming.WriteMessage(response.BodyWriter, message, maxSendMessageSize);
+            await response.BodyWriter.FlushAsync(ct);
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
 
     /// <summary>Ends the call with this status; the first status wins and later calls return the same task.</summary>
     public Task CompleteAsync(StatusCode status, string detail)
@@ -30,19 +50,13 @@ internal sealed class GrpcResponseWriter(HttpResponse response, int maxSendMessa
         lock (_sync) return _completion ??= Task.Run(() => SendStatusAsync(status, detail));
     }
 
-    private async Task GatedAsync(Func<Task> write, CancellationToken ct)
+    private async Task EnterAsync(CancellationToken ct)
     {
         await _gate.WaitAsync(ct);
-        try
-        {
-            ct.ThrowIfCancellationRequested();
-            if (IsCompleted) throw new InvalidOperationException("the call has already ended: no more messages can be sent");
-            await write();
-        }
-        finally
-        {
-            _gate.Release();
-        }
+        if (!ct.IsCancellationRequested && !IsCompleted) return;
+        _gate.Release();
+        ct.ThrowIfCancellationRequested();
+        throw new InvalidOperationException("the call has already ended: no more messages can be sent");
     }
 
     private async Task SendStatusAsync(StatusCode status, string detail)

@@ -7,16 +7,27 @@ namespace Mesh.ControlPlane.Grpc;
 
 /// <summary>
 /// The life of one call on the server: check the request is gRPC, arm the deadline, read the single request
-/// message, run the handler, and end with a status. A client that went away gets nothing more.
+/// message (or hand the request stream to a duplex handler), run the handler, and end with a status. A client that
+/// went away gets nothing more.
 /// </summary>
 internal static class GrpcServerCall
 {
     // CancellationTokenSource.CancelAfter takes at most uint.MaxValue - 1 ms; a longer deadline is no deadline in practice.
     private static readonly TimeSpan LongestTimer = TimeSpan.FromMilliseconds(uint.MaxValue - 1.0);
 
-    public static async Task RunAsync<TRequest>(HttpContext http, string method, MessageParser<TRequest> parser,
+    /// <summary>A call with exactly one request message.</summary>
+    public static Task RunAsync<TRequest>(HttpContext http, string method, MessageParser<TRequest> parser,
         Func<TRequest, ServerCallContext, GrpcResponseWriter, Task> invoke)
-        where TRequest : class, IMessage<TRequest>
+        where TRequest : class, IMessage<TRequest> =>
+        RunAsync(http, method, async (context, response, options) =>
+        {
+            var request = await ReadRequestAsync(http.Request.BodyReader, parser, options.MaxReceiveMessageSize, context.CancellationToken);
+            await invoke(request, context, response);
+        });
+
+    /// <summary>A call whose handler reads the request stream itself (duplex).</summary>
+    public static async Task RunAsync(HttpContext http, string method,
+        Func<ServerCallContext, GrpcResponseWriter, GrpcServerOptions, Task> invoke)
     {
         if (!await IsGrpcRequestAsync(http)) return;
         var options = http.RequestServices.GetService<IOptions<GrpcServerOptions>>()?.Value ?? new GrpcServerOptions();
@@ -39,7 +50,7 @@ internal static class GrpcServerCall
         // The status goes out when the deadline passes, even if the handler ignores its token.
         using (deadline.Token.Register(() => response.CompleteAsync(StatusCode.DeadlineExceeded, "Deadline Exceeded")))
         {
-            status = await InvokeAsync(http, parser, options, context, response, invoke, deadline.Token);
+            status = await InvokeAsync(http, options, context, response, invoke, deadline.Token);
         }
 
         try
@@ -60,15 +71,13 @@ internal static class GrpcServerCall
         await new GrpcResponseWriter(http.Response, 0).CompleteAsync(status, detail);
     }
 
-    private static async Task<(StatusCode, string)> InvokeAsync<TRequest>(HttpContext http, MessageParser<TRequest> parser,
-        GrpcServerOptions options, ServerCallContext context, GrpcResponseWriter response,
-        Func<TRequest, ServerCallContext, GrpcResponseWriter, Task> invoke, CancellationToken deadline)
-        where TRequest : class, IMessage<TRequest>
+    private static async Task<(StatusCode, string)> InvokeAsync(HttpContext http, GrpcServerOptions options,
+        ServerCallContext context, GrpcResponseWriter response,
+        Func<ServerCallContext, GrpcResponseWriter, GrpcServerOptions, Task> invoke, CancellationToken deadline)
     {
         try
         {
-            var request = await ReadRequestAsync(http.Request.BodyReader, parser, options.MaxReceiveMessageSize, context.CancellationToken);
-            await invoke(request, context, response);
+            await invoke(context, response, options);
             return (StatusCode.OK, "");
         }
         catch (Exception) when (deadline.IsCancellationRequested)

@@ -2,15 +2,16 @@ using System.Diagnostics;
 using Mesh.Contracts.Agent;
 using Mesh.Contracts.Grpc;
 using Mesh.NodeAgent.Datapath;
+using SyncCall = Mesh.Contracts.Grpc.GrpcDuplexCall<Mesh.Contracts.Agent.SyncRequest, Mesh.Contracts.Agent.SnapshotUpdate>;
 
 namespace Mesh.NodeAgent.Sync;
 
 /// <summary>
-/// Watches this node's snapshots and enforces each one. Versions only move forward: a snapshot not newer than the
-/// applied one is ignored. Every version is acked, applied or failed (with the reason), to the replica that delivered
-/// it; a failed one leaves the previous version enforcing. The control plane may run as several replicas: the loop
+/// Follows this node's snapshots over one Sync call and enforces each one. Versions only move forward: a snapshot not
+/// newer than the applied one is ignored. Every version is acked on the call that delivered it, applied or failed
+/// (with the reason); a failed one leaves the previous version enforcing. The control plane may run as several replicas: the loop
 /// follows one, and when its stream fails, ends or cannot connect, moves on to the next in turn. Meanwhile the kernel
-/// keeps enforcing, and every Watch resumes from the version the kernel holds.
+/// keeps enforcing, and every call resumes from the version the kernel holds.
 /// </summary>
 public sealed class AgentLoop(AgentOptions options, IDatapath datapath, IReadOnlyList<ControlPlaneReplica> replicas, TextWriter log)
 {
@@ -24,7 +25,7 @@ public sealed class AgentLoop(AgentOptions options, IDatapath datapath, IReadOnl
     // After a restart the kernel still enforces the pinned version, but this process has not seen its snapshot:
     // it cannot name endpoints and rules in flows, nor compute the next delta. Until it has, it asks for the full
     // snapshot (as if it had nothing) and re-applies the version it already enforces — never an older one.
-    // Deltas apply to it; a delta whose result does not hash as announced drops it, and the next Watch starts over.
+    // Deltas apply to it; a delta whose result does not hash as announced drops it, and the next call starts over.
     // Replicas compile the same log, so a snapshot held from one replica is the base for another's deltas.
     private readonly HeldSnapshot _held = new();
     private bool _holdsSnapshot;
@@ -40,14 +41,16 @@ public sealed class AgentLoop(AgentOptions options, IDatapath datapath, IReadOnl
             var ended = "ended the stream";
             try
             {
-                var request = new WatchRequest { Node = options.Node, LastAppliedVersion = _holdsSnapshot ? datapath.AppliedVersion : 0 };
-                await log.WriteLineAsync($"watching control plane replica {replica.Address} from v{request.LastAppliedVersion}");
-                await foreach (var update in replica.Client.ServerStreamingAsync(Service, "Watch", request, SnapshotUpdate.Parser, ct: ct))
+                var watch = new WatchRequest { Node = options.Node, LastAppliedVersion = _holdsSnapshot ? datapath.AppliedVersion : 0 };
+                await log.WriteLineAsync($"syncing with control plane replica {replica.Address} from v{watch.LastAppliedVersion}");
+                await using var call = await replica.Client.DuplexStreamingAsync<SyncRequest, SnapshotUpdate>(Service, "Sync", SnapshotUpdate.Parser, ct: ct);
+                await call.WriteAsync(new SyncRequest { Watch = watch }, ct);
+                await foreach (var update in call.ReadAllAsync())
                 {
                     backoff = FirstBackoff;
                     if (update.UpdateCase == SnapshotUpdate.UpdateOneofCase.Delta)
                     {
-                        if (await ApplyDeltaAsync(update.Delta, replica, ct)) continue;
+                        if (await ApplyDeltaAsync(update.Delta, replica, call, ct)) continue;
                         ended = "sent a delta that does not apply";
                         break;
                     }
@@ -56,7 +59,7 @@ public sealed class AgentLoop(AgentOptions options, IDatapath datapath, IReadOnl
                         if (snapshot.Version < datapath.AppliedVersion || (snapshot.Version == datapath.AppliedVersion && _holdsSnapshot)) continue;
                         if (!_held.Apply(snapshot))
                             await log.WriteLineAsync($"v{snapshot.Version}: the snapshot's content hash does not match its content; applying it as sent");
-                        await ApplyAsync(snapshot, replica, ct);
+                        await ApplyAsync(snapshot, replica, call, ct);
                     }
                 }
             }
@@ -72,7 +75,7 @@ public sealed class AgentLoop(AgentOptions options, IDatapath datapath, IReadOnl
     }
 
     /// <returns>false when the stream must restart from a whole snapshot.</returns>
-    private async Task<bool> ApplyDeltaAsync(NodeSnapshotDelta delta, ControlPlaneReplica replica, CancellationToken ct)
+    private async Task<bool> ApplyDeltaAsync(NodeSnapshotDelta delta, ControlPlaneReplica replica, SyncCall call, CancellationToken ct)
     {
         if (!_holdsSnapshot || !_held.Holds || _held.Version != delta.FromVersion || !_held.Apply(delta))
         {
@@ -80,11 +83,11 @@ public sealed class AgentLoop(AgentOptions options, IDatapath datapath, IReadOnl
             _holdsSnapshot = false;
             return false;
         }
-        await ApplyAsync(_held.ToSnapshot(), replica, ct);
+        await ApplyAsync(_held.ToSnapshot(), replica, call, ct);
         return true;
     }
 
-    private async Task ApplyAsync(NodeSnapshot snapshot, ControlPlaneReplica replica, CancellationToken ct)
+    private async Task ApplyAsync(NodeSnapshot snapshot, ControlPlaneReplica replica, SyncCall call, CancellationToken ct)
     {
         var reapply = snapshot.Version == datapath.AppliedVersion;
         var clock = Stopwatch.StartNew();
@@ -103,6 +106,6 @@ public sealed class AgentLoop(AgentOptions options, IDatapath datapath, IReadOnl
             await log.WriteLineAsync($"failed to apply v{snapshot.Version}: {e.Message}; v{datapath.AppliedVersion} keeps enforcing");
         }
         ack.ApplyMicros = (ulong)clock.Elapsed.TotalMicroseconds;
-        await replica.Client.UnaryAsync(Service, "Ack", ack, AckReply.Parser, TimeSpan.FromSeconds(10), ct);
+        await call.WriteAsync(new SyncRequest { Ack = ack }, ct);
     }
 }

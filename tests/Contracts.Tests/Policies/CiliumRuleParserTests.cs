@@ -38,6 +38,14 @@ public sealed class CiliumRuleParserTests
             @"'requires':[{'matchLabels':{'any:env':'prod'}" },
         { "endPort", "  endpointSelector: {}\n  ingress: [{toPorts: [{ports: [{port: 8000, endPort: 8010, protocol: TCP}]}]}]",
             @"{'port':8000,'protocol':'TCP','endPort':8010}" },
+        { "named port in an ingress rule, any protocol", "  endpointSelector: {}\n  ingress: [{toPorts: [{ports: [{port: http}]}]}]",
+            @"{'port':0,'protocol':'ANY','endPort':0,'name':'http'}" },
+        { "named port in an egress rule", "  endpointSelector: {}\n  egress: [{toEndpoints: [{}], toPorts: [{ports: [{port: serve-81-udp, protocol: UDP}]}]}]",
+            @"{'port':0,'protocol':'UDP','endPort':0,'name':'serve-81-udp'}" },
+        { "named port in a deny rule", "  endpointSelector: {}\n  ingressDeny: [{toPorts: [{ports: [{port: metrics, protocol: TCP}]}]}]",
+            @"'ingressDeny':[{'peers':null,'requires':[],'toPorts':[{'ports':[{'port':0,'protocol':'TCP','endPort':0,'name':'metrics'}]" },
+        { "rules.http on a named port", "  endpointSelector: {}\n  ingress: [{toPorts: [{ports: [{port: http, protocol: TCP}], rules: {http: [{method: GET}]}}]}]",
+            @"{'port':0,'protocol':'TCP','endPort':0,'name':'http'}],'rules':{'http':[{'method':'GET'" },
         { "endPort equal to port is one port", "  endpointSelector: {}\n  ingress: [{toPorts: [{ports: [{port: 80, endPort: 80}]}]}]",
             @"{'port':80,'protocol':'ANY','endPort':0}" },
         { "rules.http", "  endpointSelector: {}\n  ingress: [{toPorts: [{ports: [{port: 80, protocol: TCP}], rules: {http: [{method: GET, path: '/public/.*', host: 'api\\.example\\.com', headers: ['X-Token: 1']}]}}]}]",
@@ -117,8 +125,39 @@ public sealed class CiliumRuleParserTests
         Assert.Equal(PolicyJson.Serialize(yaml), PolicyJson.Serialize(PolicyJson.Deserialize(PolicyJson.Serialize(yaml))));
     }
 
+    [Fact]
+    public void Named_ports_in_allow_and_deny_rules_read_the_same_from_yaml_and_json()
+    {
+        var yaml = ParseOk(WithSpec("""
+              endpointSelector: {matchLabels: {app: api}}
+              ingress:
+                - fromEndpoints: [{matchLabels: {app: web}}]
+                  toPorts: [{ports: [{port: http, protocol: TCP}, {port: "8080"}]}]
+              egressDeny:
+                - toEndpoints: [{}]
+                  toPorts: [{ports: [{port: serve-81-udp, protocol: UDP}]}]
+            """));
+        var json = ParseOk("""
+            {"apiVersion": "cilium.io/v2", "kind": "CiliumNetworkPolicy", "metadata": {"name": "p", "namespace": "shop"},
+             "spec": {"endpointSelector": {"matchLabels": {"app": "api"}},
+               "ingress": [{"fromEndpoints": [{"matchLabels": {"app": "web"}}],
+                            "toPorts": [{"ports": [{"port": "http", "protocol": "TCP"}, {"port": 8080}]}]}],
+               "egressDeny": [{"toEndpoints": [{}], "toPorts": [{"ports": [{"port": "serve-81-udp", "protocol": "UDP"}]}]}]}}
+            """);
+        Assert.Equal(PolicyJson.Serialize(yaml), PolicyJson.Serialize(json));
+        var spec = Assert.Single(yaml.Specs);
+        Assert.Equal([PortProtocol.Named("http", Protocol.Tcp), new PortProtocol(8080, Protocol.Any)], spec.Ingress[0].Ports);
+        Assert.Equal([PortProtocol.Named("serve-81-udp", Protocol.Udp)], spec.EgressDeny[0].Ports);
+        Assert.Equal(PolicyJson.Serialize(yaml), PolicyJson.Serialize(PolicyJson.Deserialize(PolicyJson.Serialize(yaml))));
+    }
+
     public static TheoryData<string, string, string, string> Refusals => new()
     {
+        { "HTTP rules on a UDP named port", "  endpointSelector: {}\n  ingress: [{toPorts: [{ports: [{port: dns, protocol: UDP}], rules: {http: [{}]}}]}]",
+            "spec.ingress[0].toPorts[0].ports[0]", "HTTP rules need TCP, not UDP" },
+        { "port name with '--' in an egress rule", "  endpointSelector: {}\n  egress: [{toPorts: [{ports: [{port: a--b}]}]}]",
+            "spec.egress[0].toPorts[0].ports[0].port",
+            "\"a--b\" is neither a port number (1-65535) nor a port name: as a name it has two '-' in a row (expected " + PortName.Expected + ")" },
         { "nodeSelector", "  nodeSelector: {}\n  ingress: [{}]", "spec.nodeSelector",
             "is not supported: Mesh enforces policy on endpoints, not on nodes (select endpoints with endpointSelector)" },
         { "unknown entity", "  endpointSelector: {}\n  ingress: [{fromEntities: [internet]}]", "spec.ingress[0].fromEntities[0]",

@@ -144,10 +144,23 @@ public sealed class KubernetesNetworkPolicyTests
 
     public static TheoryData<string, string, string, string> Refusals => new()
     {
-        { "named port", "  podSelector: {}\n  ingress: [{ports: [{port: http}]}]", "spec.ingress[0].ports[0].port",
-            "\"http\" is a named port; named ports are not supported yet (write the port number)" },
-        { "endPort with a named port", "  podSelector: {}\n  ingress: [{ports: [{port: http, endPort: 90}]}]", "spec.ingress[0].ports[0].port",
-            "\"http\" is a named port; named ports are not supported yet (write the port number)" },
+        { "endPort with a named port", "  podSelector: {}\n  ingress: [{ports: [{port: http, endPort: 90}]}]", "spec.ingress[0].ports[0].endPort",
+            "cannot be used with a named port (port is \"http\"; a range needs a numeric port, as in Kubernetes)" },
+        { "port 0", "  podSelector: {}\n  ingress: [{ports: [{port: 0}]}]", "spec.ingress[0].ports[0].port", "\"0\" is not a port number (1-65535)" },
+        { "port name too long", "  podSelector: {}\n  ingress: [{ports: [{port: abcdefghijklmnop}]}]", "spec.ingress[0].ports[0].port",
+            NotAName("abcdefghijklmnop", "is longer than 15 characters") },
+        { "uppercase port name", "  podSelector: {}\n  ingress: [{ports: [{port: Http}]}]", "spec.ingress[0].ports[0].port",
+            NotAName("Http", "has characters other than lowercase letters, digits and '-'") },
+        { "underscore in a port name", "  podSelector: {}\n  egress: [{ports: [{port: my_port}]}]", "spec.egress[0].ports[0].port",
+            NotAName("my_port", "has characters other than lowercase letters, digits and '-'") },
+        { "port name without a letter", "  podSelector: {}\n  ingress: [{}, {ports: [{port: 80-81}]}]", "spec.ingress[1].ports[0].port",
+            NotAName("80-81", "has no letter") },
+        { "port name starting with '-'", "  podSelector: {}\n  ingress: [{ports: [{port: -http}]}]", "spec.ingress[0].ports[0].port",
+            NotAName("-http", "starts or ends with '-'") },
+        { "port name ending with '-'", "  podSelector: {}\n  ingress: [{ports: [{port: http-}]}]", "spec.ingress[0].ports[0].port",
+            NotAName("http-", "starts or ends with '-'") },
+        { "port name with '--'", "  podSelector: {}\n  ingress: [{ports: [{port: serve--80}]}]", "spec.ingress[0].ports[0].port",
+            NotAName("serve--80", "has two '-' in a row") },
         { "endPort below port", "  podSelector: {}\n  ingress: [{ports: [{port: 90, endPort: 80}]}]", "spec.ingress[0].ports[0].endPort",
             "80 is below port 90 (expected port <= endPort)" },
         { "bad protocol", "  podSelector: {}\n  ingress: [{ports: [{protocol: ANY}]}]", "spec.ingress[0].ports[0].protocol",
@@ -167,6 +180,52 @@ public sealed class KubernetesNetworkPolicyTests
         { "Cilium key syntax", "  podSelector: {matchLabels: {'k8s:app': a}}", "spec.podSelector.matchLabels[\"k8s:app\"]",
             "\"k8s:app\" is not a Kubernetes label key (expected [prefix/]name, e.g. app or kubernetes.io/metadata.name)" },
     };
+
+    private static string NotAName(string text, string problem) =>
+        $"\"{text}\" is neither a port number (1-65535) nor a port name: as a name it {problem} (expected {PortName.Expected})";
+
+    [Theory]
+    [InlineData("http")]
+    [InlineData("serve-80-tcp")]
+    [InlineData("a")]
+    [InlineData("80x")]
+    [InlineData("abcdefghijklmno")]
+    [InlineData("h2c-1-2")]
+    public void A_port_name_is_read_as_a_named_port_of_the_rule_protocol(string name)
+    {
+        var rule = Assert.Single(Spec($"  podSelector: {{}}\n  ingress: [{{ports: [{{port: {name}}}, {{port: {name}, protocol: UDP}}]}}]").Ingress);
+        Assert.Equal([PortProtocol.Named(name, Protocol.Tcp), PortProtocol.Named(name, Protocol.Udp)], rule.Ports);
+    }
+
+    [Fact]
+    public void Named_ports_read_the_same_from_yaml_and_json_and_the_name_is_in_the_canonical_form()
+    {
+        var yaml = ParseOk("  podSelector: {matchLabels: {pod: a}}\n  policyTypes: [Ingress, Egress]\n  ingress: [{ports: [{port: serve-80-tcp}]}]\n  egress: [{ports: [{port: dns, protocol: UDP}]}]");
+        var json = PolicyParser.Parse("""
+            {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": "np", "namespace": "x"},
+             "spec": {"podSelector": {"matchLabels": {"pod": "a"}}, "policyTypes": ["Ingress", "Egress"],
+                      "ingress": [{"ports": [{"port": "serve-80-tcp"}]}], "egress": [{"ports": [{"port": "dns", "protocol": "UDP"}]}]}}
+            """);
+        Assert.True(json.Ok, string.Join("\n", json.Errors));
+        var canonical = PolicyJson.Serialize(yaml);
+        Assert.Equal(canonical, PolicyJson.Serialize(json.Policy));
+        Assert.Contains("""{"port":0,"protocol":"TCP","endPort":0,"name":"serve-80-tcp"}""", canonical);
+        Assert.Contains("""{"port":0,"protocol":"UDP","endPort":0,"name":"dns"}""", canonical);
+        Assert.Equal(canonical, PolicyJson.Serialize(PolicyJson.Deserialize(canonical)));
+        Assert.Equal(PolicyJson.Hash(yaml), PolicyJson.Hash(PolicyJson.Deserialize(canonical)));
+    }
+
+    [Fact]
+    public void The_name_of_a_port_changes_the_hash_and_numeric_ports_keep_their_canonical_form()
+    {
+        var http = ParseOk("  podSelector: {}\n  ingress: [{ports: [{port: http}]}]");
+        var web = ParseOk("  podSelector: {}\n  ingress: [{ports: [{port: web}]}]");
+        var numeric = ParseOk("  podSelector: {}\n  ingress: [{ports: [{port: 80}]}]");
+        Assert.NotEqual(PolicyJson.Hash(http), PolicyJson.Hash(web));
+        Assert.NotEqual(PolicyJson.Hash(http), PolicyJson.Hash(numeric));
+        // Policies stored before names existed hash as they did: a numeric port writes no name.
+        Assert.Contains("""{"port":80,"protocol":"TCP","endPort":0}]""", PolicyJson.Serialize(numeric));
+    }
 
     [Theory]
     [MemberData(nameof(Refusals))]

@@ -101,8 +101,8 @@ public sealed class PolicyParserTests
     [Fact]
     public void Json_and_yaml_give_the_same_errors()
     {
-        var yaml = PolicyParser.Parse(AllowFrontend.Replace("\"8080\"", "\"80x\"").Replace("operator: In", "operator: Is"));
-        var json = PolicyParser.Parse(AllowFrontendJson.Replace("\"8080\"", "\"80x\"").Replace("\"operator\": \"In\"", "\"operator\": \"Is\""));
+        var yaml = PolicyParser.Parse(AllowFrontend.Replace("\"8080\"", "\"80/x\"").Replace("operator: In", "operator: Is"));
+        var json = PolicyParser.Parse(AllowFrontendJson.Replace("\"8080\"", "\"80/x\"").Replace("\"operator\": \"In\"", "\"operator\": \"Is\""));
         Assert.Equal(2, yaml.Errors.Count);
         Assert.Equal(yaml.Errors, json.Errors);
     }
@@ -228,12 +228,16 @@ public sealed class PolicyParserTests
             "spec.endpointSelector.matchLabels[\"k8s:\"]", "\"k8s:\" is not a label key (expected [source:]key, e.g. k8s:app)" },
         { "bad label value", WithSpec("  endpointSelector: {matchLabels: {app: 'a b'}}"),
             "spec.endpointSelector.matchLabels[\"app\"]", "\"a b\" is not a label value" },
-        { "non-numeric port", WithSpec("  endpointSelector: {}\n  ingress: [{toPorts: [{ports: [{port: \"80x\"}]}]}]"),
-            "spec.ingress[0].toPorts[0].ports[0].port", "\"80x\" is not a port number (1-65535)" },
+        { "neither a number nor a name", WithSpec("  endpointSelector: {}\n  ingress: [{toPorts: [{ports: [{port: \"80/tcp\"}]}]}]"),
+            "spec.ingress[0].toPorts[0].ports[0].port",
+            "\"80/tcp\" is neither a port number (1-65535) nor a port name: as a name it has characters other than lowercase letters, digits and '-' (expected " + PortName.Expected + ")" },
         { "port out of range", WithSpec("  endpointSelector: {}\n  egress: [{toPorts: [{ports: [{port: 70000}]}]}]"),
             "spec.egress[0].toPorts[0].ports[0].port", "\"70000\" is not a port number (1-65535)" },
-        { "named port", WithSpec("  endpointSelector: {}\n  ingress: [{}, {toPorts: [{ports: [{port: http}]}]}]"),
-            "spec.ingress[1].toPorts[0].ports[0].port", "\"http\" is a named port; named ports are not supported yet (write the port number)" },
+        { "named port with endPort", WithSpec("  endpointSelector: {}\n  ingress: [{}, {toPorts: [{ports: [{port: http, endPort: 90}]}]}]"),
+            "spec.ingress[1].toPorts[0].ports[0].endPort", "cannot be used with a named port (port is \"http\"; a range needs a numeric port, as in Kubernetes)" },
+        { "uppercase port name", WithSpec("  endpointSelector: {}\n  egressDeny: [{toPorts: [{ports: [{port: HTTP}]}]}]"),
+            "spec.egressDeny[0].toPorts[0].ports[0].port",
+            "\"HTTP\" is neither a port number (1-65535) nor a port name: as a name it has characters other than lowercase letters, digits and '-' (expected " + PortName.Expected + ")" },
         { "bad protocol", WithSpec("  endpointSelector: {}\n  ingressDeny: [{toPorts: [{ports: [{port: 80, protocol: HTTP}]}]}]"),
             "spec.ingressDeny[0].toPorts[0].ports[0].protocol", "\"HTTP\" is not a protocol (expected TCP, UDP, SCTP or ANY)" },
         { "lowercase protocol", WithSpec("  endpointSelector: {}\n  ingress: [{toPorts: [{ports: [{port: 80, protocol: tcp}]}]}]"),
@@ -274,7 +278,7 @@ public sealed class PolicyParserTests
             spec:
               endpointSelector: {matchExpressions: [{key: app, operator: Has}]}
               ingress:
-                - toPorts: [{ports: [{port: "80x", protocol: TCP}, {port: 443, protocol: QUIC}]}]
+                - toPorts: [{ports: [{port: "80/x", protocol: TCP}, {port: 443, protocol: QUIC}]}]
               egress:
                 - toCIDR: [10.0.0.0/88]
             """);

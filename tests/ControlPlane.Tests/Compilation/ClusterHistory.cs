@@ -18,7 +18,10 @@ public abstract record ClusterChange
     {
         public override string ToString() => $"allocate {Identity} {Labels}";
     }
-    public sealed record Register(CompilerEndpoint Endpoint) : ClusterChange;
+    public sealed record Register(CompilerEndpoint Endpoint) : ClusterChange
+    {
+        public override string ToString() => $"register {Endpoint} ports [{string.Join(", ", Endpoint.Ports)}]";
+    }
     public sealed record Unregister(string Id) : ClusterChange;
     private ClusterChange() { }
 }
@@ -26,7 +29,8 @@ public abstract record ClusterChange
 /// <summary>
 /// Random histories over a deliberately small world (three apps, two tiers, two namespaces, three nodes, four
 /// addresses) so that selectors collide, addresses are claimed twice, and CIDR, DNS, entity, requires, deny and
-/// L7 rules meet on the same identities.
+/// L7 rules meet on the same identities; endpoints serve named ports that rules name (with the wrong protocol, or
+/// a name nobody serves, too), and re-registering an endpoint may change only its ports.
 /// </summary>
 internal static class ClusterHistory
 {
@@ -56,12 +60,28 @@ internal static class ClusterHistory
             new PeerSelector.Cidr(CidrPrefix.Parse("0.0.0.0/0"), [CidrPrefix.Parse("10.0.0.0/8")])).Select(c => (PeerSelector)c)),
         (1, Gen.Elements("example.com", "api.example.com").Select(n => (PeerSelector)new PeerSelector.Fqdn(new DnsMatch(n, null)))));
 
+    // Named ports: "http" on 80 or 8080, "dns" on UDP or TCP 53, "metrics" only on TCP; "nope" is served by nobody.
     private static readonly Gen<PortRule> Ports = Gen.Elements(
         new PortRule([PortProtocol.Tcp(80)]),
         new PortRule([PortProtocol.Udp(53)]),
         new PortRule([new PortProtocol(8080, Protocol.Any)]),
         new PortRule([new PortProtocol(8000, Protocol.Tcp, 8010)]),
-        new PortRule([PortProtocol.Tcp(80)], new L7Rules([new HttpRule("GET", "/", null, [])], [])));
+        new PortRule([PortProtocol.Tcp(80)], new L7Rules([new HttpRule("GET", "/", null, [])], [])),
+        new PortRule([PortProtocol.Named("http", Protocol.Tcp)]),
+        new PortRule([PortProtocol.Named("dns", Protocol.Any), PortProtocol.Tcp(80)]),
+        new PortRule([PortProtocol.Named("metrics", Protocol.Udp)]),
+        new PortRule([PortProtocol.Named("nope", Protocol.Any)]),
+        new PortRule([PortProtocol.Named("http", Protocol.Tcp)], new L7Rules([new HttpRule("GET", "/", null, [])], [])));
+
+    private static readonly ContainerPort[][] EndpointPorts =
+    [
+        [],
+        [new("http", 80, Protocol.Tcp)],
+        [new("http", 8080, Protocol.Tcp)],
+        [new("dns", 53, Protocol.Udp), new("http", 80, Protocol.Tcp)],
+        [new("dns", 53, Protocol.Tcp), new("metrics", 9090, Protocol.Tcp)],
+        [new("http", 8080, Protocol.Tcp), new("metrics", 9090, Protocol.Tcp)],
+    ];
 
     private static readonly Gen<PolicyRule> Rule =
         from peers in Gen.Frequency((1, Gen.Constant<List<PeerSelector>?>(null)), (4, Gen.ListOf(Peer, 2).Select(l => (List<PeerSelector>?)l.Distinct().ToList())))
@@ -100,7 +120,8 @@ internal static class ClusterHistory
         from node in Gen.Elements(Nodes)
         from ip in Gen.Elements(Addresses)
         from identity in Gen.Elements(EndpointIdentities)
-        select new CompilerEndpoint($"n1/e{n}", node, ip, $"lxc{n}", identity);
+        from ports in Gen.Elements(EndpointPorts)
+        select new CompilerEndpoint($"n1/e{n}", node, ip, $"lxc{n}", identity, ports);
 
     public static readonly Gen<ClusterChange> Change = Gen.Frequency(
         (4, Policy.Select(p => (ClusterChange)new ClusterChange.Apply(p))),

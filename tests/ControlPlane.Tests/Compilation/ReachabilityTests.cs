@@ -10,6 +10,7 @@ namespace Mesh.ControlPlane.Tests.Compilation;
 /// TCP and UDP ports 80 and 81. Each case applies policy documents (through the real parser), compiles every
 /// node's snapshot, judges all 81 pairs with <see cref="SnapshotEvaluator"/> and compares the whole 9×9 matrix.
 /// A pod always reaches itself (loopback never crosses the datapath), as the e2e model's AllowLoopback says.
+/// Every pod serves its ports under the e2e model's names: serve-80-tcp, serve-80-udp, serve-81-tcp, serve-81-udp.
 /// </summary>
 public sealed class ReachabilityTests
 {
@@ -30,8 +31,11 @@ public sealed class ReachabilityTests
         LabelSet.ForPod(pod.Ns, new Dictionary<string, string> { ["pod"] = pod.Name },
             new Dictionary<string, string> { ["ns"] = pod.Ns, ["kubernetes.io/metadata.name"] = pod.Ns }));
 
+    private static readonly ContainerPort[] ServedPorts =
+        [.. Probes.Select(p => new ContainerPort($"serve-{p.Port}-{p.Protocol.ToString().ToLowerInvariant()}", p.Port, p.Protocol))];
+
     private static readonly IReadOnlyList<CompilerEndpoint> Endpoints =
-        [.. Pods.Select(pod => new CompilerEndpoint(pod.ToString(), NodeOf(pod), IpOf(pod), $"lxc-{pod.Ns}{pod.Name}", IdentityOf(pod)))];
+        [.. Pods.Select(pod => new CompilerEndpoint(pod.ToString(), NodeOf(pod), IpOf(pod), $"lxc-{pod.Ns}{pod.Name}", IdentityOf(pod), ServedPorts))];
 
     /// <summary>Which pairs connect: everything, then each rule overrides the pairs it names.</summary>
     public sealed class Reachability
@@ -193,6 +197,51 @@ public sealed class ReachabilityTests
             "a cluster-wide egress deny to z",
             [Ccnp + "metadata: {name: no-z}\nspec:\n  endpointSelector: {}\n  enableDefaultDeny: {egress: false}\n  egressDeny: [{toEndpoints: [{matchLabels: {k8s:io.kubernetes.pod.namespace: z}}]}]"],
             (_, _) => new Reachability().Expect(Anyone, In("z"), false)
+        },
+        {
+            // Kubernetes e2e: "should allow ingress access on one named port".
+            "ingress to x on the named port serve-81-tcp only",
+            [Knp + "metadata: {name: allow-all, namespace: x}\nspec: {podSelector: {}, ingress: [{ports: [{port: serve-81-tcp}]}]}"],
+            (protocol, port) => new Reachability().Expect(Anyone, In("x"), protocol == Protocol.Tcp && port == 81)
+        },
+        {
+            // Kubernetes e2e: "should allow ingress access from namespace on one named port".
+            "ingress to x/a from namespace y on the named port serve-80-tcp only",
+            [Knp + "metadata: {name: allow-client-a-via-ns-selector-80, namespace: x}\nspec:\n  podSelector: {matchLabels: {pod: a}}\n  ingress: [{from: [{namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: y}}}], ports: [{port: serve-80-tcp, protocol: TCP}]}]"],
+            (protocol, port) => new Reachability().Expect(Anyone, Is("x", "a"), false)
+                .Expect(In("y"), Is("x", "a"), protocol == Protocol.Tcp && port == 80)
+        },
+        {
+            // Kubernetes e2e: "should allow egress access on one named port".
+            "egress of x on the named port serve-80-tcp only",
+            [Knp + "metadata: {name: allow-egress, namespace: x}\nspec: {podSelector: {}, policyTypes: [Egress], egress: [{ports: [{port: serve-80-tcp}]}]}"],
+            (protocol, port) => new Reachability().Expect(In("x"), Anyone, protocol == Protocol.Tcp && port == 80)
+        },
+        {
+            "egress of x/a to namespace y on a named port resolves against y's pods",
+            [Knp + "metadata: {name: to-y-81, namespace: x}\nspec:\n  podSelector: {matchLabels: {pod: a}}\n  policyTypes: [Egress]\n  egress: [{to: [{namespaceSelector: {matchLabels: {ns: y}}}], ports: [{port: serve-81-udp, protocol: UDP}]}]"],
+            (protocol, port) => new Reachability().Expect(Is("x", "a"), Anyone, false)
+                .Expect(Is("x", "a"), In("y"), protocol == Protocol.Udp && port == 81)
+        },
+        {
+            "a named port with a protocol it is not served on admits nothing (serve-80-udp is not TCP)",
+            [Knp + "metadata: {name: wrong-protocol, namespace: x}\nspec: {podSelector: {}, ingress: [{ports: [{port: serve-80-udp}]}]}"],
+            (_, _) => new Reachability().Expect(Anyone, In("x"), false)
+        },
+        {
+            "a name no pod serves admits nothing",
+            [Knp + "metadata: {name: unknown-name, namespace: x}\nspec: {podSelector: {}, ingress: [{ports: [{port: serve-82-tcp}]}]}"],
+            (_, _) => new Reachability().Expect(Anyone, In("x"), false)
+        },
+        {
+            "a Cilium named port without protocol takes the one it is served on",
+            [Cnp + "metadata: {name: udp-81, namespace: x}\nspec: {endpointSelector: {}, ingress: [{toPorts: [{ports: [{port: serve-81-udp}]}]}]}"],
+            (protocol, port) => new Reachability().Expect(Anyone, In("x"), protocol == Protocol.Udp && port == 81)
+        },
+        {
+            "a Cilium deny on a named port leaves the other ports to the allows",
+            [Cnp + "metadata: {name: mixed, namespace: x}\nspec:\n  endpointSelector: {}\n  ingress: [{fromEntities: [cluster]}]\n  ingressDeny: [{toPorts: [{ports: [{port: serve-80-tcp, protocol: TCP}]}]}]"],
+            (protocol, port) => new Reachability().Expect(Anyone, In("x"), !(protocol == Protocol.Tcp && port == 80))
         },
         {
             "an HTTP rule on TCP 80 admits TCP 80 at L4 until the proxy exists",

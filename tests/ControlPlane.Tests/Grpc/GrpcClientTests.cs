@@ -1,3 +1,4 @@
+using Empty = Google.Protobuf.WellKnownTypes.Empty;
 using System.Diagnostics;
 using Mesh.Contracts.Agent;
 using Mesh.Contracts.Grpc;
@@ -16,9 +17,9 @@ public sealed class GrpcClientTests
         await using var server = await GrpcTestServer.StartAsync();
         var ack = new AckRequest { Node = "node-a", Version = 1042, Outcome = AckOutcome.Failed, Error = "map full ✓", ApplyMicros = 870 };
 
-        var reply = await server.Client().UnaryAsync(Service, "Ack", ack, AckReply.Parser, TimeSpan.FromSeconds(5), TestToken);
+        var reply = await server.Client().UnaryAsync(Service, "Ack", ack, Empty.Parser, TimeSpan.FromSeconds(5), TestToken);
 
-        Assert.Equal(new AckReply(), reply);
+        Assert.Equal(new Empty(), reply);
         Assert.Equal([ack], server.Sync.Acks);
     }
 
@@ -41,7 +42,7 @@ public sealed class GrpcClientTests
         await using var server = await GrpcTestServer.StartAsync();
 
         var e = await Assert.ThrowsAsync<RpcException>(() =>
-            server.Client().UnaryAsync(Service, "Ack", new AckRequest { Node = "fail-a" }, AckReply.Parser, ct: TestToken));
+            server.Client().UnaryAsync(Service, "Ack", new AckRequest { Node = "fail-a" }, Empty.Parser, ct: TestToken));
 
         Assert.Equal(StatusCode.FailedPrecondition, e.StatusCode);
         Assert.Equal(TestAgentSync.FailureDetail("fail-a"), e.Detail);
@@ -70,7 +71,7 @@ public sealed class GrpcClientTests
         await using var server = await GrpcTestServer.StartAsync();
 
         var e = await Assert.ThrowsAsync<RpcException>(() =>
-            server.Client().UnaryAsync(Service, "Ack", new AckRequest { Node = "boom" }, AckReply.Parser, ct: TestToken));
+            server.Client().UnaryAsync(Service, "Ack", new AckRequest { Node = "boom" }, Empty.Parser, ct: TestToken));
 
         Assert.Equal(StatusCode.Unknown, e.StatusCode);
         Assert.DoesNotContain("the handler broke", e.Detail, StringComparison.Ordinal);
@@ -83,7 +84,7 @@ public sealed class GrpcClientTests
         var started = DateTime.UtcNow;
 
         var e = await Assert.ThrowsAsync<RpcException>(() =>
-            server.Client().UnaryAsync(Service, "Ack", new AckRequest { Node = "slow-a" }, AckReply.Parser, TimeSpan.FromMilliseconds(300), TestToken));
+            server.Client().UnaryAsync(Service, "Ack", new AckRequest { Node = "slow-a" }, Empty.Parser, TimeSpan.FromMilliseconds(300), TestToken));
 
         Assert.Equal(StatusCode.DeadlineExceeded, e.StatusCode);
         var end = await server.Sync.EndOf("slow-a").WaitAsync(TimeSpan.FromSeconds(5), TestToken);
@@ -156,7 +157,7 @@ public sealed class GrpcClientTests
         await using var server = await GrpcTestServer.StartAsync(o => o.MaxReceiveMessageSize = 1024);
 
         var e = await Assert.ThrowsAsync<RpcException>(() => server.Client().UnaryAsync(Service, "Ack",
-            new AckRequest { Node = "node-a", Error = new string('x', 4096) }, AckReply.Parser, ct: TestToken));
+            new AckRequest { Node = "node-a", Error = new string('x', 4096) }, Empty.Parser, ct: TestToken));
 
         Assert.Equal(StatusCode.ResourceExhausted, e.StatusCode);
         Assert.Empty(server.Sync.Acks);
@@ -192,7 +193,7 @@ public sealed class GrpcClientTests
         await using var server = await GrpcTestServer.StartAsync();
 
         var e = await Assert.ThrowsAsync<RpcException>(() => server.Client(maxSendMessageSize: 1024).UnaryAsync(Service, "Ack",
-            new AckRequest { Node = "node-a", Error = new string('x', 4096) }, AckReply.Parser, ct: TestToken));
+            new AckRequest { Node = "node-a", Error = new string('x', 4096) }, Empty.Parser, ct: TestToken));
 
         Assert.Equal(StatusCode.ResourceExhausted, e.StatusCode);
         Assert.Empty(server.Sync.Acks);
@@ -204,7 +205,7 @@ public sealed class GrpcClientTests
         await using var server = await GrpcTestServer.StartAsync();
 
         var e = await Assert.ThrowsAsync<RpcException>(() =>
-            server.Client().UnaryAsync(Service, "Nope", new AckRequest(), AckReply.Parser, ct: TestToken));
+            server.Client().UnaryAsync(Service, "Nope", new AckRequest(), Empty.Parser, ct: TestToken));
 
         Assert.Equal(StatusCode.Unimplemented, e.StatusCode);
         Assert.Contains($"/{Service}/Nope", e.Detail, StringComparison.Ordinal);
@@ -218,7 +219,7 @@ public sealed class GrpcClientTests
         var client = new GrpcClient(new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}") });
 
         var e = await Assert.ThrowsAsync<RpcException>(() =>
-            client.UnaryAsync(Service, "Ack", new AckRequest { Node = "node-a" }, AckReply.Parser, ct: TestToken));
+            client.UnaryAsync(Service, "Ack", new AckRequest { Node = "node-a" }, Empty.Parser, ct: TestToken));
 
         Assert.Equal(StatusCode.Unavailable, e.StatusCode);
     }

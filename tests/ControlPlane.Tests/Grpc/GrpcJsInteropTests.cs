@@ -13,12 +13,12 @@ public sealed class GrpcJsInteropTests
     private static CancellationToken TestToken => TestContext.Current.CancellationToken;
 
     [Fact]
-    public async Task The_grpc_js_client_acks_watches_cancels_and_sees_our_status_codes()
+    public async Task The_grpc_js_client_acks_watches_cancels_echoes_over_a_duplex_stream_and_sees_our_status_codes()
     {
         await using var server = await GrpcTestServer.StartAsync();
         await EnsureNodeModulesAsync();
 
-        var run = await ChildProcess.RunAsync("node", ["client.js", server.Port.ToString(System.Globalization.CultureInfo.InvariantCulture), RepositoryPaths.AgentProto],
+        var run = await ChildProcess.RunAsync("node", ["client.js", server.Port.ToString(System.Globalization.CultureInfo.InvariantCulture), RepositoryPaths.AgentProtoFolder],
             RepositoryPaths.GrpcJsClient, TimeSpan.FromSeconds(60), TestToken);
         TestContext.Current.TestOutputHelper?.WriteLine(run.StandardOutput);
         Assert.True(run.ExitCode == 0, $"node client.js failed ({run.ExitCode}): {run.StandardError}");
@@ -59,6 +59,15 @@ public sealed class GrpcJsInteropTests
         var deadlineEnd = await server.Sync.EndOf("slow-js").WaitAsync(TimeSpan.FromSeconds(5), TestToken);
         Assert.True(deadlineEnd.TokenFired);
         Assert.NotEqual(DateTime.MaxValue, deadlineEnd.Deadline);
+
+        // Echo: a bidirectional stream in lockstep (each write waits for the previous echo), then grpc-js half-closed
+        // the call; our handler's read loop ended without a cancellation and the call ended OK.
+        var echo = results.GetProperty("echo");
+        Assert.True(echo.GetProperty("ok").GetBoolean(), echo.ToString());
+        Assert.Equal(["1", "2", "3"], echo.GetProperty("messages").EnumerateArray().Select(m => m.GetProperty("version").GetString()));
+        Assert.All(echo.GetProperty("messages").EnumerateArray(), m => Assert.Equal("echo-js", m.GetProperty("node").GetString()));
+        var echoEnd = await server.Sync.EndOf("echo-js").WaitAsync(TimeSpan.FromSeconds(5), TestToken);
+        Assert.False(echoEnd.TokenFired);
     }
 
     private static async Task EnsureNodeModulesAsync()

@@ -1,3 +1,4 @@
+using Empty = Google.Protobuf.WellKnownTypes.Empty;
 using System.Net;
 using System.Net.Http.Headers;
 using Google.Protobuf;
@@ -22,7 +23,7 @@ public sealed class GrpcServerWireTests
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         Assert.Equal(new Version(2, 0), response.Version);
         Assert.Equal("application/grpc", response.Content.Headers.ContentType?.MediaType);
-        Assert.Equal(new byte[] { 0, 0, 0, 0, 0 }, body);   // uncompressed, length 0: AckReply is empty
+        Assert.Equal(new byte[] { 0, 0, 0, 0, 0 }, body);   // uncompressed, length 0: Empty is empty
         Assert.Equal("0", Trailer(response, "grpc-status"));
     }
 

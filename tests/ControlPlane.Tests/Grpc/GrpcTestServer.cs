@@ -1,3 +1,4 @@
+using Empty = Google.Protobuf.WellKnownTypes.Empty;
 using System.Net;
 using Mesh.Contracts.Agent;
 using Mesh.Contracts.Grpc;
@@ -38,7 +39,8 @@ internal sealed class GrpcTestServer : IAsyncDisposable
         var app = builder.Build();
         var sync = new TestAgentSync();
         app.MapGrpcServerStreaming<WatchRequest, SnapshotUpdate>(TestAgentSync.Service, "Watch", sync.Watch);
-        app.MapGrpcUnary<AckRequest, AckReply>(TestAgentSync.Service, "Ack", sync.Ack);
+        app.MapGrpcUnary<AckRequest, Empty>(TestAgentSync.Service, "Ack", sync.Ack);
+        app.MapGrpcDuplexStreaming<AckRequest, AckRequest>(TestAgentSync.Service, "Echo", sync.Echo);
         await app.StartAsync(TestContext.Current.CancellationToken);
         var address = app.Services.GetRequiredService<IServer>().Features.GetRequiredFeature<IServerAddressesFeature>().Addresses.Single();
         return new GrpcTestServer(app, sync, new Uri(address));

@@ -5,7 +5,7 @@ internal static class RepositoryPaths
 {
     public static string Root { get; } = FindRoot();
 
-    public static string AgentProto => Path.Combine(Root, "src", "Contracts", "Agent", "agent.proto");
+    public static string AgentProtoFolder => Path.Combine(Root, "src", "Contracts", "Agent");
 
     public static string GrpcJsClient => Path.Combine(Root, "tests", "ControlPlane.Tests", "Grpc", "grpcjs");
 

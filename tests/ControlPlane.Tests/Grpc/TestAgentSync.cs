@@ -1,3 +1,4 @@
+using Empty = Google.Protobuf.WellKnownTypes.Empty;
 using System.Collections.Concurrent;
 using Mesh.Contracts.Agent;
 using Mesh.Contracts.Grpc;
@@ -9,14 +10,17 @@ namespace Mesh.ControlPlane.Tests.Grpc;
 internal sealed record HandlerEnd(bool TokenFired, bool ClientGone, DateTime Deadline, DateTime ObservedAt);
 
 /// <summary>
-/// Test handlers for mesh.agent.v1.AgentSync; the node name picks the behaviour:
+/// Test handlers for mesh.test.v1.TestSync (grpcjs/test_sync.proto); the node name picks the behaviour:
 /// Watch: "hold…" 3 snapshots then waits, "endless…" a snapshot every 5 ms, "slow…" waits, "fail…" 1 snapshot then
 /// FAILED_PRECONDITION, "big…" one large snapshot, anything else 5 snapshots and ends.
 /// Ack: "slow…" waits, "stubborn…" ignores its token for 2 s, "fail…" FAILED_PRECONDITION, "boom…" throws, else records.
+/// Echo (duplex, AckRequest both ways; the first message's node picks): "fail…" echoes it then FAILED_PRECONDITION,
+/// "ticker…" writes a tick every 5 ms while counting the client's messages, and after the client half-closes sends
+/// one last message {node "acks", version = that count}; anything else echoes every message until the client half-closes.
 /// </summary>
 internal sealed class TestAgentSync
 {
-    public const string Service = "mesh.agent.v1.AgentSync";
+    public const string Service = "mesh.test.v1.TestSync";
     public const int FiniteStreamLength = 5;
 
     private readonly ConcurrentDictionary<string, TaskCompletionSource<HandlerEnd>> _ends = new();
@@ -74,7 +78,7 @@ internal sealed class TestAgentSync
         }
     }
 
-    public async Task<AckReply> Ack(AckRequest request, ServerCallContext context)
+    public async Task<Empty> Ack(AckRequest request, ServerCallContext context)
     {
         var node = request.Node;
         switch (node)
@@ -92,7 +96,61 @@ internal sealed class TestAgentSync
                 throw new InvalidOperationException("the handler broke");
         }
         Acks.Enqueue(request);
-        return new AckReply();
+        return new Empty();
+    }
+
+    public async Task Echo(IAsyncStreamReader<AckRequest> requests, IServerStreamWriter<AckRequest> responses, ServerCallContext context)
+    {
+        if (!await requests.MoveNext()) return;
+        var node = requests.Current.Node;
+        try
+        {
+            if (node.StartsWith("ticker", StringComparison.Ordinal))
+            {
+                await TickWhileCountingAsync(node, requests, responses);
+                return;
+            }
+            await responses.WriteAsync(requests.Current);
+            if (node.StartsWith("fail", StringComparison.Ordinal)) throw new RpcException(StatusCode.FailedPrecondition, FailureDetail(node));
+            while (await requests.MoveNext()) await responses.WriteAsync(requests.Current);
+        }
+        finally
+        {
+            Record(node, context);
+        }
+    }
+
+    /// <summary>Reads in this task while another writes: the shape of a real duplex handler (updates out, acks in).</summary>
+    private static async Task TickWhileCountingAsync(string node, IAsyncStreamReader<AckRequest> requests, IServerStreamWriter<AckRequest> responses)
+    {
+        using var stop = new CancellationTokenSource();
+        async Task TickAsync()
+        {
+            ulong version = 0;
+            try
+            {
+                while (true)
+                {
+                    await responses.WriteAsync(new AckRequest { Node = node, Version = ++version });
+                    await Task.Delay(5, stop.Token);
+                }
+            }
+            catch (OperationCanceledException) when (stop.IsCancellationRequested)
+            {
+            }
+        }
+        var ticking = TickAsync();
+        ulong acks = 0;
+        try
+        {
+            while (await requests.MoveNext()) acks++;
+        }
+        finally
+        {
+            await stop.CancelAsync();
+            await ticking;
+        }
+        await responses.WriteAsync(new AckRequest { Node = "acks", Version = acks });
     }
 
     private async Task WaitUntilCancelledAsync(string node, ServerCallContext context)

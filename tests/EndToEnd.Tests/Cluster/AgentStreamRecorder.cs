@@ -4,7 +4,7 @@ using Mesh.Contracts.Grpc;
 namespace Mesh.EndToEnd.Tests.Cluster;
 
 /// <summary>
-/// An agent's view of the Watch protocol, without a datapath: it watches one replica, and when that stream breaks it
+/// An agent's view of the Sync protocol, without a datapath: it syncs with one replica, and when that call breaks it
 /// moves on to the next replica with the last version it received, exactly as the node agent does. It records every
 /// update and on which replica it arrived.
 /// </summary>
@@ -38,8 +38,9 @@ internal sealed class AgentStreamRecorder(string node, IReadOnlyList<Uri> replic
         {
             try
             {
-                var request = new WatchRequest { Node = node, LastAppliedVersion = Version };
-                await foreach (var update in clients[replica].ServerStreamingAsync("mesh.agent.v1.AgentSync", "Watch", request, SnapshotUpdate.Parser, ct: ct))
+                await using var call = await clients[replica].DuplexStreamingAsync<SyncRequest, SnapshotUpdate>("mesh.agent.v1.AgentSync", "Sync", SnapshotUpdate.Parser, ct: ct);
+                await call.WriteAsync(new SyncRequest { Watch = new WatchRequest { Node = node, LastAppliedVersion = Version } }, ct);
+                await foreach (var update in call.ReadAllAsync())
                     lock (_received)
                         _received.Add(update.UpdateCase == SnapshotUpdate.UpdateOneofCase.Delta
                             ? new(replica, update.Delta.Version, update.Delta.FromVersion)

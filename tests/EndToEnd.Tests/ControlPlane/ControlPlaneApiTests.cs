@@ -39,7 +39,7 @@ public sealed class ControlPlaneApiTests : IAsyncLifetime
     public async Task Malformed_policy_is_refused_with_400_naming_the_field_and_nothing_is_stored()
     {
         var before = (await _cp.Client.StatusAsync()).Version;
-        var bad = AllowFrontend.Replace("port: \"80\"", "port: \"80x\"");
+        var bad = AllowFrontend.Replace("port: \"80\"", "port: \"80/tcp\"");
 
         var error = await Assert.ThrowsAsync<MeshApiException>(() => _cp.Client.ApplyPolicyAsync("default", "allow-frontend", bad));
 
@@ -153,8 +153,10 @@ public sealed class ControlPlaneApiTests : IAsyncLifetime
         // A whole snapshot first; the policy applied after it arrives as a delta, which must rebuild content whose
         // hash the control plane announced.
         var held = new Mesh.NodeAgent.Sync.HeldSnapshot();
-        await using var updates = grpc.ServerStreamingAsync("mesh.agent.v1.AgentSync", "Watch",
-            new WatchRequest { Node = "node-1" }, SnapshotUpdate.Parser, ct: cts.Token).GetAsyncEnumerator(cts.Token);
+        await using var call = await grpc.DuplexStreamingAsync<SyncRequest, SnapshotUpdate>("mesh.agent.v1.AgentSync", "Sync",
+            SnapshotUpdate.Parser, ct: cts.Token);
+        await call.WriteAsync(new SyncRequest { Watch = new WatchRequest { Node = "node-1" } }, cts.Token);
+        await using var updates = call.ReadAllAsync().GetAsyncEnumerator(cts.Token);
         Assert.True(await updates.MoveNextAsync());
         Assert.Equal(SnapshotUpdate.UpdateOneofCase.Snapshot, updates.Current.UpdateCase);
         Assert.True(held.Apply(updates.Current.Snapshot), "the first snapshot does not hash as announced");
@@ -181,9 +183,14 @@ public sealed class ControlPlaneApiTests : IAsyncLifetime
         Assert.Equal(Verdict.Allow, entry.Verdict);
         Assert.Contains("allow-frontend", snapshot.Rules[(int)entry.RuleIndex]);
 
-        await grpc.UnaryAsync("mesh.agent.v1.AgentSync", "Ack",
-            new AckRequest { Node = "node-1", Version = snapshot.Version, Outcome = AckOutcome.Applied }, AckReply.Parser);
+        await call.WriteAsync(new SyncRequest { Ack = new AckRequest { Node = "node-1", Version = snapshot.Version, Outcome = AckOutcome.Applied } }, cts.Token);
         var node = Assert.Single(await _cp.Client.ListNodesAsync());
+        for (var wait = 0; node.AckedVersion < applied.Version && wait < 100; wait++)
+        {
+            // The ack travels on the call, not as a request of its own: nothing answers it, so poll until it shows.
+            await Task.Delay(50, cts.Token);
+            node = Assert.Single(await _cp.Client.ListNodesAsync());
+        }
         Assert.Equal(applied.Version, node.AckedVersion);
         Assert.Equal(applied.Version, node.ProducedVersion);
     }

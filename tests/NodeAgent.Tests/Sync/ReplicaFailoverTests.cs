@@ -83,7 +83,7 @@ public sealed class ReplicaFailoverTests
         Assert.Equal([7ul], b.Acks.Select(ack => ack.Version));
         Assert.All(a.Acks.Concat(b.Acks), ack => Assert.Equal(AckOutcome.Applied, ack.Outcome));
         Assert.Equal(5ul, b.Watches.First().LastAppliedVersion);
-        Assert.Contains($"watching control plane replica {b.Address} from v5", log.ToString(), StringComparison.Ordinal);
+        Assert.Contains($"syncing with control plane replica {b.Address} from v5", log.ToString(), StringComparison.Ordinal);
         Assert.Contains($"applied v7 (1 endpoints, 2 entries) from {b.Address}", log.ToString(), StringComparison.Ordinal);
     }
 

@@ -16,8 +16,8 @@ namespace Mesh.NodeAgent.Tests.Sync;
 
 /// <summary>
 /// One control plane replica in the test process: a real Kestrel (HTTP/2 only, loopback, a free port) serving
-/// mesh.agent.v1.AgentSync with the control plane's own gRPC server. Watch plays a script of updates, then holds the
-/// stream open until the agent or <see cref="KillAsync"/> ends it; every Watch request and Ack is recorded.
+/// mesh.agent.v1.AgentSync with the control plane's own gRPC server. Sync plays a script of updates for the call's
+/// watch, then keeps the call open until the agent or <see cref="KillAsync"/> ends it; every watch and ack is recorded.
 /// </summary>
 internal sealed class ReplicaServer : IAsyncDisposable
 {
@@ -44,8 +44,7 @@ internal sealed class ReplicaServer : IAsyncDisposable
         builder.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Loopback, 0, l => l.Protocols = HttpProtocols.Http2));
         var app = builder.Build();
         var server = new ReplicaServer(app, script);
-        app.MapGrpcServerStreaming<WatchRequest, SnapshotUpdate>(Service, "Watch", server.Watch);
-        app.MapGrpcUnary<AckRequest, AckReply>(Service, "Ack", server.Ack);
+        app.MapGrpcDuplexStreaming<SyncRequest, SnapshotUpdate>(Service, "Sync", server.Sync);
         await app.StartAsync(TestContext.Current.CancellationToken);
         server.Address = new Uri(app.Services.GetRequiredService<IServer>().Features.GetRequiredFeature<IServerAddressesFeature>().Addresses.Single());
         return server;
@@ -65,16 +64,13 @@ internal sealed class ReplicaServer : IAsyncDisposable
         await _app.DisposeAsync();
     }
 
-    private async Task Watch(WatchRequest request, IServerStreamWriter<SnapshotUpdate> stream, ServerCallContext context)
+    private async Task Sync(IAsyncStreamReader<SyncRequest> requests, IServerStreamWriter<SnapshotUpdate> stream, ServerCallContext context)
     {
-        Watches.Enqueue(request);
-        foreach (var update in _script(request)) await stream.WriteAsync(update);
+        if (!await requests.MoveNext(context.CancellationToken)) return;
+        var watch = requests.Current.Watch;
+        Watches.Enqueue(watch);
+        foreach (var update in _script(watch)) await stream.WriteAsync(update);
+        while (await requests.MoveNext(context.CancellationToken)) Acks.Enqueue(requests.Current.Ack);
         await Task.Delay(Timeout.Infinite, context.CancellationToken);
-    }
-
-    private Task<AckReply> Ack(AckRequest request, ServerCallContext context)
-    {
-        Acks.Enqueue(request);
-        return Task.FromResult(new AckReply());
     }
 }

@@ -1,15 +1,17 @@
-// Calls the AgentSync test server with the reference gRPC client (@grpc/grpc-js) and prints one JSON object
-// describing what it saw; the C# interop test asserts on it. Usage: node client.js <port> <path to agent.proto>
+// Calls the TestSync test server with the reference gRPC client (@grpc/grpc-js) and prints one JSON object
+// describing what it saw; the C# interop test asserts on it. Usage: node client.js <port> <folder of agent.proto>
 'use strict';
 const path = require('path');
 const grpc = require('@grpc/grpc-js');
 const protoLoader = require('@grpc/proto-loader');
 
-const [port, protoArg] = process.argv.slice(2);
-const protoPath = protoArg ?? path.join(__dirname, '../../../../src/Contracts/Agent/agent.proto');
-const definition = protoLoader.loadSync(protoPath, { longs: String, enums: String, defaults: true, oneofs: true });
-const { AgentSync } = grpc.loadPackageDefinition(definition).mesh.agent.v1;
-const client = new AgentSync(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
+const [port, agentProtoDir] = process.argv.slice(2);
+const definition = protoLoader.loadSync(path.join(__dirname, 'test_sync.proto'), {
+  longs: String, enums: String, defaults: true, oneofs: true,
+  includeDirs: [agentProtoDir ?? path.join(__dirname, '../../../../src/Contracts/Agent')],
+});
+const { TestSync } = grpc.loadPackageDefinition(definition).mesh.test.v1;
+const client = new TestSync(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
 
 const deadlineIn = (ms) => new Date(Date.now() + ms);
 const failure = (error) => ({ ok: false, code: error.code, codeName: grpc.status[error.code], details: error.details });
@@ -37,8 +39,25 @@ function watchThenCancel(request, take, ms) {
 function unknownMethod(ms) {
   const identity = (x) => x;
   return new Promise((resolve) =>
-    client.makeUnaryRequest('/mesh.agent.v1.AgentSync/Nope', identity, identity, Buffer.alloc(0),
+    client.makeUnaryRequest('/mesh.test.v1.TestSync/Nope', identity, identity, Buffer.alloc(0),
       { deadline: deadlineIn(ms) }, (error) => resolve(error ? failure(error) : { ok: true })));
+}
+
+// Bidirectional stream on our duplex Echo method. Lockstep: each message is written only after the previous echo
+// arrived, then half-close.
+function echoInLockstep(node, count, ms) {
+  return new Promise((resolve) => {
+    const messages = [];
+    const call = client.Echo({ deadline: deadlineIn(ms) });
+    call.on('data', (reply) => {
+      messages.push({ node: reply.node, version: reply.version });
+      if (messages.length < count) call.write({ node, version: String(messages.length + 1) });
+      else call.end();
+    });
+    call.on('error', (error) => resolve({ messages, ...failure(error) }));
+    call.on('status', (status) => { if (status.code === grpc.status.OK) resolve({ messages, ok: true, code: status.code }); });
+    call.write({ node, version: '1' });
+  });
 }
 
 (async () => {
@@ -48,6 +67,7 @@ function unknownMethod(ms) {
     serverError: await unary('Ack', { node: 'fail-js' }, 5000),
     unknownMethod: await unknownMethod(5000),
     deadline: await unary('Ack', { node: 'slow-js' }, 300),
+    echo: await echoInLockstep('echo-js', 3, 5000),
   };
   client.close();
   console.log(JSON.stringify(results));
