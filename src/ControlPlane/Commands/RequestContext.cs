@@ -1,3 +1,4 @@
+using Mesh.ControlPlane.Distribution;
 using Mesh.ControlPlane.State;
 using Mesh.Contracts.Identity;
 
@@ -12,11 +13,15 @@ public static class RequestContext
         http.Request.Headers["X-Correlation-Id"].FirstOrDefault() is { Length: > 0 } c ? c : Guid.NewGuid().ToString("N"),
         clock.GetUtcNow());
 
-    /// <summary>Waits until the read model holds the write, so a GET right after the answer sees it.</summary>
-    public static async Task ReadYourWriteAsync(this ClusterState state, LogPosition position, CancellationToken ct)
+    /// <summary>
+    /// Waits until the read model holds the write, so a GET right after the answer sees it, and until it is compiled,
+    /// so the version in the answer is already on its way to the nodes (what <c>meshctl policy wait</c> waits for).
+    /// </summary>
+    public static async Task ReadYourWriteAsync(this ClusterState state, SnapshotCompiler compiler, LogPosition position, CancellationToken ct)
     {
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
         timeout.CancelAfter(TimeSpan.FromSeconds(10));
         await state.WaitForAsync(position, timeout.Token);
+        await compiler.WaitForAsync(position.Value, timeout.Token);
     }
 }

@@ -118,19 +118,59 @@ public sealed class SnapshotCompiler
     private void CatchUpLocked(ClusterView view)
     {
         if (view.Position <= _compiled.Position) return;
-        var was = _compiled;
-        Diff(was.Identities, view.Identities,
-            (_, now) => _compiler.AllocateIdentity(now.Identity, now.Labels),
-            _ => { });   // a released identity has no endpoint, so no address maps to it: its entries are inert
-        Diff(was.Policies, view.Policies,
-            (old, now) => { if (old?.Hash != now.Hash) _compiler.ApplyPolicy(now.Policy); },
-            old => _compiler.DeletePolicy(old.Policy.Namespace, old.Policy.Name));
-        Diff(was.Endpoints, view.Endpoints,
-            (_, now) => _compiler.RegisterEndpoint(new CompilerEndpoint(now.Id, now.Spec.Node, now.Spec.Ip, now.Spec.Interface, now.Identity, now.Spec.Ports)),
-            old => _compiler.DeleteEndpoint(old.Id));
+        if (view.Changes is { } changes && changes.Since <= _compiled.Position) ApplyJournal(_compiled, view, changes);
+        else ApplyDiff(_compiled, view);
         var commit = _compiler.Commit(view.Position.Value);
         _compiled = view;
         Publish(commit);
+    }
+
+    /// <summary>The keys the view's journal lists after <paramref name="was"/>: identities first, as a whole diff goes.</summary>
+    private void ApplyJournal(ClusterView was, ClusterView view, ViewChange changes)
+    {
+        var touched = new HashSet<(ViewPart Part, string Key, uint Identity)>();
+        for (var c = changes; c is not null && c.Position > was.Position; c = c.Older) touched.Add((c.Part, c.Key, c.Identity));
+        foreach (var (part, key, identity) in touched.OrderBy(t => t.Part))
+        {
+            switch (part)
+            {
+                case ViewPart.Identities: Changed(was.Identities, view.Identities, identity, SetIdentity, _ => { }); break;
+                case ViewPart.Policies: Changed(was.Policies, view.Policies, key, SetPolicy, RemovePolicy); break;
+                case ViewPart.Endpoints: Changed(was.Endpoints, view.Endpoints, key, SetEndpoint, RemoveEndpoint); break;
+            }
+        }
+    }
+
+    private void ApplyDiff(ClusterView was, ClusterView view)
+    {
+        Diff(was.Identities, view.Identities, SetIdentity, _ => { });
+        Diff(was.Policies, view.Policies, SetPolicy, RemovePolicy);
+        Diff(was.Endpoints, view.Endpoints, SetEndpoint, RemoveEndpoint);
+    }
+
+    private void SetIdentity(IdentityRecord? old, IdentityRecord now) => _compiler.AllocateIdentity(now.Identity, now.Labels);
+    // A released identity has no endpoint, so no address maps to it: its entries are inert (no removal needed).
+
+    private void SetPolicy(PolicyRecord? old, PolicyRecord now)
+    {
+        if (old?.Hash != now.Hash) _compiler.ApplyPolicy(now.Policy);
+    }
+
+    private void RemovePolicy(PolicyRecord old) => _compiler.DeletePolicy(old.Policy.Namespace, old.Policy.Name);
+
+    private void SetEndpoint(EndpointRecord? old, EndpointRecord now) =>
+        _compiler.RegisterEndpoint(new CompilerEndpoint(now.Id, now.Spec.Node, now.Spec.Ip, now.Spec.Interface, now.Identity, now.Spec.Ports));
+
+    private void RemoveEndpoint(EndpointRecord old) => _compiler.DeleteEndpoint(old.Id);
+
+    /// <summary>One key of two versions of a map: set when it is there and not the same object, removed when it is gone.</summary>
+    private static void Changed<TKey, TValue>(ImmutableSortedDictionary<TKey, TValue> before, ImmutableSortedDictionary<TKey, TValue> after, TKey key,
+        Action<TValue?, TValue> set, Action<TValue> removed) where TKey : notnull where TValue : class
+    {
+        var old = before.GetValueOrDefault(key);
+        var now = after.GetValueOrDefault(key);
+        if (now is not null && !ReferenceEquals(old, now)) set(old, now);
+        else if (now is null && old is not null) removed(old);
     }
 
     /// <summary>

@@ -1,3 +1,4 @@
+using Mesh.ControlPlane.Distribution;
 using System.Net;
 using System.Net.Sockets;
 using System.Text.RegularExpressions;
@@ -26,7 +27,7 @@ public static partial class EndpointsApi
     }
 
     private static async Task<Results<Ok<EndpointRegistered>, ValidationProblem>> RegisterEndpoint(
-        EndpointRegistration? body, HttpContext http, CommandRouter router, ClusterState state, TimeProvider clock, CancellationToken ct)
+        EndpointRegistration? body, HttpContext http, CommandRouter router, ClusterState state, SnapshotCompiler compiler, TimeProvider clock, CancellationToken ct)
     {
         if (body is null) return Policies.PoliciesApi.Invalid("body", "an endpoint registration (JSON) is required");
         var errors = Validate(body);
@@ -49,7 +50,7 @@ public static partial class EndpointsApi
         var result = await router.SendAsync(Aggregates.Endpoint, Endpoint.StreamId(body.Namespace, body.Name),
             new EndpointCommand.RegisterEndpoint(spec, identity), context, ct);
         var position = result.Position > allocation.Position ? result.Position : allocation.Position;
-        await state.ReadYourWriteAsync(position, ct);
+        await state.ReadYourWriteAsync(compiler, position, ct);
         return TypedResults.Ok(new EndpointRegistered(body.Namespace, body.Name, identity, position.Value));
     }
 
@@ -60,12 +61,12 @@ public static partial class EndpointsApi
             e.Spec.Ports.Select(p => new EndpointPort(p.Name, p.Port, p.Protocol.ToString().ToUpperInvariant())).ToArray())).ToArray());
 
     private static async Task<Results<Ok<WriteResult>, NotFound>> DeleteEndpoint(
-        string ns, string name, HttpContext http, CommandRouter router, ClusterState state, TimeProvider clock, CancellationToken ct)
+        string ns, string name, HttpContext http, CommandRouter router, ClusterState state, SnapshotCompiler compiler, TimeProvider clock, CancellationToken ct)
     {
         var result = await router.SendAsync(Aggregates.Endpoint, Endpoint.StreamId(ns, name),
             new EndpointCommand.DeleteEndpoint(ns, name), RequestContext.From(http, clock), ct);
         if (result.Events.Count == 0) return TypedResults.NotFound();
-        await state.ReadYourWriteAsync(result.Position, ct);
+        await state.ReadYourWriteAsync(compiler, result.Position, ct);
         return TypedResults.Ok(new WriteResult(result.Position.Value));
     }
 

@@ -25,8 +25,8 @@ public static class PoliciesApi
         clusterwide.MapPut("/{name}", (string name, HttpContext http, CommandRouter router, ClusterState state, SnapshotCompiler compiler, TimeProvider clock, CancellationToken ct) =>
             ApplyAsync(null, name, http, router, state, compiler, clock, ct)).Accepts<string>("application/yaml", "application/json");
         clusterwide.MapGet("/{name}", (string name, ClusterState state) => GetPolicy(Clusterwide, name, state));
-        clusterwide.MapDelete("/{name}", (string name, HttpContext http, CommandRouter router, ClusterState state, TimeProvider clock, CancellationToken ct) =>
-            DeletePolicy(Clusterwide, name, http, router, state, clock, ct));
+        clusterwide.MapDelete("/{name}", (string name, HttpContext http, CommandRouter router, ClusterState state, SnapshotCompiler compiler, TimeProvider clock, CancellationToken ct) =>
+            DeletePolicy(Clusterwide, name, http, router, state, compiler, clock, ct));
         return app;
     }
 
@@ -68,7 +68,7 @@ public static class PoliciesApi
         var key = ns ?? Clusterwide;
         var result = await router.SendAsync(Aggregates.Policy, Policy.StreamId(key, name),
             new PolicyCommand.ApplyPolicy(policy), RequestContext.From(http, clock), ct);
-        await state.ReadYourWriteAsync(result.Position, ct);
+        await state.ReadYourWriteAsync(compiler, result.Position, ct);
         return TypedResults.Ok(new PolicyApplied(key, name, result.Position.Value, PolicyJson.Hash(policy), result.Events.Count > 0));
     }
 
@@ -79,12 +79,12 @@ public static class PoliciesApi
         TypedResults.Ok(state.Current.Policies.Values.Select(View).ToArray());
 
     private static async Task<Results<Ok<WriteResult>, NotFound>> DeletePolicy(
-        string ns, string name, HttpContext http, CommandRouter router, ClusterState state, TimeProvider clock, CancellationToken ct)
+        string ns, string name, HttpContext http, CommandRouter router, ClusterState state, SnapshotCompiler compiler, TimeProvider clock, CancellationToken ct)
     {
         var result = await router.SendAsync(Aggregates.Policy, Policy.StreamId(ns, name),
             new PolicyCommand.DeletePolicy(ns, name), RequestContext.From(http, clock), ct);
         if (result.Events.Count == 0) return TypedResults.NotFound();
-        await state.ReadYourWriteAsync(result.Position, ct);
+        await state.ReadYourWriteAsync(compiler, result.Position, ct);
         return TypedResults.Ok(new WriteResult(result.Position.Value));
     }
 

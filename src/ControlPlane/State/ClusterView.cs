@@ -20,6 +20,16 @@ public sealed record EndpointRecord(EndpointSpec Spec, uint Identity, LogPositio
 
 public sealed record IdentityRecord(uint Identity, LabelSet Labels, LogPosition Version);
 
+/// <summary>The collection of a <see cref="ClusterView"/> an event changed.</summary>
+public enum ViewPart { Identities, Policies, Endpoints }
+
+/// <summary>
+/// One key an event set or removed, newest first, back to the start of the journal at <see cref="Since"/>: a follower
+/// holding a view at or after <see cref="Since"/> finds here every key that moved after it, without comparing whole
+/// collections. Journals are cut every <see cref="ClusterView.JournalLength"/> changes, so old views are not kept alive.
+/// </summary>
+public sealed record ViewChange(LogPosition Position, ViewPart Part, string Key, uint Identity, ViewChange? Older, LogPosition Since, int Length);
+
 /// <summary>
 /// The current desired state, a projection of the log: policies, endpoints and identities as of Position.
 /// "State as of version V" is the same fold stopped at V. Immutable, so readers never see a half-applied event.
@@ -30,6 +40,11 @@ public sealed record ClusterView(
     ImmutableSortedDictionary<string, EndpointRecord> Endpoints,
     ImmutableSortedDictionary<uint, IdentityRecord> Identities)
 {
+    public const int JournalLength = 4096;
+
+    /// <summary>The keys changed by the events before this view, newest first (null before the first change).</summary>
+    public ViewChange? Changes { get; init; }
+
     public static readonly ClusterView Empty = new(LogPosition.Start,
         ImmutableSortedDictionary<string, PolicyRecord>.Empty.WithComparers(StringComparer.Ordinal),
         ImmutableSortedDictionary<string, EndpointRecord>.Empty.WithComparers(StringComparer.Ordinal),
@@ -44,22 +59,39 @@ public sealed record ClusterView(
             {
                 Policies = Policies.SetItem(Key(a.Namespace, a.Name), new PolicyRecord(
                     PolicyJson.Deserialize(a.Policy.ToJsonString()), a.Policy, a.Hash, at, recorded.Metadata.Principal, recorded.Metadata.Time)),
+                Changes = Change(at, ViewPart.Policies, Key(a.Namespace, a.Name)),
             },
-            PolicyEvent.PolicyDeleted d => this with { Policies = Policies.Remove(Key(d.Namespace, d.Name)) },
+            PolicyEvent.PolicyDeleted d => this with
+            {
+                Policies = Policies.Remove(Key(d.Namespace, d.Name)), Changes = Change(at, ViewPart.Policies, Key(d.Namespace, d.Name)),
+            },
             EndpointEvent.EndpointRegistered r => this with
             {
                 Endpoints = Endpoints.SetItem(Key(r.Spec.Namespace, r.Spec.Name), new EndpointRecord(r.Spec, r.Identity, at)),
+                Changes = Change(at, ViewPart.Endpoints, Key(r.Spec.Namespace, r.Spec.Name)),
             },
-            EndpointEvent.EndpointDeleted d => this with { Endpoints = Endpoints.Remove(Key(d.Namespace, d.Name)) },
+            EndpointEvent.EndpointDeleted d => this with
+            {
+                Endpoints = Endpoints.Remove(Key(d.Namespace, d.Name)), Changes = Change(at, ViewPart.Endpoints, Key(d.Namespace, d.Name)),
+            },
             IdentityEvent.IdentityAllocated i => this with
             {
                 Identities = Identities.SetItem(i.Identity, new IdentityRecord(i.Identity, LabelSet.Parse(i.Labels), at)),
+                Changes = Change(at, ViewPart.Identities, "", i.Identity),
             },
-            IdentityEvent.IdentityReleased r => this with { Identities = Identities.Remove(r.Identity) },
+            IdentityEvent.IdentityReleased r => this with
+            {
+                Identities = Identities.Remove(r.Identity), Changes = Change(at, ViewPart.Identities, "", r.Identity),
+            },
             _ => this,
         };
         return next with { Position = at };
     }
+
+    private ViewChange Change(LogPosition at, ViewPart part, string key, uint identity = 0) =>
+        Changes is { Length: < JournalLength } older
+            ? new ViewChange(at, part, key, identity, older, older.Since, older.Length + 1)
+            : new ViewChange(at, part, key, identity, null, Position, 1);
 
     public static string Key(string ns, string name) => $"{ns}/{name}";
 

@@ -194,4 +194,31 @@ public sealed class ControlPlaneApiTests : IAsyncLifetime
         Assert.Equal(applied.Version, node.AckedVersion);
         Assert.Equal(applied.Version, node.ProducedVersion);
     }
+
+    [Fact]
+    public async Task A_sync_call_must_start_with_a_watch_and_may_only_ack_its_own_node()
+    {
+        using var http = new HttpClient { BaseAddress = _cp.Grpc };
+        var grpc = new GrpcClient(http);
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(20));
+
+        await using (var call = await grpc.DuplexStreamingAsync<SyncRequest, SnapshotUpdate>("mesh.agent.v1.AgentSync", "Sync", SnapshotUpdate.Parser, ct: cts.Token))
+        {
+            await call.WriteAsync(new SyncRequest { Ack = new AckRequest { Node = "node-1", Version = 1 } }, cts.Token);
+            var refused = await Assert.ThrowsAsync<RpcException>(async () => { await foreach (var _ in call.ReadAllAsync()) { } });
+            Assert.Equal(StatusCode.InvalidArgument, refused.StatusCode);
+            Assert.StartsWith("watch:", refused.Detail, StringComparison.Ordinal);
+        }
+
+        await using (var call = await grpc.DuplexStreamingAsync<SyncRequest, SnapshotUpdate>("mesh.agent.v1.AgentSync", "Sync", SnapshotUpdate.Parser, ct: cts.Token))
+        {
+            await call.WriteAsync(new SyncRequest { Watch = new WatchRequest { Node = "node-1" } }, cts.Token);
+            await call.WriteAsync(new SyncRequest { Ack = new AckRequest { Node = "node-2", Version = 1 } }, cts.Token);
+            var refused = await Assert.ThrowsAsync<RpcException>(async () => { await foreach (var _ in call.ReadAllAsync()) { } });
+            Assert.Equal(StatusCode.InvalidArgument, refused.StatusCode);
+            Assert.Contains("ack.node: \"node-2\" is not the node this call watches", refused.Detail, StringComparison.Ordinal);
+        }
+        // Nothing was acknowledged for either node.
+        Assert.All(await _cp.Client.ListNodesAsync(), n => Assert.Equal(0, n.AckedVersion));
+    }
 }
