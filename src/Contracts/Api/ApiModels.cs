@@ -35,9 +35,10 @@ public sealed record EndpointRegistered(string Namespace, string Name, uint Iden
 public sealed record IdentityView(uint Identity, IReadOnlyList<string> Labels, long Version);
 
 /// <summary>Convergence of one node: the newest version compiled for it and the newest it acknowledged.</summary>
+/// <summary><paramref name="Addresses"/>: what the node's agent registered; other nodes see them as remote-node.</summary>
 public sealed record NodeView(
     string Node, long ProducedVersion, long AckedVersion, DateTimeOffset? AckedAt, bool Connected,
-    string? LastError, int Endpoints);
+    string? LastError, int Endpoints, IReadOnlyList<string>? Addresses = null);
 
 public sealed record StatusView(long Version, int Policies, int Endpoints, int Identities, int Nodes, string GrpcAddress);
 

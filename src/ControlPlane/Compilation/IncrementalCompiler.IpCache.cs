@@ -1,9 +1,12 @@
+using Mesh.Contracts.Identity;
+
 namespace Mesh.ControlPlane.Compilation;
 
-// The cluster-wide part of every node's ipcache (endpoint addresses), and snapshots of nodes as of the last commit.
+// The cluster-wide part of every node's ipcache (endpoint and node addresses), and snapshots of nodes as of the last commit.
 public sealed partial class IncrementalCompiler
 {
-    // Address (host CIDR text) → the endpoints claiming it, by id: the first id wins, as in the full compile.
+    private readonly Dictionary<string, ClusterNode> _clusterNodes = new(StringComparer.Ordinal);
+    // Address (host CIDR text) → the endpoints (and nodes) claiming it, by id: the first id wins, as in the full compile.
     private readonly Dictionary<string, SortedDictionary<string, uint>> _holders = new(StringComparer.Ordinal);
     private readonly Dictionary<string, IpCacheEntry> _ipByCidr = new(StringComparer.Ordinal);
     private readonly SortedDictionary<IpCacheKey, IpCacheEntry> _ipCache = [];
@@ -13,9 +16,25 @@ public sealed partial class IncrementalCompiler
     private SetDigest _ipDigest;
     private IpCacheEntry[]? _ipSorted;
 
-    private void AddAddress(CompilerEndpoint endpoint)
+    private void AddAddress(CompilerEndpoint endpoint) => AddAddress(endpoint.Id, endpoint.Ip, endpoint.Identity);
+
+    private void RemoveAddress(CompilerEndpoint endpoint) => RemoveAddress(endpoint.Id, endpoint.Ip);
+
+    /// <summary>Sets a node's addresses to remote-node; the addresses it no longer has go back to whoever else claims them.</summary>
+    public void RegisterNode(ClusterNode node)
     {
-        var cidr = SnapshotAssembly.HostCidr(endpoint.Ip);
+        var old = _clusterNodes.GetValueOrDefault(node.Name)?.Addresses ?? [];
+        foreach (var ip in old.Except(node.Addresses)) RemoveAddress(node.AddressHolder, ip);
+        foreach (var ip in node.Addresses.Except(old)) AddAddress(node.AddressHolder, ip, NumericIdentity.RemoteNode.Value);
+        _clusterNodes[node.Name] = node;
+    }
+
+    /// <summary>Every node that registered its addresses.</summary>
+    public IReadOnlyCollection<ClusterNode> ClusterNodes => _clusterNodes.Values;
+
+    private void AddAddress(string holder, string ip, uint identity)
+    {
+        var cidr = SnapshotAssembly.HostCidr(ip);
         var key = new IpCacheKey(cidr);   // parsed once: 50,000 endpoints register in a full compile
         if (!_holders.TryGetValue(cidr, out var holders))
         {
@@ -23,16 +42,16 @@ public sealed partial class IncrementalCompiler
             var normalized = key.Normalized;
             _taken[normalized] = _taken.GetValueOrDefault(normalized) + 1;
         }
-        holders[endpoint.Id] = endpoint.Identity;
+        holders[holder] = identity;
         SetAddress(key, holders);
     }
 
-    private void RemoveAddress(CompilerEndpoint endpoint)
+    private void RemoveAddress(string holder, string ip)
     {
-        var cidr = SnapshotAssembly.HostCidr(endpoint.Ip);
+        var cidr = SnapshotAssembly.HostCidr(ip);
         var key = new IpCacheKey(cidr);
         var holders = _holders[cidr];
-        holders.Remove(endpoint.Id);
+        holders.Remove(holder);
         if (holders.Count == 0)
         {
             _holders.Remove(cidr);

@@ -1,17 +1,19 @@
+using Mesh.Contracts.Identity;
 using Mesh.Contracts.Labels;
 using Mesh.Contracts.Policies;
 
 namespace Mesh.ControlPlane.Compilation;
 
 /// <summary>
-/// Turns the desired state (policies, the identity table, every endpoint) into one node's snapshot. Pure: no I/O,
+/// Turns the desired state (policies, the identity table, every endpoint, the nodes' addresses) into one node's snapshot. Pure: no I/O,
 /// clock or shared state, and every output list is sorted, so the same inputs give a byte-identical snapshot.
 /// This is the reference: <see cref="IncrementalCompiler"/> must produce the same snapshot (same content hash).
 /// </summary>
 public static class PolicyCompiler
 {
     public static NodeSnapshot Compile(string node, long version, IReadOnlyCollection<NetworkPolicy> policies,
-        IReadOnlyDictionary<uint, LabelSet> identities, IReadOnlyCollection<CompilerEndpoint> endpoints)
+        IReadOnlyDictionary<uint, LabelSet> identities, IReadOnlyCollection<CompilerEndpoint> endpoints,
+        IReadOnlyCollection<ClusterNode>? nodes = null)
     {
         var local = endpoints.Where(e => e.Node == node)
             .Select(e => new LocalEndpoint(e.Id, e.Interface, e.Ip, e.Identity))
@@ -26,7 +28,7 @@ public static class PolicyCompiler
         // CIDR and FQDN identities only for the policies this node enforces: they never leave the nodes that need them.
         var localIdentities = new LocalIdentities(selecting.SelectMany(s => s.Specs).Distinct()
             .SelectMany(s => IdentityResolution.AllRules(s.Spec)).SelectMany(r => r.Peers ?? []));
-        var ipCache = IpCache(endpoints, localIdentities);
+        var ipCache = IpCache(endpoints, nodes ?? [], localIdentities);
         var peers = new PeerResolver(identities, localIdentities);
         // Every endpoint's, not only this node's: a named port resolves against the subject's or the peers'
         // endpoints wherever they run.
@@ -41,12 +43,15 @@ public static class PolicyCompiler
             .Where(s => s.Policy.EffectiveEndpointSelector(s.Spec).Matches(labels))
             .ToList();
 
-    private static List<IpCacheEntry> IpCache(IReadOnlyCollection<CompilerEndpoint> endpoints, LocalIdentities local)
+    private static List<IpCacheEntry> IpCache(IReadOnlyCollection<CompilerEndpoint> endpoints, IReadOnlyCollection<ClusterNode> nodes,
+        LocalIdentities local)
     {
-        var endpointEntries = endpoints
+        var claims = endpoints.Select(e => (Holder: e.Id, e.Ip, e.Identity))
+            .Concat(nodes.SelectMany(n => n.Addresses.Select(ip => (Holder: n.AddressHolder, Ip: ip, Identity: NumericIdentity.RemoteNode.Value))));
+        var endpointEntries = claims
             // Two endpoints claiming one address is a transient of re-registration; the first by id wins, deterministically.
-            .GroupBy(e => SnapshotAssembly.HostCidr(e.Ip), StringComparer.Ordinal)
-            .Select(g => new IpCacheEntry(g.Key, g.MinBy(e => e.Id, StringComparer.Ordinal)!.Identity))
+            .GroupBy(c => SnapshotAssembly.HostCidr(c.Ip), StringComparer.Ordinal)
+            .Select(g => new IpCacheEntry(g.Key, g.MinBy(c => c.Holder, StringComparer.Ordinal).Identity))
             .ToList();
         // A CIDR rule naming an endpoint's exact address does not take it over: the endpoint keeps its identity.
         var taken = endpointEntries.Select(e => new IpCacheKey(e.Cidr).Normalized).ToHashSet(StringComparer.Ordinal);

@@ -78,3 +78,13 @@ public sealed record CompilerEndpoint(string Id /* "ns/name" */, string Node, st
 
     public override int GetHashCode() => HashCode.Combine(Id, Node, Ip, Interface, Identity, Ports.Count);
 }
+
+/// <summary>
+/// A node of the cluster and its own addresses. In every node's ipcache they are the reserved identity remote-node,
+/// as Cilium maps other nodes; the agent of the node itself maps its own addresses to host.
+/// </summary>
+public sealed record ClusterNode(string Name, IReadOnlyList<string> Addresses)
+{
+    /// <summary>Who claims a node's address among the endpoints claiming addresses: the first claimant by id wins.</summary>
+    public string AddressHolder => $"node:{Name}";
+}

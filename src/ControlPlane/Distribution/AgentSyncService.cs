@@ -1,5 +1,7 @@
 using Mesh.ControlPlane.Grpc;
 using Mesh.Contracts.Grpc;
+using Mesh.ControlPlane.Cluster;
+using Mesh.ControlPlane.Commands;
 using Mesh.ControlPlane.Nodes;
 using Mesh.ControlPlane.State;
 using Mesh.Contracts.Agent;
@@ -12,7 +14,8 @@ namespace Mesh.ControlPlane.Distribution;
 /// newer version is compiled, coalescing bursts: an agent that is behind gets the newest version, never a backlog.
 /// After the first snapshot on a call, a version that follows the one sent goes as a delta.
 /// </summary>
-public sealed class AgentSyncService(ClusterState state, SnapshotCompiler compiler, NodeTracker nodes, ILogger<AgentSyncService> log)
+public sealed class AgentSyncService(ClusterState state, SnapshotCompiler compiler, NodeTracker nodes, CommandRouter router, TimeProvider clock,
+    ILogger<AgentSyncService> log)
 {
     public const string ServiceName = "mesh.agent.v1.AgentSync";
 
@@ -25,6 +28,9 @@ public sealed class AgentSyncService(ClusterState state, SnapshotCompiler compil
         var watch = requests.Current.Watch;
         if (string.IsNullOrWhiteSpace(watch.Node)) throw new RpcException(StatusCode.InvalidArgument, "watch.node: required");
         var node = watch.Node;
+        var (addresses, invalid) = Node.Normalize(watch.Addresses, "watch.addresses");
+        if (invalid is not null) throw new RpcException(StatusCode.InvalidArgument, invalid);
+        if (addresses.Count > 0) _ = RegisterAsync(node, addresses);
 
         await state.CaughtUp.WaitAsync(ct);
         await compiler.WaitForAsync(state.Current.Position.Value, ct);
@@ -58,6 +64,23 @@ public sealed class AgentSyncService(ClusterState state, SnapshotCompiler compil
             await acks.ContinueWith(_ => { }, CancellationToken.None);
             nodes.Disconnected(node);
             log.LogInformation("node {Node} stopped syncing", node);
+        }
+    }
+
+    /// <summary>
+    /// Records the node's addresses, in the background: a node is served from the compiled state even while the
+    /// database is away, and the next call registers again (the same addresses change nothing).
+    /// </summary>
+    private async Task RegisterAsync(string node, IReadOnlyList<string> addresses)
+    {
+        try
+        {
+            var context = new CommandContext($"node:{node}", Guid.NewGuid().ToString("N"), clock.GetUtcNow());
+            await router.SendAsync(Aggregates.Node, Node.StreamId(node), new NodeCommand.RegisterNode(node, addresses), context, CancellationToken.None);
+        }
+        catch (Exception e)
+        {
+            log.LogWarning(e, "could not record the addresses of node {Node}; its next call tries again", node);
         }
     }
 

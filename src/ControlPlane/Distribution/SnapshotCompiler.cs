@@ -137,6 +137,7 @@ public sealed class SnapshotCompiler
                 case ViewPart.Identities: Changed(was.Identities, view.Identities, identity, SetIdentity, _ => { }); break;
                 case ViewPart.Policies: Changed(was.Policies, view.Policies, key, SetPolicy, RemovePolicy); break;
                 case ViewPart.Endpoints: Changed(was.Endpoints, view.Endpoints, key, SetEndpoint, RemoveEndpoint); break;
+                case ViewPart.Nodes: Changed(was.Nodes, view.Nodes, key, SetNode, _ => { }); break;
             }
         }
     }
@@ -146,6 +147,7 @@ public sealed class SnapshotCompiler
         Diff(was.Identities, view.Identities, SetIdentity, _ => { });
         Diff(was.Policies, view.Policies, SetPolicy, RemovePolicy);
         Diff(was.Endpoints, view.Endpoints, SetEndpoint, RemoveEndpoint);
+        Diff(was.Nodes, view.Nodes, SetNode, _ => { });   // nodes are not removed: their addresses stay remote-node
     }
 
     private void SetIdentity(IdentityRecord? old, IdentityRecord now) => _compiler.AllocateIdentity(now.Identity, now.Labels);
@@ -162,6 +164,8 @@ public sealed class SnapshotCompiler
         _compiler.RegisterEndpoint(new CompilerEndpoint(now.Id, now.Spec.Node, now.Spec.Ip, now.Spec.Interface, now.Identity, now.Spec.Ports));
 
     private void RemoveEndpoint(EndpointRecord old) => _compiler.DeleteEndpoint(old.Id);
+
+    private void SetNode(NodeRecord? old, NodeRecord now) => _compiler.RegisterNode(new ClusterNode(now.Name, now.Addresses));
 
     /// <summary>One key of two versions of a map: set when it is there and not the same object, removed when it is gone.</summary>
     private static void Changed<TKey, TValue>(ImmutableSortedDictionary<TKey, TValue> before, ImmutableSortedDictionary<TKey, TValue> after, TKey key,

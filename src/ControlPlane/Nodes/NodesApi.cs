@@ -18,14 +18,14 @@ public static class NodesApi
         return app;
     }
 
-    /// <summary>Every change produces a new version for every node (a full compile per version for now), so the
-    /// newest version produced for a node is the view's position.</summary>
+    /// <summary>Every version reaches every node (a delta, or the version alone when its content did not change), so
+    /// the newest version produced for a node is the view's position.</summary>
     private static NodeView[] Nodes(ClusterView view, NodeTracker tracker) =>
-        view.NodesWithEndpoints.Union(tracker.Nodes, StringComparer.Ordinal).Order(StringComparer.Ordinal)
+        view.NodesWithEndpoints.Union(tracker.Nodes, StringComparer.Ordinal).Union(view.Nodes.Keys, StringComparer.Ordinal).Order(StringComparer.Ordinal)
             .Select(node =>
             {
                 var (acked, at, connected, error) = tracker.Get(node);
                 return new NodeView(node, view.Position.Value, acked, at, connected, error,
-                    view.Endpoints.Values.Count(e => e.Spec.Node == node));
+                    view.Endpoints.Values.Count(e => e.Spec.Node == node), view.Nodes.GetValueOrDefault(node)?.Addresses ?? []);
             }).ToArray();
 }

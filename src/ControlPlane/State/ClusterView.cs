@@ -4,6 +4,7 @@ using Mesh.ControlPlane.Commands;
 using Mesh.ControlPlane.Endpoints;
 using Mesh.ControlPlane.EventStore;
 using Mesh.ControlPlane.Identities;
+using Mesh.ControlPlane.Nodes;
 using Mesh.ControlPlane.Policies;
 using Mesh.Contracts.Identity;
 using Mesh.Contracts.Labels;
@@ -20,8 +21,10 @@ public sealed record EndpointRecord(EndpointSpec Spec, uint Identity, LogPositio
 
 public sealed record IdentityRecord(uint Identity, LabelSet Labels, LogPosition Version);
 
+public sealed record NodeRecord(string Name, IReadOnlyList<string> Addresses, LogPosition Version);
+
 /// <summary>The collection of a <see cref="ClusterView"/> an event changed.</summary>
-public enum ViewPart { Identities, Policies, Endpoints }
+public enum ViewPart { Identities, Policies, Endpoints, Nodes }
 
 /// <summary>
 /// One key an event set or removed, newest first, back to the start of the journal at <see cref="Since"/>: a follower
@@ -41,6 +44,10 @@ public sealed record ClusterView(
     ImmutableSortedDictionary<uint, IdentityRecord> Identities)
 {
     public const int JournalLength = 4096;
+
+    /// <summary>The nodes whose agents registered their addresses, by name.</summary>
+    public ImmutableSortedDictionary<string, NodeRecord> Nodes { get; init; } =
+        ImmutableSortedDictionary<string, NodeRecord>.Empty.WithComparers(StringComparer.Ordinal);
 
     /// <summary>The keys changed by the events before this view, newest first (null before the first change).</summary>
     public ViewChange? Changes { get; init; }
@@ -82,6 +89,10 @@ public sealed record ClusterView(
             IdentityEvent.IdentityReleased r => this with
             {
                 Identities = Identities.Remove(r.Identity), Changes = Change(at, ViewPart.Identities, "", r.Identity),
+            },
+            NodeEvent.NodeRegistered n => this with
+            {
+                Nodes = Nodes.SetItem(n.Name, new NodeRecord(n.Name, n.Addresses, at)), Changes = Change(at, ViewPart.Nodes, n.Name),
             },
             _ => this,
         };

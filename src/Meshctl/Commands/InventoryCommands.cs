@@ -48,12 +48,13 @@ public static class InventoryCommands
             var client = GlobalOptions.ClientFrom(parse);
             var nodes = await client.ListNodesAsync(ct);
             if (GlobalOptions.Json(parse)) { Output.WriteJson(nodes); return 0; }
-            var table = Output.Table("NODE", "AGENT", "PRODUCED", "ACKNOWLEDGED", "SINCE", "ENDPOINTS", "LAST ERROR");
+            var table = Output.Table("NODE", "ADDRESSES", "AGENT", "PRODUCED", "ACKNOWLEDGED", "SINCE", "ENDPOINTS", "LAST ERROR");
             var now = DateTimeOffset.UtcNow;
             foreach (var n in nodes)
             {
                 var inSync = n.AckedVersion >= n.ProducedVersion;
-                table.AddRow(Output.Esc(n.Node), n.Connected ? "[green]connected[/]" : "[red]away[/]", $"v{n.ProducedVersion}",
+                table.AddRow(Output.Esc(n.Node), Output.Esc(n.Addresses is { Count: > 0 } a ? string.Join(", ", a) : "-"),
+                    n.Connected ? "[green]connected[/]" : "[red]away[/]", $"v{n.ProducedVersion}",
                     inSync ? $"[green]v{n.AckedVersion}[/]" : $"[yellow]v{n.AckedVersion}[/]",
                     n.AckedAt is { } at ? $"{(now - at).TotalSeconds:0}s ago" : "-", n.Endpoints.ToString(System.Globalization.CultureInfo.InvariantCulture),
                     Output.Esc(n.LastError ?? ""));

@@ -42,6 +42,7 @@ public sealed class AgentLoop(AgentOptions options, IDatapath datapath, IReadOnl
             try
             {
                 var watch = new WatchRequest { Node = options.Node, LastAppliedVersion = _holdsSnapshot ? datapath.AppliedVersion : 0 };
+                watch.Addresses.AddRange(HostAddresses.Of(options.Netns).Select(a => a.ToString()));
                 await log.WriteLineAsync($"syncing with control plane replica {replica.Address} from v{watch.LastAppliedVersion}");
                 await using var call = await replica.Client.DuplexStreamingAsync<SyncRequest, SnapshotUpdate>(Service, "Sync", SnapshotUpdate.Parser, ct: ct);
                 await call.WriteAsync(new SyncRequest { Watch = watch }, ct);

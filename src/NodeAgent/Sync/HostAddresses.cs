@@ -8,9 +8,9 @@ using Mesh.NodeAgent.Netns;
 namespace Mesh.NodeAgent.Sync;
 
 /// <summary>
-/// The node's own addresses carry the reserved identity host (1), as in Cilium: the agent knows them, the control
-/// plane does not, so they are added to every snapshot's ipcache here. Read from the node's network namespace at
-/// each apply, so an address that appears later is covered by the next version.
+/// The node's own addresses carry the reserved identity host (1), as in Cilium. The control plane maps every node's
+/// addresses to remote-node (6), this node's included, so here they become host in this node's ipcache. Read from
+/// the node's network namespace at each apply, so an address that appears later is covered by the next version.
 /// </summary>
 public static class HostAddresses
 {
@@ -22,12 +22,16 @@ public static class HostAddresses
             .Distinct()
             .ToList());
 
-    /// <summary>The snapshot with a host entry for every node address the control plane did not map itself.</summary>
+    /// <summary>
+    /// The snapshot with a host entry for every node address: it replaces the control plane's remote-node entry for
+    /// the address, and adds one where the control plane had none. An endpoint's address stays the endpoint's.
+    /// </summary>
     public static DatapathSnapshot WithHost(DatapathSnapshot snapshot, IReadOnlyList<IPAddress> addresses)
     {
-        var mapped = snapshot.IpCache.Select(e => e.Cidr).ToHashSet();
-        var host = addresses.Select(a => new IPNetwork(a, 32)).Where(c => !mapped.Contains(c))
-            .Select(c => new IpCacheItem(c, NumericIdentity.Host.Value));
-        return snapshot with { IpCache = [.. snapshot.IpCache, .. host] };
+        var own = addresses.Select(a => new IPNetwork(a, 32)).ToHashSet();
+        var kept = snapshot.IpCache.Where(e => !own.Contains(e.Cidr) || e.Identity != NumericIdentity.RemoteNode.Value).ToList();
+        var mapped = kept.Select(e => e.Cidr).ToHashSet();
+        var host = own.Where(c => !mapped.Contains(c)).Select(c => new IpCacheItem(c, NumericIdentity.Host.Value));
+        return snapshot with { IpCache = [.. kept, .. host] };
     }
 }

@@ -23,6 +23,10 @@ public abstract record ClusterChange
         public override string ToString() => $"register {Endpoint} ports [{string.Join(", ", Endpoint.Ports)}]";
     }
     public sealed record Unregister(string Id) : ClusterChange;
+    public sealed record RegisterNode(ClusterNode Node) : ClusterChange
+    {
+        public override string ToString() => $"node {Node.Name} [{string.Join(", ", Node.Addresses)}]";
+    }
     private ClusterChange() { }
 }
 
@@ -52,7 +56,7 @@ internal static class ClusterHistory
 
     private static readonly Gen<PeerSelector> Peer = Gen.Frequency(
         (6, Selector.Select(s => (PeerSelector)new PeerSelector.Endpoints(s))),
-        (2, Gen.Elements(Entity.World, Entity.Cluster, Entity.All, Entity.Host).Select(e => (PeerSelector)new PeerSelector.EntityPeer(e))),
+        (2, Gen.Elements(Entity.World, Entity.Cluster, Entity.All, Entity.Host, Entity.RemoteNode).Select(e => (PeerSelector)new PeerSelector.EntityPeer(e))),
         (2, Gen.Elements(
             new PeerSelector.Cidr(CidrPrefix.Parse("10.0.0.0/24"), [CidrPrefix.Parse("10.0.0.2/32")]),
             new PeerSelector.Cidr(CidrPrefix.Parse("10.0.0.1/32"), []),
@@ -128,7 +132,10 @@ internal static class ClusterHistory
         (1, Gen.Elements<string?>("n1", "n2", null).Zip(Gen.Elements("p0", "p1", "p2", "p3"), (ns, name) => (ClusterChange)new ClusterChange.Delete(ns, name))),
         (3, Gen.Elements(IdentityNumbers).Zip(Labels, (id, labels) => (ClusterChange)new ClusterChange.Allocate(id, labels))),
         (4, Endpoint.Select(e => (ClusterChange)new ClusterChange.Register(e))),
-        (1, Gen.Choose(0, 5).Select(n => (ClusterChange)new ClusterChange.Unregister($"n1/e{n}"))));
+        (1, Gen.Choose(0, 5).Select(n => (ClusterChange)new ClusterChange.Unregister($"n1/e{n}"))),
+        // Node addresses among the endpoints' and the CIDR rules' addresses: claimed twice, covered by CIDRs, moved.
+        (1, Gen.Elements(Nodes).Zip(Gen.SubListOf(["10.0.0.3", "10.0.0.9", "10.0.1.5"]),
+            (node, ips) => (ClusterChange)new ClusterChange.RegisterNode(new ClusterNode(node, ips.Order(StringComparer.Ordinal).ToList())))));
 
     public static Arbitrary<ClusterChange[]> Histories(int maxLength) =>
         Gen.Choose(1, maxLength).SelectMany(n => Gen.ArrayOf(Change, n)).ToArbitrary();
@@ -140,6 +147,7 @@ internal sealed class ClusterModel
     public Dictionary<string, NetworkPolicy> Policies { get; } = new(StringComparer.Ordinal);
     public Dictionary<uint, LabelSet> Identities { get; } = [];
     public Dictionary<string, CompilerEndpoint> Endpoints { get; } = new(StringComparer.Ordinal);
+    public Dictionary<string, ClusterNode> ClusterNodes { get; } = new(StringComparer.Ordinal);
 
     public void Apply(ClusterChange change, IncrementalCompiler? compiler = null)
     {
@@ -165,9 +173,13 @@ internal sealed class ClusterModel
                 Endpoints.Remove(u.Id);
                 compiler?.DeleteEndpoint(u.Id);
                 break;
+            case ClusterChange.RegisterNode n:
+                ClusterNodes[n.Node.Name] = n.Node;
+                compiler?.RegisterNode(n.Node);
+                break;
         }
     }
 
     public NodeSnapshot Compile(string node, long version) =>
-        PolicyCompiler.Compile(node, version, Policies.Values.ToList(), Identities, Endpoints.Values.ToList());
+        PolicyCompiler.Compile(node, version, Policies.Values.ToList(), Identities, Endpoints.Values.ToList(), ClusterNodes.Values.ToList());
 }

@@ -69,7 +69,8 @@ public sealed class IncrementalCompilerProperties
             // The final state, fed in two different orders, to two compilers and to the full compile.
             var state = model.Policies.Values.Select(p => (ClusterChange)new ClusterChange.Apply(p))
                 .Concat(model.Identities.Select(i => new ClusterChange.Allocate(i.Key, i.Value)))
-                .Concat(model.Endpoints.Values.Select(e => new ClusterChange.Register(e))).ToList();
+                .Concat(model.Endpoints.Values.Select(e => new ClusterChange.Register(e)))
+                .Concat(model.ClusterNodes.Values.Select(n => new ClusterChange.RegisterNode(n))).ToList();
             var shuffled = state.OrderBy(c => Array.IndexOf(pair.s, c) is var i && i < 0 ? int.MaxValue : i).Reverse().ToList();
             var a = new IncrementalCompiler();
             var b = new IncrementalCompiler();
@@ -80,7 +81,7 @@ public sealed class IncrementalCompilerProperties
             foreach (var node in Nodes)
             {
                 var full = PolicyCompiler.Compile(node, 1, model.Policies.Values.Reverse().ToList(),
-                    model.Identities.Reverse().ToDictionary(), model.Endpoints.Values.Reverse().ToList());
+                    model.Identities.Reverse().ToDictionary(), model.Endpoints.Values.Reverse().ToList(), model.ClusterNodes.Values.Reverse().ToList());
                 Assert.Equal(full.ContentHash, a.ContentHash(node));
                 Assert.Equal(full.ContentHash, b.ContentHash(node));
             }
@@ -104,7 +105,7 @@ public sealed class IncrementalCompilerProperties
             foreach (var node in Nodes)
             {
                 var all = model.Compile(node, 1);
-                var denies = PolicyCompiler.Compile(node, 1, denyOnly, model.Identities, model.Endpoints.Values.ToList());
+                var denies = PolicyCompiler.Compile(node, 1, denyOnly, model.Identities, model.Endpoints.Values.ToList(), model.ClusterNodes.Values.ToList());
                 foreach (var policy in denies.Policies)
                 {
                     var judged = all.PolicyOf(policy.Identity)!;
