@@ -33,8 +33,8 @@ public sealed class CompiledVersion(long version, long from, IReadOnlyDictionary
 
 /// <summary>
 /// Feeds the incremental compiler from ClusterViews: each newer view is applied as the changes between it and the
-/// last one compiled (unchanged collections are the same objects, so only what moved is walked), then committed at
-/// the view's position and published as a <see cref="CompiledVersion"/> that every watcher reads without locking.
+/// last one compiled, found in the view's journal of changed keys (or, when the journal no longer reaches back that
+/// far, by walking both views' collections in step), then committed at the view's position and published as a <see cref="CompiledVersion"/> that every watcher reads without locking.
 /// One lock: the compiler has one owner at a time. <see cref="CompileLoop"/> keeps it following the cluster state.
 /// </summary>
 public sealed class SnapshotCompiler
@@ -150,8 +150,8 @@ public sealed class SnapshotCompiler
         Diff(was.Nodes, view.Nodes, SetNode, _ => { });   // nodes are not removed: their addresses stay remote-node
     }
 
+    // A released identity is not removed: it has no endpoint, so no address maps to it and its entries are inert.
     private void SetIdentity(IdentityRecord? old, IdentityRecord now) => _compiler.AllocateIdentity(now.Identity, now.Labels);
-    // A released identity has no endpoint, so no address maps to it: its entries are inert (no removal needed).
 
     private void SetPolicy(PolicyRecord? old, PolicyRecord now)
     {
