@@ -31,7 +31,8 @@ public abstract record PolicyEvent
 public abstract record PolicyState
 {
     public sealed record Absent : PolicyState;
-    public sealed record Active(string Hash) : PolicyState;
+    /// <summary><paramref name="Kind"/>: null in states stored before the kind was kept.</summary>
+    public sealed record Active(string Hash, PolicyKind? Kind = null) : PolicyState;
     private PolicyState() { }
 }
 
@@ -44,6 +45,11 @@ public static class Policy
     public static IReadOnlyList<PolicyEvent> Decide(PolicyCommand command, PolicyState state) => (command, state) switch
     {
         (PolicyCommand.ApplyPolicy a, PolicyState.Active s) when s.Hash == PolicyJson.Hash(a.Policy) => [],   // same spec again: nothing happened
+        // Kubernetes keeps a NetworkPolicy and a CiliumNetworkPolicy of one name apart; Mesh keeps one policy per
+        // namespace and name, so one kind never silently replaces the other.
+        (PolicyCommand.ApplyPolicy a, PolicyState.Active { Kind: { } kind }) when kind != a.Policy.Kind => throw new DomainRuleViolation(
+            $"{a.Policy.Reference} is a {kind}; a {a.Policy.Kind} of the same namespace and name would replace it. " +
+            "Mesh keeps one policy per namespace and name: delete the other first, or give this one another name"),
         (PolicyCommand.ApplyPolicy a, _) => [Applied(a.Policy)],
         (PolicyCommand.DeletePolicy d, PolicyState.Active) => [new PolicyEvent.PolicyDeleted(d.Namespace, d.Name)],
         (PolicyCommand.DeletePolicy, PolicyState.Absent) => [],
@@ -52,7 +58,7 @@ public static class Policy
 
     public static PolicyState Evolve(PolicyState state, PolicyEvent @event) => @event switch
     {
-        PolicyEvent.PolicyApplied a => new PolicyState.Active(a.Hash),
+        PolicyEvent.PolicyApplied a => new PolicyState.Active(a.Hash, Enum.Parse<PolicyKind>(a.Policy["kind"]!.GetValue<string>())),
         PolicyEvent.PolicyDeleted => new PolicyState.Absent(),
         _ => state,
     };
