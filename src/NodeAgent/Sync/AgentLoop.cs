@@ -9,9 +9,9 @@ namespace Mesh.NodeAgent.Sync;
 /// <summary>
 /// Follows this node's snapshots over one Sync call and enforces each one. Versions only move forward: a snapshot not
 /// newer than the applied one is ignored. Every version is acked on the call that delivered it, applied or failed
-/// (with the reason); a failed one leaves the previous version enforcing. The control plane may run as several replicas: the loop
-/// follows one, and when its stream fails, ends or cannot connect, moves on to the next in turn. Meanwhile the kernel
-/// keeps enforcing, and every call resumes from the version the kernel holds.
+/// (with the reason); a failed one leaves the previous version enforcing. The control plane may run as several
+/// replicas: the loop follows one, and when its call fails, ends or cannot connect, moves on to the next in turn.
+/// Meanwhile the kernel keeps enforcing, and every call resumes from the version the kernel holds.
 /// </summary>
 public sealed class AgentLoop(AgentOptions options, IDatapath datapath, IReadOnlyList<ControlPlaneReplica> replicas, TextWriter log)
 {
