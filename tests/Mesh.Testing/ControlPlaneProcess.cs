@@ -41,6 +41,11 @@ public sealed class ControlPlaneProcess(string connectionString, params string[]
             if (_process.HasExited) throw new InvalidOperationException($"control plane exited with {_process.ExitCode}:\n{Log}");
             try { await Client.StatusAsync(); return; }
             catch (ControlPlaneUnreachableException) when (DateTime.UtcNow < deadline) { await Task.Delay(100); }
+            catch (ControlPlaneUnreachableException)
+            {
+                Kill();   // it never answered: a process left running here would outlive the test
+                throw;
+            }
         }
     }
 
@@ -52,8 +57,16 @@ public sealed class ControlPlaneProcess(string connectionString, params string[]
         var database = new PostgresDatabase();
         await database.InitializeAsync();
         var process = new ControlPlaneProcess(database.ConnectionString, args) { _ownDatabase = database };
-        await process.StartAsync();
-        return process;
+        try
+        {
+            await process.StartAsync();
+            return process;
+        }
+        catch
+        {
+            await process.DisposeAsync();   // the caller never gets it: neither the process nor its database may outlive the test
+            throw;
+        }
     }
 
     public int Pid => _process?.Id ?? throw new InvalidOperationException("not started");

@@ -18,12 +18,21 @@ internal sealed class ReplicaSet : IAsyncDisposable
     public static async Task<ReplicaSet> StartAsync(int count, params string[] args)
     {
         var set = new ReplicaSet();
-        await set._database.InitializeAsync();
-        set.Replicas = Enumerable.Range(0, count)
-            .Select(i => new ControlPlaneProcess(set._database.ConnectionString, [$"--member-id=replica-{(char)('a' + i)}", .. args])).ToArray();
-        foreach (var replica in set.Replicas) await replica.StartAsync();
-        await set.WaitUntilBalancedAsync(set.Replicas, TimeSpan.FromSeconds(30));
-        return set;
+        try
+        {
+            await set._database.InitializeAsync();
+            set.Replicas = Enumerable.Range(0, count)
+                .Select(i => new ControlPlaneProcess(set._database.ConnectionString, [$"--member-id=replica-{(char)('a' + i)}", .. args])).ToArray();
+            foreach (var replica in set.Replicas) await replica.StartAsync();
+            await set.WaitUntilBalancedAsync(set.Replicas, TimeSpan.FromSeconds(30));
+            return set;
+        }
+        catch
+        {
+            // The caller never gets the set to dispose: the processes started so far must not outlive the test.
+            await set.DisposeAsync();
+            throw;
+        }
     }
 
     /// <summary>Waits until every given replica sees exactly these members and every shard owned by one of them.</summary>
