@@ -30,7 +30,10 @@ public sealed class AgentSyncService(ClusterState state, SnapshotCompiler compil
         var node = watch.Node;
         var (addresses, invalid) = Node.Normalize(watch.Addresses, "watch.addresses");
         if (invalid is not null) throw new RpcException(StatusCode.InvalidArgument, invalid);
-        if (addresses.Count > 0) _ = RegisterAsync(node, addresses);
+        // Agents reconnect often (a replica going away moves all of them): the view already holding these addresses
+        // spares the command; anything else goes to the node's aggregate, which decides.
+        if (addresses.Count > 0 && state.Current.Nodes.GetValueOrDefault(node)?.Addresses.SequenceEqual(addresses) != true)
+            _ = RegisterAsync(node, addresses);
 
         await state.CaughtUp.WaitAsync(ct);
         await compiler.WaitForAsync(state.Current.Position.Value, ct);

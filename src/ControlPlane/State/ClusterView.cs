@@ -109,7 +109,4 @@ public sealed record ClusterView(
     /// <summary>The identity allocated for a label set, if any.</summary>
     public uint? IdentityOf(LabelSet labels) =>
         Identities.Values.FirstOrDefault(i => i.Labels.Key == labels.Key) is { } found ? found.Identity : null;
-
-    /// <summary>Nodes that have at least one endpoint.</summary>
-    public IEnumerable<string> NodesWithEndpoints => Endpoints.Values.Select(e => e.Spec.Node).Distinct(StringComparer.Ordinal);
 }

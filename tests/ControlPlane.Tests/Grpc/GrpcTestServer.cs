@@ -1,49 +1,37 @@
 using Empty = Google.Protobuf.WellKnownTypes.Empty;
-using System.Net;
 using Mesh.Contracts.Agent;
 using Mesh.Contracts.Grpc;
 using Mesh.ControlPlane.Grpc;
-using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Hosting.Server;
-using Microsoft.AspNetCore.Hosting.Server.Features;
-using Microsoft.AspNetCore.Hosting;
-using Microsoft.AspNetCore.Http.Features;
-using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Mesh.Testing;
 using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Logging;
 
 namespace Mesh.ControlPlane.Tests.Grpc;
 
-/// <summary>A real Kestrel on 127.0.0.1 with an HTTP/2-only (h2c) endpoint on a free port, serving <see cref="TestAgentSync"/>.</summary>
+/// <summary>The gRPC test service <see cref="TestAgentSync"/> on a <see cref="LoopbackGrpcHost"/>.</summary>
 internal sealed class GrpcTestServer : IAsyncDisposable
 {
-    private readonly WebApplication _app;
+    private readonly LoopbackGrpcHost _host;
 
-    private GrpcTestServer(WebApplication app, TestAgentSync sync, Uri address)
+    private GrpcTestServer(LoopbackGrpcHost host, TestAgentSync sync)
     {
-        _app = app;
+        _host = host;
         Sync = sync;
-        Address = address;
     }
 
     public TestAgentSync Sync { get; }
-    public Uri Address { get; }
+    public Uri Address => _host.Address;
     public int Port => Address.Port;
 
     public static async Task<GrpcTestServer> StartAsync(Action<GrpcServerOptions>? configure = null)
     {
-        var builder = WebApplication.CreateSlimBuilder();
-        builder.Logging.ClearProviders();
-        builder.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Loopback, 0, l => l.Protocols = HttpProtocols.Http2));
-        if (configure is not null) builder.Services.Configure(configure);
-        var app = builder.Build();
         var sync = new TestAgentSync();
-        app.MapGrpcServerStreaming<WatchRequest, SnapshotUpdate>(TestAgentSync.Service, "Watch", sync.Watch);
-        app.MapGrpcUnary<AckRequest, Empty>(TestAgentSync.Service, "Ack", sync.Ack);
-        app.MapGrpcDuplexStreaming<AckRequest, AckRequest>(TestAgentSync.Service, "Echo", sync.Echo);
-        await app.StartAsync(TestContext.Current.CancellationToken);
-        var address = app.Services.GetRequiredService<IServer>().Features.GetRequiredFeature<IServerAddressesFeature>().Addresses.Single();
-        return new GrpcTestServer(app, sync, new Uri(address));
+        var host = await LoopbackGrpcHost.StartAsync(app =>
+        {
+            app.MapGrpcServerStreaming<WatchRequest, SnapshotUpdate>(TestAgentSync.Service, "Watch", sync.Watch);
+            app.MapGrpcUnary<AckRequest, Empty>(TestAgentSync.Service, "Ack", sync.Ack);
+            app.MapGrpcDuplexStreaming<AckRequest, AckRequest>(TestAgentSync.Service, "Echo", sync.Echo);
+        }, services => { if (configure is not null) services.Configure(configure); });
+        return new GrpcTestServer(host, sync);
     }
 
     public GrpcClient Client(int maxReceiveMessageSize = GrpcProtocol.DefaultMaxMessageSize, int maxSendMessageSize = GrpcProtocol.DefaultMaxMessageSize) =>
@@ -54,16 +42,7 @@ internal sealed class GrpcTestServer : IAsyncDisposable
         };
 
     /// <summary>Stops at once: open calls are aborted, as when the process dies.</summary>
-    public async Task KillAsync()
-    {
-        using var now = new CancellationTokenSource();
-        await now.CancelAsync();
-        await _app.StopAsync(now.Token);
-    }
+    public Task KillAsync() => _host.KillAsync();
 
-    public async ValueTask DisposeAsync()
-    {
-        await KillAsync();
-        await _app.DisposeAsync();
-    }
+    public ValueTask DisposeAsync() => _host.DisposeAsync();
 }

@@ -1,16 +1,8 @@
 using System.Collections.Concurrent;
-using System.Net;
 using Mesh.Contracts.Agent;
 using Mesh.ControlPlane.Grpc;
 using Mesh.NodeAgent.Sync;
-using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Hosting;
-using Microsoft.AspNetCore.Hosting.Server;
-using Microsoft.AspNetCore.Hosting.Server.Features;
-using Microsoft.AspNetCore.Http.Features;
-using Microsoft.AspNetCore.Server.Kestrel.Core;
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Logging;
+using Mesh.Testing;
 
 namespace Mesh.NodeAgent.Tests.Sync;
 
@@ -22,16 +14,12 @@ namespace Mesh.NodeAgent.Tests.Sync;
 internal sealed class ReplicaServer : IAsyncDisposable
 {
     private const string Service = "mesh.agent.v1.AgentSync";
-    private readonly WebApplication _app;
     private readonly Func<WatchRequest, IEnumerable<SnapshotUpdate>> _script;
+    private LoopbackGrpcHost _host = null!;
 
-    private ReplicaServer(WebApplication app, Func<WatchRequest, IEnumerable<SnapshotUpdate>> script)
-    {
-        _app = app;
-        _script = script;
-    }
+    private ReplicaServer(Func<WatchRequest, IEnumerable<SnapshotUpdate>> script) => _script = script;
 
-    public Uri Address { get; private set; } = null!;
+    public Uri Address => _host.Address;
     public ConcurrentQueue<WatchRequest> Watches { get; } = new();
     public ConcurrentQueue<AckRequest> Acks { get; } = new();
 
@@ -39,30 +27,15 @@ internal sealed class ReplicaServer : IAsyncDisposable
 
     public static async Task<ReplicaServer> StartAsync(Func<WatchRequest, IEnumerable<SnapshotUpdate>> script)
     {
-        var builder = WebApplication.CreateSlimBuilder();
-        builder.Logging.ClearProviders();
-        builder.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Loopback, 0, l => l.Protocols = HttpProtocols.Http2));
-        var app = builder.Build();
-        var server = new ReplicaServer(app, script);
-        app.MapGrpcDuplexStreaming<SyncRequest, SnapshotUpdate>(Service, "Sync", server.Sync);
-        await app.StartAsync(TestContext.Current.CancellationToken);
-        server.Address = new Uri(app.Services.GetRequiredService<IServer>().Features.GetRequiredFeature<IServerAddressesFeature>().Addresses.Single());
+        var server = new ReplicaServer(script);
+        server._host = await LoopbackGrpcHost.StartAsync(app => app.MapGrpcDuplexStreaming<SyncRequest, SnapshotUpdate>(Service, "Sync", server.Sync));
         return server;
     }
 
-    /// <summary>Stops at once: the open stream is aborted and the port no longer listens, as when the process dies.</summary>
-    public async Task KillAsync()
-    {
-        using var now = new CancellationTokenSource();
-        await now.CancelAsync();
-        await _app.StopAsync(now.Token);
-    }
+    /// <summary>Stops at once: the open call is aborted and the port no longer listens, as when the process dies.</summary>
+    public Task KillAsync() => _host.KillAsync();
 
-    public async ValueTask DisposeAsync()
-    {
-        await KillAsync();
-        await _app.DisposeAsync();
-    }
+    public ValueTask DisposeAsync() => _host.DisposeAsync();
 
     private async Task Sync(IAsyncStreamReader<SyncRequest> requests, IServerStreamWriter<SnapshotUpdate> stream, ServerCallContext context)
     {
