@@ -1,35 +1,15 @@
 namespace Mesh.ControlPlane.Compilation;
 
 /// <summary>
-/// The policy of one local identity before it is placed on a node: entries sorted by key, each with the rule that
-/// decided it (not yet a node's rule index), the identity's rules in order, and a digest of all of it. The same
+/// The policy of one local identity before it is placed on a node: entries sorted by key, each with the position of
+/// the rule that decided it in the identity's rules (not yet a node's rule index), those rules in order, and a
+/// digest of all of it. The same
 /// object serves every node the identity is local on (with the same node-local CIDR identities), so it is
 /// immutable.
 /// </summary>
 internal sealed class CompiledPolicy
 {
-    private CompiledPolicy(uint identity, bool ingressEnforced, bool egressEnforced, PolicyEntryKey[] keys, Candidate[] values)
-    {
-        Identity = identity;
-        IngressEnforced = ingressEnforced;
-        EgressEnforced = egressEnforced;
-        Keys = keys;
-        Values = values;
-        // Entries of one rule share its reference object: distinct by reference first (cheap), then by value.
-        var distinct = new HashSet<RuleReference>(ReferenceEqualityComparer.Instance);
-        foreach (var v in values) distinct.Add(v.Rule);
-        var rules = distinct.ToList();
-        rules.Sort();
-        Rules = Dedupe(rules);
-        RuleIndexes = new int[values.Length];
-        var byObject = new Dictionary<RuleReference, int>(distinct.Count, ReferenceEqualityComparer.Instance);
-        foreach (var r in distinct) byObject[r] = Array.BinarySearch(Rules, r);
-        for (var i = 0; i < values.Length; i++) RuleIndexes[i] = byObject[values[i].Rule];
-        Digest = ContentDigest.Policy(this);
-    }
-
-    private CompiledPolicy(uint identity, bool ingressEnforced, bool egressEnforced, PolicyEntryKey[] keys, Candidate[] values,
-        RuleReference[] rules, int[] ruleIndexes)
+    private CompiledPolicy(uint identity, bool ingressEnforced, bool egressEnforced, PolicyEntryKey[] keys, EntryValue[] values, RuleReference[] rules)
     {
         Identity = identity;
         IngressEnforced = ingressEnforced;
@@ -37,7 +17,6 @@ internal sealed class CompiledPolicy
         Keys = keys;
         Values = values;
         Rules = rules;
-        RuleIndexes = ruleIndexes;
         Digest = ContentDigest.Policy(this);
     }
 
@@ -49,7 +28,6 @@ internal sealed class CompiledPolicy
         Keys = same.Keys;
         Values = same.Values;
         Rules = same.Rules;
-        RuleIndexes = same.RuleIndexes;
         Digest = same.Digest;
     }
 
@@ -60,85 +38,97 @@ internal sealed class CompiledPolicy
     public bool IngressEnforced { get; }
     public bool EgressEnforced { get; }
     public PolicyEntryKey[] Keys { get; }
-    public Candidate[] Values { get; }
+    /// <summary>Per entry, its verdict and the position of its rule in <see cref="Rules"/>.</summary>
+    public EntryValue[] Values { get; }
     /// <summary>The distinct rules its entries name, in rule order.</summary>
     public RuleReference[] Rules { get; }
-    /// <summary>Per entry, the position of its rule in <see cref="Rules"/>.</summary>
-    public int[] RuleIndexes { get; }
     /// <summary>Hex SHA-256 of the enforcement flags, rule texts and entries (see <see cref="ContentDigest.Policy"/>).</summary>
     public string Digest { get; }
     public int Count => Keys.Length;
 
+    /// <summary>Entry i's value with its rule.</summary>
+    public Candidate CandidateAt(int i) => new(Values[i].Verdict, Rules[Values[i].Rule], Values[i].L7Redirect);
+
     public static CompiledPolicy From(uint identity, bool ingressEnforced, bool egressEnforced, Dictionary<PolicyEntryKey, Candidate> entries)
     {
         var keys = new PolicyEntryKey[entries.Count];
-        var values = new Candidate[entries.Count];
+        var candidates = new Candidate[entries.Count];
         var i = 0;
-        foreach (var (key, value) in entries) { keys[i] = key; values[i] = value; i++; }
-        Array.Sort(keys, values);
-        return new CompiledPolicy(identity, ingressEnforced, egressEnforced, keys, values);
+        foreach (var (key, value) in entries) { keys[i] = key; candidates[i] = value; i++; }
+        Array.Sort(keys, candidates);
+        var rules = DistinctRules(candidates, []);
+        return new CompiledPolicy(identity, ingressEnforced, egressEnforced, keys, Pack(candidates, rules), rules);
     }
-
-    /// <summary>For entries already sorted by key (a delta applied to a snapshot).</summary>
-    public static CompiledPolicy FromSorted(uint identity, bool ingressEnforced, bool egressEnforced, PolicyEntryKey[] keys, Candidate[] values) =>
-        new(identity, ingressEnforced, egressEnforced, keys, values);
 
     /// <summary>This policy with entries for keys it does not have yet (peers it never named).</summary>
     public CompiledPolicy With(Dictionary<PolicyEntryKey, Candidate> added)
     {
         if (added.Count == 0) return this;
         var newKeys = new PolicyEntryKey[added.Count];
-        var newValues = new Candidate[added.Count];
+        var newCandidates = new Candidate[added.Count];
         var n = 0;
-        foreach (var (key, value) in added) { newKeys[n] = key; newValues[n] = value; n++; }
-        Array.Sort(newKeys, newValues);
+        foreach (var (key, value) in added) { newKeys[n] = key; newCandidates[n] = value; n++; }
+        Array.Sort(newKeys, newCandidates);
+        // Usually the new peers come through rules that already decide entries here: the rule list stays and the
+        // existing entries keep their positions. Otherwise the merged list renumbers them.
+        var rules = newCandidates.All(c => IndexOf(Rules, c.Rule) >= 0) ? Rules : DistinctRules(newCandidates, Rules);
+        var renumbered = ReferenceEquals(rules, Rules) ? null : Rules.Select(r => IndexOf(rules, r)).ToArray();
+        var newValues = Pack(newCandidates, rules);
         // Merge two sorted runs; the keys are disjoint (the peers are new).
         var keys = new PolicyEntryKey[Count + added.Count];
-        var values = new Candidate[keys.Length];
-        // Usually the new peers come through rules that already decide entries here: the rule list stays and
-        // only the new entries need their rule's position.
-        var newIndexes = new int[newValues.Length];
-        for (var m = 0; m < newValues.Length; m++)
-        {
-            newIndexes[m] = IndexOfRule(newValues[m].Rule);
-            if (newIndexes[m] < 0) { newIndexes = null; break; }
-        }
-        var ruleIndexes = newIndexes is null ? null : new int[keys.Length];
+        var values = new EntryValue[keys.Length];
         var (i, j) = (0, 0);
         for (var k = 0; k < keys.Length; k++)
         {
             if (j >= newKeys.Length || (i < Count && Keys[i].CompareTo(newKeys[j]) < 0))
             {
-                if (ruleIndexes is not null) ruleIndexes[k] = RuleIndexes[i];
                 keys[k] = Keys[i];
-                values[k] = Values[i++];
+                values[k] = renumbered is null ? Values[i] : Values[i] with { Rule = renumbered[Values[i].Rule] };
+                i++;
             }
             else
             {
-                if (ruleIndexes is not null) ruleIndexes[k] = newIndexes![j];
                 keys[k] = newKeys[j];
                 values[k] = newValues[j++];
             }
         }
-        return ruleIndexes is null
-            ? new CompiledPolicy(Identity, IngressEnforced, EgressEnforced, keys, values)
-            : new CompiledPolicy(Identity, IngressEnforced, EgressEnforced, keys, values, Rules, ruleIndexes);
-    }
-
-    /// <summary>The position of a rule (by value) in <see cref="Rules"/>, or -1.</summary>
-    private int IndexOfRule(RuleReference rule)
-    {
-        var at = Array.BinarySearch(Rules, rule);
-        return at >= 0 && Rules[at].Equals(rule) ? at : -1;
+        return new CompiledPolicy(Identity, IngressEnforced, EgressEnforced, keys, values, rules);
     }
 
     public bool SameContent(CompiledPolicy other) => ReferenceEquals(this, other) || Digest == other.Digest;
 
-    private static RuleReference[] Dedupe(List<RuleReference> sorted)
+    /// <summary>The distinct rules (by value) of some candidates and <paramref name="existing"/>, in rule order.</summary>
+    private static RuleReference[] DistinctRules(Candidate[] candidates, RuleReference[] existing)
     {
-        var distinct = new List<RuleReference>(Math.Min(sorted.Count, 16));
+        // Entries of one rule share its reference object: distinct by reference first (cheap), then by value.
+        var distinct = new HashSet<RuleReference>(existing, ReferenceEqualityComparer.Instance);
+        foreach (var c in candidates) distinct.Add(c.Rule);
+        var sorted = distinct.ToList();
+        sorted.Sort();
+        var rules = new List<RuleReference>(Math.Min(sorted.Count, 16));
         foreach (var r in sorted)
-            if (distinct.Count == 0 || !distinct[^1].Equals(r)) distinct.Add(r);
-        return distinct.ToArray();
+            if (rules.Count == 0 || !rules[^1].Equals(r)) rules.Add(r);
+        return rules.ToArray();
+    }
+
+    private static EntryValue[] Pack(Candidate[] candidates, RuleReference[] rules)
+    {
+        var values = new EntryValue[candidates.Length];
+        for (var i = 0; i < candidates.Length; i++)
+            values[i] = new EntryValue(candidates[i].Verdict, candidates[i].L7Redirect, IndexOf(rules, candidates[i].Rule));
+        return values;
+    }
+
+    /// <summary>The position of a rule (by value) in sorted <paramref name="rules"/>, or -1.</summary>
+    private static int IndexOf(RuleReference[] rules, RuleReference rule)
+    {
+        var at = Array.BinarySearch(rules, rule);
+        return at >= 0 && rules[at].Equals(rule) ? at : -1;
     }
 }
+
+/// <summary>
+/// One entry's verdict, with its rule named by position in its policy's rule list. Holds no references, so the
+/// collector copies the entry arrays of thousands of policies without looking inside them.
+/// </summary>
+internal readonly record struct EntryValue(Verdict Verdict, bool L7Redirect, int Rule);

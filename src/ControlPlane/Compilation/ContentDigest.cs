@@ -76,7 +76,7 @@ internal static class ContentDigest
             foreach (var r in rules) at = WriteRule(span, at, r.ToString());
             BinaryPrimitives.WriteInt32LittleEndian(span[at..], policy.Count); at += 4;
             for (var i = 0; i < policy.Count; i++)
-                at = WriteEntry(span, at, policy.Keys[i], policy.Values[i].Verdict, policy.Values[i].L7Redirect, policy.RuleIndexes[i]);
+                at = WriteEntry(span, at, policy.Keys[i], policy.Values[i].Verdict, policy.Values[i].L7Redirect, policy.Values[i].Rule);
             return Sha256Hex(span);
         }
         finally { ArrayPool<byte>.Shared.Return(buffer); }

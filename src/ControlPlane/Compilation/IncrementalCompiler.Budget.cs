@@ -93,7 +93,7 @@ public sealed partial class IncrementalCompiler
     private List<BudgetContribution> Contributions(CompiledPolicy policy, NetworkPolicy candidate) =>
         policy.Values.GroupBy(v => v.Rule).Select(g =>
         {
-            var rule = g.Key;
+            var rule = policy.Rules[g.Key];
             var source = rule.Policy == candidate.Reference ? candidate : _policies[rule.Policy];
             var spec = source.Specs[rule.Spec ?? 0];
             var written = spec.Rules(rule.Section)[rule.Index];

@@ -302,7 +302,8 @@ public sealed partial class IncrementalCompiler
 
     private void ReleaseUses(IdentityState state)
     {
-        foreach (var selection in state.Uses) selection.Users.Remove(state.Id);
+        foreach (var selection in state.Uses)
+            if (selection.Users.Remove(state.Id) && selection.Users.Count == 0) _unusedPeerSelections.Add(selection);
         state.Uses.Clear();
         if (state.UsesCluster) _clusterUsers.Remove(state.Id);
         state.UsesCluster = false;
@@ -311,13 +312,19 @@ public sealed partial class IncrementalCompiler
         state.NamedPortUses.Clear();
     }
 
+    /// <summary>Cached peer selections no compiled policy uses: none once a commit returns.</summary>
+    internal int UnusedPeerSelections => _peers.Values.Count(s => s.Users.Count == 0);
+
+    // Only the selections that lost their last user or were cached since the last commit, not every cached one.
     private void CollectUnusedPeerSelections()
     {
-        foreach (var selection in _peers.Values.Where(s => s.Users.Count == 0).ToList())
-        {
-            _peers.Remove(selection.Key);
-            _peerIndex.Remove(selection, selection.Conjunction);
-        }
+        foreach (var selection in _unusedPeerSelections)
+            if (selection.Users.Count == 0 && _peers.TryGetValue(selection.Key, out var cached) && ReferenceEquals(cached, selection))
+            {
+                _peers.Remove(selection.Key);
+                _peerIndex.Remove(selection, selection.Conjunction);
+            }
+        _unusedPeerSelections.Clear();
     }
 
     /// <summary>
@@ -400,7 +407,7 @@ public sealed partial class IncrementalCompiler
             var c = i >= wasCount ? 1 : j >= now.Count ? -1 : was!.Keys[i].CompareTo(now.Keys[j]);
             if (c < 0) { removed.Add(Change(identity, was!, i++)); continue; }
             if (c > 0) { added.Add(Change(identity, now, j++)); continue; }
-            if (was!.Values[i] != now.Values[j])
+            if (was!.CandidateAt(i) != now.CandidateAt(j))
             {
                 removed.Add(Change(identity, was, i));
                 added.Add(Change(identity, now, j));
@@ -411,5 +418,5 @@ public sealed partial class IncrementalCompiler
     }
 
     private static EntryChange Change(uint identity, CompiledPolicy policy, int i) =>
-        new(identity, policy.Keys[i], policy.Values[i].Verdict, policy.Values[i].L7Redirect, policy.Values[i].Rule);
+        new(identity, policy.Keys[i], policy.Values[i].Verdict, policy.Values[i].L7Redirect, policy.Rules[policy.Values[i].Rule]);
 }

@@ -50,6 +50,7 @@ public sealed partial class IncrementalCompiler
     private readonly Dictionary<LabelSelector, SubjectSelection> _subjects = [];
     private readonly SelectionIndex<SubjectSelection> _subjectIndex = new();
     private readonly Dictionary<PeerKey, PeerSelection> _peers = [];
+    private readonly HashSet<PeerSelection> _unusedPeerSelections = [];   // may have no users: looked at on commit
     private readonly SelectionIndex<PeerSelection> _peerIndex = new();
     private readonly Dictionary<uint, IdentityState> _states = [];
     private readonly HashSet<uint> _untabled = [];   // identities of endpoints that the table does not (yet) hold
@@ -316,6 +317,7 @@ public sealed partial class IncrementalCompiler
             if (cache)
             {
                 _peers[key] = selection;
+                _unusedPeerSelections.Add(selection);   // until a compile's uses are recorded
                 _peerIndex.Add(selection, selection.Conjunction);
             }
             return selection;

@@ -7,7 +7,7 @@ internal readonly record struct NumberedPort(ushort Port, Protocol Protocol) : I
 {
     public int CompareTo(NumberedPort other)
     {
-        var c = Protocol.CompareTo(other.Protocol);
+        var c = ((byte)Protocol).CompareTo((byte)other.Protocol);   // as numbers: Enum.CompareTo boxes
         return c != 0 ? c : Port.CompareTo(other.Port);
     }
 

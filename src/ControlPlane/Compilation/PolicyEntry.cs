@@ -22,9 +22,10 @@ public readonly record struct PolicyEntryKey(Direction Direction, uint Peer, Pro
 
     public int CompareTo(PolicyEntryKey other)
     {
-        var c = Direction.CompareTo(other.Direction);
+        // Enums compared as their numbers: Enum.CompareTo takes an object, and boxing in the sort of every entry counts.
+        var c = ((byte)Direction).CompareTo((byte)other.Direction);
         if (c == 0) c = Peer.CompareTo(other.Peer);
-        if (c == 0) c = Protocol.CompareTo(other.Protocol);
+        if (c == 0) c = ((byte)Protocol).CompareTo((byte)other.Protocol);
         if (c == 0) c = Port.CompareTo(other.Port);
         return c != 0 ? c : PortPrefixLength.CompareTo(other.PortPrefixLength);
     }

@@ -24,7 +24,7 @@ public sealed partial record RuleReference(string? Namespace, string Name, int? 
         var c = string.CompareOrdinal(Namespace ?? "", other.Namespace ?? "");
         if (c == 0) c = string.CompareOrdinal(Name, other.Name);
         if (c == 0) c = (Spec ?? 0).CompareTo(other.Spec ?? 0);
-        if (c == 0) c = Section.CompareTo(other.Section);
+        if (c == 0) c = ((int)Section).CompareTo((int)other.Section);   // as numbers: Enum.CompareTo boxes
         return c != 0 ? c : Index.CompareTo(other.Index);
     }
 

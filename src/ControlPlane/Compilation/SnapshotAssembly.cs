@@ -17,11 +17,12 @@ internal static class SnapshotAssembly
         for (var i = 0; i < rules.Count; i++) ruleIndex[rules[i]] = (uint)i;
         var identityPolicies = policies.Select(p =>
         {
+            var nodeRule = Array.ConvertAll(p.Rules, r => ruleIndex[r]);
             var entries = new PolicyEntry[p.Count];
             for (var i = 0; i < p.Count; i++)
             {
                 var (key, value) = (p.Keys[i], p.Values[i]);
-                entries[i] = new PolicyEntry(key.Direction, key.Peer, key.Protocol, key.Port, value.Verdict, ruleIndex[value.Rule],
+                entries[i] = new PolicyEntry(key.Direction, key.Peer, key.Protocol, key.Port, value.Verdict, nodeRule[value.Rule],
                     key.PortPrefixLength, value.L7Redirect);
             }
             return new IdentityPolicy(p.Identity, p.IngressEnforced, p.EgressEnforced, entries);

@@ -23,7 +23,7 @@ internal sealed partial class RuleOrder : IComparer<string>
         var c = string.CompareOrdinal(a.Ns, b.Ns);
         if (c == 0) c = string.CompareOrdinal(a.Name, b.Name);
         if (c == 0) c = a.Spec.CompareTo(b.Spec);
-        if (c == 0) c = a.Section.CompareTo(b.Section);
+        if (c == 0) c = ((int)a.Section).CompareTo((int)b.Section);   // as numbers: Enum.CompareTo boxes
         if (c == 0) c = a.Index.CompareTo(b.Index);
         return c != 0 ? c : string.CompareOrdinal(x, y);
     }

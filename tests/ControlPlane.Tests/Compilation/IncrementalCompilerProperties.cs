@@ -31,6 +31,7 @@ public sealed class IncrementalCompilerProperties
                 model.Apply(history[step], compiler);
                 var version = step + 1;
                 compiler.Commit(version);
+                Assert.True(compiler.UnusedPeerSelections == 0, $"step {step} ({history[step]}): peer selections nothing uses are still cached");
                 foreach (var node in Nodes)
                 {
                     var full = model.Compile(node, version);
