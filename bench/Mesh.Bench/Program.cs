@@ -3,7 +3,7 @@ using System.Text.Json;
 using Mesh.Bench;
 
 // ./dev bench: every figure is measured in this run, on this machine, beside the baseline it is compared with.
-//   Mesh.Bench [results.json]               every section; prints the table and writes the JSON
+//   Mesh.Bench [results.json]               every section, each in a process of its own; prints the table and writes the JSON
 //   Mesh.Bench --only SECTION [NODES]       one section (store, compile, datapath, propagation, cluster); its rows replace theirs in bench/results.json
 var pg = Environment.GetEnvironmentVariable("MESH_BENCH_PG") ?? "Host=127.0.0.1;Port=55432;Username=postgres;Database=postgres";
 var sections = new (string Name, string Progress, Func<string[], Task<IReadOnlyList<Metric>>> Run)[]
@@ -29,8 +29,36 @@ if (only is not null && sections.All(x => x.Name != only))
     return 2;
 }
 var results = new List<Metric>();
-foreach (var section in sections.Where(x => only is null || x.Name == only))
+if (only is null)
 {
+    // Each section in a process of its own: one section's threads, heap and collector tuning must not weigh on the
+    // next (after the store rows in the same process, the compile rows' p99 rose by half).
+    var rows = Path.GetTempFileName();
+    try
+    {
+        File.WriteAllText(rows, "[]");
+        foreach (var section in sections)
+        {
+            var start = new ProcessStartInfo(Environment.ProcessPath!) { RedirectStandardOutput = true };
+            if (Path.GetFileNameWithoutExtension(Environment.ProcessPath) == "dotnet") start.ArgumentList.Add(typeof(Metric).Assembly.Location);
+            foreach (var arg in new[] { "--only", section.Name }) start.ArgumentList.Add(arg);
+            start.Environment["MESH_BENCH_ROWS"] = rows;
+            using var child = Process.Start(start)!;
+            await child.StandardOutput.ReadToEndAsync();   // its table: the whole one is printed below
+            await child.WaitForExitAsync();
+            if (child.ExitCode != 0)
+            {
+                Console.Error.WriteLine($"error: the {section.Name} section failed (exit code {child.ExitCode}); nothing was written");
+                return child.ExitCode;
+            }
+        }
+        results = JsonSerializer.Deserialize<List<Metric>>(File.ReadAllText(rows), new JsonSerializerOptions(JsonSerializerDefaults.Web))!;
+    }
+    finally { File.Delete(rows); }
+}
+else
+{
+    var section = sections.Single(x => x.Name == only);
     Console.Error.WriteLine($"{section.Progress} ...");
     results.AddRange(await section.Run(args));
 }
@@ -39,7 +67,8 @@ Console.WriteLine();
 Console.WriteLine($"{"metric",-34} {"value",14} {"unit",-8} note");
 Console.WriteLine(new string('-', 90));
 foreach (var m in results) Console.WriteLine($"{m.Name,-34} {m.Value,14:0.###} {m.Unit,-8} {m.Note}");
-var output = args.Length > 0 && only is null ? args[0] : "bench/results.json";
+// A section run for the whole bench adds its rows to the bench's file; one run by hand, to bench/results.json.
+var output = only is null ? args.Length > 0 ? args[0] : "bench/results.json" : Environment.GetEnvironmentVariable("MESH_BENCH_ROWS") ?? "bench/results.json";
 if (only is not null && File.Exists(output))
 {
     // One section re-measured: its rows replace the same rows of the last full run, the others stay as they were.
