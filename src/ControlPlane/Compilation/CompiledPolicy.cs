@@ -71,9 +71,15 @@ internal sealed class CompiledPolicy
         Array.Sort(newKeys, newCandidates);
         // Usually the new peers come through rules that already decide entries here: the rule list stays and the
         // existing entries keep their positions. Otherwise the merged list renumbers them.
-        var rules = newCandidates.All(c => IndexOf(Rules, c.Rule) >= 0) ? Rules : DistinctRules(newCandidates, Rules);
-        var renumbered = ReferenceEquals(rules, Rules) ? null : Rules.Select(r => IndexOf(rules, r)).ToArray();
+        var rules = Rules;
         var newValues = Pack(newCandidates, rules);
+        int[]? renumbered = null;
+        if (newValues.Any(v => v.Rule < 0))
+        {
+            rules = DistinctRules(newCandidates, Rules);
+            renumbered = Rules.Select(r => IndexOf(rules, r)).ToArray();
+            newValues = Pack(newCandidates, rules);
+        }
         // Merge two sorted runs; the keys are disjoint (the peers are new).
         var keys = new PolicyEntryKey[Count + added.Count];
         var values = new EntryValue[keys.Length];
@@ -111,6 +117,7 @@ internal sealed class CompiledPolicy
         return rules.ToArray();
     }
 
+    /// <summary>The candidates with their rules' positions in <paramref name="rules"/> (-1 for a rule it lacks).</summary>
     private static EntryValue[] Pack(Candidate[] candidates, RuleReference[] rules)
     {
         var values = new EntryValue[candidates.Length];
