@@ -5,7 +5,10 @@ namespace Mesh.Contracts.Policies;
 // The policy model every accepted document becomes: CiliumNetworkPolicy, CiliumClusterwideNetworkPolicy and
 // Kubernetes NetworkPolicy alike, so the compiler has one path. Its semantics are Cilium's (see PolicyRule).
 
-/// <summary>The kind of document a policy was written as. Kubernetes NetworkPolicies are translated on parse.</summary>
+/// <summary>
+/// The kind of document a policy was written as. Kubernetes NetworkPolicies are translated on parse;
+/// <see cref="PolicyKinds.DocumentKind"/> is the name documents use.
+/// </summary>
 public enum PolicyKind { CiliumNetworkPolicy, CiliumClusterwideNetworkPolicy, KubernetesNetworkPolicy }
 
 /// <summary>
@@ -63,10 +66,26 @@ public sealed record NetworkPolicy(string? Namespace, string Name, IReadOnlyList
         : this(ns, name, [spec], ns is null ? PolicyKind.CiliumClusterwideNetworkPolicy : PolicyKind.CiliumNetworkPolicy) { }
 
     /// <summary>The only spec; for code that builds one-spec policies (tests, the benchmark).</summary>
-    public PolicySpec Spec => Specs.Count == 1 ? Specs[0] : throw new InvalidOperationException($"policy {Reference} has {Specs.Count} specs");
+    public PolicySpec Spec => Specs.Count == 1 ? Specs[0] : throw new InvalidOperationException($"{KindAndName} has {Specs.Count} specs");
 
-    /// <summary><c>namespace/name</c>, or the bare name of a cluster-wide policy.</summary>
-    public string Reference => Namespace is null ? Name : $"{Namespace}/{Name}";
+    /// <summary>What tells this policy apart from every other: see <see cref="ReferenceOf"/>.</summary>
+    public string Reference => ReferenceOf(Kind, Namespace, Name);
+
+    /// <summary>For messages: the kind as documents write it, then namespace/name (<c>NetworkPolicy default/allow-web</c>).</summary>
+    public string KindAndName => KindAndNameOf(Kind, Namespace, Name);
+
+    public static string KindAndNameOf(PolicyKind kind, string? ns, string name) =>
+        $"{PolicyKinds.DocumentKind(kind)} {(ns is null ? name : $"{ns}/{name}")}";
+
+    /// <summary>
+    /// The text that names one policy (and starts its rule texts, see <see cref="RuleText"/>): <c>namespace/name</c>
+    /// for a CiliumNetworkPolicy, the bare name of a cluster-wide one, <c>NetworkPolicy namespace/name</c> for a
+    /// Kubernetes NetworkPolicy. Mesh's native kind is Cilium's: its texts are the ones written before NetworkPolicies
+    /// were kept apart from CiliumNetworkPolicies of the same name, so those stored in flows and snapshots keep their meaning.
+    /// </summary>
+    public static string ReferenceOf(PolicyKind kind, string? ns, string name) =>
+        kind == PolicyKind.KubernetesNetworkPolicy ? $"{PolicyParser.KubernetesKind} {ns}/{name}"
+        : ns is null ? name : $"{ns}/{name}";
 
     /// <summary>A spec's endpoint selector as enforced: scoped to the policy's namespace.</summary>
     public LabelSelector EffectiveEndpointSelector(PolicySpec spec) => Scope(spec.EndpointSelector);

@@ -75,7 +75,7 @@ public sealed partial class IncrementalCompiler
     /// <summary>Every node that has held an endpoint: the nodes with content of their own.</summary>
     public IReadOnlyCollection<string> NodeNames => _nodes.Keys;
 
-    /// <summary>Creates or replaces a policy (keyed by namespace/name).</summary>
+    /// <summary>Creates or replaces a policy (keyed by its <see cref="NetworkPolicy.Reference"/>: kind, namespace and name).</summary>
     public void ApplyPolicy(NetworkPolicy policy)
     {
         var key = policy.Reference;
@@ -84,9 +84,9 @@ public sealed partial class IncrementalCompiler
         Select(key, policy);
     }
 
-    public void DeletePolicy(string? ns, string name)
+    public void DeletePolicy(PolicyKind kind, string? ns, string name)
     {
-        var key = ns is null ? name : $"{ns}/{name}";
+        var key = NetworkPolicy.ReferenceOf(kind, ns, name);
         if (!_policies.Remove(key, out var old)) return;
         Unselect(key, old);
     }

@@ -21,7 +21,7 @@ public static class PolicyCompiler
             .ToList();
 
         var sortedPolicies = policies.OrderBy(p => p.Namespace ?? "", StringComparer.Ordinal)
-            .ThenBy(p => p.Name, StringComparer.Ordinal).ToList();
+            .ThenBy(p => p.Name, StringComparer.Ordinal).ThenBy(p => (int)p.Kind).ToList();
         var selecting = local.Select(e => e.Identity).Distinct().Order()
             .Select(identity => (Identity: identity, Specs: Selecting(identities.GetValueOrDefault(identity) ?? LabelSet.Empty, sortedPolicies)))
             .ToList();

@@ -158,7 +158,7 @@ public sealed class SnapshotCompiler
         if (old?.Hash != now.Hash) _compiler.ApplyPolicy(now.Policy);
     }
 
-    private void RemovePolicy(PolicyRecord old) => _compiler.DeletePolicy(old.Policy.Namespace, old.Policy.Name);
+    private void RemovePolicy(PolicyRecord old) => _compiler.DeletePolicy(old.Policy.Kind, old.Policy.Namespace, old.Policy.Name);
 
     private void SetEndpoint(EndpointRecord? old, EndpointRecord now) =>
         _compiler.RegisterEndpoint(new CompilerEndpoint(now.Id, now.Spec.Node, now.Spec.Ip, now.Spec.Interface, now.Identity, now.Spec.Ports));

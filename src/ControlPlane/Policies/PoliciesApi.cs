@@ -92,7 +92,7 @@ public static class PoliciesApi
     {
         var worst = overflow.MaxBy(v => v.Entries)!;
         return TypedResults.Problem(
-            title: $"Policy {policy.Reference} would overflow the entry budget of {overflow.Count} identit{(overflow.Count == 1 ? "y" : "ies")}; nothing was applied",
+            title: $"{policy.KindAndName} would overflow the entry budget of {overflow.Count} identit{(overflow.Count == 1 ? "y" : "ies")}; nothing was applied",
             detail: string.Join("\n", overflow.Select(v => v.ToString())),
             statusCode: StatusCodes.Status409Conflict,
             extensions: new Dictionary<string, object?>

@@ -48,7 +48,7 @@ public static class Policy
         // Kubernetes keeps a NetworkPolicy and a CiliumNetworkPolicy of one name apart; Mesh keeps one policy per
         // namespace and name, so one kind never silently replaces the other.
         (PolicyCommand.ApplyPolicy a, PolicyState.Active { Kind: { } kind }) when kind != a.Policy.Kind => throw new DomainRuleViolation(
-            $"{a.Policy.Reference} is a {kind}; a {a.Policy.Kind} of the same namespace and name would replace it. " +
+            $"{a.Policy.Namespace}/{a.Policy.Name} is a {kind}; a {a.Policy.Kind} of the same namespace and name would replace it. " +
             "Mesh keeps one policy per namespace and name: delete the other first, or give this one another name"),
         (PolicyCommand.ApplyPolicy a, _) => [Applied(a.Policy)],
         (PolicyCommand.DeletePolicy d, PolicyState.Active) => [new PolicyEvent.PolicyDeleted(d.Namespace, d.Name)],

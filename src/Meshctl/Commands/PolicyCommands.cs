@@ -60,7 +60,7 @@ public static class PolicyCommands
                 var p = parsed.Policy!;
                 var result = await client.ApplyPolicyAsync(p.Kind == PolicyKind.CiliumClusterwideNetworkPolicy ? null : p.Namespace ?? parse.GetValue(Namespace)!, p.Name, text, ct);
                 if (GlobalOptions.Json(parse)) Output.WriteJson(result);
-                else AnsiConsole.MarkupLine($"[green]✓[/] {p.Kind} {Output.Esc(p.Reference)} {(result.Changed ? "applied" : "unchanged")} at v{result.Version}");
+                else AnsiConsole.MarkupLine($"[green]✓[/] {Output.Esc(p.KindAndName)} {(result.Changed ? "applied" : "unchanged")} at v{result.Version}");
             }
             return failed == 0 ? 0 : 1;
         }));

@@ -13,7 +13,7 @@ public abstract record ClusterChange
     {
         public override string ToString() => $"apply {Policy.Reference}: {PolicyJson.Serialize(Policy)}";
     }
-    public sealed record Delete(string? Namespace, string Name) : ClusterChange;
+    public sealed record Delete(PolicyKind Kind, string? Namespace, string Name) : ClusterChange;
     public sealed record Allocate(uint Identity, LabelSet Labels) : ClusterChange
     {
         public override string ToString() => $"allocate {Identity} {Labels}";
@@ -104,12 +104,18 @@ internal static class ClusterHistory
         from egressDeny in Rules(4)
         select new PolicySpec(selects, ingress, ingressDeny, egress, egressDeny, null);
 
+    // A namespaced policy is sometimes a Kubernetes NetworkPolicy: with four names, one often meets the
+    // CiliumNetworkPolicy of its name, both selecting, both deciding entries.
+    private static readonly Gen<(PolicyKind Kind, string? Namespace)> KindAndNamespace = Gen.Elements<(PolicyKind, string?)>(
+        (PolicyKind.CiliumNetworkPolicy, "n1"), (PolicyKind.CiliumNetworkPolicy, "n2"), (PolicyKind.CiliumClusterwideNetworkPolicy, null),
+        (PolicyKind.KubernetesNetworkPolicy, "n1"), (PolicyKind.KubernetesNetworkPolicy, "n2"));
+
     public static readonly Gen<NetworkPolicy> Policy =
         from name in Gen.Elements("p0", "p1", "p2", "p3")
-        from ns in Gen.Elements<string?>("n1", "n2", null)
+        from kind in KindAndNamespace
         from specs in Gen.Frequency((4, Spec.Select(s => new List<PolicySpec> { s })), (1, Gen.ListOf(Spec, 2).Select(l => l.ToList())))
         where specs.Count > 0
-        select new NetworkPolicy(ns, name, specs, ns is null ? PolicyKind.CiliumClusterwideNetworkPolicy : PolicyKind.CiliumNetworkPolicy);
+        select new NetworkPolicy(kind.Namespace, name, specs, kind.Kind);
 
     private static readonly Gen<LabelSet> Labels =
         from ns in Gen.Elements(Namespaces)
@@ -129,7 +135,7 @@ internal static class ClusterHistory
 
     public static readonly Gen<ClusterChange> Change = Gen.Frequency(
         (4, Policy.Select(p => (ClusterChange)new ClusterChange.Apply(p))),
-        (1, Gen.Elements<string?>("n1", "n2", null).Zip(Gen.Elements("p0", "p1", "p2", "p3"), (ns, name) => (ClusterChange)new ClusterChange.Delete(ns, name))),
+        (1, KindAndNamespace.Zip(Gen.Elements("p0", "p1", "p2", "p3"), (k, name) => (ClusterChange)new ClusterChange.Delete(k.Kind, k.Namespace, name))),
         (3, Gen.Elements(IdentityNumbers).Zip(Labels, (id, labels) => (ClusterChange)new ClusterChange.Allocate(id, labels))),
         (4, Endpoint.Select(e => (ClusterChange)new ClusterChange.Register(e))),
         (1, Gen.Choose(0, 5).Select(n => (ClusterChange)new ClusterChange.Unregister($"n1/e{n}"))),
@@ -158,8 +164,8 @@ internal sealed class ClusterModel
                 compiler?.ApplyPolicy(a.Policy);
                 break;
             case ClusterChange.Delete d:
-                Policies.Remove(d.Namespace is null ? d.Name : $"{d.Namespace}/{d.Name}");
-                compiler?.DeletePolicy(d.Namespace, d.Name);
+                Policies.Remove(NetworkPolicy.ReferenceOf(d.Kind, d.Namespace, d.Name));
+                compiler?.DeletePolicy(d.Kind, d.Namespace, d.Name);
                 break;
             case ClusterChange.Allocate i:
                 Identities[i.Identity] = i.Labels;

@@ -56,6 +56,17 @@ public sealed class EntryBudgetTests
     }
 
     [Fact]
+    public void A_network_policy_counts_on_top_of_the_cilium_policy_of_its_name_never_as_its_new_version()
+    {
+        var compiler = Cluster(20, WebToDb("same", 15));
+
+        var v = Assert.Single(compiler.CheckPolicy(WebToDb("same", 6, first: 10000) with { Kind = PolicyKind.KubernetesNetworkPolicy }));
+
+        Assert.Equal(21, v.Entries);
+        Assert.Equal(["shop/same ingress[0]", "NetworkPolicy shop/same ingress[0]"], v.Contributions.Select(c => c.Rule));
+    }
+
+    [Fact]
     public void A_new_cidr_that_widens_the_world_counts_against_identities_the_policy_does_not_select()
     {
         // web may reach the world on 3 ports; a policy on db naming 10 CIDRs adds 10 node-local identities to

@@ -1,3 +1,4 @@
+using Mesh.Contracts.Policies;
 using Mesh.ControlPlane.Compilation;
 using Mesh.ControlPlane.Distribution;
 using Mesh.ControlPlane.Tests.Compilation;
@@ -22,7 +23,7 @@ public sealed class DeltaWireTests
         // A changed rule, a new policy whose rule sorts before the others, and one gone.
         compiler.ApplyPolicy(Policy("web-to-db", App("db"), ingress: [Peer(App("web"), Tcp(5432), Tcp(5433))]));
         compiler.ApplyPolicy(Policy("a-first", App("db"), egress: [AnyPeer(Udp(53))]));
-        compiler.DeletePolicy("shop", "keep");
+        compiler.DeletePolicy(PolicyKind.CiliumNetworkPolicy, "shop", "keep");
         compiler.Commit(2);
         var v2 = compiler.Snapshot(NodeA).ToProto();
         var wire = DeltaWire.ToProto(compiler.DeltaOf(NodeA), 1);

@@ -55,4 +55,56 @@ public sealed class ControlPlaneDigestTests
         var held = new HeldSnapshot();
         Assert.True(held.Apply(snapshot.ToProto()), $"the agent hashes {held.ContentHash}, the control plane {snapshot.ContentHash}");
     }
+
+    [Fact]
+    public void A_cilium_policy_and_the_network_policy_of_its_name_are_ordered_and_hashed_the_same_in_the_agent()
+    {
+        // Both admit web to db, on different ports: rules of both decide entries of one identity.
+        var cilium = PolicyParser.Parse(Policy.Replace("name: mixed", "name: db"));
+        var kubernetes = PolicyParser.Parse("""
+            apiVersion: networking.k8s.io/v1
+            kind: NetworkPolicy
+            metadata: { name: db, namespace: shop }
+            spec:
+              podSelector: { matchLabels: { app: db } }
+              ingress:
+                - from: [ { podSelector: { matchLabels: { app: web } } } ]
+                  ports: [ { port: 6432 }, { port: 5432 } ]
+              egress: [ { ports: [ { port: 53, protocol: UDP } ] } ]
+            """);
+        Assert.True(cilium.Ok && kubernetes.Ok, string.Join("; ", cilium.Errors.Concat(kubernetes.Errors)));
+        var none = new Dictionary<string, string>();
+        var identities = new Dictionary<uint, LabelSet>
+        {
+            [256] = LabelSet.ForPod("shop", new Dictionary<string, string> { ["app"] = "web" }, none),
+            [257] = LabelSet.ForPod("shop", new Dictionary<string, string> { ["app"] = "db" }, none),
+        };
+        CompilerEndpoint[] endpoints = [new("shop/db-1", "node-1", "10.201.0.2", "lxcdb1", 257)];
+
+        var snapshot = PolicyCompiler.Compile("node-1", 7, [kubernetes.Policy!, cilium.Policy!], identities, endpoints);
+
+        Assert.Contains("shop/db ingress[0]", snapshot.Rules);
+        Assert.Contains("NetworkPolicy shop/db ingress[0]", snapshot.Rules);
+        Assert.Equal(snapshot.Rules, snapshot.Rules.Reverse().Order(RuleOrder.Instance));
+        var held = new HeldSnapshot();
+        Assert.True(held.Apply(snapshot.ToProto()), $"the agent hashes {held.ContentHash}, the control plane {snapshot.ContentHash}");
+    }
+
+    [Fact]
+    public void The_agent_orders_rule_texts_as_the_control_plane_orders_rules()
+    {
+        var random = new Random(17);
+        var rules = Enumerable.Range(0, 400).Select(_ =>
+        {
+            var kind = (PolicyKind)random.Next(3);
+            var ns = kind == PolicyKind.CiliumClusterwideNetworkPolicy ? null : $"n{random.Next(3)}";
+            var name = $"p{random.Next(3)}";   // p0 has one rule set, the others several
+            return new RuleReference(kind, ns, name, name == "p0" ? null : random.Next(12), (RuleSection)random.Next(4), random.Next(12));
+        }).Distinct().ToList();
+
+        var controlPlane = rules.Order().Select(r => r.ToString());
+        var agent = rules.Select(r => r.ToString()).Order(RuleOrder.Instance);
+
+        Assert.Equal(controlPlane, agent);
+    }
 }
