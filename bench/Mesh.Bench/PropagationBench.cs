@@ -146,7 +146,7 @@ internal static class PropagationBench
         {
             var policy = ClusterScale.Policy(i, random);
             var events = Policy.Decide(new PolicyCommand.ApplyPolicy(policy), new PolicyState.Absent());
-            streams.Add((Policy.StreamId(policy.Namespace!, policy.Name), events.Select(ev => EventCodec.Encode(ev, metadata)).ToList()));
+            streams.Add((Policy.StreamId(policy.Kind, policy.Namespace!, policy.Name), events.Select(ev => EventCodec.Encode(ev, metadata)).ToList()));
         }
         await Parallel.ForEachAsync(streams, new ParallelOptions { MaxDegreeOfParallelism = LoadWriters },
             async (s, ct) => await store.AppendAsync(s.Stream, ExpectedVersion.NoStream, s.Events, ct: ct));

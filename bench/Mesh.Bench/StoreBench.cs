@@ -188,9 +188,9 @@ internal static class StoreBench
             else
             {
                 var policy = policies[random.Next(policies.Length)];
-                stream = Policy.StreamId(policy.Namespace, policy.Name);
+                stream = Policy.StreamId(policy.Kind, policy.Namespace, policy.Name);
                 for (var i = 0; i < AppendBatch; i++)
-                    events.Add(EventCodec.Encode(i % 4 == 3 ? new PolicyEvent.PolicyDeleted(policy.Namespace, policy.Name) : policy, meta));
+                    events.Add(EventCodec.Encode(i % 4 == 3 ? new PolicyEvent.PolicyDeleted(policy.Namespace, policy.Name, policy.Kind) : policy, meta));
             }
             last = await store.AppendAsync(stream, ExpectedVersion.Any, events);
         }

@@ -6,11 +6,16 @@ namespace Mesh.Contracts.Api;
 /// <summary>Answer to a write: the log position that holds it.</summary>
 public sealed record WriteResult(long Version);
 
-public sealed record PolicyApplied(string Namespace, string Name, long Version, string Hash, bool Changed);
+/// <summary><paramref name="Kind"/>: as documents write it (CiliumNetworkPolicy, CiliumClusterwideNetworkPolicy, NetworkPolicy).</summary>
+public sealed record PolicyApplied(string Namespace, string Name, long Version, string Hash, bool Changed, string Kind);
 
+/// <summary>
+/// A stored policy. A NetworkPolicy and a CiliumNetworkPolicy of one namespace and name are two policies, told
+/// apart by <paramref name="Kind"/>, as documents write it.
+/// </summary>
 public sealed record PolicyView(
     string Namespace, string Name, string Hash, long Version, string AppliedBy, DateTimeOffset AppliedAt,
-    System.Text.Json.Nodes.JsonObject Document);
+    System.Text.Json.Nodes.JsonObject Document, string Kind);
 
 /// <summary>
 /// A workload to enforce policy for. Labels are the pod's own (k=v); the namespace's labels are separate. Ports are

@@ -1,3 +1,4 @@
+using System.Text.Json.Serialization;
 using Mesh.Contracts.Labels;
 
 namespace Mesh.Contracts.Policies;
@@ -6,9 +7,11 @@ namespace Mesh.Contracts.Policies;
 // Kubernetes NetworkPolicy alike, so the compiler has one path. Its semantics are Cilium's (see PolicyRule).
 
 /// <summary>
-/// The kind of document a policy was written as. Kubernetes NetworkPolicies are translated on parse;
-/// <see cref="PolicyKinds.DocumentKind"/> is the name documents use.
+/// The kind of document a policy was written as. Kubernetes NetworkPolicies are translated on parse. A policy is
+/// one of its kind, namespace and name: a NetworkPolicy and a CiliumNetworkPolicy of one name both exist, as in
+/// Kubernetes. Stored (events, states) by member name; <see cref="PolicyKinds.DocumentKind"/> is the name documents use.
 /// </summary>
+[JsonConverter(typeof(JsonStringEnumConverter<PolicyKind>))]
 public enum PolicyKind { CiliumNetworkPolicy, CiliumClusterwideNetworkPolicy, KubernetesNetworkPolicy }
 
 /// <summary>

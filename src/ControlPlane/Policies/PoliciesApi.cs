@@ -4,6 +4,7 @@ using Mesh.ControlPlane.Compilation;
 using Mesh.ControlPlane.Distribution;
 using Mesh.ControlPlane.State;
 using Mesh.Contracts.Api;
+using Mesh.Contracts.Identity;
 using Mesh.Contracts.Policies;
 using Microsoft.AspNetCore.Http.HttpResults;
 
@@ -14,19 +15,21 @@ public static class PoliciesApi
 {
     public static IEndpointRouteBuilder MapPolicyEndpoints(this IEndpointRouteBuilder app)
     {
+        // A NetworkPolicy and a CiliumNetworkPolicy of one namespace and name are two policies, as in Kubernetes: PUT
+        // takes the kind from the document, GET and DELETE from ?kind= (CiliumNetworkPolicy when absent).
         var api = app.MapGroup("/v1/policies").WithTags("Policies");
         api.MapPut("/{ns}/{name}", ApplyPolicy).Accepts<string>("application/yaml", "application/json");
-        api.MapGet("/{ns}/{name}", GetPolicy);
-        api.MapDelete("/{ns}/{name}", DeletePolicy);
+        api.MapGet("/{ns}/{name}", GetPolicy);                   // ?kind=CiliumNetworkPolicy|NetworkPolicy
+        api.MapDelete("/{ns}/{name}", DeletePolicy);             // ?kind=CiliumNetworkPolicy|NetworkPolicy
         api.MapGet("/", ListPolicies);
 
         // CiliumClusterwideNetworkPolicy: no namespace, selects endpoints of every namespace.
         var clusterwide = app.MapGroup("/v1/clusterwide-policies").WithTags("Policies");
         clusterwide.MapPut("/{name}", (string name, HttpContext http, CommandRouter router, ClusterState state, SnapshotCompiler compiler, TimeProvider clock, CancellationToken ct) =>
             ApplyAsync(null, name, http, router, state, compiler, clock, ct)).Accepts<string>("application/yaml", "application/json");
-        clusterwide.MapGet("/{name}", (string name, ClusterState state) => GetPolicy(Clusterwide, name, state));
+        clusterwide.MapGet("/{name}", (string name, ClusterState state) => Find(PolicyKind.CiliumClusterwideNetworkPolicy, Clusterwide, name, state));
         clusterwide.MapDelete("/{name}", (string name, HttpContext http, CommandRouter router, ClusterState state, SnapshotCompiler compiler, TimeProvider clock, CancellationToken ct) =>
-            DeletePolicy(Clusterwide, name, http, router, state, compiler, clock, ct));
+            DeleteAsync(PolicyKind.CiliumClusterwideNetworkPolicy, Clusterwide, name, http, router, state, compiler, clock, ct));
         return app;
     }
 
@@ -55,7 +58,7 @@ public static class PoliciesApi
         if (clusterwide && ns is not null)
             return Invalid("kind", $"a CiliumClusterwideNetworkPolicy has no namespace: PUT it to /v1/clusterwide-policies/{name}");
         if (!clusterwide && ns is null)
-            return Invalid("kind", $"a {policy.Kind} is namespaced: PUT it to /v1/policies/{{namespace}}/{name}");
+            return Invalid("kind", $"a {PolicyKinds.DocumentKind(policy.Kind)} is namespaced: PUT it to /v1/policies/{{namespace}}/{name}");
         if (!string.IsNullOrEmpty(policy.Name) && policy.Name != name)
             return Invalid("metadata.name", $"\"{policy.Name}\" does not match the name in the path, \"{name}\"");
         if (ns is not null && !string.IsNullOrEmpty(policy.Namespace) && policy.Namespace != ns)
@@ -66,26 +69,54 @@ public static class PoliciesApi
         if (compiler.CheckPolicy(policy, state.Current) is { Count: > 0 } overflow) return OverBudget(policy, overflow);
 
         var key = ns ?? Clusterwide;
-        var result = await router.SendAsync(Aggregates.Policy, Policy.StreamId(key, name),
+        var result = await router.SendAsync(Aggregates.Policy, Policy.StreamId(policy.Kind, key, name),
             new PolicyCommand.ApplyPolicy(policy), RequestContext.From(http, clock), ct);
         await state.ReadYourWriteAsync(compiler, result.Position, ct);
-        return TypedResults.Ok(new PolicyApplied(key, name, result.Position.Value, PolicyJson.Hash(policy), result.Events.Count > 0));
+        return TypedResults.Ok(new PolicyApplied(key, name, result.Position.Value, PolicyJson.Hash(policy), result.Events.Count > 0,
+            PolicyKinds.DocumentKind(policy.Kind)));
     }
 
-    private static Results<Ok<PolicyView>, NotFound> GetPolicy(string ns, string name, ClusterState state) =>
-        state.Current.Policies.TryGetValue(ClusterView.Key(ns, name), out var p) ? TypedResults.Ok(View(p)) : TypedResults.NotFound();
+    private static Results<Ok<PolicyView>, NotFound, ValidationProblem> GetPolicy(string ns, string name, string? kind, ClusterState state) =>
+        InvalidKind(kind, out var k) is { } invalid ? invalid : Find(k, ns, name, state);
+
+    private static Results<Ok<PolicyView>, NotFound, ValidationProblem> Find(PolicyKind kind, string ns, string name, ClusterState state) =>
+        state.Current.Policies.TryGetValue(ClusterView.PolicyKey(kind, ns, name), out var p) ? TypedResults.Ok(View(p)) : TypedResults.NotFound();
 
     private static Ok<PolicyView[]> ListPolicies(ClusterState state) =>
         TypedResults.Ok(state.Current.Policies.Values.Select(View).ToArray());
 
-    private static async Task<Results<Ok<WriteResult>, NotFound>> DeletePolicy(
-        string ns, string name, HttpContext http, CommandRouter router, ClusterState state, SnapshotCompiler compiler, TimeProvider clock, CancellationToken ct)
+    private static async Task<Results<Ok<WriteResult>, NotFound, ValidationProblem>> DeletePolicy(
+        string ns, string name, string? kind, HttpContext http, CommandRouter router, ClusterState state, SnapshotCompiler compiler, TimeProvider clock,
+        CancellationToken ct) =>
+        InvalidKind(kind, out var k) is { } invalid ? invalid : await DeleteAsync(k, ns, name, http, router, state, compiler, clock, ct);
+
+    private static async Task<Results<Ok<WriteResult>, NotFound, ValidationProblem>> DeleteAsync(
+        PolicyKind kind, string ns, string name, HttpContext http, CommandRouter router, ClusterState state, SnapshotCompiler compiler, TimeProvider clock,
+        CancellationToken ct)
     {
-        var result = await router.SendAsync(Aggregates.Policy, Policy.StreamId(ns, name),
-            new PolicyCommand.DeletePolicy(ns, name), RequestContext.From(http, clock), ct);
-        if (result.Events.Count == 0) return TypedResults.NotFound();
-        await state.ReadYourWriteAsync(compiler, result.Position, ct);
-        return TypedResults.Ok(new WriteResult(result.Position.Value));
+        var context = RequestContext.From(http, clock);
+        var delete = new PolicyCommand.DeletePolicy(ns, name, kind);
+        var result = await router.SendAsync(Aggregates.Policy, Policy.StreamId(kind, ns, name), delete, context, ct);
+        var deleted = result.Events.Count > 0 ? result.Position : (LogPosition?)null;
+        if (kind == PolicyKind.KubernetesNetworkPolicy)
+        {
+            // A NetworkPolicy stored before the kinds were kept apart lives in its CiliumNetworkPolicy namesake's stream
+            // (where Decide deletes a NetworkPolicy, never the namesake): deleted there too, so no older one outlives this delete.
+            var legacy = await router.SendAsync(Aggregates.Policy, Policy.LegacyNetworkPolicyStreamId(ns, name), delete, context, ct);
+            if (legacy.Events.Count > 0) deleted = legacy.Position;
+        }
+        if (deleted is not { } position) return TypedResults.NotFound();
+        await state.ReadYourWriteAsync(compiler, position, ct);
+        return TypedResults.Ok(new WriteResult(position.Value));
+    }
+
+    /// <summary>Reads the namespaced kind <c>?kind=</c> names (CiliumNetworkPolicy when absent); the refusal when it names none.</summary>
+    private static ValidationProblem? InvalidKind(string? text, out PolicyKind kind)
+    {
+        kind = PolicyKind.CiliumNetworkPolicy;
+        if (text is null || PolicyKinds.TryParseNamespaced(text, out kind)) return null;
+        return Invalid("kind", $"\"{text}\" is not a kind of namespaced policy: use {PolicyKinds.NamespacedChoices}; " +
+            "cluster-wide policies are at /v1/clusterwide-policies/{name}");
     }
 
     private static ProblemHttpResult OverBudget(NetworkPolicy policy, IReadOnlyList<BudgetViolation> overflow)
@@ -104,8 +135,9 @@ public static class PoliciesApi
             });
     }
 
-    private static PolicyView View(PolicyRecord p) =>
-        new(p.Policy.Namespace ?? "", p.Policy.Name, p.Hash, p.Version.Value, p.AppliedBy, p.AppliedAt, p.Document);
+    /// <summary>A policy as the API shows it (here and in the state as of a version).</summary>
+    internal static PolicyView View(PolicyRecord p) =>
+        new(p.Policy.Namespace ?? "", p.Policy.Name, p.Hash, p.Version.Value, p.AppliedBy, p.AppliedAt, p.Document, PolicyKinds.DocumentKind(p.Policy.Kind));
 
     internal static ValidationProblem Invalid(string field, string message) =>
         TypedResults.ValidationProblem(new Dictionary<string, string[]> { [field] = [message] }, title: "The request is invalid; nothing was applied");

@@ -5,7 +5,7 @@ using Mesh.Contracts.Policies;
 
 namespace Mesh.ControlPlane.Policies;
 
-// One network policy, keyed by namespace and name: its commands, events, state, Decide and Evolve.
+// One network policy, keyed by kind, namespace and name: its commands, events, state, Decide and Evolve.
 
 [JsonPolymorphic]
 [JsonDerivedType(typeof(ApplyPolicy), nameof(ApplyPolicy))]
@@ -13,15 +13,27 @@ namespace Mesh.ControlPlane.Policies;
 public abstract record PolicyCommand
 {
     public sealed record ApplyPolicy(NetworkPolicy Policy) : PolicyCommand;
-    public sealed record DeletePolicy(string Namespace, string Name) : PolicyCommand;
+    public sealed record DeletePolicy(string Namespace, string Name, PolicyKind Kind) : PolicyCommand;
     private PolicyCommand() { }
 }
 
 public abstract record PolicyEvent
 {
     /// <summary>Policy holds the canonical JSON of the parsed policy (PolicyJson), Hash its SHA-256.</summary>
-    public sealed record PolicyApplied(string Namespace, string Name, JsonObject Policy, string Hash) : PolicyEvent;
-    public sealed record PolicyDeleted(string Namespace, string Name) : PolicyEvent;
+    public sealed record PolicyApplied(string Namespace, string Name, JsonObject Policy, string Hash) : PolicyEvent
+    {
+        /// <summary>The policy's kind, read from its JSON; the first canonical form had none, and only Cilium policies.</summary>
+        [JsonIgnore]
+        public PolicyKind Kind => Policy["kind"] is JsonValue value && value.TryGetValue<string>(out var kind) && Enum.TryParse<PolicyKind>(kind, out var parsed)
+            ? parsed
+            : Namespace.Length == 0 ? PolicyKind.CiliumClusterwideNetworkPolicy : PolicyKind.CiliumNetworkPolicy;
+    }
+
+    /// <summary>
+    /// <paramref name="Kind"/> is null only in events stored before NetworkPolicies and CiliumNetworkPolicies of one
+    /// name were kept apart: then it means the policy of that namespace and name, whichever its kind (there was one).
+    /// </summary>
+    public sealed record PolicyDeleted(string Namespace, string Name, PolicyKind? Kind = null) : PolicyEvent;
     private PolicyEvent() { }
 }
 
@@ -31,34 +43,50 @@ public abstract record PolicyEvent
 public abstract record PolicyState
 {
     public sealed record Absent : PolicyState;
-    /// <summary><paramref name="Kind"/>: null in states stored before the kind was kept.</summary>
-    public sealed record Active(string Hash, PolicyKind? Kind = null) : PolicyState;
+
+    /// <summary>
+    /// <paramref name="Kind"/> tells apart a NetworkPolicy stored in the stream of its CiliumNetworkPolicy namesake
+    /// (see <see cref="Policy.StreamId"/>). Required: a snapshot stored before the kind was kept does not decode, and
+    /// the stream is replayed instead.
+    /// </summary>
+    public sealed record Active(string Hash, [property: JsonRequired] PolicyKind Kind) : PolicyState;
     private PolicyState() { }
 }
 
 public static class Policy
 {
-    public static string StreamId(string ns, string name) => $"policy-{ns}/{name}";
+    /// <summary>
+    /// <c>policy-{ns}/{name}</c> for the Cilium kinds (ns "" for a cluster-wide policy), <c>networkpolicy-{ns}/{name}</c>
+    /// for a Kubernetes NetworkPolicy. NetworkPolicies stored before the kinds were kept apart are in the stream of
+    /// their CiliumNetworkPolicy namesake, <see cref="LegacyNetworkPolicyStreamId"/>, until they are deleted.
+    /// </summary>
+    public static string StreamId(PolicyKind kind, string ns, string name) =>
+        kind == PolicyKind.KubernetesNetworkPolicy ? $"networkpolicy-{ns}/{name}" : $"policy-{ns}/{name}";
+
+    /// <summary>Where a NetworkPolicy stored before the kinds were kept apart may still be: its namesake's stream.</summary>
+    public static string LegacyNetworkPolicyStreamId(string ns, string name) => StreamId(PolicyKind.CiliumNetworkPolicy, ns, name);
 
     public static readonly Decider<PolicyCommand, PolicyEvent, PolicyState> Decider = new(Decide, Evolve, new PolicyState.Absent());
 
     public static IReadOnlyList<PolicyEvent> Decide(PolicyCommand command, PolicyState state) => (command, state) switch
     {
         (PolicyCommand.ApplyPolicy a, PolicyState.Active s) when s.Hash == PolicyJson.Hash(a.Policy) => [],   // same spec again: nothing happened
-        // Kubernetes keeps a NetworkPolicy and a CiliumNetworkPolicy of one name apart; Mesh keeps one policy per
-        // namespace and name, so one kind never silently replaces the other.
-        (PolicyCommand.ApplyPolicy a, PolicyState.Active { Kind: { } kind }) when kind != a.Policy.Kind => throw new DomainRuleViolation(
-            $"{a.Policy.Namespace}/{a.Policy.Name} is a {kind}; a {a.Policy.Kind} of the same namespace and name would replace it. " +
-            "Mesh keeps one policy per namespace and name: delete the other first, or give this one another name"),
+        // Every stream holds one kind, but for a NetworkPolicy stored before the kinds were kept apart: applying its
+        // CiliumNetworkPolicy namesake there would replace it, so that waits until it is deleted.
+        (PolicyCommand.ApplyPolicy a, PolicyState.Active { Kind: PolicyKind.KubernetesNetworkPolicy })
+            when a.Policy.Kind != PolicyKind.KubernetesNetworkPolicy => throw new DomainRuleViolation(
+                $"{a.Policy.KindAndName} cannot be applied while the NetworkPolicy {a.Policy.Namespace}/{a.Policy.Name} stored before " +
+                "the two kinds were kept apart holds its place: delete that NetworkPolicy " +
+                $"(meshctl policy delete --kind NetworkPolicy {a.Policy.Namespace}/{a.Policy.Name}), apply it again if it is still wanted, then apply this"),
         (PolicyCommand.ApplyPolicy a, _) => [Applied(a.Policy)],
-        (PolicyCommand.DeletePolicy d, PolicyState.Active) => [new PolicyEvent.PolicyDeleted(d.Namespace, d.Name)],
-        (PolicyCommand.DeletePolicy, PolicyState.Absent) => [],
+        (PolicyCommand.DeletePolicy d, PolicyState.Active s) when s.Kind == d.Kind => [new PolicyEvent.PolicyDeleted(d.Namespace, d.Name, d.Kind)],
+        (PolicyCommand.DeletePolicy, PolicyState.Active or PolicyState.Absent) => [],   // nothing of that kind here
         _ => throw new DomainRuleViolation($"{command.GetType().Name} cannot be applied to a policy in state {state.GetType().Name}"),
     };
 
     public static PolicyState Evolve(PolicyState state, PolicyEvent @event) => @event switch
     {
-        PolicyEvent.PolicyApplied a => new PolicyState.Active(a.Hash, Enum.Parse<PolicyKind>(a.Policy["kind"]!.GetValue<string>())),
+        PolicyEvent.PolicyApplied a => new PolicyState.Active(a.Hash, a.Kind),
         PolicyEvent.PolicyDeleted => new PolicyState.Absent(),
         _ => state,
     };

@@ -4,10 +4,14 @@ using Mesh.ControlPlane.Endpoints;
 using Mesh.ControlPlane.EventStore;
 using Mesh.ControlPlane.Identities;
 using Mesh.ControlPlane.Policies;
+using Mesh.Contracts.Policies;
 
 namespace Mesh.ControlPlane.Projections;
 
-/// <summary>One line per event, in the domain's words, for the audit trail: "applied policy default/allow-web (sha256 1a2b3c4d)".</summary>
+/// <summary>
+/// One line per event, in the domain's words, for the audit trail: "applied policy default/allow-web (sha256 1a2b3c4d)",
+/// "deleted NetworkPolicy default/allow-web".
+/// </summary>
 public static class AuditSummary
 {
     /// <summary>Never throws: an event this build cannot read (a newer type, an unexpected body) is summarised by its type name.</summary>
@@ -19,8 +23,8 @@ public static class AuditSummary
 
         return domainEvent switch
         {
-            PolicyEvent.PolicyApplied a => $"applied {PolicyRef(a.Namespace, a.Name)} (sha256 {a.Hash[..Math.Min(8, a.Hash.Length)]})",
-            PolicyEvent.PolicyDeleted d => $"deleted {PolicyRef(d.Namespace, d.Name)}",
+            PolicyEvent.PolicyApplied a => $"applied {PolicyRef(a.Kind, a.Namespace, a.Name)} (sha256 {a.Hash[..Math.Min(8, a.Hash.Length)]})",
+            PolicyEvent.PolicyDeleted d => $"deleted {PolicyRef(d.Kind, d.Namespace, d.Name)}",
             EndpointEvent.EndpointRegistered r =>
                 $"registered endpoint {r.Spec.Namespace}/{r.Spec.Name} on {r.Spec.Node} ({r.Spec.Ip}) with identity {r.Identity}",
             EndpointEvent.EndpointDeleted d => $"deleted endpoint {d.Namespace}/{d.Name}",
@@ -29,6 +33,9 @@ public static class AuditSummary
         };
     }
 
-    // Cluster-wide policies are stored under the empty namespace.
-    private static string PolicyRef(string ns, string name) => ns.Length == 0 ? $"cluster-wide policy {name}" : $"policy {ns}/{name}";
+    // Cluster-wide policies are stored under the empty namespace. A Cilium policy is just a "policy", Mesh's native
+    // kind; a delete stored before the kinds were kept apart (no kind) is named as the policy it was.
+    private static string PolicyRef(PolicyKind? kind, string ns, string name) =>
+        kind == PolicyKind.KubernetesNetworkPolicy ? $"{PolicyParser.KubernetesKind} {ns}/{name}"
+        : ns.Length == 0 ? $"cluster-wide policy {name}" : $"policy {ns}/{name}";
 }

@@ -1,5 +1,6 @@
 using System.Globalization;
 using Mesh.ControlPlane.EventStore;
+using Mesh.ControlPlane.Policies;
 using Mesh.ControlPlane.State;
 using Mesh.Contracts.Api;
 using Mesh.Contracts.Identity;
@@ -48,8 +49,7 @@ public static class HistoryApi
 
         var view = await StateAt.FoldAsync(store, new LogPosition(position), ct);
         return TypedResults.Ok(new HistoricalState(position, head.Value,
-            view.Policies.Values.Select(p => new PolicyView(
-                p.Policy.Namespace ?? "", p.Policy.Name, p.Hash, p.Version.Value, p.AppliedBy, p.AppliedAt, p.Document)).ToArray(),
+            view.Policies.Values.Select(PoliciesApi.View).ToArray(),
             view.Endpoints.Values.Select(e => new EndpointView(
                 e.Spec.Namespace, e.Spec.Name, e.Spec.Node, e.Spec.Ip, e.Spec.Interface, e.Spec.Labels, e.Spec.NamespaceLabels,
                 e.Identity, e.Version.Value)).ToArray(),

@@ -12,7 +12,9 @@ using Mesh.Contracts.Policies;
 
 namespace Mesh.ControlPlane.State;
 
-public sealed record PolicyRecord(NetworkPolicy Policy, JsonObject Document, string Hash, LogPosition Version, string AppliedBy, DateTimeOffset AppliedAt);
+/// <summary>A policy as the log last applied it; <paramref name="StreamId"/> is the stream that holds it.</summary>
+public sealed record PolicyRecord(NetworkPolicy Policy, JsonObject Document, string Hash, LogPosition Version, string AppliedBy, DateTimeOffset AppliedAt,
+    string StreamId);
 
 public sealed record EndpointRecord(EndpointSpec Spec, uint Identity, LogPosition Version)
 {
@@ -62,16 +64,8 @@ public sealed record ClusterView(
         var at = recorded.Position;
         var next = EventCodec.Decode(recorded) switch
         {
-            PolicyEvent.PolicyApplied a => this with
-            {
-                Policies = Policies.SetItem(Key(a.Namespace, a.Name), new PolicyRecord(
-                    PolicyJson.Deserialize(a.Policy.ToJsonString()), a.Policy, a.Hash, at, recorded.Metadata.Principal, recorded.Metadata.Time)),
-                Changes = Change(at, ViewPart.Policies, Key(a.Namespace, a.Name)),
-            },
-            PolicyEvent.PolicyDeleted d => this with
-            {
-                Policies = Policies.Remove(Key(d.Namespace, d.Name)), Changes = Change(at, ViewPart.Policies, Key(d.Namespace, d.Name)),
-            },
+            PolicyEvent.PolicyApplied a => ApplyPolicy(a, recorded),
+            PolicyEvent.PolicyDeleted d => DeletePolicy(d, at),
             EndpointEvent.EndpointRegistered r => this with
             {
                 Endpoints = Endpoints.SetItem(Key(r.Spec.Namespace, r.Spec.Name), new EndpointRecord(r.Spec, r.Identity, at)),
@@ -99,12 +93,50 @@ public sealed record ClusterView(
         return next with { Position = at };
     }
 
+    private ClusterView ApplyPolicy(PolicyEvent.PolicyApplied a, RecordedEvent recorded)
+    {
+        var policy = PolicyJson.Deserialize(a.Policy.ToJsonString());
+        var key = PolicyKey(policy.Kind, a.Namespace, a.Name);
+        var applied = this with
+        {
+            Policies = Policies.SetItem(key, new PolicyRecord(policy, a.Policy, a.Hash, recorded.Position, recorded.Metadata.Principal,
+                recorded.Metadata.Time, recorded.StreamId)),
+            Changes = Change(recorded.Position, ViewPart.Policies, key),
+        };
+        // A stream holds one policy. One written before NetworkPolicies and CiliumNetworkPolicies of a name were kept
+        // apart held either kind, and may have turned from one into the other: then the new kind replaced the old.
+        var otherKind = policy.Kind == PolicyKind.KubernetesNetworkPolicy ? PolicyKind.CiliumNetworkPolicy : PolicyKind.KubernetesNetworkPolicy;
+        var other = PolicyKey(otherKind, a.Namespace, a.Name);
+        return Policies.TryGetValue(other, out var replaced) && replaced.StreamId == recorded.StreamId
+            ? applied with { Policies = applied.Policies.Remove(other), Changes = applied.Change(recorded.Position, ViewPart.Policies, other) }
+            : applied;
+    }
+
+    private ClusterView DeletePolicy(PolicyEvent.PolicyDeleted d, LogPosition at)
+    {
+        var kubernetes = PolicyKey(PolicyKind.KubernetesNetworkPolicy, d.Namespace, d.Name);
+        var key = d.Kind is { } kind ? PolicyKey(kind, d.Namespace, d.Name)
+            // Stored before the kinds were kept apart, when a namespace and name held one policy: whichever kind it is.
+            : Policies.ContainsKey(kubernetes) ? kubernetes : PolicyKey(PolicyKind.CiliumNetworkPolicy, d.Namespace, d.Name);
+        return this with { Policies = Policies.Remove(key), Changes = Change(at, ViewPart.Policies, key) };
+    }
+
     private ViewChange Change(LogPosition at, ViewPart part, string key, uint identity = 0) =>
         Changes is { Length: < JournalLength } older
             ? new ViewChange(at, part, key, identity, older, older.Since, older.Length + 1)
-            : new ViewChange(at, part, key, identity, null, Position, 1);
+            // Cut: the new journal reaches back to this view, or only to this event when it changed another key here
+            // first (that change is cut off with the rest, and a view from before the event compares whole collections).
+            : new ViewChange(at, part, key, identity, null, Changes?.Position == at ? at : Position, 1);
 
     public static string Key(string ns, string name) => $"{ns}/{name}";
+
+    /// <summary>
+    /// The key of a policy in <see cref="Policies"/> and the journal: <c>{ns}/{name}</c> for the Cilium kinds (ns ""
+    /// for a cluster-wide policy), <c>{ns}/{name} NetworkPolicy</c> for a Kubernetes NetworkPolicy, so the two
+    /// kinds of one name are two policies, listed side by side.
+    /// </summary>
+    public static string PolicyKey(PolicyKind kind, string? ns, string name) =>
+        kind == PolicyKind.KubernetesNetworkPolicy ? $"{ns}/{name} {PolicyParser.KubernetesKind}" : $"{ns}/{name}";
 
     /// <summary>The identity allocated for a label set, if any.</summary>
     public uint? IdentityOf(LabelSet labels) =>

@@ -1,6 +1,8 @@
+using Mesh.Contracts.Policies;
 using Mesh.ControlPlane.Commands;
 using Mesh.ControlPlane.Distribution;
 using Mesh.ControlPlane.EventStore;
+using Mesh.ControlPlane.Policies;
 using Mesh.ControlPlane.State;
 using Mesh.ControlPlane.Tests.Projections;
 using Mesh.Contracts.Identity;
@@ -15,7 +17,11 @@ public sealed class ViewJournalTests
 {
     private static readonly string[] Nodes = ["node-0", "node-1", "node-2"];
 
-    /// <summary>Views after each event of a history that creates, replaces and deletes identities, endpoints and policies.</summary>
+    /// <summary>
+    /// Views after each event of a history that creates, replaces and deletes identities, endpoints and policies:
+    /// CiliumNetworkPolicies and NetworkPolicies of the same names, and NetworkPolicies as stored before the kinds were
+    /// kept apart, in the stream of their namesakes (one event then replaces the other kind, changing two keys).
+    /// </summary>
     private static List<ClusterView> History(int steps, int seed)
     {
         var random = new Random(seed);
@@ -24,23 +30,29 @@ public sealed class ViewJournalTests
         {
             var app = $"app{random.Next(4)}";
             var (ns, name) = ($"ns{random.Next(2)}", $"{app}-{random.Next(3)}");
-            object e = i < 8 ? DomainEvents.IdentityAllocated((uint)(256 + i), $"k8s:app=app{i % 4}", $"k8s:io.kubernetes.pod.namespace=ns{i / 4}")
-                : random.Next(5) switch
+            var (policy, port) = ($"allow-{app}", 80 + random.Next(3));
+            (string Stream, object Event) e = i < 8 ? ("identities", DomainEvents.IdentityAllocated((uint)(256 + i), $"k8s:app=app{i % 4}", $"k8s:io.kubernetes.pod.namespace=ns{i / 4}"))
+                : random.Next(7) switch
                 {
-                    0 or 1 => DomainEvents.EndpointRegistered(ns, name, Nodes[random.Next(3)], $"10.0.{random.Next(4)}.{random.Next(250)}", (uint)(256 + random.Next(8)), app),
-                    2 => DomainEvents.EndpointDeleted(ns, name),
-                    3 => DomainEvents.PolicyApplied(ns, $"allow-{app}", app, 80 + random.Next(3)),
-                    _ => DomainEvents.PolicyDeleted(ns, $"allow-{app}"),
+                    0 or 1 => ($"endpoint-{ns}/{name}", DomainEvents.EndpointRegistered(ns, name, Nodes[random.Next(3)], $"10.0.{random.Next(4)}.{random.Next(250)}", (uint)(256 + random.Next(8)), app)),
+                    2 => ($"endpoint-{ns}/{name}", DomainEvents.EndpointDeleted(ns, name)),
+                    3 => InItsStream(DomainEvents.PolicyApplied(ns, policy, app, port)),
+                    4 => random.Next(4) == 0
+                        ? (Policy.LegacyNetworkPolicyStreamId(ns, policy), DomainEvents.NetworkPolicyApplied(ns, policy, app, port))
+                        : InItsStream(DomainEvents.NetworkPolicyApplied(ns, policy, app, port)),
+                    _ => InItsStream(DomainEvents.PolicyDeleted(ns, policy, random.Next(2) == 0 ? PolicyKind.CiliumNetworkPolicy : PolicyKind.KubernetesNetworkPolicy)),
                 };
-            views.Add(views[^1].Apply(Recorded(i + 1, e)));
+            views.Add(views[^1].Apply(Recorded(i + 1, e.Event, e.Stream)));
         }
         return views;
     }
 
-    private static RecordedEvent Recorded(long position, object domainEvent)
+    private static (string, object) InItsStream(PolicyEvent e) => (DomainEvents.PolicyStream(e), e);
+
+    private static RecordedEvent Recorded(long position, object domainEvent, string stream = "identities")
     {
         var data = EventCodec.Encode(domainEvent, DomainEvents.By("alice"));
-        return new RecordedEvent(new LogPosition(position), "stream", 1, data.Type, data.Json, data.Metadata);
+        return new RecordedEvent(new LogPosition(position), stream, 1, data.Type, data.Json, data.Metadata);
     }
 
     private static string[] Hashes(SnapshotCompiler compiler) =>
@@ -91,7 +103,7 @@ public sealed class ViewJournalTests
         var view = views[^1];
         for (var i = 0; i < ClusterView.JournalLength + 10; i++)
             view = view.Apply(Recorded(view.Position.Value + 1, DomainEvents.IdentityAllocated((uint)(1000 + i), $"k8s:app=bulk{i}")));
-        view = view.Apply(Recorded(view.Position.Value + 1, DomainEvents.PolicyApplied("ns0", "allow-late", "app1", 90)));
+        view = view.Apply(Recorded(view.Position.Value + 1, DomainEvents.PolicyApplied("ns0", "allow-late", "app1", 90), "policy-ns0/allow-late"));
         Assert.True(view.Changes!.Since > views[^1].Position);
 
         compiler.CatchUp(view);

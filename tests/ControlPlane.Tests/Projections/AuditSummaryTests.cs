@@ -1,4 +1,5 @@
 using Mesh.Contracts.Identity;
+using Mesh.Contracts.Policies;
 using Mesh.ControlPlane.Commands;
 using Mesh.ControlPlane.EventStore;
 using Mesh.ControlPlane.Projections;
@@ -29,6 +30,19 @@ public sealed class AuditSummaryTests
     [Fact]
     public void A_deleted_policy_reads_with_its_name() =>
         Assert.Equal("deleted policy default/allow-web", Summary(PolicyDeleted("default", "allow-web")));
+
+    [Fact]
+    public void A_network_policy_is_named_by_its_kind_apart_from_the_cilium_policy_of_its_name()
+    {
+        var applied = NetworkPolicyApplied("default", "allow-web", "web");
+        Assert.Equal($"applied NetworkPolicy default/allow-web (sha256 {applied.Hash[..8]})", Summary(applied));
+        Assert.Equal("deleted NetworkPolicy default/allow-web", Summary(PolicyDeleted("default", "allow-web", PolicyKind.KubernetesNetworkPolicy)));
+    }
+
+    [Fact]
+    public void A_delete_stored_before_kinds_were_kept_apart_reads_as_it_did() =>
+        Assert.Equal("deleted policy default/allow-web",
+            AuditSummary.Describe(Recorded(new EventData("PolicyDeleted", """{"namespace":"default","name":"allow-web"}""", Alice))));
 
     [Fact]
     public void A_registered_endpoint_reads_with_its_node_address_and_identity() =>

@@ -16,11 +16,12 @@ internal static class DomainEvents
     public static EventMetadata By(string principal, string correlation = "corr-1", string? causation = null) =>
         new(principal, EventBuilders.Now, correlation, causation);
 
+    /// <summary>A CiliumNetworkPolicy (a cluster-wide one when <paramref name="ns"/> is null) admitting TCP <paramref name="port"/> to <paramref name="app"/>.</summary>
     public static PolicyEvent.PolicyApplied PolicyApplied(string? ns, string name, string app, int port = 80)
     {
         var kind = ns is null ? "CiliumClusterwideNetworkPolicy" : "CiliumNetworkPolicy";
         var namespaceLine = ns is null ? "" : $"\n  namespace: {ns}";
-        var parsed = PolicyParser.Parse($"""
+        return Applied($"""
             apiVersion: cilium.io/v2
             kind: {kind}
             metadata:
@@ -35,12 +36,35 @@ internal static class DomainEvents
                   - port: "{port}"
                     protocol: TCP
             """);
+    }
+
+    /// <summary>A Kubernetes NetworkPolicy admitting TCP <paramref name="port"/> to <paramref name="app"/>.</summary>
+    public static PolicyEvent.PolicyApplied NetworkPolicyApplied(string ns, string name, string app, int port = 80) => Applied($$"""
+        apiVersion: networking.k8s.io/v1
+        kind: NetworkPolicy
+        metadata: { name: {{name}}, namespace: {{ns}} }
+        spec:
+          podSelector: { matchLabels: { app: {{app}} } }
+          ingress: [ { ports: [ { port: {{port}} } ] } ]
+        """);
+
+    private static PolicyEvent.PolicyApplied Applied(string document)
+    {
+        var parsed = PolicyParser.Parse(document);
         Assert.True(parsed.Ok, string.Join("; ", parsed.Errors));
         return Assert.IsType<PolicyEvent.PolicyApplied>(
             Assert.Single(Policy.Decide(new PolicyCommand.ApplyPolicy(parsed.Policy!), new PolicyState.Absent())));
     }
 
-    public static PolicyEvent.PolicyDeleted PolicyDeleted(string ns, string name) => new(ns, name);
+    public static PolicyEvent.PolicyDeleted PolicyDeleted(string ns, string name, PolicyKind kind = PolicyKind.CiliumNetworkPolicy) => new(ns, name, kind);
+
+    /// <summary>The stream an event of a policy belongs to, as the API would have chosen it.</summary>
+    public static string PolicyStream(PolicyEvent e) => e switch
+    {
+        PolicyEvent.PolicyApplied a => Policy.StreamId(a.Kind, a.Namespace, a.Name),
+        PolicyEvent.PolicyDeleted d => Policy.StreamId(d.Kind ?? PolicyKind.CiliumNetworkPolicy, d.Namespace, d.Name),
+        _ => throw new ArgumentOutOfRangeException(nameof(e)),
+    };
 
     public static EndpointEvent.EndpointRegistered EndpointRegistered(string ns, string name, string node, string ip, uint identity, string app) =>
         new(new EndpointSpec(ns, name, node, ip, "lxc" + name,
@@ -77,8 +101,8 @@ internal static class DomainEvents
                 0 => ("identities", (object)IdentityAllocated((uint)(256 + i), $"k8s:app={app}", $"k8s:io.kubernetes.pod.namespace={ns}")),
                 1 or 2 => (Endpoint.StreamId(ns, name), EndpointRegistered(ns, name, $"node-{random.Next(3)}", $"10.0.{random.Next(4)}.{random.Next(250)}", (uint)(256 + random.Next(i + 1)), app)),
                 3 => (Endpoint.StreamId(ns, name), EndpointDeleted(ns, name)),
-                4 => (Policy.StreamId(ns, $"allow-{app}"), PolicyApplied(ns, $"allow-{app}", app, 80 + random.Next(3))),
-                _ => (Policy.StreamId(ns, $"allow-{app}"), PolicyDeleted(ns, $"allow-{app}")),
+                4 => (Policy.StreamId(PolicyKind.CiliumNetworkPolicy, ns, $"allow-{app}"), PolicyApplied(ns, $"allow-{app}", app, 80 + random.Next(3))),
+                _ => (Policy.StreamId(PolicyKind.CiliumNetworkPolicy, ns, $"allow-{app}"), PolicyDeleted(ns, $"allow-{app}")),
             };
             last = await AppendAsync(store, stream, e, By(principal, $"corr-{i}"));
         }

@@ -32,7 +32,7 @@ public sealed class FencingTests
     public async Task A_member_paused_past_its_lease_mid_append_is_fenced_when_it_resumes()
     {
         await using var cluster = await ReplicaSet.StartAsync(3, "--lease-ttl=2");
-        var stream = Policy.StreamId("fence", "guarded");
+        var stream = Policy.StreamId(PolicyKind.CiliumNetworkPolicy, "fence", "guarded");
         var shard = ShardMap.ShardOf(stream, ReplicaSet.Shards);
         var paused = await cluster.OwnerOfAsync(stream, cluster.Replicas[0]);
         var others = cluster.Replicas.Where(r => r != paused).ToArray();

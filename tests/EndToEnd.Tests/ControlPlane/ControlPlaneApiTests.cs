@@ -221,25 +221,4 @@ public sealed class ControlPlaneApiTests : IAsyncLifetime
         // Nothing was acknowledged for either node.
         Assert.All(await _cp.Client.ListNodesAsync(), n => Assert.Equal(0, n.AckedVersion));
     }
-
-    [Fact]
-    public async Task A_network_policy_named_like_a_cilium_policy_is_refused_with_409_and_the_cilium_policy_stays()
-    {
-        var applied = await _cp.Client.ApplyPolicyAsync("default", "allow-frontend", AllowFrontend);
-        const string sameName = """
-            apiVersion: networking.k8s.io/v1
-            kind: NetworkPolicy
-            metadata: { name: allow-frontend, namespace: default }
-            spec:
-              podSelector: {}
-              policyTypes: [ Ingress ]
-            """;
-
-        var error = await Assert.ThrowsAsync<MeshApiException>(() => _cp.Client.ApplyPolicyAsync("default", "allow-frontend", sameName));
-
-        Assert.Equal(HttpStatusCode.Conflict, error.Status);
-        Assert.Contains("is a CiliumNetworkPolicy", error.Problem!["detail"]!.GetValue<string>(), StringComparison.Ordinal);
-        Assert.Equal(applied.Hash, (await _cp.Client.GetPolicyAsync("default", "allow-frontend"))!.Hash);
-        Assert.Equal(applied.Version, (await _cp.Client.StatusAsync()).Version);
-    }
 }
