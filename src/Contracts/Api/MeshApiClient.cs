@@ -3,6 +3,7 @@ using System.Net.Http.Json;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using Mesh.Contracts.Policies;
 
 namespace Mesh.Contracts.Api;
 
@@ -42,17 +43,25 @@ public sealed class MeshApiClient(HttpClient http)
         SendAsync<PolicyApplied>(HttpMethod.Put, PolicyPath(ns, name),
             new StringContent(document, Encoding.UTF8, LooksLikeJson(document) ? "application/json" : "application/yaml"), ct);
 
-    public Task<PolicyView?> GetPolicyAsync(string? ns, string name, CancellationToken ct = default) =>
-        SendOrNullAsync<PolicyView>(HttpMethod.Get, PolicyPath(ns, name), ct);
+    /// <summary>
+    /// One policy; a null namespace addresses a cluster-wide policy. <paramref name="kind"/> picks the namespaced
+    /// policy of that kind (CiliumNetworkPolicy or KubernetesNetworkPolicy; null: the control plane's default,
+    /// CiliumNetworkPolicy); a cluster-wide policy has one kind, and the path says it.
+    /// </summary>
+    public Task<PolicyView?> GetPolicyAsync(string? ns, string name, PolicyKind? kind = null, CancellationToken ct = default) =>
+        SendOrNullAsync<PolicyView>(HttpMethod.Get, PolicyPath(ns, name, kind), ct);
 
     public Task<IReadOnlyList<PolicyView>> ListPoliciesAsync(CancellationToken ct = default) =>
         SendAsync<IReadOnlyList<PolicyView>>(HttpMethod.Get, "v1/policies", null, ct);
 
-    public Task<WriteResult?> DeletePolicyAsync(string? ns, string name, CancellationToken ct = default) =>
-        SendOrNullAsync<WriteResult>(HttpMethod.Delete, PolicyPath(ns, name), ct);
+    /// <summary>Deletes one policy, addressed as <see cref="GetPolicyAsync"/> does; null when there is none.</summary>
+    public Task<WriteResult?> DeletePolicyAsync(string? ns, string name, PolicyKind? kind = null, CancellationToken ct = default) =>
+        SendOrNullAsync<WriteResult>(HttpMethod.Delete, PolicyPath(ns, name, kind), ct);
 
-    private static string PolicyPath(string? ns, string name) =>
-        ns is null ? $"v1/clusterwide-policies/{Esc(name)}" : $"v1/policies/{Esc(ns)}/{Esc(name)}";
+    private static string PolicyPath(string? ns, string name, PolicyKind? kind = null) =>
+        ns is null ? $"v1/clusterwide-policies/{Esc(name)}"
+        : kind is { } k ? $"v1/policies/{Esc(ns)}/{Esc(name)}?kind={Esc(PolicyKinds.DocumentKind(k))}"
+        : $"v1/policies/{Esc(ns)}/{Esc(name)}";
 
     public Task<EndpointRegistered> RegisterEndpointAsync(EndpointRegistration endpoint, CancellationToken ct = default) =>
         SendAsync<EndpointRegistered>(HttpMethod.Post, "v1/endpoints", JsonContent.Create(endpoint, options: Json), ct);

@@ -30,13 +30,26 @@ public static class PolicyCommands
         Description = "NAME is a CiliumClusterwideNetworkPolicy (no namespace)",
     };
 
-    /// <summary>"ns/name", "name" (namespace default) or, with --clusterwide, a cluster-wide policy's name.</summary>
-    private static (string? Namespace, string Name, string Reference) Target(ParseResult parse, Argument<string> id)
+    private static readonly Option<string> Kind = new("--kind")
+    {
+        Description = $"Which policy of that namespace and name: {PolicyKinds.NamespacedChoices}. As in Kubernetes, a " +
+            "NetworkPolicy and a CiliumNetworkPolicy of one name are two policies",
+    };
+
+    /// <summary>"ns/name" or "name" (namespace default) of the kind --kind names; with --clusterwide, a cluster-wide policy's name.</summary>
+    private static (string? Namespace, string Name, PolicyKind Kind) Target(ParseResult parse, Argument<string> id)
     {
         var text = parse.GetValue(id)!;
-        if (parse.GetValue(Clusterwide)) return (null, text, text);
+        var kindText = parse.GetValue(Kind);
+        if (parse.GetValue(Clusterwide))
+            return kindText is null
+                ? (null, text, PolicyKind.CiliumClusterwideNetworkPolicy)
+                : throw new FormatException("--kind and --clusterwide: a cluster-wide policy is a CiliumClusterwideNetworkPolicy; give only --clusterwide");
+        var kind = PolicyKind.CiliumNetworkPolicy;
+        if (kindText is not null && !PolicyKinds.TryParseNamespaced(kindText, out kind))
+            throw new FormatException($"--kind: \"{kindText}\" is not a kind of namespaced policy; use {PolicyKinds.NamespacedChoices}");
         var (ns, name) = Split(text);
-        return (ns, name, $"{ns}/{name}");
+        return (ns, name, kind);
     }
 
     private static Command Apply()
@@ -70,12 +83,13 @@ public static class PolicyCommands
     private static Command Get()
     {
         var name = new Argument<string>("NAMESPACE/NAME") { Description = "The policy, e.g. default/allow-frontend" };
-        var cmd = new Command("get", "Show one policy as stored, with who applied it and when") { name, Clusterwide };
+        var cmd = new Command("get", "Show one policy as stored, with who applied it and when") { name, Kind, Clusterwide };
         cmd.SetAction((parse, ct) => Output.GuardAsync(async () =>
         {
-            var (ns, n, reference) = Target(parse, name);
-            var view = await GlobalOptions.ClientFrom(parse).GetPolicyAsync(ns, n, ct);
-            if (view is null) return Output.Error($"policy {reference} not found (meshctl policy list shows what exists)");
+            var (ns, n, kind) = Target(parse, name);
+            var reference = NetworkPolicy.KindAndNameOf(kind, ns, n);
+            var view = await GlobalOptions.ClientFrom(parse).GetPolicyAsync(ns, n, kind, ct);
+            if (view is null) return Output.Error($"{reference} not found (meshctl policy list shows what exists, and of which kind)");
             if (GlobalOptions.Json(parse)) { Output.WriteJson(view); return 0; }
             AnsiConsole.MarkupLine($"[bold]{Output.Esc(reference)}[/]  v{view.Version}  applied by {Output.Esc(view.AppliedBy)} at {view.AppliedAt:u}  hash {Output.Esc(view.Hash[..12])}");
             Console.WriteLine(view.Document.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
@@ -91,9 +105,9 @@ public static class PolicyCommands
         {
             var policies = await GlobalOptions.ClientFrom(parse).ListPoliciesAsync(ct);
             if (GlobalOptions.Json(parse)) { Output.WriteJson(policies); return 0; }
-            var table = Output.Table("NAMESPACE", "NAME", "VERSION", "APPLIED BY", "APPLIED AT", "HASH");
+            var table = Output.Table("NAMESPACE", "NAME", "KIND", "VERSION", "APPLIED BY", "APPLIED AT", "HASH");
             foreach (var p in policies)
-                table.AddRow(Output.Esc(p.Namespace), Output.Esc(p.Name), $"v{p.Version}", Output.Esc(p.AppliedBy), $"{p.AppliedAt:u}", Output.Esc(p.Hash[..12]));
+                table.AddRow(Output.Esc(p.Namespace), Output.Esc(p.Name), Output.Esc(p.Kind), $"v{p.Version}", Output.Esc(p.AppliedBy), $"{p.AppliedAt:u}", Output.Esc(p.Hash[..12]));
             AnsiConsole.Write(table);
             return 0;
         }));
@@ -103,14 +117,15 @@ public static class PolicyCommands
     private static Command Delete()
     {
         var name = new Argument<string>("NAMESPACE/NAME") { Description = "The policy to delete" };
-        var cmd = new Command("delete", "Delete a policy") { name, Clusterwide };
+        var cmd = new Command("delete", "Delete a policy") { name, Kind, Clusterwide };
         cmd.SetAction((parse, ct) => Output.GuardAsync(async () =>
         {
-            var (ns, n, reference) = Target(parse, name);
-            var result = await GlobalOptions.ClientFrom(parse).DeletePolicyAsync(ns, n, ct);
-            if (result is null) return Output.Error($"policy {reference} not found (meshctl policy list shows what exists)");
+            var (ns, n, kind) = Target(parse, name);
+            var reference = NetworkPolicy.KindAndNameOf(kind, ns, n);
+            var result = await GlobalOptions.ClientFrom(parse).DeletePolicyAsync(ns, n, kind, ct);
+            if (result is null) return Output.Error($"{reference} not found (meshctl policy list shows what exists, and of which kind)");
             if (GlobalOptions.Json(parse)) Output.WriteJson(result);
-            else AnsiConsole.MarkupLine($"[green]✓[/] policy {Output.Esc(reference)} deleted at v{result.Version}");
+            else AnsiConsole.MarkupLine($"[green]✓[/] {Output.Esc(reference)} deleted at v{result.Version}");
             return 0;
         }));
         return cmd;

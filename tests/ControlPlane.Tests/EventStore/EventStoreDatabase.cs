@@ -24,6 +24,7 @@ internal sealed class EventStoreDatabase : IAsyncDisposable
     }
 
     public NpgsqlDataSource DataSource { get; }
+    public string ConnectionString => _database.ConnectionString;
     public PostgresEventStore Store { get; }
 
     public static async Task<EventStoreDatabase> CreateAsync(EventStoreOptions? options = null, bool migrate = true)

@@ -2,6 +2,7 @@ using System.Net;
 using Mesh.Contracts.Agent;
 using Mesh.Contracts.Api;
 using Mesh.Contracts.Grpc;
+using Mesh.Contracts.Policies;
 using Mesh.Testing;
 
 namespace Mesh.EndToEnd.Tests.ControlPlane;
@@ -221,4 +222,79 @@ public sealed class ControlPlaneApiTests : IAsyncLifetime
         // Nothing was acknowledged for either node.
         Assert.All(await _cp.Client.ListNodesAsync(), n => Assert.Equal(0, n.AckedVersion));
     }
+
+    [Fact]
+    public async Task A_network_policy_and_a_cilium_policy_of_one_name_are_two_policies_each_read_compiled_and_deleted_by_kind()
+    {
+        var frontend = await _cp.Client.RegisterEndpointAsync(Pod("frontend", "frontend", host: 5));
+        var backend = await _cp.Client.RegisterEndpointAsync(Pod("backend", "backend", host: 6));
+        const string kubernetes = """
+            apiVersion: networking.k8s.io/v1
+            kind: NetworkPolicy
+            metadata: { name: allow-frontend, namespace: default }
+            spec:
+              podSelector: { matchLabels: { app: backend } }
+              ingress:
+                - from: [ { podSelector: { matchLabels: { app: frontend } } } ]
+                  ports: [ { port: 8080 } ]
+            """;
+
+        var cilium = await _cp.Client.ApplyPolicyAsync("default", "allow-frontend", AllowFrontend);
+        var network = await _cp.Client.ApplyPolicyAsync("default", "allow-frontend", kubernetes);
+
+        Assert.True(cilium.Changed && network.Changed);
+        Assert.Equal(("CiliumNetworkPolicy", "NetworkPolicy"), (cilium.Kind, network.Kind));
+        Assert.Equal(cilium.Hash, (await _cp.Client.GetPolicyAsync("default", "allow-frontend"))!.Hash);
+        var read = (await _cp.Client.GetPolicyAsync("default", "allow-frontend", PolicyKind.KubernetesNetworkPolicy))!;
+        Assert.Equal((network.Hash, "NetworkPolicy", "KubernetesNetworkPolicy"), (read.Hash, read.Kind, read.Document["kind"]!.GetValue<string>()));
+        Assert.Equal(["default/allow-frontend CiliumNetworkPolicy", "default/allow-frontend NetworkPolicy"],
+            (await _cp.Client.ListPoliciesAsync()).Select(p => $"{p.Namespace}/{p.Name} {p.Kind}"));
+
+        // Both compile, each entry naming the rule of its own policy.
+        var both = await SnapshotOfAsync("node-1");
+        Assert.Equal(["default/allow-frontend ingress[0]", "NetworkPolicy default/allow-frontend ingress[0]"], both.Rules);
+        Assert.Equal(["80 default/allow-frontend ingress[0]", "8080 NetworkPolicy default/allow-frontend ingress[0]"], Entries(both, backend.Identity, frontend.Identity));
+
+        // A kind that is not one of the two is refused, naming the field, and deletes nothing.
+        using var http = new HttpClient { BaseAddress = _cp.Api };
+        foreach (var method in new[] { HttpMethod.Get, HttpMethod.Delete })
+        {
+            using var refused = await http.SendAsync(new HttpRequestMessage(method, "v1/policies/default/allow-frontend?kind=CiliumClusterwideNetworkPolicy"));
+            Assert.Equal(HttpStatusCode.BadRequest, refused.StatusCode);
+            var problem = System.Text.Json.Nodes.JsonNode.Parse(await refused.Content.ReadAsStringAsync())!;
+            Assert.Contains("NetworkPolicy (or netpol)", problem["errors"]!["kind"]![0]!.GetValue<string>());
+        }
+        using (var lowercase = await http.GetAsync("v1/policies/default/allow-frontend?kind=netpol"))
+            Assert.Equal(HttpStatusCode.OK, lowercase.StatusCode);
+
+        var deleted = await _cp.Client.DeletePolicyAsync("default", "allow-frontend", PolicyKind.KubernetesNetworkPolicy);
+
+        Assert.NotNull(deleted);
+        Assert.Null(await _cp.Client.GetPolicyAsync("default", "allow-frontend", PolicyKind.KubernetesNetworkPolicy));
+        Assert.Null(await _cp.Client.DeletePolicyAsync("default", "allow-frontend", PolicyKind.KubernetesNetworkPolicy));
+        Assert.Equal(cilium.Hash, Assert.Single(await _cp.Client.ListPoliciesAsync()).Hash);
+        var ciliumOnly = await SnapshotOfAsync("node-1");
+        Assert.Equal(["default/allow-frontend ingress[0]"], ciliumOnly.Rules);
+        Assert.Equal(["80 default/allow-frontend ingress[0]"], Entries(ciliumOnly, backend.Identity, frontend.Identity));
+    }
+
+    /// <summary>The snapshot a newly watching agent of <paramref name="node"/> gets, checked to hash as announced.</summary>
+    private async Task<NodeSnapshot> SnapshotOfAsync(string node)
+    {
+        using var http = new HttpClient { BaseAddress = _cp.Grpc };
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(20));
+        await using var call = await new GrpcClient(http).DuplexStreamingAsync<SyncRequest, SnapshotUpdate>("mesh.agent.v1.AgentSync", "Sync",
+            SnapshotUpdate.Parser, ct: cts.Token);
+        await call.WriteAsync(new SyncRequest { Watch = new WatchRequest { Node = node } }, cts.Token);
+        await using var updates = call.ReadAllAsync().GetAsyncEnumerator(cts.Token);
+        Assert.True(await updates.MoveNextAsync());
+        var held = new Mesh.NodeAgent.Sync.HeldSnapshot();
+        Assert.True(held.Apply(updates.Current.Snapshot), "the snapshot does not hash as announced");
+        return updates.Current.Snapshot;
+    }
+
+    /// <summary>"port rule" of each entry of an identity's policy for a peer.</summary>
+    private static IEnumerable<string> Entries(NodeSnapshot snapshot, uint identity, uint peer) =>
+        Assert.Single(snapshot.Policies, p => p.Identity == identity).Entries.Where(e => e.PeerIdentity == peer)
+            .OrderBy(e => e.Port).Select(e => $"{e.Port} {snapshot.Rules[(int)e.RuleIndex]}");
 }

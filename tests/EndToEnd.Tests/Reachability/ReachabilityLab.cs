@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text.Json;
+using Mesh.Contracts.Policies;
 using Mesh.Testing;
 
 namespace Mesh.EndToEnd.Tests.Reachability;
@@ -69,7 +70,11 @@ public sealed class ReachabilityLab : IAsyncLifetime
     {
         var client = ControlPlane.Client;
         foreach (var policy in await client.ListPoliciesAsync(TestContext.Current.CancellationToken))
-            await client.DeletePolicyAsync(string.IsNullOrEmpty(policy.Namespace) ? null : policy.Namespace, policy.Name, TestContext.Current.CancellationToken);
+        {
+            PolicyKinds.TryParseNamespaced(policy.Kind, out var kind);   // a cluster-wide one is addressed by its null namespace
+            await client.DeletePolicyAsync(string.IsNullOrEmpty(policy.Namespace) ? null : policy.Namespace, policy.Name, kind,
+                TestContext.Current.CancellationToken);
+        }
         await RunAsync("policy", "wait", "--timeout", "60s");
     }
 
