@@ -5,6 +5,7 @@ using Mesh.Bench;
 // ./dev bench: every figure is measured in this run, on this machine, beside the baseline it is compared with.
 //   Mesh.Bench [results.json]               every section, each in a process of its own; prints the table and writes the JSON
 //   Mesh.Bench --only SECTION [NODES]       one section (store, compile, datapath, propagation, cluster); its rows replace theirs in bench/results.json
+if (args is [SimulatedAgentsProcess.Mode, ..]) return await SimulatedAgentsProcess.RunAsync(args);   // started by the propagation section
 var pg = Environment.GetEnvironmentVariable("MESH_BENCH_PG") ?? "Host=127.0.0.1;Port=55432;Username=postgres;Database=postgres";
 var sections = new (string Name, string Progress, Func<string[], Task<IReadOnlyList<Metric>>> Run)[]
 {

@@ -1,18 +1,12 @@
 using System.Diagnostics;
-using System.Net;
-using System.Net.Sockets;
 using Mesh.ControlPlane;
 using Mesh.ControlPlane.Commands;
-using Mesh.ControlPlane.Distribution;
 using Mesh.ControlPlane.Endpoints;
 using Mesh.ControlPlane.EventStore;
 using Mesh.ControlPlane.Identities;
 using Mesh.ControlPlane.Nodes;
 using Mesh.ControlPlane.Policies;
 using Mesh.ControlPlane.State;
-using Mesh.Contracts.Agent;
-using Mesh.Contracts.Grpc;
-using Mesh.NodeAgent.Sync;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.Extensions.DependencyInjection;
@@ -25,13 +19,15 @@ namespace Mesh.Bench;
 /// Policy implementation delay, Cilium's published figure: from the API answering a policy change to every node
 /// having acknowledged the version that contains it. The control plane's own services (API, ClusterState,
 /// SnapshotCompiler, AgentSyncService, gRPC server) run in this process on loopback, over the PostgreSQL event store
-/// (a database of its own, dropped afterwards) loaded with the compile rows' cluster; 1,000 simulated agents hold real
-/// Sync calls, rebuild each delta into their held snapshot, check its content hash and ack on the call.
+/// (a database of its own, dropped afterwards) loaded with the compile rows' cluster; 1,000 simulated agents, in a
+/// process of their own (<see cref="SimulatedAgentsProcess"/>), hold real Sync calls, rebuild each delta into their
+/// held snapshot, check its content hash and ack on the call.
 /// </summary>
 internal static class PropagationBench
 {
-    // The first changes after the agents connected run code paths for the first time (JIT tiers): not measured.
-    private const int WarmUp = 5, Changes = 100, Connections = 16, LoadWriters = 8;
+    // The first changes after the agents connected run code paths for the first time, and for some dozens of changes
+    // more the runtime recompiles the hot ones in the background (tiered JIT, a fifth of the CPU while it lasts): not measured.
+    private const int WarmUp = 50, Changes = 100, Connections = 16, LoadWriters = 8;
 
     /// <param name="nodes">How many of the cluster's 1,000 nodes have an agent (fewer: a quicker run, same cluster).</param>
     /// <param name="serverConnection">The PostgreSQL server of the store rows; the bench creates its own database there and drops it.</param>
@@ -62,26 +58,29 @@ internal static class PropagationBench
         await state.CaughtUp;
         var loaded = state.Current.Position.Value;
 
-        using var stop = new CancellationTokenSource();
-        var handlers = Enumerable.Range(0, Connections).Select(_ => new SocketsHttpHandler { EnableMultipleHttp2Connections = true }).ToList();
-        var clients = handlers.Select(h => new GrpcClient(new HttpClient(h, disposeHandler: false)
-        {
-            BaseAddress = new Uri($"http://127.0.0.1:{grpcPort}"), Timeout = Timeout.InfiniteTimeSpan,
-        })).ToList();
-        var agents = Enumerable.Range(0, nodes).Select(i => new SimulatedAgent($"node-{i}", clients[i % clients.Count])).ToList();
-        var running = agents.Select(a => Task.Run(() => a.RunAsync(stop.Token))).ToList();
+        await using var agents = SimulatedAgentsProcess.Start(grpcPort, nodes, Connections);
         await acks.WaitAllAsync(loaded, TimeSpan.FromMinutes(3));
         var setupSeconds = setup.Elapsed.TotalSeconds;
-        var fullBefore = agents.Sum(a => a.Snapshots);
+        var before = new AgentCounts(0, 0, 0);
+        // Loading the log and compiling leave gigabytes of garbage behind; a control plane that has run a while has
+        // collected it, rather than marking it in the background while changes go out.
+        GC.Collect(2, GCCollectionMode.Forced, blocking: true, compacting: true);
+        var heapAfterSetup = GC.GetGCMemoryInfo().HeapSizeBytes;
 
         using var api = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{apiPort}") };
+        var trace = Environment.GetEnvironmentVariable("MESH_BENCH_TRACE") is not null;
         var delays = new List<double>();
         var answers = new List<double>();
+        var cost = new RunningCost(agents);
         for (var round = 0; round < WarmUp + Changes; round++)
         {
             var (ns, name, yaml) = ClusterScale.ChangedPolicy(round * 613 % (ClusterScale.Namespaces * ClusterScale.PoliciesPerNamespace), 10000 + round);
+            if (round == WarmUp)
+            {
+                before = await agents.CountsAsync();
+                cost.Start();
+            }
             var sent = Stopwatch.GetTimestamp();
-            SimulatedAgent.FirstUpdateAt = 0;
             using var response = await api.PutAsync($"/v1/policies/{ns}/{name}", new StringContent(yaml, System.Text.Encoding.UTF8, "application/yaml"));
             var answered = Stopwatch.GetTimestamp();
             response.EnsureSuccessStatusCode();
@@ -90,34 +89,55 @@ internal static class PropagationBench
             if (round < WarmUp) continue;
             answers.Add(Stopwatch.GetElapsedTime(sent, answered).TotalMilliseconds);
             delays.Add(Math.Max(0, Stopwatch.GetElapsedTime(answered, done).TotalMilliseconds));
-            if (Environment.GetEnvironmentVariable("MESH_BENCH_TRACE") is not null)
-                Console.Error.WriteLine($"v{version}: put {Stopwatch.GetElapsedTime(sent, answered).TotalMilliseconds:0.0} ms, first delta {Stopwatch.GetElapsedTime(answered, SimulatedAgent.FirstUpdateAt).TotalMilliseconds:0.0} ms, last delta {Stopwatch.GetElapsedTime(answered, SimulatedAgent.LastUpdateAt).TotalMilliseconds:0.0} ms, all acked {delays[^1]:0.0} ms after the answer");
+            if (trace) Console.Error.WriteLine($"v{version}: put {answers[^1]:0.0} ms, all acked {delays[^1]:0.0} ms after the answer");
         }
-        var mismatches = agents.Sum(a => a.HashMismatches);
-        var deltas = agents.Sum(a => a.Deltas);
-        var fullDuring = agents.Sum(a => a.Snapshots) - fullBefore;
-
-        await stop.CancelAsync();
-        await Task.WhenAll(running);
+        cost.Stop();
+        var after = await agents.CountsAsync();
+        await agents.DisposeAsync();
         await app.StopAsync();
-        foreach (var h in handlers) h.Dispose();
 
         delays.Sort();
         answers.Sort();
         var p50 = Percentile(delays, 0.50);
         var p99 = Percentile(delays, 0.99);
-        var scale = $"{nodes} agents (real gRPC Sync calls over loopback, {Connections} HTTP/2 clients), {ClusterScale.Namespaces * ClusterScale.PoliciesPerNamespace} policies, 6,000 identities, {ClusterScale.EndpointCount} endpoints";
+        var scale = $"{nodes} agents (real gRPC Sync calls over loopback, {Connections} HTTP/2 clients, in a process of their own), {ClusterScale.Namespaces * ClusterScale.PoliciesPerNamespace} policies, 6,000 identities, {ClusterScale.EndpointCount} endpoints";
         return
         [
             new("propagation.p50_ms", p50, "ms",
                 $"{Changes} policy changes via PUT /v1/policies (after {WarmUp} unmeasured): API answer → every node acked; {scale}; target ≤ 10 ms, Cilium's p50 9 ms; " +
-                $"the API answers once the change is stored, readable and compiled: PUT p50 {Percentile(answers, 0.50):0.0} ms, p99 {Percentile(answers, 0.99):0.0} ms"),
+                $"the API answers once the change is stored, readable and compiled: PUT p50 {Percentile(answers, 0.50):0.0} ms, p99 {Percentile(answers, 0.99):0.0} ms; " +
+                cost.Describe(Changes)),
             new("propagation.p99_ms", p99, "ms",
                 $"target ≤ 100 ms, Cilium's p99 317-530 ms; control plane in-process on the PostgreSQL event store, ClusterState caught up from its log; " +
-                $"{deltas} deltas, {fullDuring} whole snapshots during the changes, {mismatches} hash mismatches; " +
-                $"setup {setupSeconds:0} s (of which appending the {loadedEvents} events, one append per stream, {loadSeconds:0} s)"),
+                $"{after.Deltas - before.Deltas} deltas, {after.Snapshots - before.Snapshots} whole snapshots during the changes, {after.HashMismatches} hash mismatches; " +
+                $"setup {setupSeconds:0} s (of which appending the {loadedEvents} events, one append per stream, {loadSeconds:0} s; " +
+                $"control plane heap {heapAfterSetup / (1 << 20)} MB after it)"),
             new("propagation.nodes", nodes, "nodes", "simulated agents: each rebuilds its snapshot from deltas, checks the content hash (ipcache held as its hash) and acks"),
         ];
+    }
+
+    /// <summary>What the measured changes cost: CPU of both processes, and the control plane's allocations and collections.</summary>
+    private sealed class RunningCost(SimulatedAgentsProcess agents)
+    {
+        private TimeSpan _controlPlaneCpu, _agentsCpu;
+        private long _allocated;
+        private int _gen0, _gen2;
+
+        public void Start() => Take(-1);
+        public void Stop() => Take(+1);
+
+        private void Take(int sign)
+        {
+            _controlPlaneCpu += sign * Process.GetCurrentProcess().TotalProcessorTime;
+            _agentsCpu += sign * agents.ProcessorTime;
+            _allocated += sign * GC.GetTotalAllocatedBytes();
+            _gen0 += sign * GC.CollectionCount(0);
+            _gen2 += sign * GC.CollectionCount(2);
+        }
+
+        public string Describe(int changes) =>
+            $"CPU per measured change: control plane {_controlPlaneCpu.TotalMilliseconds / changes:0.0} ms, agents {_agentsCpu.TotalMilliseconds / changes:0.0} ms; " +
+            $"the control plane allocated {_allocated / changes / 1024} KB per change, {_gen0} gen0 and {_gen2} gen2 collections in all";
     }
 
     private static double Percentile(List<double> sorted, double p) => sorted[Math.Min(sorted.Count - 1, (int)Math.Ceiling(p * sorted.Count) - 1)];
@@ -195,51 +215,5 @@ internal sealed class AckTracker(int nodes)
             all = _all.Task;
         }
         return await all.WaitAsync(timeout);
-    }
-}
-
-/// <summary>One node agent without a kernel: one Sync call, the real delta rebuild and hash check, an ack per version on the call.</summary>
-internal sealed class SimulatedAgent(string node, GrpcClient grpc)
-{
-    private readonly HeldSnapshot _held = new(keepIpCache: false);
-    private bool _valid;
-    public int Snapshots, Deltas, HashMismatches;
-    public static long LastUpdateAt, FirstUpdateAt;
-
-    public async Task RunAsync(CancellationToken ct)
-    {
-        while (!ct.IsCancellationRequested)
-        {
-            try
-            {
-                await using var call = await grpc.DuplexStreamingAsync<SyncRequest, SnapshotUpdate>(AgentSyncService.ServiceName, "Sync", SnapshotUpdate.Parser, ct: ct);
-                await call.WriteAsync(new SyncRequest { Watch = new WatchRequest { Node = node, LastAppliedVersion = _valid ? _held.Version : 0 } }, ct);
-                await foreach (var update in call.ReadAllAsync())
-                {
-                    Volatile.Write(ref LastUpdateAt, Stopwatch.GetTimestamp());
-                    Interlocked.CompareExchange(ref FirstUpdateAt, LastUpdateAt, 0);
-                    bool ok;
-                    if (update.UpdateCase == SnapshotUpdate.UpdateOneofCase.Delta)
-                    {
-                        ok = _held.Holds && _held.Version == update.Delta.FromVersion && _held.Apply(update.Delta);
-                        Deltas++;
-                    }
-                    else
-                    {
-                        ok = _held.Apply(update.Snapshot);
-                        Snapshots++;
-                    }
-                    _valid = ok;
-                    if (!ok)
-                    {
-                        HashMismatches++;
-                        break;
-                    }
-                    await call.WriteAsync(new SyncRequest { Ack = new AckRequest { Version = _held.Version, Outcome = AckOutcome.Applied } }, ct);
-                }
-            }
-            catch (OperationCanceledException) when (ct.IsCancellationRequested) { return; }
-            catch (Exception e) when (e is RpcException or HttpRequestException or IOException) { await Task.Delay(100, CancellationToken.None); }
-        }
     }
 }

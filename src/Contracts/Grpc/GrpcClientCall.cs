@@ -73,6 +73,9 @@ internal sealed class GrpcClientCall : IAsyncDisposable
     /// <summary>Cancelled by the caller's token or the deadline; a duplex call's writes run under it too.</summary>
     public CancellationToken Token => _call.Token;
 
+    /// <summary>Whether <see cref="Token"/> already ends when <paramref name="ct"/> does: the caller's own token, or none.</summary>
+    public bool Follows(CancellationToken ct) => !ct.CanBeCanceled || ct == _callerToken;
+
     /// <summary>The final status once the server ended the call (trailers read, or a trailers-only response); else null.</summary>
     public CallStatus? Status => Volatile.Read(ref _status);
 

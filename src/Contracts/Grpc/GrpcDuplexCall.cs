@@ -55,8 +55,8 @@ public sealed class GrpcDuplexCall<TRequest, TResponse> : IAsyncDisposable
         bool entered = false, refused = false;
         try
         {
-            // A linked source only when the caller gave a token of its own: most writes need none.
-            linked = ct.CanBeCanceled ? CancellationTokenSource.CreateLinkedTokenSource(_call.Token, ct) : null;
+            // A linked source only when the caller gave a token the call does not already follow: most writes need none.
+            linked = _call.Follows(ct) ? null : CancellationTokenSource.CreateLinkedTokenSource(_call.Token, ct);
             var token = linked?.Token ?? _call.Token;
             await _writeGate.WaitAsync(token).ConfigureAwait(false);
             entered = true;

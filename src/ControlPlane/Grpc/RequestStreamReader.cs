@@ -12,14 +12,23 @@ internal sealed class RequestStreamReader<T>(PipeReader body, MessageParser<T> p
     : IAsyncStreamReader<T> where T : class, IMessage<T>
 {
     private T? _current;
+    // A handler reads a stream with the same token message after message (an agent acks every version): linked once.
+    private (CancellationToken For, CancellationTokenSource Linked)? _linked;
 
     public T Current => _current ?? throw new InvalidOperationException("MoveNext has not returned true yet");
 
-    public async Task<bool> MoveNext(CancellationToken cancellationToken = default)
+    public async Task<bool> MoveNext(CancellationToken cancellationToken = default) =>
+        Next(await GrpcFraming.ReadMessageAsync(body, parser, maxReceiveMessageSize, Linked(cancellationToken)));
+
+    private CancellationToken Linked(CancellationToken ct)
     {
-        if (!cancellationToken.CanBeCanceled) return Next(await GrpcFraming.ReadMessageAsync(body, parser, maxReceiveMessageSize, callToken));
-        using var linked = CancellationTokenSource.CreateLinkedTokenSource(callToken, cancellationToken);
-        return Next(await GrpcFraming.ReadMessageAsync(body, parser, maxReceiveMessageSize, linked.Token));
+        if (!ct.CanBeCanceled || ct == callToken) return callToken;
+        if (_linked is not { } linked || linked.For != ct)
+        {
+            _linked?.Linked.Dispose();
+            _linked = linked = (ct, CancellationTokenSource.CreateLinkedTokenSource(callToken, ct));
+        }
+        return linked.Linked.Token;
     }
 
     private bool Next(T? message)

@@ -21,6 +21,8 @@ public sealed class HeldSnapshot(bool keepIpCache = true)
     private readonly Dictionary<string, LocalEndpoint> _endpoints = new(StringComparer.Ordinal);
     private readonly SortedDictionary<uint, Policy> _policies = [];
     private SetHash _ipHash, _endpointHash, _policyHash;
+    // Whether a set hash moved since the content hash was computed: most versions change nothing on most nodes.
+    private bool _changed = true;
 
     public string Node { get; private set; } = "";
     public ulong Version { get; private set; }
@@ -32,7 +34,7 @@ public sealed class HeldSnapshot(bool keepIpCache = true)
     public bool Apply(NodeSnapshot snapshot)
     {
         _ipCache.Clear(); _endpoints.Clear(); _policies.Clear();
-        (_ipHash, _endpointHash, _policyHash) = (default, default, default);
+        (_ipHash, _endpointHash, _policyHash, _changed) = (default, default, default, true);
         Node = snapshot.Node;
         foreach (var e in snapshot.Ipcache) AddIpCache(e);
         foreach (var e in snapshot.Endpoints) AddEndpoint(e);
@@ -59,7 +61,11 @@ public sealed class HeldSnapshot(bool keepIpCache = true)
 
         var touched = new HashSet<uint>();
         foreach (var id in delta.PoliciesRemoved)
-            if (_policies.Remove(id, out var gone) && gone.Digest is { } digest) _policyHash.Remove(SnapshotDigest.PolicyLine(id, digest));
+            if (_policies.Remove(id, out var gone) && gone.Digest is { } digest)
+            {
+                _policyHash.Remove(SnapshotDigest.PolicyLine(id, digest));
+                _changed = true;
+            }
         foreach (var h in delta.PoliciesSet)
         {
             if (_policies.TryGetValue(h.Identity, out var p)) (p.Ingress, p.Egress) = (h.IngressEnforced, h.EgressEnforced);
@@ -109,9 +115,11 @@ public sealed class HeldSnapshot(bool keepIpCache = true)
             if (p.Digest is { } old) _policyHash.Remove(SnapshotDigest.PolicyLine(id, old));
             p.Digest = Digest(p);
             _policyHash.Add(SnapshotDigest.PolicyLine(id, p.Digest));
+            _changed = true;
         }
         Version = version;
-        ContentHash = SnapshotDigest.Node(Node, _ipHash, _endpointHash, _policyHash);
+        if (_changed) ContentHash = SnapshotDigest.Node(Node, _ipHash, _endpointHash, _policyHash);
+        _changed = false;
         return ContentHash == announced;
     }
 
@@ -128,23 +136,28 @@ public sealed class HeldSnapshot(bool keepIpCache = true)
     {
         if (keepIpCache) _ipCache[e.Cidr] = e.Identity;
         _ipHash.Add(SnapshotDigest.IpCacheLine(e.Cidr, e.Identity));
+        _changed = true;
     }
 
     private void RemoveIpCache(IpCacheEntry e)
     {
         if (keepIpCache) _ipCache.Remove(e.Cidr);
         _ipHash.Remove(SnapshotDigest.IpCacheLine(e.Cidr, e.Identity));
+        _changed = true;
     }
 
     private void AddEndpoint(LocalEndpoint e)
     {
         _endpoints[e.Id] = e;
         _endpointHash.Add(SnapshotDigest.EndpointLine(e.Id, e.InterfaceName, e.Ip, e.Identity));
+        _changed = true;
     }
 
     private void RemoveEndpoint(string id)
     {
-        if (_endpoints.Remove(id, out var e)) _endpointHash.Remove(SnapshotDigest.EndpointLine(e.Id, e.InterfaceName, e.Ip, e.Identity));
+        if (!_endpoints.Remove(id, out var e)) return;
+        _endpointHash.Remove(SnapshotDigest.EndpointLine(e.Id, e.InterfaceName, e.Ip, e.Identity));
+        _changed = true;
     }
 
     private static EntryKey KeyOf(PolicyEntry e) =>
