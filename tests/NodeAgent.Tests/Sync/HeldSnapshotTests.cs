@@ -81,6 +81,30 @@ public sealed class HeldSnapshotTests
     }
 
     [Fact]
+    public void After_versions_that_change_nothing_an_ipcache_or_endpoint_change_alone_still_moves_the_hash()
+    {
+        var held = new HeldSnapshot();
+        var v1 = V1();
+        held.Apply(v1);
+        Assert.True(held.Apply(new NodeSnapshotDelta { Node = "n", FromVersion = 1, Version = 2, ContentHash = v1.ContentHash = HashOf(v1) }));
+
+        // v3: an ipcache entry gone; v4: one endpoint more. No policy moves, so only those set hashes tell.
+        var v3 = new NodeSnapshot(v1) { Version = 3 };
+        v3.Ipcache.RemoveAt(0);
+        var removed = new NodeSnapshotDelta { Node = "n", FromVersion = 2, Version = 3, ContentHash = HashOf(v3) };
+        removed.IpcacheRemoved.Add(v1.Ipcache[0]);
+        Assert.True(held.Apply(removed));
+
+        var v4 = new NodeSnapshot(v3) { Version = 4 };
+        var web = new LocalEndpoint { Id = "shop/web-1", InterfaceName = "lxc-web1", Ip = "10.201.0.1", Identity = 1001 };
+        v4.Endpoints.Add(web);
+        var added = new NodeSnapshotDelta { Node = "n", FromVersion = 3, Version = 4, ContentHash = HashOf(v4) };
+        added.EndpointsAdded.Add(web);
+        Assert.True(held.Apply(added));
+        Assert.NotEqual(HashOf(v3), held.ContentHash);
+    }
+
+    [Fact]
     public void The_same_content_hashes_the_same_whatever_the_version() =>
         Assert.Equal(HashOf(V1()), HashOf(new NodeSnapshot(V1()) { Version = 9 }));
 }
