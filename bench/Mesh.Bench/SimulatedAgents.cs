@@ -8,14 +8,18 @@ using Mesh.NodeAgent.Sync;
 
 namespace Mesh.Bench;
 
-/// <summary>What the simulated agents did so far: whole snapshots and deltas applied, content hashes that did not match.</summary>
-internal sealed record AgentCounts(int Snapshots, int Deltas, int HashMismatches);
+/// <summary>
+/// What the simulated agents did so far: whole snapshots and deltas applied, content hashes that did not match; and
+/// how many methods their process has compiled (the bench measures once that stops moving).
+/// </summary>
+internal sealed record AgentCounts(int Snapshots, int Deltas, int HashMismatches, long JittedMethods);
 
 /// <summary>
 /// The simulated agents stand for 1,000 machines, so they run in a process of their own: their heap (every node's
 /// held snapshot), collector and thread pool are not the control plane's, as on a real cluster; they still share this
 /// machine's cores. The bench talks to that process over its standard input and output, one line each way:
-/// <c>counts</c> answers an <see cref="AgentCounts"/> as JSON; closing standard input stops the agents.
+/// <c>counts</c> answers an <see cref="AgentCounts"/> as JSON, <c>collect</c> collects its garbage; closing standard
+/// input stops the agents.
 /// </summary>
 internal sealed class SimulatedAgentsProcess : IAsyncDisposable
 {
@@ -49,12 +53,17 @@ internal sealed class SimulatedAgentsProcess : IAsyncDisposable
         }
     }
 
-    public async Task<AgentCounts> CountsAsync()
+    public async Task<AgentCounts> CountsAsync() => JsonSerializer.Deserialize<AgentCounts>(await AskAsync("counts"))!;
+
+    /// <summary>Collects the garbage the agents' setup left (1,000 whole snapshots received and parsed), as the control plane does its own.</summary>
+    public Task CollectAsync() => AskAsync("collect");
+
+    private async Task<string> AskAsync(string command)
     {
-        await _process.StandardInput.WriteLineAsync("counts");
+        await _process.StandardInput.WriteLineAsync(command);
         await _process.StandardInput.FlushAsync();
-        var line = await _process.StandardOutput.ReadLineAsync() ?? throw new InvalidOperationException($"the simulated agents' process ended (exit code {ExitCode()})");
-        return JsonSerializer.Deserialize<AgentCounts>(line)!;
+        return await _process.StandardOutput.ReadLineAsync()
+            ?? throw new InvalidOperationException($"the simulated agents' process ended (exit code {ExitCode()})");
     }
 
     public async ValueTask DisposeAsync()
@@ -87,8 +96,11 @@ internal sealed class SimulatedAgentsProcess : IAsyncDisposable
         var running = agents.Select(a => Task.Run(() => a.RunAsync(stop.Token))).ToList();
         while (await Console.In.ReadLineAsync() is { } command)
         {
-            if (command != "counts") continue;
-            Console.WriteLine(JsonSerializer.Serialize(new AgentCounts(agents.Sum(a => a.Snapshots), agents.Sum(a => a.Deltas), agents.Sum(a => a.HashMismatches))));
+            if (command == "collect") GC.Collect(2, GCCollectionMode.Forced, blocking: true, compacting: true);
+            Console.WriteLine(command == "counts"
+                ? JsonSerializer.Serialize(new AgentCounts(agents.Sum(a => a.Snapshots), agents.Sum(a => a.Deltas), agents.Sum(a => a.HashMismatches),
+                    System.Runtime.JitInfo.GetCompiledMethodCount()))
+                : "done");
         }
         await stop.CancelAsync();
         await Task.WhenAll(running);
