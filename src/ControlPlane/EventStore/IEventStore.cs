@@ -9,7 +9,6 @@ public interface IEventStore
     /// Appends <paramref name="events"/> to the stream atomically: all of them or none.
     /// <paramref name="expectedVersion"/> is the stream's current version (its number of events; 0 = the stream must
     /// not exist), or <see cref="ExpectedVersion.Any"/> to skip the check.
-    /// </summary>
     /// With a <paramref name="fence"/>, the append is made for the owner of that shard lease and is refused unless
     /// the lease still has that epoch and has not expired.
     /// </summary>
