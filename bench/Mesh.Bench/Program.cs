@@ -40,9 +40,8 @@ if (only is null)
         File.WriteAllText(rows, "[]");
         foreach (var section in sections)
         {
-            var start = new ProcessStartInfo(Environment.ProcessPath!) { RedirectStandardOutput = true };
-            if (Path.GetFileNameWithoutExtension(Environment.ProcessPath) == "dotnet") start.ArgumentList.Add(typeof(Metric).Assembly.Location);
-            foreach (var arg in new[] { "--only", section.Name }) start.ArgumentList.Add(arg);
+            var start = BenchProcess.Again("--only", section.Name);
+            start.RedirectStandardOutput = true;
             start.Environment["MESH_BENCH_ROWS"] = rows;
             using var child = Process.Start(start)!;
             await child.StandardOutput.ReadToEndAsync();   // its table: the whole one is printed below
@@ -83,6 +82,18 @@ return 0;
 namespace Mesh.Bench
 {
     public sealed record Metric(string Name, double Value, string Unit, string Note);
+
+    /// <summary>This bench program started again with other arguments (run as <c>dotnet Mesh.Bench.dll</c> or as its own executable).</summary>
+    internal static class BenchProcess
+    {
+        public static ProcessStartInfo Again(params string[] args)
+        {
+            var start = new ProcessStartInfo(Environment.ProcessPath!);
+            if (Path.GetFileNameWithoutExtension(Environment.ProcessPath) == "dotnet") start.ArgumentList.Add(typeof(BenchProcess).Assembly.Location);
+            foreach (var arg in args) start.ArgumentList.Add(arg);
+            return start;
+        }
+    }
 
     internal static class Measure
     {

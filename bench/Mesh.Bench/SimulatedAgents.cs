@@ -33,10 +33,9 @@ internal sealed class SimulatedAgentsProcess : IAsyncDisposable
     /// <summary>Starts <paramref name="nodes"/> agents (node-0 …) syncing with the control plane at <paramref name="grpcPort"/>.</summary>
     public static SimulatedAgentsProcess Start(int grpcPort, int nodes, int connections)
     {
-        var start = new ProcessStartInfo(Environment.ProcessPath!) { RedirectStandardInput = true, RedirectStandardOutput = true };
-        if (Path.GetFileNameWithoutExtension(Environment.ProcessPath) == "dotnet") start.ArgumentList.Add(typeof(SimulatedAgentsProcess).Assembly.Location);
-        foreach (var arg in new[] { Mode, grpcPort.ToString(CultureInfo.InvariantCulture), nodes.ToString(CultureInfo.InvariantCulture), connections.ToString(CultureInfo.InvariantCulture) })
-            start.ArgumentList.Add(arg);
+        var start = BenchProcess.Again(Mode, grpcPort.ToString(CultureInfo.InvariantCulture), nodes.ToString(CultureInfo.InvariantCulture),
+            connections.ToString(CultureInfo.InvariantCulture));
+        (start.RedirectStandardInput, start.RedirectStandardOutput) = (true, true);
         // Each of 1,000 machines would keep its own pooled receive buffer; in one process, 1,000 streams receiving at
         // once overflow the shared array pool's default 32 buffers per core, and every message would allocate 16 KB.
         start.Environment["DOTNET_SYSTEM_BUFFERS_SHAREDARRAYPOOL_MAXARRAYSPERPARTITION"] = "1024";

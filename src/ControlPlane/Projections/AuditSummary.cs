@@ -36,6 +36,6 @@ public static class AuditSummary
     // Cluster-wide policies are stored under the empty namespace. A Cilium policy is just a "policy", Mesh's native
     // kind; a delete stored before the kinds were kept apart (no kind) is named as the policy it was.
     private static string PolicyRef(PolicyKind? kind, string ns, string name) =>
-        kind == PolicyKind.KubernetesNetworkPolicy ? $"{PolicyParser.KubernetesKind} {ns}/{name}"
+        kind == PolicyKind.KubernetesNetworkPolicy ? NetworkPolicy.ReferenceOf(PolicyKind.KubernetesNetworkPolicy, ns, name)
         : ns.Length == 0 ? $"cluster-wide policy {name}" : $"policy {ns}/{name}";
 }
