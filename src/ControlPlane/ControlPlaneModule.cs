@@ -47,6 +47,8 @@ public static class ControlPlaneModule
         builder.Services.AddSingleton<NodeTracker>();
         builder.Services.AddSingleton<SnapshotCompiler>();
         builder.Services.AddHostedService<CompileLoop>();
+        builder.Services.AddSingleton<SyncWakeups>();
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<SyncWakeups>());
         builder.Services.AddSingleton<AgentSyncService>();
         builder.Services.AddOpenApi();
         builder.Services.AddProblemDetails();

@@ -12,10 +12,11 @@ namespace Mesh.ControlPlane.Distribution;
 /// The agent protocol (mesh.agent.v1.AgentSync). One Sync call per agent: it names its node and the version it
 /// holds, then acks on the same call every version it enforced. The call sends the node's snapshot whenever a
 /// newer version is compiled, coalescing bursts: an agent that is behind gets the newest version, never a backlog.
-/// After the first snapshot on a call, a version that follows the one sent goes as a delta.
+/// After the first snapshot on a call, a version that follows the one sent goes as a delta. <see cref="SyncWakeups"/>
+/// wakes the calls at each version.
 /// </summary>
-public sealed class AgentSyncService(ClusterState state, SnapshotCompiler compiler, NodeTracker nodes, CommandRouter router, TimeProvider clock,
-    ILogger<AgentSyncService> log)
+public sealed class AgentSyncService(ClusterState state, SnapshotCompiler compiler, SyncWakeups wakeups, NodeTracker nodes, CommandRouter router,
+    TimeProvider clock, ILogger<AgentSyncService> log)
 {
     public const string ServiceName = "mesh.agent.v1.AgentSync";
 
@@ -40,23 +41,28 @@ public sealed class AgentSyncService(ClusterState state, SnapshotCompiler compil
         nodes.Connected(node);
         log.LogInformation("node {Node} syncing from v{Version}", node, watch.LastAppliedVersion);
         using var callEnded = CancellationTokenSource.CreateLinkedTokenSource(ct);
-        var acks = ReadAcksAsync(requests, node, callEnded.Token);
+        using var wakeup = wakeups.Register();
+        var acks = ReadAcksAsync(requests, node, wakeup, callEnded.Token);
         try
         {
             // A delta is only sent on top of a snapshot this call delivered; the agent's claim alone earns nothing
             // (it may be a version this process never saw), except that a current agent gets nothing until the next change.
             var claimed = (long)watch.LastAppliedVersion;
             long? held = null;
-            while (true)
+            // The agent half-closing its side ends the call; a bad ack ends it with the reason.
+            while (!acks.IsCompleted)
             {
-                var published = compiler.Published;
-                if (compiler.Latest.Version > (held ?? claimed) && compiler.Next(node, held) is { } update)
+                if (compiler.Latest.Version > (held ?? claimed))
                 {
-                    await stream.WriteAsync(update);
-                    held = (long)(update.Delta?.Version ?? update.Snapshot.Version);
+                    // A whole snapshot is built and written off the wake-up loop, which has every other node to wake.
+                    if (!compiler.HasDeltaFrom(held)) await Task.Yield();
+                    if (compiler.Next(node, held) is { } update)
+                    {
+                        await stream.WriteAsync(update);
+                        held = (long)(update.Delta?.Version ?? update.Snapshot.Version);
+                    }
                 }
-                // The agent half-closing its side ends the call; a bad ack ends it with the reason.
-                if (await Task.WhenAny(published, acks) == acks) break;
+                await wakeup.WaitAsync();
             }
             await acks;
         }
@@ -84,6 +90,19 @@ public sealed class AgentSyncService(ClusterState state, SnapshotCompiler compil
         catch (Exception e)
         {
             log.LogWarning(e, "could not record the addresses of node {Node}; its next call tries again", node);
+        }
+    }
+
+    /// <summary>Reads the call's acks until the agent half-closes or the call ends, then wakes the call's send loop.</summary>
+    private async Task ReadAcksAsync(IAsyncStreamReader<SyncRequest> requests, string node, SyncWakeups.Wakeup wakeup, CancellationToken ct)
+    {
+        try
+        {
+            await ReadAcksAsync(requests, node, ct);
+        }
+        finally
+        {
+            wakeup.Set();
         }
     }
 

@@ -78,6 +78,9 @@ public sealed class SnapshotCompiler
         lock (_gate) CatchUpLocked(view);
     }
 
+    /// <summary>Whether a watcher holding <paramref name="held"/> gets the newest version as a delta built at publication.</summary>
+    public bool HasDeltaFrom(long? held) => held > 0 && held == _latest.From;
+
     /// <summary>
     /// What a watcher of <paramref name="node"/> needs next: null when <paramref name="held"/> is already the newest
     /// version, a delta when it holds exactly the version the last commit started from, else the whole snapshot.
