@@ -100,13 +100,11 @@ public static class GrpcEndpointRouteBuilderExtensions
     private sealed class ServerStreamWriter<T>(GrpcResponseWriter response, CancellationToken callToken)
         : IServerStreamWriter<T> where T : IMessage
     {
-        public async Task WriteAsync(T message, CancellationToken cancellationToken = default)
+        public Task WriteAsync(T message, CancellationToken cancellationToken = default) =>
+            cancellationToken.CanBeCanceled ? WriteLinkedAsync(message, cancellationToken) : response.WriteAsync(message, callToken);
+
+        private async Task WriteLinkedAsync(T message, CancellationToken cancellationToken)
         {
-            if (!cancellationToken.CanBeCanceled)
-            {
-                await response.WriteAsync(message, callToken);
-                return;
-            }
             using var linked = CancellationTokenSource.CreateLinkedTokenSource(callToken, cancellationToken);
             await response.WriteAsync(message, linked.Token);
         }
