@@ -39,6 +39,9 @@ internal sealed class SimulatedAgentsProcess : IAsyncDisposable
         // Each of 1,000 machines would keep its own pooled receive buffer; in one process, 1,000 streams receiving at
         // once overflow the shared array pool's default 32 buffers per core, and every message would allocate 16 KB.
         start.Environment["DOTNET_SYSTEM_BUFFERS_SHAREDARRAYPOOL_MAXARRAYSPERPARTITION"] = "1024";
+        // mesh-agent runs the workstation collector; this process would otherwise take the server collector the
+        // control plane's settings give Mesh.Bench, with a collector thread per core spinning against the control plane.
+        start.Environment["DOTNET_gcServer"] = "0";
         return new SimulatedAgentsProcess(Process.Start(start)!);
     }
 

@@ -42,7 +42,11 @@ public sealed class AgentSyncService(ClusterState state, SnapshotCompiler compil
         log.LogInformation("node {Node} syncing from v{Version}", node, watch.LastAppliedVersion);
         using var callEnded = CancellationTokenSource.CreateLinkedTokenSource(ct);
         using var wakeup = wakeups.Register();
-        var acks = ReadAcksAsync(requests, node, wakeup, callEnded.Token);
+        var acks = ReadAcksAsync(requests, node, callEnded.Token);
+        // The acks ending (the agent half-closed, left, or sent a bad ack) wakes the send loop, which then ends the
+        // call: set once the task has completed, so the loop sees it completed.
+        _ = acks.ContinueWith(static (_, w) => ((SyncWakeups.Wakeup)w!).Set(), wakeup, CancellationToken.None,
+            TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
         try
         {
             // A delta is only sent on top of a snapshot this call delivered; the agent's claim alone earns nothing
@@ -90,19 +94,6 @@ public sealed class AgentSyncService(ClusterState state, SnapshotCompiler compil
         catch (Exception e)
         {
             log.LogWarning(e, "could not record the addresses of node {Node}; its next call tries again", node);
-        }
-    }
-
-    /// <summary>Reads the call's acks until the agent half-closes or the call ends, then wakes the call's send loop.</summary>
-    private async Task ReadAcksAsync(IAsyncStreamReader<SyncRequest> requests, string node, SyncWakeups.Wakeup wakeup, CancellationToken ct)
-    {
-        try
-        {
-            await ReadAcksAsync(requests, node, ct);
-        }
-        finally
-        {
-            wakeup.Set();
         }
     }
 

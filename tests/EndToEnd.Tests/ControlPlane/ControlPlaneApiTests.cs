@@ -224,6 +224,41 @@ public sealed class ControlPlaneApiTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_sync_call_ends_when_its_agent_half_closes_or_leaves_without_waiting_for_a_new_version()
+    {
+        await _cp.Client.RegisterEndpointAsync(Pod("web", "web"));   // a version for the calls' first snapshot
+        using var http = new HttpClient { BaseAddress = _cp.Grpc };
+        var grpc = new GrpcClient(http);
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(20));
+
+        // Half-closed: the server ends the call with OK, so the responses end, while no version is being published.
+        await using (var call = await grpc.DuplexStreamingAsync<SyncRequest, SnapshotUpdate>("mesh.agent.v1.AgentSync", "Sync", SnapshotUpdate.Parser, ct: cts.Token))
+        {
+            await call.WriteAsync(new SyncRequest { Watch = new WatchRequest { Node = "node-1" } }, cts.Token);
+            await using var updates = call.ReadAllAsync().GetAsyncEnumerator(cts.Token);
+            Assert.True(await updates.MoveNextAsync());
+            await call.CompleteRequestAsync();
+            Assert.False(await updates.MoveNextAsync().AsTask().WaitAsync(TimeSpan.FromSeconds(5), cts.Token), "the call went on after the agent half-closed");
+        }
+
+        // Gone without a word (the stream reset, as when its process dies): the node shows disconnected.
+        await using (var call = await grpc.DuplexStreamingAsync<SyncRequest, SnapshotUpdate>("mesh.agent.v1.AgentSync", "Sync", SnapshotUpdate.Parser, ct: cts.Token))
+        {
+            await call.WriteAsync(new SyncRequest { Watch = new WatchRequest { Node = "node-1" } }, cts.Token);
+            await using var updates = call.ReadAllAsync().GetAsyncEnumerator(cts.Token);
+            Assert.True(await updates.MoveNextAsync());
+            Assert.True(Assert.Single(await _cp.Client.ListNodesAsync()).Connected);
+        }
+        var node = Assert.Single(await _cp.Client.ListNodesAsync());
+        for (var wait = 0; node.Connected && wait < 100; wait++)
+        {
+            await Task.Delay(50, cts.Token);
+            node = Assert.Single(await _cp.Client.ListNodesAsync());
+        }
+        Assert.False(node.Connected, "the control plane still holds the call of an agent that left");
+    }
+
+    [Fact]
     public async Task A_network_policy_and_a_cilium_policy_of_one_name_are_two_policies_each_read_compiled_and_deleted_by_kind()
     {
         var frontend = await _cp.Client.RegisterEndpointAsync(Pod("frontend", "frontend", host: 5));
