@@ -25,9 +25,12 @@ public sealed class SyncWakeups(SnapshotCompiler compiler, ILogger<SyncWakeups> 
     {
         try
         {
+            var published = compiler.Published;
             while (true)
             {
-                await compiler.Published.WaitAsync(stoppingToken);
+                await published.WaitAsync(stoppingToken);
+                // Taken before waking anyone: a version published while the calls are being woken wakes them all again.
+                published = compiler.Published;
                 foreach (var (call, _) in _calls)
                 {
                     try

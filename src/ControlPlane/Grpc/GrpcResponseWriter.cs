@@ -59,6 +59,7 @@ internal sealed class GrpcResponseWriter(HttpResponse response, int maxSendMessa
             return Task.FromException(e);
         }
         if (!flush.IsCompletedSuccessfully) return ReleaseAfterAsync(flush);
+        _ = flush.Result;   // a ValueTask is consumed once, even one that completed at once
         _gate.Release();
         return Task.CompletedTask;
     }

@@ -114,6 +114,41 @@ public sealed class SyncWakeupsTests
         }
     }
 
+    [Fact]
+    public async Task A_version_published_while_the_calls_are_being_woken_wakes_them_again()
+    {
+        var compiler = new SnapshotCompiler(entryBudget: 16384);
+        var wakeups = Wakeups(compiler);
+        await wakeups.StartAsync(CancellationToken.None);
+        try
+        {
+            using var call = wakeups.Register();
+            var view = ClusterView.Empty;
+            var woken = false;
+            var secondWake = WakeTwice();
+            while (!Volatile.Read(ref woken) && view.Position.Value < 100)
+            {
+                view = NextView(view);
+                compiler.CatchUp(view);
+                await Task.WhenAny(secondWake, Task.Delay(50));
+            }
+            await secondWake.WaitAsync(TimeSpan.FromSeconds(5));
+
+            async Task WakeTwice()
+            {
+                await call.WaitAsync();
+                // On the wake-up loop, in the middle of its round: this version comes after the round began.
+                Volatile.Write(ref woken, true);
+                compiler.CatchUp(view = NextView(view));
+                await call.WaitAsync();
+            }
+        }
+        finally
+        {
+            await wakeups.StopAsync(CancellationToken.None);
+        }
+    }
+
     /// <summary>The view after one more identity: a newer position for the compiler to publish.</summary>
     private static ClusterView NextView(ClusterView view)
     {
