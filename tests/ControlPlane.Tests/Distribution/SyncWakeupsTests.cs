@@ -85,63 +85,58 @@ public sealed class SyncWakeupsTests
     }
 
     [Fact]
-    public async Task A_publication_wakes_every_registered_call_and_not_one_that_left()
+    public Task A_publication_wakes_every_registered_call_and_not_one_that_left() => WithLoopRunning(async (compiler, wakeups) =>
     {
-        var compiler = new SnapshotCompiler(entryBudget: 16384);
-        var wakeups = Wakeups(compiler);
-        await wakeups.StartAsync(CancellationToken.None);
-        try
+        var calls = Enumerable.Range(0, 3).Select(_ => wakeups.Register()).ToList();
+        var left = wakeups.Register();
+        left.Dispose();
+        var waits = calls.Select(c => c.WaitAsync().AsTask()).ToList();
+        var leftWait = left.WaitAsync().AsTask();
+        // The loop waits for the next publication once it is running; publish until it has seen one.
+        var view = ClusterView.Empty;
+        while (!Task.WhenAll(waits).IsCompleted && view.Position.Value < 100)
         {
-            var calls = Enumerable.Range(0, 3).Select(_ => wakeups.Register()).ToList();
-            var left = wakeups.Register();
-            left.Dispose();
-            var waits = calls.Select(c => c.WaitAsync().AsTask()).ToList();
-            var leftWait = left.WaitAsync().AsTask();
-            // The loop waits for the next publication once it is running; publish until it has seen one.
-            var view = ClusterView.Empty;
-            while (!Task.WhenAll(waits).IsCompleted && view.Position.Value < 100)
-            {
-                view = NextView(view);
-                compiler.CatchUp(view);
-                await Task.WhenAny(Task.WhenAll(waits), Task.Delay(50));
-            }
-            await Task.WhenAll(waits).WaitAsync(TimeSpan.FromSeconds(10));
-            Assert.False(leftWait.IsCompleted);
+            view = NextView(view);
+            compiler.CatchUp(view);
+            await Task.WhenAny(Task.WhenAll(waits), Task.Delay(50));
         }
-        finally
-        {
-            await wakeups.StopAsync(CancellationToken.None);
-        }
-    }
+        await Task.WhenAll(waits).WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.False(leftWait.IsCompleted);
+    });
 
     [Fact]
-    public async Task A_version_published_while_the_calls_are_being_woken_wakes_them_again()
+    public Task A_version_published_while_the_calls_are_being_woken_wakes_them_again() => WithLoopRunning(async (compiler, wakeups) =>
+    {
+        using var call = wakeups.Register();
+        var view = ClusterView.Empty;
+        var woken = false;
+        var secondWake = WakeTwice();
+        while (!Volatile.Read(ref woken) && view.Position.Value < 100)
+        {
+            view = NextView(view);
+            compiler.CatchUp(view);
+            await Task.WhenAny(secondWake, Task.Delay(50));
+        }
+        await secondWake.WaitAsync(TimeSpan.FromSeconds(5));
+
+        async Task WakeTwice()
+        {
+            await call.WaitAsync();
+            // On the wake-up loop, in the middle of its round: this version comes after the round began.
+            Volatile.Write(ref woken, true);
+            compiler.CatchUp(view = NextView(view));
+            await call.WaitAsync();
+        }
+    });
+
+    private static async Task WithLoopRunning(Func<SnapshotCompiler, SyncWakeups, Task> test)
     {
         var compiler = new SnapshotCompiler(entryBudget: 16384);
         var wakeups = Wakeups(compiler);
         await wakeups.StartAsync(CancellationToken.None);
         try
         {
-            using var call = wakeups.Register();
-            var view = ClusterView.Empty;
-            var woken = false;
-            var secondWake = WakeTwice();
-            while (!Volatile.Read(ref woken) && view.Position.Value < 100)
-            {
-                view = NextView(view);
-                compiler.CatchUp(view);
-                await Task.WhenAny(secondWake, Task.Delay(50));
-            }
-            await secondWake.WaitAsync(TimeSpan.FromSeconds(5));
-
-            async Task WakeTwice()
-            {
-                await call.WaitAsync();
-                // On the wake-up loop, in the middle of its round: this version comes after the round began.
-                Volatile.Write(ref woken, true);
-                compiler.CatchUp(view = NextView(view));
-                await call.WaitAsync();
-            }
+            await test(compiler, wakeups);
         }
         finally
         {
