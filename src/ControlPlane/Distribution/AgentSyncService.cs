@@ -59,7 +59,7 @@ public sealed class AgentSyncService(ClusterState state, SnapshotCompiler compil
                 if (compiler.Latest.Version > (held ?? claimed))
                 {
                     // A whole snapshot is built and written off the wake-up loop, which has every other node to wake.
-                    if (!compiler.HasDeltaFrom(held)) await Task.Yield();
+                    if (!compiler.Latest.FollowsOn(held)) await Task.Yield();
                     if (compiler.Next(node, held) is { } update)
                     {
                         await stream.WriteAsync(update);

@@ -19,6 +19,9 @@ public sealed class CompiledVersion(long version, long from, IReadOnlyDictionary
     public long Version => version;
     public long From => from;
 
+    /// <summary>Whether a watcher holding <paramref name="held"/> (a version its stream delivered) moves to this one by a delta.</summary>
+    public bool FollowsOn(long? held) => held > 0 && held == from;
+
     /// <summary>The delta for a node the compiler knows, or null for a node it has never seen (no endpoints).</summary>
     public Proto.SnapshotUpdate? DeltaFor(string node)
     {
@@ -78,9 +81,6 @@ public sealed class SnapshotCompiler
         lock (_gate) CatchUpLocked(view);
     }
 
-    /// <summary>Whether a watcher holding <paramref name="held"/> gets the newest version as a delta built at publication.</summary>
-    public bool HasDeltaFrom(long? held) => held > 0 && held == _latest.From;
-
     /// <summary>
     /// What a watcher of <paramref name="node"/> needs next: null when <paramref name="held"/> is already the newest
     /// version, a delta when it holds exactly the version the last commit started from, else the whole snapshot.
@@ -90,11 +90,11 @@ public sealed class SnapshotCompiler
     {
         var latest = _latest;
         if (held == latest.Version) return null;
-        if (held == latest.From && held > 0 && latest.DeltaFor(node) is { } update) return update;
+        if (latest.FollowsOn(held) && latest.DeltaFor(node) is { } update) return update;
         lock (_gate)
         {
             if (held == _compiler.Version) return null;
-            if (held == _latest.From && held > 0) return new Proto.SnapshotUpdate { Delta = DeltaWire.ToProto(_compiler.DeltaOf(node), _latest.From) };
+            if (_latest.FollowsOn(held)) return new Proto.SnapshotUpdate { Delta = DeltaWire.ToProto(_compiler.DeltaOf(node), _latest.From) };
             return new Proto.SnapshotUpdate { Snapshot = _compiler.Snapshot(node).ToProto() };
         }
     }
