@@ -15,7 +15,7 @@ internal sealed class GrpcClientCall : IAsyncDisposable
     private readonly CancellationTokenSource _deadline = new();
     private readonly CancellationTokenSource _call;
     private HttpResponseMessage? _response;
-    private Stream? _body;
+    private GrpcMessageReader? _messages;
     private CallStatus? _status;
     private volatile bool _disposed;
 
@@ -41,7 +41,7 @@ internal sealed class GrpcClientCall : IAsyncDisposable
                 throw new RpcException(FromHttpStatus(_response.StatusCode), $"Bad gRPC response. HTTP status code: {(int)_response.StatusCode}.");
             if (!GrpcProtocol.IsGrpcContentType(_response.Content.Headers.ContentType?.ToString()))
                 throw new RpcException(StatusCode.Internal, $"Bad gRPC response. Invalid content-type: '{_response.Content.Headers.ContentType}'.");
-            _body = await _response.Content.ReadAsStreamAsync(_call.Token).ConfigureAwait(false);
+            _messages = new GrpcMessageReader(await _response.Content.ReadAsStreamAsync(_call.Token).ConfigureAwait(false), _maxReceiveMessageSize);
         }
         catch (Exception e) when (e is not RpcException)
         {
@@ -52,15 +52,15 @@ internal sealed class GrpcClientCall : IAsyncDisposable
     /// <summary>The next message, or null once the server ended the stream; then the status is known.</summary>
     public async ValueTask<T?> ReadMessageAsync<T>(MessageParser<T> parser) where T : class, IMessage<T>
     {
-        if (_body is null) return null;
+        if (_messages is null) return null;
         try
         {
-            var message = await GrpcFraming.ReadMessageAsync(_body, parser, _maxReceiveMessageSize, _call.Token).ConfigureAwait(false);
+            var message = await _messages.ReadAsync(parser, _call.Token).ConfigureAwait(false);
             if (message is null)
             {
                 Volatile.Write(ref _status, StatusFrom(_response!.TrailingHeaders)
                     ?? new CallStatus(StatusCode.Internal, "The server ended the call without a grpc-status."));
-                _body = null;
+                _messages = null;
             }
             return message;
         }

@@ -20,6 +20,7 @@ public sealed class GrpcDuplexCall<TRequest, TResponse> : IAsyncDisposable
     private volatile bool _requestCompleted;
     private volatile bool _disposed;
     private int _reading;
+    private Task? _flushed;
     private CancellationTokenRegistration _abortOnCancel;
 
     internal GrpcDuplexCall(GrpcClientCall call, DuplexRequestContent request, MessageParser<TResponse> parser, int maxSendMessageSize)
@@ -42,9 +43,10 @@ public sealed class GrpcDuplexCall<TRequest, TResponse> : IAsyncDisposable
     }, this);
 
     /// <summary>
-    /// Sends one message and flushes it. After the server ended the call this throws RpcException (its status when it
-    /// was not OK); after <see cref="CompleteRequestAsync"/> it throws InvalidOperationException. A write cancelled
-    /// part-way by <paramref name="ct"/> may leave half a frame on the stream: after it the call is only fit for disposal.
+    /// Sends one message, its flush queued behind it at once (a flush that failed fails the next write). After the server
+    /// ended the call this throws RpcException (its status when it was not OK); after <see cref="CompleteRequestAsync"/>
+    /// it throws InvalidOperationException. A write cancelled part-way by <paramref name="ct"/> may leave half a frame on
+    /// the stream: after it the call is only fit for disposal.
     /// </summary>
     public async Task WriteAsync(TRequest message, CancellationToken ct = default)
     {
@@ -67,8 +69,12 @@ public sealed class GrpcDuplexCall<TRequest, TResponse> : IAsyncDisposable
                 var stream = _request.Stream.IsCompletedSuccessfully
                     ? _request.Stream.Result
                     : await _request.Stream.WaitAsync(token).ConfigureAwait(false);
+                // The previous message's flush: done by now, unless the connection failed under it.
+                if (_flushed is { IsCompletedSuccessfully: false } flushed) await flushed.ConfigureAwait(false);
                 await GrpcFraming.WriteMessageAsync(stream, message, _maxSendMessageSize, token).ConfigureAwait(false);
-                await stream.FlushAsync(token).ConfigureAwait(false);
+                // HttpClient queues the flush behind the message at once; waiting for its turn in the connection's
+                // writer would cost the caller another thread-pool hop per message, so the next write checks it instead.
+                _flushed = stream.FlushAsync(token);
             }
         }
         catch (Exception e) when (e is not RpcException)
@@ -124,6 +130,9 @@ public sealed class GrpcDuplexCall<TRequest, TResponse> : IAsyncDisposable
         // side, so an open call is never half-closed on the way out (the server would take that for a clean end).
         await _call.DisposeAsync().ConfigureAwait(false);
         _request.Abort();
+        // A last flush that failed (the call was torn down under it) is expected here, not an error to report.
+        _flushed?.ContinueWith(static t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted | TaskContinuationOptions.ExecuteSynchronously,
+            TaskScheduler.Default);
     }
 
     private void ThrowIfCannotWrite()

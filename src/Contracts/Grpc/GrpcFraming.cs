@@ -43,36 +43,6 @@ public static class GrpcFraming
         message.WriteTo((IBufferWriter<byte>)writer);
     }
 
-    /// <summary>The next message, or null at a clean end of stream (between frames). Reads into pooled buffers.</summary>
-    public static async ValueTask<T?> ReadMessageAsync<T>(Stream stream, MessageParser<T> parser, int maxMessageSize, CancellationToken ct)
-        where T : class, IMessage<T>
-    {
-        int length;
-        var header = ArrayPool<byte>.Shared.Rent(HeaderSize);
-        try
-        {
-            var read = await stream.ReadAtLeastAsync(header.AsMemory(0, HeaderSize), HeaderSize, throwOnEndOfStream: false, ct).ConfigureAwait(false);
-            if (read == 0) return null;
-            if (read < HeaderSize) throw Incomplete();
-            length = ReadHeader(header, maxMessageSize);
-        }
-        finally
-        {
-            ArrayPool<byte>.Shared.Return(header);
-        }
-        var body = ArrayPool<byte>.Shared.Rent(length);
-        try
-        {
-            if (await stream.ReadAtLeastAsync(body.AsMemory(0, length), length, throwOnEndOfStream: false, ct).ConfigureAwait(false) < length)
-                throw Incomplete();
-            return Parse(parser, new ReadOnlySequence<byte>(body, 0, length));
-        }
-        finally
-        {
-            ArrayPool<byte>.Shared.Return(body);
-        }
-    }
-
     /// <summary>The next message, or null at a clean end of stream (between frames).</summary>
     public static async ValueTask<T?> ReadMessageAsync<T>(PipeReader reader, MessageParser<T> parser, int maxMessageSize, CancellationToken ct)
         where T : class, IMessage<T>
@@ -127,7 +97,7 @@ public static class GrpcFraming
         BinaryPrimitives.WriteUInt32BigEndian(header[1..], (uint)size);
     }
 
-    private static int ReadHeader(ReadOnlySpan<byte> header, int maxMessageSize)
+    internal static int ReadHeader(ReadOnlySpan<byte> header, int maxMessageSize)
     {
         switch (header[0])
         {
@@ -142,11 +112,11 @@ public static class GrpcFraming
         return (int)length;
     }
 
-    private static T Parse<T>(MessageParser<T> parser, ReadOnlySequence<byte> bytes) where T : IMessage<T>
+    internal static T Parse<T>(MessageParser<T> parser, ReadOnlySequence<byte> bytes) where T : IMessage<T>
     {
         try { return parser.ParseFrom(bytes); }
         catch (InvalidProtocolBufferException e) { throw new RpcException(StatusCode.Internal, "Failed to deserialize the message: " + e.Message, e); }
     }
 
-    private static RpcException Incomplete() => new(StatusCode.Internal, "Incomplete message: the stream ended inside a frame.");
+    internal static RpcException Incomplete() => new(StatusCode.Internal, "Incomplete message: the stream ended inside a frame.");
 }

@@ -54,6 +54,10 @@ public sealed class HeldSnapshot(bool keepIpCache = true)
     {
         if (!Holds || delta.FromVersion != Version || delta.Node != Node)
             throw new InvalidOperationException($"delta {delta.Node} v{delta.FromVersion}->v{delta.Version} does not start from the held {Node} v{Version}");
+        // Most versions change nothing on most nodes: such a delta only moves the version.
+        if (delta.IpcacheRemoved.Count + delta.IpcacheAdded.Count + delta.EndpointsRemoved.Count + delta.EndpointsAdded.Count +
+            delta.PoliciesRemoved.Count + delta.PoliciesSet.Count + delta.EntriesRemoved.Count + delta.EntriesAdded.Count == 0)
+            return Finish(delta.Version, delta.ContentHash, []);
         foreach (var e in delta.IpcacheRemoved) RemoveIpCache(e);
         foreach (var e in delta.IpcacheAdded) AddIpCache(e);
         foreach (var e in delta.EndpointsRemoved) RemoveEndpoint(e.Id);

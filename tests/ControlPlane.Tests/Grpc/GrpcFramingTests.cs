@@ -48,6 +48,49 @@ public sealed class GrpcFramingTests
         Assert.Equal(sent, received);
     }
 
+    [Theory]
+    [InlineData(1)]      // a byte per read: every header and body split
+    [InlineData(7)]
+    [InlineData(4096)]   // several frames per read
+    public async Task Frames_read_from_a_stream_come_back_in_order_however_the_reads_cut_them(int bytesPerRead)
+    {
+        // Small messages, more of them in a row than the reader's buffer holds, and messages larger than it.
+        var sent = Enumerable.Range(1, 60).Select(v => v % 25 == 0 ? Large((ulong)v) : TestAgentSync.Snapshot("n", (ulong)v)).ToList();
+        var staging = new MemoryStream();
+        foreach (var message in sent) await GrpcFraming.WriteMessageAsync(staging, message, 1 << 20, TestToken);
+        Assert.Contains(sent, m => m.CalculateSize() > GrpcMessageReader.BufferSize);
+        Assert.True(sent.Take(24).Sum(m => m.CalculateSize()) > GrpcMessageReader.BufferSize);
+
+        var reader = new GrpcMessageReader(new TrickleStream(staging.ToArray(), bytesPerRead), 1 << 20);
+        var received = new List<SnapshotUpdate>();
+        while (await reader.ReadAsync(SnapshotUpdate.Parser, TestToken) is { } message)
+            received.Add(message);
+
+        Assert.Equal(sent, received);
+
+        static SnapshotUpdate Large(ulong version)
+        {
+            var update = TestAgentSync.Snapshot("n", version);
+            update.Snapshot.Rules.AddRange(Enumerable.Range(0, 200).Select(i => $"default/policy-{i}#ingress[0]"));
+            return update;
+        }
+    }
+
+    [Fact]
+    public async Task A_stream_that_ends_inside_a_frame_larger_than_the_buffer_is_INTERNAL()
+    {
+        var staging = new MemoryStream();
+        var large = new AckRequest { Error = new string('x', 3 * GrpcMessageReader.BufferSize) };
+        await GrpcFraming.WriteMessageAsync(staging, large, 1 << 20, TestToken);
+        var cut = staging.ToArray()[..^1];
+
+        var e = await Assert.ThrowsAsync<RpcException>(() =>
+            new GrpcMessageReader(new TrickleStream(cut, 100), 1 << 20).ReadAsync(AckRequest.Parser, TestToken).AsTask());
+
+        Assert.Equal(StatusCode.Internal, e.StatusCode);
+        Assert.Contains("Incomplete", e.Detail, StringComparison.Ordinal);
+    }
+
     [Fact]
     public async Task A_pipe_writer_frame_is_the_same_bytes_as_a_stream_frame()
     {
@@ -69,7 +112,7 @@ public sealed class GrpcFramingTests
         var header = new byte[] { 0, 0x01, 0x00, 0x00, 0x01 };   // 16 MiB + 1, and no body at all
 
         var e = await Assert.ThrowsAsync<RpcException>(() =>
-            GrpcFraming.ReadMessageAsync(new MemoryStream(header), AckRequest.Parser, GrpcProtocol.DefaultMaxMessageSize, TestToken).AsTask());
+            new GrpcMessageReader(new MemoryStream(header), GrpcProtocol.DefaultMaxMessageSize).ReadAsync(AckRequest.Parser, TestToken).AsTask());
 
         Assert.Equal(StatusCode.ResourceExhausted, e.StatusCode);
     }
@@ -94,7 +137,7 @@ public sealed class GrpcFramingTests
     public async Task A_malformed_frame_is_INTERNAL(byte[] bytes, string detailMentions)
     {
         var e = await Assert.ThrowsAsync<RpcException>(() =>
-            GrpcFraming.ReadMessageAsync(new MemoryStream(bytes), AckRequest.Parser, 1024, TestToken).AsTask());
+            new GrpcMessageReader(new MemoryStream(bytes), 1024).ReadAsync(AckRequest.Parser, TestToken).AsTask());
 
         Assert.Equal(StatusCode.Internal, e.StatusCode);
         Assert.Contains(detailMentions, e.Detail, StringComparison.Ordinal);
@@ -103,7 +146,7 @@ public sealed class GrpcFramingTests
     [Fact]
     public async Task An_empty_stream_is_a_clean_end_not_an_error()
     {
-        Assert.Null(await GrpcFraming.ReadMessageAsync(new MemoryStream(), AckRequest.Parser, 1024, TestToken));
+        Assert.Null(await new GrpcMessageReader(new MemoryStream(), 1024).ReadAsync(AckRequest.Parser, TestToken));
     }
 
     [Theory]
@@ -161,4 +204,13 @@ public sealed class GrpcFramingTests
     [InlineData(null, false)]
     public void Only_grpc_protobuf_content_types_are_accepted(string? contentType, bool accepted) =>
         Assert.Equal(accepted, GrpcProtocol.IsGrpcContentType(contentType));
+
+    /// <summary>A stream that hands out at most a few bytes per read, as a network stream may.</summary>
+    private sealed class TrickleStream(byte[] bytes, int bytesPerRead) : MemoryStream(bytes)
+    {
+        public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default) =>
+            base.ReadAsync(buffer[..Math.Min(buffer.Length, bytesPerRead)], cancellationToken);
+
+        public override int Read(byte[] buffer, int offset, int count) => base.Read(buffer, offset, Math.Min(count, bytesPerRead));
+    }
 }

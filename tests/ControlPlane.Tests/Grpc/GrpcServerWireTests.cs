@@ -62,7 +62,7 @@ public sealed class GrpcServerWireTests
 
         using var response = await SendAsync(server, "Watch", Frame(new WatchRequest { Node = "hold-w", LastAppliedVersion = 4 }));
         await using var body = await response.Content.ReadAsStreamAsync(TestToken);
-        var first = await GrpcFraming.ReadMessageAsync(body, SnapshotUpdate.Parser, 1 << 20, TestToken)
+        var first = await new GrpcMessageReader(body, 1 << 20).ReadAsync(SnapshotUpdate.Parser, TestToken)
             .AsTask().WaitAsync(TimeSpan.FromSeconds(5), TestToken);
 
         Assert.Equal(TestAgentSync.Snapshot("hold-w", 5), first);
