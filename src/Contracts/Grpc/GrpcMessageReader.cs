@@ -23,7 +23,7 @@ public sealed class GrpcMessageReader(Stream stream, int maxMessageSize)
             if (_end - _start >= GrpcFraming.HeaderSize)
             {
                 var length = GrpcFraming.ReadHeader(_buffer.AsSpan(_start, GrpcFraming.HeaderSize), maxMessageSize);
-                if (GrpcFraming.HeaderSize + length > BufferSize) return await ReadLargeAsync(parser, length, ct).ConfigureAwait(false);
+                if (length > BufferSize - GrpcFraming.HeaderSize) return await ReadLargeAsync(parser, length, ct).ConfigureAwait(false);
                 var frameEnd = _start + GrpcFraming.HeaderSize + length;
                 if (frameEnd <= _end)
                 {

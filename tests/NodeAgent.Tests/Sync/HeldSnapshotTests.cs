@@ -71,6 +71,20 @@ public sealed class HeldSnapshotTests
     }
 
     [Fact]
+    public void A_delta_that_changes_nothing_moves_the_version_and_still_checks_the_announced_hash()
+    {
+        var held = new HeldSnapshot();
+        var v1 = V1();
+        held.Apply(v1);
+        var hash = held.ContentHash;
+
+        Assert.True(held.Apply(new NodeSnapshotDelta { Node = "n", FromVersion = 1, Version = 2, ContentHash = hash }));
+        Assert.Equal((2ul, hash), (held.Version, held.ContentHash));
+        Assert.False(held.Apply(new NodeSnapshotDelta { Node = "n", FromVersion = 2, Version = 3, ContentHash = "another" }));
+        Assert.Throws<InvalidOperationException>(() => held.Apply(new NodeSnapshotDelta { Node = "n", FromVersion = 2, Version = 4, ContentHash = hash }));
+    }
+
+    [Fact]
     public void A_delta_from_a_version_the_agent_does_not_hold_is_refused()
     {
         var held = new HeldSnapshot();
