@@ -16,6 +16,7 @@ internal sealed class GrpcClientCall : IAsyncDisposable
     private readonly CancellationTokenSource _call;
     private HttpResponseMessage? _response;
     private GrpcMessageReader? _messages;
+    private CancellationTokenRegistration _resetOnCancel;
     private CallStatus? _status;
     private volatile bool _disposed;
 
@@ -42,6 +43,9 @@ internal sealed class GrpcClientCall : IAsyncDisposable
             if (!GrpcProtocol.IsGrpcContentType(_response.Content.Headers.ContentType?.ToString()))
                 throw new RpcException(StatusCode.Internal, $"Bad gRPC response. Invalid content-type: '{_response.Content.Headers.ContentType}'.");
             _messages = new GrpcMessageReader(await _response.Content.ReadAsStreamAsync(_call.Token).ConfigureAwait(false), _maxReceiveMessageSize);
+            // From here on the call's token resets the stream, which fails a read in progress at once: reads go to
+            // HttpClient without the token, which it would otherwise register and unregister on every read.
+            _resetOnCancel = _call.Token.UnsafeRegister(static call => ((GrpcClientCall)call!).Abort(), this);
         }
         catch (Exception e) when (e is not RpcException)
         {
@@ -55,7 +59,7 @@ internal sealed class GrpcClientCall : IAsyncDisposable
         if (_messages is null) return null;
         try
         {
-            var message = await _messages.ReadAsync(parser, _call.Token).ConfigureAwait(false);
+            var message = await _messages.ReadAsync(parser, CancellationToken.None).ConfigureAwait(false);
             if (message is null)
             {
                 Volatile.Write(ref _status, StatusFrom(_response!.TrailingHeaders)
@@ -91,6 +95,7 @@ internal sealed class GrpcClientCall : IAsyncDisposable
     public ValueTask DisposeAsync()
     {
         _disposed = true;
+        _resetOnCancel.Dispose();
         // Disposing a response whose stream is still open resets the HTTP/2 stream (RST_STREAM CANCEL).
         _response?.Dispose();
         _call.Dispose();

@@ -32,15 +32,11 @@ public sealed class GrpcDuplexCall<TRequest, TResponse> : IAsyncDisposable
     }
 
     /// <summary>
-    /// Once the call is established, the caller's token or the deadline resets the stream: a call that is only waiting
-    /// (no read or write pending) must end too, and the server must see it end.
+    /// Once the call is established, the caller's token or the deadline ends the request side too (the call resets its
+    /// stream itself): a write waiting for the request stream fails, and a call that is only waiting ends.
     /// </summary>
-    internal void AbortWhenCancelled() => _abortOnCancel = _call.Token.UnsafeRegister(static state =>
-    {
-        var call = (GrpcDuplexCall<TRequest, TResponse>)state!;
-        call._call.Abort();
-        call._request.Abort();
-    }, this);
+    internal void AbortWhenCancelled() =>
+        _abortOnCancel = _call.Token.UnsafeRegister(static state => ((GrpcDuplexCall<TRequest, TResponse>)state!)._request.Abort(), this);
 
     /// <summary>
     /// Sends one message, its flush queued behind it at once (a flush that failed fails the next write). After the server
@@ -71,10 +67,13 @@ public sealed class GrpcDuplexCall<TRequest, TResponse> : IAsyncDisposable
                     : await _request.Stream.WaitAsync(token).ConfigureAwait(false);
                 // The previous message's flush: done by now, unless the connection failed under it.
                 if (_flushed is { IsCompletedSuccessfully: false } flushed) await flushed.ConfigureAwait(false);
-                await GrpcFraming.WriteMessageAsync(stream, message, _maxSendMessageSize, token).ConfigureAwait(false);
+                // The call's own token resets the stream, which fails these at once: HttpClient gets only a token the
+                // call does not follow, as it registers the one it gets on every write and flush.
+                var caller = linked?.Token ?? CancellationToken.None;
+                await GrpcFraming.WriteMessageAsync(stream, message, _maxSendMessageSize, caller).ConfigureAwait(false);
                 // HttpClient queues the flush behind the message at once; waiting for its turn in the connection's
                 // writer would cost the caller another thread-pool hop per message, so the next write checks it instead.
-                _flushed = stream.FlushAsync(token);
+                _flushed = stream.FlushAsync(caller);
             }
         }
         catch (Exception e) when (e is not RpcException)

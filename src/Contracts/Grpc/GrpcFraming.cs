@@ -14,6 +14,9 @@ public static class GrpcFraming
 {
     public const int HeaderSize = 5;
 
+    // Kestrel's and the default pipe's block size: a larger frame is written across blocks, not into one large span.
+    private const int SmallFrame = 4096;
+
     /// <summary>
     /// Writes one frame with a single WriteAsync, from a pooled buffer: streams write a frame per message, and one
     /// write per frame keeps the header and the message in the same DATA frame. The caller flushes.
@@ -34,10 +37,22 @@ public static class GrpcFraming
         }
     }
 
-    /// <summary>Writes one frame into the pipe; the caller flushes (a stream flushes every message, a unary call once).</summary>
+    /// <summary>
+    /// Writes one frame into the pipe; the caller flushes (a stream flushes every message, a unary call once). A frame
+    /// that fits one block of the pipe's pool takes one span for header and message: a server fanning a version out
+    /// writes 1,000 small frames, and every span asked of a stream's pipe costs (a fresh block per message).
+    /// </summary>
     public static void WriteMessage(PipeWriter writer, IMessage message, int maxMessageSize)
     {
         var size = CheckSendSize(message, maxMessageSize);
+        if (HeaderSize + size <= SmallFrame)
+        {
+            var frame = writer.GetSpan(HeaderSize + size);
+            WriteHeader(frame, size);
+            message.WriteTo(frame.Slice(HeaderSize, size));
+            writer.Advance(HeaderSize + size);
+            return;
+        }
         WriteHeader(writer.GetSpan(HeaderSize), size);
         writer.Advance(HeaderSize);
         message.WriteTo((IBufferWriter<byte>)writer);

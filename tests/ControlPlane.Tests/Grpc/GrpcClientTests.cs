@@ -9,6 +9,7 @@ namespace Mesh.ControlPlane.Tests.Grpc;
 public sealed class GrpcClientTests
 {
     private const string Service = TestAgentSync.Service;
+    private static readonly TimeSpan Patience = TimeSpan.FromSeconds(5);
     private static CancellationToken TestToken => TestContext.Current.CancellationToken;
 
     [Fact]
@@ -122,7 +123,7 @@ public sealed class GrpcClientTests
         var received = 0;
         var clock = new Stopwatch();
 
-        await Assert.ThrowsAnyAsync<OperationCanceledException>(async () =>
+        var reading = Task.Run(async () =>
         {
             await foreach (var _ in server.Client().ServerStreamingAsync(Service, "Watch", new WatchRequest { Node = "hold-b" }, SnapshotUpdate.Parser, ct: cancel.Token))
             {
@@ -132,7 +133,10 @@ public sealed class GrpcClientTests
                     cancel.CancelAfter(50);   // while the next read is waiting on the server
                 }
             }
-        });
+        }, TestToken);
+
+        // A read the cancellation does not reach times out instead (TimeoutException), rather than hanging the run.
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => reading.WaitAsync(Patience, TestToken));
 
         Assert.InRange(clock.Elapsed, TimeSpan.Zero, TimeSpan.FromSeconds(2));
         var end = await server.Sync.EndOf("hold-b").WaitAsync(TimeSpan.FromSeconds(5), TestToken);

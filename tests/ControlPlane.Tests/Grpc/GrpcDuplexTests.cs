@@ -127,10 +127,34 @@ public sealed class GrpcDuplexTests
         var clock = Stopwatch.StartNew();
 
         cancel.CancelAfter(50);   // while the next read waits on the server
-        await Assert.ThrowsAnyAsync<OperationCanceledException>(async () => await replies.MoveNextAsync());
+        // A read the cancellation does not reach times out instead (TimeoutException), rather than hanging the run.
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => replies.MoveNextAsync().AsTask().WaitAsync(Patience, TestToken));
 
         Assert.InRange(clock.Elapsed, TimeSpan.Zero, TimeSpan.FromSeconds(2));
         Assert.True((await server.Sync.EndOf("echo-cancel").WaitAsync(Patience, TestToken)).ClientGone);
+    }
+
+    [Fact]
+    public async Task Cancelling_the_caller_token_ends_a_write_the_server_never_takes()
+    {
+        await using var server = await GrpcTestServer.StartAsync();
+        using var cancel = CancellationTokenSource.CreateLinkedTokenSource(TestToken);
+        await using var call = await EchoAsync(server.Client(), ct: cancel.Token);
+        await call.WriteAsync(Message("deaf-write", 1), TestToken);
+        // The handler reads nothing more: once the stream's flow-control window is full, a write waits for credit.
+        var large = new AckRequest { Node = "deaf-write", Error = new string('x', 64 * 1024) };
+        Task write;
+        var writes = 0;
+        do write = call.WriteAsync(large);   // no token of its own: only the call's token can end it
+        while (await Task.WhenAny(write, Task.Delay(500, TestToken)) == write && ++writes < 100);
+        Assert.False(write.IsCompleted, $"{writes} writes of 64 KB went through to a handler that reads nothing");
+        var clock = Stopwatch.StartNew();
+
+        await cancel.CancelAsync();
+
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => write.WaitAsync(Patience, TestToken));
+        Assert.InRange(clock.Elapsed, TimeSpan.Zero, TimeSpan.FromSeconds(2));
+        Assert.True((await server.Sync.EndOf("deaf-write").WaitAsync(Patience, TestToken)).TokenFired);
     }
 
     [Fact]

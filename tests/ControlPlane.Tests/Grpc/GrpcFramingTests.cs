@@ -91,11 +91,13 @@ public sealed class GrpcFramingTests
         Assert.Contains("Incomplete", e.Detail, StringComparison.Ordinal);
     }
 
-    [Fact]
-    public async Task A_pipe_writer_frame_is_the_same_bytes_as_a_stream_frame()
+    [Theory]
+    [InlineData(2)]      // one span of the pipe
+    [InlineData(500)]    // larger than a block of the pipe's pool: written across blocks
+    public async Task A_pipe_writer_frame_is_the_same_bytes_as_a_stream_frame(int ipcacheEntries)
     {
-        var message = TestAgentSync.Snapshot("n", 9);
-        var pipe = new Pipe();
+        var message = TestAgentSync.Snapshot("n", 9, ipcacheEntries);
+        var pipe = new Pipe(new PipeOptions(minimumSegmentSize: 4096));
         var stream = new MemoryStream();
 
         GrpcFraming.WriteMessage(pipe.Writer, message, 1 << 20);

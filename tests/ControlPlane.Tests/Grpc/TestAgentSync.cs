@@ -110,6 +110,11 @@ internal sealed class TestAgentSync
                 await TickWhileCountingAsync(node, requests, responses);
                 return;
             }
+            if (node.StartsWith("deaf", StringComparison.Ordinal))
+            {
+                await Task.Delay(Timeout.Infinite, context.CancellationToken);   // reads nothing more: the client's writes stall
+                return;
+            }
             await responses.WriteAsync(requests.Current);
             if (node.StartsWith("fail", StringComparison.Ordinal)) throw new RpcException(StatusCode.FailedPrecondition, FailureDetail(node));
             while (await requests.MoveNext()) await responses.WriteAsync(requests.Current);
