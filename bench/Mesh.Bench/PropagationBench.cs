@@ -21,7 +21,8 @@ namespace Mesh.Bench;
 /// SnapshotCompiler, AgentSyncService, gRPC server) run in this process on loopback, over the PostgreSQL event store
 /// (a database of its own, dropped afterwards) loaded with the compile rows' cluster; 1,000 simulated agents, in a
 /// process of their own (<see cref="SimulatedAgentsProcess"/>), hold real Sync calls, rebuild each delta into their
-/// held snapshot, check its content hash and ack on the call.
+/// held snapshot, check its content hash and ack on the call. Then <see cref="TransportFloor"/> measures the same calls
+/// with nothing behind them, so the row shows what the transport alone costs on this machine beside what Mesh adds.
 /// </summary>
 internal static class PropagationBench
 {
@@ -100,6 +101,7 @@ internal static class PropagationBench
         var after = await agents.CountsAsync();
         await agents.DisposeAsync();
         await app.StopAsync();
+        var floor = await TransportFloor.MeasureAsync(nodes, Connections, Changes);
 
         delays.Sort();
         answers.Sort();
@@ -118,6 +120,11 @@ internal static class PropagationBench
                 $"setup {setupSeconds:0} s (of which appending the {loadedEvents} events, one append per stream, {loadSeconds:0} s; " +
                 $"control plane heap {heapAfterSetup / (1 << 20)} MB after it)"),
             new("propagation.nodes", nodes, "nodes", "simulated agents: each rebuilds its snapshot from deltas, checks the content hash (ipcache held as its hash) and acks"),
+            new("propagation.floor_p50_ms", floor.P50, "ms",
+                $"the transport alone: the same {nodes} calls over {Connections} HTTP/2 connections, each round a version-only delta out per call and an ack straight back, " +
+                $"nothing else (TransportFloor: no compiler, store or held snapshots); {Changes} rounds after 1,000 unmeasured; wake → every ack; p99 {floor.P99:0.0} ms; " +
+                $"CPU per round: server {floor.ServerCpuMs:0.0} ms, agents {floor.AgentsCpuMs:0.0} ms"),
+            new("propagation.p50_over_floor", p50 / floor.P50, "x", "propagation p50 ÷ transport floor p50, both in this run: what the control plane and the agents add to the transport"),
         ];
     }
 

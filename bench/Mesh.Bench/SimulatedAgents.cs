@@ -24,17 +24,19 @@ internal sealed record AgentCounts(int Snapshots, int Deltas, int HashMismatches
 internal sealed class SimulatedAgentsProcess : IAsyncDisposable
 {
     public const string Mode = "--simulated-agents";
+    /// <summary>What the agents do with their call: <see cref="Sync"/> the control plane's, or <see cref="Echo"/> <see cref="TransportFloor"/>'s.</summary>
+    public const string Sync = "sync", Echo = "echo";
 
     private readonly Process _process;
     private bool _disposed;
 
     private SimulatedAgentsProcess(Process process) => _process = process;
 
-    /// <summary>Starts <paramref name="nodes"/> agents (node-0 …) syncing with the control plane at <paramref name="grpcPort"/>.</summary>
-    public static SimulatedAgentsProcess Start(int grpcPort, int nodes, int connections)
+    /// <summary>Starts <paramref name="nodes"/> agents (node-0 …) calling the server at <paramref name="grpcPort"/>.</summary>
+    public static SimulatedAgentsProcess Start(int grpcPort, int nodes, int connections, string calls = Sync)
     {
         var start = BenchProcess.Again(Mode, grpcPort.ToString(CultureInfo.InvariantCulture), nodes.ToString(CultureInfo.InvariantCulture),
-            connections.ToString(CultureInfo.InvariantCulture));
+            connections.ToString(CultureInfo.InvariantCulture), calls);
         (start.RedirectStandardInput, start.RedirectStandardOutput) = (true, true);
         // Each of 1,000 machines would keep its own pooled receive buffer; in one process, 1,000 streams receiving at
         // once overflow the shared array pool's default 32 buffers per core, and every message would allocate 16 KB.
@@ -81,11 +83,11 @@ internal sealed class SimulatedAgentsProcess : IAsyncDisposable
 
     private string ExitCode() => _process.HasExited ? _process.ExitCode.ToString(CultureInfo.InvariantCulture) : "still running";
 
-    /// <summary>The agents' side: <c>Mesh.Bench --simulated-agents GRPC_PORT NODES CONNECTIONS</c>.</summary>
+    /// <summary>The agents' side: <c>Mesh.Bench --simulated-agents GRPC_PORT NODES CONNECTIONS sync|echo</c>.</summary>
     public static async Task<int> RunAsync(string[] args)
     {
-        var (port, nodes, connections) = (int.Parse(args[1], CultureInfo.InvariantCulture), int.Parse(args[2], CultureInfo.InvariantCulture),
-            int.Parse(args[3], CultureInfo.InvariantCulture));
+        var (port, nodes, connections, echo) = (int.Parse(args[1], CultureInfo.InvariantCulture), int.Parse(args[2], CultureInfo.InvariantCulture),
+            int.Parse(args[3], CultureInfo.InvariantCulture), args[4] == Echo);
         using var stop = new CancellationTokenSource();
         // The calls share a few HTTP/2 connections: one connection per agent costs this one machine far more than it
         // would cost 1,000 (p50 40 ms when measured so).
@@ -95,7 +97,7 @@ internal sealed class SimulatedAgentsProcess : IAsyncDisposable
             BaseAddress = new Uri($"http://127.0.0.1:{port}"), Timeout = Timeout.InfiniteTimeSpan,
         })).ToList();
         var agents = Enumerable.Range(0, nodes).Select(i => new SimulatedAgent($"node-{i}", clients[i % clients.Count])).ToList();
-        var running = agents.Select(a => Task.Run(() => a.RunAsync(stop.Token))).ToList();
+        var running = agents.Select(a => Task.Run(() => echo ? a.EchoAsync(stop.Token) : a.RunAsync(stop.Token))).ToList();
         while (await Console.In.ReadLineAsync() is { } command)
         {
             if (command == "collect") GC.Collect(2, GCCollectionMode.Forced, blocking: true, compacting: true);
@@ -151,5 +153,19 @@ internal sealed class SimulatedAgent(string node, GrpcClient grpc)
             catch (OperationCanceledException) when (ct.IsCancellationRequested) { return; }
             catch (Exception e) when (e is RpcException or HttpRequestException or IOException) { await Task.Delay(100, CancellationToken.None); }
         }
+    }
+
+    /// <summary>The same call against <see cref="TransportFloor"/>: every delta acked at once, without applying it.</summary>
+    public async Task EchoAsync(CancellationToken ct)
+    {
+        try
+        {
+            await using var call = await grpc.DuplexStreamingAsync<SyncRequest, SnapshotUpdate>(TransportFloor.Service, TransportFloor.Method, SnapshotUpdate.Parser, ct: ct);
+            await call.WriteAsync(new SyncRequest { Watch = new WatchRequest { Node = node } }, ct);
+            await foreach (var update in call.ReadAllAsync())
+                await call.WriteAsync(new SyncRequest { Ack = new AckRequest { Version = update.Delta.Version, Outcome = AckOutcome.Applied } }, ct);
+        }
+        catch (OperationCanceledException) when (ct.IsCancellationRequested) { }
+        catch (RpcException) when (ct.IsCancellationRequested) { }
     }
 }
