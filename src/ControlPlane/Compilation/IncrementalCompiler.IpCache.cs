@@ -96,9 +96,19 @@ public sealed partial class IncrementalCompiler
             if (now is not null) added.Add(now);
         }
         _ipBeforeCommit.Clear();
-        added.Sort((a, b) => new IpCacheKey(a.Cidr).CompareTo(new IpCacheKey(b.Cidr)));
-        removed.Sort((a, b) => new IpCacheKey(a.Cidr).CompareTo(new IpCacheKey(b.Cidr)));
-        return (added, removed);
+        return (InKeyOrder(added), InKeyOrder(removed));
+    }
+
+    /// <summary>
+    /// The entries in ipcache order, each CIDR parsed once: a full compile adds 50,000 of them, and parsing both sides
+    /// of every comparison was a tenth of it.
+    /// </summary>
+    private static List<IpCacheEntry> InKeyOrder(List<IpCacheEntry> entries)
+    {
+        var keys = entries.Select(e => new IpCacheKey(e.Cidr)).ToArray();
+        var sorted = entries.ToArray();
+        Array.Sort(keys, sorted);
+        return [.. sorted];
     }
 
     /// <summary>The content hash of a node as of the last commit.</summary>

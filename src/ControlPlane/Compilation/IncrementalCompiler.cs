@@ -107,7 +107,9 @@ public sealed partial class IncrementalCompiler
         if (identity != PolicyEntryKey.AnyPeer) Repeer(identity, oldPeerLabels, labels);
         if (old is null && PeerResolver.IsClusterLabelIdentity(identity))
         {
-            _cluster = null;
+            // A new array, inserted in order: compiles in flight keep reading the one they took, and rebuilding it
+            // from every identity was a tenth of a new identity's commit.
+            if (_cluster is { } cluster) _cluster = WithIdentity(cluster, identity);
             _compileDirty.UnionWith(_clusterUsers);
         }
     }
@@ -327,6 +329,18 @@ public sealed partial class IncrementalCompiler
     /// <summary>Entity.Cluster: every label identity of the cluster and the reserved ones inside it.</summary>
     private uint[] ClusterIdentities => _cluster ??=
         _identities.Keys.Where(PeerResolver.IsClusterLabelIdentity).Concat(PeerResolver.ClusterReserved).Distinct().Order().ToArray();
+
+    private static uint[] WithIdentity(uint[] sorted, uint identity)
+    {
+        var at = Array.BinarySearch(sorted, identity);
+        if (at >= 0) return sorted;
+        at = ~at;
+        var grown = new uint[sorted.Length + 1];
+        sorted.AsSpan(0, at).CopyTo(grown);
+        grown[at] = identity;
+        sorted.AsSpan(at).CopyTo(grown.AsSpan(at + 1));
+        return grown;
+    }
 
     private List<SelectingSpec> SelectingSpecs(IdentityState state) =>
         state.SelectedBy.Select(s => { var p = _policies[s.Policy]; return new SelectingSpec(p, s.Index, p.Specs[s.Index]); }).ToList();
