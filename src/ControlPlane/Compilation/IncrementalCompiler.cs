@@ -107,8 +107,8 @@ public sealed partial class IncrementalCompiler
         if (identity != PolicyEntryKey.AnyPeer) Repeer(identity, oldPeerLabels, labels);
         if (old is null && PeerResolver.IsClusterLabelIdentity(identity))
         {
-            // A new array, inserted in order: compiles in flight keep reading the one they took, and rebuilding it
-            // from every identity was a tenth of a new identity's commit.
+            // A new array with the identity inserted in order (one handed out is never changed): rebuilding it from
+            // every identity cost about half a millisecond of each new identity's commit at 6,000 identities.
             if (_cluster is { } cluster) _cluster = WithIdentity(cluster, identity);
             _compileDirty.UnionWith(_clusterUsers);
         }
