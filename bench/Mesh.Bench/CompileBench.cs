@@ -80,16 +80,15 @@ internal static class CompileBench
         [
             new("compile.full_s", fullSeconds, "s",
                 $"{scale}: every identity's policy ({entries:N0} entries, {first.IdentitiesCompiled:N0} compiles) and every node's content hash; target ≤ 2 s"),
-            new("compile.policy_change_p50_ms", Percentile(policyChange, 0.50), "ms",
+            new("compile.policy_change_p50_ms", Measure.Percentile(policyChange, 0.50), "ms",
                 $"{Changes} changes of one policy, incremental recompute + commit; median {Median(touchedNodes)} nodes changed"),
-            new("compile.policy_change_p99_ms", Percentile(policyChange, 0.99), "ms", "target ≤ 20 ms; Cilium's policy implementation delay p99 317-530 ms at this size"),
-            new("compile.new_identity_p99_ms", Percentile(newIdentity, 0.99), "ms",
-                $"{Changes} new identities with their first endpoint (every node's ipcache moves); p50 {Percentile(newIdentity, 0.50):0.##} ms"),
+            new("compile.policy_change_p99_ms", Measure.Percentile(policyChange, 0.99), "ms", "target ≤ 20 ms; Cilium's policy implementation delay p99 317-530 ms at this size"),
+            new("compile.new_identity_p99_ms", Measure.Percentile(newIdentity, 0.99), "ms",
+                $"{Changes} new identities with their first endpoint (every node's ipcache moves); p50 {Measure.Percentile(newIdentity, 0.50):0.##} ms"),
             new("compile.memory_mb", heapMb, "MB",
                 $"managed heap held by the compiled state; one node snapshot materialized on demand in {materializeMs:0} ms, equal to the full compile"),
         ];
     }
 
-    private static double Percentile(List<double> sorted, double p) => sorted[Math.Min(sorted.Count - 1, (int)Math.Ceiling(p * sorted.Count) - 1)];
     private static int Median(List<int> values) => values.Order().ElementAt(values.Count / 2);
 }

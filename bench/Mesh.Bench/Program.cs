@@ -97,6 +97,9 @@ namespace Mesh.Bench
 
     internal static class Measure
     {
+        /// <summary>The value at fraction <paramref name="p"/> of an ascending list (nearest rank).</summary>
+        public static double Percentile(List<double> sorted, double p) => sorted[Math.Min(sorted.Count - 1, (int)Math.Ceiling(p * sorted.Count) - 1)];
+
         /// <summary>Runs body repeatedly on <paramref name="workers"/> tasks for <paramref name="duration"/>; returns operations per second.</summary>
         public static async Task<double> RateAsync(int workers, TimeSpan duration, Func<int, Task> body)
         {

@@ -105,14 +105,14 @@ internal static class PropagationBench
 
         delays.Sort();
         answers.Sort();
-        var p50 = Percentile(delays, 0.50);
-        var p99 = Percentile(delays, 0.99);
+        var p50 = Measure.Percentile(delays, 0.50);
+        var p99 = Measure.Percentile(delays, 0.99);
         var scale = $"{nodes} agents (real gRPC Sync calls over loopback, {Connections} HTTP/2 clients, in a process of their own), {ClusterScale.Namespaces * ClusterScale.PoliciesPerNamespace} policies, 6,000 identities, {ClusterScale.EndpointCount} endpoints";
         return
         [
             new("propagation.p50_ms", p50, "ms",
                 $"{Changes} policy changes via PUT /v1/policies (after {warmUp} unmeasured, until neither process had compiled a method for {QuietRounds} changes): API answer → every node acked; {scale}; target ≤ 10 ms, Cilium's p50 9 ms; " +
-                $"the API answers once the change is stored, readable and compiled: PUT p50 {Percentile(answers, 0.50):0.0} ms, p99 {Percentile(answers, 0.99):0.0} ms; " +
+                $"the API answers once the change is stored, readable and compiled: PUT p50 {Measure.Percentile(answers, 0.50):0.0} ms, p99 {Measure.Percentile(answers, 0.99):0.0} ms; " +
                 cost.Describe(Changes)),
             new("propagation.p99_ms", p99, "ms",
                 $"target ≤ 100 ms, Cilium's p99 317-530 ms; control plane in-process on the PostgreSQL event store, ClusterState caught up from its log; " +
@@ -159,8 +159,6 @@ internal static class PropagationBench
         response.EnsureSuccessStatusCode();
         return System.Text.Json.JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement.GetProperty("version").GetInt64();
     }
-
-    private static double Percentile(List<double> sorted, double p) => sorted[Math.Min(sorted.Count - 1, (int)Math.Ceiling(p * sorted.Count) - 1)];
 
     /// <summary>
     /// The cluster as events, appended the way the API's command handlers would write them: each aggregate in its own

@@ -72,10 +72,8 @@ internal sealed class TransportFloor(int nodes)
             await app.StopAsync();
         }
         delays.Sort();
-        return (Percentile(delays, 0.50), Percentile(delays, 0.99), serverCpu.TotalMilliseconds / rounds, agentsCpu.TotalMilliseconds / rounds);
+        return (Measure.Percentile(delays, 0.50), Measure.Percentile(delays, 0.99), serverCpu.TotalMilliseconds / rounds, agentsCpu.TotalMilliseconds / rounds);
     }
-
-    private static double Percentile(List<double> sorted, double p) => sorted[Math.Min(sorted.Count - 1, (int)Math.Ceiling(p * sorted.Count) - 1)];
 
     /// <summary>Wakes every call for the next round; the timestamp of the last ack.</summary>
     private async Task<long> RoundAsync()

@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using Mesh.Contracts.Identity;
 
 namespace Mesh.ControlPlane.Compilation;
@@ -106,9 +107,8 @@ public sealed partial class IncrementalCompiler
     private static List<IpCacheEntry> InKeyOrder(List<IpCacheEntry> entries)
     {
         var keys = entries.Select(e => new IpCacheKey(e.Cidr)).ToArray();
-        var sorted = entries.ToArray();
-        Array.Sort(keys, sorted);
-        return [.. sorted];
+        keys.AsSpan().Sort(CollectionsMarshal.AsSpan(entries));
+        return entries;
     }
 
     /// <summary>The content hash of a node as of the last commit.</summary>
