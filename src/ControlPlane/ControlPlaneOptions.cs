@@ -13,7 +13,7 @@ public sealed class ControlPlaneOptions
     public int GrpcPort { get; set; } = 7081;
     /// <summary>Address the other replicas and agents reach this one at. Default: <see cref="Listen"/>.</summary>
     public string? Advertise { get; set; }
-    /// <summary>Sharing the aggregates with the other replicas (--member-id, --shards, --lease-ttl seconds).</summary>
+    /// <summary>Sharing the aggregates with the other replicas (--member-id, --shards, --lease-ttl and --passivate-after seconds).</summary>
     public Cluster.ClusterOptions Cluster { get; set; } = new();
 
     /// <summary>An identity no endpoint has used for this long is released (--identity-grace seconds). Default 15 min.</summary>
@@ -34,6 +34,8 @@ public sealed class ControlPlaneOptions
         if (int.TryParse(config["shards"] ?? config["MESH_SHARDS"], out var shards)) cluster = cluster with { Shards = shards };
         if (double.TryParse(config["lease-ttl"] ?? config["MESH_LEASE_TTL"], System.Globalization.CultureInfo.InvariantCulture, out var ttl))
             cluster = cluster with { LeaseTtl = TimeSpan.FromSeconds(ttl), HeartbeatInterval = TimeSpan.FromSeconds(Math.Min(1, ttl / 5)) };
+        if (double.TryParse(config["passivate-after"] ?? config["MESH_PASSIVATE_AFTER"], System.Globalization.CultureInfo.InvariantCulture, out var idle) && idle > 0)
+            cluster = cluster with { PassivateAfter = TimeSpan.FromSeconds(idle) };
         o.Cluster = cluster;
         if (double.TryParse(config["identity-grace"] ?? config["MESH_IDENTITY_GRACE"], System.Globalization.CultureInfo.InvariantCulture, out var grace))
             o.IdentityGrace = TimeSpan.FromSeconds(grace);

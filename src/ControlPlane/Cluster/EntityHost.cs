@@ -11,12 +11,18 @@ public sealed class NotShardOwner(int shard) : Exception($"this member does not 
     public int Shard { get; } = shard;
 }
 
+/// <summary>The entity of an aggregate stopped on a fault outside any one command; the commands queued behind it
+/// fail with this at once (the API answers 503), and the next command starts a fresh entity from the log.</summary>
+public sealed class EntityFailed(string streamId, Exception cause)
+    : Exception($"the entity of {streamId} stopped ({cause.GetType().Name}: {cause.Message}); retry: the next command starts it again from the log", cause);
+
 /// <summary>
 /// The aggregates of the shards this member owns, each an entity: a mailbox, its state in memory, one command at a
 /// time. An entity loads its state on its first command (the newest snapshot, then the stream's events after it),
 /// appends under its shard's lease (the fencing token), and is dropped from memory after
 /// <see cref="ClusterOptions.PassivateAfter"/> without a command. When the shard's lease moves, the entity finishes
 /// the command at hand and stops; commands still queued are refused as <see cref="NotShardOwner"/> and go to the new owner.
+/// However an entity's loop ends, the entity leaves the host with it: a command never waits on a loop that is gone.
 /// </summary>
 public sealed partial class EntityHost
 {
@@ -24,13 +30,14 @@ public sealed partial class EntityHost
     private readonly SnapshotStore _snapshots;
     private readonly ClusterMember _member;
     private readonly ClusterOptions _options;
+    private readonly TimeProvider _time;
     private readonly ILogger<EntityHost> _log;
     private readonly Dictionary<string, IEntity> _entities = new(StringComparer.Ordinal);
     private readonly Lock _gate = new();
 
-    public EntityHost(IEventStore store, SnapshotStore snapshots, ClusterMember member, ClusterOptions options, ILogger<EntityHost> log)
+    public EntityHost(IEventStore store, SnapshotStore snapshots, ClusterMember member, ClusterOptions options, TimeProvider time, ILogger<EntityHost> log)
     {
-        (_store, _snapshots, _member, _options, _log) = (store, snapshots, member, options, log);
+        (_store, _snapshots, _member, _options, _time, _log) = (store, snapshots, member, options, time, log);
         member.ShardsLost = StopShardsAsync;
     }
 
@@ -68,15 +75,28 @@ public sealed partial class EntityHost
         await Task.WhenAll(stopping.Select(e => e.Completion));
     }
 
+    /// <summary>Drops an entity that had no command for <see cref="ClusterOptions.PassivateAfter"/>, unless one arrived
+    /// meanwhile: commands are posted under the same lock, so none can slip into a mailbox that is closing.</summary>
     private bool TryPassivate(IEntity entity)
     {
         lock (_gate)
         {
             if (!entity.IsIdle) return false;
-            if (_entities.TryGetValue(entity.StreamId, out var current) && current == entity) _entities.Remove(entity.StreamId);
-            entity.Complete();
+            UnregisterLocked(entity);
             return true;
         }
+    }
+
+    /// <summary>The end of every entity's loop, whatever ended it: it leaves the host and takes no more commands.</summary>
+    private void Unregister(IEntity entity)
+    {
+        lock (_gate) UnregisterLocked(entity);
+    }
+
+    private void UnregisterLocked(IEntity entity)
+    {
+        if (_entities.TryGetValue(entity.StreamId, out var current) && current == entity) _entities.Remove(entity.StreamId);
+        entity.Complete();
     }
 
     private interface IEntity
@@ -91,6 +111,8 @@ public sealed partial class EntityHost
     private sealed record Work<TCommand, TEvent>(TCommand Command, CommandContext Context, CancellationToken Ct)
     {
         public TaskCompletionSource<CommandResult<TEvent>> Reply { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public void Fail(Exception e) => Reply.TrySetException(e);
     }
 
     private sealed class Entity<TCommand, TEvent, TState> : IEntity where TCommand : class where TEvent : class
@@ -114,26 +136,44 @@ public sealed partial class EntityHost
         public string StreamId { get; }
         public int Shard { get; }
         public Task Completion { get; }
-        public bool IsIdle => _mailbox.Reader.Count == 0;
+        // TryPeek, not Count: a single-reader channel cannot count its items.
+        public bool IsIdle => !_mailbox.Reader.TryPeek(out _);
         public void Complete() => _mailbox.Writer.TryComplete();
 
         public void Post(Work<TCommand, TEvent> work)
         {
-            if (!_mailbox.Writer.TryWrite(work)) work.Reply.TrySetException(new NotShardOwner(Shard));
+            if (!_mailbox.Writer.TryWrite(work)) work.Fail(new NotShardOwner(Shard));
         }
 
         private async Task RunAsync()
         {
+            try
+            {
+                while (await NextCommandsAsync())
+                    while (_mailbox.Reader.TryRead(out var work)) await HandleAsync(work);
+            }
+            catch (Exception e)
+            {
+                // A fault outside any one command (HandleAsync answers those): nothing may wait on this loop again.
+                _host.LogEntityFailed(e, StreamId);
+                _host.Unregister(this);
+                while (_mailbox.Reader.TryRead(out var queued)) queued.Fail(new EntityFailed(StreamId, e));
+                return;
+            }
+            _host.Unregister(this);
+        }
+
+        /// <summary>Waits for commands; false once the entity stops (its shard moved, or it was idle long enough).</summary>
+        private async Task<bool> NextCommandsAsync()
+        {
             while (true)
             {
-                bool open;
-                using (var idle = new CancellationTokenSource(_host._options.PassivateAfter))
+                using var idle = new CancellationTokenSource(_host._options.PassivateAfter, _host._time);
+                try { return await _mailbox.Reader.WaitToReadAsync(idle.Token); }
+                catch (OperationCanceledException) when (idle.IsCancellationRequested)
                 {
-                    try { open = await _mailbox.Reader.WaitToReadAsync(idle.Token); }
-                    catch (OperationCanceledException) { open = true; if (_host.TryPassivate(this)) continue; }
+                    if (_host.TryPassivate(this)) return false;
                 }
-                if (!open) return;
-                while (_mailbox.Reader.TryRead(out var work)) await HandleAsync(work);
             }
         }
 
@@ -149,7 +189,7 @@ public sealed partial class EntityHost
                 // Whatever went wrong (lost lease, database away, a refused command), the next command starts from
                 // the log again rather than from state that may not match it.
                 if (e is not DomainRuleViolation) _loadedAtEpoch = null;
-                work.Reply.TrySetException(e is LeaseLost ? new NotShardOwner(Shard) : e);
+                work.Fail(e is LeaseLost ? new NotShardOwner(Shard) : e);
             }
         }
 
@@ -208,6 +248,9 @@ public sealed partial class EntityHost
             catch (Exception e) { _host.LogSnapshotFailed(e, StreamId); }   // only a shortcut: the log has everything
         }
     }
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "the entity of {StreamId} stopped on a fault; its queued commands fail and the next command starts it again")]
+    private partial void LogEntityFailed(Exception e, string streamId);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "storing a snapshot of {StreamId} failed")]
     private partial void LogSnapshotFailed(Exception e, string streamId);

@@ -5,8 +5,8 @@ namespace Mesh.ControlPlane.Commands;
 
 /// <summary>
 /// Commands that fail for reasons the caller can act on become problem details: a command the aggregate's state
-/// refuses is 409; a shard without a reachable owner, or a database that is away or restarting, is 503 (retry).
-/// Anything else stays a 500.
+/// refuses is 409; a shard without a reachable owner, an entity that stopped on a fault, or a database that is away or
+/// restarting, is 503 (retry). Anything else stays a 500.
 /// </summary>
 public sealed class CommandErrors(IProblemDetailsService problems) : IExceptionHandler
 {
@@ -16,6 +16,7 @@ public sealed class CommandErrors(IProblemDetailsService problems) : IExceptionH
         {
             DomainRuleViolation => (StatusCodes.Status409Conflict, "The command cannot be applied to the current state; nothing was changed"),
             ShardUnavailable => (StatusCodes.Status503ServiceUnavailable, "The control plane cannot reach the owner of this object right now; retry (repeating a command is safe)"),
+            EntityFailed => (StatusCodes.Status503ServiceUnavailable, "The object's entity stopped on a fault before it took this command; retry (repeating a command is safe)"),
             Npgsql.NpgsqlException { IsTransient: true } => (StatusCodes.Status503ServiceUnavailable,
                 "The control plane cannot reach its database (PostgreSQL) right now; retry (repeating a command is safe)"),
             _ => (0, ""),
