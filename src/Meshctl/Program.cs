@@ -11,6 +11,7 @@ var root = new RootCommand("meshctl: apply label-based network policies, watch n
 {
     GlobalOptions.Server,
     GlobalOptions.Output,
+    GlobalOptions.JsonFlag,
     PolicyCommands.Build(),
     InventoryCommands.Endpoint(),
     InventoryCommands.Identity(),

@@ -27,17 +27,19 @@ public static partial class PolicyParser
         ["name", "namespace", "labels", "annotations", "uid", "resourceVersion", "generation", "creationTimestamp", "managedFields"];
 
     /// <param name="defaultNamespace">Namespace for a namespaced policy whose metadata names none.</param>
-    public static PolicyParseResult Parse(string text, string? defaultNamespace = null)
+    /// <param name="firstLine">The line of its file the text starts on (one document of several), so a syntax error
+    /// names the line a person finds in their editor.</param>
+    public static PolicyParseResult Parse(string text, string? defaultNamespace = null, int firstLine = 1)
     {
         var reader = new YamlFields();
-        var root = Load(text, reader);
+        var root = Load(text, reader, firstLine);
         var policy = root is null ? null : Document(root, defaultNamespace, reader);
         return reader.Errors.Count == 0 && policy is not null
             ? new PolicyParseResult(policy, [])
             : new PolicyParseResult(null, reader.Errors);
     }
 
-    private static YamlNode? Load(string text, YamlFields reader)
+    private static YamlNode? Load(string text, YamlFields reader, int firstLine)
     {
         var stream = new YamlStream();
         try
@@ -46,7 +48,14 @@ public static partial class PolicyParser
         }
         catch (YamlException e)
         {
-            reader.Error("", $"not valid YAML or JSON (line {e.Start.Line}, column {e.Start.Column}): {InnermostMessage(e)}");
+            reader.Error("", $"not valid YAML or JSON (line {e.Start.Line + firstLine - 1}, column {e.Start.Column}): {InnermostMessage(e)}");
+            return null;
+        }
+        catch (InvalidOperationException)
+        {
+            // YamlDotNet's scanner fails this way, without a position, when the text ends inside a flow collection.
+            var lastLine = text.TrimEnd().Count(c => c == '\n') + firstLine;
+            reader.Error("", $"not valid YAML or JSON (line {lastLine}): the document ends inside an unclosed '{{' or '['");
             return null;
         }
         switch (stream.Documents.Count)

@@ -14,15 +14,29 @@ public static class GlobalOptions
         DefaultValueFactory = _ => Environment.GetEnvironmentVariable("MESH_SERVER") ?? "http://127.0.0.1:7080",
     };
 
-    public static readonly Option<string> Output = new("--output", "-o")
+    public static readonly Option<string> Output = CreateOutput();
+
+    /// <summary>Short for <c>-o json</c>, as scripts often spell it.</summary>
+    public static readonly Option<bool> JsonFlag = new("--json")
     {
-        Description = "Output format: table (for people) or json (for machines)",
+        Description = "Same as -o json",
         Recursive = true,
-        DefaultValueFactory = _ => "table",
     };
+
+    private static Option<string> CreateOutput()
+    {
+        var output = new Option<string>("--output", "-o")
+        {
+            Description = "Output format: table (for people) or json (for machines)",
+            Recursive = true,
+            DefaultValueFactory = _ => "table",
+        };
+        output.AcceptOnlyFromAmong("table", "json");
+        return output;
+    }
 
     public static MeshApiClient ClientFrom(ParseResult parse) =>
         MeshApiClient.Create(new Uri(parse.GetValue(Server)!.TrimEnd('/') + "/"));
 
-    public static bool Json(ParseResult parse) => string.Equals(parse.GetValue(Output), "json", StringComparison.OrdinalIgnoreCase);
+    public static bool Json(ParseResult parse) => parse.GetValue(JsonFlag) || parse.GetValue(Output) == "json";
 }

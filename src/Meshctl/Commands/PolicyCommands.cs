@@ -1,4 +1,5 @@
 using System.CommandLine;
+using Mesh.Contracts.Api;
 using Mesh.Contracts.Policies;
 using Mesh.Meshctl.Cli;
 using Spectre.Console;
@@ -6,7 +7,7 @@ using Spectre.Console;
 namespace Mesh.Meshctl.Commands;
 
 /// <summary>meshctl policy apply|get|list|delete|wait.</summary>
-public static class PolicyCommands
+public static partial class PolicyCommands
 {
     public static Command Build()
     {
@@ -55,27 +56,31 @@ public static class PolicyCommands
     private static Command Apply()
     {
         var file = new Option<FileSystemInfo>("--filename", "-f") { Description = "A policy file, or a directory of them (*.yaml, *.yml, *.json); - reads stdin", Required = true };
-        var cmd = new Command("apply", "Create or replace policies from files; prints the version that holds each") { file, Namespace };
+        var cmd = new Command("apply", "Create or replace policies from files; prints the version that holds each. " +
+            "Every document is checked first: if any is invalid, none is applied") { file, Namespace };
         cmd.SetAction((parse, ct) => Output.GuardAsync(async () =>
         {
-            var client = GlobalOptions.ClientFrom(parse);
-            var failed = 0;
-            foreach (var (source, text) in Documents(parse.GetValue(file)!))
+            var documents = Documents(parse.GetValue(file)!)
+                .Select(d => (d.Source, d.Text, Parsed: PolicyParser.Parse(d.Text, parse.GetValue(Namespace), d.FirstLine))).ToList();
+            var invalid = documents.Where(d => !d.Parsed.Ok).ToList();
+            foreach (var (source, _, parsed) in invalid)
             {
-                var parsed = PolicyParser.Parse(text, parse.GetValue(Namespace));
-                if (!parsed.Ok)
-                {
-                    failed++;
-                    AnsiConsole.MarkupLine($"[red]✗[/] {Output.Esc(source)}: invalid, nothing applied");
-                    foreach (var e in parsed.Errors) AnsiConsole.MarkupLine($"    {Output.Esc(e.Path)}: {Output.Esc(e.Message)}");
-                    continue;
-                }
+                AnsiConsole.MarkupLine($"[red]✗[/] {Output.Esc(source)}: invalid");
+                foreach (var e in parsed.Errors)
+                    AnsiConsole.MarkupLine(e.Path.Length == 0 ? $"    {Output.Esc(e.Message)}" : $"    {Output.Esc(e.Path)}: {Output.Esc(e.Message)}");
+            }
+            if (invalid.Count > 0)
+                return Output.Error($"{invalid.Count} of {documents.Count} documents invalid; nothing applied (fix them and apply again)");
+
+            var client = GlobalOptions.ClientFrom(parse);
+            foreach (var (_, text, parsed) in documents)
+            {
                 var p = parsed.Policy!;
                 var result = await client.ApplyPolicyAsync(p.Kind == PolicyKind.CiliumClusterwideNetworkPolicy ? null : p.Namespace ?? parse.GetValue(Namespace)!, p.Name, text, ct);
                 if (GlobalOptions.Json(parse)) Output.WriteJson(result);
                 else AnsiConsole.MarkupLine($"[green]✓[/] {Output.Esc(p.KindAndName)} {(result.Changed ? "applied" : "unchanged")} at v{result.Version}");
             }
-            return failed == 0 ? 0 : 1;
+            return 0;
         }));
         return cmd;
     }
@@ -134,25 +139,41 @@ public static class PolicyCommands
     private static Command Wait()
     {
         var timeout = new Option<string>("--timeout") { Description = "Give up after this long (e.g. 30s, 2m)", DefaultValueFactory = _ => "60s" };
-        var cmd = new Command("wait", "Wait until every node has acknowledged the newest version; non-zero on timeout") { timeout };
+        var cmd = new Command("wait", "Wait until every node has acknowledged the newest version; non-zero on timeout, naming the nodes behind and why") { timeout };
         cmd.SetAction((parse, ct) => Output.GuardAsync(async () =>
         {
             var client = GlobalOptions.ClientFrom(parse);
             var target = (await client.StatusAsync(ct)).Version;
+            // Said at once, not after the timeout: a node whose agent is away cannot catch up until it is back.
+            foreach (var away in (await client.ListNodesAsync(ct)).Where(n => n.AckedVersion < target && !n.Connected))
+                AnsiConsole.MarkupLine($"[yellow]![/] {Output.Esc(Behind(away))}; waiting for it to reconnect");
             var ok = await client.WaitForConvergenceAsync(target, Output.ParseDuration(parse.GetValue(timeout)!), ct);
             var nodes = await client.ListNodesAsync(ct);
-            var behind = nodes.Where(n => n.AckedVersion < target).Select(n => $"{n.Node} at v{n.AckedVersion}{(n.LastError is null ? "" : $" ({n.LastError})")}");
             if (ok) { AnsiConsole.MarkupLine($"[green]✓[/] {nodes.Count}/{nodes.Count} nodes at v{target} or newer"); return 0; }
-            return Output.Error($"timed out waiting for v{target}: {string.Join(", ", behind)}");
+            var behind = nodes.Where(n => n.AckedVersion < target).ToList();
+            return Output.Error($"timed out waiting for v{target}: {behind.Count}/{nodes.Count} nodes behind: {string.Join("; ", behind.Select(Behind))}");
         }));
         return cmd;
+    }
+
+    /// <summary>Where a node stands and why it is behind, in words an operator can act on.</summary>
+    internal static string Behind(NodeView node)
+    {
+        var why = node switch
+        {
+            { Connected: false } => $"its agent is not connected{(node.AckedAt is { } at ? $" (last ack {at:u})" : "")}; start it (a lab node: meshctl lab agent start {node.Node})",
+            { LastError: { } error } => $"the agent could not apply {error}",
+            _ => "its agent is connected and applying",
+        };
+        return $"{node.Node} at v{node.AckedVersion}: {why}";
     }
 
     internal static (string Namespace, string Name) Split(string id) =>
         id.Split('/') is [var ns, var name] ? (ns, name) : ("default", id);
 
-    /// <summary>Every document in a file (split at YAML '---' lines), or in every policy file of a directory.</summary>
-    private static IEnumerable<(string Source, string Text)> Documents(FileSystemInfo input)
+    /// <summary>Every document in a file (split at YAML '---' lines), or in every policy file of a directory, with the
+    /// line of its file it starts on. A file of several documents names each one: "policies.yaml#2".</summary>
+    private static IEnumerable<(string Source, string Text, int FirstLine)> Documents(FileSystemInfo input)
     {
         var files = input.Name == "-" ? [("stdin", Console.In.ReadToEnd())]
             : input is DirectoryInfo dir
@@ -163,9 +184,23 @@ public static class PolicyCommands
                 : throw new FileNotFoundException($"{input.FullName}: no such file or directory");
         foreach (var (name, text) in files)
         {
-            var docs = System.Text.RegularExpressions.Regex.Split(text, @"^---\s*$", System.Text.RegularExpressions.RegexOptions.Multiline)
-                .Where(d => d.Split('\n').Any(l => l.Trim().Length > 0 && !l.TrimStart().StartsWith('#'))).ToList();
-            for (var i = 0; i < docs.Count; i++) yield return (docs.Count > 1 ? $"{name}#{i + 1}" : name, docs[i]);
+            var docs = SplitDocuments(text).Where(d => d.Text.Split('\n').Any(l => l.Trim().Length > 0 && !l.TrimStart().StartsWith('#'))).ToList();
+            for (var i = 0; i < docs.Count; i++) yield return (docs.Count > 1 ? $"{name}#{i + 1}" : name, docs[i].Text, docs[i].FirstLine);
         }
     }
+
+    private static IEnumerable<(string Text, int FirstLine)> SplitDocuments(string text)
+    {
+        var lines = text.Split('\n');
+        var start = 0;
+        for (var i = 0; i <= lines.Length; i++)
+        {
+            if (i < lines.Length && !DocumentSeparator().IsMatch(lines[i])) continue;
+            yield return (string.Join('\n', lines[start..i]), start + 1);
+            start = i + 1;
+        }
+    }
+
+    [System.Text.RegularExpressions.GeneratedRegex(@"^---\s*$")]
+    private static partial System.Text.RegularExpressions.Regex DocumentSeparator();
 }

@@ -302,6 +302,21 @@ public sealed class PolicyParserTests
     }
 
     [Fact]
+    public void A_document_ending_inside_an_unclosed_flow_mapping_is_refused_with_a_line_not_thrown()
+    {
+        var result = PolicyParser.Parse("apiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\nmetadata: { name: broken\nspec: {}\n", firstLine: 7);
+        var error = Assert.Single(result.Errors);
+        Assert.Equal("not valid YAML or JSON (line 10): the document ends inside an unclosed '{' or '['", error.Message);
+    }
+
+    [Fact]
+    public void A_syntax_error_names_the_line_of_the_file_the_document_starts_in()
+    {
+        var result = PolicyParser.Parse("apiVersion: cilium.io/v2\nkind: [unclosed\n", firstLine: 20);   // found at the end: its line 3
+        Assert.StartsWith("not valid YAML or JSON (line 22,", Assert.Single(result.Errors).Message);
+    }
+
+    [Fact]
     public void Malformed_json_is_refused()
     {
         var result = PolicyParser.Parse("{\"apiVersion\": \"cilium.io/v2\", \"kind\": ");
