@@ -30,9 +30,13 @@ ensure_deps() {
   mountpoint -q /sys/fs/bpf 2>/dev/null || mount -t bpf bpf /sys/fs/bpf 2>/dev/null || true
 }
 
+# Prints each project as it is built: the first build takes minutes (restoring packages included).
 build() {
-  say "building"
-  dotnet build "$ROOT/Mesh.sln" -c Release -nologo -v q -clp:"ErrorsOnly;NoSummary" >&2 || die "build failed"
+  say "building (the first build restores packages and takes a few minutes)"
+  if ! dotnet build "$ROOT/Mesh.sln" -c Release -nologo -v m -clp:"NoSummary" -tl:off 2>&1 \
+      | sed -un 's#^ *\([A-Za-z.]*\) -> .*#    built \1#p; /error/p' >&2; then
+    die "build failed"
+  fi
 }
 
 bin_dir() { echo "$ROOT/src/$1/bin/Release/net10.0"; }

@@ -121,7 +121,7 @@ internal static class LabUpDownCommands
         AnsiConsole.Write(table);
         if (result.State.Nodes.All(n => n.Agent is null))
             Output.Info("[grey]no agents run: nothing enforces policy in this lab[/]");
-        Output.Info("next: [bold]meshctl lab pod add default/web --labels app=web[/]");
+        Output.Info("next: [bold]meshctl lab pod add default/frontend --labels app=frontend[/]");
     }
 
     public static string Tail(string? file)

@@ -15,12 +15,14 @@ public sealed record ProbeResult(bool Connected, string Detail, TimeSpan Elapsed
 /// </summary>
 public static class Prober
 {
+    /// <summary>How long an established connection may take to echo: the server is a process that a busy machine may
+    /// not schedule for a while, and the datapath's verdict was already given at the handshake.</summary>
+    private static readonly TimeSpan EchoBudget = TimeSpan.FromSeconds(10);
+
     public static async Task<ProbeResult> ProbeAsync(
         string fromNetns, IPAddress to, int port, LabProtocol protocol, TimeSpan timeout, CancellationToken ct = default)
     {
         var clock = Stopwatch.StartNew();
-        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(ct);
-        deadline.CancelAfter(timeout);
         var nonce = $"mesh-probe {Guid.NewGuid():N}";
         try
         {
@@ -29,14 +31,19 @@ public static class Prober
                 ? new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp)
                 : new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp));
             var target = new IPEndPoint(to, port);
+            if (protocol == LabProtocol.Tcp && !await ConnectedWithinAsync(socket, target, timeout, ct))
+                return new ProbeResult(false, $"timeout after {timeout.TotalMilliseconds:0} ms", clock.Elapsed);
+            using var deadline = CancellationTokenSource.CreateLinkedTokenSource(ct);
+            deadline.CancelAfter(protocol == LabProtocol.Tcp ? EchoBudget : timeout);
             var ok = protocol == LabProtocol.Tcp
-                ? await TcpRoundTrip(socket, target, nonce, deadline.Token)
+                ? await TcpEcho(socket, nonce, deadline.Token)
                 : await UdpRoundTrip(socket, target, nonce, deadline.Token);
             return new ProbeResult(ok, ok ? "connected" : "unexpected answer", clock.Elapsed);
         }
         catch (OperationCanceledException) when (!ct.IsCancellationRequested)
         {
-            return new ProbeResult(false, $"timeout after {timeout.TotalMilliseconds:0} ms", clock.Elapsed);
+            return new ProbeResult(false, protocol == LabProtocol.Tcp ? $"connected, but no echo within {EchoBudget.TotalSeconds:0} s"
+                : $"timeout after {timeout.TotalMilliseconds:0} ms", clock.Elapsed);
         }
         catch (SocketException e)
         {
@@ -48,9 +55,27 @@ public static class Prober
         }
     }
 
-    private static async Task<bool> TcpRoundTrip(Socket socket, IPEndPoint target, string nonce, CancellationToken ct)
+    /// <summary>
+    /// Whether the handshake completed within <paramref name="timeout"/>. The datapath judges a connection by its
+    /// handshake, in the kernel: what the socket's state is when the timeout passes is the verdict, however late a
+    /// busy machine lets this process look. A refused or reset connect throws.
+    /// </summary>
+    private static async Task<bool> ConnectedWithinAsync(Socket socket, IPEndPoint target, TimeSpan timeout, CancellationToken ct)
     {
-        await socket.ConnectAsync(target, ct);
+        var connect = socket.ConnectAsync(target, CancellationToken.None).AsTask();
+        if (await Task.WhenAny(connect, Task.Delay(timeout, ct)) == connect || socket.Poll(0, SelectMode.SelectWrite))
+        {
+            await connect;
+            return true;
+        }
+        ct.ThrowIfCancellationRequested();
+        socket.Dispose();   // ends the pending connect
+        await connect.ContinueWith(t => t.Exception, TaskScheduler.Default);
+        return false;
+    }
+
+    private static async Task<bool> TcpEcho(Socket socket, string nonce, CancellationToken ct)
+    {
         await socket.SendAsync(Encoding.UTF8.GetBytes(nonce + "\n"), SocketFlags.None, ct);
         var expected = nonce.Length + 1;
         var buffer = new byte[expected];

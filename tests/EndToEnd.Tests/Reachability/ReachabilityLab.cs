@@ -88,6 +88,14 @@ public sealed class ReachabilityLab : IAsyncLifetime
         return ReachabilityMatrix.FromProbes(probed);
     }
 
+    /// <summary>One probe with <c>meshctl lab probe -o json</c>: its outcome, its reason and how long it took.</summary>
+    public async Task<string> ProbeAsync(string from, string to, Probe probe)
+    {
+        var run = await MeshctlAsync("lab", "probe", from, to, "--port", probe.Port.ToString(CultureInfo.InvariantCulture), "--protocol", probe.Protocol,
+            "--timeout", probe.Protocol == "udp" ? UdpProbeTimeout : TcpProbeTimeout, "-o", "json");
+        return run.Stdout.Trim();
+    }
+
     public async ValueTask DisposeAsync()
     {
         try

@@ -38,6 +38,10 @@ public sealed class ReachabilityMatrix
         return matrix;
     }
 
+    /// <summary>The pairs on which two matrices disagree.</summary>
+    public IEnumerable<(string From, string To)> DifferencesFrom(ReachabilityMatrix other) =>
+        connects.Keys.Where(pair => connects[pair] != other.connects[pair]);
+
     /// <summary>Rows are sources, columns destinations; '.' connects, 'X' is dropped, '-' is the pod itself.</summary>
     public string Render()
     {
