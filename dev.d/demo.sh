@@ -1,13 +1,19 @@
 # ./dev demo: PostgreSQL, the control plane, one node agent and three lab pods; a label policy that visibly
 # allows and blocks real TCP in the kernel; flows printed. Exits non-zero if any verdict is not the expected one.
 
+# The demo runs beside whatever ./dev up started, never on it: a control plane of its own on a fresh database, its
+# own ports and a lab of its own, so what a user built by hand stays as it was and every run starts from nothing.
 DEMO_FAILURES=0
-DEMO_STARTED_CP=0
+CP_NAME=controlplane-demo
+CP_DB=mesh_demo
+API_PORT=${MESH_DEMO_API_PORT:-7180}
+GRPC_PORT=${MESH_DEMO_GRPC_PORT:-7181}
+export MESH_LAB=demo MESH_SERVER="http://127.0.0.1:$API_PORT"
 
 demo_cleanup() {
   say "cleaning up"
   meshctl lab down >/dev/null 2>&1 || true
-  if [ "$DEMO_STARTED_CP" = 1 ]; then cp_stop; fi
+  cp_stop
 }
 
 # expect FROM TO PORT allow|deny: probes real TCP and prints one table row.
@@ -22,10 +28,11 @@ expect() {
 demo() {
   [ "$(id -u)" = 0 ] || die "the demo creates network namespaces and loads BPF: run it as root"
   ensure_deps; build; pg_start
-  cp_running || DEMO_STARTED_CP=1
-  cp_start
   trap demo_cleanup EXIT
   meshctl lab down >/dev/null 2>&1 || true
+  cp_stop
+  pg_drop_database "$CP_DB"
+  cp_start
 
   say "a lab node with its agent, and three pods"
   meshctl lab up --nodes 1

@@ -60,6 +60,12 @@ pg_start() {
     || die "PostgreSQL did not start; see $data/server.log"
 }
 
+# Drops a database of the private server (a fresh start for the demo).
+pg_drop_database() {
+  runuser -u postgres -- "$PG_BIN/psql" -h 127.0.0.1 -p "$PG_PORT" -U postgres -q \
+    -c "DROP DATABASE IF EXISTS \"$1\" WITH (FORCE)" >/dev/null
+}
+
 pg_stop() {
   local data="$MESH_HOME/pg"
   [ -f "$data/PG_VERSION" ] || return 0
@@ -68,7 +74,11 @@ pg_stop() {
 
 meshctl() { "$ROOT/meshctl" "$@"; }
 
-cp_pidfile() { echo "$MESH_HOME/controlplane.pid"; }
+# The control plane of ./dev up is "controlplane" on database mesh; the demo runs one of its own beside it.
+CP_NAME=${CP_NAME:-controlplane}
+CP_DB=${CP_DB:-mesh}
+cp_pidfile() { echo "$MESH_HOME/$CP_NAME.pid"; }
+cp_log() { echo "$MESH_HOME/$CP_NAME.log"; }
 
 cp_running() { [ -f "$(cp_pidfile)" ] && kill -0 "$(cat "$(cp_pidfile)")" 2>/dev/null; }
 
@@ -76,15 +86,15 @@ cp_running() { [ -f "$(cp_pidfile)" ] && kill -0 "$(cat "$(cp_pidfile)")" 2>/dev
 cp_start() {
   if cp_running; then return 0; fi
   say "starting the control plane on 127.0.0.1:$API_PORT (gRPC $GRPC_PORT)"
-  nohup dotnet "$(bin_dir ControlPlane)/mesh-controlplane.dll" --pg="$(pg_conn mesh)" \
-    --api-port="$API_PORT" --grpc-port="$GRPC_PORT" >"$MESH_HOME/controlplane.log" 2>&1 &
+  nohup dotnet "$(bin_dir ControlPlane)/mesh-controlplane.dll" --pg="$(pg_conn "$CP_DB")" \
+    --api-port="$API_PORT" --grpc-port="$GRPC_PORT" >"$(cp_log)" 2>&1 &
   echo $! >"$(cp_pidfile)"
   for _ in $(seq 1 150); do
     if curl -fs "http://127.0.0.1:$API_PORT/v1/status" >/dev/null 2>&1; then return 0; fi
-    cp_running || { tail -20 "$MESH_HOME/controlplane.log" >&2; die "the control plane exited; log: $MESH_HOME/controlplane.log"; }
+    cp_running || { tail -20 "$(cp_log)" >&2; die "the control plane exited; log: $(cp_log)"; }
     sleep 0.2
   done
-  die "the control plane did not answer within 30 s; log: $MESH_HOME/controlplane.log"
+  die "the control plane did not answer within 30 s; log: $(cp_log)"
 }
 
 cp_stop() {
@@ -102,9 +112,9 @@ up() {
   cat >&2 <<MSG
 
 Mesh is up.
-  control plane  http://127.0.0.1:$API_PORT   (OpenAPI: /openapi/v1.json; log: $MESH_HOME/controlplane.log)
+  control plane  http://127.0.0.1:$API_PORT   (OpenAPI: /openapi/v1.json; log: $(cp_log))
   agent gRPC     http://127.0.0.1:$GRPC_PORT
-  PostgreSQL     $(pg_conn mesh)
+  PostgreSQL     $(pg_conn "$CP_DB")
 Try:  ./meshctl status      ./meshctl lab up      ./meshctl --help
 Stop: ./dev down
 MSG
