@@ -1,13 +1,11 @@
 using System.Text.Json;
-using Mesh.Contracts.Agent;
 using Mesh.Contracts.Api;
-using Mesh.Contracts.Grpc;
 using Mesh.Testing;
 
 namespace Mesh.ControlPlane.Tests.Nodes;
 
 /// <summary>
-/// A real control plane and an agent's Sync call made by hand: what the node acknowledges about its endpoints shows
+/// A real control plane and a node agent made by hand: what the node acknowledges about its endpoints shows
 /// in GET /v1/nodes and, per endpoint, in GET /v1/endpoints.
 /// </summary>
 public sealed class EndpointStatusApiTests : IAsyncLifetime
@@ -35,15 +33,11 @@ public sealed class EndpointStatusApiTests : IAsyncLifetime
         Assert.All(before.Values, s => Assert.Equal(EndpointReadiness.Pending, s.State));
         Assert.Contains($"{Node} has acknowledged no version yet", before["shop/db"].Reason);
 
-        await using var call = await GrpcClient.Create(_cp.Grpc).DuplexStreamingAsync<SyncRequest, SnapshotUpdate>(
-            "mesh.agent.v1.AgentSync", "Sync", SnapshotUpdate.Parser, ct: Ct);
-        await call.WriteAsync(new SyncRequest { Watch = new WatchRequest { Node = Node } }, Ct);
-        await using var updates = call.ReadAllAsync().GetAsyncEnumerator(Ct);
-        Assert.True(await updates.MoveNextAsync());
-        var version = updates.Current.Snapshot.Version;
+        await using var agent = await HandMadeAgent.ConnectAsync(_cp.Grpc, Node, Ct);
+        var version = agent.Version;
         Assert.True((long)version >= registered);
 
-        await call.WriteAsync(Ack(version, ("shop/db", DbReason)), Ct);
+        await agent.AckAsync(version, ("shop/db", DbReason));
         var waiting = await UntilAsync(s => s["shop/db"].State == EndpointReadiness.WaitingForInterface);
         Assert.Equal(new EndpointStatus(EndpointReadiness.WaitingForInterface, DbReason), waiting["shop/db"]);
         Assert.Equal(new EndpointStatus(EndpointReadiness.Ready), waiting["shop/web"]);
@@ -53,7 +47,7 @@ public sealed class EndpointStatusApiTests : IAsyncLifetime
             Assert.Contains(json.RootElement.EnumerateArray(), e => e.GetProperty("status").GetProperty("state").GetString() == "waiting-for-interface");
 
         // The interface appeared: the node acks the same version again, with nothing waiting.
-        await call.WriteAsync(Ack(version), Ct);
+        await agent.AckAsync(version);
         var ready = await UntilAsync(s => s["shop/db"].State == EndpointReadiness.Ready);
         Assert.Equal(new EndpointStatus(EndpointReadiness.Ready), ready["shop/web"]);
         Assert.Empty(Assert.Single(await _cp.Client.ListNodesAsync(Ct)).WaitingEndpoints!);
@@ -63,14 +57,6 @@ public sealed class EndpointStatusApiTests : IAsyncLifetime
         var pending = (await StatusesAsync())["shop/db"];
         Assert.Equal(EndpointReadiness.Pending, pending.State);
         Assert.Contains($"{Node} enforces v{version}; this registration is v{relabelled}", pending.Reason);
-        await call.CompleteRequestAsync();
-    }
-
-    private static SyncRequest Ack(ulong version, params (string Id, string Reason)[] waiting)
-    {
-        var ack = new AckRequest { Node = Node, Version = version, Outcome = AckOutcome.Applied };
-        ack.WaitingEndpoints.AddRange(waiting.Select(w => new WaitingEndpoint { Id = w.Id, Reason = w.Reason }));
-        return new SyncRequest { Ack = ack };
     }
 
     private async Task<Dictionary<string, EndpointStatus>> StatusesAsync() =>
