@@ -47,13 +47,24 @@ public sealed partial class LinkWatcher : IDisposable
     public ChannelReader<LinkChange> Changes => changes.Reader;
 
     /// <summary>Starts following the interfaces of <paramref name="netns"/> (null: this process's own namespace).</summary>
-    public static LinkWatcher Start(string? netns) => new(NetworkNamespace.Run(netns, Open));
+    public static LinkWatcher Start(string? netns)
+    {
+        // Only the raw socket is made inside the namespace. The first socket objects of a process (a SafeSocketHandle
+        // will do) start .NET's socket threads, which would stay in that namespace, and every later connection with them.
+        var handle = new SafeSocketHandle(NetworkNamespace.Run(netns, Open), ownsHandle: true);
+        try { return new LinkWatcher(new Socket(handle)); }
+        catch
+        {
+            handle.Dispose();
+            throw;
+        }
+    }
 
-    private static Socket Open()
+    /// <returns>the socket's file descriptor, bound to the link announcements</returns>
+    private static int Open()
     {
         var fd = SocketCall(AfNetlink, SockRaw | SockCloexec, NetlinkRoute);
         if (fd < 0) throw new IOException($"socket(AF_NETLINK, NETLINK_ROUTE): errno {Marshal.GetLastPInvokeError()}");
-        var handle = new SafeSocketHandle(fd, ownsHandle: true);
         // struct sockaddr_nl { sa_family_t nl_family; unsigned short nl_pad; __u32 nl_pid; __u32 nl_groups; }, pid 0: the kernel picks one.
         var address = new byte[12];
         BinaryPrimitives.WriteUInt16LittleEndian(address, AfNetlink);
@@ -61,10 +72,10 @@ public sealed partial class LinkWatcher : IDisposable
         if (BindCall(fd, address, address.Length) != 0)
         {
             var errno = Marshal.GetLastPInvokeError();
-            handle.Dispose();
+            CloseCall(fd);
             throw new IOException($"bind(AF_NETLINK, RTMGRP_LINK): errno {errno}");
         }
-        return new Socket(handle);
+        return fd;
     }
 
     private async Task ReadAsync()
@@ -141,4 +152,7 @@ public sealed partial class LinkWatcher : IDisposable
 
     [LibraryImport("libc", EntryPoint = "bind", SetLastError = true)]
     private static partial int BindCall(int fd, byte[] address, int length);
+
+    [LibraryImport("libc", EntryPoint = "close")]
+    private static partial int CloseCall(int fd);
 }

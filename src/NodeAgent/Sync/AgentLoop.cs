@@ -156,7 +156,7 @@ public sealed class AgentLoop(AgentOptions options, IDatapath datapath, IReadOnl
             ack = Applied(snapshot.Version);
             await log.WriteLineAsync($"{(reapply ? "re-applied the enforced" : "applied")} v{snapshot.Version} ({snapshot.Endpoints.Count} endpoints, {snapshot.Policies.Sum(p => p.Entries.Count)} entries) {cause} in {clock.Elapsed.TotalMilliseconds:0.0} ms");
             if (waiting.Count > 0)
-                await log.WriteLineAsync($"v{snapshot.Version}: {waiting.Count} endpoints wait for their interface: {string.Join("; ", waiting.Select(w => $"{w.Id}: {w.Reason}"))}");
+                await log.WriteLineAsync($"v{snapshot.Version}: {waiting.Count} endpoint(s) wait for their interface: {string.Join("; ", waiting.Select(w => $"{w.Id}: {w.Reason}"))}");
         }
         catch (Exception e) when (e is DatapathException or FormatException or OverflowException)
         {
