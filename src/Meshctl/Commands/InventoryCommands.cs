@@ -37,8 +37,8 @@ public static class InventoryCommands
     };
 
     private static string WaitingHint(int waiting) =>
-        $"[yellow]{waiting} endpoint(s) wait for their interface[/]: their node enforces everything else, and each of them as soon as its " +
-        "interface appears there. An endpoint whose pod is gone should be deleted (DELETE /v1/endpoints/NS/NAME, or `meshctl lab pod delete NS/NAME` in the lab).";
+        $"[yellow]{waiting} endpoint(s) wait for their interface[/]: their node enforces the rest of its version, and each of them once its " +
+        "interface appears. Delete the endpoint of a pod that is gone (DELETE /v1/endpoints/NS/NAME; in the lab, `meshctl lab pod delete NS/NAME`).";
 
     public static Command Identity()
     {
