@@ -108,7 +108,7 @@ public sealed partial class LinkWatcher : IDisposable
 
     /// <summary>The RTM_NEWLINK and RTM_DELLINK messages of one datagram: nlmsghdr, ifinfomsg, then attributes, each
     /// 4-byte aligned; the name is the IFLA_IFNAME attribute.</summary>
-    internal static List<LinkChange> Parse(ReadOnlySpan<byte> datagram)
+    private static List<LinkChange> Parse(ReadOnlySpan<byte> datagram)
     {
         var found = new List<LinkChange>();
         while (datagram.Length >= NlmsgHeaderLength)

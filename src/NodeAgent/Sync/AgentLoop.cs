@@ -63,9 +63,9 @@ public sealed class AgentLoop(AgentOptions options, IDatapath datapath, IReadOnl
                 await log.WriteLineAsync($"syncing with control plane replica {replica.Address} from v{watch.LastAppliedVersion}");
                 await using var call = await replica.Client.DuplexStreamingAsync<SyncRequest, SnapshotUpdate>(Service, "Sync", SnapshotUpdate.Parser, ct: ct);
                 await call.WriteAsync(new SyncRequest { Watch = watch }, ct);
-                await OpenedAsync(call, ct);
                 try
                 {
+                    await OpenedAsync(call, ct);
                     await foreach (var update in call.ReadAllAsync())
                     {
                         backoff = FirstBackoff;
