@@ -1,5 +1,6 @@
 using Mesh.NodeAgent.Datapath;
 using Mesh.NodeAgent.Flows;
+using Mesh.NodeAgent.Netns;
 using Mesh.NodeAgent.Sync;
 
 // mesh-agent: one per node. Loads the datapath (adopting what is pinned), then follows the control plane.
@@ -13,8 +14,10 @@ AppDomain.CurrentDomain.ProcessExit += (_, _) => stop.Cancel();
 
 var datapathOptions = new BpfDatapathOptions { Netns = options.Netns, PinRoot = options.PinRoot, Log = Console.Error.WriteLine };
 using var datapath = BpfDatapath.Open(options.BpfObject is { } obj ? datapathOptions with { ObjectPath = obj } : datapathOptions);
+// Watching before the first apply: an interface that appears after that apply looked for it is never missed.
+using var links = LinkWatcher.Start(options.Netns);
 Console.WriteLine($"mesh-agent {options.Node}: datapath loaded (pins {options.PinRoot}, enforcing v{datapath.AppliedVersion}); control plane replicas {string.Join(", ", options.ControlPlaneReplicas)}");
 var flows = new FlowLog(options.Node, FlowLog.PathFor(options.StateDir)).RunAsync(datapath, stop.Token);
-await new AgentLoop(options, datapath, [.. options.ControlPlaneReplicas.Select(ControlPlaneReplica.Connect)], Console.Out).RunAsync(stop.Token);
+await new AgentLoop(options, datapath, [.. options.ControlPlaneReplicas.Select(ControlPlaneReplica.Connect)], Console.Out, links.Changes).RunAsync(stop.Token);
 await flows;
 return 0;

@@ -1,3 +1,5 @@
+using System.Text.Json.Serialization;
+
 namespace Mesh.Contracts.Api;
 
 // The REST API's resources as they travel over the wire (JSON, camelCase). The control plane serves them,
@@ -30,20 +32,42 @@ public sealed record EndpointRegistration(
 /// <summary>A named port of an endpoint: name (IANA service name), port 1-65535, protocol TCP (the default), UDP or SCTP.</summary>
 public sealed record EndpointPort(string Name, int Port, string? Protocol = null);
 
+/// <summary><paramref name="Status"/>: where the endpoint stands on its node, as that node's agent last reported.</summary>
 public sealed record EndpointView(
     string Namespace, string Name, string Node, string Ip, string Interface,
     IReadOnlyDictionary<string, string> Labels, IReadOnlyDictionary<string, string> NamespaceLabels,
-    uint Identity, long Version, IReadOnlyList<EndpointPort>? Ports = null);
+    uint Identity, long Version, IReadOnlyList<EndpointPort>? Ports = null, EndpointStatus? Status = null);
+
+/// <summary>An endpoint's enforcement on its node; <paramref name="Reason"/> says why it is not ready (null when it is).</summary>
+public sealed record EndpointStatus(EndpointReadiness State, string? Reason = null);
+
+[JsonConverter(typeof(JsonStringEnumConverter<EndpointReadiness>))]
+public enum EndpointReadiness
+{
+    /// <summary>Its node has not acknowledged a version holding the endpoint as registered (yet, or it failed to apply it).</summary>
+    [JsonStringEnumMemberName("pending")] Pending,
+    /// <summary>Its node enforces its policy on its interface.</summary>
+    [JsonStringEnumMemberName("ready")] Ready,
+    /// <summary>Its node enforces the version, but the endpoint's interface is missing there: it is enforced once the interface appears.</summary>
+    [JsonStringEnumMemberName("waiting-for-interface")] WaitingForInterface,
+}
 
 public sealed record EndpointRegistered(string Namespace, string Name, uint Identity, long Version);
 
 public sealed record IdentityView(uint Identity, IReadOnlyList<string> Labels, long Version);
 
-/// <summary>Convergence of one node: the newest version compiled for it and the newest it acknowledged.</summary>
-/// <summary><paramref name="Addresses"/>: what the node's agent registered; other nodes see them as remote-node.</summary>
+/// <summary>
+/// Convergence of one node: the newest version compiled for it and the newest it acknowledged.
+/// <paramref name="Addresses"/>: what the node's agent registered; other nodes see them as remote-node.
+/// <paramref name="WaitingEndpoints"/>: endpoints of the acknowledged version the node does not enforce yet, because
+/// their interface is missing there; the rest of the version is enforced.
+/// </summary>
 public sealed record NodeView(
     string Node, long ProducedVersion, long AckedVersion, DateTimeOffset? AckedAt, bool Connected,
-    string? LastError, int Endpoints, IReadOnlyList<string>? Addresses = null);
+    string? LastError, int Endpoints, IReadOnlyList<string>? Addresses = null, IReadOnlyList<WaitingEndpointView>? WaitingEndpoints = null);
+
+/// <summary>An endpoint ("namespace/name") waiting for its interface on its node, and what the node said about it.</summary>
+public sealed record WaitingEndpointView(string Endpoint, string Reason);
 
 public sealed record StatusView(long Version, int Policies, int Endpoints, int Identities, int Nodes, string GrpcAddress);
 

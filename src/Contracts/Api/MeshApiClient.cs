@@ -98,6 +98,20 @@ public sealed class MeshApiClient(HttpClient http)
         }
     }
 
+    /// <summary>Waits until <paramref name="node"/> has acknowledged <paramref name="version"/> or newer; false when
+    /// <paramref name="timeout"/> passes first, or at once when no agent of the node is connected to wait for.</summary>
+    public async Task<bool> WaitForNodeAsync(string node, long version, TimeSpan timeout, CancellationToken ct = default)
+    {
+        var deadline = DateTime.UtcNow + timeout;
+        while (true)
+        {
+            var view = (await ListNodesAsync(ct)).FirstOrDefault(n => n.Node == node);
+            if (view?.AckedVersion >= version) return true;
+            if (view is not { Connected: true } || DateTime.UtcNow >= deadline) return false;
+            await Task.Delay(100, ct);
+        }
+    }
+
     private async Task<T> SendAsync<T>(HttpMethod method, string path, HttpContent? content, CancellationToken ct)
     {
         using var response = await SendRawAsync(method, path, content, ct);

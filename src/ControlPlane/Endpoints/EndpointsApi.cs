@@ -5,6 +5,7 @@ using System.Text.RegularExpressions;
 using Mesh.ControlPlane.Cluster;
 using Mesh.ControlPlane.Commands;
 using Mesh.ControlPlane.Identities;
+using Mesh.ControlPlane.Nodes;
 using Mesh.ControlPlane.State;
 using Mesh.Contracts.Api;
 using Mesh.Contracts.Labels;
@@ -54,11 +55,24 @@ public static partial class EndpointsApi
         return TypedResults.Ok(new EndpointRegistered(body.Namespace, body.Name, identity, position.Value));
     }
 
-    private static Ok<EndpointView[]> ListEndpoints(ClusterState state) =>
+    private static Ok<EndpointView[]> ListEndpoints(ClusterState state, NodeTracker nodes) =>
         TypedResults.Ok(state.Current.Endpoints.Values.Select(e => new EndpointView(
             e.Spec.Namespace, e.Spec.Name, e.Spec.Node, e.Spec.Ip, e.Spec.Interface, e.Spec.Labels, e.Spec.NamespaceLabels,
             e.Identity, e.Version.Value,
-            e.Spec.Ports.Select(p => new EndpointPort(p.Name, p.Port, p.Protocol.ToString().ToUpperInvariant())).ToArray())).ToArray());
+            e.Spec.Ports.Select(p => new EndpointPort(p.Name, p.Port, p.Protocol.ToString().ToUpperInvariant())).ToArray(),
+            StatusOn(nodes.Get(e.Spec.Node), e))).ToArray());
+
+    /// <summary>
+    /// The endpoint as its node reported it: pending until the node acknowledged a version holding this registration
+    /// (the registration's own version or a later one), then ready, unless that version left it waiting for its interface.
+    /// </summary>
+    private static EndpointStatus StatusOn(NodeReport node, EndpointRecord e) =>
+        node.AckedVersion < e.Version.Value
+            ? new(EndpointReadiness.Pending, node.AckedVersion == 0
+                ? $"{e.Spec.Node} has acknowledged no version yet (is its agent running?)"
+                : $"{e.Spec.Node} enforces v{node.AckedVersion}; this registration is v{e.Version.Value}{(node.LastError is { } error ? $" ({error})" : "")}")
+        : node.WaitingEndpoints.TryGetValue(e.Id, out var reason) ? new(EndpointReadiness.WaitingForInterface, reason)
+        : new(EndpointReadiness.Ready);
 
     private static async Task<Results<Ok<WriteResult>, NotFound>> DeleteEndpoint(
         string ns, string name, HttpContext http, CommandRouter router, ClusterState state, SnapshotCompiler compiler, TimeProvider clock, CancellationToken ct)

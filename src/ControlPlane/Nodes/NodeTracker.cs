@@ -1,8 +1,20 @@
 using System.Collections.Concurrent;
+using System.Collections.Immutable;
 
 namespace Mesh.ControlPlane.Nodes;
 
-/// <summary>What each node's agent reported: the newest version it acknowledged, when, and whether it is watching.</summary>
+/// <summary>
+/// What a node's agent last reported: the newest version it acknowledged and when, whether it is watching, the error
+/// of a version it could not apply, and the endpoints of the acknowledged version that wait for their interface
+/// (endpoint id → reason).
+/// </summary>
+public sealed record NodeReport(long AckedVersion, DateTimeOffset? AckedAt, bool Connected, string? LastError,
+    ImmutableSortedDictionary<string, string> WaitingEndpoints)
+{
+    public static readonly NodeReport None = new(0, null, false, null, ImmutableSortedDictionary.Create<string, string>(StringComparer.Ordinal));
+}
+
+/// <summary>What each node's agent reported, as acks arrive on its Sync call.</summary>
 public sealed class NodeTracker(TimeProvider clock)
 {
     private sealed class Entry
@@ -11,6 +23,8 @@ public sealed class NodeTracker(TimeProvider clock)
         public DateTimeOffset? AckedAt;
         public int Watchers;
         public string? LastError;
+        public long FailedVersion;
+        public ImmutableSortedDictionary<string, string> Waiting = NodeReport.None.WaitingEndpoints;
     }
 
     private readonly ConcurrentDictionary<string, Entry> _nodes = new(StringComparer.Ordinal);
@@ -24,27 +38,42 @@ public sealed class NodeTracker(TimeProvider clock)
     /// <summary>Raised when a node acknowledges a newer version than it had (node, version): convergence observers.</summary>
     public event Action<string, long>? VersionAcknowledged;
 
-    /// <summary>Versions only move forward: an ack older than the newest one acknowledged changes nothing but the error.</summary>
-    public void Acked(string node, long version, bool applied, string? error)
+    /// <summary>
+    /// Versions only move forward. An applied ack newer than the newest acknowledged moves the node to it with its
+    /// waiting endpoints; one of the same version (the agent acks again when they change, and at the start of every
+    /// call) replaces the waiting endpoints; an older one changes nothing. A failed ack records its error, which the
+    /// first applied ack of that version or a newer one clears.
+    /// </summary>
+    /// <param name="waiting">applied acks only: endpoint id → why it waits for its interface</param>
+    public void Acked(string node, long version, bool applied, string? error, IReadOnlyDictionary<string, string> waiting)
     {
         var entry = _nodes.GetOrAdd(node, _ => new());
         var advanced = false;
         lock (entry)
         {
-            entry.LastError = applied ? null : $"v{version}: {error}";
-            if (applied && version > entry.AckedVersion)
+            if (!applied)
             {
-                entry.AckedVersion = version;
-                entry.AckedAt = clock.GetUtcNow();
-                advanced = true;
+                entry.LastError = $"v{version}: {error}";
+                entry.FailedVersion = version;
+            }
+            else if (version >= entry.AckedVersion)
+            {
+                advanced = version > entry.AckedVersion;
+                if (advanced)
+                {
+                    entry.AckedVersion = version;
+                    entry.AckedAt = clock.GetUtcNow();
+                }
+                entry.Waiting = waiting.ToImmutableSortedDictionary(StringComparer.Ordinal);
+                if (version >= entry.FailedVersion) entry.LastError = null;
             }
         }
         if (advanced) VersionAcknowledged?.Invoke(node, version);
     }
 
-    public (long AckedVersion, DateTimeOffset? AckedAt, bool Connected, string? LastError) Get(string node)
+    public NodeReport Get(string node)
     {
-        if (!_nodes.TryGetValue(node, out var e)) return (0, null, false, null);
-        lock (e) return (e.AckedVersion, e.AckedAt, e.Watchers > 0, e.LastError);
+        if (!_nodes.TryGetValue(node, out var e)) return NodeReport.None;
+        lock (e) return new NodeReport(e.AckedVersion, e.AckedAt, e.Watchers > 0, e.LastError, e.Waiting);
     }
 }

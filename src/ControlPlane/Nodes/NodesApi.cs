@@ -27,9 +27,10 @@ public static class NodesApi
         return endpoints.Keys.Union(tracker.Nodes, StringComparer.Ordinal).Union(view.Nodes.Keys, StringComparer.Ordinal).Order(StringComparer.Ordinal)
             .Select(node =>
             {
-                var (acked, at, connected, error) = tracker.Get(node);
-                return new NodeView(node, view.Position.Value, acked, at, connected, error,
-                    endpoints.GetValueOrDefault(node), view.Nodes.GetValueOrDefault(node)?.Addresses ?? []);
+                var report = tracker.Get(node);
+                return new NodeView(node, view.Position.Value, report.AckedVersion, report.AckedAt, report.Connected, report.LastError,
+                    endpoints.GetValueOrDefault(node), view.Nodes.GetValueOrDefault(node)?.Addresses ?? [],
+                    [.. report.WaitingEndpoints.Select(w => new WaitingEndpointView(w.Key, w.Value))]);
             }).ToArray();
     }
 }

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using Mesh.Contracts.Api;
 using Mesh.Meshctl.Cli;
 using Spectre.Console;
 
@@ -9,20 +10,35 @@ public static class InventoryCommands
 {
     public static Command Endpoint()
     {
-        var list = new Command("list", "List endpoints with their node, address, labels and identity");
+        var list = new Command("list", "List endpoints with their node, address, labels, identity and state on their node");
         list.SetAction((parse, ct) => Output.GuardAsync(async () =>
         {
             var endpoints = await GlobalOptions.ClientFrom(parse).ListEndpointsAsync(ct);
             if (GlobalOptions.Json(parse)) { Output.WriteJson(endpoints); return 0; }
-            var table = Output.Table("ENDPOINT", "NODE", "IP", "INTERFACE", "IDENTITY", "LABELS");
+            var table = Output.Table("ENDPOINT", "NODE", "IP", "INTERFACE", "IDENTITY", "LABELS", "STATE");
             foreach (var e in endpoints)
                 table.AddRow(Output.Esc($"{e.Namespace}/{e.Name}"), Output.Esc(e.Node), Output.Esc(e.Ip), Output.Esc(e.Interface),
-                    e.Identity.ToString(System.Globalization.CultureInfo.InvariantCulture), Output.Esc(string.Join(",", e.Labels.Select(l => $"{l.Key}={l.Value}"))));
+                    e.Identity.ToString(System.Globalization.CultureInfo.InvariantCulture), Output.Esc(string.Join(",", e.Labels.Select(l => $"{l.Key}={l.Value}"))),
+                    State(e.Status));
             AnsiConsole.Write(table);
+            var waiting = endpoints.Count(e => e.Status?.State == EndpointReadiness.WaitingForInterface);
+            if (waiting > 0) AnsiConsole.MarkupLine(WaitingHint(waiting));
             return 0;
         }));
         return new Command("endpoint", "Workload endpoints registered with the control plane") { list };
     }
+
+    private static string State(EndpointStatus? status) => status switch
+    {
+        { State: EndpointReadiness.Ready } => "[green]ready[/]",
+        { State: EndpointReadiness.WaitingForInterface, Reason: var reason } => $"[yellow]waiting for interface: {Output.Esc(reason)}[/]",
+        { State: EndpointReadiness.Pending, Reason: var reason } => $"[yellow]pending: {Output.Esc(reason)}[/]",
+        _ => "-",
+    };
+
+    private static string WaitingHint(int waiting) =>
+        $"[yellow]{waiting} endpoint(s) wait for their interface[/]: their node enforces the rest of its version, and each of them once its " +
+        "interface appears. Delete the endpoint of a pod that is gone (DELETE /v1/endpoints/NS/NAME; in the lab, `meshctl lab pod delete NS/NAME`).";
 
     public static Command Identity()
     {
@@ -48,7 +64,7 @@ public static class InventoryCommands
             var client = GlobalOptions.ClientFrom(parse);
             var nodes = await client.ListNodesAsync(ct);
             if (GlobalOptions.Json(parse)) { Output.WriteJson(nodes); return 0; }
-            var table = Output.Table("NODE", "ADDRESSES", "AGENT", "PRODUCED", "ACKNOWLEDGED", "SINCE", "ENDPOINTS", "LAST ERROR");
+            var table = Output.Table("NODE", "ADDRESSES", "AGENT", "PRODUCED", "ACKNOWLEDGED", "SINCE", "ENDPOINTS", "WAITING FOR INTERFACE", "LAST ERROR");
             var now = DateTimeOffset.UtcNow;
             foreach (var n in nodes)
             {
@@ -57,11 +73,14 @@ public static class InventoryCommands
                     n.Connected ? "[green]connected[/]" : "[red]away[/]", $"v{n.ProducedVersion}",
                     inSync ? $"[green]v{n.AckedVersion}[/]" : $"[yellow]v{n.AckedVersion}[/]",
                     n.AckedAt is { } at ? $"{(now - at).TotalSeconds:0}s ago" : "-", n.Endpoints.ToString(System.Globalization.CultureInfo.InvariantCulture),
+                    n.WaitingEndpoints is { Count: > 0 } w ? $"[yellow]{Output.Esc(string.Join("\n", w.Select(e => $"{e.Endpoint}: {e.Reason}")))}[/]" : "-",
                     Output.Esc(n.LastError ?? ""));
             }
             AnsiConsole.Write(table);
             var synced = nodes.Count(n => n.AckedVersion >= n.ProducedVersion);
             AnsiConsole.MarkupLine($"{synced}/{nodes.Count} nodes at the newest version");
+            var waiting = nodes.Sum(n => n.WaitingEndpoints?.Count ?? 0);
+            if (waiting > 0) AnsiConsole.MarkupLine(WaitingHint(waiting));
             return 0;
         }));
         return new Command("node", "Nodes and their convergence") { status };

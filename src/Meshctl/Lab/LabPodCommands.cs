@@ -54,14 +54,14 @@ internal static class LabPodCommands
     private static Command Delete()
     {
         var pod = PodArgument();
-        var command = new Command("delete", "Delete a pod: its endpoint, server and namespace") { pod };
+        var command = new Command("delete", "Delete a pod: its endpoint first (until its node enforces a version without it), then its server and namespace") { pod };
         command.SetAction((parse, ct) => Output.GuardAsync(async () =>
         {
             var lab = LabContext.Open(parse);
             var (ns, name) = LabNames.ParsePodRef(parse.GetValue(pod)!);
-            // The endpoint goes first, so the agent lets go of the interface before it disappears.
+            // The endpoint goes first, and the pod's interface only once the node enforces a version without it.
             if (lab.Read()?.Pod(ns, name) is { } recorded)
-                await LabRegistration.UnregisterAsync(LabContext.Client(parse, TimeSpan.FromSeconds(5)), [recorded], ct);
+                await LabRegistration.DeregisterAsync(LabContext.Client(parse, TimeSpan.FromSeconds(5)), recorded, TimeSpan.FromSeconds(10), ct);
             var removed = lab.DeletePod(ns, name);
             if (removed is null) return Output.Error($"no pod {ns}/{name} in lab '{lab.Names.Lab}'; see `meshctl lab pod list`");
             Output.Info($"pod [bold]{Output.Esc(removed.Id)}[/] deleted");

@@ -40,6 +40,27 @@ internal static class LabRegistration
         }
     }
 
+    /// <summary>
+    /// Deletes the pod's endpoint and waits until its node enforces a version without it, so the pod's interface goes
+    /// away only after the agent let go of it (otherwise the agent would report the endpoint waiting for it). Best
+    /// effort: a control plane or an agent that is away costs at most <paramref name="wait"/>, and the pod goes anyway.
+    /// </summary>
+    public static async Task DeregisterAsync(MeshApiClient client, LabPod pod, TimeSpan wait, CancellationToken ct)
+    {
+        try
+        {
+            if (await client.DeleteEndpointAsync(pod.Namespace, pod.Name, ct) is not { } deleted) return;
+            if (!await client.WaitForNodeAsync(pod.Node, deleted.Version, wait, ct))
+                Output.Warn($"{pod.Node} has not acknowledged v{deleted.Version}, the version without endpoint {pod.Id}; deleting the pod anyway. " +
+                            "Is the node's agent running? (`meshctl node status`, `meshctl lab agent start " + pod.Node + "`)");
+        }
+        catch (Exception e) when (e is ControlPlaneUnreachableException or TaskCanceledException or MeshApiException)
+        {
+            Output.Warn($"could not delete endpoint {pod.Id} from the control plane ({e.Message}); deleting the pod anyway. " +
+                        "Once the control plane answers, delete the endpoint (DELETE /v1/endpoints/" + pod.Id + "): until then its node reports it waiting for its interface");
+        }
+    }
+
     /// <summary>Best effort: used while tearing down, when the control plane may well be gone already.</summary>
     public static async Task<int> UnregisterAsync(MeshApiClient client, IEnumerable<LabPod> pods, CancellationToken ct)
     {

@@ -14,18 +14,22 @@ public sealed partial class BpfDatapath
     /// those of an earlier run or an older map layout in place), in-flight programs are waited out, and the same
     /// difference brings the old generation up to date, so the next version is again a delta. A generation whose
     /// contents are unknown (the first apply after Open, or after a failed write) is cleared and written in full.
-    /// The same version may be applied again; an older one is refused.
+    /// The same version may be applied again (that is how a waiting endpoint gets its interface); an older one is refused.
+    /// An endpoint whose interface is missing from the node namespace is left out (no map entry, no program) and
+    /// returned; every other endpoint is enforced.
     /// </summary>
-    public void Apply(DatapathSnapshot snapshot)
+    public IReadOnlyList<WaitingEndpoint> Apply(DatapathSnapshot snapshot)
     {
         lock (applyGate)
         {
             ObjectDisposedException.ThrowIf(disposed, this);
             Validate(snapshot);
-            var ifindexes = ResolveInterfaces(snapshot.Endpoints);
+            var (ifindexes, waiting) = ResolveInterfaces(snapshot.Endpoints);
             var total = Stopwatch.StartNew();
-            var target = GenerationImage.Build(snapshot, ifindexes, held[activeGen]);
-            var endpointByIfindex = snapshot.Endpoints.ToDictionary(e => ifindexes[e.InterfaceName], e => e.Id);
+            var present = waiting.Count == 0 ? snapshot
+                : snapshot with { Endpoints = [.. snapshot.Endpoints.Where(e => ifindexes.ContainsKey(e.InterfaceName))] };
+            var target = GenerationImage.Build(present, ifindexes, held[activeGen]);
+            var endpointByIfindex = present.Endpoints.ToDictionary(e => ifindexes[e.InterfaceName], e => e.Id);
             var standby = activeGen ^ 1;
             var previousVersion = AppliedVersion;
 
@@ -74,6 +78,7 @@ public sealed partial class BpfDatapath
             }
             finally { lifecycle.To(GenerationPhase.Idle); }
             LastApply = new ApplyStats(snapshot.Version, fullRebuild, written, caughtUp, fill, flip, wait, step.Elapsed, total.Elapsed);
+            return waiting;
         }
     }
 
@@ -184,24 +189,29 @@ public sealed partial class BpfDatapath
         return null;
     }
 
-    /// <summary>The ifindex of every endpoint interface in the node namespace; a missing one fails the apply
-    /// before any map is touched.</summary>
-    private Dictionary<string, int> ResolveInterfaces(IReadOnlyList<EndpointItem> endpoints)
+    /// <summary>The ifindex of every endpoint interface in the node namespace, and the endpoints whose interface is
+    /// not there (ENODEV): a pod that is gone or not yet wired up. Any other failure fails the apply.</summary>
+    private (Dictionary<string, int> Ifindexes, List<WaitingEndpoint> Waiting) ResolveInterfaces(IReadOnlyList<EndpointItem> endpoints)
     {
         try
         {
             return NetworkNamespace.Run(options.Netns, () =>
             {
                 var ifindexes = new Dictionary<string, int>();
+                var waiting = new List<WaitingEndpoint>();
                 foreach (var ep in endpoints)
                 {
                     try { ifindexes[ep.InterfaceName] = TcHook.IfIndex(ep.InterfaceName); }
+                    catch (BpfException e) when (e.ErrorNumber == Errno.ENODEV)
+                    {
+                        waiting.Add(new WaitingEndpoint(ep.Id, ep.InterfaceName, $"interface {ep.InterfaceName} not found in {NamespaceName} (ENODEV)"));
+                    }
                     catch (BpfException e)
                     {
-                        throw new DatapathException($"endpoint {ep.Id}: interface {ep.InterfaceName} not found in {NamespaceName}: {e.Message}", e);
+                        throw new DatapathException($"endpoint {ep.Id}: interface {ep.InterfaceName} in {NamespaceName}: {e.Message}", e);
                     }
                 }
-                return ifindexes;
+                return (ifindexes, waiting);
             });
         }
         catch (IOException e) { throw new DatapathException($"{NamespaceName}: {e.Message}", e); }
@@ -229,6 +239,9 @@ public sealed partial class BpfDatapath
                     attached[name] = ifindex;
                 }
             });
+            // An interface that went away took its programs with it, and one of that name that comes back has a new
+            // ifindex: only the interfaces of this version are remembered as attached.
+            foreach (var gone in attached.Keys.Where(name => !ifindexes.ContainsKey(name)).ToList()) attached.Remove(gone);
         }
         catch (IOException e) { throw new DatapathException($"{NamespaceName}: {e.Message}", e); }
     }

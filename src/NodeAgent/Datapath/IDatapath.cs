@@ -13,8 +13,10 @@ public interface IDatapath : IDisposable
     ulong AppliedVersion { get; }
 
     /// <summary>Builds the standby generation from the snapshot and flips to it. Throws DatapathException and leaves
-    /// the active generation enforcing when the snapshot cannot be applied.</summary>
-    void Apply(DatapathSnapshot snapshot);
+    /// the active generation enforcing when the snapshot cannot be applied. An endpoint whose interface is missing
+    /// does not stop the others: it is left out of the version (as if it had no endpoint entry) and returned, and
+    /// applying the same version again once its interface exists enforces it too.</summary>
+    IReadOnlyList<WaitingEndpoint> Apply(DatapathSnapshot snapshot);
 
     /// <summary>Verdicts as they happen (drops, and the first packet of each allowed connection).</summary>
     ChannelReader<FlowEvent> Flows { get; }
@@ -62,6 +64,10 @@ public sealed record IpCacheItem(IPNetwork Cidr, uint Identity);
 
 /// <summary>A local endpoint: the host side of its veth (in the agent's node namespace) and its identity.</summary>
 public sealed record EndpointItem(string Id, string InterfaceName, uint Identity);
+
+/// <summary>An endpoint of the applied version that the node does not enforce yet, because its interface is missing.</summary>
+/// <param name="Reason">what the node namespace said, for people: "interface lxc1a2b3c4d not found in network namespace mesh-node-1 (ENODEV)"</param>
+public sealed record WaitingEndpoint(string Id, string InterfaceName, string Reason);
 
 /// <summary>The policy of every endpoint with this identity. A direction that is not enforced allows everything.</summary>
 public sealed record IdentityPolicyItem(uint Identity, bool IngressEnforced, bool EgressEnforced, IReadOnlyList<PolicyEntryItem> Entries);

@@ -51,6 +51,12 @@ public sealed class LabTopology(LabNames names)
     {
         IpCommand.Run("netns", "add", pod.Netns);
         IpCommand.In(pod.Netns, "link", "set", "lo", "up");
+        WirePod(node, pod);
+    }
+
+    /// <summary>The pod's veth pair, its addresses, routes and neighbours on both sides; the pod's namespace exists.</summary>
+    public static void WirePod(LabNode node, LabPod pod)
+    {
         IpCommand.In(node.Netns, "link", "add", pod.HostInterface, "type", "veth", "peer", "name", PodInterface, "netns", pod.Netns);
         var hostMac = IpCommand.MacOf(node.Netns, pod.HostInterface);
         var podMac = IpCommand.MacOf(pod.Netns, PodInterface);

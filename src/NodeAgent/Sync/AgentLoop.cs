@@ -1,8 +1,11 @@
 using System.Diagnostics;
+using System.Threading.Channels;
 using Mesh.Contracts.Agent;
 using Mesh.Contracts.Grpc;
 using Mesh.NodeAgent.Datapath;
+using Mesh.NodeAgent.Netns;
 using SyncCall = Mesh.Contracts.Grpc.GrpcDuplexCall<Mesh.Contracts.Agent.SyncRequest, Mesh.Contracts.Agent.SnapshotUpdate>;
+using WaitingEndpoint = Mesh.NodeAgent.Datapath.WaitingEndpoint;
 
 namespace Mesh.NodeAgent.Sync;
 
@@ -12,8 +15,13 @@ namespace Mesh.NodeAgent.Sync;
 /// (with the reason); a failed one leaves the previous version enforcing. The control plane may run as several
 /// replicas: the loop follows one, and when its call fails, ends or cannot connect, moves on to the next in turn.
 /// Meanwhile the kernel keeps enforcing, and every call resumes from the version the kernel holds.
+/// An endpoint whose interface is missing does not hold the node back: the version is enforced for the others and
+/// acked with the endpoints that wait. <paramref name="linkChanges"/> (the node namespace's interfaces) tells when one
+/// of their interfaces appears, or an enforced endpoint's goes away: the held snapshot is then applied again, and
+/// acked again when the waiting endpoints changed.
 /// </summary>
-public sealed class AgentLoop(AgentOptions options, IDatapath datapath, IReadOnlyList<ControlPlaneReplica> replicas, TextWriter log)
+public sealed class AgentLoop(AgentOptions options, IDatapath datapath, IReadOnlyList<ControlPlaneReplica> replicas, TextWriter log,
+    ChannelReader<LinkChange>? linkChanges = null)
 {
     private const string Service = "mesh.agent.v1.AgentSync";
     private static readonly TimeSpan FirstBackoff = TimeSpan.FromMilliseconds(200);
@@ -30,8 +38,17 @@ public sealed class AgentLoop(AgentOptions options, IDatapath datapath, IReadOnl
     private readonly HeldSnapshot _held = new();
     private bool _holdsSnapshot;
 
+    // One apply at a time, and one writer on the call: versions from the call and re-applies after a link change
+    // both apply and ack. Everything below is guarded by it.
+    private readonly SemaphoreSlim _gate = new(1, 1);
+    private SyncCall? _call;
+    // The endpoints of the enforced version that wait for their interface, and the interfaces of those it enforces.
+    private IReadOnlyList<WaitingEndpoint> _waiting = [];
+    private HashSet<string> _enforcedInterfaces = new(StringComparer.Ordinal);
+
     public async Task RunAsync(CancellationToken ct)
     {
+        var followingLinks = linkChanges is null ? Task.CompletedTask : FollowLinksAsync(linkChanges, ct);
         var backoff = FirstBackoff;
         var next = 0;
         while (!ct.IsCancellationRequested)
@@ -46,25 +63,27 @@ public sealed class AgentLoop(AgentOptions options, IDatapath datapath, IReadOnl
                 await log.WriteLineAsync($"syncing with control plane replica {replica.Address} from v{watch.LastAppliedVersion}");
                 await using var call = await replica.Client.DuplexStreamingAsync<SyncRequest, SnapshotUpdate>(Service, "Sync", SnapshotUpdate.Parser, ct: ct);
                 await call.WriteAsync(new SyncRequest { Watch = watch }, ct);
-                await foreach (var update in call.ReadAllAsync())
+                try
                 {
-                    backoff = FirstBackoff;
-                    if (update.UpdateCase == SnapshotUpdate.UpdateOneofCase.Delta)
+                    await OpenedAsync(call, ct);
+                    await foreach (var update in call.ReadAllAsync())
                     {
-                        if (await ApplyDeltaAsync(update.Delta, replica, call, ct)) continue;
-                        ended = "sent a delta that does not apply";
-                        break;
-                    }
-                    if (update.Snapshot is { } snapshot)
-                    {
-                        if (snapshot.Version < datapath.AppliedVersion || (snapshot.Version == datapath.AppliedVersion && _holdsSnapshot)) continue;
-                        if (!_held.Apply(snapshot))
-                            await log.WriteLineAsync($"v{snapshot.Version}: the snapshot's content hash does not match its content; applying it as sent");
-                        await ApplyAsync(snapshot, replica, call, ct);
+                        backoff = FirstBackoff;
+                        await _gate.WaitAsync(ct);
+                        try
+                        {
+                            if (!await HandleAsync(update, replica, call, ct))
+                            {
+                                ended = "sent a delta that does not apply";
+                                break;
+                            }
+                        }
+                        finally { _gate.Release(); }
                     }
                 }
+                finally { await ClosedAsync(); }
             }
-            catch (OperationCanceledException) when (ct.IsCancellationRequested) { return; }
+            catch (OperationCanceledException) when (ct.IsCancellationRequested) { break; }
             catch (Exception e) when (e is RpcException or HttpRequestException or IOException)
             {
                 ended = $"is unavailable ({e.Message})";
@@ -73,40 +92,137 @@ public sealed class AgentLoop(AgentOptions options, IDatapath datapath, IReadOnl
             await Task.Delay(backoff, ct).ContinueWith(_ => { }, CancellationToken.None);
             backoff = TimeSpan.FromMilliseconds(Math.Min(backoff.TotalMilliseconds * 2, LongestBackoff.TotalMilliseconds));
         }
+        await followingLinks;
+    }
+
+    /// <summary>The call is the one acks go to from now on. A replica learns where the node stands (the version and its
+    /// waiting endpoints) at once: it may have just started, or have last heard of the node before a change.</summary>
+    private async Task OpenedAsync(SyncCall call, CancellationToken ct)
+    {
+        await _gate.WaitAsync(ct);
+        try
+        {
+            _call = call;
+            if (_holdsSnapshot) await call.WriteAsync(new SyncRequest { Ack = Applied(datapath.AppliedVersion) }, ct);
+        }
+        finally { _gate.Release(); }
+    }
+
+    private async Task ClosedAsync()
+    {
+        await _gate.WaitAsync(CancellationToken.None);
+        _call = null;
+        _gate.Release();
     }
 
     /// <returns>false when the stream must restart from a whole snapshot.</returns>
-    private async Task<bool> ApplyDeltaAsync(NodeSnapshotDelta delta, ControlPlaneReplica replica, SyncCall call, CancellationToken ct)
+    private async Task<bool> HandleAsync(SnapshotUpdate update, ControlPlaneReplica replica, SyncCall call, CancellationToken ct)
     {
-        if (!_holdsSnapshot || !_held.Holds || _held.Version != delta.FromVersion || !_held.Apply(delta))
+        if (update.UpdateCase == SnapshotUpdate.UpdateOneofCase.Delta)
         {
-            await log.WriteLineAsync($"delta v{delta.FromVersion}->v{delta.Version} does not rebuild the announced content (holding v{_held.Version}); asking for the whole snapshot");
-            _holdsSnapshot = false;
-            return false;
+            var delta = update.Delta;
+            if (!_holdsSnapshot || !_held.Holds || _held.Version != delta.FromVersion || !_held.Apply(delta))
+            {
+                await log.WriteLineAsync($"delta v{delta.FromVersion}->v{delta.Version} does not rebuild the announced content (holding v{_held.Version}); asking for the whole snapshot");
+                _holdsSnapshot = false;
+                return false;
+            }
+            await call.WriteAsync(new SyncRequest { Ack = await ApplyAsync(_held.ToSnapshot(), $"from {replica.Address}") }, ct);
+            return true;
         }
-        await ApplyAsync(_held.ToSnapshot(), replica, call, ct);
+        if (update.Snapshot is { } snapshot)
+        {
+            if (snapshot.Version < datapath.AppliedVersion || (snapshot.Version == datapath.AppliedVersion && _holdsSnapshot)) return true;
+            if (!_held.Apply(snapshot))
+                await log.WriteLineAsync($"v{snapshot.Version}: the snapshot's content hash does not match its content; applying it as sent");
+            await call.WriteAsync(new SyncRequest { Ack = await ApplyAsync(snapshot, $"from {replica.Address}") }, ct);
+        }
         return true;
     }
 
-    private async Task ApplyAsync(NodeSnapshot snapshot, ControlPlaneReplica replica, SyncCall call, CancellationToken ct)
+    /// <summary>Applies the snapshot (the caller holds the gate) and returns its ack.</summary>
+    private async Task<AckRequest> ApplyAsync(NodeSnapshot snapshot, string cause)
     {
         var reapply = snapshot.Version == datapath.AppliedVersion;
         var clock = Stopwatch.StartNew();
-        var ack = new AckRequest { Node = options.Node, Version = snapshot.Version };
+        AckRequest ack;
         try
         {
-            datapath.Apply(HostAddresses.WithHost(SnapshotConversion.ToDatapath(snapshot), HostAddresses.Of(options.Netns)));
+            var target = HostAddresses.WithHost(SnapshotConversion.ToDatapath(snapshot), HostAddresses.Of(options.Netns));
+            var waiting = datapath.Apply(target);
             _holdsSnapshot = true;
-            ack.Outcome = AckOutcome.Applied;
-            await log.WriteLineAsync($"{(reapply ? "re-applied the enforced" : "applied")} v{snapshot.Version} ({snapshot.Endpoints.Count} endpoints, {snapshot.Policies.Sum(p => p.Entries.Count)} entries) from {replica.Address} in {clock.Elapsed.TotalMilliseconds:0.0} ms");
+            _waiting = waiting;
+            _enforcedInterfaces = target.Endpoints.Select(e => e.InterfaceName).Except(waiting.Select(w => w.InterfaceName)).ToHashSet(StringComparer.Ordinal);
+            ack = Applied(snapshot.Version);
+            await log.WriteLineAsync($"{(reapply ? "re-applied the enforced" : "applied")} v{snapshot.Version} ({snapshot.Endpoints.Count} endpoints, {snapshot.Policies.Sum(p => p.Entries.Count)} entries) {cause} in {clock.Elapsed.TotalMilliseconds:0.0} ms");
+            if (waiting.Count > 0)
+                await log.WriteLineAsync($"v{snapshot.Version}: {waiting.Count} endpoint(s) wait for their interface: {string.Join("; ", waiting.Select(w => $"{w.Id}: {w.Reason}"))}");
         }
         catch (Exception e) when (e is DatapathException or FormatException or OverflowException)
         {
-            ack.Outcome = AckOutcome.Failed;
-            ack.Error = e.Message;
+            ack = new AckRequest { Node = options.Node, Version = snapshot.Version, Outcome = AckOutcome.Failed, Error = e.Message };
             await log.WriteLineAsync($"failed to apply v{snapshot.Version}: {e.Message}; v{datapath.AppliedVersion} keeps enforcing");
         }
         ack.ApplyMicros = (ulong)clock.Elapsed.TotalMicroseconds;
-        await call.WriteAsync(new SyncRequest { Ack = ack }, ct);
+        return ack;
+    }
+
+    private AckRequest Applied(ulong version)
+    {
+        var ack = new AckRequest { Node = options.Node, Version = version, Outcome = AckOutcome.Applied };
+        ack.WaitingEndpoints.AddRange(_waiting.Select(w => new Contracts.Agent.WaitingEndpoint { Id = w.Id, Reason = w.Reason }));
+        return ack;
+    }
+
+    /// <summary>
+    /// Applies the held snapshot again whenever the node namespace's interfaces change in a way that concerns it: a
+    /// waiting endpoint's interface appeared, an enforced endpoint's went away, or announcements were lost. A burst of
+    /// announcements (a veth appears, is moved, goes up) is one re-apply.
+    /// </summary>
+    private async Task FollowLinksAsync(ChannelReader<LinkChange> changes, CancellationToken ct)
+    {
+        try
+        {
+            while (await changes.WaitToReadAsync(ct))
+            {
+                await _gate.WaitAsync(ct);
+                try
+                {
+                    var concerned = false;
+                    while (changes.TryRead(out var change)) concerned |= Concerns(change);
+                    if (concerned && _holdsSnapshot) await ReapplyAsync(ct);
+                }
+                finally { _gate.Release(); }
+            }
+            await log.WriteLineAsync("no longer following the node's interfaces: endpoints waiting for one are retried with the next version");
+        }
+        catch (OperationCanceledException) when (ct.IsCancellationRequested) { }
+        catch (IOException e)
+        {
+            await log.WriteLineAsync($"no longer following the node's interfaces ({e.Message}): endpoints waiting for one are retried with the next version");
+        }
+    }
+
+    private bool Concerns(LinkChange change) => change.Kind switch
+    {
+        LinkChangeKind.Present => _waiting.Any(w => w.InterfaceName == change.Name),
+        LinkChangeKind.Gone => _enforcedInterfaces.Contains(change.Name),
+        _ => true,
+    };
+
+    /// <summary>The held snapshot once more (the caller holds the gate). The call hears of it when the outcome is news:
+    /// a failure, another version, or other endpoints waiting.</summary>
+    private async Task ReapplyAsync(CancellationToken ct)
+    {
+        var (version, waiting) = (datapath.AppliedVersion, _waiting);
+        var ack = await ApplyAsync(_held.ToSnapshot(), "after a change of the node's interfaces");
+        var news = ack.Outcome == AckOutcome.Failed || ack.Version != version
+            || !waiting.Select(w => (w.Id, w.Reason)).SequenceEqual(_waiting.Select(w => (w.Id, w.Reason)));
+        if (news && _call is { } call)
+        {
+            try { await call.WriteAsync(new SyncRequest { Ack = ack }, ct); }
+            // The call broke under the ack: the next call starts with an ack of where the node stands.
+            catch (Exception e) when (e is RpcException or HttpRequestException or IOException) { }
+        }
     }
 }

@@ -24,11 +24,12 @@ public sealed class UnappliableVersionPrivilegedTests : MeshSystemTest
         var enforced = await mesh.ApplyAsync(ServerPolicies.Name, ServerPolicies.ClientMayReachPort(80));
         await mesh.WaitForAckAsync(enforced);
 
-        // An endpoint whose interface does not exist in the node: no version that holds it can be enforced.
+        // A second endpoint that claims the server's interface: no version that holds both can be enforced.
         var ghost = await mesh.Api.RegisterEndpointAsync(new EndpointRegistration(
-            "default", "ghost", MeshSystem.Node, "10.201.1.200", "lxcghost0", new Dictionary<string, string> { ["app"] = "ghost" }), ct);
+            "default", "ghost", MeshSystem.Node, "10.201.1.200", server.HostInterface, new Dictionary<string, string> { ["app"] = "ghost" }), ct);
         var failing = await mesh.ApplyAsync(ServerPolicies.Name, ServerPolicies.ClientMayReachPort(81));
         var node = await mesh.WaitForNodeAsync(n => n.LastError?.Contains($"v{failing}", StringComparison.Ordinal) == true, $"v{failing} is reported as failed");
+        Assert.Contains($"interface {server.HostInterface} belongs to several endpoints", node.LastError);
 
         // The identity of the ghost's labels may come in a version of its own, before the ghost itself: that one applies.
         Assert.InRange(node.AckedVersion, enforced, ghost.Version - 1);

@@ -191,9 +191,9 @@ public sealed class DatapathPrivilegedTests
         using var s = Start();
         s.Datapath.Apply(Snapshot(1, IngressOfB(Allow(IdentityA, Tcp, 80, rule: 1))));
 
-        var missing = Assert.Throws<DatapathException>(() => s.Datapath.Apply(
-            Snapshot(2, [EndpointA, EndpointB, new EndpointItem("ghost", "veth-ghost", 1003)], IngressOfB())));
-        Assert.Contains("veth-ghost", missing.Message);
+        var shared = Assert.Throws<DatapathException>(() => s.Datapath.Apply(
+            Snapshot(2, [EndpointA, EndpointB, new EndpointItem("b-twin", TwoPodTopology.HostSideB, 1003)], IngressOfB())));
+        Assert.Contains($"interface {TwoPodTopology.HostSideB} belongs to several endpoints", shared.Message);
 
         var tooMany = Bystanders((int)DatapathMaps.PolicyEntriesPerIdentity + 1);
         var full = Assert.Throws<DatapathException>(() => s.Datapath.Apply(Snapshot(3, IngressOfB(tooMany))));

@@ -8,12 +8,13 @@ namespace Mesh.NodeAgent.Tests.Datapath;
 /// <summary>
 /// A node namespace with two pod namespaces behind veth pairs, routed like a CNI does it: each pod has a /32 on
 /// eth0 and a default route via a link-local gateway whose MAC is the host-side veth; the node has a /32 route
-/// and a static neighbour per pod and forwards between them. Nothing outside the three namespaces is touched.
+/// and a static neighbour per pod and forwards between them. A third pod, C, is wired and unwired on demand.
+/// Nothing outside these namespaces is touched.
 /// </summary>
 internal sealed class TwoPodTopology : IDisposable
 {
-    public const string HostSideA = "veth-a", HostSideB = "veth-b";
-    public static readonly IPAddress PodA = IPAddress.Parse("10.210.0.1"), PodB = IPAddress.Parse("10.210.0.2");
+    public const string HostSideA = "veth-a", HostSideB = "veth-b", HostSideC = "veth-c";
+    public static readonly IPAddress PodA = IPAddress.Parse("10.210.0.1"), PodB = IPAddress.Parse("10.210.0.2"), PodC = IPAddress.Parse("10.210.0.3");
     private const string Gateway = "169.254.1.1";
 
     private readonly List<string> namespaces = [];
@@ -22,6 +23,7 @@ internal sealed class TwoPodTopology : IDisposable
     public string Node { get; }
     public string A { get; }
     public string B { get; }
+    public string C { get; }
 
     public TwoPodTopology()
     {
@@ -29,6 +31,7 @@ internal sealed class TwoPodTopology : IDisposable
         Node = $"{prefix}-node";
         A = $"{prefix}-a";
         B = $"{prefix}-b";
+        C = $"{prefix}-c";
         try
         {
             foreach (var ns in new[] { Node, A, B })
@@ -48,11 +51,30 @@ internal sealed class TwoPodTopology : IDisposable
         }
     }
 
-    private void AddPod(string pod, string hostSide, IPAddress address, string tag)
+    /// <summary>
+    /// Wires pod C: its namespace (once) and its veth pair, the host side <see cref="HostSideC"/> at
+    /// <paramref name="ifindex"/> when given (the kernel may hand out the index of an interface that is gone again).
+    /// </summary>
+    public void WireC(int? ifindex = null)
+    {
+        if (!namespaces.Contains(C))
+        {
+            Ip($"netns add {C}");
+            namespaces.Add(C);
+            Ip($"-n {C} link set lo up");
+        }
+        AddPod(C, HostSideC, PodC, "0c", ifindex);
+    }
+
+    /// <summary>Deletes C's veth pair, as the removal of a pod does; C's namespace stays for the next <see cref="WireC"/>.</summary>
+    public void UnwireC() => Ip($"-n {Node} link del {HostSideC}");
+
+    private void AddPod(string pod, string hostSide, IPAddress address, string tag, int? ifindex = null)
     {
         var hostMac = $"02:00:00:00:{tag}:01";
         var podMac = $"02:00:00:00:{tag}:02";
-        Ip($"-n {Node} link add {hostSide} address {hostMac} type veth peer name eth0 address {podMac} netns {pod}");
+        var index = ifindex is { } i ? $" index {i}" : "";
+        Ip($"-n {Node} link add {hostSide}{index} address {hostMac} type veth peer name eth0 address {podMac} netns {pod}");
         Ip($"-n {Node} link set {hostSide} up");
         Ip($"-n {Node} route add {address}/32 dev {hostSide}");
         Ip($"-n {Node} neigh add {address} lladdr {podMac} dev {hostSide} nud permanent");
@@ -131,15 +153,22 @@ internal sealed class TwoPodTopology : IDisposable
         });
     }
 
-    /// <summary>Connects from pod A and round-trips a message: true only if the handshake and the echo came back.</summary>
-    public bool TcpFromA(int port, TimeSpan? timeout = null) => NetworkNamespace.Run(A, () =>
-    {
-        using var s = ConnectFromA(port, timeout);
-        return s is not null && RoundTrip(s, timeout);
-    });
+    /// <summary>Connects from pod A to B and round-trips a message: true only if the handshake and the echo came back.</summary>
+    public bool TcpFromA(int port, TimeSpan? timeout = null) => TcpFrom(A, port, timeout);
 
-    /// <summary>An open connection from pod A (null when the handshake timed out).</summary>
-    public Socket? ConnectFromA(int port, TimeSpan? timeout = null) => NetworkNamespace.Run(A, () =>
+    /// <summary>As <see cref="TcpFromA"/>, from pod C (wired by <see cref="WireC"/>).</summary>
+    public bool TcpFromC(int port, TimeSpan? timeout = null) => TcpFrom(C, port, timeout);
+
+    private bool TcpFrom(string pod, int port, TimeSpan? timeout)
+    {
+        using var s = ConnectFrom(pod, port, timeout);
+        return s is not null && RoundTrip(s, timeout);
+    }
+
+    /// <summary>An open connection from pod A to B (null when the handshake timed out).</summary>
+    public Socket? ConnectFromA(int port, TimeSpan? timeout = null) => ConnectFrom(A, port, timeout);
+
+    private static Socket? ConnectFrom(string pod, int port, TimeSpan? timeout) => NetworkNamespace.Run(pod, () =>
     {
         // A non-blocking connect and a poll: no thread-pool continuation involved, so the timeout is exact.
         var s = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { Blocking = false };
