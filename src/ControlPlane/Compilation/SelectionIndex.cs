@@ -125,7 +125,19 @@ internal sealed class PeerSelection(PeerKey key, LabelSelector selector, LabelSe
         return true;
     }
 
-    public uint[] Sorted => _sorted ??= Matched.Order().ToArray();
+    /// <summary>The matched identities and their address groups (which carry their labels), sorted.</summary>
+    public uint[] Peers(Func<uint, uint[]> addressGroups)
+    {
+        if (_sorted is { } sorted) return sorted;
+        var peers = new List<uint>(Matched.Count);
+        foreach (var id in Matched)
+        {
+            peers.Add(id);
+            peers.AddRange(addressGroups(id));
+        }
+        peers.Sort();
+        return _sorted = peers.ToArray();
+    }
 
     public void Changed() => _sorted = null;
 }

@@ -59,8 +59,8 @@ public static class ReachabilityCases
             [Knp + "metadata: {name: range, namespace: x}\nspec: {podSelector: {}, ingress: [{ports: [{port: 80, endPort: 81, protocol: TCP}]}]}"],
             [Tcp80, Tcp81, Udp81],
             probe => new ReachabilityMatrix().Expect(Anyone, In("x"), probe.Protocol == "tcp")),
-        new("an ipBlock over the pod addresses does not admit pods: they keep their own identity (Cilium)",
-            [Knp + "metadata: {name: cidr, namespace: x}\nspec: {podSelector: {}, ingress: [{from: [{ipBlock: {cidr: 10.201.0.0/16}}]}]}"],
+        new("a fromCIDR over the pod addresses does not admit pods: they keep their own identity (Cilium)",
+            [Cnp + "metadata: {name: cidr, namespace: x}\nspec: {endpointSelector: {}, ingress: [{fromCIDR: [10.201.0.0/16]}]}"],
             [Tcp80],
             _ => new ReachabilityMatrix().Expect(Anyone, In("x"), false)),
     ];
