@@ -6,7 +6,8 @@ namespace Mesh.EndToEnd.Tests.Reachability;
 /// <summary>
 /// The reachability cases on packets: each case's policies go in through meshctl, every node acknowledges them,
 /// and the full 9×9 matrix (self excluded) that real TCP and UDP probes give through the eBPF datapath must be the
-/// one Kubernetes and Cilium document. Policies are deleted after each case, whatever happened.
+/// one Kubernetes and Cilium document; a case that then updates its policies is probed again after the update.
+/// Policies are deleted after each case, whatever happened.
 /// </summary>
 [Trait("Category", "Privileged")]
 [Collection(DatapathSystemTests.Collection)]
@@ -17,15 +18,17 @@ public sealed class DatapathReachabilityPrivilegedTests(ReachabilityLab lab) : I
     public async Task Probes_through_the_datapath_give_the_expected_reachability_matrix(string name)
     {
         Privileged.Require();
-        var @case = ReachabilityCases.Named(name);
         try
         {
-            await lab.ApplyAsync(@case.Documents);
-            foreach (var probe in @case.Probes)
+            for (var step = ReachabilityCases.Named(name); step is not null; step = step.ThenApplied)
             {
-                var want = @case.Expected(probe).Render();
-                var got = (await lab.MatrixAsync(probe)).Render();
-                Assert.True(want == got, $"{name}, {probe}:\nexpected\n{want}\nactual\n{got}");
+                await lab.ApplyAsync(step.Documents);
+                foreach (var probe in step.Probes)
+                {
+                    var want = step.Expected(probe).Render();
+                    var got = (await lab.MatrixAsync(probe)).Render();
+                    Assert.True(want == got, $"{step.Name}, {probe}:\nexpected\n{want}\nactual\n{got}");
+                }
             }
         }
         finally
