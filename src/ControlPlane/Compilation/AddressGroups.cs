@@ -35,9 +35,23 @@ internal sealed class IpBlock : IEquatable<IpBlock>, IComparable<IpBlock>
     public static IpBlock Of(PeerSelector.Cidr peer) => new(peer.Prefix, peer.Except.Distinct().Order().ToArray());
 
     /// <summary>The ipBlocks (peers that select endpoints) a policy names anywhere.</summary>
-    public static IEnumerable<IpBlock> In(NetworkPolicy policy) =>
-        policy.Specs.SelectMany(IdentityResolution.AllRules).SelectMany(r => r.Peers ?? [])
-            .OfType<PeerSelector.Cidr>().Where(c => c.SelectsEndpoints).Select(Of);
+    /// <remarks>Loops, not LINQ: every policy applied is looked through, and almost none has an ipBlock.</remarks>
+    public static IReadOnlyList<IpBlock> In(NetworkPolicy policy)
+    {
+        List<IpBlock>? blocks = null;
+        foreach (var spec in policy.Specs)
+            foreach (var section in IdentityResolution.Sections)
+            {
+                var rules = spec.Rules(section);
+                for (var r = 0; r < rules.Count; r++)
+                {
+                    if (rules[r].Peers is not { } peers) continue;
+                    for (var p = 0; p < peers.Count; p++)
+                        if (peers[p] is PeerSelector.Cidr { SelectsEndpoints: true } block) (blocks ??= []).Add(Of(block));
+                }
+            }
+        return blocks ?? (IReadOnlyList<IpBlock>)[];
+    }
 
     /// <summary>Whether every address of <paramref name="address"/> is inside the block and outside each except.</summary>
     public bool Admits(CidrPrefix address)

@@ -20,6 +20,8 @@ public sealed partial class IncrementalCompiler
     // Address → its address group, as published in the ipcache.
     private readonly Dictionary<string, uint> _grouped = new(StringComparer.Ordinal);
     private readonly Dictionary<IpBlock, BlockMatches> _blockMatches = [];
+    // Identity → the ipBlocks its compiled policies matched: a change to what one matches recompiles it.
+    private readonly Dictionary<uint, HashSet<IpBlock>> _ipBlocksUsedBy = [];
 
     /// <summary>The identities a block matches, and the identities whose compiled policies asked.</summary>
     private sealed class BlockMatches
@@ -165,15 +167,16 @@ public sealed partial class IncrementalCompiler
     /// <summary>The address groups of a label identity (none for most).</summary>
     private uint[] AddressGroupsOf(uint identity) => _groupings.TryGetValue(identity, out var grouping) ? grouping.Groups : [];
 
-    private void UseIpBlock(IdentityState state, IpBlock block)
+    private void UseIpBlock(uint identity, IpBlock block)
     {
-        if (state.IpBlocks.Add(block)) BlockMatchesOf(block).Users.Add(state.Id);
+        if (!_ipBlocksUsedBy.TryGetValue(identity, out var blocks)) _ipBlocksUsedBy[identity] = blocks = [];
+        if (blocks.Add(block)) BlockMatchesOf(block).Users.Add(identity);
     }
 
-    private void ReleaseIpBlocks(IdentityState state)
+    private void ReleaseIpBlocks(uint identity)
     {
-        foreach (var block in state.IpBlocks)
-            if (_blockMatches.TryGetValue(block, out var matches) && matches.Users.Remove(state.Id) && matches.IsUnused) _blockMatches.Remove(block);
-        state.IpBlocks.Clear();
+        if (!_ipBlocksUsedBy.Remove(identity, out var blocks)) return;
+        foreach (var block in blocks)
+            if (_blockMatches.TryGetValue(block, out var matches) && matches.Users.Remove(identity) && matches.IsUnused) _blockMatches.Remove(block);
     }
 }

@@ -227,7 +227,8 @@ public sealed partial class IncrementalCompiler
             else state.ByNumbering![job.Locals.Key] = job.Result!;
             foreach (var selection in job.Peers!.Used)
                 if (state.Uses.Add(selection)) selection.Users.Add(state.Id);
-            foreach (var block in job.Peers.UsedIpBlocks) UseIpBlock(state, block);
+            if (job.Peers.UsedIpBlocks is { } blocks)
+                foreach (var block in blocks) UseIpBlock(state.Id, block);
             UseNamedPorts(state, job.Peers);
             if (job.Peers.UsedCluster && !state.UsesCluster)
             {
@@ -310,7 +311,7 @@ public sealed partial class IncrementalCompiler
         foreach (var selection in state.Uses)
             if (selection.Users.Remove(state.Id) && selection.Users.Count == 0) _unusedPeerSelections.Add(selection);
         state.Uses.Clear();
-        ReleaseIpBlocks(state);
+        ReleaseIpBlocks(state.Id);
         if (state.UsesCluster) _clusterUsers.Remove(state.Id);
         state.UsesCluster = false;
         foreach (var key in state.NamedPortUses)

@@ -359,8 +359,9 @@ public sealed partial class IncrementalCompiler
     private CompiledPolicy Compile(uint identity, IReadOnlyList<SelectingSpec> specs, LocalIdentities locals, IncrementalPeers peers) =>
         IdentityResolution.Resolve(identity, specs, peers.For(locals), peers);
 
+    // Without address groups (no ipBlock covers a pod) a selection's peers are its identities, sorted as ever.
     private IncrementalPeers Peers(bool record) =>
-        new(PeerSelectionFor, Scoped, () => ClusterIdentities, AddressGroupsOf, IpBlockMatches, _namedPorts, record);
+        new(PeerSelectionFor, Scoped, () => ClusterIdentities, _groupings.Count == 0 ? null : AddressGroupsOf, IpBlockMatches, _namedPorts, record);
 
     /// <summary>Records the named-port lookups a compile (or patch) of an identity made, so a change to them recompiles it.</summary>
     private void UseNamedPorts(IdentityState state, IncrementalPeers lookups)

@@ -22,8 +22,6 @@ internal sealed class IdentityState(uint id)
     /// <summary>The policy per node numbering (LocalIdentities.Key) when it does.</summary>
     public Dictionary<string, CompiledPolicy>? ByNumbering { get; set; }
     public HashSet<PeerSelection> Uses { get; } = [];
-    /// <summary>The ipBlocks its compiled policies matched: a change to what one matches recompiles it.</summary>
-    public HashSet<IpBlock> IpBlocks { get; } = [];
     public bool UsesCluster { get; set; }
     /// <summary>The named-port lookups its compiled policies made (found or not): a change to one recompiles it.</summary>
     public HashSet<NamedPortKey> NamedPortUses { get; } = [];
@@ -101,7 +99,7 @@ internal sealed class CompileJobs : List<CompileJob>
 /// and named ports it used.
 /// </summary>
 internal sealed class IncrementalPeers(Func<LabelSelector, IReadOnlyList<LabelSelector>, bool, PeerSelection> selections,
-    Func<NetworkPolicy, LabelSelector, LabelSelector> scope, Func<uint[]> cluster, Func<uint, uint[]> addressGroups,
+    Func<NetworkPolicy, LabelSelector, LabelSelector> scope, Func<uint[]> cluster, Func<uint, uint[]>? addressGroups,
     Func<IpBlock, uint[]> ipBlockMatches, INamedPorts namedPorts, bool record)
     : IPeerMatcher, INamedPorts
 {
@@ -109,7 +107,8 @@ internal sealed class IncrementalPeers(Func<LabelSelector, IReadOnlyList<LabelSe
     private LocalIdentities _locals = LocalIdentities.None;
 
     public HashSet<PeerSelection> Used { get; } = [];
-    public HashSet<IpBlock> UsedIpBlocks { get; } = [];
+    /// <summary>The ipBlocks looked up (null: none, most compiles).</summary>
+    public HashSet<IpBlock>? UsedIpBlocks { get; private set; }
     public bool UsedCluster { get; private set; }
     /// <summary>Peers' and the cluster's named ports looked up (always recorded: an empty answer is a dependency too).</summary>
     public HashSet<NamedPortKey> NamedPortsUsed { get; } = [];
@@ -160,7 +159,7 @@ internal sealed class IncrementalPeers(Func<LabelSelector, IReadOnlyList<LabelSe
                 return PeerResolver.FixedEntity(x.Entity);
             case PeerSelector.Cidr { SelectsEndpoints: true } c:
                 var block = IpBlock.Of(c);
-                if (record) UsedIpBlocks.Add(block);
+                if (record) (UsedIpBlocks ??= []).Add(block);
                 return [.. _locals.Matching(c), .. ipBlockMatches(block)];
             case PeerSelector.Cidr c:
                 return _locals.Matching(c);
