@@ -8,7 +8,10 @@ public readonly record struct NumericIdentity(uint Value)
 {
     /// <summary>Cluster-scoped identities are (clusterId &lt;&lt; ClusterIdShift) | n.</summary>
     public const int ClusterIdShift = 16;
-    /// <summary>Set on identities derived from CIDRs and FQDNs; they never leave the nodes that need them.</summary>
+    /// <summary>
+    /// Set on identities the compiler makes rather than the log allocates: those of CIDRs and FQDNs, which never leave
+    /// the nodes that need them, and address groups.
+    /// </summary>
     public const uint LocalScopeFlag = 1u << 24;
     /// <summary>The first index allocated from labels; 1..255 are reserved.</summary>
     public const uint MinimalAllocated = 256;

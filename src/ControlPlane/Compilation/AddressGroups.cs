@@ -182,7 +182,7 @@ internal sealed class ClusterAddresses
 
     public static readonly ClusterAddresses None = new();
 
-    /// <param name="endpointEntries">The ipcache's endpoint and node addresses, each with its label identity.</param>
+    /// <param name="endpointEntries">The ipcache's endpoint and node addresses, each with the identity of whoever claims it.</param>
     public static ClusterAddresses Of(IEnumerable<IpBlock> blocks, IEnumerable<IpCacheEntry> endpointEntries)
     {
         var index = new IpBlockIndex(blocks);
