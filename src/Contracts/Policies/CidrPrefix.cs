@@ -56,6 +56,16 @@ public readonly record struct CidrPrefix : IComparable<CidrPrefix>
         return true;
     }
 
+    /// <summary>The prefix of this one's first <paramref name="length"/> bits (at most its own length).</summary>
+    public CidrPrefix Truncated(int length)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(length);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(length, Length);
+        var address = (byte[])bytes.Clone();
+        for (var bit = length; bit < Length; bit++) address[bit / 8] &= (byte)~(0x80 >> (bit % 8));
+        return new CidrPrefix(address, length);
+    }
+
     public int CompareTo(CidrPrefix other)
     {
         var c = bytes.Length.CompareTo(other.bytes.Length);

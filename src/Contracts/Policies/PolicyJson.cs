@@ -113,6 +113,8 @@ public static class PolicyJson
                 w.WriteStartArray("except");
                 foreach (var except in c.Except) w.WriteStringValue(except.ToString());
                 w.WriteEndArray();
+                // Only when set: every CIDR peer written before it existed keeps its bytes, and so its policy's hash.
+                if (c.SelectsEndpoints) w.WriteBoolean("selectsEndpoints", true);
                 break;
             case PeerSelector.Fqdn f:
                 w.WritePropertyName("fqdn");
@@ -218,8 +220,11 @@ public static class PolicyJson
         if (peer.TryGetProperty("endpoints", out var selector)) return new PeerSelector.Endpoints(ReadSelector(selector));
         if (peer.TryGetProperty("entity", out var entity)) return new PeerSelector.EntityPeer(Enum.Parse<Entity>(entity.GetString()!));
         if (peer.TryGetProperty("cidr", out var cidr))
+            // Absent in events written before ipBlocks selected pods: they keep the meaning they were enforced with,
+            // so a replay gives the snapshots of their day; applying the NetworkPolicy again records the new one.
             return new PeerSelector.Cidr(CidrPrefix.Parse(cidr.GetString()!),
-                peer.GetProperty("except").EnumerateArray().Select(e => CidrPrefix.Parse(e.GetString()!)).ToList());
+                peer.GetProperty("except").EnumerateArray().Select(e => CidrPrefix.Parse(e.GetString()!)).ToList(),
+                peer.TryGetProperty("selectsEndpoints", out var selects) && selects.GetBoolean());
         return new PeerSelector.Fqdn(ReadDns(peer.GetProperty("fqdn")));
     }
 

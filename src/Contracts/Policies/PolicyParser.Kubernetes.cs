@@ -12,8 +12,10 @@ namespace Mesh.Contracts.Policies;
 //     So `ingress: [{}]` allows everything, unlike Cilium's `ingress: [{}]`: the translation makes that explicit.
 //   - podSelector peers are pods of the policy's namespace; namespaceSelector peers are pods (never host or world)
 //     of the namespaces whose labels match, which pods carry as k8s:io.cilium.k8s.namespace.labels.<key>.
-//   - ipBlock is a CIDR with except; a port without protocol is TCP; a port may be a name (a containerPort's),
-//     which the compiler resolves against the endpoints: the selected pods' on ingress, the peers' on egress.
+//   - ipBlock is a CIDR with except that, unlike Cilium's toCIDR, also selects the pods whose addresses it covers
+//     (and not those an except carves out), as the Kubernetes e2e tests expect.
+//   - a port without protocol is TCP; a port may be a name (a containerPort's), which the compiler resolves
+//     against the endpoints: the selected pods' on ingress, the peers' on egress.
 public static partial class PolicyParser
 {
     private static readonly string[] KubernetesSpecFields = ["podSelector", "policyTypes", "ingress", "egress"];
@@ -130,7 +132,9 @@ public static partial class PolicyParser
                 if (IsNull(ipBlockNode)) reader.Error(blockPath, "is empty (expected cidr and except)");
                 return null;
             }
-            return CidrWithExcept(reader.Fields(block, blockPath, IpBlockFields), blockPath, "cidr", reader);
+            return CidrWithExcept(reader.Fields(block, blockPath, IpBlockFields), blockPath, "cidr", reader) is { } ipBlock
+                ? ipBlock with { SelectsEndpoints = true }
+                : null;
         }
 
         var pods = fields.TryGetValue("podSelector", out var podNode)

@@ -57,8 +57,13 @@ public abstract record PeerSelector
     /// <summary>fromEntities / toEntities.</summary>
     public sealed record EntityPeer(Entity Entity) : PeerSelector;
 
-    /// <summary>fromCIDR / fromCIDRSet / ipBlock: addresses in <paramref name="Prefix"/> but in none of <paramref name="Except"/>.</summary>
-    public sealed record Cidr(CidrPrefix Prefix, IReadOnlyList<CidrPrefix> Except) : PeerSelector;
+    /// <summary>
+    /// fromCIDR / fromCIDRSet / ipBlock: addresses in <paramref name="Prefix"/> but in none of <paramref name="Except"/>.
+    /// <paramref name="SelectsEndpoints"/> is a Kubernetes ipBlock's meaning: the cluster's endpoints whose addresses
+    /// it covers are peers too, as the NetworkPolicy e2e tests expect. Without it (Cilium's toCIDR/fromCIDR/CIDRSet)
+    /// only addresses outside the cluster's endpoints match: an endpoint is always its own identity.
+    /// </summary>
+    public sealed record Cidr(CidrPrefix Prefix, IReadOnlyList<CidrPrefix> Except, bool SelectsEndpoints = false) : PeerSelector;
 
     /// <summary>toFQDNs: the addresses a DNS name resolves to (egress only).</summary>
     public sealed record Fqdn(DnsMatch Match) : PeerSelector;

@@ -1,3 +1,4 @@
+using Mesh.Contracts.Identity;
 using Mesh.Contracts.Labels;
 using Mesh.Contracts.Policies;
 
@@ -125,13 +126,13 @@ internal static class IdentityResolution
 
     /// <summary>
     /// The keys of an egress rule with named ports towards one peer: the names as that identity's endpoints serve
-    /// them when an endpoint selector admitted it, else (any peer, entities, CIDRs, DNS names) as the cluster's
-    /// endpoints serve them, computed once per rule in <paramref name="clusterPorts"/>.
+    /// them when an endpoint selector admitted it (an address group's as its label identity's), else (any peer,
+    /// entities, CIDRs, DNS names) as the cluster's endpoints serve them, computed once per rule in <paramref name="clusterPorts"/>.
     /// </summary>
     private static (Protocol, ushort, byte, bool)[] PeerPorts(PolicyRule rule, PeerSelector selector, uint peer, INamedPorts named,
         ref (Protocol, ushort, byte, bool)[]? clusterPorts) =>
         selector is PeerSelector.Endpoints && peer != PolicyEntryKey.AnyPeer
-            ? Ports(rule, name => named.OfPeer(peer, name))
+            ? Ports(rule, name => named.OfPeer(new NumericIdentity(peer).LabelIdentity.Value, name))
             : clusterPorts ??= Ports(rule, named.InCluster);
 
     private static void AddPeer(Dictionary<PolicyEntryKey, Candidate> entries, Direction direction, uint peer,

@@ -14,7 +14,11 @@ public sealed partial class IncrementalCompiler
     {
         if (version < Version) throw new ArgumentOutOfRangeException(nameof(version), version, $"versions only move forward (at {Version})");
 
-        // 0. Endpoints that changed what a port name resolves to recompile exactly the identities that looked it up.
+        // 0. Endpoint addresses regrouped by the ipBlocks admitting them: the ipcache and the peers of ipBlocks,
+        //    endpoint selectors and the cluster entity move with them.
+        RegroupAddresses();
+
+        // Endpoints that changed what a port name resolves to recompile exactly the identities that looked it up.
         foreach (var key in _namedPorts.TakeChanged())
             if (_namedPortUsers.TryGetValue(key, out var users)) _compileDirty.UnionWith(users);
 
@@ -223,6 +227,8 @@ public sealed partial class IncrementalCompiler
             else state.ByNumbering![job.Locals.Key] = job.Result!;
             foreach (var selection in job.Peers!.Used)
                 if (state.Uses.Add(selection)) selection.Users.Add(state.Id);
+            if (job.Peers.UsedIpBlocks is { } blocks)
+                foreach (var block in blocks) UseIpBlock(state.Id, block);
             UseNamedPorts(state, job.Peers);
             if (job.Peers.UsedCluster && !state.UsesCluster)
             {
@@ -305,6 +311,7 @@ public sealed partial class IncrementalCompiler
         foreach (var selection in state.Uses)
             if (selection.Users.Remove(state.Id) && selection.Users.Count == 0) _unusedPeerSelections.Add(selection);
         state.Uses.Clear();
+        ReleaseIpBlocks(state.Id);
         if (state.UsesCluster) _clusterUsers.Remove(state.Id);
         state.UsesCluster = false;
         foreach (var key in state.NamedPortUses)

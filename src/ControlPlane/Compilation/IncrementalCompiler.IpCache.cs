@@ -43,8 +43,9 @@ public sealed partial class IncrementalCompiler
             var normalized = key.Normalized;
             _taken[normalized] = _taken.GetValueOrDefault(normalized) + 1;
         }
+        var before = Claimant(holders);
         holders[holder] = identity;
-        SetAddress(key, holders);
+        SetAddress(key, holders, before);
     }
 
     private void RemoveAddress(string holder, string ip)
@@ -52,6 +53,7 @@ public sealed partial class IncrementalCompiler
         var cidr = SnapshotAssembly.HostCidr(ip);
         var key = new IpCacheKey(cidr);
         var holders = _holders[cidr];
+        var before = Claimant(holders);
         holders.Remove(holder);
         if (holders.Count == 0)
         {
@@ -59,14 +61,26 @@ public sealed partial class IncrementalCompiler
             var normalized = key.Normalized;
             if (--_taken[normalized] == 0) _taken.Remove(normalized);
         }
-        SetAddress(key, holders);
+        SetAddress(key, holders, before);
     }
 
-    private void SetAddress(IpCacheKey key, SortedDictionary<string, uint> holders)
+    /// <summary>The identity an address is claimed for (the first id wins), when addresses are followed for ipBlocks.</summary>
+    private uint? Claimant(SortedDictionary<string, uint> holders) =>
+        _addressesOf is null || holders.Count == 0 ? null : holders.First().Value;
+
+    private void SetAddress(IpCacheKey key, SortedDictionary<string, uint> holders, uint? claimedBefore)
+    {
+        uint? claimant = holders.Count == 0 ? null : holders.First().Value;   // the first id wins
+        if (_addressesOf is not null) MoveAddress(key, claimedBefore, claimant);
+        Publish(key, claimant);
+    }
+
+    /// <summary>Sets an address's entry in the cluster's ipcache: its claimant's identity (or address group), or none.</summary>
+    private void Publish(IpCacheKey key, uint? claimant)
     {
         var cidr = key.Cidr;
         var was = _ipByCidr.GetValueOrDefault(cidr);
-        var now = holders.Count == 0 ? null : new IpCacheEntry(cidr, holders.First().Value);   // the first id wins
+        var now = claimant is { } identity ? new IpCacheEntry(cidr, Published(cidr, identity)) : null;
         if (was == now) return;
         _ipBeforeCommit.TryAdd(cidr, was);
         _ipSorted = null;

@@ -9,7 +9,8 @@ namespace Mesh.ControlPlane.Compilation;
 /// whose identities are numbered per node), so it is compiled once per identity and shared; the ipcache is
 /// cluster-wide plus each node's CIDR identities. Caches: selector → identities it matches (updated as identities
 /// appear), policy spec → identities it selects, peer selector → identities whose entries used it, port name (of
-/// an identity's endpoints, or of the cluster's) → identities whose entries looked it up.
+/// an identity's endpoints, or of the cluster's) → identities whose entries looked it up, Kubernetes ipBlock →
+/// identities (label identities and address groups) it matches and identities whose entries used it.
 /// <para>
 /// Changes (<see cref="ApplyPolicy"/>, <see cref="AllocateIdentity"/>, <see cref="RegisterEndpoint"/> …) are
 /// buffered; <see cref="Commit"/> recompiles what they touched and yields each node's delta from the previous
@@ -79,9 +80,14 @@ public sealed partial class IncrementalCompiler
     public void ApplyPolicy(NetworkPolicy policy)
     {
         var key = policy.Reference;
-        if (_policies.TryGetValue(key, out var old)) Unselect(key, old);
+        if (_policies.TryGetValue(key, out var old))
+        {
+            Unselect(key, old);
+            CountIpBlocks(old, -1);
+        }
         _policies[key] = policy;
         Select(key, policy);
+        CountIpBlocks(policy, +1);
     }
 
     public void DeletePolicy(PolicyKind kind, string? ns, string name)
@@ -89,6 +95,7 @@ public sealed partial class IncrementalCompiler
         var key = NetworkPolicy.ReferenceOf(kind, ns, name);
         if (!_policies.Remove(key, out var old)) return;
         Unselect(key, old);
+        CountIpBlocks(old, -1);
     }
 
     /// <summary>Records the labels of an identity (new, or with new labels).</summary>
@@ -109,7 +116,8 @@ public sealed partial class IncrementalCompiler
         {
             // A new array with the identity inserted in order (one handed out is never changed): rebuilding it from
             // every identity cost about half a millisecond of each new identity's commit at 6,000 identities.
-            if (_cluster is { } cluster) _cluster = WithIdentity(cluster, identity);
+            if (_cluster is { } cluster)
+                foreach (var id in AddressGroupsOf(identity).Prepend(identity)) _cluster = cluster = WithIdentity(cluster, id);
             _compileDirty.UnionWith(_clusterUsers);
         }
     }
@@ -268,9 +276,11 @@ public sealed partial class IncrementalCompiler
                 Invalidate(selection);
             }
         }
+        // Patching in a new peer assumes no compiled policy names it yet; an ipBlock may name one that has addresses.
+        var unnamed = oldLabels is null && !_groupings.ContainsKey(identity);
         foreach (var selection in now.Where(s => s.Matched.Add(identity)))
         {
-            if (oldLabels is null) Extend(selection, identity);
+            if (unnamed) Extend(selection, identity);
             else Invalidate(selection);
         }
     }
@@ -326,9 +336,9 @@ public sealed partial class IncrementalCompiler
         }
     }
 
-    /// <summary>Entity.Cluster: every label identity of the cluster and the reserved ones inside it.</summary>
-    private uint[] ClusterIdentities => _cluster ??=
-        _identities.Keys.Where(PeerResolver.IsClusterLabelIdentity).Concat(PeerResolver.ClusterReserved).Distinct().Order().ToArray();
+    /// <summary>Entity.Cluster: every label identity of the cluster, their address groups and the reserved ones inside it.</summary>
+    private uint[] ClusterIdentities => _cluster ??= _identities.Keys.Where(PeerResolver.IsClusterLabelIdentity)
+        .SelectMany(id => AddressGroupsOf(id).Prepend(id)).Concat(PeerResolver.ClusterReserved).Distinct().Order().ToArray();
 
     private static uint[] WithIdentity(uint[] sorted, uint identity)
     {
@@ -349,7 +359,9 @@ public sealed partial class IncrementalCompiler
     private CompiledPolicy Compile(uint identity, IReadOnlyList<SelectingSpec> specs, LocalIdentities locals, IncrementalPeers peers) =>
         IdentityResolution.Resolve(identity, specs, peers.For(locals), peers);
 
-    private IncrementalPeers Peers(bool record) => new(PeerSelectionFor, Scoped, () => ClusterIdentities, _namedPorts, record);
+    // Without address groups (no ipBlock covers a pod) a selection's peers are its identities, sorted as ever.
+    private IncrementalPeers Peers(bool record) =>
+        new(PeerSelectionFor, Scoped, () => ClusterIdentities, _groupings.Count == 0 ? null : AddressGroupsOf, IpBlockMatches, _namedPorts, record);
 
     /// <summary>Records the named-port lookups a compile (or patch) of an identity made, so a change to them recompiles it.</summary>
     private void UseNamedPorts(IdentityState state, IncrementalPeers lookups)

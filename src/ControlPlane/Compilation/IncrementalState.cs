@@ -95,17 +95,20 @@ internal sealed class CompileJobs : List<CompileJob>
 }
 
 /// <summary>
-/// Peer and named-port lookups of the incremental compiler for one compile: records which cached selections and
-/// which named ports it used.
+/// Peer and named-port lookups of the incremental compiler for one compile: records which cached selections, ipBlocks
+/// and named ports it used.
 /// </summary>
 internal sealed class IncrementalPeers(Func<LabelSelector, IReadOnlyList<LabelSelector>, bool, PeerSelection> selections,
-    Func<NetworkPolicy, LabelSelector, LabelSelector> scope, Func<uint[]> cluster, INamedPorts namedPorts, bool record)
+    Func<NetworkPolicy, LabelSelector, LabelSelector> scope, Func<uint[]> cluster, Func<uint, uint[]>? addressGroups,
+    Func<IpBlock, uint[]> ipBlockMatches, INamedPorts namedPorts, bool record)
     : IPeerMatcher, INamedPorts
 {
     private static readonly uint[] AnyPeer = [PolicyEntryKey.AnyPeer];
     private LocalIdentities _locals = LocalIdentities.None;
 
     public HashSet<PeerSelection> Used { get; } = [];
+    /// <summary>The ipBlocks looked up (null: none, most compiles).</summary>
+    public HashSet<IpBlock>? UsedIpBlocks { get; private set; }
     public bool UsedCluster { get; private set; }
     /// <summary>Peers' and the cluster's named ports looked up (always recorded: an empty answer is a dependency too).</summary>
     public HashSet<NamedPortKey> NamedPortsUsed { get; } = [];
@@ -146,7 +149,7 @@ internal sealed class IncrementalPeers(Func<LabelSelector, IReadOnlyList<LabelSe
                 if (selector.IsEmpty && requires.Count == 0) return AnyPeer;
                 var selection = selections(selector, requires, record);
                 if (record) Used.Add(selection);
-                return selection.Sorted;
+                return selection.Peers(addressGroups);
             case PeerSelector.EntityPeer { Entity: Entity.World }:
                 return _locals.World;
             case PeerSelector.EntityPeer { Entity: Entity.Cluster }:
@@ -154,6 +157,10 @@ internal sealed class IncrementalPeers(Func<LabelSelector, IReadOnlyList<LabelSe
                 return cluster();
             case PeerSelector.EntityPeer x:
                 return PeerResolver.FixedEntity(x.Entity);
+            case PeerSelector.Cidr { SelectsEndpoints: true } c:
+                var block = IpBlock.Of(c);
+                if (record) (UsedIpBlocks ??= []).Add(block);
+                return [.. _locals.Matching(c), .. ipBlockMatches(block)];
             case PeerSelector.Cidr c:
                 return _locals.Matching(c);
             case PeerSelector.Fqdn f:

@@ -10,7 +10,8 @@ namespace Mesh.ControlPlane.Compilation;
 /// under its own identity: the ipcache is a longest-prefix match, so an except CIDR inside a wider one carves
 /// its addresses out, and an endpoint's own address (a longer prefix still) keeps the endpoint's identity.
 /// 0.0.0.0/0 and ::/0 are the world identity itself, as in Cilium. FQDN identities have no addresses until the
-/// DNS proxy learns some, so today they admit nothing.
+/// DNS proxy learns some, so today they admit nothing. (Address groups share the range with bits 25–31 set, and are
+/// numbered for the whole cluster: see AddressGroups.cs.)
 /// </summary>
 internal sealed class LocalIdentities
 {

@@ -9,7 +9,8 @@ namespace Mesh.ControlPlane.Compilation;
 /// reserved identities as Cilium maps them (all = any peer; world = the world identity and every node-local
 /// CIDR/FQDN identity; cluster = every label identity of the cluster plus host, remote-node, init, health,
 /// unmanaged, kube-apiserver and ingress). Reserved identities also carry their <c>reserved:</c> label, so an
-/// endpoint selector may name them.
+/// endpoint selector may name them. An address group carries its label identity's labels: whatever admits the label
+/// identity admits its groups too; a Kubernetes ipBlock also admits the identities whose every address it covers.
 /// </summary>
 internal sealed class PeerResolver : IPeerMatcher
 {
@@ -33,19 +34,21 @@ internal sealed class PeerResolver : IPeerMatcher
 
     private readonly List<KeyValuePair<uint, LabelSet>> universe;
     private readonly LocalIdentities local;
+    private readonly ClusterAddresses addresses;
     private readonly Dictionary<(LabelSelector, string), uint[]> cache = [];
     private readonly uint[] world;
     private readonly uint[] cluster;
 
-    public PeerResolver(IReadOnlyDictionary<uint, LabelSet> identities, LocalIdentities local)
+    public PeerResolver(IReadOnlyDictionary<uint, LabelSet> identities, LocalIdentities local, ClusterAddresses addresses)
     {
         this.local = local;
+        this.addresses = addresses;
         // Identity 0 is the wildcard peer in a key; it can never be a concrete peer.
         universe = identities.Where(kv => kv.Key != PolicyEntryKey.AnyPeer)
             .Concat(Reserved.Where(kv => !identities.ContainsKey(kv.Key)))
             .OrderBy(kv => kv.Key).ToList();
         world = local.World;
-        cluster = identities.Keys.Where(IsClusterLabelIdentity)
+        cluster = identities.Keys.Where(IsClusterLabelIdentity).SelectMany(WithGroups)
             .Concat(ClusterReserved).Distinct().Order().ToArray();
     }
 
@@ -53,6 +56,7 @@ internal sealed class PeerResolver : IPeerMatcher
     {
         PeerSelector.Endpoints e => Endpoints(policy.Scope(e.Selector), requires),
         PeerSelector.EntityPeer e => Entity(e.Entity),
+        PeerSelector.Cidr { SelectsEndpoints: true } c => [.. local.Matching(c), .. addresses.Matching(IpBlock.Of(c))],
         PeerSelector.Cidr c => local.Matching(c),
         PeerSelector.Fqdn f => [local.Of(f.Match)],
         _ => [],
@@ -66,11 +70,13 @@ internal sealed class PeerResolver : IPeerMatcher
         if (!cache.TryGetValue(key, out var matched))
         {
             matched = universe.Where(kv => selector.Matches(kv.Value) && requires.All(r => r.Matches(kv.Value)))
-                .Select(kv => kv.Key).ToArray();
+                .SelectMany(kv => WithGroups(kv.Key)).Order().ToArray();
             cache[key] = matched;
         }
         return matched;
     }
+
+    private IEnumerable<uint> WithGroups(uint identity) => addresses.GroupsOf(identity).Prepend(identity);
 
     private uint[] Entity(Entity entity) => entity switch
     {

@@ -28,8 +28,11 @@ public static class PolicyCompiler
         // CIDR and FQDN identities only for the policies this node enforces: they never leave the nodes that need them.
         var localIdentities = new LocalIdentities(selecting.SelectMany(s => s.Specs).Distinct()
             .SelectMany(s => IdentityResolution.AllRules(s.Spec)).SelectMany(r => r.Peers ?? []));
-        var ipCache = IpCache(endpoints, nodes ?? [], localIdentities);
-        var peers = new PeerResolver(identities, localIdentities);
+        var endpointEntries = EndpointIpCache(endpoints, nodes ?? []);
+        // Every policy's ipBlocks, not only this node's: address groups are numbered the same on every node.
+        var addresses = ClusterAddresses.Of(sortedPolicies.SelectMany(IpBlock.In), endpointEntries);
+        var ipCache = IpCache(endpointEntries, addresses, localIdentities);
+        var peers = new PeerResolver(identities, localIdentities, addresses);
         // Every endpoint's, not only this node's: a named port resolves against the subject's or the peers'
         // endpoints wherever they run.
         var named = NamedPortTable.Of(endpoints);
@@ -43,19 +46,23 @@ public static class PolicyCompiler
             .Where(s => s.Policy.EffectiveEndpointSelector(s.Spec).Matches(labels))
             .ToList();
 
-    private static List<IpCacheEntry> IpCache(IReadOnlyCollection<CompilerEndpoint> endpoints, IReadOnlyCollection<ClusterNode> nodes,
-        LocalIdentities local)
+    /// <summary>The endpoints' and nodes' addresses, each with the identity of whoever claims it.</summary>
+    private static List<IpCacheEntry> EndpointIpCache(IReadOnlyCollection<CompilerEndpoint> endpoints, IReadOnlyCollection<ClusterNode> nodes)
     {
         var claims = endpoints.Select(e => (Holder: e.Id, e.Ip, e.Identity))
             .Concat(nodes.SelectMany(n => n.Addresses.Select(ip => (Holder: n.AddressHolder, Ip: ip, Identity: NumericIdentity.RemoteNode.Value))));
-        var endpointEntries = claims
+        return claims
             // Two endpoints claiming one address is a transient of re-registration; the first by id wins, deterministically.
             .GroupBy(c => SnapshotAssembly.HostCidr(c.Ip), StringComparer.Ordinal)
             .Select(g => new IpCacheEntry(g.Key, g.MinBy(c => c.Holder, StringComparer.Ordinal).Identity))
             .ToList();
+    }
+
+    private static List<IpCacheEntry> IpCache(List<IpCacheEntry> endpointEntries, ClusterAddresses addresses, LocalIdentities local)
+    {
         // A CIDR rule naming an endpoint's exact address does not take it over: the endpoint keeps its identity.
         var taken = endpointEntries.Select(e => new IpCacheKey(e.Cidr).Normalized).ToHashSet(StringComparer.Ordinal);
-        return endpointEntries.Concat(local.IpCacheEntries.Where(e => !taken.Contains(e.Cidr)))
+        return endpointEntries.Select(addresses.Published).Concat(local.IpCacheEntries.Where(e => !taken.Contains(e.Cidr)))
             .OrderBy(e => new IpCacheKey(e.Cidr))
             .ToList();
     }

@@ -125,7 +125,21 @@ internal sealed class PeerSelection(PeerKey key, LabelSelector selector, LabelSe
         return true;
     }
 
-    public uint[] Sorted => _sorted ??= Matched.Order().ToArray();
+    /// <summary>The matched identities and their address groups (which carry their labels), sorted.</summary>
+    /// <param name="addressGroups">A label identity's address groups; null when no identity has any.</param>
+    public uint[] Peers(Func<uint, uint[]>? addressGroups)
+    {
+        if (_sorted is { } sorted) return sorted;
+        if (addressGroups is null) return _sorted = Matched.Order().ToArray();
+        var peers = new List<uint>(Matched.Count);
+        foreach (var id in Matched)
+        {
+            peers.Add(id);
+            peers.AddRange(addressGroups(id));
+        }
+        peers.Sort();
+        return _sorted = peers.ToArray();
+    }
 
     public void Changed() => _sorted = null;
 }

@@ -1,9 +1,13 @@
 using System.Text.Json;
+using Mesh.Contracts.Identity;
 using Mesh.NodeAgent.Datapath;
 
 namespace Mesh.NodeAgent.Flows;
 
-/// <summary>One flow as a JSON line: what `meshctl observe` reads.</summary>
+/// <summary>
+/// One flow as a JSON line: what `meshctl observe` reads. A peer whose address is an address group (some pods of a
+/// label identity that a Kubernetes ipBlock tells apart) is shown as that label identity, the pod's own.
+/// </summary>
 public sealed record FlowRecord(
     DateTimeOffset Time, string Node, string? Endpoint, string Direction, string Source, string Destination,
     string Protocol, uint SourceIdentity, uint DestinationIdentity, string Verdict, string? DropReason, ulong Version, string? Rule)
@@ -15,7 +19,7 @@ public sealed record FlowRecord(
         f.SourcePort == 0 ? f.Source.ToString() : $"{f.Source}:{f.SourcePort}",
         f.DestinationPort == 0 ? f.Destination.ToString() : $"{f.Destination}:{f.DestinationPort}",
         f.Protocol switch { 6 => "TCP", 17 => "UDP", 132 => "SCTP", 1 => "ICMP", var p => p.ToString(System.Globalization.CultureInfo.InvariantCulture) },
-        f.SourceIdentity, f.DestinationIdentity,
+        new NumericIdentity(f.SourceIdentity).LabelIdentity.Value, new NumericIdentity(f.DestinationIdentity).LabelIdentity.Value,
         f.Verdict == FlowVerdict.Dropped ? "DROPPED" : "FORWARDED",
         f.Reason == Datapath.DropReason.None ? null : f.Reason.ToString(),
         f.Version, f.Rule);

@@ -74,6 +74,15 @@ public sealed class CiliumRuleParserTests
     }
 
     [Fact]
+    public void A_cilium_cidr_peer_never_selects_endpoints()
+    {
+        var policy = ParseOk(WithSpec("  endpointSelector: {}\n  ingress: [{fromCIDR: [10.0.0.0/8]}]\n  egress: [{toCIDRSet: [{cidr: 10.0.0.0/8, except: [10.1.0.0/16]}]}]"));
+        var peers = policy.Spec.Ingress.Concat(policy.Spec.Egress).SelectMany(r => r.Peers!).ToList();
+        Assert.Equal(2, peers.Count);
+        Assert.All(peers, p => Assert.False(Assert.IsType<PeerSelector.Cidr>(p).SelectsEndpoints));
+    }
+
+    [Fact]
     public void Specs_holds_several_rule_sets_after_spec()
     {
         var policy = ParseOk("""

@@ -117,12 +117,12 @@ public sealed class KubernetesNetworkPolicyTests
     }
 
     [Fact]
-    public void An_ip_block_becomes_a_cidr_with_its_excepts()
+    public void An_ip_block_becomes_a_cidr_with_its_excepts_that_selects_the_endpoints_it_covers()
     {
         var rule = Assert.Single(Spec("  podSelector: {}\n  policyTypes: [Egress]\n  egress: [{to: [{ipBlock: {cidr: 172.17.0.0/16, except: [172.17.1.0/24]}}]}]").Egress);
         Assert.Equal(PolicyJson.Serialize(new NetworkPolicy(null, "n", new PolicySpec(LabelSelector.All, [], [], [rule], [], null))),
             PolicyJson.Serialize(new NetworkPolicy(null, "n", new PolicySpec(LabelSelector.All, [], [], [new PolicyRule(
-                [new PeerSelector.Cidr(CidrPrefix.Parse("172.17.0.0/16"), [CidrPrefix.Parse("172.17.1.0/24")])], [], [])], [], null))));
+                [new PeerSelector.Cidr(CidrPrefix.Parse("172.17.0.0/16"), [CidrPrefix.Parse("172.17.1.0/24")], SelectsEndpoints: true)], [], [])], [], null))));
     }
 
     [Fact]

@@ -36,6 +36,25 @@ public sealed class PolicyJsonTests
     }
 
     [Fact]
+    public void An_ip_block_keeps_selecting_endpoints_through_its_json_and_a_cidr_written_without_the_field_does_not()
+    {
+        var ipBlock = new NetworkPolicy("shop", "egress", new PolicySpec(LabelSelector.All, [], [],
+            [new PolicyRule([new PeerSelector.Cidr(CidrPrefix.Parse("10.0.0.0/8"), [CidrPrefix.Parse("10.1.0.0/16")], SelectsEndpoints: true)], [], [])],
+            [], null)) with { Kind = PolicyKind.KubernetesNetworkPolicy };
+        var json = PolicyJson.Serialize(ipBlock);
+        Assert.Contains("""{"cidr":"10.0.0.0/8","except":["10.1.0.0/16"],"selectsEndpoints":true}""", json, StringComparison.Ordinal);
+        Assert.True(Cidr(PolicyJson.Deserialize(json)).SelectsEndpoints);
+
+        // A Cilium CIDR is written as before the field existed (its hash is unchanged), and such JSON reads as one.
+        var cilium = ipBlock with { Specs = [ipBlock.Spec with { Egress = [new PolicyRule([Cidr(ipBlock) with { SelectsEndpoints = false }], [], [])] }] };
+        var written = PolicyJson.Serialize(cilium);
+        Assert.Contains("""{"cidr":"10.0.0.0/8","except":["10.1.0.0/16"]}""", written, StringComparison.Ordinal);
+        Assert.False(Cidr(PolicyJson.Deserialize(written)).SelectsEndpoints);
+
+        static PeerSelector.Cidr Cidr(NetworkPolicy policy) => Assert.IsType<PeerSelector.Cidr>(Assert.Single(Assert.Single(policy.Spec.Egress).Peers!));
+    }
+
+    [Fact]
     public void A_clusterwide_policy_round_trips_without_a_namespace()
     {
         var clusterwide = Sample with { Namespace = null };

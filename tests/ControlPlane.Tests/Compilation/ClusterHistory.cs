@@ -32,8 +32,8 @@ public abstract record ClusterChange
 
 /// <summary>
 /// Random histories over a deliberately small world (three apps, two tiers, two namespaces, three nodes, four
-/// addresses) so that selectors collide, addresses are claimed twice, and CIDR, DNS, entity, requires, deny and
-/// L7 rules meet on the same identities; endpoints serve named ports that rules name (with the wrong protocol, or
+/// addresses) so that selectors collide, addresses are claimed twice, ipBlocks split the endpoints of one identity,
+/// and CIDR, ipBlock, DNS, entity, requires, deny and L7 rules meet on the same identities; endpoints serve named ports that rules name (with the wrong protocol, or
 /// a name nobody serves, too), and re-registering an endpoint may change only its ports.
 /// </summary>
 internal static class ClusterHistory
@@ -54,6 +54,14 @@ internal static class ClusterHistory
         Gen.Constant(LabelSelector.Of(new Dictionary<string, string> { ["reserved:host"] = "" })),
         Gen.Constant(LabelSelector.All));
 
+    // Kubernetes ipBlocks over the endpoint addresses: endpoints of one identity often end up on both sides of one.
+    private static readonly Gen<PeerSelector> IpBlocks = Gen.Elements(
+        KubernetesIpBlock("10.0.0.0/24", "10.0.0.2/32"),
+        KubernetesIpBlock("10.0.0.1/32"),
+        KubernetesIpBlock("10.0.0.0/16"),
+        KubernetesIpBlock("10.0.1.0/24"),
+        KubernetesIpBlock("0.0.0.0/0", "10.0.0.3/32", "10.0.1.0/24")).Select(c => (PeerSelector)c);
+
     private static readonly Gen<PeerSelector> Peer = Gen.Frequency(
         (6, Selector.Select(s => (PeerSelector)new PeerSelector.Endpoints(s))),
         (2, Gen.Elements(Entity.World, Entity.Cluster, Entity.All, Entity.Host, Entity.RemoteNode).Select(e => (PeerSelector)new PeerSelector.EntityPeer(e))),
@@ -62,7 +70,18 @@ internal static class ClusterHistory
             new PeerSelector.Cidr(CidrPrefix.Parse("10.0.0.1/32"), []),
             new PeerSelector.Cidr(CidrPrefix.Parse("192.168.0.0/16"), []),
             new PeerSelector.Cidr(CidrPrefix.Parse("0.0.0.0/0"), [CidrPrefix.Parse("10.0.0.0/8")])).Select(c => (PeerSelector)c)),
+        (3, IpBlocks),
         (1, Gen.Elements("example.com", "api.example.com").Select(n => (PeerSelector)new PeerSelector.Fqdn(new DnsMatch(n, null)))));
+
+    // Where ipBlocks meet what else admits the identities they split: endpoint selectors, the cluster entity, CIDRs.
+    private static readonly Gen<PeerSelector> SplittingPeer = Gen.Frequency(
+        (4, IpBlocks),
+        (3, Selector.Select(s => (PeerSelector)new PeerSelector.Endpoints(s))),
+        (1, Gen.Elements(Entity.Cluster, Entity.World).Select(e => (PeerSelector)new PeerSelector.EntityPeer(e))),
+        (1, Gen.Constant((PeerSelector)new PeerSelector.Cidr(CidrPrefix.Parse("10.0.0.0/24"), []))));
+
+    private static PeerSelector.Cidr KubernetesIpBlock(string cidr, params string[] except) =>
+        new(CidrPrefix.Parse(cidr), except.Select(CidrPrefix.Parse).ToList(), SelectsEndpoints: true);
 
     // Named ports: "http" on 80 or 8080, "dns" on UDP or TCP 53, "metrics" only on TCP; "nope" is served by nobody.
     private static readonly Gen<PortRule> Ports = Gen.Elements(
@@ -87,22 +106,25 @@ internal static class ClusterHistory
         [new("http", 8080, Protocol.Tcp), new("metrics", 9090, Protocol.Tcp)],
     ];
 
-    private static readonly Gen<PolicyRule> Rule =
-        from peers in Gen.Frequency((1, Gen.Constant<List<PeerSelector>?>(null)), (4, Gen.ListOf(Peer, 2).Select(l => (List<PeerSelector>?)l.Distinct().ToList())))
+    private static Gen<PolicyRule> RuleOf(Gen<PeerSelector> peer) =>
+        from peers in Gen.Frequency((1, Gen.Constant<List<PeerSelector>?>(null)), (4, Gen.ListOf(peer, 2).Select(l => (List<PeerSelector>?)l.Distinct().ToList())))
         from ports in Gen.Frequency((2, Gen.Constant(new List<PortRule>())), (3, Gen.ListOf(Ports, 1).Select(l => l.ToList())))
         from requires in Gen.Frequency((5, Gen.Constant(new List<LabelSelector>())), (1, Selector.Select(s => new List<LabelSelector> { s })))
         select new PolicyRule(peers, ports, requires);
 
-    private static Gen<List<PolicyRule>> Rules(int weightOfNone) =>
-        Gen.Frequency((weightOfNone, Gen.Constant(new List<PolicyRule>())), (2, Gen.ListOf(Rule, 2).Select(l => l.ToList())));
+    private static Gen<List<PolicyRule>> Rules(Gen<PolicyRule> rule, int weightOfNone) =>
+        Gen.Frequency((weightOfNone, Gen.Constant(new List<PolicyRule>())), (2, Gen.ListOf(rule, 2).Select(l => l.ToList())));
 
-    private static readonly Gen<PolicySpec> Spec =
-        from selects in Selector
-        from ingress in Rules(1)
-        from ingressDeny in Rules(3)
-        from egress in Rules(2)
-        from egressDeny in Rules(4)
-        select new PolicySpec(selects, ingress, ingressDeny, egress, egressDeny, null);
+    private static Gen<PolicySpec> SpecOf(Gen<PeerSelector> peer)
+    {
+        var rule = RuleOf(peer);
+        return from selects in Selector
+               from ingress in Rules(rule, 1)
+               from ingressDeny in Rules(rule, 3)
+               from egress in Rules(rule, 2)
+               from egressDeny in Rules(rule, 4)
+               select new PolicySpec(selects, ingress, ingressDeny, egress, egressDeny, null);
+    }
 
     // A namespaced policy is sometimes a Kubernetes NetworkPolicy: with four names, one often meets the
     // CiliumNetworkPolicy of its name, both selecting, both deciding entries.
@@ -110,12 +132,15 @@ internal static class ClusterHistory
         (PolicyKind.CiliumNetworkPolicy, "n1"), (PolicyKind.CiliumNetworkPolicy, "n2"), (PolicyKind.CiliumClusterwideNetworkPolicy, null),
         (PolicyKind.KubernetesNetworkPolicy, "n1"), (PolicyKind.KubernetesNetworkPolicy, "n2"));
 
-    public static readonly Gen<NetworkPolicy> Policy =
-        from name in Gen.Elements("p0", "p1", "p2", "p3")
-        from kind in KindAndNamespace
-        from specs in Gen.Frequency((4, Spec.Select(s => new List<PolicySpec> { s })), (1, Gen.ListOf(Spec, 2).Select(l => l.ToList())))
-        where specs.Count > 0
-        select new NetworkPolicy(kind.Namespace, name, specs, kind.Kind);
+    private static Gen<NetworkPolicy> PolicyOf(Gen<PeerSelector> peer)
+    {
+        var spec = SpecOf(peer);
+        return from name in Gen.Elements("p0", "p1", "p2", "p3")
+               from kind in KindAndNamespace
+               from specs in Gen.Frequency((4, spec.Select(s => new List<PolicySpec> { s })), (1, Gen.ListOf(spec, 2).Select(l => l.ToList())))
+               where specs.Count > 0
+               select new NetworkPolicy(kind.Namespace, name, specs, kind.Kind);
+    }
 
     private static readonly Gen<LabelSet> Labels =
         from ns in Gen.Elements(Namespaces)
@@ -125,26 +150,41 @@ internal static class ClusterHistory
             ? new Dictionary<string, string> { ["app"] = app }
             : new Dictionary<string, string> { ["app"] = app, ["tier"] = tier }, new Dictionary<string, string>());
 
-    private static readonly Gen<CompilerEndpoint> Endpoint =
+    private static Gen<CompilerEndpoint> EndpointOf(Gen<uint> identities) =>
         from n in Gen.Choose(0, 5)
         from node in Gen.Elements(Nodes)
         from ip in Gen.Elements(Addresses)
-        from identity in Gen.Elements(EndpointIdentities)
+        from identity in identities
         from ports in Gen.Elements(EndpointPorts)
         select new CompilerEndpoint($"n1/e{n}", node, ip, $"lxc{n}", identity, ports);
 
-    public static readonly Gen<ClusterChange> Change = Gen.Frequency(
-        (4, Policy.Select(p => (ClusterChange)new ClusterChange.Apply(p))),
+    private static Gen<ClusterChange> ChangeOf(Gen<NetworkPolicy> policy, uint[] identities, Gen<CompilerEndpoint> endpoint, int endpointWeight) => Gen.Frequency(
+        (4, policy.Select(p => (ClusterChange)new ClusterChange.Apply(p))),
         (1, KindAndNamespace.Zip(Gen.Elements("p0", "p1", "p2", "p3"), (k, name) => (ClusterChange)new ClusterChange.Delete(k.Kind, k.Namespace, name))),
-        (3, Gen.Elements(IdentityNumbers).Zip(Labels, (id, labels) => (ClusterChange)new ClusterChange.Allocate(id, labels))),
-        (4, Endpoint.Select(e => (ClusterChange)new ClusterChange.Register(e))),
+        (3, Gen.Elements(identities).Zip(Labels, (id, labels) => (ClusterChange)new ClusterChange.Allocate(id, labels))),
+        (endpointWeight, endpoint.Select(e => (ClusterChange)new ClusterChange.Register(e))),
         (1, Gen.Choose(0, 5).Select(n => (ClusterChange)new ClusterChange.Unregister($"n1/e{n}"))),
         // Node addresses among the endpoints' and the CIDR rules' addresses: claimed twice, covered by CIDRs, moved.
         (1, Gen.Elements(Nodes).Zip(Gen.SubListOf(["10.0.0.3", "10.0.0.9", "10.0.1.5"]),
             (node, ips) => (ClusterChange)new ClusterChange.RegisterNode(new ClusterNode(node, ips.Order(StringComparer.Ordinal).ToList())))));
 
-    public static Arbitrary<ClusterChange[]> Histories(int maxLength) =>
-        Gen.Choose(1, maxLength).SelectMany(n => Gen.ArrayOf(Change, n)).ToArbitrary();
+    public static readonly Gen<ClusterChange> Change =
+        ChangeOf(PolicyOf(Peer), IdentityNumbers, EndpointOf(Gen.Elements(EndpointIdentities)), endpointWeight: 4);
+
+    /// <summary>
+    /// Changes that split identities: policies mostly of ipBlocks, and endpoints of two identities (and 300, ahead of
+    /// its identity until it is allocated) registered, moved and re-addressed often, so one identity's endpoints land
+    /// inside and outside the same blocks, change sides, and make and unmake address groups.
+    /// </summary>
+    public static readonly Gen<ClusterChange> SplittingChange =
+        ChangeOf(PolicyOf(SplittingPeer), [256, 257, 300], EndpointOf(Gen.Elements<uint>(256, 257, 300)), endpointWeight: 8);
+
+    public static Arbitrary<ClusterChange[]> Histories(int maxLength) => HistoriesOf(Change, maxLength);
+
+    public static Arbitrary<ClusterChange[]> SplittingHistories(int maxLength) => HistoriesOf(SplittingChange, maxLength);
+
+    private static Arbitrary<ClusterChange[]> HistoriesOf(Gen<ClusterChange> change, int maxLength) =>
+        Gen.Choose(1, maxLength).SelectMany(n => Gen.ArrayOf(change, n)).ToArbitrary();
 }
 
 /// <summary>The same history applied to plain collections: what the full compile reads.</summary>

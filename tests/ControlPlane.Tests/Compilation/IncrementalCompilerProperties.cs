@@ -13,15 +13,21 @@ public sealed class IncrementalCompilerProperties
     private static readonly string[] Nodes = [.. ClusterHistory.Nodes, "node-without-endpoints"];
 
     [Fact]
-    public void Incremental_compile_equals_the_full_compile_after_every_change() => IncrementalEqualsFull(parallelFrom: null);
+    public void Incremental_compile_equals_the_full_compile_after_every_change() =>
+        IncrementalEqualsFull(ClusterHistory.Histories(14), parallelFrom: null);
 
     /// <summary>Every commit's compiles and nodes spread over the cores, as in a large cluster.</summary>
     [Fact]
     public void Incremental_compile_in_parallel_equals_the_full_compile_after_every_change() =>
-        IncrementalEqualsFull(parallelFrom: 1);
+        IncrementalEqualsFull(ClusterHistory.Histories(14), parallelFrom: 1);
 
-    private static void IncrementalEqualsFull(int? parallelFrom) =>
-        Check.One(Runs, Prop.ForAll(ClusterHistory.Histories(14), history =>
+    /// <summary>ipBlocks that split the endpoints of one identity into address groups, as endpoints and policies move.</summary>
+    [Fact]
+    public void Incremental_compile_equals_the_full_compile_while_ipBlocks_split_identities() =>
+        IncrementalEqualsFull(ClusterHistory.SplittingHistories(16), parallelFrom: null);
+
+    private static void IncrementalEqualsFull(Arbitrary<ClusterChange[]> histories, int? parallelFrom) =>
+        Check.One(Runs, Prop.ForAll(histories, history =>
         {
             var model = new ClusterModel();
             var compiler = parallelFrom is { } threshold ? new IncrementalCompiler { ParallelFrom = threshold } : new IncrementalCompiler();
@@ -94,8 +100,14 @@ public sealed class IncrementalCompilerProperties
     /// datapath's precedence once the allows are added back.
     /// </summary>
     [Fact]
-    public void No_allow_survives_a_covering_deny() =>
-        Check.One(Runs, Prop.ForAll(ClusterHistory.Histories(14), history =>
+    public void No_allow_survives_a_covering_deny() => NoAllowSurvivesACoveringDeny(ClusterHistory.Histories(14));
+
+    [Fact]
+    public void No_allow_survives_a_covering_deny_while_ipBlocks_split_identities() =>
+        NoAllowSurvivesACoveringDeny(ClusterHistory.SplittingHistories(16));
+
+    private static void NoAllowSurvivesACoveringDeny(Arbitrary<ClusterChange[]> histories) =>
+        Check.One(Runs, Prop.ForAll(histories, history =>
         {
             var model = new ClusterModel();
             foreach (var change in history) model.Apply(change);
@@ -110,19 +122,35 @@ public sealed class IncrementalCompilerProperties
                 foreach (var policy in denies.Policies)
                 {
                     var judged = all.PolicyOf(policy.Identity)!;
-                    // CIDR identities are numbered per compile: without the allows' CIDRs the numbers differ.
-                    foreach (var deny in policy.Entries.Where(e => e.Verdict == Verdict.Deny && !new NumericIdentity(e.Peer).IsLocalScope))
+                    // CIDR identities are numbered per compile: without the allows' CIDRs the numbers differ. Address
+                    // groups are judged by their addresses.
+                    foreach (var written in policy.Entries.Where(e => e.Verdict == Verdict.Deny
+                        && (!new NumericIdentity(e.Peer).IsLocalScope || new NumericIdentity(e.Peer).IsAddressGroup)))
                     {
-                        // The deny's own packet, and the packet of every allow it covers.
-                        var packets = judged.Entries.Where(a => a.Verdict == Verdict.Allow && Covers(deny, a))
-                            .Select(a => Packet(a, deny)).Prepend(Packet(deny, deny));
-                        foreach (var (peer, protocol, port) in packets)
-                            Assert.True(Judge(judged, deny.Direction, peer, protocol, port) == Verdict.Deny,
-                                $"{node}: identity {policy.Identity} {deny.Direction} peer {peer} {protocol}/{port} is allowed despite {denies.Rules[(int)deny.RuleIndex]}");
+                        foreach (var deny in AsJudged(written, denies, all))
+                        {
+                            // The deny's own packet, and the packet of every allow it covers.
+                            var packets = judged.Entries.Where(a => a.Verdict == Verdict.Allow && Covers(deny, a))
+                                .Select(a => Packet(a, deny)).Prepend(Packet(deny, deny));
+                            foreach (var (peer, protocol, port) in packets)
+                                Assert.True(Judge(judged, deny.Direction, peer, protocol, port) == Verdict.Deny,
+                                    $"{node}: identity {policy.Identity} {deny.Direction} peer {peer} {protocol}/{port} is allowed despite {denies.Rules[(int)deny.RuleIndex]}");
+                        }
                     }
                 }
             }
         }));
+
+    /// <summary>
+    /// A deny of the deny-only compile as the full compile sees its peer: the allows' ipBlocks may split an identity
+    /// into address groups, so a peer with addresses is the identities those addresses have there.
+    /// </summary>
+    private static IEnumerable<PolicyEntry> AsJudged(PolicyEntry deny, NodeSnapshot denies, NodeSnapshot all)
+    {
+        var addresses = denies.IpCache.Where(e => e.Identity == deny.Peer && deny.Peer != PolicyEntryKey.AnyPeer).Select(e => e.Cidr).ToList();
+        if (addresses.Count == 0) return [deny];
+        return addresses.Select(a => SnapshotEvaluator.Resolve(all, a)).Distinct().Select(peer => deny with { Peer = peer });
+    }
 
     private static bool Covers(PolicyEntry deny, PolicyEntry allow) =>
         deny.Direction == allow.Direction

@@ -156,9 +156,31 @@ public sealed class ReachabilityTests
                 .Expect(Is("x", "b"), Is("x", "a"), true).Expect(Is("x", "a"), Is("x", "b"), true)
         },
         {
-            "an ipBlock over the pod addresses does not admit pods: they keep their own identity (Cilium)",
+            "an ipBlock over the pod addresses admits every pod (Kubernetes)",
             [Knp + "metadata: {name: cidr, namespace: x}\nspec: {podSelector: {}, ingress: [{from: [{ipBlock: {cidr: 10.210.0.0/16}}]}]}"],
+            (_, _) => new Reachability()
+        },
+        {
+            "a Cilium fromCIDR over the pod addresses admits no pod: they keep their own identity (Cilium)",
+            [Cnp + "metadata: {name: cidr, namespace: x}\nspec: {endpointSelector: {}, ingress: [{fromCIDR: [10.210.0.0/16]}]}"],
             (_, _) => new Reachability().Expect(Anyone, In("x"), false)
+        },
+        {
+            // Kubernetes e2e: "should allow egress access to server in CIDR block".
+            "egress of x/a to the /32 of y/b's address only",
+            [Knp + "metadata: {name: to-yb, namespace: x}\nspec: {podSelector: {matchLabels: {pod: a}}, policyTypes: [Egress], egress: [{to: [{ipBlock: {cidr: 10.210.2.2/32}}]}]}"],
+            (_, _) => new Reachability().Expect(Is("x", "a"), Anyone, false).Expect(Is("x", "a"), Is("y", "b"), true)
+        },
+        {
+            // Kubernetes e2e: "should enforce except clause while egress access to server in CIDR block".
+            "an ipBlock except carves y/b out of x/a's egress to every pod",
+            [Knp + "metadata: {name: all-but-yb, namespace: x}\nspec: {podSelector: {matchLabels: {pod: a}}, policyTypes: [Egress], egress: [{to: [{ipBlock: {cidr: 10.210.0.0/16, except: [10.210.2.2/32]}}]}]}"],
+            (_, _) => new Reachability().Expect(Is("x", "a"), Is("y", "b"), false)
+        },
+        {
+            "ingress to x from namespace z's addresses except z/c",
+            [Knp + "metadata: {name: from-z, namespace: x}\nspec: {podSelector: {}, ingress: [{from: [{ipBlock: {cidr: 10.210.3.0/24, except: [10.210.3.3/32]}}]}]}"],
+            (_, _) => new Reachability().Expect(Anyone, In("x"), false).Expect(In("z"), In("x"), true).Expect(Is("z", "c"), In("x"), false)
         },
         {
             "Cilium ingress: [{}] allows nothing but enforces",

@@ -8,8 +8,15 @@ public sealed record Probe(string Protocol, int Port)
     public override string ToString() => $"{Protocol.ToUpperInvariant()}/{Port}";
 }
 
-/// <summary>Policy documents to apply together, the probes worth running, and the matrix each probe must give.</summary>
-public sealed record ReachabilityCase(string Name, string[] Documents, Probe[] Probes, Func<Probe, ReachabilityMatrix> Expected);
+/// <summary>
+/// Policy documents to apply together, the probes worth running, and the matrix each probe must give; then, if
+/// <see cref="ThenApplied"/> is set, documents applied on top of those (a policy updated) and the matrix after them.
+/// A document names a pod's address as <see cref="ReachabilityCases.AddressOf"/> gives it: the lab's address plan is its own.
+/// </summary>
+public sealed record ReachabilityCase(string Name, string[] Documents, Probe[] Probes, Func<Probe, ReachabilityMatrix> Expected)
+{
+    public ReachabilityCase? ThenApplied { get; init; }
+}
 
 /// <summary>
 /// Cases of the Kubernetes network-policy e2e model (namespaces x, y, z labelled ns=x …; pods a, b, c labelled
@@ -59,13 +66,30 @@ public static class ReachabilityCases
             [Knp + "metadata: {name: range, namespace: x}\nspec: {podSelector: {}, ingress: [{ports: [{port: 80, endPort: 81, protocol: TCP}]}]}"],
             [Tcp80, Tcp81, Udp81],
             probe => new ReachabilityMatrix().Expect(Anyone, In("x"), probe.Protocol == "tcp")),
-        new("an ipBlock over the pod addresses does not admit pods: they keep their own identity (Cilium)",
-            [Knp + "metadata: {name: cidr, namespace: x}\nspec: {podSelector: {}, ingress: [{from: [{ipBlock: {cidr: 10.201.0.0/16}}]}]}"],
+        new("a fromCIDR over the pod addresses does not admit pods: they keep their own identity (Cilium)",
+            [Cnp + "metadata: {name: cidr, namespace: x}\nspec: {endpointSelector: {}, ingress: [{fromCIDR: [10.201.0.0/16]}]}"],
             [Tcp80],
             _ => new ReachabilityMatrix().Expect(Anyone, In("x"), false)),
+        new("an ipBlock of one pod's address admits that pod (Kubernetes): egress of x/a to y/b's /32 only",
+            [Knp + $"metadata: {{name: to-yb, namespace: x}}\nspec: {{podSelector: {{matchLabels: {{pod: a}}}}, policyTypes: [Egress], egress: [{{to: [{{ipBlock: {{cidr: {AddressOf("y/b")}/32}}}}]}}]}}"],
+            [Tcp80],
+            _ => new ReachabilityMatrix().Expect(Is("x/a"), Anyone, false).Expect(Is("x/a"), Is("y/b"), true)),
+        new("an ipBlock except carves y/b out of x/a's egress to the pod network, then the policy admits y/b's address too",
+            [Knp + $"metadata: {{name: pods-but-yb, namespace: x}}\nspec: {{podSelector: {{matchLabels: {{pod: a}}}}, policyTypes: [Egress], egress: [{{to: [{{ipBlock: {{cidr: 10.201.0.0/16, except: [{AddressOf("y/b")}/32]}}}}]}}]}}"],
+            [Tcp80],
+            _ => new ReachabilityMatrix().Expect(Is("x/a"), Is("y/b"), false))
+        {
+            ThenApplied = new("the same policy with a second ipBlock of y/b's /32",
+                [Knp + $"metadata: {{name: pods-but-yb, namespace: x}}\nspec: {{podSelector: {{matchLabels: {{pod: a}}}}, policyTypes: [Egress], egress: [{{to: [{{ipBlock: {{cidr: 10.201.0.0/16, except: [{AddressOf("y/b")}/32]}}}}, {{ipBlock: {{cidr: {AddressOf("y/b")}/32}}}}]}}]}}"],
+                [Tcp80],
+                _ => new ReachabilityMatrix()),
+        },
     ];
 
     public static TheoryData<string> Names => new(All.Select(c => c.Name));
+
+    /// <summary>Stands for a pod's address in a document; the lab puts the address in when it applies it.</summary>
+    public static string AddressOf(string pod) => $"<address of {pod}>";
 
     public static ReachabilityCase Named(string name) => All.Single(c => c.Name == name);
 }

@@ -21,6 +21,9 @@ public sealed class ReachabilityLab : IAsyncLifetime
     private readonly string home = Path.Combine(Path.GetTempPath(), $"mesh-reach-{Guid.NewGuid():N}");
     private readonly string lab = "rc" + Guid.NewGuid().ToString("N")[..8];
     private ControlPlaneProcess? controlPlane;
+    private readonly Dictionary<string, string> podAddresses = new(StringComparer.Ordinal);
+
+    private sealed record LabPod(string Namespace, string Name, string Ip);
 
     public async ValueTask InitializeAsync()
     {
@@ -36,6 +39,8 @@ public sealed class ReachabilityLab : IAsyncLifetime
             var pod = ReachabilityMatrix.Pods[i];
             await RunAsync("lab", "pod", "add", pod, "--labels", $"pod={pod.Split('/')[1]}", "--node", $"node-{i % 2 + 1}");
         }
+        foreach (var pod in JsonSerializer.Deserialize<LabPod[]>((await RunAsync("lab", "pod", "list", "-o", "json")).Stdout, JsonSerializerOptions.Web)!)
+            podAddresses[$"{pod.Namespace}/{pod.Name}"] = pod.Ip;
         await RunAsync("policy", "wait", "--timeout", "60s");
     }
 
@@ -60,10 +65,14 @@ public sealed class ReachabilityLab : IAsyncLifetime
         var folder = Path.Combine(home, "policies-" + Guid.NewGuid().ToString("N")[..8]);
         Directory.CreateDirectory(folder);
         for (var i = 0; i < documents.Count; i++)
-            await File.WriteAllTextAsync(Path.Combine(folder, $"{i:00}.yaml"), documents[i], TestContext.Current.CancellationToken);
+            await File.WriteAllTextAsync(Path.Combine(folder, $"{i:00}.yaml"), WithAddresses(documents[i]), TestContext.Current.CancellationToken);
         await RunAsync("policy", "apply", "-f", folder);
         await RunAsync("policy", "wait", "--timeout", "60s");
     }
+
+    /// <summary>A document with each pod address it names (<see cref="ReachabilityCases.AddressOf"/>) put in.</summary>
+    private string WithAddresses(string document) =>
+        podAddresses.Aggregate(document, (text, pod) => text.Replace(ReachabilityCases.AddressOf(pod.Key), pod.Value, StringComparison.Ordinal));
 
     /// <summary>Deletes every policy and waits until every node enforces none again.</summary>
     public async Task DeleteAllPoliciesAsync()
