@@ -67,4 +67,21 @@ public sealed class FirstMinutesTests
         Assert.Contains("meshctl lab agent start node-7", run.Output);
         Assert.Contains("1/1 nodes behind", run.Output);
     }
+
+    [Fact]
+    public async Task The_endpoint_of_a_pod_that_is_gone_is_deleted_by_name()
+    {
+        await using var cp = await ControlPlaneProcess.StartOnNewDatabaseAsync();
+        await cp.Client.RegisterEndpointAsync(new EndpointRegistration("default", "gone", "node-1", "10.212.0.9", "lxcgone",
+            new Dictionary<string, string> { ["app"] = "gone" }), TestContext.Current.CancellationToken);
+
+        var deleted = await CliRun.MeshctlAsync("endpoint", "delete", "default/gone", "--server", cp.Api.ToString());
+        var again = await CliRun.MeshctlAsync("endpoint", "delete", "default/gone", "--server", cp.Api.ToString());
+
+        Assert.Equal(0, deleted.ExitCode);
+        Assert.Contains("endpoint default/gone deleted at v", deleted.Stdout);
+        Assert.Empty(await cp.Client.ListEndpointsAsync(TestContext.Current.CancellationToken));
+        Assert.Equal(1, again.ExitCode);
+        Assert.Contains("no endpoint default/gone", again.Output);
+    }
 }

@@ -25,7 +25,23 @@ public static class InventoryCommands
             if (waiting > 0) AnsiConsole.MarkupLine(WaitingHint(waiting));
             return 0;
         }));
-        return new Command("endpoint", "Workload endpoints registered with the control plane") { list };
+        return new Command("endpoint", "Workload endpoints registered with the control plane") { list, DeleteEndpoint() };
+    }
+
+    private static Command DeleteEndpoint()
+    {
+        var id = new Argument<string>("NAMESPACE/NAME") { Description = "The endpoint, e.g. default/web (a bare NAME is in default)" };
+        var delete = new Command("delete", "Deregister an endpoint, e.g. of a pod that is gone; its node stops enforcing it at the next version") { id };
+        delete.SetAction((parse, ct) => Output.GuardAsync(async () =>
+        {
+            var (ns, name) = PolicyCommands.Split(parse.GetValue(id)!);
+            var result = await GlobalOptions.ClientFrom(parse).DeleteEndpointAsync(ns, name, ct);
+            if (result is null) return Output.Error($"no endpoint {ns}/{name} (meshctl endpoint list shows what exists)");
+            if (GlobalOptions.Json(parse)) Output.WriteJson(result);
+            else AnsiConsole.MarkupLine($"[green]✓[/] endpoint {Output.Esc($"{ns}/{name}")} deleted at v{result.Version}");
+            return 0;
+        }));
+        return delete;
     }
 
     private static string State(EndpointStatus? status) => status switch
@@ -38,7 +54,7 @@ public static class InventoryCommands
 
     private static string WaitingHint(int waiting) =>
         $"[yellow]{waiting} endpoint(s) wait for their interface[/]: their node enforces the rest of its version, and each of them once its " +
-        "interface appears. Delete the endpoint of a pod that is gone (DELETE /v1/endpoints/NS/NAME; in the lab, `meshctl lab pod delete NS/NAME`).";
+        "interface appears. Delete the endpoint of a pod that is gone: `meshctl endpoint delete NS/NAME` (in the lab, `meshctl lab pod delete NS/NAME`).";
 
     public static Command Identity()
     {

@@ -57,7 +57,7 @@ internal static class LabRegistration
         catch (Exception e) when (e is ControlPlaneUnreachableException or TaskCanceledException or MeshApiException)
         {
             Output.Warn($"could not delete endpoint {pod.Id} from the control plane ({e.Message}); deleting the pod anyway. " +
-                        "Once the control plane answers, delete the endpoint (DELETE /v1/endpoints/" + pod.Id + "): until then its node reports it waiting for its interface");
+                        "Once the control plane answers, run `meshctl endpoint delete " + pod.Id + "`: until then its node reports it waiting for its interface");
         }
     }
 
