@@ -107,9 +107,10 @@ public sealed class AgentSyncService(ClusterState state, SnapshotCompiler compil
             if (ack.Node.Length > 0 && ack.Node != node)
                 throw new RpcException(StatusCode.InvalidArgument, $"ack.node: \"{ack.Node}\" is not the node this call watches (\"{node}\")");
             var applied = ack.Outcome == AckOutcome.Applied;
-            // An endpoint named twice keeps its last reason: an agent's list has each once.
-            nodes.Acked(node, (long)ack.Version, applied, ack.Error,
-                ack.WaitingEndpoints.GroupBy(w => w.Id, StringComparer.Ordinal).ToDictionary(g => g.Key, g => g.Last().Reason, StringComparer.Ordinal));
+            // An endpoint named twice keeps its last reason: an agent's list has each once. Almost every ack names
+            // none, and a thousand nodes ack each version: those allocate nothing.
+            nodes.Acked(node, (long)ack.Version, applied, ack.Error, ack.WaitingEndpoints.Count == 0 ? NodeReport.None.WaitingEndpoints
+                : ack.WaitingEndpoints.GroupBy(w => w.Id, StringComparer.Ordinal).ToDictionary(g => g.Key, g => g.Last().Reason, StringComparer.Ordinal));
             if (!applied) log.LogWarning("node {Node} failed to apply v{Version}: {Error}", node, ack.Version, ack.Error);
         }
     }

@@ -64,7 +64,7 @@ public sealed class NodeTracker(TimeProvider clock)
                     entry.AckedVersion = version;
                     entry.AckedAt = clock.GetUtcNow();
                 }
-                entry.Waiting = waiting.ToImmutableSortedDictionary(StringComparer.Ordinal);
+                entry.Waiting = waiting.Count == 0 ? NodeReport.None.WaitingEndpoints : waiting.ToImmutableSortedDictionary(StringComparer.Ordinal);
                 if (version >= entry.FailedVersion) entry.LastError = null;
             }
         }
