@@ -32,13 +32,22 @@ public sealed class ControlPlaneOptions
         var cluster = o.Cluster;
         if ((config["member-id"] ?? config["MESH_MEMBER_ID"]) is { Length: > 0 } id) cluster = cluster with { MemberId = id };
         if (int.TryParse(config["shards"] ?? config["MESH_SHARDS"], out var shards)) cluster = cluster with { Shards = shards };
-        if (double.TryParse(config["lease-ttl"] ?? config["MESH_LEASE_TTL"], System.Globalization.CultureInfo.InvariantCulture, out var ttl))
-            cluster = cluster with { LeaseTtl = TimeSpan.FromSeconds(ttl), HeartbeatInterval = TimeSpan.FromSeconds(Math.Min(1, ttl / 5)) };
-        if (double.TryParse(config["passivate-after"] ?? config["MESH_PASSIVATE_AFTER"], System.Globalization.CultureInfo.InvariantCulture, out var idle) && idle > 0)
-            cluster = cluster with { PassivateAfter = TimeSpan.FromSeconds(idle) };
+        if (Seconds(config, "lease-ttl", "MESH_LEASE_TTL") is { } ttl)
+            cluster = cluster with { LeaseTtl = ttl, HeartbeatInterval = TimeSpan.FromSeconds(Math.Min(1, ttl.TotalSeconds / 5)) };
+        if (Seconds(config, "passivate-after", "MESH_PASSIVATE_AFTER") is { } idle) cluster = cluster with { PassivateAfter = idle };
         o.Cluster = cluster;
-        if (double.TryParse(config["identity-grace"] ?? config["MESH_IDENTITY_GRACE"], System.Globalization.CultureInfo.InvariantCulture, out var grace))
-            o.IdentityGrace = TimeSpan.FromSeconds(grace);
+        if (Seconds(config, "identity-grace", "MESH_IDENTITY_GRACE") is { } grace) o.IdentityGrace = grace;
         return o;
+    }
+
+    /// <summary>A duration given in seconds, or null when not given. A value that is not a positive number is refused
+    /// by name: a typo must not quietly leave a timer at its default.</summary>
+    private static TimeSpan? Seconds(IConfiguration config, string option, string variable)
+    {
+        if ((config[option] ?? config[variable]) is not { } text) return null;
+        return double.TryParse(text, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var seconds)
+            && seconds > 0 && double.IsFinite(seconds)
+            ? TimeSpan.FromSeconds(seconds)
+            : throw new ArgumentException($"--{option} ({variable}): \"{text}\" is not a number of seconds greater than 0");
     }
 }

@@ -85,29 +85,32 @@ public sealed class MeshApiClient(HttpClient http)
         SendAsync<ClusterStatusView>(HttpMethod.Get, "v1/cluster", null, ct);
 
     /// <summary>Waits until every known node has acknowledged at least <paramref name="version"/> (default: the newest).</summary>
-    public async Task<bool> WaitForConvergenceAsync(long? version, TimeSpan timeout, CancellationToken ct = default)
-    {
-        var deadline = DateTime.UtcNow + timeout;
-        while (true)
+    public Task<bool> WaitForConvergenceAsync(long? version, TimeSpan timeout, CancellationToken ct = default) =>
+        PollNodesAsync(async nodes =>
         {
             var target = version ?? (await StatusAsync(ct)).Version;
-            var nodes = await ListNodesAsync(ct);
-            if (nodes.All(n => n.AckedVersion >= target)) return true;
-            if (DateTime.UtcNow >= deadline) return false;
-            await Task.Delay(100, ct);
-        }
-    }
+            return nodes.All(n => n.AckedVersion >= target) ? true : null;
+        }, timeout, ct);
 
     /// <summary>Waits until <paramref name="node"/> has acknowledged <paramref name="version"/> or newer; false when
     /// <paramref name="timeout"/> passes first, or at once when no agent of the node is connected to wait for.</summary>
-    public async Task<bool> WaitForNodeAsync(string node, long version, TimeSpan timeout, CancellationToken ct = default)
+    public Task<bool> WaitForNodeAsync(string node, long version, TimeSpan timeout, CancellationToken ct = default) =>
+        PollNodesAsync(nodes => Task.FromResult(nodes.FirstOrDefault(n => n.Node == node) switch
+        {
+            { } view when view.AckedVersion >= version => true,
+            { Connected: true } => (bool?)null,
+            _ => false,
+        }), timeout, ct);
+
+    /// <summary>Reads the nodes every 100 ms until <paramref name="decide"/> answers (true or false), or false once
+    /// <paramref name="timeout"/> has passed.</summary>
+    private async Task<bool> PollNodesAsync(Func<IReadOnlyList<NodeView>, Task<bool?>> decide, TimeSpan timeout, CancellationToken ct)
     {
         var deadline = DateTime.UtcNow + timeout;
         while (true)
         {
-            var view = (await ListNodesAsync(ct)).FirstOrDefault(n => n.Node == node);
-            if (view?.AckedVersion >= version) return true;
-            if (view is not { Connected: true } || DateTime.UtcNow >= deadline) return false;
+            if (await decide(await ListNodesAsync(ct)) is { } decided) return decided;
+            if (DateTime.UtcNow >= deadline) return false;
             await Task.Delay(100, ct);
         }
     }

@@ -56,6 +56,18 @@ public sealed class PassivationTests
         Assert.Contains("82", (await b.Client.GetPolicyAsync("idle", "allow-web", ct: ct))!.Document.ToJsonString());
     }
 
+    [Theory]
+    [InlineData("--passivate-after=soon")]
+    [InlineData("--passivate-after=0")]
+    [InlineData("--lease-ttl=-5")]
+    public async Task A_timer_option_that_is_no_positive_number_of_seconds_stops_the_start_naming_the_option(string option)
+    {
+        var refused = await Assert.ThrowsAsync<InvalidOperationException>(() => Mesh.Testing.ControlPlaneProcess.StartOnNewDatabaseAsync(option));
+
+        Assert.Contains($"{option.Split('=')[0]} (", refused.Message);
+        Assert.Contains("is not a number of seconds greater than 0", refused.Message);
+    }
+
     /// <summary>Until neither replica holds an entity in memory: every aggregate was passivated.</summary>
     private static async Task UntilIdleAsync(ReplicaSet set, CancellationToken ct)
     {
