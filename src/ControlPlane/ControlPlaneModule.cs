@@ -45,6 +45,15 @@ public static class ControlPlaneModule
         builder.Services.AddSingleton<ClusterState>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<ClusterState>());
         builder.Services.AddSingleton<NodeTracker>();
+        builder.Services.AddSingleton(sp =>
+        {
+            var router = sp.GetRequiredService<CommandRouter>();
+            var clock = sp.GetRequiredService<TimeProvider>();
+            return new NodeReportRecorder(sp.GetRequiredService<NodeTracker>(), (report, ct) => router.SendAsync(Aggregates.Node, Node.StreamId(report.Name), report,
+                new CommandContext($"node:{report.Name}", Guid.NewGuid().ToString("N"), clock.GetUtcNow()), ct),
+                options.NodeReportInterval, clock, sp.GetRequiredService<ILogger<NodeReportRecorder>>());
+        });
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<NodeReportRecorder>());
         builder.Services.AddSingleton<SnapshotCompiler>();
         builder.Services.AddHostedService<CompileLoop>();
         builder.Services.AddSingleton<SyncWakeups>();

@@ -19,6 +19,9 @@ public sealed class ControlPlaneOptions
     /// <summary>An identity no endpoint has used for this long is released (--identity-grace seconds). Default 15 min.</summary>
     public TimeSpan IdentityGrace { get; set; } = TimeSpan.FromMinutes(15);
 
+    /// <summary>A node's reports (the version it enforces) are recorded in its stream at most this often (--node-report-interval seconds). Default 1 s.</summary>
+    public TimeSpan NodeReportInterval { get; set; } = TimeSpan.FromSeconds(1);
+
     public string AdvertiseAddress => Advertise ?? Listen;
 
     public static ControlPlaneOptions From(IConfiguration config)
@@ -37,6 +40,7 @@ public sealed class ControlPlaneOptions
         if (Seconds(config, "passivate-after", "MESH_PASSIVATE_AFTER") is { } idle) cluster = cluster with { PassivateAfter = idle };
         o.Cluster = cluster;
         if (Seconds(config, "identity-grace", "MESH_IDENTITY_GRACE") is { } grace) o.IdentityGrace = grace;
+        if (Seconds(config, "node-report-interval", "MESH_NODE_REPORT_INTERVAL") is { } report) o.NodeReportInterval = report;
         return o;
     }
 

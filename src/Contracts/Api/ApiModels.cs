@@ -75,3 +75,12 @@ public sealed record StatusView(long Version, int Policies, int Endpoints, int I
 public sealed record ClusterStatusView(string Member, int Shards, double LeaseTtlSeconds, ClusterMemberView[] Members, int[] Unowned, int ActiveEntities);
 
 public sealed record ClusterMemberView(string Id, string ApiUrl, string GrpcUrl, int[] Shards);
+
+/// <summary>
+/// GET /v1/nodes/{node}/history: each change of the version the node enforced, oldest first. An entry holds from
+/// <see cref="NodeEnforcementView.Since"/> until the next one.
+/// </summary>
+public sealed record NodeHistoryView(string Node, IReadOnlyList<NodeEnforcementView> Enforced);
+
+/// <summary>The node enforced <paramref name="Version"/> (its snapshot's content hash) from <paramref name="Since"/>, when it acknowledged it.</summary>
+public sealed record NodeEnforcementView(long Version, DateTimeOffset Since, string ContentHash);

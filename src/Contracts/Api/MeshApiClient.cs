@@ -78,6 +78,15 @@ public sealed class MeshApiClient(HttpClient http)
     public Task<IReadOnlyList<NodeView>> ListNodesAsync(CancellationToken ct = default) =>
         SendAsync<IReadOnlyList<NodeView>>(HttpMethod.Get, "v1/nodes", null, ct);
 
+    /// <summary>The versions <paramref name="node"/> enforced, oldest first; with <paramref name="at"/>, only the one it enforced then.</summary>
+    public Task<NodeHistoryView> NodeHistoryAsync(string node, DateTimeOffset? since = null, DateTimeOffset? until = null, DateTimeOffset? at = null,
+        CancellationToken ct = default)
+    {
+        var query = string.Join("&", new[] { ("since", since), ("until", until), ("at", at) }
+            .Where(q => q.Item2 is not null).Select(q => $"{q.Item1}={Esc(q.Item2!.Value.ToString("O", System.Globalization.CultureInfo.InvariantCulture))}"));
+        return SendAsync<NodeHistoryView>(HttpMethod.Get, $"v1/nodes/{Esc(node)}/history{(query.Length > 0 ? "?" + query : "")}", null, ct);
+    }
+
     public Task<StatusView> StatusAsync(CancellationToken ct = default) =>
         SendAsync<StatusView>(HttpMethod.Get, "v1/status", null, ct);
 

@@ -17,7 +17,8 @@ public static class EventCodec
         typeof(Policies.PolicyEvent.PolicyApplied), typeof(Policies.PolicyEvent.PolicyDeleted),
         typeof(Endpoints.EndpointEvent.EndpointRegistered), typeof(Endpoints.EndpointEvent.EndpointDeleted),
         typeof(Identities.IdentityEvent.IdentityAllocated), typeof(Identities.IdentityEvent.IdentityReleased),
-        typeof(Nodes.NodeEvent.NodeRegistered),
+        typeof(Nodes.NodeEvent.NodeRegistered), typeof(Nodes.NodeEvent.NodeEnforced), typeof(Nodes.NodeEvent.NodeEndpointsWaiting),
+        typeof(Nodes.NodeEvent.NodeApplyFailed),
     }.ToDictionary(t => t.Name);
 
     public static EventData Encode(object domainEvent, EventMetadata metadata) =>

@@ -2,6 +2,7 @@ using System.Collections.Immutable;
 using System.Globalization;
 using Mesh.ControlPlane.Compilation;
 using Mesh.ControlPlane.State;
+using Mesh.Contracts.Identity;
 using Proto = Mesh.Contracts.Agent;
 using Mesh.Contracts.Policies;
 
@@ -46,6 +47,11 @@ public sealed class SnapshotCompiler
     private readonly IncrementalCompiler _compiler;
     private ClusterView _compiled = ClusterView.Empty;
     private volatile CompiledVersion _latest = CompiledVersion.None;
+    // The newest view position the compiler has taken in, with or without a new version: events that change nothing
+    // a snapshot holds (what nodes report they enforce) move it without a version, or every ack would bring a new
+    // version for every node to ack again.
+    private long _compiledThrough;
+    private TaskCompletionSource _advanced = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private TaskCompletionSource _published = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     /// <summary>Entry budget from <c>--entry-budget=N</c> or MESH_ENTRY_BUDGET; default 16384, Cilium's.</summary>
@@ -63,21 +69,24 @@ public sealed class SnapshotCompiler
     /// <summary>Completes when a newer commit than the one read before the call is published.</summary>
     public Task Published => Volatile.Read(ref _published).Task;
 
-    /// <summary>Waits until the compiled version includes <paramref name="position"/>.</summary>
+    /// <summary>Waits until the compiler has taken in the view at <paramref name="position"/> (the newest version then includes it).</summary>
     public async Task WaitForAsync(long position, CancellationToken ct)
     {
         while (true)
         {
-            var signal = Published;
-            if (_latest.Version >= position) return;
+            var signal = Volatile.Read(ref _advanced).Task;
+            if (Volatile.Read(ref _compiledThrough) >= position) return;
             await signal.WaitAsync(ct);
         }
     }
 
-    /// <summary>Compiles <paramref name="view"/> if it is newer than the last compiled one, and publishes the result.</summary>
+    /// <summary>
+    /// Compiles <paramref name="view"/> if it is newer than the last one taken in, and publishes the result: a new
+    /// version when something a snapshot holds changed since the last version, else only the position.
+    /// </summary>
     public void CatchUp(ClusterView view)
     {
-        if (view.Position.Value <= _latest.Version) return;
+        if (view.Position.Value <= Volatile.Read(ref _compiledThrough)) return;
         lock (_gate) CatchUpLocked(view);
     }
 
@@ -120,7 +129,13 @@ public sealed class SnapshotCompiler
 
     private void CatchUpLocked(ClusterView view)
     {
-        if (view.Position <= _compiled.Position) return;
+        if (view.Position.Value <= _compiledThrough) return;
+        if ((view.Changes?.Position ?? LogPosition.Start) <= _compiled.Position)
+        {
+            // Only events the compiler does not read since the last version (the journal lists every key it reads).
+            Advance(view.Position.Value);
+            return;
+        }
         if (view.Changes is { } changes && changes.Since <= _compiled.Position) ApplyJournal(_compiled, view, changes);
         else ApplyDiff(_compiled, view);
         var commit = _compiler.Commit(view.Position.Value);
@@ -193,6 +208,14 @@ public sealed class SnapshotCompiler
         var hashes = _compiler.NodeNames.ToDictionary(n => n, _compiler.ContentHash, StringComparer.Ordinal);
         _latest = new CompiledVersion(commit.Version, commit.FromVersion, changed, hashes);
         Interlocked.Exchange(ref _published, new(TaskCreationOptions.RunContinuationsAsynchronously)).TrySetResult();
+        Advance(commit.Version);
+    }
+
+    /// <summary>Moves the position taken in; wakes <see cref="WaitForAsync"/>, not the agents' streams (no new version for them).</summary>
+    private void Advance(long position)
+    {
+        Volatile.Write(ref _compiledThrough, position);
+        Interlocked.Exchange(ref _advanced, new(TaskCreationOptions.RunContinuationsAsynchronously)).TrySetResult();
     }
 
     /// <summary>Walks two versions of a sorted map in step: a value that is not the same object was set.</summary>

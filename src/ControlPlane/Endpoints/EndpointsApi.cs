@@ -55,12 +55,15 @@ public static partial class EndpointsApi
         return TypedResults.Ok(new EndpointRegistered(body.Namespace, body.Name, identity, position.Value));
     }
 
-    private static Ok<EndpointView[]> ListEndpoints(ClusterState state, NodeTracker nodes) =>
-        TypedResults.Ok(state.Current.Endpoints.Values.Select(e => new EndpointView(
+    private static Ok<EndpointView[]> ListEndpoints(ClusterState state, NodeTracker nodes)
+    {
+        var view = state.Current;
+        return TypedResults.Ok(view.Endpoints.Values.Select(e => new EndpointView(
             e.Spec.Namespace, e.Spec.Name, e.Spec.Node, e.Spec.Ip, e.Spec.Interface, e.Spec.Labels, e.Spec.NamespaceLabels,
             e.Identity, e.Version.Value,
             e.Spec.Ports.Select(p => new EndpointPort(p.Name, p.Port, p.Protocol.ToString().ToUpperInvariant())).ToArray(),
-            StatusOn(nodes.Get(e.Spec.Node), e))).ToArray());
+            StatusOn(nodes.Of(view, e.Spec.Node), e))).ToArray());
+    }
 
     /// <summary>
     /// The endpoint as its node reported it: pending until the node acknowledged a version holding this registration

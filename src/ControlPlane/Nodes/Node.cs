@@ -10,46 +10,93 @@ namespace Mesh.ControlPlane.Nodes;
 
 [JsonPolymorphic]
 [JsonDerivedType(typeof(RegisterNode), nameof(RegisterNode))]
+[JsonDerivedType(typeof(ReportEnforcement), nameof(ReportEnforcement))]
 public abstract record NodeCommand
 {
     /// <summary><paramref name="Addresses"/>: IPv4 addresses, sorted and distinct (see <see cref="Node.Normalize"/>).</summary>
     public sealed record RegisterNode(string Name, IReadOnlyList<string> Addresses) : NodeCommand;
+
+    /// <summary>
+    /// Where the node's agent stands, as a replica last heard it: the newest version it enforces (acknowledged at
+    /// <paramref name="Since"/>, with that snapshot's content hash), the endpoints of it that wait for their interface
+    /// (id → reason, sorted), and the error of the newest version it failed to apply, if that is newer.
+    /// </summary>
+    public sealed record ReportEnforcement(string Name, long Version, DateTimeOffset Since, string ContentHash,
+        IReadOnlyList<WaitingEndpoint> Waiting, long FailedVersion, string? Error) : NodeCommand;
     private NodeCommand() { }
 }
+
+/// <summary>An endpoint (<c>namespace/name</c>) a node does not enforce yet, and why.</summary>
+public sealed record WaitingEndpoint(string Endpoint, string Reason);
 
 public abstract record NodeEvent
 {
     public sealed record NodeRegistered(string Name, IReadOnlyList<string> Addresses) : NodeEvent;
+
+    /// <summary>The node enforces <paramref name="Version"/> since <paramref name="Since"/> (its agent's acknowledgement).</summary>
+    public sealed record NodeEnforced(string Name, long Version, DateTimeOffset Since, string ContentHash) : NodeEvent;
+
+    /// <summary>The endpoints of the enforced version that wait for their interface changed (empty: none waits).</summary>
+    public sealed record NodeEndpointsWaiting(string Name, IReadOnlyList<WaitingEndpoint> Waiting) : NodeEvent;
+
+    /// <summary>The node's agent could not apply <paramref name="Version"/>; it keeps enforcing the version before.</summary>
+    public sealed record NodeApplyFailed(string Name, long Version, string Error) : NodeEvent;
     private NodeEvent() { }
 }
 
-[JsonPolymorphic]
-[JsonDerivedType(typeof(Absent), nameof(Absent))]
-[JsonDerivedType(typeof(Registered), nameof(Registered))]
-public abstract record NodeState
+/// <summary>
+/// A node as its stream knows it: the addresses its agent registered (empty until then), the newest version it
+/// enforced, the endpoints of that version waiting for their interface, and the newest version it failed to apply
+/// (an error is only news while no version as new as it has been enforced).
+/// </summary>
+public sealed record NodeState(IReadOnlyList<string> Addresses, long EnforcedVersion, IReadOnlyList<WaitingEndpoint> Waiting,
+    long FailedVersion, string? Error)
 {
-    public sealed record Absent : NodeState;
-    public sealed record Registered(IReadOnlyList<string> Addresses) : NodeState;
-    private NodeState() { }
+    public static readonly NodeState Unknown = new([], 0, [], 0, null);
 }
 
 public static class Node
 {
     public static string StreamId(string name) => $"node-{name}";
 
-    public static readonly Decider<NodeCommand, NodeEvent, NodeState> Decider = new(Decide, Evolve, new NodeState.Absent());
+    public static readonly Decider<NodeCommand, NodeEvent, NodeState> Decider = new(Decide, Evolve, NodeState.Unknown);
 
-    /// <summary>An agent registers at every connect: the same addresses again change nothing.</summary>
-    public static IReadOnlyList<NodeEvent> Decide(NodeCommand command, NodeState state) => (command, state) switch
+    /// <summary>
+    /// An agent registers at every connect: the same addresses again change nothing. A report records only what
+    /// moved: a newer enforced version (versions only move forward, so a late report of an older one is dropped),
+    /// a changed set of waiting endpoints, a failure of a version newer than both the enforced and the last failed.
+    /// </summary>
+    public static IReadOnlyList<NodeEvent> Decide(NodeCommand command, NodeState state) => command switch
     {
-        (NodeCommand.RegisterNode r, NodeState.Registered s) when s.Addresses.SequenceEqual(r.Addresses) => [],
-        (NodeCommand.RegisterNode r, _) => [new NodeEvent.NodeRegistered(r.Name, r.Addresses)],
-        _ => throw new DomainRuleViolation($"{command.GetType().Name} cannot be applied to a node in state {state.GetType().Name}"),
+        NodeCommand.RegisterNode r when state.Addresses.SequenceEqual(r.Addresses) => [],
+        NodeCommand.RegisterNode r => [new NodeEvent.NodeRegistered(r.Name, r.Addresses)],
+        NodeCommand.ReportEnforcement r => Report(r, state),
+        _ => throw new DomainRuleViolation($"{command.GetType().Name} cannot be applied to a node"),
     };
+
+    private static List<NodeEvent> Report(NodeCommand.ReportEnforcement r, NodeState state)
+    {
+        var events = new List<NodeEvent>();
+        var enforced = r.Version > state.EnforcedVersion;
+        if (enforced) events.Add(new NodeEvent.NodeEnforced(r.Name, r.Version, r.Since, r.ContentHash));
+        // Waiting endpoints belong to the version reported: an older report's list is stale.
+        if (r.Version >= state.EnforcedVersion && !r.Waiting.SequenceEqual(state.Waiting))
+            events.Add(new NodeEvent.NodeEndpointsWaiting(r.Name, r.Waiting));
+        if (r.Error is not null && r.FailedVersion > Math.Max(state.FailedVersion, Math.Max(state.EnforcedVersion, r.Version)))
+            events.Add(new NodeEvent.NodeApplyFailed(r.Name, r.FailedVersion, r.Error));
+        return events;
+    }
 
     public static NodeState Evolve(NodeState state, NodeEvent @event) => @event switch
     {
-        NodeEvent.NodeRegistered r => new NodeState.Registered(r.Addresses),
+        NodeEvent.NodeRegistered r => state with { Addresses = r.Addresses },
+        NodeEvent.NodeEnforced e => state with
+        {
+            EnforcedVersion = e.Version,
+            Error = e.Version >= state.FailedVersion ? null : state.Error,
+        },
+        NodeEvent.NodeEndpointsWaiting w => state with { Waiting = w.Waiting },
+        NodeEvent.NodeApplyFailed f => state with { FailedVersion = f.Version, Error = f.Error },
         _ => state,
     };
 

@@ -9,7 +9,7 @@ namespace Mesh.ControlPlane.Nodes;
 /// (endpoint id → reason).
 /// </summary>
 public sealed record NodeReport(long AckedVersion, DateTimeOffset? AckedAt, bool Connected, string? LastError,
-    ImmutableSortedDictionary<string, string> WaitingEndpoints)
+    ImmutableSortedDictionary<string, string> WaitingEndpoints, string ContentHash = "", long FailedVersion = 0)
 {
     public static readonly NodeReport None = new(0, null, false, null, ImmutableSortedDictionary.Create<string, string>(StringComparer.Ordinal));
 }
@@ -24,6 +24,7 @@ public sealed class NodeTracker(TimeProvider clock)
         public int Watchers;
         public string? LastError;
         public long FailedVersion;
+        public string ContentHash = "";
         public ImmutableSortedDictionary<string, string> Waiting = NodeReport.None.WaitingEndpoints;
     }
 
@@ -38,6 +39,9 @@ public sealed class NodeTracker(TimeProvider clock)
     /// <summary>Raised when a node acknowledges a newer version than it had (node, version): convergence observers.</summary>
     public event Action<string, long>? VersionAcknowledged;
 
+    /// <summary>Raised (with the node) after every ack that changed the node's report: <see cref="NodeReportRecorder"/> records it.</summary>
+    public event Action<string>? ReportChanged;
+
     /// <summary>
     /// Versions only move forward. An applied ack newer than the newest acknowledged moves the node to it with its
     /// waiting endpoints; one of the same version (the agent acks again when they change, and at the start of every
@@ -45,14 +49,17 @@ public sealed class NodeTracker(TimeProvider clock)
     /// first applied ack of that version or a newer one clears.
     /// </summary>
     /// <param name="waiting">applied acks only: endpoint id → why it waits for its interface</param>
-    public void Acked(string node, long version, bool applied, string? error, IReadOnlyDictionary<string, string> waiting)
+    /// <param name="contentHash">applied acks only: the content hash of the snapshot the node enforces</param>
+    public void Acked(string node, long version, bool applied, string? error, IReadOnlyDictionary<string, string> waiting, string contentHash = "")
     {
         var entry = _nodes.GetOrAdd(node, _ => new());
         var advanced = false;
+        var changed = false;
         lock (entry)
         {
             if (!applied)
             {
+                changed = version != entry.FailedVersion || entry.LastError is null;
                 entry.LastError = $"v{version}: {error}";
                 entry.FailedVersion = version;
             }
@@ -63,17 +70,21 @@ public sealed class NodeTracker(TimeProvider clock)
                 {
                     entry.AckedVersion = version;
                     entry.AckedAt = clock.GetUtcNow();
+                    entry.ContentHash = contentHash;
                 }
+                var wasWaiting = entry.Waiting;
                 entry.Waiting = waiting.Count == 0 ? NodeReport.None.WaitingEndpoints : waiting.ToImmutableSortedDictionary(StringComparer.Ordinal);
+                changed = advanced || !wasWaiting.SequenceEqual(entry.Waiting);
                 if (version >= entry.FailedVersion) entry.LastError = null;
             }
         }
         if (advanced) VersionAcknowledged?.Invoke(node, version);
+        if (changed) ReportChanged?.Invoke(node);
     }
 
     public NodeReport Get(string node)
     {
         if (!_nodes.TryGetValue(node, out var e)) return NodeReport.None;
-        lock (e) return new NodeReport(e.AckedVersion, e.AckedAt, e.Watchers > 0, e.LastError, e.Waiting);
+        lock (e) return new NodeReport(e.AckedVersion, e.AckedAt, e.Watchers > 0, e.LastError, e.Waiting, e.ContentHash, e.FailedVersion);
     }
 }

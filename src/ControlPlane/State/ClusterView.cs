@@ -25,6 +25,15 @@ public sealed record IdentityRecord(uint Identity, LabelSet Labels, LogPosition 
 
 public sealed record NodeRecord(string Name, IReadOnlyList<string> Addresses, LogPosition Version);
 
+/// <summary>
+/// Where a node stands as its stream recorded it: the newest version it enforced since when (null before its first),
+/// the endpoints of it waiting for their interface, and the error of a newer version it failed to apply.
+/// </summary>
+public sealed record NodeEnforcementRecord(NodeEvent.NodeEnforced? Enforced, IReadOnlyList<WaitingEndpoint> Waiting, long FailedVersion, string? Error)
+{
+    public static readonly NodeEnforcementRecord None = new(null, [], 0, null);
+}
+
 /// <summary>The collection of a <see cref="ClusterView"/> an event changed.</summary>
 public enum ViewPart { Identities, Policies, Endpoints, Nodes }
 
@@ -50,6 +59,10 @@ public sealed record ClusterView(
     /// <summary>The nodes whose agents registered their addresses, by name.</summary>
     public ImmutableSortedDictionary<string, NodeRecord> Nodes { get; init; } =
         ImmutableSortedDictionary<string, NodeRecord>.Empty.WithComparers(StringComparer.Ordinal);
+
+    /// <summary>What each node reported it enforces, by name. Not in the journal: no snapshot holds it.</summary>
+    public ImmutableSortedDictionary<string, NodeEnforcementRecord> Enforcement { get; init; } =
+        ImmutableSortedDictionary<string, NodeEnforcementRecord>.Empty.WithComparers(StringComparer.Ordinal);
 
     /// <summary>The keys changed by the events before this view, newest first (null before the first change).</summary>
     public ViewChange? Changes { get; init; }
@@ -88,10 +101,19 @@ public sealed record ClusterView(
             {
                 Nodes = Nodes.SetItem(n.Name, new NodeRecord(n.Name, n.Addresses, at)), Changes = Change(at, ViewPart.Nodes, n.Name),
             },
+            NodeEvent.NodeEnforced e => WithEnforcement(e.Name, r => r with
+            {
+                Enforced = e, Error = e.Version >= r.FailedVersion ? null : r.Error,
+            }),
+            NodeEvent.NodeEndpointsWaiting w => WithEnforcement(w.Name, r => r with { Waiting = w.Waiting }),
+            NodeEvent.NodeApplyFailed f => WithEnforcement(f.Name, r => r with { FailedVersion = f.Version, Error = f.Error }),
             _ => this,
         };
         return next with { Position = at };
     }
+
+    private ClusterView WithEnforcement(string node, Func<NodeEnforcementRecord, NodeEnforcementRecord> change) =>
+        this with { Enforcement = Enforcement.SetItem(node, change(Enforcement.GetValueOrDefault(node) ?? NodeEnforcementRecord.None)) };
 
     private ClusterView ApplyPolicy(PolicyEvent.PolicyApplied a, RecordedEvent recorded)
     {

@@ -99,8 +99,47 @@ public static class InventoryCommands
             if (waiting > 0) AnsiConsole.MarkupLine(WaitingHint(waiting));
             return 0;
         }));
-        return new Command("node", "Nodes and their convergence") { status };
+        return new Command("node", "Nodes and their convergence") { status, NodeHistory() };
     }
+
+    private static Command NodeHistory()
+    {
+        var node = new Argument<string>("NODE") { Description = "The node, as `meshctl node status` names it" };
+        var since = new Option<string>("--since") { Description = "Only changes from this time on: 2026-12-05T14:02:00Z, or back from now: 10m, 2h, 1d" };
+        var until = new Option<string>("--until") { Description = "Only changes before this time (same forms as --since)" };
+        var at = new Option<string>("--at") { Description = "Only the version the node enforced at this time (same forms as --since)" };
+        var history = new Command("history", "Which version a node enforced when: each change of its acknowledged version, oldest first")
+            { node, since, until, at };
+        history.SetAction((parse, ct) => Output.GuardAsync(async () =>
+        {
+            var now = DateTimeOffset.UtcNow;
+            DateTimeOffset? Time(Option<string> option)
+            {
+                if (parse.GetValue(option) is not { } text) return null;
+                return TimeArgument.TryParse(text, now, out var time, out var error) ? time : throw new ArgumentException($"{option.Name}: {error}");
+            }
+            NodeHistoryView view;
+            try { view = await GlobalOptions.ClientFrom(parse).NodeHistoryAsync(parse.GetValue(node)!, Time(since), Time(until), Time(at), ct); }
+            catch (ArgumentException e) { return Output.Error(e.Message); }
+            if (GlobalOptions.Json(parse)) { Output.WriteJson(view); return 0; }
+            if (view.Enforced.Count == 0)
+                return Output.Error($"no version of node {view.Node} is on record in that window (meshctl node status lists the nodes)");
+            var table = Output.Table("VERSION", "SINCE", "FOR", "CONTENT HASH");
+            for (var i = 0; i < view.Enforced.Count; i++)
+            {
+                var e = view.Enforced[i];
+                var end = i + 1 < view.Enforced.Count ? view.Enforced[i + 1].Since : now;
+                table.AddRow($"v{e.Version}", e.Since.ToString("yyyy-MM-dd HH:mm:ss'Z'", System.Globalization.CultureInfo.InvariantCulture),
+                    Duration(end - e.Since) + (i + 1 < view.Enforced.Count ? "" : " (current)"), Output.Esc(e.ContentHash));
+            }
+            AnsiConsole.Write(table);
+            return 0;
+        }));
+        return history;
+    }
+
+    private static string Duration(TimeSpan span) => span.TotalSeconds < 90 ? $"{span.TotalSeconds:0}s"
+        : span.TotalMinutes < 90 ? $"{span.TotalMinutes:0}m" : span.TotalHours < 48 ? $"{span.TotalHours:0.#}h" : $"{span.TotalDays:0.#}d";
 
     public static Command Status()
     {
