@@ -1,8 +1,8 @@
 using System.Net;
 using System.Net.Sockets;
 using System.Runtime.InteropServices;
+using Mesh.Contracts.Netns;
 using Mesh.NodeAgent.Lab;
-using Mesh.NodeAgent.Netns;
 
 namespace Mesh.Bench.Datapath;
 

@@ -1,5 +1,5 @@
 using System.Net;
-using Mesh.NodeAgent.Netns;
+using Mesh.Contracts.Netns;
 
 namespace Mesh.NodeAgent.Lab;
 

@@ -1,4 +1,4 @@
-using Mesh.NodeAgent.Netns;
+using Mesh.Contracts.Netns;
 
 namespace Mesh.NodeAgent.Lab;
 

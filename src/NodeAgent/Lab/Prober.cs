@@ -2,7 +2,7 @@ using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
 using System.Text;
-using Mesh.NodeAgent.Netns;
+using Mesh.Contracts.Netns;
 
 namespace Mesh.NodeAgent.Lab;
 

@@ -1,8 +1,8 @@
 using System.Net;
 using System.Net.Sockets;
 using System.Text;
+using Mesh.Contracts.Netns;
 using Mesh.NodeAgent.Lab;
-using Mesh.NodeAgent.Netns;
 
 namespace Mesh.EndToEnd.Tests.Datapath;
 

@@ -2,7 +2,7 @@ using System.Net;
 using System.Net.Sockets;
 using System.Text;
 using Mesh.NodeAgent.Lab;
-using Mesh.NodeAgent.Netns;
+using Mesh.Contracts.Netns;
 using Mesh.Testing;
 
 namespace Mesh.NodeAgent.Tests.Lab;
