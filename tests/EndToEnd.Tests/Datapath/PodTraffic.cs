@@ -2,7 +2,7 @@ using System.Net;
 using System.Net.Sockets;
 using System.Text;
 using Mesh.Contracts.Netns;
-using Mesh.NodeAgent.Lab;
+using Mesh.Lab;
 
 namespace Mesh.EndToEnd.Tests.Datapath;
 

@@ -4,7 +4,7 @@ using System.Text;
 using System.Runtime.InteropServices;
 using Mesh.Contracts.Netns;
 
-namespace Mesh.NodeAgent.Lab;
+namespace Mesh.Lab;
 
 public enum LabProtocol { Tcp, Udp }
 
