@@ -9,7 +9,7 @@ run_tests() {
       *) projects+=("$1"); shift ;;
     esac
   done
-  [ ${#projects[@]} -gt 0 ] || projects=(Contracts.Tests ControlPlane.Tests NodeAgent.Tests Meshctl.Tests EndToEnd.Tests)
+  [ ${#projects[@]} -gt 0 ] || projects=(Contracts.Tests ControlPlane.Tests NodeAgent.Tests Lab.Tests Meshctl.Tests EndToEnd.Tests)
 
   ensure_deps
   build

@@ -1,8 +1,8 @@
 using System.Net;
 using System.Net.Sockets;
 using System.Runtime.InteropServices;
-using Mesh.NodeAgent.Lab;
-using Mesh.NodeAgent.Netns;
+using Mesh.Contracts.Netns;
+using Mesh.Lab;
 
 namespace Mesh.Bench.Datapath;
 
@@ -12,12 +12,12 @@ namespace Mesh.Bench.Datapath;
 /// </summary>
 internal sealed class BenchLab : IDisposable
 {
-    private readonly Lab lab;
+    private readonly Mesh.Lab.Lab lab;
     private readonly string stateDirectory;
     private readonly PosixSignalRegistration[] interrupts;
     private int tornDown;
 
-    private BenchLab(Lab lab, string stateDirectory, LabNode node)
+    private BenchLab(Mesh.Lab.Lab lab, string stateDirectory, LabNode node)
     {
         this.lab = lab;
         this.stateDirectory = stateDirectory;
@@ -40,7 +40,7 @@ internal sealed class BenchLab : IDisposable
         // A lab name has no dash and at most 12 characters; the random part keeps parallel runs apart.
         var name = "bench" + Convert.ToHexStringLower(Guid.NewGuid().ToByteArray())[..7];
         var stateDirectory = Path.Combine(Path.GetTempPath(), $"mesh-{name}");
-        var lab = new Lab(new LabOptions(name, stateDirectory),
+        var lab = new Mesh.Lab.Lab(new LabOptions(name, stateDirectory),
             (_, _) => throw new InvalidOperationException("bench pods run no pod server"));
         try
         {
@@ -102,7 +102,7 @@ internal sealed class BenchLab : IDisposable
         TearDown(lab, stateDirectory);
     }
 
-    private static void TearDown(Lab lab, string stateDirectory)
+    private static void TearDown(Mesh.Lab.Lab lab, string stateDirectory)
     {
         var down = lab.Down();
         foreach (var problem in down.Problems) Console.Error.WriteLine($"bench lab {lab.Names.Lab}: {problem}");

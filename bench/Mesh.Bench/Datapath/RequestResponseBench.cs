@@ -1,6 +1,6 @@
 using System.Net;
+using Mesh.Lab;
 using Mesh.NodeAgent.Datapath;
-using Mesh.NodeAgent.Lab;
 
 namespace Mesh.Bench.Datapath;
 

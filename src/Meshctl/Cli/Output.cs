@@ -1,6 +1,6 @@
 using System.Text.Json;
 using Mesh.Contracts.Api;
-using Mesh.NodeAgent.Lab;
+using Mesh.Lab;
 using Spectre.Console;
 
 namespace Mesh.Meshctl.Cli;

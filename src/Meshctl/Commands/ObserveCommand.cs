@@ -3,10 +3,10 @@ using System.Net;
 using System.Text;
 using System.Text.Json;
 using Mesh.Contracts.Api;
+using Mesh.Lab;
 using Mesh.Meshctl.Cli;
 using Mesh.Meshctl.Lab;
 using Mesh.NodeAgent.Flows;
-using Mesh.NodeAgent.Lab;
 using Spectre.Console;
 
 namespace Mesh.Meshctl.Commands;
@@ -71,7 +71,7 @@ public static class ObserveCommand
     /// The flow logs to read and how far each has been read. Found again on every read, so following picks up an
     /// agent that starts later. Only whole lines are consumed: the agent may be halfway through writing the last one.
     /// </summary>
-    private sealed class FlowSources(NodeAgent.Lab.Lab lab, string? node)
+    private sealed class FlowSources(Mesh.Lab.Lab lab, string? node)
     {
         private readonly Dictionary<string, long> offsets = [];
         private readonly string machineAgents = Path.Combine(Environment.GetEnvironmentVariable("MESH_HOME") is { Length: > 0 } home ? home : "/var/lib/mesh", "agent");
@@ -124,7 +124,7 @@ public static class ObserveCommand
         }
 
         /// <summary>An IP, a CIDR or an IP prefix as given; anything else names an endpoint, looked up in the lab, then in the control plane.</summary>
-        public static async Task<AddressFilter?> ResolveAsync(string option, string? text, NodeAgent.Lab.Lab lab, ParseResult parse, CancellationToken ct)
+        public static async Task<AddressFilter?> ResolveAsync(string option, string? text, Mesh.Lab.Lab lab, ParseResult parse, CancellationToken ct)
         {
             if (string.IsNullOrWhiteSpace(text)) return null;
             if (IPAddress.TryParse(text, out var ip)) return Exactly(ip);

@@ -1,7 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
+using Mesh.Lab;
 using Mesh.Meshctl.Cli;
-using Mesh.NodeAgent.Lab;
 using Spectre.Console;
 
 namespace Mesh.Meshctl.Lab;

@@ -1,12 +1,12 @@
 using Mesh.Meshctl.Cli;
 using System.CommandLine;
-using Mesh.NodeAgent.Lab;
+using Mesh.Lab;
 
 namespace Mesh.Meshctl.Lab;
 
 /// <summary>
 /// meshctl lab: simulated nodes and pods in network namespaces on this machine, so policies can be tried on real
-/// traffic without Kubernetes. The namespace work is done by Mesh.NodeAgent.Lab; these commands add the control
+/// traffic without Kubernetes. The namespace work is done by Mesh.Lab; these commands add the control
 /// plane (endpoint registration, the agents' gRPC address) and the output.
 /// </summary>
 public static class LabCommands

@@ -1,7 +1,7 @@
 using System.CommandLine;
 using Mesh.Contracts.Api;
+using Mesh.Lab;
 using Mesh.Meshctl.Cli;
-using Mesh.NodeAgent.Lab;
 
 namespace Mesh.Meshctl.Lab;
 
@@ -14,17 +14,17 @@ internal static class LabContext
         Recursive = true,
     };
 
-    public static NodeAgent.Lab.Lab Open(ParseResult parse) => Open(parse.GetValue(LabName));
+    public static Mesh.Lab.Lab Open(ParseResult parse) => Open(parse.GetValue(LabName));
 
     /// <summary>The lab named <paramref name="lab"/>, or $MESH_LAB, or 'mesh'.</summary>
-    public static NodeAgent.Lab.Lab Open(string? lab) => new(LabOptions.FromEnvironment(lab), PodServerLaunch);
+    public static Mesh.Lab.Lab Open(string? lab) => new(LabOptions.FromEnvironment(lab), PodServerLaunch);
 
     /// <summary>A client that gives up quickly: the lab works on without the control plane where it can.</summary>
     public static MeshApiClient Client(ParseResult parse, TimeSpan? timeout = null) =>
         MeshApiClient.Create(new Uri(parse.GetValue(GlobalOptions.Server)!.TrimEnd('/') + "/"), timeout ?? TimeSpan.FromSeconds(10));
 
     /// <summary>How every node agent of this lab starts (lab up and lab agent start): same log file, appended to.</summary>
-    public static Func<LabNode, ProcessLaunch> AgentLaunch(NodeAgent.Lab.Lab lab, string grpcAddress) =>
+    public static Func<LabNode, ProcessLaunch> AgentLaunch(Mesh.Lab.Lab lab, string grpcAddress) =>
         node => LabLaunches.Agent(node, grpcAddress, Path.Combine(lab.Store.LogDirectory, $"agent-{node.Name}.log"));
 
     /// <summary>Pod servers are this meshctl, run as `meshctl lab serve` by the same dotnet host.</summary>

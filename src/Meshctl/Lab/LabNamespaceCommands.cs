@@ -1,6 +1,6 @@
 using System.CommandLine;
+using Mesh.Lab;
 using Mesh.Meshctl.Cli;
-using Mesh.NodeAgent.Lab;
 using Spectre.Console;
 
 namespace Mesh.Meshctl.Lab;

@@ -1,8 +1,8 @@
 using System.CommandLine;
 using System.Globalization;
 using Mesh.Contracts.Api;
+using Mesh.Lab;
 using Mesh.Meshctl.Cli;
-using Mesh.NodeAgent.Lab;
 using Spectre.Console;
 
 namespace Mesh.Meshctl.Lab;

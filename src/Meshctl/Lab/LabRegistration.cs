@@ -1,6 +1,6 @@
-using Mesh.Meshctl.Cli;
 using Mesh.Contracts.Api;
-using Mesh.NodeAgent.Lab;
+using Mesh.Lab;
+using Mesh.Meshctl.Cli;
 
 namespace Mesh.Meshctl.Lab;
 

@@ -1,7 +1,7 @@
 using System.CommandLine;
 using Mesh.Contracts.Api;
+using Mesh.Lab;
 using Mesh.Meshctl.Cli;
-using Mesh.NodeAgent.Lab;
 using Spectre.Console;
 
 namespace Mesh.Meshctl.Lab;
@@ -104,7 +104,7 @@ internal static class LabUpDownCommands
         return started.Where(n => n.Agent is { } a && !DetachedProcess.IsAlive(a)).ToList();
     }
 
-    private static void Print(NodeAgent.Lab.Lab lab, LabUpResult result)
+    private static void Print(Mesh.Lab.Lab lab, LabUpResult result)
     {
         var name = Output.Esc(lab.Names.Lab);
         Output.Info(result.WasUp && result.CreatedNodes.Count == 0

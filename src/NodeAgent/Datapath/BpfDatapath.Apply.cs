@@ -1,6 +1,6 @@
 using System.Diagnostics;
+using Mesh.Contracts.Netns;
 using Mesh.NodeAgent.Datapath.Interop;
-using Mesh.NodeAgent.Netns;
 
 namespace Mesh.NodeAgent.Datapath;
 

@@ -1,6 +1,6 @@
 using System.Threading.Channels;
+using Mesh.Contracts.Netns;
 using Mesh.NodeAgent.Datapath.Interop;
-using Mesh.NodeAgent.Netns;
 
 namespace Mesh.NodeAgent.Datapath;
 

@@ -3,6 +3,7 @@ using System.Net.Sockets;
 using System.Runtime.InteropServices;
 using System.Text;
 using System.Threading.Channels;
+using Mesh.Contracts.Netns;
 
 namespace Mesh.NodeAgent.Netns;
 

@@ -2,8 +2,8 @@ using System.Net;
 using System.Net.NetworkInformation;
 using System.Net.Sockets;
 using Mesh.Contracts.Identity;
+using Mesh.Contracts.Netns;
 using Mesh.NodeAgent.Datapath;
-using Mesh.NodeAgent.Netns;
 
 namespace Mesh.NodeAgent.Sync;
 

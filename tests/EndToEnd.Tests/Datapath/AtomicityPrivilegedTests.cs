@@ -1,6 +1,6 @@
 using System.Diagnostics;
+using Mesh.Lab;
 using Mesh.NodeAgent.Flows;
-using Mesh.NodeAgent.Lab;
 using Mesh.Testing;
 
 namespace Mesh.EndToEnd.Tests.Datapath;

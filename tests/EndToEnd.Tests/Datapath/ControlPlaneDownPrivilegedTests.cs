@@ -1,4 +1,4 @@
-using Mesh.NodeAgent.Lab;
+using Mesh.Lab;
 using Mesh.Testing;
 
 namespace Mesh.EndToEnd.Tests.Datapath;

@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using System.Text.Json;
 using Mesh.Contracts.Api;
-using Mesh.NodeAgent.Lab;
+using Mesh.Lab;
 using Mesh.Testing;
 
 namespace Mesh.EndToEnd.Tests.Datapath;

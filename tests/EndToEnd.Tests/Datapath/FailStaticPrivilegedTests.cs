@@ -1,5 +1,5 @@
 using System.Text.Json;
-using Mesh.NodeAgent.Lab;
+using Mesh.Lab;
 using Mesh.Testing;
 
 namespace Mesh.EndToEnd.Tests.Datapath;

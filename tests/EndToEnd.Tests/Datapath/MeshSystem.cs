@@ -1,8 +1,8 @@
 using System.Text.Json;
 using System.Text.RegularExpressions;
 using Mesh.Contracts.Api;
+using Mesh.Lab;
 using Mesh.NodeAgent.Flows;
-using Mesh.NodeAgent.Lab;
 using Mesh.Testing;
 
 namespace Mesh.EndToEnd.Tests.Datapath;
@@ -26,7 +26,7 @@ internal sealed partial class MeshSystem : IAsyncDisposable
 
     /// <summary>The lab's recorded state, read as meshctl reads it.</summary>
     public LabState State =>
-        new Mesh.NodeAgent.Lab.Lab(new LabOptions(LabName, Path.Combine(home, "lab")), (_, _) => throw new InvalidOperationException("tests add pods through meshctl"))
+        new Mesh.Lab.Lab(new LabOptions(LabName, Path.Combine(home, "lab")), (_, _) => throw new InvalidOperationException("tests add pods through meshctl"))
             .Read() ?? throw new InvalidOperationException($"lab {LabName} has no state");
 
     public LabNode NodeState => State.Node(Node)!;

@@ -1,8 +1,8 @@
 using System.Net;
 using System.Net.Sockets;
 using System.Text;
-using Mesh.NodeAgent.Lab;
-using Mesh.NodeAgent.Netns;
+using Mesh.Contracts.Netns;
+using Mesh.Lab;
 
 namespace Mesh.EndToEnd.Tests.Datapath;
 

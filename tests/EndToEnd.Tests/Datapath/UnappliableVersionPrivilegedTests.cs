@@ -1,7 +1,7 @@
 using System.Text.Json;
 using Mesh.Contracts.Api;
+using Mesh.Lab;
 using Mesh.NodeAgent.Flows;
-using Mesh.NodeAgent.Lab;
 using Mesh.Testing;
 
 namespace Mesh.EndToEnd.Tests.Datapath;

@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
-using Mesh.NodeAgent.Netns;
+using Mesh.Contracts.Netns;
 
 namespace Mesh.NodeAgent.Tests.Datapath;
 

@@ -1,7 +1,6 @@
-using Mesh.NodeAgent.Lab;
 using Mesh.Testing;
 
-namespace Mesh.NodeAgent.Tests.Lab;
+namespace Mesh.Lab.Tests;
 
 /// <summary>Stopping, killing and starting a lab node's agent, as `meshctl lab agent stop|start|list` do.</summary>
 public sealed class LabAgentTests
@@ -74,8 +73,8 @@ public sealed class LabAgentTests
     public void Each_lab_gives_its_agents_a_state_directory_of_its_own_so_flow_logs_are_never_shared()
     {
         var home = Path.Combine(Path.GetTempPath(), "mesh-lab-tests", Guid.NewGuid().ToString("N"));
-        var one = new Mesh.NodeAgent.Lab.Lab(new LabOptions("one", home), PodServerHost.Launch);
-        var two = new Mesh.NodeAgent.Lab.Lab(new LabOptions("two", home), PodServerHost.Launch);
+        var one = new Lab(new LabOptions("one", home), PodServerHost.Launch);
+        var two = new Lab(new LabOptions("two", home), PodServerHost.Launch);
         var node = new LabNode { Name = "node-1", Netns = "one-node-1", PinRoot = "/sys/fs/bpf/mesh/one/node-1", AgentStateDirectory = one.AgentStateDirectory("node-1") };
 
         var launch = LabLaunches.Agent(node, "127.0.0.1:7081", Path.Combine(home, "agent.log"));

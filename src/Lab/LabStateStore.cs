@@ -1,7 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
 
-namespace Mesh.NodeAgent.Lab;
+namespace Mesh.Lab;
 
 /// <summary>
 /// The lab's state file ($MESH_HOME/lab/{lab}/state.json) behind an exclusive lock file, so two meshctl

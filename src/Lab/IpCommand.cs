@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using System.Text.Json.Nodes;
 
-namespace Mesh.NodeAgent.Lab;
+namespace Mesh.Lab;
 
 /// <summary>
 /// Runs iproute2 with an argument list (no shell, so names are never re-parsed). `ip -n NS` switches only the

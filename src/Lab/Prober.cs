@@ -2,9 +2,9 @@ using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
 using System.Text;
-using Mesh.NodeAgent.Netns;
+using Mesh.Contracts.Netns;
 
-namespace Mesh.NodeAgent.Lab;
+namespace Mesh.Lab;
 
 /// <summary>The outcome of one probe; <see cref="Detail"/> says why it failed (timeout, refused, reset, …).</summary>
 public sealed record ProbeResult(bool Connected, string Detail, TimeSpan Elapsed);

@@ -1,6 +1,6 @@
 using System.Runtime.InteropServices;
 
-namespace Mesh.NodeAgent.Lab;
+namespace Mesh.Lab;
 
 /// <summary>How to start one long-lived lab process (an agent or a pod server).</summary>
 public sealed record ProcessLaunch(

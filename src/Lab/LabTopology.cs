@@ -1,6 +1,6 @@
-using Mesh.NodeAgent.Netns;
+using Mesh.Contracts.Netns;
 
-namespace Mesh.NodeAgent.Lab;
+namespace Mesh.Lab;
 
 /// <summary>
 /// The lab's kernel objects. An underlay netns holds a bridge; each node is a netns with eth0 on that bridge,

@@ -1,6 +1,6 @@
 using System.Text.RegularExpressions;
 
-namespace Mesh.NodeAgent.Lab;
+namespace Mesh.Lab;
 
 /// <summary>
 /// Label edits as kubectl writes them: "k=v,k2=v2" sets, "k-" removes. Keys may carry a prefix ("app.io/tier").

@@ -1,4 +1,4 @@
-namespace Mesh.NodeAgent.Lab;
+namespace Mesh.Lab;
 
 /// <summary>
 /// Where a lab keeps its state and pins. Defaults: lab $MESH_LAB or "mesh", state in $MESH_HOME/lab (MESH_HOME
@@ -24,8 +24,11 @@ public static class LabLaunches
             ? self
             : Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") ?? "dotnet";
 
-    /// <summary>mesh-agent.dll: the assembly this library lives in.</summary>
-    public static string AgentAssembly => typeof(LabLaunches).Assembly.Location;
+    /// <summary>
+    /// mesh-agent.dll in the application's own directory. The lab does not reference the agent; the application that
+    /// hosts it does (meshctl, the end-to-end tests, the bench), and so ships the agent beside itself.
+    /// </summary>
+    public static string AgentAssembly => Path.Combine(AppContext.BaseDirectory, "mesh-agent.dll");
 
     /// <summary>
     /// The node agent for <paramref name="node"/>, enforcing in the node's netns, pinning under its own root and

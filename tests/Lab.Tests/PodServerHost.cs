@@ -1,12 +1,11 @@
 using System.Diagnostics.CodeAnalysis;
 using System.Runtime.CompilerServices;
-using Mesh.NodeAgent.Lab;
 
-namespace Mesh.NodeAgent.Tests.Lab;
+namespace Mesh.Lab.Tests;
 
 /// <summary>
 /// Lets this test executable double as a pod server process, so the lab tests start real, separate server
-/// processes without meshctl: `dotnet NodeAgent.Tests.dll` with MESH_LAB_TEST_POD_NETNS set serves and never
+/// processes without meshctl: `dotnet Lab.Tests.dll` with MESH_LAB_TEST_POD_NETNS set serves and never
 /// reaches the test runner. Only code of the library runs here (a module initializer must not wait on its own module).
 /// </summary>
 internal static class PodServerHost

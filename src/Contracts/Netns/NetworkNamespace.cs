@@ -1,11 +1,13 @@
 using System.Runtime.InteropServices;
 
-namespace Mesh.NodeAgent.Netns;
+namespace Mesh.Contracts.Netns;
 
 /// <summary>
 /// Runs code inside a named network namespace (/run/netns/NAME) on a dedicated OS thread. setns(2) switches only
 /// the calling thread, so sockets and netlink calls made inside the callback belong to that namespace while the
 /// rest of the process stays where it was. Unlike `ip netns exec`, this keeps /sys/fs/bpf visible.
+/// It lives here because the node agent (its datapath in a node's netns) and the lab (pods' sockets) both need it,
+/// and neither may depend on the other.
 /// </summary>
 public static partial class NetworkNamespace
 {

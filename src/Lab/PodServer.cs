@@ -2,9 +2,9 @@ using System.Net;
 using System.Net.Sockets;
 using System.Text;
 using System.Runtime.InteropServices;
-using Mesh.NodeAgent.Netns;
+using Mesh.Contracts.Netns;
 
-namespace Mesh.NodeAgent.Lab;
+namespace Mesh.Lab;
 
 public enum LabProtocol { Tcp, Udp }
 

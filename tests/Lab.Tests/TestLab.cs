@@ -1,7 +1,6 @@
 using System.Net;
-using Mesh.NodeAgent.Lab;
 
-namespace Mesh.NodeAgent.Tests.Lab;
+namespace Mesh.Lab.Tests;
 
 /// <summary>A lab with a unique name and its own state folder, torn down on dispose whatever the test did.</summary>
 internal sealed class TestLab : IDisposable
@@ -10,12 +9,12 @@ internal sealed class TestLab : IDisposable
     {
         Name = "lt" + Guid.NewGuid().ToString("N")[..8];
         StateDirectory = Path.Combine(Path.GetTempPath(), "mesh-lab-tests", Name);
-        Lab = new Mesh.NodeAgent.Lab.Lab(new LabOptions(Name, StateDirectory), PodServerHost.Launch);
+        Lab = new Lab(new LabOptions(Name, StateDirectory), PodServerHost.Launch);
     }
 
     public string Name { get; }
     public string StateDirectory { get; }
-    public Mesh.NodeAgent.Lab.Lab Lab { get; }
+    public Lab Lab { get; }
     public string PinDirectory => Path.Combine(LabOptions.DefaultPinBase, Name);
 
     public IReadOnlyList<string> Namespaces() =>

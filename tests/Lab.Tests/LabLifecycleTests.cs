@@ -1,8 +1,7 @@
 using System.Diagnostics;
-using Mesh.NodeAgent.Lab;
 using Mesh.Testing;
 
-namespace Mesh.NodeAgent.Tests.Lab;
+namespace Mesh.Lab.Tests;
 
 public sealed class LabLifecycleTests
 {

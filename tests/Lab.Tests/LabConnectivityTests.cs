@@ -1,11 +1,10 @@
 using System.Net;
 using System.Net.Sockets;
 using System.Text;
-using Mesh.NodeAgent.Lab;
-using Mesh.NodeAgent.Netns;
+using Mesh.Contracts.Netns;
 using Mesh.Testing;
 
-namespace Mesh.NodeAgent.Tests.Lab;
+namespace Mesh.Lab.Tests;
 
 /// <summary>Without a control plane or agents nothing filters, so every pod reaches every pod on every served port.</summary>
 public sealed class LabConnectivityTests

@@ -1,4 +1,4 @@
-namespace Mesh.NodeAgent.Lab;
+namespace Mesh.Lab;
 
 /// <summary>
 /// What a lab made, persisted as JSON. Every object is recorded before it is created, so a crash leaves a state

@@ -1,6 +1,6 @@
 using System.Net;
 
-namespace Mesh.NodeAgent.Lab;
+namespace Mesh.Lab;
 
 /// <summary>
 /// The lab's address plan. Node k has 10.200.0.k/24 on the underlay and owns the pod CIDR 10.201.k.0/24; pods get

@@ -1,7 +1,7 @@
 using System.Net;
-using Mesh.NodeAgent.Netns;
+using Mesh.Contracts.Netns;
 
-namespace Mesh.NodeAgent.Lab;
+namespace Mesh.Lab;
 
 /// <summary>Result of <see cref="Lab.Up"/>: what existed, what was made, which agents were (re)started.</summary>
 public sealed record LabUpResult(bool WasUp, IReadOnlyList<LabNode> CreatedNodes, IReadOnlyList<LabNode> StartedAgents, LabState State);

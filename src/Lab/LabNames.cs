@@ -2,7 +2,7 @@ using System.Security.Cryptography;
 using System.Text;
 using System.Text.RegularExpressions;
 
-namespace Mesh.NodeAgent.Lab;
+namespace Mesh.Lab;
 
 /// <summary>
 /// Every name a lab gives to a kernel object. All of them start with "{lab}-", and a lab name has no dash, so one

@@ -1,4 +1,4 @@
-namespace Mesh.NodeAgent.Lab;
+namespace Mesh.Lab;
 
 /// <summary>One node's agent as the lab knows it: the last process it started and whether that still runs.</summary>
 public sealed record LabAgentStatus(string Node, int? Pid, bool Running, string? Log, string? StateDirectory);
