@@ -3,6 +3,7 @@ using System.Collections.Concurrent;
 using Grpc.Core;
 using Mesh.Contracts.Agent;
 using Mesh.Test.V1;
+using Mesh.Testing;
 
 namespace Mesh.ControlPlane.Tests.Grpc;
 
@@ -12,7 +13,7 @@ internal sealed record HandlerEnd(bool TokenFired, bool ClientGone, DateTime Dea
 /// <summary>
 /// Test handlers for mesh.test.v1.TestSync (grpcjs/test_sync.proto); the node name picks the behaviour:
 /// Watch: "hold…" 3 snapshots then waits, "endless…" a snapshot every 5 ms, "slow…" waits, "fail…" 1 snapshot then
-/// FAILED_PRECONDITION, "big…" one large snapshot, anything else 5 snapshots and ends.
+/// FAILED_PRECONDITION, "big…" one snapshot of last_applied_version bytes, anything else 5 snapshots and ends.
 /// Ack: "slow…" waits, "stubborn…" ignores its token for 2 s, "fail…" FAILED_PRECONDITION, "boom…" throws, else records.
 /// Echo (duplex, AckRequest both ways; the first message's node picks): "fail…" echoes it then FAILED_PRECONDITION,
 /// "ticker…" writes a tick every 5 ms while counting the client's messages, and after the client half-closes sends
@@ -69,7 +70,7 @@ internal sealed class TestAgentSync : TestSync.TestSyncBase
                 await stream.WriteAsync(Snapshot(node, ++version));
                 throw new RpcException(new Status(StatusCode.FailedPrecondition, FailureDetail(node)));
             case var n when n.StartsWith("big", StringComparison.Ordinal):
-                await stream.WriteAsync(Snapshot(node, ++version, ipcacheEntries: 1000));
+                await stream.WriteAsync(SnapshotPadding.PadTo(Snapshot(node, 1), (int)request.LastAppliedVersion));
                 break;
             default:
                 for (var i = 0; i < FiniteStreamLength; i++) await stream.WriteAsync(Snapshot(node, ++version));

@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using Grpc.AspNetCore.Server;
 using Grpc.Core;
 using Mesh.Contracts.Agent;
 using Mesh.ControlPlane.Distribution;
@@ -29,11 +30,15 @@ internal sealed class ReplicaServer : AgentSync.AgentSyncBase, IAsyncDisposable
 
     public ControlPlaneReplica Replica => ControlPlaneReplica.Connect(Address);
 
-    public static async Task<ReplicaServer> StartAsync(Func<WatchRequest, IEnumerable<SnapshotUpdate>> script)
+    /// <param name="grpc">Changes to the control plane's gRPC server settings, applied after them.</param>
+    public static async Task<ReplicaServer> StartAsync(Func<WatchRequest, IEnumerable<SnapshotUpdate>> script, Action<GrpcServiceOptions>? grpc = null)
     {
         var server = new ReplicaServer(script);
-        server._host = await LoopbackGrpcHost.StartAsync(app => app.MapGrpcService<ReplicaServer>(),
-            services => services.AddAgentProtocolServer().AddSingleton(server));
+        server._host = await LoopbackGrpcHost.StartAsync(app => app.MapGrpcService<ReplicaServer>(), services =>
+        {
+            services.AddAgentProtocolServer().AddSingleton(server);
+            if (grpc is not null) services.Configure(grpc);
+        });
         return server;
     }
 
