@@ -5,7 +5,7 @@ namespace Mesh.ControlPlane.Tests.Grpc;
 
 /// <summary>
 /// The reference client, @grpc/grpc-js from npm, against the control plane's gRPC server: proof that the agent
-/// protocol's messages (agent.proto, loaded by grpc-js from its own copy of the file), statuses, deadlines and
+/// protocol's messages (grpc-js loads agent.proto itself), statuses, deadlines and
 /// cancellation are what another gRPC implementation expects. See grpcjs/client.js for the calls it makes.
 /// </summary>
 public sealed class GrpcJsInteropTests
