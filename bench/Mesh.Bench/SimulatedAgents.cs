@@ -1,9 +1,9 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
-using Mesh.ControlPlane.Distribution;
+using Grpc.Core;
+using Grpc.Net.Client;
 using Mesh.Contracts.Agent;
-using Mesh.Contracts.Grpc;
 using Mesh.NodeAgent.Sync;
 
 namespace Mesh.Bench;
@@ -92,10 +92,11 @@ internal sealed class SimulatedAgentsProcess : IAsyncDisposable
         // The calls share a few HTTP/2 connections: one connection per agent costs this one machine far more than it
         // would cost 1,000 (p50 40 ms when measured so).
         var handlers = Enumerable.Range(0, connections).Select(_ => new SocketsHttpHandler { EnableMultipleHttp2Connections = true }).ToList();
-        var clients = handlers.Select(h => new GrpcClient(new HttpClient(h, disposeHandler: false)
+        var channels = handlers.Select(h => GrpcChannel.ForAddress($"http://127.0.0.1:{port}", new GrpcChannelOptions
         {
-            BaseAddress = new Uri($"http://127.0.0.1:{port}"), Timeout = Timeout.InfiniteTimeSpan,
+            HttpHandler = h, DisposeHttpClient = false, MaxReceiveMessageSize = AgentProtocol.MaxMessageSize,
         })).ToList();
+        var clients = channels.Select(c => new AgentSync.AgentSyncClient(c)).ToList();
         var agents = Enumerable.Range(0, nodes).Select(i => new SimulatedAgent($"node-{i}", clients[i % clients.Count])).ToList();
         var running = agents.Select(a => Task.Run(() => echo ? a.EchoAsync(stop.Token) : a.RunAsync(stop.Token))).ToList();
         while (await Console.In.ReadLineAsync() is { } command)
@@ -108,13 +109,14 @@ internal sealed class SimulatedAgentsProcess : IAsyncDisposable
         }
         await stop.CancelAsync();
         await Task.WhenAll(running);
+        foreach (var c in channels) c.Dispose();
         foreach (var h in handlers) h.Dispose();
         return 0;
     }
 }
 
 /// <summary>One node agent without a kernel: one Sync call, the real delta rebuild and hash check, an ack per version on the call.</summary>
-internal sealed class SimulatedAgent(string node, GrpcClient grpc)
+internal sealed class SimulatedAgent(string node, AgentSync.AgentSyncClient grpc)
 {
     private readonly HeldSnapshot _held = new(keepIpCache: false);
     private bool _valid;
@@ -126,9 +128,9 @@ internal sealed class SimulatedAgent(string node, GrpcClient grpc)
         {
             try
             {
-                await using var call = await grpc.DuplexStreamingAsync<SyncRequest, SnapshotUpdate>(AgentSyncService.ServiceName, "Sync", SnapshotUpdate.Parser, ct: ct);
-                await call.WriteAsync(new SyncRequest { Watch = new WatchRequest { Node = node, LastAppliedVersion = _valid ? _held.Version : 0 } }, ct);
-                await foreach (var update in call.ReadAllAsync())
+                using var call = grpc.Sync(cancellationToken: ct);
+                await call.RequestStream.WriteAsync(new SyncRequest { Watch = new WatchRequest { Node = node, LastAppliedVersion = _valid ? _held.Version : 0 } }, ct);
+                await foreach (var update in call.ResponseStream.ReadAllAsync(ct))
                 {
                     bool ok;
                     if (update.UpdateCase == SnapshotUpdate.UpdateOneofCase.Delta)
@@ -147,10 +149,11 @@ internal sealed class SimulatedAgent(string node, GrpcClient grpc)
                         Interlocked.Increment(ref HashMismatches);
                         break;
                     }
-                    await call.WriteAsync(new SyncRequest { Ack = new AckRequest { Version = _held.Version, Outcome = AckOutcome.Applied } }, ct);
+                    await call.RequestStream.WriteAsync(new SyncRequest { Ack = new AckRequest { Version = _held.Version, Outcome = AckOutcome.Applied } }, ct);
                 }
             }
             catch (OperationCanceledException) when (ct.IsCancellationRequested) { return; }
+            catch (RpcException) when (ct.IsCancellationRequested) { return; }
             catch (Exception e) when (e is RpcException or HttpRequestException or IOException) { await Task.Delay(100, CancellationToken.None); }
         }
     }
@@ -160,10 +163,10 @@ internal sealed class SimulatedAgent(string node, GrpcClient grpc)
     {
         try
         {
-            await using var call = await grpc.DuplexStreamingAsync<SyncRequest, SnapshotUpdate>(TransportFloor.Service, TransportFloor.Method, SnapshotUpdate.Parser, ct: ct);
-            await call.WriteAsync(new SyncRequest { Watch = new WatchRequest { Node = node } }, ct);
-            await foreach (var update in call.ReadAllAsync())
-                await call.WriteAsync(new SyncRequest { Ack = new AckRequest { Version = update.Delta.Version, Outcome = AckOutcome.Applied } }, ct);
+            using var call = grpc.Sync(cancellationToken: ct);
+            await call.RequestStream.WriteAsync(new SyncRequest { Watch = new WatchRequest { Node = node } }, ct);
+            await foreach (var update in call.ResponseStream.ReadAllAsync(ct))
+                await call.RequestStream.WriteAsync(new SyncRequest { Ack = new AckRequest { Version = update.Delta.Version, Outcome = AckOutcome.Applied } }, ct);
         }
         catch (OperationCanceledException) when (ct.IsCancellationRequested) { }
         catch (RpcException) when (ct.IsCancellationRequested) { }

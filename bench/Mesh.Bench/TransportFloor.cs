@@ -1,24 +1,25 @@
 using System.Diagnostics;
 using System.Net;
-using Mesh.ControlPlane.Grpc;
+using Grpc.Core;
 using Mesh.Contracts.Agent;
+using Mesh.ControlPlane.Distribution;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 
 namespace Mesh.Bench;
 
 /// <summary>
-/// The floor under the propagation figure: the same Sync-shaped calls (Kestrel, our gRPC server and client, HttpClient)
-/// over as many connections, and nothing else. Each round wakes every call from one thread, as SyncWakeups does; each
+/// The floor under the propagation figure: the same Sync calls (Kestrel, Grpc.AspNetCore, Grpc.Net.Client) over as
+/// many connections, served by this stand-in for the control plane, and nothing else. Each round wakes every call from one thread, as SyncWakeups does; each
 /// call writes one version-only delta, its agent acks it at once, and the round ends at the last ack. No compiler, event
 /// store, held snapshots or node tracker: the propagation p50 over this one is what the control plane and the agents add
 /// to what the transport alone costs on this machine.
 /// </summary>
-internal sealed class TransportFloor(int nodes)
+internal sealed class TransportFloor(int nodes) : AgentSync.AgentSyncBase
 {
-    public const string Service = "mesh.bench.v1.TransportFloor", Method = "Echo";
     private const int WarmUp = 1000;
     // A content hash as long as a real one: the delta has the size of the ones propagation sends.
     private static readonly string Hash = "sha256:" + new string('0', 64);
@@ -40,14 +41,16 @@ internal sealed class TransportFloor(int nodes)
         var port = BenchDatabase.FreePort();
         var builder = WebApplication.CreateBuilder();
         builder.Logging.ClearProviders();
+        builder.Services.AddAgentProtocolServer();
         builder.WebHost.ConfigureKestrel(k =>
         {
             k.Listen(IPAddress.Loopback, port, l => l.Protocols = HttpProtocols.Http2);
             k.Limits.Http2.MaxStreamsPerConnection = 1000;
         });
-        await using var app = builder.Build();
         var floor = new TransportFloor(nodes);
-        app.MapGrpcDuplexStreaming<SyncRequest, SnapshotUpdate>(Service, Method, floor.EchoAsync);
+        builder.Services.AddSingleton(floor);
+        await using var app = builder.Build();
+        app.MapGrpcService<TransportFloor>();
         await app.StartAsync();
         var delays = new List<double>();
         TimeSpan serverCpu, agentsCpu;
@@ -94,7 +97,7 @@ internal sealed class TransportFloor(int nodes)
     /// <summary>A call waiting reads the round after taking the wake-up, so one that loops around after this waits for the next.</summary>
     private void Wake() => Interlocked.Exchange(ref _wake, new TaskCompletionSource()).SetResult();
 
-    private async Task EchoAsync(IAsyncStreamReader<SyncRequest> requests, IServerStreamWriter<SnapshotUpdate> stream, ServerCallContext context)
+    public override async Task Sync(IAsyncStreamReader<SyncRequest> requests, IServerStreamWriter<SnapshotUpdate> stream, ServerCallContext context)
     {
         var ct = context.CancellationToken;
         if (!await requests.MoveNext(ct)) return;

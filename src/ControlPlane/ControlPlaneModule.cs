@@ -4,13 +4,11 @@ using Mesh.ControlPlane.Commands;
 using Mesh.ControlPlane.Distribution;
 using Mesh.ControlPlane.Endpoints;
 using Mesh.ControlPlane.EventStore;
-using Mesh.ControlPlane.Grpc;
 using Mesh.ControlPlane.Identities;
 using Mesh.ControlPlane.Nodes;
 using Mesh.ControlPlane.Policies;
 using Mesh.ControlPlane.Projections;
 using Mesh.ControlPlane.State;
-using Mesh.Contracts.Agent;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Npgsql;
 
@@ -58,6 +56,7 @@ public static class ControlPlaneModule
         builder.Services.AddHostedService<CompileLoop>();
         builder.Services.AddSingleton<SyncWakeups>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<SyncWakeups>());
+        builder.Services.AddAgentProtocolServer();
         builder.Services.AddSingleton<AgentSyncService>();
         builder.Services.AddOpenApi();
         builder.Services.AddProblemDetails();
@@ -77,8 +76,7 @@ public static class ControlPlaneModule
         app.MapClusterEndpoints();
         app.MapHistoryEndpoints();
 
-        var sync = app.Services.GetRequiredService<AgentSyncService>();
-        app.MapGrpcDuplexStreaming<SyncRequest, SnapshotUpdate>(AgentSyncService.ServiceName, "Sync", sync.Sync);
+        app.MapGrpcService<AgentSyncService>();
         return app;
     }
 

@@ -1,5 +1,6 @@
+using Grpc.Core;
+using Grpc.Net.Client;
 using Mesh.Contracts.Agent;
-using Mesh.Contracts.Grpc;
 
 namespace Mesh.Testing;
 
@@ -10,14 +11,14 @@ namespace Mesh.Testing;
 public sealed class HandMadeAgent : IAsyncDisposable
 {
     private readonly string node;
-    private readonly GrpcDuplexCall<SyncRequest, SnapshotUpdate> call;
-    private readonly IAsyncEnumerator<SnapshotUpdate> updates;
+    private readonly GrpcChannel channel;
+    private readonly AsyncDuplexStreamingCall<SyncRequest, SnapshotUpdate> call;
 
-    private HandMadeAgent(string node, GrpcDuplexCall<SyncRequest, SnapshotUpdate> call)
+    private HandMadeAgent(string node, GrpcChannel channel, AsyncDuplexStreamingCall<SyncRequest, SnapshotUpdate> call)
     {
         this.node = node;
+        this.channel = channel;
         this.call = call;
-        updates = call.ReadAllAsync().GetAsyncEnumerator();
     }
 
     /// <summary>The version of the snapshot the control plane sent when the call began.</summary>
@@ -25,13 +26,13 @@ public sealed class HandMadeAgent : IAsyncDisposable
 
     public static async Task<HandMadeAgent> ConnectAsync(Uri grpc, string node, CancellationToken ct)
     {
-        var call = await GrpcClient.Create(grpc).DuplexStreamingAsync<SyncRequest, SnapshotUpdate>("mesh.agent.v1.AgentSync", "Sync", SnapshotUpdate.Parser, ct: ct);
-        var agent = new HandMadeAgent(node, call);
+        var channel = GrpcChannel.ForAddress(grpc, new GrpcChannelOptions { MaxReceiveMessageSize = AgentProtocol.MaxMessageSize });
+        var agent = new HandMadeAgent(node, channel, new AgentSync.AgentSyncClient(channel).Sync(cancellationToken: ct));
         try
         {
-            await call.WriteAsync(new SyncRequest { Watch = new WatchRequest { Node = node } }, ct);
-            if (!await agent.updates.MoveNextAsync()) throw new InvalidOperationException($"the control plane ended the Sync call of {node} without a snapshot");
-            agent.Version = agent.updates.Current.Snapshot.Version;
+            await agent.call.RequestStream.WriteAsync(new SyncRequest { Watch = new WatchRequest { Node = node } }, ct);
+            if (!await agent.call.ResponseStream.MoveNext(ct)) throw new InvalidOperationException($"the control plane ended the Sync call of {node} without a snapshot");
+            agent.Version = agent.call.ResponseStream.Current.Snapshot.Version;
             return agent;
         }
         catch
@@ -46,12 +47,14 @@ public sealed class HandMadeAgent : IAsyncDisposable
     {
         var ack = new AckRequest { Node = node, Version = version, Outcome = AckOutcome.Applied };
         ack.WaitingEndpoints.AddRange(waiting.Select(w => new WaitingEndpoint { Id = w.Endpoint, Reason = w.Reason }));
-        return call.WriteAsync(new SyncRequest { Ack = ack });
+        return call.RequestStream.WriteAsync(new SyncRequest { Ack = ack });
     }
 
-    public async ValueTask DisposeAsync()
+    public ValueTask DisposeAsync()
     {
-        await updates.DisposeAsync();
-        await call.DisposeAsync();
+        // An open call is reset, as when an agent's process dies: the control plane sees the node leave.
+        call.Dispose();
+        channel.Dispose();
+        return ValueTask.CompletedTask;
     }
 }

@@ -1,5 +1,4 @@
-using Mesh.ControlPlane.Grpc;
-using Mesh.Contracts.Grpc;
+using Grpc.Core;
 using Mesh.ControlPlane.Cluster;
 using Mesh.ControlPlane.Commands;
 using Mesh.ControlPlane.Nodes;
@@ -13,24 +12,22 @@ namespace Mesh.ControlPlane.Distribution;
 /// holds, then acks on the same call every version it enforced. The call sends the node's snapshot whenever a
 /// newer version is compiled, coalescing bursts: an agent that is behind gets the newest version, never a backlog.
 /// After the first snapshot on a call, a version that follows the one sent goes as a delta. <see cref="SyncWakeups"/>
-/// wakes the calls at each version.
+/// wakes the calls at each version. One instance serves every call (a singleton in DI).
 /// </summary>
 public sealed class AgentSyncService(ClusterState state, SnapshotCompiler compiler, SyncWakeups wakeups, NodeTracker nodes, CommandRouter router,
-    TimeProvider clock, ILogger<AgentSyncService> log)
+    TimeProvider clock, ILogger<AgentSyncService> log) : AgentSync.AgentSyncBase
 {
-    public const string ServiceName = "mesh.agent.v1.AgentSync";
-
-    public async Task Sync(IAsyncStreamReader<SyncRequest> requests, IServerStreamWriter<SnapshotUpdate> stream, ServerCallContext context)
+    public override async Task Sync(IAsyncStreamReader<SyncRequest> requests, IServerStreamWriter<SnapshotUpdate> stream, ServerCallContext context)
     {
         var ct = context.CancellationToken;
         if (!await requests.MoveNext(ct)) return;   // the agent left before saying who it is
         if (requests.Current.RequestCase != SyncRequest.RequestOneofCase.Watch)
-            throw new RpcException(StatusCode.InvalidArgument, "watch: the first message of a Sync call must be a watch");
+            throw Invalid("watch: the first message of a Sync call must be a watch");
         var watch = requests.Current.Watch;
-        if (string.IsNullOrWhiteSpace(watch.Node)) throw new RpcException(StatusCode.InvalidArgument, "watch.node: required");
+        if (string.IsNullOrWhiteSpace(watch.Node)) throw Invalid("watch.node: required");
         var node = watch.Node;
         var (addresses, invalid) = Node.Normalize(watch.Addresses, "watch.addresses");
-        if (invalid is not null) throw new RpcException(StatusCode.InvalidArgument, invalid);
+        if (invalid is not null) throw Invalid(invalid);
         // Agents reconnect often (a replica going away moves all of them): the view already holding these addresses
         // spares the command; anything else goes to the node's aggregate, which decides.
         if (addresses.Count > 0 && state.Current.Nodes.GetValueOrDefault(node)?.Addresses.SequenceEqual(addresses) != true)
@@ -102,10 +99,10 @@ public sealed class AgentSyncService(ClusterState state, SnapshotCompiler compil
         while (await requests.MoveNext(ct))
         {
             if (requests.Current.RequestCase != SyncRequest.RequestOneofCase.Ack)
-                throw new RpcException(StatusCode.InvalidArgument, "ack: after the watch, a Sync call carries only acks");
+                throw Invalid("ack: after the watch, a Sync call carries only acks");
             var ack = requests.Current.Ack;
             if (ack.Node.Length > 0 && ack.Node != node)
-                throw new RpcException(StatusCode.InvalidArgument, $"ack.node: \"{ack.Node}\" is not the node this call watches (\"{node}\")");
+                throw Invalid($"ack.node: \"{ack.Node}\" is not the node this call watches (\"{node}\")");
             var applied = ack.Outcome == AckOutcome.Applied;
             // An endpoint named twice keeps its last reason: an agent's list has each once. Almost every ack names
             // none, and a thousand nodes ack each version: those allocate nothing.
@@ -114,4 +111,6 @@ public sealed class AgentSyncService(ClusterState state, SnapshotCompiler compil
             if (!applied) log.LogWarning("node {Node} failed to apply v{Version}: {Error}", node, ack.Version, ack.Error);
         }
     }
+
+    private static RpcException Invalid(string detail) => new(new Status(StatusCode.InvalidArgument, detail));
 }

@@ -1,10 +1,10 @@
 using System.Diagnostics;
 using System.Threading.Channels;
+using Grpc.Core;
 using Mesh.Contracts.Agent;
-using Mesh.Contracts.Grpc;
 using Mesh.NodeAgent.Datapath;
 using Mesh.NodeAgent.Netns;
-using SyncCall = Mesh.Contracts.Grpc.GrpcDuplexCall<Mesh.Contracts.Agent.SyncRequest, Mesh.Contracts.Agent.SnapshotUpdate>;
+using SyncRequests = Grpc.Core.IClientStreamWriter<Mesh.Contracts.Agent.SyncRequest>;
 using WaitingEndpoint = Mesh.NodeAgent.Datapath.WaitingEndpoint;
 
 namespace Mesh.NodeAgent.Sync;
@@ -23,7 +23,6 @@ namespace Mesh.NodeAgent.Sync;
 public sealed class AgentLoop(AgentOptions options, IDatapath datapath, IReadOnlyList<ControlPlaneReplica> replicas, TextWriter log,
     ChannelReader<LinkChange>? linkChanges = null)
 {
-    private const string Service = "mesh.agent.v1.AgentSync";
     private static readonly TimeSpan FirstBackoff = TimeSpan.FromMilliseconds(200);
     private static readonly TimeSpan LongestBackoff = TimeSpan.FromSeconds(5);
 
@@ -38,10 +37,10 @@ public sealed class AgentLoop(AgentOptions options, IDatapath datapath, IReadOnl
     private readonly HeldSnapshot _held = new();
     private bool _holdsSnapshot;
 
-    // One apply at a time, and one writer on the call: versions from the call and re-applies after a link change
-    // both apply and ack. Everything below is guarded by it.
+    // One apply at a time, and one writer on the call (a gRPC request stream takes one write at a time): versions
+    // from the call and re-applies after a link change both apply and ack. Everything below is guarded by it.
     private readonly SemaphoreSlim _gate = new(1, 1);
-    private SyncCall? _call;
+    private SyncRequests? _call;
     // The endpoints of the enforced version that wait for their interface, and the interfaces of those it enforces.
     private IReadOnlyList<WaitingEndpoint> _waiting = [];
     private HashSet<string> _enforcedInterfaces = new(StringComparer.Ordinal);
@@ -61,18 +60,19 @@ public sealed class AgentLoop(AgentOptions options, IDatapath datapath, IReadOnl
                 var watch = new WatchRequest { Node = options.Node, LastAppliedVersion = _holdsSnapshot ? datapath.AppliedVersion : 0 };
                 watch.Addresses.AddRange(HostAddresses.Of(options.Netns).Select(a => a.ToString()));
                 await log.WriteLineAsync($"syncing with control plane replica {replica.Address} from v{watch.LastAppliedVersion}");
-                await using var call = await replica.Client.DuplexStreamingAsync<SyncRequest, SnapshotUpdate>(Service, "Sync", SnapshotUpdate.Parser, ct: ct);
-                await call.WriteAsync(new SyncRequest { Watch = watch }, ct);
+                // Disposing a call still open resets its stream: the replica sees the agent leave.
+                using var call = replica.Client.Sync(cancellationToken: ct);
+                await call.RequestStream.WriteAsync(new SyncRequest { Watch = watch }, ct);
                 try
                 {
-                    await OpenedAsync(call, ct);
-                    await foreach (var update in call.ReadAllAsync())
+                    await OpenedAsync(call.RequestStream, ct);
+                    await foreach (var update in call.ResponseStream.ReadAllAsync(ct))
                     {
                         backoff = FirstBackoff;
                         await _gate.WaitAsync(ct);
                         try
                         {
-                            if (!await HandleAsync(update, replica, call, ct))
+                            if (!await HandleAsync(update, replica, call.RequestStream, ct))
                             {
                                 ended = "sent a delta that does not apply";
                                 break;
@@ -83,10 +83,13 @@ public sealed class AgentLoop(AgentOptions options, IDatapath datapath, IReadOnl
                 }
                 finally { await ClosedAsync(); }
             }
-            catch (OperationCanceledException) when (ct.IsCancellationRequested) { break; }
+            // The agent's own stop reaches a call as RpcException(Cancelled), anything else as OperationCanceledException.
+            catch (Exception e) when ((e is OperationCanceledException or RpcException) && ct.IsCancellationRequested) { break; }
+            // Grpc.Net.Client reports a failed call as RpcException; a write racing the connection's end may surface
+            // the transport's own exception instead.
             catch (Exception e) when (e is RpcException or HttpRequestException or IOException)
             {
-                ended = $"is unavailable ({e.Message})";
+                ended = $"is unavailable ({(e is RpcException rpc ? $"{rpc.StatusCode}: {rpc.Status.Detail}" : e.Message)})";
             }
             await log.WriteLineAsync($"control plane replica {replica.Address} {ended}; keeping v{datapath.AppliedVersion}, trying {_replicas[next].Address} in {backoff.TotalSeconds:0.#}s");
             await Task.Delay(backoff, ct).ContinueWith(_ => { }, CancellationToken.None);
@@ -97,7 +100,7 @@ public sealed class AgentLoop(AgentOptions options, IDatapath datapath, IReadOnl
 
     /// <summary>The call is the one acks go to from now on. A replica learns where the node stands (the version and its
     /// waiting endpoints) at once: it may have just started, or have last heard of the node before a change.</summary>
-    private async Task OpenedAsync(SyncCall call, CancellationToken ct)
+    private async Task OpenedAsync(SyncRequests call, CancellationToken ct)
     {
         await _gate.WaitAsync(ct);
         try
@@ -116,7 +119,7 @@ public sealed class AgentLoop(AgentOptions options, IDatapath datapath, IReadOnl
     }
 
     /// <returns>false when the stream must restart from a whole snapshot.</returns>
-    private async Task<bool> HandleAsync(SnapshotUpdate update, ControlPlaneReplica replica, SyncCall call, CancellationToken ct)
+    private async Task<bool> HandleAsync(SnapshotUpdate update, ControlPlaneReplica replica, SyncRequests call, CancellationToken ct)
     {
         if (update.UpdateCase == SnapshotUpdate.UpdateOneofCase.Delta)
         {
@@ -221,7 +224,7 @@ public sealed class AgentLoop(AgentOptions options, IDatapath datapath, IReadOnl
         if (news && _call is { } call)
         {
             try { await call.WriteAsync(new SyncRequest { Ack = ack }, ct); }
-            // The call broke under the ack: the next call starts with an ack of where the node stands.
+            // The call broke or ended under the ack: the next call starts with an ack of where the node stands.
             catch (Exception e) when (e is RpcException or HttpRequestException or IOException) { }
         }
     }

@@ -4,8 +4,9 @@ using Mesh.Contracts.Agent;
 namespace Mesh.ControlPlane.Tests.Grpc;
 
 /// <summary>
-/// The reference client, @grpc/grpc-js from npm, against our server: proof that the framing, trailers, status
-/// encoding, deadlines and cancellation are what real gRPC expects. See grpcjs/client.js for the calls it makes.
+/// The reference client, @grpc/grpc-js from npm, against the control plane's gRPC server: proof that the agent
+/// protocol's messages (grpc-js loads agent.proto itself), statuses, deadlines and
+/// cancellation are what another gRPC implementation expects. See grpcjs/client.js for the calls it makes.
 /// </summary>
 public sealed class GrpcJsInteropTests
 {

@@ -1,8 +1,9 @@
 using Empty = Google.Protobuf.WellKnownTypes.Empty;
 using System.Collections.Concurrent;
+using Grpc.Core;
 using Mesh.Contracts.Agent;
-using Mesh.Contracts.Grpc;
-using Mesh.ControlPlane.Grpc;
+using Mesh.Test.V1;
+using Mesh.Testing;
 
 namespace Mesh.ControlPlane.Tests.Grpc;
 
@@ -12,15 +13,14 @@ internal sealed record HandlerEnd(bool TokenFired, bool ClientGone, DateTime Dea
 /// <summary>
 /// Test handlers for mesh.test.v1.TestSync (grpcjs/test_sync.proto); the node name picks the behaviour:
 /// Watch: "hold…" 3 snapshots then waits, "endless…" a snapshot every 5 ms, "slow…" waits, "fail…" 1 snapshot then
-/// FAILED_PRECONDITION, "big…" one large snapshot, anything else 5 snapshots and ends.
+/// FAILED_PRECONDITION, "big…" one snapshot of last_applied_version bytes, anything else 5 snapshots and ends.
 /// Ack: "slow…" waits, "stubborn…" ignores its token for 2 s, "fail…" FAILED_PRECONDITION, "boom…" throws, else records.
 /// Echo (duplex, AckRequest both ways; the first message's node picks): "fail…" echoes it then FAILED_PRECONDITION,
 /// "ticker…" writes a tick every 5 ms while counting the client's messages, and after the client half-closes sends
 /// one last message {node "acks", version = that count}; anything else echoes every message until the client half-closes.
 /// </summary>
-internal sealed class TestAgentSync
+internal sealed class TestAgentSync : TestSync.TestSyncBase
 {
-    public const string Service = "mesh.test.v1.TestSync";
     public const int FiniteStreamLength = 5;
 
     private readonly ConcurrentDictionary<string, TaskCompletionSource<HandlerEnd>> _ends = new();
@@ -39,7 +39,7 @@ internal sealed class TestAgentSync
 
     public static string FailureDetail(string node) => $"node {node} is not registered ✓ 100%";
 
-    public async Task Watch(WatchRequest request, IServerStreamWriter<SnapshotUpdate> stream, ServerCallContext context)
+    public override async Task Watch(WatchRequest request, IServerStreamWriter<SnapshotUpdate> stream, ServerCallContext context)
     {
         var node = request.Node;
         var version = request.LastAppliedVersion;
@@ -68,9 +68,9 @@ internal sealed class TestAgentSync
                 break;
             case var n when n.StartsWith("fail", StringComparison.Ordinal):
                 await stream.WriteAsync(Snapshot(node, ++version));
-                throw new RpcException(StatusCode.FailedPrecondition, FailureDetail(node));
+                throw new RpcException(new Status(StatusCode.FailedPrecondition, FailureDetail(node)));
             case var n when n.StartsWith("big", StringComparison.Ordinal):
-                await stream.WriteAsync(Snapshot(node, ++version, ipcacheEntries: 1000));
+                await stream.WriteAsync(SnapshotPadding.PadTo(Snapshot(node, 1), (int)request.LastAppliedVersion));
                 break;
             default:
                 for (var i = 0; i < FiniteStreamLength; i++) await stream.WriteAsync(Snapshot(node, ++version));
@@ -78,7 +78,7 @@ internal sealed class TestAgentSync
         }
     }
 
-    public async Task<Empty> Ack(AckRequest request, ServerCallContext context)
+    public override async Task<Empty> Ack(AckRequest request, ServerCallContext context)
     {
         var node = request.Node;
         switch (node)
@@ -91,7 +91,7 @@ internal sealed class TestAgentSync
                 Record(node, context);
                 break;
             case var n when n.StartsWith("fail", StringComparison.Ordinal):
-                throw new RpcException(StatusCode.FailedPrecondition, FailureDetail(node));
+                throw new RpcException(new Status(StatusCode.FailedPrecondition, FailureDetail(node)));
             case var n when n.StartsWith("boom", StringComparison.Ordinal):
                 throw new InvalidOperationException("the handler broke");
         }
@@ -99,7 +99,7 @@ internal sealed class TestAgentSync
         return new Empty();
     }
 
-    public async Task Echo(IAsyncStreamReader<AckRequest> requests, IServerStreamWriter<AckRequest> responses, ServerCallContext context)
+    public override async Task Echo(IAsyncStreamReader<AckRequest> requests, IServerStreamWriter<AckRequest> responses, ServerCallContext context)
     {
         if (!await requests.MoveNext()) return;
         var node = requests.Current.Node;
@@ -116,7 +116,7 @@ internal sealed class TestAgentSync
                 return;
             }
             await responses.WriteAsync(requests.Current);
-            if (node.StartsWith("fail", StringComparison.Ordinal)) throw new RpcException(StatusCode.FailedPrecondition, FailureDetail(node));
+            if (node.StartsWith("fail", StringComparison.Ordinal)) throw new RpcException(new Status(StatusCode.FailedPrecondition, FailureDetail(node)));
             while (await requests.MoveNext()) await responses.WriteAsync(requests.Current);
         }
         finally
@@ -172,7 +172,7 @@ internal sealed class TestAgentSync
 
     private void Record(string node, ServerCallContext context) => Slot(node).TrySetResult(new HandlerEnd(
         context.CancellationToken.IsCancellationRequested,
-        context.HttpContext.RequestAborted.IsCancellationRequested,
+        context.GetHttpContext().RequestAborted.IsCancellationRequested,
         context.Deadline,
         DateTime.UtcNow));
 

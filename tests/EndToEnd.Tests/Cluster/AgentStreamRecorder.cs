@@ -1,5 +1,6 @@
+using Grpc.Core;
 using Mesh.Contracts.Agent;
-using Mesh.Contracts.Grpc;
+using Mesh.NodeAgent.Sync;
 
 namespace Mesh.EndToEnd.Tests.Cluster;
 
@@ -33,14 +34,14 @@ internal sealed class AgentStreamRecorder(string node, IReadOnlyList<Uri> replic
 
     private async Task RunAsync(CancellationToken ct)
     {
-        var clients = replicas.Select(GrpcClient.Create).ToArray();
+        var clients = replicas.Select(r => ControlPlaneReplica.Connect(r).Client).ToArray();
         for (var replica = 0; !ct.IsCancellationRequested; replica = (replica + 1) % clients.Length)
         {
             try
             {
-                await using var call = await clients[replica].DuplexStreamingAsync<SyncRequest, SnapshotUpdate>("mesh.agent.v1.AgentSync", "Sync", SnapshotUpdate.Parser, ct: ct);
-                await call.WriteAsync(new SyncRequest { Watch = new WatchRequest { Node = node, LastAppliedVersion = Version } }, ct);
-                await foreach (var update in call.ReadAllAsync())
+                using var call = clients[replica].Sync(cancellationToken: ct);
+                await call.RequestStream.WriteAsync(new SyncRequest { Watch = new WatchRequest { Node = node, LastAppliedVersion = Version } }, ct);
+                await foreach (var update in call.ResponseStream.ReadAllAsync(ct))
                     lock (_received)
                         _received.Add(update.UpdateCase == SnapshotUpdate.UpdateOneofCase.Delta
                             ? new(replica, update.Delta.Version, update.Delta.FromVersion)

@@ -1,7 +1,8 @@
 using System.Net;
 using Mesh.Contracts.Agent;
 using Mesh.Contracts.Api;
-using Mesh.Contracts.Grpc;
+using Grpc.Core;
+using Grpc.Net.Client;
 using Mesh.Contracts.Policies;
 using Mesh.Testing;
 
@@ -147,17 +148,16 @@ public sealed class ControlPlaneApiTests : IAsyncLifetime
     {
         var frontend = await _cp.Client.RegisterEndpointAsync(Pod("frontend", "frontend", host: 5));
         var backend = await _cp.Client.RegisterEndpointAsync(Pod("backend", "backend", host: 6));
-        using var http = new HttpClient { BaseAddress = _cp.Grpc };
-        var grpc = new GrpcClient(http);
+        using var channel = GrpcChannel.ForAddress(_cp.Grpc);
+        var grpc = new AgentSync.AgentSyncClient(channel);
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(20));
 
         // A whole snapshot first; the policy applied after it arrives as a delta, which must rebuild content whose
         // hash the control plane announced.
         var held = new Mesh.NodeAgent.Sync.HeldSnapshot();
-        await using var call = await grpc.DuplexStreamingAsync<SyncRequest, SnapshotUpdate>("mesh.agent.v1.AgentSync", "Sync",
-            SnapshotUpdate.Parser, ct: cts.Token);
-        await call.WriteAsync(new SyncRequest { Watch = new WatchRequest { Node = "node-1" } }, cts.Token);
-        await using var updates = call.ReadAllAsync().GetAsyncEnumerator(cts.Token);
+        using var call = grpc.Sync(cancellationToken: cts.Token);
+        await call.RequestStream.WriteAsync(new SyncRequest { Watch = new WatchRequest { Node = "node-1" } }, cts.Token);
+        await using var updates = call.ResponseStream.ReadAllAsync().GetAsyncEnumerator(cts.Token);
         Assert.True(await updates.MoveNextAsync());
         Assert.Equal(SnapshotUpdate.UpdateOneofCase.Snapshot, updates.Current.UpdateCase);
         Assert.True(held.Apply(updates.Current.Snapshot), "the first snapshot does not hash as announced");
@@ -184,7 +184,7 @@ public sealed class ControlPlaneApiTests : IAsyncLifetime
         Assert.Equal(Verdict.Allow, entry.Verdict);
         Assert.Contains("allow-frontend", snapshot.Rules[(int)entry.RuleIndex]);
 
-        await call.WriteAsync(new SyncRequest { Ack = new AckRequest { Node = "node-1", Version = snapshot.Version, Outcome = AckOutcome.Applied } }, cts.Token);
+        await call.RequestStream.WriteAsync(new SyncRequest { Ack = new AckRequest { Node = "node-1", Version = snapshot.Version, Outcome = AckOutcome.Applied } }, cts.Token);
         var node = Assert.Single(await _cp.Client.ListNodesAsync());
         for (var wait = 0; node.AckedVersion < applied.Version && wait < 100; wait++)
         {
@@ -199,25 +199,25 @@ public sealed class ControlPlaneApiTests : IAsyncLifetime
     [Fact]
     public async Task A_sync_call_must_start_with_a_watch_and_may_only_ack_its_own_node()
     {
-        using var http = new HttpClient { BaseAddress = _cp.Grpc };
-        var grpc = new GrpcClient(http);
+        using var channel = GrpcChannel.ForAddress(_cp.Grpc);
+        var grpc = new AgentSync.AgentSyncClient(channel);
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(20));
 
-        await using (var call = await grpc.DuplexStreamingAsync<SyncRequest, SnapshotUpdate>("mesh.agent.v1.AgentSync", "Sync", SnapshotUpdate.Parser, ct: cts.Token))
+        using (var call = grpc.Sync(cancellationToken: cts.Token))
         {
-            await call.WriteAsync(new SyncRequest { Ack = new AckRequest { Node = "node-1", Version = 1 } }, cts.Token);
-            var refused = await Assert.ThrowsAsync<RpcException>(async () => { await foreach (var _ in call.ReadAllAsync()) { } });
+            await call.RequestStream.WriteAsync(new SyncRequest { Ack = new AckRequest { Node = "node-1", Version = 1 } }, cts.Token);
+            var refused = await Assert.ThrowsAsync<RpcException>(async () => { await foreach (var _ in call.ResponseStream.ReadAllAsync()) { } });
             Assert.Equal(StatusCode.InvalidArgument, refused.StatusCode);
-            Assert.StartsWith("watch:", refused.Detail, StringComparison.Ordinal);
+            Assert.StartsWith("watch:", refused.Status.Detail, StringComparison.Ordinal);
         }
 
-        await using (var call = await grpc.DuplexStreamingAsync<SyncRequest, SnapshotUpdate>("mesh.agent.v1.AgentSync", "Sync", SnapshotUpdate.Parser, ct: cts.Token))
+        using (var call = grpc.Sync(cancellationToken: cts.Token))
         {
-            await call.WriteAsync(new SyncRequest { Watch = new WatchRequest { Node = "node-1" } }, cts.Token);
-            await call.WriteAsync(new SyncRequest { Ack = new AckRequest { Node = "node-2", Version = 1 } }, cts.Token);
-            var refused = await Assert.ThrowsAsync<RpcException>(async () => { await foreach (var _ in call.ReadAllAsync()) { } });
+            await call.RequestStream.WriteAsync(new SyncRequest { Watch = new WatchRequest { Node = "node-1" } }, cts.Token);
+            await call.RequestStream.WriteAsync(new SyncRequest { Ack = new AckRequest { Node = "node-2", Version = 1 } }, cts.Token);
+            var refused = await Assert.ThrowsAsync<RpcException>(async () => { await foreach (var _ in call.ResponseStream.ReadAllAsync()) { } });
             Assert.Equal(StatusCode.InvalidArgument, refused.StatusCode);
-            Assert.Contains("ack.node: \"node-2\" is not the node this call watches", refused.Detail, StringComparison.Ordinal);
+            Assert.Contains("ack.node: \"node-2\" is not the node this call watches", refused.Status.Detail, StringComparison.Ordinal);
         }
         // Nothing was acknowledged for either node.
         Assert.All(await _cp.Client.ListNodesAsync(), n => Assert.Equal(0, n.AckedVersion));
@@ -227,25 +227,25 @@ public sealed class ControlPlaneApiTests : IAsyncLifetime
     public async Task A_sync_call_ends_when_its_agent_half_closes_or_leaves_without_waiting_for_a_new_version()
     {
         await _cp.Client.RegisterEndpointAsync(Pod("web", "web"));   // a version for the calls' first snapshot
-        using var http = new HttpClient { BaseAddress = _cp.Grpc };
-        var grpc = new GrpcClient(http);
+        using var channel = GrpcChannel.ForAddress(_cp.Grpc);
+        var grpc = new AgentSync.AgentSyncClient(channel);
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(20));
 
         // Half-closed: the server ends the call with OK, so the responses end, while no version is being published.
-        await using (var call = await grpc.DuplexStreamingAsync<SyncRequest, SnapshotUpdate>("mesh.agent.v1.AgentSync", "Sync", SnapshotUpdate.Parser, ct: cts.Token))
+        using (var call = grpc.Sync(cancellationToken: cts.Token))
         {
-            await call.WriteAsync(new SyncRequest { Watch = new WatchRequest { Node = "node-1" } }, cts.Token);
-            await using var updates = call.ReadAllAsync().GetAsyncEnumerator(cts.Token);
+            await call.RequestStream.WriteAsync(new SyncRequest { Watch = new WatchRequest { Node = "node-1" } }, cts.Token);
+            await using var updates = call.ResponseStream.ReadAllAsync().GetAsyncEnumerator(cts.Token);
             Assert.True(await updates.MoveNextAsync());
-            await call.CompleteRequestAsync();
+            await call.RequestStream.CompleteAsync();
             Assert.False(await updates.MoveNextAsync().AsTask().WaitAsync(TimeSpan.FromSeconds(5), cts.Token), "the call went on after the agent half-closed");
         }
 
         // Gone without a word (the stream reset, as when its process dies): the node shows disconnected.
-        await using (var call = await grpc.DuplexStreamingAsync<SyncRequest, SnapshotUpdate>("mesh.agent.v1.AgentSync", "Sync", SnapshotUpdate.Parser, ct: cts.Token))
+        using (var call = grpc.Sync(cancellationToken: cts.Token))
         {
-            await call.WriteAsync(new SyncRequest { Watch = new WatchRequest { Node = "node-1" } }, cts.Token);
-            await using var updates = call.ReadAllAsync().GetAsyncEnumerator(cts.Token);
+            await call.RequestStream.WriteAsync(new SyncRequest { Watch = new WatchRequest { Node = "node-1" } }, cts.Token);
+            await using var updates = call.ResponseStream.ReadAllAsync().GetAsyncEnumerator(cts.Token);
             Assert.True(await updates.MoveNextAsync());
             Assert.True(Assert.Single(await _cp.Client.ListNodesAsync()).Connected);
         }
@@ -316,12 +316,11 @@ public sealed class ControlPlaneApiTests : IAsyncLifetime
     /// <summary>The snapshot a newly watching agent of <paramref name="node"/> gets, checked to hash as announced.</summary>
     private async Task<NodeSnapshot> SnapshotOfAsync(string node)
     {
-        using var http = new HttpClient { BaseAddress = _cp.Grpc };
+        using var channel = GrpcChannel.ForAddress(_cp.Grpc);
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(20));
-        await using var call = await new GrpcClient(http).DuplexStreamingAsync<SyncRequest, SnapshotUpdate>("mesh.agent.v1.AgentSync", "Sync",
-            SnapshotUpdate.Parser, ct: cts.Token);
-        await call.WriteAsync(new SyncRequest { Watch = new WatchRequest { Node = node } }, cts.Token);
-        await using var updates = call.ReadAllAsync().GetAsyncEnumerator(cts.Token);
+        using var call = new AgentSync.AgentSyncClient(channel).Sync(cancellationToken: cts.Token);
+        await call.RequestStream.WriteAsync(new SyncRequest { Watch = new WatchRequest { Node = node } }, cts.Token);
+        await using var updates = call.ResponseStream.ReadAllAsync().GetAsyncEnumerator(cts.Token);
         Assert.True(await updates.MoveNextAsync());
         var held = new Mesh.NodeAgent.Sync.HeldSnapshot();
         Assert.True(held.Apply(updates.Current.Snapshot), "the snapshot does not hash as announced");
