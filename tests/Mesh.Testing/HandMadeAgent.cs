@@ -43,9 +43,12 @@ public sealed class HandMadeAgent : IAsyncDisposable
     }
 
     /// <summary>Acks <paramref name="version"/> as applied, with these endpoints waiting for their interface.</summary>
-    public Task AckAsync(ulong version, params (string Endpoint, string Reason)[] waiting)
+    public Task AckAsync(ulong version, params (string Endpoint, string Reason)[] waiting) => AckAsync(version, "", waiting);
+
+    /// <summary>Acks <paramref name="version"/> as applied, with the content hash the node computed.</summary>
+    public Task AckAsync(ulong version, string contentHash, params (string Endpoint, string Reason)[] waiting)
     {
-        var ack = new AckRequest { Node = node, Version = version, Outcome = AckOutcome.Applied };
+        var ack = new AckRequest { Node = node, Version = version, Outcome = AckOutcome.Applied, ContentHash = contentHash };
         ack.WaitingEndpoints.AddRange(waiting.Select(w => new WaitingEndpoint { Id = w.Endpoint, Reason = w.Reason }));
         return call.RequestStream.WriteAsync(new SyncRequest { Ack = ack });
     }

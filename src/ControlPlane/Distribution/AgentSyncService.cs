@@ -107,7 +107,8 @@ public sealed class AgentSyncService(ClusterState state, SnapshotCompiler compil
             // An endpoint named twice keeps its last reason: an agent's list has each once. Almost every ack names
             // none, and a thousand nodes ack each version: those allocate nothing.
             nodes.Acked(node, (long)ack.Version, applied, ack.Error, ack.WaitingEndpoints.Count == 0 ? NodeReport.None.WaitingEndpoints
-                : ack.WaitingEndpoints.GroupBy(w => w.Id, StringComparer.Ordinal).ToDictionary(g => g.Key, g => g.Last().Reason, StringComparer.Ordinal));
+                : ack.WaitingEndpoints.GroupBy(w => w.Id, StringComparer.Ordinal).ToDictionary(g => g.Key, g => g.Last().Reason, StringComparer.Ordinal),
+                ack.ContentHash);
             if (!applied) log.LogWarning("node {Node} failed to apply v{Version}: {Error}", node, ack.Version, ack.Error);
         }
     }

@@ -172,7 +172,11 @@ public sealed class AgentLoop(AgentOptions options, IDatapath datapath, IReadOnl
 
     private AckRequest Applied(ulong version)
     {
-        var ack = new AckRequest { Node = options.Node, Version = version, Outcome = AckOutcome.Applied };
+        var ack = new AckRequest
+        {
+            Node = options.Node, Version = version, Outcome = AckOutcome.Applied,
+            ContentHash = _held.Holds && _held.Version == version ? _held.ContentHash : "",
+        };
         ack.WaitingEndpoints.AddRange(_waiting.Select(w => new Contracts.Agent.WaitingEndpoint { Id = w.Id, Reason = w.Reason }));
         return ack;
     }
