@@ -34,12 +34,10 @@ public static class ControlPlaneModule
         builder.Services.AddSingleton(_ => NpgsqlDataSource.Create(options.Pg));
         builder.Services.AddEventStore();
         builder.Services.AddProjections();
-        builder.Services.AddSingleton(options.Cluster);
         builder.Services.AddSingleton<SnapshotStore>();
-        builder.Services.AddSingleton<ClusterMember>();
-        builder.Services.AddHostedService(sp => sp.GetRequiredService<ClusterMember>());
-        builder.Services.AddSingleton<EntityHost>();
-        builder.Services.AddHttpClient<CommandRouter>(http => http.Timeout = options.Cluster.RouteTimeout);
+        // Every aggregate, in one place: the cluster runs whatever is registered here and names none of them.
+        builder.Services.AddAggregate(Policy.Aggregate).AddAggregate(Endpoints.Endpoint.Aggregate).AddAggregate(Identity.Aggregate).AddAggregate(Node.Aggregate);
+        builder.Services.AddMeshCluster(options);
         builder.Services.AddExceptionHandler<CommandErrors>();
         builder.Services.AddHostedService<IdentityCollector>();
         builder.Services.AddSingleton<ClusterState>();

@@ -39,6 +39,9 @@ public static class Node
 
     public static readonly Decider<NodeCommand, NodeEvent, NodeState> Decider = new(Decide, Evolve, new NodeState.Absent());
 
+    /// <summary>This aggregate as the cluster runs it (registered in <see cref="ControlPlaneModule"/>).</summary>
+    public static readonly Cluster.AggregateType<NodeCommand, NodeEvent, NodeState> Aggregate = new("node", Decider);
+
     /// <summary>An agent registers at every connect: the same addresses again change nothing.</summary>
     public static IReadOnlyList<NodeEvent> Decide(NodeCommand command, NodeState state) => (command, state) switch
     {
