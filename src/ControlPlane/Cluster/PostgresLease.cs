@@ -134,7 +134,7 @@ public sealed partial class PostgresLease : Lease
                 long validUntil;
                 lock (_gate) validUntil = _validUntil;
                 var left = Stopwatch.GetElapsedTime(Stopwatch.GetTimestamp(), validUntil);
-                await Task.Delay(left < _interval ? left : _interval, ct);
+                if (left > TimeSpan.Zero) await Task.Delay(left < _interval ? left : _interval, ct);
                 if (Stopwatch.GetTimestamp() >= validUntil)
                 {
                     Lose(mine, lost, new LeaseTimeoutException($"lease {Name} was not renewed within its TTL of {_ttl.TotalSeconds:0.#} s"));
@@ -142,7 +142,8 @@ public sealed partial class PostgresLease : Lease
                 }
                 var sent = Stopwatch.GetTimestamp();
                 bool renewed;
-                try { renewed = await RenewAsync(ct); }
+                // A renewal that hangs (the database away, a lock) may run only until the lease would lapse anyway.
+                try { renewed = await RenewAsync(Stopwatch.GetElapsedTime(sent, validUntil), ct); }
                 catch (Exception e) when (!ct.IsCancellationRequested)
                 {
                     LogRenewFailed(Name, e.Message);   // try again until the local expiry
@@ -159,10 +160,10 @@ public sealed partial class PostgresLease : Lease
         catch (OperationCanceledException) when (ct.IsCancellationRequested) { }
     }
 
-    private async Task<bool> RenewAsync(CancellationToken ct)
+    private async Task<bool> RenewAsync(TimeSpan left, CancellationToken ct)
     {
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
-        timeout.CancelAfter(_operationTimeout < _ttl ? _operationTimeout : _ttl);
+        timeout.CancelAfter(TimeSpan.FromTicks(Math.Clamp(left.Ticks, TimeSpan.FromMilliseconds(1).Ticks, _operationTimeout.Ticks)));
         await using var cmd = _db.CreateCommand($"""
             UPDATE {LeaseFence.Table} SET expires_at = clock_timestamp() + make_interval(secs => $3)
             WHERE name = $1 AND owner = $2 AND expires_at > clock_timestamp()
@@ -186,28 +187,30 @@ public sealed partial class PostgresLease : Lease
         lost(reason);
     }
 
-    private static readonly SemaphoreSlim TableGate = new(1, 1);
-    private static volatile bool _tableReady;
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, Task> TablesReady = new();
 
-    /// <summary>Creates the lease table once per process. Under a transaction-scoped advisory lock: two replicas
-    /// starting at once would otherwise race inside CREATE TABLE IF NOT EXISTS (a unique violation on the catalog).</summary>
-    public static async Task EnsureTableAsync(NpgsqlDataSource db, CancellationToken ct = default)
+    /// <summary>Creates the lease table once per database and process. Under a transaction-scoped advisory lock: two
+    /// replicas starting at once would otherwise race inside CREATE TABLE IF NOT EXISTS (a unique violation on the catalog).</summary>
+    public static async Task EnsureTableAsync(NpgsqlDataSource db)
     {
-        if (_tableReady) return;
-        await TableGate.WaitAsync(ct);
-        try
+        var ready = TablesReady.GetOrAdd(db.ConnectionString, _ => CreateTableAsync(db));
+        try { await ready; }
+        catch
         {
-            if (_tableReady) return;
-            await using var conn = await db.OpenConnectionAsync(ct);
-            await using var tx = await conn.BeginTransactionAsync(ct);
-            await using (var lockCmd = new NpgsqlCommand($"SELECT pg_advisory_xact_lock({ClusterLocks.CreateLeases})", conn, tx))
-                await lockCmd.ExecuteNonQueryAsync(ct);
-            await using (var create = new NpgsqlCommand(CreateTableSql, conn, tx))
-                await create.ExecuteNonQueryAsync(ct);
-            await tx.CommitAsync(ct);
-            _tableReady = true;
+            TablesReady.TryRemove(new(db.ConnectionString, ready));   // the database was away: the next acquire tries again
+            throw;
         }
-        finally { TableGate.Release(); }
+    }
+
+    private static async Task CreateTableAsync(NpgsqlDataSource db)
+    {
+        await using var conn = await db.OpenConnectionAsync();
+        await using var tx = await conn.BeginTransactionAsync();
+        await using (var lockCmd = new NpgsqlCommand($"SELECT pg_advisory_xact_lock({ClusterLocks.CreateLeases})", conn, tx))
+            await lockCmd.ExecuteNonQueryAsync();
+        await using (var create = new NpgsqlCommand(CreateTableSql, conn, tx))
+            await create.ExecuteNonQueryAsync();
+        await tx.CommitAsync();
     }
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "renewing lease {Lease} failed ({Reason}); retrying until it lapses")]
