@@ -24,6 +24,9 @@ internal static class ClusterBench
             foreach (var id in new[] { "a", "b", "c" }) replicas.Add(await StartAsync(cs, id));
             await WaitUntilBalancedAsync(replicas);
 
+            // Shards are allocated on their first command: a first registration places the identity shard.
+            await replicas[0].Client.RegisterEndpointAsync(new("bench", "warm-up", "node-1", "10.250.0.2", "lxcwarm",
+                new Dictionary<string, string> { ["probe"] = "warm-up" }));
             var shard = ShardMap.ShardOf(Identity.StreamId, new ClusterOptions().Shards);
             var owner = (await replicas[0].Client.ClusterStatusAsync()).Members.Single(m => m.Shards.Contains(shard));
             var victim = replicas.Single(r => r.ApiUrl == owner.ApiUrl);
@@ -52,9 +55,9 @@ internal static class ClusterBench
 
     private static async Task<Replica> StartAsync(string cs, string id)
     {
-        var (api, grpc) = (BenchDatabase.FreePort(), BenchDatabase.FreePort());
+        var (api, grpc, remoting) = (BenchDatabase.FreePort(), BenchDatabase.FreePort(), BenchDatabase.FreePort());
         var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var a in new[] { Path.Combine(AppContext.BaseDirectory, "mesh-controlplane.dll"), $"--pg={cs}", $"--api-port={api}", $"--grpc-port={grpc}", $"--member-id=bench-{id}" })
+        foreach (var a in new[] { Path.Combine(AppContext.BaseDirectory, "mesh-controlplane.dll"), $"--pg={cs}", $"--api-port={api}", $"--grpc-port={grpc}", $"--remoting-port={remoting}", $"--member-id=bench-{id}" })
             start.ArgumentList.Add(a);
         var process = Process.Start(start)!;
         process.OutputDataReceived += (_, _) => { };

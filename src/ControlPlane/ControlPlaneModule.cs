@@ -32,12 +32,10 @@ public static class ControlPlaneModule
         builder.Services.AddSingleton(_ => NpgsqlDataSource.Create(options.Pg));
         builder.Services.AddEventStore();
         builder.Services.AddProjections();
-        builder.Services.AddSingleton(options.Cluster);
         builder.Services.AddSingleton<SnapshotStore>();
-        builder.Services.AddSingleton<ClusterMember>();
-        builder.Services.AddHostedService(sp => sp.GetRequiredService<ClusterMember>());
-        builder.Services.AddSingleton<EntityHost>();
-        builder.Services.AddHttpClient<CommandRouter>(http => http.Timeout = options.Cluster.RouteTimeout);
+        // Every aggregate, in one place: the cluster runs whatever is registered here and names none of them.
+        builder.Services.AddAggregate(Policy.Aggregate).AddAggregate(Endpoints.Endpoint.Aggregate).AddAggregate(Identity.Aggregate).AddAggregate(Node.Aggregate);
+        builder.Services.AddMeshCluster(options);
         builder.Services.AddExceptionHandler<CommandErrors>();
         builder.Services.AddHostedService<IdentityCollector>();
         builder.Services.AddSingleton<ClusterState>();
@@ -45,11 +43,10 @@ public static class ControlPlaneModule
         builder.Services.AddSingleton<NodeTracker>();
         builder.Services.AddSingleton(sp =>
         {
-            var router = sp.GetRequiredService<CommandRouter>();
-            var clock = sp.GetRequiredService<TimeProvider>();
-            return new NodeReportRecorder(sp.GetRequiredService<NodeTracker>(), (report, ct) => router.SendAsync(Aggregates.Node, Node.StreamId(report.Name), report,
-                new CommandContext($"node:{report.Name}", Guid.NewGuid().ToString("N"), clock.GetUtcNow()), ct),
-                options.NodeReportInterval, clock, sp.GetRequiredService<ILogger<NodeReportRecorder>>());
+            var commands = sp.GetRequiredService<CommandGateway>();
+            return new NodeReportRecorder(sp.GetRequiredService<NodeTracker>(), (report, ct) =>
+                commands.SendAsync(Node.Aggregate, Node.StreamId(report.Name), report, commands.ContextOf($"node:{report.Name}"), ct),
+                options.NodeReportInterval, sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<NodeReportRecorder>>());
         });
         builder.Services.AddHostedService(sp => sp.GetRequiredService<NodeReportRecorder>());
         builder.Services.AddSingleton<SnapshotCompiler>();

@@ -13,7 +13,8 @@ public sealed class ControlPlaneOptions
     public int GrpcPort { get; set; } = 7081;
     /// <summary>Address the other replicas and agents reach this one at. Default: <see cref="Listen"/>.</summary>
     public string? Advertise { get; set; }
-    /// <summary>Sharing the aggregates with the other replicas (--member-id, --shards, --lease-ttl and --passivate-after seconds).</summary>
+    /// <summary>Sharing the aggregates with the other replicas (--member-id, --remoting-port, --seed-nodes, --shards,
+    /// --lease-ttl and --passivate-after seconds).</summary>
     public Cluster.ClusterOptions Cluster { get; set; } = new();
 
     /// <summary>An identity no endpoint has used for this long is released (--identity-grace seconds). Default 15 min.</summary>
@@ -35,8 +36,14 @@ public sealed class ControlPlaneOptions
         var cluster = o.Cluster;
         if ((config["member-id"] ?? config["MESH_MEMBER_ID"]) is { Length: > 0 } id) cluster = cluster with { MemberId = id };
         if (int.TryParse(config["shards"] ?? config["MESH_SHARDS"], out var shards)) cluster = cluster with { Shards = shards };
+        if ((config["remoting-port"] ?? config["MESH_REMOTING_PORT"]) is { } remoting)
+            cluster = cluster with { RemotingPort = int.TryParse(remoting, out var port) && port is > 0 and <= 65535 ? port
+                : throw new ArgumentException($"--remoting-port (MESH_REMOTING_PORT): \"{remoting}\" is not a port number (1-65535)") };
+        if ((config["seed-nodes"] ?? config["MESH_SEED_NODES"]) is { Length: > 0 } seeds)
+            cluster = cluster with { SeedNodes = seeds.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries) };
         if (Seconds(config, "lease-ttl", "MESH_LEASE_TTL") is { } ttl)
             cluster = cluster with { LeaseTtl = ttl, HeartbeatInterval = TimeSpan.FromSeconds(Math.Min(1, ttl.TotalSeconds / 5)) };
+        if (Seconds(config, "stable-after", "MESH_STABLE_AFTER") is { } stable) cluster = cluster with { StableAfter = stable };
         if (Seconds(config, "passivate-after", "MESH_PASSIVATE_AFTER") is { } idle) cluster = cluster with { PassivateAfter = idle };
         o.Cluster = cluster;
         if (Seconds(config, "identity-grace", "MESH_IDENTITY_GRACE") is { } grace) o.IdentityGrace = grace;

@@ -18,6 +18,7 @@ public sealed class ControlPlaneProcess(string connectionString, params string[]
 
     public int ApiPort { get; } = FreePort();
     public int GrpcPort { get; } = FreePort();
+    public int RemotingPort { get; } = FreePort();
     public Uri Api => new($"http://127.0.0.1:{ApiPort}/");
     public Uri Grpc => new($"http://127.0.0.1:{GrpcPort}");
     public MeshApiClient Client => MeshApiClient.Create(Api);
@@ -28,7 +29,7 @@ public sealed class ControlPlaneProcess(string connectionString, params string[]
         var dll = RepoPaths.Binary("ControlPlane", "mesh-controlplane.dll");
         if (!File.Exists(dll)) throw new FileNotFoundException($"build the control plane first ({dll})");
         var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var a in new[] { dll, $"--pg={connectionString}", $"--api-port={ApiPort}", $"--grpc-port={GrpcPort}" }.Concat(args)) start.ArgumentList.Add(a);
+        foreach (var a in new[] { dll, $"--pg={connectionString}", $"--api-port={ApiPort}", $"--grpc-port={GrpcPort}", $"--remoting-port={RemotingPort}" }.Concat(args)) start.ArgumentList.Add(a);
         _process = Process.Start(start)!;
         _process.OutputDataReceived += (_, e) => { if (e.Data is not null) lock (_log) _log.Add(e.Data); };
         _process.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (_log) _log.Add(e.Data); };

@@ -1,9 +1,9 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using Mesh.ControlPlane.Commands;
-using Mesh.Contracts.Identity;
 using Mesh.Contracts.Labels;
 using Mesh.Contracts.Policies;
+using Mesh.Contracts.Identity;
 
 namespace Mesh.ControlPlane.Cluster;
 
@@ -11,48 +11,52 @@ namespace Mesh.ControlPlane.Cluster;
 /// stream's newest event, which a reader waits for to see the outcome.</summary>
 public sealed record CommandResult<TEvent>(IReadOnlyList<TEvent> Events, LogPosition Position);
 
-/// <summary>A command as it travels to the member that owns its aggregate, and the answer that comes back.</summary>
-public sealed record ForwardedCommand(string Aggregate, string StreamId, JsonElement Command, string Principal, string CorrelationId, DateTimeOffset Time);
-
-public sealed record ForwardedEvent(string Type, JsonElement Body);
-
-public sealed record ForwardedResult(long Position, ForwardedEvent[] Events);
-
-/// <summary>The face of an aggregate type that forwarded commands (JSON, type unknown until read) are handled through.</summary>
+/// <summary>
+/// An aggregate as an entity runs it, with its types erased: the entity and the wire know aggregates only through
+/// this face, so the core never names a particular one.
+/// </summary>
 public interface IAggregateType
 {
+    /// <summary>The name command envelopes carry; unique among the registered aggregates.</summary>
     string Name { get; }
-    Task<ForwardedResult> HandleForwardedAsync(EntityHost host, ForwardedCommand forwarded, CancellationToken ct);
+    object Initial { get; }
+    IReadOnlyList<object> Decide(object command, object state);
+    object Evolve(object state, object @event);
+    JsonElement EncodeCommand(object command);
+    object DecodeCommand(JsonElement json);
+    string EncodeState(object state);
+    /// <summary>Null when the JSON is an older shape of the state: the entity replays the stream instead.</summary>
+    object? TryDecodeState(string json);
 }
 
 /// <summary>
-/// An aggregate as the entity host runs it: its decider, and how its commands and state travel as JSON (commands to
-/// the shard's owner, state into snapshots). Commands and states are closed record hierarchies marked with
-/// [JsonPolymorphic], so the JSON names the case.
+/// An aggregate: its decider, and how its commands and state travel as JSON (commands to the shard's owner, state
+/// into snapshots). Commands and states are closed record hierarchies marked with [JsonPolymorphic], so the JSON
+/// names the case. Each aggregate module declares one and registers it (<see cref="ClusterModule.AddAggregate"/>).
 /// </summary>
 public sealed class AggregateType<TCommand, TEvent, TState>(string name, Decider<TCommand, TEvent, TState> decider) : IAggregateType
-    where TCommand : class where TEvent : class
+    where TCommand : class where TEvent : class where TState : notnull
 {
     public string Name => name;
     public Decider<TCommand, TEvent, TState> Decider => decider;
+    public object Initial => decider.Initial;
 
-    public JsonElement EncodeCommand(TCommand command) => JsonSerializer.SerializeToElement(command, Wire.Json);
-    public TCommand DecodeCommand(JsonElement json) =>
+    public IReadOnlyList<object> Decide(object command, object state) => decider.Decide((TCommand)command, (TState)state);
+    public object Evolve(object state, object @event) => decider.Evolve((TState)state, (TEvent)@event);
+
+    public JsonElement EncodeCommand(object command) => JsonSerializer.SerializeToElement((TCommand)command, Wire.Json);
+    public object DecodeCommand(JsonElement json) =>
         json.Deserialize<TCommand>(Wire.Json) ?? throw new JsonException($"an empty {name} command");
 
-    public string EncodeState(TState state) => JsonSerializer.Serialize(state, Wire.Json);
-    public TState? DecodeState(string json) => JsonSerializer.Deserialize<TState>(json, Wire.Json);
-
-    public async Task<ForwardedResult> HandleForwardedAsync(EntityHost host, ForwardedCommand forwarded, CancellationToken ct)
+    public string EncodeState(object state) => JsonSerializer.Serialize((TState)state, Wire.Json);
+    public object? TryDecodeState(string json)
     {
-        var result = await host.AskAsync(this, forwarded.StreamId, DecodeCommand(forwarded.Command),
-            new CommandContext(forwarded.Principal, forwarded.CorrelationId, forwarded.Time), ct);
-        return new(result.Position.Value, result.Events
-            .Select(e => new ForwardedEvent(e.GetType().Name, JsonSerializer.SerializeToElement(e, e.GetType(), EventCodec.Json))).ToArray());
+        try { return JsonSerializer.Deserialize<TState>(json, Wire.Json); }
+        catch (JsonException) { return null; }
     }
 
-    public CommandResult<TEvent> FromForwarded(ForwardedResult result) => new(
-        result.Events.Select(e => (TEvent)EventCodec.Decode(e.Type, e.Body.GetRawText())).ToList(), new LogPosition(result.Position));
+    internal CommandResult<TEvent> ResultOf(CommandOutcome.Succeeded outcome) =>
+        new(outcome.Events.Cast<TEvent>().ToList(), new LogPosition(outcome.Position));
 }
 
 /// <summary>JSON of commands and states on the wire: the domain's own value types keep their canonical forms.</summary>

@@ -14,7 +14,7 @@ namespace Mesh.ControlPlane.Distribution;
 /// After the first snapshot on a call, a version that follows the one sent goes as a delta. <see cref="SyncWakeups"/>
 /// wakes the calls at each version. One instance serves every call (a singleton in DI).
 /// </summary>
-public sealed class AgentSyncService(ClusterState state, SnapshotCompiler compiler, SyncWakeups wakeups, NodeTracker nodes, CommandRouter router,
+public sealed class AgentSyncService(ClusterState state, SnapshotCompiler compiler, SyncWakeups wakeups, NodeTracker nodes, CommandGateway commands,
     TimeProvider clock, ILogger<AgentSyncService> log) : AgentSync.AgentSyncBase
 {
     public override async Task Sync(IAsyncStreamReader<SyncRequest> requests, IServerStreamWriter<SnapshotUpdate> stream, ServerCallContext context)
@@ -86,7 +86,7 @@ public sealed class AgentSyncService(ClusterState state, SnapshotCompiler compil
         try
         {
             var context = new CommandContext($"node:{node}", Guid.NewGuid().ToString("N"), clock.GetUtcNow());
-            await router.SendAsync(Aggregates.Node, Node.StreamId(node), new NodeCommand.RegisterNode(node, addresses), context, CancellationToken.None);
+            await commands.SendAsync(Node.Aggregate, Node.StreamId(node), new NodeCommand.RegisterNode(node, addresses), context, CancellationToken.None);
         }
         catch (Exception e)
         {

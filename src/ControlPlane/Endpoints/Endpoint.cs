@@ -58,6 +58,9 @@ public static class Endpoint
 
     public static readonly Decider<EndpointCommand, EndpointEvent, EndpointState> Decider = new(Decide, Evolve, new EndpointState.Absent());
 
+    /// <summary>This aggregate as the cluster runs it (registered in <see cref="ControlPlaneModule"/>).</summary>
+    public static readonly Cluster.AggregateType<EndpointCommand, EndpointEvent, EndpointState> Aggregate = new("endpoint", Decider);
+
     public static IReadOnlyList<EndpointEvent> Decide(EndpointCommand command, EndpointState state) => (command, state) switch
     {
         (EndpointCommand.RegisterEndpoint r, EndpointState.Registered s) when s.Identity == r.Identity && s.Spec.SameAs(r.Spec) => [],

@@ -28,16 +28,16 @@ public static partial class EndpointsApi
     }
 
     private static async Task<Results<Ok<EndpointRegistered>, ValidationProblem>> RegisterEndpoint(
-        EndpointRegistration? body, HttpContext http, CommandRouter router, ClusterState state, SnapshotCompiler compiler, TimeProvider clock, CancellationToken ct)
+        EndpointRegistration? body, HttpContext http, CommandGateway commands, ClusterState state, CancellationToken ct)
     {
         if (body is null) return Policies.PoliciesApi.Invalid("body", "an endpoint registration (JSON) is required");
         var errors = Validate(body);
         if (errors.Count > 0)
             return TypedResults.ValidationProblem(errors, title: "The endpoint is invalid; nothing was registered");
 
-        var context = RequestContext.From(http, clock);
+        var context = commands.ContextOf(http);
         var labels = LabelSet.ForPod(body.Namespace, body.Labels, body.NamespaceLabels ?? new Dictionary<string, string>());
-        var allocation = await router.SendAsync(Aggregates.Identity, Identity.StreamId,
+        var allocation = await commands.SendAsync(Identity.Aggregate, Identity.StreamId,
             new IdentityCommand.AllocateIdentity(labels), context, ct);
         var identity = (await state.WaitForAsync(allocation.Position, ct)).IdentityOf(labels)
             ?? throw new InvalidOperationException($"identity of {labels.Key} allocated at v{allocation.Position.Value} but not in the read model");
@@ -48,10 +48,10 @@ public static partial class EndpointsApi
             // By name: the order a client lists them in is no change to the endpoint.
             (body.Ports ?? []).Select(p => new ContainerPort(p.Name, (ushort)p.Port, ProtocolOf(p.Protocol)!.Value))
                 .OrderBy(p => p.Name, StringComparer.Ordinal).ToList());
-        var result = await router.SendAsync(Aggregates.Endpoint, Endpoint.StreamId(body.Namespace, body.Name),
+        var result = await commands.SendAsync(Endpoint.Aggregate, Endpoint.StreamId(body.Namespace, body.Name),
             new EndpointCommand.RegisterEndpoint(spec, identity), context, ct);
         var position = result.Position > allocation.Position ? result.Position : allocation.Position;
-        await state.ReadYourWriteAsync(compiler, position, ct);
+        await commands.ReadYourWriteAsync(position, ct);
         return TypedResults.Ok(new EndpointRegistered(body.Namespace, body.Name, identity, position.Value));
     }
 
@@ -78,12 +78,12 @@ public static partial class EndpointsApi
         : new(EndpointReadiness.Ready);
 
     private static async Task<Results<Ok<WriteResult>, NotFound>> DeleteEndpoint(
-        string ns, string name, HttpContext http, CommandRouter router, ClusterState state, SnapshotCompiler compiler, TimeProvider clock, CancellationToken ct)
+        string ns, string name, HttpContext http, CommandGateway commands, CancellationToken ct)
     {
-        var result = await router.SendAsync(Aggregates.Endpoint, Endpoint.StreamId(ns, name),
-            new EndpointCommand.DeleteEndpoint(ns, name), RequestContext.From(http, clock), ct);
+        var result = await commands.SendAsync(Endpoint.Aggregate, Endpoint.StreamId(ns, name),
+            new EndpointCommand.DeleteEndpoint(ns, name), commands.ContextOf(http), ct);
         if (result.Events.Count == 0) return TypedResults.NotFound();
-        await state.ReadYourWriteAsync(compiler, result.Position, ct);
+        await commands.ReadYourWriteAsync(result.Position, ct);
         return TypedResults.Ok(new WriteResult(result.Position.Value));
     }
 

@@ -15,14 +15,16 @@ public sealed partial class PostgresEventStore
     // saw N has seen everything below N. Under the lock the position is simply max + 1, so the log is also dense:
     // no holes from rolled-back appends. The price is one append at a time across the cluster (~1 round trip each).
     //
-    // Fencing: an append made for a shard's owner carries the lease (shard, epoch) it holds. The lease row is read
-    // FOR SHARE in the same statement, so a takeover (an UPDATE of that row, which bumps the epoch) either commits
-    // before this check and the append is refused, or waits until this append has committed. An owner that was
-    // paused past its lease, or lost it to another member, can therefore never append again under the old epoch.
-    private static readonly string AppendSql = $"""
-        WITH fence AS (SELECT shard FROM {EventStoreSchema.LeasesTable}
-                       WHERE shard = $6 AND epoch = $7 AND expires_at > clock_timestamp() FOR SHARE),
-             allowed AS (SELECT $6::int IS NULL OR EXISTS (SELECT 1 FROM fence) AS ok),
+    // Fencing: an append made for a shard's owner carries the lease it holds (name and owner). The lease row is read
+    // FOR SHARE in the same statement, so a takeover (an UPDATE of that row naming another owner) either commits
+    // before this check and the append is refused, or waits until this append has committed. Expiry is decided on the
+    // database's clock (clock_timestamp(), not the transaction's start), never by comparing members' clocks. An
+    // owner that was paused past its lease, or lost it to another member, can therefore never append again.
+    // An unfenced append (tools, tests) never reads the lease table, which only exists once a lease was taken.
+    private static string AppendSql(bool fenced) => $"""
+        WITH {(fenced
+            ? $"fence AS (SELECT name FROM {LeaseFence.Table} WHERE name = $6 AND owner = $7 AND expires_at > clock_timestamp() FOR SHARE), allowed AS (SELECT EXISTS (SELECT 1 FROM fence) AS ok),"
+            : "allowed AS (SELECT true AS ok),")}
              head AS (SELECT coalesce(max(position), 0) AS position FROM {EventStoreSchema.EventsTable}),
              stream AS (SELECT coalesce(max(stream_version), 0) AS version FROM {EventStoreSchema.EventsTable} WHERE stream_id = $1),
              appended AS (
@@ -37,6 +39,9 @@ public sealed partial class PostgresEventStore
                     THEN pg_notify('{EventStoreSchema.NotificationChannel}', last.position::text) END
         FROM stream, last, allowed
         """;
+
+    private static readonly string FencedAppendSql = AppendSql(fenced: true);
+    private static readonly string UnfencedAppendSql = AppendSql(fenced: false);
 
     public async Task<LogPosition> AppendAsync(
         string streamId, long expectedVersion, IReadOnlyList<EventData> events, LeaseFence? fence = null, CancellationToken ct = default)
@@ -83,7 +88,7 @@ public sealed partial class PostgresEventStore
     internal static NpgsqlBatchCommand[] AppendCommands(string streamId, long expectedVersion, IReadOnlyList<EventData> events, LeaseFence? fence) =>
     [
         new($"SELECT pg_advisory_xact_lock({AdvisoryLocks.Append})"),
-        new(AppendSql)
+        WithFence(new(fence is null ? UnfencedAppendSql : FencedAppendSql)
         {
             Parameters =
             {
@@ -92,11 +97,17 @@ public sealed partial class PostgresEventStore
                 new() { Value = events.Select(e => e.Type).ToArray() },
                 new() { Value = events.Select(e => e.Json).ToArray(), NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Jsonb },
                 new() { Value = events.Select(e => EventMetadataJson.Serialize(e.Metadata)).ToArray(), NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Jsonb },
-                new() { Value = (object?)fence?.Shard ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Integer },
-                new() { Value = (object?)fence?.Epoch ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Bigint },
             },
-        },
+        }, fence),
     ];
+
+    private static NpgsqlBatchCommand WithFence(NpgsqlBatchCommand command, LeaseFence? fence)
+    {
+        if (fence is null) return command;
+        command.Parameters.Add(new() { Value = fence.Lease, NpgsqlDbType = NpgsqlDbType.Text });
+        command.Parameters.Add(new() { Value = fence.Owner, NpgsqlDbType = NpgsqlDbType.Text });
+        return command;
+    }
 
     private async Task<long> StreamVersionAsync(string streamId, CancellationToken ct)
     {

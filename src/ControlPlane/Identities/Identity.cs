@@ -42,6 +42,9 @@ public static class Identity
 
     public static readonly Decider<IdentityCommand, IdentityEvent, IdentityState> Decider = new(Decide, Evolve, IdentityState.Empty);
 
+    /// <summary>This aggregate as the cluster runs it (registered in <see cref="ControlPlaneModule"/>).</summary>
+    public static readonly Cluster.AggregateType<IdentityCommand, IdentityEvent, IdentityState> Aggregate = new("identity", Decider);
+
     public static IReadOnlyList<IdentityEvent> Decide(IdentityCommand command, IdentityState state) => command switch
     {
         IdentityCommand.AllocateIdentity a when state.ByKey.ContainsKey(a.Labels.Key) => [],

@@ -6,25 +6,27 @@ namespace Mesh.ControlPlane.Identities;
 
 /// <summary>
 /// Releases identities that no endpoint has used for <see cref="ControlPlaneOptions.IdentityGrace"/>, as Cilium's
-/// identity garbage collector does. It acts only on the member that owns the identity allocator's shard, and it
+/// identity garbage collector does. It acts only on the member that hosts the identity allocator's shard, and it
 /// counts "unused since" from its own observations: when the shard moves, the new owner starts counting afresh, so
 /// a move can delay a release but never hasten one. A released number is never handed out again.
 /// </summary>
 public sealed partial class IdentityCollector(
-    ClusterState state, ClusterMember member, CommandRouter router, ControlPlaneOptions options, TimeProvider clock,
+    ClusterState state, ClusterStatus cluster, CommandGateway commands, ControlPlaneOptions options, TimeProvider clock,
     ILogger<IdentityCollector> log) : BackgroundService
 {
     private readonly Dictionary<uint, DateTimeOffset> _unusedSince = [];
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        var shard = ShardMap.ShardOf(Identity.StreamId, options.Cluster.Shards);
         var every = TimeSpan.FromTicks(Math.Clamp(options.IdentityGrace.Ticks / 4, TimeSpan.FromMilliseconds(250).Ticks, TimeSpan.FromMinutes(1).Ticks));
         using var timer = new PeriodicTimer(every, clock);
         while (await timer.WaitForNextTickAsync(stoppingToken))
         {
-            if (member.FenceOf(shard) is null) { _unusedSince.Clear(); continue; }
-            try { await CollectAsync(stoppingToken); }
+            try
+            {
+                if (!await cluster.HostsAsync(Identity.StreamId, stoppingToken)) { _unusedSince.Clear(); continue; }
+                await CollectAsync(stoppingToken);
+            }
             catch (Exception e) when (e is not OperationCanceledException) { LogFailed(e); }
         }
     }
@@ -39,7 +41,7 @@ public sealed partial class IdentityCollector(
 
         foreach (var (id, since) in _unusedSince.Where(u => now - u.Value >= options.IdentityGrace).ToArray())
         {
-            await router.SendAsync(Aggregates.Identity, Identity.StreamId, new IdentityCommand.ReleaseIdentity(id),
+            await commands.SendAsync(Identity.Aggregate, Identity.StreamId, new IdentityCommand.ReleaseIdentity(id),
                 new CommandContext("mesh:identity-collector", Guid.NewGuid().ToString("N"), now), ct);
             _unusedSince.Remove(id);
             LogReleased(id, since);

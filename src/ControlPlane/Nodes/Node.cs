@@ -61,6 +61,9 @@ public static class Node
 
     public static readonly Decider<NodeCommand, NodeEvent, NodeState> Decider = new(Decide, Evolve, NodeState.Unknown);
 
+    /// <summary>This aggregate as the cluster runs it (registered in <see cref="ControlPlaneModule"/>).</summary>
+    public static readonly Cluster.AggregateType<NodeCommand, NodeEvent, NodeState> Aggregate = new("node", Decider);
+
     /// <summary>
     /// An agent registers at every connect: the same addresses again change nothing. A report records only what
     /// moved: a newer enforced version (versions only move forward, so a late report of an older one is dropped),

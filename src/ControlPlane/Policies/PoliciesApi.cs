@@ -25,11 +25,11 @@ public static class PoliciesApi
 
         // CiliumClusterwideNetworkPolicy: no namespace, selects endpoints of every namespace.
         var clusterwide = app.MapGroup("/v1/clusterwide-policies").WithTags("Policies");
-        clusterwide.MapPut("/{name}", (string name, HttpContext http, CommandRouter router, ClusterState state, SnapshotCompiler compiler, TimeProvider clock, CancellationToken ct) =>
-            ApplyAsync(null, name, http, router, state, compiler, clock, ct)).Accepts<string>("application/yaml", "application/json");
+        clusterwide.MapPut("/{name}", (string name, HttpContext http, CommandGateway commands, ClusterState state, SnapshotCompiler compiler, CancellationToken ct) =>
+            ApplyAsync(null, name, http, commands, state, compiler, ct)).Accepts<string>("application/yaml", "application/json");
         clusterwide.MapGet("/{name}", (string name, ClusterState state) => Find(PolicyKind.CiliumClusterwideNetworkPolicy, Clusterwide, name, state));
-        clusterwide.MapDelete("/{name}", (string name, HttpContext http, CommandRouter router, ClusterState state, SnapshotCompiler compiler, TimeProvider clock, CancellationToken ct) =>
-            DeleteAsync(PolicyKind.CiliumClusterwideNetworkPolicy, Clusterwide, name, http, router, state, compiler, clock, ct));
+        clusterwide.MapDelete("/{name}", (string name, HttpContext http, CommandGateway commands, CancellationToken ct) =>
+            DeleteAsync(PolicyKind.CiliumClusterwideNetworkPolicy, Clusterwide, name, http, commands, ct));
         return app;
     }
 
@@ -37,13 +37,12 @@ public static class PoliciesApi
     private const string Clusterwide = "";
 
     private static Task<Results<Ok<PolicyApplied>, ValidationProblem, ProblemHttpResult>> ApplyPolicy(
-        string ns, string name, HttpContext http, CommandRouter router, ClusterState state, SnapshotCompiler compiler, TimeProvider clock, CancellationToken ct) =>
-        ApplyAsync(ns, name, http, router, state, compiler, clock, ct);
+        string ns, string name, HttpContext http, CommandGateway commands, ClusterState state, SnapshotCompiler compiler, CancellationToken ct) =>
+        ApplyAsync(ns, name, http, commands, state, compiler, ct);
 
     /// <summary>Applies a namespaced policy (ns given) or a cluster-wide one (ns null); the document's kind must agree.</summary>
     private static async Task<Results<Ok<PolicyApplied>, ValidationProblem, ProblemHttpResult>> ApplyAsync(
-        string? ns, string name, HttpContext http, CommandRouter router, ClusterState state, SnapshotCompiler compiler, TimeProvider clock,
-        CancellationToken ct)
+        string? ns, string name, HttpContext http, CommandGateway commands, ClusterState state, SnapshotCompiler compiler, CancellationToken ct)
     {
         using var reader = new StreamReader(http.Request.Body);
         var text = await reader.ReadToEndAsync(ct);
@@ -69,9 +68,8 @@ public static class PoliciesApi
         if (compiler.CheckPolicy(policy, state.Current) is { Count: > 0 } overflow) return OverBudget(policy, overflow);
 
         var key = ns ?? Clusterwide;
-        var result = await router.SendAsync(Aggregates.Policy, Policy.StreamId(policy.Kind, key, name),
-            new PolicyCommand.ApplyPolicy(policy), RequestContext.From(http, clock), ct);
-        await state.ReadYourWriteAsync(compiler, result.Position, ct);
+        var result = await commands.ExecuteAsync(Policy.Aggregate, Policy.StreamId(policy.Kind, key, name),
+            new PolicyCommand.ApplyPolicy(policy), commands.ContextOf(http), ct);
         return TypedResults.Ok(new PolicyApplied(key, name, result.Position.Value, PolicyJson.Hash(policy), result.Events.Count > 0,
             PolicyKinds.DocumentKind(policy.Kind)));
     }
@@ -86,27 +84,25 @@ public static class PoliciesApi
         TypedResults.Ok(state.Current.Policies.Values.Select(View).ToArray());
 
     private static async Task<Results<Ok<WriteResult>, NotFound, ValidationProblem>> DeletePolicy(
-        string ns, string name, string? kind, HttpContext http, CommandRouter router, ClusterState state, SnapshotCompiler compiler, TimeProvider clock,
-        CancellationToken ct) =>
-        InvalidKind(kind, out var k) is { } invalid ? invalid : await DeleteAsync(k, ns, name, http, router, state, compiler, clock, ct);
+        string ns, string name, string? kind, HttpContext http, CommandGateway commands, CancellationToken ct) =>
+        InvalidKind(kind, out var k) is { } invalid ? invalid : await DeleteAsync(k, ns, name, http, commands, ct);
 
     private static async Task<Results<Ok<WriteResult>, NotFound, ValidationProblem>> DeleteAsync(
-        PolicyKind kind, string ns, string name, HttpContext http, CommandRouter router, ClusterState state, SnapshotCompiler compiler, TimeProvider clock,
-        CancellationToken ct)
+        PolicyKind kind, string ns, string name, HttpContext http, CommandGateway commands, CancellationToken ct)
     {
-        var context = RequestContext.From(http, clock);
+        var context = commands.ContextOf(http);
         var delete = new PolicyCommand.DeletePolicy(ns, name, kind);
-        var result = await router.SendAsync(Aggregates.Policy, Policy.StreamId(kind, ns, name), delete, context, ct);
+        var result = await commands.SendAsync(Policy.Aggregate, Policy.StreamId(kind, ns, name), delete, context, ct);
         var deleted = result.Events.Count > 0 ? result.Position : (LogPosition?)null;
         if (kind == PolicyKind.KubernetesNetworkPolicy)
         {
             // A NetworkPolicy stored before the kinds were kept apart lives in its CiliumNetworkPolicy namesake's stream
             // (where Decide deletes a NetworkPolicy, never the namesake): deleted there too, so no older one outlives this delete.
-            var legacy = await router.SendAsync(Aggregates.Policy, Policy.LegacyNetworkPolicyStreamId(ns, name), delete, context, ct);
+            var legacy = await commands.SendAsync(Policy.Aggregate, Policy.LegacyNetworkPolicyStreamId(ns, name), delete, context, ct);
             if (legacy.Events.Count > 0) deleted = legacy.Position;
         }
         if (deleted is not { } position) return TypedResults.NotFound();
-        await state.ReadYourWriteAsync(compiler, position, ct);
+        await commands.ReadYourWriteAsync(position, ct);
         return TypedResults.Ok(new WriteResult(position.Value));
     }
 

@@ -68,6 +68,9 @@ public static class Policy
 
     public static readonly Decider<PolicyCommand, PolicyEvent, PolicyState> Decider = new(Decide, Evolve, new PolicyState.Absent());
 
+    /// <summary>This aggregate as the cluster runs it (registered in <see cref="ControlPlaneModule"/>).</summary>
+    public static readonly Cluster.AggregateType<PolicyCommand, PolicyEvent, PolicyState> Aggregate = new("policy", Decider);
+
     public static IReadOnlyList<PolicyEvent> Decide(PolicyCommand command, PolicyState state) => (command, state) switch
     {
         (PolicyCommand.ApplyPolicy a, PolicyState.Active s) when s.Hash == PolicyJson.Hash(a.Policy) => [],   // same spec again: nothing happened

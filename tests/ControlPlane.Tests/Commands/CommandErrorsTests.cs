@@ -25,7 +25,7 @@ public sealed class CommandErrorsTests
     public async Task A_refused_command_is_409_and_an_unknown_failure_is_left_to_the_500_handler()
     {
         Assert.Equal(StatusCodes.Status409Conflict, (await HandleAsync(new DomainRuleViolation("no"))).Status);
-        Assert.Equal(StatusCodes.Status503ServiceUnavailable, (await HandleAsync(new ShardUnavailable(3, TimeSpan.FromSeconds(5)))).Status);
+        Assert.Equal(StatusCodes.Status503ServiceUnavailable, (await HandleAsync(new ShardUnavailable("identities", TimeSpan.FromSeconds(5), null))).Status);
         // A database error that retrying does not mend (a bug, a constraint) is not dressed up as an outage.
         Assert.Null(await TryHandleAsync(new NpgsqlException("syntax error")));
         Assert.Null(await TryHandleAsync(new InvalidOperationException("bug")));

@@ -26,7 +26,9 @@ public sealed class ClusterFailoverTests
     {
         await using var cluster = await ReplicaSet.StartAsync(3);
         var replicas = cluster.Replicas;
-        // Every endpoint registration allocates through the identity stream: its owner is the busiest member.
+        // Every endpoint registration allocates through the identity stream: its owner is the busiest member
+        // (known once a first registration has allocated the identity shard somewhere).
+        await replicas[0].Client.RegisterEndpointAsync(Pod("warm-up", "web", "node-2", 252, 1));
         var victim = await cluster.OwnerOfAsync(Identity.StreamId, replicas[0]);
         var survivors = replicas.Where(r => r != victim).ToArray();
 

@@ -35,14 +35,18 @@ internal sealed class ReplicaSet : IAsyncDisposable
         }
     }
 
-    /// <summary>Waits until every given replica sees exactly these members and every shard owned by one of them.</summary>
+    /// <summary>
+    /// Waits until every given replica sees exactly these members, up and reachable, and no shard on a member that is
+    /// not among them. Shards are allocated on their first command, so a settled cluster may host none yet.
+    /// </summary>
     public async Task WaitUntilBalancedAsync(IReadOnlyList<ControlPlaneProcess> alive, TimeSpan timeout)
     {
         var deadline = DateTime.UtcNow + timeout;
+        var urls = alive.Select(r => r.Api.ToString().TrimEnd('/')).Order(StringComparer.Ordinal).ToArray();
         while (true)
         {
             var views = await Task.WhenAll(alive.Select(r => r.Client.ClusterStatusAsync()));
-            if (views.All(v => v.Members.Length == alive.Count && v.Unowned.Length == 0 && v.Members.Sum(m => m.Shards.Length) == Shards))
+            if (views.All(v => v.Unowned.Length == 0 && v.Members.Select(m => m.ApiUrl.TrimEnd('/')).Order(StringComparer.Ordinal).SequenceEqual(urls)))
                 return;
             if (DateTime.UtcNow > deadline)
                 throw new TimeoutException("the replicas did not settle: " + string.Join(" | ", views.Select(v =>
@@ -51,13 +55,22 @@ internal sealed class ReplicaSet : IAsyncDisposable
         }
     }
 
-    /// <summary>The replica that owns the shard of <paramref name="streamId"/>, as the given replica sees it.</summary>
+    /// <summary>
+    /// The replica that owns the shard of <paramref name="streamId"/>, as the given replica sees it. The shard must
+    /// have taken a command (shards are allocated on their first): this waits until it shows up.
+    /// </summary>
     public async Task<ControlPlaneProcess> OwnerOfAsync(string streamId, ControlPlaneProcess asking)
     {
         var shard = ShardMap.ShardOf(streamId, Shards);
-        var view = await asking.Client.ClusterStatusAsync();
-        var owner = view.Members.Single(m => m.Shards.Contains(shard));
-        return Replicas.Single(r => owner.ApiUrl.TrimEnd('/') == r.Api.ToString().TrimEnd('/'));
+        var deadline = DateTime.UtcNow.AddSeconds(20);
+        while (true)
+        {
+            var view = await asking.Client.ClusterStatusAsync();
+            if (view.Members.SingleOrDefault(m => m.Shards.Contains(shard)) is { } owner)
+                return Replicas.Single(r => owner.ApiUrl.TrimEnd('/') == r.Api.ToString().TrimEnd('/'));
+            if (DateTime.UtcNow > deadline) throw new TimeoutException($"shard {shard} of {streamId} has no owner: has it taken a command?");
+            await Task.Delay(100);
+        }
     }
 
     /// <summary>Every event in the log, in order, read straight from PostgreSQL.</summary>
