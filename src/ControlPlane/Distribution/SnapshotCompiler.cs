@@ -2,7 +2,6 @@ using System.Collections.Immutable;
 using System.Globalization;
 using Mesh.ControlPlane.Compilation;
 using Mesh.ControlPlane.State;
-using Mesh.Contracts.Identity;
 using Proto = Mesh.Contracts.Agent;
 using Mesh.Contracts.Policies;
 
@@ -130,9 +129,10 @@ public sealed class SnapshotCompiler
     private void CatchUpLocked(ClusterView view)
     {
         if (view.Position.Value <= _compiledThrough) return;
-        if ((view.Changes?.Position ?? LogPosition.Start) <= _compiled.Position)
+        if (view.Changes is { } newest && newest.Position <= _compiled.Position)
         {
-            // Only events the compiler does not read since the last version (the journal lists every key it reads).
+            // Only events the compiler does not read since the last version (the journal lists every key it reads;
+            // a view without a journal is compared whole).
             Advance(view.Position.Value);
             return;
         }
