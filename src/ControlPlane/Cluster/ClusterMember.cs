@@ -46,7 +46,7 @@ public sealed partial class ClusterMember : BackgroundService
 
     /// <summary>The fence of a shard this member holds now, or null.</summary>
     public LeaseFence? FenceOf(int shard) =>
-        _held.TryGetValue(shard, out var lease) && Stopwatch.GetTimestamp() < lease.ValidUntil ? new LeaseFence(shard, lease.Epoch) : null;
+        _held.TryGetValue(shard, out var lease) && Stopwatch.GetTimestamp() < lease.ValidUntil ? new LeaseFence(LeaseTable.LeaseOf(shard), Me.Id) : null;
 
     /// <summary>The member that owns the shard as of the last heartbeat (this one when it holds the lease), or null.</summary>
     public MemberInfo? OwnerOf(int shard)

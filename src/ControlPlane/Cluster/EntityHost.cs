@@ -124,7 +124,7 @@ public sealed partial class EntityHost
         private TState _state;
         private long _version;
         private LogPosition _position = LogPosition.Start;
-        private long? _loadedAtEpoch;   // the state is only trusted under the lease epoch it was loaded in
+        private LeaseFence? _loadedUnder;   // the state is only trusted under the lease it was loaded in
 
         public Entity(EntityHost host, AggregateType<TCommand, TEvent, TState> type, string streamId, int shard)
         {
@@ -188,7 +188,7 @@ public sealed partial class EntityHost
             {
                 // Whatever went wrong (lost lease, database away, a refused command), the next command starts from
                 // the log again rather than from state that may not match it.
-                if (e is not DomainRuleViolation) _loadedAtEpoch = null;
+                if (e is not DomainRuleViolation) _loadedUnder = null;
                 work.Fail(e is LeaseLost ? new NotShardOwner(Shard) : e);
             }
         }
@@ -198,7 +198,7 @@ public sealed partial class EntityHost
             for (var attempt = 1; ; attempt++)
             {
                 var fence = _host._member.FenceOf(Shard) ?? throw new NotShardOwner(Shard);
-                if (_loadedAtEpoch != fence.Epoch) { await LoadAsync(); _loadedAtEpoch = fence.Epoch; }
+                if (_loadedUnder != fence) { await LoadAsync(); _loadedUnder = fence; }
 
                 var events = _type.Decider.Decide(work.Command, _state);
                 if (events.Count == 0) return new(events, _position);
@@ -217,7 +217,7 @@ public sealed partial class EntityHost
                 catch (StreamVersionConflict) when (attempt < 3)
                 {
                     // Only possible across a change of owner (a write of the previous owner landed after our load).
-                    _loadedAtEpoch = null;
+                    _loadedUnder = null;
                 }
             }
         }

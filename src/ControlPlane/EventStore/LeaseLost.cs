@@ -1,14 +1,17 @@
 namespace Mesh.ControlPlane.EventStore;
 
-/// <summary>The lease of a shard as its writer held it: the fencing token every append of that shard carries.</summary>
-public sealed record LeaseFence(int Shard, long Epoch);
+/// <summary>
+/// The lease an append is made under: the row <c>name = Lease</c> of <c>mesh_leases</c> must still name
+/// <paramref name="Owner"/> and not have expired when the append commits.
+/// </summary>
+public sealed record LeaseFence(string Lease, string Owner);
 
 /// <summary>
-/// The append was made under a shard lease that has moved on (another member took the shard, or it expired while
-/// the writer was paused). Nothing was stored; the writer must stop serving the shard.
+/// The append was made under a lease that has moved on (another member took it, or it expired while the writer was
+/// paused). Nothing was stored; the writer must stop serving what the lease covers.
 /// </summary>
 public sealed class LeaseLost(LeaseFence fence)
-    : Exception($"The lease of shard {fence.Shard} at epoch {fence.Epoch} is no longer held: another member owns the shard now, or the lease expired.")
+    : Exception($"The lease '{fence.Lease}' is no longer held by '{fence.Owner}': another member holds it now, or it expired.")
 {
     public LeaseFence Fence { get; } = fence;
 }

@@ -28,7 +28,7 @@ public sealed class EntityHostTests : IAsyncLifetime
     {
         _db = await EventStoreDatabase.CreateAsync();
         _member = new ClusterMember(_db.DataSource, Options, new ControlPlaneOptions(), NullLogger<ClusterMember>.Instance);
-        _host = new EntityHost(_db.Store, new SnapshotStore(_db.DataSource), _member, Options, _clock, NullLogger<EntityHost>.Instance);
+        _host = new EntityHost(_db.Store, new SnapshotStore(_db.Documents), _member, Options, _clock, NullLogger<EntityHost>.Instance);
         await _member.StartAsync(Ct);
         await Until(() => _member.FenceOf(0) is not null, "the member holds the only shard");
     }
