@@ -65,6 +65,8 @@ public sealed partial class MartenEventStore
         session.CorrelationId = first.CorrelationId;
         session.CausationId = first.CausationId;
         session.LastModifiedBy = first.Principal;
+        // Marten stamps the session's metadata on events that carry none of their own; each event's is set below too.
+        session.SetHeader(TimeHeader, first.Time.ToString("O", CultureInfo.InvariantCulture));
         // Marten's own check too (the version after the append), so a writer that bypassed the lock still conflicts.
         var action = session.Events.Append(streamId, actual + events.Count, bodies);
         for (var i = 0; i < events.Count; i++)

@@ -26,6 +26,7 @@ public static class MartenSetup
         // hence after the append lock (see MartenEventStore.Append.cs).
         options.Events.AppendMode = EventAppendMode.Rich;
         options.Events.MetadataConfig.EnableAll();
+        options.Events.MetadataConfig.UserNameEnabled = true;
         options.Events.UseListenNotifyForEventAppends = true;
         foreach (var type in types.All) ((Marten.Events.EventGraph)options.Events).MapEventType(type, type.Name);
 

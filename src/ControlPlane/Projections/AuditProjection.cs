@@ -12,16 +12,20 @@ public sealed class AuditProjection : Marten.Events.Projections.IProjection
 {
     public const string ProjectionName = "audit";
 
-    public Task ApplyAsync(IDocumentOperations operations, IReadOnlyList<IEvent> events, CancellationToken cancellation)
+    public async Task ApplyAsync(IDocumentOperations operations, IReadOnlyList<IEvent> events, CancellationToken cancellation)
     {
-        foreach (var e in events)
+        // The daemon's loader may leave out the headers (the decided time); the store's own read of the same positions has them.
+        var sequences = events.Where(e => (e.UserName is null || e.Headers is null || e.GetHeader(MartenEventStore.TimeHeader) is null) && e.StreamKey != Tombstone.StreamKey).Select(e => e.Sequence).ToArray();
+        var full = sequences.Length == 0 ? new Dictionary<long, IEvent>()
+            : (await operations.Events.QueryAllRawEvents().Where(e => e.Sequence.IsOneOf(sequences)).ToListAsync(cancellation)).ToDictionary(e => e.Sequence);
+        foreach (var loaded in events)
         {
+            var e = full.GetValueOrDefault(loaded.Sequence, loaded);
             if (e.StreamKey == Tombstone.StreamKey) continue;   // the numbers of a failed append: nothing happened
             var recorded = MartenEventStore.ToRecorded(e);
             var m = recorded.Metadata;
             operations.Store(new AuditEntry(recorded.Position.Value, m.Time, m.Principal, m.CorrelationId, m.CausationId,
                 recorded.StreamId, recorded.Type, AuditSummary.Describe(recorded)));
         }
-        return Task.CompletedTask;
     }
 }

@@ -46,16 +46,16 @@ public sealed record ViewSnapshotOptions(int Interval = 1000);
 /// <summary>
 /// Stores the live view (<see cref="ClusterState"/>) each time it crosses a multiple of the interval, so "state as of
 /// V" folds fewer than that many events. Views are immutable, so handing one over costs nothing; the writes happen
-/// off the fold, and a view offered while the previous write is still running waits in a short queue (the oldest
-/// is dropped if the queue fills: a missing snapshot only makes one fold longer).
+/// off the fold, and a view offered while the previous write is still running waits its turn.
 /// </summary>
 public sealed class ViewSnapshots : BackgroundService
 {
     private readonly IDocumentStore _store;
     private readonly ViewSnapshotOptions _options;
     private readonly ILogger<ViewSnapshots> _log;
-    private readonly Channel<ClusterView> _pending = Channel.CreateBounded<ClusterView>(
-        new BoundedChannelOptions(16) { FullMode = BoundedChannelFullMode.DropOldest, SingleReader = true });
+    // Unbounded: a replica catching up offers one view per interval faster than they are written, and each one
+    // kept is an interval "state as of" folds less. A view shares almost all of its structure with the next.
+    private readonly Channel<ClusterView> _pending = Channel.CreateUnbounded<ClusterView>(new UnboundedChannelOptions { SingleReader = true });
     private long _lastWindow;   // window 0 holds nothing worth starting from: the empty view is as close
 
     public ViewSnapshots(IDocumentStore store, ViewSnapshotOptions options, ILogger<ViewSnapshots> log) =>
