@@ -1,5 +1,6 @@
 using System.Globalization;
 using JasperFx;
+using JasperFx.Events;
 using Marten;
 using Marten.Exceptions;
 using Mesh.Contracts.Identity;
@@ -61,33 +62,40 @@ public sealed partial class MartenEventStore
         if (expectedVersion != ExpectedVersion.Any && expectedVersion != actual)
             throw new StreamVersionConflict(streamId, expectedVersion, actual);
 
-        var first = events[0].Metadata;
-        session.CorrelationId = first.CorrelationId;
-        session.CausationId = first.CausationId;
-        session.LastModifiedBy = first.Principal;
-        // Marten stamps the session's metadata on events that carry none of their own; each event's is set below too.
-        session.SetHeader(TimeHeader, first.Time.ToString("O", CultureInfo.InvariantCulture));
-        // Marten's own check too (the version after the append), so a writer that bypassed the lock still conflicts.
-        var action = session.Events.Append(streamId, actual + events.Count, bodies);
-        for (var i = 0; i < events.Count; i++)
+        // Marten stamps the session's metadata on every event it saves, so each run of events that share their
+        // metadata is saved on its own, all in this one transaction: the append stays all or nothing.
+        var version = actual;
+        IEvent? last = null;
+        for (var start = 0; start < events.Count;)
         {
-            var (e, m) = (action.Events[i], events[i].Metadata);
-            e.CorrelationId = m.CorrelationId;
-            e.CausationId = m.CausationId;
-            e.UserName = m.Principal;
-            e.SetHeader(TimeHeader, m.Time.ToString("O", CultureInfo.InvariantCulture));
+            var m = events[start].Metadata;
+            var end = start + 1;
+            while (end < events.Count && events[end].Metadata == m) end++;
+            session.CorrelationId = m.CorrelationId;
+            session.CausationId = m.CausationId;
+            session.LastModifiedBy = m.Principal;
+            session.SetHeader(TimeHeader, m.Time.ToString("O", CultureInfo.InvariantCulture));
+            // Marten's own check too (the version after the append), so a writer that bypassed the lock still conflicts.
+            version += end - start;
+            var action = session.Events.Append(streamId, version, bodies[start..end]);
+            last = action.Events[^1];
+            await SaveAsync(session, streamId, expectedVersion, ct);
+            start = end;
         }
+        return new LogPosition(last!.Sequence);
+    }
 
+    private async Task SaveAsync(IDocumentSession session, string streamId, long expectedVersion, CancellationToken ct)
+    {
         try
         {
             await session.SaveChangesAsync(ct);
         }
-        catch (Exception e) when (e is ConcurrencyException or ExistingStreamIdCollisionException)
+        catch (Exception e) when (e is ConcurrencyException or Marten.Exceptions.ExistingStreamIdCollisionException)
         {
             // The single place where Marten's refusal becomes the domain's conflict.
             throw new StreamVersionConflict(streamId, expectedVersion, await StreamVersionAsync(streamId, ct));
         }
-        return new LogPosition(action.Events[^1].Sequence);
     }
 
     private async Task<long> StreamVersionAsync(string streamId, CancellationToken ct)

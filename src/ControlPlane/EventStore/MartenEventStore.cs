@@ -75,18 +75,19 @@ public sealed partial class MartenEventStore(
     internal static RecordedEvent ToRecorded(IEvent e) =>
         new(new LogPosition(e.Sequence), e.StreamKey!, e.Version, e.EventTypeName, e.Data, MetadataOf(e));
 
+    private static DateTimeOffset Parse(string time) => DateTimeOffset.Parse(time, CultureInfo.InvariantCulture, DateTimeStyles.RoundtripKind);
+
     internal static EventMetadata MetadataOf(IEvent e)
     {
+        // Headers come back as plain objects, and Marten's reader may already have turned a date-like string into a date.
         var time = e.GetHeader(TimeHeader) switch
         {
-            JsonElement { ValueKind: JsonValueKind.String } s => s.GetString(),
-            string s => s,
-            _ => null,
+            JsonElement { ValueKind: JsonValueKind.String } s => Parse(s.GetString()!),
+            string s => Parse(s),
+            DateTimeOffset t => t,
+            DateTime t => new DateTimeOffset(t),
+            _ => e.Timestamp,
         };
-        return new EventMetadata(
-            e.UserName ?? "",
-            time is null ? e.Timestamp : DateTimeOffset.Parse(time, CultureInfo.InvariantCulture, DateTimeStyles.RoundtripKind),
-            e.CorrelationId ?? "",
-            e.CausationId);
+        return new EventMetadata(e.UserName ?? "", time, e.CorrelationId ?? "", e.CausationId);
     }
 }

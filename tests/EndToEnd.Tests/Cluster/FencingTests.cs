@@ -67,12 +67,12 @@ public sealed class FencingTests
 
         using var answer = await staleWrite;
         Assert.Equal(HttpStatusCode.MisdirectedRequest, answer.StatusCode);
-        Assert.Equal(0, await Scalar(cluster.ConnectionString, "SELECT count(*) FROM mesh_events WHERE metadata->>'principal' = 'paused-owner'"));
+        Assert.Equal(0, await Scalar(cluster.ConnectionString, "SELECT count(*) FROM mt_events WHERE user_name = 'paused-owner'"));
 
         // The shard is served by its new owner, also through the member that was paused.
         var applied = await paused.Client.ApplyPolicyAsync("fence", "guarded", StreamPolicy.Replace("PEER", "fresh"));
         Assert.True(applied.Changed);
-        Assert.Equal(1, await Scalar(cluster.ConnectionString, $"SELECT count(*) FROM mesh_events WHERE stream_id = '{stream}'"));
+        Assert.Equal(1, await Scalar(cluster.ConnectionString, $"SELECT count(*) FROM mt_events WHERE stream_id = '{stream}'"));
     }
 
     private static NetworkPolicy Parse(string yaml)

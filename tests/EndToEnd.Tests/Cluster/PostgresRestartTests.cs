@@ -191,7 +191,7 @@ public sealed class PostgresRestartTests(ITestOutputHelper output)
     {
         await using var conn = new NpgsqlConnection(connectionString);
         await conn.OpenAsync(ct);
-        await using var cmd = new NpgsqlCommand("SELECT position, stream_id, type, data::text FROM mesh_events ORDER BY position", conn);
+        await using var cmd = new NpgsqlCommand("SELECT seq_id, stream_id, type, data::text FROM mt_events WHERE stream_id <> 'mt_tombstone' ORDER BY seq_id", conn);
         await using var reader = await cmd.ExecuteReaderAsync(ct);
         var events = new List<LoggedEvent>();
         while (await reader.ReadAsync(ct))
