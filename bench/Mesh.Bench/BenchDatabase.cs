@@ -1,6 +1,5 @@
 using System.Net;
 using System.Net.Sockets;
-using Mesh.ControlPlane.EventStore;
 using Npgsql;
 
 namespace Mesh.Bench;
@@ -16,7 +15,6 @@ internal static class BenchDatabase
         {
             var cs = new NpgsqlConnectionStringBuilder(serverConnection) { Database = db }.ConnectionString;
             await using var ds = NpgsqlDataSource.Create(cs);
-            await EventStoreSchema.MigrateAsync(ds, CancellationToken.None);
             return await body(ds);
         }
         finally

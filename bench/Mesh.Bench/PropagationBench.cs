@@ -40,7 +40,7 @@ internal static class PropagationBench
     private static async Task<IReadOnlyList<Metric>> RunAsync(NpgsqlDataSource dataSource, int nodes)
     {
         var setup = Stopwatch.StartNew();
-        var loadedEvents = await LoadAsync(new PostgresEventStore(dataSource));
+        var loadedEvents = await LoadAsync(StoreBench.Store(dataSource));
         var loadSeconds = setup.Elapsed.TotalSeconds;
         var (apiPort, grpcPort) = (BenchDatabase.FreePort(), BenchDatabase.FreePort());
         var acks = new AckTracker(nodes);

@@ -8,7 +8,7 @@ using Mesh.ControlPlane.EventStore;
 using Mesh.ControlPlane.Identities;
 using Mesh.ControlPlane.Policies;
 using Mesh.ControlPlane.Projections;
-using Microsoft.Extensions.Logging.Abstractions;
+using Marten;
 using Npgsql;
 
 namespace Mesh.Bench;
@@ -44,16 +44,16 @@ internal static class StoreBench
 
     private static async Task<(double Append, double Batched, double Raw)> WritesAsync(NpgsqlDataSource ds, TimeSpan duration)
     {
-        var store = new PostgresEventStore(ds);
+        var store = Store(ds);
         var meta = new EventMetadata("bench", DateTimeOffset.UtcNow, "bench", null);
         var versions = new long[Workers];
         var append = await Measure.RateAsync(Workers, duration, async w =>
         {
-            await store.AppendAsync($"bench-{w}", versions[w], [new EventData("BenchEvent", """{"n":1}""", meta)]);
+            await store.AppendAsync($"bench-{w}", versions[w], [new EventData(nameof(BenchEvent), """{"n":1}""", meta) { Body = new BenchEvent(1) }]);
             versions[w]++;
         });
 
-        var batch = Enumerable.Range(0, AppendBatch).Select(i => new EventData("BenchEvent", $$"""{"n":{{i}}}""", meta)).ToArray();
+        var batch = Enumerable.Range(0, AppendBatch).Select(i => new EventData(nameof(BenchEvent), $$"""{"n":{{i}}}""", meta) { Body = new BenchEvent(i) }).ToArray();
         var batchedAppends = await Measure.RateAsync(Workers, duration, async w =>
             await store.AppendAsync($"batched-{w}", ExpectedVersion.Any, batch));
 
@@ -69,29 +69,51 @@ internal static class StoreBench
         return (append, batchedAppends * AppendBatch, raw);
     }
 
+    /// <summary>The bench's own event, beside the domain's.</summary>
+    public sealed record BenchEvent(int N);
+
+    private static readonly EventTypes Types = new([.. EventCodec.Types, typeof(BenchEvent)]);
+
+    /// <summary>The event store exactly as the control plane configures it, with the audit projection, on <paramref name="ds"/>.</summary>
+    public static MartenEventStore Store(NpgsqlDataSource ds)
+    {
+        var documents = DocumentStore.For(o =>
+        {
+            MartenSetup.ConfigureEventStore(o, ds, Types);
+            ProjectionsModule.ConfigureProjections(o);
+        });
+        documents.Storage.ApplyAllConfiguredChangesToDatabaseAsync().GetAwaiter().GetResult();
+        return new MartenEventStore(documents, ds, Types);
+    }
+
     /// <summary>Bulk-loads a dense log of endpoint registrations (positions 1..N) in one statement, then times a subscription reading all of it.</summary>
     private static async Task<double> CatchUpAsync(NpgsqlDataSource ds)
     {
-        // 20,000 pods re-registered in turn; bodies and metadata in exactly the stored shapes (EndpointRegistered, EventMetadataJson).
+        // 20,000 pods re-registered in turn; bodies and metadata in exactly the shapes Marten stores (EndpointRegistered).
+        var store = Store(ds);
         await using (var load = ds.CreateCommand($$"""
-            INSERT INTO {{EventStoreSchema.EventsTable}} (position, stream_id, stream_version, type, data, metadata)
-            SELECT g, 'endpoint-ns-' || (g % 50) || '/pod-' || (g % 20000), (g - 1) / 20000 + 1, 'EndpointRegistered',
+            INSERT INTO mt_streams (id, type, version, timestamp, created, tenant_id, is_archived)
+            SELECT 'endpoint-ns-' || (g % 50) || '/pod-' || g, null, {{CatchUpEvents}} / 20000, now(), now(), '*DEFAULT*', false
+            FROM generate_series(0, 19999) g;
+            INSERT INTO mt_events (seq_id, id, stream_id, version, data, type, timestamp, tenant_id, mt_dotnet_type, is_archived,
+                                   correlation_id, causation_id, headers, user_name)
+            SELECT g, gen_random_uuid(), 'endpoint-ns-' || (g % 20000 % 50) || '/pod-' || (g % 20000), (g - 1) / 20000 + 1,
                    jsonb_build_object('spec', jsonb_build_object(
                        'namespace', 'ns-' || (g % 50), 'name', 'pod-' || (g % 20000), 'node', 'node-' || (g % 1000),
                        'ip', '10.' || (g % 250) || '.' || (g / 250 % 250) || '.' || (g % 7), 'interface', 'lxc' || (g % 20000),
                        'labels', jsonb_build_object('app', 'app-' || (g % 200), 'tier', 'backend'), 'namespaceLabels', '{}'::jsonb),
                        'identity', 256 + g % 6000),
-                   jsonb_build_object('principal', 'system:serviceaccount:kube-system:mesh', 'time', '2026-11-21T14:02:00.0000000+00:00',
-                       'correlationId', md5(g::text), 'causationId', null)
-            FROM generate_series(1, {{CatchUpEvents}}) g
+                   'EndpointRegistered', now(), '*DEFAULT*', '{{typeof(EndpointEvent.EndpointRegistered).FullName}}, mesh-controlplane', false,
+                   md5(g::text), null, '{"time":"2026-11-21T14:02:00.0000000+00:00"}'::jsonb, 'system:serviceaccount:kube-system:mesh'
+            FROM generate_series(1, {{CatchUpEvents}}) g;
+            SELECT setval('mt_events_sequence', {{CatchUpEvents}});
             """))
         {
             load.CommandTimeout = 600;
             await load.ExecuteNonQueryAsync();
         }
-        await using (var analyze = ds.CreateCommand($"VACUUM ANALYZE {EventStoreSchema.EventsTable}")) await analyze.ExecuteNonQueryAsync();
+        await using (var analyze = ds.CreateCommand("VACUUM ANALYZE mt_events")) await analyze.ExecuteNonQueryAsync();
 
-        var store = new PostgresEventStore(ds);
         using var cts = new CancellationTokenSource(TimeSpan.FromMinutes(10));
         var clock = Stopwatch.StartNew();
         var read = 0L;
@@ -108,34 +130,34 @@ internal static class StoreBench
     /// <summary>Times a rebuild from zero of the in-memory ClusterView (the fold every replica replays at start) and of the audit projection.</summary>
     private static async Task<(TimeSpan Fold, TimeSpan Audit)> RebuildAsync(NpgsqlDataSource ds)
     {
-        var store = new PostgresEventStore(ds);
+        var store = Store(ds);
         var head = await AppendDomainHistoryAsync(store);
 
         var clock = Stopwatch.StartNew();
-        var view = await StateAt.FoldAsync(store, head, CancellationToken.None);
+        var (view, _) = await StateAt.FoldAsync(store, Mesh.ControlPlane.State.ClusterView.Empty, head, CancellationToken.None);
         var fold = clock.Elapsed;
         if (view.Position != head) throw new InvalidOperationException($"the fold stopped at {view.Position}, not {head}");
 
-        using var runner = new ProjectionRunner(ds, store, [new AuditProjection()], new ProjectionOptions(), NullLogger<ProjectionRunner>.Instance);
-        await runner.StartAsync(CancellationToken.None);
+        using var daemon = await ((DocumentStore)store.Documents).BuildProjectionDaemonAsync();
+        await daemon.StartAllAsync();
         try
         {
-            await CaughtUpAsync(runner, head);   // the first catch-up fills the rows a rebuild then deletes
+            await CaughtUpAsync(store, head);   // the first catch-up fills the rows a rebuild then replaces
             clock.Restart();
-            await runner.RebuildAsync(AuditProjection.ProjectionName, CancellationToken.None);
-            await CaughtUpAsync(runner, head);
+            await daemon.RebuildProjectionAsync(AuditProjection.ProjectionName, CancellationToken.None);
+            await CaughtUpAsync(store, head);
             return (fold, clock.Elapsed);
         }
         finally
         {
-            await runner.StopAsync(CancellationToken.None);
+            await daemon.StopAllAsync();
         }
     }
 
-    private static async Task CaughtUpAsync(ProjectionRunner runner, LogPosition head)
+    private static async Task CaughtUpAsync(MartenEventStore store, LogPosition head)
     {
         var deadline = Stopwatch.StartNew();
-        while ((await runner.StatusAsync(CancellationToken.None)).Any(s => s.Position < head.Value))
+        while ((await HistoryApi.StatusAsync(store.Documents, store, CancellationToken.None)).Any(s => s.Position < head.Value))
         {
             if (deadline.Elapsed > TimeSpan.FromMinutes(10)) throw new TimeoutException("the projections did not catch up within 10 minutes");
             await Task.Delay(5);

@@ -10,21 +10,28 @@ namespace Mesh.ControlPlane.Commands;
 /// </summary>
 public static class EventCodec
 {
-    public static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
+    public static readonly JsonSerializerOptions Json = EventTypes.Json;
 
-    private static readonly Dictionary<string, Type> TypesByName = new[]
-    {
+    /// <summary>Every domain event type; the event store registers them with Marten under these names.</summary>
+    public static readonly IReadOnlyList<Type> Types =
+    [
         typeof(Policies.PolicyEvent.PolicyApplied), typeof(Policies.PolicyEvent.PolicyDeleted),
         typeof(Endpoints.EndpointEvent.EndpointRegistered), typeof(Endpoints.EndpointEvent.EndpointDeleted),
         typeof(Identities.IdentityEvent.IdentityAllocated), typeof(Identities.IdentityEvent.IdentityReleased),
         typeof(Nodes.NodeEvent.NodeRegistered), typeof(Nodes.NodeEvent.NodeEnforced), typeof(Nodes.NodeEvent.NodeEndpointsWaiting),
         typeof(Nodes.NodeEvent.NodeApplyFailed),
-    }.ToDictionary(t => t.Name);
+    ];
+
+    private static readonly Dictionary<string, Type> TypesByName = Types.ToDictionary(t => t.Name);
 
     public static EventData Encode(object domainEvent, EventMetadata metadata) =>
-        new(domainEvent.GetType().Name, JsonSerializer.Serialize(domainEvent, domainEvent.GetType(), Json), metadata);
+        new(domainEvent.GetType().Name, JsonSerializer.Serialize(domainEvent, domainEvent.GetType(), Json), metadata) { Body = domainEvent };
 
-    public static object Decode(RecordedEvent recorded) => Decode(recorded.Type, recorded.Json, $"event {recorded.Position}");
+    /// <summary>The event Marten read when there is one (no JSON round trip), else the one its JSON holds.</summary>
+    public static object Decode(RecordedEvent recorded) =>
+        recorded.Body is { } body && TypesByName.TryGetValue(recorded.Type, out var t) && body.GetType() == t
+            ? body
+            : Decode(recorded.Type, recorded.Json, $"event {recorded.Position}");
 
     /// <param name="what">Names the event in errors (its position, or where it came from).</param>
     public static object Decode(string type, string json, string what = "an event") =>

@@ -6,9 +6,6 @@ internal static class AdvisoryLocks
     // "mesh" in the high 32 bits keeps our keys apart from anyone else's in the same database.
     private const long Prefix = 0x6D657368L << 32;
 
-    /// <summary>Serializes appenders so that positions become visible in order (see PostgresEventStore.Append.cs).</summary>
+    /// <summary>Serializes appenders so that positions become visible in order (see MartenEventStore.Append.cs).</summary>
     public const long Append = Prefix | 0x0001;
-
-    /// <summary>Serializes schema migrations across processes starting at once.</summary>
-    public const long Migrations = Prefix | 0x0002;
 }

@@ -7,8 +7,8 @@ namespace Mesh.ControlPlane.EventStore;
 public static class DatabaseErrors
 {
     // Worth waiting out: the server restarting or refusing connections for now, the network, the pool. Anything
-    // else (a missing table, bad SQL) is a bug and must surface.
-    public static bool IsConnectionLoss(Exception e) => e switch
+    // else (a missing table, bad SQL) is a bug and must surface. Marten wraps Npgsql's errors: the cause decides.
+    public static bool IsConnectionLoss(Exception e) => e.InnerException is { } inner && IsConnectionLoss(inner) || e switch
     {
         PostgresException pg => pg.IsTransient
             || pg.SqlState.StartsWith("57P", StringComparison.Ordinal)   // admin/crash shutdown, cannot connect now

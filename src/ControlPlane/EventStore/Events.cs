@@ -1,3 +1,4 @@
+using System.Text.Json;
 using Mesh.Contracts.Identity;
 
 namespace Mesh.ControlPlane.EventStore;
@@ -8,16 +9,51 @@ namespace Mesh.ControlPlane.EventStore;
 /// <param name="CausationId">The id of the command or event that directly caused this one, if any.</param>
 public sealed record EventMetadata(string Principal, DateTimeOffset Time, string CorrelationId, string? CausationId);
 
-/// <summary>An event about to be appended. <paramref name="Json"/> is the event body and must be valid JSON.</summary>
-public sealed record EventData(string Type, string Json, EventMetadata Metadata);
+/// <summary>
+/// An event about to be appended. <paramref name="Type"/> names a registered event type (see <see cref="EventTypes"/>)
+/// and <paramref name="Json"/> is its body; <see cref="Body"/>, when the caller already holds the event object,
+/// spares the store from parsing the JSON again.
+/// </summary>
+public sealed record EventData(string Type, string Json, EventMetadata Metadata)
+{
+    public object? Body { get; init; }
+}
 
 /// <summary>
 /// An event as stored. <see cref="StreamVersion"/> counts from 1 within its stream; <see cref="Position"/> is its
-/// place in the one global log (dense: 1, 2, 3, … with no holes). <see cref="Json"/> comes back in PostgreSQL's
-/// normalized jsonb form (key order and whitespace may differ from what was appended; the value is the same).
+/// place in the one global log (Marten's event sequence: it starts at 1 and only grows, but may skip numbers that a
+/// refused append had taken).
 /// </summary>
-public sealed record RecordedEvent(
-    LogPosition Position, string StreamId, long StreamVersion, string Type, string Json, EventMetadata Metadata);
+public sealed record RecordedEvent
+{
+    private string? _json;
+
+    public RecordedEvent(LogPosition position, string streamId, long streamVersion, string type, string json, EventMetadata metadata)
+        : this(position, streamId, streamVersion, type, (object?)null, metadata) => _json = json;
+
+    internal RecordedEvent(LogPosition position, string streamId, long streamVersion, string type, object? body, EventMetadata metadata)
+    {
+        (Position, StreamId, StreamVersion, Type, Body, Metadata) = (position, streamId, streamVersion, type, body, metadata);
+    }
+
+    public LogPosition Position { get; }
+    public string StreamId { get; }
+    public long StreamVersion { get; }
+    public string Type { get; }
+    public EventMetadata Metadata { get; }
+
+    /// <summary>The event object as Marten read it; null for an event built from JSON alone.</summary>
+    public object? Body { get; }
+
+    /// <summary>The body as JSON (computed on first use for an event read from the store: most readers want <see cref="Body"/>).</summary>
+    public string Json => _json ??= JsonSerializer.Serialize(Body, Body!.GetType(), EventTypes.Json);
+
+    public bool Equals(RecordedEvent? other) =>
+        other is not null && Position == other.Position && StreamId == other.StreamId && StreamVersion == other.StreamVersion
+        && Type == other.Type && Metadata == other.Metadata && Json == other.Json;
+
+    public override int GetHashCode() => HashCode.Combine(Position, StreamId, StreamVersion, Type);
+}
 
 /// <summary>Special values of the expected stream version passed to <see cref="IEventStore.AppendAsync"/>.</summary>
 public static class ExpectedVersion

@@ -7,7 +7,7 @@ namespace Mesh.ControlPlane.EventStore;
 /// never the data: the subscriber always reads the table, so a notification lost while this connection was down
 /// costs at most one poll interval.
 /// </summary>
-internal sealed class LogNotificationListener(NpgsqlDataSource dataSource) : IAsyncDisposable
+internal sealed class LogNotificationListener(NpgsqlDataSource dataSource, string channel) : IAsyncDisposable
 {
     private NpgsqlConnection? _connection;
 
@@ -17,7 +17,7 @@ internal sealed class LogNotificationListener(NpgsqlDataSource dataSource) : IAs
         var connection = await dataSource.OpenConnectionAsync(ct);
         try
         {
-            await using var listen = new NpgsqlCommand($"LISTEN {EventStoreSchema.NotificationChannel}", connection);
+            await using var listen = new NpgsqlCommand($"LISTEN {channel}", connection);
             await listen.ExecuteNonQueryAsync(ct);
         }
         catch

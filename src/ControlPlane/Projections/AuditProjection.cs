@@ -1,45 +1,31 @@
+using JasperFx.Events;
+using Marten;
 using Mesh.ControlPlane.EventStore;
-using Npgsql;
-using NpgsqlTypes;
 
 namespace Mesh.ControlPlane.Projections;
 
-/// <summary>The audit trail (<c>mesh_audit</c>): one row per event of the log, who did what and when, with a one-line summary.</summary>
-public sealed class AuditProjection : IProjection
+/// <summary>
+/// The audit trail: one <see cref="AuditEntry"/> document per event of the log (keyed by its position), who did what
+/// and when, with a one-line summary. Run by Marten's async daemon; a rebuild replays the log into the same keys.
+/// </summary>
+public sealed class AuditProjection : Marten.Events.Projections.IProjection
 {
     public const string ProjectionName = "audit";
 
-    public string Name => ProjectionName;
-
-    // One statement per batch: the rows travel as arrays, so a batch of 500 costs one round trip.
-    private static readonly string InsertSql = $"""
-        INSERT INTO {EventStoreSchema.AuditTable} (position, time, principal, correlation_id, causation_id, stream_id, type, summary)
-        SELECT * FROM unnest($1::bigint[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[])
-        """;
-
-    public async Task ApplyAsync(IReadOnlyList<RecordedEvent> batch, NpgsqlTransaction tx, CancellationToken ct)
+    public async Task ApplyAsync(IDocumentOperations operations, IReadOnlyList<IEvent> events, CancellationToken cancellation)
     {
-        await using var cmd = new NpgsqlCommand(InsertSql, tx.Connection, tx)
+        // The daemon's loader may leave out the headers (the decided time); the store's own read of the same positions has them.
+        var sequences = events.Where(e => (e.UserName is null || e.Headers is null || e.GetHeader(MartenEventStore.TimeHeader) is null) && e.StreamKey != Tombstone.StreamKey).Select(e => e.Sequence).ToArray();
+        var full = sequences.Length == 0 ? new Dictionary<long, IEvent>()
+            : (await operations.Events.QueryAllRawEvents().Where(e => e.Sequence.IsOneOf(sequences)).ToListAsync(cancellation)).ToDictionary(e => e.Sequence);
+        foreach (var loaded in events)
         {
-            Parameters =
-            {
-                new() { Value = batch.Select(e => e.Position.Value).ToArray() },
-                // timestamptz takes UTC only; the offset the command was decided in is not part of the instant.
-                new() { Value = batch.Select(e => e.Metadata.Time.UtcDateTime).ToArray(), NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.TimestampTz },
-                new() { Value = batch.Select(e => e.Metadata.Principal).ToArray() },
-                new() { Value = batch.Select(e => e.Metadata.CorrelationId).ToArray() },
-                new() { Value = batch.Select(e => e.Metadata.CausationId).ToArray(), NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Text },
-                new() { Value = batch.Select(e => e.StreamId).ToArray() },
-                new() { Value = batch.Select(e => e.Type).ToArray() },
-                new() { Value = batch.Select(AuditSummary.Describe).ToArray() },
-            },
-        };
-        await cmd.ExecuteNonQueryAsync(ct);
-    }
-
-    public async Task ResetAsync(NpgsqlTransaction tx, CancellationToken ct)
-    {
-        await using var cmd = new NpgsqlCommand($"DELETE FROM {EventStoreSchema.AuditTable}", tx.Connection, tx);
-        await cmd.ExecuteNonQueryAsync(ct);
+            var e = full.GetValueOrDefault(loaded.Sequence, loaded);
+            if (e.StreamKey == Tombstone.StreamKey) continue;   // the numbers of a failed append: nothing happened
+            var recorded = MartenEventStore.ToRecorded(e);
+            var m = recorded.Metadata;
+            operations.Store(new AuditEntry(recorded.Position.Value, m.Time, m.Principal, m.CorrelationId, m.CausationId,
+                recorded.StreamId, recorded.Type, AuditSummary.Describe(recorded)));
+        }
     }
 }

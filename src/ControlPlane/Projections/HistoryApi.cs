@@ -4,6 +4,8 @@ using Mesh.ControlPlane.Policies;
 using Mesh.ControlPlane.State;
 using Mesh.Contracts.Api;
 using Mesh.Contracts.Identity;
+using JasperFx.Events.Daemon;
+using Marten;
 using Microsoft.AspNetCore.Http.HttpResults;
 
 namespace Mesh.ControlPlane.Projections;
@@ -15,7 +17,7 @@ public static class HistoryApi
     {
         var history = app.MapGroup("/v1").WithTags("History");
         history.MapGet("/audit", GetAudit);                          // ?stream=&principal=&after=&limit=
-        history.MapGet("/state", GetStateAt);                        // ?at=V
+        history.MapGet("/state", GetStateAt);                        // ?at=V or ?at=<RFC 3339 time>
         history.MapGet("/projections", ListProjections);
         history.MapPost("/projections/{name}/rebuild", RebuildProjection);
         return app;
@@ -39,16 +41,26 @@ public static class HistoryApi
         return TypedResults.Ok(await audit.ReadAsync(query, ct));
     }
 
-    internal static async Task<Results<Ok<HistoricalState>, ValidationProblem>> GetStateAt(string? at, IEventStore store, CancellationToken ct)
+    internal static async Task<Results<Ok<HistoricalState>, ValidationProblem>> GetStateAt(
+        string? at, MartenEventStore store, StateAt stateAt, CancellationToken ct)
     {
-        if (string.IsNullOrEmpty(at)) return Invalid("at", "a log position is required: /v1/state?at=V");
-        if (!long.TryParse(at, NumberStyles.None, CultureInfo.InvariantCulture, out var position))
-            return Invalid("at", $"\"{at}\" is not a log position (a whole number, 0 or more)");
+        if (string.IsNullOrEmpty(at)) return Invalid("at", "a log position or a time is required: /v1/state?at=V or ?at=2026-11-21T14:02:00Z");
         var head = await store.HeadAsync(ct);
-        if (position > head.Value) return Invalid("at", $"position {position} is beyond the end of the log ({head.Value})");
+        LogPosition position;
+        if (long.TryParse(at, NumberStyles.None, CultureInfo.InvariantCulture, out var p))
+        {
+            if (p > head.Value) return Invalid("at", $"position {p} is beyond the end of the log ({head.Value})");
+            position = new LogPosition(p);
+        }
+        else if (at.Contains('T', StringComparison.Ordinal)
+                 && DateTimeOffset.TryParse(at, CultureInfo.InvariantCulture, DateTimeStyles.RoundtripKind, out var time)
+                 && (at.EndsWith('Z') || at.EndsWith('z') || at.LastIndexOfAny(['+', '-']) > at.IndexOf('T', StringComparison.Ordinal)))
+            position = await store.PositionAtAsync(time, ct);   // the last event recorded at or before that instant
+        else
+            return Invalid("at", $"\"{at}\" is neither a log position (a whole number, 0 or more) nor an RFC 3339 time");
 
-        var view = await StateAt.FoldAsync(store, new LogPosition(position), ct);
-        return TypedResults.Ok(new HistoricalState(position, head.Value,
+        var (view, _) = await stateAt.FoldAsync(position, ct);
+        return TypedResults.Ok(new HistoricalState(position.Value, head.Value,
             view.Policies.Values.Select(PoliciesApi.View).ToArray(),
             view.Endpoints.Values.Select(e => new EndpointView(
                 e.Spec.Namespace, e.Spec.Name, e.Spec.Node, e.Spec.Ip, e.Spec.Interface, e.Spec.Labels, e.Spec.NamespaceLabels,
@@ -57,15 +69,32 @@ public static class HistoryApi
                 i.Identity, i.Labels.Select(l => l.ToString()).ToArray(), i.Version.Value)).ToArray()));
     }
 
-    internal static async Task<Ok<IReadOnlyList<ProjectionStatus>>> ListProjections(ProjectionRunner runner, CancellationToken ct) =>
-        TypedResults.Ok(await runner.StatusAsync(ct));
+    internal static async Task<Ok<IReadOnlyList<ProjectionStatus>>> ListProjections(IDocumentStore documents, IEventStore store, CancellationToken ct) =>
+        TypedResults.Ok(await StatusAsync(documents, store, ct));
 
-    /// <summary>Accepted, not done: the rows are gone and the checkpoint is 0 when this answers; the runners replay the log after.</summary>
-    internal static async Task<Results<Accepted<ProjectionStatus>, NotFound>> RebuildProjection(string name, ProjectionRunner runner, CancellationToken ct)
+    /// <summary>
+    /// Rebuilds the projection from position 0 through Marten's daemon (its rows are replaced, its progression moves
+    /// back to 0 and forward again) and answers when the replay is done.
+    /// </summary>
+    internal static async Task<Results<Accepted<ProjectionStatus>, NotFound>> RebuildProjection(
+        string name, IProjectionCoordinator coordinator, IDocumentStore documents, IEventStore store, CancellationToken ct)
     {
-        if (!await runner.RebuildAsync(name, ct)) return TypedResults.NotFound();
-        var status = (await runner.StatusAsync(ct)).Single(s => s.Name == name);
-        return TypedResults.Accepted($"/v1/projections", status);
+        if (!ProjectionsModule.Names.Contains(name, StringComparer.Ordinal)) return TypedResults.NotFound();
+        await coordinator.DaemonForMainDatabase().RebuildProjectionAsync(name, ct);
+        var status = (await StatusAsync(documents, store, ct)).Single(s => s.Name == name);
+        return TypedResults.Accepted("/v1/projections", status);
+    }
+
+    /// <summary>Each projection's progression as Marten's daemon stored it, beside the head of the log.</summary>
+    public static async Task<IReadOnlyList<ProjectionStatus>> StatusAsync(IDocumentStore documents, IEventStore store, CancellationToken ct)
+    {
+        var head = await store.HeadAsync(ct);
+        var progress = await documents.Advanced.AllProjectionProgress(token: ct);
+        return ProjectionsModule.Names.Select(name =>
+        {
+            var shard = progress.FirstOrDefault(p => p.ShardName.StartsWith(name + ":", StringComparison.Ordinal) || p.ShardName == name);
+            return new ProjectionStatus(name, shard?.Sequence ?? 0, head.Value, shard?.LastUpdated);
+        }).ToArray();
     }
 
     private static string? NullIfEmpty(string? value) => string.IsNullOrEmpty(value) ? null : value;

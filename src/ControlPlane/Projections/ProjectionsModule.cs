@@ -1,18 +1,31 @@
+using JasperFx.Events.Projections;
+using Marten;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 
 namespace Mesh.ControlPlane.Projections;
 
-/// <summary>Front door of the projections: the runner that keeps PostgreSQL read models (the audit trail) current, and their readers.</summary>
+/// <summary>Front door of the read models in PostgreSQL: the audit trail (a Marten async projection), the stored views for "state as of", and their readers.</summary>
 public static class ProjectionsModule
 {
-    /// <summary>Needs an <see cref="Npgsql.NpgsqlDataSource"/> and the event store in the container.</summary>
+    /// <summary>The projections the history API lists and rebuilds.</summary>
+    public static readonly IReadOnlyList<string> Names = [AuditProjection.ProjectionName];
+
+    /// <summary>Needs the event store (and so Marten) in the container.</summary>
     public static IServiceCollection AddProjections(this IServiceCollection services)
     {
-        services.TryAddSingleton(new ProjectionOptions());
-        services.TryAddEnumerable(ServiceDescriptor.Singleton<IProjection, AuditProjection>());
+        services.ConfigureMarten(ConfigureProjections);
+        services.TryAddSingleton(new ViewSnapshotOptions());
         services.TryAddSingleton<AuditTrail>();
-        services.TryAddSingleton<ProjectionRunner>();
-        services.AddHostedService(sp => sp.GetRequiredService<ProjectionRunner>());
+        services.TryAddSingleton<StateAt>();
+        services.TryAddSingleton<ViewSnapshots>();
+        services.AddHostedService(sp => sp.GetRequiredService<ViewSnapshots>());
         return services;
+    }
+
+    public static void ConfigureProjections(StoreOptions options)
+    {
+        options.Projections.Add(new AuditProjection(), ProjectionLifecycle.Async, AuditProjection.ProjectionName);
+        options.Schema.For<AuditEntry>().Identity(e => e.Position).Duplicate(e => e.StreamId).Duplicate(e => e.Principal);
+        options.Schema.For<ViewSnapshot>();
     }
 }

@@ -5,9 +5,10 @@ namespace Mesh.ControlPlane.State;
 
 /// <summary>
 /// Keeps the ClusterView current by following the global log from the start (a rebuild at every start), and lets
-/// a writer wait until its own append is visible, so the API reads its writes.
+/// a writer wait until its own append is visible, so the API reads its writes. Hands its views to
+/// <paramref name="snapshots"/>, which stores one per interval for "state as of".
 /// </summary>
-public sealed class ClusterState(IEventStore store, ILogger<ClusterState> log) : BackgroundService
+public sealed class ClusterState(IEventStore store, ILogger<ClusterState> log, Projections.ViewSnapshots? snapshots = null) : BackgroundService
 {
     private volatile ClusterView _current = ClusterView.Empty;
     private TaskCompletionSource _changed = NewSignal();
@@ -43,6 +44,7 @@ public sealed class ClusterState(IEventStore store, ILogger<ClusterState> log) :
                 await foreach (var recorded in store.SubscribeAllAsync(_current.Position, stoppingToken))
                 {
                     _current = _current.Apply(recorded);
+                    snapshots?.Offer(_current);
                     if (recorded.Position >= head) _caughtUp.TrySetResult();
                     Interlocked.Exchange(ref _changed, NewSignal()).TrySetResult();
                 }

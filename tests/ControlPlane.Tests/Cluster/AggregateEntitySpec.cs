@@ -42,7 +42,7 @@ public sealed class AggregateEntitySpec() : ActorSpec(ConfigurationFactory.Parse
         await _db.DisposeAsync();
     }
 
-    private EntityDependencies Deps => new(_store, new SnapshotStore(_db.DataSource), Aggregates, SnapshotEvery: 100, FenceOf: _ => null);
+    private EntityDependencies Deps => new(_store, new SnapshotStore(_db.Documents), Aggregates, SnapshotEvery: 100, FenceOf: _ => null);
 
     private static CommandEnvelope Allocate(string app) => new(Identity.Aggregate.Name, Identity.StreamId, Guid.NewGuid().ToString("N"),
         new IdentityCommand.AllocateIdentity(LabelSet.Parse([$"app={app}"])), Caller);

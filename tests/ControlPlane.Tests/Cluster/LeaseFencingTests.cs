@@ -120,7 +120,7 @@ public sealed class LeaseFencingTests
         Assert.Equal(FenceOf(a), refused.Fence);
 
         await db.Store.AppendAsync("s", 1, [Event("ByB")], FenceOf(b), Ct);
-        Assert.Equal(["ByA", "ByB"], (await db.Store.ReadStreamAsync("s", ct: Ct)).Select(e => e.Type));
+        Assert.Equal(["ByA", "ByB"], (await db.Store.ReadStreamAsync("s", ct: Ct)).Select(Tag));
         await b.Release();
     }
 

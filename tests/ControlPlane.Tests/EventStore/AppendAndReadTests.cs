@@ -1,7 +1,8 @@
 using System.Text.Json.Nodes;
 using Mesh.ControlPlane.EventStore;
 using Mesh.Contracts.Identity;
-using Npgsql;
+using Mesh.ControlPlane.Policies;
+using Mesh.Contracts.Policies;
 using static Mesh.ControlPlane.Tests.EventStore.EventBuilders;
 
 namespace Mesh.ControlPlane.Tests.EventStore;
@@ -17,8 +18,8 @@ public sealed class AppendAndReadTests
         var metadata = new EventMetadata("alice@example", Now, "corr-42", "cmd-7");
         EventData[] events =
         [
-            new("PolicyApplied", """{"name": "allow-web", "ports": [80, 443]}""", metadata),
-            new("PolicyDeleted", """{"name":"allow-web"}""", metadata with { CausationId = null }),
+            new("PolicyDeleted", """{"namespace": "default", "name": "allow-web", "kind": "CiliumNetworkPolicy"}""", metadata),
+            new("TestEvent", """{"tag":"second","n":2}""", metadata with { CausationId = null }),
         ];
 
         var last = await db.Store.AppendAsync("policy-default/allow-web", ExpectedVersion.NoStream, events, ct: Ct);
@@ -27,9 +28,10 @@ public sealed class AppendAndReadTests
         Assert.Equal(new LogPosition(2), last);
         Assert.Equal([1L, 2L], read.Select(e => e.StreamVersion));
         Assert.Equal([new LogPosition(1), new LogPosition(2)], read.Select(e => e.Position));
-        Assert.Equal(["PolicyApplied", "PolicyDeleted"], read.Select(e => e.Type));
+        Assert.Equal(["PolicyDeleted", "TestEvent"], read.Select(e => e.Type));
         Assert.All(read, e => Assert.Equal("policy-default/allow-web", e.StreamId));
         Assert.True(JsonNode.DeepEquals(JsonNode.Parse(events[0].Json), JsonNode.Parse(read[0].Json)), read[0].Json);
+        Assert.Equal(new PolicyEvent.PolicyDeleted("default", "allow-web", PolicyKind.CiliumNetworkPolicy), read[0].Body);
         Assert.Equal(metadata, read[0].Metadata);
         Assert.Equal(metadata with { CausationId = null }, read[1].Metadata);
     }
@@ -53,7 +55,7 @@ public sealed class AppendAndReadTests
             () => db.Store.AppendAsync("s", expectedVersion: 1, Numbered("B", 1, 4), ct: Ct));
 
         Assert.Equal(("s", 1L, 3L), (conflict.StreamId, conflict.Expected, conflict.Actual));
-        Assert.Equal(["A", "A", "A"], (await db.Store.ReadStreamAsync("s", ct: Ct)).Select(e => e.Type));
+        Assert.Equal(["A", "A", "A"], (await db.Store.ReadStreamAsync("s", ct: Ct)).Select(Tag));
         Assert.Equal(new LogPosition(3), await db.Store.HeadAsync(Ct));
     }
 
@@ -108,12 +110,14 @@ public sealed class AppendAndReadTests
     }
 
     [Fact]
-    public async Task A_batch_with_one_invalid_json_body_is_refused_whole()
+    public async Task A_batch_with_one_invalid_body_or_unknown_type_is_refused_whole()
     {
         await using var db = await EventStoreDatabase.CreateAsync();
 
-        await Assert.ThrowsAsync<PostgresException>(
-            () => db.Store.AppendAsync("s", ExpectedVersion.NoStream, [Event("A"), Event("B", json: "{not json")], ct: Ct));
+        await Assert.ThrowsAsync<ArgumentException>(
+            () => db.Store.AppendAsync("s", ExpectedVersion.NoStream, [Event("A"), Event("B") with { Body = null, Json = "{not json" }], ct: Ct));
+        await Assert.ThrowsAsync<ArgumentException>(
+            () => db.Store.AppendAsync("s", ExpectedVersion.NoStream, [Event("A"), Event("B") with { Type = "NodeCordoned" }], ct: Ct));
 
         Assert.Empty(await db.Store.ReadStreamAsync("s", ct: Ct));
         Assert.Equal(LogPosition.Start, await db.Store.HeadAsync(Ct));
@@ -139,9 +143,9 @@ public sealed class AppendAndReadTests
         var all = await db.Store.ReadAllAsync(LogPosition.Start, 100, Ct);
         var page = await db.Store.ReadAllAsync(new LogPosition(1), maxCount: 2, Ct);
 
-        Assert.Equal(["A1", "B1", "B2", "A2", "C1"], all.Select(e => e.Type));
+        Assert.Equal(["A1", "B1", "B2", "A2", "C1"], all.Select(Tag));
         Assert.Equal([1L, 2L, 3L, 4L, 5L], all.Select(e => e.Position.Value));
-        Assert.Equal(["B1", "B2"], page.Select(e => e.Type));
+        Assert.Equal(["B1", "B2"], page.Select(Tag));
         Assert.Empty(await db.Store.ReadAllAsync(new LogPosition(5), 100, Ct));
     }
 
@@ -159,11 +163,12 @@ public sealed class AppendAndReadTests
     }
 
     [Fact]
-    public async Task Positions_stay_dense_after_refused_appends()
+    public async Task Positions_only_grow_and_a_refused_append_takes_none()
     {
         await using var db = await EventStoreDatabase.CreateAsync();
         await db.Store.AppendAsync("s", ExpectedVersion.NoStream, [Event("A")], ct: Ct);
         await Assert.ThrowsAsync<StreamVersionConflict>(() => db.Store.AppendAsync("s", ExpectedVersion.NoStream, [Event("B")], ct: Ct));
+        await Assert.ThrowsAsync<LeaseLost>(() => db.Store.AppendAsync("s", 1, [Event("B")], new LeaseFence("shard-1", "nobody"), Ct));
 
         var next = await db.Store.AppendAsync("s", 1, [Event("C")], ct: Ct);
 

@@ -1,6 +1,5 @@
 using Mesh.ControlPlane.EventStore;
 using Mesh.Contracts.Identity;
-using Npgsql;
 using static Mesh.ControlPlane.Tests.EventStore.EventBuilders;
 
 namespace Mesh.ControlPlane.Tests.EventStore;
@@ -16,15 +15,10 @@ public sealed class AppendOrderTests
         await using var db = await EventStoreDatabase.CreateAsync();
         await using var subscriber = new SubscriberProbe(db.Store, LogPosition.Start);
 
-        // The slow appender: the store's own append statements, in a transaction this test keeps open.
+        // The slow appender: the store's own append, in a transaction this test keeps open.
         await using var slow = await db.DataSource.OpenConnectionAsync(Ct);
         await using var slowTx = await slow.BeginTransactionAsync(Ct);
-        await using (var batch = new NpgsqlBatch(slow, slowTx))
-        {
-            foreach (var command in PostgresEventStore.AppendCommands("slow", ExpectedVersion.NoStream, [Event("Slow")], fence: null))
-                batch.BatchCommands.Add(command);
-            await batch.ExecuteNonQueryAsync(Ct);
-        }
+        Assert.Equal(new LogPosition(1), await db.Store.AppendInAsync(slowTx, "slow", ExpectedVersion.NoStream, [Event("Slow")], fence: null, Ct));
 
         var fast = db.Store.AppendAsync("fast", ExpectedVersion.NoStream, [Event("Fast")], ct: Ct);
         await subscriber.AssertNothingMoreWithin(TimeSpan.FromMilliseconds(500));
@@ -33,6 +27,6 @@ public sealed class AppendOrderTests
         await slowTx.CommitAsync(Ct);
 
         Assert.Equal(new LogPosition(2), await fast.WaitAsync(TimeSpan.FromSeconds(10), Ct));
-        Assert.Equal(["Slow", "Fast"], (await subscriber.NextAsync(2, TimeSpan.FromSeconds(10))).Select(e => e.Type));
+        Assert.Equal(["Slow", "Fast"], (await subscriber.NextAsync(2, TimeSpan.FromSeconds(10))).Select(Tag));
     }
 }

@@ -13,6 +13,7 @@ using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
+using Marten;
 using Npgsql;
 using static Mesh.ControlPlane.Tests.Projections.DomainEvents;
 
@@ -29,7 +30,7 @@ public sealed class HistoryApiTests
         await AppendAsync(api.Db.Store, "policy-default/allow-web", PolicyApplied("default", "allow-web", "web"), By("alice", "req-1"));
         await AppendAsync(api.Db.Store, "endpoint-x/a", EndpointRegistered("x", "a", "node-1", "10.0.0.5", 256, "web"), By("bob", "req-2", "cmd-9"));
         var head = await AppendAsync(api.Db.Store, "policy-default/allow-web", PolicyDeleted("default", "allow-web"), By("alice", "req-3"));
-        await RunnerProbe.WaitForCheckpointAsync(api.Db.DataSource, head);
+        await AuditProjectionTests.WaitForAuditAsync(api.Db.Documents, api.Db.Store, head);
 
         var all = await api.GetAsync<AuditEntry[]>("/v1/audit");
         Assert.Equal([1L, 2L, 3L], all.Select(e => e.Position));
@@ -52,6 +53,8 @@ public sealed class HistoryApiTests
     [InlineData("/v1/state", "at")]
     [InlineData("/v1/state?at=soon", "at")]
     [InlineData("/v1/state?at=1", "at")]   // beyond the head of an empty log
+    [InlineData("/v1/state?at=2026-11-21", "at")]   // a date is no instant
+    [InlineData("/v1/state?at=2026-11-21T14:02:00", "at")]   // neither is a time without its offset
     public async Task A_bad_query_is_refused_with_the_field_named(string path, string field)
     {
         await using var api = await HistoryApiServer.StartAsync();
@@ -83,6 +86,12 @@ public sealed class HistoryApiTests
         Assert.Empty(now.Endpoints);
         Assert.Single(now.Identities);
         Assert.Empty((await api.GetAsync<HistoricalState>("/v1/state?at=0")).Identities);
+
+        // By time: Marten's append timestamps lie between these instants.
+        Assert.Equal(5L, (await api.GetAsync<HistoricalState>($"/v1/state?at={Uri.EscapeDataString(DateTimeOffset.UtcNow.AddMinutes(1).ToString("O"))}")).At);
+        var before = await api.GetAsync<HistoricalState>("/v1/state?at=2000-01-01T00:00:00Z");
+        Assert.Equal(0L, before.At);
+        Assert.Empty(before.Identities);
     }
 
     [Fact]
@@ -90,7 +99,7 @@ public sealed class HistoryApiTests
     {
         await using var api = await HistoryApiServer.StartAsync();
         var head = await DomainEvents.AppendHistoryAsync(api.Db.Store, 60);
-        await RunnerProbe.WaitForCheckpointAsync(api.Db.DataSource, head);
+        await AuditProjectionTests.WaitForAuditAsync(api.Db.Documents, api.Db.Store, head);
         var before = await api.GetAsync<AuditEntry[]>("/v1/audit?after=0&limit=1000");
 
         using (var missing = await api.Client.PostAsync("/v1/projections/nope/rebuild", null, Ct))
@@ -102,7 +111,7 @@ public sealed class HistoryApiTests
             Assert.Equal(("audit", head.Value), (status!.Name, status.Head));
         }
 
-        await RunnerProbe.WaitForCheckpointAsync(api.Db.DataSource, head);
+        await AuditProjectionTests.WaitForAuditAsync(api.Db.Documents, api.Db.Store, head);
         Assert.Equal(before, await api.GetAsync<AuditEntry[]>("/v1/audit?after=0&limit=1000"));
         var listed = Assert.Single(await api.GetAsync<ProjectionStatus[]>("/v1/projections"));
         Assert.Equal(("audit", head.Value, head.Value), (listed.Name, listed.Position, listed.Head));
@@ -132,8 +141,9 @@ public sealed class HistoryApiTests
             builder.Logging.ClearProviders();
             builder.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Loopback, 0));
             builder.Services.AddSingleton<NpgsqlDataSource>(db.DataSource);
-            builder.Services.AddSingleton<IEventStore>(db.Store);
-            builder.Services.AddSingleton(RunnerProbe.FastOptions);
+            builder.Services.AddSingleton(EventStoreDatabase.Types);
+            builder.Services.AddEventStore(EventStoreDatabase.FastOptions);
+            builder.Services.ConfigureMarten(o => o.Projections.FastPollingTime = TimeSpan.FromMilliseconds(50));
             builder.Services.AddProjections();
             var app = builder.Build();
             app.MapHistoryEndpoints();

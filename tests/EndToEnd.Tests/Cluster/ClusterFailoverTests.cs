@@ -80,7 +80,9 @@ public sealed class ClusterFailoverTests
         var log = await cluster.LogAsync();
         TestContext.Current.TestOutputHelper?.WriteLine(
             $"failover {failover.TotalSeconds:0.00} s; {acked.Count} writes acknowledged ({beforeKill} before the kill), {failed} failed; {log.Count} events");
-        Assert.Equal(Enumerable.Range(1, log.Count).Select(p => (long)p), log.Select(e => e.Position));
+        // Positions only grow; an append refused or cut off after it had taken its numbers leaves them unused.
+        Assert.Equal(log.Select(e => e.Position).Order(), log.Select(e => e.Position));
+        Assert.Equal(log.Count, log.Select(e => e.Position).Distinct().Count());
 
         // No label set got two identities, no identity two label sets.
         var allocations = log.Where(e => e.Type == "IdentityAllocated").Select(e => JsonNode.Parse(e.Json)!).ToArray();

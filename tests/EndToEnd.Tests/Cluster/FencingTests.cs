@@ -81,10 +81,10 @@ public sealed class FencingTests
             Assert.NotEqual(HttpStatusCode.OK, answer.StatusCode);
         }
         catch (HttpRequestException) { }   // the downed member shut down before it answered
-        Assert.Equal(0, await Scalar(cluster.ConnectionString, "SELECT count(*) FROM mesh_events WHERE metadata->>'principal' = 'paused-owner'"));
+        Assert.Equal(0, await Scalar(cluster.ConnectionString, "SELECT count(*) FROM mt_events WHERE user_name = 'paused-owner'"));
 
         // The shard is served by its new owner: the first apply and the fresh one, nothing of the paused member.
-        Assert.Equal(2, await Scalar(cluster.ConnectionString, $"SELECT count(*) FROM mesh_events WHERE stream_id = '{stream}'"));
+        Assert.Equal(2, await Scalar(cluster.ConnectionString, $"SELECT count(*) FROM mt_events WHERE stream_id = '{stream}'"));
         var again = await others[1].Client.ApplyPolicyAsync("fence", "guarded", StreamPolicy.Replace("PEER", "later"));
         Assert.True(again.Changed);
     }

@@ -62,7 +62,9 @@ public sealed class PostgresRestartTests(ITestOutputHelper output)
             var log = await ReadLogAsync(pg.ConnectionString, ct);
             var (moved, shards) = await ShardsThatChangedHandsAsync(pg.ConnectionString, load.Clock.Elapsed - stopping, ct);
             output.WriteLine($"log: {log.Count} events; {moved} of {shards} shard leases were taken again after the outage began");
-            Assert.Equal(Enumerable.Range(1, log.Count).Select(p => (long)p), log.Select(e => e.Position));
+            // Positions only grow; an append the restart cut off after it had taken its numbers leaves them unused.
+            Assert.Equal(log.Select(e => e.Position).Order(), log.Select(e => e.Position));
+            Assert.Equal(log.Count, log.Select(e => e.Position).Distinct().Count());
             AssertEveryAcknowledgedEndpointIsLogged(load.Endpoints, log);
             AssertEveryAcknowledgedPolicyIsLogged(load.Policies, log);
             AssertOneIdentityPerLabelSet(load.Endpoints, log);
@@ -191,7 +193,7 @@ public sealed class PostgresRestartTests(ITestOutputHelper output)
     {
         await using var conn = new NpgsqlConnection(connectionString);
         await conn.OpenAsync(ct);
-        await using var cmd = new NpgsqlCommand("SELECT position, stream_id, type, data::text FROM mesh_events ORDER BY position", conn);
+        await using var cmd = new NpgsqlCommand("SELECT seq_id, stream_id, type, data::text FROM mt_events WHERE stream_id <> 'mt_tombstone' ORDER BY seq_id", conn);
         await using var reader = await cmd.ExecuteReaderAsync(ct);
         var events = new List<LoggedEvent>();
         while (await reader.ReadAsync(ct))

@@ -78,7 +78,7 @@ internal sealed class ReplicaSet : IAsyncDisposable
     {
         await using var conn = new NpgsqlConnection(_database.ConnectionString);
         await conn.OpenAsync();
-        await using var cmd = new NpgsqlCommand("SELECT position, stream_id, type, data::text FROM mesh_events ORDER BY position", conn);
+        await using var cmd = new NpgsqlCommand("SELECT seq_id, stream_id, type, data::text FROM mt_events WHERE stream_id <> 'mt_tombstone' ORDER BY seq_id", conn);
         var events = new List<(long, string, string, string)>();
         await using var reader = await cmd.ExecuteReaderAsync();
         while (await reader.ReadAsync()) events.Add((reader.GetInt64(0), reader.GetString(1), reader.GetString(2), reader.GetString(3)));

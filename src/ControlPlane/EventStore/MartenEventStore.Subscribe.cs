@@ -1,16 +1,15 @@
 using System.Runtime.CompilerServices;
 using Mesh.Contracts.Identity;
 using Microsoft.Extensions.Logging;
-using Npgsql;
 
 namespace Mesh.ControlPlane.EventStore;
 
-public sealed partial class PostgresEventStore
+public sealed partial class MartenEventStore
 {
     public async IAsyncEnumerable<RecordedEvent> SubscribeAllAsync(
         LogPosition after, [EnumeratorCancellation] CancellationToken ct = default)
     {
-        await using var listener = new LogNotificationListener(dataSource);
+        await using var listener = new LogNotificationListener(dataSource, MartenSetup.AppendChannel);
         var checkpoint = after;
         while (true)
         {
