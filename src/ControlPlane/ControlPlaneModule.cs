@@ -65,6 +65,7 @@ public static class ControlPlaneModule
         await EnsureDatabaseAsync(options.Pg);   // the schema is migrated by the event store module at start
 
         app.UseExceptionHandler();
+        app.Use(WaitUntilCaughtUpAsync);
         app.MapOpenApi();
         app.MapPolicyEndpoints();
         app.MapEndpointEndpoints();
@@ -75,6 +76,26 @@ public static class ControlPlaneModule
 
         app.MapGrpcService<AgentSyncService>();
         return app;
+    }
+
+    /// <summary>
+    /// After a start, the view replays the log before the API answers from it: a half-replayed view would answer a
+    /// past that never was (a policy missing, version 0). Requests wait for it, or get 503 when it takes too long.
+    /// </summary>
+    private static async Task WaitUntilCaughtUpAsync(HttpContext http, Func<Task> next)
+    {
+        var caughtUp = http.RequestServices.GetRequiredService<ClusterState>().CaughtUp;
+        if (!caughtUp.IsCompleted && http.Request.Path.StartsWithSegments("/v1"))
+        {
+            try { await caughtUp.WaitAsync(TimeSpan.FromSeconds(30), http.RequestAborted); }
+            catch (TimeoutException)
+            {
+                await Results.Problem("the control plane is still replaying the event log after its start; retry in a moment",
+                    statusCode: StatusCodes.Status503ServiceUnavailable).ExecuteAsync(http);
+                return;
+            }
+        }
+        await next();
     }
 
     /// <summary>Creates the event store's database on first start, so a fresh PostgreSQL needs no manual step.</summary>

@@ -1,6 +1,6 @@
 namespace Mesh.ControlPlane.EventStore;
 
-/// <summary>Tuning of the catch-up subscription. The defaults suit production; tests shorten them.</summary>
+/// <summary>Tuning of appends and the catch-up subscription. The defaults suit production; tests shorten them.</summary>
 public sealed record EventStoreOptions
 {
     /// <summary>Events read per round trip while catching up. Default 500.</summary>
@@ -17,4 +17,10 @@ public sealed record EventStoreOptions
 
     /// <summary>Longest wait between reconnection attempts. Default 5 s.</summary>
     public TimeSpan MaxReconnectDelay { get; init; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>
+    /// An append whose writer sends nothing for this long while it holds the append lock is ended by the database
+    /// (and fails for its writer), so a paused writer cannot stall the others. Default 3 s: well within the lease TTL.
+    /// </summary>
+    public TimeSpan AppendIdleTimeout { get; init; } = TimeSpan.FromSeconds(3);
 }

@@ -47,10 +47,19 @@ public sealed partial class MartenEventStore
         NpgsqlTransaction tx, string streamId, long expectedVersion, IReadOnlyList<EventData> events, LeaseFence? fence, CancellationToken ct)
     {
         var bodies = events.Select(types.BodyOf).ToArray();   // a bad body refuses the whole batch before anything is sent
-        await using (var lockAndFence = new NpgsqlCommand(LockAndFenceSql, tx.Connection, tx))
+        await using (var lockAndFence = new NpgsqlBatch(tx.Connection, tx))
         {
-            lockAndFence.Parameters.Add(new() { Value = (object?)fence?.Lease ?? DBNull.Value, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Text });
-            lockAndFence.Parameters.Add(new() { Value = (object?)fence?.Owner ?? DBNull.Value, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Text });
+            // The lock is held across the session's round trips: a writer paused between them (a stopped process, a
+            // long GC pause) would stall every append of the cluster. The database ends such a transaction instead.
+            lockAndFence.BatchCommands.Add(new($"SET LOCAL idle_in_transaction_session_timeout = {(int)_options.AppendIdleTimeout.TotalMilliseconds}"));
+            lockAndFence.BatchCommands.Add(new(LockAndFenceSql)
+            {
+                Parameters =
+                {
+                    new() { Value = (object?)fence?.Lease ?? DBNull.Value, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Text },
+                    new() { Value = (object?)fence?.Owner ?? DBNull.Value, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Text },
+                },
+            });
             await using var reader = await lockAndFence.ExecuteReaderAsync(ct);
             await reader.ReadAsync(ct);
             if (!reader.GetBoolean(1)) throw new LeaseLost(fence!);
