@@ -35,6 +35,8 @@ public static class ControlPlaneModule
         builder.Services.AddSingleton<SnapshotStore>();
         // Every aggregate, in one place: the cluster runs whatever is registered here and names none of them.
         builder.Services.AddAggregate(Policy.Aggregate).AddAggregate(Endpoints.Endpoint.Aggregate).AddAggregate(Identity.Aggregate).AddAggregate(Node.Aggregate);
+        // Their application layers: what the REST and gRPC management APIs both call.
+        builder.Services.AddSingleton<PolicyService>().AddSingleton<EndpointService>().AddSingleton<IdentityService>().AddSingleton<NodeService>();
         builder.Services.AddMeshCluster(options);
         builder.Services.AddExceptionHandler<CommandErrors>();
         builder.Services.AddHostedService<IdentityCollector>();
@@ -69,7 +71,7 @@ public static class ControlPlaneModule
         app.MapPolicyEndpoints();
         app.MapEndpointEndpoints();
         app.MapIdentityEndpoints();
-        app.MapNodeEndpoints($"http://{options.AdvertiseAddress}:{options.GrpcPort}");
+        app.MapNodeEndpoints();
         app.MapClusterEndpoints();
         app.MapHistoryEndpoints();
 
