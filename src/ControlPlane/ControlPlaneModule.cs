@@ -5,6 +5,7 @@ using Mesh.ControlPlane.Distribution;
 using Mesh.ControlPlane.Endpoints;
 using Mesh.ControlPlane.EventStore;
 using Mesh.ControlPlane.Identities;
+using Mesh.ControlPlane.Management;
 using Mesh.ControlPlane.Nodes;
 using Mesh.ControlPlane.Policies;
 using Mesh.ControlPlane.Projections;
@@ -57,6 +58,7 @@ public static class ControlPlaneModule
         builder.Services.AddHostedService(sp => sp.GetRequiredService<SyncWakeups>());
         builder.Services.AddAgentProtocolServer();
         builder.Services.AddSingleton<AgentSyncService>();
+        builder.Services.AddManagementApi();
         builder.Services.AddOpenApi();
         builder.Services.AddProblemDetails();
         return builder;
@@ -76,6 +78,7 @@ public static class ControlPlaneModule
         app.MapHistoryEndpoints();
 
         app.MapGrpcService<AgentSyncService>();
+        app.MapManagementApi();
         return app;
     }
 
