@@ -5,6 +5,7 @@ using Mesh.ControlPlane.Distribution;
 using Mesh.ControlPlane.Endpoints;
 using Mesh.ControlPlane.EventStore;
 using Mesh.ControlPlane.Identities;
+using Mesh.ControlPlane.Management;
 using Mesh.ControlPlane.Nodes;
 using Mesh.ControlPlane.Policies;
 using Mesh.ControlPlane.Projections;
@@ -35,6 +36,8 @@ public static class ControlPlaneModule
         builder.Services.AddSingleton<SnapshotStore>();
         // Every aggregate, in one place: the cluster runs whatever is registered here and names none of them.
         builder.Services.AddAggregate(Policy.Aggregate).AddAggregate(Endpoints.Endpoint.Aggregate).AddAggregate(Identity.Aggregate).AddAggregate(Node.Aggregate);
+        // Their application layers: what the REST and gRPC management APIs both call.
+        builder.Services.AddSingleton<PolicyService>().AddSingleton<EndpointService>().AddSingleton<IdentityService>().AddSingleton<NodeService>();
         builder.Services.AddMeshCluster(options);
         builder.Services.AddExceptionHandler<CommandErrors>();
         builder.Services.AddHostedService<IdentityCollector>();
@@ -55,6 +58,7 @@ public static class ControlPlaneModule
         builder.Services.AddHostedService(sp => sp.GetRequiredService<SyncWakeups>());
         builder.Services.AddAgentProtocolServer();
         builder.Services.AddSingleton<AgentSyncService>();
+        builder.Services.AddManagementApi();
         builder.Services.AddOpenApi();
         builder.Services.AddProblemDetails();
         return builder;
@@ -70,11 +74,12 @@ public static class ControlPlaneModule
         app.MapPolicyEndpoints();
         app.MapEndpointEndpoints();
         app.MapIdentityEndpoints();
-        app.MapNodeEndpoints($"http://{options.AdvertiseAddress}:{options.GrpcPort}");
+        app.MapNodeEndpoints();
         app.MapClusterEndpoints();
         app.MapHistoryEndpoints();
 
         app.MapGrpcService<AgentSyncService>();
+        app.MapManagementApi();
         return app;
     }
 

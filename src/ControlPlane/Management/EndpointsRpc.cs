@@ -1,0 +1,31 @@
+using Grpc.Core;
+using Mesh.ControlPlane.Cluster;
+using Mesh.ControlPlane.Endpoints;
+using Mesh.Contracts.Api;
+using Rpc = Mesh.Contracts.Management;
+
+namespace Mesh.ControlPlane.Management;
+
+/// <summary>mesh.management.v1.Endpoints over <see cref="EndpointService"/>.</summary>
+public sealed class EndpointsRpc(EndpointService endpoints, CommandGateway commands) : Rpc.Endpoints.EndpointsBase
+{
+    public override async Task<Rpc.EndpointRegistered> RegisterEndpoint(Rpc.EndpointRegistration request, ServerCallContext context)
+    {
+        var registration = new EndpointRegistration(request.Namespace, request.Name, request.Node, request.Ip, request.Interface,
+            request.Labels, request.NamespaceLabels,
+            request.Ports.Select(p => new EndpointPort(p.Name, p.Port, p.Protocol.Length == 0 ? null : p.Protocol)).ToList());
+        return await endpoints.RegisterAsync(registration, commands.ContextOf(context.GetHttpContext()), context.CancellationToken) switch
+        {
+            EndpointRegisterResult.Registered { Answer: var a } => new() { Namespace = a.Namespace, Name = a.Name, Identity = a.Identity, Version = a.Version },
+            EndpointRegisterResult.Invalid i => throw ManagementErrors.Invalid(i.Errors),
+            var other => throw new InvalidOperationException($"unexpected {other}"),
+        };
+    }
+
+    public override Task<Rpc.EndpointList> ListEndpoints(Rpc.ListEndpointsRequest request, ServerCallContext context) =>
+        Task.FromResult(new Rpc.EndpointList { Endpoints = { endpoints.List().Select(e => e.ToMessage()) } });
+
+    public override async Task<Rpc.WriteResult> DeleteEndpoint(Rpc.EndpointRef request, ServerCallContext context) =>
+        (await endpoints.DeleteAsync(request.Namespace, request.Name, commands.ContextOf(context.GetHttpContext()), context.CancellationToken))?.ToMessage()
+        ?? throw new RpcException(new Status(StatusCode.NotFound, $"no endpoint {request.Namespace}/{request.Name}"));
+}

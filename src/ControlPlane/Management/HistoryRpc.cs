@@ -1,0 +1,63 @@
+using System.Globalization;
+using Google.Protobuf.WellKnownTypes;
+using Grpc.Core;
+using Mesh.ControlPlane.EventStore;
+using Mesh.ControlPlane.Projections;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Rpc = Mesh.Contracts.Management;
+
+namespace Mesh.ControlPlane.Management;
+
+/// <summary>
+/// mesh.management.v1.History over the functions the REST API's /v1/audit and /v1/state call: the request becomes
+/// their query strings, so both APIs read and refuse alike.
+/// </summary>
+public sealed class HistoryRpc(AuditTrail audit, IEventStore store) : Rpc.History.HistoryBase
+{
+    public override async Task<Rpc.AuditList> ListAudit(Rpc.ListAuditRequest request, ServerCallContext context)
+    {
+        // 0 and "" are proto3's absent values: every position is after 0, and the default limit applies.
+        var entries = Answer(await HistoryApi.GetAudit(NullIfEmpty(request.Stream), NullIfEmpty(request.Principal),
+            request.After == 0 ? null : Text(request.After), request.Limit == 0 ? null : Text(request.Limit), audit, context.CancellationToken));
+        return new Rpc.AuditList
+        {
+            Entries =
+            {
+                entries.Select(e => new Rpc.AuditEntry
+                {
+                    Position = e.Position, Time = Timestamp.FromDateTimeOffset(e.Time), Principal = e.Principal, CorrelationId = e.CorrelationId,
+                    CausationId = e.CausationId ?? "", Stream = e.StreamId, Type = e.Type, Summary = e.Summary,
+                }),
+            },
+        };
+    }
+
+    public override async Task<Rpc.HistoricalState> GetStateAt(Rpc.StateAtRequest request, ServerCallContext context)
+    {
+        var at = request.AtCase switch
+        {
+            Rpc.StateAtRequest.AtOneofCase.Version => Text(request.Version),
+            Rpc.StateAtRequest.AtOneofCase.Time => request.Time.ToDateTimeOffset().ToString("O", CultureInfo.InvariantCulture),
+            _ => null,
+        };
+        var state = Answer(await HistoryApi.GetStateAt(at, store, context.CancellationToken));
+        return new Rpc.HistoricalState
+        {
+            Version = state.At, Head = state.Head,
+            Policies = { state.Policies.Select(p => p.ToMessage()) },
+            Endpoints = { state.Endpoints.Select(e => e.ToMessage()) },
+            Identities = { state.Identities.Select(i => i.ToMessage()) },
+        };
+    }
+
+    private static T Answer<T>(Results<Ok<T>, ValidationProblem> result) => result.Result switch
+    {
+        Ok<T> { Value: { } value } => value,
+        ValidationProblem problem => throw ManagementErrors.Invalid(problem),
+        var other => throw new InvalidOperationException($"unexpected {other}"),
+    };
+
+    private static string Text(long value) => value.ToString(CultureInfo.InvariantCulture);
+
+    private static string? NullIfEmpty(string value) => value.Length == 0 ? null : value;
+}

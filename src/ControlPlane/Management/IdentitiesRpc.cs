@@ -1,0 +1,18 @@
+using Grpc.Core;
+using Mesh.ControlPlane.Identities;
+using Rpc = Mesh.Contracts.Management;
+
+namespace Mesh.ControlPlane.Management;
+
+/// <summary>mesh.management.v1.Identities over <see cref="IdentityService"/>.</summary>
+public sealed class IdentitiesRpc(IdentityService identities) : Rpc.Identities.IdentitiesBase
+{
+    public override Task<Rpc.IdentityList> ListIdentities(Rpc.ListIdentitiesRequest request, ServerCallContext context) =>
+        Task.FromResult(new Rpc.IdentityList { Identities = { identities.List().Select(i => i.ToMessage()) } });
+
+    public override Task<Rpc.IdentityPressureList> ListIdentityPressure(Rpc.ListIdentityPressureRequest request, ServerCallContext context) =>
+        Task.FromResult(new Rpc.IdentityPressureList
+        {
+            Identities = { identities.Pressure().Select(p => new Rpc.IdentityPressure { Identity = p.Identity, Labels = p.Labels, Entries = p.Entries, Budget = p.Budget }) },
+        });
+}

@@ -1,0 +1,50 @@
+using Google.Protobuf.WellKnownTypes;
+using Google.Rpc;
+using Grpc.Core;
+using Grpc.Core.Interceptors;
+using Mesh.ControlPlane.Commands;
+
+namespace Mesh.ControlPlane.Management;
+
+/// <summary>
+/// The management API's refusals as gRPC says them, matching the REST API's: a refused command is FAILED_PRECONDITION
+/// (409 there), a passing outage UNAVAILABLE (503), fields a request got wrong INVALID_ARGUMENT with a
+/// google.rpc.BadRequest that names each (400 with a validation problem).
+/// </summary>
+public sealed class ManagementErrors : Interceptor
+{
+    public override async Task<TResponse> UnaryServerHandler<TRequest, TResponse>(
+        TRequest request, ServerCallContext context, UnaryServerMethod<TRequest, TResponse> continuation)
+    {
+        try
+        {
+            return await continuation(request, context);
+        }
+        catch (Exception e) when (CommandErrors.Classify(e) is { } failure)
+        {
+            var code = failure.Failure == CommandFailure.Refused ? StatusCode.FailedPrecondition : StatusCode.Unavailable;
+            throw new RpcException(new Grpc.Core.Status(code, $"{failure.Title}: {e.Message}"));
+        }
+    }
+
+    public static RpcException Invalid(FieldErrors errors)
+    {
+        var request = new BadRequest();
+        foreach (var (field, messages) in errors.Errors)
+            request.FieldViolations.AddRange(messages.Select(m => new BadRequest.Types.FieldViolation { Field = field, Description = m }));
+        return new Google.Rpc.Status
+        {
+            Code = (int)Code.InvalidArgument,
+            Message = $"{errors.Title}: {string.Join("; ", errors.Errors.Select(e => $"{e.Key}: {string.Join(", ", e.Value)}"))}",
+            Details = { Any.Pack(request) },
+        }.ToRpcException();
+    }
+
+    public static RpcException Invalid(string title, string field, string message) => Invalid(FieldErrors.One(title, field, message));
+
+    /// <summary>A REST handler's validation problem, for the handlers both APIs call.</summary>
+    public static RpcException Invalid(Microsoft.AspNetCore.Http.HttpResults.ValidationProblem problem) =>
+        Invalid(new FieldErrors(problem.ProblemDetails.Title ?? "The request is invalid", new(problem.ProblemDetails.Errors)));
+
+    public const string InvalidRequest = "The request is invalid; nothing was applied";
+}

@@ -1,0 +1,46 @@
+using Google.Protobuf.WellKnownTypes;
+using Grpc.Core;
+using Mesh.ControlPlane.Nodes;
+using Rpc = Mesh.Contracts.Management;
+
+namespace Mesh.ControlPlane.Management;
+
+/// <summary>mesh.management.v1.Nodes over <see cref="NodeService"/>.</summary>
+public sealed class NodesRpc(NodeService nodes) : Rpc.Nodes.NodesBase
+{
+    public override Task<Rpc.NodeList> ListNodes(Rpc.ListNodesRequest request, ServerCallContext context) =>
+        Task.FromResult(new Rpc.NodeList
+        {
+            Nodes =
+            {
+                nodes.List().Select(n => new Rpc.Node
+                {
+                    Node_ = n.Node, ProducedVersion = n.ProducedVersion, AckedVersion = n.AckedVersion,
+                    AckedAt = n.AckedAt is { } at ? Timestamp.FromDateTimeOffset(at) : null,
+                    Connected = n.Connected, LastError = n.LastError ?? "", Endpoints = n.Endpoints, Addresses = { n.Addresses ?? [] },
+                    WaitingEndpoints = { (n.WaitingEndpoints ?? []).Select(w => new Rpc.WaitingEndpoint { Endpoint = w.Endpoint, Reason = w.Reason }) },
+                }),
+            },
+        });
+
+    public override async Task<Rpc.NodeHistory> GetNodeHistory(Rpc.NodeHistoryRequest request, ServerCallContext context)
+    {
+        if (request.Node.Length == 0) throw ManagementErrors.Invalid("The request is invalid", "node", "required: the node's name");
+        var history = await nodes.HistoryAsync(request.Node, request.Since?.ToDateTimeOffset(), request.Until?.ToDateTimeOffset(),
+            request.At?.ToDateTimeOffset(), context.CancellationToken);
+        return new Rpc.NodeHistory
+        {
+            Node = history.Node,
+            Enforced = { history.Enforced.Select(e => new Rpc.NodeEnforcement { Version = e.Version, Since = Timestamp.FromDateTimeOffset(e.Since), ContentHash = e.ContentHash }) },
+        };
+    }
+
+    public override Task<Rpc.ControlPlaneStatus> GetStatus(Rpc.GetStatusRequest request, ServerCallContext context)
+    {
+        var s = nodes.Status();
+        return Task.FromResult(new Rpc.ControlPlaneStatus
+        {
+            Version = s.Version, Policies = s.Policies, Endpoints = s.Endpoints, Identities = s.Identities, Nodes = s.Nodes, GrpcAddress = s.GrpcAddress,
+        });
+    }
+}

@@ -1,0 +1,92 @@
+using Grpc.Core;
+using Mesh.ControlPlane.Cluster;
+using Mesh.ControlPlane.Policies;
+using Mesh.Contracts.Policies;
+using Rpc = Mesh.Contracts.Management;
+
+namespace Mesh.ControlPlane.Management;
+
+/// <summary>mesh.management.v1.Policies over <see cref="PolicyService"/>. A namespace of "" is a cluster-wide policy's.</summary>
+public sealed class PoliciesRpc(PolicyService policies, CommandGateway commands) : Rpc.Policies.PoliciesBase
+{
+    public override async Task<Rpc.PolicyApplied> ApplyPolicy(Rpc.ApplyPolicyRequest request, ServerCallContext context)
+    {
+        if (request.Name.Length == 0) throw ManagementErrors.Invalid(ManagementErrors.InvalidRequest, "name", "required: the policy's name");
+        if (string.IsNullOrWhiteSpace(request.Document)) throw ManagementErrors.Invalid(ManagementErrors.InvalidRequest, "document", PolicyService.DocumentRequired);
+        var ns = request.Namespace.Length == 0 ? null : request.Namespace;
+        return await policies.ApplyAsync(ns, request.Name, request.Document, commands.ContextOf(context.GetHttpContext()), context.CancellationToken) switch
+        {
+            PolicyApplyResult.Applied { Answer: var a } => new() { Namespace = a.Namespace, Name = a.Name, Version = a.Version, Hash = a.Hash, Changed = a.Changed, Kind = a.Kind },
+            PolicyApplyResult.Invalid i => throw ManagementErrors.Invalid(i.Errors),
+            PolicyApplyResult.Misplaced m => throw Misplaced(m, request),
+            PolicyApplyResult.OverBudget o => throw OverBudget(o),
+            var other => throw new InvalidOperationException($"unexpected {other}"),
+        };
+    }
+
+    public override Task<Rpc.Policy> GetPolicy(Rpc.PolicyRef request, ServerCallContext context)
+    {
+        var (kind, ns) = Parse(request);
+        return Task.FromResult(policies.Find(kind, ns, request.Name)?.ToMessage()
+            ?? throw new RpcException(new Status(StatusCode.NotFound, $"no {PolicyKinds.DocumentKind(kind)} {Named(ns, request.Name)}")));
+    }
+
+    public override Task<Rpc.PolicyList> ListPolicies(Rpc.ListPoliciesRequest request, ServerCallContext context) =>
+        Task.FromResult(new Rpc.PolicyList { Policies = { policies.List().Select(p => p.ToMessage()) } });
+
+    public override async Task<Rpc.WriteResult> DeletePolicy(Rpc.PolicyRef request, ServerCallContext context)
+    {
+        var (kind, ns) = Parse(request);
+        var deleted = await policies.DeleteAsync(kind, ns, request.Name, commands.ContextOf(context.GetHttpContext()), context.CancellationToken);
+        return deleted?.ToMessage() ?? throw new RpcException(new Status(StatusCode.NotFound, $"no {PolicyKinds.DocumentKind(kind)} {Named(ns, request.Name)}"));
+    }
+
+    /// <summary>The kind a reference names (CiliumNetworkPolicy when empty) and its namespace, which only a cluster-wide policy lacks.</summary>
+    private static (PolicyKind Kind, string Namespace) Parse(Rpc.PolicyRef request)
+    {
+        var kind = PolicyKind.CiliumNetworkPolicy;
+        if (string.Equals(request.Kind.Trim(), PolicyParser.ClusterwideKind, StringComparison.OrdinalIgnoreCase)
+            || string.Equals(request.Kind.Trim(), "ccnp", StringComparison.OrdinalIgnoreCase))
+            kind = PolicyKind.CiliumClusterwideNetworkPolicy;
+        else if (request.Kind.Length > 0 && !PolicyKinds.TryParseNamespaced(request.Kind, out kind))
+            throw ManagementErrors.Invalid(ManagementErrors.InvalidRequest, "kind",
+                $"\"{request.Kind}\" is not a kind of policy: use {PolicyKinds.NamespacedChoices}, or {PolicyParser.ClusterwideKind} (or ccnp)");
+        if (request.Name.Length == 0) throw ManagementErrors.Invalid(ManagementErrors.InvalidRequest, "name", "required: the policy's name");
+        var clusterwide = kind == PolicyKind.CiliumClusterwideNetworkPolicy;
+        if (clusterwide && request.Namespace.Length > 0)
+            throw ManagementErrors.Invalid(ManagementErrors.InvalidRequest, "namespace", "a CiliumClusterwideNetworkPolicy has no namespace: leave namespace empty");
+        if (!clusterwide && request.Namespace.Length == 0)
+            throw ManagementErrors.Invalid(ManagementErrors.InvalidRequest, "namespace", $"required: a {PolicyKinds.DocumentKind(kind)} is namespaced");
+        return (kind, request.Namespace);
+    }
+
+    private static string Named(string ns, string name) => ns.Length == 0 ? name : $"{ns}/{name}";
+
+    private static RpcException Misplaced(PolicyApplyResult.Misplaced m, Rpc.ApplyPolicyRequest request) => m.What switch
+    {
+        PolicyMisplacement.ClusterwideInNamespace => ManagementErrors.Invalid(ManagementErrors.InvalidRequest, "namespace",
+            "a CiliumClusterwideNetworkPolicy has no namespace: leave namespace empty"),
+        PolicyMisplacement.NamespacedWithoutNamespace => ManagementErrors.Invalid(ManagementErrors.InvalidRequest, "namespace",
+            $"required: a {PolicyKinds.DocumentKind(m.Policy.Kind)} is namespaced"),
+        PolicyMisplacement.OtherName => ManagementErrors.Invalid(ManagementErrors.InvalidRequest, "metadata.name",
+            $"\"{m.Policy.Name}\" does not match the name requested, \"{request.Name}\""),
+        _ => ManagementErrors.Invalid(ManagementErrors.InvalidRequest, "metadata.namespace",
+            $"\"{m.Policy.Namespace}\" does not match the namespace requested, \"{request.Namespace}\""),
+    };
+
+    /// <summary>FAILED_PRECONDITION with a google.rpc.PreconditionFailure naming each identity that would overflow.</summary>
+    private static RpcException OverBudget(PolicyApplyResult.OverBudget o)
+    {
+        var failure = new Google.Rpc.PreconditionFailure();
+        failure.Violations.AddRange(o.Violations.Select(v => new Google.Rpc.PreconditionFailure.Types.Violation
+        {
+            Type = "ENTRY_BUDGET", Subject = $"identity {v.Identity}", Description = v.ToString(),
+        }));
+        return new Google.Rpc.Status
+        {
+            Code = (int)Google.Rpc.Code.FailedPrecondition,
+            Message = $"{o.Title}\n{string.Join("\n", o.Violations)}",
+            Details = { Google.Protobuf.WellKnownTypes.Any.Pack(failure) },
+        }.ToRpcException();
+    }
+}

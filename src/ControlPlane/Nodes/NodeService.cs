@@ -1,0 +1,54 @@
+using Mesh.ControlPlane.Commands;
+using Mesh.ControlPlane.EventStore;
+using Mesh.ControlPlane.State;
+using Mesh.Contracts.Api;
+
+namespace Mesh.ControlPlane.Nodes;
+
+/// <summary>The node application layer, behind both APIs: convergence per node, what each node enforced when, and the control plane's status.</summary>
+public sealed class NodeService(ClusterState state, NodeTracker tracker, IEventStore store, ControlPlaneOptions options)
+{
+    /// <summary>Where agents reach this control plane over gRPC.</summary>
+    public string GrpcAddress => $"http://{options.AdvertiseAddress}:{options.GrpcPort}";
+
+    public NodeView[] List() => Nodes(state.Current);
+
+    public StatusView Status()
+    {
+        var view = state.Current;
+        return new StatusView(view.Position.Value, view.Policies.Count, view.Endpoints.Count, view.Identities.Count, Nodes(view).Length, GrpcAddress);
+    }
+
+    /// <summary>
+    /// The versions the node enforced, from its stream: each entry holds from its time until the next one. With
+    /// <paramref name="at"/>, the one entry in force then; <paramref name="since"/>/<paramref name="until"/> keep the entries in force within that window.
+    /// </summary>
+    public async Task<NodeHistoryView> HistoryAsync(string node, DateTimeOffset? since, DateTimeOffset? until, DateTimeOffset? at, CancellationToken ct)
+    {
+        var enforced = (await store.ReadStreamAsync(Node.StreamId(node), 0, ct))
+            .Select(EventCodec.Decode).OfType<NodeEvent.NodeEnforced>()
+            .Select(e => new NodeEnforcementView(e.Version, e.Since, e.ContentHash)).ToList();
+        // An entry is in force from its time until the next entry's.
+        bool InForce(int i, DateTimeOffset start, DateTimeOffset? end) =>
+            (end is null || enforced[i].Since < end) && (i + 1 == enforced.Count || enforced[i + 1].Since > start);
+        var kept = enforced.Where((_, i) => at is { } t ? enforced[i].Since <= t && InForce(i, t, null)
+            : InForce(i, since ?? DateTimeOffset.MinValue, until)).ToArray();
+        return new NodeHistoryView(node, kept);
+    }
+
+    /// <summary>Every version reaches every node (a delta, or the version alone when its content did not change), so
+    /// the newest version produced for a node is the view's position.</summary>
+    private NodeView[] Nodes(ClusterView view)
+    {
+        // Counted once: 50,000 endpoints over 1,000 nodes are one pass, not one per node.
+        var endpoints = view.Endpoints.Values.CountBy(e => e.Spec.Node, StringComparer.Ordinal).ToDictionary(StringComparer.Ordinal);
+        return endpoints.Keys.Union(tracker.Nodes, StringComparer.Ordinal).Union(view.Nodes.Keys, StringComparer.Ordinal).Order(StringComparer.Ordinal)
+            .Select(node =>
+            {
+                var report = tracker.Of(view, node);
+                return new NodeView(node, view.Position.Value, report.AckedVersion, report.AckedAt, report.Connected, report.LastError,
+                    endpoints.GetValueOrDefault(node), view.Nodes.GetValueOrDefault(node)?.Addresses ?? [],
+                    [.. report.WaitingEndpoints.Select(w => new WaitingEndpointView(w.Key, w.Value))]);
+            }).ToArray();
+    }
+}
