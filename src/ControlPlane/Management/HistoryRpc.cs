@@ -12,7 +12,7 @@ namespace Mesh.ControlPlane.Management;
 /// mesh.management.v1.History over the functions the REST API's /v1/audit and /v1/state call: the request becomes
 /// their query strings, so both APIs read and refuse alike.
 /// </summary>
-public sealed class HistoryRpc(AuditTrail audit, IEventStore store) : Rpc.History.HistoryBase
+public sealed class HistoryRpc(AuditTrail audit, MartenEventStore store, StateAt stateAt) : Rpc.History.HistoryBase
 {
     public override async Task<Rpc.AuditList> ListAudit(Rpc.ListAuditRequest request, ServerCallContext context)
     {
@@ -40,7 +40,7 @@ public sealed class HistoryRpc(AuditTrail audit, IEventStore store) : Rpc.Histor
             Rpc.StateAtRequest.AtOneofCase.Time => request.Time.ToDateTimeOffset().ToString("O", CultureInfo.InvariantCulture),
             _ => null,
         };
-        var state = Answer(await HistoryApi.GetStateAt(at, store, context.CancellationToken));
+        var state = Answer(await HistoryApi.GetStateAt(at, store, stateAt, context.CancellationToken));
         return new Rpc.HistoricalState
         {
             Version = state.At, Head = state.Head,
