@@ -204,6 +204,10 @@ public sealed class ManagementGrpcTests : IAsyncLifetime
         Assert.Equal((applied.Version, deleted.Version), (then.Version, then.Head));
         Assert.Equal((applied.Hash, "alice"), (Assert.Single(then.Policies).Hash, then.Policies[0].AppliedBy));
         Assert.Empty(now.Policies);
+        // By time: the instant the apply was recorded holds the policy, as the version does.
+        var appliedAt = (await HistoryApi.ListAuditAsync(new() { After = applied.Version - 1, Limit = 1 }, cancellationToken: Ct)).Entries.Single().Time;
+        var byTime = await HistoryApi.GetStateAtAsync(new() { Time = appliedAt }, cancellationToken: Ct);
+        Assert.Equal(applied.Hash, Assert.Single(byTime.Policies).Hash);
         Assert.Equal(["at"], Fields(await Assert.ThrowsAsync<RpcException>(async () =>
             await HistoryApi.GetStateAtAsync(new() { Version = deleted.Version + 1 }, cancellationToken: Ct))));
         Assert.Equal(["at"], Fields(await Assert.ThrowsAsync<RpcException>(async () =>
