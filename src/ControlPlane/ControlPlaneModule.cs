@@ -53,6 +53,7 @@ public static class ControlPlaneModule
         });
         builder.Services.AddHostedService(sp => sp.GetRequiredService<NodeReportRecorder>());
         builder.Services.AddSingleton<SnapshotCompiler>();
+        builder.Services.AddSingleton<StartupReplay>();
         builder.Services.AddHostedService<CompileLoop>();
         builder.Services.AddSingleton<SyncWakeups>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<SyncWakeups>());
@@ -84,15 +85,16 @@ public static class ControlPlaneModule
     }
 
     /// <summary>
-    /// After a start, the view replays the log before the API answers from it: a half-replayed view would answer a
-    /// past that never was (a policy missing, version 0). Requests wait for it, or get 503 when it takes too long.
+    /// After a start, the view replays the log and the compiler compiles it before the API answers: a half-replayed
+    /// view would answer a past that never was (a policy missing, version 0). Requests wait for that, or get 503 when
+    /// it takes too long.
     /// </summary>
     private static async Task WaitUntilCaughtUpAsync(HttpContext http, Func<Task> next)
     {
-        var caughtUp = http.RequestServices.GetRequiredService<ClusterState>().CaughtUp;
-        if (!caughtUp.IsCompleted && http.Request.Path.StartsWithSegments("/v1"))
+        var ready = http.RequestServices.GetRequiredService<StartupReplay>().Done;
+        if (!ready.IsCompleted && http.Request.Path.StartsWithSegments("/v1"))
         {
-            try { await caughtUp.WaitAsync(TimeSpan.FromSeconds(30), http.RequestAborted); }
+            try { await ready.WaitAsync(TimeSpan.FromSeconds(30), http.RequestAborted); }
             catch (TimeoutException)
             {
                 await Results.Problem("the control plane is still replaying the event log after its start; retry in a moment",
@@ -101,6 +103,18 @@ public static class ControlPlaneModule
             }
         }
         await next();
+    }
+
+    /// <summary>Completes once the log as it stood at start is in the view and compiled.</summary>
+    private sealed class StartupReplay(ClusterState state, SnapshotCompiler compiler)
+    {
+        private readonly Lazy<Task> _done = new(async () =>
+        {
+            await state.CaughtUp;
+            await compiler.WaitForAsync(state.Current.Position.Value, CancellationToken.None);
+        });
+
+        public Task Done => _done.Value;
     }
 
     /// <summary>Creates the event store's database on first start, so a fresh PostgreSQL needs no manual step.</summary>

@@ -12,7 +12,17 @@ public static class ClusterApi
 {
     public static IEndpointRouteBuilder MapClusterEndpoints(this IEndpointRouteBuilder app)
     {
-        app.MapGet("/v1/cluster", (ClusterStatus status, CancellationToken ct) => status.ViewAsync(ct)).WithTags("Cluster");
+        app.MapGet("/v1/cluster", async Task<IResult> (ClusterStatus status, CancellationToken ct) =>
+        {
+            try { return TypedResults.Ok(await status.ViewAsync(ct)); }
+            catch (AskTimeoutException)
+            {
+                // The shard coordinator lives on the oldest member: while that member is unreachable and being
+                // replaced, nobody can say where the shards are.
+                return TypedResults.Problem("the shard coordinator did not answer: a member is unreachable and the cluster is moving its " +
+                    "shards; retry in a few seconds", statusCode: StatusCodes.Status503ServiceUnavailable);
+            }
+        }).WithTags("Cluster");
         return app;
     }
 }

@@ -1,4 +1,5 @@
 using Mesh.ControlPlane.Commands;
+using Mesh.ControlPlane.Distribution;
 using Mesh.ControlPlane.EventStore;
 using Mesh.ControlPlane.State;
 using Mesh.Contracts.Api;
@@ -6,7 +7,7 @@ using Mesh.Contracts.Api;
 namespace Mesh.ControlPlane.Nodes;
 
 /// <summary>The node application layer, behind both APIs: convergence per node, what each node enforced when, and the control plane's status.</summary>
-public sealed class NodeService(ClusterState state, NodeTracker tracker, IEventStore store, ControlPlaneOptions options)
+public sealed class NodeService(ClusterState state, SnapshotCompiler compiler, NodeTracker tracker, IEventStore store, ControlPlaneOptions options)
 {
     /// <summary>Where agents reach this control plane over gRPC.</summary>
     public string GrpcAddress => $"http://{options.AdvertiseAddress}:{options.GrpcPort}";
@@ -16,7 +17,7 @@ public sealed class NodeService(ClusterState state, NodeTracker tracker, IEventS
     public StatusView Status()
     {
         var view = state.Current;
-        return new StatusView(view.Position.Value, view.Policies.Count, view.Endpoints.Count, view.Identities.Count, Nodes(view).Length, GrpcAddress);
+        return new StatusView(compiler.Latest.Version, view.Policies.Count, view.Endpoints.Count, view.Identities.Count, Nodes(view).Length, GrpcAddress);
     }
 
     /// <summary>
@@ -37,16 +38,18 @@ public sealed class NodeService(ClusterState state, NodeTracker tracker, IEventS
     }
 
     /// <summary>Every version reaches every node (a delta, or the version alone when its content did not change), so
-    /// the newest version produced for a node is the view's position.</summary>
+    /// the newest version produced for a node is the compiler's newest (the view may be further on, by events no
+    /// snapshot holds, such as the nodes' own reports).</summary>
     private NodeView[] Nodes(ClusterView view)
     {
         // Counted once: 50,000 endpoints over 1,000 nodes are one pass, not one per node.
+        var produced = compiler.Latest.Version;
         var endpoints = view.Endpoints.Values.CountBy(e => e.Spec.Node, StringComparer.Ordinal).ToDictionary(StringComparer.Ordinal);
         return endpoints.Keys.Union(tracker.Nodes, StringComparer.Ordinal).Union(view.Nodes.Keys, StringComparer.Ordinal).Order(StringComparer.Ordinal)
             .Select(node =>
             {
                 var report = tracker.Of(view, node);
-                return new NodeView(node, view.Position.Value, report.AckedVersion, report.AckedAt, report.Connected, report.LastError,
+                return new NodeView(node, produced, report.AckedVersion, report.AckedAt, report.Connected, report.LastError,
                     endpoints.GetValueOrDefault(node), view.Nodes.GetValueOrDefault(node)?.Addresses ?? [],
                     [.. report.WaitingEndpoints.Select(w => new WaitingEndpointView(w.Key, w.Value))]);
             }).ToArray();
