@@ -3,6 +3,7 @@ MESH_HOME=${MESH_HOME:-$ROOT/.mesh}
 PG_PORT=${MESH_PG_PORT:-55432}
 API_PORT=${MESH_API_PORT:-7080}
 GRPC_PORT=${MESH_GRPC_PORT:-7081}
+REMOTING_PORT=${MESH_REMOTING_PORT:-7082}
 PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
 export MESH_HOME DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPERIENCE=1
 
@@ -87,7 +88,7 @@ cp_start() {
   if cp_running; then return 0; fi
   say "starting the control plane on 127.0.0.1:$API_PORT (gRPC $GRPC_PORT)"
   nohup dotnet "$(bin_dir ControlPlane)/mesh-controlplane.dll" --pg="$(pg_conn "$CP_DB")" \
-    --api-port="$API_PORT" --grpc-port="$GRPC_PORT" >"$(cp_log)" 2>&1 &
+    --api-port="$API_PORT" --grpc-port="$GRPC_PORT" --remoting-port="$REMOTING_PORT" >"$(cp_log)" 2>&1 &
   echo $! >"$(cp_pidfile)"
   for _ in $(seq 1 150); do
     if curl -fs "http://127.0.0.1:$API_PORT/v1/status" >/dev/null 2>&1; then return 0; fi
