@@ -32,9 +32,9 @@ public sealed record ClusterOptions
 
     /// <summary>
     /// The split brain resolver decides after membership and reachability have been stable this long. With the
-    /// failure detector's 3 s of acceptable heartbeat pause it bounds how soon a dead member's shards move. Default 2 s.
+    /// failure detector's 3 s of acceptable heartbeat pause it bounds how soon a dead member's shards move. Default 1.5 s.
     /// </summary>
-    public TimeSpan StableAfter { get; init; } = TimeSpan.FromSeconds(2);
+    public TimeSpan StableAfter { get; init; } = TimeSpan.FromSeconds(1.5);
 
     /// <summary>
     /// How long after a downed member is removed its shards start on the survivors (Akka's down-removal-margin). Akka

@@ -26,7 +26,10 @@ public sealed partial class MartenEventStore
     // that row) either committed before the check and the append is refused, or waits until the append committed.
     private static readonly string LockAndFenceSql =
         $"SELECT pg_advisory_xact_lock({AdvisoryLocks.Append}), " +
-        $"$1::text IS NULL OR EXISTS (SELECT 1 FROM {LeasesTable} WHERE name = $1 AND owner = $2 AND expires_at > clock_timestamp() FOR SHARE)";
+        $"EXISTS (SELECT 1 FROM {LeasesTable} WHERE name = $1 AND owner = $2 AND expires_at > clock_timestamp() FOR SHARE)";
+
+    // Without a fence the lease table is never named: it exists only once a lease was taken.
+    private static readonly string LockSql = $"SELECT pg_advisory_xact_lock({AdvisoryLocks.Append}), true";
 
     public async Task<LogPosition> AppendAsync(
         string streamId, long expectedVersion, IReadOnlyList<EventData> events, LeaseFence? fence = null, CancellationToken ct = default)
@@ -52,12 +55,12 @@ public sealed partial class MartenEventStore
             // The lock is held across the session's round trips: a writer paused between them (a stopped process, a
             // long GC pause) would stall every append of the cluster. The database ends such a transaction instead.
             lockAndFence.BatchCommands.Add(new($"SET LOCAL idle_in_transaction_session_timeout = {(int)_options.AppendIdleTimeout.TotalMilliseconds}"));
-            lockAndFence.BatchCommands.Add(new(LockAndFenceSql)
+            lockAndFence.BatchCommands.Add(fence is null ? new(LockSql) : new(LockAndFenceSql)
             {
                 Parameters =
                 {
-                    new() { Value = (object?)fence?.Lease ?? DBNull.Value, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Text },
-                    new() { Value = (object?)fence?.Owner ?? DBNull.Value, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Text },
+                    new() { Value = fence.Lease, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Text },
+                    new() { Value = fence.Owner, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Text },
                 },
             });
             await using var reader = await lockAndFence.ExecuteReaderAsync(ct);

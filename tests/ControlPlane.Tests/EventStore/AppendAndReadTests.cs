@@ -12,6 +12,18 @@ public sealed class AppendAndReadTests
     private static CancellationToken Ct => TestContext.Current.CancellationToken;
 
     [Fact]
+    public async Task An_append_without_a_fence_needs_no_lease_table()
+    {
+        // A fresh database, before any replica took a lease: tools and single processes append unfenced.
+        await using var db = await EventStoreDatabase.CreateAsync();
+        await db.ScalarAsync("DROP TABLE mesh_leases");
+
+        await db.Store.AppendAsync("s", ExpectedVersion.NoStream, [Event("First")], null, Ct);
+
+        Assert.Equal(["First"], (await db.Store.ReadStreamAsync("s", ct: Ct)).Select(Tag));
+    }
+
+    [Fact]
     public async Task Appended_events_read_back_in_stream_order_with_their_body_and_metadata()
     {
         await using var db = await EventStoreDatabase.CreateAsync();
