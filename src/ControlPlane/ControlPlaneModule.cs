@@ -33,7 +33,6 @@ public static class ControlPlaneModule
         builder.Services.AddSingleton(_ => NpgsqlDataSource.Create(options.Pg));
         builder.Services.AddEventStore();
         builder.Services.AddProjections();
-        builder.Services.AddSingleton<SnapshotStore>();
         // Every aggregate, in one place: the cluster runs whatever is registered here and names none of them.
         builder.Services.AddAggregate(Policy.Aggregate).AddAggregate(Endpoints.Endpoint.Aggregate).AddAggregate(Identity.Aggregate).AddAggregate(Node.Aggregate);
         // Their application layers: what the REST and gRPC management APIs both call.

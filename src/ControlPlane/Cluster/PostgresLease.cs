@@ -65,7 +65,7 @@ public sealed partial class PostgresLease : Lease
     public static string ShardLeaseName(ActorSystem system, string typeName, string shardId) => $"{system.Name}-shard-{typeName}-{shardId}";
 
     public const string CreateTableSql =
-        "CREATE TABLE IF NOT EXISTS mesh_leases (name text PRIMARY KEY, owner text, expires_at timestamptz NOT NULL DEFAULT '-infinity', acquired_at timestamptz)";
+        $"CREATE TABLE IF NOT EXISTS {LeaseFence.Table} (name text PRIMARY KEY, owner text, expires_at timestamptz NOT NULL DEFAULT '-infinity', acquired_at timestamptz)";
 
     public override Task<bool> Acquire() => Acquire(_ => { });
 

@@ -10,9 +10,6 @@ namespace Mesh.ControlPlane.EventStore;
 
 public sealed partial class MartenEventStore
 {
-    /// <summary>The table the lease owner keeps (created by the cluster with exactly this shape).</summary>
-    public const string LeasesTable = "mesh_leases";
-
     // Why appenders take turns (the hazard Marten's UseExclusiveLockOnConcurrentAppends documents): a sequence
     // number is handed out at insert but becomes visible at commit. Transaction A takes 41, B takes 42 and commits
     // first; a reader sees 42, moves its checkpoint past 41, and when A commits, 41 is behind every reader forever.
@@ -26,7 +23,7 @@ public sealed partial class MartenEventStore
     // that row) either committed before the check and the append is refused, or waits until the append committed.
     private static readonly string LockAndFenceSql =
         $"SELECT pg_advisory_xact_lock({AdvisoryLocks.Append}), " +
-        $"EXISTS (SELECT 1 FROM {LeasesTable} WHERE name = $1 AND owner = $2 AND expires_at > clock_timestamp() FOR SHARE)";
+        $"EXISTS (SELECT 1 FROM {LeaseFence.Table} WHERE name = $1 AND owner = $2 AND expires_at > clock_timestamp() FOR SHARE)";
 
     // Without a fence the lease table is never named: it exists only once a lease was taken.
     private static readonly string LockSql = $"SELECT pg_advisory_xact_lock({AdvisoryLocks.Append}), true";

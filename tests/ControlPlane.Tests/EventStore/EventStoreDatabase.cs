@@ -22,8 +22,7 @@ internal sealed class EventStoreDatabase : IAsyncDisposable
     public static readonly EventTypes Types = new([.. EventCodec.Types, typeof(TestEvent)]);
 
     /// <summary>The lease table exactly as the cluster creates it.</summary>
-    public const string LeasesDdl =
-        "CREATE TABLE IF NOT EXISTS mesh_leases (name text PRIMARY KEY, owner text, expires_at timestamptz NOT NULL DEFAULT '-infinity', acquired_at timestamptz)";
+    public const string LeasesDdl = Mesh.ControlPlane.Cluster.PostgresLease.CreateTableSql;
 
     private readonly PostgresDatabase _database;
 
