@@ -80,6 +80,10 @@ public static class ClusterModule
     /// <summary>Every cluster setting that has no typed option in Akka.Hosting, with why it differs from Akka's default.</summary>
     private static string Hocon(ClusterOptions o) => $$"""
         akka.cluster {
+          # A member that misses heartbeats for 2 s (Akka's default is 3 s) is unreachable: with stable-after and the
+          # removal margin this bounds how soon a dead member's shards move. Wrongly suspecting a live member costs
+          # a restart of it, never a split: shard leases fence every append.
+          failure-detector.acceptable-heartbeat-pause = 2s
           # Decide on a partition soon after it is stable: a dead owner's shards move only after it is downed.
           split-brain-resolver {
             stable-after = {{o.StableAfter.TotalMilliseconds}}ms

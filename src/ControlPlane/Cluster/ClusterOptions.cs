@@ -32,7 +32,7 @@ public sealed record ClusterOptions
 
     /// <summary>
     /// The split brain resolver decides after membership and reachability have been stable this long. With the
-    /// failure detector's 3 s of acceptable heartbeat pause it bounds how soon a dead member's shards move. Default 1.5 s.
+    /// failure detector's 2 s of acceptable heartbeat pause it bounds how soon a dead member's shards move. Default 1.5 s.
     /// </summary>
     public TimeSpan StableAfter { get; init; } = TimeSpan.FromSeconds(1.5);
 
