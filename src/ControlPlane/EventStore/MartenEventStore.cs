@@ -40,13 +40,59 @@ public sealed partial class MartenEventStore(
         // Reading "after the last position seen" is only safe because positions become visible in order (see the
         // append lock): no event can later appear below a position a reader has already passed. What can appear
         // there is a tombstone Marten writes for an append that failed after taking its numbers: never delivered.
-        await using var session = store.QuerySession();
-        var events = await session.Events.QueryAllRawEvents()
-            .Where(e => e.Sequence > after.Value && e.StreamKey != Tombstone.StreamKey)
-            .OrderBy(e => e.Sequence)
-            .Take(maxCount)
-            .ToListAsync(ct);
-        return events.Select(ToRecorded).ToArray();
+        //
+        // The log is read with one statement over Marten's event table, each body parsed from the row the reader
+        // already holds with the JSON options Marten was given (MartenSetup): Marten's LINQ reader streams every column
+        // of every row asynchronously, which made a catch-up three to four times slower than the database delivers rows.
+        await EnsureEventTablesAsync(ct);
+        await using var command = dataSource.CreateCommand(ReadAllSql);
+        command.Parameters.Add(new() { Value = after.Value, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Bigint });
+        command.Parameters.Add(new() { Value = maxCount, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Integer });
+        await using var reader = await command.ExecuteReaderAsync(ct);
+        var events = new List<RecordedEvent>(Math.Min(maxCount, 4096));
+        while (await reader.ReadAsync(ct))
+        {
+            var typeName = reader.GetString(3);
+            if (!types.TryGet(typeName, out var type))
+                throw new InvalidOperationException($"The event at position {reader.GetInt64(0)} has the unknown type '{typeName}'.");
+            var body = JsonSerializer.Deserialize(reader.GetString(4), type, EventTypes.Json)!;
+            var metadata = new EventMetadata(
+                reader.IsDBNull(7) ? "" : reader.GetString(7),
+                reader.IsDBNull(8) ? reader.GetFieldValue<DateTimeOffset>(9) : TimeOf(reader.GetString(8)) ?? reader.GetFieldValue<DateTimeOffset>(9),
+                reader.IsDBNull(5) ? "" : reader.GetString(5),
+                reader.IsDBNull(6) ? null : reader.GetString(6));
+            events.Add(new RecordedEvent(new LogPosition(reader.GetInt64(0)), reader.GetString(1), reader.GetInt64(2), typeName, body, metadata));
+        }
+        return events;
+    }
+
+    /// <summary>
+    /// Creates Marten's event tables if they are missing: the statements of this store that name them directly may
+    /// run before Marten's own start-up migration, which every Marten query would otherwise have waited for.
+    /// </summary>
+    private Task EnsureEventTablesAsync(CancellationToken ct) =>
+        _eventTablesChecked ? Task.CompletedTask : EnsureAsync();
+
+    private async Task EnsureAsync()
+    {
+        await store.Storage.Database.EnsureStorageExistsAsync(typeof(IEvent), CancellationToken.None);
+        _eventTablesChecked = true;
+    }
+
+    private volatile bool _eventTablesChecked;
+
+    private string ReadAllSql => field ??= $"""
+        SELECT seq_id, stream_id, version, type, data, correlation_id, causation_id, user_name, headers, timestamp
+        FROM {store.Options.Events.DatabaseSchemaName}.mt_events
+        WHERE seq_id > $1 AND stream_id <> '{Tombstone.StreamKey}'
+        ORDER BY seq_id LIMIT $2
+        """;
+
+    /// <summary>The decision time from an event's headers (JSON text), or null when they carry none.</summary>
+    private static DateTimeOffset? TimeOf(string headers)
+    {
+        using var json = JsonDocument.Parse(headers);
+        return json.RootElement.TryGetProperty(TimeHeader, out var time) && time.ValueKind == JsonValueKind.String ? Parse(time.GetString()!) : null;
     }
 
     public async Task<LogPosition> HeadAsync(CancellationToken ct = default)
