@@ -2,12 +2,10 @@ using System.Net;
 using Mesh.ControlPlane.Cluster;
 using Mesh.ControlPlane.Commands;
 using Mesh.ControlPlane.Distribution;
-using Mesh.ControlPlane.Endpoints;
 using Mesh.ControlPlane.EventStore;
 using Mesh.ControlPlane.Identities;
 using Mesh.ControlPlane.Management;
 using Mesh.ControlPlane.Nodes;
-using Mesh.ControlPlane.Policies;
 using Mesh.ControlPlane.Projections;
 using Mesh.ControlPlane.State;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
@@ -33,10 +31,9 @@ public static class ControlPlaneModule
         builder.Services.AddSingleton(_ => NpgsqlDataSource.Create(options.Pg));
         builder.Services.AddEventStore();
         builder.Services.AddProjections();
-        // Every aggregate, in one place: the cluster runs whatever is registered here and names none of them.
-        builder.Services.AddAggregate(Policy.Aggregate).AddAggregate(Endpoints.Endpoint.Aggregate).AddAggregate(Identity.Aggregate).AddAggregate(Node.Aggregate);
-        // Their application layers: what the REST and gRPC management APIs both call.
-        builder.Services.AddSingleton<PolicyService>().AddSingleton<EndpointService>().AddSingleton<IdentityService>().AddSingleton<NodeService>();
+        // Every aggregate module (Modules.All): the cluster runs its aggregate, and its application service is what the
+        // REST and gRPC management APIs both call.
+        builder.Services.AddModules();
         builder.Services.AddMeshCluster(options);
         builder.Services.AddExceptionHandler<CommandErrors>();
         builder.Services.AddHostedService<IdentityCollector>();
@@ -71,10 +68,7 @@ public static class ControlPlaneModule
         app.UseExceptionHandler();
         app.Use(WaitUntilCaughtUpAsync);
         app.MapOpenApi();
-        app.MapPolicyEndpoints();
-        app.MapEndpointEndpoints();
-        app.MapIdentityEndpoints();
-        app.MapNodeEndpoints();
+        app.MapModules();
         app.MapClusterEndpoints();
         app.MapHistoryEndpoints();
 

@@ -5,22 +5,15 @@ namespace Mesh.ControlPlane.Commands;
 
 /// <summary>
 /// Maps domain events to stored events and back. The stored type is the record's name (a fact in the domain's
-/// language, e.g. "PolicyApplied"); every event type is registered here once, so an unknown type in the log is a
-/// loud error rather than a silently skipped fact.
+/// language, e.g. "PolicyApplied"); every event type is registered once, by its module, so an unknown type in the log
+/// is a loud error rather than a silently skipped fact.
 /// </summary>
 public static class EventCodec
 {
     public static readonly JsonSerializerOptions Json = EventTypes.Json;
 
-    /// <summary>Every domain event type; the event store registers them with Marten under these names.</summary>
-    public static readonly IReadOnlyList<Type> Types =
-    [
-        typeof(Policies.PolicyEvent.PolicyApplied), typeof(Policies.PolicyEvent.PolicyDeleted),
-        typeof(Endpoints.EndpointEvent.EndpointRegistered), typeof(Endpoints.EndpointEvent.EndpointDeleted),
-        typeof(Identities.IdentityEvent.IdentityAllocated), typeof(Identities.IdentityEvent.IdentityReleased),
-        typeof(Nodes.NodeEvent.NodeRegistered), typeof(Nodes.NodeEvent.NodeEnforced), typeof(Nodes.NodeEvent.NodeEndpointsWaiting),
-        typeof(Nodes.NodeEvent.NodeApplyFailed),
-    ];
+    /// <summary>Every domain event type (each module declares its own, see <see cref="Modules"/>).</summary>
+    public static IReadOnlyList<Type> Types => Modules.EventTypes;
 
     private static readonly Dictionary<string, Type> TypesByName = Types.ToDictionary(t => t.Name);
 

@@ -58,8 +58,12 @@ public static class Endpoint
 
     public static readonly Decider<EndpointCommand, EndpointEvent, EndpointState> Decider = new(Decide, Evolve, new EndpointState.Absent());
 
-    /// <summary>This aggregate as the cluster runs it (registered in <see cref="ControlPlaneModule"/>).</summary>
+    /// <summary>This aggregate as the cluster runs it (registered with its <see cref="Module"/>).</summary>
     public static readonly Cluster.AggregateType<EndpointCommand, EndpointEvent, EndpointState> Aggregate = new("endpoint", Decider);
+
+    /// <summary>This aggregate's module: its events, view fold, application service and routes (listed in <see cref="Modules"/>).</summary>
+    public static readonly AggregateModule Module = AggregateModule.Of(Aggregate, EndpointFold.Apply,
+        services => services.AddSingleton<EndpointService>(), routes => routes.MapEndpointEndpoints());
 
     public static IReadOnlyList<EndpointEvent> Decide(EndpointCommand command, EndpointState state) => (command, state) switch
     {

@@ -42,8 +42,12 @@ public static class Identity
 
     public static readonly Decider<IdentityCommand, IdentityEvent, IdentityState> Decider = new(Decide, Evolve, IdentityState.Empty);
 
-    /// <summary>This aggregate as the cluster runs it (registered in <see cref="ControlPlaneModule"/>).</summary>
+    /// <summary>This aggregate as the cluster runs it (registered with its <see cref="Module"/>).</summary>
     public static readonly Cluster.AggregateType<IdentityCommand, IdentityEvent, IdentityState> Aggregate = new("identity", Decider);
+
+    /// <summary>This aggregate's module: its events, view fold, application service and routes (listed in <see cref="Modules"/>).</summary>
+    public static readonly AggregateModule Module = AggregateModule.Of(Aggregate, IdentityFold.Apply,
+        services => services.AddSingleton<IdentityService>(), routes => routes.MapIdentityEndpoints());
 
     public static IReadOnlyList<IdentityEvent> Decide(IdentityCommand command, IdentityState state) => command switch
     {

@@ -61,8 +61,12 @@ public static class Node
 
     public static readonly Decider<NodeCommand, NodeEvent, NodeState> Decider = new(Decide, Evolve, NodeState.Unknown);
 
-    /// <summary>This aggregate as the cluster runs it (registered in <see cref="ControlPlaneModule"/>).</summary>
+    /// <summary>This aggregate as the cluster runs it (registered with its <see cref="Module"/>).</summary>
     public static readonly Cluster.AggregateType<NodeCommand, NodeEvent, NodeState> Aggregate = new("node", Decider);
+
+    /// <summary>This aggregate's module: its events, view fold, application service and routes (listed in <see cref="Modules"/>).</summary>
+    public static readonly AggregateModule Module = AggregateModule.Of(Aggregate, NodeFold.Apply,
+        services => services.AddSingleton<NodeService>(), routes => routes.MapNodeEndpoints());
 
     /// <summary>
     /// An agent registers at every connect: the same addresses again change nothing. A report records only what

@@ -68,8 +68,12 @@ public static class Policy
 
     public static readonly Decider<PolicyCommand, PolicyEvent, PolicyState> Decider = new(Decide, Evolve, new PolicyState.Absent());
 
-    /// <summary>This aggregate as the cluster runs it (registered in <see cref="ControlPlaneModule"/>).</summary>
+    /// <summary>This aggregate as the cluster runs it (registered with its <see cref="Module"/>).</summary>
     public static readonly Cluster.AggregateType<PolicyCommand, PolicyEvent, PolicyState> Aggregate = new("policy", Decider);
+
+    /// <summary>This aggregate's module: its events, view fold, application service and routes (listed in <see cref="Modules"/>).</summary>
+    public static readonly AggregateModule Module = AggregateModule.Of(Aggregate, PolicyFold.Apply,
+        services => services.AddSingleton<PolicyService>(), routes => routes.MapPolicyEndpoints());
 
     public static IReadOnlyList<PolicyEvent> Decide(PolicyCommand command, PolicyState state) => (command, state) switch
     {

@@ -3,9 +3,7 @@ using System.Text.Json.Nodes;
 using Mesh.ControlPlane.Commands;
 using Mesh.ControlPlane.Endpoints;
 using Mesh.ControlPlane.EventStore;
-using Mesh.ControlPlane.Identities;
 using Mesh.ControlPlane.Nodes;
-using Mesh.ControlPlane.Policies;
 using Mesh.Contracts.Identity;
 using Mesh.Contracts.Labels;
 using Mesh.Contracts.Policies;
@@ -72,78 +70,15 @@ public sealed record ClusterView(
         ImmutableSortedDictionary<string, EndpointRecord>.Empty.WithComparers(StringComparer.Ordinal),
         ImmutableSortedDictionary<uint, IdentityRecord>.Empty);
 
+    /// <summary>This view with <paramref name="recorded"/> applied by the module that owns its type.</summary>
     public ClusterView Apply(RecordedEvent recorded)
     {
-        var at = recorded.Position;
-        var next = EventCodec.Decode(recorded) switch
-        {
-            PolicyEvent.PolicyApplied a => ApplyPolicy(a, recorded),
-            PolicyEvent.PolicyDeleted d => DeletePolicy(d, at),
-            EndpointEvent.EndpointRegistered r => this with
-            {
-                Endpoints = Endpoints.SetItem(Key(r.Spec.Namespace, r.Spec.Name), new EndpointRecord(r.Spec, r.Identity, at)),
-                Changes = Change(at, ViewPart.Endpoints, Key(r.Spec.Namespace, r.Spec.Name)),
-            },
-            EndpointEvent.EndpointDeleted d => this with
-            {
-                Endpoints = Endpoints.Remove(Key(d.Namespace, d.Name)), Changes = Change(at, ViewPart.Endpoints, Key(d.Namespace, d.Name)),
-            },
-            IdentityEvent.IdentityAllocated i => this with
-            {
-                Identities = Identities.SetItem(i.Identity, new IdentityRecord(i.Identity, LabelSet.Parse(i.Labels), at)),
-                Changes = Change(at, ViewPart.Identities, "", i.Identity),
-            },
-            IdentityEvent.IdentityReleased r => this with
-            {
-                Identities = Identities.Remove(r.Identity), Changes = Change(at, ViewPart.Identities, "", r.Identity),
-            },
-            NodeEvent.NodeRegistered n => this with
-            {
-                Nodes = Nodes.SetItem(n.Name, new NodeRecord(n.Name, n.Addresses, at)), Changes = Change(at, ViewPart.Nodes, n.Name),
-            },
-            NodeEvent.NodeEnforced e => WithEnforcement(e.Name, r => r with
-            {
-                Enforced = e, Error = e.Version >= r.FailedVersion ? null : r.Error,
-            }),
-            NodeEvent.NodeEndpointsWaiting w => WithEnforcement(w.Name, r => r with { Waiting = w.Waiting }),
-            NodeEvent.NodeApplyFailed f => WithEnforcement(f.Name, r => r with { FailedVersion = f.Version, Error = f.Error }),
-            _ => this,
-        };
-        return next with { Position = at };
+        var e = EventCodec.Decode(recorded);
+        return Modules.FoldOf(e.GetType())(this, e, recorded) with { Position = recorded.Position };
     }
 
-    private ClusterView WithEnforcement(string node, Func<NodeEnforcementRecord, NodeEnforcementRecord> change) =>
-        this with { Enforcement = Enforcement.SetItem(node, change(Enforcement.GetValueOrDefault(node) ?? NodeEnforcementRecord.None)) };
-
-    private ClusterView ApplyPolicy(PolicyEvent.PolicyApplied a, RecordedEvent recorded)
-    {
-        var policy = PolicyJson.Deserialize(a.Policy.ToJsonString());
-        var key = PolicyKey(policy.Kind, a.Namespace, a.Name);
-        var applied = this with
-        {
-            Policies = Policies.SetItem(key, new PolicyRecord(policy, a.Policy, a.Hash, recorded.Position, recorded.Metadata.Principal,
-                recorded.Metadata.Time, recorded.StreamId)),
-            Changes = Change(recorded.Position, ViewPart.Policies, key),
-        };
-        // A stream holds one policy. One written before NetworkPolicies and CiliumNetworkPolicies of a name were kept
-        // apart held either kind, and may have turned from one into the other: then the new kind replaced the old.
-        var otherKind = policy.Kind == PolicyKind.KubernetesNetworkPolicy ? PolicyKind.CiliumNetworkPolicy : PolicyKind.KubernetesNetworkPolicy;
-        var other = PolicyKey(otherKind, a.Namespace, a.Name);
-        return Policies.TryGetValue(other, out var replaced) && replaced.StreamId == recorded.StreamId
-            ? applied with { Policies = applied.Policies.Remove(other), Changes = applied.Change(recorded.Position, ViewPart.Policies, other) }
-            : applied;
-    }
-
-    private ClusterView DeletePolicy(PolicyEvent.PolicyDeleted d, LogPosition at)
-    {
-        var kubernetes = PolicyKey(PolicyKind.KubernetesNetworkPolicy, d.Namespace, d.Name);
-        var key = d.Kind is { } kind ? PolicyKey(kind, d.Namespace, d.Name)
-            // Stored before the kinds were kept apart, when a namespace and name held one policy: whichever kind it is.
-            : Policies.ContainsKey(kubernetes) ? kubernetes : PolicyKey(PolicyKind.CiliumNetworkPolicy, d.Namespace, d.Name);
-        return this with { Policies = Policies.Remove(key), Changes = Change(at, ViewPart.Policies, key) };
-    }
-
-    private ViewChange Change(LogPosition at, ViewPart part, string key, uint identity = 0) =>
+    /// <summary>The journal with one more change, made by the event at <paramref name="at"/> (for the modules' folds).</summary>
+    public ViewChange Change(LogPosition at, ViewPart part, string key, uint identity = 0) =>
         Changes is { Length: < JournalLength } older
             ? new ViewChange(at, part, key, identity, older, older.Since, older.Length + 1)
             // Cut: the new journal reaches back to this view, or only to this event when it changed another key here

@@ -1,0 +1,23 @@
+using Mesh.ControlPlane.EventStore;
+using Mesh.ControlPlane.State;
+using Mesh.Contracts.Labels;
+
+namespace Mesh.ControlPlane.Identities;
+
+/// <summary>How identity events change the cluster view.</summary>
+internal static class IdentityFold
+{
+    public static ClusterView Apply(ClusterView view, IdentityEvent e, RecordedEvent recorded) => e switch
+    {
+        IdentityEvent.IdentityAllocated i => view with
+        {
+            Identities = view.Identities.SetItem(i.Identity, new IdentityRecord(i.Identity, LabelSet.Parse(i.Labels), recorded.Position)),
+            Changes = view.Change(recorded.Position, ViewPart.Identities, "", i.Identity),
+        },
+        IdentityEvent.IdentityReleased r => view with
+        {
+            Identities = view.Identities.Remove(r.Identity), Changes = view.Change(recorded.Position, ViewPart.Identities, "", r.Identity),
+        },
+        _ => view,
+    };
+}
