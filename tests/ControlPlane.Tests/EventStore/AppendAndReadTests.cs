@@ -46,6 +46,8 @@ public sealed class AppendAndReadTests
         Assert.Equal(new PolicyEvent.PolicyDeleted("default", "allow-web", PolicyKind.CiliumNetworkPolicy), read[0].Body);
         Assert.Equal(metadata, read[0].Metadata);
         Assert.Equal(metadata with { CausationId = null }, read[1].Metadata);
+        // The global log (its own statement over Marten's table) reads them exactly as Marten's stream read does.
+        Assert.Equal(read, await db.Store.ReadAllAsync(LogPosition.Start, 10, Ct));
     }
 
     [Fact]
