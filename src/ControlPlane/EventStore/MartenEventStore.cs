@@ -70,12 +70,10 @@ public sealed partial class MartenEventStore(
     /// Creates Marten's event tables if they are missing: the statements of this store that name them directly may
     /// run before Marten's own start-up migration, which every Marten query would otherwise have waited for.
     /// </summary>
-    private Task EnsureEventTablesAsync(CancellationToken ct) =>
-        _eventTablesChecked ? Task.CompletedTask : EnsureAsync();
-
-    private async Task EnsureAsync()
+    private async ValueTask EnsureEventTablesAsync(CancellationToken ct)
     {
-        await store.Storage.Database.EnsureStorageExistsAsync(typeof(IEvent), CancellationToken.None);
+        if (_eventTablesChecked) return;
+        await store.Storage.Database.EnsureStorageExistsAsync(typeof(IEvent), ct);
         _eventTablesChecked = true;
     }
 
