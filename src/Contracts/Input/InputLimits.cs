@@ -40,6 +40,20 @@ public static class InputLimits
     public const int MaxNodeAddresses = 256;
 
     /// <summary>
+    /// The first control character of <paramref name="text"/> other than tab and line breaks, or null. No name, label
+    /// or value Mesh keeps holds one (and PostgreSQL cannot store U+0000), so text holding one is refused, or names
+    /// nothing that exists.
+    /// </summary>
+    public static char? ControlCharacter(string? text)
+    {
+        foreach (var c in text ?? "")
+        {
+            if (char.IsControl(c) && c is not ('\t' or '\n' or '\r')) return c;
+        }
+        return null;
+    }
+
+    /// <summary>
     /// <paramref name="text"/> as an error message quotes it: in double quotes, control characters escaped (\u0000),
     /// and cut after 64 characters, so a refusal never echoes a megabyte or an invisible character back.
     /// </summary>

@@ -34,19 +34,10 @@ internal sealed class CheckedYamlParser(IParser inner) : IParser
             case MappingEnd or SequenceEnd:
                 _depth--;
                 break;
-            case Scalar scalar when RefusedControl(scalar.Value) is { } c:
+            case Scalar scalar when InputLimits.ControlCharacter(scalar.Value) is { } c:
                 throw new RefusedYaml(scalar.Start, $"a value holds the control character U+{(int)c:X4} (only tab and line breaks are accepted)");
         }
         return true;
-    }
-
-    private static char? RefusedControl(string value)
-    {
-        foreach (var c in value)
-        {
-            if (char.IsControl(c) && c is not ('\t' or '\n' or '\r')) return c;
-        }
-        return null;
     }
 }
 

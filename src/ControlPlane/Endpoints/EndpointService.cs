@@ -90,6 +90,8 @@ public sealed class EndpointService(CommandGateway commands, ClusterState state,
     /// <summary>Deletes the endpoint; null when there was none to delete.</summary>
     public async Task<WriteResult?> DeleteAsync(string ns, string name, CommandContext context, CancellationToken ct)
     {
+        // No endpoint's name holds a control character: such a name (possible over gRPC) names nothing, and never reaches the store.
+        if ((InputLimits.ControlCharacter(ns) ?? InputLimits.ControlCharacter(name)) is not null) return null;
         var result = await commands.SendAsync(Endpoint.Aggregate, Endpoint.StreamId(ns, name),
             new EndpointCommand.DeleteEndpoint(ns, name), context, ct);
         if (result.Events.Count == 0) return null;

@@ -100,6 +100,19 @@ public sealed class HostileInputGrpcTests(SharedControlPlane shared) : IClassFix
         await EndpointApi.DeleteEndpointAsync(new() { Namespace = "hostile", Name = "holder" }, cancellationToken: Ct);
     }
 
+    [Fact]
+    public async Task A_name_holding_a_NUL_names_nothing_and_never_reaches_the_store()
+    {
+        var endpoint = await RefusedStoringNothingAsync(() => EndpointApi.DeleteEndpointAsync(new() { Namespace = "hostile", Name = "a\0b" }, cancellationToken: Ct).ResponseAsync);
+        var policy = await RefusedStoringNothingAsync(() => PolicyApi.DeletePolicyAsync(new() { Namespace = "default\0", Name = "p" }, cancellationToken: Ct).ResponseAsync);
+        var history = await new Nodes.NodesClient(_channel).GetNodeHistoryAsync(new() { Node = "node\0one" }, cancellationToken: Ct);
+        var audit = await Assert.ThrowsAsync<RpcException>(() => new History.HistoryClient(_channel).ListAuditAsync(new() { Stream = "endpoint-\0" }, cancellationToken: Ct).ResponseAsync);
+
+        Assert.Equal((StatusCode.NotFound, StatusCode.NotFound), (endpoint.StatusCode, policy.StatusCode));
+        Assert.Empty(history.Enforced);
+        Assert.Equal("holds the control character U+0000", Violations(audit)["stream"]);
+    }
+
     [Theory]
     [InlineData("node\0one", "10.203.1.1", "watch.node: ")]
     [InlineData("Node_One", "10.203.1.1", "watch.node: ")]

@@ -143,6 +143,15 @@ public sealed class HostileInputTests(SharedControlPlane shared) : IClassFixture
     }
 
     [Fact]
+    public async Task An_audit_filter_holding_a_NUL_is_a_400_naming_it()
+    {
+        var (status, problem, _) = await SendAsync(HttpMethod.Get, "v1/audit?stream=endpoint-%00&principal=x", null);
+
+        Assert.Equal(HttpStatusCode.BadRequest, status);
+        Assert.Equal("holds the control character U+0000", ErrorsOf(problem, "stream").Single());
+    }
+
+    [Fact]
     public async Task Label_keys_values_and_their_number_follow_Kubernetes_rules()
     {
         var bad = new Dictionary<string, string> { ["a b"] = "x", ["Example.com/app"] = "x", ["app"] = new string('v', 64), ["ok"] = "bad value" };
