@@ -46,6 +46,8 @@ public static class RequestBody
         if (cut >= 0) message = message[..cut];
         if (message.Contains("could not be mapped to any .NET member", StringComparison.Ordinal))
             message = $"is not a field of {what}";
+        else if (message.StartsWith("The JSON value could not be converted to", StringComparison.Ordinal))
+            message = "the value is of the wrong kind (a number, string, list or object where another is expected)";
         return $"not valid JSON for {what}{where}: {message}";
     }
 }
