@@ -38,7 +38,8 @@ internal static class ClusterBench
             {
                 try
                 {
-                    await survivor.Client.RegisterEndpointAsync(new("bench", $"probe-{probe}", "node-1", "10.250.0.1", "lxcprobe",
+                    // An address of its own: one a failed probe may still have stored belongs to that probe's endpoint.
+                    await survivor.Client.RegisterEndpointAsync(new("bench", $"probe-{probe}", "node-1", $"10.251.{probe / 250}.{probe % 250 + 1}", "lxcprobe",
                         new Dictionary<string, string> { ["probe"] = probe.ToString(System.Globalization.CultureInfo.InvariantCulture) }));
                     break;
                 }

@@ -3,6 +3,7 @@ using Mesh.ControlPlane.Cluster;
 using Mesh.ControlPlane.Commands;
 using Mesh.ControlPlane.Distribution;
 using Mesh.ControlPlane.EventStore;
+using Mesh.ControlPlane.Health;
 using Mesh.ControlPlane.Identities;
 using Mesh.ControlPlane.Management;
 using Mesh.ControlPlane.Nodes;
@@ -35,6 +36,7 @@ public static class ControlPlaneModule
         // REST and gRPC management APIs both call.
         builder.Services.AddModules();
         builder.Services.AddMeshCluster(options);
+        builder.Services.AddExceptionHandler<RequestGate.BadRequests>();
         builder.Services.AddExceptionHandler<CommandErrors>();
         builder.Services.AddHostedService<IdentityCollector>();
         builder.Services.AddSingleton<ClusterState>();
@@ -49,7 +51,7 @@ public static class ControlPlaneModule
         });
         builder.Services.AddHostedService(sp => sp.GetRequiredService<NodeReportRecorder>());
         builder.Services.AddSingleton<SnapshotCompiler>();
-        builder.Services.AddSingleton<StartupReplay>();
+        builder.Services.AddHealth();
         builder.Services.AddHostedService<CompileLoop>();
         builder.Services.AddSingleton<SyncWakeups>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<SyncWakeups>());
@@ -66,7 +68,9 @@ public static class ControlPlaneModule
         await EnsureDatabaseAsync(options.Pg);   // the schema is migrated by the event store module at start
 
         app.UseExceptionHandler();
-        app.Use(WaitUntilCaughtUpAsync);
+        app.UseRequestGate();
+        app.UseStartupReplay();
+        app.MapHealthEndpoints();
         app.MapOpenApi();
         app.MapModules();
         app.MapClusterEndpoints();
@@ -75,39 +79,6 @@ public static class ControlPlaneModule
         app.MapGrpcService<AgentSyncService>();
         app.MapManagementApi();
         return app;
-    }
-
-    /// <summary>
-    /// After a start, the view replays the log and the compiler compiles it before the API answers: a half-replayed
-    /// view would answer a past that never was (a policy missing, version 0). Requests wait for that, or get 503 when
-    /// it takes too long.
-    /// </summary>
-    private static async Task WaitUntilCaughtUpAsync(HttpContext http, Func<Task> next)
-    {
-        var ready = http.RequestServices.GetRequiredService<StartupReplay>().Done;
-        if (!ready.IsCompleted && http.Request.Path.StartsWithSegments("/v1"))
-        {
-            try { await ready.WaitAsync(TimeSpan.FromSeconds(30), http.RequestAborted); }
-            catch (TimeoutException)
-            {
-                await Results.Problem("the control plane is still replaying the event log after its start; retry in a moment",
-                    statusCode: StatusCodes.Status503ServiceUnavailable).ExecuteAsync(http);
-                return;
-            }
-        }
-        await next();
-    }
-
-    /// <summary>Completes once the log as it stood at start is in the view and compiled.</summary>
-    private sealed class StartupReplay(ClusterState state, SnapshotCompiler compiler)
-    {
-        private readonly Lazy<Task> _done = new(async () =>
-        {
-            await state.CaughtUp;
-            await compiler.WaitForAsync(state.Current.Position.Value, CancellationToken.None);
-        });
-
-        public Task Done => _done.Value;
     }
 
     /// <summary>Creates the event store's database on first start, so a fresh PostgreSQL needs no manual step.</summary>

@@ -22,6 +22,8 @@ public sealed class ControlPlaneProcess(string connectionString, params string[]
     public Uri Api => new($"http://127.0.0.1:{ApiPort}/");
     public Uri Grpc => new($"http://127.0.0.1:{GrpcPort}");
     public MeshApiClient Client => MeshApiClient.Create(Api);
+    /// <summary>The event store's database.</summary>
+    public string ConnectionString => connectionString;
     public string Log { get { lock (_log) return string.Join('\n', _log); } }
 
     public async Task StartAsync()

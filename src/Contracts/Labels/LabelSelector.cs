@@ -16,8 +16,6 @@ public readonly record struct SelectorKey(string Source, string Key) : IComparab
         return new SelectorKey(source, key);
     }
 
-    public bool IsValid => Label.IsValidSource(Source) && Label.IsValidKey(Key);
-
     public int CompareTo(SelectorKey other)
     {
         var bySource = string.CompareOrdinal(Source, other.Source);

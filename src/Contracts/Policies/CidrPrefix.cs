@@ -1,6 +1,6 @@
 using System.Globalization;
 using System.Net;
-using System.Net.Sockets;
+using Mesh.Contracts.Input;
 
 namespace Mesh.Contracts.Policies;
 
@@ -33,15 +33,23 @@ public readonly record struct CidrPrefix : IComparable<CidrPrefix>
         prefix = default;
         if (string.IsNullOrWhiteSpace(text)) return false;
         var slash = text.IndexOf('/');
-        if (!IPAddress.TryParse(slash < 0 ? text : text[..slash], out var ip)) return false;
-        if (ip.AddressFamily == AddressFamily.InterNetworkV6 ? ip.ScopeId != 0 : ip.AddressFamily != AddressFamily.InterNetwork) return false;
+        // Strictly: "010.0.0.0/8" is 8.0.0.0/8 to IPAddress.Parse, and 10.0.0.0/8 to a person.
+        if (!StrictIp.TryParse(slash < 0 ? text : text[..slash], out var ip)) return false;
         var address = ip.GetAddressBytes();
         var length = address.Length * 8;
-        if (slash >= 0 && !int.TryParse(text.AsSpan(slash + 1), NumberStyles.None, CultureInfo.InvariantCulture, out length)) return false;
+        if (slash >= 0 && !TryParseLength(text.AsSpan(slash + 1), out length)) return false;
         if (length > address.Length * 8) return false;
         for (var bit = length; bit < address.Length * 8; bit++) address[bit / 8] &= (byte)~(0x80 >> (bit % 8));
         prefix = new CidrPrefix(address, length);
         return true;
+    }
+
+    /// <summary>A prefix length as decimal digits without a sign or leading zeros.</summary>
+    private static bool TryParseLength(ReadOnlySpan<char> text, out int length)
+    {
+        length = 0;
+        return text.Length is >= 1 and <= 3 && (text.Length == 1 || text[0] != '0') && !text.ContainsAnyExceptInRange('0', '9')
+            && int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out length);
     }
 
     /// <summary>Whether every address of <paramref name="other"/> is in this prefix.</summary>

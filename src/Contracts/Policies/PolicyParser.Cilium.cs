@@ -1,4 +1,5 @@
 using System.Collections.Frozen;
+using Mesh.Contracts.Input;
 using Mesh.Contracts.Labels;
 using YamlDotNet.RepresentationModel;
 using static Mesh.Contracts.Policies.YamlFields;
@@ -108,6 +109,8 @@ public static partial class PolicyParser
         var defaultDeny = EnableDefaultDeny(fields.GetValueOrDefault("enableDefaultDeny"), Child(path, "enableDefaultDeny"), reader);
         var labels = SpecLabels(fields.GetValueOrDefault("labels"), Child(path, "labels"), reader);
         var description = reader.Scalar(fields.GetValueOrDefault("description"), Child(path, "description"));
+        if (description is { Length: > InputLimits.MaxDescriptionLength })
+            reader.Error(Child(path, "description"), $"has {description.Length} characters; at most {InputLimits.MaxDescriptionLength} are accepted");
 
         return endpointSelector is null ? null
             : new PolicySpec(endpointSelector, ingress, ingressDeny, egress, egressDeny, description) { EnableDefaultDeny = defaultDeny, Labels = labels };
@@ -126,6 +129,11 @@ public static partial class PolicyParser
     {
         var labels = new List<Label>();
         if (reader.Sequence(node, path) is not { } list) return labels;
+        if (list.Children.Count > InputLimits.MaxLabels)
+        {
+            reader.Error(path, $"has {list.Children.Count} labels; at most {InputLimits.MaxLabels} are accepted");
+            return labels;
+        }
         for (var i = 0; i < list.Children.Count; i++)
         {
             var itemPath = Item(path, i);
@@ -138,9 +146,9 @@ public static partial class PolicyParser
             var key = Required(fields, itemPath, "key", reader);
             var value = reader.Scalar(fields.GetValueOrDefault("value"), Child(itemPath, "value")) ?? "";
             var source = reader.Scalar(fields.GetValueOrDefault("source"), Child(itemPath, "source")) ?? "unspec";
-            if (key is not null && !Label.IsValidKey(key)) reader.Error(Child(itemPath, "key"), $"\"{key}\" is not a label key");
-            else if (!Label.IsValidValue(value)) reader.Error(Child(itemPath, "value"), $"\"{value}\" is not a label value");
-            else if (!Label.IsValidSource(source)) reader.Error(Child(itemPath, "source"), $"\"{source}\" is not a label source");
+            if (key is not null && KubernetesNames.LabelKeyProblem(key) is { } badKey) reader.Error(Child(itemPath, "key"), badKey);
+            else if (KubernetesNames.LabelValueProblem(value) is { } badValue) reader.Error(Child(itemPath, "value"), badValue);
+            else if (!Label.IsValidSource(source)) reader.Error(Child(itemPath, "source"), $"{InputLimits.Quote(source)} is not a label source");
             else if (key is not null) labels.Add(new Label(source, key, value));
         }
         return labels;

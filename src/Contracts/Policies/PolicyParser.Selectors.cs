@@ -1,3 +1,4 @@
+using Mesh.Contracts.Input;
 using Mesh.Contracts.Labels;
 using YamlDotNet.RepresentationModel;
 using static Mesh.Contracts.Policies.YamlFields;
@@ -28,29 +29,33 @@ public static partial class PolicyParser
         var before = reader.Errors.Count;
         var fields = reader.Fields(map, path, SelectorFields);
 
-        var matchLabels = new List<KeyValuePair<SelectorKey, string>>();
         var labelsPath = Child(path, "matchLabels");
-        if (reader.Mapping(fields.GetValueOrDefault("matchLabels"), labelsPath) is { } labels)
+        var expressionsPath = Child(path, "matchExpressions");
+        var labels = reader.Mapping(fields.GetValueOrDefault("matchLabels"), labelsPath);
+        var list = reader.Sequence(fields.GetValueOrDefault("matchExpressions"), expressionsPath);
+        // Every term is matched against every identity's labels, whenever either changes: their number is bounded.
+        var terms = (labels?.Children.Count ?? 0) + (list?.Children.Count ?? 0);
+        if (terms > InputLimits.MaxSelectorTerms)
         {
-            foreach (var (keyNode, valueNode) in labels.Children)
-            {
-                var keyText = (keyNode as YamlScalarNode)?.Value ?? "";
-                var entryPath = $"{labelsPath}[\"{keyText}\"]";
-                var key = Key(keyText, entryPath, reader, style);
-                var value = reader.Scalar(valueNode, entryPath) ?? "";
-                if (!Label.IsValidValue(value)) reader.Error(entryPath, $"\"{value}\" is not a label value");
-                if (key is { } k) matchLabels.Add(KeyValuePair.Create(k, value));
-            }
+            reader.Error(path, $"has {terms} terms (matchLabels and matchExpressions together); at most {InputLimits.MaxSelectorTerms} are accepted");
+            return null;
+        }
+
+        var matchLabels = new List<KeyValuePair<SelectorKey, string>>();
+        foreach (var (keyNode, valueNode) in labels?.Children ?? Enumerable.Empty<KeyValuePair<YamlNode, YamlNode>>())
+        {
+            var keyText = (keyNode as YamlScalarNode)?.Value ?? "";
+            var entryPath = $"{labelsPath}[{InputLimits.Quote(keyText)}]";
+            var key = Key(keyText, entryPath, reader, style);
+            var value = reader.Scalar(valueNode, entryPath) ?? "";
+            if (KubernetesNames.LabelValueProblem(value) is { } badValue) reader.Error(entryPath, badValue);
+            if (key is { } k) matchLabels.Add(KeyValuePair.Create(k, value));
         }
 
         var expressions = new List<SelectorRequirement>();
-        var expressionsPath = Child(path, "matchExpressions");
-        if (reader.Sequence(fields.GetValueOrDefault("matchExpressions"), expressionsPath) is { } list)
+        for (var i = 0; i < (list?.Children.Count ?? 0); i++)
         {
-            for (var i = 0; i < list.Children.Count; i++)
-            {
-                if (Expression(list.Children[i], Item(expressionsPath, i), reader, style) is { } e) expressions.Add(e);
-            }
+            if (Expression(list!.Children[i], Item(expressionsPath, i), reader, style) is { } e) expressions.Add(e);
         }
         return reader.Errors.Count == before ? new LabelSelector(matchLabels, expressions) : null;
     }
@@ -94,10 +99,15 @@ public static partial class PolicyParser
         var values = new List<string>();
         if (reader.Sequence(fields.GetValueOrDefault("values"), valuesPath) is { } list)
         {
+            if (list.Children.Count > InputLimits.MaxSelectorValues)
+            {
+                reader.Error(valuesPath, $"has {list.Children.Count} values; at most {InputLimits.MaxSelectorValues} are accepted");
+                return null;
+            }
             for (var i = 0; i < list.Children.Count; i++)
             {
                 var value = reader.Scalar(list.Children[i], Item(valuesPath, i)) ?? "";
-                if (!Label.IsValidValue(value)) reader.Error(Item(valuesPath, i), $"\"{value}\" is not a label value");
+                if (KubernetesNames.LabelValueProblem(value) is { } badValue) reader.Error(Item(valuesPath, i), badValue);
                 values.Add(value);
             }
         }
@@ -114,13 +124,22 @@ public static partial class PolicyParser
         if (style == KeyStyle.Cilium)
         {
             var key = SelectorKey.Parse(text);
-            if (key.IsValid) return key;
-            reader.Error(path, $"\"{text}\" is not a label key (expected [source:]key, e.g. k8s:app)");
+            if (!Label.IsValidSource(key.Source))
+            {
+                reader.Error(path, $"{InputLimits.Quote(text)} is not a label key (expected [source:]key, e.g. k8s:app)");
+                return null;
+            }
+            // A namespace's labels reach its pods under Cilium's prefix, which may make the key longer than a
+            // Kubernetes name: the key checked is the namespace's own.
+            var kubernetesKey = key.Key.StartsWith(LabelSet.NamespaceLabelsPrefix, StringComparison.Ordinal)
+                ? key.Key[LabelSet.NamespaceLabelsPrefix.Length..] : key.Key;
+            if (KubernetesNames.LabelKeyProblem(kubernetesKey, text) is not { } problem) return key;
+            reader.Error(path, problem);
             return null;
         }
-        if (!Label.IsValidKey(text) || text.Length > 253 + 1 + 63)
+        if (KubernetesNames.LabelKeyProblem(text) is { } badKey)
         {
-            reader.Error(path, $"\"{text}\" is not a Kubernetes label key (expected [prefix/]name, e.g. app or kubernetes.io/metadata.name)");
+            reader.Error(path, badKey);
             return null;
         }
         return new SelectorKey(Label.SourceK8s, style == KeyStyle.KubernetesNamespace ? LabelSet.NamespaceLabelsPrefix + text : text);

@@ -1,4 +1,4 @@
-using System.Text.RegularExpressions;
+using Mesh.Contracts.Input;
 using YamlDotNet.Core;
 using YamlDotNet.RepresentationModel;
 using static Mesh.Contracts.Policies.YamlFields;
@@ -42,13 +42,26 @@ public static partial class PolicyParser
     private static YamlNode? Load(string text, YamlFields reader, int firstLine)
     {
         var stream = new YamlStream();
+        var events = new CheckedYamlParser(new Parser(new StringReader(text)));
         try
         {
-            stream.Load(new StringReader(text));
+            stream.Load(events);
+        }
+        catch (Exception e) when ((e as RefusedYaml ?? e.InnerException as RefusedYaml) is { } refused)
+        {
+            reader.Error("", $"{refused.Message} (line {refused.Start.Line + firstLine - 1}, column {refused.Start.Column})");
+            return null;
         }
         catch (YamlException e)
         {
             reader.Error("", $"not valid YAML or JSON (line {e.Start.Line + firstLine - 1}, column {e.Start.Column}): {InnermostMessage(e)}");
+            return null;
+        }
+        catch (ArgumentException) when (events.Current is { } at)
+        {
+            // YamlDotNet's reader gives some broken text ("a:\n  : b\nc") an event its own tree builder does not
+            // take (a mapping that ends where its value should be), before the reader sees the error itself.
+            reader.Error("", $"not valid YAML or JSON (line {at.Start.Line + firstLine - 1}, column {at.Start.Column}): a value is missing here");
             return null;
         }
         catch (InvalidOperationException)
@@ -122,8 +135,7 @@ public static partial class PolicyParser
         var fields = reader.Fields(map, path, MetadataFields);
 
         var name = Required(fields, path, "name", reader);
-        if (name is not null && !IsDnsSubdomain(name))
-            reader.Error(Child(path, "name"), $"\"{name}\" is not a valid name (lowercase letters, digits, '-' and '.', at most 253 characters)");
+        if (name is not null && KubernetesNames.DnsSubdomainProblem(name) is { } badName) reader.Error(Child(path, "name"), badName);
 
         var ns = reader.Scalar(fields.GetValueOrDefault("namespace"), Child(path, "namespace"));
         if (clusterwide)
@@ -132,8 +144,7 @@ public static partial class PolicyParser
             return (name, null);
         }
         ns ??= defaultNamespace ?? FallbackNamespace;
-        if (!IsDnsLabel(ns))
-            reader.Error(Child(path, "namespace"), $"\"{ns}\" is not a valid namespace (lowercase letters, digits and '-', at most 63 characters)");
+        if (KubernetesNames.DnsLabelProblem(ns) is { } badNamespace) reader.Error(Child(path, "namespace"), badNamespace);
         return (name, ns);
     }
 
@@ -161,13 +172,4 @@ public static partial class PolicyParser
                 return null;
         }
     }
-
-    private static bool IsDnsSubdomain(string name) => name.Length <= 253 && DnsSubdomain().IsMatch(name);
-    private static bool IsDnsLabel(string name) => name.Length <= 63 && DnsLabel().IsMatch(name);
-
-    [GeneratedRegex("^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")]
-    private static partial Regex DnsSubdomain();
-
-    [GeneratedRegex("^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")]
-    private static partial Regex DnsLabel();
 }

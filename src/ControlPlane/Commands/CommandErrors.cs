@@ -30,12 +30,16 @@ public sealed class CommandErrors(IProblemDetailsService problems) : IExceptionH
         _ => null,
     };
 
+    /// <summary>A passing outage is asked to be retried after this long: a moving shard settles, a database comes back, in about a second.</summary>
+    public const string RetryAfterSeconds = "1";
+
     public async ValueTask<bool> TryHandleAsync(HttpContext http, Exception exception, CancellationToken ct)
     {
         if (Classify(exception) is not { } classified) return false;
         var (failure, title) = classified;
         var status = failure == CommandFailure.Refused ? StatusCodes.Status409Conflict : StatusCodes.Status503ServiceUnavailable;
         http.Response.StatusCode = status;
+        if (failure == CommandFailure.Unavailable) http.Response.Headers.RetryAfter = RetryAfterSeconds;
         return await problems.TryWriteAsync(new()
         {
             HttpContext = http,

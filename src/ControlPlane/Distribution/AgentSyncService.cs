@@ -24,7 +24,7 @@ public sealed class AgentSyncService(ClusterState state, SnapshotCompiler compil
         if (requests.Current.RequestCase != SyncRequest.RequestOneofCase.Watch)
             throw Invalid("watch: the first message of a Sync call must be a watch");
         var watch = requests.Current.Watch;
-        if (string.IsNullOrWhiteSpace(watch.Node)) throw Invalid("watch.node: required");
+        if (Mesh.Contracts.Input.KubernetesNames.NodeNameProblem(watch.Node) is { } badNode) throw Invalid($"watch.node: {badNode}");
         var node = watch.Node;
         var (addresses, invalid) = Node.Normalize(watch.Addresses, "watch.addresses");
         if (invalid is not null) throw Invalid(invalid);

@@ -1,12 +1,11 @@
-using System.Net;
 using System.Net.Sockets;
-using System.Text.RegularExpressions;
 using Mesh.ControlPlane.Cluster;
 using Mesh.ControlPlane.Commands;
 using Mesh.ControlPlane.Identities;
 using Mesh.ControlPlane.Nodes;
 using Mesh.ControlPlane.State;
 using Mesh.Contracts.Api;
+using Mesh.Contracts.Input;
 using Mesh.Contracts.Labels;
 using Mesh.Contracts.Policies;
 
@@ -17,6 +16,8 @@ public abstract record EndpointRegisterResult
 {
     public sealed record Registered(EndpointRegistered Answer) : EndpointRegisterResult;
     public sealed record Invalid(FieldErrors Errors) : EndpointRegisterResult;
+    /// <summary>The request is valid but the cluster's state refuses it (its address is another endpoint's).</summary>
+    public sealed record Conflict(FieldErrors Errors) : EndpointRegisterResult;
     private EndpointRegisterResult() { }
 }
 
@@ -24,13 +25,16 @@ public abstract record EndpointRegisterResult
 /// The endpoint application layer, behind both APIs: register (create or replace) a workload, list and delete them.
 /// Registering allocates the identity of the endpoint's label set first, then registers the endpoint under it.
 /// </summary>
-public sealed partial class EndpointService(CommandGateway commands, ClusterState state, NodeTracker nodes)
+public sealed class EndpointService(CommandGateway commands, ClusterState state, NodeTracker nodes)
 {
     public async Task<EndpointRegisterResult> RegisterAsync(EndpointRegistration body, CommandContext context, CancellationToken ct)
     {
         var errors = Validate(body);
         if (errors.Count > 0)
             return new EndpointRegisterResult.Invalid(new("The endpoint is invalid; nothing was registered", errors));
+        if (HolderOf(body.Ip, body.Namespace, body.Name) is { } holder)
+            return new EndpointRegisterResult.Conflict(FieldErrors.One("The address is another endpoint's; nothing was registered", "ip",
+                $"{body.Ip} is the address of endpoint {holder.Id} (on {holder.Spec.Node}): one endpoint per address in the cluster; delete that one first"));
 
         var labels = LabelSet.ForPod(body.Namespace, body.Labels, body.NamespaceLabels ?? new Dictionary<string, string>());
         var allocation = await commands.SendAsync(Identity.Aggregate, Identity.StreamId,
@@ -50,6 +54,16 @@ public sealed partial class EndpointService(CommandGateway commands, ClusterStat
         await commands.ReadYourWriteAsync(position, ct);
         return new EndpointRegisterResult.Registered(new EndpointRegistered(body.Namespace, body.Name, identity, position.Value));
     }
+
+    /// <summary>
+    /// The other endpoint registered at <paramref name="ip"/>, checked before anything is allocated. The check reads
+    /// the view as this replica has it, so two registrations of one address that race (on two replicas, or before the
+    /// first is in the view) may both be stored: the compiler then gives the address to one of them, the first by
+    /// namespace and name, on every node alike, and the next registration of either is checked again. A scan, not an
+    /// index: it costs microseconds against the append and compile every registration waits for.
+    /// </summary>
+    private EndpointRecord? HolderOf(string ip, string ns, string name) =>
+        state.Current.Endpoints.Values.FirstOrDefault(e => e.Spec.Ip == ip && (e.Spec.Namespace != ns || e.Spec.Name != name));
 
     public EndpointView[] List()
     {
@@ -76,6 +90,8 @@ public sealed partial class EndpointService(CommandGateway commands, ClusterStat
     /// <summary>Deletes the endpoint; null when there was none to delete.</summary>
     public async Task<WriteResult?> DeleteAsync(string ns, string name, CommandContext context, CancellationToken ct)
     {
+        // No endpoint's name holds a control character: such a name (possible over gRPC) names nothing, and never reaches the store.
+        if ((InputLimits.ControlCharacter(ns) ?? InputLimits.ControlCharacter(name)) is not null) return null;
         var result = await commands.SendAsync(Endpoint.Aggregate, Endpoint.StreamId(ns, name),
             new EndpointCommand.DeleteEndpoint(ns, name), context, ct);
         if (result.Events.Count == 0) return null;
@@ -83,25 +99,55 @@ public sealed partial class EndpointService(CommandGateway commands, ClusterStat
         return new WriteResult(result.Position.Value);
     }
 
+    /// <summary>
+    /// Every field of the registration, before anything is allocated or sent: what is refused here is refused whole.
+    /// The address is stored as its canonical text, which a strict parse makes the text as written.
+    /// </summary>
     private static Dictionary<string, string[]> Validate(EndpointRegistration e)
     {
         var errors = new Dictionary<string, string[]>();
         void Check(bool ok, string field, string message) { if (!ok) errors[field] = [message]; }
-        Check(IsDnsLabel(e.Namespace), "namespace", $"\"{e.Namespace}\" is not a DNS label (lower-case letters, digits, '-', at most 63)");
-        Check(IsDnsLabel(e.Name), "name", $"\"{e.Name}\" is not a DNS label (lower-case letters, digits, '-', at most 63)");
-        Check(!string.IsNullOrWhiteSpace(e.Node), "node", "required: the node the endpoint runs on");
-        // IPAddress.TryParse accepts shorthand like "10.1.2"; an endpoint address must be written out in full.
-        Check(e.Ip?.Split('.').Length == 4 && IPAddress.TryParse(e.Ip, out var ip) && ip.AddressFamily == AddressFamily.InterNetwork,
-            "ip", $"\"{e.Ip}\" is not an IPv4 address (a.b.c.d)");
-        Check(e.Interface is { Length: > 0 and <= 15 } && !e.Interface.Contains('/') && !e.Interface.Contains(' '),
-            "interface", $"\"{e.Interface}\" is not an interface name (1-15 characters, no '/' or spaces)");
+        void Refuse(string field, string? problem) { if (problem is not null) errors[field] = [problem]; }
+        Refuse("namespace", KubernetesNames.DnsLabelProblem(e.Namespace));
+        Refuse("name", KubernetesNames.DnsLabelProblem(e.Name));
+        Refuse("node", KubernetesNames.NodeNameProblem(e.Node));
+        Refuse("ip", IpProblem(e.Ip));
+        Refuse("interface", InterfaceProblem(e.Interface));
         Check(e.Labels is not null, "labels", "required (may be empty)");
-        foreach (var (k, v) in e.Labels ?? new Dictionary<string, string>())
-            Check(LabelKey().IsMatch(k) && LabelValue().IsMatch(v), $"labels.{k}", $"\"{k}={v}\" is not a valid Kubernetes label");
-        foreach (var (k, v) in e.NamespaceLabels ?? new Dictionary<string, string>())
-            Check(LabelKey().IsMatch(k) && LabelValue().IsMatch(v), $"namespaceLabels.{k}", $"\"{k}={v}\" is not a valid Kubernetes label");
+        ValidateLabels(e.Labels, "labels", errors);
+        ValidateLabels(e.NamespaceLabels, "namespaceLabels", errors);
         ValidatePorts(e.Ports ?? [], Check);
         return errors;
+    }
+
+    /// <summary>An endpoint's address: one IPv4 host (the datapath's ipcache is IPv4), strictly written.</summary>
+    private static string? IpProblem(string? text)
+    {
+        if (!StrictIp.TryParse(text, out var ip) || ip.AddressFamily != AddressFamily.InterNetwork)
+            return $"{InputLimits.Quote(text)} is not an IPv4 address (expected four decimal numbers 0-255 without leading zeros, e.g. 10.1.2.3)";
+        return StrictIp.NotAHost(ip) is { } notAHost ? $"{InputLimits.Quote(text)} {notAHost}: an endpoint's address names one host" : null;
+    }
+
+    /// <summary>A Linux interface name (dev_valid_name): 1-15 characters, neither "." nor "..", no '/', ':' or whitespace; printable ASCII here.</summary>
+    private static string? InterfaceProblem(string? name) =>
+        name is { Length: > 0 and <= 15 } and not ("." or "..") && name.All(c => c is > ' ' and < '\x7f' and not ('/' or ':'))
+            ? null
+            : $"{InputLimits.Quote(name)} is not an interface name (1-15 printable ASCII characters, no '/', ':' or spaces, not \".\" or \"..\")";
+
+    /// <summary>A pod's or a namespace's labels, by Kubernetes' rules, and not more of them than an identity's key may hold.</summary>
+    private static void ValidateLabels(IReadOnlyDictionary<string, string>? labels, string field, Dictionary<string, string[]> errors)
+    {
+        if (labels is null) return;
+        if (labels.Count > InputLimits.MaxLabels)
+        {
+            errors[field] = [$"has {labels.Count} labels; at most {InputLimits.MaxLabels} are accepted"];
+            return;
+        }
+        foreach (var (key, value) in labels)
+        {
+            var problems = new[] { KubernetesNames.LabelKeyProblem(key), KubernetesNames.LabelValueProblem(value) }.OfType<string>().ToArray();
+            if (problems.Length > 0) errors[$"{field}[{InputLimits.Quote(key)}]"] = problems;
+        }
     }
 
     /// <summary>Named ports as Kubernetes checks a pod's containerPorts: each name a valid one and used once.</summary>
@@ -118,10 +164,10 @@ public sealed partial class EndpointService(CommandGateway commands, ClusterStat
             }
             if (port.Name is null) check(false, $"{field}.name", "required: the name policies refer to the port by");
             else if (PortName.Problem(port.Name) is { } problem)
-                check(false, $"{field}.name", $"\"{port.Name}\" is not a port name: it {problem} (expected {PortName.Expected})");
-            else check(names.Add(port.Name), $"{field}.name", $"\"{port.Name}\" names another port too (names must be unique)");
+                check(false, $"{field}.name", $"{InputLimits.Quote(port.Name)} is not a port name: it {problem} (expected {PortName.Expected})");
+            else check(names.Add(port.Name), $"{field}.name", $"{InputLimits.Quote(port.Name)} names another port too (names must be unique)");
             check(port.Port is >= 1 and <= ushort.MaxValue, $"{field}.port", $"{port.Port} is not a port number (1-65535)");
-            check(ProtocolOf(port.Protocol) is not null, $"{field}.protocol", $"\"{port.Protocol}\" is not a protocol (expected TCP, UDP or SCTP)");
+            check(ProtocolOf(port.Protocol) is not null, $"{field}.protocol", $"{InputLimits.Quote(port.Protocol)} is not a protocol (expected TCP, UDP or SCTP)");
         }
     }
 
@@ -133,15 +179,4 @@ public sealed partial class EndpointService(CommandGateway commands, ClusterStat
         "SCTP" => Protocol.Sctp,
         _ => null,
     };
-
-    private static bool IsDnsLabel(string? s) => s is { Length: > 0 and <= 63 } && DnsLabel().IsMatch(s);
-
-    [GeneratedRegex("^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")]
-    private static partial Regex DnsLabel();
-
-    [GeneratedRegex(@"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")]
-    private static partial Regex LabelKey();
-
-    [GeneratedRegex(@"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")]
-    private static partial Regex LabelValue();
 }

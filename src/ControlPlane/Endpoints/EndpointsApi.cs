@@ -1,4 +1,5 @@
 using Mesh.ControlPlane.Cluster;
+using Mesh.ControlPlane.Commands;
 using Mesh.Contracts.Api;
 using Microsoft.AspNetCore.Http.HttpResults;
 
@@ -11,20 +12,24 @@ public static class EndpointsApi
     public static RouteGroupBuilder MapEndpointEndpoints(this IEndpointRouteBuilder app)
     {
         var api = app.MapGroup("/v1/endpoints").WithTags("Endpoints");
-        api.MapPost("/", RegisterEndpoint);
+        api.MapPost("/", RegisterEndpoint);   // body: EndpointRegistration as JSON (read by the handler, so every refusal names its field)
         api.MapGet("/", (EndpointService endpoints) => TypedResults.Ok(endpoints.List()));
         api.MapDelete("/{ns}/{name}", DeleteEndpoint);
         return api;
     }
 
-    private static async Task<Results<Ok<EndpointRegistered>, ValidationProblem>> RegisterEndpoint(
-        EndpointRegistration? body, HttpContext http, EndpointService endpoints, CommandGateway commands, CancellationToken ct)
+    private const string Refused = "The endpoint is invalid; nothing was registered";
+
+    private static async Task<Results<Ok<EndpointRegistered>, ValidationProblem, ProblemHttpResult>> RegisterEndpoint(
+        HttpContext http, EndpointService endpoints, CommandGateway commands, CancellationToken ct)
     {
-        if (body is null) return Policies.PoliciesApi.Invalid("body", "an endpoint registration (JSON) is required");
-        return await endpoints.RegisterAsync(body, commands.ContextOf(http), ct) switch
+        var (body, unreadable) = await RequestBody.ReadJsonAsync<EndpointRegistration>(http.Request, "an endpoint registration", Refused, ct);
+        if (unreadable is not null) return unreadable.ToProblem();
+        return await endpoints.RegisterAsync(body!, commands.ContextOf(http), ct) switch
         {
             EndpointRegisterResult.Registered r => TypedResults.Ok(r.Answer),
             EndpointRegisterResult.Invalid i => i.Errors.ToProblem(),
+            EndpointRegisterResult.Conflict c => c.Errors.ToConflict(),
             var other => throw new InvalidOperationException($"unexpected {other}"),
         };
     }

@@ -1,4 +1,5 @@
 using Grpc.AspNetCore.Server;
+using Mesh.Contracts.Input;
 
 namespace Mesh.ControlPlane.Management;
 
@@ -23,7 +24,15 @@ public static class ManagementApi
         return services;
     }
 
-    private static void Options(GrpcServiceOptions options) => options.Interceptors.Add<ManagementErrors>();
+    /// <summary>
+    /// Requests are cut at <see cref="InputLimits.MaxManagementMessageBytes"/> (RESOURCE_EXHAUSTED), as REST cuts bodies at
+    /// <see cref="InputLimits.MaxRequestBytes"/>; answers keep the server's 16 MiB, since a large cluster's lists are long.
+    /// </summary>
+    private static void Options(GrpcServiceOptions options)
+    {
+        options.Interceptors.Add<ManagementErrors>();
+        options.MaxReceiveMessageSize = InputLimits.MaxManagementMessageBytes;
+    }
 
     public static IEndpointRouteBuilder MapManagementApi(this IEndpointRouteBuilder app)
     {

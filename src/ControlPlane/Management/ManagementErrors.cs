@@ -40,6 +40,20 @@ public sealed class ManagementErrors : Interceptor
         }.ToRpcException();
     }
 
+    /// <summary>A valid request the current state refuses, naming its fields: FAILED_PRECONDITION with a google.rpc.PreconditionFailure (REST: 409).</summary>
+    public static RpcException Conflict(FieldErrors errors)
+    {
+        var failure = new PreconditionFailure();
+        foreach (var (field, messages) in errors.Errors)
+            failure.Violations.AddRange(messages.Select(m => new PreconditionFailure.Types.Violation { Type = "CONFLICT", Subject = field, Description = m }));
+        return new Google.Rpc.Status
+        {
+            Code = (int)Code.FailedPrecondition,
+            Message = $"{errors.Title}: {string.Join("; ", errors.Errors.Select(e => $"{e.Key}: {string.Join(", ", e.Value)}"))}",
+            Details = { Any.Pack(failure) },
+        }.ToRpcException();
+    }
+
     public static RpcException Invalid(string title, string field, string message) => Invalid(FieldErrors.One(title, field, message));
 
     /// <summary>A REST handler's validation problem, for the handlers both APIs call.</summary>

@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Sockets;
 using System.Text.Json.Serialization;
 using Mesh.ControlPlane.Commands;
+using Mesh.Contracts.Input;
 
 namespace Mesh.ControlPlane.Nodes;
 
@@ -108,19 +109,24 @@ public static class Node
     };
 
     /// <summary>
-    /// The addresses as stored: IPv4 only (the datapath's ipcache is IPv4 for now), neither loopback nor link-local,
-    /// canonical text, sorted, distinct.
-    /// Returns the error naming the first address that is not an IP address.
+    /// The addresses as stored: IPv4 only (the datapath's ipcache is IPv4 for now), neither loopback nor link-local
+    /// (every node has those alike: they name no node in particular), canonical text, sorted, distinct. Refused, with
+    /// the error naming the first such address: more than <see cref="InputLimits.MaxNodeAddresses"/>, text that is
+    /// not strictly an IP address (a prefix such as 0.0.0.0/0 included), and an address that names no host
+    /// (unspecified, broadcast, multicast), which as remote-node would cover traffic of every node.
     /// </summary>
     public static (IReadOnlyList<string> Addresses, string? Error) Normalize(IReadOnlyList<string> addresses, string field)
     {
+        if (addresses.Count > InputLimits.MaxNodeAddresses)
+            return ([], $"{field}: {addresses.Count} addresses; a node registers at most {InputLimits.MaxNodeAddresses}");
         var parsed = new SortedSet<string>(StringComparer.Ordinal);
         for (var i = 0; i < addresses.Count; i++)
         {
-            if (!IPAddress.TryParse(addresses[i], out var ip)) return ([], $"{field}[{i}]: \"{addresses[i]}\" is not an IP address");
-            // Loopback and link-local addresses are every node's alike: they name no node in particular.
-            if (ip.AddressFamily == AddressFamily.InterNetwork && !IPAddress.IsLoopback(ip) && ip.GetAddressBytes() is not [169, 254, ..])
-                parsed.Add(ip.ToString());
+            if (!StrictIp.TryParse(addresses[i], out var ip)) return ([], $"{field}[{i}]: {StrictIp.Problem(addresses[i])}");
+            if (IPAddress.IsLoopback(ip) || ip.IsIPv6LinkLocal || ip.GetAddressBytes() is [169, 254, _, _]) continue;
+            if (StrictIp.NotAHost(ip) is { } notAHost)
+                return ([], $"{field}[{i}]: {InputLimits.Quote(addresses[i])} {notAHost}: a node registers the addresses of its own interfaces");
+            if (ip.AddressFamily == AddressFamily.InterNetwork) parsed.Add(ip.ToString());
         }
         return (parsed.ToList(), null);
     }

@@ -3,6 +3,7 @@ using Mesh.ControlPlane.Distribution;
 using Mesh.ControlPlane.EventStore;
 using Mesh.ControlPlane.State;
 using Mesh.Contracts.Api;
+using Mesh.Contracts.Input;
 
 namespace Mesh.ControlPlane.Nodes;
 
@@ -26,6 +27,8 @@ public sealed class NodeService(ClusterState state, SnapshotCompiler compiler, N
     /// </summary>
     public async Task<NodeHistoryView> HistoryAsync(string node, DateTimeOffset? since, DateTimeOffset? until, DateTimeOffset? at, CancellationToken ct)
     {
+        // No node's name holds a control character (an agent's watch is refused first): such a name has no history.
+        if (InputLimits.ControlCharacter(node) is not null) return new NodeHistoryView(node, []);
         var enforced = (await store.ReadStreamAsync(Node.StreamId(node), 0, ct))
             .Select(EventCodec.Decode).OfType<NodeEvent.NodeEnforced>()
             .Select(e => new NodeEnforcementView(e.Version, e.Since, e.ContentHash)).ToList();

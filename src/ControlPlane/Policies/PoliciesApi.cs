@@ -15,7 +15,7 @@ public static class PoliciesApi
         // A NetworkPolicy and a CiliumNetworkPolicy of one namespace and name are two policies, as in Kubernetes: PUT
         // takes the kind from the document, GET and DELETE from ?kind= (CiliumNetworkPolicy when absent).
         var api = app.MapGroup("/v1/policies").WithTags("Policies");
-        api.MapPut("/{ns}/{name}", ApplyPolicy).Accepts<string>("application/yaml", "application/json");
+        api.MapPut("/{ns}/{name}", ApplyPolicy).AcceptsDocument();
         api.MapGet("/{ns}/{name}", GetPolicy);                   // ?kind=CiliumNetworkPolicy|NetworkPolicy
         api.MapDelete("/{ns}/{name}", DeletePolicy);             // ?kind=CiliumNetworkPolicy|NetworkPolicy
         api.MapGet("/", (PolicyService policies) => TypedResults.Ok(policies.List()));
@@ -23,7 +23,7 @@ public static class PoliciesApi
         // CiliumClusterwideNetworkPolicy: no namespace, selects endpoints of every namespace.
         var clusterwide = app.MapGroup("/v1/clusterwide-policies").WithTags("Policies");
         clusterwide.MapPut("/{name}", (string name, HttpContext http, PolicyService policies, CommandGateway commands, CancellationToken ct) =>
-            ApplyAsync(null, name, http, policies, commands, ct)).Accepts<string>("application/yaml", "application/json");
+            ApplyAsync(null, name, http, policies, commands, ct)).AcceptsDocument();
         clusterwide.MapGet("/{name}", (string name, PolicyService policies) => Found(policies.Find(PolicyKind.CiliumClusterwideNetworkPolicy, Clusterwide, name)));
         clusterwide.MapDelete("/{name}", (string name, HttpContext http, PolicyService policies, CommandGateway commands, CancellationToken ct) =>
             DeleteAsync(PolicyKind.CiliumClusterwideNetworkPolicy, Clusterwide, name, http, policies, commands, ct));

@@ -5,6 +5,7 @@ using Mesh.ControlPlane.Distribution;
 using Mesh.ControlPlane.State;
 using Mesh.Contracts.Api;
 using Mesh.Contracts.Identity;
+using Mesh.Contracts.Input;
 using Mesh.Contracts.Policies;
 
 namespace Mesh.ControlPlane.Policies;
@@ -89,6 +90,8 @@ public sealed class PolicyService(CommandGateway commands, ClusterState state, S
     /// <summary>Deletes the policy; null when there was none to delete.</summary>
     public async Task<WriteResult?> DeleteAsync(PolicyKind kind, string ns, string name, CommandContext context, CancellationToken ct)
     {
+        // No policy's name holds a control character: such a name (possible over gRPC) names nothing, and never reaches the store.
+        if ((InputLimits.ControlCharacter(ns) ?? InputLimits.ControlCharacter(name)) is not null) return null;
         var delete = new PolicyCommand.DeletePolicy(ns, name, kind);
         var result = await commands.SendAsync(Policy.Aggregate, Policy.StreamId(kind, ns, name), delete, context, ct);
         var deleted = result.Events.Count > 0 ? result.Position : (LogPosition?)null;

@@ -4,6 +4,7 @@ using Mesh.ControlPlane.Policies;
 using Mesh.ControlPlane.State;
 using Mesh.Contracts.Api;
 using Mesh.Contracts.Identity;
+using Mesh.Contracts.Input;
 using JasperFx.Events.Daemon;
 using Marten;
 using Microsoft.AspNetCore.Http.HttpResults;
@@ -37,6 +38,8 @@ public static class HistoryApi
         if (limit is not null && (!int.TryParse(limit, NumberStyles.None, CultureInfo.InvariantCulture, out count) || count is < 1 or > AuditTrail.MaxLimit))
             return Invalid("limit", $"\"{limit}\" is not a number of entries from 1 to {AuditTrail.MaxLimit}");
 
+        if (InputLimits.ControlCharacter(stream) is { } inStream) return Invalid("stream", $"holds the control character U+{(int)inStream:X4}");
+        if (InputLimits.ControlCharacter(principal) is { } inPrincipal) return Invalid("principal", $"holds the control character U+{(int)inPrincipal:X4}");
         var query = new AuditQuery(NullIfEmpty(stream), NullIfEmpty(principal), afterPosition, count);
         return TypedResults.Ok(await audit.ReadAsync(query, ct));
     }

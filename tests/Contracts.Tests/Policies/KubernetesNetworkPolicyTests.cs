@@ -1,3 +1,4 @@
+using Mesh.Contracts.Input;
 using Mesh.Contracts.Labels;
 using Mesh.Contracts.Policies;
 
@@ -178,7 +179,7 @@ public sealed class KubernetesNetworkPolicyTests
             "unknown field (expected from, ports)" },
         { "egress peer field on ingress", "  podSelector: {}\n  ingress: [{to: []}]", "spec.ingress[0].to", "unknown field (expected from, ports)" },
         { "Cilium key syntax", "  podSelector: {matchLabels: {'k8s:app': a}}", "spec.podSelector.matchLabels[\"k8s:app\"]",
-            "\"k8s:app\" is not a Kubernetes label key (expected [prefix/]name, e.g. app or kubernetes.io/metadata.name)" },
+            $"\"k8s:app\" is not a label key: it has characters other than letters, digits, '-', '_' and '.' (expected {KubernetesNames.LabelKeyExpected})" },
     };
 
     private static string NotAName(string text, string problem) =>

@@ -1,3 +1,4 @@
+using Mesh.Contracts.Input;
 using Mesh.Contracts.Labels;
 using Mesh.Contracts.Policies;
 
@@ -201,9 +202,9 @@ public sealed class PolicyParserTests
         { "missing name", "apiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\nmetadata: {namespace: shop}\nspec: {endpointSelector: {}}",
             "metadata.name", "is required" },
         { "bad name", "apiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\nmetadata: {name: Allow/All}\nspec: {endpointSelector: {}}",
-            "metadata.name", "\"Allow/All\" is not a valid name (lowercase letters, digits, '-' and '.', at most 253 characters)" },
+            "metadata.name", $"\"Allow/All\" is not a DNS subdomain: it has characters other than lowercase letters, digits, '-' and '.' (expected {KubernetesNames.DnsSubdomainExpected})" },
         { "bad namespace", "apiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\nmetadata: {name: p, namespace: my.ns}\nspec: {endpointSelector: {}}",
-            "metadata.namespace", "\"my.ns\" is not a valid namespace (lowercase letters, digits and '-', at most 63 characters)" },
+            "metadata.namespace", $"\"my.ns\" is not a DNS label: it has characters other than lowercase letters, digits and '-' (expected {KubernetesNames.DnsLabelExpected})" },
         { "namespace on a clusterwide policy", "apiVersion: cilium.io/v2\nkind: CiliumClusterwideNetworkPolicy\nmetadata: {name: p, namespace: shop}\nspec: {endpointSelector: {}}",
             "metadata.namespace", "a CiliumClusterwideNetworkPolicy has no namespace" },
         { "missing spec", "apiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\nmetadata: {name: p}",
@@ -225,9 +226,10 @@ public sealed class PolicyParserTests
         { "expression without key", WithSpec("  endpointSelector: {matchExpressions: [{operator: Exists}]}"),
             "spec.endpointSelector.matchExpressions[0].key", "is required" },
         { "bad label key", WithSpec("  endpointSelector: {matchLabels: {'k8s:': web}}"),
-            "spec.endpointSelector.matchLabels[\"k8s:\"]", "\"k8s:\" is not a label key (expected [source:]key, e.g. k8s:app)" },
+            "spec.endpointSelector.matchLabels[\"k8s:\"]", $"\"k8s:\" is not a label key: it is empty (expected {KubernetesNames.LabelKeyExpected})" },
         { "bad label value", WithSpec("  endpointSelector: {matchLabels: {app: 'a b'}}"),
-            "spec.endpointSelector.matchLabels[\"app\"]", "\"a b\" is not a label value" },
+            "spec.endpointSelector.matchLabels[\"app\"]",
+            $"\"a b\" is not a label value: it has characters other than letters, digits, '-', '_' and '.' (expected {KubernetesNames.LabelValueExpected})" },
         { "neither a number nor a name", WithSpec("  endpointSelector: {}\n  ingress: [{toPorts: [{ports: [{port: \"80/tcp\"}]}]}]"),
             "spec.ingress[0].toPorts[0].ports[0].port",
             "\"80/tcp\" is neither a port number (1-65535) nor a port name: as a name it has characters other than lowercase letters, digits and '-' (expected " + PortName.Expected + ")" },

@@ -10,11 +10,12 @@ public sealed class IdentityReleaseTests
     public async Task An_identity_no_endpoint_uses_is_released_after_the_grace_period_and_its_number_is_not_reused()
     {
         await using var cp = await ControlPlaneProcess.StartOnNewDatabaseAsync("--identity-grace=1");
-        EndpointRegistration Pod(string name, string app) =>
-            new("gc", name, "node-1", "10.210.0.5", "lxcgc", new Dictionary<string, string> { ["app"] = app });
+        // One address each: an address is one endpoint's.
+        EndpointRegistration Pod(string name, string app, int host) =>
+            new("gc", name, "node-1", $"10.210.0.{host}", $"lxc{name}", new Dictionary<string, string> { ["app"] = app });
 
-        var kept = await cp.Client.RegisterEndpointAsync(Pod("kept", "kept"));
-        var gone = await cp.Client.RegisterEndpointAsync(Pod("gone", "gone"));
+        var kept = await cp.Client.RegisterEndpointAsync(Pod("kept", "kept", 5));
+        var gone = await cp.Client.RegisterEndpointAsync(Pod("gone", "gone", 6));
         await cp.Client.DeleteEndpointAsync("gc", "gone");
 
         var deadline = DateTime.UtcNow.AddSeconds(20);
@@ -26,7 +27,7 @@ public sealed class IdentityReleaseTests
 
         var identities = await cp.Client.ListIdentitiesAsync();
         Assert.Contains(identities, i => i.Identity == kept.Identity);   // still used: kept however long it lives
-        var again = await cp.Client.RegisterEndpointAsync(Pod("gone", "gone"));
+        var again = await cp.Client.RegisterEndpointAsync(Pod("gone", "gone", 6));
         Assert.NotEqual(gone.Identity, again.Identity);
         Assert.True(again.Identity > gone.Identity);
     }
