@@ -63,7 +63,8 @@ public sealed class ClusterFailoverTests
         {
             try
             {
-                await survivors[probe % 2].Client.RegisterEndpointAsync(Pod($"probe-{probe}", $"probe-{probe}", "node-2", 250, 1));
+                // Each probe has an address of its own: one whose answer was lost may still have been stored.
+                await survivors[probe % 2].Client.RegisterEndpointAsync(Pod($"probe-{probe}", $"probe-{probe}", "node-2", 250, probe));
                 break;
             }
             catch (Exception e) when (e is MeshApiException or HttpRequestException or TaskCanceledException && sinceKill.Elapsed < TimeSpan.FromSeconds(30)) { }
@@ -129,7 +130,7 @@ public sealed class ClusterFailoverTests
         if (i % 2 == 0)
         {
             // Few label sets, many writers on three replicas: identities are asked for concurrently everywhere.
-            var pod = Pod($"w{writer}-{i}", Apps[i % Apps.Length], i % 4 == 0 ? "node-1" : "node-2", writer + 10, i);
+            var pod = Pod($"w{writer}-{i}", Apps[i % Apps.Length], i % 4 == 0 ? "node-1" : "node-2", 10 + writer * 16 + i / 250, i);   // an address of its own
             var answer = await client.RegisterEndpointAsync(pod);
             return new("endpoint", $"load/{pod.Name}", pod.Ip, answer.Version);
         }
