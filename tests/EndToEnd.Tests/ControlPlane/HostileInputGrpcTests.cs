@@ -15,8 +15,11 @@ namespace Mesh.EndToEnd.Tests.ControlPlane;
 /// </summary>
 public sealed class HostileInputGrpcTests(SharedControlPlane shared) : IClassFixture<SharedControlPlane>, IDisposable
 {
-    private readonly GrpcChannel _channel = GrpcChannel.ForAddress(shared.Process.Grpc,
-        new GrpcChannelOptions { MaxSendMessageSize = null, MaxReceiveMessageSize = null });
+    private readonly GrpcChannel _channel = GrpcChannel.ForAddress(shared.Process.Grpc, new GrpcChannelOptions
+    {
+        MaxSendMessageSize = null, MaxReceiveMessageSize = null,
+        HttpHandler = new Mesh.Contracts.Security.BearerToken(() => TestTokens.Admin, new SocketsHttpHandler()),
+    });
 
     private static CancellationToken Ct => TestContext.Current.CancellationToken;
     private Policies.PoliciesClient PolicyApi => new(_channel);
