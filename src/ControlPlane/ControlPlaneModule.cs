@@ -75,8 +75,9 @@ public static class ControlPlaneModule
 
         app.UseExceptionHandler();
         app.UseRouting();
-        app.UseMeshSecurity(options.GrpcPort);
+        app.UseAgentPortGate(options.GrpcPort);
         app.UseRequestGate();
+        app.UseMeshSecurity();
         app.UseStartupReplay();
         app.MapHealthEndpoints();
         app.MapOpenApi().RequirePermission(Permission.StatusRead);

@@ -71,6 +71,10 @@ public sealed class MeshApiClient(HttpClient http)
     public Task<IReadOnlyList<IdentityView>> ListIdentitiesAsync(CancellationToken ct = default) =>
         SendAsync<IReadOnlyList<IdentityView>>(HttpMethod.Get, "v1/identities", null, ct);
 
+    /// <summary>Removes a node whose agent is gone; null when no node of that name is known.</summary>
+    public Task<WriteResult?> DeleteNodeAsync(string node, CancellationToken ct = default) =>
+        SendOrNullAsync<WriteResult>(HttpMethod.Delete, $"v1/nodes/{Esc(node)}", ct);
+
     public Task<IReadOnlyList<NodeView>> ListNodesAsync(CancellationToken ct = default) =>
         SendAsync<IReadOnlyList<NodeView>>(HttpMethod.Get, "v1/nodes", null, ct);
 

@@ -39,12 +39,8 @@ public static class SecurityModule
         return services;
     }
 
-    /// <summary>
-    /// Only the gRPC services answer on the agent port (404 for every REST route, before authentication); then every
-    /// request is authenticated and authorized.
-    /// </summary>
-    public static IApplicationBuilder UseMeshSecurity(this IApplicationBuilder app, int agentPort)
-    {
+    /// <summary>Only the gRPC services answer on the agent port: 404 for every REST route, before anything else runs.</summary>
+    public static IApplicationBuilder UseAgentPortGate(this IApplicationBuilder app, int agentPort) =>
         app.Use(async (http, next) =>
         {
             // By the socket the request came in on, never by its Host header, which the client writes.
@@ -55,10 +51,9 @@ public static class SecurityModule
             }
             await next(http);
         });
-        app.UseAuthentication();
-        app.UseAuthorization();
-        return app;
-    }
+
+    /// <summary>Every request is authenticated and authorized (after the request gate, whose refusals cost nothing to answer).</summary>
+    public static IApplicationBuilder UseMeshSecurity(this IApplicationBuilder app) => app.UseAuthentication().UseAuthorization();
 
     public static IEndpointRouteBuilder MapSecurityEndpoints(this IEndpointRouteBuilder app)
     {
