@@ -32,11 +32,7 @@ public sealed class AgentSyncService(ClusterState state, SnapshotCompiler compil
         var node = watch.Node;
         var http = context.GetHttpContext();
         try { Caller.RequireNode(http, node); }
-        catch (PermissionDenied denied)
-        {
-            await http.RequestServices.GetRequiredService<DenialLog>().RecordAsync(http, denied.Permission, denied.Detail);
-            throw new RpcException(new Status(StatusCode.PermissionDenied, denied.Message));
-        }
+        catch (PermissionDenied denied) { throw await DenialLog.RecordAsync(context, denied); }
         var principal = Caller.PrincipalOf(http);
         var (addresses, invalid) = Node.Normalize(watch.Addresses, "watch.addresses");
         if (invalid is not null) throw Invalid(invalid);

@@ -24,9 +24,7 @@ public sealed class ManagementErrors : Interceptor
         }
         catch (PermissionDenied denied)
         {
-            var http = context.GetHttpContext();
-            await http.RequestServices.GetRequiredService<DenialLog>().RecordAsync(http, denied.Permission, denied.Detail);
-            throw new RpcException(new Grpc.Core.Status(StatusCode.PermissionDenied, denied.Message));
+            throw await DenialLog.RecordAsync(context, denied);
         }
         catch (Exception e) when (CommandErrors.Classify(e) is { } failure)
         {

@@ -1,4 +1,5 @@
 using Grpc.AspNetCore.Server;
+using Grpc.Core;
 using Marten;
 using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.Authorization;
@@ -43,6 +44,14 @@ public sealed partial class DenialLog(IDocumentStore store, TimeProvider clock, 
         }
     }
 
+    /// <summary>Records a gRPC handler's denial; the PERMISSION_DENIED naming it is what the handler throws.</summary>
+    public static async Task<RpcException> RecordAsync(ServerCallContext context, PermissionDenied denied)
+    {
+        var http = context.GetHttpContext();
+        await http.RequestServices.GetRequiredService<DenialLog>().RecordAsync(http, denied.Permission, denied.Detail);
+        return new RpcException(new Status(StatusCode.PermissionDenied, denied.Message));
+    }
+
     /// <summary>The newest denials first.</summary>
     public async Task<IReadOnlyList<Denial>> ListAsync(int limit, CancellationToken ct)
     {
@@ -74,7 +83,7 @@ public sealed class DenialResponses(DenialLog denials) : IAuthorizationMiddlewar
         {
             if (IsGrpc(http))
             {
-                WriteGrpcStatus(http, Grpc.Core.StatusCode.Unauthenticated, NoCredentials);
+                WriteGrpcStatus(http, StatusCode.Unauthenticated, NoCredentials);
                 return;
             }
             await http.ChallengeAsync();
@@ -99,7 +108,7 @@ public sealed class DenialResponses(DenialLog denials) : IAuthorizationMiddlewar
         await denials.RecordAsync(http, permission, detail);
         if (IsGrpc(http))
         {
-            WriteGrpcStatus(http, Grpc.Core.StatusCode.PermissionDenied, $"missing permission {permission}: {detail}");
+            WriteGrpcStatus(http, StatusCode.PermissionDenied, $"missing permission {permission}: {detail}");
             return;
         }
         await Results.Problem(statusCode: StatusCodes.Status403Forbidden, title: $"Missing permission {permission}",
@@ -110,7 +119,7 @@ public sealed class DenialResponses(DenialLog denials) : IAuthorizationMiddlewar
     private static bool IsGrpc(HttpContext http) => http.GetEndpoint()?.Metadata.GetMetadata<GrpcMethodMetadata>() is not null;
 
     /// <summary>A trailers-only gRPC answer: the status in the headers, no message, as gRPC servers refuse a call before it runs.</summary>
-    private static void WriteGrpcStatus(HttpContext http, Grpc.Core.StatusCode code, string message)
+    private static void WriteGrpcStatus(HttpContext http, StatusCode code, string message)
     {
         http.Response.StatusCode = StatusCodes.Status200OK;
         http.Response.ContentType = "application/grpc";
