@@ -80,18 +80,47 @@ CP_NAME=${CP_NAME:-controlplane}
 CP_DB=${CP_DB:-mesh}
 cp_pidfile() { echo "$MESH_HOME/$CP_NAME.pid"; }
 cp_log() { echo "$MESH_HOME/$CP_NAME.log"; }
+# The control plane's static token file (Kubernetes' format), read by it and re-read when the lab adds node tokens.
+cp_tokens() { echo "$MESH_HOME/$CP_NAME-tokens.csv"; }
+
+# meshctl's context file: $MESH_CONFIG, else ~/.config/mesh/config of the user who ran ./dev (also under sudo).
+context_path() {
+  if [ -n "${MESH_CONFIG:-}" ]; then echo "$MESH_CONFIG"; return; fi
+  local home=$HOME
+  if [ -n "${SUDO_USER:-}" ]; then home=$(getent passwd "$SUDO_USER" | cut -d: -f6); fi
+  echo "$home/.config/mesh/config"
+}
+
+# A token file with one random admin token, created once (mode 0600: the token is a password).
+ensure_tokens() {
+  local file; file=$(cp_tokens)
+  [ -s "$file" ] && return 0
+  mkdir -p "$MESH_HOME"
+  (umask 077; printf '%s,admin,admin,"mesh:admin"\n' "$(od -An -N32 -tx1 /dev/urandom | tr -d ' \n')" >"$file")
+}
+
+# Writes meshctl's context: the server, the admin token, and the token file the lab adds node tokens to.
+write_context() {
+  local path token; path=$(context_path)
+  token=$(awk -F, '$4 ~ /mesh:admin/ { print $1; exit }' "$(cp_tokens)")
+  mkdir -p "$(dirname "$path")"
+  (umask 077; printf '{"server": "http://127.0.0.1:%s", "token": "%s", "tokenFile": "%s"}\n' "$API_PORT" "$token" "$(cp_tokens)" >"$path")
+  if [ -n "${SUDO_USER:-}" ] && [ -z "${MESH_CONFIG:-}" ]; then chown "$SUDO_USER:" "$(dirname "$path")" "$path" 2>/dev/null || true; fi
+}
 
 cp_running() { [ -f "$(cp_pidfile)" ] && kill -0 "$(cat "$(cp_pidfile)")" 2>/dev/null; }
 
 # Starts the control plane in the background (if it is not running) and waits until it answers.
 cp_start() {
+  ensure_tokens
+  write_context
   if cp_running; then return 0; fi
   say "starting the control plane on 127.0.0.1:$API_PORT (gRPC $GRPC_PORT)"
   nohup dotnet "$(bin_dir ControlPlane)/mesh-controlplane.dll" --pg="$(pg_conn "$CP_DB")" \
-    --api-port="$API_PORT" --grpc-port="$GRPC_PORT" --remoting-port="$REMOTING_PORT" >"$(cp_log)" 2>&1 &
+    --api-port="$API_PORT" --grpc-port="$GRPC_PORT" --remoting-port="$REMOTING_PORT" --token-file="$(cp_tokens)" >"$(cp_log)" 2>&1 &
   echo $! >"$(cp_pidfile)"
   for _ in $(seq 1 150); do
-    if curl -fs "http://127.0.0.1:$API_PORT/v1/status" >/dev/null 2>&1; then return 0; fi
+    if curl -fs "http://127.0.0.1:$API_PORT/readyz" >/dev/null 2>&1; then return 0; fi
     cp_running || { tail -20 "$(cp_log)" >&2; die "the control plane exited; log: $(cp_log)"; }
     sleep 0.2
   done
@@ -116,6 +145,8 @@ Mesh is up.
   control plane  http://127.0.0.1:$API_PORT   (OpenAPI: /openapi/v1.json; log: $(cp_log))
   agent gRPC     http://127.0.0.1:$GRPC_PORT
   PostgreSQL     $(pg_conn "$CP_DB")
+  meshctl        $(context_path)   (server and admin token; MESH_TOKEN overrides the token)
+  tokens         $(cp_tokens)   (token,user,uid,"groups": add lines to issue tokens)
 Try:  ./meshctl status      ./meshctl lab up      ./meshctl --help
 Stop: ./dev down
 MSG

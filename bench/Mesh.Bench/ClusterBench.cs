@@ -58,7 +58,7 @@ internal static class ClusterBench
     {
         var (api, grpc, remoting) = (BenchDatabase.FreePort(), BenchDatabase.FreePort(), BenchDatabase.FreePort());
         var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var a in new[] { Path.Combine(AppContext.BaseDirectory, "mesh-controlplane.dll"), $"--pg={cs}", $"--api-port={api}", $"--grpc-port={grpc}", $"--remoting-port={remoting}", $"--member-id=bench-{id}" })
+        foreach (var a in new[] { Path.Combine(AppContext.BaseDirectory, "mesh-controlplane.dll"), $"--pg={cs}", $"--api-port={api}", $"--grpc-port={grpc}", $"--remoting-port={remoting}", $"--member-id=bench-{id}", $"--token-file={BenchTokens.File}" })
             start.ArgumentList.Add(a);
         var process = Process.Start(start)!;
         process.OutputDataReceived += (_, _) => { };
@@ -66,7 +66,7 @@ internal static class ClusterBench
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
         var url = $"http://127.0.0.1:{api}";
-        var client = MeshApiClient.Create(new Uri(url + "/"));
+        var client = MeshApiClient.Create(new Uri(url + "/"), BenchTokens.Admin);
         var deadline = DateTime.UtcNow.AddSeconds(30);
         while (true)
         {

@@ -46,7 +46,11 @@ internal static class PropagationBench
         var acks = new AckTracker(nodes);
 
         // The control plane exactly as mesh-controlplane wires it, on this run's database and loopback ports.
-        var options = new ControlPlaneOptions { Pg = dataSource.ConnectionString, ApiPort = apiPort, GrpcPort = grpcPort };
+        var options = new ControlPlaneOptions
+        {
+            Pg = dataSource.ConnectionString, ApiPort = apiPort, GrpcPort = grpcPort,
+            Security = new Mesh.ControlPlane.Security.SecurityOptions { TokenFile = BenchTokens.File },
+        };
         var builder = WebApplication.CreateBuilder();
         builder.Logging.ClearProviders();
         builder.AddControlPlane(options);
@@ -70,7 +74,7 @@ internal static class PropagationBench
         await agents.CollectAsync();
         var heapAfterSetup = GC.GetGCMemoryInfo().HeapSizeBytes;
 
-        using var api = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{apiPort}") };
+        using var api = new HttpClient(BenchTokens.Handler(new SocketsHttpHandler())) { BaseAddress = new Uri($"http://127.0.0.1:{apiPort}") };
         var trace = Environment.GetEnvironmentVariable("MESH_BENCH_TRACE") is not null;
         var delays = new List<double>();
         var answers = new List<double>();

@@ -44,6 +44,7 @@ internal sealed class SimulatedAgentsProcess : IAsyncDisposable
         // mesh-agent runs the workstation collector; this process would otherwise take the server collector the
         // control plane's settings give Mesh.Bench, with a collector thread per core spinning against the control plane.
         start.Environment["DOTNET_gcServer"] = "0";
+        start.Environment["MESH_TOKEN"] = BenchTokens.Admin;
         return new SimulatedAgentsProcess(Process.Start(start)!);
     }
 
@@ -94,7 +95,7 @@ internal sealed class SimulatedAgentsProcess : IAsyncDisposable
         var handlers = Enumerable.Range(0, connections).Select(_ => new SocketsHttpHandler { EnableMultipleHttp2Connections = true }).ToList();
         var channels = handlers.Select(h => GrpcChannel.ForAddress($"http://127.0.0.1:{port}", new GrpcChannelOptions
         {
-            HttpHandler = h, DisposeHttpClient = false, MaxReceiveMessageSize = AgentProtocol.MaxMessageSize,
+            HttpHandler = BenchTokens.Handler(h), DisposeHttpClient = false, MaxReceiveMessageSize = AgentProtocol.MaxMessageSize,
         })).ToList();
         var clients = channels.Select(c => new AgentSync.AgentSyncClient(c)).ToList();
         var agents = Enumerable.Range(0, nodes).Select(i => new SimulatedAgent($"node-{i}", clients[i % clients.Count])).ToList();

@@ -8,6 +8,7 @@ using Mesh.ControlPlane.Identities;
 using Mesh.ControlPlane.Management;
 using Mesh.ControlPlane.Nodes;
 using Mesh.ControlPlane.Projections;
+using Mesh.ControlPlane.Security;
 using Mesh.ControlPlane.State;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Npgsql;
@@ -36,6 +37,7 @@ public static class ControlPlaneModule
         // REST and gRPC management APIs both call.
         builder.Services.AddModules();
         builder.Services.AddMeshCluster(options);
+        builder.Services.AddMeshSecurity(options.Security);
         builder.Services.AddExceptionHandler<RequestGate.BadRequests>();
         builder.Services.AddExceptionHandler<CommandErrors>();
         builder.Services.AddHostedService<IdentityCollector>();
@@ -67,14 +69,22 @@ public static class ControlPlaneModule
     {
         await EnsureDatabaseAsync(options.Pg);   // the schema is migrated by the event store module at start
 
+        app.Services.GetRequiredService<StaticTokens>().Load();
+        if (options.Security is { TokenFile: null, JwtEnabled: false })
+            app.Logger.LogWarning("no --token-file and no JWT issuer (--jwt-key-file, --oidc-authority): every API call will be refused with 401");
+
         app.UseExceptionHandler();
+        app.UseRouting();
+        app.UseAgentPortGate(options.GrpcPort);
         app.UseRequestGate();
+        app.UseMeshSecurity();
         app.UseStartupReplay();
         app.MapHealthEndpoints();
-        app.MapOpenApi();
+        app.MapOpenApi().RequirePermission(Permission.StatusRead);
         app.MapModules();
         app.MapClusterEndpoints();
         app.MapHistoryEndpoints();
+        app.MapSecurityEndpoints();
 
         app.MapGrpcService<AgentSyncService>();
         app.MapManagementApi();

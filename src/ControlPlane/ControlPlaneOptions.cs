@@ -27,6 +27,9 @@ public sealed class ControlPlaneOptions
     /// </summary>
     public TimeSpan NodeReportInterval { get; set; } = TimeSpan.FromSeconds(10);
 
+    /// <summary>Who may call: --token-file, --jwt-issuer, --jwt-audience, --jwt-key-file, --oidc-authority, --jwt-username-claim, --jwt-groups-claim.</summary>
+    public Security.SecurityOptions Security { get; set; } = new();
+
     public string AdvertiseAddress => Advertise ?? Listen;
 
     public static ControlPlaneOptions From(IConfiguration config)
@@ -50,6 +53,7 @@ public sealed class ControlPlaneOptions
         if (Seconds(config, "stable-after", "MESH_STABLE_AFTER") is { } stable) cluster = cluster with { StableAfter = stable };
         if (Seconds(config, "passivate-after", "MESH_PASSIVATE_AFTER") is { } idle) cluster = cluster with { PassivateAfter = idle };
         o.Cluster = cluster;
+        o.Security = Mesh.ControlPlane.Security.SecurityOptions.From(config);
         if (Seconds(config, "identity-grace", "MESH_IDENTITY_GRACE") is { } grace) o.IdentityGrace = grace;
         if (Seconds(config, "node-report-interval", "MESH_NODE_REPORT_INTERVAL") is { } report) o.NodeReportInterval = report;
         return o;

@@ -32,12 +32,14 @@ public static class LabLaunches
 
     /// <summary>
     /// The node agent for <paramref name="node"/>, enforcing in the node's netns, pinning under its own root and
-    /// keeping its flow log in the node's state directory (when the lab gave it one).
+    /// keeping its flow log in the node's state directory (when the lab gave it one), authenticating with the node
+    /// token in <paramref name="tokenFile"/> (<see cref="LabNodeTokens"/>).
     /// </summary>
-    public static ProcessLaunch Agent(LabNode node, string grpcAddress, string logFile) => new(
+    public static ProcessLaunch Agent(LabNode node, string grpcAddress, string logFile, string tokenFile) => new(
         $"agent {node.Name}", DotnetHost,
         [
             AgentAssembly, "--node", node.Name, "--netns", node.Netns, "--control-plane", AsUrl(grpcAddress), "--pin-root", node.PinRoot,
+            "--token-file", tokenFile,
             .. node.AgentStateDirectory is { Length: > 0 } stateDir ? new[] { "--state-dir", stateDir } : [],
         ],
         logFile);

@@ -18,6 +18,6 @@ using var datapath = BpfDatapath.Open(options.BpfObject is { } obj ? datapathOpt
 using var links = LinkWatcher.Start(options.Netns);
 Console.WriteLine($"mesh-agent {options.Node}: datapath loaded (pins {options.PinRoot}, enforcing v{datapath.AppliedVersion}); control plane replicas {string.Join(", ", options.ControlPlaneReplicas)}");
 var flows = new FlowLog(options.Node, FlowLog.PathFor(options.StateDir)).RunAsync(datapath, stop.Token);
-await new AgentLoop(options, datapath, [.. options.ControlPlaneReplicas.Select(ControlPlaneReplica.Connect)], Console.Out, links.Changes).RunAsync(stop.Token);
+await new AgentLoop(options, datapath, [.. options.ControlPlaneReplicas.Select(r => ControlPlaneReplica.Connect(r, options.TokenFile))], Console.Out, links.Changes).RunAsync(stop.Token);
 await flows;
 return 0;

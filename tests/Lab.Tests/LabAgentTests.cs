@@ -77,7 +77,7 @@ public sealed class LabAgentTests
         var two = new Lab(new LabOptions("two", home), PodServerHost.Launch);
         var node = new LabNode { Name = "node-1", Netns = "one-node-1", PinRoot = "/sys/fs/bpf/mesh/one/node-1", AgentStateDirectory = one.AgentStateDirectory("node-1") };
 
-        var launch = LabLaunches.Agent(node, "127.0.0.1:7081", Path.Combine(home, "agent.log"));
+        var launch = LabLaunches.Agent(node, "127.0.0.1:7081", Path.Combine(home, "agent.log"), Path.Combine(home, "agent.token"));
 
         Assert.NotEqual(one.AgentStateDirectory("node-1"), two.AgentStateDirectory("node-1"));
         Assert.StartsWith(one.Store.LabDirectory + Path.DirectorySeparatorChar, one.AgentStateDirectory("node-1"));

@@ -17,6 +17,8 @@ public static class CliRun
         foreach (var a in args) start.ArgumentList.Add(a);
         start.Environment["NO_COLOR"] = "1";
         start.Environment["COLUMNS"] = "200";
+        // The admin's token and the test token file, unless the test says otherwise.
+        foreach (var (k, v) in TestTokens.MeshctlEnvironment()) start.Environment[k] = v;
         foreach (var (k, v) in env ?? new Dictionary<string, string>()) start.Environment[k] = v;
         using var process = Process.Start(start)!;
         var stdout = process.StandardOutput.ReadToEndAsync();

@@ -9,7 +9,7 @@ namespace Mesh.Testing;
 /// A real control-plane process on loopback ports of its own, against a given database. Kill() is kill -9,
 /// Pause()/Resume() are SIGSTOP/SIGCONT; StartAsync() again brings it back on the same ports and database.
 /// Several processes on one database are replicas of one cluster; <paramref name="args"/> adds options
-/// (e.g. --lease-ttl=2, --member-id=a).
+/// (e.g. --lease-ttl=2, --member-id=a). Every process reads the test token file (<see cref="TestTokens"/>).
 /// </summary>
 public sealed class ControlPlaneProcess(string connectionString, params string[] args) : IAsyncDisposable
 {
@@ -21,7 +21,8 @@ public sealed class ControlPlaneProcess(string connectionString, params string[]
     public int RemotingPort { get; } = FreePort();
     public Uri Api => new($"http://127.0.0.1:{ApiPort}/");
     public Uri Grpc => new($"http://127.0.0.1:{GrpcPort}");
-    public MeshApiClient Client => MeshApiClient.Create(Api);
+    /// <summary>A client with the admin's token (<see cref="TestTokens"/>).</summary>
+    public MeshApiClient Client => MeshApiClient.Create(Api, TestTokens.Admin);
     /// <summary>The event store's database.</summary>
     public string ConnectionString => connectionString;
     public string Log { get { lock (_log) return string.Join('\n', _log); } }
@@ -31,7 +32,7 @@ public sealed class ControlPlaneProcess(string connectionString, params string[]
         var dll = RepoPaths.Binary("ControlPlane", "mesh-controlplane.dll");
         if (!File.Exists(dll)) throw new FileNotFoundException($"build the control plane first ({dll})");
         var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var a in new[] { dll, $"--pg={connectionString}", $"--api-port={ApiPort}", $"--grpc-port={GrpcPort}", $"--remoting-port={RemotingPort}" }.Concat(args)) start.ArgumentList.Add(a);
+        foreach (var a in new[] { dll, $"--pg={connectionString}", $"--api-port={ApiPort}", $"--grpc-port={GrpcPort}", $"--remoting-port={RemotingPort}", $"--token-file={TestTokens.File}" }.Concat(args)) start.ArgumentList.Add(a);
         _process = Process.Start(start)!;
         _process.OutputDataReceived += (_, e) => { if (e.Data is not null) lock (_log) _log.Add(e.Data); };
         _process.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (_log) _log.Add(e.Data); };

@@ -24,9 +24,10 @@ public sealed class HandMadeAgent : IAsyncDisposable
     /// <summary>The version of the snapshot the control plane sent when the call began.</summary>
     public ulong Version { get; private set; }
 
-    public static async Task<HandMadeAgent> ConnectAsync(Uri grpc, string node, CancellationToken ct)
+    /// <param name="token">the agent's token; default: the admin's, which may sync any node</param>
+    public static async Task<HandMadeAgent> ConnectAsync(Uri grpc, string node, CancellationToken ct, string? token = null)
     {
-        var channel = GrpcChannel.ForAddress(grpc, new GrpcChannelOptions { MaxReceiveMessageSize = AgentProtocol.MaxMessageSize });
+        var channel = TestTokens.Channel(grpc, token);
         var agent = new HandMadeAgent(node, channel, new AgentSync.AgentSyncClient(channel).Sync(cancellationToken: ct));
         try
         {

@@ -4,6 +4,7 @@ using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Mesh.Contracts.Policies;
+using Mesh.Contracts.Security;
 
 namespace Mesh.Contracts.Api;
 
@@ -29,14 +30,9 @@ public sealed class MeshApiClient(HttpClient http)
 
     public Uri BaseAddress => http.BaseAddress ?? throw new InvalidOperationException("HttpClient.BaseAddress is not set");
 
-    /// <summary>A client that names its principal (X-Mesh-Principal; default: the invoking user) on every write.</summary>
-    public static MeshApiClient Create(Uri address, TimeSpan? timeout = null, string? principal = null)
-    {
-        var http = new HttpClient { BaseAddress = address, Timeout = timeout ?? TimeSpan.FromSeconds(30) };
-        http.DefaultRequestHeaders.Add("X-Mesh-Principal",
-            principal ?? Environment.GetEnvironmentVariable("SUDO_USER") ?? Environment.UserName);
-        return new(http);
-    }
+    /// <summary>A client that sends <paramref name="token"/> as its bearer token: the control plane knows the caller by it alone.</summary>
+    public static MeshApiClient Create(Uri address, string? token, TimeSpan? timeout = null) =>
+        new(new HttpClient(new BearerToken(() => token, new SocketsHttpHandler())) { BaseAddress = address, Timeout = timeout ?? TimeSpan.FromSeconds(30) });
 
     /// <summary>Creates or replaces a policy; a null namespace addresses a cluster-wide policy.</summary>
     public Task<PolicyApplied> ApplyPolicyAsync(string? ns, string name, string document, CancellationToken ct = default) =>
@@ -74,6 +70,10 @@ public sealed class MeshApiClient(HttpClient http)
 
     public Task<IReadOnlyList<IdentityView>> ListIdentitiesAsync(CancellationToken ct = default) =>
         SendAsync<IReadOnlyList<IdentityView>>(HttpMethod.Get, "v1/identities", null, ct);
+
+    /// <summary>Removes a node whose agent is gone; null when no node of that name is known.</summary>
+    public Task<WriteResult?> DeleteNodeAsync(string node, CancellationToken ct = default) =>
+        SendOrNullAsync<WriteResult>(HttpMethod.Delete, $"v1/nodes/{Esc(node)}", ct);
 
     public Task<IReadOnlyList<NodeView>> ListNodesAsync(CancellationToken ct = default) =>
         SendAsync<IReadOnlyList<NodeView>>(HttpMethod.Get, "v1/nodes", null, ct);

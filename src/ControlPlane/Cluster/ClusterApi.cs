@@ -4,6 +4,7 @@ using Akka.Cluster;
 using Akka.Cluster.Sharding;
 using Akka.Hosting;
 using Mesh.Contracts.Api;
+using Mesh.ControlPlane.Security;
 
 namespace Mesh.ControlPlane.Cluster;
 
@@ -22,7 +23,7 @@ public static class ClusterApi
                 return TypedResults.Problem("the shard coordinator did not answer: a member is unreachable and the cluster is moving its " +
                     "shards; retry in a few seconds", statusCode: StatusCodes.Status503ServiceUnavailable);
             }
-        }).WithTags("Cluster");
+        }).WithTags("Cluster").RequirePermission(Permission.ClusterRead);
         return app;
     }
 }

@@ -1,4 +1,5 @@
 using Mesh.ControlPlane.Distribution;
+using Mesh.ControlPlane.Security;
 using Mesh.ControlPlane.State;
 using Mesh.Contracts.Identity;
 
@@ -7,11 +8,8 @@ namespace Mesh.ControlPlane.Commands;
 /// <summary>Turns an HTTP request into a CommandContext and makes writes readable before they are answered.</summary>
 public static class RequestContext
 {
-    /// <summary>Who is asking. meshctl sends X-Mesh-Principal; authentication comes with the API's auth layer.</summary>
-    public static CommandContext From(HttpContext http, TimeProvider clock) => new(
-        http.Request.Headers["X-Mesh-Principal"].FirstOrDefault() is { Length: > 0 } p ? p : "anonymous",
-        http.Request.Headers["X-Correlation-Id"].FirstOrDefault() is { Length: > 0 } c ? c : Guid.NewGuid().ToString("N"),
-        clock.GetUtcNow());
+    /// <summary>Who is asking: the authenticated caller, never a header (<see cref="Caller"/>).</summary>
+    public static CommandContext From(HttpContext http, TimeProvider clock) => new(Caller.PrincipalOf(http), Caller.CorrelationIdOf(http), clock.GetUtcNow());
 
     /// <summary>
     /// Waits until the read model holds the write, so a GET right after the answer sees it, and until it is compiled,

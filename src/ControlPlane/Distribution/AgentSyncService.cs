@@ -2,6 +2,7 @@ using Grpc.Core;
 using Mesh.ControlPlane.Cluster;
 using Mesh.ControlPlane.Commands;
 using Mesh.ControlPlane.Nodes;
+using Mesh.ControlPlane.Security;
 using Mesh.ControlPlane.State;
 using Mesh.Contracts.Agent;
 
@@ -13,10 +14,13 @@ namespace Mesh.ControlPlane.Distribution;
 /// newer version is compiled, coalescing bursts: an agent that is behind gets the newest version, never a backlog.
 /// After the first snapshot on a call, a version that follows the one sent goes as a delta. <see cref="SyncWakeups"/>
 /// wakes the calls at each version. One instance serves every call (a singleton in DI).
+/// An agent authenticates as its node (a token with the group <c>mesh:node:NAME</c>): it may watch only that node, and
+/// may not acknowledge a version the control plane has not produced.
 /// </summary>
 public sealed class AgentSyncService(ClusterState state, SnapshotCompiler compiler, SyncWakeups wakeups, NodeTracker nodes, CommandGateway commands,
     TimeProvider clock, ILogger<AgentSyncService> log) : AgentSync.AgentSyncBase
 {
+    [RequirePermission(Permission.AgentSync)]
     public override async Task Sync(IAsyncStreamReader<SyncRequest> requests, IServerStreamWriter<SnapshotUpdate> stream, ServerCallContext context)
     {
         var ct = context.CancellationToken;
@@ -26,12 +30,16 @@ public sealed class AgentSyncService(ClusterState state, SnapshotCompiler compil
         var watch = requests.Current.Watch;
         if (Mesh.Contracts.Input.KubernetesNames.NodeNameProblem(watch.Node) is { } badNode) throw Invalid($"watch.node: {badNode}");
         var node = watch.Node;
+        var http = context.GetHttpContext();
+        try { Caller.RequireNode(http, node); }
+        catch (PermissionDenied denied) { throw await DenialLog.RecordAsync(context, denied); }
+        var principal = Caller.PrincipalOf(http);
         var (addresses, invalid) = Node.Normalize(watch.Addresses, "watch.addresses");
         if (invalid is not null) throw Invalid(invalid);
         // Agents reconnect often (a replica going away moves all of them): the view already holding these addresses
         // spares the command; anything else goes to the node's aggregate, which decides.
         if (addresses.Count > 0 && state.Current.Nodes.GetValueOrDefault(node)?.Addresses.SequenceEqual(addresses) != true)
-            _ = RegisterAsync(node, addresses);
+            _ = RegisterAsync(node, principal, addresses);
 
         await state.CaughtUp.WaitAsync(ct);
         await compiler.WaitForAsync(state.Current.Position.Value, ct);
@@ -81,11 +89,11 @@ public sealed class AgentSyncService(ClusterState state, SnapshotCompiler compil
     /// Records the node's addresses, in the background: a node is served from the compiled state even while the
     /// database is away, and the next call registers again (the same addresses change nothing).
     /// </summary>
-    private async Task RegisterAsync(string node, IReadOnlyList<string> addresses)
+    private async Task RegisterAsync(string node, string principal, IReadOnlyList<string> addresses)
     {
         try
         {
-            var context = new CommandContext($"node:{node}", Guid.NewGuid().ToString("N"), clock.GetUtcNow());
+            var context = new CommandContext(principal, Guid.NewGuid().ToString("N"), clock.GetUtcNow());
             await commands.SendAsync(Node.Aggregate, Node.StreamId(node), new NodeCommand.RegisterNode(node, addresses), context, CancellationToken.None);
         }
         catch (Exception e)
@@ -103,6 +111,9 @@ public sealed class AgentSyncService(ClusterState state, SnapshotCompiler compil
             var ack = requests.Current.Ack;
             if (ack.Node.Length > 0 && ack.Node != node)
                 throw Invalid($"ack.node: \"{ack.Node}\" is not the node this call watches (\"{node}\")");
+            if (!await ProducedAsync((long)ack.Version, ct))
+                throw new RpcException(new Status(StatusCode.FailedPrecondition,
+                    $"ack.version: v{ack.Version} is beyond the newest version this control plane produced (v{compiler.Latest.Version}); nothing was recorded"));
             var applied = ack.Outcome == AckOutcome.Applied;
             // An endpoint named twice keeps its last reason: an agent's list has each once. Almost every ack names
             // none, and a thousand nodes ack each version: those allocate nothing.
@@ -112,6 +123,23 @@ public sealed class AgentSyncService(ClusterState state, SnapshotCompiler compil
             if (!applied) log.LogWarning("node {Node} failed to apply v{Version}: {Error}", node, ack.Version, ack.Error);
         }
     }
+
+    /// <summary>
+    /// Whether <paramref name="version"/> was produced. An agent coming from a replica that is a little ahead may ack a
+    /// version this one is about to compile: it gets a moment to arrive before the ack is refused.
+    /// </summary>
+    private async Task<bool> ProducedAsync(long version, CancellationToken ct)
+    {
+        if (version <= compiler.Latest.Version) return true;
+        using var moment = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        moment.CancelAfter(AckCatchUp);
+        try { await compiler.WaitForAsync(version, moment.Token); }
+        catch (OperationCanceledException) when (!ct.IsCancellationRequested) { }
+        return version <= compiler.Latest.Version;
+    }
+
+    /// <summary>How long an ack of a version not compiled here yet waits for it.</summary>
+    private static readonly TimeSpan AckCatchUp = TimeSpan.FromSeconds(2);
 
     private static RpcException Invalid(string detail) => new(new Status(StatusCode.InvalidArgument, detail));
 }

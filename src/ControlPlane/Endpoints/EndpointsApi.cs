@@ -2,6 +2,7 @@ using Mesh.ControlPlane.Cluster;
 using Mesh.ControlPlane.Commands;
 using Mesh.Contracts.Api;
 using Microsoft.AspNetCore.Http.HttpResults;
+using Mesh.ControlPlane.Security;
 
 namespace Mesh.ControlPlane.Endpoints;
 
@@ -12,9 +13,9 @@ public static class EndpointsApi
     public static RouteGroupBuilder MapEndpointEndpoints(this IEndpointRouteBuilder app)
     {
         var api = app.MapGroup("/v1/endpoints").WithTags("Endpoints");
-        api.MapPost("/", RegisterEndpoint);   // body: EndpointRegistration as JSON (read by the handler, so every refusal names its field)
-        api.MapGet("/", (EndpointService endpoints) => TypedResults.Ok(endpoints.List()));
-        api.MapDelete("/{ns}/{name}", DeleteEndpoint);
+        api.MapPost("/", RegisterEndpoint).RequirePermission(Permission.EndpointsWrite);   // body: EndpointRegistration as JSON (read by the handler, so every refusal names its field)
+        api.MapGet("/", (EndpointService endpoints) => TypedResults.Ok(endpoints.List())).RequirePermission(Permission.EndpointsRead);
+        api.MapDelete("/{ns}/{name}", DeleteEndpoint).RequirePermission(Permission.EndpointsWrite);
         return api;
     }
 

@@ -39,9 +39,10 @@ public static class HealthModule
 
     public static IEndpointRouteBuilder MapHealthEndpoints(this IEndpointRouteBuilder app)
     {
-        app.MapGet("/healthz", () => TypedResults.Ok(new { status = "alive" })).WithTags("Health");
+        // The only routes anyone may call: a liveness or readiness probe carries no token.
+        app.MapGet("/healthz", () => TypedResults.Ok(new { status = "alive" })).WithTags("Health").AllowAnonymous();
         app.MapGet("/readyz", (HttpContext http, StartupReplay replay) =>
-            replay.Done.IsCompletedSuccessfully ? Results.Ok(new { status = "ready" }) : NotReady(http)).WithTags("Health");
+            replay.Done.IsCompletedSuccessfully ? Results.Ok(new { status = "ready" }) : NotReady(http)).WithTags("Health").AllowAnonymous();
         return app;
     }
 

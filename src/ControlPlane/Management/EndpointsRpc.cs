@@ -2,6 +2,7 @@ using Grpc.Core;
 using Mesh.ControlPlane.Cluster;
 using Mesh.ControlPlane.Endpoints;
 using Mesh.Contracts.Api;
+using Mesh.ControlPlane.Security;
 using Rpc = Mesh.Contracts.Management;
 
 namespace Mesh.ControlPlane.Management;
@@ -9,6 +10,7 @@ namespace Mesh.ControlPlane.Management;
 /// <summary>mesh.management.v1.Endpoints over <see cref="EndpointService"/>.</summary>
 public sealed class EndpointsRpc(EndpointService endpoints, CommandGateway commands) : Rpc.Endpoints.EndpointsBase
 {
+    [RequirePermission(Permission.EndpointsWrite)]
     public override async Task<Rpc.EndpointRegistered> RegisterEndpoint(Rpc.EndpointRegistration request, ServerCallContext context)
     {
         var registration = new EndpointRegistration(request.Namespace, request.Name, request.Node, request.Ip, request.Interface,
@@ -23,9 +25,11 @@ public sealed class EndpointsRpc(EndpointService endpoints, CommandGateway comma
         };
     }
 
+    [RequirePermission(Permission.EndpointsRead)]
     public override Task<Rpc.EndpointList> ListEndpoints(Rpc.ListEndpointsRequest request, ServerCallContext context) =>
         Task.FromResult(new Rpc.EndpointList { Endpoints = { endpoints.List().Select(e => e.ToMessage()) } });
 
+    [RequirePermission(Permission.EndpointsWrite)]
     public override async Task<Rpc.WriteResult> DeleteEndpoint(Rpc.EndpointRef request, ServerCallContext context) =>
         (await endpoints.DeleteAsync(request.Namespace, request.Name, commands.ContextOf(context.GetHttpContext()), context.CancellationToken))?.ToMessage()
         ?? throw new RpcException(new Status(StatusCode.NotFound, $"no endpoint {request.Namespace}/{request.Name}"));

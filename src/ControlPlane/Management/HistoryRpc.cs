@@ -4,6 +4,7 @@ using Grpc.Core;
 using Mesh.ControlPlane.EventStore;
 using Mesh.ControlPlane.Projections;
 using Microsoft.AspNetCore.Http.HttpResults;
+using Mesh.ControlPlane.Security;
 using Rpc = Mesh.Contracts.Management;
 
 namespace Mesh.ControlPlane.Management;
@@ -14,6 +15,7 @@ namespace Mesh.ControlPlane.Management;
 /// </summary>
 public sealed class HistoryRpc(AuditTrail audit, MartenEventStore store, StateAt stateAt) : Rpc.History.HistoryBase
 {
+    [RequirePermission(Permission.AuditRead)]
     public override async Task<Rpc.AuditList> ListAudit(Rpc.ListAuditRequest request, ServerCallContext context)
     {
         // 0 and "" are proto3's absent values: every position is after 0, and the default limit applies.
@@ -32,6 +34,7 @@ public sealed class HistoryRpc(AuditTrail audit, MartenEventStore store, StateAt
         };
     }
 
+    [RequirePermission(Permission.AuditRead)]
     public override async Task<Rpc.HistoricalState> GetStateAt(Rpc.StateAtRequest request, ServerCallContext context)
     {
         var at = request.AtCase switch

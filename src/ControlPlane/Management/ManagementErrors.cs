@@ -3,13 +3,15 @@ using Google.Rpc;
 using Grpc.Core;
 using Grpc.Core.Interceptors;
 using Mesh.ControlPlane.Commands;
+using Mesh.ControlPlane.Security;
 
 namespace Mesh.ControlPlane.Management;
 
 /// <summary>
 /// The management API's refusals as gRPC says them, matching the REST API's: a refused command is FAILED_PRECONDITION
 /// (409 there), a passing outage UNAVAILABLE (503), fields a request got wrong INVALID_ARGUMENT with a
-/// google.rpc.BadRequest that names each (400 with a validation problem).
+/// google.rpc.BadRequest that names each (400 with a validation problem), a write outside the caller's scope
+/// PERMISSION_DENIED naming the permission (403), recorded as every denial is.
 /// </summary>
 public sealed class ManagementErrors : Interceptor
 {
@@ -19,6 +21,10 @@ public sealed class ManagementErrors : Interceptor
         try
         {
             return await continuation(request, context);
+        }
+        catch (PermissionDenied denied)
+        {
+            throw await DenialLog.RecordAsync(context, denied);
         }
         catch (Exception e) when (CommandErrors.Classify(e) is { } failure)
         {

@@ -1,13 +1,23 @@
 using Google.Protobuf.WellKnownTypes;
 using Grpc.Core;
 using Mesh.ControlPlane.Nodes;
+using Mesh.ControlPlane.Security;
 using Rpc = Mesh.Contracts.Management;
 
 namespace Mesh.ControlPlane.Management;
 
 /// <summary>mesh.management.v1.Nodes over <see cref="NodeService"/>.</summary>
-public sealed class NodesRpc(NodeService nodes) : Rpc.Nodes.NodesBase
+public sealed class NodesRpc(NodeService nodes, Cluster.CommandGateway commands) : Rpc.Nodes.NodesBase
 {
+    [RequirePermission(Permission.NodesWrite)]
+    public override async Task<Rpc.WriteResult> DeleteNode(Rpc.NodeRef request, ServerCallContext context)
+    {
+        if (request.Node.Length == 0) throw ManagementErrors.Invalid("The request is invalid", "node", "required: the node's name");
+        return (await nodes.DeleteAsync(request.Node, commands.ContextOf(context.GetHttpContext()), context.CancellationToken))?.ToMessage()
+            ?? throw new RpcException(new Status(StatusCode.NotFound, $"no node {request.Node}"));
+    }
+
+    [RequirePermission(Permission.NodesRead)]
     public override Task<Rpc.NodeList> ListNodes(Rpc.ListNodesRequest request, ServerCallContext context) =>
         Task.FromResult(new Rpc.NodeList
         {
@@ -23,6 +33,7 @@ public sealed class NodesRpc(NodeService nodes) : Rpc.Nodes.NodesBase
             },
         });
 
+    [RequirePermission(Permission.NodesRead)]
     public override async Task<Rpc.NodeHistory> GetNodeHistory(Rpc.NodeHistoryRequest request, ServerCallContext context)
     {
         if (request.Node.Length == 0) throw ManagementErrors.Invalid("The request is invalid", "node", "required: the node's name");
@@ -35,6 +46,7 @@ public sealed class NodesRpc(NodeService nodes) : Rpc.Nodes.NodesBase
         };
     }
 
+    [RequirePermission(Permission.StatusRead)]
     public override Task<Rpc.ControlPlaneStatus> GetStatus(Rpc.GetStatusRequest request, ServerCallContext context)
     {
         var s = nodes.Status();

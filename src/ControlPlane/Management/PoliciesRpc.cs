@@ -2,6 +2,7 @@ using Grpc.Core;
 using Mesh.ControlPlane.Cluster;
 using Mesh.ControlPlane.Policies;
 using Mesh.Contracts.Policies;
+using Mesh.ControlPlane.Security;
 using Rpc = Mesh.Contracts.Management;
 
 namespace Mesh.ControlPlane.Management;
@@ -9,11 +10,13 @@ namespace Mesh.ControlPlane.Management;
 /// <summary>mesh.management.v1.Policies over <see cref="PolicyService"/>. A namespace of "" is a cluster-wide policy's.</summary>
 public sealed class PoliciesRpc(PolicyService policies, CommandGateway commands) : Rpc.Policies.PoliciesBase
 {
+    [RequirePermission(Permission.PoliciesWrite)]
     public override async Task<Rpc.PolicyApplied> ApplyPolicy(Rpc.ApplyPolicyRequest request, ServerCallContext context)
     {
         if (request.Name.Length == 0) throw ManagementErrors.Invalid(ManagementErrors.InvalidRequest, "name", "required: the policy's name");
         if (string.IsNullOrWhiteSpace(request.Document)) throw ManagementErrors.Invalid(ManagementErrors.InvalidRequest, "document", PolicyService.DocumentRequired);
         var ns = request.Namespace.Length == 0 ? null : request.Namespace;
+        Caller.RequirePolicyWrite(context.GetHttpContext(), ns);
         return await policies.ApplyAsync(ns, request.Name, request.Document, commands.ContextOf(context.GetHttpContext()), context.CancellationToken) switch
         {
             PolicyApplyResult.Applied { Answer: var a } => new() { Namespace = a.Namespace, Name = a.Name, Version = a.Version, Hash = a.Hash, Changed = a.Changed, Kind = a.Kind },
@@ -24,6 +27,7 @@ public sealed class PoliciesRpc(PolicyService policies, CommandGateway commands)
         };
     }
 
+    [RequirePermission(Permission.PoliciesRead)]
     public override Task<Rpc.Policy> GetPolicy(Rpc.PolicyRef request, ServerCallContext context)
     {
         var (kind, ns) = Parse(request);
@@ -31,12 +35,15 @@ public sealed class PoliciesRpc(PolicyService policies, CommandGateway commands)
             ?? throw new RpcException(new Status(StatusCode.NotFound, $"no {PolicyKinds.DocumentKind(kind)} {Named(ns, request.Name)}")));
     }
 
+    [RequirePermission(Permission.PoliciesRead)]
     public override Task<Rpc.PolicyList> ListPolicies(Rpc.ListPoliciesRequest request, ServerCallContext context) =>
         Task.FromResult(new Rpc.PolicyList { Policies = { policies.List().Select(p => p.ToMessage()) } });
 
+    [RequirePermission(Permission.PoliciesWrite)]
     public override async Task<Rpc.WriteResult> DeletePolicy(Rpc.PolicyRef request, ServerCallContext context)
     {
         var (kind, ns) = Parse(request);
+        Caller.RequirePolicyWrite(context.GetHttpContext(), ns);
         var deleted = await policies.DeleteAsync(kind, ns, request.Name, commands.ContextOf(context.GetHttpContext()), context.CancellationToken);
         return deleted?.ToMessage() ?? throw new RpcException(new Status(StatusCode.NotFound, $"no {PolicyKinds.DocumentKind(kind)} {Named(ns, request.Name)}"));
     }

@@ -12,6 +12,7 @@ namespace Mesh.ControlPlane.Nodes;
 [JsonPolymorphic]
 [JsonDerivedType(typeof(RegisterNode), nameof(RegisterNode))]
 [JsonDerivedType(typeof(ReportEnforcement), nameof(ReportEnforcement))]
+[JsonDerivedType(typeof(DeleteNode), nameof(DeleteNode))]
 public abstract record NodeCommand
 {
     /// <summary><paramref name="Addresses"/>: IPv4 addresses, sorted and distinct (see <see cref="Node.Normalize"/>).</summary>
@@ -24,6 +25,9 @@ public abstract record NodeCommand
     /// </summary>
     public sealed record ReportEnforcement(string Name, long Version, DateTimeOffset Since, string ContentHash,
         IReadOnlyList<WaitingEndpoint> Waiting, long FailedVersion, string? Error) : NodeCommand;
+
+    /// <summary>Forget the node: its addresses (no longer remote-node anywhere) and what it reported enforcing.</summary>
+    public sealed record DeleteNode(string Name) : NodeCommand;
     private NodeCommand() { }
 }
 
@@ -42,6 +46,9 @@ public abstract record NodeEvent
 
     /// <summary>The node's agent could not apply <paramref name="Version"/>; it keeps enforcing the version before.</summary>
     public sealed record NodeApplyFailed(string Name, long Version, string Error) : NodeEvent;
+
+    /// <summary>The node was removed; an agent that connects again under its name registers it anew.</summary>
+    public sealed record NodeDeleted(string Name) : NodeEvent;
     private NodeEvent() { }
 }
 
@@ -79,6 +86,8 @@ public static class Node
         NodeCommand.RegisterNode r when state.Addresses.SequenceEqual(r.Addresses) => [],
         NodeCommand.RegisterNode r => [new NodeEvent.NodeRegistered(r.Name, r.Addresses)],
         NodeCommand.ReportEnforcement r => Report(r, state),
+        NodeCommand.DeleteNode d when state == NodeState.Unknown => [],
+        NodeCommand.DeleteNode d => [new NodeEvent.NodeDeleted(d.Name)],
         _ => throw new DomainRuleViolation($"{command.GetType().Name} cannot be applied to a node"),
     };
 
@@ -105,6 +114,7 @@ public static class Node
         },
         NodeEvent.NodeEndpointsWaiting w => state with { Waiting = w.Waiting },
         NodeEvent.NodeApplyFailed f => state with { FailedVersion = f.Version, Error = f.Error },
+        NodeEvent.NodeDeleted => NodeState.Unknown,
         _ => state,
     };
 

@@ -19,6 +19,12 @@ internal static class NodeFold
         }),
         NodeEvent.NodeEndpointsWaiting w => WithEnforcement(view, w.Name, r => r with { Waiting = w.Waiting }),
         NodeEvent.NodeApplyFailed f => WithEnforcement(view, f.Name, r => r with { FailedVersion = f.Version, Error = f.Error }),
+        NodeEvent.NodeDeleted d => view with
+        {
+            Nodes = view.Nodes.Remove(d.Name),
+            Enforcement = view.Enforcement.Remove(d.Name),
+            Changes = view.Change(recorded.Position, ViewPart.Nodes, d.Name),
+        },
         _ => view,
     };
 

@@ -8,7 +8,8 @@ using Mesh.Contracts.Input;
 namespace Mesh.ControlPlane.Nodes;
 
 /// <summary>The node application layer, behind both APIs: convergence per node, what each node enforced when, and the control plane's status.</summary>
-public sealed class NodeService(ClusterState state, SnapshotCompiler compiler, NodeTracker tracker, IEventStore store, ControlPlaneOptions options)
+public sealed class NodeService(ClusterState state, SnapshotCompiler compiler, NodeTracker tracker, IEventStore store, ControlPlaneOptions options,
+    Cluster.CommandGateway commands)
 {
     /// <summary>Where agents reach this control plane over gRPC.</summary>
     public string GrpcAddress => $"http://{options.AdvertiseAddress}:{options.GrpcPort}";
@@ -38,6 +39,24 @@ public sealed class NodeService(ClusterState state, SnapshotCompiler compiler, N
         var kept = enforced.Where((_, i) => at is { } t ? enforced[i].Since <= t && InForce(i, t, null)
             : InForce(i, since ?? DateTimeOffset.MinValue, until)).ToArray();
         return new NodeHistoryView(node, kept);
+    }
+
+    /// <summary>
+    /// Removes a node: its addresses stop being remote-node everywhere and what it reported is forgotten (its history
+    /// stays in its stream). Refused while its agent is connected here, which would register it again at once; its
+    /// endpoints are the endpoint API's to delete. Null when no node of that name is known.
+    /// </summary>
+    /// <exception cref="DomainRuleViolation">the node's agent is connected to this replica (409)</exception>
+    public async Task<WriteResult?> DeleteAsync(string node, CommandContext context, CancellationToken ct)
+    {
+        if (InputLimits.ControlCharacter(node) is not null) return null;
+        if (tracker.Get(node).Connected)
+            throw new DomainRuleViolation($"node {node}: its agent is connected; stop it (or remove its token) first, or it registers the node again");
+        var forgotten = tracker.Forget(node);
+        var result = await commands.SendAsync(Node.Aggregate, Node.StreamId(node), new NodeCommand.DeleteNode(node), context, ct);
+        if (result.Events.Count == 0) return forgotten ? new WriteResult(state.Current.Position.Value) : null;
+        await commands.ReadYourWriteAsync(result.Position, ct);
+        return new WriteResult(result.Position.Value);
     }
 
     /// <summary>Every version reaches every node (a delta, or the version alone when its content did not change), so

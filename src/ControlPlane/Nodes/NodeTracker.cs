@@ -82,6 +82,9 @@ public sealed class NodeTracker(TimeProvider clock)
         if (changed) ReportChanged?.Invoke(node);
     }
 
+    /// <summary>Forgets what a deleted node reported; false when nothing was known of it.</summary>
+    public bool Forget(string node) => _nodes.TryRemove(node, out _);
+
     public NodeReport Get(string node)
     {
         if (!_nodes.TryGetValue(node, out var e)) return NodeReport.None;

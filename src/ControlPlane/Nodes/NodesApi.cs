@@ -1,7 +1,9 @@
 using System.Globalization;
+using Mesh.ControlPlane.Cluster;
 using Mesh.ControlPlane.Commands;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Mesh.Contracts.Api;
+using Mesh.ControlPlane.Security;
 
 namespace Mesh.ControlPlane.Nodes;
 
@@ -10,9 +12,12 @@ public static class NodesApi
 {
     public static IEndpointRouteBuilder MapNodeEndpoints(this IEndpointRouteBuilder app)
     {
-        app.MapGet("/v1/nodes", (NodeService nodes) => TypedResults.Ok(nodes.List())).WithTags("Nodes");
-        app.MapGet("/v1/nodes/{node}/history", History).WithTags("Nodes");   // ?since=&until=&at= (RFC 3339)
-        app.MapGet("/v1/status", (NodeService nodes) => TypedResults.Ok(nodes.Status())).WithTags("Status");
+        app.MapGet("/v1/nodes", (NodeService nodes) => TypedResults.Ok(nodes.List())).WithTags("Nodes").RequirePermission(Permission.NodesRead);
+        app.MapDelete("/v1/nodes/{node}", async Task<Results<Ok<WriteResult>, NotFound>> (string node, HttpContext http, NodeService nodes, CommandGateway commands, CancellationToken ct) =>
+            await nodes.DeleteAsync(node, commands.ContextOf(http), ct) is { } deleted ? TypedResults.Ok(deleted) : TypedResults.NotFound())
+            .WithTags("Nodes").RequirePermission(Permission.NodesWrite);
+        app.MapGet("/v1/nodes/{node}/history", History).WithTags("Nodes").RequirePermission(Permission.NodesRead);   // ?since=&until=&at= (RFC 3339)
+        app.MapGet("/v1/status", (NodeService nodes) => TypedResults.Ok(nodes.Status())).WithTags("Status").RequirePermission(Permission.StatusRead);
         return app;
     }
 

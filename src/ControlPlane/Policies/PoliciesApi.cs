@@ -4,6 +4,7 @@ using Mesh.ControlPlane.State;
 using Mesh.Contracts.Api;
 using Mesh.Contracts.Policies;
 using Microsoft.AspNetCore.Http.HttpResults;
+using Mesh.ControlPlane.Security;
 
 namespace Mesh.ControlPlane.Policies;
 
@@ -15,18 +16,19 @@ public static class PoliciesApi
         // A NetworkPolicy and a CiliumNetworkPolicy of one namespace and name are two policies, as in Kubernetes: PUT
         // takes the kind from the document, GET and DELETE from ?kind= (CiliumNetworkPolicy when absent).
         var api = app.MapGroup("/v1/policies").WithTags("Policies");
-        api.MapPut("/{ns}/{name}", ApplyPolicy).AcceptsDocument();
-        api.MapGet("/{ns}/{name}", GetPolicy);                   // ?kind=CiliumNetworkPolicy|NetworkPolicy
-        api.MapDelete("/{ns}/{name}", DeletePolicy);             // ?kind=CiliumNetworkPolicy|NetworkPolicy
-        api.MapGet("/", (PolicyService policies) => TypedResults.Ok(policies.List()));
+        api.MapPut("/{ns}/{name}", ApplyPolicy).AcceptsDocument().RequirePermission(Permission.PoliciesWrite);
+        api.MapGet("/{ns}/{name}", GetPolicy).RequirePermission(Permission.PoliciesRead);        // ?kind=CiliumNetworkPolicy|NetworkPolicy
+        api.MapDelete("/{ns}/{name}", DeletePolicy).RequirePermission(Permission.PoliciesWrite); // ?kind=CiliumNetworkPolicy|NetworkPolicy
+        api.MapGet("/", (PolicyService policies) => TypedResults.Ok(policies.List())).RequirePermission(Permission.PoliciesRead);
 
         // CiliumClusterwideNetworkPolicy: no namespace, selects endpoints of every namespace.
         var clusterwide = app.MapGroup("/v1/clusterwide-policies").WithTags("Policies");
         clusterwide.MapPut("/{name}", (string name, HttpContext http, PolicyService policies, CommandGateway commands, CancellationToken ct) =>
-            ApplyAsync(null, name, http, policies, commands, ct)).AcceptsDocument();
-        clusterwide.MapGet("/{name}", (string name, PolicyService policies) => Found(policies.Find(PolicyKind.CiliumClusterwideNetworkPolicy, Clusterwide, name)));
+            ApplyAsync(null, name, http, policies, commands, ct)).AcceptsDocument().RequirePermission(Permission.PoliciesWrite);
+        clusterwide.MapGet("/{name}", (string name, PolicyService policies) => Found(policies.Find(PolicyKind.CiliumClusterwideNetworkPolicy, Clusterwide, name)))
+            .RequirePermission(Permission.PoliciesRead);
         clusterwide.MapDelete("/{name}", (string name, HttpContext http, PolicyService policies, CommandGateway commands, CancellationToken ct) =>
-            DeleteAsync(PolicyKind.CiliumClusterwideNetworkPolicy, Clusterwide, name, http, policies, commands, ct));
+            DeleteAsync(PolicyKind.CiliumClusterwideNetworkPolicy, Clusterwide, name, http, policies, commands, ct)).RequirePermission(Permission.PoliciesWrite);
         return app;
     }
 
@@ -39,6 +41,7 @@ public static class PoliciesApi
     private static async Task<Results<Ok<PolicyApplied>, ValidationProblem, ProblemHttpResult>> ApplyAsync(
         string? ns, string name, HttpContext http, PolicyService policies, CommandGateway commands, CancellationToken ct)
     {
+        Caller.RequirePolicyWrite(http, ns);
         using var reader = new StreamReader(http.Request.Body);
         var text = await reader.ReadToEndAsync(ct);
         if (string.IsNullOrWhiteSpace(text)) return Invalid("body", PolicyService.DocumentRequired);
@@ -71,8 +74,11 @@ public static class PoliciesApi
         InvalidKind(kind, out var k) is { } invalid ? invalid : await DeleteAsync(k, ns, name, http, policies, commands, ct);
 
     private static async Task<Results<Ok<WriteResult>, NotFound, ValidationProblem>> DeleteAsync(
-        PolicyKind kind, string ns, string name, HttpContext http, PolicyService policies, CommandGateway commands, CancellationToken ct) =>
-        await policies.DeleteAsync(kind, ns, name, commands.ContextOf(http), ct) is { } deleted ? TypedResults.Ok(deleted) : TypedResults.NotFound();
+        PolicyKind kind, string ns, string name, HttpContext http, PolicyService policies, CommandGateway commands, CancellationToken ct)
+    {
+        Caller.RequirePolicyWrite(http, ns);
+        return await policies.DeleteAsync(kind, ns, name, commands.ContextOf(http), ct) is { } deleted ? TypedResults.Ok(deleted) : TypedResults.NotFound();
+    }
 
     /// <summary>Reads the namespaced kind <c>?kind=</c> names (CiliumNetworkPolicy when absent); the refusal when it names none.</summary>
     private static ValidationProblem? InvalidKind(string? text, out PolicyKind kind)

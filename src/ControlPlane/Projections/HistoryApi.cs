@@ -8,6 +8,7 @@ using Mesh.Contracts.Input;
 using JasperFx.Events.Daemon;
 using Marten;
 using Microsoft.AspNetCore.Http.HttpResults;
+using Mesh.ControlPlane.Security;
 
 namespace Mesh.ControlPlane.Projections;
 
@@ -17,10 +18,10 @@ public static class HistoryApi
     public static IEndpointRouteBuilder MapHistoryEndpoints(this IEndpointRouteBuilder app)
     {
         var history = app.MapGroup("/v1").WithTags("History");
-        history.MapGet("/audit", GetAudit);                          // ?stream=&principal=&after=&limit=
-        history.MapGet("/state", GetStateAt);                        // ?at=V or ?at=<RFC 3339 time>
-        history.MapGet("/projections", ListProjections);
-        history.MapPost("/projections/{name}/rebuild", RebuildProjection);
+        history.MapGet("/audit", GetAudit).RequirePermission(Permission.AuditRead);                  // ?stream=&principal=&after=&limit=
+        history.MapGet("/state", GetStateAt).RequirePermission(Permission.AuditRead);                // ?at=V or ?at=<RFC 3339 time>
+        history.MapGet("/projections", ListProjections).RequirePermission(Permission.ProjectionsRead);
+        history.MapPost("/projections/{name}/rebuild", RebuildProjection).RequirePermission(Permission.ProjectionsAdmin);
         return app;
     }
 

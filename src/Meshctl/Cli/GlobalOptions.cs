@@ -6,12 +6,12 @@ namespace Mesh.Meshctl.Cli;
 /// <summary>Options every command understands, and how a command reaches the control plane.</summary>
 public static class GlobalOptions
 {
-    /// <summary>The control plane's REST address. Default: $MESH_SERVER, else http://127.0.0.1:7080 (where ./dev up starts it).</summary>
+    /// <summary>The control plane's REST address. Default: $MESH_SERVER, else the context file's, else http://127.0.0.1:7080.</summary>
     public static readonly Option<string> Server = new("--server")
     {
-        Description = "Control plane address (default: $MESH_SERVER or http://127.0.0.1:7080)",
+        Description = "Control plane address (default: $MESH_SERVER, the context file's server, or http://127.0.0.1:7080)",
         Recursive = true,
-        DefaultValueFactory = _ => Environment.GetEnvironmentVariable("MESH_SERVER") ?? "http://127.0.0.1:7080",
+        DefaultValueFactory = _ => Environment.GetEnvironmentVariable("MESH_SERVER") ?? ContextOrEmpty().Server ?? MeshContext.DefaultServer,
     };
 
     public static readonly Option<string> Output = CreateOutput();
@@ -35,8 +35,19 @@ public static class GlobalOptions
         return output;
     }
 
-    public static MeshApiClient ClientFrom(ParseResult parse) =>
-        MeshApiClient.Create(new Uri(parse.GetValue(Server)!.TrimEnd('/') + "/"));
+    /// <summary>A client of the control plane the command names, with the token of the context file or $MESH_TOKEN.</summary>
+    public static MeshApiClient ClientFrom(ParseResult parse, TimeSpan? timeout = null)
+    {
+        var server = parse.GetValue(Server)!;
+        return MeshApiClient.Create(new Uri(server.TrimEnd('/') + "/"), MeshContext.Load().TokenFor(server), timeout);
+    }
+
+    /// <summary>For defaults only: a malformed context file is reported by the command that needs its token.</summary>
+    private static MeshContext ContextOrEmpty()
+    {
+        try { return MeshContext.Load(); }
+        catch (Exception e) when (e is FormatException or IOException or UnauthorizedAccessException) { return new(null, null, null); }
+    }
 
     public static bool Json(ParseResult parse) => parse.GetValue(JsonFlag) || parse.GetValue(Output) == "json";
 }

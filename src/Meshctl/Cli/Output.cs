@@ -32,7 +32,7 @@ public static class Output
     }
 
     /// <summary>Runs a command's body and turns failures into readable errors and exit codes:
-    /// 0 ok, 1 refused or failed, 3 control plane unreachable.</summary>
+    /// 0 ok, 1 refused or failed, 3 control plane unreachable, 4 no valid credentials.</summary>
     public static async Task<int> GuardAsync(Func<Task<int>> body)
     {
         try
@@ -44,6 +44,13 @@ public static class Output
             AnsiConsole.MarkupLine($"[red]error:[/] cannot reach the control plane at {Esc(e.Address)}.");
             AnsiConsole.MarkupLine("  Start it with [bold]./dev up[/], or point meshctl at it with [bold]--server URL[/] or [bold]MESH_SERVER[/].");
             return 3;
+        }
+        catch (MeshApiException e) when (e.Status == System.Net.HttpStatusCode.Unauthorized)
+        {
+            AnsiConsole.MarkupLine($"[red]error:[/] the control plane refused meshctl's credentials: {Esc(e.Message)}");
+            AnsiConsole.MarkupLine($"  Run [bold]./dev up[/] (it writes meshctl's context file, {Esc(MeshContext.Path)}, with an admin token),");
+            AnsiConsole.MarkupLine("  or set [bold]MESH_TOKEN[/] to a token of the control plane's token file, or set [bold]MESH_CONFIG[/] to a context file.");
+            return 4;
         }
         catch (Exception e) when (e is MeshApiException or LabException or IOException or FormatException)
         {

@@ -99,7 +99,23 @@ public static class InventoryCommands
             if (waiting > 0) AnsiConsole.MarkupLine(WaitingHint(waiting));
             return 0;
         }));
-        return new Command("node", "Nodes and their convergence") { status, NodeHistory() };
+        return new Command("node", "Nodes and their convergence") { status, NodeHistory(), DeleteNode() };
+    }
+
+    private static Command DeleteNode()
+    {
+        var node = new Argument<string>("NODE") { Description = "The node's name" };
+        var delete = new Command("delete", "Remove a node whose agent is gone (its addresses stop being remote-node; its history stays)") { node };
+        delete.SetAction((parse, ct) => Output.GuardAsync(async () =>
+        {
+            var name = parse.GetValue(node)!;
+            var result = await GlobalOptions.ClientFrom(parse).DeleteNodeAsync(name, ct);
+            if (result is null) return Output.Error($"no node {name} (meshctl node status shows what exists)");
+            if (GlobalOptions.Json(parse)) Output.WriteJson(result);
+            else AnsiConsole.MarkupLine($"[green]✓[/] node {Output.Esc(name)} deleted at v{result.Version}");
+            return 0;
+        }));
+        return delete;
     }
 
     private static Command NodeHistory()

@@ -48,7 +48,7 @@ internal static class LabAgentCommands
             var grpcAddress = parse.GetValue(grpc) ?? state.GrpcAddress ?? await LabUpDownCommands.GrpcAddressAsync(parse, ct);
             var name = parse.GetValue(node)!;
             var before = state.Node(name)?.Agent;
-            var status = lab.StartAgent(name, LabContext.AgentLaunch(lab, grpcAddress));
+            var status = lab.StartAgent(name, LabContext.AgentLaunch(lab, parse, grpcAddress));
             var started = status.Pid != before?.Pid;
             if (started && lab.Read()!.Node(name) is { } recorded && (await LabUpDownCommands.AgentsThatDiedAsync([recorded], ct)).Count > 0)
                 return Output.Error($"the agent of {name} exited right after starting; see {status.Log}:\n{LabUpDownCommands.Tail(status.Log)}");

@@ -21,11 +21,21 @@ internal static class LabContext
 
     /// <summary>A client that gives up quickly: the lab works on without the control plane where it can.</summary>
     public static MeshApiClient Client(ParseResult parse, TimeSpan? timeout = null) =>
-        MeshApiClient.Create(new Uri(parse.GetValue(GlobalOptions.Server)!.TrimEnd('/') + "/"), timeout ?? TimeSpan.FromSeconds(10));
+        GlobalOptions.ClientFrom(parse, timeout ?? TimeSpan.FromSeconds(10));
 
-    /// <summary>How every node agent of this lab starts (lab up and lab agent start): same log file, appended to.</summary>
-    public static Func<LabNode, ProcessLaunch> AgentLaunch(Mesh.Lab.Lab lab, string grpcAddress) =>
-        node => LabLaunches.Agent(node, grpcAddress, Path.Combine(lab.Store.LogDirectory, $"agent-{node.Name}.log"));
+    /// <summary>
+    /// How every node agent of this lab starts (lab up and lab agent start): same log file, appended to, and a token of
+    /// its own node (<c>mesh:node:NAME</c>), added to the control plane's token file (the context's, or $MESH_TOKEN_FILE).
+    /// </summary>
+    public static Func<LabNode, ProcessLaunch> AgentLaunch(Mesh.Lab.Lab lab, ParseResult parse, string grpcAddress)
+    {
+        var server = parse.GetValue(GlobalOptions.Server)!;
+        var tokenFile = MeshContext.Load().TokenFileFor(server) ?? throw new LabException(
+            $"the lab gives each agent a node token through the control plane's token file, and none is known for {server}: " +
+            "run ./dev up (its context file names it), or set MESH_TOKEN_FILE to the file the control plane reads (--token-file)");
+        return node => LabLaunches.Agent(node, grpcAddress, Path.Combine(lab.Store.LogDirectory, $"agent-{node.Name}.log"),
+            LabNodeTokens.Issue(tokenFile, node.Name, Path.Combine(lab.Store.LabDirectory, $"agent-{node.Name}.token")));
+    }
 
     /// <summary>Pod servers are this meshctl, run as `meshctl lab serve` by the same dotnet host.</summary>
     private static ProcessLaunch PodServerLaunch(LabPod pod, string logFile) => new(

@@ -32,7 +32,7 @@ internal static class LabUpDownCommands
             var server = parse.GetValue(GlobalOptions.Server);
             var result = lab.Up(
                 parse.GetValue(nodes),
-                grpcAddress is null ? null : LabContext.AgentLaunch(lab, grpcAddress),
+                grpcAddress is null ? null : LabContext.AgentLaunch(lab, parse, grpcAddress),
                 state => { state.ControlPlane = server; state.GrpcAddress = grpcAddress ?? state.GrpcAddress; });
 
             var crashed = await AgentsThatDiedAsync(result.StartedAgents, ct);

@@ -8,7 +8,8 @@ public sealed record AgentOptions(
     IReadOnlyList<Uri> ControlPlaneReplicas,
     string PinRoot,
     string? BpfObject,
-    string StateDir)
+    string StateDir,
+    string? TokenFile = null)
 {
     public const string Usage = """
         mesh-agent: enforces this node's policy snapshots in the kernel and reports every version it applied.
@@ -22,6 +23,8 @@ public sealed record AgentOptions(
           --pin-root DIR          where maps and programs are pinned (default: /sys/fs/bpf/mesh/NODE)
           --bpf-object FILE       compiled datapath (default: endpoint.o next to the agent)
           --state-dir DIR         flow log and state (default: $MESH_HOME/agent/NODE)
+          --token-file FILE       holds this node's token (a token of the control plane with the group
+                                  mesh:node:NODE), read at each connect (default: $MESH_AGENT_TOKEN_FILE)
         """;
 
     public static AgentOptions Parse(string[] args)
@@ -44,7 +47,8 @@ public sealed record AgentOptions(
                 : [new Uri("http://127.0.0.1:7081")],
             Get("pin-root") ?? $"/sys/fs/bpf/mesh/{node}",
             Get("bpf-object"),
-            Get("state-dir") ?? Path.Combine(home, "agent", node));
+            Get("state-dir") ?? Path.Combine(home, "agent", node),
+            Get("token-file") ?? Environment.GetEnvironmentVariable("MESH_AGENT_TOKEN_FILE"));
     }
 
     private static IReadOnlyList<Uri> ParseReplicas(string list, string source)

@@ -51,7 +51,7 @@ public sealed class EntryBudgetApiTests : IAsyncLifetime
         Assert.Null(await _cp.Client.GetPolicyAsync("shop", "huge"));
         Assert.Equal(before, (await _cp.Client.StatusAsync()).Version);
 
-        using var http = new HttpClient { BaseAddress = _cp.Api };
+        using var http = TestTokens.Http(_cp.Api);
         var pressure = await http.GetFromJsonAsync<JsonArray>("v1/identities/pressure");
         var row = Assert.Single(pressure!);
         Assert.Equal(db.Identity, row!["identity"]!.GetValue<uint>());

@@ -53,7 +53,7 @@ public sealed class EndpointPortsApiTests : IAsyncLifetime
     public async Task Invalid_named_ports_are_refused_with_400_naming_each_field_and_nothing_is_stored()
     {
         var before = (await _cp.Client.StatusAsync(Ct)).Version;
-        using var http = new HttpClient { BaseAddress = _cp.Api };
+        using var http = TestTokens.Http(_cp.Api);
 
         using var response = await http.PostAsJsonAsync("v1/endpoints", Db(
             new("HTTP", 80), new("web", 0), new("dns", 53, "ICMP"), new("web", 81), new("a--b", 82), new("12345", 83)), Ct);
@@ -95,7 +95,7 @@ public sealed class EndpointPortsApiTests : IAsyncLifetime
 
     private async Task<int> EntriesOf(uint identity)
     {
-        using var http = new HttpClient { BaseAddress = _cp.Api };
+        using var http = TestTokens.Http(_cp.Api);
         var pressure = await http.GetFromJsonAsync<JsonArray>("v1/identities/pressure", Ct);
         return pressure!.Single(row => row!["identity"]!.GetValue<uint>() == identity)!["entries"]!.GetValue<int>();
     }

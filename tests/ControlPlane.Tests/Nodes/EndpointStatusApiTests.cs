@@ -78,7 +78,7 @@ public sealed class EndpointStatusApiTests : IAsyncLifetime
 
     private async Task<JsonDocument> RawAsync(string path)
     {
-        using var http = new HttpClient { BaseAddress = _cp.Api };
+        using var http = TestTokens.Http(_cp.Api);
         return JsonDocument.Parse(await http.GetStringAsync(path, Ct));
     }
 }

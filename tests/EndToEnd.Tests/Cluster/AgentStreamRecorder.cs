@@ -1,6 +1,7 @@
 using Grpc.Core;
 using Mesh.Contracts.Agent;
 using Mesh.NodeAgent.Sync;
+using Mesh.Testing;
 
 namespace Mesh.EndToEnd.Tests.Cluster;
 
@@ -34,7 +35,7 @@ internal sealed class AgentStreamRecorder(string node, IReadOnlyList<Uri> replic
 
     private async Task RunAsync(CancellationToken ct)
     {
-        var clients = replicas.Select(r => ControlPlaneReplica.Connect(r).Client).ToArray();
+        var clients = replicas.Select(r => ControlPlaneReplica.Connect(r, TestTokens.AdminTokenFile).Client).ToArray();
         for (var replica = 0; !ct.IsCancellationRequested; replica = (replica + 1) % clients.Length)
         {
             try

@@ -43,11 +43,10 @@ public sealed class FencingTests
         await holder.OpenAsync();
         var lockTx = await holder.BeginTransactionAsync();
         await Exec(holder, lockTx, $"SELECT pg_advisory_xact_lock({AppendLock})");
-        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(90) };
+        using var http = TestTokens.Http(paused.Api, TestTokens.Editor, TimeSpan.FromSeconds(90));
         using var stale = new HttpRequestMessage(HttpMethod.Put, new Uri(paused.Api, "v1/policies/fence/guarded"))
         {
             Content = new StringContent(StreamPolicy.Replace("PEER", "stale"), System.Text.Encoding.UTF8, "application/yaml"),
-            Headers = { { "X-Mesh-Principal", "paused-owner" } },
         };
         var staleWrite = http.SendAsync(stale);
         await WaitUntil(async () => await Scalar(cluster.ConnectionString,
@@ -84,7 +83,7 @@ public sealed class FencingTests
             Assert.NotEqual(HttpStatusCode.OK, answer.StatusCode);
         }
         catch (HttpRequestException) { }   // the downed member shut down before it answered
-        Assert.Equal(0, await Scalar(cluster.ConnectionString, "SELECT count(*) FROM mt_events WHERE user_name = 'paused-owner'"));
+        Assert.Equal(0, await Scalar(cluster.ConnectionString, "SELECT count(*) FROM mt_events WHERE user_name = '{TestTokens.EditorUser}'"));
 
         // The shard is served by its new owner: the first apply and the fresh one, nothing of the paused member.
         Assert.Equal(2, await Scalar(cluster.ConnectionString, $"SELECT count(*) FROM mt_events WHERE stream_id = '{stream}'"));

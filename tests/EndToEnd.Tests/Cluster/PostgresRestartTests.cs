@@ -88,7 +88,7 @@ public sealed class PostgresRestartTests(ITestOutputHelper output)
     /// are both shared and allocated throughout) and policies (a few names, each apply with new content).</summary>
     private sealed class WriteLoad(ControlPlaneProcess[] replicas)
     {
-        private readonly MeshApiClient[] _clients = replicas.Select(r => MeshApiClient.Create(r.Api, TimeSpan.FromSeconds(10))).ToArray();
+        private readonly MeshApiClient[] _clients = replicas.Select(r => MeshApiClient.Create(r.Api, TestTokens.Admin, TimeSpan.FromSeconds(10))).ToArray();
         private readonly ConcurrentQueue<AckedEndpoint> _endpoints = new();
         private readonly ConcurrentQueue<AckedPolicy> _policies = new();
         private readonly ConcurrentQueue<FailedWrite> _failures = new();

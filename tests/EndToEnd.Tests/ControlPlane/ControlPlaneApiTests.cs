@@ -148,7 +148,7 @@ public sealed class ControlPlaneApiTests : IAsyncLifetime
     {
         var frontend = await _cp.Client.RegisterEndpointAsync(Pod("frontend", "frontend", host: 5));
         var backend = await _cp.Client.RegisterEndpointAsync(Pod("backend", "backend", host: 6));
-        using var channel = GrpcChannel.ForAddress(_cp.Grpc);
+        using var channel = TestTokens.Channel(_cp.Grpc);
         var grpc = new AgentSync.AgentSyncClient(channel);
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(20));
 
@@ -199,7 +199,7 @@ public sealed class ControlPlaneApiTests : IAsyncLifetime
     [Fact]
     public async Task A_sync_call_must_start_with_a_watch_and_may_only_ack_its_own_node()
     {
-        using var channel = GrpcChannel.ForAddress(_cp.Grpc);
+        using var channel = TestTokens.Channel(_cp.Grpc);
         var grpc = new AgentSync.AgentSyncClient(channel);
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(20));
 
@@ -227,7 +227,7 @@ public sealed class ControlPlaneApiTests : IAsyncLifetime
     public async Task A_sync_call_ends_when_its_agent_half_closes_or_leaves_without_waiting_for_a_new_version()
     {
         await _cp.Client.RegisterEndpointAsync(Pod("web", "web"));   // a version for the calls' first snapshot
-        using var channel = GrpcChannel.ForAddress(_cp.Grpc);
+        using var channel = TestTokens.Channel(_cp.Grpc);
         var grpc = new AgentSync.AgentSyncClient(channel);
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(20));
 
@@ -291,7 +291,7 @@ public sealed class ControlPlaneApiTests : IAsyncLifetime
         Assert.Equal(["80 default/allow-frontend ingress[0]", "8080 NetworkPolicy default/allow-frontend ingress[0]"], Entries(both, backend.Identity, frontend.Identity));
 
         // A kind that is not one of the two is refused, naming the field, and deletes nothing.
-        using var http = new HttpClient { BaseAddress = _cp.Api };
+        using var http = TestTokens.Http(_cp.Api);
         foreach (var method in new[] { HttpMethod.Get, HttpMethod.Delete })
         {
             using var refused = await http.SendAsync(new HttpRequestMessage(method, "v1/policies/default/allow-frontend?kind=CiliumClusterwideNetworkPolicy"));
@@ -316,7 +316,7 @@ public sealed class ControlPlaneApiTests : IAsyncLifetime
     /// <summary>The snapshot a newly watching agent of <paramref name="node"/> gets, checked to hash as announced.</summary>
     private async Task<NodeSnapshot> SnapshotOfAsync(string node)
     {
-        using var channel = GrpcChannel.ForAddress(_cp.Grpc);
+        using var channel = TestTokens.Channel(_cp.Grpc);
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(20));
         using var call = new AgentSync.AgentSyncClient(channel).Sync(cancellationToken: cts.Token);
         await call.RequestStream.WriteAsync(new SyncRequest { Watch = new WatchRequest { Node = node } }, cts.Token);

@@ -36,7 +36,7 @@ public sealed class SharedControlPlane : IAsyncLifetime
 public sealed class HostileInputTests(SharedControlPlane shared) : IClassFixture<SharedControlPlane>
 {
     private ControlPlaneProcess Cp => shared.Process;
-    private HttpClient Http => new() { BaseAddress = Cp.Api, Timeout = TimeSpan.FromSeconds(60) };
+    private HttpClient Http => TestTokens.Http(Cp.Api, timeout: TimeSpan.FromSeconds(60));
     private static CancellationToken Ct => TestContext.Current.CancellationToken;
 
     private static EndpointRegistration Pod(string name, string ip, string node = "node-1", Dictionary<string, string>? labels = null) =>

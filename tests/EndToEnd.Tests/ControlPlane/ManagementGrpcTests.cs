@@ -36,7 +36,7 @@ public sealed class ManagementGrpcTests : IAsyncLifetime
     public async ValueTask InitializeAsync()
     {
         _cp = await ControlPlaneProcess.StartOnNewDatabaseAsync("--node-report-interval=0.2");
-        _channel = GrpcChannel.ForAddress(_cp.Grpc);
+        _channel = TestTokens.Channel(_cp.Grpc);
     }
 
     public async ValueTask DisposeAsync()
@@ -51,7 +51,11 @@ public sealed class ManagementGrpcTests : IAsyncLifetime
     private Nodes.NodesClient NodeApi => new(_channel);
     private History.HistoryClient HistoryApi => new(_channel);
 
-    private static Metadata As(string principal) => new() { { "x-mesh-principal", principal } };
+    /// <summary>Per-call credentials: the principal on the events is the token's user (alice: the admin, bob: an editor).</summary>
+    private static Metadata As(string token) => new() { { "authorization", $"Bearer {token}" } };
+
+    private const string Alice = TestTokens.AdminUser;
+    private const string Bob = TestTokens.EditorUser;
 
     private static EndpointRegistration Pod(string name, string app, int host) => new()
     {
@@ -63,14 +67,14 @@ public sealed class ManagementGrpcTests : IAsyncLifetime
     public async Task A_policy_is_applied_read_listed_and_deleted_and_applying_it_again_changes_nothing()
     {
         var applied = await PolicyApi.ApplyPolicyAsync(new() { Namespace = "default", Name = "allow-frontend", Document = AllowFrontend },
-            As("alice"), cancellationToken: Ct);
+            As(TestTokens.Admin), cancellationToken: Ct);
         var again = await PolicyApi.ApplyPolicyAsync(new() { Namespace = "default", Name = "allow-frontend", Document = AllowFrontend }, cancellationToken: Ct);
 
         Assert.True(applied.Changed);
         Assert.False(again.Changed);
         Assert.Equal((applied.Version, applied.Hash, "CiliumNetworkPolicy"), (again.Version, again.Hash, applied.Kind));
         var read = await PolicyApi.GetPolicyAsync(new() { Namespace = "default", Name = "allow-frontend" }, cancellationToken: Ct);
-        Assert.Equal((applied.Version, applied.Hash, "alice", "CiliumNetworkPolicy"), (read.Version, read.Hash, read.AppliedBy, read.Kind));
+        Assert.Equal((applied.Version, applied.Hash, Alice, "CiliumNetworkPolicy"), (read.Version, read.Hash, read.AppliedBy, read.Kind));
         Assert.Contains("allow-frontend", read.DocumentJson);
         Assert.Equal(["default/allow-frontend"], (await PolicyApi.ListPoliciesAsync(new(), cancellationToken: Ct)).Policies.Select(p => $"{p.Namespace}/{p.Name}"));
 
@@ -111,7 +115,7 @@ public sealed class ManagementGrpcTests : IAsyncLifetime
     public async Task A_policy_over_the_entry_budget_is_failed_precondition_naming_the_identity_and_nothing_is_applied()
     {
         await using var small = await ControlPlaneProcess.StartOnNewDatabaseAsync("--entry-budget=2");
-        using var channel = GrpcChannel.ForAddress(small.Grpc);
+        using var channel = TestTokens.Channel(small.Grpc);
         var registered = await new Endpoints.EndpointsClient(channel).RegisterEndpointAsync(Pod("db-1", "db", 5), cancellationToken: Ct);
         const string threePorts = """
             apiVersion: cilium.io/v2
@@ -185,15 +189,15 @@ public sealed class ManagementGrpcTests : IAsyncLifetime
     [Fact]
     public async Task The_audit_trail_names_who_changed_what_and_the_state_at_a_version_is_what_was_in_force_then()
     {
-        var applied = await PolicyApi.ApplyPolicyAsync(new() { Namespace = "default", Name = "allow-frontend", Document = AllowFrontend }, As("alice"), cancellationToken: Ct);
-        var deleted = await PolicyApi.DeletePolicyAsync(new() { Namespace = "default", Name = "allow-frontend" }, As("bob"), cancellationToken: Ct);
+        var applied = await PolicyApi.ApplyPolicyAsync(new() { Namespace = "default", Name = "allow-frontend", Document = AllowFrontend }, As(TestTokens.Admin), cancellationToken: Ct);
+        var deleted = await PolicyApi.DeletePolicyAsync(new() { Namespace = "default", Name = "allow-frontend" }, As(TestTokens.Editor), cancellationToken: Ct);
 
         // The audit trail is a projection, written after the answer: read until it holds the delete.
         var audit = await UntilAsync(() => HistoryApi.ListAuditAsync(new() { Stream = "policy-default/allow-frontend" }, cancellationToken: Ct).ResponseAsync,
             a => a.Entries.Any(e => e.Position == deleted.Version));
-        Assert.Equal([(applied.Version, "alice", "PolicyApplied"), (deleted.Version, "bob", "PolicyDeleted")],
+        Assert.Equal([(applied.Version, Alice, "PolicyApplied"), (deleted.Version, Bob, "PolicyDeleted")],
             audit.Entries.Select(e => (e.Position, e.Principal, e.Type)));
-        Assert.Equal([deleted.Version], (await HistoryApi.ListAuditAsync(new() { Principal = "bob" }, cancellationToken: Ct)).Entries.Select(e => e.Position));
+        Assert.Equal([deleted.Version], (await HistoryApi.ListAuditAsync(new() { Principal = Bob }, cancellationToken: Ct)).Entries.Select(e => e.Position));
         Assert.Equal([deleted.Version], (await HistoryApi.ListAuditAsync(new() { After = applied.Version, Limit = 1 }, cancellationToken: Ct)).Entries.Select(e => e.Position));
         Assert.Equal(["limit"], Fields(await Assert.ThrowsAsync<RpcException>(async () =>
             await HistoryApi.ListAuditAsync(new() { Limit = 5000 }, cancellationToken: Ct))));
@@ -202,7 +206,7 @@ public sealed class ManagementGrpcTests : IAsyncLifetime
         var now = await HistoryApi.GetStateAtAsync(new() { Version = deleted.Version }, cancellationToken: Ct);
 
         Assert.Equal((applied.Version, deleted.Version), (then.Version, then.Head));
-        Assert.Equal((applied.Hash, "alice"), (Assert.Single(then.Policies).Hash, then.Policies[0].AppliedBy));
+        Assert.Equal((applied.Hash, Alice), (Assert.Single(then.Policies).Hash, then.Policies[0].AppliedBy));
         Assert.Empty(now.Policies);
         // By time: the instant the apply was recorded holds the policy, as the version does.
         var appliedAt = (await HistoryApi.ListAuditAsync(new() { After = applied.Version - 1, Limit = 1 }, cancellationToken: Ct)).Entries.Single().Time;
@@ -217,9 +221,9 @@ public sealed class ManagementGrpcTests : IAsyncLifetime
     [Fact]
     public async Task What_grpc_writes_rest_reads_and_what_rest_writes_grpc_reads()
     {
-        var overGrpc = await PolicyApi.ApplyPolicyAsync(new() { Namespace = "default", Name = "allow-frontend", Document = AllowFrontend }, As("alice"), cancellationToken: Ct);
+        var overGrpc = await PolicyApi.ApplyPolicyAsync(new() { Namespace = "default", Name = "allow-frontend", Document = AllowFrontend }, As(TestTokens.Admin), cancellationToken: Ct);
         var readOverRest = await _cp.Client.GetPolicyAsync("default", "allow-frontend", ct: Ct);
-        Assert.Equal((overGrpc.Version, overGrpc.Hash, "alice"), (readOverRest!.Version, readOverRest.Hash, readOverRest.AppliedBy));
+        Assert.Equal((overGrpc.Version, overGrpc.Hash, Alice), (readOverRest!.Version, readOverRest.Hash, readOverRest.AppliedBy));
         // The same document over REST is the same policy: nothing changes.
         Assert.False((await _cp.Client.ApplyPolicyAsync("default", "allow-frontend", AllowFrontend, ct: Ct)).Changed);
 

@@ -68,7 +68,7 @@ public sealed class ReplicaFailoverTests
         var datapath = new InMemoryDatapath();
         var log = new StringWriter();
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(TestContext.Current.CancellationToken);
-        var loop = new AgentLoop(Options(), datapath, [ControlPlaneReplica.Connect(a.Address), ControlPlaneReplica.Connect(b.Address)],
+        var loop = new AgentLoop(Options(), datapath, [ControlPlaneReplica.Connect(a.Address, null), ControlPlaneReplica.Connect(b.Address, null)],
             TextWriter.Synchronized(log)).RunAsync(stop.Token);
 
         await Until(() => a.Acks.Any(ack => ack.Version == 5), "replica A received the ack of v5", log);
@@ -96,7 +96,7 @@ public sealed class ReplicaFailoverTests
         var datapath = new InMemoryDatapath();
         var log = new StringWriter();
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(TestContext.Current.CancellationToken);
-        var loop = new AgentLoop(Options(), datapath, [ControlPlaneReplica.Connect(unreachable), ControlPlaneReplica.Connect(b.Address)],
+        var loop = new AgentLoop(Options(), datapath, [ControlPlaneReplica.Connect(unreachable, null), ControlPlaneReplica.Connect(b.Address, null)],
             TextWriter.Synchronized(log)).RunAsync(stop.Token);
 
         await Until(() => b.Acks.Any(ack => ack.Version == 3), "replica B received the ack of v3", log);

@@ -28,7 +28,7 @@ internal sealed class ReplicaServer : AgentSync.AgentSyncBase, IAsyncDisposable
     public ConcurrentQueue<AckRequest> Acks { get; } = new();
     public ConcurrentQueue<StatusCode> WriteFailures { get; } = new();
 
-    public ControlPlaneReplica Replica => ControlPlaneReplica.Connect(Address);
+    public ControlPlaneReplica Replica => ControlPlaneReplica.Connect(Address, null);
 
     /// <param name="grpc">Changes to the control plane's gRPC server settings, applied after them.</param>
     public static async Task<ReplicaServer> StartAsync(Func<WatchRequest, IEnumerable<SnapshotUpdate>> script, Action<GrpcServiceOptions>? grpc = null)
