@@ -10,7 +10,7 @@ API_PORT=${MESH_DEMO_API_PORT:-7180}
 GRPC_PORT=${MESH_DEMO_GRPC_PORT:-7181}
 REMOTING_PORT=${MESH_DEMO_REMOTING_PORT:-7182}
 # Its own context file too: the one ./dev up wrote keeps naming the control plane the user started.
-export MESH_LAB=demo MESH_SERVER="http://127.0.0.1:$API_PORT" MESH_CONFIG="$MESH_HOME/demo-config"
+export MESH_LAB=demo MESH_SERVER="https://127.0.0.1:$API_PORT" MESH_CONFIG="$MESH_HOME/demo-config"
 
 demo_cleanup() {
   say "cleaning up"

@@ -19,6 +19,7 @@ ensure_deps() {
   command -v ip >/dev/null || need+=(iproute2)
   command -v nsenter >/dev/null || need+=(util-linux)
   command -v curl >/dev/null || need+=(curl)
+  command -v openssl >/dev/null || need+=(openssl)
   [ -x "$PG_BIN/initdb" ] || need+=(postgresql-15)
   command -v node >/dev/null || need+=(nodejs npm)
   if [ ${#need[@]} -gt 0 ]; then
@@ -99,12 +100,34 @@ ensure_tokens() {
   (umask 077; printf '%s,admin,admin,"mesh:admin"\n' "$(od -An -N32 -tx1 /dev/urandom | tr -d ' \n')" >"$file")
 }
 
-# Writes meshctl's context: the server, the admin token, and the token file the lab adds node tokens to.
+# The control plane's TLS: a local CA, made once, and a certificate it issued for 127.0.0.1 and localhost, which both
+# ports serve. meshctl and the lab's agents believe only this CA (the context file names it). Keys are mode 0600.
+tls_dir() { echo "$MESH_HOME/tls"; }
+ensure_certs() {
+  local dir; dir=$(tls_dir)
+  [ -s "$dir/controlplane.crt" ] && [ -s "$dir/controlplane.key" ] && return 0
+  mkdir -p "$dir"
+  if [ ! -s "$dir/ca.key" ]; then
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 3650 -subj "/CN=Mesh local CA" \
+      -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" \
+      -keyout "$dir/ca.key" -out "$dir/ca.crt" 2>/dev/null || die "openssl could not make the CA in $dir"
+  fi
+  openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=mesh-controlplane" \
+    -keyout "$dir/controlplane.key" -out "$dir/controlplane.csr" 2>/dev/null
+  printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n' >"$dir/controlplane.ext"
+  openssl x509 -req -in "$dir/controlplane.csr" -CA "$dir/ca.crt" -CAkey "$dir/ca.key" -CAcreateserial -days 825 \
+    -extfile "$dir/controlplane.ext" -out "$dir/controlplane.crt" 2>/dev/null || die "openssl could not issue the control plane's certificate"
+  rm -f "$dir/controlplane.csr" "$dir/controlplane.ext"
+  chmod 600 "$dir"/*.key; chmod 644 "$dir"/*.crt
+}
+
+# Writes meshctl's context: the server, the admin token, the CA to believe and the token file the lab adds node tokens to.
 write_context() {
   local path token; path=$(context_path)
   token=$(awk -F, '$4 ~ /mesh:admin/ { print $1; exit }' "$(cp_tokens)")
   mkdir -p "$(dirname "$path")"
-  (umask 077; printf '{"server": "http://127.0.0.1:%s", "token": "%s", "tokenFile": "%s"}\n' "$API_PORT" "$token" "$(cp_tokens)" >"$path")
+  (umask 077; printf '{"server": "https://127.0.0.1:%s", "token": "%s", "tokenFile": "%s", "certificateAuthority": "%s"}\n' \
+    "$API_PORT" "$token" "$(cp_tokens)" "$(tls_dir)/ca.crt" >"$path")
   if [ -n "${SUDO_USER:-}" ] && [ -z "${MESH_CONFIG:-}" ]; then chown "$SUDO_USER:" "$(dirname "$path")" "$path" 2>/dev/null || true; fi
 }
 
@@ -113,14 +136,16 @@ cp_running() { [ -f "$(cp_pidfile)" ] && kill -0 "$(cat "$(cp_pidfile)")" 2>/dev
 # Starts the control plane in the background (if it is not running) and waits until it answers.
 cp_start() {
   ensure_tokens
+  ensure_certs
   write_context
   if cp_running; then return 0; fi
   say "starting the control plane on 127.0.0.1:$API_PORT (gRPC $GRPC_PORT)"
   nohup dotnet "$(bin_dir ControlPlane)/mesh-controlplane.dll" --pg="$(pg_conn "$CP_DB")" \
-    --api-port="$API_PORT" --grpc-port="$GRPC_PORT" --remoting-port="$REMOTING_PORT" --token-file="$(cp_tokens)" >"$(cp_log)" 2>&1 &
+    --api-port="$API_PORT" --grpc-port="$GRPC_PORT" --remoting-port="$REMOTING_PORT" --token-file="$(cp_tokens)" \
+    --tls-cert-file="$(tls_dir)/controlplane.crt" --tls-private-key-file="$(tls_dir)/controlplane.key" >"$(cp_log)" 2>&1 &
   echo $! >"$(cp_pidfile)"
   for _ in $(seq 1 150); do
-    if curl -fs "http://127.0.0.1:$API_PORT/readyz" >/dev/null 2>&1; then return 0; fi
+    if curl -fs --cacert "$(tls_dir)/ca.crt" "https://127.0.0.1:$API_PORT/readyz" >/dev/null 2>&1; then return 0; fi
     cp_running || { tail -20 "$(cp_log)" >&2; die "the control plane exited; log: $(cp_log)"; }
     sleep 0.2
   done
@@ -142,8 +167,9 @@ up() {
   cat >&2 <<MSG
 
 Mesh is up.
-  control plane  http://127.0.0.1:$API_PORT   (OpenAPI: /openapi/v1.json; log: $(cp_log))
-  agent gRPC     http://127.0.0.1:$GRPC_PORT
+  control plane  https://127.0.0.1:$API_PORT   (OpenAPI: /openapi/v1.json; log: $(cp_log))
+  agent gRPC     https://127.0.0.1:$GRPC_PORT
+  TLS            CA $(tls_dir)/ca.crt   (curl --cacert it; the certificate names 127.0.0.1 and localhost)
   PostgreSQL     $(pg_conn "$CP_DB")
   meshctl        $(context_path)   (server and admin token; MESH_TOKEN overrides the token)
   tokens         $(cp_tokens)   (token,user,uid,"groups": add lines to issue tokens)

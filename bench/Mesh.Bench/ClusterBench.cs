@@ -58,7 +58,7 @@ internal static class ClusterBench
     {
         var (api, grpc, remoting) = (BenchDatabase.FreePort(), BenchDatabase.FreePort(), BenchDatabase.FreePort());
         var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var a in new[] { Path.Combine(AppContext.BaseDirectory, "mesh-controlplane.dll"), $"--pg={cs}", $"--api-port={api}", $"--grpc-port={grpc}", $"--remoting-port={remoting}", $"--member-id=bench-{id}", $"--token-file={BenchTokens.File}" })
+        foreach (var a in new[] { Path.Combine(AppContext.BaseDirectory, "mesh-controlplane.dll"), $"--pg={cs}", $"--api-port={api}", $"--grpc-port={grpc}", $"--remoting-port={remoting}", $"--member-id=bench-{id}", $"--token-file={BenchTokens.File}", "--plaintext" })
             start.ArgumentList.Add(a);
         var process = Process.Start(start)!;
         process.OutputDataReceived += (_, _) => { };

@@ -23,9 +23,15 @@ public static class ControlPlaneModule
         builder.WebHost.ConfigureKestrel(k =>
         {
             var ip = IPAddress.Parse(options.Listen);
-            k.Listen(ip, options.ApiPort, l => l.Protocols = HttpProtocols.Http1AndHttp2);
-            // gRPC without TLS needs HTTP/2 with prior knowledge: an HTTP/2-only listener.
-            k.Listen(ip, options.GrpcPort, l => l.Protocols = HttpProtocols.Http2);
+            k.Listen(ip, options.ApiPort, l => Serve(l, HttpProtocols.Http1AndHttp2));
+            // gRPC without TLS needs HTTP/2 with prior knowledge: an HTTP/2-only listener (with TLS, ALPN picks h2).
+            k.Listen(ip, options.GrpcPort, l => Serve(l, HttpProtocols.Http2));
+
+            void Serve(ListenOptions listener, HttpProtocols protocols)
+            {
+                listener.Protocols = protocols;
+                if (options.Tls is { } tls) listener.UseHttps(tls.Certificate);
+            }
         });
         builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
         builder.Services.AddSingleton(options);

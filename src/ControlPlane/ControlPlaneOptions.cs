@@ -9,7 +9,7 @@ public sealed class ControlPlaneOptions
     public string Listen { get; set; } = "127.0.0.1";
     /// <summary>REST API and OpenAPI document (HTTP/1.1 and HTTP/2). Default 7080.</summary>
     public int ApiPort { get; set; } = 7080;
-    /// <summary>Agent protocol, gRPC over cleartext HTTP/2 (prior knowledge). Default 7081.</summary>
+    /// <summary>Agent protocol: gRPC over HTTP/2 (TLS, or prior knowledge with --plaintext). Default 7081.</summary>
     public int GrpcPort { get; set; } = 7081;
     /// <summary>Address the other replicas and agents reach this one at. Default: <see cref="Listen"/>.</summary>
     public string? Advertise { get; set; }
@@ -30,7 +30,45 @@ public sealed class ControlPlaneOptions
     /// <summary>Who may call: --token-file, --jwt-issuer, --jwt-audience, --jwt-key-file, --oidc-authority, --jwt-username-claim, --jwt-groups-claim.</summary>
     public Security.SecurityOptions Security { get; set; } = new();
 
+    /// <summary>
+    /// The certificate both ports serve (--tls-cert-file and --tls-private-key-file, PEM).
+    /// Null: plain HTTP, which the command line allows only when asked for by --plaintext.
+    /// </summary>
+    public TlsFiles? Tls { get; set; }
+
     public string AdvertiseAddress => Advertise ?? Listen;
+
+    /// <summary>How clients address this replica's ports: https, or http with --plaintext.</summary>
+    public string Scheme => Tls is null ? "http" : "https";
+
+    public string ApiUrl => $"{Scheme}://{AdvertiseAddress}:{ApiPort}";
+    public string GrpcUrl => $"{Scheme}://{AdvertiseAddress}:{GrpcPort}";
+
+    /// <summary>The options, one line each, for <c>mesh-controlplane --help</c>.</summary>
+    public const string Usage = """
+        mesh-controlplane: the REST API, the agent protocol, and the event-sourced desired state behind them.
+
+        Options (--name=value or --name value; each also as an environment variable, e.g. MESH_PG):
+          --pg                      PostgreSQL connection string of the event store
+                                    (default: Host=127.0.0.1;Port=55432;Username=postgres;Database=mesh)
+          --listen                  address both ports bind to (default 127.0.0.1)
+          --api-port                REST API, HTTP/1.1 and HTTP/2 (default 7080)
+          --grpc-port               agent protocol and gRPC management API, HTTP/2 (default 7081)
+          --advertise               address other replicas and agents reach this one at (default: --listen)
+          --tls-cert-file           PEM certificate both ports serve; ./dev up makes one
+          --tls-private-key-file    PEM private key of that certificate
+          --plaintext               serve plain HTTP instead of TLS (a lab on loopback)
+          --insecure-allow-anonymous  with --plaintext: unauthenticated calls act as an administrator
+        Who may call:
+          --token-file              static tokens, token,user,uid,"group1,group2" per line (Kubernetes' format)
+          --jwt-issuer, --jwt-audience, --jwt-key-file, --oidc-authority, --jwt-username-claim, --jwt-groups-claim
+                                    JWT bearer tokens of an issuer (keys from a PEM file or OIDC discovery)
+        Cluster of replicas:
+          --member-id, --remoting-port, --seed-nodes, --shards, --lease-ttl, --stable-after, --passivate-after
+        Timers (seconds):
+          --identity-grace          an identity unused this long is released (default 900)
+          --node-report-interval    a node's acknowledgements are recorded at most this often (default 10)
+        """;
 
     public static ControlPlaneOptions From(IConfiguration config)
     {
@@ -54,10 +92,38 @@ public sealed class ControlPlaneOptions
         if (Seconds(config, "passivate-after", "MESH_PASSIVATE_AFTER") is { } idle) cluster = cluster with { PassivateAfter = idle };
         o.Cluster = cluster;
         o.Security = Mesh.ControlPlane.Security.SecurityOptions.From(config);
+        var (cert, key) = (config["tls-cert-file"] ?? config["MESH_TLS_CERT_FILE"], config["tls-private-key-file"] ?? config["MESH_TLS_PRIVATE_KEY_FILE"]);
+        var plaintext = Flag(config, "plaintext", "MESH_PLAINTEXT");
+        o.Tls = (cert, key, plaintext) switch
+        {
+            ({ Length: > 0 }, { Length: > 0 }, false) => TlsFiles.Read(cert, key),
+            ({ Length: > 0 }, { Length: > 0 }, true) => throw new ArgumentException("--plaintext and --tls-cert-file: choose one"),
+            (null, null, true) => null,
+            (null, null, false) => throw new ArgumentException(
+                "no TLS certificate: give --tls-cert-file and --tls-private-key-file (./dev up makes them), or --plaintext to serve plain HTTP"),
+            _ => throw new ArgumentException("--tls-cert-file and --tls-private-key-file go together"),
+        };
+        o.Security = o.Security with { AllowAnonymous = Flag(config, "insecure-allow-anonymous", "MESH_INSECURE_ALLOW_ANONYMOUS") };
+        if (o.Security.AllowAnonymous && o.Tls is not null)
+            throw new ArgumentException("--insecure-allow-anonymous is only for --plaintext labs: a TLS-protected control plane authenticates every call");
         if (Seconds(config, "identity-grace", "MESH_IDENTITY_GRACE") is { } grace) o.IdentityGrace = grace;
         if (Seconds(config, "node-report-interval", "MESH_NODE_REPORT_INTERVAL") is { } report) o.NodeReportInterval = report;
         return o;
     }
+
+    private static readonly string[] Switches = ["--plaintext", "--insecure-allow-anonymous"];
+
+    /// <summary>
+    /// The command line with each bare switch given its value (--plaintext becomes --plaintext=true): the configuration
+    /// reader would otherwise take the next argument as the switch's value, or drop a switch given last.
+    /// </summary>
+    public static string[] WithSwitchValues(string[] args) => [.. args.Select(a => Switches.Contains(a) ? a + "=true" : a)];
+
+    /// <summary>A switch: true or false (a bare one was made "true" by <see cref="WithSwitchValues"/>).</summary>
+    private static bool Flag(IConfiguration config, string option, string variable) =>
+        (config[option] ?? config[variable]) is { } text && (bool.TryParse(text, out var on)
+            ? on
+            : throw new ArgumentException($"--{option} ({variable}): \"{text}\" is not true or false"));
 
     /// <summary>A duration given in seconds, or null when not given. A value that is not a positive number is refused
     /// by name: a typo must not quietly leave a timer at its default.</summary>
@@ -68,5 +134,21 @@ public sealed class ControlPlaneOptions
             && seconds > 0 && double.IsFinite(seconds)
             ? TimeSpan.FromSeconds(seconds)
             : throw new ArgumentException($"--{option} ({variable}): \"{text}\" is not a number of seconds greater than 0");
+    }
+}
+
+/// <summary>The certificate and key both ports serve, read once at start (a restart picks up a renewed pair).</summary>
+public sealed record TlsFiles(string CertFile, string KeyFile, System.Security.Cryptography.X509Certificates.X509Certificate2 Certificate)
+{
+    /// <exception cref="ArgumentException">a file is missing, or the pair is not a PEM certificate and its key</exception>
+    public static TlsFiles Read(string certFile, string keyFile)
+    {
+        foreach (var (file, option) in new[] { (certFile, "--tls-cert-file"), (keyFile, "--tls-private-key-file") })
+            if (!File.Exists(file)) throw new ArgumentException($"{option}: {file} does not exist");
+        try { return new TlsFiles(certFile, keyFile, System.Security.Cryptography.X509Certificates.X509Certificate2.CreateFromPemFile(certFile, keyFile)); }
+        catch (System.Security.Cryptography.CryptographicException e)
+        {
+            throw new ArgumentException($"--tls-cert-file/--tls-private-key-file: {certFile} and {keyFile} are not a PEM certificate and its private key ({e.Message})", e);
+        }
     }
 }

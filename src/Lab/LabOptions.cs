@@ -33,18 +33,19 @@ public static class LabLaunches
     /// <summary>
     /// The node agent for <paramref name="node"/>, enforcing in the node's netns, pinning under its own root and
     /// keeping its flow log in the node's state directory (when the lab gave it one), authenticating with the node
-    /// token in <paramref name="tokenFile"/> (<see cref="LabNodeTokens"/>).
+    /// token in <paramref name="tokenFile"/> (<see cref="LabNodeTokens"/>) and believing the CA of <paramref name="caFile"/>.
     /// </summary>
-    public static ProcessLaunch Agent(LabNode node, string grpcAddress, string logFile, string tokenFile) => new(
+    public static ProcessLaunch Agent(LabNode node, string grpcAddress, string logFile, string tokenFile, string? caFile = null) => new(
         $"agent {node.Name}", DotnetHost,
         [
             AgentAssembly, "--node", node.Name, "--netns", node.Netns, "--control-plane", AsUrl(grpcAddress), "--pin-root", node.PinRoot,
             "--token-file", tokenFile,
+            .. caFile is null ? [] : new[] { "--ca-file", caFile },
             .. node.AgentStateDirectory is { Length: > 0 } stateDir ? new[] { "--state-dir", stateDir } : [],
         ],
         logFile);
 
-    /// <summary>The agent takes a URL; "host:port" (as people type it) means plain-text HTTP/2 to that port.</summary>
+    /// <summary>The agent takes a URL; "host:port" (as people type it) means TLS to that port, as the control plane serves it.</summary>
     public static string AsUrl(string grpcAddress) =>
-        grpcAddress.Contains("://", StringComparison.Ordinal) ? grpcAddress : $"http://{grpcAddress}";
+        grpcAddress.Contains("://", StringComparison.Ordinal) ? grpcAddress : $"https://{grpcAddress}";
 }

@@ -10,6 +10,7 @@ if (Console.IsOutputRedirected) Spectre.Console.AnsiConsole.Profile.Width = 200;
 var root = new RootCommand("meshctl: apply label-based network policies, watch nodes converge, and run a local lab of pods")
 {
     GlobalOptions.Server,
+    GlobalOptions.CaFile,
     GlobalOptions.Output,
     GlobalOptions.JsonFlag,
     PolicyCommands.Build(),

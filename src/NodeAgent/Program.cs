@@ -5,8 +5,13 @@ using Mesh.NodeAgent.Sync;
 
 // mesh-agent: one per node. Loads the datapath (adopting what is pinned), then follows the control plane.
 AgentOptions options;
-try { options = AgentOptions.Parse(args); }
-catch (ArgumentException e) { Console.Error.WriteLine(e.Message); return 2; }
+ControlPlaneReplica[] replicas;
+try
+{
+    options = AgentOptions.Parse(args);
+    replicas = [.. options.ControlPlaneReplicas.Select(r => ControlPlaneReplica.Connect(r, options.TokenFile, options.CaFile))];
+}
+catch (ArgumentException e) { Console.Error.WriteLine($"error: {e.Message}"); return 2; }
 
 using var stop = new CancellationTokenSource();
 Console.CancelKeyPress += (_, e) => { e.Cancel = true; stop.Cancel(); };
@@ -18,6 +23,6 @@ using var datapath = BpfDatapath.Open(options.BpfObject is { } obj ? datapathOpt
 using var links = LinkWatcher.Start(options.Netns);
 Console.WriteLine($"mesh-agent {options.Node}: datapath loaded (pins {options.PinRoot}, enforcing v{datapath.AppliedVersion}); control plane replicas {string.Join(", ", options.ControlPlaneReplicas)}");
 var flows = new FlowLog(options.Node, FlowLog.PathFor(options.StateDir)).RunAsync(datapath, stop.Token);
-await new AgentLoop(options, datapath, [.. options.ControlPlaneReplicas.Select(r => ControlPlaneReplica.Connect(r, options.TokenFile))], Console.Out, links.Changes).RunAsync(stop.Token);
+await new AgentLoop(options, datapath, replicas, Console.Out, links.Changes).RunAsync(stop.Token);
 await flows;
 return 0;

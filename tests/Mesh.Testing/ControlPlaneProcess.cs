@@ -9,7 +9,9 @@ namespace Mesh.Testing;
 /// A real control-plane process on loopback ports of its own, against a given database. Kill() is kill -9,
 /// Pause()/Resume() are SIGSTOP/SIGCONT; StartAsync() again brings it back on the same ports and database.
 /// Several processes on one database are replicas of one cluster; <paramref name="args"/> adds options
-/// (e.g. --lease-ttl=2, --member-id=a). Every process reads the test token file (<see cref="TestTokens"/>).
+/// (e.g. --lease-ttl=2, --member-id=a). Every process reads the test token file (<see cref="TestTokens"/>). It serves
+/// plain HTTP (--plaintext) unless <see cref="Tls"/> is given: then both ports serve that certificate, and clients believe
+/// its CA.
 /// </summary>
 public sealed class ControlPlaneProcess(string connectionString, params string[] args) : IAsyncDisposable
 {
@@ -19,10 +21,12 @@ public sealed class ControlPlaneProcess(string connectionString, params string[]
     public int ApiPort { get; } = FreePort();
     public int GrpcPort { get; } = FreePort();
     public int RemotingPort { get; } = FreePort();
-    public Uri Api => new($"http://127.0.0.1:{ApiPort}/");
-    public Uri Grpc => new($"http://127.0.0.1:{GrpcPort}");
+    public TestCertificates? Tls { get; init; }
+    private string Scheme => Tls is null ? "http" : "https";
+    public Uri Api => new($"{Scheme}://127.0.0.1:{ApiPort}/");
+    public Uri Grpc => new($"{Scheme}://127.0.0.1:{GrpcPort}");
     /// <summary>A client with the admin's token (<see cref="TestTokens"/>).</summary>
-    public MeshApiClient Client => MeshApiClient.Create(Api, TestTokens.Admin);
+    public MeshApiClient Client => MeshApiClient.Create(Api, TestTokens.Admin, caFile: Tls?.CaFile);
     /// <summary>The event store's database.</summary>
     public string ConnectionString => connectionString;
     public string Log { get { lock (_log) return string.Join('\n', _log); } }
@@ -32,7 +36,9 @@ public sealed class ControlPlaneProcess(string connectionString, params string[]
         var dll = RepoPaths.Binary("ControlPlane", "mesh-controlplane.dll");
         if (!File.Exists(dll)) throw new FileNotFoundException($"build the control plane first ({dll})");
         var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var a in new[] { dll, $"--pg={connectionString}", $"--api-port={ApiPort}", $"--grpc-port={GrpcPort}", $"--remoting-port={RemotingPort}", $"--token-file={TestTokens.File}" }.Concat(args)) start.ArgumentList.Add(a);
+        string[] transport = Tls is { } tls ? [$"--tls-cert-file={tls.ServerCertFile}", $"--tls-private-key-file={tls.ServerKeyFile}"] : ["--plaintext"];
+        foreach (var a in new[] { dll, $"--pg={connectionString}", $"--api-port={ApiPort}", $"--grpc-port={GrpcPort}", $"--remoting-port={RemotingPort}", $"--token-file={TestTokens.File}" }.Concat(transport).Concat(args))
+            start.ArgumentList.Add(a);
         _process = Process.Start(start)!;
         _process.OutputDataReceived += (_, e) => { if (e.Data is not null) lock (_log) _log.Add(e.Data); };
         _process.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (_log) _log.Add(e.Data); };
@@ -56,11 +62,14 @@ public sealed class ControlPlaneProcess(string connectionString, params string[]
     private PostgresDatabase? _ownDatabase;
 
     /// <summary>A control plane on a fresh database of its own, both removed on dispose.</summary>
-    public static async Task<ControlPlaneProcess> StartOnNewDatabaseAsync(params string[] args)
+    public static Task<ControlPlaneProcess> StartOnNewDatabaseAsync(params string[] args) => StartOnNewDatabaseAsync(null, args);
+
+    /// <summary>A control plane serving <paramref name="tls"/>'s certificate (plain HTTP when null), on a fresh database of its own.</summary>
+    public static async Task<ControlPlaneProcess> StartOnNewDatabaseAsync(TestCertificates? tls, params string[] args)
     {
         var database = new PostgresDatabase();
         await database.InitializeAsync();
-        var process = new ControlPlaneProcess(database.ConnectionString, args) { _ownDatabase = database };
+        var process = new ControlPlaneProcess(database.ConnectionString, args) { _ownDatabase = database, Tls = tls };
         try
         {
             await process.StartAsync();

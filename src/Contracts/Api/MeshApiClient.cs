@@ -30,9 +30,12 @@ public sealed class MeshApiClient(HttpClient http)
 
     public Uri BaseAddress => http.BaseAddress ?? throw new InvalidOperationException("HttpClient.BaseAddress is not set");
 
-    /// <summary>A client that sends <paramref name="token"/> as its bearer token: the control plane knows the caller by it alone.</summary>
-    public static MeshApiClient Create(Uri address, string? token, TimeSpan? timeout = null) =>
-        new(new HttpClient(new BearerToken(() => token, new SocketsHttpHandler())) { BaseAddress = address, Timeout = timeout ?? TimeSpan.FromSeconds(30) });
+    /// <summary>
+    /// A client that sends <paramref name="token"/> as its bearer token: the control plane knows the caller by it alone.
+    /// On https, it believes only a server certificate issued by <paramref name="caFile"/>'s CA, when one is given.
+    /// </summary>
+    public static MeshApiClient Create(Uri address, string? token, TimeSpan? timeout = null, string? caFile = null) =>
+        new(new HttpClient(new BearerToken(() => token, new SocketsHttpHandler().TrustingCa(caFile))) { BaseAddress = address, Timeout = timeout ?? TimeSpan.FromSeconds(30) });
 
     /// <summary>Creates or replaces a policy; a null namespace addresses a cluster-wide policy.</summary>
     public Task<PolicyApplied> ApplyPolicyAsync(string? ns, string name, string document, CancellationToken ct = default) =>

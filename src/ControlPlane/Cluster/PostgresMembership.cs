@@ -34,7 +34,7 @@ public sealed partial class PostgresMembership(NpgsqlDataSource db, ClusterOptio
     public IReadOnlyDictionary<string, MemberRow> Rows => _rows;
 
     public MemberRow Me(ActorSystem system) => new(Akka.Cluster.Cluster.Get(system).SelfAddress.ToString(), options.MemberId,
-        $"http://{cp.AdvertiseAddress}:{cp.ApiPort}", $"http://{cp.AdvertiseAddress}:{cp.GrpcPort}");
+        cp.ApiUrl, cp.GrpcUrl);
 
     /// <summary>Joins the cluster: the explicit seed nodes when given, else the live members recorded in the database.</summary>
     public async Task JoinAsync(ActorSystem system, CancellationToken ct)

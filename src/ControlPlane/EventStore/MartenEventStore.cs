@@ -58,7 +58,7 @@ public sealed partial class MartenEventStore(
             var body = JsonSerializer.Deserialize(reader.GetString(4), type, EventTypes.Json)!;
             var metadata = new EventMetadata(
                 reader.IsDBNull(7) ? "" : reader.GetString(7),
-                reader.IsDBNull(8) ? reader.GetFieldValue<DateTimeOffset>(9) : TimeOf(reader.GetString(8)) ?? reader.GetFieldValue<DateTimeOffset>(9),
+                DecisionTime(reader.IsDBNull(8) ? null : TimeHeaderIn(reader.GetString(8)), reader.GetFieldValue<DateTimeOffset>(9)),
                 reader.IsDBNull(5) ? "" : reader.GetString(5),
                 reader.IsDBNull(6) ? null : reader.GetString(6));
             events.Add(new RecordedEvent(new LogPosition(reader.GetInt64(0)), reader.GetString(1), reader.GetInt64(2), typeName, body, metadata));
@@ -86,11 +86,11 @@ public sealed partial class MartenEventStore(
         ORDER BY seq_id LIMIT $2
         """;
 
-    /// <summary>The decision time from an event's headers (JSON text), or null when they carry none.</summary>
-    private static DateTimeOffset? TimeOf(string headers)
+    /// <summary>The time header of an event's headers (JSON text), or null when they carry none.</summary>
+    private static string? TimeHeaderIn(string headers)
     {
         using var json = JsonDocument.Parse(headers);
-        return json.RootElement.TryGetProperty(TimeHeader, out var time) && time.ValueKind == JsonValueKind.String ? Parse(time.GetString()!) : null;
+        return json.RootElement.TryGetProperty(TimeHeader, out var time) && time.ValueKind == JsonValueKind.String ? time.GetString() : null;
     }
 
     public async Task<LogPosition> HeadAsync(CancellationToken ct = default)
@@ -119,19 +119,19 @@ public sealed partial class MartenEventStore(
     internal static RecordedEvent ToRecorded(IEvent e) =>
         new(new LogPosition(e.Sequence), e.StreamKey!, e.Version, e.EventTypeName, e.Data, MetadataOf(e));
 
-    private static DateTimeOffset Parse(string time) => DateTimeOffset.Parse(time, CultureInfo.InvariantCulture, DateTimeStyles.RoundtripKind);
+    internal static EventMetadata MetadataOf(IEvent e) =>
+        new(e.UserName ?? "", DecisionTime(e.GetHeader(TimeHeader), e.Timestamp), e.CorrelationId ?? "", e.CausationId);
 
-    internal static EventMetadata MetadataOf(IEvent e)
+    /// <summary>
+    /// When the command was decided: its time header, else when Marten appended the event. Headers come back as plain
+    /// objects, and Marten's reader may already have turned a date-like string into a date.
+    /// </summary>
+    private static DateTimeOffset DecisionTime(object? header, DateTimeOffset appended) => header switch
     {
-        // Headers come back as plain objects, and Marten's reader may already have turned a date-like string into a date.
-        var time = e.GetHeader(TimeHeader) switch
-        {
-            JsonElement { ValueKind: JsonValueKind.String } s => Parse(s.GetString()!),
-            string s => Parse(s),
-            DateTimeOffset t => t,
-            DateTime t => new DateTimeOffset(t),
-            _ => e.Timestamp,
-        };
-        return new EventMetadata(e.UserName ?? "", time, e.CorrelationId ?? "", e.CausationId);
-    }
+        JsonElement { ValueKind: JsonValueKind.String } s => DecisionTime(s.GetString(), appended),
+        string s => DateTimeOffset.Parse(s, CultureInfo.InvariantCulture, DateTimeStyles.RoundtripKind),
+        DateTimeOffset t => t,
+        DateTime t => new DateTimeOffset(t),
+        _ => appended,
+    };
 }

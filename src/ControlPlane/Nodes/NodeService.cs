@@ -12,7 +12,7 @@ public sealed class NodeService(ClusterState state, SnapshotCompiler compiler, N
     Cluster.CommandGateway commands)
 {
     /// <summary>Where agents reach this control plane over gRPC.</summary>
-    public string GrpcAddress => $"http://{options.AdvertiseAddress}:{options.GrpcPort}";
+    public string GrpcAddress => options.GrpcUrl;
 
     public NodeView[] List() => Nodes(state.Current);
 

@@ -21,6 +21,7 @@ public static class SecurityModule
 
     public static IServiceCollection AddMeshSecurity(this IServiceCollection services, SecurityOptions options)
     {
+        services.AddSingleton(options);
         services.AddSingleton(sp => new StaticTokens(options.TokenFile, sp.GetRequiredService<ILogger<StaticTokens>>()));
         var authentication = services.AddAuthentication(Scheme)
             .AddPolicyScheme(Scheme, "token file or JWT", o => o.ForwardDefaultSelector = http =>

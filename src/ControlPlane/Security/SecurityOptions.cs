@@ -21,6 +21,14 @@ public sealed record SecurityOptions
     /// <summary>The claim listing the groups, i.e. Mesh's roles (--jwt-groups-claim). Default <c>groups</c>.</summary>
     public string JwtGroupsClaim { get; init; } = "groups";
 
+    /// <summary>
+    /// A call without credentials acts as the administrator <see cref="AnonymousUser"/> (--insecure-allow-anonymous, with
+    /// --plaintext only): for measuring what authentication costs, and for throwaway labs; never for a reachable network.
+    /// </summary>
+    public bool AllowAnonymous { get; init; }
+
+    public const string AnonymousUser = "system:anonymous";
+
     public bool JwtEnabled => JwtKeyFile is not null || OidcAuthority is not null;
 
     public static SecurityOptions From(IConfiguration config)

@@ -9,48 +9,59 @@ using Microsoft.Extensions.Options;
 namespace Mesh.ControlPlane.Security;
 
 /// <summary>
-/// The tokens of --token-file, read again whenever the file changes (the lab adds node tokens while the control plane
-/// runs). A file that stops parsing keeps the tokens read before, with a warning. Tokens are held by their SHA-256, so
-/// a lookup's timing says nothing about a token's text.
+/// The tokens of --token-file, read again when the file changes (the lab adds node tokens while the control plane
+/// runs). A lookup takes no lock: it reads the current table, swapped whole on a reload. A token the table lacks makes
+/// the lookup look at the file's stamp at once (a token added a moment ago works on its first call); a known token
+/// looks at most once per <see cref="RecheckEvery"/>, so a removed token stops working within it. A file that stops
+/// parsing keeps the tokens read before, with a warning. Tokens are held by their SHA-256, so a lookup's timing says
+/// nothing about a token's text.
 /// </summary>
 public sealed class StaticTokens(string? path, ILogger<StaticTokens> log)
 {
-    private readonly Lock _lock = new();
-    private (DateTime Written, long Length) _stamp;
-    private Dictionary<string, StaticToken> _byHash = new(StringComparer.Ordinal);
+    public static readonly TimeSpan RecheckEvery = TimeSpan.FromSeconds(1);
+
+    private sealed record Table(DateTime Written, long Length, Dictionary<string, StaticToken> ByHash);
+
+    private readonly Lock _reload = new();
+    private volatile Table _table = new(default, -1, new(StringComparer.Ordinal));
+    private long _nextCheck;   // Environment.TickCount64 before which a known token is taken from the table unchecked
 
     /// <summary>Reads the file once at start: a file that is missing or malformed stops the start, naming the problem.</summary>
     public void Load()
     {
         if (path is null) return;
         if (!File.Exists(path)) throw new ArgumentException($"--token-file: {path} does not exist");
-        lock (_lock) Read(throwOnError: true);
+        lock (_reload) Read(throwOnError: true);
     }
 
     public StaticToken? Find(string token)
     {
         if (path is null) return null;
-        lock (_lock)
-        {
-            var info = new FileInfo(path);
-            if (info.Exists && (info.LastWriteTimeUtc, info.Length) != _stamp) Read(throwOnError: false);
-            return _byHash.GetValueOrDefault(Hash(token));
-        }
+        var hash = Hash(token);
+        var found = _table.ByHash.GetValueOrDefault(hash);
+        var now = Environment.TickCount64;
+        if (found is not null && now < Interlocked.Read(ref _nextCheck)) return found;
+        Interlocked.Exchange(ref _nextCheck, now + (long)RecheckEvery.TotalMilliseconds);
+        var info = new FileInfo(path);
+        if (!info.Exists || (info.LastWriteTimeUtc, info.Length) == (_table.Written, _table.Length)) return found;
+        lock (_reload) Read(throwOnError: false);
+        return _table.ByHash.GetValueOrDefault(hash);
     }
 
     private void Read(bool throwOnError)
     {
         var info = new FileInfo(path!);
+        if ((info.LastWriteTimeUtc, info.Length) == (_table.Written, _table.Length)) return;   // another caller just read it
         try
         {
             var tokens = StaticTokenFile.Parse(File.ReadAllText(path!), path!);
-            _byHash = tokens.ToDictionary(t => Hash(t.Token), StringComparer.Ordinal);
-            _stamp = (info.LastWriteTimeUtc, info.Length);
+            _table = new(info.LastWriteTimeUtc, info.Length, tokens.ToDictionary(t => Hash(t.Token), StringComparer.Ordinal));
             log.LogInformation("token file {Path}: {Count} token(s)", path, tokens.Count);
         }
         catch (Exception e) when (!throwOnError && e is FormatException or IOException)
         {
-            // The stamp is left as it was: the next request reads the file again (a writer may be midway).
+            // Read again only once the file changes (a writer midway changes it once more when it is done).
+            _table = _table with { Written = info.LastWriteTimeUtc, Length = info.Length };
             log.LogWarning("token file {Path} not reloaded, keeping the tokens read before: {Problem}", path, e.Message);
         }
         catch (FormatException e) { throw new ArgumentException($"--token-file: {e.Message}", e); }
@@ -61,9 +72,11 @@ public sealed class StaticTokens(string? path, ILogger<StaticTokens> log)
 
 /// <summary>
 /// <c>Authorization: Bearer TOKEN</c> against the static token file: the user is the line's user, the roles its groups.
-/// No header is no result (the authorization layer then answers 401); a token the file lacks fails.
+/// No header is no result (the authorization layer then answers 401), unless anonymous calls are allowed; a token the
+/// file lacks fails.
 /// </summary>
-public sealed class StaticTokenHandler(IOptionsMonitor<AuthenticationSchemeOptions> options, ILoggerFactory logger, UrlEncoder encoder, StaticTokens tokens)
+public sealed class StaticTokenHandler(IOptionsMonitor<AuthenticationSchemeOptions> options, ILoggerFactory logger, UrlEncoder encoder, StaticTokens tokens,
+    SecurityOptions security)
     : AuthenticationHandler<AuthenticationSchemeOptions>(options, logger, encoder)
 {
     public const string SchemeName = "token";
@@ -72,12 +85,19 @@ public sealed class StaticTokenHandler(IOptionsMonitor<AuthenticationSchemeOptio
 
     protected override Task<AuthenticateResult> HandleAuthenticateAsync()
     {
-        if (BearerOf(Request) is not { } token) return Task.FromResult(AuthenticateResult.NoResult());
-        if (tokens.Find(token) is not { } found) return Task.FromResult(AuthenticateResult.Fail("the bearer token is not in the token file"));
+        if (BearerOf(Request) is not { } token)
+            return Task.FromResult(security.AllowAnonymous
+                ? Success(new StaticToken("", SecurityOptions.AnonymousUser, "", [Roles.Admin]))
+                : AuthenticateResult.NoResult());
+        return Task.FromResult(tokens.Find(token) is { } found ? Success(found) : AuthenticateResult.Fail("the bearer token is not in the token file"));
+    }
+
+    private static AuthenticateResult Success(StaticToken token)
+    {
         var identity = new ClaimsIdentity(
-            [new Claim(NameClaim, found.User), new Claim("uid", found.Uid), .. found.Groups.Select(g => new Claim(GroupsClaim, g))],
+            [new Claim(NameClaim, token.User), new Claim("uid", token.Uid), .. token.Groups.Select(g => new Claim(GroupsClaim, g))],
             SchemeName, NameClaim, GroupsClaim);
-        return Task.FromResult(AuthenticateResult.Success(new AuthenticationTicket(new ClaimsPrincipal(identity), SchemeName)));
+        return AuthenticateResult.Success(new AuthenticationTicket(new ClaimsPrincipal(identity), SchemeName));
     }
 
     protected override Task HandleChallengeAsync(AuthenticationProperties properties)

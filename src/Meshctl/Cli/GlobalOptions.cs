@@ -6,12 +6,19 @@ namespace Mesh.Meshctl.Cli;
 /// <summary>Options every command understands, and how a command reaches the control plane.</summary>
 public static class GlobalOptions
 {
-    /// <summary>The control plane's REST address. Default: $MESH_SERVER, else the context file's, else http://127.0.0.1:7080.</summary>
+    /// <summary>The control plane's REST address. Default: $MESH_SERVER, else the context file's, else https://127.0.0.1:7080.</summary>
     public static readonly Option<string> Server = new("--server")
     {
-        Description = "Control plane address (default: $MESH_SERVER, the context file's server, or http://127.0.0.1:7080)",
+        Description = "Control plane address (default: $MESH_SERVER, the context file's server, or https://127.0.0.1:7080)",
         Recursive = true,
         DefaultValueFactory = _ => Environment.GetEnvironmentVariable("MESH_SERVER") ?? ContextOrEmpty().Server ?? MeshContext.DefaultServer,
+    };
+
+    /// <summary>The CA the server's certificate must come from. Default: $MESH_CA_FILE, else the context file's for its server.</summary>
+    public static readonly Option<string?> CaFile = new("--ca-file")
+    {
+        Description = "PEM certificate of the CA that issued the control plane's certificate (default: $MESH_CA_FILE, or the context file's certificateAuthority)",
+        Recursive = true,
     };
 
     public static readonly Option<string> Output = CreateOutput();
@@ -39,8 +46,12 @@ public static class GlobalOptions
     public static MeshApiClient ClientFrom(ParseResult parse, TimeSpan? timeout = null)
     {
         var server = parse.GetValue(Server)!;
-        return MeshApiClient.Create(new Uri(server.TrimEnd('/') + "/"), MeshContext.Load().TokenFor(server), timeout);
+        var context = MeshContext.Load();
+        return MeshApiClient.Create(new Uri(server.TrimEnd('/') + "/"), context.TokenFor(server), timeout, CaFileOf(parse, context));
     }
+
+    /// <summary>The CA file for the command's server: --ca-file, else $MESH_CA_FILE or the context's.</summary>
+    public static string? CaFileOf(ParseResult parse, MeshContext context) => parse.GetValue(CaFile) ?? context.CaFileFor(parse.GetValue(Server)!);
 
     /// <summary>For defaults only: a malformed context file is reported by the command that needs its token.</summary>
     private static MeshContext ContextOrEmpty()

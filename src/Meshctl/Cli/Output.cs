@@ -39,10 +39,17 @@ public static class Output
         {
             return await body();
         }
+        catch (ControlPlaneUnreachableException e) when (e.InnerException?.InnerException is System.Security.Authentication.AuthenticationException tls)
+        {
+            AnsiConsole.MarkupLine($"[red]error:[/] the control plane at {Esc(e.Address)} presented a certificate meshctl does not trust: {Esc(tls.Message)}");
+            AnsiConsole.MarkupLine("  Give the CA that issued it with [bold]--ca-file FILE[/] or [bold]MESH_CA_FILE[/] (./dev up names its CA in meshctl's context file).");
+            return 3;
+        }
         catch (ControlPlaneUnreachableException e)
         {
-            AnsiConsole.MarkupLine($"[red]error:[/] cannot reach the control plane at {Esc(e.Address)}.");
+            AnsiConsole.MarkupLine($"[red]error:[/] cannot reach the control plane at {Esc(e.Address)} ({Esc(e.InnerException?.Message ?? "no answer")}).");
             AnsiConsole.MarkupLine("  Start it with [bold]./dev up[/], or point meshctl at it with [bold]--server URL[/] or [bold]MESH_SERVER[/].");
+            if (e.Address.Scheme == Uri.UriSchemeHttp) AnsiConsole.MarkupLine("  A control plane that serves TLS (as ./dev up starts it) has an [bold]https://[/] address.");
             return 3;
         }
         catch (MeshApiException e) when (e.Status == System.Net.HttpStatusCode.Unauthorized)

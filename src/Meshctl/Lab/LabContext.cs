@@ -25,16 +25,19 @@ internal static class LabContext
 
     /// <summary>
     /// How every node agent of this lab starts (lab up and lab agent start): same log file, appended to, and a token of
-    /// its own node (<c>mesh:node:NAME</c>), added to the control plane's token file (the context's, or $MESH_TOKEN_FILE).
+    /// its own node (<c>mesh:node:NAME</c>), added to the control plane's token file (the context's, or $MESH_TOKEN_FILE),
+    /// believing the CA meshctl believes.
     /// </summary>
     public static Func<LabNode, ProcessLaunch> AgentLaunch(Mesh.Lab.Lab lab, ParseResult parse, string grpcAddress)
     {
         var server = parse.GetValue(GlobalOptions.Server)!;
-        var tokenFile = MeshContext.Load().TokenFileFor(server) ?? throw new LabException(
+        var context = MeshContext.Load();
+        var caFile = GlobalOptions.CaFileOf(parse, context) is { } ca ? Path.GetFullPath(ca) : null;
+        var tokenFile = context.TokenFileFor(server) ?? throw new LabException(
             $"the lab gives each agent a node token through the control plane's token file, and none is known for {server}: " +
             "run ./dev up (its context file names it), or set MESH_TOKEN_FILE to the file the control plane reads (--token-file)");
         return node => LabLaunches.Agent(node, grpcAddress, Path.Combine(lab.Store.LogDirectory, $"agent-{node.Name}.log"),
-            LabNodeTokens.Issue(tokenFile, node.Name, Path.Combine(lab.Store.LabDirectory, $"agent-{node.Name}.token")));
+            LabNodeTokens.Issue(tokenFile, node.Name, Path.Combine(lab.Store.LabDirectory, $"agent-{node.Name}.token")), caFile);
     }
 
     /// <summary>Pod servers are this meshctl, run as `meshctl lab serve` by the same dotnet host.</summary>

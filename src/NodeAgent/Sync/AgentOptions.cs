@@ -9,7 +9,8 @@ public sealed record AgentOptions(
     string PinRoot,
     string? BpfObject,
     string StateDir,
-    string? TokenFile = null)
+    string? TokenFile = null,
+    string? CaFile = null)
 {
     public const string Usage = """
         mesh-agent: enforces this node's policy snapshots in the kernel and reports every version it applied.
@@ -19,12 +20,15 @@ public sealed record AgentOptions(
           --netns NAME            network namespace holding the endpoints' veths (default: the agent's own)
           --control-plane URLS    the gRPC address of each replica of the control plane, comma-separated; the agent
                                   follows one and moves to the next when it fails
-                                  (default: $MESH_GRPC or http://127.0.0.1:7081)
+                                  (default: $MESH_GRPC or https://127.0.0.1:7081)
           --pin-root DIR          where maps and programs are pinned (default: /sys/fs/bpf/mesh/NODE)
           --bpf-object FILE       compiled datapath (default: endpoint.o next to the agent)
           --state-dir DIR         flow log and state (default: $MESH_HOME/agent/NODE)
           --token-file FILE       holds this node's token (a token of the control plane with the group
                                   mesh:node:NODE), read at each connect (default: $MESH_AGENT_TOKEN_FILE)
+          --ca-file FILE          PEM certificate of the CA that issued the control plane's certificate; on
+                                  https:// the agent believes no other (default: $MESH_CA_FILE, else the
+                                  system's roots)
         """;
 
     public static AgentOptions Parse(string[] args)
@@ -44,11 +48,12 @@ public sealed record AgentOptions(
             Get("netns"),
             Get("control-plane") is { } flag ? ParseReplicas(flag, "--control-plane")
                 : Environment.GetEnvironmentVariable("MESH_GRPC") is { } env ? ParseReplicas(env, "--control-plane (from $MESH_GRPC)")
-                : [new Uri("http://127.0.0.1:7081")],
+                : [new Uri("https://127.0.0.1:7081")],
             Get("pin-root") ?? $"/sys/fs/bpf/mesh/{node}",
             Get("bpf-object"),
             Get("state-dir") ?? Path.Combine(home, "agent", node),
-            Get("token-file") ?? Environment.GetEnvironmentVariable("MESH_AGENT_TOKEN_FILE"));
+            Get("token-file") ?? Environment.GetEnvironmentVariable("MESH_AGENT_TOKEN_FILE"),
+            Get("ca-file") ?? Environment.GetEnvironmentVariable("MESH_CA_FILE"));
     }
 
     private static IReadOnlyList<Uri> ParseReplicas(string list, string source)

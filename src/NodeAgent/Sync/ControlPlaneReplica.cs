@@ -31,15 +31,16 @@ public sealed record ControlPlaneReplica(Uri Address, AgentSync.AgentSyncClient 
     public static readonly TimeSpan PooledConnectionIdleTimeout = TimeSpan.FromMinutes(2);
 
     /// <param name="tokenFile">the node's token, read again at each call (a rotated token is used from the next connect)</param>
-    public static ControlPlaneReplica Connect(Uri address, string? tokenFile) =>
-        new(address, new AgentSync.AgentSyncClient(Channel(address, tokenFile)));
+    /// <param name="caFile">the CA whose certificates the agent believes on https (null: the system's roots)</param>
+    public static ControlPlaneReplica Connect(Uri address, string? tokenFile, string? caFile = null) =>
+        new(address, new AgentSync.AgentSyncClient(Channel(address, tokenFile, caFile)));
 
     /// <summary>
     /// The agent's channel: cleartext HTTP/2 with prior knowledge on http:// (the control plane's gRPC port speaks
-    /// nothing else), TLS on https://. No call deadline: Sync lasts as long as the agent, and the keepalive pings are
+    /// nothing else), TLS on https:// (believing only <paramref name="caFile"/>'s CA when given). No call deadline: Sync lasts as long as the agent, and the keepalive pings are
     /// what end a call to a replica that vanished.
     /// </summary>
-    public static GrpcChannel Channel(Uri address, string? tokenFile) => GrpcChannel.ForAddress(address, new GrpcChannelOptions
+    public static GrpcChannel Channel(Uri address, string? tokenFile, string? caFile = null) => GrpcChannel.ForAddress(address, new GrpcChannelOptions
     {
         HttpHandler = new BearerToken(() => tokenFile is null ? null : BearerToken.FromFile(tokenFile), new SocketsHttpHandler
         {
@@ -52,7 +53,7 @@ public sealed record ControlPlaneReplica(Uri Address, AgentSync.AgentSyncClient 
             // Kestrel allows 100 streams per connection; a channel that holds more calls opens another connection
             // rather than queueing the call behind the ones that never end.
             EnableMultipleHttp2Connections = true,
-        }),
+        }.TrustingCa(caFile)),
         MaxReceiveMessageSize = AgentProtocol.MaxMessageSize,
         MaxSendMessageSize = AgentProtocol.MaxMessageSize,
         // ThrowOperationCanceledOnCancellation stays off: with it, a write to a call that failed (a replica that

@@ -17,12 +17,7 @@ public sealed class AppendGroupTests
         await using var db = await EventStoreDatabase.CreateAsync();
         await db.Store.AppendAsync("stale", ExpectedVersion.NoStream, [Event("First")], ct: Ct);
 
-        // Hold the lock, and let one append take it up and wait for it: everything queued after that waits for the next group.
-        await using var slow = await db.DataSource.OpenConnectionAsync(Ct);
-        await using var slowTx = await slow.BeginTransactionAsync(Ct);
-        await db.Store.AppendInAsync(slowTx, "slow", ExpectedVersion.NoStream, [Event("Slow")], fence: null, Ct);
-        var waiting = db.Store.AppendAsync("waiting", ExpectedVersion.NoStream, [Event("Waiting")], ct: Ct);
-        await WaitForLockWaitersAsync(db, 1);
+        await using var held = await HeldLock.TakeAsync(db);
 
         using var cancelled = CancellationTokenSource.CreateLinkedTokenSource(Ct);
         var a = db.Store.AppendAsync("a", ExpectedVersion.NoStream, [Event("A1"), Event("A2", principal: "bob")], ct: Ct);
@@ -32,8 +27,7 @@ public sealed class AppendGroupTests
         var b = db.Store.AppendAsync("b", ExpectedVersion.Any, [Event("B")], ct: Ct);
         await cancelled.CancelAsync();
 
-        await slowTx.CommitAsync(Ct);
-        await waiting.WaitAsync(TimeSpan.FromSeconds(10), Ct);
+        await held.ReleaseAsync();
         var (atA, atB) = (await a.WaitAsync(TimeSpan.FromSeconds(10), Ct), await b.WaitAsync(TimeSpan.FromSeconds(10), Ct));
         var conflict = await Assert.ThrowsAsync<StreamVersionConflict>(() => stale);
         Assert.Equal((0L, 1L), (conflict.Expected, conflict.Actual));
@@ -54,18 +48,44 @@ public sealed class AppendGroupTests
     public async Task Two_appends_to_one_stream_never_share_a_group_so_the_second_sees_the_first()
     {
         await using var db = await EventStoreDatabase.CreateAsync();
-        await using var slow = await db.DataSource.OpenConnectionAsync(Ct);
-        await using var slowTx = await slow.BeginTransactionAsync(Ct);
-        await db.Store.AppendInAsync(slowTx, "slow", ExpectedVersion.NoStream, [Event("Slow")], fence: null, Ct);
-        var waiting = db.Store.AppendAsync("waiting", ExpectedVersion.NoStream, [Event("Waiting")], ct: Ct);
-        await WaitForLockWaitersAsync(db, 1);
+        await using var held = await HeldLock.TakeAsync(db);
 
         var first = db.Store.AppendAsync("s", ExpectedVersion.NoStream, [Event("One")], ct: Ct);
         var second = db.Store.AppendAsync("s", 1, [Event("Two")], ct: Ct);
-        await slowTx.CommitAsync(Ct);
+        await held.ReleaseAsync();
 
-        await Task.WhenAll(waiting, first, second).WaitAsync(TimeSpan.FromSeconds(10), Ct);
+        await Task.WhenAll(first, second).WaitAsync(TimeSpan.FromSeconds(10), Ct);
         Assert.Equal(["One", "Two"], (await db.Store.ReadStreamAsync("s", ct: Ct)).Select(Tag));
+    }
+
+    /// <summary>
+    /// A transaction that holds the append lock, and one append that has taken up the next group and waits for it:
+    /// every append made while this is held queues for the group after that one.
+    /// </summary>
+    private sealed class HeldLock(Npgsql.NpgsqlConnection connection, Npgsql.NpgsqlTransaction tx, Task waiting) : IAsyncDisposable
+    {
+        public static async Task<HeldLock> TakeAsync(EventStoreDatabase db)
+        {
+            var connection = await db.DataSource.OpenConnectionAsync(Ct);
+            var tx = await connection.BeginTransactionAsync(Ct);
+            await db.Store.AppendInAsync(tx, "slow", ExpectedVersion.NoStream, [Event("Slow")], fence: null, Ct);
+            var waiting = db.Store.AppendAsync("waiting", ExpectedVersion.NoStream, [Event("Waiting")], ct: Ct);
+            await WaitForLockWaitersAsync(db, 1);
+            return new HeldLock(connection, tx, waiting);
+        }
+
+        /// <summary>Commits the holder and waits for the append that waited behind it.</summary>
+        public async Task ReleaseAsync()
+        {
+            await tx.CommitAsync(Ct);
+            await waiting.WaitAsync(TimeSpan.FromSeconds(10), Ct);
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            await tx.DisposeAsync();
+            await connection.DisposeAsync();
+        }
     }
 
     /// <summary>Waits until <paramref name="count"/> sessions wait for the append lock (an event, not a guess at a duration).</summary>

@@ -9,7 +9,8 @@ namespace Mesh.EndToEnd.Tests.Datapath;
 
 /// <summary>
 /// Mesh as it runs for real, owned by one test: a database of its own, a control-plane process, and a lab of its
-/// own (unique name, own MESH_HOME) driven through meshctl processes, with a node agent enforcing in the kernel.
+/// own (unique name, own MESH_HOME) driven through meshctl processes, with a node agent enforcing in the kernel. As
+/// ./dev up runs it, the control plane serves TLS: meshctl and the agent believe only its CA ($MESH_CA_FILE).
 /// Everything is torn down on dispose, whatever the test did.
 /// </summary>
 internal sealed partial class MeshSystem : IAsyncDisposable
@@ -17,6 +18,8 @@ internal sealed partial class MeshSystem : IAsyncDisposable
     public const string Node = "node-1";
 
     private readonly string home = Path.Combine(Path.GetTempPath(), $"mesh-dp-{Guid.NewGuid():N}");
+
+    private readonly TestCertificates _tls = new();
 
     private MeshSystem() { }
 
@@ -38,7 +41,7 @@ internal sealed partial class MeshSystem : IAsyncDisposable
         try
         {
             Directory.CreateDirectory(system.home);
-            system.ControlPlane = await ControlPlaneProcess.StartOnNewDatabaseAsync();
+            system.ControlPlane = await ControlPlaneProcess.StartOnNewDatabaseAsync(system._tls);
             await system.RunAsync("lab", "up", "--nodes", "1");
             return system;
         }
@@ -50,7 +53,7 @@ internal sealed partial class MeshSystem : IAsyncDisposable
     }
 
     public Task<CliRun.Result> MeshctlAsync(params string[] args) => CliRun.MeshctlAsync(
-        new Dictionary<string, string> { ["MESH_HOME"] = home, ["MESH_LAB"] = LabName, ["MESH_SERVER"] = ControlPlane.Api.ToString() }, args);
+        new Dictionary<string, string> { ["MESH_HOME"] = home, ["MESH_LAB"] = LabName, ["MESH_SERVER"] = ControlPlane.Api.ToString(), ["MESH_CA_FILE"] = _tls.CaFile }, args);
 
     /// <summary>Runs meshctl and fails the test (with both logs) unless it exits 0.</summary>
     public async Task<CliRun.Result> RunAsync(params string[] args)
@@ -145,6 +148,7 @@ internal sealed partial class MeshSystem : IAsyncDisposable
         {
             if (ControlPlane is not null) await ControlPlane.DisposeAsync();
             if (Directory.Exists(home)) Directory.Delete(home, recursive: true);
+            _tls.Dispose();
         }
     }
 
