@@ -20,6 +20,13 @@ public sealed class ControlPlaneOptions
     /// <summary>An identity no endpoint has used for this long is released (--identity-grace seconds). Default 15 min.</summary>
     public TimeSpan IdentityGrace { get; set; } = TimeSpan.FromMinutes(15);
 
+    /// <summary>New identities (label sets not allocated yet) one principal may have allocated per minute
+    /// (--identity-allocation-rate). Default 120.</summary>
+    public int IdentityAllocationRate { get; set; } = 120;
+
+    /// <summary>New identities one principal may have allocated at once before the rate applies (--identity-allocation-burst). Default 240.</summary>
+    public int IdentityAllocationBurst { get; set; } = 240;
+
     /// <summary>
     /// A node's reports (the version it enforces) are recorded in its stream at most this often (--node-report-interval
     /// seconds). Default 10 s: a thousand nodes then add at most a hundred events a second to the log however fast
@@ -56,7 +63,20 @@ public sealed class ControlPlaneOptions
         o.Security = Mesh.ControlPlane.Security.SecurityOptions.From(config);
         if (Seconds(config, "identity-grace", "MESH_IDENTITY_GRACE") is { } grace) o.IdentityGrace = grace;
         if (Seconds(config, "node-report-interval", "MESH_NODE_REPORT_INTERVAL") is { } report) o.NodeReportInterval = report;
+        if (PositiveCount(config, "identity-allocation-rate", "MESH_IDENTITY_ALLOCATION_RATE", "new identities per minute") is { } rate)
+            o.IdentityAllocationRate = rate;
+        if (PositiveCount(config, "identity-allocation-burst", "MESH_IDENTITY_ALLOCATION_BURST", "new identities") is { } burst)
+            o.IdentityAllocationBurst = burst;
         return o;
+    }
+
+    /// <summary>A whole number of <paramref name="what"/> greater than 0, or null when not given; anything else is refused by name.</summary>
+    private static int? PositiveCount(IConfiguration config, string option, string variable, string what)
+    {
+        if ((config[option] ?? config[variable]) is not { } text) return null;
+        return int.TryParse(text, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var count) && count > 0
+            ? count
+            : throw new ArgumentException($"--{option} ({variable}): \"{text}\" is not a whole number of {what} greater than 0");
     }
 
     /// <summary>A duration given in seconds, or null when not given. A value that is not a positive number is refused
