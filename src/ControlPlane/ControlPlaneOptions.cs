@@ -20,6 +20,13 @@ public sealed class ControlPlaneOptions
     /// <summary>An identity no endpoint has used for this long is released (--identity-grace seconds). Default 15 min.</summary>
     public TimeSpan IdentityGrace { get; set; } = TimeSpan.FromMinutes(15);
 
+    /// <summary>New identities (label sets not allocated yet) one principal may have allocated per minute
+    /// (--identity-allocation-rate). Default 120.</summary>
+    public int IdentityAllocationRate { get; set; } = 120;
+
+    /// <summary>New identities one principal may have allocated at once before the rate applies (--identity-allocation-burst). Default 240.</summary>
+    public int IdentityAllocationBurst { get; set; } = 240;
+
     /// <summary>
     /// A node's reports (the version it enforces) are recorded in its stream at most this often (--node-report-interval
     /// seconds). Default 10 s: a thousand nodes then add at most a hundred events a second to the log however fast
@@ -65,9 +72,11 @@ public sealed class ControlPlaneOptions
                                     JWT bearer tokens of an issuer (keys from a PEM file or OIDC discovery)
         Cluster of replicas:
           --member-id, --remoting-port, --seed-nodes, --shards, --lease-ttl, --stable-after, --passivate-after
-        Timers (seconds):
+        Timers (seconds) and limits:
           --identity-grace          an identity unused this long is released (default 900)
           --node-report-interval    a node's acknowledgements are recorded at most this often (default 10)
+          --identity-allocation-rate   new identities per minute per caller (default 120)
+          --identity-allocation-burst  new identities a caller may allocate at once (default 240)
         """;
 
     public static ControlPlaneOptions From(IConfiguration config)
@@ -108,6 +117,10 @@ public sealed class ControlPlaneOptions
             throw new ArgumentException("--insecure-allow-anonymous is only for --plaintext labs: a TLS-protected control plane authenticates every call");
         if (Seconds(config, "identity-grace", "MESH_IDENTITY_GRACE") is { } grace) o.IdentityGrace = grace;
         if (Seconds(config, "node-report-interval", "MESH_NODE_REPORT_INTERVAL") is { } report) o.NodeReportInterval = report;
+        if (PositiveCount(config, "identity-allocation-rate", "MESH_IDENTITY_ALLOCATION_RATE", "new identities per minute") is { } rate)
+            o.IdentityAllocationRate = rate;
+        if (PositiveCount(config, "identity-allocation-burst", "MESH_IDENTITY_ALLOCATION_BURST", "new identities") is { } burst)
+            o.IdentityAllocationBurst = burst;
         return o;
     }
 
@@ -124,6 +137,15 @@ public sealed class ControlPlaneOptions
         (config[option] ?? config[variable]) is { } text && (bool.TryParse(text, out var on)
             ? on
             : throw new ArgumentException($"--{option} ({variable}): \"{text}\" is not true or false"));
+
+    /// <summary>A whole number of <paramref name="what"/> greater than 0, or null when not given; anything else is refused by name.</summary>
+    private static int? PositiveCount(IConfiguration config, string option, string variable, string what)
+    {
+        if ((config[option] ?? config[variable]) is not { } text) return null;
+        return int.TryParse(text, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var count) && count > 0
+            ? count
+            : throw new ArgumentException($"--{option} ({variable}): \"{text}\" is not a whole number of {what} greater than 0");
+    }
 
     /// <summary>A duration given in seconds, or null when not given. A value that is not a positive number is refused
     /// by name: a typo must not quietly leave a timer at its default.</summary>

@@ -18,14 +18,17 @@ public abstract record EndpointRegisterResult
     public sealed record Invalid(FieldErrors Errors) : EndpointRegisterResult;
     /// <summary>The request is valid but the cluster's state refuses it (its address is another endpoint's).</summary>
     public sealed record Conflict(FieldErrors Errors) : EndpointRegisterResult;
+    /// <summary>The label set has no identity yet and the caller may not have another allocated now; nothing was registered.</summary>
+    public sealed record TooManyNewIdentities(AllocationLimited Refusal) : EndpointRegisterResult;
     private EndpointRegisterResult() { }
 }
 
 /// <summary>
 /// The endpoint application layer, behind both APIs: register (create or replace) a workload, list and delete them.
-/// Registering allocates the identity of the endpoint's label set first, then registers the endpoint under it.
+/// Registering allocates the identity of the endpoint's label set first, then registers the endpoint under it; a
+/// label set without an identity yet costs the caller one from its allocation budget (<see cref="IdentityAllocationLimiter"/>).
 /// </summary>
-public sealed class EndpointService(CommandGateway commands, ClusterState state, NodeTracker nodes)
+public sealed class EndpointService(CommandGateway commands, ClusterState state, NodeTracker nodes, IdentityAllocationLimiter newIdentities)
 {
     public async Task<EndpointRegisterResult> RegisterAsync(EndpointRegistration body, CommandContext context, CancellationToken ct)
     {
@@ -37,8 +40,13 @@ public sealed class EndpointService(CommandGateway commands, ClusterState state,
                 $"{body.Ip} is the address of endpoint {holder.Id} (on {holder.Spec.Node}): one endpoint per address in the cluster; delete that one first"));
 
         var labels = LabelSet.ForPod(body.Namespace, body.Labels, body.NamespaceLabels ?? new Dictionary<string, string>());
+        var newLabels = state.Current.IdentityOf(labels) is null;
+        if (newLabels && newIdentities.RefusalFor(context.Principal) is { } refusal)
+            return new EndpointRegisterResult.TooManyNewIdentities(refusal);
         var allocation = await commands.SendAsync(Identity.Aggregate, Identity.StreamId,
             new IdentityCommand.AllocateIdentity(labels), context, ct);
+        // Charged once the allocation is made: a caller retrying through a shard move pays nothing for the attempts that failed.
+        if (newLabels) newIdentities.Charge(context.Principal);
         var identity = (await state.WaitForAsync(allocation.Position, ct)).IdentityOf(labels)
             ?? throw new InvalidOperationException($"identity of {labels.Key} allocated at v{allocation.Position.Value} but not in the read model");
 

@@ -1,5 +1,7 @@
+using System.Globalization;
 using Mesh.ControlPlane.Cluster;
 using Mesh.ControlPlane.Commands;
+using Mesh.ControlPlane.Identities;
 using Mesh.Contracts.Api;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Mesh.ControlPlane.Security;
@@ -31,8 +33,22 @@ public static class EndpointsApi
             EndpointRegisterResult.Registered r => TypedResults.Ok(r.Answer),
             EndpointRegisterResult.Invalid i => i.Errors.ToProblem(),
             EndpointRegisterResult.Conflict c => c.Errors.ToConflict(),
+            EndpointRegisterResult.TooManyNewIdentities t => TooManyNewIdentities(http, t.Refusal),
             var other => throw new InvalidOperationException($"unexpected {other}"),
         };
+    }
+
+    /// <summary>429 with Retry-After, naming the principal and the limit it ran into.</summary>
+    private static ProblemHttpResult TooManyNewIdentities(HttpContext http, AllocationLimited refusal)
+    {
+        http.Response.Headers.RetryAfter = refusal.RetryAfterSeconds.ToString(CultureInfo.InvariantCulture);
+        return TypedResults.Problem(title: "Too many new identities; nothing was registered", detail: refusal.ToString(),
+            statusCode: StatusCodes.Status429TooManyRequests, extensions: new Dictionary<string, object?>
+            {
+                ["principal"] = refusal.Principal,
+                ["limit"] = new { ratePerMinute = refusal.RatePerMinute, burst = refusal.Burst },
+                ["retryAfterSeconds"] = refusal.RetryAfterSeconds,
+            });
     }
 
     private static async Task<Results<Ok<WriteResult>, NotFound>> DeleteEndpoint(

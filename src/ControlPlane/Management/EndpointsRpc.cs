@@ -21,6 +21,7 @@ public sealed class EndpointsRpc(EndpointService endpoints, CommandGateway comma
             EndpointRegisterResult.Registered { Answer: var a } => new() { Namespace = a.Namespace, Name = a.Name, Identity = a.Identity, Version = a.Version },
             EndpointRegisterResult.Invalid i => throw ManagementErrors.Invalid(i.Errors),
             EndpointRegisterResult.Conflict c => throw ManagementErrors.Conflict(c.Errors),
+            EndpointRegisterResult.TooManyNewIdentities t => throw ManagementErrors.Exhausted(t.Refusal),
             var other => throw new InvalidOperationException($"unexpected {other}"),
         };
     }

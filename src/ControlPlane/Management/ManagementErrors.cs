@@ -3,6 +3,7 @@ using Google.Rpc;
 using Grpc.Core;
 using Grpc.Core.Interceptors;
 using Mesh.ControlPlane.Commands;
+using Mesh.ControlPlane.Identities;
 using Mesh.ControlPlane.Security;
 
 namespace Mesh.ControlPlane.Management;
@@ -10,8 +11,8 @@ namespace Mesh.ControlPlane.Management;
 /// <summary>
 /// The management API's refusals as gRPC says them, matching the REST API's: a refused command is FAILED_PRECONDITION
 /// (409 there), a passing outage UNAVAILABLE (503), fields a request got wrong INVALID_ARGUMENT with a
-/// google.rpc.BadRequest that names each (400 with a validation problem), a write outside the caller's scope
-/// PERMISSION_DENIED naming the permission (403), recorded as every denial is.
+/// google.rpc.BadRequest that names each (400 with a validation problem), too many new identities RESOURCE_EXHAUSTED
+/// (429), a write outside the caller's scope PERMISSION_DENIED naming the permission (403), recorded as every denial is.
 /// </summary>
 public sealed class ManagementErrors : Interceptor
 {
@@ -57,6 +58,22 @@ public sealed class ManagementErrors : Interceptor
             Code = (int)Code.FailedPrecondition,
             Message = $"{errors.Title}: {string.Join("; ", errors.Errors.Select(e => $"{e.Key}: {string.Join(", ", e.Value)}"))}",
             Details = { Any.Pack(failure) },
+        }.ToRpcException();
+    }
+
+    /// <summary>
+    /// A caller over its new-identity budget: RESOURCE_EXHAUSTED with a google.rpc.QuotaFailure naming the principal
+    /// and a google.rpc.RetryInfo saying when to try again (REST: 429 with Retry-After).
+    /// </summary>
+    public static RpcException Exhausted(AllocationLimited refusal)
+    {
+        var quota = new QuotaFailure();
+        quota.Violations.Add(new QuotaFailure.Types.Violation { Subject = $"principal \"{refusal.Principal}\"", Description = refusal.Limit });
+        return new Google.Rpc.Status
+        {
+            Code = (int)Code.ResourceExhausted,
+            Message = $"Too many new identities; nothing was registered: {refusal}",
+            Details = { Any.Pack(quota), Any.Pack(new RetryInfo { RetryDelay = Duration.FromTimeSpan(TimeSpan.FromSeconds(refusal.RetryAfterSeconds)) }) },
         }.ToRpcException();
     }
 

@@ -29,6 +29,8 @@ public static class AuditSummary
                 $"registered endpoint {r.Spec.Namespace}/{r.Spec.Name} on {r.Spec.Node} ({r.Spec.Ip}) with identity {r.Identity}",
             EndpointEvent.EndpointDeleted d => $"deleted endpoint {d.Namespace}/{d.Name}",
             IdentityEvent.IdentityAllocated i => $"allocated identity {i.Identity} for {string.Join(',', i.Labels)}",
+            IdentityEvent.IdentityReleased r => $"released identity {r.Identity} of {r.Key}",
+            IdentityEvent.IdentitiesRecycled r => $"recycled identities {string.Join(',', r.Identities)} (every node enforces a version that includes their release)",
             _ => recorded.Type,
         };
     }

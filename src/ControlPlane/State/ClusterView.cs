@@ -62,6 +62,12 @@ public sealed record ClusterView(
     public ImmutableSortedDictionary<string, NodeEnforcementRecord> Enforcement { get; init; } =
         ImmutableSortedDictionary<string, NodeEnforcementRecord>.Empty.WithComparers(StringComparer.Ordinal);
 
+    /// <summary>
+    /// Released identity numbers not yet recycled, with the log position of their release: a node enforcing an older
+    /// version may still map the number to its old labels. Not in the journal: no snapshot holds it.
+    /// </summary>
+    public ImmutableSortedDictionary<uint, LogPosition> ReleasedIdentities { get; init; } = ImmutableSortedDictionary<uint, LogPosition>.Empty;
+
     /// <summary>The keys changed by the events before this view, newest first (null before the first change).</summary>
     public ViewChange? Changes { get; init; }
 
@@ -94,6 +100,16 @@ public sealed record ClusterView(
     /// </summary>
     public static string PolicyKey(PolicyKind kind, string? ns, string name) =>
         kind == PolicyKind.KubernetesNetworkPolicy ? $"{ns}/{name} {PolicyParser.KubernetesKind}" : $"{ns}/{name}";
+
+    /// <summary>
+    /// The oldest version some node may still enforce: the least any node in the view (connected or not, since an
+    /// offline node keeps enforcing its last snapshot) reported, 0 for one that reported none; null with no nodes.
+    /// </summary>
+    public long? OldestEnforcedVersion()
+    {
+        var nodes = Nodes.Keys.Union(Enforcement.Keys, StringComparer.Ordinal).ToList();
+        return nodes.Count == 0 ? null : nodes.Min(n => Enforcement.GetValueOrDefault(n)?.Enforced?.Version ?? 0);
+    }
 
     /// <summary>The identity allocated for a label set, if any.</summary>
     public uint? IdentityOf(LabelSet labels) =>

@@ -59,6 +59,16 @@ public sealed class AuditSummaryTests
             Summary(IdentityAllocated(256, "k8s:app=web", "k8s:io.kubernetes.pod.namespace=default")));
 
     [Fact]
+    public void A_released_identity_reads_with_its_number_and_label_key() =>
+        Assert.Equal("released identity 256 of k8s:app=web",
+            Summary(new Mesh.ControlPlane.Identities.IdentityEvent.IdentityReleased(256, "k8s:app=web")));
+
+    [Fact]
+    public void Recycled_identities_read_with_their_numbers() =>
+        Assert.Equal("recycled identities 256,300 (every node enforces a version that includes their release)",
+            Summary(new Mesh.ControlPlane.Identities.IdentityEvent.IdentitiesRecycled([256, 300])));
+
+    [Fact]
     public void An_unknown_event_type_reads_as_its_type_name() =>
         Assert.Equal("NodeCordoned", AuditSummary.Describe(Recorded(new EventData("NodeCordoned", """{"node":"n1"}""", Alice))));
 
