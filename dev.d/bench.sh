@@ -19,5 +19,6 @@ run_bench() {
   ensure_bench_deps
   build
   pg_start
-  MESH_BENCH_PG=$(pg_conn postgres) dotnet "$ROOT/bench/Mesh.Bench/bin/Release/net10.0/Mesh.Bench.dll" "${@:-$ROOT/bench/results.json}"
+  ensure_certs   # the api rows serve the local CA's certificate, as ./dev up does
+  MESH_BENCH_PG=$(pg_conn postgres) MESH_BENCH_TLS_DIR=$(tls_dir) dotnet "$ROOT/bench/Mesh.Bench/bin/Release/net10.0/Mesh.Bench.dll" "${@:-$ROOT/bench/results.json}"
 }

@@ -11,17 +11,16 @@ namespace Mesh.Bench;
 /// </summary>
 internal static class ClusterBench
 {
-    private sealed record Replica(Process Process, MeshApiClient Client, string ApiUrl);
-
     public static Task<IReadOnlyList<Metric>> RunAsync(string serverConnection) =>
         BenchDatabase.InFreshDatabaseAsync(serverConnection, db => FailoverAsync(db.ConnectionString));
 
     private static async Task<IReadOnlyList<Metric>> FailoverAsync(string cs)
     {
-        var replicas = new List<Replica>();
+        var replicas = new List<BenchControlPlane>();
         try
         {
-            foreach (var id in new[] { "a", "b", "c" }) replicas.Add(await StartAsync(cs, id));
+            foreach (var id in new[] { "a", "b", "c" })
+                replicas.Add(await BenchControlPlane.StartAsync(cs, [$"--member-id=bench-{id}", $"--token-file={BenchTokens.File}"], token: BenchTokens.Admin));
             await WaitUntilBalancedAsync(replicas);
 
             // Shards are allocated on their first command: a first registration places the identity shard.
@@ -50,32 +49,11 @@ internal static class ClusterBench
         }
         finally
         {
-            foreach (var r in replicas) { if (!r.Process.HasExited) r.Process.Kill(); r.Process.Dispose(); }
+            foreach (var r in replicas) r.Dispose();
         }
     }
 
-    private static async Task<Replica> StartAsync(string cs, string id)
-    {
-        var (api, grpc, remoting) = (BenchDatabase.FreePort(), BenchDatabase.FreePort(), BenchDatabase.FreePort());
-        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var a in new[] { Path.Combine(AppContext.BaseDirectory, "mesh-controlplane.dll"), $"--pg={cs}", $"--api-port={api}", $"--grpc-port={grpc}", $"--remoting-port={remoting}", $"--member-id=bench-{id}", $"--token-file={BenchTokens.File}", "--plaintext" })
-            start.ArgumentList.Add(a);
-        var process = Process.Start(start)!;
-        process.OutputDataReceived += (_, _) => { };
-        process.ErrorDataReceived += (_, _) => { };
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
-        var url = $"http://127.0.0.1:{api}";
-        var client = MeshApiClient.Create(new Uri(url + "/"), BenchTokens.Admin);
-        var deadline = DateTime.UtcNow.AddSeconds(30);
-        while (true)
-        {
-            try { await client.StatusAsync(); return new(process, client, url); }
-            catch (ControlPlaneUnreachableException) when (DateTime.UtcNow < deadline && !process.HasExited) { await Task.Delay(100); }
-        }
-    }
-
-    private static async Task WaitUntilBalancedAsync(IReadOnlyList<Replica> replicas)
+    private static async Task WaitUntilBalancedAsync(IReadOnlyList<BenchControlPlane> replicas)
     {
         var deadline = DateTime.UtcNow.AddSeconds(30);
         while (true)

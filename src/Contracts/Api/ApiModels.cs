@@ -62,9 +62,14 @@ public sealed record IdentityView(uint Identity, IReadOnlyList<string> Labels, l
 /// <paramref name="WaitingEndpoints"/>: endpoints of the acknowledged version the node does not enforce yet, because
 /// their interface is missing there; the rest of the version is enforced.
 /// </summary>
+/// <param name="Drained">the node takes no new endpoints (POST /v1/nodes/{node}/drain) until it is uncordoned</param>
 public sealed record NodeView(
     string Node, long ProducedVersion, long AckedVersion, DateTimeOffset? AckedAt, bool Connected,
-    string? LastError, int Endpoints, IReadOnlyList<string>? Addresses = null, IReadOnlyList<WaitingEndpointView>? WaitingEndpoints = null);
+    string? LastError, int Endpoints, IReadOnlyList<string>? Addresses = null, IReadOnlyList<WaitingEndpointView>? WaitingEndpoints = null,
+    bool Drained = false);
+
+/// <summary>A drained node: the version that holds the drain, and the endpoints (namespace/name) it removed.</summary>
+public sealed record NodeDrainView(string Node, long Version, IReadOnlyList<string> RemovedEndpoints);
 
 /// <summary>An endpoint ("namespace/name") waiting for its interface on its node, and what the node said about it.</summary>
 public sealed record WaitingEndpointView(string Endpoint, string Reason);

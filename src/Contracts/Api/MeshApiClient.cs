@@ -78,6 +78,14 @@ public sealed class MeshApiClient(HttpClient http)
     public Task<WriteResult?> DeleteNodeAsync(string node, CancellationToken ct = default) =>
         SendOrNullAsync<WriteResult>(HttpMethod.Delete, $"v1/nodes/{Esc(node)}", ct);
 
+    /// <summary>The node takes no new endpoints and its endpoints are removed; null when no node of that name is known.</summary>
+    public Task<NodeDrainView?> DrainNodeAsync(string node, CancellationToken ct = default) =>
+        SendOrNullAsync<NodeDrainView>(HttpMethod.Post, $"v1/nodes/{Esc(node)}/drain", ct);
+
+    /// <summary>The node takes new endpoints again; null when no node of that name is known.</summary>
+    public Task<WriteResult?> UncordonNodeAsync(string node, CancellationToken ct = default) =>
+        SendOrNullAsync<WriteResult>(HttpMethod.Post, $"v1/nodes/{Esc(node)}/uncordon", ct);
+
     public Task<IReadOnlyList<NodeView>> ListNodesAsync(CancellationToken ct = default) =>
         SendAsync<IReadOnlyList<NodeView>>(HttpMethod.Get, "v1/nodes", null, ct);
 

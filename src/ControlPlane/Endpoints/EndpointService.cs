@@ -35,6 +35,9 @@ public sealed class EndpointService(CommandGateway commands, ClusterState state,
         var errors = Validate(body);
         if (errors.Count > 0)
             return new EndpointRegisterResult.Invalid(new("The endpoint is invalid; nothing was registered", errors));
+        if (state.Current.DrainedNodes.Contains(body.Node))
+            return new EndpointRegisterResult.Conflict(FieldErrors.One("The node is drained; nothing was registered", "node",
+                $"node {body.Node} is drained: it takes no new endpoints until it is uncordoned (meshctl node uncordon {body.Node})"));
         if (HolderOf(body.Ip, body.Namespace, body.Name) is { } holder)
             return new EndpointRegisterResult.Conflict(FieldErrors.One("The address is another endpoint's; nothing was registered", "ip",
                 $"{body.Ip} is the address of endpoint {holder.Id} (on {holder.Spec.Node}): one endpoint per address in the cluster; delete that one first"));

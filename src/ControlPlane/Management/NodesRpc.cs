@@ -17,6 +17,23 @@ public sealed class NodesRpc(NodeService nodes, Cluster.CommandGateway commands)
             ?? throw new RpcException(new Status(StatusCode.NotFound, $"no node {request.Node}"));
     }
 
+    [RequirePermission(Permission.NodesWrite)]
+    public override async Task<Rpc.NodeDrain> DrainNode(Rpc.NodeRef request, ServerCallContext context)
+    {
+        if (request.Node.Length == 0) throw ManagementErrors.Invalid("The request is invalid", "node", "required: the node's name");
+        var drained = await nodes.DrainAsync(request.Node, commands.ContextOf(context.GetHttpContext()), context.CancellationToken)
+            ?? throw new RpcException(new Status(StatusCode.NotFound, $"no node {request.Node}"));
+        return new Rpc.NodeDrain { Version = drained.Version, RemovedEndpoints = { drained.RemovedEndpoints } };
+    }
+
+    [RequirePermission(Permission.NodesWrite)]
+    public override async Task<Rpc.WriteResult> UncordonNode(Rpc.NodeRef request, ServerCallContext context)
+    {
+        if (request.Node.Length == 0) throw ManagementErrors.Invalid("The request is invalid", "node", "required: the node's name");
+        return (await nodes.UncordonAsync(request.Node, commands.ContextOf(context.GetHttpContext()), context.CancellationToken))?.ToMessage()
+            ?? throw new RpcException(new Status(StatusCode.NotFound, $"no node {request.Node}"));
+    }
+
     [RequirePermission(Permission.NodesRead)]
     public override Task<Rpc.NodeList> ListNodes(Rpc.ListNodesRequest request, ServerCallContext context) =>
         Task.FromResult(new Rpc.NodeList
@@ -29,6 +46,7 @@ public sealed class NodesRpc(NodeService nodes, Cluster.CommandGateway commands)
                     AckedAt = n.AckedAt is { } at ? Timestamp.FromDateTimeOffset(at) : null,
                     Connected = n.Connected, LastError = n.LastError ?? "", Endpoints = n.Endpoints, Addresses = { n.Addresses ?? [] },
                     WaitingEndpoints = { (n.WaitingEndpoints ?? []).Select(w => new Rpc.WaitingEndpoint { Endpoint = w.Endpoint, Reason = w.Reason }) },
+                    Drained = n.Drained,
                 }),
             },
         });

@@ -13,6 +13,8 @@ namespace Mesh.ControlPlane.Nodes;
 [JsonDerivedType(typeof(RegisterNode), nameof(RegisterNode))]
 [JsonDerivedType(typeof(ReportEnforcement), nameof(ReportEnforcement))]
 [JsonDerivedType(typeof(DeleteNode), nameof(DeleteNode))]
+[JsonDerivedType(typeof(DrainNode), nameof(DrainNode))]
+[JsonDerivedType(typeof(UncordonNode), nameof(UncordonNode))]
 public abstract record NodeCommand
 {
     /// <summary><paramref name="Addresses"/>: IPv4 addresses, sorted and distinct (see <see cref="Node.Normalize"/>).</summary>
@@ -28,6 +30,12 @@ public abstract record NodeCommand
 
     /// <summary>Forget the node: its addresses (no longer remote-node anywhere) and what it reported enforcing.</summary>
     public sealed record DeleteNode(string Name) : NodeCommand;
+
+    /// <summary>The node takes no new endpoints (as kubectl cordons one); the service then removes the ones it has.</summary>
+    public sealed record DrainNode(string Name) : NodeCommand;
+
+    /// <summary>The node takes new endpoints again.</summary>
+    public sealed record UncordonNode(string Name) : NodeCommand;
     private NodeCommand() { }
 }
 
@@ -49,6 +57,11 @@ public abstract record NodeEvent
 
     /// <summary>The node was removed; an agent that connects again under its name registers it anew.</summary>
     public sealed record NodeDeleted(string Name) : NodeEvent;
+
+    /// <summary>The node takes no new endpoints until it is uncordoned (its agent keeps enforcing what it is sent).</summary>
+    public sealed record NodeDrained(string Name) : NodeEvent;
+
+    public sealed record NodeUncordoned(string Name) : NodeEvent;
     private NodeEvent() { }
 }
 
@@ -60,6 +73,9 @@ public abstract record NodeEvent
 public sealed record NodeState(IReadOnlyList<string> Addresses, long EnforcedVersion, IReadOnlyList<WaitingEndpoint> Waiting,
     long FailedVersion, string? Error)
 {
+    /// <summary>Drained: the node takes no new endpoints.</summary>
+    public bool Drained { get; init; }
+
     public static readonly NodeState Unknown = new([], 0, [], 0, null);
 }
 
@@ -88,6 +104,8 @@ public static class Node
         NodeCommand.ReportEnforcement r => Report(r, state),
         NodeCommand.DeleteNode d when state == NodeState.Unknown => [],
         NodeCommand.DeleteNode d => [new NodeEvent.NodeDeleted(d.Name)],
+        NodeCommand.DrainNode d => state.Drained ? [] : [new NodeEvent.NodeDrained(d.Name)],
+        NodeCommand.UncordonNode u => state.Drained ? [new NodeEvent.NodeUncordoned(u.Name)] : [],
         _ => throw new DomainRuleViolation($"{command.GetType().Name} cannot be applied to a node"),
     };
 
@@ -115,6 +133,8 @@ public static class Node
         NodeEvent.NodeEndpointsWaiting w => state with { Waiting = w.Waiting },
         NodeEvent.NodeApplyFailed f => state with { FailedVersion = f.Version, Error = f.Error },
         NodeEvent.NodeDeleted => NodeState.Unknown,
+        NodeEvent.NodeDrained => state with { Drained = true },
+        NodeEvent.NodeUncordoned => state with { Drained = false },
         _ => state,
     };
 

@@ -3,7 +3,7 @@ using Mesh.ControlPlane.State;
 
 namespace Mesh.ControlPlane.Nodes;
 
-/// <summary>How node events change the cluster view: the addresses agents registered, and what each node reported it enforces.</summary>
+/// <summary>How node events change the cluster view: the addresses agents registered, what each node reported it enforces, and which are drained.</summary>
 internal static class NodeFold
 {
     public static ClusterView Apply(ClusterView view, NodeEvent e, RecordedEvent recorded) => e switch
@@ -23,8 +23,12 @@ internal static class NodeFold
         {
             Nodes = view.Nodes.Remove(d.Name),
             Enforcement = view.Enforcement.Remove(d.Name),
+            DrainedNodes = view.DrainedNodes.Remove(d.Name),
             Changes = view.Change(recorded.Position, ViewPart.Nodes, d.Name),
         },
+        // No snapshot changes: the endpoints a drain removes are endpoint events of their own.
+        NodeEvent.NodeDrained d => view with { DrainedNodes = view.DrainedNodes.Add(d.Name) },
+        NodeEvent.NodeUncordoned u => view with { DrainedNodes = view.DrainedNodes.Remove(u.Name) },
         _ => view,
     };
 

@@ -16,6 +16,12 @@ public static class NodesApi
         app.MapDelete("/v1/nodes/{node}", async Task<Results<Ok<WriteResult>, NotFound>> (string node, HttpContext http, NodeService nodes, CommandGateway commands, CancellationToken ct) =>
             await nodes.DeleteAsync(node, commands.ContextOf(http), ct) is { } deleted ? TypedResults.Ok(deleted) : TypedResults.NotFound())
             .WithTags("Nodes").RequirePermission(Permission.NodesWrite);
+        app.MapPost("/v1/nodes/{node}/drain", async Task<Results<Ok<NodeDrainView>, NotFound>> (string node, HttpContext http, NodeService nodes, CommandGateway commands, CancellationToken ct) =>
+            await nodes.DrainAsync(node, commands.ContextOf(http), ct) is { } drained ? TypedResults.Ok(drained) : TypedResults.NotFound())
+            .WithTags("Nodes").RequirePermission(Permission.NodesWrite);
+        app.MapPost("/v1/nodes/{node}/uncordon", async Task<Results<Ok<WriteResult>, NotFound>> (string node, HttpContext http, NodeService nodes, CommandGateway commands, CancellationToken ct) =>
+            await nodes.UncordonAsync(node, commands.ContextOf(http), ct) is { } uncordoned ? TypedResults.Ok(uncordoned) : TypedResults.NotFound())
+            .WithTags("Nodes").RequirePermission(Permission.NodesWrite);
         app.MapGet("/v1/nodes/{node}/history", History).WithTags("Nodes").RequirePermission(Permission.NodesRead);   // ?since=&until=&at= (RFC 3339)
         app.MapGet("/v1/status", (NodeService nodes) => TypedResults.Ok(nodes.Status())).WithTags("Status").RequirePermission(Permission.StatusRead);
         return app;

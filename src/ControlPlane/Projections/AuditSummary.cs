@@ -31,6 +31,9 @@ public static class AuditSummary
             IdentityEvent.IdentityAllocated i => $"allocated identity {i.Identity} for {string.Join(',', i.Labels)}",
             IdentityEvent.IdentityReleased r => $"released identity {r.Identity} of {r.Key}",
             IdentityEvent.IdentitiesRecycled r => $"recycled identities {string.Join(',', r.Identities)} (every node enforces a version that includes their release)",
+            Nodes.NodeEvent.NodeDrained d => $"drained node {d.Name} (it takes no new endpoints)",
+            Nodes.NodeEvent.NodeUncordoned u => $"uncordoned node {u.Name} (it takes new endpoints again)",
+            Nodes.NodeEvent.NodeDeleted d => $"deleted node {d.Name}",
             _ => recorded.Type,
         };
     }

@@ -62,6 +62,9 @@ public sealed record ClusterView(
     public ImmutableSortedDictionary<string, NodeEnforcementRecord> Enforcement { get; init; } =
         ImmutableSortedDictionary<string, NodeEnforcementRecord>.Empty.WithComparers(StringComparer.Ordinal);
 
+    /// <summary>Nodes that take no new endpoints (drained, not yet uncordoned). Not in the journal: no snapshot holds it.</summary>
+    public ImmutableSortedSet<string> DrainedNodes { get; init; } = ImmutableSortedSet<string>.Empty.WithComparer(StringComparer.Ordinal);
+
     /// <summary>
     /// Released identity numbers not yet recycled, with the log position of their release: a node enforcing an older
     /// version may still map the number to its old labels. Not in the journal: no snapshot holds it.

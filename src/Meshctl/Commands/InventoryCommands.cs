@@ -86,7 +86,7 @@ public static class InventoryCommands
             {
                 var inSync = n.AckedVersion >= n.ProducedVersion;
                 table.AddRow(Output.Esc(n.Node), Output.Esc(n.Addresses is { Count: > 0 } a ? string.Join(", ", a) : "-"),
-                    n.Connected ? "[green]connected[/]" : "[red]away[/]", $"v{n.ProducedVersion}",
+                    (n.Connected ? "[green]connected[/]" : "[red]away[/]") + (n.Drained ? "\n[yellow]drained[/]" : ""), $"v{n.ProducedVersion}",
                     inSync ? $"[green]v{n.AckedVersion}[/]" : $"[yellow]v{n.AckedVersion}[/]",
                     n.AckedAt is { } at ? $"{(now - at).TotalSeconds:0}s ago" : "-", n.Endpoints.ToString(System.Globalization.CultureInfo.InvariantCulture),
                     n.WaitingEndpoints is { Count: > 0 } w ? $"[yellow]{Output.Esc(string.Join("\n", w.Select(e => $"{e.Endpoint}: {e.Reason}")))}[/]" : "-",
@@ -99,7 +99,43 @@ public static class InventoryCommands
             if (waiting > 0) AnsiConsole.MarkupLine(WaitingHint(waiting));
             return 0;
         }));
-        return new Command("node", "Nodes and their convergence") { status, NodeHistory(), DeleteNode() };
+        return new Command("node", "Nodes and their convergence") { status, NodeHistory(), DrainNode(), UncordonNode(), DeleteNode() };
+    }
+
+    private static Command DrainNode()
+    {
+        var node = new Argument<string>("NODE") { Description = "The node's name" };
+        var drain = new Command("drain",
+            "Take a node out of service: it takes no new endpoints, and its endpoints are removed (its agent stays and enforces what it is sent). " +
+            "Undo with `meshctl node uncordon NODE`") { node };
+        drain.SetAction((parse, ct) => Output.GuardAsync(async () =>
+        {
+            var name = parse.GetValue(node)!;
+            var result = await GlobalOptions.ClientFrom(parse).DrainNodeAsync(name, ct);
+            if (result is null) return Output.Error($"no node {name} (meshctl node status shows what exists)");
+            if (GlobalOptions.Json(parse)) { Output.WriteJson(result); return 0; }
+            AnsiConsole.MarkupLine($"[green]✓[/] node {Output.Esc(name)} drained at v{result.Version}: it takes no new endpoints; " +
+                $"{result.RemovedEndpoints.Count} endpoint(s) removed");
+            foreach (var endpoint in result.RemovedEndpoints) AnsiConsole.MarkupLine($"  removed {Output.Esc(endpoint)}");
+            return 0;
+        }));
+        return drain;
+    }
+
+    private static Command UncordonNode()
+    {
+        var node = new Argument<string>("NODE") { Description = "The node's name" };
+        var uncordon = new Command("uncordon", "Let a drained node take new endpoints again") { node };
+        uncordon.SetAction((parse, ct) => Output.GuardAsync(async () =>
+        {
+            var name = parse.GetValue(node)!;
+            var result = await GlobalOptions.ClientFrom(parse).UncordonNodeAsync(name, ct);
+            if (result is null) return Output.Error($"no node {name} (meshctl node status shows what exists)");
+            if (GlobalOptions.Json(parse)) Output.WriteJson(result);
+            else AnsiConsole.MarkupLine($"[green]✓[/] node {Output.Esc(name)} takes new endpoints again (v{result.Version})");
+            return 0;
+        }));
+        return uncordon;
     }
 
     private static Command DeleteNode()

@@ -69,6 +69,14 @@ public sealed class AuditSummaryTests
             Summary(new Mesh.ControlPlane.Identities.IdentityEvent.IdentitiesRecycled([256, 300])));
 
     [Fact]
+    public void A_drained_uncordoned_or_deleted_node_reads_with_its_name()
+    {
+        Assert.Equal("drained node n1 (it takes no new endpoints)", Summary(new Mesh.ControlPlane.Nodes.NodeEvent.NodeDrained("n1")));
+        Assert.Equal("uncordoned node n1 (it takes new endpoints again)", Summary(new Mesh.ControlPlane.Nodes.NodeEvent.NodeUncordoned("n1")));
+        Assert.Equal("deleted node n1", Summary(new Mesh.ControlPlane.Nodes.NodeEvent.NodeDeleted("n1")));
+    }
+
+    [Fact]
     public void An_unknown_event_type_reads_as_its_type_name() =>
         Assert.Equal("NodeCordoned", AuditSummary.Describe(Recorded(new EventData("NodeCordoned", """{"node":"n1"}""", Alice))));
 
