@@ -80,6 +80,8 @@ public static class ControlPlaneModule
             app.Logger.LogWarning("no --token-file and no JWT issuer (--jwt-key-file, --oidc-authority): every API call will be refused with 401");
 
         app.UseExceptionHandler();
+        // A refusal with no body of its own (a 404 of an unknown name, a 405) still answers with a problem document.
+        app.UseStatusCodePages();
         app.UseRouting();
         app.UseAgentPortGate(options.GrpcPort);
         app.UseRequestGate();

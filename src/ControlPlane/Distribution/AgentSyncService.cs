@@ -5,6 +5,7 @@ using Mesh.ControlPlane.Nodes;
 using Mesh.ControlPlane.Security;
 using Mesh.ControlPlane.State;
 using Mesh.Contracts.Agent;
+using Mesh.Contracts.Input;
 
 namespace Mesh.ControlPlane.Distribution;
 
@@ -28,7 +29,7 @@ public sealed class AgentSyncService(ClusterState state, SnapshotCompiler compil
         if (requests.Current.RequestCase != SyncRequest.RequestOneofCase.Watch)
             throw Invalid("watch: the first message of a Sync call must be a watch");
         var watch = requests.Current.Watch;
-        if (Mesh.Contracts.Input.KubernetesNames.NodeNameProblem(watch.Node) is { } badNode) throw Invalid($"watch.node: {badNode}");
+        if (KubernetesNames.NodeNameProblem(watch.Node) is { } badNode) throw Invalid($"watch.node: {badNode}");
         var node = watch.Node;
         var http = context.GetHttpContext();
         try { Caller.RequireNode(http, node); }
@@ -110,7 +111,7 @@ public sealed class AgentSyncService(ClusterState state, SnapshotCompiler compil
                 throw Invalid("ack: after the watch, a Sync call carries only acks");
             var ack = requests.Current.Ack;
             if (ack.Node.Length > 0 && ack.Node != node)
-                throw Invalid($"ack.node: \"{ack.Node}\" is not the node this call watches (\"{node}\")");
+                throw Invalid($"ack.node: {InputLimits.Quote(ack.Node)} is not the node this call watches (\"{node}\")");
             if (!await ProducedAsync((long)ack.Version, ct))
                 throw new RpcException(new Status(StatusCode.FailedPrecondition,
                     $"ack.version: v{ack.Version} is beyond the newest version this control plane produced (v{compiler.Latest.Version}); nothing was recorded"));

@@ -2,6 +2,7 @@ using Grpc.Core;
 using Mesh.ControlPlane.Cluster;
 using Mesh.ControlPlane.Endpoints;
 using Mesh.Contracts.Api;
+using Mesh.Contracts.Input;
 using Mesh.ControlPlane.Security;
 using Rpc = Mesh.Contracts.Management;
 
@@ -33,5 +34,5 @@ public sealed class EndpointsRpc(EndpointService endpoints, CommandGateway comma
     [RequirePermission(Permission.EndpointsWrite)]
     public override async Task<Rpc.WriteResult> DeleteEndpoint(Rpc.EndpointRef request, ServerCallContext context) =>
         (await endpoints.DeleteAsync(request.Namespace, request.Name, commands.ContextOf(context.GetHttpContext()), context.CancellationToken))?.ToMessage()
-        ?? throw new RpcException(new Status(StatusCode.NotFound, $"no endpoint {request.Namespace}/{request.Name}"));
+        ?? throw new RpcException(new Status(StatusCode.NotFound, $"no endpoint {InputLimits.Quote($"{request.Namespace}/{request.Name}")}"));
 }

@@ -40,7 +40,7 @@ public sealed class HistoryRpc(AuditTrail audit, MartenEventStore store, StateAt
         var at = request.AtCase switch
         {
             Rpc.StateAtRequest.AtOneofCase.Version => Text(request.Version),
-            Rpc.StateAtRequest.AtOneofCase.Time => request.Time.ToDateTimeOffset().ToString("O", CultureInfo.InvariantCulture),
+            Rpc.StateAtRequest.AtOneofCase.Time => ManagementErrors.TimeOf(request.Time, "time")!.Value.ToString("O", CultureInfo.InvariantCulture),
             _ => null,
         };
         var state = Answer(await HistoryApi.GetStateAt(at, store, stateAt, context.CancellationToken));

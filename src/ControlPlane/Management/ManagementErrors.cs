@@ -36,29 +36,36 @@ public sealed class ManagementErrors : Interceptor
 
     public static RpcException Invalid(FieldErrors errors)
     {
+        var (shown, message) = Listed(errors);
         var request = new BadRequest();
-        foreach (var (field, messages) in errors.Errors)
-            request.FieldViolations.AddRange(messages.Select(m => new BadRequest.Types.FieldViolation { Field = field, Description = m }));
-        return new Google.Rpc.Status
-        {
-            Code = (int)Code.InvalidArgument,
-            Message = $"{errors.Title}: {string.Join("; ", errors.Errors.Select(e => $"{e.Key}: {string.Join(", ", e.Value)}"))}",
-            Details = { Any.Pack(request) },
-        }.ToRpcException();
+        request.FieldViolations.AddRange(shown.Select(v => new BadRequest.Types.FieldViolation { Field = v.Field, Description = v.Message }));
+        return new Google.Rpc.Status { Code = (int)Code.InvalidArgument, Message = message, Details = { Any.Pack(request) } }.ToRpcException();
+    }
+
+    /// <summary>
+    /// The most field violations a refusal carries, and the longest description of one. gRPC sends the status in
+    /// trailers, which clients cap (.NET at 64 KB): a request wrong in thousands of fields (a repeated field of
+    /// 20,000 bad items) would otherwise get a refusal its client cannot read, and see UNAVAILABLE instead.
+    /// </summary>
+    public const int MaxViolations = 20;
+    private const int MaxDescription = 1024;
+
+    /// <summary>The violations a refusal lists, and its message: the title, then each one, then how many more there were.</summary>
+    private static (IReadOnlyList<(string Field, string Message)> Shown, string Message) Listed(FieldErrors errors)
+    {
+        var all = errors.Errors.SelectMany(e => e.Value.Select(m => (Field: e.Key, Message: m.Length > MaxDescription ? m[..MaxDescription] + "…" : m))).ToList();
+        var shown = all.Take(MaxViolations).ToList();
+        var more = all.Count > shown.Count ? $"; and {all.Count - shown.Count} more" : "";
+        return (shown, $"{errors.Title}: {string.Join("; ", shown.Select(v => $"{v.Field}: {v.Message}"))}{more}");
     }
 
     /// <summary>A valid request the current state refuses, naming its fields: FAILED_PRECONDITION with a google.rpc.PreconditionFailure (REST: 409).</summary>
     public static RpcException Conflict(FieldErrors errors)
     {
+        var (shown, message) = Listed(errors);
         var failure = new PreconditionFailure();
-        foreach (var (field, messages) in errors.Errors)
-            failure.Violations.AddRange(messages.Select(m => new PreconditionFailure.Types.Violation { Type = "CONFLICT", Subject = field, Description = m }));
-        return new Google.Rpc.Status
-        {
-            Code = (int)Code.FailedPrecondition,
-            Message = $"{errors.Title}: {string.Join("; ", errors.Errors.Select(e => $"{e.Key}: {string.Join(", ", e.Value)}"))}",
-            Details = { Any.Pack(failure) },
-        }.ToRpcException();
+        failure.Violations.AddRange(shown.Select(v => new PreconditionFailure.Types.Violation { Type = "CONFLICT", Subject = v.Field, Description = v.Message }));
+        return new Google.Rpc.Status { Code = (int)Code.FailedPrecondition, Message = message, Details = { Any.Pack(failure) } }.ToRpcException();
     }
 
     /// <summary>
@@ -84,4 +91,19 @@ public sealed class ManagementErrors : Interceptor
         Invalid(new FieldErrors(problem.ProblemDetails.Title ?? "The request is invalid", new(problem.ProblemDetails.Errors)));
 
     public const string InvalidRequest = "The request is invalid; nothing was applied";
+
+    /// <summary>
+    /// A request's time, or INVALID_ARGUMENT naming <paramref name="field"/> when the timestamp is outside what one may
+    /// hold (years 1 to 9999, nanos 0 to 999,999,999): converting such a timestamp throws, which would end the call UNKNOWN.
+    /// </summary>
+    public static DateTimeOffset? TimeOf(Timestamp? time, string field)
+    {
+        if (time is null) return null;
+        try { return time.ToDateTimeOffset(); }
+        catch (InvalidOperationException)
+        {
+            throw Invalid("The request is invalid", field,
+                $"seconds {time.Seconds}, nanos {time.Nanos} is not a timestamp (0001-01-01 to 9999-12-31 UTC, nanos 0 to 999999999)");
+        }
+    }
 }

@@ -1,5 +1,6 @@
 using Google.Protobuf.WellKnownTypes;
 using Grpc.Core;
+using Mesh.Contracts.Input;
 using Mesh.ControlPlane.Nodes;
 using Mesh.ControlPlane.Security;
 using Rpc = Mesh.Contracts.Management;
@@ -14,7 +15,7 @@ public sealed class NodesRpc(NodeService nodes, Cluster.CommandGateway commands)
     {
         if (request.Node.Length == 0) throw ManagementErrors.Invalid("The request is invalid", "node", "required: the node's name");
         return (await nodes.DeleteAsync(request.Node, commands.ContextOf(context.GetHttpContext()), context.CancellationToken))?.ToMessage()
-            ?? throw new RpcException(new Status(StatusCode.NotFound, $"no node {request.Node}"));
+            ?? throw new RpcException(new Status(StatusCode.NotFound, $"no node {InputLimits.Quote(request.Node)}"));
     }
 
     [RequirePermission(Permission.NodesWrite)]
@@ -55,8 +56,8 @@ public sealed class NodesRpc(NodeService nodes, Cluster.CommandGateway commands)
     public override async Task<Rpc.NodeHistory> GetNodeHistory(Rpc.NodeHistoryRequest request, ServerCallContext context)
     {
         if (request.Node.Length == 0) throw ManagementErrors.Invalid("The request is invalid", "node", "required: the node's name");
-        var history = await nodes.HistoryAsync(request.Node, request.Since?.ToDateTimeOffset(), request.Until?.ToDateTimeOffset(),
-            request.At?.ToDateTimeOffset(), context.CancellationToken);
+        var history = await nodes.HistoryAsync(request.Node, ManagementErrors.TimeOf(request.Since, "since"), ManagementErrors.TimeOf(request.Until, "until"),
+            ManagementErrors.TimeOf(request.At, "at"), context.CancellationToken);
         return new Rpc.NodeHistory
         {
             Node = history.Node,

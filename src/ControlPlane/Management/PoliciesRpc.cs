@@ -1,6 +1,7 @@
 using Grpc.Core;
 using Mesh.ControlPlane.Cluster;
 using Mesh.ControlPlane.Policies;
+using Mesh.Contracts.Input;
 using Mesh.Contracts.Policies;
 using Mesh.ControlPlane.Security;
 using Rpc = Mesh.Contracts.Management;
@@ -57,7 +58,7 @@ public sealed class PoliciesRpc(PolicyService policies, CommandGateway commands)
             kind = PolicyKind.CiliumClusterwideNetworkPolicy;
         else if (request.Kind.Length > 0 && !PolicyKinds.TryParseNamespaced(request.Kind, out kind))
             throw ManagementErrors.Invalid(ManagementErrors.InvalidRequest, "kind",
-                $"\"{request.Kind}\" is not a kind of policy: use {PolicyKinds.NamespacedChoices}, or {PolicyParser.ClusterwideKind} (or ccnp)");
+                $"{InputLimits.Quote(request.Kind)} is not a kind of policy: use {PolicyKinds.NamespacedChoices}, or {PolicyParser.ClusterwideKind} (or ccnp)");
         if (request.Name.Length == 0) throw ManagementErrors.Invalid(ManagementErrors.InvalidRequest, "name", "required: the policy's name");
         var clusterwide = kind == PolicyKind.CiliumClusterwideNetworkPolicy;
         if (clusterwide && request.Namespace.Length > 0)
@@ -67,7 +68,7 @@ public sealed class PoliciesRpc(PolicyService policies, CommandGateway commands)
         return (kind, request.Namespace);
     }
 
-    private static string Named(string ns, string name) => ns.Length == 0 ? name : $"{ns}/{name}";
+    private static string Named(string ns, string name) => InputLimits.Quote(ns.Length == 0 ? name : $"{ns}/{name}");
 
     private static RpcException Misplaced(PolicyApplyResult.Misplaced m, Rpc.ApplyPolicyRequest request) => m.What switch
     {

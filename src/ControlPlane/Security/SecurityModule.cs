@@ -1,9 +1,12 @@
+using System.Globalization;
 using System.Security.Cryptography;
 using Grpc.AspNetCore.Server;
 using Marten;
+using Mesh.Contracts.Input;
 using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.Authentication.JwtBearer;
 using Microsoft.AspNetCore.Authorization;
+using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.IdentityModel.Tokens;
 
 namespace Mesh.ControlPlane.Security;
@@ -58,8 +61,15 @@ public static class SecurityModule
 
     public static IEndpointRouteBuilder MapSecurityEndpoints(this IEndpointRouteBuilder app)
     {
-        app.MapGet("/v1/audit/denials", async (DenialLog denials, int? limit, CancellationToken ct) =>
-                TypedResults.Ok(await denials.ListAsync(Math.Clamp(limit ?? 100, 1, 1000), ct)))
+        // limit is read as text: a typed parameter that fails to bind is an empty 400 that names nothing.
+        app.MapGet("/v1/audit/denials", async Task<Results<Ok<IReadOnlyList<Denial>>, ValidationProblem>> (DenialLog denials, string? limit, CancellationToken ct) =>
+            {
+                var count = 100;
+                if (limit is not null && !int.TryParse(limit, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out count))
+                    return TypedResults.ValidationProblem(new Dictionary<string, string[]> { ["limit"] = [$"{InputLimits.Quote(limit)} is not a number of entries"] },
+                        title: "The request is invalid");
+                return TypedResults.Ok(await denials.ListAsync(Math.Clamp(count, 1, 1000), ct));
+            })
             .RequirePermission(Permission.ClusterAdmin).WithTags("History");
         return app;
     }
