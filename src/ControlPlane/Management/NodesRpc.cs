@@ -23,7 +23,7 @@ public sealed class NodesRpc(NodeService nodes, Cluster.CommandGateway commands)
     {
         if (request.Node.Length == 0) throw ManagementErrors.Invalid("The request is invalid", "node", "required: the node's name");
         var drained = await nodes.DrainAsync(request.Node, commands.ContextOf(context.GetHttpContext()), context.CancellationToken)
-            ?? throw new RpcException(new Status(StatusCode.NotFound, $"no node {request.Node}"));
+            ?? throw new RpcException(new Status(StatusCode.NotFound, $"no node {InputLimits.Quote(request.Node)}"));
         return new Rpc.NodeDrain { Version = drained.Version, RemovedEndpoints = { drained.RemovedEndpoints } };
     }
 
@@ -32,7 +32,7 @@ public sealed class NodesRpc(NodeService nodes, Cluster.CommandGateway commands)
     {
         if (request.Node.Length == 0) throw ManagementErrors.Invalid("The request is invalid", "node", "required: the node's name");
         return (await nodes.UncordonAsync(request.Node, commands.ContextOf(context.GetHttpContext()), context.CancellationToken))?.ToMessage()
-            ?? throw new RpcException(new Status(StatusCode.NotFound, $"no node {request.Node}"));
+            ?? throw new RpcException(new Status(StatusCode.NotFound, $"no node {InputLimits.Quote(request.Node)}"));
     }
 
     [RequirePermission(Permission.NodesRead)]
