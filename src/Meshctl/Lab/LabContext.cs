@@ -37,7 +37,7 @@ internal static class LabContext
             $"the lab gives each agent a node token through the control plane's token file, and none is known for {server}: " +
             "run ./dev up (its context file names it), or set MESH_TOKEN_FILE to the file the control plane reads (--token-file)");
         return node => LabLaunches.Agent(node, grpcAddress, Path.Combine(lab.Store.LogDirectory, $"agent-{node.Name}.log"),
-            LabNodeTokens.Issue(tokenFile, node.Name, Path.Combine(lab.Store.LabDirectory, $"agent-{node.Name}.token")), caFile);
+            LabNodeTokens.Issue(tokenFile, lab.Names.Lab, node.Name, Path.Combine(lab.Store.LabDirectory, $"agent-{node.Name}.token")), caFile);
     }
 
     /// <summary>Pod servers are this meshctl, run as `meshctl lab serve` by the same dotnet host.</summary>

@@ -56,13 +56,16 @@ internal static class LabUpDownCommands
             if (state is { Pods.Count: > 0 })
                 unregistered = await LabRegistration.UnregisterAsync(LabContext.Client(parse, TimeSpan.FromSeconds(5)), state.Pods, ct);
             var result = lab.Down();
+            // The agents are stopped: their node tokens go too (a lab that comes up again issues fresh ones).
+            var revoked = MeshContext.Load().TokenFileFor(parse.GetValue(GlobalOptions.Server)!) is { } tokenFile
+                ? LabNodeTokens.Revoke(tokenFile, lab.Names.Lab) : 0;
 
-            if (GlobalOptions.Json(parse)) Output.WriteJson(new { result.StoppedProcesses, result.DeletedNamespaces, result.RemovedPins, unregistered, result.Problems });
+            if (GlobalOptions.Json(parse)) Output.WriteJson(new { result.StoppedProcesses, result.DeletedNamespaces, result.RemovedPins, unregistered, revoked, result.Problems });
             else if (state is null && result.DeletedNamespaces.Count == 0 && result.StoppedProcesses.Count == 0)
                 Output.Info($"lab [bold]{Output.Esc(lab.Names.Lab)}[/] is not up; nothing to remove");
             else
                 Output.Info($"lab [bold]{Output.Esc(lab.Names.Lab)}[/] is down: stopped {result.StoppedProcesses.Count} process(es), " +
-                                $"deleted {result.DeletedNamespaces.Count} namespace(s) and {unregistered} endpoint(s)" +
+                                $"deleted {result.DeletedNamespaces.Count} namespace(s) and {unregistered} endpoint(s), revoked {revoked} node token(s)" +
                                 (result.RemovedPins ? $", removed pins under {Output.Esc(Path.Combine(lab.Options.PinBase, lab.Names.Lab))}" : ""));
             foreach (var problem in result.Problems) Output.Error(problem);
             return result.Problems.Count == 0 ? 0 : 1;
