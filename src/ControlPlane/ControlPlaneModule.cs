@@ -6,6 +6,7 @@ using Mesh.ControlPlane.EventStore;
 using Mesh.ControlPlane.Health;
 using Mesh.ControlPlane.Identities;
 using Mesh.ControlPlane.Management;
+using Mesh.ControlPlane.Metrics;
 using Mesh.ControlPlane.Nodes;
 using Mesh.ControlPlane.Projections;
 using Mesh.ControlPlane.Security;
@@ -60,6 +61,7 @@ public static class ControlPlaneModule
         builder.Services.AddHostedService(sp => sp.GetRequiredService<NodeReportRecorder>());
         builder.Services.AddSingleton<SnapshotCompiler>();
         builder.Services.AddHealth();
+        builder.Services.AddControlPlaneMetrics(options.Cluster.MemberId);
         builder.Services.AddHostedService<CompileLoop>();
         builder.Services.AddSingleton<SyncWakeups>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<SyncWakeups>());
@@ -93,6 +95,7 @@ public static class ControlPlaneModule
         app.MapClusterEndpoints();
         app.MapHistoryEndpoints();
         app.MapSecurityEndpoints();
+        app.MapMetrics();
 
         app.MapGrpcService<AgentSyncService>();
         app.MapManagementApi();

@@ -7,7 +7,7 @@ namespace Mesh.ControlPlane.Distribution;
 /// read the result without waiting on the compiler. Starts after the state has replayed the log, so the first
 /// commit is the whole cluster as it stood, never a partial past.
 /// </summary>
-public sealed class CompileLoop(ClusterState state, SnapshotCompiler compiler, ILogger<CompileLoop> log) : BackgroundService
+public sealed class CompileLoop(ClusterState state, SnapshotCompiler compiler, Metrics.ControlPlaneMetrics metrics, ILogger<CompileLoop> log) : BackgroundService
 {
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
@@ -20,7 +20,10 @@ public sealed class CompileLoop(ClusterState state, SnapshotCompiler compiler, I
                 var view = state.Current;
                 try
                 {
+                    var (before, started) = (compiler.Latest.Version, System.Diagnostics.Stopwatch.GetTimestamp());
                     compiler.CatchUp(view);
+                    var produced = compiler.Latest.Version;
+                    metrics.Compiled(System.Diagnostics.Stopwatch.GetElapsedTime(started), produced != before ? produced : null, view.PositionTime);
                 }
                 catch (Exception e)
                 {

@@ -71,6 +71,9 @@ public sealed record ClusterView(
     /// </summary>
     public ImmutableSortedDictionary<uint, LogPosition> ReleasedIdentities { get; init; } = ImmutableSortedDictionary<uint, LogPosition>.Empty;
 
+    /// <summary>When the command of the event at <see cref="Position"/> was decided (what a version's delay is measured from).</summary>
+    public DateTimeOffset PositionTime { get; init; }
+
     /// <summary>The keys changed by the events before this view, newest first (null before the first change).</summary>
     public ViewChange? Changes { get; init; }
 
@@ -83,7 +86,7 @@ public sealed record ClusterView(
     public ClusterView Apply(RecordedEvent recorded)
     {
         var e = EventCodec.Decode(recorded);
-        return Modules.FoldOf(e.GetType())(this, e, recorded) with { Position = recorded.Position };
+        return Modules.FoldOf(e.GetType())(this, e, recorded) with { Position = recorded.Position, PositionTime = recorded.Metadata.Time };
     }
 
     /// <summary>The journal with one more change, made by the event at <paramref name="at"/> (for the modules' folds).</summary>
