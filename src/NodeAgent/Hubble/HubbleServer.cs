@@ -1,0 +1,46 @@
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+
+namespace Mesh.NodeAgent.Hubble;
+
+/// <summary>
+/// Serves Hubble's Observer API on a unix socket only root and the agent's user may open (mode 0600), as Cilium's
+/// hubble.sock: flows name pods and policies, so reaching them over the network belongs to the control plane,
+/// behind its authentication.
+/// </summary>
+public sealed class HubbleServer : IAsyncDisposable
+{
+    private readonly WebApplication _app;
+    private readonly string _socket;
+
+    private HubbleServer(WebApplication app, string socket) => (_app, _socket) = (app, socket);
+
+    public static async Task<HubbleServer> StartAsync(string socket, FlowBuffer buffer, string node, CancellationToken ct)
+    {
+        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(socket))!);
+        // A socket file left by an agent that did not stop cleanly would make the bind fail.
+        if (File.Exists(socket)) File.Delete(socket);
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.Logging.SetMinimumLevel(LogLevel.Warning);
+        builder.WebHost.ConfigureKestrel(kestrel => kestrel.ListenUnixSocket(socket, listen => listen.Protocols = HttpProtocols.Http2));
+        builder.Services.AddGrpc();
+        builder.Services.AddSingleton(buffer);
+        builder.Services.AddSingleton(new ObserverIdentity(node, $"unix://{Path.GetFullPath(socket)}"));
+        var app = builder.Build();
+        app.MapGrpcService<ObserverService>();
+        await app.StartAsync(ct);
+        // The agent runs on Linux only (eBPF); the guard is for the platform analyzer.
+        if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(socket, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        return new HubbleServer(app, socket);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _app.StopAsync();
+        await _app.DisposeAsync();
+        if (File.Exists(_socket)) File.Delete(_socket);
+    }
+}
