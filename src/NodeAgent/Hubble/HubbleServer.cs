@@ -18,8 +18,14 @@ public sealed class HubbleServer : IAsyncDisposable
 
     private HubbleServer(WebApplication app, string socket) => (_app, _socket) = (app, socket);
 
+    // sun_path holds 108 bytes, the terminating NUL included.
+    private const int MaxSocketPathBytes = 107;
+
+    /// <summary>Listens on <paramref name="socket"/>; throws IOException when it cannot.</summary>
     public static async Task<HubbleServer> StartAsync(string socket, FlowBuffer buffer, string node, CancellationToken ct)
     {
+        if (System.Text.Encoding.UTF8.GetByteCount(socket) > MaxSocketPathBytes)
+            throw new IOException($"{socket} is longer than a unix socket path may be ({MaxSocketPathBytes} bytes)");
         Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(socket))!);
         // A socket file left by an agent that did not stop cleanly would make the bind fail.
         if (File.Exists(socket)) File.Delete(socket);

@@ -60,6 +60,15 @@ public sealed class ObserverSocketTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_socket_path_longer_than_a_unix_socket_allows_is_an_IO_error_naming_it()
+    {
+        var tooLong = Path.Combine(_dir, new string('s', 100), "hubble.sock");
+
+        var refused = await Assert.ThrowsAsync<IOException>(() => HubbleServer.StartAsync(tooLong, _buffer, "node-7", Ct));
+        Assert.Contains(tooLong, refused.Message);
+    }
+
+    [Fact]
     public async Task GetFlows_streams_the_filtered_buffer_then_follows_new_flows()
     {
         _buffer.Add(Flow("allowed", Verdict.Forwarded));
