@@ -2,6 +2,7 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 
 namespace Mesh.NodeAgent.Hubble;
@@ -32,6 +33,7 @@ public sealed class HubbleServer : IAsyncDisposable
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.SetMinimumLevel(LogLevel.Warning);
         builder.WebHost.ConfigureKestrel(kestrel => kestrel.ListenUnixSocket(socket, listen => listen.Protocols = HttpProtocols.Http2));
+        builder.Services.AddSingleton<IHostLifetime, AgentOwnedLifetime>();
         builder.Services.AddGrpc();
         builder.Services.AddSingleton(buffer);
         builder.Services.AddSingleton(new ObserverIdentity(node, $"unix://{Path.GetFullPath(socket)}"));
@@ -48,5 +50,15 @@ public sealed class HubbleServer : IAsyncDisposable
         await _app.StopAsync();
         await _app.DisposeAsync();
         if (File.Exists(_socket)) File.Delete(_socket);
+    }
+
+    /// <summary>
+    /// The agent handles SIGTERM and Ctrl+C itself (it stops following the control plane, the kernel keeps
+    /// enforcing); the web host's console lifetime would take those signals from it and leave the process running.
+    /// </summary>
+    private sealed class AgentOwnedLifetime : IHostLifetime
+    {
+        public Task WaitForStartAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+        public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
     }
 }
