@@ -1,9 +1,10 @@
 using Mesh.NodeAgent.Datapath;
 using Mesh.NodeAgent.Flows;
+using Mesh.NodeAgent.Hubble;
 using Mesh.NodeAgent.Netns;
 using Mesh.NodeAgent.Sync;
 
-// mesh-agent: one per node. Loads the datapath (adopting what is pinned), then follows the control plane.
+// mesh-agent: one per node. Loads the datapath (adopting what is pinned), serves its flows, then follows the control plane.
 AgentOptions options;
 ControlPlaneReplica[] replicas;
 try
@@ -21,8 +22,28 @@ var datapathOptions = new BpfDatapathOptions { Netns = options.Netns, PinRoot = 
 using var datapath = BpfDatapath.Open(options.BpfObject is { } obj ? datapathOptions with { ObjectPath = obj } : datapathOptions);
 // Watching before the first apply: an interface that appears after that apply looked for it is never missed.
 using var links = LinkWatcher.Start(options.Netns);
+var endpoints = new EndpointDirectory();
+var recent = new FlowBuffer(options.HubbleBufferSize);
+await using var hubble = await StartHubbleAsync();
 Console.WriteLine($"mesh-agent {options.Node}: datapath loaded (pins {options.PinRoot}, enforcing v{datapath.AppliedVersion}); control plane replicas {string.Join(", ", options.ControlPlaneReplicas)}");
-var flows = new FlowLog(options.Node, FlowLog.PathFor(options.StateDir)).RunAsync(datapath, stop.Token);
-await new AgentLoop(options, datapath, replicas, Console.Out, links.Changes).RunAsync(stop.Token);
+var flows = new FlowLog(options.Node, FlowLog.PathFor(options.StateDir), f => recent.Add(HubbleFlow.From(f, options.Node, endpoints)))
+    .RunAsync(datapath, stop.Token);
+await new AgentLoop(options, datapath, replicas, Console.Out, links.Changes, endpoints).RunAsync(stop.Token);
 await flows;
 return 0;
+
+// Enforcement does not depend on observability: an agent that cannot serve its flows still enforces and logs them.
+async Task<HubbleServer?> StartHubbleAsync()
+{
+    try
+    {
+        var server = await HubbleServer.StartAsync(options.HubbleSocketPath, recent, options.Node, stop.Token);
+        Console.WriteLine($"mesh-agent {options.Node}: Hubble Observer API on unix://{options.HubbleSocketPath}");
+        return server;
+    }
+    catch (IOException e)
+    {
+        Console.Error.WriteLine($"mesh-agent {options.Node}: not serving the Hubble Observer API on {options.HubbleSocketPath}: {e.Message}");
+        return null;
+    }
+}

@@ -25,8 +25,11 @@ public sealed record FlowRecord(
         f.Version, f.Rule);
 }
 
-/// <summary>Appends the datapath's flow events to flows.jsonl in the agent's state dir, one JSON object per line.</summary>
-public sealed class FlowLog(string node, string path)
+/// <summary>
+/// Reads the datapath's flow events: appends each to flows.jsonl in the agent's state dir, one JSON object per line,
+/// and hands it to <paramref name="observe"/> (which must not wait) before writing it.
+/// </summary>
+public sealed class FlowLog(string node, string path, Action<FlowEvent>? observe = null)
 {
     public static string PathFor(string stateDir) => System.IO.Path.Combine(stateDir, "flows.jsonl");
 
@@ -37,7 +40,10 @@ public sealed class FlowLog(string node, string path)
         try
         {
             await foreach (var flow in datapath.Flows.ReadAllAsync(ct))
+            {
+                observe?.Invoke(flow);
                 await file.WriteLineAsync(JsonSerializer.Serialize(FlowRecord.From(node, flow), FlowRecord.Json));
+            }
         }
         catch (OperationCanceledException) when (ct.IsCancellationRequested) { }
     }

@@ -3,6 +3,7 @@ using System.Threading.Channels;
 using Grpc.Core;
 using Mesh.Contracts.Agent;
 using Mesh.NodeAgent.Datapath;
+using Mesh.NodeAgent.Hubble;
 using Mesh.NodeAgent.Netns;
 using SyncRequests = Grpc.Core.IClientStreamWriter<Mesh.Contracts.Agent.SyncRequest>;
 using WaitingEndpoint = Mesh.NodeAgent.Datapath.WaitingEndpoint;
@@ -18,10 +19,11 @@ namespace Mesh.NodeAgent.Sync;
 /// An endpoint whose interface is missing does not hold the node back: the version is enforced for the others and
 /// acked with the endpoints that wait. <paramref name="linkChanges"/> (the node namespace's interfaces) tells when one
 /// of their interfaces appears, or an enforced endpoint's goes away: the held snapshot is then applied again, and
-/// acked again when the waiting endpoints changed.
+/// acked again when the waiting endpoints changed. <paramref name="endpoints"/> learns the endpoints of every version
+/// the datapath enforces, so flows can name their pods.
 /// </summary>
 public sealed class AgentLoop(AgentOptions options, IDatapath datapath, IReadOnlyList<ControlPlaneReplica> replicas, TextWriter log,
-    ChannelReader<LinkChange>? linkChanges = null)
+    ChannelReader<LinkChange>? linkChanges = null, EndpointDirectory? endpoints = null)
 {
     private static readonly TimeSpan FirstBackoff = TimeSpan.FromMilliseconds(200);
     private static readonly TimeSpan LongestBackoff = TimeSpan.FromSeconds(5);
@@ -153,6 +155,7 @@ public sealed class AgentLoop(AgentOptions options, IDatapath datapath, IReadOnl
         {
             var target = HostAddresses.WithHost(SnapshotConversion.ToDatapath(snapshot), HostAddresses.Of(options.Netns));
             var waiting = datapath.Apply(target);
+            endpoints?.Update(snapshot);
             _holdsSnapshot = true;
             _waiting = waiting;
             _enforcedInterfaces = target.Endpoints.Select(e => e.InterfaceName).Except(waiting.Select(w => w.InterfaceName)).ToHashSet(StringComparer.Ordinal);

@@ -10,8 +10,13 @@ public sealed record AgentOptions(
     string? BpfObject,
     string StateDir,
     string? TokenFile = null,
-    string? CaFile = null)
+    string? CaFile = null,
+    string? HubbleSocket = null,
+    int HubbleBufferSize = Hubble.FlowBuffer.DefaultCapacity)
 {
+    /// <summary>Where Hubble's Observer API listens: --hubble-socket, else hubble.sock in the state dir.</summary>
+    public string HubbleSocketPath => HubbleSocket ?? Path.Combine(StateDir, "hubble.sock");
+
     public const string Usage = """
         mesh-agent: enforces this node's policy snapshots in the kernel and reports every version it applied.
 
@@ -29,6 +34,9 @@ public sealed record AgentOptions(
           --ca-file FILE          PEM certificate of the CA that issued the control plane's certificate; on
                                   https:// the agent believes no other (default: $MESH_CA_FILE, else the
                                   system's roots)
+          --hubble-socket PATH    unix socket serving Hubble's Observer API (mode 0600)
+                                  (default: hubble.sock in the state dir)
+          --hubble-buffer-size N  recent flows kept in memory for it (default: 65536)
         """;
 
     public static AgentOptions Parse(string[] args)
@@ -53,8 +61,15 @@ public sealed record AgentOptions(
             Get("bpf-object"),
             Get("state-dir") ?? Path.Combine(home, "agent", node),
             Get("token-file") ?? Environment.GetEnvironmentVariable("MESH_AGENT_TOKEN_FILE"),
-            Get("ca-file") ?? Environment.GetEnvironmentVariable("MESH_CA_FILE"));
+            Get("ca-file") ?? Environment.GetEnvironmentVariable("MESH_CA_FILE"),
+            Get("hubble-socket"),
+            Get("hubble-buffer-size") is { } size ? ParseBufferSize(size) : Hubble.FlowBuffer.DefaultCapacity);
     }
+
+    private static int ParseBufferSize(string text) =>
+        int.TryParse(text, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var size) && size > 0
+            ? size
+            : throw new ArgumentException($"--hubble-buffer-size: '{text}' is not a positive number of flows\n\n{Usage}");
 
     private static IReadOnlyList<Uri> ParseReplicas(string list, string source)
     {

@@ -31,4 +31,25 @@ public sealed class AgentOptionsTests
 
         Assert.StartsWith($"--control-plane: '{bad}' in '{list}' is not an absolute http:// or https:// address", e.Message, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public void The_Hubble_socket_is_in_the_state_dir_unless_given_and_the_buffer_size_is_configurable()
+    {
+        var defaults = AgentOptions.Parse(["--node", "n", "--state-dir", "/var/lib/mesh/agent/n"]);
+        var given = AgentOptions.Parse(["--node", "n", "--hubble-socket", "/run/mesh/hubble.sock", "--hubble-buffer-size", "4095"]);
+
+        Assert.Equal(("/var/lib/mesh/agent/n/hubble.sock", 65_536), (defaults.HubbleSocketPath, defaults.HubbleBufferSize));
+        Assert.Equal(("/run/mesh/hubble.sock", 4095), (given.HubbleSocketPath, given.HubbleBufferSize));
+    }
+
+    [Theory]
+    [InlineData("0")]
+    [InlineData("-5")]
+    [InlineData("lots")]
+    public void Hubble_buffer_size_refuses_what_is_not_a_positive_number(string size)
+    {
+        var e = Assert.Throws<ArgumentException>(() => AgentOptions.Parse(["--node", "n", "--hubble-buffer-size", size]));
+
+        Assert.StartsWith($"--hubble-buffer-size: '{size}' is not a positive number of flows", e.Message, StringComparison.Ordinal);
+    }
 }
