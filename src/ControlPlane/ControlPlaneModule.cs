@@ -6,6 +6,7 @@ using Mesh.ControlPlane.EventStore;
 using Mesh.ControlPlane.Health;
 using Mesh.ControlPlane.Identities;
 using Mesh.ControlPlane.Management;
+using Mesh.ControlPlane.Flows;
 using Mesh.ControlPlane.Metrics;
 using Mesh.ControlPlane.Nodes;
 using Mesh.ControlPlane.Projections;
@@ -62,6 +63,8 @@ public static class ControlPlaneModule
         builder.Services.AddSingleton<SnapshotCompiler>();
         builder.Services.AddHealth();
         builder.Services.AddControlPlaneMetrics(options.Cluster.MemberId);
+        builder.Services.AddSingleton<FlowStore>();
+        builder.Services.AddHostedService<FlowRetention>();
         builder.Services.AddHostedService<CompileLoop>();
         builder.Services.AddSingleton<SyncWakeups>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<SyncWakeups>());

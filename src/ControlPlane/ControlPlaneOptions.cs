@@ -34,6 +34,12 @@ public sealed class ControlPlaneOptions
     /// </summary>
     public TimeSpan NodeReportInterval { get; set; } = TimeSpan.FromSeconds(10);
 
+    /// <summary>Flow history older than this is dropped, a whole day at a time (--flow-retention seconds). Default 7 days.</summary>
+    public TimeSpan FlowRetention { get; set; } = TimeSpan.FromDays(7);
+
+    /// <summary>How often the flow history's retention runs (--flow-retention-interval seconds). Default 1 hour.</summary>
+    public TimeSpan FlowRetentionInterval { get; set; } = TimeSpan.FromHours(1);
+
     /// <summary>Who may call: --token-file, --jwt-issuer, --jwt-audience, --jwt-key-file, --oidc-authority, --jwt-username-claim, --jwt-groups-claim.</summary>
     public Security.SecurityOptions Security { get; set; } = new();
 
@@ -75,6 +81,8 @@ public sealed class ControlPlaneOptions
         Timers (seconds) and limits:
           --identity-grace          an identity unused this long is released (default 900)
           --node-report-interval    a node's acknowledgements are recorded at most this often (default 10)
+          --flow-retention          flow history older than this is dropped, a day at a time (default 604800)
+          --flow-retention-interval how often retention runs (default 3600)
           --identity-allocation-rate   new identities per minute per caller (default 120)
           --identity-allocation-burst  new identities a caller may allocate at once (default 240)
         """;
@@ -117,6 +125,8 @@ public sealed class ControlPlaneOptions
             throw new ArgumentException("--insecure-allow-anonymous is only for --plaintext labs: a TLS-protected control plane authenticates every call");
         if (Seconds(config, "identity-grace", "MESH_IDENTITY_GRACE") is { } grace) o.IdentityGrace = grace;
         if (Seconds(config, "node-report-interval", "MESH_NODE_REPORT_INTERVAL") is { } report) o.NodeReportInterval = report;
+        if (Seconds(config, "flow-retention", "MESH_FLOW_RETENTION") is { } retention) o.FlowRetention = retention;
+        if (Seconds(config, "flow-retention-interval", "MESH_FLOW_RETENTION_INTERVAL") is { } sweep) o.FlowRetentionInterval = sweep;
         if (PositiveCount(config, "identity-allocation-rate", "MESH_IDENTITY_ALLOCATION_RATE", "new identities per minute") is { } rate)
             o.IdentityAllocationRate = rate;
         if (PositiveCount(config, "identity-allocation-burst", "MESH_IDENTITY_ALLOCATION_BURST", "new identities") is { } burst)

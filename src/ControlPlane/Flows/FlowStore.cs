@@ -1,0 +1,265 @@
+using System.Globalization;
+using System.Net;
+using Google.Protobuf;
+using Mesh.Contracts.Hubble.Flows;
+using Npgsql;
+using NpgsqlTypes;
+using FlowEndpoint = Mesh.Contracts.Hubble.Flows.Endpoint;
+using FlowMessage = Mesh.Contracts.Hubble.Flows.Flow;
+
+namespace Mesh.ControlPlane.Flows;
+
+/// <summary>Which stored flows to read: a time window, optionally some nodes and verdicts, and how many from which end.</summary>
+/// <param name="Matches">what the columns cannot say (pods, labels, ports...): applied to each flow read, in order</param>
+/// <param name="Last">the newest <paramref name="Limit"/> flows (still returned oldest first) rather than the oldest</param>
+public sealed record FlowHistoryQuery(
+    DateTimeOffset Since, DateTimeOffset Until, int Limit,
+    IReadOnlyList<string>? Nodes = null, IReadOnlyList<Verdict>? Verdicts = null, Func<FlowMessage, bool>? Matches = null, bool Last = false);
+
+/// <summary>Flows between two workloads in one minute: the service map's edges and the baseline of normal traffic.</summary>
+public sealed record FlowEdge(DateTimeOffset Minute, long SourceIdentity, string Source, long DestinationIdentity, string Destination,
+    int DestinationPort, string Protocol, Verdict Verdict, long Count);
+
+/// <summary>
+/// Flow history in PostgreSQL, as Hubble's in-memory ring is not: every flow the nodes ship, written with COPY into a
+/// table partitioned by day (the columns a query filters on, and the whole <c>flow.Flow</c> message), plus one row per
+/// minute and edge (source workload → destination workload, port, protocol, verdict) with its count. Retention drops
+/// whole days, so it never rewrites a table.
+/// </summary>
+public sealed class FlowStore(NpgsqlDataSource db)
+{
+    public const string Table = "mesh_flows";
+    public const string EdgesTable = "mesh_flow_edges";
+
+    private readonly HashSet<DateOnly> _days = [];   // partitions this process knows exist
+    private volatile bool _schemaReady;
+
+    /// <summary>Stores <paramref name="flows"/> and counts them into their minutes' edges, in one transaction.</summary>
+    public async Task WriteAsync(IReadOnlyCollection<FlowMessage> flows, CancellationToken ct)
+    {
+        if (flows.Count == 0) return;
+        await EnsureSchemaAsync(ct);
+        await EnsurePartitionsAsync(flows.Select(f => DateOnly.FromDateTime(f.Time.ToDateTime())).Distinct(), ct);
+        await using var conn = await db.OpenConnectionAsync(ct);
+        await using var tx = await conn.BeginTransactionAsync(ct);
+        await using (var copy = await conn.BeginBinaryImportAsync($"""
+            COPY {Table} (time, node, verdict, direction, source_ip, destination_ip, source_port, destination_port, protocol,
+                          source_identity, destination_identity, source, destination, flow) FROM STDIN (FORMAT BINARY)
+            """, ct))
+        {
+            foreach (var f in flows)
+            {
+                var (protocol, sourcePort, destinationPort) = L4Of(f);
+                await copy.StartRowAsync(ct);
+                await copy.WriteAsync(f.Time.ToDateTimeOffset(), NpgsqlDbType.TimestampTz, ct);
+                await copy.WriteAsync(f.NodeName, NpgsqlDbType.Text, ct);
+                await copy.WriteAsync((short)f.Verdict, NpgsqlDbType.Smallint, ct);
+                await copy.WriteAsync((short)f.TrafficDirection, NpgsqlDbType.Smallint, ct);
+                await WriteAddressAsync(copy, f.IP?.Source, ct);
+                await WriteAddressAsync(copy, f.IP?.Destination, ct);
+                await copy.WriteAsync(sourcePort, NpgsqlDbType.Integer, ct);
+                await copy.WriteAsync(destinationPort, NpgsqlDbType.Integer, ct);
+                await copy.WriteAsync(protocol, NpgsqlDbType.Text, ct);
+                await copy.WriteAsync((long)(f.Source?.Identity ?? 0), NpgsqlDbType.Bigint, ct);
+                await copy.WriteAsync((long)(f.Destination?.Identity ?? 0), NpgsqlDbType.Bigint, ct);
+                await copy.WriteAsync(WorkloadOf(f.Source), NpgsqlDbType.Text, ct);
+                await copy.WriteAsync(WorkloadOf(f.Destination), NpgsqlDbType.Text, ct);
+                await copy.WriteAsync(f.ToByteArray(), NpgsqlDbType.Bytea, ct);
+            }
+            await copy.CompleteAsync(ct);
+        }
+        await CountEdgesAsync(conn, tx, flows, ct);
+        await tx.CommitAsync(ct);
+    }
+
+    /// <summary>The flows of <paramref name="query"/>, oldest first.</summary>
+    public async Task<IReadOnlyList<FlowMessage>> ReadAsync(FlowHistoryQuery query, CancellationToken ct)
+    {
+        await EnsureSchemaAsync(ct);
+        await using var command = db.CreateCommand();
+        var where = new List<string> { "time >= $1", "time < $2" };
+        command.Parameters.Add(new() { Value = query.Since, NpgsqlDbType = NpgsqlDbType.TimestampTz });
+        command.Parameters.Add(new() { Value = query.Until, NpgsqlDbType = NpgsqlDbType.TimestampTz });
+        if (query.Nodes is { Count: > 0 } nodes)
+        {
+            command.Parameters.Add(new() { Value = nodes.ToArray(), NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Text });
+            where.Add($"node = ANY(${command.Parameters.Count})");
+        }
+        if (query.Verdicts is { Count: > 0 } verdicts)
+        {
+            command.Parameters.Add(new() { Value = verdicts.Select(v => (short)v).ToArray(), NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Smallint });
+            where.Add($"verdict = ANY(${command.Parameters.Count})");
+        }
+        // Rows stream in order and the predicate runs as they come: a narrow filter over a wide window reads on
+        // until it has its flows, without holding the window in memory.
+        command.CommandText = $"SELECT flow FROM {Table} WHERE {string.Join(" AND ", where)} ORDER BY time {(query.Last ? "DESC" : "ASC")}";
+        var found = new List<FlowMessage>(Math.Min(query.Limit, 4096));
+        await using var reader = await command.ExecuteReaderAsync(ct);
+        while (found.Count < query.Limit && await reader.ReadAsync(ct))
+        {
+            var flow = FlowMessage.Parser.ParseFrom(reader.GetFieldValue<byte[]>(0));
+            if (query.Matches?.Invoke(flow) ?? true) found.Add(flow);
+        }
+        if (query.Last) found.Reverse();
+        return found;
+    }
+
+    /// <summary>The edges of the minutes in [<paramref name="since"/>, <paramref name="until"/>), oldest first.</summary>
+    public async Task<IReadOnlyList<FlowEdge>> ReadEdgesAsync(DateTimeOffset since, DateTimeOffset until, CancellationToken ct)
+    {
+        await EnsureSchemaAsync(ct);
+        await using var command = db.CreateCommand($"""
+            SELECT minute, source_identity, source, destination_identity, destination, destination_port, protocol, verdict, count
+            FROM {EdgesTable} WHERE minute >= $1 AND minute < $2
+            ORDER BY minute, source, destination, destination_port, protocol, verdict
+            """);
+        command.Parameters.Add(new() { Value = since, NpgsqlDbType = NpgsqlDbType.TimestampTz });
+        command.Parameters.Add(new() { Value = until, NpgsqlDbType = NpgsqlDbType.TimestampTz });
+        var edges = new List<FlowEdge>();
+        await using var reader = await command.ExecuteReaderAsync(ct);
+        while (await reader.ReadAsync(ct))
+            edges.Add(new FlowEdge(reader.GetFieldValue<DateTimeOffset>(0), reader.GetInt64(1), reader.GetString(2), reader.GetInt64(3),
+                reader.GetString(4), reader.GetInt32(5), reader.GetString(6), (Verdict)reader.GetInt16(7), reader.GetInt64(8)));
+        return edges;
+    }
+
+    /// <summary>Drops every day of flows and edges wholly before <paramref name="before"/>; returns the days dropped.</summary>
+    public async Task<IReadOnlyList<DateOnly>> DropBeforeAsync(DateTimeOffset before, CancellationToken ct)
+    {
+        await EnsureSchemaAsync(ct);
+        var cutoff = DateOnly.FromDateTime(before.UtcDateTime);
+        await using var conn = await db.OpenConnectionAsync(ct);
+        var dropped = new List<DateOnly>();
+        foreach (var day in await PartitionDaysAsync(conn, ct))
+        {
+            if (day.AddDays(1) > cutoff) continue;
+            await ExecAsync(conn, $"DROP TABLE IF EXISTS {PartitionOf(day)}", ct);
+            lock (_days) _days.Remove(day);
+            dropped.Add(day);
+        }
+        await using var edges = new NpgsqlCommand($"DELETE FROM {EdgesTable} WHERE minute < $1", conn);
+        edges.Parameters.Add(new() { Value = cutoff.ToDateTime(TimeOnly.MinValue, DateTimeKind.Utc), NpgsqlDbType = NpgsqlDbType.TimestampTz });
+        await edges.ExecuteNonQueryAsync(ct);
+        return dropped;
+    }
+
+    private static async Task<List<DateOnly>> PartitionDaysAsync(NpgsqlConnection conn, CancellationToken ct)
+    {
+        await using var command = new NpgsqlCommand("""
+            SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_class p ON p.oid = i.inhparent
+            WHERE p.relname = $1
+            """, conn);
+        command.Parameters.Add(new() { Value = Table });
+        var days = new List<DateOnly>();
+        await using var reader = await command.ExecuteReaderAsync(ct);
+        while (await reader.ReadAsync(ct))
+            if (DateOnly.TryParseExact(reader.GetString(0)[(Table.Length + 2)..], "yyyyMMdd", CultureInfo.InvariantCulture, DateTimeStyles.None, out var day))
+                days.Add(day);
+        return days;
+    }
+
+    private static string PartitionOf(DateOnly day) => $"{Table}_p{day:yyyyMMdd}";
+
+    private async Task EnsureSchemaAsync(CancellationToken ct)
+    {
+        if (_schemaReady) return;
+        await using var conn = await db.OpenConnectionAsync(ct);
+        await WithDdlLockAsync(conn, () => ExecAsync(conn, $"""
+            CREATE TABLE IF NOT EXISTS {Table} (
+                time timestamptz NOT NULL, node text NOT NULL, verdict smallint NOT NULL, direction smallint NOT NULL,
+                source_ip inet, destination_ip inet, source_port integer NOT NULL, destination_port integer NOT NULL, protocol text NOT NULL,
+                source_identity bigint NOT NULL, destination_identity bigint NOT NULL, source text NOT NULL, destination text NOT NULL,
+                flow bytea NOT NULL
+            ) PARTITION BY RANGE (time);
+            CREATE INDEX IF NOT EXISTS {Table}_time ON {Table} (time);
+            CREATE INDEX IF NOT EXISTS {Table}_node_time ON {Table} (node, time);
+            CREATE TABLE IF NOT EXISTS {EdgesTable} (
+                minute timestamptz NOT NULL, source_identity bigint NOT NULL, source text NOT NULL,
+                destination_identity bigint NOT NULL, destination text NOT NULL, destination_port integer NOT NULL,
+                protocol text NOT NULL, verdict smallint NOT NULL, count bigint NOT NULL,
+                PRIMARY KEY (minute, source_identity, source, destination_identity, destination, destination_port, protocol, verdict)
+            );
+            """, ct), ct);
+        _schemaReady = true;
+    }
+
+    private async Task EnsurePartitionsAsync(IEnumerable<DateOnly> days, CancellationToken ct)
+    {
+        List<DateOnly> missing;
+        lock (_days) missing = days.Where(d => !_days.Contains(d)).ToList();
+        if (missing.Count == 0) return;
+        await using var conn = await db.OpenConnectionAsync(ct);
+        await WithDdlLockAsync(conn, async () =>
+        {
+            foreach (var day in missing)
+                await ExecAsync(conn, $"""
+                    CREATE TABLE IF NOT EXISTS {PartitionOf(day)} PARTITION OF {Table}
+                    FOR VALUES FROM ('{day:yyyy-MM-dd}') TO ('{day.AddDays(1):yyyy-MM-dd}')
+                    """, ct);
+        }, ct);
+        lock (_days) _days.UnionWith(missing);
+    }
+
+    /// <summary>Replicas creating the same table at once would race inside PostgreSQL's catalog: they take turns.</summary>
+    private static async Task WithDdlLockAsync(NpgsqlConnection conn, Func<Task> ddl, CancellationToken ct)
+    {
+        await ExecAsync(conn, "SELECT pg_advisory_lock(hashtext('mesh_flows_ddl'))", ct);
+        try { await ddl(); }
+        finally { await ExecAsync(conn, "SELECT pg_advisory_unlock(hashtext('mesh_flows_ddl'))", CancellationToken.None); }
+    }
+
+    private static async Task CountEdgesAsync(NpgsqlConnection conn, NpgsqlTransaction tx, IEnumerable<FlowMessage> flows, CancellationToken ct)
+    {
+        var edges = flows
+            .GroupBy(f =>
+            {
+                var time = f.Time.ToDateTimeOffset();
+                var (protocol, _, destinationPort) = L4Of(f);
+                return (Minute: new DateTimeOffset(time.Year, time.Month, time.Day, time.Hour, time.Minute, 0, TimeSpan.Zero),
+                    SourceIdentity: (long)(f.Source?.Identity ?? 0), Source: WorkloadOf(f.Source),
+                    DestinationIdentity: (long)(f.Destination?.Identity ?? 0), Destination: WorkloadOf(f.Destination),
+                    DestinationPort: destinationPort, Protocol: protocol, Verdict: (short)f.Verdict);
+            })
+            .Select(g => (g.Key, Count: (long)g.Count()))
+            .ToList();
+        await using var command = new NpgsqlCommand($"""
+            INSERT INTO {EdgesTable} AS e (minute, source_identity, source, destination_identity, destination, destination_port, protocol, verdict, count)
+            SELECT * FROM unnest($1::timestamptz[], $2::bigint[], $3::text[], $4::bigint[], $5::text[], $6::integer[], $7::text[], $8::smallint[], $9::bigint[])
+            ON CONFLICT (minute, source_identity, source, destination_identity, destination, destination_port, protocol, verdict)
+            DO UPDATE SET count = e.count + EXCLUDED.count
+            """, conn, tx);
+        command.Parameters.Add(new() { Value = edges.Select(e => e.Key.Minute).ToArray() });
+        command.Parameters.Add(new() { Value = edges.Select(e => e.Key.SourceIdentity).ToArray() });
+        command.Parameters.Add(new() { Value = edges.Select(e => e.Key.Source).ToArray() });
+        command.Parameters.Add(new() { Value = edges.Select(e => e.Key.DestinationIdentity).ToArray() });
+        command.Parameters.Add(new() { Value = edges.Select(e => e.Key.Destination).ToArray() });
+        command.Parameters.Add(new() { Value = edges.Select(e => e.Key.DestinationPort).ToArray() });
+        command.Parameters.Add(new() { Value = edges.Select(e => e.Key.Protocol).ToArray() });
+        command.Parameters.Add(new() { Value = edges.Select(e => e.Key.Verdict).ToArray() });
+        command.Parameters.Add(new() { Value = edges.Select(e => e.Count).ToArray() });
+        await command.ExecuteNonQueryAsync(ct);
+    }
+
+    /// <summary>A workload as the map names it: namespace/pod for a pod, else the peer's address (the world, a node).</summary>
+    private static string WorkloadOf(FlowEndpoint? endpoint) =>
+        endpoint is { PodName.Length: > 0 } pod ? $"{pod.Namespace}/{pod.PodName}" : "";
+
+    private static (string Protocol, int SourcePort, int DestinationPort) L4Of(FlowMessage f) => f.L4?.ProtocolCase switch
+    {
+        Layer4.ProtocolOneofCase.TCP => ("TCP", (int)f.L4.TCP.SourcePort, (int)f.L4.TCP.DestinationPort),
+        Layer4.ProtocolOneofCase.UDP => ("UDP", (int)f.L4.UDP.SourcePort, (int)f.L4.UDP.DestinationPort),
+        Layer4.ProtocolOneofCase.SCTP => ("SCTP", (int)f.L4.SCTP.SourcePort, (int)f.L4.SCTP.DestinationPort),
+        Layer4.ProtocolOneofCase.ICMPv4 => ("ICMPv4", 0, 0),
+        Layer4.ProtocolOneofCase.ICMPv6 => ("ICMPv6", 0, 0),
+        _ => ("", 0, 0),
+    };
+
+    private static Task WriteAddressAsync(NpgsqlBinaryImporter copy, string? text, CancellationToken ct) =>
+        IPAddress.TryParse(text, out var address) ? copy.WriteAsync(address, NpgsqlDbType.Inet, ct) : copy.WriteNullAsync(ct);
+
+    private static async Task ExecAsync(NpgsqlConnection conn, string sql, CancellationToken ct)
+    {
+        await using var command = new NpgsqlCommand(sql, conn);
+        await command.ExecuteNonQueryAsync(ct);
+    }
+}
