@@ -101,6 +101,7 @@ public static class ControlPlaneModule
         app.MapMetrics();
 
         app.MapGrpcService<AgentSyncService>();
+        app.MapGrpcService<FlowShippingService>();
         app.MapManagementApi();
         return app;
     }

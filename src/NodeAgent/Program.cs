@@ -26,10 +26,17 @@ var endpoints = new EndpointDirectory();
 var recent = new FlowBuffer(options.HubbleBufferSize);
 await using var hubble = await StartHubbleAsync();
 Console.WriteLine($"mesh-agent {options.Node}: datapath loaded (pins {options.PinRoot}, enforcing v{datapath.AppliedVersion}); control plane replicas {string.Join(", ", options.ControlPlaneReplicas)}");
-var flows = new FlowLog(options.Node, FlowLog.PathFor(options.StateDir), f => recent.Add(HubbleFlow.From(f, options.Node, endpoints)))
-    .RunAsync(datapath, stop.Token);
+var shipper = new FlowShipper(options.Node, replicas, Console.Error);
+var flows = new FlowLog(options.Node, FlowLog.PathFor(options.StateDir), f =>
+{
+    var flow = HubbleFlow.From(f, options.Node, endpoints);
+    recent.Add(flow);
+    shipper.Add(flow);
+}).RunAsync(datapath, stop.Token);
+var shipping = shipper.RunAsync(stop.Token);
 await new AgentLoop(options, datapath, replicas, Console.Out, links.Changes, endpoints).RunAsync(stop.Token);
 await flows;
+await shipping;
 return 0;
 
 // Enforcement does not depend on observability: an agent that cannot serve its flows still enforces and logs them.

@@ -16,6 +16,10 @@ public sealed record FlowHistoryQuery(
     DateTimeOffset Since, DateTimeOffset Until, int Limit,
     IReadOnlyList<string>? Nodes = null, IReadOnlyList<Verdict>? Verdicts = null, Func<FlowMessage, bool>? Matches = null, bool Last = false);
 
+/// <summary>Where a batch of flows came from: a node's agent process and the batch's number in its life.</summary>
+/// <param name="Lost">flows the node could not ship since its batch before</param>
+public sealed record FlowBatchOrigin(string Node, string Instance, long Sequence, long Lost);
+
 /// <summary>Flows between two workloads in one minute: the service map's edges and the baseline of normal traffic.</summary>
 public sealed record FlowEdge(DateTimeOffset Minute, long SourceIdentity, string Source, long DestinationIdentity, string Destination,
     int DestinationPort, string Protocol, Verdict Verdict, long Count);
@@ -30,18 +34,32 @@ public sealed class FlowStore(NpgsqlDataSource db)
 {
     public const string Table = "mesh_flows";
     public const string EdgesTable = "mesh_flow_edges";
+    public const string BatchesTable = "mesh_flow_batches";
+    public const string LostTable = "mesh_flow_lost";
 
     private readonly HashSet<DateOnly> _days = [];   // partitions this process knows exist
     private volatile bool _schemaReady;
 
     /// <summary>Stores <paramref name="flows"/> and counts them into their minutes' edges, in one transaction.</summary>
-    public async Task WriteAsync(IReadOnlyCollection<FlowMessage> flows, CancellationToken ct)
+    public Task WriteAsync(IReadOnlyCollection<FlowMessage> flows, CancellationToken ct) => WriteAsync(flows, null, ct);
+
+    /// <summary>
+    /// Stores a node's batch once: a batch of <paramref name="origin"/> that is not newer than the last one stored of
+    /// the same agent process (sent again after a broken call) changes nothing. Its lost count is recorded with it.
+    /// </summary>
+    /// <returns>false when the batch had been stored before</returns>
+    public async Task<bool> WriteAsync(IReadOnlyCollection<FlowMessage> flows, FlowBatchOrigin? origin, CancellationToken ct)
     {
-        if (flows.Count == 0) return;
         await EnsureSchemaAsync(ct);
         await EnsurePartitionsAsync(flows.Select(f => DateOnly.FromDateTime(f.Time.ToDateTime())).Distinct(), ct);
         await using var conn = await db.OpenConnectionAsync(ct);
         await using var tx = await conn.BeginTransactionAsync(ct);
+        if (origin is not null && !await RecordBatchAsync(conn, tx, origin, ct)) return false;
+        if (flows.Count == 0)
+        {
+            await tx.CommitAsync(ct);
+            return true;
+        }
         await using (var copy = await conn.BeginBinaryImportAsync($"""
             COPY {Table} (time, node, verdict, direction, source_ip, destination_ip, source_port, destination_port, protocol,
                           source_identity, destination_identity, source, destination, flow) FROM STDIN (FORMAT BINARY)
@@ -70,6 +88,43 @@ public sealed class FlowStore(NpgsqlDataSource db)
         }
         await CountEdgesAsync(conn, tx, flows, ct);
         await tx.CommitAsync(ct);
+        return true;
+    }
+
+    /// <summary>Flows each node reported it could not ship, per node, in [<paramref name="since"/>, <paramref name="until"/>).</summary>
+    public async Task<IReadOnlyDictionary<string, long>> LostAsync(DateTimeOffset since, DateTimeOffset until, CancellationToken ct)
+    {
+        await EnsureSchemaAsync(ct);
+        await using var command = db.CreateCommand($"SELECT node, sum(count)::bigint FROM {LostTable} WHERE time >= $1 AND time < $2 GROUP BY node");
+        command.Parameters.Add(new() { Value = since, NpgsqlDbType = NpgsqlDbType.TimestampTz });
+        command.Parameters.Add(new() { Value = until, NpgsqlDbType = NpgsqlDbType.TimestampTz });
+        var lost = new Dictionary<string, long>(StringComparer.Ordinal);
+        await using var reader = await command.ExecuteReaderAsync(ct);
+        while (await reader.ReadAsync(ct)) lost[reader.GetString(0)] = reader.GetInt64(1);
+        return lost;
+    }
+
+    private static async Task<bool> RecordBatchAsync(NpgsqlConnection conn, NpgsqlTransaction tx, FlowBatchOrigin origin, CancellationToken ct)
+    {
+        // The row is locked until the commit: the same batch arriving twice at once (two replicas) is stored by one.
+        await using var batch = new NpgsqlCommand($"""
+            INSERT INTO {BatchesTable} AS b (node, instance, sequence) VALUES ($1, $2, $3)
+            ON CONFLICT (node) DO UPDATE SET instance = EXCLUDED.instance, sequence = EXCLUDED.sequence
+            WHERE b.instance <> EXCLUDED.instance OR b.sequence < EXCLUDED.sequence
+            RETURNING 1
+            """, conn, tx);
+        batch.Parameters.Add(new() { Value = origin.Node });
+        batch.Parameters.Add(new() { Value = origin.Instance });
+        batch.Parameters.Add(new() { Value = origin.Sequence });
+        if (await batch.ExecuteScalarAsync(ct) is null) return false;
+        if (origin.Lost > 0)
+        {
+            await using var lost = new NpgsqlCommand($"INSERT INTO {LostTable} (time, node, count) VALUES (now(), $1, $2)", conn, tx);
+            lost.Parameters.Add(new() { Value = origin.Node });
+            lost.Parameters.Add(new() { Value = origin.Lost });
+            await lost.ExecuteNonQueryAsync(ct);
+        }
+        return true;
     }
 
     /// <summary>The flows of <paramref name="query"/>, oldest first.</summary>
@@ -137,9 +192,12 @@ public sealed class FlowStore(NpgsqlDataSource db)
             lock (_days) _days.Remove(day);
             dropped.Add(day);
         }
-        await using var edges = new NpgsqlCommand($"DELETE FROM {EdgesTable} WHERE minute < $1", conn);
-        edges.Parameters.Add(new() { Value = cutoff.ToDateTime(TimeOnly.MinValue, DateTimeKind.Utc), NpgsqlDbType = NpgsqlDbType.TimestampTz });
-        await edges.ExecuteNonQueryAsync(ct);
+        foreach (var (table, column) in new[] { (EdgesTable, "minute"), (LostTable, "time") })
+        {
+            await using var expired = new NpgsqlCommand($"DELETE FROM {table} WHERE {column} < $1", conn);
+            expired.Parameters.Add(new() { Value = cutoff.ToDateTime(TimeOnly.MinValue, DateTimeKind.Utc), NpgsqlDbType = NpgsqlDbType.TimestampTz });
+            await expired.ExecuteNonQueryAsync(ct);
+        }
         return dropped;
     }
 
@@ -179,6 +237,8 @@ public sealed class FlowStore(NpgsqlDataSource db)
                 protocol text NOT NULL, verdict smallint NOT NULL, count bigint NOT NULL,
                 PRIMARY KEY (minute, source_identity, source, destination_identity, destination, destination_port, protocol, verdict)
             );
+            CREATE TABLE IF NOT EXISTS {BatchesTable} (node text PRIMARY KEY, instance text NOT NULL, sequence bigint NOT NULL);
+            CREATE TABLE IF NOT EXISTS {LostTable} (time timestamptz NOT NULL, node text NOT NULL, count bigint NOT NULL);
             """, ct), ct);
         _schemaReady = true;
     }

@@ -4,8 +4,8 @@ using Mesh.Contracts.Security;
 
 namespace Mesh.NodeAgent.Sync;
 
-/// <summary>One replica of the control plane as the agent reaches it: its address (for the log) and its own channel.</summary>
-public sealed record ControlPlaneReplica(Uri Address, AgentSync.AgentSyncClient Client)
+/// <summary>One replica of the control plane as the agent reaches it: its address (for the log) and its own channel, for the agent protocol and for shipping flows.</summary>
+public sealed record ControlPlaneReplica(Uri Address, AgentSync.AgentSyncClient Client, FlowShipping.FlowShippingClient Flows)
 {
     /// <summary>
     /// A silent peer is noticed after this long: the agent pings its connection when no frame arrived for 20 s (a
@@ -32,8 +32,11 @@ public sealed record ControlPlaneReplica(Uri Address, AgentSync.AgentSyncClient 
 
     /// <param name="tokenFile">the node's token, read again at each call (a rotated token is used from the next connect)</param>
     /// <param name="caFile">the CA whose certificates the agent believes on https (null: the system's roots)</param>
-    public static ControlPlaneReplica Connect(Uri address, string? tokenFile, string? caFile = null) =>
-        new(address, new AgentSync.AgentSyncClient(Channel(address, tokenFile, caFile)));
+    public static ControlPlaneReplica Connect(Uri address, string? tokenFile, string? caFile = null)
+    {
+        var channel = Channel(address, tokenFile, caFile);
+        return new(address, new AgentSync.AgentSyncClient(channel), new FlowShipping.FlowShippingClient(channel));
+    }
 
     /// <summary>
     /// The agent's channel: cleartext HTTP/2 with prior knowledge on http:// (the control plane's gRPC port speaks
