@@ -1,5 +1,6 @@
 using Google.Protobuf.WellKnownTypes;
 using Grpc.Core;
+using Mesh.Contracts.Hubble;
 using Mesh.Contracts.Hubble.Flows;
 using Mesh.Contracts.Hubble.Observers;
 using Mesh.Contracts.Hubble.Relay;

@@ -1,4 +1,5 @@
 using Google.Protobuf.WellKnownTypes;
+using Mesh.Contracts.Hubble;
 using Mesh.Contracts.Hubble.Flows;
 using Mesh.Contracts.Hubble.Observers;
 using Mesh.NodeAgent.Hubble;

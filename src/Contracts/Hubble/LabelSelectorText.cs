@@ -1,6 +1,6 @@
 using Mesh.Contracts.Hubble.Flows;
 
-namespace Mesh.NodeAgent.Hubble;
+namespace Mesh.Contracts.Hubble;
 
 /// <summary>
 /// A label selector in the Kubernetes text form Hubble's --label filters use: comma-separated requirements, all of

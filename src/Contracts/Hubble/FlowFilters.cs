@@ -3,7 +3,7 @@ using System.Net;
 using Mesh.Contracts.Hubble.Flows;
 using FlowMessage = Mesh.Contracts.Hubble.Flows.Flow;
 
-namespace Mesh.NodeAgent.Hubble;
+namespace Mesh.Contracts.Hubble;
 
 /// <summary>A filter a client sent that Mesh cannot honour; the call is refused with INVALID_ARGUMENT naming it.</summary>
 public sealed class FlowFilterException(string message) : Exception(message);

@@ -1,7 +1,7 @@
 using Mesh.Contracts.Hubble.Observers;
 using FlowMessage = Mesh.Contracts.Hubble.Flows.Flow;
 
-namespace Mesh.NodeAgent.Hubble;
+namespace Mesh.Contracts.Hubble;
 
 /// <summary>
 /// What one GetFlows request asks of the flows: its filters, its time window and how many. Refuses a request
@@ -13,6 +13,12 @@ public sealed class FlowQuery
     private readonly DateTimeOffset? _since, _until;
     private readonly ulong _number;
     private readonly bool _first;
+
+    public DateTimeOffset? Since => _since;
+    public DateTimeOffset? Until => _until;
+    /// <summary>How many flows (0: all); with <see cref="First"/> the earliest, else the latest.</summary>
+    public ulong Number => _number;
+    public bool First => _first;
 
     public FlowQuery(GetFlowsRequest request)
     {
