@@ -1,16 +1,19 @@
 using Mesh.NodeAgent.Datapath;
 using Mesh.NodeAgent.Flows;
 using Mesh.NodeAgent.Hubble;
+using Mesh.NodeAgent.Metrics;
 using Mesh.NodeAgent.Netns;
 using Mesh.NodeAgent.Sync;
 
 // mesh-agent: one per node. Loads the datapath (adopting what is pinned), serves its flows, then follows the control plane.
 AgentOptions options;
 ControlPlaneReplica[] replicas;
+MetricsToken? metricsToken;
 try
 {
     options = AgentOptions.Parse(args);
     replicas = [.. options.ControlPlaneReplicas.Select(r => ControlPlaneReplica.Connect(r, options.TokenFile, options.CaFile))];
+    metricsToken = options.MetricsListen is null ? null : MetricsToken.Load(options.MetricsTokenFile!, "--metrics-token-file");
 }
 catch (ArgumentException e) { Console.Error.WriteLine($"error: {e.Message}"); return 2; }
 
@@ -24,17 +27,26 @@ using var datapath = BpfDatapath.Open(options.BpfObject is { } obj ? datapathOpt
 using var links = LinkWatcher.Start(options.Netns);
 var endpoints = new EndpointDirectory();
 var recent = new FlowBuffer(options.HubbleBufferSize);
+var loop = new AgentLoop(options, datapath, replicas, Console.Out, links.Changes, endpoints);
+using var metrics = new AgentMetrics(new AgentMetricSources(
+    datapath.ReadCounters,
+    () => datapath.AppliedVersion,
+    () => loop.Connected,
+    () => [(AgentMetrics.ObserverEventsQueue, datapath.FlowsLost), (AgentMetrics.HubbleRingBuffer, recent.LostByFollowers)]));
 await using var hubble = await StartHubbleAsync();
+await using var metricsServer = await StartMetricsAsync();
 Console.WriteLine($"mesh-agent {options.Node}: datapath loaded (pins {options.PinRoot}, enforcing v{datapath.AppliedVersion}); control plane replicas {string.Join(", ", options.ControlPlaneReplicas)}");
 var shipper = new FlowShipper(options.Node, replicas, Console.Error);
 var flows = new FlowLog(options.Node, FlowLog.PathFor(options.StateDir), f =>
-{
-    var flow = HubbleFlow.From(f, options.Node, endpoints);
-    recent.Add(flow);
-    shipper.Add(flow);
-}).RunAsync(datapath, stop.Token);
+    {
+        var flow = HubbleFlow.From(f, options.Node, endpoints);
+        metrics.Processed(flow);
+        recent.Add(flow);
+        shipper.Add(flow);
+    })
+    .RunAsync(datapath, stop.Token);
 var shipping = shipper.RunAsync(stop.Token);
-await new AgentLoop(options, datapath, replicas, Console.Out, links.Changes, endpoints).RunAsync(stop.Token);
+await loop.RunAsync(stop.Token);
 await flows;
 await shipping;
 return 0;
@@ -51,6 +63,22 @@ async Task<HubbleServer?> StartHubbleAsync()
     catch (IOException e)
     {
         Console.Error.WriteLine($"mesh-agent {options.Node}: not serving the Hubble Observer API on {options.HubbleSocketPath}: {e.Message}");
+        return null;
+    }
+}
+
+async Task<MetricsServer?> StartMetricsAsync()
+{
+    if (options.MetricsListen is not { } listen) return null;
+    try
+    {
+        var server = await MetricsServer.StartAsync(listen, metricsToken!, metrics, options.Node, stop.Token);
+        Console.WriteLine($"mesh-agent {options.Node}: metrics on {string.Join(", ", server.Addresses.Select(a => new Uri(a, "/metrics")))}");
+        return server;
+    }
+    catch (IOException e)
+    {
+        Console.Error.WriteLine($"mesh-agent {options.Node}: not serving metrics on {listen}: {e.Message}");
         return null;
     }
 }

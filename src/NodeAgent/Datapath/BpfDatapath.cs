@@ -19,9 +19,9 @@ public sealed partial class BpfDatapath : IDatapath
     private readonly DatapathMaps maps;
     private readonly int fromEndpointFd, toEndpointFd;
     private readonly AppliedVersions versions = new();
-    // Nobody reading must not grow memory without bound: the oldest flows give way.
-    private readonly Channel<FlowEvent> flows =
-        Channel.CreateBounded<FlowEvent>(new BoundedChannelOptions(8192) { FullMode = BoundedChannelFullMode.DropOldest, SingleWriter = true });
+    // Nobody reading must not grow memory without bound: the oldest flows give way, and are counted.
+    private readonly Channel<FlowEvent> flows;
+    private long flowsLost;
     private readonly RingBufferReader flowReader;
     private readonly Lock applyGate = new();
     private readonly Dictionary<string, int> attached = [];   // interface name → ifindex, attached by this instance
@@ -35,6 +35,8 @@ public sealed partial class BpfDatapath : IDatapath
     {
         this.options = options;
         this.obj = obj;
+        flows = Channel.CreateBounded<FlowEvent>(new BoundedChannelOptions(8192) { FullMode = BoundedChannelFullMode.DropOldest, SingleWriter = true },
+            _ => Interlocked.Increment(ref flowsLost));
         maps = new DatapathMaps(obj);
         fromEndpointFd = obj.ProgramFd(FromEndpoint);
         toEndpointFd = obj.ProgramFd(ToEndpoint);
@@ -93,6 +95,9 @@ public sealed partial class BpfDatapath : IDatapath
     public ulong AppliedVersion { get; private set; }
 
     public ChannelReader<FlowEvent> Flows => flows.Reader;
+
+    /// <summary>Flow events read from the kernel that gave way to newer ones because nobody read them in time.</summary>
+    public long FlowsLost => Interlocked.Read(ref flowsLost);
 
     public ApplyStats? LastApply { get; private set; }
 

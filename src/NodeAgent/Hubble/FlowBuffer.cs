@@ -19,8 +19,12 @@ public sealed class FlowBuffer(int capacity, int followerQueue = FlowBuffer.Defa
     private readonly Lock _gate = new();
     private readonly List<FlowFollower> _followers = [];
     private long _seen;
+    private long _lostByFollowers;
 
     public int Capacity => _ring.Length;
+
+    /// <summary>Flows that found a follower's queue full, summed over every follower there has been.</summary>
+    public long LostByFollowers { get { lock (_gate) return _lostByFollowers; } }
 
     /// <summary>Every flow added since the buffer was made.</summary>
     public long Seen { get { lock (_gate) return _seen; } }
@@ -33,7 +37,8 @@ public sealed class FlowBuffer(int capacity, int followerQueue = FlowBuffer.Defa
         {
             _ring[_seen % _ring.Length] = flow;
             _seen++;
-            foreach (var follower in _followers) follower.Offer(flow);
+            foreach (var follower in _followers)
+                if (!follower.Offer(flow)) _lostByFollowers++;
         }
     }
 
@@ -89,12 +94,15 @@ public sealed class FlowFollower : IDisposable
     }
 
     /// <summary>Called by the buffer for each new flow; never waits.</summary>
-    internal void Offer(FlowMessage flow)
+    /// <returns>false when the flow was lost to this follower</returns>
+    internal bool Offer(FlowMessage flow)
     {
         lock (_gate)
         {
             if (_lost > 0 && _queue.Writer.TryWrite(new Followed(null, _lost))) _lost = 0;
-            if (_lost > 0 || !_queue.Writer.TryWrite(new Followed(flow, 0))) _lost++;
+            if (_lost == 0 && _queue.Writer.TryWrite(new Followed(flow, 0))) return true;
+            _lost++;
+            return false;
         }
     }
 

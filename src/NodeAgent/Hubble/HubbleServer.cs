@@ -51,14 +51,4 @@ public sealed class HubbleServer : IAsyncDisposable
         await _app.DisposeAsync();
         if (File.Exists(_socket)) File.Delete(_socket);
     }
-
-    /// <summary>
-    /// The agent handles SIGTERM and Ctrl+C itself (it stops following the control plane, the kernel keeps
-    /// enforcing); the web host's console lifetime would take those signals from it and leave the process running.
-    /// </summary>
-    private sealed class AgentOwnedLifetime : IHostLifetime
-    {
-        public Task WaitForStartAsync(CancellationToken cancellationToken) => Task.CompletedTask;
-        public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
-    }
 }

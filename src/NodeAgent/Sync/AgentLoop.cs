@@ -47,6 +47,9 @@ public sealed class AgentLoop(AgentOptions options, IDatapath datapath, IReadOnl
     private IReadOnlyList<WaitingEndpoint> _waiting = [];
     private HashSet<string> _enforcedInterfaces = new(StringComparer.Ordinal);
 
+    /// <summary>Whether a Sync call to a replica is up: opened, and neither failed nor ended yet.</summary>
+    public bool Connected => Volatile.Read(ref _call) is not null;
+
     public async Task RunAsync(CancellationToken ct)
     {
         var followingLinks = linkChanges is null ? Task.CompletedTask : FollowLinksAsync(linkChanges, ct);
@@ -107,7 +110,7 @@ public sealed class AgentLoop(AgentOptions options, IDatapath datapath, IReadOnl
         await _gate.WaitAsync(ct);
         try
         {
-            _call = call;
+            Volatile.Write(ref _call, call);
             if (_holdsSnapshot) await call.WriteAsync(new SyncRequest { Ack = Applied(datapath.AppliedVersion) }, ct);
         }
         finally { _gate.Release(); }
@@ -116,7 +119,7 @@ public sealed class AgentLoop(AgentOptions options, IDatapath datapath, IReadOnl
     private async Task ClosedAsync()
     {
         await _gate.WaitAsync(CancellationToken.None);
-        _call = null;
+        Volatile.Write(ref _call, null);
         _gate.Release();
     }
 

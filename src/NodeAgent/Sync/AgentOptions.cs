@@ -12,7 +12,9 @@ public sealed record AgentOptions(
     string? TokenFile = null,
     string? CaFile = null,
     string? HubbleSocket = null,
-    int HubbleBufferSize = Hubble.FlowBuffer.DefaultCapacity)
+    int HubbleBufferSize = Hubble.FlowBuffer.DefaultCapacity,
+    System.Net.IPEndPoint? MetricsListen = null,
+    string? MetricsTokenFile = null)
 {
     /// <summary>Where Hubble's Observer API listens: --hubble-socket, else hubble.sock in the state dir.</summary>
     public string HubbleSocketPath => HubbleSocket ?? Path.Combine(StateDir, "hubble.sock");
@@ -37,6 +39,10 @@ public sealed record AgentOptions(
           --hubble-socket PATH    unix socket serving Hubble's Observer API (mode 0600)
                                   (default: hubble.sock in the state dir)
           --hubble-buffer-size N  recent flows kept in memory for it (default: 65536)
+          --metrics-listen IP:PORT  serve GET /metrics (Prometheus text) there, e.g. 127.0.0.1:9965 or [::]:9965
+                                  (default: $MESH_AGENT_METRICS_LISTEN, else not served)
+          --metrics-token-file FILE  holds the bearer token a scraper of /metrics must present; required with
+                                  --metrics-listen, read again when it changes (default: $MESH_AGENT_METRICS_TOKEN_FILE)
         """;
 
     public static AgentOptions Parse(string[] args)
@@ -51,6 +57,14 @@ public sealed record AgentOptions(
         string? Get(string key) => values.TryGetValue(key, out var v) ? v : null;
         var node = Get("node") ?? throw new ArgumentException($"--node is required\n\n{Usage}");
         var home = Environment.GetEnvironmentVariable("MESH_HOME") ?? "/var/lib/mesh";
+        var metricsListen = Get("metrics-listen") is { } listen ? ParseListen(listen, "--metrics-listen")
+            : NonEmpty(Environment.GetEnvironmentVariable("MESH_AGENT_METRICS_LISTEN")) is { } envListen
+                ? ParseListen(envListen, "--metrics-listen (from $MESH_AGENT_METRICS_LISTEN)")
+                : null;
+        var metricsTokenFile = Get("metrics-token-file") ?? NonEmpty(Environment.GetEnvironmentVariable("MESH_AGENT_METRICS_TOKEN_FILE"));
+        // Every API of Mesh authenticates its callers: metrics without a token would be the one that does not.
+        if (metricsListen is not null && metricsTokenFile is null)
+            throw new ArgumentException($"--metrics-listen needs --metrics-token-file: /metrics answers only a scraper presenting that token\n\n{Usage}");
         return new AgentOptions(
             node,
             Get("netns"),
@@ -63,8 +77,18 @@ public sealed record AgentOptions(
             Get("token-file") ?? Environment.GetEnvironmentVariable("MESH_AGENT_TOKEN_FILE"),
             Get("ca-file") ?? Environment.GetEnvironmentVariable("MESH_CA_FILE"),
             Get("hubble-socket"),
-            Get("hubble-buffer-size") is { } size ? ParseBufferSize(size) : Hubble.FlowBuffer.DefaultCapacity);
+            Get("hubble-buffer-size") is { } size ? ParseBufferSize(size) : Hubble.FlowBuffer.DefaultCapacity,
+            metricsListen,
+            metricsTokenFile);
     }
+
+    private static string? NonEmpty(string? value) => string.IsNullOrWhiteSpace(value) ? null : value;
+
+    private static System.Net.IPEndPoint ParseListen(string text, string source) =>
+        // An address without a port parses as port 0.
+        System.Net.IPEndPoint.TryParse(text, out var endpoint) && endpoint.Port != 0
+            ? endpoint
+            : throw new ArgumentException($"{source}: '{text}' is not IP:PORT (127.0.0.1:9965, [::1]:9965)\n\n{Usage}");
 
     private static int ParseBufferSize(string text) =>
         int.TryParse(text, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var size) && size > 0

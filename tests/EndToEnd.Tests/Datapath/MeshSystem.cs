@@ -21,7 +21,10 @@ internal sealed partial class MeshSystem : IAsyncDisposable
 
     private readonly TestCertificates _tls = new();
 
-    private MeshSystem() { }
+    // Added to every meshctl run, and so inherited by the agents meshctl starts.
+    private readonly IReadOnlyDictionary<string, string> _environment;
+
+    private MeshSystem(IReadOnlyDictionary<string, string>? environment) => _environment = environment ?? new Dictionary<string, string>();
 
     public string LabName { get; } = "dp" + Guid.NewGuid().ToString("N")[..8];
     public ControlPlaneProcess ControlPlane { get; private set; } = null!;
@@ -35,9 +38,10 @@ internal sealed partial class MeshSystem : IAsyncDisposable
     public LabNode NodeState => State.Node(Node)!;
 
     /// <summary>A control plane on a fresh database and a one-node lab with its agent; no pods yet.</summary>
-    public static async Task<MeshSystem> StartAsync()
+    /// <param name="environment">variables for meshctl and the lab's agent (the agent's $MESH_AGENT_… defaults)</param>
+    public static async Task<MeshSystem> StartAsync(IReadOnlyDictionary<string, string>? environment = null)
     {
-        var system = new MeshSystem();
+        var system = new MeshSystem(environment);
         try
         {
             Directory.CreateDirectory(system.home);
@@ -53,7 +57,10 @@ internal sealed partial class MeshSystem : IAsyncDisposable
     }
 
     public Task<CliRun.Result> MeshctlAsync(params string[] args) => CliRun.MeshctlAsync(
-        new Dictionary<string, string> { ["MESH_HOME"] = home, ["MESH_LAB"] = LabName, ["MESH_SERVER"] = ControlPlane.Api.ToString(), ["MESH_CA_FILE"] = _tls.CaFile }, args);
+        new Dictionary<string, string>(_environment)
+        {
+            ["MESH_HOME"] = home, ["MESH_LAB"] = LabName, ["MESH_SERVER"] = ControlPlane.Api.ToString(), ["MESH_CA_FILE"] = _tls.CaFile,
+        }, args);
 
     /// <summary>Runs meshctl and fails the test (with both logs) unless it exits 0.</summary>
     public async Task<CliRun.Result> RunAsync(params string[] args)

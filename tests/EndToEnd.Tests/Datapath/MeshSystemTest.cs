@@ -7,12 +7,15 @@ public abstract class MeshSystemTest : IAsyncLifetime
 {
     private protected MeshSystem mesh = null!;
 
+    /// <summary>Variables for meshctl and the lab's agent, for a test that starts the agent with more than its defaults.</summary>
+    private protected virtual IReadOnlyDictionary<string, string>? AgentEnvironment => null;
+
     public async ValueTask InitializeAsync()
     {
-        if (Privileged.Available) mesh = await MeshSystem.StartAsync();
+        if (Privileged.Available) mesh = await MeshSystem.StartAsync(AgentEnvironment);
     }
 
-    public async ValueTask DisposeAsync()
+    public virtual async ValueTask DisposeAsync()
     {
         if (mesh is not null) await mesh.DisposeAsync();
     }

@@ -39,7 +39,7 @@ public sealed class FlowBufferTests
     }
 
     [Fact]
-    public async Task A_follower_that_does_not_read_loses_flows_without_holding_back_the_writer_and_hears_how_many_in_order()
+    public async Task A_follower_that_does_not_read_loses_flows_without_holding_back_the_writer_and_hears_how_many_in_order_and_the_buffer_counts_them()
     {
         var buffer = new FlowBuffer(100, followerQueue: 2);
         var (_, follower) = buffer.SnapshotAndFollow();
@@ -52,6 +52,7 @@ public sealed class FlowBufferTests
 
             Assert.Equal([new Followed(Flow(0), 0), new Followed(Flow(1), 0), new Followed(null, 3)], first);
             Assert.Equal([new Followed(Flow(5), 0)], next);
+            Assert.Equal(3, buffer.LostByFollowers);
         }
     }
 

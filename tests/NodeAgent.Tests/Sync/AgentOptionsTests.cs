@@ -52,4 +52,34 @@ public sealed class AgentOptionsTests
 
         Assert.StartsWith($"--hubble-buffer-size: '{size}' is not a positive number of flows", e.Message, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public void Metrics_are_off_unless_a_listen_address_is_given_with_a_token_file()
+    {
+        var off = AgentOptions.Parse(["--node", "n"]);
+        var on = AgentOptions.Parse(["--node", "n", "--metrics-listen", "[::1]:9965", "--metrics-token-file", "/etc/mesh/metrics-token"]);
+
+        Assert.Null(off.MetricsListen);
+        Assert.Equal((new System.Net.IPEndPoint(System.Net.IPAddress.IPv6Loopback, 9965), "/etc/mesh/metrics-token"), (on.MetricsListen, on.MetricsTokenFile));
+    }
+
+    [Fact]
+    public void Metrics_without_a_token_file_are_refused_naming_the_flag()
+    {
+        var e = Assert.Throws<ArgumentException>(() => AgentOptions.Parse(["--node", "n", "--metrics-listen", "127.0.0.1:9965"]));
+
+        Assert.StartsWith("--metrics-listen needs --metrics-token-file", e.Message, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("127.0.0.1")]
+    [InlineData("localhost:9965")]
+    [InlineData("127.0.0.1:99999")]
+    public void Metrics_listen_refuses_what_is_not_an_IP_and_a_port(string listen)
+    {
+        var e = Assert.Throws<ArgumentException>(() =>
+            AgentOptions.Parse(["--node", "n", "--metrics-listen", listen, "--metrics-token-file", "/etc/mesh/metrics-token"]));
+
+        Assert.StartsWith($"--metrics-listen: '{listen}' is not IP:PORT", e.Message, StringComparison.Ordinal);
+    }
 }
