@@ -102,6 +102,7 @@ public static class ControlPlaneModule
 
         app.MapGrpcService<AgentSyncService>();
         app.MapGrpcService<FlowShippingService>();
+        app.MapGrpcService<ClusterObserverService>();
         app.MapManagementApi();
         return app;
     }

@@ -25,6 +25,8 @@ public static class Permission
     public const string ClusterRead = "cluster.read";
     /// <summary>What only an administrator sees: the denials recorded by the authorization layer.</summary>
     public const string ClusterAdmin = "cluster.admin";
+    /// <summary>Read the cluster's flows (Hubble's Observer API on the control plane).</summary>
+    public const string FlowsRead = "flows.read";
     /// <summary>Scrape <c>/metrics</c> (Prometheus).</summary>
     public const string MetricsRead = "metrics.read";
     /// <summary>The agent protocol; a node's token holds it for its own node only.</summary>
@@ -33,7 +35,7 @@ public static class Permission
     public static readonly IReadOnlyList<string> All =
     [
         PoliciesRead, PoliciesWrite, EndpointsRead, EndpointsWrite, IdentitiesRead, NodesRead, NodesWrite, StatusRead,
-        AuditRead, ProjectionsRead, ProjectionsAdmin, ClusterRead, ClusterAdmin, MetricsRead, AgentSync,
+        AuditRead, ProjectionsRead, ProjectionsAdmin, ClusterRead, ClusterAdmin, FlowsRead, MetricsRead, AgentSync,
     ];
 
     public static readonly IReadOnlyList<string> Reads = [.. All.Where(p => p.EndsWith(".read", StringComparison.Ordinal))];
