@@ -18,9 +18,10 @@ public sealed class ControlPlaneProcess(string connectionString, params string[]
     private Process? _process;
     private readonly List<string> _log = [];
 
-    public int ApiPort { get; } = FreePort();
-    public int GrpcPort { get; } = FreePort();
-    public int RemotingPort { get; } = FreePort();
+    public int ApiPort { get; private set; } = FreePort();
+    public int GrpcPort { get; private set; } = FreePort();
+    public int RemotingPort { get; private set; } = FreePort();
+    private bool _answered;   // once it has answered, it comes back on the same ports
     public TestCertificates? Tls { get; init; }
     private string Scheme => Tls is null ? "http" : "https";
     public Uri Api => new($"{Scheme}://127.0.0.1:{ApiPort}/");
@@ -32,6 +33,28 @@ public sealed class ControlPlaneProcess(string connectionString, params string[]
     public string Log { get { lock (_log) return string.Join('\n', _log); } }
 
     public async Task StartAsync()
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                await StartOnceAsync();
+                _answered = true;
+                return;
+            }
+            catch (PortTaken) when (!_answered && attempt < 3)
+            {
+                // A free port can be taken before the process binds it: the kernel hands the same range to outgoing
+                // connections. A first start tries fresh ports; a restart must keep its own.
+                (ApiPort, GrpcPort, RemotingPort) = (FreePort(), FreePort(), FreePort());
+                lock (_log) _log.Clear();
+            }
+        }
+    }
+
+    private sealed class PortTaken(string message) : Exception(message);
+
+    private async Task StartOnceAsync()
     {
         var dll = RepoPaths.Binary("ControlPlane", "mesh-controlplane.dll");
         if (!File.Exists(dll)) throw new FileNotFoundException($"build the control plane first ({dll})");
@@ -48,7 +71,13 @@ public sealed class ControlPlaneProcess(string connectionString, params string[]
         var deadline = DateTime.UtcNow.AddSeconds(30);
         while (true)
         {
-            if (_process.HasExited) throw new InvalidOperationException($"control plane exited with {_process.ExitCode}:\n{Log}");
+            if (_process.HasExited)
+            {
+                _process.WaitForExit();   // the rest of its output
+                throw Log.Contains("Address already in use", StringComparison.Ordinal)
+                    ? new PortTaken($"a port of the control plane was taken:\n{Log}")
+                    : new InvalidOperationException($"control plane exited with {_process.ExitCode}:\n{Log}");
+            }
             try { await Client.StatusAsync(); return; }
             catch (ControlPlaneUnreachableException) when (DateTime.UtcNow < deadline) { await Task.Delay(100); }
             catch (ControlPlaneUnreachableException)

@@ -39,18 +39,6 @@ public sealed class ClusterObserverTests : IAsyncLifetime
         await _cp.DisposeAsync();
     }
 
-    private static FlowMessage Flow(DateTimeOffset time, int n) => new()
-    {
-        Time = Timestamp.FromDateTimeOffset(time),
-        Uuid = Guid.NewGuid().ToString(),
-        Verdict = n % 3 == 0 ? Verdict.Dropped : Verdict.Forwarded,
-        TrafficDirection = TrafficDirection.Ingress,
-        IP = new IP { Source = "10.212.0.1", Destination = "10.212.0.2", IpVersion = IPVersion.Ipv4 },
-        L4 = new Layer4 { TCP = new TCP { SourcePort = 40000, DestinationPort = 80 } },
-        Destination = new Endpoint { Namespace = "shop", PodName = n % 2 == 0 ? "api-1" : "db-1" },
-        Summary = $"flow {n}",
-    };
-
     private async Task<List<GetFlowsResponse>> GetFlowsAsync(GetFlowsRequest request, string? token = null)
     {
         using var channel = TestTokens.Channel(_cp.Grpc, token ?? TestTokens.Viewer);
@@ -62,7 +50,7 @@ public sealed class ClusterObserverTests : IAsyncLifetime
     public async Task Both_nodes_flows_come_in_one_stream_in_time_order_filtered_as_Hubble_filters()
     {
         var start = DateTimeOffset.UtcNow;
-        for (var i = 0; i < 40; i++) _shippers[i % 2 == 0 ? "node-a" : "node-b"].Add(Flow(start.AddMilliseconds(i * 10), i));
+        for (var i = 0; i < 40; i++) _shippers[i % 2 == 0 ? "node-a" : "node-b"].Add(TestFlows.Numbered(start.AddMilliseconds(i * 10), i));
         var window = new GetFlowsRequest { Since = Timestamp.FromDateTimeOffset(start.AddSeconds(-1)), Until = Timestamp.FromDateTimeOffset(start.AddSeconds(10)) };
 
         var deadline = DateTime.UtcNow.AddSeconds(30);
@@ -78,7 +66,7 @@ public sealed class ClusterObserverTests : IAsyncLifetime
 
         var droppedOnB = window.Clone();
         droppedOnB.Whitelist.Add(new FlowFilter { NodeName = { "node-b" }, Verdict = { Verdict.Dropped } });
-        Assert.Equal([3, 9, 15, 21, 27, 33, 39], (await GetFlowsAsync(droppedOnB)).Select(r => int.Parse(r.Flow.Summary[5..], System.Globalization.CultureInfo.InvariantCulture)));
+        Assert.Equal([3, 9, 15, 21, 27, 33, 39], (await GetFlowsAsync(droppedOnB)).Select(r => TestFlows.NumberOf(r.Flow)));
 
         var notApi = window.Clone();
         notApi.Blacklist.Add(new FlowFilter { DestinationPod = { "shop/api" } });
@@ -109,8 +97,8 @@ public sealed class ClusterObserverTests : IAsyncLifetime
         request.Whitelist.Add(new FlowFilter { NodeName = { "node-b" } });
         using var call = new Observer.ObserverClient(channel).GetFlows(request, cancellationToken: Ct);
         var next = call.ResponseStream.MoveNext(Ct);
-        _shippers["node-b"].Add(Flow(DateTimeOffset.UtcNow, 1_001));
-        _shippers["node-a"].Add(Flow(DateTimeOffset.UtcNow, 1_002));
+        _shippers["node-b"].Add(TestFlows.Numbered(DateTimeOffset.UtcNow, 1_001));
+        _shippers["node-a"].Add(TestFlows.Numbered(DateTimeOffset.UtcNow, 1_002));
         Assert.True(await next.WaitAsync(TimeSpan.FromSeconds(30), Ct));
         Assert.Equal(("flow 1001", "node-b"), (call.ResponseStream.Current.Flow.Summary, call.ResponseStream.Current.NodeName));
     }

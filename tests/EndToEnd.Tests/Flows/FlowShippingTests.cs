@@ -39,17 +39,6 @@ public sealed class FlowShippingTests : IAsyncLifetime
         File.Delete(_nodeTokenFile);
     }
 
-    private static FlowMessage Flow(DateTimeOffset time, int n) => new()
-    {
-        Time = Timestamp.FromDateTimeOffset(time),
-        Uuid = Guid.NewGuid().ToString(),
-        Verdict = n % 5 == 0 ? Verdict.Dropped : Verdict.Forwarded,
-        TrafficDirection = TrafficDirection.Ingress,
-        IP = new IP { Source = "10.211.0.1", Destination = "10.211.0.2", IpVersion = IPVersion.Ipv4 },
-        L4 = new Layer4 { TCP = new TCP { SourcePort = (uint)(30000 + n % 20000), DestinationPort = 80 } },
-        Summary = $"flow {n}",
-    };
-
     private async Task<IReadOnlyList<FlowMessage>> StoredAsync(DateTimeOffset start, int count, TimeSpan within)
     {
         var deadline = DateTime.UtcNow + within;
@@ -69,7 +58,7 @@ public sealed class FlowShippingTests : IAsyncLifetime
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(Ct);
         var shipping = shipper.RunAsync(stop.Token);
         var start = DateTimeOffset.UtcNow;
-        var sent = Enumerable.Range(0, 2_500).Select(i => Flow(start.AddMilliseconds(i), i)).ToList();
+        var sent = Enumerable.Range(0, 2_500).Select(i => TestFlows.Numbered(start.AddMilliseconds(i), i)).ToList();
         foreach (var flow in sent) { flow.NodeName = "someone-else"; shipper.Add(flow); }
 
         var stored = await StoredAsync(start, sent.Count, TimeSpan.FromSeconds(30));
@@ -90,10 +79,10 @@ public sealed class FlowShippingTests : IAsyncLifetime
         var start = DateTimeOffset.UtcNow;
         _cp.Pause();   // the control plane stops answering: one batch in flight, the queue fills, the rest is lost
         var shipping = shipper.RunAsync(stop.Token);
-        for (var i = 0; i < 1_000; i++) shipper.Add(Flow(start.AddMilliseconds(i), i));
+        for (var i = 0; i < 1_000; i++) shipper.Add(TestFlows.Numbered(start.AddMilliseconds(i), i));
         _cp.Resume();
 
-        var last = Flow(start.AddSeconds(5), 1_000);   // one more flow: its batch carries the count of what was lost
+        var last = TestFlows.Numbered(start.AddSeconds(5), 1_000);   // one more flow: its batch carries the count of what was lost
         var deadline = DateTime.UtcNow.AddSeconds(30);
         IReadOnlyDictionary<string, long> lost;
         var added = 1_000;
@@ -118,7 +107,7 @@ public sealed class FlowShippingTests : IAsyncLifetime
         await stop.CancelAsync();
         await shipping;
         Assert.Equal(added, all.Count + (await _history.LostAsync(start.AddMinutes(-1), start.AddMinutes(10), Ct))["node-a"] + shipper.Lost);
-        var numbers = all.Where(f => f.Summary != "flow 1000").Select(f => int.Parse(f.Summary[5..], System.Globalization.CultureInfo.InvariantCulture)).ToList();
+        var numbers = all.Where(f => f.Summary != "flow 1000").Select(f => TestFlows.NumberOf(f)).ToList();
         Assert.Equal(numbers.Order(), numbers);
     }
 
@@ -128,7 +117,7 @@ public sealed class FlowShippingTests : IAsyncLifetime
         using var channel = TestTokens.Channel(_cp.Grpc, TestTokens.NodeA);
         var client = new FlowShipping.FlowShippingClient(channel);
         var now = DateTimeOffset.UtcNow;
-        var batch = new FlowBatch { Node = "node-a", Instance = "agent-1", Sequence = 1, Flows = { Flow(now, 1), Flow(now.AddMilliseconds(1), 2) } };
+        var batch = new FlowBatch { Node = "node-a", Instance = "agent-1", Sequence = 1, Flows = { TestFlows.Numbered(now, 1), TestFlows.Numbered(now.AddMilliseconds(1), 2) } };
         for (var call = 0; call < 2; call++)
         {
             using var ship = client.Ship(cancellationToken: Ct);
@@ -140,12 +129,12 @@ public sealed class FlowShippingTests : IAsyncLifetime
         Assert.Equal(2, (await _history.ReadAsync(new(now.AddMinutes(-1), now.AddMinutes(1), 10, Nodes: ["node-a"]), Ct)).Count);
 
         using var asOther = client.Ship(cancellationToken: Ct);
-        await asOther.RequestStream.WriteAsync(new FlowBatch { Node = "node-b", Instance = "agent-1", Sequence = 1, Flows = { Flow(now, 3) } }, Ct);
+        await asOther.RequestStream.WriteAsync(new FlowBatch { Node = "node-b", Instance = "agent-1", Sequence = 1, Flows = { TestFlows.Numbered(now, 3) } }, Ct);
         var denied = await Assert.ThrowsAsync<RpcException>(async () => await asOther.ResponseStream.MoveNext(Ct));
         Assert.Equal(StatusCode.PermissionDenied, denied.StatusCode);
 
         using var fromTheFuture = client.Ship(cancellationToken: Ct);
-        await fromTheFuture.RequestStream.WriteAsync(new FlowBatch { Node = "node-a", Instance = "agent-1", Sequence = 2, Flows = { Flow(now.AddYears(5), 4) } }, Ct);
+        await fromTheFuture.RequestStream.WriteAsync(new FlowBatch { Node = "node-a", Instance = "agent-1", Sequence = 2, Flows = { TestFlows.Numbered(now.AddYears(5), 4) } }, Ct);
         var refused = await Assert.ThrowsAsync<RpcException>(async () => await fromTheFuture.ResponseStream.MoveNext(Ct));
         Assert.Equal(StatusCode.InvalidArgument, refused.StatusCode);
         Assert.Contains("flows[0].time", refused.Status.Detail);

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Security.Authentication;
 using Grpc.Core;
 using Mesh.Contracts.Agent;
@@ -90,43 +89,5 @@ public sealed class TlsTests : IAsyncLifetime
     {
         Assert.Contains("does not exist", Assert.Throws<ArgumentException>(() => new SocketsHttpHandler().TrustingCa(_tls.CaFile + ".gone")).Message);
         Assert.Contains("no PEM certificate", Assert.Throws<ArgumentException>(() => new SocketsHttpHandler().TrustingCa(_tls.ServerKeyFile)).Message);
-    }
-
-    [Theory]
-    [InlineData(new string[0], "--tls-cert-file and --tls-private-key-file")]
-    [InlineData(new[] { "--tls-cert-file=/nonexistent/server.crt", "--tls-private-key-file=/nonexistent/server.key" }, "--tls-cert-file: /nonexistent/server.crt does not exist")]
-    [InlineData(new[] { "--tls-cert-file=/nonexistent/server.crt" }, "go together")]
-    [InlineData(new[] { "--plaintext", "--tls-cert-file=a", "--tls-private-key-file=b" }, "choose one")]
-    [InlineData(new[] { "--plaintext", "--insecure-allow-anonymous=maybe" }, "--insecure-allow-anonymous")]
-    public async Task The_control_plane_refuses_to_start_without_a_choice_between_TLS_and_plaintext_naming_the_flags(string[] args, string message)
-    {
-        var run = await RunControlPlaneAsync(args);
-        Assert.Equal(2, run.ExitCode);
-        Assert.Contains(message, run.Output);
-        Assert.Contains("--help", run.Output);
-    }
-
-    [Fact]
-    public async Task Help_lists_the_options_without_starting_anything()
-    {
-        var run = await RunControlPlaneAsync(["--help"]);
-        Assert.Equal(0, run.ExitCode);
-        foreach (var option in new[] { "--pg", "--tls-cert-file", "--tls-private-key-file", "--plaintext", "--token-file", "--jwt-issuer", "--lease-ttl" })
-            Assert.Contains(option, run.Output);
-    }
-
-    /// <summary>mesh-controlplane with <paramref name="args"/> and no database: what it says before it would connect to one.</summary>
-    private static async Task<CliRun.Result> RunControlPlaneAsync(string[] args)
-    {
-        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var a in new[] { RepoPaths.Binary("ControlPlane", "mesh-controlplane.dll"), "--pg=Host=127.0.0.1;Port=1;Username=nobody", "--token-file=/dev/null" }.Concat(args))
-            start.ArgumentList.Add(a);
-        using var process = Process.Start(start)!;
-        var (stdout, stderr) = (process.StandardOutput.ReadToEndAsync(Ct), process.StandardError.ReadToEndAsync(Ct));
-        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(Ct);
-        timeout.CancelAfter(TimeSpan.FromSeconds(60));
-        try { await process.WaitForExitAsync(timeout.Token); }
-        finally { if (!process.HasExited) process.Kill(entireProcessTree: true); }
-        return new(process.ExitCode, await stdout, await stderr);
     }
 }
