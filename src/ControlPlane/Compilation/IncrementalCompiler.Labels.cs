@@ -16,7 +16,7 @@ public sealed partial class IncrementalCompiler
     private readonly HashSet<uint> _labelsTouched = [];
     private SetDigest _labelsDigest;
     private IdentityLabels[]? _labelsSorted;
-    private (List<IdentityLabels> Set, List<uint> Removed) _lastLabelsDelta = ([], []);
+    private (List<IdentityLabels> Set, List<IdentityLabels> Removed) _lastLabelsDelta = ([], []);
 
     private void UseLabels(uint identity, int by)
     {
@@ -29,12 +29,13 @@ public sealed partial class IncrementalCompiler
 
     /// <summary>
     /// Brings the cluster's part up to date with the identities touched since the last commit, and adds the nodes
-    /// those identities are local on to <paramref name="work"/> (their own part may move).
+    /// those identities are local on to <paramref name="work"/> (their own part may move). A changed identity is
+    /// removed with its old labels and set with its new ones.
     /// </summary>
-    private (List<IdentityLabels> Set, List<uint> Removed) ClusterLabelsDelta(Dictionary<NodeState, HashSet<uint>?> work)
+    private (List<IdentityLabels> Set, List<IdentityLabels> Removed) ClusterLabelsDelta(Dictionary<NodeState, HashSet<uint>?> work)
     {
         var set = new List<IdentityLabels>();
-        var removed = new List<uint>();
+        var removed = new List<IdentityLabels>();
         foreach (var id in _labelsTouched.Order())
         {
             if (_states.TryGetValue(id, out var state))
@@ -47,7 +48,7 @@ public sealed partial class IncrementalCompiler
             {
                 ContentDigest.Toggle(ref _labelsDigest, was, remove: true);
                 _clusterLabels.Remove(id);
-                if (now is null) removed.Add(id);
+                removed.Add(was);
             }
             if (now is not null)
             {
@@ -71,7 +72,7 @@ public sealed partial class IncrementalCompiler
 
         now ??= [];
         var set = now.Values.Where(l => !was.TryGetValue(l.Identity, out var old) || old != l).ToList();
-        var removed = was.Keys.Where(id => !now.ContainsKey(id)).ToList();
+        var removed = was.Values.Where(l => !now.TryGetValue(l.Identity, out var kept) || kept != l).ToList();
         if (set.Count == 0 && removed.Count == 0) return;
         node.PublishedLabels = now;
         node.LabelsDigest = ContentDigest.Labels(now.Values);
@@ -84,7 +85,7 @@ public sealed partial class IncrementalCompiler
     }
 
     /// <summary>The label changes the last commit made on a node: the cluster's, then the node's own.</summary>
-    private (List<IdentityLabels> Set, List<uint> Removed) LabelsDeltaOf(NodeState? node)
+    private (List<IdentityLabels> Set, List<IdentityLabels> Removed) LabelsDeltaOf(NodeState? node)
     {
         var (set, removed) = _lastLabelsDelta;
         return node?.LabelsChange is { } own && own.To == Version ? ([.. set, .. own.Set], [.. removed, .. own.Removed]) : (set, removed);
@@ -99,4 +100,4 @@ public sealed partial class IncrementalCompiler
 }
 
 /// <summary>What one commit changed in a node's own part of its label table.</summary>
-internal sealed record LabelsChange(long To, List<IdentityLabels> Set, List<uint> Removed);
+internal sealed record LabelsChange(long To, List<IdentityLabels> Set, List<IdentityLabels> Removed);

@@ -18,8 +18,7 @@ public sealed record PolicyHeader(uint Identity, bool IngressEnforced, bool Egre
 /// <summary>
 /// What changed on one node between two versions. Applying it means: drop the removed items, then add the added
 /// ones (a changed item appears in both lists). A removed identity policy takes its entries with it; an added one
-/// brings all of its entries in <see cref="EntriesAdded"/>. Labels set replace an identity's labels (a changed
-/// identity is only in <see cref="LabelsSet"/>). <see cref="ContentHash"/> is the node's hash at
+/// brings all of its entries in <see cref="EntriesAdded"/>. <see cref="ContentHash"/> is the node's hash at
 /// <see cref="ToVersion"/>.
 /// </summary>
 public sealed record NodeDelta(
@@ -36,7 +35,7 @@ public sealed record NodeDelta(
     IReadOnlyList<EntryChange> EntriesAdded,
     IReadOnlyList<EntryChange> EntriesRemoved,
     IReadOnlyList<IdentityLabels> LabelsSet,
-    IReadOnlyList<uint> LabelsRemoved)
+    IReadOnlyList<IdentityLabels> LabelsRemoved)
 {
     public static NodeDelta Empty(string node, long from, long to, string contentHash) =>
         new(node, from, to, contentHash, [], [], [], [], [], [], [], [], [], []);
@@ -76,7 +75,7 @@ public sealed record NodeDelta(
             .ToList();
 
         var labels = previous.Labels.ToDictionary(l => l.Identity);
-        foreach (var id in LabelsRemoved) labels.Remove(id);
+        foreach (var l in LabelsRemoved) labels.Remove(l.Identity);
         foreach (var l in LabelsSet) labels[l.Identity] = l;
         return SnapshotAssembly.Build(Node, ToVersion, ipCache.Values.OrderBy(e => new IpCacheKey(e.Cidr)).ToList(),
             endpoints.Values.Order(SnapshotAssembly.EndpointOrder).ToList(), compiled, labels.Values.OrderBy(l => l.Identity).ToList());

@@ -39,7 +39,7 @@ public static class DeltaWire
         }
         wire.EntriesRemoved.AddRange(delta.EntriesRemoved.Select(e => Change(e, 0)));
         wire.IdentityLabelsSet.AddRange(delta.LabelsSet.Select(NodeSnapshot.ToProto));
-        wire.IdentityLabelsRemoved.AddRange(delta.LabelsRemoved);
+        wire.IdentityLabelsRemoved.AddRange(delta.LabelsRemoved.Select(NodeSnapshot.ToProto));
         return wire;
     }
 

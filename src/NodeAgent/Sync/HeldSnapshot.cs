@@ -5,10 +5,10 @@ namespace Mesh.NodeAgent.Sync;
 /// <summary>
 /// The snapshot an agent holds, kept as maps so a delta applies in what it carries, with the content hash followed
 /// item by item. <see cref="Apply(NodeSnapshotDelta)"/> rebuilds the next version and says whether its hash is the
-/// one the control plane announced. With <c>keepIpCache: false</c> the ipcache is followed by its hash alone (for
-/// simulating many agents in one process: every node holds the whole cluster's ipcache).
+/// one the control plane announced. With <c>keepClusterTables: false</c> the ipcache and the label table are followed
+/// by their hashes alone (for simulating many agents in one process: every node holds the whole cluster's).
 /// </summary>
-public sealed class HeldSnapshot(bool keepIpCache = true)
+public sealed class HeldSnapshot(bool keepClusterTables = true)
 {
     private sealed class Policy(IdentityPolicy header)
     {
@@ -52,7 +52,7 @@ public sealed class HeldSnapshot(bool keepIpCache = true)
             var policy = _policies[p.Identity] = new Policy(p);
             foreach (var e in p.Entries) policy.Entries[KeyOf(e)] = ((byte)e.Verdict, e.L7Redirect, snapshot.Rules[(int)e.RuleIndex]);
         }
-        foreach (var l in snapshot.IdentityLabels) SetLabels(l);
+        foreach (var l in snapshot.IdentityLabels) AddLabels(l);
         return Finish(snapshot.Version, snapshot.ContentHash, _policies.Keys.ToList());
     }
 
@@ -73,8 +73,8 @@ public sealed class HeldSnapshot(bool keepIpCache = true)
         foreach (var e in delta.IpcacheAdded) AddIpCache(e);
         foreach (var e in delta.EndpointsRemoved) RemoveEndpoint(e.Id);
         foreach (var e in delta.EndpointsAdded) AddEndpoint(e);
-        foreach (var id in delta.IdentityLabelsRemoved) RemoveLabels(id);
-        foreach (var l in delta.IdentityLabelsSet) SetLabels(l);
+        foreach (var l in delta.IdentityLabelsRemoved) RemoveLabels(l);
+        foreach (var l in delta.IdentityLabelsSet) AddLabels(l);
 
         var touched = new HashSet<uint>();
         foreach (var id in delta.PoliciesRemoved)
@@ -107,7 +107,7 @@ public sealed class HeldSnapshot(bool keepIpCache = true)
         var index = new Dictionary<string, uint>(rules.Count, StringComparer.Ordinal);
         for (var i = 0; i < rules.Count; i++) index[rules[i]] = (uint)i;
         var snapshot = new NodeSnapshot { Node = Node, Version = Version, ContentHash = ContentHash };
-        if (keepIpCache)
+        if (keepClusterTables)
             snapshot.Ipcache.AddRange(_ipCache.Select(e => new IpCacheEntry { Cidr = e.Key, Identity = e.Value }));
         snapshot.Endpoints.AddRange(_endpoints.Values.OrderBy(e => e.Id, StringComparer.Ordinal).ThenBy(e => e.InterfaceName, StringComparer.Ordinal));
         foreach (var (id, p) in _policies)
@@ -153,32 +153,30 @@ public sealed class HeldSnapshot(bool keepIpCache = true)
             p.IngressSelectedBy.Select(SnapshotDigest.PolicyText).ToList(), p.EgressSelectedBy.Select(SnapshotDigest.PolicyText).ToList());
     }
 
-    /// <summary>Sets an identity's labels (replacing what it had).</summary>
-    private void SetLabels(IdentityLabels labels)
+    private void AddLabels(IdentityLabels labels)
     {
-        RemoveLabels(labels.Identity);
-        _labels[labels.Identity] = labels;
+        if (keepClusterTables) _labels[labels.Identity] = labels;
         _labelHash.Add(SnapshotDigest.LabelsLine(labels.Identity, labels.Labels));
         _changed = true;
     }
 
-    private void RemoveLabels(uint identity)
+    private void RemoveLabels(IdentityLabels labels)
     {
-        if (!_labels.Remove(identity, out var was)) return;
-        _labelHash.Remove(SnapshotDigest.LabelsLine(identity, was.Labels));
+        if (keepClusterTables) _labels.Remove(labels.Identity);
+        _labelHash.Remove(SnapshotDigest.LabelsLine(labels.Identity, labels.Labels));
         _changed = true;
     }
 
     private void AddIpCache(IpCacheEntry e)
     {
-        if (keepIpCache) _ipCache[e.Cidr] = e.Identity;
+        if (keepClusterTables) _ipCache[e.Cidr] = e.Identity;
         _ipHash.Add(SnapshotDigest.IpCacheLine(e.Cidr, e.Identity));
         _changed = true;
     }
 
     private void RemoveIpCache(IpCacheEntry e)
     {
-        if (keepIpCache) _ipCache.Remove(e.Cidr);
+        if (keepClusterTables) _ipCache.Remove(e.Cidr);
         _ipHash.Remove(SnapshotDigest.IpCacheLine(e.Cidr, e.Identity));
         _changed = true;
     }

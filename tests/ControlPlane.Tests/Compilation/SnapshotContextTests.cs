@@ -29,7 +29,7 @@ public sealed class SnapshotContextTests
     }
 
     [Fact]
-    public void A_delta_carries_the_labels_of_an_identity_that_appears_or_changes_and_drops_those_no_address_maps_to()
+    public void A_delta_carries_the_labels_of_an_identity_that_appears_or_changes_and_removes_those_no_address_maps_to()
     {
         var compiler = Incremental();
         var before = compiler.Snapshot(NodeA);
@@ -49,13 +49,14 @@ public sealed class SnapshotContextTests
         compiler.Commit(3);
         var changed = compiler.DeltaOf(NodeA);
         Assert.Equal([new IdentityLabels(batch, relabelled)], changed.LabelsSet);
+        Assert.Equal([new IdentityLabels(batch, Batch)], changed.LabelsRemoved);
         Assert.Equal(compiler.ContentHash(NodeA), changed.ApplyTo(before).ContentHash);
         before = compiler.Snapshot(NodeA);
 
         compiler.DeleteEndpoint("shop/batch-1");
         compiler.Commit(4);
         var gone = compiler.DeltaOf(NodeA);
-        Assert.Equal([batch], gone.LabelsRemoved);
+        Assert.Equal([new IdentityLabels(batch, relabelled)], gone.LabelsRemoved);
         Assert.Empty(gone.LabelsSet);
         Assert.DoesNotContain(compiler.Snapshot(NodeA).Labels, l => l.Identity == batch);
         Assert.Equal(compiler.ContentHash(NodeA), gone.ApplyTo(before).ContentHash);

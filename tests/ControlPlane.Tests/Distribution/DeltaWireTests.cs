@@ -73,7 +73,7 @@ public sealed class DeltaWireTests
         }
         result.Rules.AddRange(rules);
         var labels = from.IdentityLabels.ToDictionary(l => l.Identity);
-        foreach (var id in delta.IdentityLabelsRemoved) labels.Remove(id);
+        foreach (var l in delta.IdentityLabelsRemoved) labels.Remove(l.Identity);
         foreach (var l in delta.IdentityLabelsSet) labels[l.Identity] = l;
         result.IdentityLabels.AddRange(labels.Values.OrderBy(l => l.Identity));
         return result;

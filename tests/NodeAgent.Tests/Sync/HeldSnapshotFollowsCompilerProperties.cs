@@ -9,7 +9,8 @@ namespace Mesh.NodeAgent.Tests.Sync;
 
 /// <summary>
 /// On random cluster histories, an agent that took a node's first snapshot and then every delta off the wire holds
-/// what the compiler holds: the same content hash, label table and selecting policies.
+/// what the compiler holds: the same content hash, label table and selecting policies; one that follows the cluster's
+/// tables by their hashes alone arrives at the same hash.
 /// </summary>
 public sealed class HeldSnapshotFollowsCompilerProperties
 {
@@ -29,6 +30,7 @@ public sealed class HeldSnapshotFollowsCompilerProperties
             var model = new ClusterModel();
             var compiler = new IncrementalCompiler();
             var agents = Nodes.ToDictionary(n => n, _ => new HeldSnapshot());
+            var hashOnly = Nodes.ToDictionary(n => n, _ => new HeldSnapshot(keepClusterTables: false));
             for (var step = 0; step < history.Length; step++)
             {
                 model.Apply(history[step], compiler);
@@ -37,16 +39,18 @@ public sealed class HeldSnapshotFollowsCompilerProperties
                 foreach (var node in Nodes)
                 {
                     var agent = agents[node];
-                    var applied = agent.Holds
-                        ? agent.Apply(DeltaWire.ToProto(compiler.DeltaOf(node), version - 1))
-                        : agent.Apply(compiler.Snapshot(node).ToProto());
                     var expected = compiler.Snapshot(node).ToProto();
-                    Assert.True(applied, $"step {step} ({history[step]}), {node}: the agent's hash is not the announced one");
-                    Assert.Equal(compiler.ContentHash(node), agent.ContentHash);
-                    var held = agent.ToSnapshot();
-                    Assert.Equal(expected.IdentityLabels, held.IdentityLabels);
+                    var wire = DeltaWire.ToProto(compiler.DeltaOf(node), version - 1);
+                    foreach (var held in new[] { agent, hashOnly[node] })
+                    {
+                        var applied = held.Holds ? held.Apply(wire) : held.Apply(expected);
+                        Assert.True(applied, $"step {step} ({history[step]}), {node}: the agent's hash is not the announced one");
+                        Assert.Equal(compiler.ContentHash(node), held.ContentHash);
+                    }
+                    var rebuilt = agent.ToSnapshot();
+                    Assert.Equal(expected.IdentityLabels, rebuilt.IdentityLabels);
                     Assert.Equal(expected.Policies.Select(p => (p.Identity, p.IngressSelectedBy.ToString(), p.EgressSelectedBy.ToString())),
-                        held.Policies.Select(p => (p.Identity, p.IngressSelectedBy.ToString(), p.EgressSelectedBy.ToString())));
+                        rebuilt.Policies.Select(p => (p.Identity, p.IngressSelectedBy.ToString(), p.EgressSelectedBy.ToString())));
                 }
             }
         }));
