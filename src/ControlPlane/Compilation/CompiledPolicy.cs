@@ -9,13 +9,13 @@ namespace Mesh.ControlPlane.Compilation;
 /// </summary>
 internal sealed class CompiledPolicy
 {
-    private CompiledPolicy(uint identity, Selection selection, PolicyEntryKey[] keys, EntryValue[] values, RuleReference[] rules)
+    private CompiledPolicy(uint identity, Enforcement enforcement, PolicyEntryKey[] keys, EntryValue[] values, RuleReference[] rules)
     {
         Identity = identity;
-        IngressEnforced = selection.IngressEnforced;
-        EgressEnforced = selection.EgressEnforced;
-        IngressSelectedBy = selection.IngressSelectedBy;
-        EgressSelectedBy = selection.EgressSelectedBy;
+        IngressEnforced = enforcement.IngressEnforced;
+        EgressEnforced = enforcement.EgressEnforced;
+        IngressSelectedBy = enforcement.IngressSelectedBy;
+        EgressSelectedBy = enforcement.EgressSelectedBy;
         Keys = keys;
         Values = values;
         Rules = rules;
@@ -44,7 +44,7 @@ internal sealed class CompiledPolicy
     /// <summary>The policies enforcing ingress, bounded and sorted (<see cref="PolicyRef.Bounded"/>).</summary>
     public PolicyRef[] IngressSelectedBy { get; }
     public PolicyRef[] EgressSelectedBy { get; }
-    public Selection SelectedBy => new(IngressEnforced, EgressEnforced, IngressSelectedBy, EgressSelectedBy);
+    public Enforcement Enforcement => new(IngressEnforced, EgressEnforced, IngressSelectedBy, EgressSelectedBy);
     public PolicyEntryKey[] Keys { get; }
     /// <summary>Per entry, its verdict and the position of its rule in <see cref="Rules"/>.</summary>
     public EntryValue[] Values { get; }
@@ -57,7 +57,7 @@ internal sealed class CompiledPolicy
     /// <summary>Entry i's value with its rule.</summary>
     public Candidate CandidateAt(int i) => new(Values[i].Verdict, Rules[Values[i].Rule], Values[i].L7Redirect);
 
-    public static CompiledPolicy From(uint identity, Selection selection, Dictionary<PolicyEntryKey, Candidate> entries)
+    public static CompiledPolicy From(uint identity, Enforcement enforcement, Dictionary<PolicyEntryKey, Candidate> entries)
     {
         var keys = new PolicyEntryKey[entries.Count];
         var candidates = new Candidate[entries.Count];
@@ -65,7 +65,7 @@ internal sealed class CompiledPolicy
         foreach (var (key, value) in entries) { keys[i] = key; candidates[i] = value; i++; }
         Array.Sort(keys, candidates);
         var rules = DistinctRules(candidates, []);
-        return new CompiledPolicy(identity, selection, keys, Pack(candidates, rules), rules);
+        return new CompiledPolicy(identity, enforcement, keys, Pack(candidates, rules), rules);
     }
 
     /// <summary>This policy with entries for keys it does not have yet (peers it never named).</summary>
@@ -106,7 +106,7 @@ internal sealed class CompiledPolicy
                 values[k] = newValues[j++];
             }
         }
-        return new CompiledPolicy(Identity, SelectedBy, keys, values, rules);
+        return new CompiledPolicy(Identity, Enforcement, keys, values, rules);
     }
 
     public bool SameContent(CompiledPolicy other) => ReferenceEquals(this, other) || Digest == other.Digest;
@@ -146,9 +146,9 @@ internal sealed class CompiledPolicy
 /// Which directions of an identity are default-deny, and the policies that make them so. Equal when the flags and
 /// the policies (in order) are.
 /// </summary>
-internal sealed record Selection(bool IngressEnforced, bool EgressEnforced, PolicyRef[] IngressSelectedBy, PolicyRef[] EgressSelectedBy)
+internal sealed record Enforcement(bool IngressEnforced, bool EgressEnforced, PolicyRef[] IngressSelectedBy, PolicyRef[] EgressSelectedBy)
 {
-    public bool Equals(Selection? other) =>
+    public bool Equals(Enforcement? other) =>
         other is not null && IngressEnforced == other.IngressEnforced && EgressEnforced == other.EgressEnforced
         && IngressSelectedBy.AsSpan().SequenceEqual(other.IngressSelectedBy) && EgressSelectedBy.AsSpan().SequenceEqual(other.EgressSelectedBy);
 

@@ -140,7 +140,7 @@ public sealed partial class IncrementalCompiler
         {
             var now = state.PublishedPolicies.GetValueOrDefault(id);
             if (now is null) { removed.Add(id); continue; }
-            if (was is null || !was.SelectedBy.Equals(now.SelectedBy))
+            if (was is null || !was.Enforcement.Equals(now.Enforcement))
                 set.Add(new PolicyHeader(id, now.IngressEnforced, now.EgressEnforced, now.IngressSelectedBy, now.EgressSelectedBy));
             DiffEntries(id, was, now, entriesAdded, entriesRemoved);
         }

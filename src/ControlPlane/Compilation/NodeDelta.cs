@@ -12,7 +12,7 @@ public sealed record EntryChange(uint Identity, PolicyEntryKey Key, Verdict Verd
 public sealed record PolicyHeader(uint Identity, bool IngressEnforced, bool EgressEnforced, IReadOnlyList<PolicyRef> IngressSelectedBy,
     IReadOnlyList<PolicyRef> EgressSelectedBy)
 {
-    internal Selection Selection => new(IngressEnforced, EgressEnforced, [.. IngressSelectedBy], [.. EgressSelectedBy]);
+    internal Enforcement Enforcement => new(IngressEnforced, EgressEnforced, [.. IngressSelectedBy], [.. EgressSelectedBy]);
 }
 
 /// <summary>
@@ -71,7 +71,7 @@ public sealed record NodeDelta(
         foreach (var e in EntriesAdded) policies[e.Identity].Entries[e.Key] = new Candidate(e.Verdict, e.Rule, e.L7Redirect);
 
         var compiled = policies.Values.OrderBy(p => p.Header.Identity)
-            .Select(p => CompiledPolicy.From(p.Header.Identity, p.Header.Selection, p.Entries))
+            .Select(p => CompiledPolicy.From(p.Header.Identity, p.Header.Enforcement, p.Entries))
             .ToList();
 
         var labels = previous.Labels.ToDictionary(l => l.Identity);
