@@ -79,12 +79,14 @@ public sealed class AgentMetrics : IDisposable
         if (flow.Verdict == Verdict.Dropped)
             _drops.Add(1, new("reason", ProtoName(flow.DropReasonDesc)), new("protocol", protocol));
         // Every flow Mesh reports is a policy decision (a drop too), so each one counts; Cilium's match label tells
-        // L3 from L4 rules, which the flow does not say: "rule" when a policy decided, "none" when none did
-        // (default deny, or a direction no policy enforces).
-        var decidedBy = flow.IngressAllowedBy.Count + flow.EgressAllowedBy.Count + flow.IngressDeniedBy.Count + flow.EgressDeniedBy.Count;
+        // L3 from L4 rules, which the flow does not say: "rule" when a policy's rule decided, "none" when none did
+        // (default deny, whose flow names the policies that select the endpoint but no rule, or a direction no
+        // policy enforces).
+        var ruleDecided = flow.DropReasonDesc != Mesh.Contracts.Hubble.Flows.DropReason.PolicyDenied
+            && flow.IngressAllowedBy.Count + flow.EgressAllowedBy.Count + flow.IngressDeniedBy.Count + flow.EgressDeniedBy.Count > 0;
         _policyVerdicts.Add(1,
             new("direction", ProtoName(flow.TrafficDirection).ToLowerInvariant()),
-            new("match", decidedBy > 0 ? "rule" : "none"),
+            new("match", ruleDecided ? "rule" : "none"),
             new("action", verdict.ToLowerInvariant()));
     }
 
