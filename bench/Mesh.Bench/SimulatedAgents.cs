@@ -119,7 +119,7 @@ internal sealed class SimulatedAgentsProcess : IAsyncDisposable
 /// <summary>One node agent without a kernel: one Sync call, the real delta rebuild and hash check, an ack per version on the call.</summary>
 internal sealed class SimulatedAgent(string node, AgentSync.AgentSyncClient grpc)
 {
-    private readonly HeldSnapshot _held = new(keepClusterTables: false);
+    private readonly HeldSnapshot _held = new(keepIpCache: false);
     private bool _valid;
     public int Snapshots, Deltas, HashMismatches;
 

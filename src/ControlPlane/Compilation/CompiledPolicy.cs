@@ -9,13 +9,11 @@ namespace Mesh.ControlPlane.Compilation;
 /// </summary>
 internal sealed class CompiledPolicy
 {
-    private CompiledPolicy(uint identity, Enforcement enforcement, PolicyEntryKey[] keys, EntryValue[] values, RuleReference[] rules)
+    private CompiledPolicy(uint identity, bool ingressEnforced, bool egressEnforced, PolicyEntryKey[] keys, EntryValue[] values, RuleReference[] rules)
     {
         Identity = identity;
-        IngressEnforced = enforcement.IngressEnforced;
-        EgressEnforced = enforcement.EgressEnforced;
-        IngressSelectedBy = enforcement.IngressSelectedBy;
-        EgressSelectedBy = enforcement.EgressSelectedBy;
+        IngressEnforced = ingressEnforced;
+        EgressEnforced = egressEnforced;
         Keys = keys;
         Values = values;
         Rules = rules;
@@ -27,8 +25,6 @@ internal sealed class CompiledPolicy
         Identity = identity;
         IngressEnforced = same.IngressEnforced;
         EgressEnforced = same.EgressEnforced;
-        IngressSelectedBy = same.IngressSelectedBy;
-        EgressSelectedBy = same.EgressSelectedBy;
         Keys = same.Keys;
         Values = same.Values;
         Rules = same.Rules;
@@ -41,23 +37,19 @@ internal sealed class CompiledPolicy
     public uint Identity { get; }
     public bool IngressEnforced { get; }
     public bool EgressEnforced { get; }
-    /// <summary>The policies enforcing ingress, bounded and sorted (<see cref="PolicyRef.Bounded"/>).</summary>
-    public PolicyRef[] IngressSelectedBy { get; }
-    public PolicyRef[] EgressSelectedBy { get; }
-    public Enforcement Enforcement => new(IngressEnforced, EgressEnforced, IngressSelectedBy, EgressSelectedBy);
     public PolicyEntryKey[] Keys { get; }
     /// <summary>Per entry, its verdict and the position of its rule in <see cref="Rules"/>.</summary>
     public EntryValue[] Values { get; }
     /// <summary>The distinct rules its entries name, in rule order.</summary>
     public RuleReference[] Rules { get; }
-    /// <summary>Hex SHA-256 of the enforcement flags, rule texts, entries and selecting policies (see <see cref="ContentDigest.Policy"/>).</summary>
+    /// <summary>Hex SHA-256 of the enforcement flags, rule texts and entries (see <see cref="ContentDigest.Policy"/>).</summary>
     public string Digest { get; }
     public int Count => Keys.Length;
 
     /// <summary>Entry i's value with its rule.</summary>
     public Candidate CandidateAt(int i) => new(Values[i].Verdict, Rules[Values[i].Rule], Values[i].L7Redirect);
 
-    public static CompiledPolicy From(uint identity, Enforcement enforcement, Dictionary<PolicyEntryKey, Candidate> entries)
+    public static CompiledPolicy From(uint identity, bool ingressEnforced, bool egressEnforced, Dictionary<PolicyEntryKey, Candidate> entries)
     {
         var keys = new PolicyEntryKey[entries.Count];
         var candidates = new Candidate[entries.Count];
@@ -65,7 +57,7 @@ internal sealed class CompiledPolicy
         foreach (var (key, value) in entries) { keys[i] = key; candidates[i] = value; i++; }
         Array.Sort(keys, candidates);
         var rules = DistinctRules(candidates, []);
-        return new CompiledPolicy(identity, enforcement, keys, Pack(candidates, rules), rules);
+        return new CompiledPolicy(identity, ingressEnforced, egressEnforced, keys, Pack(candidates, rules), rules);
     }
 
     /// <summary>This policy with entries for keys it does not have yet (peers it never named).</summary>
@@ -106,7 +98,7 @@ internal sealed class CompiledPolicy
                 values[k] = newValues[j++];
             }
         }
-        return new CompiledPolicy(Identity, Enforcement, keys, values, rules);
+        return new CompiledPolicy(Identity, IngressEnforced, EgressEnforced, keys, values, rules);
     }
 
     public bool SameContent(CompiledPolicy other) => ReferenceEquals(this, other) || Digest == other.Digest;
@@ -140,19 +132,6 @@ internal sealed class CompiledPolicy
         var at = Array.BinarySearch(rules, rule);
         return at >= 0 && rules[at].Equals(rule) ? at : -1;
     }
-}
-
-/// <summary>
-/// Which directions of an identity are default-deny, and the policies that make them so. Equal when the flags and
-/// the policies (in order) are.
-/// </summary>
-internal sealed record Enforcement(bool IngressEnforced, bool EgressEnforced, PolicyRef[] IngressSelectedBy, PolicyRef[] EgressSelectedBy)
-{
-    public bool Equals(Enforcement? other) =>
-        other is not null && IngressEnforced == other.IngressEnforced && EgressEnforced == other.EgressEnforced
-        && IngressSelectedBy.AsSpan().SequenceEqual(other.IngressSelectedBy) && EgressSelectedBy.AsSpan().SequenceEqual(other.EgressSelectedBy);
-
-    public override int GetHashCode() => HashCode.Combine(IngressEnforced, EgressEnforced, IngressSelectedBy.Length, EgressSelectedBy.Length);
 }
 
 /// <summary>

@@ -10,14 +10,12 @@ namespace Mesh.ControlPlane.Compilation;
 /// <summary>
 /// The content hash of a node snapshot, built from parts that can be kept up to date one change at a time:
 /// <code>
-/// content   = SHA-256("node {node}\nipcache {ipcache}\nendpoints {endpoints}\npolicies {policies}\nlabels {labels}\n")
+/// content   = SHA-256("node {node}\nipcache {ipcache}\nendpoints {endpoints}\npolicies {policies}\n")
 /// ipcache   = set hash of "{cidr} {identity}" per entry
 /// endpoints = set hash of "{id} {interface} {ip} {identity}" per local endpoint
 /// policies  = set hash of "{identity} {policy}" per local identity
-/// labels    = set hash of "{identity} {label set key}" per identity in the label table
-/// policy    = SHA-256 of the enforcement flags, the identity's rule texts in rule order, its entries in key order,
-///             each naming its rule by position in that list, then the policies selecting it for ingress and for
-///             egress ("{kind} {namespace}/{name}", in order)
+/// policy    = SHA-256 of the enforcement flags, the identity's rule texts in rule order, and its entries in key order,
+///             each naming its rule by position in that list
 /// set hash  = sum mod 2^256 of the SHA-256 of each line: adding or removing one item is O(1)
 /// </code>
 /// It is a function of the snapshot's lists alone (node rule indexes only rename rules), so equal snapshots have
@@ -26,13 +24,12 @@ namespace Mesh.ControlPlane.Compilation;
 internal static class ContentDigest
 {
     // Hashed from a stack buffer: a commit that moves the cluster's ipcache rehashes every node.
-    public static string Node(string node, SetDigest ipCache, SetDigest endpoints, SetDigest policies, SetDigest labels)
+    public static string Node(string node, SetDigest ipCache, SetDigest endpoints, SetDigest policies)
     {
         Span<byte> text = stackalloc byte[512];
-        return Utf8.TryWrite(text, CultureInfo.InvariantCulture,
-                $"node {node}\nipcache {ipCache}\nendpoints {endpoints}\npolicies {policies}\nlabels {labels}\n", out var length)
+        return Utf8.TryWrite(text, CultureInfo.InvariantCulture, $"node {node}\nipcache {ipCache}\nendpoints {endpoints}\npolicies {policies}\n", out var length)
             ? Sha256Hex(text[..length])
-            : Sha256Hex(Encoding.UTF8.GetBytes($"node {node}\nipcache {ipCache}\nendpoints {endpoints}\npolicies {policies}\nlabels {labels}\n"));
+            : Sha256Hex(Encoding.UTF8.GetBytes($"node {node}\nipcache {ipCache}\nendpoints {endpoints}\npolicies {policies}\n"));
     }
 
     // The lines of the set hashes, written straight into a stack buffer (the string forms above are the definition).
@@ -57,23 +54,18 @@ internal static class ContentDigest
         else set.Combine(Line(identity, policyDigest), remove);
     }
 
-    // Labels change rarely (an identity's labels are its name): no stack buffer.
-    public static void Toggle(ref SetDigest set, IdentityLabels e, bool remove) => set.Combine(Line(e), remove);
-
     public static string Line(IpCacheEntry e) => string.Create(CultureInfo.InvariantCulture, $"{e.Cidr} {e.Identity}");
     public static string Line(LocalEndpoint e) => string.Create(CultureInfo.InvariantCulture, $"{e.Id} {e.Interface} {e.Ip} {e.Identity}");
     public static string Line(uint identity, string policyDigest) => string.Create(CultureInfo.InvariantCulture, $"{identity} {policyDigest}");
-    public static string Line(IdentityLabels e) => string.Create(CultureInfo.InvariantCulture, $"{e.Identity} {e.Labels.Key}");
 
     public static SetDigest IpCache(IEnumerable<IpCacheEntry> entries) => SetDigest.Of(entries.Select(Line));
     public static SetDigest Endpoints(IEnumerable<LocalEndpoint> endpoints) => SetDigest.Of(endpoints.Select(Line));
     public static SetDigest Policies(IEnumerable<(uint Identity, string Digest)> policies) => SetDigest.Of(policies.Select(p => Line(p.Identity, p.Digest)));
-    public static SetDigest Labels(IEnumerable<IdentityLabels> labels) => SetDigest.Of(labels.Select(Line));
 
     public static string Policy(CompiledPolicy policy)
     {
         var rules = policy.Rules;
-        var size = 2 + 4 + 4 + policy.Count * EntrySize + SelectedBySize(policy.IngressSelectedBy) + SelectedBySize(policy.EgressSelectedBy);
+        var size = 2 + 4 + 4 + policy.Count * EntrySize;
         foreach (var r in rules) size += 4 + Encoding.UTF8.GetByteCount(r.ToString());
         // Pooled: one policy is a few kilobytes, and a new identity re-digests the hundred policies that admit it.
         var buffer = ArrayPool<byte>.Shared.Rent(size);
@@ -85,8 +77,6 @@ internal static class ContentDigest
             BinaryPrimitives.WriteInt32LittleEndian(span[at..], policy.Count); at += 4;
             for (var i = 0; i < policy.Count; i++)
                 at = WriteEntry(span, at, policy.Keys[i], policy.Values[i].Verdict, policy.Values[i].L7Redirect, policy.Values[i].Rule);
-            at = WriteSelectedBy(span, at, policy.IngressSelectedBy);
-            WriteSelectedBy(span, at, policy.EgressSelectedBy);
             return Sha256Hex(span);
         }
         finally { ArrayPool<byte>.Shared.Return(buffer); }
@@ -109,21 +99,6 @@ internal static class ContentDigest
         return at + 4 + length;
     }
 
-    private static int SelectedBySize(IReadOnlyList<PolicyRef> policies)
-    {
-        var size = 4;
-        foreach (var p in policies) size += 4 + Encoding.UTF8.GetByteCount(p.ToString());
-        return size;
-    }
-
-    private static int WriteSelectedBy(Span<byte> span, int at, IReadOnlyList<PolicyRef> policies)
-    {
-        BinaryPrimitives.WriteInt32LittleEndian(span[at..], policies.Count);
-        at += 4;
-        foreach (var p in policies) at = WriteRule(span, at, p.ToString());
-        return at;
-    }
-
     private static int WriteEntry(Span<byte> span, int at, PolicyEntryKey key, Verdict verdict, bool l7, int rule)
     {
         span[at] = (byte)key.Direction;
@@ -139,10 +114,9 @@ internal static class ContentDigest
 
     /// <param name="entry">Entry i (in key order) with the position of its rule in <paramref name="rules"/>.</param>
     public static string Policy(bool ingressEnforced, bool egressEnforced, IReadOnlyList<string> rules, int count,
-        Func<int, (PolicyEntryKey Key, Verdict Verdict, bool L7, int Rule)> entry,
-        IReadOnlyList<PolicyRef> ingressSelectedBy, IReadOnlyList<PolicyRef> egressSelectedBy)
+        Func<int, (PolicyEntryKey Key, Verdict Verdict, bool L7, int Rule)> entry)
     {
-        var size = 2 + 4 + 4 + count * EntrySize + SelectedBySize(ingressSelectedBy) + SelectedBySize(egressSelectedBy);
+        var size = 2 + 4 + 4 + count * EntrySize;
         foreach (var r in rules) size += 4 + Encoding.UTF8.GetByteCount(r);
         var buffer = new byte[size];
         var span = buffer.AsSpan();
@@ -154,8 +128,6 @@ internal static class ContentDigest
             var (key, verdict, l7, rule) = entry(i);
             at = WriteEntry(span, at, key, verdict, l7, rule);
         }
-        at = WriteSelectedBy(span, at, ingressSelectedBy);
-        WriteSelectedBy(span, at, egressSelectedBy);
         return Sha256Hex(buffer);
     }
 

@@ -33,14 +33,12 @@ internal static class IdentityResolution
     public static IEnumerable<PolicyRule> AllRules(PolicySpec spec) => Sections.SelectMany(spec.Rules);
 
     public static CompiledPolicy Resolve(uint identity, IReadOnlyList<SelectingSpec> specs, IPeerMatcher peers, INamedPorts named) =>
-        CompiledPolicy.From(identity, EnforcementOf(specs), Entries(identity, specs, peers, named, withAnyPeer: true));
+        CompiledPolicy.From(identity, EnforcesIngress(specs), EnforcesEgress(specs), Entries(identity, specs, peers, named, withAnyPeer: true));
 
     // A selecting spec makes its directions default-deny even when its rules allow nothing (`ingress: [{}]`),
     // unless it says otherwise (enableDefaultDeny); a direction no spec enforces lets everything pass.
-    public static Enforcement EnforcementOf(IReadOnlyList<SelectingSpec> specs) => new(
-        specs.Any(s => s.Spec.EnforcesIngress), specs.Any(s => s.Spec.EnforcesEgress),
-        PolicyRef.Bounded(specs.Where(s => s.Spec.EnforcesIngress).Select(s => PolicyRef.Of(s.Policy))),
-        PolicyRef.Bounded(specs.Where(s => s.Spec.EnforcesEgress).Select(s => PolicyRef.Of(s.Policy))));
+    private static bool EnforcesIngress(IReadOnlyList<SelectingSpec> specs) => specs.Any(s => s.Spec.EnforcesIngress);
+    private static bool EnforcesEgress(IReadOnlyList<SelectingSpec> specs) => specs.Any(s => s.Spec.EnforcesEgress);
 
     /// <summary>
     /// An identity's entries for the peers <paramref name="peers"/> admits; <paramref name="withAnyPeer"/> false leaves

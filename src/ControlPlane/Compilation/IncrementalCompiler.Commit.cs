@@ -83,23 +83,19 @@ public sealed partial class IncrementalCompiler
         if (ipCacheMoved)
             foreach (var node in _nodes.Values)
                 if (node.Locals.HasCidrs || node.PublishedLocalIpCache.Count > 0) work.TryAdd(node, []);
-        // The cluster's label table follows the ipcache and the identity table: a change there changes every node.
-        var (labelsSet, labelsRemoved) = ClusterLabelsDelta(work);
-        var everyNode = ipCacheMoved || labelsSet.Count + labelsRemoved.Count > 0;
 
         // Nodes are published independently of each other (each reads the compiled state, writes only itself).
         var changed = new List<string>();
         var published = work.ToArray();
         OnCores(published.Length, i => published[i].Key.Change = Publish(published[i].Key, version, published[i].Value, ipCacheMoved));
-        foreach (var (node, _) in published)
-            if (node.Change is not null || everyNode || node.LabelsChange?.To == version) changed.Add(node.Name);
-        if (everyNode)
+        foreach (var (node, _) in published) if (node.Change is not null || ipCacheMoved) changed.Add(node.Name);
+        if (ipCacheMoved)
         {
             var rest = _nodes.Values.Where(n => !work.ContainsKey(n)).ToArray();
             OnCores(rest.Length, i =>
             {
                 rest[i].Change = null;
-                Rehash(rest[i], version);
+                Rehash(rest[i]);
             });
             foreach (var node in rest) changed.Add(node.Name);
         }
@@ -112,7 +108,6 @@ public sealed partial class IncrementalCompiler
         _previousVersion = Version;
         Version = version;
         _lastIpCacheDelta = (ipAdded, ipRemoved);
-        _lastLabelsDelta = (labelsSet, labelsRemoved);
         changed.Sort(StringComparer.Ordinal);
         return new CompileCommit(_previousVersion, version, changed) { IdentitiesCompiled = compiled };
     }
@@ -125,11 +120,8 @@ public sealed partial class IncrementalCompiler
     {
         var (ipAdded, ipRemoved) = _lastIpCacheDelta;
         if (!_nodes.TryGetValue(node, out var state) || state.Change is not { } change || change.To != Version)
-        {
-            // A node without endpoints still holds the cluster's ipcache and label table.
-            var (labelsSet, labelsRemoved) = LabelsDeltaOf(state);
-            return new NodeDelta(node, _previousVersion, Version, ContentHash(node), ipAdded, ipRemoved, [], [], [], [], [], [], labelsSet, labelsRemoved);
-        }
+            // A node without endpoints still holds the cluster's ipcache.
+            return new NodeDelta(node, _previousVersion, Version, ContentHash(node), ipAdded, ipRemoved, [], [], [], [], [], []);
         if (change.Delta is { } built) return built;
 
         var set = new List<PolicyHeader>();
@@ -140,14 +132,13 @@ public sealed partial class IncrementalCompiler
         {
             var now = state.PublishedPolicies.GetValueOrDefault(id);
             if (now is null) { removed.Add(id); continue; }
-            if (was is null || !was.Enforcement.Equals(now.Enforcement))
-                set.Add(new PolicyHeader(id, now.IngressEnforced, now.EgressEnforced, now.IngressSelectedBy, now.EgressSelectedBy));
+            if (was is null || was.IngressEnforced != now.IngressEnforced || was.EgressEnforced != now.EgressEnforced)
+                set.Add(new PolicyHeader(id, now.IngressEnforced, now.EgressEnforced));
             DiffEntries(id, was, now, entriesAdded, entriesRemoved);
         }
-        var (labelsAdded, labelsGone) = LabelsDeltaOf(state);
         return change.Delta = new NodeDelta(node, change.From, change.To, state.ContentHash,
             [.. ipAdded, .. change.LocalIpCacheAdded], [.. ipRemoved, .. change.LocalIpCacheRemoved],
-            change.EndpointsAdded, change.EndpointsRemoved, set, removed, entriesAdded, entriesRemoved, labelsAdded, labelsGone);
+            change.EndpointsAdded, change.EndpointsRemoved, set, removed, entriesAdded, entriesRemoved);
     }
 
     /// <summary>
@@ -402,18 +393,15 @@ public sealed partial class IncrementalCompiler
 
         node.EndpointsDigest = endpointsDigest;
         node.PoliciesDigest = policiesDigest;
-        Rehash(node, version);
+        Rehash(node);
         return change.IsEmpty ? null : change;
     }
 
-    private void Rehash(NodeState node, long version)
+    private void Rehash(NodeState node)
     {
-        RefreshLabels(node, version);
         var ipCache = _ipDigest;
         ipCache.Add(node.LocalIpCacheDigest);
-        var labels = _labelsDigest;
-        labels.Add(node.LabelsDigest);
-        node.ContentHash = ContentDigest.Node(node.Name, ipCache, node.EndpointsDigest, node.PoliciesDigest, labels);
+        node.ContentHash = ContentDigest.Node(node.Name, ipCache, node.EndpointsDigest, node.PoliciesDigest);
         node.Materialized = null;
     }
 

@@ -87,14 +87,12 @@ public sealed partial class IncrementalCompiler
         if (was is not null)
         {
             ContentDigest.Toggle(ref _ipDigest, was, remove: true);
-            UseLabels(was.Identity, -1);
             _ipByCidr.Remove(cidr);
             _ipCache.Remove(key);
         }
         if (now is not null)
         {
             ContentDigest.Toggle(ref _ipDigest, now, remove: false);
-            UseLabels(now.Identity, +1);
             _ipByCidr[cidr] = now;
             _ipCache[key] = now;
         }
@@ -143,10 +141,8 @@ public sealed partial class IncrementalCompiler
         var ipDigest = _ipDigest;
         ipDigest.Add(state.LocalIpCacheDigest);
         var policies = state.PublishedPolicies.OrderBy(p => p.Key).Select(p => p.Value).ToList();
-        var labelsDigest = _labelsDigest;
-        labelsDigest.Add(state.LabelsDigest);
         var snapshot = SnapshotAssembly.Build(state.Name, Version, ipCache, state.PublishedEndpoints.Values.Order(SnapshotAssembly.EndpointOrder).ToList(),
-            policies, LabelTable(state), ipDigest, labelsDigest);
+            policies, ipDigest);
         state.Materialized = snapshot;
         return snapshot;
     }
@@ -156,7 +152,7 @@ public sealed partial class IncrementalCompiler
     {
         if (_nodes.TryGetValue(node, out var state)) return state;
         var empty = new NodeState(node);
-        Rehash(empty, Version);
+        Rehash(empty);
         return empty;
     }
 

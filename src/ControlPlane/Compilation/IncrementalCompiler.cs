@@ -109,7 +109,6 @@ public sealed partial class IncrementalCompiler
         }
         _identities[identity] = labels;
         _labels.Add(identity, labels);
-        _labelsTouched.Add(identity);
         _untabled.Remove(identity);
         Reselect(State(identity), labels);
         if (identity != PolicyEntryKey.AnyPeer) Repeer(identity, oldPeerLabels, labels);

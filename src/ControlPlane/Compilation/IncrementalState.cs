@@ -49,11 +49,6 @@ internal sealed class NodeState(string name)
     public SetDigest PoliciesDigest { get; set; }
     public string ContentHash { get; set; } = "";
     public NodeSnapshot? Materialized { get; set; }
-    /// <summary>Its own part of its label table (the identities the cluster's part lacks), and that part's hash.</summary>
-    public Dictionary<uint, IdentityLabels> PublishedLabels { get; set; } = [];
-    public SetDigest LabelsDigest { get; set; }
-    /// <summary>What the last commit that changed its own labels changed.</summary>
-    public LabelsChange? LabelsChange { get; set; }
     /// <summary>What the last commit that changed this node changed (a delta is built from it only when asked).</summary>
     public NodeChange? Change { get; set; }
 }

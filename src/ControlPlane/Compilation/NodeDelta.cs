@@ -5,15 +5,8 @@ namespace Mesh.ControlPlane.Compilation;
 /// <summary>One entry of an identity's policy as a delta carries it: the rule by reference (node rule indexes shift).</summary>
 public sealed record EntryChange(uint Identity, PolicyEntryKey Key, Verdict Verdict, bool L7Redirect, RuleReference Rule);
 
-/// <summary>
-/// The enforcement of an identity's policy on a node (flags and the policies behind them), for an identity that
-/// appeared or whose enforcement changed.
-/// </summary>
-public sealed record PolicyHeader(uint Identity, bool IngressEnforced, bool EgressEnforced, IReadOnlyList<PolicyRef> IngressSelectedBy,
-    IReadOnlyList<PolicyRef> EgressSelectedBy)
-{
-    internal Enforcement Enforcement => new(IngressEnforced, EgressEnforced, [.. IngressSelectedBy], [.. EgressSelectedBy]);
-}
+/// <summary>The enforcement of an identity's policy on a node, for an identity that appeared or whose flags changed.</summary>
+public sealed record PolicyHeader(uint Identity, bool IngressEnforced, bool EgressEnforced);
 
 /// <summary>
 /// What changed on one node between two versions. Applying it means: drop the removed items, then add the added
@@ -33,18 +26,18 @@ public sealed record NodeDelta(
     IReadOnlyList<PolicyHeader> PoliciesSet,
     IReadOnlyList<uint> PoliciesRemoved,
     IReadOnlyList<EntryChange> EntriesAdded,
-    IReadOnlyList<EntryChange> EntriesRemoved,
-    IReadOnlyList<IdentityLabels> LabelsSet,
-    IReadOnlyList<IdentityLabels> LabelsRemoved)
+    IReadOnlyList<EntryChange> EntriesRemoved)
 {
     public static NodeDelta Empty(string node, long from, long to, string contentHash) =>
-        new(node, from, to, contentHash, [], [], [], [], [], [], [], [], [], []);
+        new(node, from, to, contentHash, [], [], [], [], [], [], [], []);
 
-    public bool IsEmpty => Size == 0;
+    public bool IsEmpty => IpCacheAdded.Count == 0 && IpCacheRemoved.Count == 0 && EndpointsAdded.Count == 0
+        && EndpointsRemoved.Count == 0 && PoliciesSet.Count == 0 && PoliciesRemoved.Count == 0
+        && EntriesAdded.Count == 0 && EntriesRemoved.Count == 0;
 
     /// <summary>The number of items it carries: what a wire message would have to send.</summary>
     public int Size => IpCacheAdded.Count + IpCacheRemoved.Count + EndpointsAdded.Count + EndpointsRemoved.Count
-        + PoliciesSet.Count + PoliciesRemoved.Count + EntriesAdded.Count + EntriesRemoved.Count + LabelsSet.Count + LabelsRemoved.Count;
+        + PoliciesSet.Count + PoliciesRemoved.Count + EntriesAdded.Count + EntriesRemoved.Count;
 
     /// <summary>The snapshot at <see cref="ToVersion"/> from the one at <see cref="FromVersion"/>: what an agent would hold.</summary>
     public NodeSnapshot ApplyTo(NodeSnapshot previous)
@@ -62,7 +55,7 @@ public sealed record NodeDelta(
 
         var rules = previous.Rules.Select(RuleReference.Parse).ToArray();
         var policies = previous.Policies.ToDictionary(p => p.Identity, p => (
-            Header: new PolicyHeader(p.Identity, p.IngressEnforced, p.EgressEnforced, p.IngressSelectedBy, p.EgressSelectedBy),
+            Header: new PolicyHeader(p.Identity, p.IngressEnforced, p.EgressEnforced),
             Entries: p.Entries.ToDictionary(e => e.Key, e => new Candidate(e.Verdict, rules[e.RuleIndex], e.L7Redirect))));
         foreach (var id in PoliciesRemoved) policies.Remove(id);
         foreach (var h in PoliciesSet)
@@ -71,14 +64,10 @@ public sealed record NodeDelta(
         foreach (var e in EntriesAdded) policies[e.Identity].Entries[e.Key] = new Candidate(e.Verdict, e.Rule, e.L7Redirect);
 
         var compiled = policies.Values.OrderBy(p => p.Header.Identity)
-            .Select(p => CompiledPolicy.From(p.Header.Identity, p.Header.Enforcement, p.Entries))
+            .Select(p => CompiledPolicy.From(p.Header.Identity, p.Header.IngressEnforced, p.Header.EgressEnforced, p.Entries))
             .ToList();
-
-        var labels = previous.Labels.ToDictionary(l => l.Identity);
-        foreach (var l in LabelsRemoved) labels.Remove(l.Identity);
-        foreach (var l in LabelsSet) labels[l.Identity] = l;
         return SnapshotAssembly.Build(Node, ToVersion, ipCache.Values.OrderBy(e => new IpCacheKey(e.Cidr)).ToList(),
-            endpoints.Values.Order(SnapshotAssembly.EndpointOrder).ToList(), compiled, labels.Values.OrderBy(l => l.Identity).ToList());
+            endpoints.Values.Order(SnapshotAssembly.EndpointOrder).ToList(), compiled);
     }
 }
 

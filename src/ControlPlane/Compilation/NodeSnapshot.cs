@@ -14,7 +14,6 @@ public sealed record NodeSnapshot(
     IReadOnlyList<LocalEndpoint> Endpoints,
     IReadOnlyList<IdentityPolicy> Policies,
     IReadOnlyList<string> Rules,
-    IReadOnlyList<IdentityLabels> Labels,
     string ContentHash)
 {
     /// <summary>The policy of a local identity, or null when no local endpoint has it.</summary>
@@ -31,8 +30,6 @@ public sealed record NodeSnapshot(
         snapshot.Policies.AddRange(Policies.Select(p =>
         {
             var policy = new Proto.IdentityPolicy { Identity = p.Identity, IngressEnforced = p.IngressEnforced, EgressEnforced = p.EgressEnforced };
-            policy.IngressSelectedBy.AddRange(p.IngressSelectedBy.Select(ToProto));
-            policy.EgressSelectedBy.AddRange(p.EgressSelectedBy.Select(ToProto));
             policy.Entries.AddRange(p.Entries.Select(e => new Proto.PolicyEntry
             {
                 Direction = e.Direction == Direction.Ingress ? Proto.Direction.Ingress : Proto.Direction.Egress,
@@ -48,17 +45,7 @@ public sealed record NodeSnapshot(
             return policy;
         }));
         snapshot.Rules.AddRange(Rules);
-        snapshot.IdentityLabels.AddRange(Labels.Select(ToProto));
         return snapshot;
-    }
-
-    internal static Proto.PolicyRef ToProto(PolicyRef p) => new() { Kind = p.Kind, Namespace = p.Namespace, Name = p.Name };
-
-    internal static Proto.IdentityLabels ToProto(IdentityLabels l)
-    {
-        var labels = new Proto.IdentityLabels { Identity = l.Identity };
-        labels.Labels.AddRange(l.Labels.Select(label => label.ToString()));
-        return labels;
     }
 
     /// <summary>
@@ -66,7 +53,7 @@ public sealed record NodeSnapshot(
     /// snapshot must arrive at. The lists must be in their sorted order.
     /// </summary>
     internal static string Hash(string node, IReadOnlyList<IpCacheEntry> ipCache, IReadOnlyList<LocalEndpoint> endpoints,
-        IReadOnlyList<IdentityPolicy> policies, IReadOnlyList<string> rules, IReadOnlyList<IdentityLabels> labels)
+        IReadOnlyList<IdentityPolicy> policies, IReadOnlyList<string> rules)
     {
         var digests = policies.Select(p =>
         {
@@ -76,10 +63,9 @@ public sealed record NodeSnapshot(
             for (var i = 0; i < used.Length; i++) local[used[i]] = i;
             var entries = p.Entries;
             var digest = ContentDigest.Policy(p.IngressEnforced, p.EgressEnforced, used.Select(u => rules[(int)u]).ToArray(), entries.Count,
-                i => (entries[i].Key, entries[i].Verdict, entries[i].L7Redirect, local[entries[i].RuleIndex]), p.IngressSelectedBy, p.EgressSelectedBy);
+                i => (entries[i].Key, entries[i].Verdict, entries[i].L7Redirect, local[entries[i].RuleIndex]));
             return (p.Identity, digest);
         });
-        return ContentDigest.Node(node, ContentDigest.IpCache(ipCache), ContentDigest.Endpoints(endpoints), ContentDigest.Policies(digests),
-            ContentDigest.Labels(labels));
+        return ContentDigest.Node(node, ContentDigest.IpCache(ipCache), ContentDigest.Endpoints(endpoints), ContentDigest.Policies(digests));
     }
 }

@@ -38,8 +38,7 @@ public static class PolicyCompiler
         var named = NamedPortTable.Of(endpoints);
 
         var compiled = selecting.Select(s => IdentityResolution.Resolve(s.Identity, s.Specs, peers, named)).ToList();
-        return SnapshotAssembly.Build(node, version, ipCache, local, compiled,
-            SnapshotAssembly.LabelTable(local.Select(e => e.Identity), ipCache, identities));
+        return SnapshotAssembly.Build(node, version, ipCache, local, compiled);
     }
 
     private static List<SelectingSpec> Selecting(LabelSet labels, List<NetworkPolicy> policies) =>

@@ -1,4 +1,3 @@
-using Mesh.Contracts.Labels;
 using Mesh.Contracts.Policies;
 
 namespace Mesh.ControlPlane.Compilation;
@@ -57,42 +56,7 @@ public sealed record PolicyEntry(Direction Direction, uint Peer, Protocol Protoc
 /// The policy one local identity is judged by. A direction that no policy selects is not enforced (everything
 /// passes); an enforced direction denies whatever no entry allows.
 /// </summary>
-/// <paramref name="IngressSelectedBy"/> and <paramref name="EgressSelectedBy"/> name the policies that enforce each
-/// direction (see <see cref="PolicyRef.MaxPerDirection"/>): what a default-deny drop is attributed to.
-public sealed record IdentityPolicy(uint Identity, bool IngressEnforced, bool EgressEnforced, IReadOnlyList<PolicyEntry> Entries,
-    IReadOnlyList<PolicyRef> IngressSelectedBy, IReadOnlyList<PolicyRef> EgressSelectedBy);
-
-/// <summary>
-/// A policy by the names Hubble shows: its document kind (<c>NetworkPolicy</c> for Kubernetes'), namespace ("" for
-/// a cluster-wide one) and name. Ordered by namespace, name, then kind.
-/// </summary>
-public sealed record PolicyRef(string Kind, string Namespace, string Name) : IComparable<PolicyRef>
-{
-    /// <summary>
-    /// The most policies an identity's snapshot names per direction: enough to explain a default deny, while a
-    /// namespace-wide selector over hundreds of policies cannot grow every snapshot.
-    /// </summary>
-    public const int MaxPerDirection = 16;
-
-    public static PolicyRef Of(NetworkPolicy policy) => new(PolicyKinds.DocumentKind(policy.Kind), policy.Namespace ?? "", policy.Name);
-
-    /// <summary>The first <see cref="MaxPerDirection"/> distinct policies, in order.</summary>
-    public static PolicyRef[] Bounded(IEnumerable<PolicyRef> policies) => policies.Distinct().Order().Take(MaxPerDirection).ToArray();
-
-    public int CompareTo(PolicyRef? other)
-    {
-        if (other is null) return 1;
-        var c = string.CompareOrdinal(Namespace, other.Namespace);
-        if (c == 0) c = string.CompareOrdinal(Name, other.Name);
-        return c != 0 ? c : string.CompareOrdinal(Kind, other.Kind);
-    }
-
-    /// <summary><c>CiliumNetworkPolicy default/web</c>: the form the content hash takes.</summary>
-    public override string ToString() => $"{Kind} {Namespace}/{Name}";
-}
-
-/// <summary>The labels of an identity a node's flows can name (sorted <c>source:key=value</c>, as <see cref="LabelSet"/> keeps them).</summary>
-public sealed record IdentityLabels(uint Identity, LabelSet Labels);
+public sealed record IdentityPolicy(uint Identity, bool IngressEnforced, bool EgressEnforced, IReadOnlyList<PolicyEntry> Entries);
 
 public sealed record IpCacheEntry(string Cidr, uint Identity);
 

@@ -1,5 +1,3 @@
-using Mesh.Contracts.Identity;
-using Mesh.Contracts.Labels;
 using Mesh.Contracts.Policies;
 
 namespace Mesh.ControlPlane.Compilation;
@@ -12,7 +10,7 @@ namespace Mesh.ControlPlane.Compilation;
 internal static class SnapshotAssembly
 {
     public static NodeSnapshot Build(string node, long version, IReadOnlyList<IpCacheEntry> ipCache, IReadOnlyList<LocalEndpoint> endpoints,
-        IReadOnlyList<CompiledPolicy> policies, IReadOnlyList<IdentityLabels> labels, SetDigest? ipCacheDigest = null, SetDigest? labelsDigest = null)
+        IReadOnlyList<CompiledPolicy> policies, SetDigest? ipCacheDigest = null)
     {
         var rules = policies.SelectMany(p => p.Rules).Distinct().Order().ToList();
         var ruleIndex = new Dictionary<RuleReference, uint>(rules.Count);
@@ -27,11 +25,11 @@ internal static class SnapshotAssembly
                 entries[i] = new PolicyEntry(key.Direction, key.Peer, key.Protocol, key.Port, value.Verdict, nodeRule[value.Rule],
                     key.PortPrefixLength, value.L7Redirect);
             }
-            return new IdentityPolicy(p.Identity, p.IngressEnforced, p.EgressEnforced, entries, p.IngressSelectedBy, p.EgressSelectedBy);
+            return new IdentityPolicy(p.Identity, p.IngressEnforced, p.EgressEnforced, entries);
         }).ToList();
         var hash = ContentDigest.Node(node, ipCacheDigest ?? ContentDigest.IpCache(ipCache), ContentDigest.Endpoints(endpoints),
-            ContentDigest.Policies(policies.Select(p => (p.Identity, p.Digest))), labelsDigest ?? ContentDigest.Labels(labels));
-        return new NodeSnapshot(node, version, ipCache, endpoints, identityPolicies, rules.Select(r => r.ToString()).ToList(), labels, hash);
+            ContentDigest.Policies(policies.Select(p => (p.Identity, p.Digest))));
+        return new NodeSnapshot(node, version, ipCache, endpoints, identityPolicies, rules.Select(r => r.ToString()).ToList(), hash);
     }
 
     /// <summary>The order of local endpoints in a snapshot: by id, then interface.</summary>
@@ -40,14 +38,6 @@ internal static class SnapshotAssembly
         var c = string.CompareOrdinal(a.Id, b.Id);
         return c != 0 ? c : string.CompareOrdinal(a.Interface, b.Interface);
     });
-
-    /// <summary>
-    /// The label table of a node: the labels of its local identities and of the identities its ipcache maps to (an
-    /// address group's label identity), where the identity table has them; sorted by identity.
-    /// </summary>
-    public static List<IdentityLabels> LabelTable(IEnumerable<uint> local, IEnumerable<IpCacheEntry> ipCache, IReadOnlyDictionary<uint, LabelSet> identities) =>
-        local.Concat(ipCache.Select(e => new NumericIdentity(e.Identity).LabelIdentity.Value)).Distinct().Order()
-            .Where(identities.ContainsKey).Select(id => new IdentityLabels(id, identities[id])).ToList();
 
     public static string HostCidr(string ip) =>
         ip.Contains('/') ? ip : ip.Contains(':') ? $"{ip}/128" : $"{ip}/32";

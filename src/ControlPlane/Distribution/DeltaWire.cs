@@ -19,12 +19,9 @@ public static class DeltaWire
         wire.IpcacheRemoved.AddRange(delta.IpCacheRemoved.Select(Entry));
         wire.EndpointsAdded.AddRange(delta.EndpointsAdded.Select(Endpoint));
         wire.EndpointsRemoved.AddRange(delta.EndpointsRemoved.Select(Endpoint));
-        wire.PoliciesSet.AddRange(delta.PoliciesSet.Select(h =>
+        wire.PoliciesSet.AddRange(delta.PoliciesSet.Select(h => new Proto.IdentityPolicy
         {
-            var header = new Proto.IdentityPolicy { Identity = h.Identity, IngressEnforced = h.IngressEnforced, EgressEnforced = h.EgressEnforced };
-            header.IngressSelectedBy.AddRange(h.IngressSelectedBy.Select(NodeSnapshot.ToProto));
-            header.EgressSelectedBy.AddRange(h.EgressSelectedBy.Select(NodeSnapshot.ToProto));
-            return header;
+            Identity = h.Identity, IngressEnforced = h.IngressEnforced, EgressEnforced = h.EgressEnforced,
         }));
         wire.PoliciesRemoved.AddRange(delta.PoliciesRemoved);
         var rules = new Dictionary<RuleReference, uint>();
@@ -38,8 +35,6 @@ public static class DeltaWire
             wire.EntriesAdded.Add(Change(e, index));
         }
         wire.EntriesRemoved.AddRange(delta.EntriesRemoved.Select(e => Change(e, 0)));
-        wire.IdentityLabelsSet.AddRange(delta.LabelsSet.Select(NodeSnapshot.ToProto));
-        wire.IdentityLabelsRemoved.AddRange(delta.LabelsRemoved.Select(NodeSnapshot.ToProto));
         return wire;
     }
 

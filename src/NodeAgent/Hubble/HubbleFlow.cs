@@ -15,9 +15,9 @@ namespace Mesh.NodeAgent.Hubble;
 
 /// <summary>
 /// A datapath flow event in Hubble's form (<c>flow.Flow</c>), filled with what the agent knows: addresses, ports,
-/// verdict, the local pods at either end, the security identities and their labels, and the policy whose rule decided
-/// it with the version that decided. A default-deny drop has no deciding rule: it names the policies that make the
-/// local endpoint default-deny in that direction, which Cilium's Hubble cannot.
+/// verdict, the local pods at either end, the security identities, and the policy whose rule decided it with the
+/// version that decided. Labels are known for reserved identities only: the snapshot names no label of a
+/// cluster identity.
 /// </summary>
 public static class HubbleFlow
 {
@@ -29,10 +29,6 @@ public static class HubbleFlow
     {
         var dropped = f.Verdict == FlowVerdict.Dropped;
         var reason = dropped ? DropReasonOf(f.Reason) : HubbleDropReason.Unknown;
-        var ingress = f.Direction == MeshDirection.Ingress;
-        var selecting = dropped && f.Reason == MeshDropReason.DefaultDeny && f.Rule is null
-            ? directory.SelectingPolicies(ingress ? f.DestinationIdentity : f.SourceIdentity, ingress)
-            : [];
         var flow = new FlowMessage
         {
             Time = Timestamp.FromDateTimeOffset(f.Time),
@@ -55,7 +51,7 @@ public static class HubbleFlow
                 ? new CiliumEventType { Type = MessageTypeDrop, SubType = (int)reason }
                 : new CiliumEventType { Type = MessageTypePolicyVerdict },
             TrafficDirection = f.Direction == MeshDirection.Ingress ? HubbleDirection.Ingress : HubbleDirection.Egress,
-            Summary = SummaryOf(f, selecting),
+            Summary = SummaryOf(f),
         };
         // The datapath reports a forwarded connection by its first packet, which is never a reply; a dropped packet
         // may be either (a reply of a connection whose allow was removed).
@@ -71,7 +67,6 @@ public static class HubbleFlow
             };
             by.Add(policy);
         }
-        (ingress ? flow.IngressDeniedBy : flow.EgressDeniedBy).AddRange(selecting.Select(p => PolicyOf(p.Kind, p.Namespace, p.Name, f.Version)));
         return flow;
     }
 
@@ -89,18 +84,16 @@ public static class HubbleFlow
         RuleText text;
         try { text = RuleText.Parse(rule); }
         catch (FormatException) { return null; }
-        return PolicyOf(PolicyKinds.DocumentKind(text.Kind), text.Namespace ?? "", text.Name, version);
-    }
-
-    /// <param name="kind">the document kind (<c>NetworkPolicy</c> for Kubernetes')</param>
-    /// <param name="ns">empty for a cluster-wide policy</param>
-    private static Policy PolicyOf(string kind, string ns, string name, ulong version)
-    {
-        var policy = new Policy { Name = name, Namespace = ns, Kind = kind, Revision = version };
+        var kind = text.Kind switch
+        {
+            PolicyKind.KubernetesNetworkPolicy => PolicyParser.KubernetesKind,
+            var k => k.ToString(),
+        };
+        var policy = new Policy { Name = text.Name, Namespace = text.Namespace ?? "", Kind = kind, Revision = version };
         // The labels Cilium gives the rules it derives from a policy object.
         policy.Labels.Add($"k8s:io.cilium.k8s.policy.derived-from={kind}");
-        policy.Labels.Add($"k8s:io.cilium.k8s.policy.name={name}");
-        if (ns.Length > 0) policy.Labels.Add($"k8s:io.cilium.k8s.policy.namespace={ns}");
+        policy.Labels.Add($"k8s:io.cilium.k8s.policy.name={text.Name}");
+        if (text.Namespace is { } ns) policy.Labels.Add($"k8s:io.cilium.k8s.policy.namespace={ns}");
         return policy;
     }
 
@@ -126,9 +119,7 @@ public static class HubbleFlow
             endpoint.Namespace = pod.Namespace;
             endpoint.PodName = pod.Name;
         }
-        var labels = directory.LabelsOf(labelIdentity.Value);
-        if (labels.Count > 0) endpoint.Labels.AddRange(labels);
-        else if (ReservedLabel(labelIdentity) is { } label) endpoint.Labels.Add(label);
+        if (ReservedLabel(labelIdentity) is { } label) endpoint.Labels.Add(label);
         return endpoint;
     }
 
@@ -146,7 +137,7 @@ public static class HubbleFlow
         _ => null,
     };
 
-    private static string SummaryOf(FlowEvent f, IReadOnlyList<Contracts.Agent.PolicyRef> selecting)
+    private static string SummaryOf(FlowEvent f)
     {
         var protocol = f.Protocol switch
         {
@@ -159,14 +150,10 @@ public static class HubbleFlow
         var verdict = f.Verdict == FlowVerdict.Dropped ? $"dropped ({f.Reason switch
         {
             MeshDropReason.PolicyDenied => "deny rule",
-            MeshDropReason.DefaultDeny when selecting.Count > 0 =>
-                $"default deny: selected for {(f.Direction == MeshDirection.Ingress ? "ingress" : "egress")} by {string.Join(", ", selecting.Select(NameOf))}",
             MeshDropReason.DefaultDeny => "default deny: no rule allows it",
             _ => "unknown reason",
         }})" : "forwarded";
         var decided = f.Rule is { } rule ? $" by {rule}" : "";
         return string.Create(CultureInfo.InvariantCulture, $"{protocol} {route} {verdict}{decided} at v{f.Version}");
-
-        static string NameOf(Contracts.Agent.PolicyRef p) => p.Namespace.Length == 0 ? p.Name : $"{p.Namespace}/{p.Name}";
     }
 }

@@ -80,8 +80,7 @@ public sealed class AgentMetrics : IDisposable
             _drops.Add(1, new("reason", ProtoName(flow.DropReasonDesc)), new("protocol", protocol));
         // Every flow Mesh reports is a policy decision (a drop too), so each one counts; Cilium's match label tells
         // L3 from L4 rules, which the flow does not say: "rule" when a policy's rule decided, "none" when none did
-        // (default deny, whose flow names the policies that select the endpoint but no rule, or a direction no
-        // policy enforces).
+        // (default deny, where policies select the endpoint but no rule allows, or a direction no policy enforces).
         var ruleDecided = flow.DropReasonDesc != Mesh.Contracts.Hubble.Flows.DropReason.PolicyDenied
             && flow.IngressAllowedBy.Count + flow.EgressAllowedBy.Count + flow.IngressDeniedBy.Count + flow.EgressDeniedBy.Count > 0;
         _policyVerdicts.Add(1,

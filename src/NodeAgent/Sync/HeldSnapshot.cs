@@ -5,22 +5,14 @@ namespace Mesh.NodeAgent.Sync;
 /// <summary>
 /// The snapshot an agent holds, kept as maps so a delta applies in what it carries, with the content hash followed
 /// item by item. <see cref="Apply(NodeSnapshotDelta)"/> rebuilds the next version and says whether its hash is the
-/// one the control plane announced. With <c>keepClusterTables: false</c> the ipcache and the label table are followed
-/// by their hashes alone (for simulating many agents in one process: every node holds the whole cluster's).
+/// one the control plane announced. With <c>keepIpCache: false</c> the ipcache is followed by its hash alone (for
+/// simulating many agents in one process: every node holds the whole cluster's ipcache).
 /// </summary>
-public sealed class HeldSnapshot(bool keepClusterTables = true)
+public sealed class HeldSnapshot(bool keepIpCache = true)
 {
-    private sealed class Policy(IdentityPolicy header)
+    private sealed class Policy(bool ingress, bool egress)
     {
-        public bool Ingress = header.IngressEnforced, Egress = header.EgressEnforced;
-        public PolicyRef[] IngressSelectedBy = [.. header.IngressSelectedBy], EgressSelectedBy = [.. header.EgressSelectedBy];
-
-        public void Set(IdentityPolicy header)
-        {
-            (Ingress, Egress) = (header.IngressEnforced, header.EgressEnforced);
-            (IngressSelectedBy, EgressSelectedBy) = ([.. header.IngressSelectedBy], [.. header.EgressSelectedBy]);
-        }
-
+        public bool Ingress = ingress, Egress = egress;
         public readonly SortedDictionary<EntryKey, (byte Verdict, bool L7, string Rule)> Entries = [];
         public string? Digest;
     }
@@ -28,8 +20,7 @@ public sealed class HeldSnapshot(bool keepClusterTables = true)
     private readonly Dictionary<string, uint> _ipCache = new(StringComparer.Ordinal);
     private readonly Dictionary<string, LocalEndpoint> _endpoints = new(StringComparer.Ordinal);
     private readonly SortedDictionary<uint, Policy> _policies = [];
-    private readonly SortedDictionary<uint, IdentityLabels> _labels = [];
-    private SetHash _ipHash, _endpointHash, _policyHash, _labelHash;
+    private SetHash _ipHash, _endpointHash, _policyHash;
     // Whether a set hash moved since the content hash was computed: most versions change nothing on most nodes.
     private bool _changed = true;
 
@@ -42,17 +33,16 @@ public sealed class HeldSnapshot(bool keepClusterTables = true)
     /// <summary>Replaces everything with <paramref name="snapshot"/>; false when its content hash does not match its lists.</summary>
     public bool Apply(NodeSnapshot snapshot)
     {
-        _ipCache.Clear(); _endpoints.Clear(); _policies.Clear(); _labels.Clear();
-        (_ipHash, _endpointHash, _policyHash, _labelHash, _changed) = (default, default, default, default, true);
+        _ipCache.Clear(); _endpoints.Clear(); _policies.Clear();
+        (_ipHash, _endpointHash, _policyHash, _changed) = (default, default, default, true);
         Node = snapshot.Node;
         foreach (var e in snapshot.Ipcache) AddIpCache(e);
         foreach (var e in snapshot.Endpoints) AddEndpoint(e);
         foreach (var p in snapshot.Policies)
         {
-            var policy = _policies[p.Identity] = new Policy(p);
+            var policy = _policies[p.Identity] = new Policy(p.IngressEnforced, p.EgressEnforced);
             foreach (var e in p.Entries) policy.Entries[KeyOf(e)] = ((byte)e.Verdict, e.L7Redirect, snapshot.Rules[(int)e.RuleIndex]);
         }
-        foreach (var l in snapshot.IdentityLabels) AddLabels(l);
         return Finish(snapshot.Version, snapshot.ContentHash, _policies.Keys.ToList());
     }
 
@@ -66,15 +56,12 @@ public sealed class HeldSnapshot(bool keepClusterTables = true)
             throw new InvalidOperationException($"delta {delta.Node} v{delta.FromVersion}->v{delta.Version} does not start from the held {Node} v{Version}");
         // Most versions change nothing on most nodes: such a delta only moves the version.
         if (delta.IpcacheRemoved.Count + delta.IpcacheAdded.Count + delta.EndpointsRemoved.Count + delta.EndpointsAdded.Count +
-            delta.PoliciesRemoved.Count + delta.PoliciesSet.Count + delta.EntriesRemoved.Count + delta.EntriesAdded.Count +
-            delta.IdentityLabelsRemoved.Count + delta.IdentityLabelsSet.Count == 0)
+            delta.PoliciesRemoved.Count + delta.PoliciesSet.Count + delta.EntriesRemoved.Count + delta.EntriesAdded.Count == 0)
             return Finish(delta.Version, delta.ContentHash, []);
         foreach (var e in delta.IpcacheRemoved) RemoveIpCache(e);
         foreach (var e in delta.IpcacheAdded) AddIpCache(e);
         foreach (var e in delta.EndpointsRemoved) RemoveEndpoint(e.Id);
         foreach (var e in delta.EndpointsAdded) AddEndpoint(e);
-        foreach (var l in delta.IdentityLabelsRemoved) RemoveLabels(l);
-        foreach (var l in delta.IdentityLabelsSet) AddLabels(l);
 
         var touched = new HashSet<uint>();
         foreach (var id in delta.PoliciesRemoved)
@@ -85,8 +72,8 @@ public sealed class HeldSnapshot(bool keepClusterTables = true)
             }
         foreach (var h in delta.PoliciesSet)
         {
-            if (_policies.TryGetValue(h.Identity, out var p)) p.Set(h);
-            else _policies[h.Identity] = new Policy(h);
+            if (_policies.TryGetValue(h.Identity, out var p)) (p.Ingress, p.Egress) = (h.IngressEnforced, h.EgressEnforced);
+            else _policies[h.Identity] = new Policy(h.IngressEnforced, h.EgressEnforced);
             touched.Add(h.Identity);
         }
         foreach (var e in delta.EntriesRemoved)
@@ -107,14 +94,12 @@ public sealed class HeldSnapshot(bool keepClusterTables = true)
         var index = new Dictionary<string, uint>(rules.Count, StringComparer.Ordinal);
         for (var i = 0; i < rules.Count; i++) index[rules[i]] = (uint)i;
         var snapshot = new NodeSnapshot { Node = Node, Version = Version, ContentHash = ContentHash };
-        if (keepClusterTables)
+        if (keepIpCache)
             snapshot.Ipcache.AddRange(_ipCache.Select(e => new IpCacheEntry { Cidr = e.Key, Identity = e.Value }));
         snapshot.Endpoints.AddRange(_endpoints.Values.OrderBy(e => e.Id, StringComparer.Ordinal).ThenBy(e => e.InterfaceName, StringComparer.Ordinal));
         foreach (var (id, p) in _policies)
         {
             var policy = new IdentityPolicy { Identity = id, IngressEnforced = p.Ingress, EgressEnforced = p.Egress };
-            policy.IngressSelectedBy.AddRange(p.IngressSelectedBy);
-            policy.EgressSelectedBy.AddRange(p.EgressSelectedBy);
             policy.Entries.AddRange(p.Entries.Select(e => new PolicyEntry
             {
                 Direction = (Direction)e.Key.Direction, PeerIdentity = e.Key.Peer, Protocol = e.Key.Protocol, Port = e.Key.Port,
@@ -123,7 +108,6 @@ public sealed class HeldSnapshot(bool keepClusterTables = true)
             snapshot.Policies.Add(policy);
         }
         snapshot.Rules.AddRange(rules);
-        snapshot.IdentityLabels.AddRange(_labels.Values);
         return snapshot;
     }
 
@@ -138,7 +122,7 @@ public sealed class HeldSnapshot(bool keepClusterTables = true)
             _changed = true;
         }
         Version = version;
-        if (_changed) ContentHash = SnapshotDigest.Node(Node, _ipHash, _endpointHash, _policyHash, _labelHash);
+        if (_changed) ContentHash = SnapshotDigest.Node(Node, _ipHash, _endpointHash, _policyHash);
         _changed = false;
         return ContentHash == announced;
     }
@@ -149,34 +133,19 @@ public sealed class HeldSnapshot(bool keepClusterTables = true)
         var position = new Dictionary<string, int>(rules.Count, StringComparer.Ordinal);
         for (var i = 0; i < rules.Count; i++) position[rules[i]] = i;
         return SnapshotDigest.Policy(p.Ingress, p.Egress, rules,
-            p.Entries.Select(e => (e.Key, e.Value.Verdict, e.Value.L7, position[e.Value.Rule])).ToList(),
-            p.IngressSelectedBy.Select(SnapshotDigest.PolicyText).ToList(), p.EgressSelectedBy.Select(SnapshotDigest.PolicyText).ToList());
-    }
-
-    private void AddLabels(IdentityLabels labels)
-    {
-        if (keepClusterTables) _labels[labels.Identity] = labels;
-        _labelHash.Add(SnapshotDigest.LabelsLine(labels.Identity, labels.Labels));
-        _changed = true;
-    }
-
-    private void RemoveLabels(IdentityLabels labels)
-    {
-        if (keepClusterTables) _labels.Remove(labels.Identity);
-        _labelHash.Remove(SnapshotDigest.LabelsLine(labels.Identity, labels.Labels));
-        _changed = true;
+            p.Entries.Select(e => (e.Key, e.Value.Verdict, e.Value.L7, position[e.Value.Rule])).ToList());
     }
 
     private void AddIpCache(IpCacheEntry e)
     {
-        if (keepClusterTables) _ipCache[e.Cidr] = e.Identity;
+        if (keepIpCache) _ipCache[e.Cidr] = e.Identity;
         _ipHash.Add(SnapshotDigest.IpCacheLine(e.Cidr, e.Identity));
         _changed = true;
     }
 
     private void RemoveIpCache(IpCacheEntry e)
     {
-        if (keepClusterTables) _ipCache.Remove(e.Cidr);
+        if (keepIpCache) _ipCache.Remove(e.Cidr);
         _ipHash.Remove(SnapshotDigest.IpCacheLine(e.Cidr, e.Identity));
         _changed = true;
     }

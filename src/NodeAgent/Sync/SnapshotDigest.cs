@@ -2,50 +2,46 @@ using System.Buffers.Binary;
 using System.Globalization;
 using System.Security.Cryptography;
 using System.Text;
-using Mesh.Contracts.Agent;
 
 namespace Mesh.NodeAgent.Sync;
 
 /// <summary>
 /// The snapshot content hash as the control plane defines it, rebuilt on the agent's side of the wire:
 /// <code>
-/// content   = SHA-256("node {node}\nipcache {ipcache}\nendpoints {endpoints}\npolicies {policies}\nlabels {labels}\n")
+/// content   = SHA-256("node {node}\nipcache {ipcache}\nendpoints {endpoints}\npolicies {policies}\n")
 /// ipcache   = set hash of "{cidr} {identity}"; endpoints = set hash of "{id} {interface} {ip} {identity}"
 /// policies  = set hash of "{identity} {policy}", policy = SHA-256 of the flags, the identity's rule texts in rule
-///             order, its entries in key order, each naming its rule by position in that list, then the policies
-///             selecting it for ingress and for egress ("{kind} {namespace}/{name}", in order)
-/// labels    = set hash of "{identity} {labels joined by ';'}"
+///             order and its entries in key order, each naming its rule by position in that list
 /// set hash  = sum mod 2^256 of the SHA-256 of each line
 /// </code>
 /// Set hashes follow one added or removed line at a time, so a delta costs what it carries.
 /// </summary>
 internal static class SnapshotDigest
 {
-    public static string Node(string node, SetHash ipCache, SetHash endpoints, SetHash policies, SetHash labels) =>
-        Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(
-            $"node {node}\nipcache {ipCache}\nendpoints {endpoints}\npolicies {policies}\nlabels {labels}\n")));
+    public static string Node(string node, SetHash ipCache, SetHash endpoints, SetHash policies) =>
+        Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes($"node {node}\nipcache {ipCache}\nendpoints {endpoints}\npolicies {policies}\n")));
 
     public static string IpCacheLine(string cidr, uint identity) => string.Create(CultureInfo.InvariantCulture, $"{cidr} {identity}");
     public static string EndpointLine(string id, string iface, string ip, uint identity) => string.Create(CultureInfo.InvariantCulture, $"{id} {iface} {ip} {identity}");
     public static string PolicyLine(uint identity, string digest) => string.Create(CultureInfo.InvariantCulture, $"{identity} {digest}");
-    public static string LabelsLine(uint identity, IEnumerable<string> labels) => string.Create(CultureInfo.InvariantCulture, $"{identity} {string.Join(';', labels)}");
-    public static string PolicyText(PolicyRef p) => $"{p.Kind} {p.Namespace}/{p.Name}";
 
     /// <param name="entries">In key order, each with the position of its rule in <paramref name="rules"/>.</param>
     public static string Policy(bool ingressEnforced, bool egressEnforced, IReadOnlyList<string> rules,
-        IReadOnlyList<(EntryKey Key, byte Verdict, bool L7, int Rule)> entries, IReadOnlyList<string> ingressSelectedBy,
-        IReadOnlyList<string> egressSelectedBy)
+        IReadOnlyList<(EntryKey Key, byte Verdict, bool L7, int Rule)> entries)
     {
         const int EntrySize = 15;
         var ruleBytes = rules.Select(Encoding.UTF8.GetBytes).ToArray();
-        var ingressBytes = ingressSelectedBy.Select(Encoding.UTF8.GetBytes).ToArray();
-        var egressBytes = egressSelectedBy.Select(Encoding.UTF8.GetBytes).ToArray();
-        var buffer = new byte[2 + 4 + ruleBytes.Sum(b => 4 + b.Length) + 4 + entries.Count * EntrySize
-            + 4 + ingressBytes.Sum(b => 4 + b.Length) + 4 + egressBytes.Sum(b => 4 + b.Length)];
+        var buffer = new byte[2 + 4 + ruleBytes.Sum(b => 4 + b.Length) + 4 + entries.Count * EntrySize];
         var span = buffer.AsSpan();
         span[0] = (byte)(ingressEnforced ? 1 : 0);
         span[1] = (byte)(egressEnforced ? 1 : 0);
-        var at = WriteTexts(span, 2, ruleBytes);
+        var at = 2;
+        BinaryPrimitives.WriteInt32LittleEndian(span[at..], ruleBytes.Length); at += 4;
+        foreach (var b in ruleBytes)
+        {
+            BinaryPrimitives.WriteInt32LittleEndian(span[at..], b.Length); at += 4;
+            b.CopyTo(span[at..]); at += b.Length;
+        }
         BinaryPrimitives.WriteInt32LittleEndian(span[at..], entries.Count); at += 4;
         foreach (var (key, verdict, l7, rule) in entries)
         {
@@ -59,21 +55,7 @@ internal static class SnapshotDigest
             BinaryPrimitives.WriteInt32LittleEndian(span[(at + 11)..], rule);
             at += EntrySize;
         }
-        at = WriteTexts(span, at, ingressBytes);
-        WriteTexts(span, at, egressBytes);
         return Convert.ToHexStringLower(SHA256.HashData(buffer));
-    }
-
-    /// <summary>A count, then each text with its length before it.</summary>
-    private static int WriteTexts(Span<byte> span, int at, byte[][] texts)
-    {
-        BinaryPrimitives.WriteInt32LittleEndian(span[at..], texts.Length); at += 4;
-        foreach (var b in texts)
-        {
-            BinaryPrimitives.WriteInt32LittleEndian(span[at..], b.Length); at += 4;
-            b.CopyTo(span[at..]); at += b.Length;
-        }
-        return at;
     }
 }
 

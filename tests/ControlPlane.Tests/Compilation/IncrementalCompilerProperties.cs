@@ -63,7 +63,7 @@ public sealed class IncrementalCompilerProperties
             foreach (var node in Nodes)
             {
                 var s = model.Compile(node, 1);
-                Assert.Equal(s.ContentHash, NodeSnapshot.Hash(s.Node, s.IpCache, s.Endpoints, s.Policies, s.Rules, s.Labels));
+                Assert.Equal(s.ContentHash, NodeSnapshot.Hash(s.Node, s.IpCache, s.Endpoints, s.Policies, s.Rules));
             }
         }));
 
@@ -188,8 +188,6 @@ public sealed class IncrementalCompilerProperties
     private static string Render(NodeSnapshot s) => string.Join('\n',
         s.IpCache.Select(e => $"ipcache {e.Cidr} {e.Identity}")
             .Concat(s.Endpoints.Select(e => $"endpoint {e}"))
-            .Concat(s.Policies.Select(p => $"{p.Identity} selected for ingress by [{string.Join(", ", p.IngressSelectedBy)}], egress by [{string.Join(", ", p.EgressSelectedBy)}]"))
             .Concat(s.Policies.SelectMany(p => p.Entries.Select(e => $"{p.Identity} in={p.IngressEnforced} eg={p.EgressEnforced} {e.Key} {e.Verdict} l7={e.L7Redirect} {s.Rules[(int)e.RuleIndex]}")
-                .DefaultIfEmpty($"{p.Identity} in={p.IngressEnforced} eg={p.EgressEnforced} (no entries)")))
-            .Concat(s.Labels.Select(l => $"labels {l.Identity} {l.Labels.Key}")));
+                .DefaultIfEmpty($"{p.Identity} in={p.IngressEnforced} eg={p.EgressEnforced} (no entries)"))));
 }

@@ -20,10 +20,8 @@ public sealed class DeltaWireTests
         compiler.Commit(1);
         var v1 = compiler.Snapshot(NodeA).ToProto();
 
-        // A changed rule, a new policy whose rule sorts before the others, one gone, and a new identity's labels.
+        // A changed rule, a new policy whose rule sorts before the others, and one gone.
         compiler.ApplyPolicy(Policy("web-to-db", App("db"), ingress: [Peer(App("web"), Tcp(5432), Tcp(5433))]));
-        compiler.AllocateIdentity(1005, Mesh.Contracts.Labels.LabelSet.ForPod("shop", new Dictionary<string, string> { ["app"] = "batch" }, new Dictionary<string, string>()));
-        compiler.RegisterEndpoint(new CompilerEndpoint("shop/batch-1", NodeB, "10.201.1.50", "lxc-batch1", 1005));
         compiler.ApplyPolicy(Policy("a-first", App("db"), egress: [AnyPeer(Udp(53))]));
         compiler.DeletePolicy(PolicyKind.CiliumNetworkPolicy, "shop", "keep");
         compiler.Commit(2);
@@ -32,7 +30,6 @@ public sealed class DeltaWireTests
 
         Assert.Equal((1UL, 2UL, v2.ContentHash), (wire.FromVersion, wire.Version, wire.ContentHash));
         Assert.NotEqual(v1.ContentHash, v2.ContentHash);
-        Assert.Contains(wire.IdentityLabelsSet, l => l.Identity == 1005);
         Assert.Equal(v2, Rebuild(v1, wire));
     }
 
@@ -61,8 +58,6 @@ public sealed class DeltaWireTests
         foreach (var (id, p) in policies.OrderBy(p => p.Key))
         {
             var policy = new Proto.IdentityPolicy { Identity = id, IngressEnforced = p.Header.IngressEnforced, EgressEnforced = p.Header.EgressEnforced };
-            policy.IngressSelectedBy.AddRange(p.Header.IngressSelectedBy);
-            policy.EgressSelectedBy.AddRange(p.Header.EgressSelectedBy);
             policy.Entries.AddRange(p.Entries.OrderBy(e => e.Key, StringComparer.Ordinal).Select(e =>
             {
                 var entry = e.Value.Entry.Clone();
@@ -72,10 +67,6 @@ public sealed class DeltaWireTests
             result.Policies.Add(policy);
         }
         result.Rules.AddRange(rules);
-        var labels = from.IdentityLabels.ToDictionary(l => l.Identity);
-        foreach (var l in delta.IdentityLabelsRemoved) labels.Remove(l.Identity);
-        foreach (var l in delta.IdentityLabelsSet) labels[l.Identity] = l;
-        result.IdentityLabels.AddRange(labels.Values.OrderBy(l => l.Identity));
         return result;
     }
 }

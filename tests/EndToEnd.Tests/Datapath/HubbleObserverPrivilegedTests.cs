@@ -21,7 +21,7 @@ public sealed class HubbleObserverPrivilegedTests : MeshSystemTest
     private string Socket => Path.Combine(mesh.NodeState.AgentStateDirectory!, "hubble.sock");
 
     [Fact]
-    public async Task A_grpc_js_Hubble_client_gets_allowed_and_dropped_flows_with_pods_labels_node_and_policy_filters_narrow_them_and_follow_delivers_new_ones()
+    public async Task A_grpc_js_Hubble_client_gets_allowed_and_dropped_flows_with_pods_node_and_policy_filters_narrow_them_and_follow_delivers_new_ones()
     {
         Privileged.Require();
         await EnsureNodeModulesAsync();
@@ -55,14 +55,6 @@ public sealed class HubbleObserverPrivilegedTests : MeshSystemTest
                 (flow.GetProperty("source").GetProperty("identity").GetUInt32(), flow.GetProperty("destination").GetProperty("identity").GetUInt32()));
             Assert.Equal((MeshSystem.Node, "INGRESS", "L3_L4"), (flow.GetProperty("node_name").GetString(), flow.GetProperty("traffic_direction").GetString(), flow.GetProperty("Type").GetString()));
             Assert.True(Guid.TryParse(flow.GetProperty("uuid").GetString(), out _));
-            // The pods' labels, from the snapshot's label table, in Hubble's sorted source:key=value form.
-            foreach (var (end, app) in new[] { ("source", "client"), ("destination", "server") })
-            {
-                var labels = flow.GetProperty(end).GetProperty("labels").EnumerateArray().Select(l => l.GetString()!).ToList();
-                Assert.Contains($"k8s:app={app}", labels);
-                Assert.Contains("k8s:io.kubernetes.pod.namespace=default", labels);
-                Assert.Equal(labels.Order(StringComparer.Ordinal), labels);
-            }
         }
         Assert.InRange(int.Parse(Str(allowed, "l4", "TCP", "source_port"), CultureInfo.InvariantCulture), 1, 65535);
         var policy = Assert.Single(allowed.GetProperty("ingress_allowed_by").EnumerateArray());
@@ -70,11 +62,6 @@ public sealed class HubbleObserverPrivilegedTests : MeshSystemTest
         Assert.True(long.Parse(policy.GetProperty("revision").GetString()!, CultureInfo.InvariantCulture) >= version, $"revision {policy} is the version that allowed it, v{version} or newer");
         Assert.Equal("POLICY_DENIED", dropped.GetProperty("drop_reason_desc").GetString());
         Assert.Empty(dropped.GetProperty("ingress_allowed_by").EnumerateArray());
-        // No rule decided the default-deny drop: the policy that makes the server default-deny for ingress is named.
-        var denier = Assert.Single(dropped.GetProperty("ingress_denied_by").EnumerateArray());
-        Assert.Equal((ServerPolicies.Name, "default", "CiliumNetworkPolicy"), (denier.GetProperty("name").GetString(), denier.GetProperty("namespace").GetString(), denier.GetProperty("kind").GetString()));
-        Assert.True(long.Parse(denier.GetProperty("revision").GetString()!, CultureInfo.InvariantCulture) >= version, $"revision {denier} is the version that dropped it, v{version} or newer");
-        Assert.Empty(dropped.GetProperty("egress_denied_by").EnumerateArray());
 
         // Filters narrow the answer on the server.
         Assert.NotEmpty(Flows(result, "dropped"));

@@ -17,32 +17,14 @@ public sealed class HubbleFlowTests
     private static readonly NumericIdentity Client = NumericIdentity.ForCluster(0, 1001), Server = NumericIdentity.ForCluster(0, 1002);
     private static readonly DateTimeOffset At = new(2026, 12, 6, 4, 0, 0, TimeSpan.Zero);
 
-    private static EndpointDirectory Directory(Action<NodeSnapshot>? context = null)
+    private static EndpointDirectory Directory()
     {
         var snapshot = new NodeSnapshot { Node = "node-1", Version = 40 };
         snapshot.Endpoints.Add(new LocalEndpoint { Id = "default/client", InterfaceName = "lxc1", Ip = "10.201.0.10", Identity = Client.Value });
         snapshot.Endpoints.Add(new LocalEndpoint { Id = "shop/server", InterfaceName = "lxc2", Ip = "10.201.0.20", Identity = Server.Value });
-        context?.Invoke(snapshot);
         var directory = new EndpointDirectory();
         directory.Update(snapshot);
         return directory;
-    }
-
-    /// <summary>The server is default-deny for ingress through two policies and for egress through a third.</summary>
-    private static void ServerSelected(NodeSnapshot snapshot)
-    {
-        var server = new IdentityPolicy { Identity = Server.Value, IngressEnforced = true, EgressEnforced = true };
-        server.IngressSelectedBy.Add(new PolicyRef { Kind = "CiliumNetworkPolicy", Namespace = "shop", Name = "server" });
-        server.IngressSelectedBy.Add(new PolicyRef { Kind = "CiliumClusterwideNetworkPolicy", Namespace = "", Name = "baseline" });
-        server.EgressSelectedBy.Add(new PolicyRef { Kind = "NetworkPolicy", Namespace = "shop", Name = "egress-lockdown" });
-        snapshot.Policies.Add(server);
-    }
-
-    private static IdentityLabels Labels(NumericIdentity identity, params string[] labels)
-    {
-        var table = new IdentityLabels { Identity = identity.Value };
-        table.Labels.AddRange(labels);
-        return table;
     }
 
     private static FlowEvent Event(MeshDirection direction, FlowVerdict verdict, MeshDropReason reason, string? rule, byte protocol = 6,
@@ -77,7 +59,7 @@ public sealed class HubbleFlowTests
     }
 
     [Fact]
-    public void A_default_deny_drop_is_policy_denied_with_no_policy_to_blame_when_the_snapshot_names_none()
+    public void A_default_deny_drop_is_policy_denied_with_no_policy_to_blame()
     {
         var flow = HubbleFlow.From(Event(MeshDirection.Ingress, FlowVerdict.Dropped, MeshDropReason.DefaultDeny, null), "node-1", Directory());
 
@@ -88,47 +70,6 @@ public sealed class HubbleFlowTests
         Assert.Null(flow.IsReply);
         Assert.Empty(flow.IngressDeniedBy);
         Assert.Empty(flow.IngressAllowedBy);
-    }
-
-    [Fact]
-    public void A_default_deny_drop_names_the_policies_that_select_the_local_endpoint_for_that_direction()
-    {
-        var flow = HubbleFlow.From(Event(MeshDirection.Ingress, FlowVerdict.Dropped, MeshDropReason.DefaultDeny, null), "node-1",
-            Directory(ServerSelected));
-
-        Assert.Equal(HubbleDropReason.PolicyDenied, flow.DropReasonDesc);
-        Assert.Equal([("server", "shop", "CiliumNetworkPolicy", 42ul), ("baseline", "", "CiliumClusterwideNetworkPolicy", 42ul)],
-            flow.IngressDeniedBy.Select(p => (p.Name, p.Namespace, p.Kind, p.Revision)));
-        Assert.Contains("k8s:io.cilium.k8s.policy.namespace=shop", flow.IngressDeniedBy[0].Labels);
-        Assert.DoesNotContain(flow.IngressDeniedBy[1].Labels, l => l.StartsWith("k8s:io.cilium.k8s.policy.namespace=", StringComparison.Ordinal));
-        Assert.Empty(flow.EgressDeniedBy);
-        Assert.Contains("default deny: selected for ingress by shop/server, baseline", flow.Summary);
-    }
-
-    [Fact]
-    public void A_default_deny_drop_on_egress_names_the_egress_policies_of_the_source()
-    {
-        var flow = HubbleFlow.From(Event(MeshDirection.Egress, FlowVerdict.Dropped, MeshDropReason.DefaultDeny, null,
-            source: "10.201.0.20", destination: "10.201.0.10", sourceIdentity: Server.Value), "node-1", Directory(ServerSelected));
-
-        var policy = Assert.Single(flow.EgressDeniedBy);
-        Assert.Equal(("egress-lockdown", "shop", "NetworkPolicy"), (policy.Name, policy.Namespace, policy.Kind));
-        Assert.Empty(flow.IngressDeniedBy);
-        Assert.Contains("default deny: selected for egress by shop/egress-lockdown", flow.Summary);
-    }
-
-    [Fact]
-    public void Both_ends_carry_the_labels_the_snapshot_names_for_their_identities_sorted()
-    {
-        var flow = HubbleFlow.From(Event(MeshDirection.Ingress, FlowVerdict.Forwarded, MeshDropReason.None, "shop/allow-client ingress[0]"), "node-1",
-            Directory(s =>
-            {
-                s.IdentityLabels.Add(Labels(Client, "k8s:io.kubernetes.pod.namespace=default", "k8s:app=client"));
-                s.IdentityLabels.Add(Labels(Server, "k8s:app=server", "k8s:io.kubernetes.pod.namespace=shop"));
-            }));
-
-        Assert.Equal(["k8s:app=client", "k8s:io.kubernetes.pod.namespace=default"], flow.Source.Labels);
-        Assert.Equal(["k8s:app=server", "k8s:io.kubernetes.pod.namespace=shop"], flow.Destination.Labels);
     }
 
     [Fact]
