@@ -21,7 +21,10 @@ public sealed class TestCertificates : IDisposable
         var caRequest = new CertificateRequest("CN=Mesh test CA", caKey, HashAlgorithmName.SHA256);
         caRequest.CertificateExtensions.Add(new X509BasicConstraintsExtension(true, false, 0, true));
         caRequest.CertificateExtensions.Add(new X509KeyUsageExtension(X509KeyUsageFlags.KeyCertSign | X509KeyUsageFlags.CrlSign, true));
-        using var ca = caRequest.CreateSelfSigned(DateTimeOffset.UtcNow.AddMinutes(-5), DateTimeOffset.UtcNow.AddDays(1));
+        // One validity window for both: a server certificate may not outlive its issuer, even by the moment between two clock reads.
+        var now = DateTimeOffset.UtcNow;
+        var (notBefore, notAfter) = (now.AddMinutes(-5), now.AddDays(1));
+        using var ca = caRequest.CreateSelfSigned(notBefore, notAfter);
 
         using var serverKey = ECDsa.Create(ECCurve.NamedCurves.nistP256);
         var serverRequest = new CertificateRequest("CN=mesh-controlplane", serverKey, HashAlgorithmName.SHA256);
@@ -31,7 +34,7 @@ public sealed class TestCertificates : IDisposable
         serverRequest.CertificateExtensions.Add(names.Build());
         serverRequest.CertificateExtensions.Add(new X509BasicConstraintsExtension(false, false, 0, true));
         serverRequest.CertificateExtensions.Add(new X509EnhancedKeyUsageExtension([new Oid("1.3.6.1.5.5.7.3.1")], false));   // serverAuth
-        using var server = serverRequest.Create(ca, DateTimeOffset.UtcNow.AddMinutes(-5), DateTimeOffset.UtcNow.AddDays(1), RandomNumberGenerator.GetBytes(16));
+        using var server = serverRequest.Create(ca, notBefore, notAfter, RandomNumberGenerator.GetBytes(16));
 
         File.WriteAllText(CaFile, ca.ExportCertificatePem());
         File.WriteAllText(ServerCertFile, server.ExportCertificatePem());
