@@ -64,6 +64,7 @@ public static class ControlPlaneModule
         builder.Services.AddHealth();
         builder.Services.AddControlPlaneMetrics(options.Cluster.MemberId);
         builder.Services.AddSingleton<FlowStore>();
+        builder.Services.AddSingleton<FlowEnrichment>();
         builder.Services.AddHostedService<FlowRetention>();
         builder.Services.AddHostedService<CompileLoop>();
         builder.Services.AddSingleton<SyncWakeups>();

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using Mesh.Meshctl.Cli;
 using Mesh.Meshctl.Commands;
+using Mesh.Meshctl.Commands.Observe;
 using Mesh.Meshctl.Lab;
 
 // meshctl: the Mesh command line.

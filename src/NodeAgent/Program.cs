@@ -28,15 +28,16 @@ using var links = LinkWatcher.Start(options.Netns);
 var endpoints = new EndpointDirectory();
 var recent = new FlowBuffer(options.HubbleBufferSize);
 var loop = new AgentLoop(options, datapath, replicas, Console.Out, links.Changes, endpoints);
+var shipper = new FlowShipper(options.Node, replicas, Console.Error);
 using var metrics = new AgentMetrics(new AgentMetricSources(
     datapath.ReadCounters,
     () => datapath.AppliedVersion,
     () => loop.Connected,
-    () => [(AgentMetrics.ObserverEventsQueue, datapath.FlowsLost), (AgentMetrics.HubbleRingBuffer, recent.LostByFollowers)]));
+    () => [(AgentMetrics.ObserverEventsQueue, datapath.FlowsLost), (AgentMetrics.HubbleRingBuffer, recent.LostByFollowers),
+           (AgentMetrics.FlowShippingQueue, shipper.LostSinceStart)]));
 await using var hubble = await StartHubbleAsync();
 await using var metricsServer = await StartMetricsAsync();
 Console.WriteLine($"mesh-agent {options.Node}: datapath loaded (pins {options.PinRoot}, enforcing v{datapath.AppliedVersion}); control plane replicas {string.Join(", ", options.ControlPlaneReplicas)}");
-var shipper = new FlowShipper(options.Node, replicas, Console.Error);
 var flows = new FlowLog(options.Node, FlowLog.PathFor(options.StateDir), f =>
     {
         var flow = HubbleFlow.From(f, options.Node, endpoints);

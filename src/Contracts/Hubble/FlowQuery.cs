@@ -32,6 +32,12 @@ public sealed class FlowQuery
 
     public bool Follow { get; }
 
+    /// <summary>
+    /// As Hubble's observer: following with neither a number nor a since starts at the newest flow; what is held or
+    /// stored from before the call is not sent.
+    /// </summary>
+    public bool FollowsFromNow => Follow && _number == 0 && _since is null;
+
     /// <summary>Whether a flow is in the window and passes the filters.</summary>
     public bool Matches(FlowMessage flow)
     {

@@ -39,7 +39,9 @@ public sealed class ClusterObserverService(FlowStore history, NodeService nodes,
         var since = query.Since ?? now - options.FlowRetention;
         var until = query.Until ?? now + FlowShippingService.MaxClockDrift;
         var limit = query.Number == 0 ? MaxFlowsPerCall : (int)Math.Min(query.Number, MaxFlowsPerCall);
-        var flows = await history.ReadAsync(new FlowHistoryQuery(since, until, limit, Matches: query.Matches, Last: !query.First && query.Number > 0), ct);
+        IReadOnlyList<FlowMessage> flows = query.FollowsFromNow
+            ? []
+            : await history.ReadAsync(new FlowHistoryQuery(since, until, limit, Matches: query.Matches, Last: !query.First && query.Number > 0), ct);
         foreach (var flow in flows) await responses.WriteAsync(Response(flow), ct);
         if (!query.Follow) return;
 

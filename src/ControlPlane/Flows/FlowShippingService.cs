@@ -8,9 +8,9 @@ namespace Mesh.ControlPlane.Flows;
 /// <summary>
 /// Agents ship their flows here, on the agent port: each batch is stored in the flow history and answered with its
 /// sequence number. A node ships as itself only: its token names the node, and every flow is recorded under that
-/// name whatever the flow says.
+/// name whatever the flow says. The control plane adds what the node cannot know (<see cref="FlowEnrichment"/>).
 /// </summary>
-public sealed class FlowShippingService(FlowStore store, ControlPlaneOptions options, TimeProvider clock) : FlowShipping.FlowShippingBase
+public sealed class FlowShippingService(FlowStore store, FlowEnrichment enrichment, ControlPlaneOptions options, TimeProvider clock) : FlowShipping.FlowShippingBase
 {
     /// <summary>Flows in one batch at most: an agent sends batches of a few hundred to a few thousand.</summary>
     public const int MaxFlowsPerBatch = 20_000;
@@ -39,6 +39,7 @@ public sealed class FlowShippingService(FlowStore store, ControlPlaneOptions opt
                     throw Invalid($"flows[{i}].time: required, within the flow retention and at most {MaxClockDrift.TotalMinutes:0} min ahead of the control plane's clock");
                 batch.Flows[i].NodeName = batch.Node;
             }
+            enrichment.Enrich(batch.Flows);
             await store.WriteAsync(batch.Flows, new FlowBatchOrigin(batch.Node, batch.Instance, (long)batch.Sequence, (long)batch.LostEvents), ct);
             await stored.WriteAsync(new BatchStored { Sequence = batch.Sequence }, ct);
         }

@@ -27,16 +27,21 @@ public sealed class FlowShipper(string node, IReadOnlyList<ControlPlaneReplica> 
     private readonly string _instance = Guid.NewGuid().ToString("N");
     private readonly Queue<FlowBatch> _inFlight = new();
     private readonly SemaphoreSlim _room = new((options ?? new()).MaxInFlight);
-    private long _lost;
+    private long _lost, _lostSinceStart;
     private ulong _sequence;
 
     /// <summary>Flows that found the queue full, not yet reported to the control plane.</summary>
     public long Lost => Interlocked.Read(ref _lost);
 
+    /// <summary>Flows that found the queue full since the agent started (a counter for metrics).</summary>
+    public long LostSinceStart => Interlocked.Read(ref _lostSinceStart);
+
     /// <summary>Never blocks: a full queue counts the flow as lost.</summary>
     public void Add(FlowMessage flow)
     {
-        if (!_queue.Writer.TryWrite(flow)) Interlocked.Increment(ref _lost);
+        if (_queue.Writer.TryWrite(flow)) return;
+        Interlocked.Increment(ref _lost);
+        Interlocked.Increment(ref _lostSinceStart);
     }
 
     public async Task RunAsync(CancellationToken ct)

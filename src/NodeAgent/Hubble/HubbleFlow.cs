@@ -16,8 +16,8 @@ namespace Mesh.NodeAgent.Hubble;
 /// <summary>
 /// A datapath flow event in Hubble's form (<c>flow.Flow</c>), filled with what the agent knows: addresses, ports,
 /// verdict, the local pods at either end, the security identities, and the policy whose rule decided it with the
-/// version that decided. Labels are known for reserved identities only: the snapshot names no label of a
-/// cluster identity.
+/// version that decided. Labels are known here for reserved identities only: the snapshot names no label of a
+/// cluster identity (the control plane adds them when it stores the flow).
 /// </summary>
 public static class HubbleFlow
 {

@@ -27,7 +27,7 @@ public sealed class ObserverService(FlowBuffer buffer, ObserverIdentity self) : 
         var (held, follower) = buffer.SnapshotAndFollow();
         using (follower)
         {
-            foreach (var flow in query.Select(held)) await responses.WriteAsync(Response(flow), ct);
+            foreach (var flow in query.FollowsFromNow ? [] : query.Select(held)) await responses.WriteAsync(Response(flow), ct);
             try
             {
                 await foreach (var next in follower.ReadAllAsync(ct))

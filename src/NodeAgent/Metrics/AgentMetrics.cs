@@ -33,6 +33,8 @@ public sealed class AgentMetrics : IDisposable
     // Hubble's lost-event sources, as its lost_events_total labels them.
     public const string ObserverEventsQueue = "observer_events_queue";
     public const string HubbleRingBuffer = "hubble_ring_buffer";
+    /// <summary>Mesh's own source: flows that found the queue to the control plane's flow history full.</summary>
+    public const string FlowShippingQueue = "flow_shipping_queue";
 
     private readonly Counter<long> _flowsProcessed;
     private readonly Counter<long> _drops;

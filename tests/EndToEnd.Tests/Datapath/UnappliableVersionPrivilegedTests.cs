@@ -53,19 +53,28 @@ public sealed class UnappliableVersionPrivilegedTests : MeshSystemTest
         await ObserveShowsTheDropsBetweenThePodsByName(client, server, enforced);
     }
 
-    /// <summary>`meshctl observe` finds the lab agent's flow log and resolves pods given as NS/NAME to their IPs.</summary>
+    /// <summary>`meshctl observe` shows the drops between the pods, by name, from the control plane's flow history.</summary>
     private async Task ObserveShowsTheDropsBetweenThePodsByName(LabPod client, LabPod server, long enforced)
     {
-        var run = await mesh.RunAsync("observe", "--from", client.Id, "--to", server.Id, "--port", "81", "--verdict", "DROPPED", "--last", "1000", "-o", "json");
-        var shown = run.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => JsonSerializer.Deserialize<FlowRecord>(l, FlowRecord.Json)!).ToList();
-
-        Assert.NotEmpty(shown);
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        List<JsonElement> shown;
+        while (!(shown = await ObserveAsync()).Any(f => f.GetProperty("Summary").GetString()!.EndsWith($" at v{enforced}", StringComparison.Ordinal)))
+        {
+            Assert.True(DateTime.UtcNow < deadline, $"no drop of v{enforced} among {shown.Count} flows shown");
+            await Task.Delay(200, TestContext.Current.CancellationToken);
+        }
         Assert.All(shown, f =>
         {
-            Assert.StartsWith($"{client.Ip}:", f.Source);
-            Assert.Equal($"{server.Ip}:81", f.Destination);
-            Assert.Equal("DROPPED", f.Verdict);
+            Assert.Equal(client.Ip, f.GetProperty("IP").GetProperty("source").GetString());
+            Assert.Equal(server.Ip, f.GetProperty("IP").GetProperty("destination").GetString());
+            Assert.Equal(81, f.GetProperty("l4").GetProperty("TCP").GetProperty("destination_port").GetInt32());
+            Assert.Equal("DROPPED", f.GetProperty("verdict").GetString());
         });
-        Assert.Contains(shown, f => f.Version == (ulong)enforced);
+
+        async Task<List<JsonElement>> ObserveAsync()
+        {
+            var run = await mesh.RunAsync("observe", "--from-pod", client.Id, "--to-pod", server.Id, "--to-port", "81", "--verdict", "DROPPED", "--last", "1000", "-o", "json");
+            return [.. run.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => JsonDocument.Parse(l).RootElement.GetProperty("flow"))];
+        }
     }
 }

@@ -1,3 +1,4 @@
+using System.Text.Json;
 using Mesh.Testing;
 
 namespace Mesh.EndToEnd.Tests.WalkingSkeleton;
@@ -28,7 +29,12 @@ public sealed class LabelPolicyPrivilegedTests : IAsyncLifetime
     }
 
     private Task<CliRun.Result> Meshctl(params string[] args) => CliRun.MeshctlAsync(
-        new Dictionary<string, string> { ["MESH_HOME"] = _home, ["MESH_LAB"] = _lab, ["MESH_SERVER"] = _cp.Api.ToString() }, args);
+        new Dictionary<string, string>
+        {
+            ["MESH_HOME"] = _home, ["MESH_LAB"] = _lab, ["MESH_SERVER"] = _cp.Api.ToString(),
+            // A plaintext control plane serves gRPC (the Observer API) on its gRPC port only.
+            ["MESH_HUBBLE_SERVER"] = _cp.Grpc.ToString(),
+        }, args);
 
     private async Task Run(params string[] args)
     {
@@ -60,8 +66,16 @@ public sealed class LabelPolicyPrivilegedTests : IAsyncLifetime
         Assert.True(await Connects("default/backend", "default/other", 80), "backend's egress is not selected: it still reaches other");
         Assert.True(await Connects("default/frontend", "default/backend", 80, "udp") is false, "the policy allows TCP only");
 
-        var drops = await Meshctl("observe", "--verdict", "DROPPED", "-o", "json", "--last", "100");
-        Assert.Contains("\"verdict\":\"DROPPED\"", drops.Stdout);
+        // The drops reach the control plane's flow history in the agent's next batch.
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        CliRun.Result drops;
+        while ((drops = await Meshctl("observe", "--verdict", "DROPPED", "--from-pod", "default/other", "--to-pod", "default/backend", "-o", "json")).Stdout.Length == 0)
+        {
+            Assert.True(drops.ExitCode == 0 && DateTime.UtcNow < deadline, $"meshctl observe showed no drop of other -> backend:\n{drops.Output}");
+            await Task.Delay(200, TestContext.Current.CancellationToken);
+        }
+        Assert.All(drops.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries),
+            line => Assert.Equal("DROPPED", JsonDocument.Parse(line).RootElement.GetProperty("flow").GetProperty("verdict").GetString()));
 
         await Run("policy", "delete", "default/allow-frontend");
         await Run("policy", "wait", "--timeout", "60s");

@@ -1,0 +1,52 @@
+using System.Collections.Frozen;
+using Mesh.ControlPlane.State;
+using FlowEndpoint = Mesh.Contracts.Hubble.Flows.Endpoint;
+using FlowMessage = Mesh.Contracts.Hubble.Flows.Flow;
+
+namespace Mesh.ControlPlane.Flows;
+
+/// <summary>
+/// What a node cannot say about a flow and the control plane can, filled in as the flow is stored: the labels of
+/// each end's security identity (a node's snapshot carries numbers, not labels, to stay small at a thousand nodes)
+/// and the pod behind an address on another node. What a node did say is kept as it said it.
+/// </summary>
+public sealed class FlowEnrichment(ClusterState state)
+{
+    private Lookup? _lookup;
+
+    public void Enrich(IEnumerable<FlowMessage> flows)
+    {
+        var lookup = LookupOf(state.Current);
+        foreach (var flow in flows)
+        {
+            Enrich(flow.Source, flow.IP?.Source, lookup);
+            Enrich(flow.Destination, flow.IP?.Destination, lookup);
+        }
+    }
+
+    private static void Enrich(FlowEndpoint? endpoint, string? address, Lookup lookup)
+    {
+        if (endpoint is null) return;
+        if (endpoint.PodName.Length == 0 && address is not null && lookup.Pods.TryGetValue(address, out var pod)
+            && pod.Identity == endpoint.Identity)
+        {
+            endpoint.Namespace = pod.Spec.Namespace;
+            endpoint.PodName = pod.Spec.Name;
+        }
+        if (endpoint.Labels.Count == 0 && lookup.Labels.TryGetValue(endpoint.Identity, out var labels)) endpoint.Labels.AddRange(labels);
+    }
+
+    /// <summary>The indexes of one view, built again only when the view has moved on (once per batch at most).</summary>
+    private Lookup LookupOf(ClusterView view)
+    {
+        var lookup = Volatile.Read(ref _lookup);
+        if (lookup?.View == view) return lookup;
+        lookup = new Lookup(view,
+            view.Identities.Values.ToFrozenDictionary(i => i.Identity, i => i.Labels.Select(l => l.ToString()).ToArray()),
+            view.Endpoints.Values.GroupBy(e => e.Spec.Ip, StringComparer.Ordinal).ToFrozenDictionary(g => g.Key, g => g.First(), StringComparer.Ordinal));
+        Volatile.Write(ref _lookup, lookup);
+        return lookup;
+    }
+
+    private sealed record Lookup(ClusterView View, FrozenDictionary<uint, string[]> Labels, FrozenDictionary<string, EndpointRecord> Pods);
+}
