@@ -7,7 +7,8 @@ namespace Mesh.EndToEnd.Tests.Datapath;
 
 /// <summary>
 /// A Hubble client, generated from Hubble's protos as Mesh ships them with @grpc/grpc-js (hubblejs/observe.js),
-/// reads a real agent's flows over its unix socket while the kernel forwards and drops real traffic by a policy.
+/// reads a real agent's flows over its unix socket while the kernel forwards and drops real traffic by a policy, and
+/// the same flows from the control plane's cluster-wide Observer (as from hubble-relay), over TLS with a token.
 /// </summary>
 [Trait("Category", "Privileged")]
 [Collection(DatapathSystemTests.Collection)]
@@ -36,7 +37,7 @@ public sealed class HubbleObserverPrivilegedTests : MeshSystemTest
         // The agent hands a flow to the Hubble buffer before it writes it to the flow log.
         await WaitForFlowLogAsync(f => f.Destination == $"{server.Ip}:81" && f.Verdict == "DROPPED");
 
-        using var answer = JsonDocument.Parse(await RunClientAsync("query"));
+        using var answer = JsonDocument.Parse(await RunClientAsync(Socket, "query"));
         var result = answer.RootElement;
         var all = Flows(result, "all");
         // Each connection is seen leaving the client's veth (egress) and entering the server's (ingress), where the policy judges it.
@@ -79,6 +80,8 @@ public sealed class HubbleObserverPrivilegedTests : MeshSystemTest
         Assert.Equal(MeshSystem.Node, Assert.Single(result.GetProperty("nodes").GetProperty("nodes").EnumerateArray()).GetProperty("name").GetString());
         Assert.Contains(result.GetProperty("namespaces").GetProperty("namespaces").EnumerateArray(), n => n.GetProperty("namespace").GetString() == "default");
 
+        await TheControlPlaneServesTheSameFlowsAsync(allowed, dropped);
+
         // Follow (dropped flows only): the call is following once the buffered drop to 81 came; a drop to 82 made after that arrives.
         await using var follower = FollowingClient.Start(ClientFolder, Socket, ProtoRoot, "81", "82");
         await follower.WaitForLineAsync("ready", TimeSpan.FromSeconds(30));
@@ -99,6 +102,42 @@ public sealed class HubbleObserverPrivilegedTests : MeshSystemTest
         return e.ValueKind == JsonValueKind.Number ? e.GetRawText() : e.GetString()!;
     }
 
+    /// <summary>
+    /// The control plane answers from the flow history, so the agent's flows arrive with its next batch: the same
+    /// flows (by uuid), verdicts, pods and policies, with the labels the control plane adds, and the same filters.
+    /// </summary>
+    private async Task TheControlPlaneServesTheSameFlowsAsync(JsonElement allowed, JsonElement dropped)
+    {
+        var environment = new Dictionary<string, string> { ["MESH_TOKEN"] = TestTokens.Viewer, ["MESH_CA_FILE"] = mesh.ControlPlane.Tls!.CaFile };
+        var target = $"https://127.0.0.1:{mesh.ControlPlane.ApiPort}";
+        string Uuid(JsonElement f) => f.GetProperty("uuid").GetString()!;
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while (true)
+        {
+            using var answer = JsonDocument.Parse(await RunClientAsync(target, "query", environment));
+            var cluster = Flows(answer.RootElement, "all").ToDictionary(Uuid);
+            if (cluster.TryGetValue(Uuid(allowed), out var stored) && cluster.ContainsKey(Uuid(dropped)))
+            {
+                foreach (var (agent, kept) in new[] { (allowed, stored), (dropped, cluster[Uuid(dropped)]) })
+                {
+                    Assert.Equal(agent.GetProperty("verdict").GetString(), kept.GetProperty("verdict").GetString());
+                    Assert.Equal((Str(agent, "source", "pod_name"), Str(agent, "destination", "pod_name")), (Str(kept, "source", "pod_name"), Str(kept, "destination", "pod_name")));
+                    Assert.Equal(agent.GetProperty("ingress_allowed_by").GetRawText(), kept.GetProperty("ingress_allowed_by").GetRawText());
+                    Assert.Contains("k8s:app=client", kept.GetProperty("source").GetProperty("labels").EnumerateArray().Select(l => l.GetString()));
+                    Assert.Contains("k8s:app=server", kept.GetProperty("destination").GetProperty("labels").EnumerateArray().Select(l => l.GetString()));
+                }
+                Assert.Contains(Uuid(dropped), Flows(answer.RootElement, "dropped").Select(Uuid));
+                Assert.All(Flows(answer.RootElement, "dropped"), f => Assert.Equal("DROPPED", f.GetProperty("verdict").GetString()));
+                Assert.Contains(Uuid(allowed), Flows(answer.RootElement, "toServerPort80").Select(Uuid));
+                Assert.DoesNotContain(Uuid(dropped), Flows(answer.RootElement, "notDropped").Select(Uuid));
+                Assert.Equal(MeshSystem.Node, Assert.Single(answer.RootElement.GetProperty("nodes").GetProperty("nodes").EnumerateArray()).GetProperty("name").GetString());
+                return;
+            }
+            Assert.True(DateTime.UtcNow < deadline, $"the control plane's Observer holds {cluster.Count} flows, not the agent's two\n{mesh.Logs()}");
+            await Task.Delay(250, Ct);
+        }
+    }
+
     private async Task WaitForFlowLogAsync(Func<Mesh.NodeAgent.Flows.FlowRecord, bool> seen)
     {
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
@@ -109,10 +148,11 @@ public sealed class HubbleObserverPrivilegedTests : MeshSystemTest
         }
     }
 
-    private async Task<string> RunClientAsync(params string[] args)
+    private async Task<string> RunClientAsync(string target, string mode, IReadOnlyDictionary<string, string>? environment = null)
     {
         var start = new ProcessStartInfo("node") { WorkingDirectory = ClientFolder, RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var a in new[] { "observe.js", Socket, ProtoRoot }.Concat(args)) start.ArgumentList.Add(a);
+        foreach (var a in new[] { "observe.js", target, ProtoRoot, mode }) start.ArgumentList.Add(a);
+        foreach (var (k, v) in environment ?? new Dictionary<string, string>()) start.Environment[k] = v;
         using var process = Process.Start(start)!;
         var stdout = process.StandardOutput.ReadToEndAsync(Ct);
         var stderr = process.StandardError.ReadToEndAsync(Ct);
@@ -120,7 +160,7 @@ public sealed class HubbleObserverPrivilegedTests : MeshSystemTest
         limit.CancelAfter(TimeSpan.FromSeconds(60));
         try { await process.WaitForExitAsync(limit.Token); }
         catch (OperationCanceledException) { process.Kill(entireProcessTree: true); throw; }
-        Assert.True(process.ExitCode == 0, $"node observe.js {string.Join(' ', args)} exited {process.ExitCode}: {await stderr}\n{mesh.Logs()}");
+        Assert.True(process.ExitCode == 0, $"node observe.js {target} {mode} exited {process.ExitCode}: {await stderr}\n{mesh.Logs()}");
         return await stdout;
     }
 

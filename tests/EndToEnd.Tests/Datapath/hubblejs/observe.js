@@ -1,21 +1,35 @@
 // A Hubble client built from Hubble's protos (Mesh's copies) with @grpc/grpc-js, talking to a node agent's
-// unix socket. Prints JSON; the C# end-to-end test asserts on it.
-//   node observe.js <socket> <proto root> query
+// unix socket or, as to hubble-relay, to the control plane (TLS, believing $MESH_CA_FILE, with $MESH_TOKEN as bearer).
+// Prints JSON; the C# end-to-end test asserts on it.
+//   node observe.js <socket path | https://host:port> <proto root> query
 //       the whole buffer, two filtered answers, ServerStatus, GetNodes and GetNamespaces, as one JSON object
-//   node observe.js <socket> <proto root> follow <port> <later port>
+//   node observe.js <socket path | https://host:port> <proto root> follow <port> <later port>
 //       follows dropped flows to either port: prints {"ready":true} once a buffered flow came (the call follows from then
 //       on), then the first flow to <later port> as {"followed": flow}, and exits
 'use strict';
+const fs = require('fs');
 const path = require('path');
 const grpc = require('@grpc/grpc-js');
 const protoLoader = require('@grpc/proto-loader');
 
-const [socket, protoRoot, mode, ...rest] = process.argv.slice(2);
+const [target, protoRoot, mode, ...rest] = process.argv.slice(2);
 const definition = protoLoader.loadSync(path.join(protoRoot, 'observer', 'observer.proto'), {
   keepCase: true, longs: String, enums: String, defaults: true, oneofs: true, includeDirs: [protoRoot],
 });
 const { Observer } = grpc.loadPackageDefinition(definition).observer;
-const client = new Observer(`unix://${socket}`, grpc.credentials.createInsecure());
+
+function connect() {
+  if (!target.startsWith('https://')) return new Observer(`unix://${target}`, grpc.credentials.createInsecure());
+  const bearer = grpc.credentials.createFromMetadataGenerator((_, callback) => {
+    const metadata = new grpc.Metadata();
+    metadata.add('authorization', `Bearer ${process.env.MESH_TOKEN}`);
+    callback(null, metadata);
+  });
+  const tls = grpc.credentials.createSsl(fs.readFileSync(process.env.MESH_CA_FILE));
+  return new Observer(new URL(target).host, grpc.credentials.combineChannelCredentials(tls, bearer));
+}
+
+const client = connect();
 const deadline = () => new Date(Date.now() + 30_000);
 
 function unary(method, request) {
@@ -48,7 +62,8 @@ async function query() {
 function follow(port, laterPort) {
   return new Promise((resolve, reject) => {
     let ready = false;
-    const call = client.GetFlows({ follow: true, whitelist: [{ destination_port: [port, laterPort], verdict: ['DROPPED'] }] });
+    // With a number, the buffered flows come first (following alone would start at the newest flow).
+    const call = client.GetFlows({ follow: true, number: 100, whitelist: [{ destination_port: [port, laterPort], verdict: ['DROPPED'] }] });
     call.on('data', (response) => {
       if (response.response_types !== 'flow') return;
       if (!ready) {
