@@ -58,7 +58,7 @@ demo() {
   expect default/other default/backend 80 deny
   expect default/frontend default/backend 81 deny
 
-  say "flows the node agent saw (newest last)"
+  say "flows in the cluster's flow history (newest last)"
   meshctl observe --last 12
 
   say "deleting the policy: everything connects again"

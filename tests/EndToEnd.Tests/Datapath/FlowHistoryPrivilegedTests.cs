@@ -1,3 +1,4 @@
+using System.Text.Json;
 using Mesh.ControlPlane.Flows;
 using Mesh.Contracts.Hubble.Flows;
 using Mesh.Testing;
@@ -7,7 +8,8 @@ namespace Mesh.EndToEnd.Tests.Datapath;
 
 /// <summary>
 /// A real agent ships the flows the kernel reported to the control plane, which keeps them in PostgreSQL: allowed and
-/// dropped connections are in the history with their pods and the deciding policy, and stay there after the agent restarts.
+/// dropped connections are in the history with their pods and the deciding policy, and stay there after the agent and the
+/// control plane are killed.
 /// </summary>
 [Trait("Category", "Privileged")]
 [Collection(DatapathSystemTests.Collection)]
@@ -48,5 +50,13 @@ public sealed class FlowHistoryPrivilegedTests : MeshSystemTest
         await mesh.RunAsync("lab", "agent", "stop", MeshSystem.Node, "--kill");
         Assert.Equal(flows.Select(f => f.Uuid), (await HistoryAsync()).Select(f => f.Uuid).Take(flows.Count));
         Assert.Empty(await history.LostAsync(start, DateTimeOffset.UtcNow.AddMinutes(1), Ct));
+
+        // kill -9 of the control plane too: once it is back, `meshctl observe` shows the same flows from the history.
+        mesh.ControlPlane.Kill();
+        await mesh.ControlPlane.StartAsync();
+        var observed = await mesh.RunAsync("observe", "--node-name", MeshSystem.Node, "--since", start.ToString("O"), "--all", "-o", "json");
+        var shown = observed.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries)
+            .Select(l => JsonDocument.Parse(l).RootElement.GetProperty("flow").GetProperty("uuid").GetString()).ToList();
+        Assert.Equal(flows.Select(f => f.Uuid), shown.Take(flows.Count));
     }
 }

@@ -149,9 +149,12 @@ public sealed class FlowPrinter(string format, bool printPolicyNames, TextWriter
     private static string Decision(Flow flow)
     {
         var summary = flow.Summary;
-        var by = summary.IndexOf(" by ", StringComparison.Ordinal);
-        var dropped = summary.IndexOf("dropped (", StringComparison.Ordinal);
-        return by >= 0 ? summary[(by + 1)..] : dropped >= 0 ? summary[dropped..] : summary;
+        foreach (var start in new[] { " by ", " dropped (", " forwarded" })
+        {
+            var at = summary.IndexOf(start, StringComparison.Ordinal);
+            if (at >= 0) return summary[(at + 1)..];
+        }
+        return summary;
     }
 
     private static string PolicyText(Flow flow)
