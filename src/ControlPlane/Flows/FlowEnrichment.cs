@@ -1,14 +1,20 @@
+using System.Collections.Concurrent;
 using System.Collections.Frozen;
 using Mesh.ControlPlane.State;
+using Mesh.Contracts.Hubble;
+using Mesh.Contracts.Hubble.Flows;
 using FlowEndpoint = Mesh.Contracts.Hubble.Flows.Endpoint;
+using Policy = Mesh.Contracts.Hubble.Flows.Policy;
 using FlowMessage = Mesh.Contracts.Hubble.Flows.Flow;
 
 namespace Mesh.ControlPlane.Flows;
 
 /// <summary>
 /// What a node cannot say about a flow and the control plane can, filled in as the flow is stored: the labels of
-/// each end's security identity (a node's snapshot carries numbers, not labels, to stay small at a thousand nodes)
-/// and the pod behind an address on another node. What a node did say is kept as it said it.
+/// each end's security identity (a node's snapshot carries numbers, not labels, to stay small at a thousand nodes),
+/// the pod behind an address on another node, and for a default-deny drop, which no rule decided, the policies that
+/// made the endpoint default-deny (in <c>*_denied_by</c>, as the policies stand when the flow is stored, each with the
+/// version that last applied it). What a node did say is kept as it said it.
 /// </summary>
 public sealed class FlowEnrichment(ClusterState state)
 {
@@ -21,6 +27,12 @@ public sealed class FlowEnrichment(ClusterState state)
         {
             Enrich(flow.Source, flow.IP?.Source, lookup);
             Enrich(flow.Destination, flow.IP?.Destination, lookup);
+            if (flow is { Verdict: Verdict.Dropped, DropReasonDesc: DropReason.PolicyDenied, IngressDeniedBy.Count: 0, EgressDeniedBy.Count: 0 })
+            {
+                var ingress = flow.TrafficDirection == TrafficDirection.Ingress;
+                if ((ingress ? flow.Destination : flow.Source) is { } subject)
+                    (ingress ? flow.IngressDeniedBy : flow.EgressDeniedBy).AddRange(lookup.DefaultDenying(subject.Identity, ingress).Select(p => p.Clone()));
+            }
         }
     }
 
@@ -48,5 +60,16 @@ public sealed class FlowEnrichment(ClusterState state)
         return lookup;
     }
 
-    private sealed record Lookup(ClusterView View, FrozenDictionary<uint, string[]> Labels, FrozenDictionary<string, EndpointRecord> Pods);
+    private sealed record Lookup(ClusterView View, FrozenDictionary<uint, string[]> Labels, FrozenDictionary<string, EndpointRecord> Pods)
+    {
+        private readonly ConcurrentDictionary<(uint, bool), Policy[]> _defaultDenying = new();
+
+        /// <summary>The policies that select <paramref name="identity"/> and make it default-deny in that direction.</summary>
+        public Policy[] DefaultDenying(uint identity, bool ingress) => _defaultDenying.GetOrAdd((identity, ingress), key =>
+            View.Identities.TryGetValue(key.Item1, out var record)
+                ? [.. View.Policies.Values
+                    .Where(p => p.Policy.Specs.Any(s => (key.Item2 ? s.EnforcesIngress : s.EnforcesEgress) && p.Policy.EffectiveEndpointSelector(s).Matches(record.Labels)))
+                    .Select(p => HubblePolicy.Of(p.Policy.Kind, p.Policy.Namespace, p.Policy.Name, (ulong)p.Version.Value))]
+                : []);
+    }
 }

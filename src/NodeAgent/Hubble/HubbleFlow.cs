@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Net.Sockets;
 using Google.Protobuf.WellKnownTypes;
+using Mesh.Contracts.Hubble;
 using Mesh.Contracts.Hubble.Flows;
 using Mesh.Contracts.Identity;
 using Mesh.Contracts.Policies;
@@ -84,17 +85,7 @@ public static class HubbleFlow
         RuleText text;
         try { text = RuleText.Parse(rule); }
         catch (FormatException) { return null; }
-        var kind = text.Kind switch
-        {
-            PolicyKind.KubernetesNetworkPolicy => PolicyParser.KubernetesKind,
-            var k => k.ToString(),
-        };
-        var policy = new Policy { Name = text.Name, Namespace = text.Namespace ?? "", Kind = kind, Revision = version };
-        // The labels Cilium gives the rules it derives from a policy object.
-        policy.Labels.Add($"k8s:io.cilium.k8s.policy.derived-from={kind}");
-        policy.Labels.Add($"k8s:io.cilium.k8s.policy.name={text.Name}");
-        if (text.Namespace is { } ns) policy.Labels.Add($"k8s:io.cilium.k8s.policy.namespace={ns}");
-        return policy;
+        return HubblePolicy.Of(text.Kind, text.Namespace, text.Name, version);
     }
 
     private static Layer4? Layer4Of(FlowEvent f) => f.Protocol switch

@@ -12,7 +12,7 @@ namespace Mesh.EndToEnd.Tests.Flows;
 /// <summary>
 /// `meshctl observe` against a control plane served with TLS, as ./dev up runs it: the cluster's flows from the
 /// history with Hubble's flags and output formats, each flow filled in by the control plane with what its node could
-/// not know (the labels of both identities, the pod behind a remote address).
+/// not know (the labels of both identities, the pod behind a remote address, the policy behind a default deny).
 /// </summary>
 public sealed class ObserveCommandTests : IAsyncLifetime
 {
@@ -29,6 +29,17 @@ public sealed class ObserveCommandTests : IAsyncLifetime
         _cp = await ControlPlaneProcess.StartOnNewDatabaseAsync(_tls);
         _web = await _cp.Client.RegisterEndpointAsync(new("shop", "web-1", "node-a", "10.213.0.1", "lxc-web", new Dictionary<string, string> { ["app"] = "web" }), Ct);
         _api = await _cp.Client.RegisterEndpointAsync(new("shop", "api-1", "node-b", "10.213.0.2", "lxc-api", new Dictionary<string, string> { ["app"] = "api" }), Ct);
+        // api-1 is default-deny for ingress: its drops name this policy, though no rule of it decided them.
+        await _cp.Client.ApplyPolicyAsync("shop", "allow-web", """
+            apiVersion: cilium.io/v2
+            kind: CiliumNetworkPolicy
+            metadata: { name: allow-web, namespace: shop }
+            spec:
+              endpointSelector: { matchLabels: { app: api } }
+              ingress:
+                - fromEndpoints: [{ matchLabels: { app: web } }]
+                  toPorts: [{ ports: [{ port: "80", protocol: TCP }] }]
+            """, Ct);
         _shipper = new FlowShipper("node-b", [ControlPlaneReplica.Connect(_cp.Grpc, TestTokens.AdminTokenFile, _tls.CaFile)], TextWriter.Null);
         _shipping = _shipper.RunAsync(_stop.Token);
     }
@@ -101,6 +112,9 @@ public sealed class ObserveCommandTests : IAsyncLifetime
             Assert.Equal(("shop", "web-1"), (source.GetProperty("namespace").GetString(), source.GetProperty("pod_name").GetString()));
             Assert.Contains("k8s:app=web", source.GetProperty("labels").EnumerateArray().Select(l => l.GetString()));
             Assert.Contains("k8s:app=api", f.GetProperty("destination").GetProperty("labels").EnumerateArray().Select(l => l.GetString()));
+            var selecting = Assert.Single(f.GetProperty("ingress_denied_by").EnumerateArray());
+            Assert.Equal(("allow-web", "shop", "CiliumNetworkPolicy"),
+                (selecting.GetProperty("name").GetString(), selecting.GetProperty("namespace").GetString(), selecting.GetProperty("kind").GetString()));
         });
         var notForwarded = Lines(await ObserveAsync(null, "--not", "--verdict", "FORWARDED", "--since", "1m", "-o", "jsonpb"));
         Assert.Equal(dropped.Select(f => f.GetProperty("uuid").GetString()), notForwarded.Select(f => f.GetProperty("uuid").GetString()));
