@@ -115,13 +115,14 @@ internal sealed class RotatingFile : IFlowLogSink
         _file = null;
         // Two rotations within one millisecond must not share a name: the newer takes the next millisecond, so
         // the names still sort in the order the files were written.
-        var time = _clock.GetUtcNow().UtcDateTime;
-        if (time <= _lastBackupTime) time = _lastBackupTime.AddMilliseconds(1);
-        time = new DateTime(time.Ticks - time.Ticks % TimeSpan.TicksPerMillisecond, DateTimeKind.Utc);
+        // A name left by an earlier agent is skipped the same way.
+        var now = _clock.GetUtcNow().UtcDateTime;
+        var time = new DateTime(now.Ticks - now.Ticks % TimeSpan.TicksPerMillisecond, DateTimeKind.Utc);
+        string BackupAt(DateTime t) => Path.Combine(Path.GetDirectoryName(_path)!,
+            _backupPrefix + t.ToString(BackupTimeFormat, CultureInfo.InvariantCulture) + _extension);
+        while (time <= _lastBackupTime || File.Exists(BackupAt(time)) || File.Exists(BackupAt(time) + ".gz")) time = time.AddMilliseconds(1);
         _lastBackupTime = time;
-        var backup = Path.Combine(Path.GetDirectoryName(_path)!,
-            _backupPrefix + time.ToString(BackupTimeFormat, CultureInfo.InvariantCulture) + _extension);
-        File.Move(_path, backup, overwrite: false);
+        File.Move(_path, BackupAt(time), overwrite: false);
         _mill = _mill.ContinueWith(_ => Mill(), CancellationToken.None, TaskContinuationOptions.None, TaskScheduler.Default);
         return Open();
     }

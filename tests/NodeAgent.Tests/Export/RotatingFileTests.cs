@@ -42,7 +42,11 @@ public sealed class RotatingFileTests : IDisposable
     public void Rotations_within_one_millisecond_get_names_that_still_sort_in_the_order_they_were_written()
     {
         using (var file = File(maxBytes: 30))
-            for (var n = 0; n < 4; n++) file.WriteLine(Line(n));
+            for (var n = 0; n < 4; n++)
+            {
+                file.WriteLine(Line(n));
+                _clock.Advance(TimeSpan.FromTicks(3_000));   // 0.3 ms: the same millisecond, mostly
+            }
 
         var everyLine = Backups().Append(_scenario.PathOf("flows.log")).SelectMany(System.IO.File.ReadAllLines);
         Assert.Equal(Enumerable.Range(0, 4).Select(Line), everyLine);
