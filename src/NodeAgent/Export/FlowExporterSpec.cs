@@ -59,26 +59,28 @@ public sealed class FlowExporterSpec
         End?.ToString("O", CultureInfo.InvariantCulture) ?? "", FileMaxSizeMb.ToString(CultureInfo.InvariantCulture),
         FileMaxBackups.ToString(CultureInfo.InvariantCulture), FileCompress ? "1" : "0");
 
-    /// <param name="where">how errors name this exporter, e.g. <c>flowLogs[1] (denied)</c> or <c>--hubble-export</c></param>
+    /// <param name="where">how errors name this exporter, e.g. <c>flowLogs[1] (denied)</c>; empty when the field names say it (flags)</param>
     public static FlowExporterSpec Create(
         string where, string name, string filePath, IReadOnlyList<string> fieldMask, IReadOnlyList<FlowFilter> include, IReadOnlyList<FlowFilter> exclude,
         DateTimeOffset? end = null, double maxSizeMb = DefaultMaxSizeMb, int maxBackups = DefaultMaxBackups, bool compress = false,
         string fieldMaskField = "fieldMask", string includeField = "includeFilters", string excludeField = "excludeFilters",
         string maxSizeField = "fileMaxSizeMb", string maxBackupsField = "fileMaxBackups")
     {
-        if (string.IsNullOrWhiteSpace(filePath)) throw new FlowExportConfigException($"{where}.filePath: a file path or \"stdout\" is required");
+        if (string.IsNullOrWhiteSpace(filePath)) throw new FlowExportConfigException($"{At(where, "filePath")}: a file path or \"stdout\" is required");
         if (!(maxSizeMb >= 0) || double.IsInfinity(maxSizeMb))
-            throw new FlowExportConfigException($"{where}.{maxSizeField}: {maxSizeMb.ToString(CultureInfo.InvariantCulture)} is not a size in MB (0 never rotates)");
-        if (maxBackups < 0) throw new FlowExportConfigException($"{where}.{maxBackupsField}: {maxBackups} is not a number of backups (0 keeps every one)");
+            throw new FlowExportConfigException($"{At(where, maxSizeField)}: {maxSizeMb.ToString(CultureInfo.InvariantCulture)} is not a size in MB (0 never rotates)");
+        if (maxBackups < 0) throw new FlowExportConfigException($"{At(where, maxBackupsField)}: {maxBackups} is not a number of backups (0 keeps every one)");
         for (var i = 0; i < fieldMask.Count; i++)
             if (!Google.Protobuf.WellKnownTypes.FieldMask.IsValid<FlowMessage>(fieldMask[i]))
-                throw new FlowExportConfigException($"{where}.{fieldMaskField}[{i}]: \"{fieldMask[i]}\" is not a field of flow.Flow");
-        var allow = Compile(include, $"{where}.{includeField}");
-        var deny = Compile(exclude, $"{where}.{excludeField}");
+                throw new FlowExportConfigException($"{At(where, fieldMaskField)}[{i}]: \"{fieldMask[i]}\" is not a field of flow.Flow");
+        var allow = Compile(include, At(where, includeField));
+        var deny = Compile(exclude, At(where, excludeField));
         Func<FlowMessage, bool> matches = flow => (allow.Length == 0 || allow.Any(m => m(flow))) && !deny.Any(m => m(flow));
         var mask = fieldMask.Count == 0 ? null : Google.Protobuf.WellKnownTypes.FieldMask.FromStringEnumerable<FlowMessage>(fieldMask);
         return new FlowExporterSpec(name, filePath, [.. fieldMask], [.. include], [.. exclude], end, maxSizeMb, maxBackups, compress, matches, mask);
     }
+
+    private static string At(string where, string field) => where.Length == 0 ? field : $"{where}.{field}";
 
     private static Func<FlowMessage, bool>[] Compile(IReadOnlyList<FlowFilter> filters, string field)
     {

@@ -111,14 +111,15 @@ public sealed record AgentOptions(
         try
         {
             if (flagOrEnv("hubble-export-file-path") is { } path)
-                exporter = FlowExporterSpec.Create("--hubble-export", "hubble-export-file", path,
+                exporter = FlowExporterSpec.Create("", "hubble-export-file", path,
                     flagOrEnv("hubble-export-fieldmask")?.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries) ?? [],
                     FlowExporterSpec.ParseFilterList(flagOrEnv("hubble-export-allowlist"), "--hubble-export-allowlist"),
                     FlowExporterSpec.ParseFilterList(flagOrEnv("hubble-export-denylist"), "--hubble-export-denylist"),
                     maxSizeMb: flagOrEnv("hubble-export-file-max-size-mb") is { } size ? ParseNumber(size, "--hubble-export-file-max-size-mb") : FlowExporterSpec.DefaultMaxSizeMb,
                     maxBackups: flagOrEnv("hubble-export-file-max-backups") is { } backups ? ParseCount(backups, "--hubble-export-file-max-backups") : FlowExporterSpec.DefaultMaxBackups,
                     compress: flagOrEnv("hubble-export-file-compress") is { } compress && ParseBool(compress, "--hubble-export-file-compress"),
-                    fieldMaskField: "fieldmask", includeField: "allowlist", excludeField: "denylist", maxSizeField: "file-max-size-mb", maxBackupsField: "file-max-backups");
+                    fieldMaskField: "--hubble-export-fieldmask", includeField: "--hubble-export-allowlist", excludeField: "--hubble-export-denylist",
+                    maxSizeField: "--hubble-export-file-max-size-mb", maxBackupsField: "--hubble-export-file-max-backups");
         }
         catch (FlowExportConfigException e) { throw new ArgumentException($"{e.Message}\n\n{Usage}"); }
         var interval = flagOrEnv("hubble-flowlogs-config-check-interval") is { } seconds

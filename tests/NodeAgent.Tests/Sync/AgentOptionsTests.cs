@@ -110,8 +110,9 @@ public sealed class AgentOptionsTests
     }
 
     [Theory]
-    [InlineData("--hubble-export-fieldmask", "time,source.pod", "--hubble-export.fieldmask[1]: \"source.pod\" is not a field of flow.Flow")]
+    [InlineData("--hubble-export-fieldmask", "time,source.pod", "--hubble-export-fieldmask[1]: \"source.pod\" is not a field of flow.Flow")]
     [InlineData("--hubble-export-allowlist", "{\"verdicts\":[]}", "--hubble-export-allowlist[0]: ")]
+    [InlineData("--hubble-export-denylist", "{\"source_fqdn\":[\"x.com\"]}", "--hubble-export-denylist[0].source_fqdn: Mesh's flows do not record it")]
     [InlineData("--hubble-export-file-max-size-mb", "ten", "--hubble-export-file-max-size-mb: 'ten' is not a number")]
     [InlineData("--hubble-export-file-compress", "yes", "--hubble-export-file-compress: 'yes' is not true or false")]
     public void Export_flags_that_cannot_be_honoured_are_refused_naming_the_flag(string flag, string value, string error)
