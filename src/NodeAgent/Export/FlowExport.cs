@@ -55,15 +55,23 @@ public sealed class FlowExport
             { SingleReader = true, FullMode = BoundedChannelFullMode.Wait });
         if (options.Static is { } spec)
         {
-            if (!spec.IsStdout) RotatingFile.CreateDirectoryOf(spec.FilePath);
-            _static = FlowExporter.Start(spec, _stdout, _clock, Log);
-            Log($"exporting flows to {spec.FilePath}");
+            // Enforcement does not depend on observability: an agent that cannot export still enforces.
+            try
+            {
+                if (!spec.IsStdout) RotatingFile.CreateDirectoryOf(spec.FilePath);
+                _static = FlowExporter.Start(spec, _stdout, _clock, Log);
+                Log($"exporting flows to {spec.FilePath}");
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                Log($"not exporting flows to {spec.FilePath}: {e.Message}");
+            }
         }
         if (options.ConfigPath is not null) Reload();
     }
 
     /// <summary>Whether any exporter is or may be configured; an agent without one never queues a flow.</summary>
-    public bool Enabled => _options.Static is not null || _options.ConfigPath is not null;
+    public bool Enabled => _static is not null || _options.ConfigPath is not null;
 
     /// <summary>Flows that found the queue full.</summary>
     public long Lost => Interlocked.Read(ref _lost);

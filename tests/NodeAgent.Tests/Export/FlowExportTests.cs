@@ -136,6 +136,19 @@ public sealed class FlowExportTests : IDisposable
     }
 
     [Fact]
+    public async Task A_static_exporter_whose_directory_cannot_be_made_is_said_and_the_export_goes_on_without_it()
+    {
+        Directory.CreateDirectory(_scenario.Directory);
+        File.WriteAllText(_scenario.PathOf("not-a-directory"), "");
+        var export = new FlowExport("node-1", new(Spec("not-a-directory/flows.log")), _scenario.Log);
+
+        await ExportAsync(export, Flow(1));
+
+        Assert.False(export.Enabled);
+        Assert.Contains(_scenario.Log.Lines, l => l.Contains($"not exporting flows to {_scenario.PathOf("not-a-directory/flows.log")}", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public async Task The_stdout_exporter_writes_its_lines_to_the_agents_stdout()
     {
         using var stdout = new StringWriter();
