@@ -1,4 +1,5 @@
 using Mesh.NodeAgent.Datapath;
+using Mesh.NodeAgent.Export;
 using Mesh.NodeAgent.Flows;
 using Mesh.NodeAgent.Hubble;
 using Mesh.NodeAgent.Metrics;
@@ -29,12 +30,13 @@ var endpoints = new EndpointDirectory();
 var recent = new FlowBuffer(options.HubbleBufferSize);
 var loop = new AgentLoop(options, datapath, replicas, Console.Out, links.Changes, endpoints);
 var shipper = new FlowShipper(options.Node, replicas, Console.Error);
+var export = new FlowExport(options.Node, options.Export ?? new(), Console.Error);
 using var metrics = new AgentMetrics(new AgentMetricSources(
     datapath.ReadCounters,
     () => datapath.AppliedVersion,
     () => loop.Connected,
     () => [(AgentMetrics.ObserverEventsQueue, datapath.FlowsLost), (AgentMetrics.HubbleRingBuffer, recent.LostByFollowers),
-           (AgentMetrics.FlowShippingQueue, shipper.LostSinceStart)]));
+           (AgentMetrics.FlowShippingQueue, shipper.LostSinceStart), (AgentMetrics.HubbleExportQueue, export.Lost)]));
 await using var hubble = await StartHubbleAsync();
 await using var metricsServer = await StartMetricsAsync();
 Console.WriteLine($"mesh-agent {options.Node}: datapath loaded (pins {options.PinRoot}, enforcing v{datapath.AppliedVersion}); control plane replicas {string.Join(", ", options.ControlPlaneReplicas)}");
@@ -44,11 +46,16 @@ var flows = new FlowLog(options.Node, FlowLog.PathFor(options.StateDir), f =>
         metrics.Processed(flow);
         recent.Add(flow);
         shipper.Add(flow);
+        export.Add(flow);
     })
     .RunAsync(datapath, stop.Token);
 var shipping = shipper.RunAsync(stop.Token);
+var exporting = export.RunAsync(stop.Token);
 await loop.RunAsync(stop.Token);
 await flows;
+// Every flow the datapath reported before the stop is written and the files closed.
+export.Complete();
+await exporting;
 await shipping;
 return 0;
 

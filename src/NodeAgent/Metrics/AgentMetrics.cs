@@ -33,8 +33,10 @@ public sealed class AgentMetrics : IDisposable
     // Hubble's lost-event sources, as its lost_events_total labels them.
     public const string ObserverEventsQueue = "observer_events_queue";
     public const string HubbleRingBuffer = "hubble_ring_buffer";
-    /// <summary>Mesh's own source: flows that found the queue to the control plane's flow history full.</summary>
+    // Not Hubble's: flows that found the queue to the control plane's flow history full.
     public const string FlowShippingQueue = "flow_shipping_queue";
+    // Not one of Hubble's: flows the exporters' queue had no room for.
+    public const string HubbleExportQueue = "hubble_export_queue";
 
     private readonly Counter<long> _flowsProcessed;
     private readonly Counter<long> _drops;

@@ -1,3 +1,5 @@
+using Mesh.NodeAgent.Export;
+
 namespace Mesh.NodeAgent.Sync;
 
 /// <summary>The agent's command line: mesh-agent --node NAME [--netns NS] [--control-plane URL[,URL...]] [--pin-root DIR] ...</summary>
@@ -14,7 +16,8 @@ public sealed record AgentOptions(
     string? HubbleSocket = null,
     int HubbleBufferSize = Hubble.FlowBuffer.DefaultCapacity,
     System.Net.IPEndPoint? MetricsListen = null,
-    string? MetricsTokenFile = null)
+    string? MetricsTokenFile = null,
+    FlowExportOptions? Export = null)
 {
     /// <summary>Where Hubble's Observer API listens: --hubble-socket, else hubble.sock in the state dir.</summary>
     public string HubbleSocketPath => HubbleSocket ?? Path.Combine(StateDir, "hubble.sock");
@@ -43,6 +46,23 @@ public sealed record AgentOptions(
                                   (default: $MESH_AGENT_METRICS_LISTEN, else not served)
           --metrics-token-file FILE  holds the bearer token a scraper of /metrics must present; required with
                                   --metrics-listen, read again when it changes (default: $MESH_AGENT_METRICS_TOKEN_FILE)
+
+        Exporting flows (Hubble's exporter; each flag defaults to $MESH_AGENT_ and its name, e.g.
+        $MESH_AGENT_HUBBLE_EXPORT_FILE_PATH):
+          --hubble-export-file-path PATH     write every flow as a JSON line to PATH, or to the agent's stdout with
+                                             "stdout" (default: not exported)
+          --hubble-export-file-max-size-mb N rotate the file before it grows past N MB; 0 never rotates (default: 10)
+          --hubble-export-file-max-backups N rotated files kept, oldest deleted first; 0 keeps all (default: 5)
+          --hubble-export-file-compress BOOL gzip the rotated files (default: false)
+          --hubble-export-allowlist FILTERS  export only flows matching one of these Hubble flow filters (JSON, e.g.
+                                             {"source_pod":["default/"]}), separated by commas or newlines, or a JSON array
+          --hubble-export-denylist FILTERS   never export flows matching one of these
+          --hubble-export-fieldmask PATHS    export only these fields of each flow, comma-separated
+                                             (e.g. time,source.namespace,verdict; default: all)
+          --hubble-flowlogs-config-path FILE Hubble's dynamic exporters: a YAML flowLogs list, applied again whenever
+                                             it changes, without a restart
+          --hubble-flowlogs-config-check-interval SECONDS  read that file again this often, in case a change was
+                                             not seen (default: 10)
         """;
 
     public static AgentOptions Parse(string[] args)
@@ -55,6 +75,7 @@ public sealed record AgentOptions(
             values[args[i][2..]] = args[++i];
         }
         string? Get(string key) => values.TryGetValue(key, out var v) ? v : null;
+        string? FlagOrEnv(string key) => Get(key) ?? NonEmpty(Environment.GetEnvironmentVariable("MESH_AGENT_" + key.Replace('-', '_').ToUpperInvariant()));
         var node = Get("node") ?? throw new ArgumentException($"--node is required\n\n{Usage}");
         var home = Environment.GetEnvironmentVariable("MESH_HOME") ?? "/var/lib/mesh";
         var metricsListen = Get("metrics-listen") is { } listen ? ParseListen(listen, "--metrics-listen")
@@ -79,8 +100,47 @@ public sealed record AgentOptions(
             Get("hubble-socket"),
             Get("hubble-buffer-size") is { } size ? ParseBufferSize(size) : Hubble.FlowBuffer.DefaultCapacity,
             metricsListen,
-            metricsTokenFile);
+            metricsTokenFile,
+            ParseExport(FlagOrEnv));
     }
+
+    /// <summary>The exporter flags, each defaulting to $MESH_AGENT_ and its name in capitals.</summary>
+    private static FlowExportOptions ParseExport(Func<string, string?> flagOrEnv)
+    {
+        FlowExporterSpec? exporter = null;
+        try
+        {
+            if (flagOrEnv("hubble-export-file-path") is { } path)
+                exporter = FlowExporterSpec.Create("", "hubble-export-file", path,
+                    flagOrEnv("hubble-export-fieldmask")?.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries) ?? [],
+                    FlowExporterSpec.ParseFilterList(flagOrEnv("hubble-export-allowlist"), "--hubble-export-allowlist"),
+                    FlowExporterSpec.ParseFilterList(flagOrEnv("hubble-export-denylist"), "--hubble-export-denylist"),
+                    maxSizeMb: flagOrEnv("hubble-export-file-max-size-mb") is { } size ? ParseNumber(size, "--hubble-export-file-max-size-mb") : FlowExporterSpec.DefaultMaxSizeMb,
+                    maxBackups: flagOrEnv("hubble-export-file-max-backups") is { } backups ? ParseCount(backups, "--hubble-export-file-max-backups") : FlowExporterSpec.DefaultMaxBackups,
+                    compress: flagOrEnv("hubble-export-file-compress") is { } compress && ParseBool(compress, "--hubble-export-file-compress"),
+                    fieldMaskField: "--hubble-export-fieldmask", includeField: "--hubble-export-allowlist", excludeField: "--hubble-export-denylist",
+                    maxSizeField: "--hubble-export-file-max-size-mb", maxBackupsField: "--hubble-export-file-max-backups");
+        }
+        catch (FlowExportConfigException e) { throw new ArgumentException($"{e.Message}\n\n{Usage}"); }
+        var interval = flagOrEnv("hubble-flowlogs-config-check-interval") is { } seconds
+            ? TimeSpan.FromSeconds(ParseNumber(seconds, "--hubble-flowlogs-config-check-interval") is > 0 and var s ? s
+                : throw new ArgumentException($"--hubble-flowlogs-config-check-interval: '{seconds}' is not a positive number of seconds\n\n{Usage}"))
+            : (TimeSpan?)null;
+        return new FlowExportOptions(exporter, flagOrEnv("hubble-flowlogs-config-path"), interval);
+    }
+
+    private static double ParseNumber(string text, string flag) =>
+        double.TryParse(text, System.Globalization.NumberStyles.AllowDecimalPoint, System.Globalization.CultureInfo.InvariantCulture, out var value)
+            ? value
+            : throw new ArgumentException($"{flag}: '{text}' is not a number\n\n{Usage}");
+
+    private static int ParseCount(string text, string flag) =>
+        int.TryParse(text, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var value)
+            ? value
+            : throw new ArgumentException($"{flag}: '{text}' is not a whole number\n\n{Usage}");
+
+    private static bool ParseBool(string text, string flag) =>
+        bool.TryParse(text, out var value) ? value : throw new ArgumentException($"{flag}: '{text}' is not true or false\n\n{Usage}");
 
     private static string? NonEmpty(string? value) => string.IsNullOrWhiteSpace(value) ? null : value;
 

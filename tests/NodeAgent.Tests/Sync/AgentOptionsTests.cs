@@ -82,4 +82,43 @@ public sealed class AgentOptionsTests
 
         Assert.StartsWith($"--metrics-listen: '{listen}' is not IP:PORT", e.Message, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public void Hubbles_export_flags_describe_the_static_exporter_and_the_flow_logs_file()
+    {
+        var options = AgentOptions.Parse([
+            "--node", "n", "--hubble-export-file-path", "/var/log/mesh/flows.log", "--hubble-export-file-max-size-mb", "0.5",
+            "--hubble-export-file-max-backups", "2", "--hubble-export-file-compress", "true",
+            "--hubble-export-allowlist", """{"source_pod":["default/"]},{"verdict":["DROPPED"]}""", "--hubble-export-denylist", """{"destination_port":["53"]}""",
+            "--hubble-export-fieldmask", "time, source.namespace,verdict",
+            "--hubble-flowlogs-config-path", "/etc/mesh/flowlogs.yaml", "--hubble-flowlogs-config-check-interval", "0.25"]);
+
+        var exporter = options.Export!.Static!;
+        Assert.Equal(("/var/log/mesh/flows.log", 512 * 1024L, 2, true), (exporter.FilePath, exporter.FileMaxBytes, exporter.FileMaxBackups, exporter.FileCompress));
+        Assert.Equal(2, exporter.IncludeFilters.Count);
+        Assert.Equal(["53"], Assert.Single(exporter.ExcludeFilters).DestinationPort);
+        Assert.Equal(["time", "source.namespace", "verdict"], exporter.FieldMask);
+        Assert.Equal(("/etc/mesh/flowlogs.yaml", TimeSpan.FromMilliseconds(250)), (options.Export.ConfigPath, options.Export.CheckInterval));
+    }
+
+    [Fact]
+    public void Without_export_flags_nothing_is_exported()
+    {
+        var export = AgentOptions.Parse(["--node", "n"]).Export!;
+
+        Assert.Equal((null, null), (export.Static, export.ConfigPath));
+    }
+
+    [Theory]
+    [InlineData("--hubble-export-fieldmask", "time,source.pod", "--hubble-export-fieldmask[1]: \"source.pod\" is not a field of flow.Flow")]
+    [InlineData("--hubble-export-allowlist", "{\"verdicts\":[]}", "--hubble-export-allowlist[0]: ")]
+    [InlineData("--hubble-export-denylist", "{\"source_fqdn\":[\"x.com\"]}", "--hubble-export-denylist[0].source_fqdn: Mesh's flows do not record it")]
+    [InlineData("--hubble-export-file-max-size-mb", "ten", "--hubble-export-file-max-size-mb: 'ten' is not a number")]
+    [InlineData("--hubble-export-file-compress", "yes", "--hubble-export-file-compress: 'yes' is not true or false")]
+    public void Export_flags_that_cannot_be_honoured_are_refused_naming_the_flag(string flag, string value, string error)
+    {
+        var e = Assert.Throws<ArgumentException>(() => AgentOptions.Parse(["--node", "n", "--hubble-export-file-path", "stdout", flag, value]));
+
+        Assert.StartsWith(error, e.Message, StringComparison.Ordinal);
+    }
 }
