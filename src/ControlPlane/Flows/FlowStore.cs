@@ -51,17 +51,26 @@ public sealed class FlowStore(NpgsqlDataSource db)
     /// the same agent process (sent again after a broken call) changes nothing. Its lost count is recorded with it.
     /// </summary>
     /// <returns>false when the batch had been stored before</returns>
-    public async Task<bool> WriteAsync(IReadOnlyCollection<FlowMessage> flows, FlowBatchOrigin? origin, CancellationToken ct)
+    public async Task<bool> WriteAsync(IReadOnlyCollection<FlowMessage> flows, FlowBatchOrigin? origin, CancellationToken ct) =>
+        (await WriteAsync([(flows, origin)], ct))[0];
+
+    /// <summary>
+    /// Stores batches in one transaction, each as <see cref="WriteAsync(IReadOnlyCollection{FlowMessage}, FlowBatchOrigin?, CancellationToken)"/>
+    /// would alone and in the order given: one commit, one COPY and one count of the edges for all of them.
+    /// </summary>
+    /// <returns>per batch, false when it had been stored before</returns>
+    public async Task<bool[]> WriteAsync(IReadOnlyList<(IReadOnlyCollection<FlowMessage> Flows, FlowBatchOrigin? Origin)> batches, CancellationToken ct)
     {
         await EnsureSchemaAsync(ct);
-        await EnsurePartitionsAsync(flows.Select(f => DateOnly.FromDateTime(f.Time.ToDateTime())).Distinct(), ct);
+        await EnsurePartitionsAsync(batches.SelectMany(b => b.Flows).Select(f => DateOnly.FromDateTime(f.Time.ToDateTime())).Distinct(), ct);
         await using var conn = await db.OpenConnectionAsync(ct);
         await using var tx = await conn.BeginTransactionAsync(ct);
-        if (origin is not null && !await RecordBatchAsync(conn, tx, origin, ct)) return false;
+        var stored = await RecordBatchesAsync(conn, tx, batches.Select(b => b.Origin).ToList(), ct);
+        var flows = batches.Where((_, i) => stored[i]).SelectMany(b => b.Flows).ToList();
         if (flows.Count == 0)
         {
             await tx.CommitAsync(ct);
-            return true;
+            return stored;
         }
         await using (var copy = await conn.BeginBinaryImportAsync($"""
             COPY {Table} (time, node, verdict, direction, source_ip, destination_ip, source_port, destination_port, protocol,
@@ -91,7 +100,7 @@ public sealed class FlowStore(NpgsqlDataSource db)
         }
         await CountEdgesAsync(conn, tx, flows, ct);
         await tx.CommitAsync(ct);
-        return true;
+        return stored;
     }
 
     /// <summary>Flows each node reported it could not ship, per node, in [<paramref name="since"/>, <paramref name="until"/>).</summary>
@@ -107,27 +116,46 @@ public sealed class FlowStore(NpgsqlDataSource db)
         return lost;
     }
 
-    private static async Task<bool> RecordBatchAsync(NpgsqlConnection conn, NpgsqlTransaction tx, FlowBatchOrigin origin, CancellationToken ct)
+    /// <summary>Whether each batch is new, recording it (and what its node lost) when it is; null origins are always new.</summary>
+    private static async Task<bool[]> RecordBatchesAsync(NpgsqlConnection conn, NpgsqlTransaction tx, IReadOnlyList<FlowBatchOrigin?> origins, CancellationToken ct)
     {
-        // The row is locked until the commit: the same batch arriving twice at once (two replicas) is stored by one.
-        await using var batch = new NpgsqlCommand($"""
-            INSERT INTO {BatchesTable} AS b (node, instance, sequence) VALUES ($1, $2, $3)
-            ON CONFLICT (node) DO UPDATE SET instance = EXCLUDED.instance, sequence = EXCLUDED.sequence
-            WHERE b.instance <> EXCLUDED.instance OR b.sequence < EXCLUDED.sequence
-            RETURNING 1
-            """, conn, tx);
-        batch.Parameters.Add(new() { Value = origin.Node });
-        batch.Parameters.Add(new() { Value = origin.Instance });
-        batch.Parameters.Add(new() { Value = origin.Sequence });
-        if (await batch.ExecuteScalarAsync(ct) is null) return false;
-        if (origin.Lost > 0)
+        var stored = origins.Select(o => o is null).ToArray();
+        if (stored.All(s => s)) return stored;
+        // One round trip for all of them, run in order: each batch is judged against the ones before it in this
+        // transaction. The node's row stays locked until the commit: the same batch arriving twice at once (two
+        // replicas) is stored by one.
+        await using var batch = new NpgsqlBatch(conn, tx);
+        var recorded = new List<int>();
+        for (var i = 0; i < origins.Count; i++)
         {
-            await using var lost = new NpgsqlCommand($"INSERT INTO {LostTable} (time, node, count) VALUES (now(), $1, $2)", conn, tx);
-            lost.Parameters.Add(new() { Value = origin.Node });
-            lost.Parameters.Add(new() { Value = origin.Lost });
-            await lost.ExecuteNonQueryAsync(ct);
+            if (origins[i] is not { } origin) continue;
+            var record = new NpgsqlBatchCommand($"""
+                INSERT INTO {BatchesTable} AS b (node, instance, sequence) VALUES ($1, $2, $3)
+                ON CONFLICT (node) DO UPDATE SET instance = EXCLUDED.instance, sequence = EXCLUDED.sequence
+                WHERE b.instance <> EXCLUDED.instance OR b.sequence < EXCLUDED.sequence
+                RETURNING 1
+                """);
+            record.Parameters.Add(new() { Value = origin.Node });
+            record.Parameters.Add(new() { Value = origin.Instance });
+            record.Parameters.Add(new() { Value = origin.Sequence });
+            batch.BatchCommands.Add(record);
+            recorded.Add(i);
         }
-        return true;
+        await using (var reader = await batch.ExecuteReaderAsync(ct))
+            foreach (var i in recorded)
+            {
+                stored[i] = await reader.ReadAsync(ct);
+                await reader.NextResultAsync(ct);
+            }
+        var lost = recorded.Where(i => stored[i] && origins[i]!.Lost > 0).Select(i => origins[i]!).ToList();
+        if (lost.Count > 0)
+        {
+            await using var count = new NpgsqlCommand($"INSERT INTO {LostTable} (time, node, count) SELECT now(), * FROM unnest($1::text[], $2::bigint[])", conn, tx);
+            count.Parameters.Add(new() { Value = lost.Select(o => o.Node).ToArray() });
+            count.Parameters.Add(new() { Value = lost.Select(o => o.Lost).ToArray() });
+            await count.ExecuteNonQueryAsync(ct);
+        }
+        return stored;
     }
 
     /// <summary>The flows of <paramref name="query"/>, oldest first.</summary>

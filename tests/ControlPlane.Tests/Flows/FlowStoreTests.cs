@@ -126,6 +126,26 @@ public sealed class FlowStoreTests : IAsyncLifetime
         Assert.Equal(["a", "b"], (await _store.ReadAsync(new(day, day.AddMinutes(1), 10), Ct)).Select(f => f.NodeName));
     }
 
+    [Fact]
+    public async Task Batches_written_together_are_each_stored_once_as_if_written_one_by_one()
+    {
+        var next = 0;
+        (IReadOnlyCollection<FlowMessage>, FlowBatchOrigin?) Batch(string instance, long sequence, long lost = 0) =>
+            ([.. Enumerable.Range(0, 3).Select(_ => Flow(Noon.AddSeconds(next++), "node-a", Verdict.Forwarded, "web", "api", 80, $"flow {next}"))],
+             new FlowBatchOrigin("node-a", instance, sequence, lost));
+
+        Assert.Equal(new[] { true, true, true }, await _store.WriteAsync([Batch("one", 1), Batch("one", 2, lost: 5), Batch("one", 3)], Ct));
+        // Sent again after a broken call, with the ones after them: only the new ones are stored.
+        Assert.Equal(new[] { false, false, true, true }, await _store.WriteAsync([Batch("one", 2), Batch("one", 3), Batch("one", 4), Batch("one", 5, lost: 2)], Ct));
+        // A batch not newer than one before it in the same write is not stored either; a new agent process starts again.
+        Assert.Equal(new[] { true, false, true }, await _store.WriteAsync([Batch("one", 7), Batch("one", 6), Batch("two", 1)], Ct));
+
+        var stored = await _store.ReadAsync(new(Noon, Noon.AddHours(1), 1000), Ct);
+        Assert.Equal(3 * 7, stored.Count);   // batches one/1-5, one/7 and two/1
+        Assert.Equal(stored.Select(f => f.Summary).Distinct().Count(), stored.Count);
+        Assert.Equal(7, (await _store.LostAsync(DateTimeOffset.UtcNow.AddMinutes(-5), DateTimeOffset.UtcNow.AddMinutes(5), Ct))["node-a"]);
+    }
+
     /// <summary>Flows of every shape the filters tell apart: pods and none, namespaces, ports, L4 kinds, identities, nodes, addresses.</summary>
     private static List<FlowMessage> VariedFlows()
     {
