@@ -56,7 +56,7 @@ internal static class FlowsBench
             new("flows.sustained_per_s", rate, "flows/s",
                 $"one node, HubbleFlow.From → FlowShipper → gRPC → mesh-controlplane → PostgreSQL; 0 lost, all stored, backlog ≤ {MaxBacklog.TotalSeconds:0} s, for {ConfirmStep.TotalSeconds:0} s; target ≥ {SustainedTarget:N0}; steps {steps}"),
             new("flows.agent_cpu_per_1k", cpu, "ms",
-                $"agent-side CPU (flow creation, batching, protobuf, gRPC client; the bench process, server GC) per 1,000 flows at {rate:N0}/s for {ConfirmStep.TotalSeconds:0} s"),
+                $"agent-side CPU (flow creation, batching, protobuf, gRPC client; the bench process, server GC) per 1,000 flows over the confirming {ConfirmStep.TotalSeconds:0} s step and its drain"),
             new("flows.query_p99_ms", p99, "ms", $"{queryNote}; target ≤ {QueryTargetMs:0}"),
         ];
     }
@@ -65,11 +65,14 @@ internal static class FlowsBench
 
     private sealed record Step(double Rate, TimeSpan Duration, long Offered, long Stored, long Lost, long BacklogAtEnd, TimeSpan Drain, TimeSpan Cpu)
     {
-        /// <summary>Offered at its rate (the offering side kept up), nothing lost, all stored, a bounded backlog.</summary>
-        public bool Held(TimeSpan maxBacklog) =>
-            Offered >= Rate * Duration.TotalSeconds * 0.98 && Lost == 0 && Stored == Offered && BacklogAtEnd <= Rate * maxBacklog.TotalSeconds;
+        /// <summary>What was offered a second: below <see cref="Rate"/> when the offering side could not keep up (a busy machine).</summary>
+        public double Achieved => Offered / Duration.TotalSeconds;
 
-        public override string ToString() => $"{Rate:0}/s×{Duration.TotalSeconds:0}s:{(Held(MaxBacklog) ? "ok" : $"no(lost {Lost}, backlog {BacklogAtEnd}, stored {Stored}/{Offered})")}";
+        /// <summary>Nothing lost, all stored, and no more than <paramref name="maxBacklog"/> of the offering still on its way as it ended.</summary>
+        public bool Held(TimeSpan maxBacklog) => Lost == 0 && Stored == Offered && BacklogAtEnd <= Achieved * maxBacklog.TotalSeconds;
+
+        public override string ToString() =>
+            $"{Rate:0}/s×{Duration.TotalSeconds:0}s (offered {Achieved:0}/s): {(Held(MaxBacklog) ? "held" : $"not held (lost {Lost}, backlog {BacklogAtEnd}, stored {Stored}/{Offered})")}";
     }
 
     private static async Task<(double Rate, double CpuPer1k, string Steps)> SustainedAsync(NpgsqlDataSource db)
@@ -96,15 +99,15 @@ internal static class FlowsBench
             var rate = Math.Round((held + failed) / 2 / 500) * 500;
             if ((await RunAsync(rate, SearchStep)).Held(MaxBacklog)) held = rate; else failed = rate;
         }
-        // The full minute, a tenth lower each time it does not hold.
-        for (var attempt = 0; attempt < 3 && held > 0; attempt++, held = Math.Round(held * 0.9 / 500) * 500)
+        // The full minute, a fifth lower each time it does not hold. The rate is what was offered and carried.
+        for (var attempt = 0; attempt < 3 && held > 0; attempt++, held = Math.Round(held * 0.8 / 500) * 500)
         {
             var confirm = await RunAsync(held, ConfirmStep);
             if (confirm.Held(MaxBacklog))
-                return (held, confirm.Cpu.TotalMilliseconds / confirm.Offered * 1000, string.Join(", ", taken));
+                return (confirm.Achieved, confirm.Cpu.TotalMilliseconds / confirm.Offered * 1000, string.Join(", ", taken));
         }
         var last = taken[^1];
-        return (0, last.Cpu.TotalMilliseconds / Math.Max(1, last.Offered) * 1000, string.Join(", ", taken));
+        return (0, last.Cpu.TotalMilliseconds / Math.Max(1, last.Offered) * 1000, string.Join(", ", taken) + "; no minute held");
     }
 
     /// <summary>One node offering <paramref name="rate"/> flows a second for <paramref name="duration"/>, then waiting for the rest to be stored.</summary>
@@ -222,8 +225,8 @@ internal static class FlowsBench
             ("--since 1h --to-port 5432 --protocol tcp", () => (TimeSpan.FromHours(1), TimeSpan.Zero,
                 new FlowFilter { DestinationPort = { "5432" }, Protocol = { "tcp" } })),
             ("--since 30m --node-name node", () => (TimeSpan.FromMinutes(30), TimeSpan.Zero, new FlowFilter { NodeName = { $"node-{random.Next(20)}" } })),
-            ("--since 2h --until 1h --from-pod ns/ --verdict DROPPED --port 53", () => (TimeSpan.FromHours(2), TimeSpan.FromHours(1),
-                new FlowFilter { SourcePod = { $"ns-{random.Next(50)}/" }, Verdict = { Verdict.Dropped }, DestinationPort = { "53" } })),
+            ("--since 2h --until 1h --to-pod ns/ --verdict DROPPED --to-port 5432", () => (TimeSpan.FromHours(2), TimeSpan.FromHours(1),
+                new FlowFilter { DestinationPod = { $"ns-{random.Next(50)}/" }, Verdict = { Verdict.Dropped }, DestinationPort = { "5432" } })),
         };
         async Task<double> AskAsync((TimeSpan Since, TimeSpan Until, FlowFilter Filter) ask, bool pushDown)
         {

@@ -180,14 +180,43 @@ public sealed class FlowStore(NpgsqlDataSource db)
         if (filters is not null) where.Add(filters);
         exact = query.Matches is null || (exact && (query.Whitelist is not null || query.Blacklist is not null));
 
-        // PostgreSQL is asked for a bounded number of rows, so it plans to walk the time index and stop rather than
-        // sort the window: the limit itself when every row it returns is a flow of the answer, else more, and more
-        // again (reading from the start) while the predicate leaves too few. The window is never held in memory.
+        // The window is read a slice at a time from the end the answer comes from, each slice four times the one
+        // before: a narrow filter over hours finds its newest flows in the last minutes without PostgreSQL fetching
+        // (and sorting) every matching row of the hours. Slices are disjoint and read in order, so their rows in
+        // sequence are the window's.
         var found = new List<FlowMessage>(Math.Min(query.Limit, 4096));
-        for (var rows = exact ? query.Limit : Math.Max(query.Limit * 4, 1_000); ; rows = (int)Math.Min(rows * 8L, int.MaxValue))
+        var width = FirstSlice;
+        for (var (from, to) = query.Last ? (Max(query.Since, query.Until - width), query.Until) : (query.Since, Min(query.Until, query.Since + width)); ;)
+        {
+            command.Parameters[0].Value = from;
+            command.Parameters[1].Value = to;
+            await ReadSliceAsync(command, where, query, exact, found, ct);
+            if (found.Count >= query.Limit || (query.Last ? from <= query.Since : to >= query.Until)) break;
+            width *= 4;
+            (from, to) = query.Last ? (Max(query.Since, from - width), from) : (to, Min(query.Until, to + width));
+        }
+        if (query.Last) found.Reverse();
+        return found;
+    }
+
+    /// <summary>The first slice of a window read: the last (or first) minutes, where a --last query usually finds its flows.</summary>
+    private static readonly TimeSpan FirstSlice = TimeSpan.FromMinutes(5);
+
+    private static DateTimeOffset Max(DateTimeOffset a, DateTimeOffset b) => a > b ? a : b;
+    private static DateTimeOffset Min(DateTimeOffset a, DateTimeOffset b) => a < b ? a : b;
+
+    /// <summary>Adds the flows of one slice of the window to <paramref name="found"/>, up to the query's limit, in the order read.</summary>
+    private static async Task ReadSliceAsync(NpgsqlCommand command, List<string> where, FlowHistoryQuery query, bool exact, List<FlowMessage> found, CancellationToken ct)
+    {
+        // PostgreSQL is asked for a bounded number of rows, so it plans to walk the time index and stop rather than
+        // sort the slice: what is still wanted when every row it returns is a flow of the answer, else more, and more
+        // again (reading the slice from its start) while the predicate leaves too few. No slice is held in memory.
+        var before = found.Count;
+        var wanted = query.Limit - before;
+        for (var rows = exact ? wanted : Math.Max(wanted * 4, 1_000); ; rows = (int)Math.Min(rows * 8L, int.MaxValue))
         {
             command.CommandText = $"SELECT flow FROM {Table} WHERE {string.Join(" AND ", where)} ORDER BY time {(query.Last ? "DESC" : "ASC")} LIMIT {rows}";
-            found.Clear();
+            found.RemoveRange(before, found.Count - before);
             var read = 0;
             await using (var reader = await command.ExecuteReaderAsync(ct))
                 while (found.Count < query.Limit && await reader.ReadAsync(ct))
@@ -196,10 +225,8 @@ public sealed class FlowStore(NpgsqlDataSource db)
                     var flow = FlowMessage.Parser.ParseFrom(reader.GetFieldValue<byte[]>(0));
                     if (query.Matches?.Invoke(flow) ?? true) found.Add(flow);
                 }
-            if (found.Count >= query.Limit || read < rows || rows == int.MaxValue) break;
+            if (found.Count >= query.Limit || read < rows || rows == int.MaxValue) return;
         }
-        if (query.Last) found.Reverse();
-        return found;
     }
 
     /// <summary>The edges of the minutes in [<paramref name="since"/>, <paramref name="until"/>), oldest first.</summary>
