@@ -4,7 +4,8 @@ using Mesh.Contracts.Api;
 namespace Mesh.Bench;
 
 /// <summary>A mesh-controlplane process of the bench, on loopback ports of its own, and a client of its REST API.</summary>
-internal sealed record BenchControlPlane(Process Process, MeshApiClient Client, string ApiUrl) : IDisposable
+/// <param name="GrpcPort">the agent port (Sync, flow shipping) and the Observer API's</param>
+internal sealed record BenchControlPlane(Process Process, MeshApiClient Client, string ApiUrl, int GrpcPort) : IDisposable
 {
     /// <param name="tls">the certificate both ports serve and the CA the client believes; null: --plaintext</param>
     /// <param name="token">the client's bearer token (null: none)</param>
@@ -26,7 +27,7 @@ internal sealed record BenchControlPlane(Process Process, MeshApiClient Client, 
         var deadline = DateTime.UtcNow.AddSeconds(30);
         while (true)
         {
-            try { await client.StatusAsync(); return new(process, client, url); }
+            try { await client.StatusAsync(); return new(process, client, url, grpc); }
             catch (ControlPlaneUnreachableException) when (DateTime.UtcNow < deadline && !process.HasExited) { await Task.Delay(100); }
         }
     }

@@ -1,3 +1,4 @@
+using Mesh.Contracts.Hubble.Flows;
 using Mesh.Contracts.Hubble.Observers;
 using FlowMessage = Mesh.Contracts.Hubble.Flows.Flow;
 
@@ -19,11 +20,15 @@ public sealed class FlowQuery
     /// <summary>How many flows (0: all); with <see cref="First"/> the earliest, else the latest.</summary>
     public ulong Number => _number;
     public bool First => _first;
+    /// <summary>The filters <see cref="Matches"/> applies: a store may narrow what it reads by them, and must still check each flow.</summary>
+    public IReadOnlyList<FlowFilter> Whitelist { get; }
+    public IReadOnlyList<FlowFilter> Blacklist { get; }
 
     public FlowQuery(GetFlowsRequest request)
     {
         if (request.First && request.Follow) throw new FlowFilterException("first: the earliest flows and follow cannot be combined");
         _filters = FlowFilters.Compile(request.Whitelist, request.Blacklist);
+        (Whitelist, Blacklist) = ([.. request.Whitelist], [.. request.Blacklist]);
         _since = request.Since?.ToDateTimeOffset();
         _until = request.Until?.ToDateTimeOffset();
         if (_since > _until) throw new FlowFilterException($"since: {_since:O} is after until {_until:O}");

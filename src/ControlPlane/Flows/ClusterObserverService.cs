@@ -41,7 +41,8 @@ public sealed class ClusterObserverService(FlowStore history, NodeService nodes,
         var limit = query.Number == 0 ? MaxFlowsPerCall : (int)Math.Min(query.Number, MaxFlowsPerCall);
         IReadOnlyList<FlowMessage> flows = query.FollowsFromNow
             ? []
-            : await history.ReadAsync(new FlowHistoryQuery(since, until, limit, Matches: query.Matches, Last: !query.First && query.Number > 0), ct);
+            : await history.ReadAsync(new FlowHistoryQuery(since, until, limit,
+                Matches: query.Matches, Last: !query.First && query.Number > 0, Whitelist: query.Whitelist, Blacklist: query.Blacklist), ct);
         foreach (var flow in flows) await responses.WriteAsync(Response(flow), ct);
         if (!query.Follow) return;
 
@@ -54,7 +55,8 @@ public sealed class ClusterObserverService(FlowStore history, NodeService nodes,
             {
                 await Task.Delay(FollowPoll, clock, ct);
                 var from = newest - FollowLookBack;
-                foreach (var flow in await history.ReadAsync(new FlowHistoryQuery(from, until, MaxFlowsPerCall, Matches: query.Matches), ct))
+                foreach (var flow in await history.ReadAsync(new FlowHistoryQuery(from, until, MaxFlowsPerCall,
+                             Matches: query.Matches, Whitelist: query.Whitelist, Blacklist: query.Blacklist), ct))
                 {
                     var time = flow.Time.ToDateTimeOffset();
                     if (!sent.TryAdd(flow.Uuid, time)) continue;

@@ -10,11 +10,14 @@ using FlowMessage = Mesh.Contracts.Hubble.Flows.Flow;
 namespace Mesh.ControlPlane.Flows;
 
 /// <summary>Which stored flows to read: a time window, optionally some nodes and verdicts, and how many from which end.</summary>
-/// <param name="Matches">what the columns cannot say (pods, labels, ports...): applied to each flow read, in order</param>
+/// <param name="Matches">the exact check of each flow read, in order: what the columns cannot say (labels, uuids...)</param>
 /// <param name="Last">the newest <paramref name="Limit"/> flows (still returned oldest first) rather than the oldest</param>
+/// <param name="Whitelist">Hubble's filters that <paramref name="Matches"/> applies, given so that the rows read are
+/// narrowed by what the columns say of them (pods, ports, protocols, identities, addresses, nodes, verdicts)</param>
 public sealed record FlowHistoryQuery(
     DateTimeOffset Since, DateTimeOffset Until, int Limit,
-    IReadOnlyList<string>? Nodes = null, IReadOnlyList<Verdict>? Verdicts = null, Func<FlowMessage, bool>? Matches = null, bool Last = false);
+    IReadOnlyList<string>? Nodes = null, IReadOnlyList<Verdict>? Verdicts = null, Func<FlowMessage, bool>? Matches = null, bool Last = false,
+    IReadOnlyList<FlowFilter>? Whitelist = null, IReadOnlyList<FlowFilter>? Blacklist = null);
 
 /// <summary>Where a batch of flows came from: a node's agent process and the batch's number in its life.</summary>
 /// <param name="Lost">flows the node could not ship since its batch before</param>
@@ -48,17 +51,26 @@ public sealed class FlowStore(NpgsqlDataSource db)
     /// the same agent process (sent again after a broken call) changes nothing. Its lost count is recorded with it.
     /// </summary>
     /// <returns>false when the batch had been stored before</returns>
-    public async Task<bool> WriteAsync(IReadOnlyCollection<FlowMessage> flows, FlowBatchOrigin? origin, CancellationToken ct)
+    public async Task<bool> WriteAsync(IReadOnlyCollection<FlowMessage> flows, FlowBatchOrigin? origin, CancellationToken ct) =>
+        (await WriteAsync([(flows, origin)], ct))[0];
+
+    /// <summary>
+    /// Stores batches in one transaction, each as <see cref="WriteAsync(IReadOnlyCollection{FlowMessage}, FlowBatchOrigin?, CancellationToken)"/>
+    /// would alone and in the order given: one commit, one COPY and one count of the edges for all of them.
+    /// </summary>
+    /// <returns>per batch, false when it had been stored before</returns>
+    public async Task<bool[]> WriteAsync(IReadOnlyList<(IReadOnlyCollection<FlowMessage> Flows, FlowBatchOrigin? Origin)> batches, CancellationToken ct)
     {
         await EnsureSchemaAsync(ct);
-        await EnsurePartitionsAsync(flows.Select(f => DateOnly.FromDateTime(f.Time.ToDateTime())).Distinct(), ct);
+        await EnsurePartitionsAsync(batches.SelectMany(b => b.Flows).Select(f => DateOnly.FromDateTime(f.Time.ToDateTime())).Distinct(), ct);
         await using var conn = await db.OpenConnectionAsync(ct);
         await using var tx = await conn.BeginTransactionAsync(ct);
-        if (origin is not null && !await RecordBatchAsync(conn, tx, origin, ct)) return false;
+        var stored = await RecordBatchesAsync(conn, tx, batches.Select(b => b.Origin).ToList(), ct);
+        var flows = batches.Where((_, i) => stored[i]).SelectMany(b => b.Flows).ToList();
         if (flows.Count == 0)
         {
             await tx.CommitAsync(ct);
-            return true;
+            return stored;
         }
         await using (var copy = await conn.BeginBinaryImportAsync($"""
             COPY {Table} (time, node, verdict, direction, source_ip, destination_ip, source_port, destination_port, protocol,
@@ -88,7 +100,7 @@ public sealed class FlowStore(NpgsqlDataSource db)
         }
         await CountEdgesAsync(conn, tx, flows, ct);
         await tx.CommitAsync(ct);
-        return true;
+        return stored;
     }
 
     /// <summary>Flows each node reported it could not ship, per node, in [<paramref name="since"/>, <paramref name="until"/>).</summary>
@@ -104,27 +116,46 @@ public sealed class FlowStore(NpgsqlDataSource db)
         return lost;
     }
 
-    private static async Task<bool> RecordBatchAsync(NpgsqlConnection conn, NpgsqlTransaction tx, FlowBatchOrigin origin, CancellationToken ct)
+    /// <summary>Whether each batch is new, recording it (and what its node lost) when it is; null origins are always new.</summary>
+    private static async Task<bool[]> RecordBatchesAsync(NpgsqlConnection conn, NpgsqlTransaction tx, IReadOnlyList<FlowBatchOrigin?> origins, CancellationToken ct)
     {
-        // The row is locked until the commit: the same batch arriving twice at once (two replicas) is stored by one.
-        await using var batch = new NpgsqlCommand($"""
-            INSERT INTO {BatchesTable} AS b (node, instance, sequence) VALUES ($1, $2, $3)
-            ON CONFLICT (node) DO UPDATE SET instance = EXCLUDED.instance, sequence = EXCLUDED.sequence
-            WHERE b.instance <> EXCLUDED.instance OR b.sequence < EXCLUDED.sequence
-            RETURNING 1
-            """, conn, tx);
-        batch.Parameters.Add(new() { Value = origin.Node });
-        batch.Parameters.Add(new() { Value = origin.Instance });
-        batch.Parameters.Add(new() { Value = origin.Sequence });
-        if (await batch.ExecuteScalarAsync(ct) is null) return false;
-        if (origin.Lost > 0)
+        var stored = origins.Select(o => o is null).ToArray();
+        if (stored.All(s => s)) return stored;
+        // One round trip for all of them, run in order: each batch is judged against the ones before it in this
+        // transaction. The node's row stays locked until the commit: the same batch arriving twice at once (two
+        // replicas) is stored by one.
+        await using var batch = new NpgsqlBatch(conn, tx);
+        var recorded = new List<int>();
+        for (var i = 0; i < origins.Count; i++)
         {
-            await using var lost = new NpgsqlCommand($"INSERT INTO {LostTable} (time, node, count) VALUES (now(), $1, $2)", conn, tx);
-            lost.Parameters.Add(new() { Value = origin.Node });
-            lost.Parameters.Add(new() { Value = origin.Lost });
-            await lost.ExecuteNonQueryAsync(ct);
+            if (origins[i] is not { } origin) continue;
+            var record = new NpgsqlBatchCommand($"""
+                INSERT INTO {BatchesTable} AS b (node, instance, sequence) VALUES ($1, $2, $3)
+                ON CONFLICT (node) DO UPDATE SET instance = EXCLUDED.instance, sequence = EXCLUDED.sequence
+                WHERE b.instance <> EXCLUDED.instance OR b.sequence < EXCLUDED.sequence
+                RETURNING 1
+                """);
+            record.Parameters.Add(new() { Value = origin.Node });
+            record.Parameters.Add(new() { Value = origin.Instance });
+            record.Parameters.Add(new() { Value = origin.Sequence });
+            batch.BatchCommands.Add(record);
+            recorded.Add(i);
         }
-        return true;
+        await using (var reader = await batch.ExecuteReaderAsync(ct))
+            foreach (var i in recorded)
+            {
+                stored[i] = await reader.ReadAsync(ct);
+                await reader.NextResultAsync(ct);
+            }
+        var lost = recorded.Where(i => stored[i] && origins[i]!.Lost > 0).Select(i => origins[i]!).ToList();
+        if (lost.Count > 0)
+        {
+            await using var count = new NpgsqlCommand($"INSERT INTO {LostTable} (time, node, count) SELECT now(), * FROM unnest($1::text[], $2::bigint[])", conn, tx);
+            count.Parameters.Add(new() { Value = lost.Select(o => o.Node).ToArray() });
+            count.Parameters.Add(new() { Value = lost.Select(o => o.Lost).ToArray() });
+            await count.ExecuteNonQueryAsync(ct);
+        }
+        return stored;
     }
 
     /// <summary>The flows of <paramref name="query"/>, oldest first.</summary>
@@ -145,18 +176,57 @@ public sealed class FlowStore(NpgsqlDataSource db)
             command.Parameters.Add(new() { Value = verdicts.Select(v => (short)v).ToArray(), NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Smallint });
             where.Add($"verdict = ANY(${command.Parameters.Count})");
         }
-        // Rows stream in order and the predicate runs as they come: a narrow filter over a wide window reads on
-        // until it has its flows, without holding the window in memory.
-        command.CommandText = $"SELECT flow FROM {Table} WHERE {string.Join(" AND ", where)} ORDER BY time {(query.Last ? "DESC" : "ASC")}";
+        var (filters, exact) = FlowFilterSql.Build(query.Whitelist ?? [], query.Blacklist ?? [], command.Parameters);
+        if (filters is not null) where.Add(filters);
+        exact = query.Matches is null || (exact && (query.Whitelist is not null || query.Blacklist is not null));
+
+        // The window is read a slice at a time from the end the answer comes from, each slice four times the one
+        // before: a narrow filter over hours finds its newest flows in the last minutes without PostgreSQL fetching
+        // (and sorting) every matching row of the hours. Slices are disjoint and read in order, so their rows in
+        // sequence are the window's.
         var found = new List<FlowMessage>(Math.Min(query.Limit, 4096));
-        await using var reader = await command.ExecuteReaderAsync(ct);
-        while (found.Count < query.Limit && await reader.ReadAsync(ct))
+        var width = FirstSlice;
+        for (var (from, to) = query.Last ? (Max(query.Since, query.Until - width), query.Until) : (query.Since, Min(query.Until, query.Since + width)); ;)
         {
-            var flow = FlowMessage.Parser.ParseFrom(reader.GetFieldValue<byte[]>(0));
-            if (query.Matches?.Invoke(flow) ?? true) found.Add(flow);
+            command.Parameters[0].Value = from;
+            command.Parameters[1].Value = to;
+            await ReadSliceAsync(command, where, query, exact, found, ct);
+            if (found.Count >= query.Limit || (query.Last ? from <= query.Since : to >= query.Until)) break;
+            width *= 4;
+            (from, to) = query.Last ? (Max(query.Since, from - width), from) : (to, Min(query.Until, to + width));
         }
         if (query.Last) found.Reverse();
         return found;
+    }
+
+    /// <summary>The first slice of a window read: the last (or first) minutes, where a --last query usually finds its flows.</summary>
+    private static readonly TimeSpan FirstSlice = TimeSpan.FromMinutes(5);
+
+    private static DateTimeOffset Max(DateTimeOffset a, DateTimeOffset b) => a > b ? a : b;
+    private static DateTimeOffset Min(DateTimeOffset a, DateTimeOffset b) => a < b ? a : b;
+
+    /// <summary>Adds the flows of one slice of the window to <paramref name="found"/>, up to the query's limit, in the order read.</summary>
+    private static async Task ReadSliceAsync(NpgsqlCommand command, List<string> where, FlowHistoryQuery query, bool exact, List<FlowMessage> found, CancellationToken ct)
+    {
+        // PostgreSQL is asked for a bounded number of rows, so it plans to walk the time index and stop rather than
+        // sort the slice: what is still wanted when every row it returns is a flow of the answer, else more, and more
+        // again (reading the slice from its start) while the predicate leaves too few. No slice is held in memory.
+        var before = found.Count;
+        var wanted = query.Limit - before;
+        for (var rows = exact ? wanted : Math.Max(wanted * 4, 1_000); ; rows = (int)Math.Min(rows * 8L, int.MaxValue))
+        {
+            command.CommandText = $"SELECT flow FROM {Table} WHERE {string.Join(" AND ", where)} ORDER BY time {(query.Last ? "DESC" : "ASC")} LIMIT {rows}";
+            found.RemoveRange(before, found.Count - before);
+            var read = 0;
+            await using (var reader = await command.ExecuteReaderAsync(ct))
+                while (found.Count < query.Limit && await reader.ReadAsync(ct))
+                {
+                    read++;
+                    var flow = FlowMessage.Parser.ParseFrom(reader.GetFieldValue<byte[]>(0));
+                    if (query.Matches?.Invoke(flow) ?? true) found.Add(flow);
+                }
+            if (found.Count >= query.Limit || read < rows || rows == int.MaxValue) return;
+        }
     }
 
     /// <summary>The edges of the minutes in [<paramref name="since"/>, <paramref name="until"/>), oldest first.</summary>
@@ -231,6 +301,9 @@ public sealed class FlowStore(NpgsqlDataSource db)
             ) PARTITION BY RANGE (time);
             CREATE INDEX IF NOT EXISTS {Table}_time ON {Table} (time);
             CREATE INDEX IF NOT EXISTS {Table}_node_time ON {Table} (node, time);
+            -- A pod's flows ("namespace/pod" prefixes, the filters' commonest question) without walking the window.
+            CREATE INDEX IF NOT EXISTS {Table}_source_time ON {Table} (source text_pattern_ops, time);
+            CREATE INDEX IF NOT EXISTS {Table}_destination_time ON {Table} (destination text_pattern_ops, time);
             CREATE TABLE IF NOT EXISTS {EdgesTable} (
                 minute timestamptz NOT NULL, source_identity bigint NOT NULL, source text NOT NULL,
                 destination_identity bigint NOT NULL, destination text NOT NULL, destination_port integer NOT NULL,

@@ -55,6 +55,8 @@ public sealed class FlowShipper(string node, IReadOnlyList<ControlPlaneReplica> 
                 await ShipAsync(replicas[replica], ct);
             }
             catch (OperationCanceledException) when (ct.IsCancellationRequested) { return; }
+            // The agent stopping cancels the call: not a broken call to log and move on from.
+            catch (RpcException) when (ct.IsCancellationRequested) { return; }
             catch (RpcException e) when (e.StatusCode is StatusCode.InvalidArgument or StatusCode.PermissionDenied)
             {
                 // The control plane will never store the oldest batch: it is counted lost rather than sent forever.

@@ -125,4 +125,101 @@ public sealed class FlowStoreTests : IAsyncLifetime
             other.WriteAsync([Flow(day.AddSeconds(1), "b", Verdict.Forwarded, "web", "api", 80)], Ct));
         Assert.Equal(["a", "b"], (await _store.ReadAsync(new(day, day.AddMinutes(1), 10), Ct)).Select(f => f.NodeName));
     }
+
+    [Fact]
+    public async Task Batches_written_together_are_each_stored_once_as_if_written_one_by_one()
+    {
+        var next = 0;
+        (IReadOnlyCollection<FlowMessage>, FlowBatchOrigin?) Batch(string instance, long sequence, long lost = 0) =>
+            ([.. Enumerable.Range(0, 3).Select(_ => Flow(Noon.AddSeconds(next++), "node-a", Verdict.Forwarded, "web", "api", 80, $"flow {next}"))],
+             new FlowBatchOrigin("node-a", instance, sequence, lost));
+
+        Assert.Equal(new[] { true, true, true }, await _store.WriteAsync([Batch("one", 1), Batch("one", 2, lost: 5), Batch("one", 3)], Ct));
+        // Sent again after a broken call, with the ones after them: only the new ones are stored.
+        Assert.Equal(new[] { false, false, true, true }, await _store.WriteAsync([Batch("one", 2), Batch("one", 3), Batch("one", 4), Batch("one", 5, lost: 2)], Ct));
+        // A batch not newer than one before it in the same write is not stored either; a new agent process starts again.
+        Assert.Equal(new[] { true, false, true }, await _store.WriteAsync([Batch("one", 7), Batch("one", 6), Batch("two", 1)], Ct));
+
+        var stored = await _store.ReadAsync(new(Noon, Noon.AddHours(1), 1000), Ct);
+        Assert.Equal(3 * 7, stored.Count);   // batches one/1-5, one/7 and two/1
+        Assert.Equal(stored.Select(f => f.Summary).Distinct().Count(), stored.Count);
+        Assert.Equal(7, (await _store.LostAsync(DateTimeOffset.UtcNow.AddMinutes(-5), DateTimeOffset.UtcNow.AddMinutes(5), Ct))["node-a"]);
+    }
+
+    /// <summary>Flows of every shape the filters tell apart: pods and none, namespaces, ports, L4 kinds, identities, nodes, addresses.</summary>
+    private static List<FlowMessage> VariedFlows()
+    {
+        var flows = new List<FlowMessage>();
+        for (var i = 0; i < 240; i++)
+        {
+            var flow = new FlowMessage
+            {
+                Time = Timestamp.FromDateTimeOffset(Noon.AddSeconds(i)),
+                Uuid = Guid.NewGuid().ToString(),
+                NodeName = $"node-{i % 3}",
+                Verdict = i % 4 == 0 ? Verdict.Dropped : Verdict.Forwarded,
+                TrafficDirection = i % 2 == 0 ? TrafficDirection.Ingress : TrafficDirection.Egress,
+                IP = new IP { Source = $"10.210.{i % 2}.{i % 7 + 1}", Destination = i % 9 == 0 ? "fd00::5" : $"10.211.0.{i % 5 + 1}", IpVersion = IPVersion.Ipv4 },
+                L4 = (i % 6) switch
+                {
+                    0 => new Layer4 { UDP = new UDP { SourcePort = 53000, DestinationPort = 53 } },
+                    1 => new Layer4 { ICMPv4 = new ICMPv4() },
+                    2 => null,
+                    _ => new Layer4 { TCP = new TCP { SourcePort = (uint)(40000 + i % 3), DestinationPort = i % 5 == 0 ? 5432u : 80u } },
+                },
+                // Every fifth source is no pod (the world), and an identity-less end now and then.
+                Source = i % 5 == 0 ? new Endpoint { Identity = 2, Labels = { "reserved:world" } }
+                    : new Endpoint { Identity = (uint)(256 + i % 4), Namespace = i % 3 == 0 ? "shop" : "shop-eu", PodName = i % 2 == 0 ? "web-1" : "web_2", Labels = { "k8s:app=web" } },
+                Destination = i % 11 == 0 ? null
+                    : new Endpoint { Identity = (uint)(300 + i % 2), Namespace = i % 4 == 0 ? "db" : "shop", PodName = i % 3 == 0 ? "" : $"api-{i % 4}" },
+                Summary = $"flow {i}",
+            };
+            if (i % 7 == 0) flow.IsReply = true;
+            flows.Add(flow);
+        }
+        return flows;
+    }
+
+    public static TheoryData<string, string[], string[]> Filters => new()
+    {
+        // name, whitelist filters, blacklist filters (each filter as its JSON form)
+        { "a pod with a namespace", ["""{"sourcePod":["shop/web-1"]}"""], [] },
+        { "a pod prefix in any namespace, and LIKE's wildcards taken literally", ["""{"sourcePod":["web_"]}""", """{"destinationPod":["api-%"]}"""], [] },
+        { "every pod of a namespace, with its pod-less endpoints", ["""{"destinationPod":["shop/"]}"""], [] },
+        { "a pod and a verdict, as hubble observe --from-pod --verdict", ["""{"sourcePod":["shop-eu/web"],"verdict":["DROPPED"]}"""], [] },
+        { "ports are TCP's, UDP's and SCTP's only", ["""{"destinationPort":["53","5432"]}""", """{"sourcePort":["40001"],"protocol":["tcp"]}"""], [] },
+        { "protocols, ICMP and L7 names", ["""{"protocol":["icmp","http"]}"""], [] },
+        { "identities, 0 naming no endpoint", ["""{"sourceIdentity":[2,257]}""", """{"destinationIdentity":[0]}"""], [] },
+        { "node patterns", ["""{"nodeName":["cluster/node-*1","node-2"]}"""], [] },
+        { "addresses and CIDRs of either family", ["""{"sourceIp":["10.210.1.0/24"]}""", """{"destinationIp":["fd00::5","10.211.0.3"]}"""], [] },
+        { "direction and reply", ["""{"trafficDirection":["EGRESS"],"reply":[true]}"""], [] },
+        { "a whitelist filter the columns cannot say narrows nothing", ["""{"sourcePod":["shop/web"]}""", """{"sourceLabel":["app=web"]}"""], [] },
+        { "a blacklist of verdicts and ports", [], ["""{"verdict":["DROPPED"]}""", """{"destinationPort":["80"]}"""] },
+        { "a blacklist of an identity 0 and of a pod is left to the predicate", [], ["""{"destinationIdentity":[0]}""", """{"sourcePod":["shop/"]}"""] },
+        { "a blacklist of addresses, and of nodes", [], ["""{"sourceIp":["10.210.0.0/24"]}""", """{"nodeName":["node-0"]}"""] },
+        { "both lists", ["""{"destinationPod":["shop/api"],"protocol":["TCP","udp"]}""", """{"verdict":["DROPPED"]}"""], ["""{"sourceIdentity":[257]}""", """{"uuid":["x"],"verdict":["FORWARDED"]}"""] },
+    };
+
+    [Theory]
+    [MemberData(nameof(Filters))]
+    public async Task Filters_pushed_down_to_the_columns_select_exactly_the_flows_the_predicate_does(string name, string[] whitelist, string[] blacklist)
+    {
+        _ = name;
+        var flows = VariedFlows();
+        await _store.WriteAsync(flows, Ct);
+        var (allow, deny) = (whitelist.Select(Parse).ToList(), blacklist.Select(Parse).ToList());
+        var matches = Mesh.Contracts.Hubble.FlowFilters.Compile(allow, deny);
+        var (since, until) = (Noon, Noon.AddHours(1));
+
+        var expected = flows.Where(matches).ToList();
+        foreach (var (limit, last) in new[] { (1000, false), (3, false), (3, true), (1, true) })
+        {
+            var predicateOnly = await _store.ReadAsync(new(since, until, limit, Matches: matches, Last: last), Ct);
+            var pushedDown = await _store.ReadAsync(new(since, until, limit, Matches: matches, Last: last, Whitelist: allow, Blacklist: deny), Ct);
+            Assert.Equal(last ? expected.TakeLast(limit) : expected.Take(limit), predicateOnly);
+            Assert.Equal(predicateOnly, pushedDown);
+        }
+    }
+
+    private static FlowFilter Parse(string json) => FlowFilter.Parser.ParseJson(json);
 }
