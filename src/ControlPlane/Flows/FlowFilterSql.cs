@@ -148,7 +148,7 @@ internal static class FlowFilterSql
     }
 
     /// <summary>
-    /// LIKE patterns of the workload column ("namespace/pod", or "" for an endpoint without a pod) that every flow
+    /// LIKE patterns of the workload column ("namespace/pod", "namespace/" for an endpoint without a pod, else "") that every flow
     /// of the pod patterns matches; null when one of them may match any workload.
     /// </summary>
     private static List<string>? WorkloadLikes(IEnumerable<string> patterns)
@@ -162,8 +162,8 @@ internal static class FlowFilterSql
             {
                 case (null, 0): return null;
                 case (null, _): likes.Add("%/" + LikeEscape(prefix) + "%"); break;
-                // "namespace/" names the endpoints of a namespace, with a pod or without one (stored as "").
-                case (_, 0): likes.Add(LikeEscape(ns) + "/%"); likes.Add(""); break;
+                // "namespace/" names the endpoints of a namespace, with a pod or without one (stored as "namespace/").
+                case (_, 0): likes.Add(LikeEscape(ns) + "/%"); break;
                 default: likes.Add(LikeEscape(ns) + "/" + LikeEscape(prefix) + "%"); break;
             }
         }

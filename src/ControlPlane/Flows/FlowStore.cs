@@ -373,9 +373,14 @@ public sealed class FlowStore(NpgsqlDataSource db)
         await command.ExecuteNonQueryAsync(ct);
     }
 
-    /// <summary>A workload as the map names it: namespace/pod for a pod, else the peer's address (the world, a node).</summary>
-    private static string WorkloadOf(FlowEndpoint? endpoint) =>
-        endpoint is { PodName.Length: > 0 } pod ? $"{pod.Namespace}/{pod.PodName}" : "";
+    /// <summary>A workload as the map names it: namespace/pod for a pod, namespace/ for another endpoint of a namespace, else empty (a peer known by its identity and address only).</summary>
+    private static string WorkloadOf(FlowEndpoint? endpoint) => endpoint switch
+    {
+        { PodName.Length: > 0 } pod => $"{pod.Namespace}/{pod.PodName}",
+        // An endpoint of a namespace without a pod: still found by a namespace's prefix.
+        { Namespace.Length: > 0 } other => $"{other.Namespace}/",
+        _ => "",
+    };
 
     private static (string Protocol, int SourcePort, int DestinationPort) L4Of(FlowMessage f) => f.L4?.ProtocolCase switch
     {
