@@ -18,10 +18,13 @@ public sealed record MapFlowPolicy(string Effect, string Direction, string Names
 /// <param name="Verdict">FORWARDED, DROPPED, ...</param>
 /// <param name="DropReason">POLICY_DENIED, ...; empty unless dropped</param>
 /// <param name="Direction">INGRESS or EGRESS: where the flow was judged</param>
-/// <param name="Summary">the agent's one-line account, which names the rule</param>
+/// <param name="Policies">the policies whose rules decided; none for a default-deny drop (no rule allowed it)</param>
+/// <param name="Decision">what decided, in words: the agent's account after the addresses ("dropped (default deny: no rule allows it) at v7")</param>
+/// <param name="Version">the version the node enforced when it judged the flow, when the flow says</param>
+/// <param name="Summary">the agent's one-line account</param>
 public sealed record MapFlow(
     DateTimeOffset Time, string Node, string Verdict, string DropReason, string Direction, string Protocol,
-    MapFlowPeer Source, MapFlowPeer Destination, IReadOnlyList<MapFlowPolicy> Policies, string Summary)
+    MapFlowPeer Source, MapFlowPeer Destination, IReadOnlyList<MapFlowPolicy> Policies, string Decision, ulong? Version, string Summary)
 {
     public static MapFlow Of(FlowMessage f)
     {
@@ -35,7 +38,23 @@ public sealed record MapFlow(
                 .. DecidedBy("allowed", "ingress", f.IngressAllowedBy), .. DecidedBy("allowed", "egress", f.EgressAllowedBy),
                 .. DecidedBy("denied", "ingress", f.IngressDeniedBy), .. DecidedBy("denied", "egress", f.EgressDeniedBy),
             ],
-            f.Summary);
+            DecisionOf(f.Summary), VersionOf(f), f.Summary);
+    }
+
+    // The agent writes "TCP 10.0.0.1:5000 -> 10.0.0.2:81 dropped (default deny: no rule allows it) at v7": the decision
+    // starts at the verdict, and the version ends it. A default-deny drop names no policy, so this is all it says.
+    private static string DecisionOf(string summary)
+    {
+        var at = summary.IndexOf(" forwarded", StringComparison.Ordinal) is var forwarded and >= 0 ? forwarded : summary.IndexOf(" dropped", StringComparison.Ordinal);
+        return at >= 0 ? summary[(at + 1)..] : summary;
+    }
+
+    private static ulong? VersionOf(FlowMessage f)
+    {
+        if (f.IngressAllowedBy.Concat(f.EgressAllowedBy).Concat(f.IngressDeniedBy).Concat(f.EgressDeniedBy).FirstOrDefault() is { } policy) return policy.Revision;
+        var at = f.Summary.LastIndexOf(" at v", StringComparison.Ordinal);
+        return at >= 0 && ulong.TryParse(f.Summary.AsSpan(at + " at v".Length), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var version)
+            ? version : null;
     }
 
     /// <summary>Whether <paramref name="f"/> is a flow of the edge source → destination (on that port and protocol, when given).</summary>

@@ -26,10 +26,11 @@ window.serviceMap = state;  // for whoever drives the page (the end-to-end test 
 function takeTokenFromFragment() {
   const fragment = new URLSearchParams(location.hash.slice(1));
   const token = fragment.get('token');
-  if (!token) return;
+  if (!token) return null;
   sessionStorage.setItem(TOKEN_KEY, token);
   // The token must not stay in the address bar, the history or a bookmark.
   history.replaceState(null, '', location.pathname + location.search);
+  return token;
 }
 
 function showLogin(message) {
@@ -90,6 +91,7 @@ async function refresh() {
     setStatus(`${graph.nodes.length} workloads, ${graph.edges.length} edges · updated ${new Date().toLocaleTimeString()}`);
   } catch (e) {
     if (e instanceof Refused) { showLogin(e.message); return; }
+    console.error(e);
     setStatus(`could not read the map: ${e.message}`, true);
   }
   if (generation === state.generation && $('live').checked && state.token)
@@ -112,7 +114,8 @@ function createGraph() {
         'background-color': 'data(color)', 'background-opacity': 0.08, 'border-color': 'data(color)', 'border-width': 1,
         'padding': 18, 'shape': 'round-rectangle' } },
       { selector: 'edge', style: {
-        'curve-style': 'bezier', 'target-arrow-shape': 'triangle', 'width': 3, 'label': 'data(label)', 'font-size': 11,
+        'curve-style': 'bezier', 'control-point-step-size': 90, 'target-arrow-shape': 'triangle', 'width': 3,
+        'label': 'data(label)', 'font-size': 11, 'text-rotation': 'autorotate',
         'text-background-color': '#fff', 'text-background-opacity': 0.85, 'text-background-padding': 2,
         'line-color': 'data(color)', 'target-arrow-color': 'data(color)' } },
       { selector: 'edge[kind = "mixed"]', style: {
@@ -189,7 +192,12 @@ function render(graph) {
     }
     cy.elements().filter((e) => !wanted.has(e.id())).remove();
   });
-  if (!state.fitted && graph.nodes.length > 0) { cy.fit(undefined, 40); state.fitted = true; }
+  if (!state.fitted && graph.nodes.length > 0) {
+    // A map of two workloads would otherwise be blown up to fill the screen.
+    cy.fit(undefined, 60);
+    if (cy.zoom() > 1) { cy.zoom(1); cy.center(); }
+    state.fitted = true;
+  }
   renderEdgeTable(graph);
 }
 
@@ -245,7 +253,7 @@ async function showFlows(edgeId, generation) {
     verdict: f.verdict, since: state.graph.since, limit: 100 });
   if (generation !== state.generation || state.selected !== edgeId) return;
   $('flows-title').textContent = `Flows ${edge.source} → ${edge.destination} ${edge.protocol}/${edge.port} (newest first, at most 100)`;
-  section.tBodies[0].replaceChildren(...flows.map((flow) => {
+  section.querySelector('tbody').replaceChildren(...flows.map((flow) => {
     const row = document.createElement('tr');
     row.append(
       cell(new Date(flow.time).toLocaleTimeString()),
@@ -260,9 +268,10 @@ async function showFlows(edgeId, generation) {
   section.hidden = false;
 }
 
-// The rule that decided and the version the node enforced: "allowed by default/web (ingress) v42".
+// The rule that decided and the version the node enforced: "allowed by default/web ingress v42"; a default-deny drop
+// names no policy, only the version ("dropped (default deny: no rule allows it) at v42").
 function decidedBy(flow) {
-  if (flow.policies.length === 0) return flow.summary || '—';
+  if (flow.policies.length === 0) return flow.decision || (flow.version != null ? `v${flow.version}` : '—');
   return flow.policies.map((p) =>
     `${p.effect} by ${p.namespace ? `${p.namespace}/` : ''}${p.name}${p.kind && p.kind !== 'CiliumNetworkPolicy' ? ` (${p.kind})` : ''} ${p.direction} v${p.revision}`).join('; ');
 }
@@ -281,6 +290,8 @@ document.addEventListener('DOMContentLoaded', () => {
   $('forget').addEventListener('click', () => showLogin('token forgotten'));
   for (const id of ['namespace', 'verdict', 'window']) $(id).addEventListener('change', refresh);
   $('live').addEventListener('change', () => { if ($('live').checked) refresh(); else clearTimeout(state.timer); });
+  // An address with a token pasted into a tab already on the map changes only the fragment: no new page load.
+  window.addEventListener('hashchange', () => { const token = takeTokenFromFragment(); if (token) start(token); });
   const token = sessionStorage.getItem(TOKEN_KEY);
   if (token) start(token); else showLogin();
 });
