@@ -25,9 +25,8 @@ internal static class MapPage
 
     public static void MapPageAssets(IEndpointRouteBuilder app)
     {
-        var page = app.MapGroup(Path).WithTags("Service map").AllowAnonymous();
-        page.MapGet("", (HttpContext http) => Serve(http, "ServiceMap.index.html", "text/html; charset=utf-8"));
-        page.MapGet("/{asset}", Asset);
+        app.MapGet(Path, (HttpContext http) => Serve(http, "ServiceMap.index.html", "text/html; charset=utf-8")).WithTags("Service map").AllowAnonymous();
+        app.MapGet(Path + "/{asset}", Asset).WithTags("Service map").AllowAnonymous();
     }
 
     private static Results<FileContentHttpResult, ProblemHttpResult> Asset(string asset, HttpContext http) =>

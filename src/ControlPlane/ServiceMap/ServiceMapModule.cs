@@ -12,9 +12,8 @@ public static class ServiceMapModule
 {
     public static IEndpointRouteBuilder MapServiceMap(this IEndpointRouteBuilder app)
     {
-        var flows = app.MapGroup("/v1/flows").WithTags("Flows");
-        flows.MapGet("/edges", GetEdges).RequirePermission(Permission.FlowsRead);   // ?since=&until=&namespace=&verdict=
-        flows.MapGet("", GetFlows).RequirePermission(Permission.FlowsRead);         // ?source=&destination=&port=&protocol=&verdict=&since=&until=&limit=
+        app.MapGet("/v1/flows/edges", GetEdges).RequirePermission(Permission.FlowsRead).WithTags("Flows");   // ?since=&until=&namespace=&verdict=
+        app.MapGet("/v1/flows", GetFlows).RequirePermission(Permission.FlowsRead).WithTags("Flows");         // ?source=&destination=&port=&protocol=&verdict=&since=&until=&limit=
         MapPage.MapPageAssets(app);
         return app;
     }

@@ -35,6 +35,11 @@ public sealed class ServiceMapApiTests : IAsyncLifetime
             flows.Add(TestFlows.Between(at.AddMilliseconds(40), "other/x", "other/y", 8080, Verdict.Forwarded, "other/x-to-y", 41));
         }
         flows.Add(TestFlows.Between(_now.AddHours(-2), "shop/web-1", "shop/cache-1", 6379, Verdict.Forwarded, "shop/web-to-cache", 40));
+        // A default-deny drop names no policy: only the agent's account says what decided, and at which version.
+        var defaultDeny = TestFlows.Between(_now.AddHours(-3), "shop/web-1", "shop/cache-1", 6380, Verdict.Dropped, "shop/unused", 44);
+        defaultDeny.IngressDeniedBy.Clear();
+        defaultDeny.Summary = "TCP 10.212.0.1:40000 -> 10.212.0.2:6380 dropped (default deny: no rule allows it) at v44";
+        flows.Add(defaultDeny);
         await using var db = NpgsqlDataSource.Create(_cp.ConnectionString);
         await new FlowStore(db).WriteAsync(flows, Ct);
     }
@@ -126,6 +131,11 @@ public sealed class ServiceMapApiTests : IAsyncLifetime
         Assert.Equal(2, fromWorld.GetArrayLength());
         Assert.Equal(("2", 2L), (fromWorld[0].GetProperty("source").GetProperty("id").GetString(), fromWorld[0].GetProperty("source").GetProperty("identity").GetInt64()));
         Assert.Equal(0, (await GetAsync("v1/flows?source=shop/web-1&destination=shop/db-1&port=80&since=1h")).GetArrayLength());
+        Assert.Equal(42UL, allowed[0].GetProperty("version").GetUInt64());
+
+        var denied = Assert.Single((await GetAsync("v1/flows?source=shop/web-1&destination=shop/cache-1&port=6380&since=24h")).EnumerateArray());
+        Assert.Empty(denied.GetProperty("policies").EnumerateArray());
+        Assert.Equal(("dropped (default deny: no rule allows it) at v44", 44UL), (denied.GetProperty("decision").GetString(), denied.GetProperty("version").GetUInt64()));
     }
 
     [Theory]
@@ -182,6 +192,12 @@ public sealed class ServiceMapApiTests : IAsyncLifetime
             Assert.True((await file.Content.ReadAsByteArrayAsync(Ct)).Length > 100, $"map/{asset} is nearly empty");
         }
         Assert.Contains("cytoscape", await anonymous.GetStringAsync("map/cytoscape.min.js", Ct), StringComparison.Ordinal);
+        // The OpenAPI document lists the routes, so the REST surface fuzz test covers them.
+        using (var admin = TestTokens.Http(_cp.Api))
+        {
+            var paths = JsonDocument.Parse(await admin.GetStringAsync("openapi/v1.json", Ct)).RootElement.GetProperty("paths");
+            Assert.All(new[] { "/v1/flows/edges", "/v1/flows", "/map" }, p => Assert.True(paths.TryGetProperty(p, out _), $"{p} is not in the OpenAPI document"));
+        }
         using var missing = await anonymous.GetAsync("map/secrets.json", Ct);
         Assert.Equal(HttpStatusCode.NotFound, missing.StatusCode);
         Assert.Equal("application/problem+json", missing.Content.Headers.ContentType?.MediaType);

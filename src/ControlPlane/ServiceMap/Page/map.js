@@ -4,8 +4,8 @@
 
 const POLL_MS = 3000;
 const TOKEN_KEY = 'mesh.token';
-const COLUMN_WIDTH = 260;
-const ROW_HEIGHT = 110;
+const COLUMN_WIDTH = 320;
+const ROW_HEIGHT = 170;
 
 const $ = (id) => document.getElementById(id);
 const state = {
@@ -107,15 +107,15 @@ function createGraph() {
     wheelSensitivity: 0.3,
     style: [
       { selector: 'node', style: {
-        'label': 'data(label)', 'text-valign': 'bottom', 'text-margin-y': 4, 'font-size': 12,
-        'background-color': 'data(color)', 'width': 26, 'height': 26 } },
+        'label': 'data(label)', 'text-valign': 'bottom', 'text-margin-y': 4, 'font-size': 13,
+        'background-color': 'data(color)', 'width': 34, 'height': 34 } },
       { selector: 'node:parent', style: {
         'label': 'data(label)', 'text-valign': 'top', 'text-halign': 'center', 'font-weight': 'bold',
         'background-color': 'data(color)', 'background-opacity': 0.08, 'border-color': 'data(color)', 'border-width': 1,
         'padding': 18, 'shape': 'round-rectangle' } },
       { selector: 'edge', style: {
         'curve-style': 'bezier', 'control-point-step-size': 90, 'target-arrow-shape': 'triangle', 'width': 3,
-        'label': 'data(label)', 'font-size': 11, 'text-rotation': 'autorotate',
+        'label': 'data(label)', 'font-size': 12, 'text-rotation': 'autorotate',
         'text-background-color': '#fff', 'text-background-opacity': 0.85, 'text-background-padding': 2,
         'line-color': 'data(color)', 'target-arrow-color': 'data(color)' } },
       { selector: 'edge[kind = "mixed"]', style: {
@@ -195,7 +195,7 @@ function render(graph) {
   if (!state.fitted && graph.nodes.length > 0) {
     // A map of two workloads would otherwise be blown up to fill the screen.
     cy.fit(undefined, 60);
-    if (cy.zoom() > 1) { cy.zoom(1); cy.center(); }
+    if (cy.zoom() > 1.5) { cy.zoom(1.5); cy.center(); }
     state.fitted = true;
   }
   renderEdgeTable(graph);
