@@ -138,6 +138,21 @@ public sealed class ServiceMapApiTests : IAsyncLifetime
         Assert.Equal(("dropped (default deny: no rule allows it) at v44", 44UL), (denied.GetProperty("decision").GetString(), denied.GetProperty("version").GetUInt64()));
     }
 
+    [Fact]
+    public async Task Meshctl_map_prints_the_pages_address_with_the_token_in_the_fragment()
+    {
+        var run = await CliRun.MeshctlAsync(new Dictionary<string, string> { ["MESH_SERVER"] = _cp.Api.ToString(), ["MESH_TOKEN"] = TestTokens.Viewer }, "map");
+        Assert.True(run.ExitCode == 0, run.Output);
+        var url = new Uri(run.Stdout.Trim());
+        Assert.Equal(new Uri(_cp.Api, "map").ToString(), url.GetLeftPart(UriPartial.Path));
+        Assert.Equal("#token=" + Uri.EscapeDataString(TestTokens.Viewer), url.Fragment);
+        using var anonymous = new HttpClient();
+        using (var page = await anonymous.GetAsync(url, Ct)) Assert.Equal(HttpStatusCode.OK, page.StatusCode);   // the fragment never leaves the browser
+
+        var bare = await CliRun.MeshctlAsync(new Dictionary<string, string> { ["MESH_SERVER"] = _cp.Api.ToString() }, "map", "--without-token");
+        Assert.Equal(new Uri(_cp.Api, "map").ToString(), bare.Stdout.Trim());
+    }
+
     [Theory]
     [InlineData("v1/flows/edges?since=yesterday", "since")]
     [InlineData("v1/flows/edges?since=0m", "since")]
