@@ -22,6 +22,8 @@ ensure_deps() {
   command -v openssl >/dev/null || need+=(openssl)
   [ -x "$PG_BIN/initdb" ] || need+=(postgresql-15)
   command -v node >/dev/null || need+=(nodejs npm)
+  # The service map's end-to-end test drives Debian's browser (playwright-core downloads none).
+  [ -x /usr/bin/chromium ] || need+=(chromium)
   if [ ${#need[@]} -gt 0 ]; then
     say "installing ${need[*]}"
     [ "$(id -u)" = 0 ] || die "installing packages needs root (sudo ./dev ...)"

@@ -11,6 +11,7 @@ using Mesh.ControlPlane.Metrics;
 using Mesh.ControlPlane.Nodes;
 using Mesh.ControlPlane.Projections;
 using Mesh.ControlPlane.Security;
+using Mesh.ControlPlane.ServiceMap;
 using Mesh.ControlPlane.State;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Npgsql;
@@ -100,6 +101,7 @@ public static class ControlPlaneModule
         app.MapHistoryEndpoints();
         app.MapSecurityEndpoints();
         app.MapMetrics();
+        app.MapServiceMap();
 
         app.MapGrpcService<AgentSyncService>();
         app.MapGrpcService<FlowShippingService>();

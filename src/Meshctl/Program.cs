@@ -21,6 +21,7 @@ var root = new RootCommand("meshctl: apply label-based network policies, watch n
     InventoryCommands.Cluster(),
     InventoryCommands.Status(),
     ObserveCommand.Build(),
+    MapCommand.Build(),
     LabCommands.Build(),
 };
 return await root.Parse(args).InvokeAsync();

@@ -9,11 +9,11 @@ using Microsoft.Extensions.Logging;
 
 namespace Mesh.ControlPlane.Tests.Security;
 
-/// <summary>Every route and gRPC method of the control plane, as it is wired, names its permission; only the probes are anonymous.</summary>
+/// <summary>Every route and gRPC method of the control plane, as it is wired, names its permission; only the probes and the service map's page (no data) are anonymous.</summary>
 public sealed class RoutePermissionTests
 {
     [Fact]
-    public async Task Every_route_and_gRPC_method_names_a_permission_and_only_the_probes_are_anonymous()
+    public async Task Every_route_and_gRPC_method_names_a_permission_and_only_the_probes_and_the_map_page_are_anonymous()
     {
         await using var database = new PostgresDatabase();
         await database.InitializeAsync();
@@ -34,7 +34,7 @@ public sealed class RoutePermissionTests
             .Select(e => e.DisplayName).ToList();
         Assert.True(unnamed.Count == 0, $"routes that name no permission: {string.Join(", ", unnamed)}");
         var anonymous = endpoints.Where(e => e.Metadata.GetMetadata<IAllowAnonymous>() is not null).Select(e => e.RoutePattern.RawText).Order().ToList();
-        Assert.Equal(["/healthz", "/readyz"], anonymous);
+        Assert.Equal(["/healthz", "/map", "/map/{asset}", "/readyz"], anonymous);
         Assert.All(endpoints.Select(e => e.Metadata.GetMetadata<RequirePermissionAttribute>()?.Permission).OfType<string>(),
             p => Assert.Contains(p, Permission.All));
         Assert.Contains(endpoints, e => e.Metadata.GetMetadata<GrpcMethodMetadata>()?.Method.Name == "Sync"

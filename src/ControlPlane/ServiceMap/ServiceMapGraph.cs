@@ -1,0 +1,70 @@
+using Mesh.ControlPlane.Flows;
+using Mesh.Contracts.Hubble.Flows;
+using FlowEndpoint = Mesh.Contracts.Hubble.Flows.Endpoint;
+
+namespace Mesh.ControlPlane.ServiceMap;
+
+/// <summary>A workload of the map: a pod (id <c>namespace/pod</c>) or, for a peer that is no pod, its identity (id <c>2</c>).</summary>
+/// <param name="Namespace">the pod's namespace; empty for a peer that is no pod</param>
+/// <param name="Name">what the page writes on the node: the pod's name, or the identity's reserved name and number</param>
+public sealed record MapNode(string Id, string Namespace, string Name, long Identity);
+
+/// <summary>Traffic from one workload to another on one port, counted per verdict over the window.</summary>
+/// <param name="Verdicts">flows per verdict name (<c>FORWARDED</c>, <c>DROPPED</c>, ...), only those seen</param>
+public sealed record MapEdge(string Id, string Source, string Destination, int Port, string Protocol, IReadOnlyDictionary<string, long> Verdicts);
+
+/// <summary>The service map of a window: its workloads and the traffic between them.</summary>
+public sealed record MapGraph(DateTimeOffset Since, DateTimeOffset Until, IReadOnlyList<MapNode> Nodes, IReadOnlyList<MapEdge> Edges);
+
+/// <summary>Folds the per-minute edge rows of the flow history into the map's nodes and edges.</summary>
+public static class ServiceMapGraph
+{
+    private static readonly Dictionary<long, string> ReservedNames = new()
+    {
+        [1] = "host", [2] = "world", [3] = "unmanaged", [4] = "health", [5] = "init", [6] = "remote-node", [7] = "kube-apiserver", [8] = "ingress",
+    };
+
+    /// <summary>
+    /// The graph of <paramref name="rows"/>: one edge per source, destination, port and protocol, summed over the minutes;
+    /// only edges that touch <paramref name="ns"/> (when given) and counts of <paramref name="verdicts"/> (when given).
+    /// </summary>
+    public static MapGraph Build(DateTimeOffset since, DateTimeOffset until, IEnumerable<FlowEdge> rows, string? ns, IReadOnlySet<Verdict>? verdicts)
+    {
+        var nodes = new Dictionary<string, MapNode>(StringComparer.Ordinal);
+        var edges = new Dictionary<string, (string Source, string Destination, int Port, string Protocol, SortedDictionary<string, long> Verdicts)>(StringComparer.Ordinal);
+        foreach (var row in rows)
+        {
+            if (verdicts is { Count: > 0 } && !verdicts.Contains(row.Verdict)) continue;
+            var source = NodeOf(row.Source, row.SourceIdentity);
+            var destination = NodeOf(row.Destination, row.DestinationIdentity);
+            if (!string.IsNullOrEmpty(ns) && source.Namespace != ns && destination.Namespace != ns) continue;
+            nodes.TryAdd(source.Id, source);
+            nodes.TryAdd(destination.Id, destination);
+            var id = EdgeId(source.Id, destination.Id, row.DestinationPort, row.Protocol);
+            if (!edges.TryGetValue(id, out var edge))
+                edges[id] = edge = (source.Id, destination.Id, row.DestinationPort, row.Protocol, new(StringComparer.Ordinal));
+            var verdict = row.Verdict.ToString().ToUpperInvariant();
+            edge.Verdicts[verdict] = edge.Verdicts.GetValueOrDefault(verdict) + row.Count;
+        }
+        return new MapGraph(since, until,
+            [.. nodes.Values.OrderBy(n => n.Id, StringComparer.Ordinal)],
+            [.. edges.OrderBy(e => e.Key, StringComparer.Ordinal).Select(e => new MapEdge(e.Key, e.Value.Source, e.Value.Destination, e.Value.Port, e.Value.Protocol, e.Value.Verdicts))]);
+    }
+
+    public static string EdgeId(string source, string destination, int port, string protocol) => $"{source} -> {destination} {protocol}/{port}";
+
+    /// <summary>The map's node of a flow's endpoint: as the edge rows name it (the pod, else the identity).</summary>
+    public static string NodeIdOf(FlowEndpoint? endpoint) =>
+        endpoint is { PodName.Length: > 0 } pod ? $"{pod.Namespace}/{pod.PodName}" : (endpoint?.Identity ?? 0).ToString(System.Globalization.CultureInfo.InvariantCulture);
+
+    private static MapNode NodeOf(string workload, long identity)
+    {
+        if (workload.Length > 0)
+        {
+            var slash = workload.IndexOf('/', StringComparison.Ordinal);
+            return new MapNode(workload, workload[..slash], workload[(slash + 1)..], identity);
+        }
+        var id = identity.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        return new MapNode(id, "", ReservedNames.TryGetValue(identity, out var name) ? $"{name} ({id})" : $"identity {id}", identity);
+    }
+}
