@@ -23,9 +23,12 @@ public sealed record FlowHistoryQuery(
 /// <param name="Lost">flows the node could not ship since its batch before</param>
 public sealed record FlowBatchOrigin(string Node, string Instance, long Sequence, long Lost);
 
-/// <summary>Flows between two workloads in one minute: the service map's edges and the baseline of normal traffic.</summary>
+/// <summary>
+/// Flows between two workloads in one minute, as seen at one end (<paramref name="Direction"/>: leaving the source's
+/// endpoint, or entering the destination's): the service map's edges and the baseline of normal traffic.
+/// </summary>
 public sealed record FlowEdge(DateTimeOffset Minute, long SourceIdentity, string Source, long DestinationIdentity, string Destination,
-    int DestinationPort, string Protocol, Verdict Verdict, long Count);
+    int DestinationPort, string Protocol, TrafficDirection Direction, Verdict Verdict, long Count);
 
 /// <summary>
 /// Flow history in PostgreSQL, as Hubble's in-memory ring is not: every flow the nodes ship, written with COPY into a
@@ -234,9 +237,9 @@ public sealed class FlowStore(NpgsqlDataSource db)
     {
         await EnsureSchemaAsync(ct);
         await using var command = db.CreateCommand($"""
-            SELECT minute, source_identity, source, destination_identity, destination, destination_port, protocol, verdict, count
+            SELECT minute, source_identity, source, destination_identity, destination, destination_port, protocol, direction, verdict, count
             FROM {EdgesTable} WHERE minute >= $1 AND minute < $2
-            ORDER BY minute, source, destination, destination_port, protocol, verdict
+            ORDER BY minute, source, destination, destination_port, protocol, direction, verdict
             """);
         command.Parameters.Add(new() { Value = since, NpgsqlDbType = NpgsqlDbType.TimestampTz });
         command.Parameters.Add(new() { Value = until, NpgsqlDbType = NpgsqlDbType.TimestampTz });
@@ -244,7 +247,7 @@ public sealed class FlowStore(NpgsqlDataSource db)
         await using var reader = await command.ExecuteReaderAsync(ct);
         while (await reader.ReadAsync(ct))
             edges.Add(new FlowEdge(reader.GetFieldValue<DateTimeOffset>(0), reader.GetInt64(1), reader.GetString(2), reader.GetInt64(3),
-                reader.GetString(4), reader.GetInt32(5), reader.GetString(6), (Verdict)reader.GetInt16(7), reader.GetInt64(8)));
+                reader.GetString(4), reader.GetInt32(5), reader.GetString(6), (TrafficDirection)reader.GetInt16(7), (Verdict)reader.GetInt16(8), reader.GetInt64(9)));
         return edges;
     }
 
@@ -307,8 +310,8 @@ public sealed class FlowStore(NpgsqlDataSource db)
             CREATE TABLE IF NOT EXISTS {EdgesTable} (
                 minute timestamptz NOT NULL, source_identity bigint NOT NULL, source text NOT NULL,
                 destination_identity bigint NOT NULL, destination text NOT NULL, destination_port integer NOT NULL,
-                protocol text NOT NULL, verdict smallint NOT NULL, count bigint NOT NULL,
-                PRIMARY KEY (minute, source_identity, source, destination_identity, destination, destination_port, protocol, verdict)
+                protocol text NOT NULL, direction smallint NOT NULL, verdict smallint NOT NULL, count bigint NOT NULL,
+                PRIMARY KEY (minute, source_identity, source, destination_identity, destination, destination_port, protocol, direction, verdict)
             );
             CREATE TABLE IF NOT EXISTS {BatchesTable} (node text PRIMARY KEY, instance text NOT NULL, sequence bigint NOT NULL);
             CREATE TABLE IF NOT EXISTS {LostTable} (time timestamptz NOT NULL, node text NOT NULL, count bigint NOT NULL);
@@ -351,14 +354,14 @@ public sealed class FlowStore(NpgsqlDataSource db)
                 return (Minute: new DateTimeOffset(time.Year, time.Month, time.Day, time.Hour, time.Minute, 0, TimeSpan.Zero),
                     SourceIdentity: (long)(f.Source?.Identity ?? 0), Source: WorkloadOf(f.Source),
                     DestinationIdentity: (long)(f.Destination?.Identity ?? 0), Destination: WorkloadOf(f.Destination),
-                    DestinationPort: destinationPort, Protocol: protocol, Verdict: (short)f.Verdict);
+                    DestinationPort: destinationPort, Protocol: protocol, Direction: (short)f.TrafficDirection, Verdict: (short)f.Verdict);
             })
             .Select(g => (g.Key, Count: (long)g.Count()))
             .ToList();
         await using var command = new NpgsqlCommand($"""
-            INSERT INTO {EdgesTable} AS e (minute, source_identity, source, destination_identity, destination, destination_port, protocol, verdict, count)
-            SELECT * FROM unnest($1::timestamptz[], $2::bigint[], $3::text[], $4::bigint[], $5::text[], $6::integer[], $7::text[], $8::smallint[], $9::bigint[])
-            ON CONFLICT (minute, source_identity, source, destination_identity, destination, destination_port, protocol, verdict)
+            INSERT INTO {EdgesTable} AS e (minute, source_identity, source, destination_identity, destination, destination_port, protocol, direction, verdict, count)
+            SELECT * FROM unnest($1::timestamptz[], $2::bigint[], $3::text[], $4::bigint[], $5::text[], $6::integer[], $7::text[], $8::smallint[], $9::smallint[], $10::bigint[])
+            ON CONFLICT (minute, source_identity, source, destination_identity, destination, destination_port, protocol, direction, verdict)
             DO UPDATE SET count = e.count + EXCLUDED.count
             """, conn, tx);
         command.Parameters.Add(new() { Value = edges.Select(e => e.Key.Minute).ToArray() });
@@ -368,13 +371,14 @@ public sealed class FlowStore(NpgsqlDataSource db)
         command.Parameters.Add(new() { Value = edges.Select(e => e.Key.Destination).ToArray() });
         command.Parameters.Add(new() { Value = edges.Select(e => e.Key.DestinationPort).ToArray() });
         command.Parameters.Add(new() { Value = edges.Select(e => e.Key.Protocol).ToArray() });
+        command.Parameters.Add(new() { Value = edges.Select(e => e.Key.Direction).ToArray() });
         command.Parameters.Add(new() { Value = edges.Select(e => e.Key.Verdict).ToArray() });
         command.Parameters.Add(new() { Value = edges.Select(e => e.Count).ToArray() });
         await command.ExecuteNonQueryAsync(ct);
     }
 
     /// <summary>A workload as the map names it: namespace/pod for a pod, namespace/ for another endpoint of a namespace, else empty (a peer known by its identity and address only).</summary>
-    private static string WorkloadOf(FlowEndpoint? endpoint) => endpoint switch
+    public static string WorkloadOf(FlowEndpoint? endpoint) => endpoint switch
     {
         { PodName.Length: > 0 } pod => $"{pod.Namespace}/{pod.PodName}",
         // An endpoint of a namespace without a pod: still found by a namespace's prefix.

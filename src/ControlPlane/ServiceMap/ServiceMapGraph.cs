@@ -27,14 +27,16 @@ public static class ServiceMapGraph
     /// <summary>
     /// The graph of <paramref name="rows"/>: one edge per source, destination, port and protocol, summed over the minutes;
     /// only edges that touch <paramref name="ns"/> (when given) and counts of <paramref name="verdicts"/> (when given).
+    /// A connection between two endpoints is seen twice, leaving the one and entering the other: where an edge was
+    /// seen entering, that is where its flows are counted, plus those dropped on leaving (they never arrived); an
+    /// edge seen leaving only (to the world, to a peer without a datapath) is counted where it left.
     /// </summary>
     public static MapGraph Build(DateTimeOffset since, DateTimeOffset until, IEnumerable<FlowEdge> rows, string? ns, IReadOnlySet<Verdict>? verdicts)
     {
         var nodes = new Dictionary<string, MapNode>(StringComparer.Ordinal);
-        var edges = new Dictionary<string, (string Source, string Destination, int Port, string Protocol, SortedDictionary<string, long> Verdicts)>(StringComparer.Ordinal);
+        var edges = new Dictionary<string, (string Source, string Destination, int Port, string Protocol, List<FlowEdge> Rows)>(StringComparer.Ordinal);
         foreach (var row in rows)
         {
-            if (verdicts is { Count: > 0 } && !verdicts.Contains(row.Verdict)) continue;
             var source = NodeOf(row.Source, row.SourceIdentity);
             var destination = NodeOf(row.Destination, row.DestinationIdentity);
             if (!string.IsNullOrEmpty(ns) && source.Namespace != ns && destination.Namespace != ns) continue;
@@ -42,27 +44,41 @@ public static class ServiceMapGraph
             nodes.TryAdd(destination.Id, destination);
             var id = EdgeId(source.Id, destination.Id, row.DestinationPort, row.Protocol);
             if (!edges.TryGetValue(id, out var edge))
-                edges[id] = edge = (source.Id, destination.Id, row.DestinationPort, row.Protocol, new(StringComparer.Ordinal));
-            var verdict = row.Verdict.ToString().ToUpperInvariant();
-            edge.Verdicts[verdict] = edge.Verdicts.GetValueOrDefault(verdict) + row.Count;
+                edges[id] = edge = (source.Id, destination.Id, row.DestinationPort, row.Protocol, []);
+            edge.Rows.Add(row);
         }
-        return new MapGraph(since, until,
-            [.. nodes.Values.OrderBy(n => n.Id, StringComparer.Ordinal)],
-            [.. edges.OrderBy(e => e.Key, StringComparer.Ordinal).Select(e => new MapEdge(e.Key, e.Value.Source, e.Value.Destination, e.Value.Port, e.Value.Protocol, e.Value.Verdicts))]);
+        var graphEdges = new List<MapEdge>();
+        foreach (var (id, edge) in edges.OrderBy(e => e.Key, StringComparer.Ordinal))
+        {
+            var seenEntering = edge.Rows.Any(r => r.Direction == TrafficDirection.Ingress);
+            var counts = new SortedDictionary<string, long>(StringComparer.Ordinal);
+            foreach (var row in edge.Rows)
+            {
+                if (seenEntering && row.Direction != TrafficDirection.Ingress && row.Verdict != Verdict.Dropped) continue;
+                if (verdicts is { Count: > 0 } && !verdicts.Contains(row.Verdict)) continue;
+                var verdict = ProtoNames.Of(row.Verdict);
+                counts[verdict] = counts.GetValueOrDefault(verdict) + row.Count;
+            }
+            if (counts.Count > 0) graphEdges.Add(new MapEdge(id, edge.Source, edge.Destination, edge.Port, edge.Protocol, counts));
+        }
+        var used = graphEdges.SelectMany(e => new[] { e.Source, e.Destination }).ToHashSet(StringComparer.Ordinal);
+        return new MapGraph(since, until, [.. nodes.Values.Where(n => used.Contains(n.Id)).OrderBy(n => n.Id, StringComparer.Ordinal)], graphEdges);
     }
 
     public static string EdgeId(string source, string destination, int port, string protocol) => $"{source} -> {destination} {protocol}/{port}";
 
     /// <summary>The map's node of a flow's endpoint: as the edge rows name it (the pod, else the identity).</summary>
     public static string NodeIdOf(FlowEndpoint? endpoint) =>
-        endpoint is { PodName.Length: > 0 } pod ? $"{pod.Namespace}/{pod.PodName}" : (endpoint?.Identity ?? 0).ToString(System.Globalization.CultureInfo.InvariantCulture);
+        FlowStore.WorkloadOf(endpoint) is { Length: > 0 } workload ? workload : (endpoint?.Identity ?? 0).ToString(System.Globalization.CultureInfo.InvariantCulture);
 
     private static MapNode NodeOf(string workload, long identity)
     {
         if (workload.Length > 0)
         {
             var slash = workload.IndexOf('/', StringComparison.Ordinal);
-            return new MapNode(workload, workload[..slash], workload[(slash + 1)..], identity);
+            // An endpoint of a namespace that is no pod ("namespace/") is named by its identity.
+            var pod = slash + 1 < workload.Length ? workload[(slash + 1)..] : $"identity {identity.ToString(System.Globalization.CultureInfo.InvariantCulture)}";
+            return new MapNode(workload, workload[..slash], pod, identity);
         }
         var id = identity.ToString(System.Globalization.CultureInfo.InvariantCulture);
         return new MapNode(id, "", ReservedNames.TryGetValue(identity, out var name) ? $"{name} ({id})" : $"identity {id}", identity);

@@ -72,9 +72,9 @@ public sealed class FlowStoreTests : IAsyncLifetime
         var edges = await _store.ReadEdgesAsync(Noon, Noon.AddMinutes(2), Ct);
         Assert.Equal(
         [
-            new FlowEdge(Noon, 256, "shop/web", 257, "shop/api", 80, "TCP", Verdict.Forwarded, 3),
-            new FlowEdge(Noon, 256, "shop/web", 257, "shop/api", 80, "TCP", Verdict.Dropped, 1),
-            new FlowEdge(Noon.AddMinutes(1), 256, "shop/web", 257, "shop/api", 80, "TCP", Verdict.Forwarded, 1),
+            new FlowEdge(Noon, 256, "shop/web", 257, "shop/api", 80, "TCP", TrafficDirection.Ingress, Verdict.Forwarded, 3),
+            new FlowEdge(Noon, 256, "shop/web", 257, "shop/api", 80, "TCP", TrafficDirection.Ingress, Verdict.Dropped, 1),
+            new FlowEdge(Noon.AddMinutes(1), 256, "shop/web", 257, "shop/api", 80, "TCP", TrafficDirection.Ingress, Verdict.Forwarded, 1),
         ], edges.OrderBy(e => e.Minute).ThenBy(e => e.Verdict));
     }
 

@@ -53,8 +53,9 @@ async function main() {
       const cy = window.serviceMap && window.serviceMap.cy;
       if (!cy) return false;
       const kind = (id) => { const e = cy.getElementById(id); return e.nonempty() && e.data('kind'); };
-      // The dropped port's SYN is also seen forwarded where it left the client (its egress selects nothing): both verdicts.
-      return kind(allowed) === 'forwarded' && ['dropped', 'mixed'].includes(kind(dropped));
+      // The dropped port's SYN is also seen forwarded where it left the client (its egress selects nothing); the map
+      // counts a connection where it entered, so the edge is dropped only.
+      return kind(allowed) === 'forwarded' && kind(dropped) === 'dropped';
     }, [allowedEdge, droppedEdge], WAIT);
     report.addressBar = page.url();
     report.graph = await page.evaluate(() => ({
