@@ -59,8 +59,10 @@ pg_start() {
   chmod o+x "$MESH_HOME"
   if runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$data" status >/dev/null 2>&1; then return 0; fi
   say "starting PostgreSQL on 127.0.0.1:$PG_PORT"
+  # Flow history writes tens of MB of WAL a second: with the default 1 GB of WAL a checkpoint every minute stalls
+  # ingest (a node's flows back up and are lost); 8 GB and 15 min keep checkpoints spread out.
   runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$data" -l "$data/server.log" -w -t 60 \
-    -o "-p $PG_PORT -k /tmp -c listen_addresses=127.0.0.1 -c max_connections=300 -c fsync=on" start >/dev/null \
+    -o "-p $PG_PORT -k /tmp -c listen_addresses=127.0.0.1 -c max_connections=300 -c fsync=on -c shared_buffers=1GB -c max_wal_size=8GB -c checkpoint_timeout=15min" start >/dev/null \
     || die "PostgreSQL did not start; see $data/server.log"
 }
 
