@@ -74,7 +74,7 @@ internal sealed class MapQuery
         return text;
     }
 
-    /// <summary>A node of the map as the edges route names it: <c>namespace/pod</c>, or a peer's identity number.</summary>
+    /// <summary>A node of the map as the edges route names it: <c>namespace/pod</c>, <c>namespace/</c>, or a peer's identity number.</summary>
     public string Workload(string field, string? text)
     {
         if (string.IsNullOrEmpty(text))
@@ -87,7 +87,8 @@ internal sealed class MapQuery
             ? (uint.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out _) ? null : $"{InputLimits.Quote(text)} is neither namespace/pod nor an identity number")
             : KubernetesNames.DnsLabelProblem(text[..slash]) is { } inNamespace ? $"namespace: {inNamespace}"
             : InputLimits.ControlCharacter(text) is { } control ? $"holds the control character U+{(int)control:X4}"
-            : text.Length - slash - 1 is < 1 or > 253 ? $"{InputLimits.Quote(text)}: a pod's name is 1 to 253 characters" : null;
+            // "namespace/" is an endpoint of the namespace that is no pod.
+            : text.Length - slash - 1 > 253 ? $"{InputLimits.Quote(text)}: a pod's name is at most 253 characters" : null;
         if (problem is not null) Fail(field, problem);
         return text;
     }

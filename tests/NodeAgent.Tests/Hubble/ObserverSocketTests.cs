@@ -73,7 +73,8 @@ public sealed class ObserverSocketTests : IAsyncLifetime
     {
         _buffer.Add(Flow("allowed", Verdict.Forwarded));
         _buffer.Add(Flow("dropped", Verdict.Dropped));
-        var request = new GetFlowsRequest { Follow = true, Whitelist = { new FlowFilter { Verdict = { Verdict.Dropped } } } };
+        // With a number, the held flows come first; then the call follows.
+        var request = new GetFlowsRequest { Follow = true, Number = 10, Whitelist = { new FlowFilter { Verdict = { Verdict.Dropped } } } };
         using var call = Client.GetFlows(request, cancellationToken: Ct);
 
         Assert.True(await call.ResponseStream.MoveNext(Ct));
@@ -83,6 +84,23 @@ public sealed class ObserverSocketTests : IAsyncLifetime
         _buffer.Add(Flow("dropped later", Verdict.Dropped));
         Assert.True(await call.ResponseStream.MoveNext(Ct));
         Assert.Equal("dropped later", call.ResponseStream.Current.Flow.Uuid);
+    }
+
+    [Fact]
+    public async Task Following_alone_starts_at_the_newest_flow_as_Hubbles_observer_does()
+    {
+        _buffer.Add(Flow("held", Verdict.Dropped));
+        using var call = Client.GetFlows(new GetFlowsRequest { Follow = true }, cancellationToken: Ct);
+
+        var next = call.ResponseStream.MoveNext(Ct);
+        // Flows are added until the call has one: it may not be following yet when the first is added.
+        for (var i = 0; !next.IsCompleted; i++)
+        {
+            _buffer.Add(Flow($"new {i}", Verdict.Dropped));
+            await Task.WhenAny(next, Task.Delay(50, Ct));
+        }
+        Assert.True(await next);
+        Assert.StartsWith("new ", call.ResponseStream.Current.Flow.Uuid);
     }
 
     [Fact]
