@@ -25,7 +25,7 @@ run_tests() {
     local args=(-xml "$results/$p.xml" -noLogo -showLiveOutput)
     [ -n "$filter" ] && args+=(-filter "$filter")
     # Each assembly gets a hard time limit so a hung test cannot eat CI's whole budget.
-    (cd "$(dirname "$exe")" && timeout --kill-after=30 900 "$exe" "${args[@]}") || true
+    (cd "$(dirname "$exe")" && timeout --kill-after=30 1500 "$exe" "${args[@]}") || true
     if [ -f "$results/$p.xml" ]; then
       local line; line=$(grep -o '<assembly [^>]*>' "$results/$p.xml" | head -1)
       local t f s e
