@@ -386,7 +386,8 @@ public sealed class FlowStore(NpgsqlDataSource db)
         _ => "",
     };
 
-    private static (string Protocol, int SourcePort, int DestinationPort) L4Of(FlowMessage f) => f.L4?.ProtocolCase switch
+    /// <summary>A flow's protocol and ports as the history stores and counts them.</summary>
+    public static (string Protocol, int SourcePort, int DestinationPort) L4Of(FlowMessage f) => f.L4?.ProtocolCase switch
     {
         Layer4.ProtocolOneofCase.TCP => ("TCP", (int)f.L4.TCP.SourcePort, (int)f.L4.TCP.DestinationPort),
         Layer4.ProtocolOneofCase.UDP => ("UDP", (int)f.L4.UDP.SourcePort, (int)f.L4.UDP.DestinationPort),

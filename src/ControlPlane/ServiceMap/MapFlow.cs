@@ -1,3 +1,4 @@
+using Mesh.ControlPlane.Flows;
 using Mesh.Contracts.Hubble.Flows;
 using FlowEndpoint = Mesh.Contracts.Hubble.Flows.Endpoint;
 using FlowMessage = Mesh.Contracts.Hubble.Flows.Flow;
@@ -28,7 +29,7 @@ public sealed record MapFlow(
 {
     public static MapFlow Of(FlowMessage f)
     {
-        var (protocol, sourcePort, destinationPort) = L4Of(f);
+        var (protocol, sourcePort, destinationPort) = FlowStore.L4Of(f);
         return new MapFlow(
             f.Time.ToDateTimeOffset(), f.NodeName, ProtoNames.Of(f.Verdict),
             f.Verdict == Mesh.Contracts.Hubble.Flows.Verdict.Dropped ? ProtoNames.Of(f.DropReasonDesc) : "",
@@ -61,7 +62,7 @@ public sealed record MapFlow(
     public static bool OfEdge(FlowMessage f, string source, string destination, int? port, string? protocol)
     {
         if (ServiceMapGraph.NodeIdOf(f.Source) != source || ServiceMapGraph.NodeIdOf(f.Destination) != destination) return false;
-        var (flowProtocol, _, flowPort) = L4Of(f);
+        var (flowProtocol, _, flowPort) = FlowStore.L4Of(f);
         return (port is null || port == flowPort) && (protocol is null || protocol == flowProtocol);
     }
 
@@ -70,15 +71,4 @@ public sealed record MapFlow(
 
     private static IEnumerable<MapFlowPolicy> DecidedBy(string effect, string direction, IEnumerable<Policy> policies) =>
         policies.Select(p => new MapFlowPolicy(effect, direction, p.Namespace, p.Name, p.Kind, p.Revision));
-
-    /// <summary>As the flow history counts an edge's port and protocol.</summary>
-    private static (string Protocol, int SourcePort, int DestinationPort) L4Of(FlowMessage f) => f.L4?.ProtocolCase switch
-    {
-        Layer4.ProtocolOneofCase.TCP => ("TCP", (int)f.L4.TCP.SourcePort, (int)f.L4.TCP.DestinationPort),
-        Layer4.ProtocolOneofCase.UDP => ("UDP", (int)f.L4.UDP.SourcePort, (int)f.L4.UDP.DestinationPort),
-        Layer4.ProtocolOneofCase.SCTP => ("SCTP", (int)f.L4.SCTP.SourcePort, (int)f.L4.SCTP.DestinationPort),
-        Layer4.ProtocolOneofCase.ICMPv4 => ("ICMPv4", 0, 0),
-        Layer4.ProtocolOneofCase.ICMPv6 => ("ICMPv6", 0, 0),
-        _ => ("", 0, 0),
-    };
 }
