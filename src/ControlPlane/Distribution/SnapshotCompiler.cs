@@ -178,8 +178,7 @@ public sealed class SnapshotCompiler
 
     private void RemovePolicy(PolicyRecord old) => _compiler.DeletePolicy(old.Policy.Kind, old.Policy.Namespace, old.Policy.Name);
 
-    private void SetEndpoint(EndpointRecord? old, EndpointRecord now) =>
-        _compiler.RegisterEndpoint(new CompilerEndpoint(now.Id, now.Spec.Node, now.Spec.Ip, now.Spec.Interface, now.Identity, now.Spec.Ports));
+    private void SetEndpoint(EndpointRecord? old, EndpointRecord now) => _compiler.RegisterEndpoint(CompilerInputs.Endpoint(now));
 
     private void RemoveEndpoint(EndpointRecord old) => _compiler.DeleteEndpoint(old.Id);
 

@@ -1,5 +1,7 @@
 using System.Collections.Concurrent;
 using System.Collections.Frozen;
+using Mesh.ControlPlane.Audit;
+using Direction = Mesh.ControlPlane.Compilation.Direction;
 using Mesh.ControlPlane.State;
 using Mesh.Contracts.Hubble;
 using Mesh.Contracts.Hubble.Flows;
@@ -66,10 +68,7 @@ public sealed class FlowEnrichment(ClusterState state)
 
         /// <summary>The policies that select <paramref name="identity"/> and make it default-deny in that direction.</summary>
         public Policy[] DefaultDenying(uint identity, bool ingress) => _defaultDenying.GetOrAdd((identity, ingress), key =>
-            View.Identities.TryGetValue(key.Item1, out var record)
-                ? [.. View.Policies.Values
-                    .Where(p => p.Policy.Specs.Any(s => (key.Item2 ? s.EnforcesIngress : s.EnforcesEgress) && p.Policy.EffectiveEndpointSelector(s).Matches(record.Labels)))
-                    .Select(p => HubblePolicy.Of(p.Policy.Kind, p.Policy.Namespace, p.Policy.Name, (ulong)p.Version.Value))]
-                : []);
+            [.. PolicyJudge.DefaultDenying(View, key.Item1, key.Item2 ? Direction.Ingress : Direction.Egress)
+                .Select(p => HubblePolicy.Of(p.Policy.Kind, p.Policy.Namespace, p.Policy.Name, (ulong)p.Version.Value))]);
     }
 }
