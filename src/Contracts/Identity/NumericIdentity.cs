@@ -35,6 +35,16 @@ public readonly record struct NumericIdentity(uint Value)
     public static readonly NumericIdentity KubeApiServer = new(7);
     public static readonly NumericIdentity Ingress = new(8);
 
+    /// <summary>Cilium's names of the reserved identities (their label is <c>reserved:NAME</c>).</summary>
+    public static readonly IReadOnlyDictionary<uint, string> ReservedNames = new Dictionary<uint, string>
+    {
+        [Host.Value] = "host", [World.Value] = "world", [Unmanaged.Value] = "unmanaged", [Health.Value] = "health",
+        [Init.Value] = "init", [RemoteNode.Value] = "remote-node", [KubeApiServer.Value] = "kube-apiserver", [Ingress.Value] = "ingress",
+    };
+
+    /// <summary>The name of a reserved identity ("world"), or null for any other.</summary>
+    public string? ReservedName => ReservedNames.GetValueOrDefault(Value);
+
     public bool IsReserved => Value is > 0 and < MinimalAllocated;
     public bool IsLocalScope => (Value & LocalScopeFlag) != 0;
     public byte ClusterId => (byte)((Value >> ClusterIdShift) & 0xFF);

@@ -14,17 +14,8 @@ namespace Mesh.ControlPlane.Compilation;
 /// </summary>
 internal sealed class PeerResolver : IPeerMatcher
 {
-    internal static readonly IReadOnlyDictionary<uint, LabelSet> Reserved = new Dictionary<uint, LabelSet>
-    {
-        [NumericIdentity.Host.Value] = ReservedLabel("host"),
-        [NumericIdentity.World.Value] = ReservedLabel("world"),
-        [NumericIdentity.Unmanaged.Value] = ReservedLabel("unmanaged"),
-        [NumericIdentity.Health.Value] = ReservedLabel("health"),
-        [NumericIdentity.Init.Value] = ReservedLabel("init"),
-        [NumericIdentity.RemoteNode.Value] = ReservedLabel("remote-node"),
-        [NumericIdentity.KubeApiServer.Value] = ReservedLabel("kube-apiserver"),
-        [NumericIdentity.Ingress.Value] = ReservedLabel("ingress"),
-    };
+    internal static readonly IReadOnlyDictionary<uint, LabelSet> Reserved =
+        NumericIdentity.ReservedNames.ToDictionary(r => r.Key, r => ReservedLabel(r.Value));
 
     internal static readonly uint[] ClusterReserved =
     [

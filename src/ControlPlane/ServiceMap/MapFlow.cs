@@ -1,4 +1,5 @@
 using Mesh.ControlPlane.Flows;
+using Mesh.Contracts.Hubble;
 using Mesh.Contracts.Hubble.Flows;
 using FlowEndpoint = Mesh.Contracts.Hubble.Flows.Endpoint;
 using FlowMessage = Mesh.Contracts.Hubble.Flows.Flow;

@@ -1,4 +1,5 @@
 using System.Globalization;
+using Mesh.Contracts.Hubble;
 using Mesh.Contracts.Hubble.Flows;
 using Mesh.Contracts.Input;
 using Microsoft.AspNetCore.Http.HttpResults;

@@ -1,4 +1,6 @@
+using Mesh.Contracts.Identity;
 using Mesh.ControlPlane.Flows;
+using Mesh.Contracts.Hubble;
 using Mesh.Contracts.Hubble.Flows;
 using FlowEndpoint = Mesh.Contracts.Hubble.Flows.Endpoint;
 
@@ -19,11 +21,6 @@ public sealed record MapGraph(DateTimeOffset Since, DateTimeOffset Until, IReadO
 /// <summary>Folds the per-minute edge rows of the flow history into the map's nodes and edges.</summary>
 public static class ServiceMapGraph
 {
-    private static readonly Dictionary<long, string> ReservedNames = new()
-    {
-        [1] = "host", [2] = "world", [3] = "unmanaged", [4] = "health", [5] = "init", [6] = "remote-node", [7] = "kube-apiserver", [8] = "ingress",
-    };
-
     /// <summary>
     /// The graph of <paramref name="rows"/>: one edge per source, destination, port and protocol, summed over the minutes;
     /// only edges that touch <paramref name="ns"/> (when given) and counts of <paramref name="verdicts"/> (when given).
@@ -81,6 +78,6 @@ public static class ServiceMapGraph
             return new MapNode(workload, workload[..slash], pod, identity);
         }
         var id = identity.ToString(System.Globalization.CultureInfo.InvariantCulture);
-        return new MapNode(id, "", ReservedNames.TryGetValue(identity, out var name) ? $"{name} ({id})" : $"identity {id}", identity);
+        return new MapNode(id, "", identity is >= 0 and <= uint.MaxValue && new NumericIdentity((uint)identity).ReservedName is { } name ? $"{name} ({id})" : $"identity {id}", identity);
     }
 }

@@ -115,18 +115,7 @@ public static class HubbleFlow
     }
 
     /// <summary>Cilium's label for a reserved identity.</summary>
-    private static string? ReservedLabel(NumericIdentity identity) => identity.Value switch
-    {
-        1 => "reserved:host",
-        2 => "reserved:world",
-        3 => "reserved:unmanaged",
-        4 => "reserved:health",
-        5 => "reserved:init",
-        6 => "reserved:remote-node",
-        7 => "reserved:kube-apiserver",
-        8 => "reserved:ingress",
-        _ => null,
-    };
+    private static string? ReservedLabel(NumericIdentity identity) => identity.ReservedName is { } name ? "reserved:" + name : null;
 
     private static string SummaryOf(FlowEvent f)
     {

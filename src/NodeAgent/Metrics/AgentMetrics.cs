@@ -1,7 +1,5 @@
-using System.Collections.Frozen;
 using System.Diagnostics.Metrics;
-using System.Reflection;
-using Google.Protobuf.Reflection;
+using Mesh.Contracts.Hubble;
 using Mesh.Contracts.Hubble.Flows;
 using Mesh.NodeAgent.Datapath;
 using Mesh.NodeAgent.Hubble;
@@ -72,7 +70,7 @@ public sealed class AgentMetrics : IDisposable
     public void Processed(FlowMessage flow)
     {
         var protocol = ProtocolOf(flow);
-        var verdict = ProtoName(flow.Verdict);
+        var verdict = ProtoNames.Of(flow.Verdict);
         var (type, subtype) = flow.EventType?.Type switch
         {
             HubbleFlow.MessageTypeDrop => ("Drop", ""),
@@ -81,14 +79,14 @@ public sealed class AgentMetrics : IDisposable
         };
         _flowsProcessed.Add(1, new("protocol", protocol), new("type", type), new("subtype", subtype), new("verdict", verdict));
         if (flow.Verdict == Verdict.Dropped)
-            _drops.Add(1, new("reason", ProtoName(flow.DropReasonDesc)), new("protocol", protocol));
+            _drops.Add(1, new("reason", ProtoNames.Of(flow.DropReasonDesc)), new("protocol", protocol));
         // Every flow Mesh reports is a policy decision (a drop too), so each one counts; Cilium's match label tells
         // L3 from L4 rules, which the flow does not say: "rule" when a policy's rule decided, "none" when none did
         // (default deny, where policies select the endpoint but no rule allows, or a direction no policy enforces).
         var ruleDecided = flow.DropReasonDesc != Mesh.Contracts.Hubble.Flows.DropReason.PolicyDenied
             && flow.IngressAllowedBy.Count + flow.EgressAllowedBy.Count + flow.IngressDeniedBy.Count + flow.EgressDeniedBy.Count > 0;
         _policyVerdicts.Add(1,
-            new("direction", ProtoName(flow.TrafficDirection).ToLowerInvariant()),
+            new("direction", ProtoNames.Of(flow.TrafficDirection).ToLowerInvariant()),
             new("match", ruleDecided ? "rule" : "none"),
             new("action", verdict.ToLowerInvariant()));
     }
@@ -115,18 +113,6 @@ public sealed class AgentMetrics : IDisposable
         Layer4.ProtocolOneofCase.ICMPv6 => "ICMPv6",
         _ => "Unknown flow",
     };
-
-    /// <summary>An enum value's name in the .proto (FORWARDED, POLICY_DENIED, INGRESS), as Hubble labels with it.</summary>
-    private static string ProtoName<TEnum>(TEnum value) where TEnum : struct, Enum => ProtoNames<TEnum>.Of(value);
-
-    private static class ProtoNames<TEnum> where TEnum : struct, Enum
-    {
-        private static readonly FrozenDictionary<TEnum, string> Names = Enum.GetValues<TEnum>().Distinct().ToFrozenDictionary(
-            v => v,
-            v => typeof(TEnum).GetField(v.ToString())?.GetCustomAttribute<OriginalNameAttribute>()?.Name ?? v.ToString());
-
-        public static string Of(TEnum value) => Names.TryGetValue(value, out var name) ? name : value.ToString();
-    }
 
     public void Dispose() => Meter.Dispose();
 }

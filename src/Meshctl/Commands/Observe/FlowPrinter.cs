@@ -1,7 +1,6 @@
 using System.Globalization;
-using System.Reflection;
-using Google.Protobuf.Reflection;
 using Google.Protobuf;
+using Mesh.Contracts.Hubble;
 using Mesh.Contracts.Hubble.Flows;
 using Mesh.Contracts.Hubble.Observers;
 using Mesh.Meshctl.Cli;
@@ -131,11 +130,7 @@ public sealed class FlowPrinter(string format, bool printPolicyNames, TextWriter
     };
 
     private static string VerdictText(Flow flow) =>
-        flow.Verdict == Verdict.Dropped && flow.DropReasonDesc != DropReason.Unknown ? $"DROPPED ({ProtoName(flow.DropReasonDesc)})" : ProtoName(flow.Verdict);
-
-    /// <summary>An enum value as the .proto names it (POLICY_DENIED), as Hubble prints it.</summary>
-    private static string ProtoName<T>(T value) where T : struct, Enum =>
-        typeof(T).GetField(value.ToString())?.GetCustomAttribute<OriginalNameAttribute>()?.Name ?? value.ToString();
+        flow.Verdict == Verdict.Dropped && flow.DropReasonDesc != DropReason.Unknown ? $"DROPPED ({ProtoNames.Of(flow.DropReasonDesc)})" : ProtoNames.Of(flow.Verdict);
 
     private static string Colour(Verdict verdict, string markup) => verdict switch
     {
