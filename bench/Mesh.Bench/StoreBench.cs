@@ -225,7 +225,7 @@ internal static class StoreBench
         return last;
     }
 
-    private static PolicyEvent.PolicyApplied PolicyAppliedFor(string ns, string name, string app, int port)
+    internal static PolicyEvent.PolicyApplied PolicyAppliedFor(string ns, string name, string app, int port)
     {
         var parsed = PolicyParser.Parse($"""
             apiVersion: cilium.io/v2
