@@ -50,20 +50,9 @@ public sealed class PolicyEnforcementTests
         Assert.Contains(typeof(EnforcementModeSet), Modules.EventTypes);
     }
 
-    private static ClusterView Replay(ClusterView view, string principal, params (string Stream, object Event)[] events) =>
-        events.Aggregate(view, (v, e) =>
-        {
-            var data = EventCodec.Encode(e.Event, DomainEvents.By(principal));
-            return v.Apply(new RecordedEvent(new LogPosition(v.Position.Value + 1), e.Stream, 1, data.Type, data.Json, data.Metadata));
-        });
+    private static ClusterView Replay(ClusterView view, string principal, params (string, object)[] events) => DomainEvents.Replay(view, principal, events);
 
-    private static readonly (string, object)[] World =
-    [
-        ("identities", DomainEvents.IdentityAllocated(256, "k8s:app=web", "k8s:io.kubernetes.pod.namespace=shop")),
-        ("identities", DomainEvents.IdentityAllocated(257, "k8s:app=db", "k8s:io.kubernetes.pod.namespace=shop")),
-        (Endpoint.StreamId("shop", "web"), DomainEvents.EndpointRegistered("shop", "web", "node-1", "10.200.1.2", 256, "web")),
-        (Endpoint.StreamId("shop", "db"), DomainEvents.EndpointRegistered("shop", "db", "node-2", "10.200.2.2", 257, "db")),
-    ];
+    private static readonly (string, object)[] World = Audit.PolicyJudgeTests.World;
 
     private static (string, object) Set(EnforcementMode mode, EnforcementMode previous) =>
         (PolicyEnforcement.StreamId, new EnforcementModeSet(mode, previous));
@@ -119,7 +108,7 @@ public sealed class PolicyEnforcementTests
     [Fact]
     public void Under_never_a_deny_policy_denies_nothing_and_makes_nothing_default_deny()
     {
-        var parsed = PolicyParser.Parse("""
+        var deny = DomainEvents.Applied("""
             apiVersion: cilium.io/v2
             kind: CiliumNetworkPolicy
             metadata: { name: deny-web, namespace: shop }
@@ -127,7 +116,6 @@ public sealed class PolicyEnforcementTests
               endpointSelector: { matchLabels: { app: db } }
               ingressDeny: [ { fromEndpoints: [ { matchLabels: { app: web } } ] } ]
             """);
-        var deny = Policy.Decide(new PolicyCommand.ApplyPolicy(parsed.Policy!), new PolicyState.Absent()).Single();
         var policy = (DomainEvents.PolicyStream(deny), (object)deny);
         var enforced = Replay(ClusterView.Empty, "alice", [.. World, policy]);
         var view = Replay(enforced, "alice", Set(EnforcementMode.Never, EnforcementMode.Default));
