@@ -110,7 +110,8 @@ static __always_inline struct policy_entry *policy_precedence(struct policy_entr
  * @dir: enum traffic_direction
  * @proto: IP protocol
  * @dport: destination port, network byte order (0 for protocols without ports and later fragments)
- * @enforced: whether this direction of the endpoint is selected by some policy
+ * @enforced: whether this direction of the endpoint is enforced (selected by some policy, or every endpoint
+ *            under the cluster's enforcement mode "always"; none under "never")
  *
  * Two LPM lookups in the identity's map, {peer, ...} and {0, ...}; policy_precedence() picks the decision.
  * No entry: an enforced direction drops (REASON_DEFAULT_DENY), an unenforced one forwards.

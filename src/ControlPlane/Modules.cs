@@ -28,7 +28,7 @@ public sealed record AggregateModule(
 public static class Modules
 {
     public static readonly IReadOnlyList<AggregateModule> All =
-        [Policies.Policy.Module, Endpoints.Endpoint.Module, Identities.Identity.Module, Nodes.Node.Module];
+        [Policies.Policy.Module, Endpoints.Endpoint.Module, Identities.Identity.Module, Nodes.Node.Module, Enforcement.PolicyEnforcement.Module];
 
     /// <summary>Every domain event type; the event store registers them with Marten under their names.</summary>
     public static readonly IReadOnlyList<Type> EventTypes = [.. All.SelectMany(m => m.Events)];

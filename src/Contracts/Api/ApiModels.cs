@@ -74,7 +74,16 @@ public sealed record NodeDrainView(string Node, long Version, IReadOnlyList<stri
 /// <summary>An endpoint ("namespace/name") waiting for its interface on its node, and what the node said about it.</summary>
 public sealed record WaitingEndpointView(string Endpoint, string Reason);
 
-public sealed record StatusView(long Version, int Policies, int Endpoints, int Identities, int Nodes, string GrpcAddress);
+public sealed record StatusView(long Version, int Policies, int Endpoints, int Identities, int Nodes, string GrpcAddress, EnforcementView? Enforcement = null);
+
+/// <summary>
+/// GET/PUT /v1/enforcement: the cluster's enforcement mode (<c>default</c>, <c>always</c> or <c>never</c>), the version
+/// that set it and who set it when (all three null while it was never set: <c>default</c>).
+/// </summary>
+public sealed record EnforcementView(string Mode, long? Version, string? SetBy, DateTimeOffset? SetAt);
+
+/// <summary>PUT /v1/enforcement: <c>{"mode":"always"}</c>.</summary>
+public sealed record EnforcementRequest(string? Mode);
 
 /// <summary>GET /v1/cluster: the replicas of the control plane, the shards each one owns, and the shards without an owner.</summary>
 public sealed record ClusterStatusView(string Member, int Shards, double LeaseTtlSeconds, ClusterMemberView[] Members, int[] Unowned, int ActiveEntities);

@@ -101,6 +101,13 @@ public sealed class MeshApiClient(HttpClient http)
     public Task<StatusView> StatusAsync(CancellationToken ct = default) =>
         SendAsync<StatusView>(HttpMethod.Get, "v1/status", null, ct);
 
+    public Task<EnforcementView> EnforcementAsync(CancellationToken ct = default) =>
+        SendAsync<EnforcementView>(HttpMethod.Get, "v1/enforcement", null, ct);
+
+    /// <summary>Sets the cluster's enforcement mode (<c>default</c>, <c>always</c>, <c>never</c>); setting the mode it has changes nothing.</summary>
+    public Task<EnforcementView> SetEnforcementAsync(string mode, CancellationToken ct = default) =>
+        SendAsync<EnforcementView>(HttpMethod.Put, "v1/enforcement", JsonContent.Create(new EnforcementRequest(mode), options: Json), ct);
+
     public Task<ClusterStatusView> ClusterStatusAsync(CancellationToken ct = default) =>
         SendAsync<ClusterStatusView>(HttpMethod.Get, "v1/cluster", null, ct);
 

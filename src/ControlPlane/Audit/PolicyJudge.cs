@@ -84,14 +84,24 @@ public sealed class PolicyJudge(ClusterView view)
 
     /// <summary>
     /// The policies that make <paramref name="identity"/> default-deny in a direction: those selecting its labels with a
-    /// rule set that enforces that direction. What a default-deny drop is blamed on.
+    /// rule set that enforces that direction. What a default-deny drop is blamed on. None under the enforcement mode
+    /// <c>never</c> (nothing is enforced); under <c>always</c> the identity is default-deny even when none does, and
+    /// <see cref="DefaultDenyingMode"/> names the mode as the cause.
     /// </summary>
     public static IReadOnlyList<PolicyRecord> DefaultDenying(ClusterView view, uint identity, Direction direction)
     {
+        if (view.PolicyEnforcement.Mode == EnforcementMode.Never) return [];
         if (!view.Identities.TryGetValue(new NumericIdentity(identity).LabelIdentity.Value, out var record)) return [];
         var ingress = direction == Direction.Ingress;
         return view.Policies.Values
             .Where(p => p.Policy.Specs.Any(s => (ingress ? s.EnforcesIngress : s.EnforcesEgress) && p.Policy.EffectiveEndpointSelector(s).Matches(record.Labels)))
             .ToArray();
     }
+
+    /// <summary>
+    /// The cluster's enforcement mode, with who set it when, when it makes every identity default-deny in both
+    /// directions (<c>always</c>): "default deny because the cluster's enforcement mode is always". Null otherwise.
+    /// </summary>
+    public static EnforcementModeRecord? DefaultDenyingMode(ClusterView view) =>
+        view.PolicyEnforcement.Mode == EnforcementMode.Always ? view.PolicyEnforcement : null;
 }

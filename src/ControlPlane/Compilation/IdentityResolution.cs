@@ -32,8 +32,15 @@ internal static class IdentityResolution
 
     public static IEnumerable<PolicyRule> AllRules(PolicySpec spec) => Sections.SelectMany(spec.Rules);
 
-    public static CompiledPolicy Resolve(uint identity, IReadOnlyList<SelectingSpec> specs, IPeerMatcher peers, INamedPorts named) =>
-        CompiledPolicy.From(identity, EnforcesIngress(specs), EnforcesEgress(specs), Entries(identity, specs, peers, named, withAnyPeer: true));
+    /// <summary>
+    /// The policy of <paramref name="identity"/> under the cluster's enforcement <paramref name="mode"/>: <c>never</c>
+    /// enforces nothing (no entries, deny rules included, as Cilium); <c>always</c> makes both directions default-deny
+    /// whether or not a spec selects the identity.
+    /// </summary>
+    public static CompiledPolicy Resolve(uint identity, IReadOnlyList<SelectingSpec> specs, IPeerMatcher peers, INamedPorts named, EnforcementMode mode) =>
+        mode == EnforcementMode.Never ? CompiledPolicy.From(identity, false, false, [])
+        : CompiledPolicy.From(identity, mode == EnforcementMode.Always || EnforcesIngress(specs), mode == EnforcementMode.Always || EnforcesEgress(specs),
+            Entries(identity, specs, peers, named, withAnyPeer: true));
 
     // A selecting spec makes its directions default-deny even when its rules allow nothing (`ingress: [{}]`),
     // unless it says otherwise (enableDefaultDeny); a direction no spec enforces lets everything pass.

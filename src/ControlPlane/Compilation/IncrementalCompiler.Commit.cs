@@ -1,3 +1,5 @@
+using Mesh.Contracts.Policies;
+
 namespace Mesh.ControlPlane.Compilation;
 
 // Commit: recompile what the buffered changes touched, then bring every touched node up to date.
@@ -61,7 +63,8 @@ public sealed partial class IncrementalCompiler
         foreach (var (id, peers) in _newPeers)
         {
             var state = _states[id];
-            if (_compileDirty.Contains(id) || state.Nodes.Count == 0) continue;
+            // Under "never" a policy has no entries, whatever peers appear (its compile used none, so this is a guard).
+            if (_compileDirty.Contains(id) || state.Nodes.Count == 0 || EnforcementMode == EnforcementMode.Never) continue;
             Extend(state, peers, patched);
             compiled++;
             foreach (var node in state.Nodes.Keys)

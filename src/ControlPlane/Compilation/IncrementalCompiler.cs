@@ -70,6 +70,9 @@ public sealed partial class IncrementalCompiler
     private readonly HashSet<NodeState> _nodesDirty = [];
 
     public IReadOnlyCollection<NetworkPolicy> Policies => _policies.Values;
+
+    /// <summary>The cluster's enforcement mode the policies are compiled under.</summary>
+    public EnforcementMode EnforcementMode { get; private set; }
     public IReadOnlyDictionary<uint, LabelSet> Identities => _identities;
     public IReadOnlyCollection<CompilerEndpoint> Endpoints => _endpoints.Values;
 
@@ -96,6 +99,14 @@ public sealed partial class IncrementalCompiler
         if (!_policies.Remove(key, out var old)) return;
         Unselect(key, old);
         CountIpBlocks(old, -1);
+    }
+
+    /// <summary>Sets the cluster's enforcement mode: every identity with endpoints recompiles under it.</summary>
+    public void SetEnforcementMode(EnforcementMode mode)
+    {
+        if (mode == EnforcementMode) return;
+        EnforcementMode = mode;
+        foreach (var state in _states.Values) if (state.Nodes.Count > 0) _compileDirty.Add(state.Id);
     }
 
     /// <summary>Records the labels of an identity (new, or with new labels).</summary>
@@ -357,7 +368,7 @@ public sealed partial class IncrementalCompiler
 
     /// <summary>Compiles one identity for one node numbering of CIDR/FQDN identities.</summary>
     private CompiledPolicy Compile(uint identity, IReadOnlyList<SelectingSpec> specs, LocalIdentities locals, IncrementalPeers peers) =>
-        IdentityResolution.Resolve(identity, specs, peers.For(locals), peers);
+        IdentityResolution.Resolve(identity, specs, peers.For(locals), peers, EnforcementMode);
 
     // Without address groups (no ipBlock covers a pod) a selection's peers are its identities, sorted as ever.
     private IncrementalPeers Peers(bool record) =>

@@ -11,9 +11,10 @@ namespace Mesh.ControlPlane.Compilation;
 /// </summary>
 public static class PolicyCompiler
 {
+    /// <param name="mode">the cluster's enforcement mode (see <see cref="IdentityResolution.Resolve"/>)</param>
     public static NodeSnapshot Compile(string node, long version, IReadOnlyCollection<NetworkPolicy> policies,
         IReadOnlyDictionary<uint, LabelSet> identities, IReadOnlyCollection<CompilerEndpoint> endpoints,
-        IReadOnlyCollection<ClusterNode>? nodes = null)
+        IReadOnlyCollection<ClusterNode>? nodes = null, EnforcementMode mode = EnforcementMode.Default)
     {
         var local = endpoints.Where(e => e.Node == node)
             .Select(e => new LocalEndpoint(e.Id, e.Interface, e.Ip, e.Identity))
@@ -37,7 +38,7 @@ public static class PolicyCompiler
         // endpoints wherever they run.
         var named = NamedPortTable.Of(endpoints);
 
-        var compiled = selecting.Select(s => IdentityResolution.Resolve(s.Identity, s.Specs, peers, named)).ToList();
+        var compiled = selecting.Select(s => IdentityResolution.Resolve(s.Identity, s.Specs, peers, named, mode)).ToList();
         return SnapshotAssembly.Build(node, version, ipCache, local, compiled);
     }
 

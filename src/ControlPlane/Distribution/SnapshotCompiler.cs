@@ -156,6 +156,7 @@ public sealed class SnapshotCompiler
                 case ViewPart.Policies: Changed(was.Policies, view.Policies, key, SetPolicy, RemovePolicy); break;
                 case ViewPart.Endpoints: Changed(was.Endpoints, view.Endpoints, key, SetEndpoint, RemoveEndpoint); break;
                 case ViewPart.Nodes: Changed(was.Nodes, view.Nodes, key, SetNode, _ => { }); break;
+                case ViewPart.Enforcement: _compiler.SetEnforcementMode(view.PolicyEnforcement.Mode); break;
             }
         }
     }
@@ -166,6 +167,7 @@ public sealed class SnapshotCompiler
         Diff(was.Policies, view.Policies, SetPolicy, RemovePolicy);
         Diff(was.Endpoints, view.Endpoints, SetEndpoint, RemoveEndpoint);
         Diff(was.Nodes, view.Nodes, SetNode, _ => { });   // nodes are not removed: their addresses stay remote-node
+        _compiler.SetEnforcementMode(view.PolicyEnforcement.Mode);
     }
 
     // A released identity is not removed: it has no endpoint, so no address maps to it and its entries are inert.

@@ -72,6 +72,7 @@ public sealed class NodesRpc(NodeService nodes, Cluster.CommandGateway commands)
         return Task.FromResult(new Rpc.ControlPlaneStatus
         {
             Version = s.Version, Policies = s.Policies, Endpoints = s.Endpoints, Identities = s.Identities, Nodes = s.Nodes, GrpcAddress = s.GrpcAddress,
+            Enforcement = s.Enforcement is { } enforcement ? EnforcementRpc.ToMessage(enforcement) : null,
         });
     }
 }

@@ -20,7 +20,8 @@ public sealed class NodeService(ClusterState state, SnapshotCompiler compiler, N
     public StatusView Status()
     {
         var view = state.Current;
-        return new StatusView(compiler.Latest.Version, view.Policies.Count, view.Endpoints.Count, view.Identities.Count, Nodes(view).Length, GrpcAddress);
+        return new StatusView(compiler.Latest.Version, view.Policies.Count, view.Endpoints.Count, view.Identities.Count, Nodes(view).Length, GrpcAddress,
+            view.PolicyEnforcement.ToView());
     }
 
     /// <summary>

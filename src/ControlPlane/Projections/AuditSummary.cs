@@ -34,6 +34,7 @@ public static class AuditSummary
             Nodes.NodeEvent.NodeDrained d => $"drained node {d.Name} (it takes no new endpoints)",
             Nodes.NodeEvent.NodeUncordoned u => $"uncordoned node {u.Name} (it takes new endpoints again)",
             Nodes.NodeEvent.NodeDeleted d => $"deleted node {d.Name}",
+            Enforcement.EnforcementEvent.EnforcementModeSet m => $"set the cluster's enforcement mode to {m.Mode.Name()} (was {m.Previous.Name()})",
             _ => recorded.Type,
         };
     }

@@ -11,8 +11,12 @@ using Mesh.Contracts.Policies;
 
 namespace Mesh.ControlPlane.Projections;
 
-/// <summary>A stored <see cref="ClusterView"/> as of the event at <see cref="Id"/> (its log position): where "state as of V" starts folding.</summary>
-public sealed record ViewSnapshot(long Id, ViewSnapshot.PolicyRow[] Policies, EndpointSpecRow[] Endpoints, ViewSnapshot.IdentityRow[] Identities, NodeRecord[] Nodes)
+/// <summary>
+/// A stored <see cref="ClusterView"/> as of the event at <see cref="Id"/> (its log position): where "state as of V" starts
+/// folding. <paramref name="PolicyEnforcement"/> is null in snapshots stored before the mode existed (never set then).
+/// </summary>
+public sealed record ViewSnapshot(long Id, ViewSnapshot.PolicyRow[] Policies, EndpointSpecRow[] Endpoints, ViewSnapshot.IdentityRow[] Identities, NodeRecord[] Nodes,
+    EnforcementModeRecord? PolicyEnforcement = null)
 {
     public sealed record PolicyRow(string Key, JsonObject Document, string Hash, long Version, string AppliedBy, DateTimeOffset AppliedAt, string StreamId);
     public sealed record IdentityRow(uint Identity, string[] Labels, long Version);
@@ -21,7 +25,8 @@ public sealed record ViewSnapshot(long Id, ViewSnapshot.PolicyRow[] Policies, En
         [.. view.Policies.Select(p => new PolicyRow(p.Key, p.Value.Document, p.Value.Hash, p.Value.Version.Value, p.Value.AppliedBy, p.Value.AppliedAt, p.Value.StreamId))],
         [.. view.Endpoints.Values.Select(e => new EndpointSpecRow(e.Spec, e.Identity, e.Version.Value))],
         [.. view.Identities.Values.Select(i => new IdentityRow(i.Identity, [.. i.Labels.Select(l => l.ToString())], i.Version.Value))],
-        [.. view.Nodes.Values]);
+        [.. view.Nodes.Values],
+        view.PolicyEnforcement);
 
     /// <summary>The view it was taken of (its change journal starts afresh here: history never reads it).</summary>
     public ClusterView ToView() => ClusterView.Empty with
@@ -34,6 +39,7 @@ public sealed record ViewSnapshot(long Id, ViewSnapshot.PolicyRow[] Policies, En
         Identities = ClusterView.Empty.Identities.SetItems(Identities.Select(i => KeyValuePair.Create(
             i.Identity, new IdentityRecord(i.Identity, LabelSet.Parse(i.Labels), new LogPosition(i.Version))))),
         Nodes = ClusterView.Empty.Nodes.SetItems(Nodes.Select(n => KeyValuePair.Create(n.Name, n))),
+        PolicyEnforcement = PolicyEnforcement ?? EnforcementModeRecord.Unset,
     };
 }
 

@@ -19,6 +19,8 @@ public static class Permission
     /// <summary>Remove a node the cluster should forget (an agent that is gone, or a name nobody should have used).</summary>
     public const string NodesWrite = "nodes.write";
     public const string StatusRead = "status.read";
+    /// <summary>Set the cluster's enforcement mode (default, always, never): it changes what every endpoint enforces.</summary>
+    public const string EnforcementWrite = "enforcement.write";
     public const string AuditRead = "audit.read";
     public const string ProjectionsRead = "projections.read";
     public const string ProjectionsAdmin = "projections.admin";
@@ -34,7 +36,7 @@ public static class Permission
 
     public static readonly IReadOnlyList<string> All =
     [
-        PoliciesRead, PoliciesWrite, EndpointsRead, EndpointsWrite, IdentitiesRead, NodesRead, NodesWrite, StatusRead,
+        PoliciesRead, PoliciesWrite, EndpointsRead, EndpointsWrite, IdentitiesRead, NodesRead, NodesWrite, StatusRead, EnforcementWrite,
         AuditRead, ProjectionsRead, ProjectionsAdmin, ClusterRead, ClusterAdmin, FlowsRead, MetricsRead, AgentSync,
     ];
 

@@ -9,7 +9,7 @@ namespace Mesh.ControlPlane.Security;
 /// <item><c>mesh:policy-editor</c>: reads and policy writes anywhere; <c>mesh:policy-editor:NS</c>: reads and policy writes
 /// in namespace NS only (never a cluster-wide policy); several may be given;</item>
 /// <item><c>mesh:endpoint-registrar</c>: reads and endpoint register/delete (what a CNI or Kubernetes integration needs);</item>
-/// <item><c>mesh:admin</c>: everything;</item>
+/// <item><c>mesh:admin</c>: everything (and alone: setting the cluster's enforcement mode);</item>
 /// <item><c>mesh:node:NAME</c>: the agent protocol for node NAME, and nothing else.</item>
 /// </list>
 /// Groups that name no role are ignored.

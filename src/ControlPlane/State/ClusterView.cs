@@ -32,8 +32,24 @@ public sealed record NodeEnforcementRecord(NodeEvent.NodeEnforced? Enforced, IRe
     public static readonly NodeEnforcementRecord None = new(null, [], 0, null);
 }
 
-/// <summary>The collection of a <see cref="ClusterView"/> an event changed.</summary>
-public enum ViewPart { Identities, Policies, Endpoints, Nodes }
+/// <summary>
+/// The cluster's enforcement mode, as the event at <paramref name="Version"/> set it, by whom and when; never set:
+/// <see cref="Unset"/> (mode default, version 0).
+/// </summary>
+public sealed record EnforcementModeRecord(EnforcementMode Mode, LogPosition Version, string SetBy, DateTimeOffset SetAt)
+{
+    public static readonly EnforcementModeRecord Unset = new(EnforcementMode.Default, LogPosition.Start, "", default);
+
+    public bool WasSet => Version != LogPosition.Start;
+
+    /// <summary>As the APIs show it (in the status, and on its own).</summary>
+    public Contracts.Api.EnforcementView ToView() => WasSet
+        ? new(Mode.Name(), Version.Value, SetBy, SetAt)
+        : new(Mode.Name(), null, null, null);
+}
+
+/// <summary>The collection of a <see cref="ClusterView"/> an event changed (<see cref="Enforcement"/>: the mode, key "").</summary>
+public enum ViewPart { Identities, Policies, Endpoints, Nodes, Enforcement }
 
 /// <summary>
 /// One key an event set or removed, newest first, back to the start of the journal at <see cref="Since"/>: a follower
@@ -61,6 +77,9 @@ public sealed record ClusterView(
     /// <summary>What each node reported it enforces, by name. Not in the journal: no snapshot holds it.</summary>
     public ImmutableSortedDictionary<string, NodeEnforcementRecord> Enforcement { get; init; } =
         ImmutableSortedDictionary<string, NodeEnforcementRecord>.Empty.WithComparers(StringComparer.Ordinal);
+
+    /// <summary>When endpoints deny what no rule allows, cluster-wide: it changes every local identity's enforcement.</summary>
+    public EnforcementModeRecord PolicyEnforcement { get; init; } = EnforcementModeRecord.Unset;
 
     /// <summary>Nodes that take no new endpoints (drained, not yet uncordoned). Not in the journal: no snapshot holds it.</summary>
     public ImmutableSortedSet<string> DrainedNodes { get; init; } = ImmutableSortedSet<string>.Empty.WithComparer(StringComparer.Ordinal);
@@ -96,6 +115,14 @@ public sealed record ClusterView(
             // Cut: the new journal reaches back to this view, or only to this event when it changed another key here
             // first (that change is cut off with the rest, and a view from before the event compares whole collections).
             : new ViewChange(at, part, key, identity, null, Changes?.Position == at ? at : Position, 1);
+
+    /// <summary>
+    /// This view with the cluster's enforcement mode <paramref name="mode"/>, as if set now (at <see cref="Position"/>,
+    /// by nobody): the candidate a preview judges against (e.g. with <see cref="Audit.PolicyJudge"/>). The log sets it
+    /// through its event, which also marks the journal.
+    /// </summary>
+    public ClusterView WithEnforcementMode(EnforcementMode mode) =>
+        mode == PolicyEnforcement.Mode ? this : this with { PolicyEnforcement = new EnforcementModeRecord(mode, Position, "", PositionTime) };
 
     public static string Key(string ns, string name) => $"{ns}/{name}";
 

@@ -201,6 +201,7 @@ public static class InventoryCommands
             var s = await GlobalOptions.ClientFrom(parse).StatusAsync(ct);
             if (GlobalOptions.Json(parse)) { Output.WriteJson(s); return 0; }
             AnsiConsole.MarkupLine($"control plane [bold]{Output.Esc(parse.GetValue(GlobalOptions.Server))}[/] at v{s.Version}: {s.Policies} policies, {s.Endpoints} endpoints, {s.Identities} identities, {s.Nodes} nodes; agents connect to {Output.Esc(s.GrpcAddress)}");
+            if (s.Enforcement is { } enforcement) AnsiConsole.MarkupLine(PolicyCommands.DescribeEnforcement(enforcement));
             return 0;
         }));
         return cmd;

@@ -6,7 +6,7 @@ using Spectre.Console;
 
 namespace Mesh.Meshctl.Commands;
 
-/// <summary>meshctl policy apply|get|list|delete|wait.</summary>
+/// <summary>meshctl policy apply|get|list|delete|wait|enforcement.</summary>
 public static partial class PolicyCommands
 {
     public static Command Build()
@@ -17,6 +17,7 @@ public static partial class PolicyCommands
         policy.Add(List());
         policy.Add(Delete());
         policy.Add(Wait());
+        policy.Add(Enforcement());
         return policy;
     }
 

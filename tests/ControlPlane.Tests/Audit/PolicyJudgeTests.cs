@@ -14,14 +14,9 @@ namespace Mesh.ControlPlane.Tests.Audit;
 /// <summary>The judge reads a view as a node would enforce it: the deciding side, its rule, and who made it default-deny.</summary>
 public sealed class PolicyJudgeTests
 {
-    private static ClusterView Replay(params (string Stream, object Event)[] events) =>
-        events.Aggregate(ClusterView.Empty, (view, e) =>
-        {
-            var data = EventCodec.Encode(e.Event, DomainEvents.By("alice"));
-            return view.Apply(new RecordedEvent(new LogPosition(view.Position.Value + 1), e.Stream, 1, data.Type, data.Json, data.Metadata));
-        });
+    private static ClusterView Replay(params (string Stream, object Event)[] events) => DomainEvents.Replay(ClusterView.Empty, "alice", events);
 
-    private static readonly (string, object)[] World =
+    internal static readonly (string, object)[] World =
     [
         ("identities", DomainEvents.IdentityAllocated(256, "k8s:app=web", "k8s:io.kubernetes.pod.namespace=shop")),
         ("identities", DomainEvents.IdentityAllocated(257, "k8s:app=db", "k8s:io.kubernetes.pod.namespace=shop")),

@@ -27,6 +27,11 @@ public abstract record ClusterChange
     {
         public override string ToString() => $"node {Node.Name} [{string.Join(", ", Node.Addresses)}]";
     }
+    /// <summary>The cluster's enforcement mode switched (default, always, never).</summary>
+    public sealed record SetMode(EnforcementMode Mode) : ClusterChange
+    {
+        public override string ToString() => $"enforcement mode {Mode.Name()}";
+    }
     private ClusterChange() { }
 }
 
@@ -166,7 +171,8 @@ internal static class ClusterHistory
         (1, Gen.Choose(0, 5).Select(n => (ClusterChange)new ClusterChange.Unregister($"n1/e{n}"))),
         // Node addresses among the endpoints' and the CIDR rules' addresses: claimed twice, covered by CIDRs, moved.
         (1, Gen.Elements(Nodes).Zip(Gen.SubListOf(["10.0.0.3", "10.0.0.9", "10.0.1.5"]),
-            (node, ips) => (ClusterChange)new ClusterChange.RegisterNode(new ClusterNode(node, ips.Order(StringComparer.Ordinal).ToList())))));
+            (node, ips) => (ClusterChange)new ClusterChange.RegisterNode(new ClusterNode(node, ips.Order(StringComparer.Ordinal).ToList())))),
+        (1, Gen.Elements(EnforcementMode.Default, EnforcementMode.Always, EnforcementMode.Never).Select(m => (ClusterChange)new ClusterChange.SetMode(m))));
 
     public static readonly Gen<ClusterChange> Change =
         ChangeOf(PolicyOf(Peer), IdentityNumbers, EndpointOf(Gen.Elements(EndpointIdentities)), endpointWeight: 4);
@@ -194,6 +200,7 @@ internal sealed class ClusterModel
     public Dictionary<uint, LabelSet> Identities { get; } = [];
     public Dictionary<string, CompilerEndpoint> Endpoints { get; } = new(StringComparer.Ordinal);
     public Dictionary<string, ClusterNode> ClusterNodes { get; } = new(StringComparer.Ordinal);
+    public EnforcementMode Mode { get; private set; }
 
     public void Apply(ClusterChange change, IncrementalCompiler? compiler = null)
     {
@@ -223,9 +230,13 @@ internal sealed class ClusterModel
                 ClusterNodes[n.Node.Name] = n.Node;
                 compiler?.RegisterNode(n.Node);
                 break;
+            case ClusterChange.SetMode m:
+                Mode = m.Mode;
+                compiler?.SetEnforcementMode(m.Mode);
+                break;
         }
     }
 
     public NodeSnapshot Compile(string node, long version) =>
-        PolicyCompiler.Compile(node, version, Policies.Values.ToList(), Identities, Endpoints.Values.ToList(), ClusterNodes.Values.ToList());
+        PolicyCompiler.Compile(node, version, Policies.Values.ToList(), Identities, Endpoints.Values.ToList(), ClusterNodes.Values.ToList(), Mode);
 }

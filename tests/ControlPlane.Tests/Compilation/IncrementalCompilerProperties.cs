@@ -118,7 +118,7 @@ public sealed class IncrementalCompilerProperties
             foreach (var node in Nodes)
             {
                 var all = model.Compile(node, 1);
-                var denies = PolicyCompiler.Compile(node, 1, denyOnly, model.Identities, model.Endpoints.Values.ToList(), model.ClusterNodes.Values.ToList());
+                var denies = PolicyCompiler.Compile(node, 1, denyOnly, model.Identities, model.Endpoints.Values.ToList(), model.ClusterNodes.Values.ToList(), model.Mode);
                 foreach (var policy in denies.Policies)
                 {
                     var judged = all.PolicyOf(policy.Identity)!;

@@ -6,6 +6,7 @@ using Mesh.ControlPlane.Endpoints;
 using Mesh.ControlPlane.EventStore;
 using Mesh.ControlPlane.Identities;
 using Mesh.ControlPlane.Policies;
+using Mesh.ControlPlane.State;
 using Mesh.ControlPlane.Tests.EventStore;
 
 namespace Mesh.ControlPlane.Tests.Projections;
@@ -13,6 +14,14 @@ namespace Mesh.ControlPlane.Tests.Projections;
 /// <summary>Real domain events, made by the aggregates' own Decide and stored through EventCodec, as the API would.</summary>
 internal static class DomainEvents
 {
+    /// <summary><paramref name="view"/> with the events folded in at the next positions, each by <paramref name="principal"/>.</summary>
+    public static ClusterView Replay(ClusterView view, string principal, params (string Stream, object Event)[] events) =>
+        events.Aggregate(view, (v, e) =>
+        {
+            var data = EventCodec.Encode(e.Event, By(principal));
+            return v.Apply(new RecordedEvent(new LogPosition(v.Position.Value + 1), e.Stream, 1, data.Type, data.Json, data.Metadata));
+        });
+
     public static EventMetadata By(string principal, string correlation = "corr-1", string? causation = null) =>
         new(principal, EventBuilders.Now, correlation, causation);
 
@@ -48,7 +57,8 @@ internal static class DomainEvents
           ingress: [ { ports: [ { port: {{port}} } ] } ]
         """);
 
-    private static PolicyEvent.PolicyApplied Applied(string document)
+    /// <summary>The event of applying a policy document (YAML or JSON).</summary>
+    public static PolicyEvent.PolicyApplied Applied(string document)
     {
         var parsed = PolicyParser.Parse(document);
         Assert.True(parsed.Ok, string.Join("; ", parsed.Errors));
