@@ -1,8 +1,13 @@
 using System.Net;
 using System.Text.Json;
+using Google.Rpc;
+using Grpc.Core;
+using Grpc.Net.Client;
 using Mesh.Contracts.Api;
 using Mesh.Contracts.Policies;
+using Mesh.Contracts.Security;
 using Mesh.Testing;
+using Rpc = Mesh.Contracts.Management;
 
 namespace Mesh.EndToEnd.Tests.ControlPlane;
 
@@ -81,6 +86,7 @@ public sealed class PolicyHistoryCommandTests : IAsyncLifetime
 
         var table = await MeshctlAsync("policy", "history", "shop/allow-web");
         Assert.True(table.ExitCode == 0, table.Output);
+        TestContext.Current.TestOutputHelper?.WriteLine(table.Stdout);
         foreach (var text in new[] { "VERSION", "PRINCIPAL", "SUMMARY", $"v{_created}", $"v{_deleted}", TestTokens.AdminUser, TestTokens.EditorUser, "created", "changed", "deleted", "shop/allow-web" })
             Assert.Contains(text, table.Stdout, StringComparison.Ordinal);
         Assert.DoesNotContain(changes[0].CorrelationId, table.Stdout, StringComparison.Ordinal);
@@ -123,6 +129,27 @@ public sealed class PolicyHistoryCommandTests : IAsyncLifetime
         Assert.Equal(["allow-web", "deny-all"], state.Policies.OrderBy(p => p.Version).Select(p => p.Name));
         Assert.Equal(new string[] { "deny-all", "other" }, (await JsonOfAsync<PolicyView[]>("get", "policies")).Select(p => p.Name).Order());
         Assert.Empty(await JsonOfAsync<PolicyView[]>("get", "policies", "--at", "2000-01-01T00:00:00Z"));
+    }
+
+    [Fact]
+    public async Task The_gRPC_history_answers_as_REST_does_and_refuses_alike()
+    {
+        using var channel = GrpcChannel.ForAddress(_cp.Grpc, new GrpcChannelOptions
+        {
+            HttpHandler = new BearerToken(() => TestTokens.Viewer, new SocketsHttpHandler().TrustingCa(_tls.CaFile)),
+        });
+        var history = new Rpc.History.HistoryClient(channel);
+        var rpc = await history.ListPolicyHistoryAsync(new Rpc.ListPolicyHistoryRequest { Namespace = "shop", Name = "allow-web" }, cancellationToken: Ct);
+        var rest = await _cp.Client.PolicyHistoryAsync("shop", "allow-web", ct: Ct);
+        Assert.Equal(3, rest.Count);
+        Assert.Equal(rest.Select(c => (c.Version, c.Time, c.Principal, c.CorrelationId, c.Change, c.Kind, c.Namespace, c.Name, c.Summary)),
+            rpc.Changes.Select(c => (c.Version, c.Time.ToDateTimeOffset(), c.Principal, c.CorrelationId, c.Change, c.Kind, c.Namespace, c.Name, c.Summary)));
+
+        var refused = await Assert.ThrowsAsync<RpcException>(() => history.ListPolicyHistoryAsync(new() { Limit = 5000 }, cancellationToken: Ct).ResponseAsync);
+        Assert.Equal(StatusCode.InvalidArgument, refused.StatusCode);
+        Assert.Equal(["limit"], refused.GetRpcStatus()!.GetDetail<BadRequest>().FieldViolations.Select(v => v.Field));
+        var kind = await Assert.ThrowsAsync<RpcException>(() => history.ListPolicyHistoryAsync(new() { Kind = "Deployment" }, cancellationToken: Ct).ResponseAsync);
+        Assert.Equal(["kind"], kind.GetRpcStatus()!.GetDetail<BadRequest>().FieldViolations.Select(v => v.Field));
     }
 
     [Fact]
