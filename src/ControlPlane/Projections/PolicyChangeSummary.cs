@@ -21,7 +21,7 @@ public static class PolicyChangeSummary
     public static string Describe(JsonObject? before, JsonObject? after) => (Canonical(before), Canonical(after)) switch
     {
         (null, { } created) => "created: " + Outline(created),
-        ({ } deleted, null) => "deleted (it had " + Outline(deleted) + ")",
+        ({ } deleted, null) => "deleted (was: " + Outline(deleted) + ")",
         ({ } old, { } @new) => Join(Changes(old, @new).ToList()),
         _ => "",
     };

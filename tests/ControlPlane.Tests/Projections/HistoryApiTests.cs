@@ -116,7 +116,7 @@ public sealed class HistoryApiTests
             "ingress[0]: port 8080/TCP added, port 80/TCP removed"), all[1]);
         Assert.Equal(("created", "NetworkPolicy"), (all[2].Change, all[2].Kind));
         Assert.Equal(("deleted", "alice"), (all[4].Change, all[4].Principal));
-        Assert.StartsWith("deleted (it had selects any:app=web", all[4].Summary, StringComparison.Ordinal);
+        Assert.StartsWith("deleted (was: selects any:app=web", all[4].Summary, StringComparison.Ordinal);
         Assert.Equal(("CiliumClusterwideNetworkPolicy", ""), (all[5].Kind, all[5].Namespace));
 
         async Task<long[]> Versions(string query) => [.. (await api.GetAsync<PolicyChange[]>("/v1/policies/history?" + query)).Select(c => c.Version)];

@@ -58,7 +58,7 @@ public sealed class PolicyChangeSummaryTests
     public void A_created_policy_is_outlined_and_a_deleted_one_says_what_it_had()
     {
         Assert.Equal("created: selects any:app=api, ingress 1 rule, egress 2 rules", PolicyChangeSummary.Describe(null, Document(Web)));
-        Assert.Equal("deleted (it had selects any:app=api, ingress 1 rule, egress 2 rules)", PolicyChangeSummary.Describe(Document(Web), null));
+        Assert.Equal("deleted (was: selects any:app=api, ingress 1 rule, egress 2 rules)", PolicyChangeSummary.Describe(Document(Web), null));
     }
 
     [Fact]
