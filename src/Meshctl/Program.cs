@@ -15,6 +15,7 @@ var root = new RootCommand("meshctl: apply label-based network policies, watch n
     GlobalOptions.Output,
     GlobalOptions.JsonFlag,
     PolicyCommands.Build(),
+    GetCommand.Build(),
     InventoryCommands.Endpoint(),
     InventoryCommands.Identity(),
     InventoryCommands.Node(),

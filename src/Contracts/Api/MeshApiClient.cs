@@ -98,6 +98,29 @@ public sealed class MeshApiClient(HttpClient http)
         return SendAsync<NodeHistoryView>(HttpMethod.Get, $"v1/nodes/{Esc(node)}/history{(query.Length > 0 ? "?" + query : "")}", null, ct);
     }
 
+    /// <summary>
+    /// Every change to the policies named, newest last (the newest <paramref name="limit"/>, or those after
+    /// <paramref name="after"/>): one policy (<paramref name="name"/> with its namespace, or a cluster-wide one's with
+    /// that kind), a namespace's, a kind's, or every policy's when all are null.
+    /// </summary>
+    public Task<IReadOnlyList<PolicyChange>> PolicyHistoryAsync(string? ns = null, string? name = null, PolicyKind? kind = null,
+        DateTimeOffset? since = null, DateTimeOffset? until = null, int? limit = null, long? after = null, CancellationToken ct = default)
+    {
+        var query = string.Join("&", new (string Name, string? Value)[]
+            {
+                ("namespace", ns), ("name", name), ("kind", kind is { } k ? PolicyKinds.DocumentKind(k) : null),
+                ("since", since?.ToString("O", System.Globalization.CultureInfo.InvariantCulture)),
+                ("until", until?.ToString("O", System.Globalization.CultureInfo.InvariantCulture)),
+                ("limit", limit?.ToString(System.Globalization.CultureInfo.InvariantCulture)),
+                ("after", after?.ToString(System.Globalization.CultureInfo.InvariantCulture)),
+            }.Where(q => q.Value is not null).Select(q => $"{q.Name}={Esc(q.Value!)}"));
+        return SendAsync<IReadOnlyList<PolicyChange>>(HttpMethod.Get, "v1/policies/history" + (query.Length > 0 ? "?" + query : ""), null, ct);
+    }
+
+    /// <summary>The desired state as it was after log position <paramref name="at"/> (a whole number) or at an RFC 3339 time.</summary>
+    public Task<HistoricalState> StateAtAsync(string at, CancellationToken ct = default) =>
+        SendAsync<HistoricalState>(HttpMethod.Get, $"v1/state?at={Esc(at)}", null, ct);
+
     public Task<StatusView> StatusAsync(CancellationToken ct = default) =>
         SendAsync<StatusView>(HttpMethod.Get, "v1/status", null, ct);
 

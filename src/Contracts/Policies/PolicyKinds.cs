@@ -27,4 +27,17 @@ public static class PolicyKinds
         kind = found.GetValueOrDefault();
         return found.HasValue;
     }
+
+    /// <summary>The values <see cref="TryParse"/> accepts, for help texts and errors.</summary>
+    public const string Choices = "CiliumNetworkPolicy (or cnp), NetworkPolicy (or netpol) or CiliumClusterwideNetworkPolicy (or ccnp)";
+
+    /// <summary>Any kind, as a document or kubectl's short name writes it, in any case: where a request may mean a cluster-wide policy too.</summary>
+    public static bool TryParse(string? text, out PolicyKind kind)
+    {
+        if (TryParseNamespaced(text, out kind)) return true;
+        var clusterwide = string.Equals(text?.Trim(), PolicyParser.ClusterwideKind, StringComparison.OrdinalIgnoreCase)
+            || string.Equals(text?.Trim(), "ccnp", StringComparison.OrdinalIgnoreCase);
+        kind = clusterwide ? PolicyKind.CiliumClusterwideNetworkPolicy : default;
+        return clusterwide;
+    }
 }

@@ -2,6 +2,7 @@ using System.Globalization;
 using Google.Protobuf.WellKnownTypes;
 using Grpc.Core;
 using Mesh.ControlPlane.EventStore;
+using Mesh.Contracts.Api;
 using Mesh.ControlPlane.Projections;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Mesh.ControlPlane.Security;
@@ -13,7 +14,7 @@ namespace Mesh.ControlPlane.Management;
 /// mesh.management.v1.History over the functions the REST API's /v1/audit and /v1/state call: the request becomes
 /// their query strings, so both APIs read and refuse alike.
 /// </summary>
-public sealed class HistoryRpc(AuditTrail audit, MartenEventStore store, StateAt stateAt) : Rpc.History.HistoryBase
+public sealed class HistoryRpc(AuditTrail audit, MartenEventStore store, StateAt stateAt, PolicyHistory policyHistory) : Rpc.History.HistoryBase
 {
     [RequirePermission(Permission.AuditRead)]
     public override async Task<Rpc.AuditList> ListAudit(Rpc.ListAuditRequest request, ServerCallContext context)
@@ -50,6 +51,26 @@ public sealed class HistoryRpc(AuditTrail audit, MartenEventStore store, StateAt
             Policies = { state.Policies.Select(p => p.ToMessage()) },
             Endpoints = { state.Endpoints.Select(e => e.ToMessage()) },
             Identities = { state.Identities.Select(i => i.ToMessage()) },
+        };
+    }
+
+    [RequirePermission(Permission.AuditRead)]
+    public override async Task<Rpc.PolicyChangeList> ListPolicyHistory(Rpc.ListPolicyHistoryRequest request, ServerCallContext context)
+    {
+        static string? Instant(DateTimeOffset? time) => time?.ToString("O", CultureInfo.InvariantCulture);
+        var changes = Answer(await HistoryApi.GetPolicyHistory(NullIfEmpty(request.Namespace), NullIfEmpty(request.Name), NullIfEmpty(request.Kind),
+            Instant(ManagementErrors.TimeOf(request.Since, "since")), Instant(ManagementErrors.TimeOf(request.Until, "until")),
+            request.Limit == 0 ? null : Text(request.Limit), request.After == 0 ? null : Text(request.After), policyHistory, context.CancellationToken));
+        return new Rpc.PolicyChangeList
+        {
+            Changes =
+            {
+                changes.Select(c => new Rpc.PolicyChange
+                {
+                    Version = c.Version, Time = Timestamp.FromDateTimeOffset(c.Time), Principal = c.Principal, CorrelationId = c.CorrelationId,
+                    Change = c.Change, Kind = c.Kind, Namespace = c.Namespace, Name = c.Name, Summary = c.Summary,
+                }),
+            },
         };
     }
 

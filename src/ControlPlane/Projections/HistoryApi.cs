@@ -5,6 +5,7 @@ using Mesh.ControlPlane.State;
 using Mesh.Contracts.Api;
 using Mesh.Contracts.Identity;
 using Mesh.Contracts.Input;
+using Mesh.Contracts.Policies;
 using JasperFx.Events.Daemon;
 using Marten;
 using Microsoft.AspNetCore.Http.HttpResults;
@@ -20,6 +21,8 @@ public static class HistoryApi
         var history = app.MapGroup("/v1").WithTags("History");
         history.MapGet("/audit", GetAudit).RequirePermission(Permission.AuditRead);                  // ?stream=&principal=&after=&limit=
         history.MapGet("/state", GetStateAt).RequirePermission(Permission.AuditRead);                // ?at=V or ?at=<RFC 3339 time>
+        // Who changed which policy when: the audit trail's data (principals, correlation ids), so it is read as the trail is.
+        history.MapGet("/policies/history", GetPolicyHistory).RequirePermission(Permission.AuditRead);   // ?namespace=&name=&kind=&since=&until=&limit=&after=
         history.MapGet("/projections", ListProjections).RequirePermission(Permission.ProjectionsRead);
         history.MapPost("/projections/{name}/rebuild", RebuildProjection).RequirePermission(Permission.ProjectionsAdmin);
         return app;
@@ -28,17 +31,7 @@ public static class HistoryApi
     internal static async Task<Results<Ok<IReadOnlyList<AuditEntry>>, ValidationProblem>> GetAudit(
         string? stream, string? principal, string? after, string? limit, AuditTrail audit, CancellationToken ct)
     {
-        long? afterPosition = null;
-        if (after is not null)
-        {
-            if (!long.TryParse(after, NumberStyles.None, CultureInfo.InvariantCulture, out var a))
-                return Invalid("after", $"\"{after}\" is not a log position (a whole number, 0 or more)");
-            afterPosition = a;
-        }
-        var count = AuditTrail.DefaultLimit;
-        if (limit is not null && (!int.TryParse(limit, NumberStyles.None, CultureInfo.InvariantCulture, out count) || count is < 1 or > AuditTrail.MaxLimit))
-            return Invalid("limit", $"\"{limit}\" is not a number of entries from 1 to {AuditTrail.MaxLimit}");
-
+        if (Page(after, limit, out var afterPosition, out var count) is { } invalid) return invalid;
         if (InputLimits.ControlCharacter(stream) is { } inStream) return Invalid("stream", $"holds the control character U+{(int)inStream:X4}");
         if (InputLimits.ControlCharacter(principal) is { } inPrincipal) return Invalid("principal", $"holds the control character U+{(int)inPrincipal:X4}");
         var query = new AuditQuery(NullIfEmpty(stream), NullIfEmpty(principal), afterPosition, count);
@@ -56,9 +49,7 @@ public static class HistoryApi
             if (p > head.Value) return Invalid("at", $"position {p} is beyond the end of the log ({head.Value})");
             position = new LogPosition(p);
         }
-        else if (at.Contains('T', StringComparison.Ordinal)
-                 && DateTimeOffset.TryParse(at, CultureInfo.InvariantCulture, DateTimeStyles.RoundtripKind, out var time)
-                 && (at.EndsWith('Z') || at.EndsWith('z') || at.LastIndexOfAny(['+', '-']) > at.IndexOf('T', StringComparison.Ordinal)))
+        else if (Instant(at) is { } time)
             position = await store.PositionAtAsync(time, ct);   // the last event recorded at or before that instant
         else
             return Invalid("at", $"\"{at}\" is neither a log position (a whole number, 0 or more) nor an RFC 3339 time");
@@ -71,6 +62,35 @@ public static class HistoryApi
                 e.Identity, e.Version.Value)).ToArray(),
             view.Identities.Values.Select(i => new IdentityView(
                 i.Identity, i.Labels.Select(l => l.ToString()).ToArray(), i.Version.Value)).ToArray()));
+    }
+
+    internal static async Task<Results<Ok<IReadOnlyList<PolicyChange>>, ValidationProblem>> GetPolicyHistory(
+        string? @namespace, string? name, string? kind, string? since, string? until, string? limit, string? after,
+        PolicyHistory history, CancellationToken ct)
+    {
+        (@namespace, name, kind) = (NullIfEmpty(@namespace), NullIfEmpty(name), NullIfEmpty(kind));
+        PolicyKind? policyKind = null;
+        if (kind is not null)
+        {
+            if (!PolicyKinds.TryParse(kind, out var k)) return Invalid("kind", $"{InputLimits.Quote(kind)} is not a kind of policy: use {PolicyKinds.Choices}");
+            policyKind = k;
+        }
+        var clusterwide = policyKind == PolicyKind.CiliumClusterwideNetworkPolicy;
+        if (@namespace is not null)
+        {
+            if (clusterwide) return Invalid("namespace", "a CiliumClusterwideNetworkPolicy has no namespace: leave it out");
+            if (KubernetesNames.DnsLabelProblem(@namespace) is { } bad) return Invalid("namespace", bad);
+        }
+        if (name is not null)
+        {
+            if (KubernetesNames.DnsSubdomainProblem(name) is { } bad) return Invalid("name", bad);
+            if (@namespace is null && !clusterwide)
+                return Invalid("namespace", "a policy's name needs its namespace (or kind=CiliumClusterwideNetworkPolicy for a cluster-wide policy)");
+        }
+        if (Time(since, "since", out var from) is { } badSince) return badSince;
+        if (Time(until, "until", out var to) is { } badUntil) return badUntil;
+        if (Page(after, limit, out var afterPosition, out var count) is { } badPage) return badPage;
+        return TypedResults.Ok(await history.ReadAsync(new PolicyHistoryQuery(@namespace, name, policyKind, from, to, afterPosition, count), ct));
     }
 
     internal static async Task<Ok<IReadOnlyList<ProjectionStatus>>> ListProjections(IDocumentStore documents, IEventStore store, CancellationToken ct) =>
@@ -99,6 +119,34 @@ public static class HistoryApi
             var shard = progress.FirstOrDefault(p => p.ShardName.StartsWith(name + ":", StringComparison.Ordinal) || p.ShardName == name);
             return new ProjectionStatus(name, shard?.Sequence ?? 0, head.Value, shard?.LastUpdated);
         }).ToArray();
+    }
+
+    /// <summary>An RFC 3339 instant: a date and a time with its offset (a time without one names no instant).</summary>
+    private static DateTimeOffset? Instant(string text) =>
+        text.Contains('T', StringComparison.Ordinal)
+        && DateTimeOffset.TryParse(text, CultureInfo.InvariantCulture, DateTimeStyles.RoundtripKind, out var time)
+        && (text.EndsWith('Z') || text.EndsWith('z') || text.LastIndexOfAny(['+', '-']) > text.IndexOf('T', StringComparison.Ordinal))
+            ? time : null;
+
+    private static ValidationProblem? Time(string? text, string field, out DateTimeOffset? time)
+    {
+        time = string.IsNullOrEmpty(text) ? null : Instant(text);
+        return time is null && !string.IsNullOrEmpty(text) ? Invalid(field, $"{InputLimits.Quote(text)} is not an RFC 3339 time (2026-11-21T14:02:00Z)") : null;
+    }
+
+    /// <summary>Reads <c>after</c> (a log position) and <c>limit</c> (1 to <see cref="AuditTrail.MaxLimit"/>, default <see cref="AuditTrail.DefaultLimit"/>).</summary>
+    private static ValidationProblem? Page(string? after, string? limit, out long? afterPosition, out int count)
+    {
+        (afterPosition, count) = (null, AuditTrail.DefaultLimit);
+        if (!string.IsNullOrEmpty(after))
+        {
+            if (!long.TryParse(after, NumberStyles.None, CultureInfo.InvariantCulture, out var a))
+                return Invalid("after", $"{InputLimits.Quote(after)} is not a log position (a whole number, 0 or more)");
+            afterPosition = a;
+        }
+        if (!string.IsNullOrEmpty(limit) && (!int.TryParse(limit, NumberStyles.None, CultureInfo.InvariantCulture, out count) || count is < 1 or > AuditTrail.MaxLimit))
+            return Invalid("limit", $"{InputLimits.Quote(limit)} is not a number of entries from 1 to {AuditTrail.MaxLimit}");
+        return null;
     }
 
     private static string? NullIfEmpty(string? value) => string.IsNullOrEmpty(value) ? null : value;

@@ -1,5 +1,3 @@
-using Mesh.Contracts.Api;
-
 namespace Mesh.ControlPlane.Projections;
 
 // The history API's resources as they travel over the wire (JSON, camelCase).
@@ -8,10 +6,6 @@ namespace Mesh.ControlPlane.Projections;
 public sealed record AuditEntry(
     long Position, DateTimeOffset Time, string Principal, string CorrelationId, string? CausationId,
     string StreamId, string Type, string Summary);
-
-/// <summary>The desired state as it stood right after the event at <paramref name="At"/>; <paramref name="Head"/> is the log's end when asked.</summary>
-public sealed record HistoricalState(
-    long At, long Head, IReadOnlyList<PolicyView> Policies, IReadOnlyList<EndpointView> Endpoints, IReadOnlyList<IdentityView> Identities);
 
 /// <summary>How far a projection has applied the log: <paramref name="Position"/> of <paramref name="Head"/>.</summary>
 public sealed record ProjectionStatus(string Name, long Position, long Head, DateTimeOffset? UpdatedAt);

@@ -16,6 +16,7 @@ public static class ProjectionsModule
         services.ConfigureMarten(ConfigureProjections);
         services.TryAddSingleton(new ViewSnapshotOptions());
         services.TryAddSingleton<AuditTrail>();
+        services.TryAddSingleton<PolicyHistory>();
         services.TryAddSingleton<StateAt>();
         services.TryAddSingleton<ViewSnapshots>();
         services.AddHostedService(sp => sp.GetRequiredService<ViewSnapshots>());

@@ -34,11 +34,11 @@ public static class GlobalOptions
     {
         var output = new Option<string>("--output", "-o")
         {
-            Description = "Output format: table (for people) or json (for machines)",
+            Description = "Output format: table (for people), wide (a table with more columns, where a command has them) or json (for machines)",
             Recursive = true,
             DefaultValueFactory = _ => "table",
         };
-        output.AcceptOnlyFromAmong("table", "json");
+        output.AcceptOnlyFromAmong("table", "wide", "json");
         return output;
     }
 
@@ -59,6 +59,9 @@ public static class GlobalOptions
         try { return MeshContext.Load(); }
         catch (Exception e) when (e is FormatException or IOException or UnauthorizedAccessException) { return new(null, null, null); }
     }
+
+    /// <summary>Tables with their extra columns (<c>-o wide</c>, as kubectl has it).</summary>
+    public static bool Wide(ParseResult parse) => !Json(parse) && parse.GetValue(Output) == "wide";
 
     public static bool Json(ParseResult parse) => parse.GetValue(JsonFlag) || parse.GetValue(Output) == "json";
 }

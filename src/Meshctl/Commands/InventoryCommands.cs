@@ -63,10 +63,7 @@ public static class InventoryCommands
         {
             var identities = await GlobalOptions.ClientFrom(parse).ListIdentitiesAsync(ct);
             if (GlobalOptions.Json(parse)) { Output.WriteJson(identities); return 0; }
-            var table = Output.Table("IDENTITY", "LABELS", "ALLOCATED AT");
-            foreach (var i in identities)
-                table.AddRow(i.Identity.ToString(System.Globalization.CultureInfo.InvariantCulture), Output.Esc(string.Join("\n", i.Labels)), $"v{i.Version}");
-            AnsiConsole.Write(table);
+            GetCommand.Identities(identities);
             return 0;
         }));
         return new Command("identity", "Security identities (one per distinct label set)") { list };

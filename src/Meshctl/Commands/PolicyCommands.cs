@@ -6,7 +6,7 @@ using Spectre.Console;
 
 namespace Mesh.Meshctl.Commands;
 
-/// <summary>meshctl policy apply|get|list|delete|wait|enforcement.</summary>
+/// <summary>meshctl policy apply|get|list|delete|wait|history|enforcement.</summary>
 public static partial class PolicyCommands
 {
     public static Command Build()
@@ -17,6 +17,7 @@ public static partial class PolicyCommands
         policy.Add(List());
         policy.Add(Delete());
         policy.Add(Wait());
+        policy.Add(History());
         policy.Add(Enforcement());
         return policy;
     }
@@ -27,21 +28,22 @@ public static partial class PolicyCommands
         DefaultValueFactory = _ => "default",
     };
 
-    private static readonly Option<bool> Clusterwide = new("--clusterwide")
+    internal static readonly Option<bool> Clusterwide = new("--clusterwide")
     {
         Description = "NAME is a CiliumClusterwideNetworkPolicy (no namespace)",
     };
 
-    private static readonly Option<string> Kind = new("--kind")
+    internal static readonly Option<string> Kind = new("--kind")
     {
         Description = $"Which policy of that namespace and name: {PolicyKinds.NamespacedChoices}. As in Kubernetes, a " +
             "NetworkPolicy and a CiliumNetworkPolicy of one name are two policies",
     };
 
     /// <summary>"ns/name" or "name" (namespace default) of the kind --kind names; with --clusterwide, a cluster-wide policy's name.</summary>
-    private static (string? Namespace, string Name, PolicyKind Kind) Target(ParseResult parse, Argument<string> id)
+    internal static (string? Namespace, string Name, PolicyKind Kind) Target(ParseResult parse, Argument<string> id) => Target(parse, parse.GetValue(id)!);
+
+    private static (string? Namespace, string Name, PolicyKind Kind) Target(ParseResult parse, string text)
     {
-        var text = parse.GetValue(id)!;
         var kindText = parse.GetValue(Kind);
         if (parse.GetValue(Clusterwide))
             return kindText is null
@@ -96,12 +98,28 @@ public static partial class PolicyCommands
             var reference = NetworkPolicy.KindAndNameOf(kind, ns, n);
             var view = await GlobalOptions.ClientFrom(parse).GetPolicyAsync(ns, n, kind, ct);
             if (view is null) return Output.Error($"{reference} not found (meshctl policy list shows what exists, and of which kind)");
-            if (GlobalOptions.Json(parse)) { Output.WriteJson(view); return 0; }
-            AnsiConsole.MarkupLine($"[bold]{Output.Esc(reference)}[/]  v{view.Version}  applied by {Output.Esc(view.AppliedBy)} at {view.AppliedAt:u}  hash {Output.Esc(view.Hash[..12])}");
-            Console.WriteLine(view.Document.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
+            Show(parse, reference, view);
             return 0;
         }));
         return cmd;
+    }
+
+    /// <summary>One policy: as JSON, or its header (version, who applied it when, hash) and its stored document.</summary>
+    internal static void Show(ParseResult parse, string reference, PolicyView view)
+    {
+        if (GlobalOptions.Json(parse)) { Output.WriteJson(view); return; }
+        AnsiConsole.MarkupLine($"[bold]{Output.Esc(reference)}[/]  v{view.Version}  applied by {Output.Esc(view.AppliedBy)} at {view.AppliedAt:u}  hash {Output.Esc(view.Hash[..12])}");
+        Console.WriteLine(view.Document.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
+    }
+
+    /// <summary>Policies: as JSON, or one table row each.</summary>
+    internal static void ShowAll(ParseResult parse, IReadOnlyList<PolicyView> policies)
+    {
+        if (GlobalOptions.Json(parse)) { Output.WriteJson(policies); return; }
+        var table = Output.Table("NAMESPACE", "NAME", "KIND", "VERSION", "APPLIED BY", "APPLIED AT", "HASH");
+        foreach (var p in policies)
+            table.AddRow(Output.Esc(p.Namespace), Output.Esc(p.Name), Output.Esc(p.Kind), $"v{p.Version}", Output.Esc(p.AppliedBy), $"{p.AppliedAt:u}", Output.Esc(p.Hash[..12]));
+        AnsiConsole.Write(table);
     }
 
     private static Command List()
@@ -109,12 +127,7 @@ public static partial class PolicyCommands
         var cmd = new Command("list", "List policies");
         cmd.SetAction((parse, ct) => Output.GuardAsync(async () =>
         {
-            var policies = await GlobalOptions.ClientFrom(parse).ListPoliciesAsync(ct);
-            if (GlobalOptions.Json(parse)) { Output.WriteJson(policies); return 0; }
-            var table = Output.Table("NAMESPACE", "NAME", "KIND", "VERSION", "APPLIED BY", "APPLIED AT", "HASH");
-            foreach (var p in policies)
-                table.AddRow(Output.Esc(p.Namespace), Output.Esc(p.Name), Output.Esc(p.Kind), $"v{p.Version}", Output.Esc(p.AppliedBy), $"{p.AppliedAt:u}", Output.Esc(p.Hash[..12]));
-            AnsiConsole.Write(table);
+            ShowAll(parse, await GlobalOptions.ClientFrom(parse).ListPoliciesAsync(ct));
             return 0;
         }));
         return cmd;

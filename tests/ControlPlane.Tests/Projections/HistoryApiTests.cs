@@ -1,6 +1,7 @@
 using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json;
+using Mesh.Contracts.Api;
 using Mesh.Contracts.Identity;
 using Mesh.ControlPlane.EventStore;
 using Mesh.ControlPlane.Projections;
@@ -92,6 +93,63 @@ public sealed class HistoryApiTests
         var before = await api.GetAsync<HistoricalState>("/v1/state?at=2000-01-01T00:00:00Z");
         Assert.Equal(0L, before.At);
         Assert.Empty(before.Identities);
+    }
+
+    [Fact]
+    public async Task Policy_history_lists_each_change_of_the_policies_asked_for_with_what_it_changed()
+    {
+        await using var api = await HistoryApiServer.StartAsync();
+        var t0 = new DateTimeOffset(2026, 12, 1, 10, 0, 0, TimeSpan.Zero);
+        EventMetadata At(int minutes, string principal, string correlation) => new(principal, t0.AddMinutes(minutes), correlation, null);
+        await AppendAsync(api.Db.Store, "policy-shop/allow-web", PolicyApplied("shop", "allow-web", "web", 80), At(0, "alice", "req-1"));
+        await AppendAsync(api.Db.Store, "endpoint-shop/a", EndpointRegistered("shop", "a", "node-1", "10.0.0.5", 256, "web"), At(1, "bob", "req-2"));
+        await AppendAsync(api.Db.Store, "policy-shop/allow-web", PolicyApplied("shop", "allow-web", "web", 8080), At(2, "bob", "req-3"));
+        await AppendAsync(api.Db.Store, "networkpolicy-shop/allow-web", NetworkPolicyApplied("shop", "allow-web", "web"), At(3, "alice", "req-4"));
+        await AppendAsync(api.Db.Store, "policy-default/other", PolicyApplied("default", "other", "x"), At(4, "bob", "req-5"));
+        await AppendAsync(api.Db.Store, "policy-shop/allow-web", PolicyDeleted("shop", "allow-web"), At(5, "alice", "req-6"));
+        var head = await AppendAsync(api.Db.Store, "policy-/global", PolicyApplied(null, "global", "x"), At(6, "alice", "req-7"));
+        await AuditProjectionTests.WaitForAuditAsync(api.Db.Documents, api.Db.Store, head);
+
+        var all = await api.GetAsync<PolicyChange[]>("/v1/policies/history");
+        Assert.Equal([1L, 3L, 4L, 5L, 6L, 7L], all.Select(c => c.Version));
+        Assert.Equal(new PolicyChange(3, t0.AddMinutes(2), "bob", "req-3", "changed", "CiliumNetworkPolicy", "shop", "allow-web",
+            "ingress[0]: port 8080/TCP added, port 80/TCP removed"), all[1]);
+        Assert.Equal(("created", "NetworkPolicy"), (all[2].Change, all[2].Kind));
+        Assert.Equal(("deleted", "alice"), (all[4].Change, all[4].Principal));
+        Assert.StartsWith("deleted (was: selects any:app=web", all[4].Summary, StringComparison.Ordinal);
+        Assert.Equal(("CiliumClusterwideNetworkPolicy", ""), (all[5].Kind, all[5].Namespace));
+
+        async Task<long[]> Versions(string query) => [.. (await api.GetAsync<PolicyChange[]>("/v1/policies/history?" + query)).Select(c => c.Version)];
+        Assert.Equal(new long[] { 1L, 3L, 4L, 6L }, await Versions("namespace=shop"));
+        Assert.Equal(new long[] { 1L, 3L, 6L }, await Versions("namespace=shop&name=allow-web"));
+        Assert.Equal(new long[] { 4L }, await Versions("namespace=shop&name=allow-web&kind=netpol"));
+        Assert.Equal(new long[] { 4L }, await Versions("namespace=shop&kind=NetworkPolicy"));
+        Assert.Equal(new long[] { 7L }, await Versions("kind=CiliumClusterwideNetworkPolicy"));
+        Assert.Equal(new long[] { 7L }, await Versions("kind=ccnp&name=global"));
+        Assert.Equal(new long[] { 3L, 4L, 5L }, await Versions($"since={Uri.EscapeDataString(t0.AddMinutes(2).ToString("O"))}&until={Uri.EscapeDataString(t0.AddMinutes(5).ToString("O"))}"));
+        Assert.Equal(new long[] { 6L, 7L }, await Versions("limit=2"));
+        Assert.Equal(new long[] { 4L, 5L }, await Versions("after=3&limit=2"));
+        Assert.Empty(await Versions("namespace=nowhere"));
+    }
+
+    [Theory]
+    [InlineData("kind=Deployment", "kind")]
+    [InlineData("namespace=Shop_1", "namespace")]
+    [InlineData("name=allow-web", "namespace")]   // a name needs its namespace
+    [InlineData("namespace=shop&name=Allow_Web", "name")]
+    [InlineData("kind=ccnp&namespace=shop", "namespace")]   // a cluster-wide policy has none
+    [InlineData("since=yesterday", "since")]
+    [InlineData("until=2026-11-21T14:02:00", "until")]   // no offset: no instant
+    [InlineData("limit=0", "limit")]
+    [InlineData("limit=1001", "limit")]
+    [InlineData("after=-3", "after")]
+    public async Task A_bad_policy_history_query_is_refused_with_the_field_named(string query, string field)
+    {
+        await using var api = await HistoryApiServer.StartAsync();
+        using var response = await api.Client.GetAsync("/v1/policies/history?" + query, Ct);
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        var problem = await response.Content.ReadFromJsonAsync<ValidationProblemDetails>(Ct);
+        Assert.Equal([field], problem!.Errors.Keys);
     }
 
     [Fact]
