@@ -20,7 +20,8 @@ public static class ManagementApi
             .AddServiceOptions<EndpointsRpc>(Options)
             .AddServiceOptions<IdentitiesRpc>(Options)
             .AddServiceOptions<NodesRpc>(Options)
-            .AddServiceOptions<HistoryRpc>(Options);
+            .AddServiceOptions<HistoryRpc>(Options)
+            .AddServiceOptions<AuditRpc>(Options);
         return services;
     }
 
@@ -41,6 +42,7 @@ public static class ManagementApi
         app.MapGrpcService<IdentitiesRpc>();
         app.MapGrpcService<NodesRpc>();
         app.MapGrpcService<HistoryRpc>();
+        app.MapGrpcService<AuditRpc>();
         return app;
     }
 }

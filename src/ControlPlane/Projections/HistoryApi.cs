@@ -49,19 +49,8 @@ public static class HistoryApi
         string? at, MartenEventStore store, StateAt stateAt, CancellationToken ct)
     {
         if (string.IsNullOrEmpty(at)) return Invalid("at", "a log position or a time is required: /v1/state?at=V or ?at=2026-11-21T14:02:00Z");
-        var head = await store.HeadAsync(ct);
-        LogPosition position;
-        if (long.TryParse(at, NumberStyles.None, CultureInfo.InvariantCulture, out var p))
-        {
-            if (p > head.Value) return Invalid("at", $"position {p} is beyond the end of the log ({head.Value})");
-            position = new LogPosition(p);
-        }
-        else if (at.Contains('T', StringComparison.Ordinal)
-                 && DateTimeOffset.TryParse(at, CultureInfo.InvariantCulture, DateTimeStyles.RoundtripKind, out var time)
-                 && (at.EndsWith('Z') || at.EndsWith('z') || at.LastIndexOfAny(['+', '-']) > at.IndexOf('T', StringComparison.Ordinal)))
-            position = await store.PositionAtAsync(time, ct);   // the last event recorded at or before that instant
-        else
-            return Invalid("at", $"\"{at}\" is neither a log position (a whole number, 0 or more) nor an RFC 3339 time");
+        var (position, head, invalid) = await PositionOfAsync(at, store, ct);
+        if (invalid is not null) return invalid;
 
         var (view, _) = await stateAt.FoldAsync(position, ct);
         return TypedResults.Ok(new HistoricalState(position.Value, head.Value,
@@ -99,6 +88,25 @@ public static class HistoryApi
             var shard = progress.FirstOrDefault(p => p.ShardName.StartsWith(name + ":", StringComparison.Ordinal) || p.ShardName == name);
             return new ProjectionStatus(name, shard?.Sequence ?? 0, head.Value, shard?.LastUpdated);
         }).ToArray();
+    }
+
+    /// <summary>
+    /// The log position <paramref name="at"/> names: a position (a whole number, at most the head), or an RFC 3339 time
+    /// with its offset (the last event recorded at or before that instant); else the refusal naming <c>at</c>.
+    /// Shared by every API that reads the past, so all of them take the same <c>at</c>.
+    /// </summary>
+    public static async Task<(LogPosition Position, LogPosition Head, ValidationProblem? Invalid)> PositionOfAsync(string at, MartenEventStore store, CancellationToken ct)
+    {
+        var head = await store.HeadAsync(ct);
+        if (long.TryParse(at, NumberStyles.None, CultureInfo.InvariantCulture, out var p))
+            return p > head.Value
+                ? (head, head, Invalid("at", $"position {p} is beyond the end of the log ({head.Value})"))
+                : (new LogPosition(p), head, null);
+        if (at.Contains('T', StringComparison.Ordinal)
+            && DateTimeOffset.TryParse(at, CultureInfo.InvariantCulture, DateTimeStyles.RoundtripKind, out var time)
+            && (at.EndsWith('Z') || at.EndsWith('z') || at.LastIndexOfAny(['+', '-']) > at.IndexOf('T', StringComparison.Ordinal)))
+            return (await store.PositionAtAsync(time, ct), head, null);
+        return (head, head, Invalid("at", $"{InputLimits.Quote(at)} is neither a log position (a whole number, 0 or more) nor an RFC 3339 time"));
     }
 
     private static string? NullIfEmpty(string? value) => string.IsNullOrEmpty(value) ? null : value;
