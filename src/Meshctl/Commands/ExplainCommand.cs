@@ -77,7 +77,7 @@ public static class ExplainCommand
         foreach (var side in new[] { e.Egress, e.Ingress })
         {
             var outcome = side.Outcome is "Allowed" or "NotEnforced" ? $"[green]{side.Outcome}[/]" : $"[red]{side.Outcome}[/]";
-            AnsiConsole.MarkupLine($"  {side.Direction,-8}    {outcome} {Output.Esc(side.Rule ?? "")} ({Where(side)}, peer identity {side.Peer})");
+            AnsiConsole.MarkupLine($"  {side.Direction,-8}    {outcome}{(side.Rule is { } rule ? $" {Output.Esc(rule)}" : "")} ({Where(side)}, peer identity {side.Peer})");
             foreach (var o in side.Origins)
                 AnsiConsole.MarkupLine($"              introduced by [bold]{Output.Esc(o.Principal)}[/] at {o.Time.UtcDateTime:yyyy-MM-dd HH:mm:ss'Z'}: " +
                     $"{Output.Esc(o.Policy)} applied at log position {o.Position} (correlation {Output.Esc(o.CorrelationId)})");

@@ -51,13 +51,6 @@ public sealed class ExplanationTests
           - toPorts: [ { ports: [ { port: "{{metricsPort}}", protocol: TCP } ] } ]
         """);
 
-    private static PolicyEvent.PolicyApplied Applied(string document)
-    {
-        var parsed = PolicyParser.Parse(document);
-        Assert.True(parsed.Ok, string.Join("; ", parsed.Errors));
-        return Assert.IsType<PolicyEvent.PolicyApplied>(Assert.Single(Policy.Decide(new PolicyCommand.ApplyPolicy(parsed.Policy!), new PolicyState.Absent())));
-    }
-
     private static async Task<ExplanationView> ExplainAsync(EventStoreDatabase db, LogPosition at, string from, string to, ushort port,
         Protocol protocol = Protocol.Tcp)
     {

@@ -48,7 +48,8 @@ internal static class DomainEvents
           ingress: [ { ports: [ { port: {{port}} } ] } ]
         """);
 
-    private static PolicyEvent.PolicyApplied Applied(string document)
+    /// <summary>The event applying <paramref name="document"/> to an absent policy, as the aggregate decides it.</summary>
+    public static PolicyEvent.PolicyApplied Applied(string document)
     {
         var parsed = PolicyParser.Parse(document);
         Assert.True(parsed.Ok, string.Join("; ", parsed.Errors));
