@@ -23,6 +23,7 @@ var root = new RootCommand("meshctl: apply label-based network policies, watch n
     InventoryCommands.Status(),
     ObserveCommand.Build(),
     MapCommand.Build(),
+    ExplainCommand.Build(),
     LabCommands.Build(),
 };
 return await root.Parse(args).InvokeAsync();

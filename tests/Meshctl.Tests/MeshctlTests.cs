@@ -11,7 +11,7 @@ public sealed class MeshctlTests
         var run = await CliRun.MeshctlAsync("--help");
 
         Assert.Equal(0, run.ExitCode);
-        foreach (var command in new[] { "policy", "endpoint", "identity", "node", "observe", "lab" })
+        foreach (var command in new[] { "policy", "endpoint", "identity", "node", "observe", "explain", "lab" })
             Assert.Contains(command, run.Stdout);
     }
 
@@ -56,5 +56,18 @@ public sealed class MeshctlTests
         Assert.Equal(1, run.ExitCode);
         Assert.Contains("no such file", run.Output);
         Assert.DoesNotContain("   at ", run.Output);
+    }
+
+    [Theory]
+    [InlineData(new[] { "explain" }, "give --from and --to")]
+    [InlineData(new[] { "explain", "--from", "shop/web", "--port", "80" }, "give --from and --to")]
+    [InlineData(new[] { "explain", "0f7c", "--from", "shop/web" }, "a flow's uuid or --from and --to, not both")]
+    [InlineData(new[] { "explain", "--from", "shop/web", "--to", "shop/db", "--port", "80", "--at", "yesterday" }, "--at: \"yesterday\" is neither a time")]
+    public async Task An_incomplete_explain_says_what_to_give_before_asking_the_control_plane(string[] args, string expected)
+    {
+        var run = await CliRun.MeshctlAsync([.. args, "--server", $"http://127.0.0.1:{ControlPlaneProcess.FreePort()}"]);
+
+        Assert.Equal(1, run.ExitCode);
+        Assert.Contains(expected, run.Output);
     }
 }

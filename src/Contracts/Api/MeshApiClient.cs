@@ -121,6 +121,21 @@ public sealed class MeshApiClient(HttpClient http)
     public Task<HistoricalState> StateAtAsync(string at, CancellationToken ct = default) =>
         SendAsync<HistoricalState>(HttpMethod.Get, $"v1/state?at={Esc(at)}", null, ct);
 
+    /// <summary>
+    /// Why a connection from <paramref name="from"/> to <paramref name="to"/> (NAMESPACE/POD or an IP address) is
+    /// forwarded or dropped at <paramref name="at"/> (a log position or an RFC 3339 time; null: now).
+    /// </summary>
+    public Task<ExplanationView> ExplainAsync(string from, string to, int? port, string? protocol = null, string? at = null, CancellationToken ct = default)
+    {
+        var query = string.Join("&", new[] { ("from", from), ("to", to), ("port", port?.ToString(System.Globalization.CultureInfo.InvariantCulture)), ("protocol", protocol), ("at", at) }
+            .Where(q => q.Item2 is not null).Select(q => $"{q.Item1}={Esc(q.Item2!)}"));
+        return SendAsync<ExplanationView>(HttpMethod.Get, $"v1/explain?{query}", null, ct);
+    }
+
+    /// <summary>Why the recorded flow of that uuid was forwarded or dropped, judged again at the version its node enforced.</summary>
+    public Task<ExplanationView> ExplainFlowAsync(string uuid, CancellationToken ct = default) =>
+        SendAsync<ExplanationView>(HttpMethod.Get, $"v1/flows/{Esc(uuid)}/explain", null, ct);
+
     public Task<StatusView> StatusAsync(CancellationToken ct = default) =>
         SendAsync<StatusView>(HttpMethod.Get, "v1/status", null, ct);
 

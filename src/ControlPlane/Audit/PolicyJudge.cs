@@ -2,6 +2,7 @@ using Mesh.ControlPlane.Compilation;
 using Mesh.ControlPlane.Distribution;
 using Mesh.ControlPlane.State;
 using Mesh.Contracts.Identity;
+using Mesh.Contracts.Labels;
 using Mesh.Contracts.Policies;
 
 namespace Mesh.ControlPlane.Audit;
@@ -92,10 +93,7 @@ public sealed class PolicyJudge(ClusterView view)
     {
         if (view.PolicyEnforcement.Mode == EnforcementMode.Never) return [];
         if (!view.Identities.TryGetValue(new NumericIdentity(identity).LabelIdentity.Value, out var record)) return [];
-        var ingress = direction == Direction.Ingress;
-        return view.Policies.Values
-            .Where(p => p.Policy.Specs.Any(s => (ingress ? s.EnforcesIngress : s.EnforcesEgress) && p.Policy.EffectiveEndpointSelector(s).Matches(record.Labels)))
-            .ToArray();
+        return view.Policies.Values.Where(p => MakesDefaultDeny(p.Policy, record.Labels, direction)).ToArray();
     }
 
     /// <summary>
@@ -104,4 +102,8 @@ public sealed class PolicyJudge(ClusterView view)
     /// </summary>
     public static EnforcementModeRecord? DefaultDenyingMode(ClusterView view) =>
         view.PolicyEnforcement.Mode == EnforcementMode.Always ? view.PolicyEnforcement : null;
+
+    /// <summary>Whether <paramref name="policy"/> selects <paramref name="labels"/> with a rule set that enforces <paramref name="direction"/>.</summary>
+    public static bool MakesDefaultDeny(NetworkPolicy policy, LabelSet labels, Direction direction) => policy.Specs.Any(s =>
+        (direction == Direction.Ingress ? s.EnforcesIngress : s.EnforcesEgress) && policy.EffectiveEndpointSelector(s).Matches(labels));
 }

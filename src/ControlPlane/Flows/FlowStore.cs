@@ -77,7 +77,7 @@ public sealed class FlowStore(NpgsqlDataSource db)
         }
         await using (var copy = await conn.BeginBinaryImportAsync($"""
             COPY {Table} (time, node, verdict, direction, source_ip, destination_ip, source_port, destination_port, protocol,
-                          source_identity, destination_identity, source, destination, flow) FROM STDIN (FORMAT BINARY)
+                          source_identity, destination_identity, source, destination, flow, uuid) FROM STDIN (FORMAT BINARY)
             """, ct))
         {
             foreach (var f in flows)
@@ -98,6 +98,7 @@ public sealed class FlowStore(NpgsqlDataSource db)
                 await copy.WriteAsync(WorkloadOf(f.Source), NpgsqlDbType.Text, ct);
                 await copy.WriteAsync(WorkloadOf(f.Destination), NpgsqlDbType.Text, ct);
                 await copy.WriteAsync(f.ToByteArray(), NpgsqlDbType.Bytea, ct);
+                await copy.WriteAsync(f.Uuid, NpgsqlDbType.Text, ct);
             }
             await copy.CompleteAsync(ct);
         }
@@ -232,6 +233,15 @@ public sealed class FlowStore(NpgsqlDataSource db)
         }
     }
 
+    /// <summary>The stored flow of that uuid (Hubble's <c>flow.uuid</c>, set by the node that saw it), or null.</summary>
+    public async Task<FlowMessage?> FindAsync(string uuid, CancellationToken ct)
+    {
+        await EnsureSchemaAsync(ct);
+        await using var command = db.CreateCommand($"SELECT flow FROM {Table} WHERE uuid = $1 LIMIT 1");
+        command.Parameters.Add(new() { Value = uuid, NpgsqlDbType = NpgsqlDbType.Text });
+        return await command.ExecuteScalarAsync(ct) is byte[] flow ? FlowMessage.Parser.ParseFrom(flow) : null;
+    }
+
     /// <summary>The edges of the minutes in [<paramref name="since"/>, <paramref name="until"/>), oldest first.</summary>
     public async Task<IReadOnlyList<FlowEdge>> ReadEdgesAsync(DateTimeOffset since, DateTimeOffset until, CancellationToken ct)
     {
@@ -307,6 +317,9 @@ public sealed class FlowStore(NpgsqlDataSource db)
             -- A pod's flows ("namespace/pod" prefixes, the filters' commonest question) without walking the window.
             CREATE INDEX IF NOT EXISTS {Table}_source_time ON {Table} (source text_pattern_ops, time);
             CREATE INDEX IF NOT EXISTS {Table}_destination_time ON {Table} (destination text_pattern_ops, time);
+            -- One flow by its uuid (explain): tables made before the column get it, and their old rows none.
+            ALTER TABLE {Table} ADD COLUMN IF NOT EXISTS uuid text;
+            CREATE INDEX IF NOT EXISTS {Table}_uuid ON {Table} (uuid);
             CREATE TABLE IF NOT EXISTS {EdgesTable} (
                 minute timestamptz NOT NULL, source_identity bigint NOT NULL, source text NOT NULL,
                 destination_identity bigint NOT NULL, destination text NOT NULL, destination_port integer NOT NULL,

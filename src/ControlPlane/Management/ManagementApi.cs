@@ -21,7 +21,8 @@ public static class ManagementApi
             .AddServiceOptions<IdentitiesRpc>(Options)
             .AddServiceOptions<NodesRpc>(Options)
             .AddServiceOptions<HistoryRpc>(Options)
-            .AddServiceOptions<EnforcementRpc>(Options);
+            .AddServiceOptions<EnforcementRpc>(Options)
+            .AddServiceOptions<AuditRpc>(Options);
         return services;
     }
 
@@ -43,6 +44,7 @@ public static class ManagementApi
         app.MapGrpcService<NodesRpc>();
         app.MapGrpcService<HistoryRpc>();
         app.MapGrpcService<EnforcementRpc>();
+        app.MapGrpcService<AuditRpc>();
         return app;
     }
 }

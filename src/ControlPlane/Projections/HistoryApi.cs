@@ -42,17 +42,8 @@ public static class HistoryApi
         string? at, MartenEventStore store, StateAt stateAt, CancellationToken ct)
     {
         if (string.IsNullOrEmpty(at)) return Invalid("at", "a log position or a time is required: /v1/state?at=V or ?at=2026-11-21T14:02:00Z");
-        var head = await store.HeadAsync(ct);
-        LogPosition position;
-        if (long.TryParse(at, NumberStyles.None, CultureInfo.InvariantCulture, out var p))
-        {
-            if (p > head.Value) return Invalid("at", $"position {p} is beyond the end of the log ({head.Value})");
-            position = new LogPosition(p);
-        }
-        else if (Instant(at) is { } time)
-            position = await store.PositionAtAsync(time, ct);   // the last event recorded at or before that instant
-        else
-            return Invalid("at", $"\"{at}\" is neither a log position (a whole number, 0 or more) nor an RFC 3339 time");
+        var (position, head, invalid) = await PositionOfAsync(at, store, ct);
+        if (invalid is not null) return invalid;
 
         var (view, _) = await stateAt.FoldAsync(position, ct);
         return TypedResults.Ok(new HistoricalState(position.Value, head.Value,
@@ -147,6 +138,22 @@ public static class HistoryApi
         if (!string.IsNullOrEmpty(limit) && (!int.TryParse(limit, NumberStyles.None, CultureInfo.InvariantCulture, out count) || count is < 1 or > AuditTrail.MaxLimit))
             return Invalid("limit", $"{InputLimits.Quote(limit)} is not a number of entries from 1 to {AuditTrail.MaxLimit}");
         return null;
+    }
+
+    /// <summary>
+    /// The log position <paramref name="at"/> names: a position (a whole number, at most the head), or an RFC 3339 time
+    /// with its offset (the last event recorded at or before that instant); else the refusal naming <c>at</c>.
+    /// Shared by every API that reads the past, so all of them take the same <c>at</c>.
+    /// </summary>
+    public static async Task<(LogPosition Position, LogPosition Head, ValidationProblem? Invalid)> PositionOfAsync(string at, MartenEventStore store, CancellationToken ct)
+    {
+        var head = await store.HeadAsync(ct);
+        if (long.TryParse(at, NumberStyles.None, CultureInfo.InvariantCulture, out var p))
+            return p > head.Value
+                ? (head, head, Invalid("at", $"position {p} is beyond the end of the log ({head.Value})"))
+                : (new LogPosition(p), head, null);
+        if (Instant(at) is { } time) return (await store.PositionAtAsync(time, ct), head, null);
+        return (head, head, Invalid("at", $"{InputLimits.Quote(at)} is neither a log position (a whole number, 0 or more) nor an RFC 3339 time"));
     }
 
     private static string? NullIfEmpty(string? value) => string.IsNullOrEmpty(value) ? null : value;

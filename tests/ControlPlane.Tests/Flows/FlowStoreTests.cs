@@ -63,6 +63,17 @@ public sealed class FlowStoreTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_flow_is_found_by_its_uuid_whatever_its_day_and_an_unknown_uuid_finds_none()
+    {
+        var flows = Enumerable.Range(0, 6).Select(i => Flow(Noon.AddHours(-12 * i), "n", Verdict.Dropped, "web", "db", 5432, $"flow {i}")).ToList();
+        await _store.WriteAsync(flows, Ct);
+
+        Assert.Equal(flows[4], await _store.FindAsync(flows[4].Uuid, Ct));
+        Assert.Equal(flows[0], await _store.FindAsync(flows[0].Uuid, Ct));
+        Assert.Null(await _store.FindAsync(Guid.NewGuid().ToString(), Ct));
+    }
+
+    [Fact]
     public async Task Each_minute_counts_its_flows_per_edge_across_batches()
     {
         await _store.WriteAsync([Flow(Noon, "n", Verdict.Forwarded, "web", "api", 80), Flow(Noon.AddSeconds(1), "n", Verdict.Forwarded, "web", "api", 80)], Ct);

@@ -57,7 +57,7 @@ internal static class DomainEvents
           ingress: [ { ports: [ { port: {{port}} } ] } ]
         """);
 
-    /// <summary>The event of applying a policy document (YAML or JSON).</summary>
+    /// <summary>The event applying <paramref name="document"/> to an absent policy, as the aggregate decides it.</summary>
     public static PolicyEvent.PolicyApplied Applied(string document)
     {
         var parsed = PolicyParser.Parse(document);

@@ -50,6 +50,7 @@ public sealed class ManagementGrpcTests : IAsyncLifetime
     private Identities.IdentitiesClient IdentityApi => new(_channel);
     private Nodes.NodesClient NodeApi => new(_channel);
     private History.HistoryClient HistoryApi => new(_channel);
+    private Audit.AuditClient AuditApi => new(_channel);
 
     /// <summary>Per-call credentials: the principal on the events is the token's user (alice: the admin, bob: an editor).</summary>
     private static Metadata As(string token) => new() { { "authorization", $"Bearer {token}" } };
@@ -216,6 +217,37 @@ public sealed class ManagementGrpcTests : IAsyncLifetime
             await HistoryApi.GetStateAtAsync(new() { Version = deleted.Version + 1 }, cancellationToken: Ct))));
         Assert.Equal(["at"], Fields(await Assert.ThrowsAsync<RpcException>(async () =>
             await HistoryApi.GetStateAtAsync(new(), cancellationToken: Ct))));
+    }
+
+    [Fact]
+    public async Task Explain_names_the_deciding_rule_and_who_applied_it_as_rest_does_and_refuses_as_rest_does()
+    {
+        await EndpointApi.RegisterEndpointAsync(Pod("frontend", "frontend", 7), cancellationToken: Ct);
+        await EndpointApi.RegisterEndpointAsync(Pod("backend", "backend", 8), cancellationToken: Ct);
+        var applied = await PolicyApi.ApplyPolicyAsync(new() { Namespace = "default", Name = "allow-frontend", Document = AllowFrontend }, As(TestTokens.Editor), cancellationToken: Ct);
+
+        var allowed = await AuditApi.ExplainAsync(new() { From = "default/frontend", To = "default/backend", Port = 80 }, cancellationToken: Ct);
+        Assert.Equal(("FORWARDED", "default/allow-frontend ingress[0]"), (allowed.Verdict, allowed.Ingress.Rule));
+        var origin = Assert.Single(allowed.Ingress.Origins);
+        Assert.Equal((Bob, applied.Version), (origin.Principal, origin.Position));
+
+        var dropped = await AuditApi.ExplainAsync(new() { From = "default/frontend", To = "10.201.1.8", Port = 81, Protocol = "tcp" }, cancellationToken: Ct);
+        var overRest = await _cp.Client.ExplainAsync("default/frontend", "10.201.1.8", 81, "TCP", ct: Ct);
+        Assert.Equal(("DROPPED", "ingress", "DefaultDenied"), (dropped.Verdict, dropped.DecidedBy, dropped.Ingress.Outcome));
+        Assert.Equal((overRest.Verdict, overRest.Version, overRest.Reason), (dropped.Verdict, dropped.Version, dropped.Reason));
+
+        Assert.Equal(["port"], Fields(await Assert.ThrowsAsync<RpcException>(async () =>
+            await AuditApi.ExplainAsync(new() { From = "default/frontend", To = "default/backend" }, cancellationToken: Ct))));
+        Assert.Equal(["protocol"], Fields(await Assert.ThrowsAsync<RpcException>(async () =>
+            await AuditApi.ExplainAsync(new() { From = "default/frontend", To = "default/backend", Port = 80, Protocol = "QUIC" }, cancellationToken: Ct))));
+        Assert.Equal(["at"], Fields(await Assert.ThrowsAsync<RpcException>(async () =>
+            await AuditApi.ExplainAsync(new() { From = "default/frontend", To = "default/backend", Port = 80, At = "yesterday" }, cancellationToken: Ct))));
+        var unknown = await Assert.ThrowsAsync<RpcException>(async () =>
+            await AuditApi.ExplainAsync(new() { From = "default/frontend", To = "default/nobody", Port = 80 }, cancellationToken: Ct));
+        Assert.Equal(StatusCode.NotFound, unknown.StatusCode);
+        Assert.StartsWith("to: no endpoint \"default/nobody\" in the state at version", unknown.Status.Detail, StringComparison.Ordinal);
+        Assert.Equal(StatusCode.NotFound, (await Assert.ThrowsAsync<RpcException>(async () =>
+            await AuditApi.ExplainFlowAsync(new() { Uuid = Guid.NewGuid().ToString() }, cancellationToken: Ct))).StatusCode);
     }
 
     [Fact]

@@ -1,0 +1,118 @@
+using Mesh.ControlPlane.Compilation;
+using Mesh.ControlPlane.EventStore;
+using Mesh.ControlPlane.State;
+using Mesh.Contracts.Api;
+using Mesh.Contracts.Identity;
+using Mesh.Contracts.Policies;
+using FlowMessage = Mesh.Contracts.Hubble.Flows.Flow;
+using HubbleDirection = Mesh.Contracts.Hubble.Flows.TrafficDirection;
+using HubbleVerdict = Mesh.Contracts.Hubble.Flows.Verdict;
+using Protocol = Mesh.Contracts.Policies.Protocol;
+
+namespace Mesh.ControlPlane.Audit;
+
+/// <summary>
+/// Explains a verdict in an auditor's words: the judgement of <see cref="PolicyJudge"/> at one version (each side as
+/// its node decides), the rule or the default deny that decided, and the events that introduced them
+/// (<see cref="RuleOrigin"/>); for a recorded flow, what its node recorded beside what the judge recomputes.
+/// </summary>
+public static class Explanation
+{
+    public const string Forwarded = "FORWARDED";
+    public const string Dropped = "DROPPED";
+
+    public static async Task<ExplanationView> ExplainAsync(IEventStore store, ClusterView view, Party source, Party destination, Protocol protocol,
+        ushort port, CancellationToken ct)
+    {
+        var judgement = new PolicyJudge(view).Judge(source, destination, protocol, port);
+        var egress = await SideAsync(store, view, judgement.Egress, source, ct);
+        var ingress = await SideAsync(store, view, judgement.Ingress, destination, ct);
+        var (deciding, other) = ReferenceEquals(judgement.Deciding, judgement.Egress) ? (egress, ingress) : (ingress, egress);
+        var reason = judgement.Forwarded ? $"{egress.Reason}; {ingress.Reason}"
+            // Dropped: the deciding side's reason, and what the other side would have done had it decided alone.
+            : $"{deciding.Reason} (alone, the {other.Direction} of {other.Endpoint} would {(Passes(other) ? "let it through" : "drop it too")}: {other.Reason})";
+        return new ExplanationView(judgement.Forwarded ? Forwarded : Dropped, judgement.Version, source.Name, destination.Name, NameOf(protocol), port,
+            deciding.Direction, reason, egress, ingress);
+    }
+
+    private static bool Passes(ExplainedSide side) => side.Outcome is nameof(LookupOutcome.NotEnforced) or nameof(LookupOutcome.Allowed);
+
+    private static async Task<ExplainedSide> SideAsync(IEventStore store, ClusterView view, SideJudgement side, Party subject, CancellationToken ct)
+    {
+        var direction = side.Direction == Direction.Ingress ? "ingress" : "egress";
+        var origins = new List<RuleOriginView>();
+        string reason;
+        switch (side.Outcome)
+        {
+            case LookupOutcome.NotEnforced when side.Node is null:
+                reason = $"{subject.Name} is no endpoint of the cluster: nothing judges its {direction}";
+                break;
+            case LookupOutcome.NotEnforced:
+                reason = $"no policy selects {subject.Name} for {direction}: not enforced";
+                break;
+            case LookupOutcome.Allowed or LookupOutcome.Denied:
+                var rule = side.Rule!;
+                reason = side.Outcome == LookupOutcome.Allowed
+                    ? $"rule {rule} allows it{(side.L7Redirect ? " (through the L7 proxy)" : "")}"
+                    : $"deny rule {rule} drops it";
+                if (view.Policies.GetValueOrDefault(ClusterView.PolicyKey(rule.Kind, rule.Namespace ?? "", rule.Name)) is { } decider
+                    && await RuleOrigin.OfRuleAsync(store, decider, rule, view.Position.Value, ct) is { } introduced)
+                    origins.Add(introduced);
+                break;
+            default:
+                var policies = PolicyJudge.DefaultDenying(view, side.Subject, side.Direction);
+                var names = string.Join(", ", policies.Select(p => p.Policy.Reference));
+                reason = $"default deny: {(policies.Count == 1 ? $"policy {names} selects" : $"policies {names} select")} {subject.Name} for {direction} and no rule allows this";
+                var labels = view.Identities[new NumericIdentity(side.Subject).LabelIdentity.Value].Labels;   // DefaultDenying found it
+                foreach (var policy in policies)
+                    if (await RuleOrigin.OfSelectionAsync(store, policy, labels, side.Direction, view.Position.Value, ct) is { } origin)
+                        origins.Add(origin);
+                break;
+        }
+        return new ExplainedSide(direction, side.Node, subject.Name, side.Subject, side.Peer, side.Outcome.ToString(), side.Rule?.ToString(), reason, origins);
+    }
+
+    /// <summary>The connection a recorded flow is about: its addresses, protocol and destination port.</summary>
+    public static (string Source, string Destination, Protocol Protocol, ushort Port) ConnectionOf(FlowMessage flow)
+    {
+        var (protocol, _, port) = Flows.FlowStore.L4Of(flow);
+        return (flow.IP?.Source ?? "", flow.IP?.Destination ?? "", protocol switch
+        {
+            "TCP" => Protocol.Tcp,
+            "UDP" => Protocol.Udp,
+            "SCTP" => Protocol.Sctp,
+            "ICMPv4" or "ICMPv6" => Protocol.Icmp,
+            _ => Protocol.Any,
+        }, (ushort)port);
+    }
+
+    /// <summary>
+    /// What the flow's node recorded beside <paramref name="explained"/>: a flow seen leaving its source is compared
+    /// with the egress side (it says nothing of the ingress), one seen arriving with the whole verdict; the policies it
+    /// names with those that decided the side it was seen at.
+    /// </summary>
+    public static ExplanationView WithRecorded(ExplanationView explained, FlowMessage flow)
+    {
+        var ingress = flow.TrafficDirection == HubbleDirection.Ingress;
+        var side = ingress ? explained.Ingress : explained.Egress;
+        var expected = ingress ? explained.Verdict : Passes(side) ? Forwarded : Dropped;
+        var recordedVerdict = flow.Verdict switch { HubbleVerdict.Forwarded => Forwarded, HubbleVerdict.Dropped => Dropped, var v => v.ToString().ToUpperInvariant() };
+        var recordedPolicies = (ingress ? flow.IngressAllowedBy.Concat(flow.IngressDeniedBy) : flow.EgressAllowedBy.Concat(flow.EgressDeniedBy))
+            .Select(p => p.Namespace.Length == 0 ? $"{p.Kind} {p.Name}" : $"{p.Kind} {p.Namespace}/{p.Name}")
+            .Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToArray();
+        var decidedBy = side.Origins.Select(o => o.Policy).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToArray();
+
+        string? disagreement = null;
+        if (recordedVerdict != expected)
+            disagreement = $"the node recorded {recordedVerdict} at its {side.Direction}, the judge at version {explained.Version} says {expected}";
+        else if (recordedPolicies.Length > 0 && !recordedPolicies.SequenceEqual(decidedBy, StringComparer.Ordinal))
+            disagreement = $"the node named {string.Join(", ", recordedPolicies)}, the judge at version {explained.Version} names {(decidedBy.Length == 0 ? "no policy" : string.Join(", ", decidedBy))}";
+        return explained with
+        {
+            Flow = new RecordedFlowView(flow.Uuid, flow.Time.ToDateTimeOffset(), flow.NodeName, ingress ? "ingress" : "egress", recordedVerdict,
+                flow.DropReasonDesc.ToString(), recordedPolicies, flow.Summary, disagreement is null, disagreement),
+        };
+    }
+
+    public static string NameOf(Protocol protocol) => protocol == Protocol.Icmp ? "ICMP" : protocol.ToString().ToUpperInvariant();
+}
