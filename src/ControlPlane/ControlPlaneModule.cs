@@ -1,4 +1,5 @@
 using System.Net;
+using Mesh.ControlPlane.Audit;
 using Mesh.ControlPlane.Cluster;
 using Mesh.ControlPlane.Commands;
 using Mesh.ControlPlane.Distribution;
@@ -65,6 +66,7 @@ public static class ControlPlaneModule
         builder.Services.AddHealth();
         builder.Services.AddControlPlaneMetrics(options.Cluster.MemberId);
         builder.Services.AddSingleton<FlowStore>();
+        builder.Services.AddSingleton<ImpactPreview>();
         builder.Services.AddSingleton<FlowEnrichment>();
         builder.Services.AddHostedService<FlowRetention>();
         builder.Services.AddHostedService<CompileLoop>();

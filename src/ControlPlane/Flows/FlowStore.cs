@@ -31,6 +31,14 @@ public sealed record FlowEdge(DateTimeOffset Minute, long SourceIdentity, string
     int DestinationPort, string Protocol, TrafficDirection Direction, Verdict Verdict, long Count);
 
 /// <summary>
+/// One distinct connection the flows of a window show (source → destination, port, protocol), with the number of flows
+/// recorded of it. A side that is a workload is named (<see cref="FlowStore.WorkloadOf"/>) without its address; a side
+/// that is none (the world, a node, a CIDR) is known by its address, which is what rules on addresses judge.
+/// </summary>
+public sealed record ObservedEdge(long SourceIdentity, string Source, string? SourceIp, long DestinationIdentity, string Destination,
+    string? DestinationIp, int DestinationPort, string Protocol, long Flows);
+
+/// <summary>
 /// Flow history in PostgreSQL, as Hubble's in-memory ring is not: every flow the nodes ship, written with COPY into a
 /// table partitioned by day (the columns a query filters on, and the whole <c>flow.Flow</c> message), plus one row per
 /// minute and edge (source workload → destination workload, port, protocol, verdict) with its count. Retention drops
@@ -248,6 +256,46 @@ public sealed class FlowStore(NpgsqlDataSource db)
         while (await reader.ReadAsync(ct))
             edges.Add(new FlowEdge(reader.GetFieldValue<DateTimeOffset>(0), reader.GetInt64(1), reader.GetString(2), reader.GetInt64(3),
                 reader.GetString(4), reader.GetInt32(5), reader.GetString(6), (TrafficDirection)reader.GetInt16(7), (Verdict)reader.GetInt16(8), reader.GetInt64(9)));
+        return edges;
+    }
+
+    /// <summary>
+    /// The distinct connections of [<paramref name="since"/>, <paramref name="until"/>) with their flows, aggregated in
+    /// PostgreSQL: between workloads from the per-minute edges (far fewer rows than flows; the window widens to whole
+    /// minutes), and from the flows themselves, by address, where a side is no workload. A connection seen at both ends
+    /// (leaving its source, entering its destination) counts the flows of the end that saw more.
+    /// </summary>
+    public async Task<IReadOnlyList<ObservedEdge>> ReadObservedEdgesAsync(DateTimeOffset since, DateTimeOffset until, CancellationToken ct)
+    {
+        await EnsureSchemaAsync(ct);
+        await using var command = db.CreateCommand($"""
+            WITH per_direction AS (
+                SELECT source_identity, source, NULL::text AS source_ip, destination_identity, destination, NULL::text AS destination_ip,
+                       destination_port, protocol, direction, sum(count) AS flows
+                FROM {EdgesTable}
+                WHERE minute >= date_trunc('minute', $1) AND minute < $2 AND source <> '' AND destination <> ''
+                GROUP BY source_identity, source, destination_identity, destination, destination_port, protocol, direction
+                UNION ALL
+                SELECT source_identity, source, CASE WHEN source = '' THEN host(source_ip) END,
+                       destination_identity, destination, CASE WHEN destination = '' THEN host(destination_ip) END,
+                       destination_port, protocol, direction, count(*)
+                FROM {Table}
+                WHERE time >= $1 AND time < $2 AND (source = '' OR destination = '')
+                GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9
+            )
+            SELECT source_identity, source, source_ip, destination_identity, destination, destination_ip, destination_port, protocol,
+                   max(flows)::bigint
+            FROM per_direction
+            GROUP BY 1, 2, 3, 4, 5, 6, 7, 8
+            """);
+        command.Parameters.Add(new() { Value = since, NpgsqlDbType = NpgsqlDbType.TimestampTz });
+        command.Parameters.Add(new() { Value = until, NpgsqlDbType = NpgsqlDbType.TimestampTz });
+        var edges = new List<ObservedEdge>();
+        await using var reader = await command.ExecuteReaderAsync(ct);
+        while (await reader.ReadAsync(ct))
+            edges.Add(new ObservedEdge(reader.GetInt64(0), reader.GetString(1), reader.IsDBNull(2) ? null : reader.GetString(2),
+                reader.GetInt64(3), reader.GetString(4), reader.IsDBNull(5) ? null : reader.GetString(5),
+                reader.GetInt32(6), reader.GetString(7), reader.GetInt64(8)));
         return edges;
     }
 

@@ -50,18 +50,8 @@ public static class HistoryApi
     {
         if (string.IsNullOrEmpty(at)) return Invalid("at", "a log position or a time is required: /v1/state?at=V or ?at=2026-11-21T14:02:00Z");
         var head = await store.HeadAsync(ct);
-        LogPosition position;
-        if (long.TryParse(at, NumberStyles.None, CultureInfo.InvariantCulture, out var p))
-        {
-            if (p > head.Value) return Invalid("at", $"position {p} is beyond the end of the log ({head.Value})");
-            position = new LogPosition(p);
-        }
-        else if (at.Contains('T', StringComparison.Ordinal)
-                 && DateTimeOffset.TryParse(at, CultureInfo.InvariantCulture, DateTimeStyles.RoundtripKind, out var time)
-                 && (at.EndsWith('Z') || at.EndsWith('z') || at.LastIndexOfAny(['+', '-']) > at.IndexOf('T', StringComparison.Ordinal)))
-            position = await store.PositionAtAsync(time, ct);   // the last event recorded at or before that instant
-        else
-            return Invalid("at", $"\"{at}\" is neither a log position (a whole number, 0 or more) nor an RFC 3339 time");
+        var (found, problem) = await PositionOfAsync("at", at, store, ct);
+        if (found is not { } position) return problem!;
 
         var (view, _) = await stateAt.FoldAsync(position, ct);
         return TypedResults.Ok(new HistoricalState(position.Value, head.Value,
@@ -71,6 +61,25 @@ public static class HistoryApi
                 e.Identity, e.Version.Value)).ToArray(),
             view.Identities.Values.Select(i => new IdentityView(
                 i.Identity, i.Labels.Select(l => l.ToString()).ToArray(), i.Version.Value)).ToArray()));
+    }
+
+    /// <summary>
+    /// The log position <paramref name="at"/> names: a position up to the end of the log, or an RFC 3339 time (the last
+    /// event recorded at or before it); else the refusal naming <paramref name="field"/>.
+    /// </summary>
+    internal static async Task<(LogPosition? Position, ValidationProblem? Problem)> PositionOfAsync(
+        string field, string at, MartenEventStore store, CancellationToken ct)
+    {
+        if (long.TryParse(at, NumberStyles.None, CultureInfo.InvariantCulture, out var p))
+        {
+            var head = await store.HeadAsync(ct);
+            return p > head.Value ? (null, Invalid(field, $"position {p} is beyond the end of the log ({head.Value})")) : (new LogPosition(p), null);
+        }
+        if (at.Contains('T', StringComparison.Ordinal)
+            && DateTimeOffset.TryParse(at, CultureInfo.InvariantCulture, DateTimeStyles.RoundtripKind, out var time)
+            && (at.EndsWith('Z') || at.EndsWith('z') || at.LastIndexOfAny(['+', '-']) > at.IndexOf('T', StringComparison.Ordinal)))
+            return (await store.PositionAtAsync(time, ct), null);
+        return (null, Invalid(field, $"\"{at}\" is neither a log position (a whole number, 0 or more) nor an RFC 3339 time"));
     }
 
     internal static async Task<Ok<IReadOnlyList<ProjectionStatus>>> ListProjections(IDocumentStore documents, IEventStore store, CancellationToken ct) =>
