@@ -94,7 +94,8 @@ public static class PoliciesApi
         return await policies.DeleteAsync(kind, ns, name, context, ct) is { } deleted ? TypedResults.Ok(deleted) : TypedResults.NotFound();
     }
 
-    private static async Task<Results<Ok<RollbackResult>, ValidationProblem, ProblemHttpResult>> Rollback(
+    /// <summary>Plans a rollback, authorizes each of its changes, and unless it is a dry run makes them (REST and gRPC).</summary>
+    internal static async Task<Results<Ok<RollbackResult>, ValidationProblem, ProblemHttpResult>> Rollback(
         RollbackRequest request, HttpContext http, PolicyRollback rollback, MartenEventStore store, CommandGateway commands, CancellationToken ct)
     {
         if (string.IsNullOrEmpty(request.To))
