@@ -86,7 +86,7 @@ public sealed class PolicyImpactApiTests : IAsyncLifetime
         var head = await HeadAsync();
 
         var invalid = await Assert.ThrowsAsync<MeshApiException>(() =>
-            _cp.Client.PreviewApplyPolicyAsync("default", "only-80", OnlyPort("only-80", 80).Replace("\"80\"", "\"80x\""), ct: Ct));
+            _cp.Client.PreviewApplyPolicyAsync("default", "only-80", OnlyPort("only-80", 80).Replace("\"80\"", "\"80/tcp\""), ct: Ct));
         Assert.Equal(HttpStatusCode.BadRequest, invalid.Status);
         Assert.Contains("spec.ingress[0].toPorts[0].ports[0].port", invalid.Problem!["errors"]!.AsObject().Select(e => e.Key));
 
