@@ -3,9 +3,6 @@ using Mesh.Contracts.Api;
 using Mesh.Contracts.Identity;
 using Mesh.Contracts.Policies;
 using Mesh.ControlPlane.Audit;
-using Mesh.ControlPlane.Commands;
-using Mesh.ControlPlane.Endpoints;
-using Mesh.ControlPlane.EventStore;
 using Mesh.ControlPlane.Flows;
 using Mesh.ControlPlane.Policies;
 using Mesh.ControlPlane.State;
@@ -16,20 +13,8 @@ namespace Mesh.ControlPlane.Tests.Audit;
 /// <summary>The candidate view is the fold of the change's own events; each recorded edge is judged under both views once.</summary>
 public sealed class ImpactPreviewTests
 {
-    private static ClusterView Replay(params (string Stream, object Event)[] events) =>
-        events.Aggregate(ClusterView.Empty, (view, e) =>
-        {
-            var data = EventCodec.Encode(e.Event, DomainEvents.By("alice"));
-            return view.Apply(new RecordedEvent(new LogPosition(view.Position.Value + 1), e.Stream, 1, data.Type, data.Json, data.Metadata));
-        });
-
-    private static readonly (string, object)[] World =
-    [
-        ("identities", DomainEvents.IdentityAllocated(256, "k8s:app=web", "k8s:io.kubernetes.pod.namespace=shop")),
-        ("identities", DomainEvents.IdentityAllocated(257, "k8s:app=db", "k8s:io.kubernetes.pod.namespace=shop")),
-        (Endpoint.StreamId("shop", "web"), DomainEvents.EndpointRegistered("shop", "web", "node-1", "10.200.1.2", 256, "web")),
-        (Endpoint.StreamId("shop", "db"), DomainEvents.EndpointRegistered("shop", "db", "node-2", "10.200.2.2", 257, "db")),
-    ];
+    private static ClusterView Replay(params (string Stream, object Event)[] events) => PolicyJudgeTests.Replay(events);
+    private static readonly (string, object)[] World = PolicyJudgeTests.World;
 
     private static readonly PolicyEvent.PolicyApplied AllowDb = DomainEvents.PolicyApplied("shop", "allow-db", "db", 5432);
     private static NetworkPolicy AllowDbPolicy => PolicyJson.Deserialize(AllowDb.Policy.ToJsonString());

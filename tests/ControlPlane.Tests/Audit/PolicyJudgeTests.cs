@@ -14,14 +14,16 @@ namespace Mesh.ControlPlane.Tests.Audit;
 /// <summary>The judge reads a view as a node would enforce it: the deciding side, its rule, and who made it default-deny.</summary>
 public sealed class PolicyJudgeTests
 {
-    private static ClusterView Replay(params (string Stream, object Event)[] events) =>
+    /// <summary>The view the log of <paramref name="events"/> folds into, one position each (the audit tests share it).</summary>
+    internal static ClusterView Replay(params (string Stream, object Event)[] events) =>
         events.Aggregate(ClusterView.Empty, (view, e) =>
         {
             var data = EventCodec.Encode(e.Event, DomainEvents.By("alice"));
             return view.Apply(new RecordedEvent(new LogPosition(view.Position.Value + 1), e.Stream, 1, data.Type, data.Json, data.Metadata));
         });
 
-    private static readonly (string, object)[] World =
+    /// <summary>web (256) on node-1 and db (257) on node-2, namespace shop.</summary>
+    internal static readonly (string, object)[] World =
     [
         ("identities", DomainEvents.IdentityAllocated(256, "k8s:app=web", "k8s:io.kubernetes.pod.namespace=shop")),
         ("identities", DomainEvents.IdentityAllocated(257, "k8s:app=db", "k8s:io.kubernetes.pod.namespace=shop")),
