@@ -13,7 +13,8 @@ public static partial class PolicyCommands
     /// <summary>The exit code of a preview that finds recorded traffic the change would newly drop: CI can gate on it.</summary>
     public const int NewlyDroppedExit = 2;
 
-    private const string ExitCodes = "Exit code: 0 nothing recorded would be newly dropped, 2 some would, 1 refused (e.g. an invalid document)";
+    private const string ExitCodes = "Exit code with --dry-run (for CI to gate on): 0 nothing recorded would be newly dropped, 2 some would; " +
+        "1 refused (e.g. an invalid document)";
 
     private static readonly Option<bool> DryRun = new("--dry-run")
     {
