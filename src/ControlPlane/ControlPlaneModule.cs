@@ -66,6 +66,7 @@ public static class ControlPlaneModule
         builder.Services.AddHealth();
         builder.Services.AddControlPlaneMetrics(options.Cluster.MemberId);
         builder.Services.AddSingleton<FlowStore>();
+        builder.Services.AddSingleton<ImpactPreview>();
         builder.Services.AddSingleton<FlowEnrichment>();
         builder.Services.AddHostedService<FlowRetention>();
         builder.Services.AddHostedService<CompileLoop>();

@@ -57,6 +57,25 @@ public sealed class MeshApiClient(HttpClient http)
     public Task<WriteResult?> DeletePolicyAsync(string? ns, string name, PolicyKind? kind = null, CancellationToken ct = default) =>
         SendOrNullAsync<WriteResult>(HttpMethod.Delete, PolicyPath(ns, name, kind), ct);
 
+    /// <summary>
+    /// A dry run of <see cref="ApplyPolicyAsync"/>: checked and authorized as the apply, answered with its impact on the
+    /// traffic recorded in the last <paramref name="window"/> (e.g. "2h"; the control plane's default, 24h, when null). Stores nothing.
+    /// </summary>
+    public Task<PolicyImpact> PreviewApplyPolicyAsync(string? ns, string name, string document, string? window = null, CancellationToken ct = default) =>
+        SendAsync<PolicyImpact>(HttpMethod.Put, DryRun(PolicyPath(ns, name), window),
+            new StringContent(document, Encoding.UTF8, LooksLikeJson(document) ? "application/json" : "application/yaml"), ct);
+
+    /// <summary>A dry run of <see cref="DeletePolicyAsync"/>: its impact; null when there is no such policy. Stores nothing.</summary>
+    public Task<PolicyImpact?> PreviewDeletePolicyAsync(string? ns, string name, PolicyKind? kind = null, string? window = null, CancellationToken ct = default) =>
+        SendOrNullAsync<PolicyImpact>(HttpMethod.Delete, DryRun(PolicyPath(ns, name, kind), window), ct);
+
+    /// <summary>Restores the policies (or one) as they were at a version or time, or with DryRun only plans it.</summary>
+    public Task<RollbackResult> RollbackPoliciesAsync(RollbackRequest request, CancellationToken ct = default) =>
+        SendAsync<RollbackResult>(HttpMethod.Post, "v1/policies/rollback", JsonContent.Create(request, options: Json), ct);
+
+    private static string DryRun(string path, string? window) =>
+        $"{path}{(path.Contains('?') ? '&' : '?')}dryRun=true{(window is null ? "" : $"&window={Esc(window)}")}";
+
     private static string PolicyPath(string? ns, string name, PolicyKind? kind = null) =>
         ns is null ? $"v1/clusterwide-policies/{Esc(name)}"
         : kind is { } k ? $"v1/policies/{Esc(ns)}/{Esc(name)}?kind={Esc(PolicyKinds.DocumentKind(k))}"

@@ -31,9 +31,18 @@ public sealed record FlowEdge(DateTimeOffset Minute, long SourceIdentity, string
     int DestinationPort, string Protocol, TrafficDirection Direction, Verdict Verdict, long Count);
 
 /// <summary>
+/// One distinct connection the flows of a window show (source → destination, port, protocol), with the number of flows
+/// recorded of it. A side that is a workload is named (<see cref="FlowStore.WorkloadOf"/>) without its address; a side
+/// that is none (the world, a node, a CIDR) is known by its address, which is what rules on addresses judge.
+/// </summary>
+public sealed record ObservedEdge(long SourceIdentity, string Source, string? SourceIp, long DestinationIdentity, string Destination,
+    string? DestinationIp, int DestinationPort, string Protocol, long Flows);
+
+/// <summary>
 /// Flow history in PostgreSQL, as Hubble's in-memory ring is not: every flow the nodes ship, written with COPY into a
 /// table partitioned by day (the columns a query filters on, and the whole <c>flow.Flow</c> message), plus one row per
-/// minute and edge (source workload → destination workload, port, protocol, verdict) with its count. Retention drops
+/// minute and edge (source workload → destination workload, port, protocol, verdict) with its count, and by address for
+/// the edges with a side that is no workload (what an impact preview judges). Retention drops
 /// whole days, so it never rewrites a table.
 /// </summary>
 public sealed class FlowStore(NpgsqlDataSource db)
@@ -42,6 +51,7 @@ public sealed class FlowStore(NpgsqlDataSource db)
     public const string EdgesTable = "mesh_flow_edges";
     public const string BatchesTable = "mesh_flow_batches";
     public const string LostTable = "mesh_flow_lost";
+    public const string AddressEdgesTable = "mesh_flow_address_edges";
 
     private readonly HashSet<DateOnly> _days = [];   // partitions this process knows exist
     private volatile bool _schemaReady;
@@ -261,6 +271,45 @@ public sealed class FlowStore(NpgsqlDataSource db)
         return edges;
     }
 
+    /// <summary>
+    /// The distinct connections of [<paramref name="since"/>, <paramref name="until"/>) with their flows, aggregated in
+    /// PostgreSQL from the per-minute edges (far fewer rows than flows; the window widens to whole minutes): between
+    /// workloads by name, and by address where a side is no workload. A connection seen at both ends (leaving its
+    /// source, entering its destination) counts the flows of the end that saw more.
+    /// </summary>
+    public async Task<IReadOnlyList<ObservedEdge>> ReadObservedEdgesAsync(DateTimeOffset since, DateTimeOffset until, CancellationToken ct)
+    {
+        await EnsureSchemaAsync(ct);
+        await using var command = db.CreateCommand($"""
+            WITH per_direction AS (
+                SELECT source_identity, source, NULL::text AS source_ip, destination_identity, destination, NULL::text AS destination_ip,
+                       destination_port, protocol, direction, sum(count) AS flows
+                FROM {EdgesTable}
+                WHERE minute >= date_trunc('minute', $1) AND minute < $2 AND source <> '' AND destination <> ''
+                GROUP BY source_identity, source, destination_identity, destination, destination_port, protocol, direction
+                UNION ALL
+                SELECT source_identity, source, NULLIF(source_ip, ''), destination_identity, destination, NULLIF(destination_ip, ''),
+                       destination_port, protocol, direction, sum(count)
+                FROM {AddressEdgesTable}
+                WHERE minute >= date_trunc('minute', $1) AND minute < $2
+                GROUP BY source_identity, source, source_ip, destination_identity, destination, destination_ip, destination_port, protocol, direction
+            )
+            SELECT source_identity, source, source_ip, destination_identity, destination, destination_ip, destination_port, protocol,
+                   max(flows)::bigint
+            FROM per_direction
+            GROUP BY 1, 2, 3, 4, 5, 6, 7, 8
+            """);
+        command.Parameters.Add(new() { Value = since, NpgsqlDbType = NpgsqlDbType.TimestampTz });
+        command.Parameters.Add(new() { Value = until, NpgsqlDbType = NpgsqlDbType.TimestampTz });
+        var edges = new List<ObservedEdge>();
+        await using var reader = await command.ExecuteReaderAsync(ct);
+        while (await reader.ReadAsync(ct))
+            edges.Add(new ObservedEdge(reader.GetInt64(0), reader.GetString(1), reader.IsDBNull(2) ? null : reader.GetString(2),
+                reader.GetInt64(3), reader.GetString(4), reader.IsDBNull(5) ? null : reader.GetString(5),
+                reader.GetInt32(6), reader.GetString(7), reader.GetInt64(8)));
+        return edges;
+    }
+
     /// <summary>Drops every day of flows and edges wholly before <paramref name="before"/>; returns the days dropped.</summary>
     public async Task<IReadOnlyList<DateOnly>> DropBeforeAsync(DateTimeOffset before, CancellationToken ct)
     {
@@ -275,7 +324,7 @@ public sealed class FlowStore(NpgsqlDataSource db)
             lock (_days) _days.Remove(day);
             dropped.Add(day);
         }
-        foreach (var (table, column) in new[] { (EdgesTable, "minute"), (LostTable, "time") })
+        foreach (var (table, column) in new[] { (EdgesTable, "minute"), (AddressEdgesTable, "minute"), (LostTable, "time") })
         {
             await using var expired = new NpgsqlCommand($"DELETE FROM {table} WHERE {column} < $1", conn);
             expired.Parameters.Add(new() { Value = cutoff.ToDateTime(TimeOnly.MinValue, DateTimeKind.Utc), NpgsqlDbType = NpgsqlDbType.TimestampTz });
@@ -325,6 +374,14 @@ public sealed class FlowStore(NpgsqlDataSource db)
                 destination_identity bigint NOT NULL, destination text NOT NULL, destination_port integer NOT NULL,
                 protocol text NOT NULL, direction smallint NOT NULL, verdict smallint NOT NULL, count bigint NOT NULL,
                 PRIMARY KEY (minute, source_identity, source, destination_identity, destination, destination_port, protocol, direction, verdict)
+            );
+            -- The edges with a side that is no workload (the world, a node, a CIDR), per minute and by that side's
+            -- address ('' on a workload's side): what rules on addresses judge, without reading the flows themselves.
+            CREATE TABLE IF NOT EXISTS {AddressEdgesTable} (
+                minute timestamptz NOT NULL, source_identity bigint NOT NULL, source text NOT NULL, source_ip text NOT NULL,
+                destination_identity bigint NOT NULL, destination text NOT NULL, destination_ip text NOT NULL, destination_port integer NOT NULL,
+                protocol text NOT NULL, direction smallint NOT NULL, count bigint NOT NULL,
+                PRIMARY KEY (minute, source_identity, source, source_ip, destination_identity, destination, destination_ip, destination_port, protocol, direction)
             );
             CREATE TABLE IF NOT EXISTS {BatchesTable} (node text PRIMARY KEY, instance text NOT NULL, sequence bigint NOT NULL);
             CREATE TABLE IF NOT EXISTS {LostTable} (time timestamptz NOT NULL, node text NOT NULL, count bigint NOT NULL);
@@ -386,6 +443,47 @@ public sealed class FlowStore(NpgsqlDataSource db)
         command.Parameters.Add(new() { Value = edges.Select(e => e.Key.Protocol).ToArray() });
         command.Parameters.Add(new() { Value = edges.Select(e => e.Key.Direction).ToArray() });
         command.Parameters.Add(new() { Value = edges.Select(e => e.Key.Verdict).ToArray() });
+        command.Parameters.Add(new() { Value = edges.Select(e => e.Count).ToArray() });
+        await command.ExecuteNonQueryAsync(ct);
+        await CountAddressEdgesAsync(conn, tx, flows, ct);
+    }
+
+    private static async Task CountAddressEdgesAsync(NpgsqlConnection conn, NpgsqlTransaction tx, IEnumerable<FlowMessage> flows, CancellationToken ct)
+    {
+        var edges = flows
+            .Select(f => (Flow: f, Source: WorkloadOf(f.Source), Destination: WorkloadOf(f.Destination)))
+            .Where(f => f.Source.Length == 0 || f.Destination.Length == 0)
+            .GroupBy(f =>
+            {
+                var time = f.Flow.Time.ToDateTimeOffset();
+                var (protocol, _, destinationPort) = L4Of(f.Flow);
+                return (Minute: new DateTimeOffset(time.Year, time.Month, time.Day, time.Hour, time.Minute, 0, TimeSpan.Zero),
+                    SourceIdentity: (long)(f.Flow.Source?.Identity ?? 0), f.Source, SourceIp: f.Source.Length == 0 ? f.Flow.IP?.Source ?? "" : "",
+                    DestinationIdentity: (long)(f.Flow.Destination?.Identity ?? 0), f.Destination,
+                    DestinationIp: f.Destination.Length == 0 ? f.Flow.IP?.Destination ?? "" : "",
+                    DestinationPort: destinationPort, Protocol: protocol, Direction: (short)f.Flow.TrafficDirection);
+            })
+            .Select(g => (g.Key, Count: (long)g.Count()))
+            .ToList();
+        if (edges.Count == 0) return;
+        await using var command = new NpgsqlCommand($"""
+            INSERT INTO {AddressEdgesTable} AS e (minute, source_identity, source, source_ip, destination_identity, destination, destination_ip,
+                                                  destination_port, protocol, direction, count)
+            SELECT * FROM unnest($1::timestamptz[], $2::bigint[], $3::text[], $4::text[], $5::bigint[], $6::text[], $7::text[],
+                                 $8::integer[], $9::text[], $10::smallint[], $11::bigint[])
+            ON CONFLICT (minute, source_identity, source, source_ip, destination_identity, destination, destination_ip, destination_port, protocol, direction)
+            DO UPDATE SET count = e.count + EXCLUDED.count
+            """, conn, tx);
+        command.Parameters.Add(new() { Value = edges.Select(e => e.Key.Minute).ToArray() });
+        command.Parameters.Add(new() { Value = edges.Select(e => e.Key.SourceIdentity).ToArray() });
+        command.Parameters.Add(new() { Value = edges.Select(e => e.Key.Source).ToArray() });
+        command.Parameters.Add(new() { Value = edges.Select(e => e.Key.SourceIp).ToArray() });
+        command.Parameters.Add(new() { Value = edges.Select(e => e.Key.DestinationIdentity).ToArray() });
+        command.Parameters.Add(new() { Value = edges.Select(e => e.Key.Destination).ToArray() });
+        command.Parameters.Add(new() { Value = edges.Select(e => e.Key.DestinationIp).ToArray() });
+        command.Parameters.Add(new() { Value = edges.Select(e => e.Key.DestinationPort).ToArray() });
+        command.Parameters.Add(new() { Value = edges.Select(e => e.Key.Protocol).ToArray() });
+        command.Parameters.Add(new() { Value = edges.Select(e => e.Key.Direction).ToArray() });
         command.Parameters.Add(new() { Value = edges.Select(e => e.Count).ToArray() });
         await command.ExecuteNonQueryAsync(ct);
     }

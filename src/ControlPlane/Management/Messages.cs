@@ -37,4 +37,32 @@ internal static class Messages
     }
 
     public static Rpc.Identity ToMessage(this IdentityView i) => new() { Identity_ = i.Identity, Labels = { i.Labels }, Version = i.Version };
+
+    public static Rpc.PolicyImpact ToMessage(this PolicyImpact i) => new()
+    {
+        Since = Timestamp.FromDateTimeOffset(i.Since), Until = Timestamp.FromDateTimeOffset(i.Until), Version = i.Version,
+        EdgesJudged = i.EdgesJudged, FlowsJudged = i.FlowsJudged, EdgesUnjudged = i.EdgesUnjudged,
+        NewlyDropped = i.NewlyDropped.ToMessage(), NewlyAllowed = i.NewlyAllowed.ToMessage(),
+        Entries = { i.Entries.Select(e => new Rpc.IdentityEntries { Identity = e.Identity, Labels = e.Labels, Node = e.Node, Before = e.Before, After = e.After, Budget = e.Budget }) },
+    };
+
+    private static Rpc.ImpactClass ToMessage(this ImpactClass c) => new()
+    {
+        Edges = c.Edges, Flows = c.Flows,
+        Examples =
+        {
+            c.Examples.Select(e => new Rpc.ImpactEdge
+            {
+                Source = e.Source, SourceIdentity = e.SourceIdentity, SourceIp = e.SourceIp ?? "", Destination = e.Destination,
+                DestinationIdentity = e.DestinationIdentity, DestinationIp = e.DestinationIp ?? "", Port = e.Port, Protocol = e.Protocol,
+                Flows = e.Flows, DecidedBy = e.DecidedBy,
+            }),
+        },
+    };
+
+    public static Rpc.RollbackResult ToMessage(this RollbackResult r) => new()
+    {
+        Target = r.Target, Impact = r.Impact.ToMessage(), Written = { r.Written }, CorrelationId = r.CorrelationId ?? "",
+        Plan = { r.Plan.Select(c => new Rpc.RollbackChange { Action = c.Action, Kind = c.Kind, Namespace = c.Namespace, Name = c.Name, AppliedAt = c.AppliedAt ?? 0 }) },
+    };
 }

@@ -1,5 +1,9 @@
 using Grpc.Core;
+using Mesh.ControlPlane.Audit;
 using Mesh.ControlPlane.Cluster;
+using Mesh.ControlPlane.EventStore;
+using Mesh.Contracts.Api;
+using Microsoft.AspNetCore.Http.HttpResults;
 using Mesh.ControlPlane.Policies;
 using Mesh.Contracts.Input;
 using Mesh.Contracts.Policies;
@@ -9,24 +13,70 @@ using Rpc = Mesh.Contracts.Management;
 namespace Mesh.ControlPlane.Management;
 
 /// <summary>mesh.management.v1.Policies over <see cref="PolicyService"/>. A namespace of "" is a cluster-wide policy's.</summary>
-public sealed class PoliciesRpc(PolicyService policies, CommandGateway commands) : Rpc.Policies.PoliciesBase
+public sealed class PoliciesRpc(PolicyService policies, CommandGateway commands, PolicyRollback rollback, MartenEventStore store) : Rpc.Policies.PoliciesBase
 {
     [RequirePermission(Permission.PoliciesWrite)]
-    public override async Task<Rpc.PolicyApplied> ApplyPolicy(Rpc.ApplyPolicyRequest request, ServerCallContext context)
+    public override async Task<Rpc.PolicyApplied> ApplyPolicy(Rpc.ApplyPolicyRequest request, ServerCallContext context) =>
+        await ApplyAsync(request, null, context) switch
+        {
+            PolicyApplyResult.Applied { Answer: var a } => new() { Namespace = a.Namespace, Name = a.Name, Version = a.Version, Hash = a.Hash, Changed = a.Changed, Kind = a.Kind },
+            var other => throw new InvalidOperationException($"unexpected {other}"),
+        };
+
+    [RequirePermission(Permission.PoliciesWrite)]
+    public override async Task<Rpc.PolicyImpact> PreviewApplyPolicy(Rpc.PreviewApplyPolicyRequest request, ServerCallContext context) =>
+        await ApplyAsync(request.Policy ?? new(), Window(request.Window), context) switch
+        {
+            PolicyApplyResult.Previewed p => p.Impact.ToMessage(),
+            var other => throw new InvalidOperationException($"unexpected {other}"),
+        };
+
+    /// <summary>An apply or, with a window, its dry run; every refusal thrown as its status.</summary>
+    private async Task<PolicyApplyResult> ApplyAsync(Rpc.ApplyPolicyRequest request, TimeSpan? dryRun, ServerCallContext context)
     {
         if (request.Name.Length == 0) throw ManagementErrors.Invalid(ManagementErrors.InvalidRequest, "name", "required: the policy's name");
         if (string.IsNullOrWhiteSpace(request.Document)) throw ManagementErrors.Invalid(ManagementErrors.InvalidRequest, "document", PolicyService.DocumentRequired);
         var ns = request.Namespace.Length == 0 ? null : request.Namespace;
         Caller.RequirePolicyWrite(context.GetHttpContext(), ns);
-        return await policies.ApplyAsync(ns, request.Name, request.Document, commands.ContextOf(context.GetHttpContext()), context.CancellationToken) switch
+        return await policies.ApplyAsync(ns, request.Name, request.Document, commands.ContextOf(context.GetHttpContext()), context.CancellationToken, dryRun) switch
         {
-            PolicyApplyResult.Applied { Answer: var a } => new() { Namespace = a.Namespace, Name = a.Name, Version = a.Version, Hash = a.Hash, Changed = a.Changed, Kind = a.Kind },
             PolicyApplyResult.Invalid i => throw ManagementErrors.Invalid(i.Errors),
             PolicyApplyResult.Misplaced m => throw Misplaced(m, request),
             PolicyApplyResult.OverBudget o => throw OverBudget(o),
+            var done => done,
+        };
+    }
+
+    [RequirePermission(Permission.PoliciesWrite)]
+    public override async Task<Rpc.PolicyImpact> PreviewDeletePolicy(Rpc.PreviewDeletePolicyRequest request, ServerCallContext context)
+    {
+        var target = request.Policy ?? new();
+        var (kind, ns) = Parse(target);
+        Caller.RequirePolicyWrite(context.GetHttpContext(), ns);
+        var window = Window(request.Window);
+        var impact = await policies.PreviewDeleteAsync(kind, ns, target.Name, commands.ContextOf(context.GetHttpContext()), window, context.CancellationToken);
+        return impact?.ToMessage() ?? throw new RpcException(new Status(StatusCode.NotFound, $"no {PolicyKinds.DocumentKind(kind)} {Named(ns, target.Name)}"));
+    }
+
+    [RequirePermission(Permission.PoliciesWrite)]
+    public override async Task<Rpc.RollbackResult> RollbackPolicies(Rpc.RollbackPoliciesRequest request, ServerCallContext context)
+    {
+        var named = request.Name.Length > 0;
+        var asked = new RollbackRequest(request.To, named ? request.Namespace : null, named ? request.Name : null,
+            request.Kind.Length == 0 ? null : request.Kind, request.DryRun, request.Window.Length == 0 ? null : request.Window);
+        return (await PoliciesApi.Rollback(asked, context.GetHttpContext(), rollback, store, commands, context.CancellationToken)).Result switch
+        {
+            Ok<RollbackResult> { Value: { } done } => done.ToMessage(),
+            ValidationProblem problem => throw ManagementErrors.Invalid(problem),
+            ProblemHttpResult problem => throw new RpcException(new Status(StatusCode.FailedPrecondition,
+                $"{problem.ProblemDetails.Title}\n{problem.ProblemDetails.Detail}")),
             var other => throw new InvalidOperationException($"unexpected {other}"),
         };
     }
+
+    /// <summary>A dry run's window (24h when empty); INVALID_ARGUMENT naming it otherwise.</summary>
+    private static TimeSpan Window(string text) =>
+        ImpactPreview.ParseDryRun("true", text.Length == 0 ? null : text, out var window) is { } invalid ? throw ManagementErrors.Invalid(invalid) : window!.Value;
 
     [RequirePermission(Permission.PoliciesRead)]
     public override Task<Rpc.Policy> GetPolicy(Rpc.PolicyRef request, ServerCallContext context)

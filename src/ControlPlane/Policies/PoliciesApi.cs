@@ -1,5 +1,8 @@
+using Mesh.ControlPlane.Audit;
 using Mesh.ControlPlane.Cluster;
 using Mesh.ControlPlane.Commands;
+using Mesh.ControlPlane.EventStore;
+using Mesh.ControlPlane.Projections;
 using Mesh.ControlPlane.State;
 using Mesh.Contracts.Api;
 using Mesh.Contracts.Policies;
@@ -16,38 +19,44 @@ public static class PoliciesApi
         // A NetworkPolicy and a CiliumNetworkPolicy of one namespace and name are two policies, as in Kubernetes: PUT
         // takes the kind from the document, GET and DELETE from ?kind= (CiliumNetworkPolicy when absent).
         var api = app.MapGroup("/v1/policies").WithTags("Policies");
-        api.MapPut("/{ns}/{name}", ApplyPolicy).AcceptsDocument().RequirePermission(Permission.PoliciesWrite);
+        // ?dryRun=true on PUT and DELETE: checked and authorized as the write, answered with its impact on the
+        // traffic recorded in ?window= (24h when absent), and nothing is stored (as Kubernetes' server-side dry run).
+        api.MapPut("/{ns}/{name}", ApplyPolicy).AcceptsDocument().RequirePermission(Permission.PoliciesWrite);   // ?dryRun=&window=
         api.MapGet("/{ns}/{name}", GetPolicy).RequirePermission(Permission.PoliciesRead);        // ?kind=CiliumNetworkPolicy|NetworkPolicy
-        api.MapDelete("/{ns}/{name}", DeletePolicy).RequirePermission(Permission.PoliciesWrite); // ?kind=CiliumNetworkPolicy|NetworkPolicy
+        api.MapDelete("/{ns}/{name}", DeletePolicy).RequirePermission(Permission.PoliciesWrite); // ?kind=CiliumNetworkPolicy|NetworkPolicy&dryRun=&window=
         api.MapGet("/", (PolicyService policies) => TypedResults.Ok(policies.List())).RequirePermission(Permission.PoliciesRead);
+        api.MapPost("/rollback", Rollback).RequirePermission(Permission.PoliciesWrite);   // RollbackRequest → plan, impact, versions written
 
         // CiliumClusterwideNetworkPolicy: no namespace, selects endpoints of every namespace.
         var clusterwide = app.MapGroup("/v1/clusterwide-policies").WithTags("Policies");
-        clusterwide.MapPut("/{name}", (string name, HttpContext http, PolicyService policies, CommandGateway commands, CancellationToken ct) =>
-            ApplyAsync(null, name, http, policies, commands, ct)).AcceptsDocument().RequirePermission(Permission.PoliciesWrite);
+        clusterwide.MapPut("/{name}", (string name, string? dryRun, string? window, HttpContext http, PolicyService policies, CommandGateway commands,
+            CancellationToken ct) => ApplyAsync(null, name, dryRun, window, http, policies, commands, ct)).AcceptsDocument().RequirePermission(Permission.PoliciesWrite);
         clusterwide.MapGet("/{name}", (string name, PolicyService policies) => Found(policies.Find(PolicyKind.CiliumClusterwideNetworkPolicy, Clusterwide, name)))
             .RequirePermission(Permission.PoliciesRead);
-        clusterwide.MapDelete("/{name}", (string name, HttpContext http, PolicyService policies, CommandGateway commands, CancellationToken ct) =>
-            DeleteAsync(PolicyKind.CiliumClusterwideNetworkPolicy, Clusterwide, name, http, policies, commands, ct)).RequirePermission(Permission.PoliciesWrite);
+        clusterwide.MapDelete("/{name}", (string name, string? dryRun, string? window, HttpContext http, PolicyService policies, CommandGateway commands,
+            CancellationToken ct) => DeleteAsync(PolicyKind.CiliumClusterwideNetworkPolicy, Clusterwide, name, dryRun, window, http, policies, commands, ct))
+            .RequirePermission(Permission.PoliciesWrite);
         return app;
     }
 
     private const string Clusterwide = PolicyService.Clusterwide;
 
-    private static Task<Results<Ok<PolicyApplied>, ValidationProblem, ProblemHttpResult>> ApplyPolicy(
-        string ns, string name, HttpContext http, PolicyService policies, CommandGateway commands, CancellationToken ct) =>
-        ApplyAsync(ns, name, http, policies, commands, ct);
+    private static Task<Results<Ok<PolicyApplied>, Ok<PolicyImpact>, ValidationProblem, ProblemHttpResult>> ApplyPolicy(
+        string ns, string name, string? dryRun, string? window, HttpContext http, PolicyService policies, CommandGateway commands, CancellationToken ct) =>
+        ApplyAsync(ns, name, dryRun, window, http, policies, commands, ct);
 
-    private static async Task<Results<Ok<PolicyApplied>, ValidationProblem, ProblemHttpResult>> ApplyAsync(
-        string? ns, string name, HttpContext http, PolicyService policies, CommandGateway commands, CancellationToken ct)
+    private static async Task<Results<Ok<PolicyApplied>, Ok<PolicyImpact>, ValidationProblem, ProblemHttpResult>> ApplyAsync(
+        string? ns, string name, string? dryRun, string? window, HttpContext http, PolicyService policies, CommandGateway commands, CancellationToken ct)
     {
         Caller.RequirePolicyWrite(http, ns);
+        if (ImpactPreview.ParseDryRun(dryRun, window, out var preview) is { } badQuery) return badQuery.ToProblem();
         using var reader = new StreamReader(http.Request.Body);
         var text = await reader.ReadToEndAsync(ct);
         if (string.IsNullOrWhiteSpace(text)) return Invalid("body", PolicyService.DocumentRequired);
-        return await policies.ApplyAsync(ns, name, text, commands.ContextOf(http), ct) switch
+        return await policies.ApplyAsync(ns, name, text, commands.ContextOf(http), ct, preview) switch
         {
             PolicyApplyResult.Applied a => TypedResults.Ok(a.Answer),
+            PolicyApplyResult.Previewed p => TypedResults.Ok(p.Impact),
             PolicyApplyResult.Invalid i => i.Errors.ToProblem(),
             PolicyApplyResult.Misplaced m => Misplaced(m, ns, name),
             PolicyApplyResult.OverBudget o => OverBudget(o),
@@ -69,15 +78,60 @@ public static class PoliciesApi
     private static Results<Ok<PolicyView>, NotFound, ValidationProblem> Found(PolicyView? view) =>
         view is not null ? TypedResults.Ok(view) : TypedResults.NotFound();
 
-    private static async Task<Results<Ok<WriteResult>, NotFound, ValidationProblem>> DeletePolicy(
-        string ns, string name, string? kind, HttpContext http, PolicyService policies, CommandGateway commands, CancellationToken ct) =>
-        InvalidKind(kind, out var k) is { } invalid ? invalid : await DeleteAsync(k, ns, name, http, policies, commands, ct);
+    private static async Task<Results<Ok<WriteResult>, Ok<PolicyImpact>, NotFound, ValidationProblem>> DeletePolicy(
+        string ns, string name, string? kind, string? dryRun, string? window, HttpContext http, PolicyService policies, CommandGateway commands, CancellationToken ct) =>
+        InvalidKind(kind, out var k) is { } invalid ? invalid : await DeleteAsync(k, ns, name, dryRun, window, http, policies, commands, ct);
 
-    private static async Task<Results<Ok<WriteResult>, NotFound, ValidationProblem>> DeleteAsync(
-        PolicyKind kind, string ns, string name, HttpContext http, PolicyService policies, CommandGateway commands, CancellationToken ct)
+    private static async Task<Results<Ok<WriteResult>, Ok<PolicyImpact>, NotFound, ValidationProblem>> DeleteAsync(
+        PolicyKind kind, string ns, string name, string? dryRun, string? window, HttpContext http, PolicyService policies, CommandGateway commands,
+        CancellationToken ct)
     {
         Caller.RequirePolicyWrite(http, ns);
-        return await policies.DeleteAsync(kind, ns, name, commands.ContextOf(http), ct) is { } deleted ? TypedResults.Ok(deleted) : TypedResults.NotFound();
+        if (ImpactPreview.ParseDryRun(dryRun, window, out var preview) is { } badQuery) return badQuery.ToProblem();
+        var context = commands.ContextOf(http);
+        if (preview is { } w)
+            return await policies.PreviewDeleteAsync(kind, ns, name, context, w, ct) is { } impact ? TypedResults.Ok(impact) : TypedResults.NotFound();
+        return await policies.DeleteAsync(kind, ns, name, context, ct) is { } deleted ? TypedResults.Ok(deleted) : TypedResults.NotFound();
+    }
+
+    /// <summary>Plans a rollback, authorizes each of its changes, and unless it is a dry run makes them (REST and gRPC).</summary>
+    internal static async Task<Results<Ok<RollbackResult>, ValidationProblem, ProblemHttpResult>> Rollback(
+        RollbackRequest request, HttpContext http, PolicyRollback rollback, MartenEventStore store, CommandGateway commands, CancellationToken ct)
+    {
+        if (string.IsNullOrEmpty(request.To))
+            return Invalid("to", "the version or time to roll back to is required: a log position (e.g. 1042) or an RFC 3339 time");
+        if (RollbackTarget(request, out var only) is { } badTarget) return badTarget;
+        var window = request.Window is null ? ImpactPreview.DefaultWindow : ImpactPreview.ParseWindow(request.Window);
+        if (window is null) return Invalid("window", $"\"{request.Window}\" is not a duration back from now up to {ImpactPreview.MaxWindow.TotalDays:0}d (90s, 30m, 2h, 1d)");
+        var (target, _, invalid) = await HistoryApi.PositionOfAsync(request.To, store, ct, field: "to");
+        if (invalid is not null) return invalid;
+        if (request.Namespace is { } ns) Caller.RequirePolicyWrite(http, ns);
+
+        var context = commands.ContextOf(http);
+        var plan = await rollback.PlanAsync(target, only, context, window.Value, ct);
+        foreach (var change in plan.Steps.Select(s => s.Change)) Caller.RequirePolicyWrite(http, change.Namespace);
+        var changes = plan.Steps.Select(s => s.Change).ToList();
+        if (request.DryRun || changes.Count == 0) return TypedResults.Ok(new RollbackResult(target.Value, changes, plan.Impact, [], null));
+        return await rollback.ExecuteAsync(plan, context, ct) switch
+        {
+            RollbackOutcome.Done done => TypedResults.Ok(new RollbackResult(target.Value, changes, plan.Impact, done.Written, context.CorrelationId)),
+            RollbackOutcome.OverBudget o => OverBudget(o.Refusal),
+            var other => throw new InvalidOperationException($"unexpected {other}"),
+        };
+    }
+
+    /// <summary>The one policy a rollback names (its key in the view), none for all; the refusal when it names one badly.</summary>
+    private static ValidationProblem? RollbackTarget(RollbackRequest request, out string? only)
+    {
+        only = null;
+        if (request.Name is null)
+            return request.Namespace is null && request.Kind is null ? null : Invalid("name", "a namespace or kind names no policy without a name");
+        if (request.Namespace is not { } ns) return Invalid("namespace", "required with a name (\"\" for a cluster-wide policy)");
+        var kind = ns.Length == 0 ? PolicyKind.CiliumClusterwideNetworkPolicy : PolicyKind.CiliumNetworkPolicy;
+        if (request.Kind is { } text && !(ns.Length == 0 ? text == PolicyParser.ClusterwideKind : PolicyKinds.TryParseNamespaced(text, out kind)))
+            return Invalid("kind", $"\"{text}\" is not a kind of {(ns.Length == 0 ? "cluster-wide policy: use " + PolicyParser.ClusterwideKind : "namespaced policy: use " + PolicyKinds.NamespacedChoices)}");
+        only = ClusterView.PolicyKey(kind, ns, request.Name);
+        return null;
     }
 
     /// <summary>Reads the namespaced kind <c>?kind=</c> names (CiliumNetworkPolicy when absent); the refusal when it names none.</summary>

@@ -75,7 +75,7 @@ public static class Policy
 
     /// <summary>This aggregate's module: its events, view fold, application service and routes (listed in <see cref="Modules"/>).</summary>
     public static readonly AggregateModule Module = AggregateModule.Of(Aggregate, PolicyFold.Apply,
-        services => services.AddSingleton<PolicyService>(), routes => routes.MapPolicyEndpoints());
+        services => services.AddSingleton<PolicyService>().AddSingleton<PolicyRollback>(), routes => routes.MapPolicyEndpoints());
 
     public static IReadOnlyList<PolicyEvent> Decide(PolicyCommand command, PolicyState state) => (command, state) switch
     {

@@ -1,3 +1,4 @@
+using Mesh.ControlPlane.Audit;
 using Mesh.ControlPlane.Cluster;
 using Mesh.ControlPlane.Commands;
 using Mesh.ControlPlane.Compilation;
@@ -14,6 +15,9 @@ namespace Mesh.ControlPlane.Policies;
 public abstract record PolicyApplyResult
 {
     public sealed record Applied(PolicyApplied Answer) : PolicyApplyResult;
+
+    /// <summary>A dry run: what applying it would do to the recorded traffic; nothing was stored.</summary>
+    public sealed record Previewed(PolicyImpact Impact) : PolicyApplyResult;
 
     /// <summary>The document is not a valid policy: every error, by field path.</summary>
     public sealed record Invalid(FieldErrors Errors) : PolicyApplyResult;
@@ -47,15 +51,19 @@ public enum PolicyMisplacement
 /// The policy application layer, behind both APIs: apply (create or replace), read, list and delete. A namespace of
 /// null (apply) or "" (read, delete) means a cluster-wide policy.
 /// </summary>
-public sealed class PolicyService(CommandGateway commands, ClusterState state, SnapshotCompiler compiler)
+public sealed class PolicyService(CommandGateway commands, ClusterState state, SnapshotCompiler compiler, ImpactPreview impact)
 {
     /// <summary>The namespace key of cluster-wide policies in streams and the read model.</summary>
     public const string Clusterwide = "";
 
     public const string DocumentRequired = "a policy document (YAML or JSON: CiliumNetworkPolicy, CiliumClusterwideNetworkPolicy or NetworkPolicy) is required";
 
-    /// <summary>Applies a namespaced policy (ns given) or a cluster-wide one (ns null); the document's kind must agree.</summary>
-    public async Task<PolicyApplyResult> ApplyAsync(string? ns, string name, string document, CommandContext context, CancellationToken ct)
+    /// <summary>
+    /// Applies a namespaced policy (ns given) or a cluster-wide one (ns null); the document's kind must agree. With a
+    /// <paramref name="dryRun"/> window, checks it exactly so and answers its impact on the traffic of that window instead.
+    /// </summary>
+    public async Task<PolicyApplyResult> ApplyAsync(string? ns, string name, string document, CommandContext context, CancellationToken ct,
+        TimeSpan? dryRun = null)
     {
         var parsed = PolicyParser.Parse(document, ns);
         if (!parsed.Ok)
@@ -70,22 +78,47 @@ public sealed class PolicyService(CommandGateway commands, ClusterState state, S
             : ns is not null && !string.IsNullOrEmpty(policy.Namespace) && policy.Namespace != ns ? PolicyMisplacement.OtherNamespace
             : null;
         if (misplaced is { } what) return new PolicyApplyResult.Misplaced(policy, what);
-        policy = policy with { Namespace = ns, Name = name };
+        return await ApplyAsync(policy with { Namespace = ns, Name = name }, context, ct, dryRun);
+    }
+
+    /// <summary>Applies (or with a <paramref name="dryRun"/> window, previews) a valid policy, placed where it belongs.</summary>
+    public async Task<PolicyApplyResult> ApplyAsync(NetworkPolicy policy, CommandContext context, CancellationToken ct, TimeSpan? dryRun = null)
+    {
         // Refused whole rather than applied and then dropped entry by entry in the datapath. Checked against the
         // state as read now: two changes racing past this check can still overflow together (pressure shows it).
-        if (compiler.CheckPolicy(policy, state.Current) is { Count: > 0 } overflow) return new PolicyApplyResult.OverBudget(policy, overflow);
+        if (CheckBudget(policy) is { } overBudget) return overBudget;
 
-        var key = ns ?? Clusterwide;
-        var result = await commands.ExecuteAsync(Policy.Aggregate, Policy.StreamId(policy.Kind, key, name),
-            new PolicyCommand.ApplyPolicy(policy), context, ct);
-        return new PolicyApplyResult.Applied(new PolicyApplied(key, name, result.Position.Value, PolicyJson.Hash(policy), result.Events.Count > 0,
+        var command = new PolicyCommand.ApplyPolicy(policy);
+        if (dryRun is { } window)
+            return new PolicyApplyResult.Previewed(await PreviewAsync([command], context, window, ct));
+        var key = policy.Namespace ?? Clusterwide;
+        var result = await commands.ExecuteAsync(Policy.Aggregate, Policy.StreamId(policy.Kind, key, policy.Name),
+            command, context, ct);
+        return new PolicyApplyResult.Applied(new PolicyApplied(key, policy.Name, result.Position.Value, PolicyJson.Hash(policy), result.Events.Count > 0,
             PolicyKinds.DocumentKind(policy.Kind)));
     }
+
+    /// <summary>The refusal applying <paramref name="policy"/> now would meet at the entry budget; null when it fits.</summary>
+    public PolicyApplyResult.OverBudget? CheckBudget(NetworkPolicy policy) =>
+        compiler.CheckPolicy(policy, state.Current) is { Count: > 0 } overflow ? new PolicyApplyResult.OverBudget(policy, overflow) : null;
 
     public PolicyView? Find(PolicyKind kind, string ns, string name) =>
         state.Current.Policies.TryGetValue(ClusterView.PolicyKey(kind, ns, name), out var p) ? View(p) : null;
 
     public PolicyView[] List() => state.Current.Policies.Values.Select(View).ToArray();
+
+    /// <summary>What deleting the policy would do to the traffic of <paramref name="window"/>; null when there is none to delete.</summary>
+    public async Task<PolicyImpact?> PreviewDeleteAsync(PolicyKind kind, string ns, string name, CommandContext context, TimeSpan window, CancellationToken ct) =>
+        state.Current.Policies.ContainsKey(ClusterView.PolicyKey(kind, ns, name))
+            ? await PreviewAsync([new PolicyCommand.DeletePolicy(ns, name, kind)], context, window, ct)
+            : null;
+
+    /// <summary>The impact of <paramref name="changes"/> on the current state, as if they were applied now.</summary>
+    public Task<PolicyImpact> PreviewAsync(IReadOnlyList<PolicyCommand> changes, CommandContext context, TimeSpan window, CancellationToken ct)
+    {
+        var current = state.Current;
+        return impact.PreviewAsync(current, ImpactPreview.Candidate(current, changes, context.Metadata), window, ct);
+    }
 
     /// <summary>Deletes the policy; null when there was none to delete.</summary>
     public async Task<WriteResult?> DeleteAsync(PolicyKind kind, string ns, string name, CommandContext context, CancellationToken ct)

@@ -145,15 +145,16 @@ public static class HistoryApi
     /// with its offset (the last event recorded at or before that instant); else the refusal naming <c>at</c>.
     /// Shared by every API that reads the past, so all of them take the same <c>at</c>.
     /// </summary>
-    public static async Task<(LogPosition Position, LogPosition Head, ValidationProblem? Invalid)> PositionOfAsync(string at, MartenEventStore store, CancellationToken ct)
+    public static async Task<(LogPosition Position, LogPosition Head, ValidationProblem? Invalid)> PositionOfAsync(string at, MartenEventStore store, CancellationToken ct,
+        string field = "at")
     {
         var head = await store.HeadAsync(ct);
         if (long.TryParse(at, NumberStyles.None, CultureInfo.InvariantCulture, out var p))
             return p > head.Value
-                ? (head, head, Invalid("at", $"position {p} is beyond the end of the log ({head.Value})"))
+                ? (head, head, Invalid(field, $"position {p} is beyond the end of the log ({head.Value})"))
                 : (new LogPosition(p), head, null);
         if (Instant(at) is { } time) return (await store.PositionAtAsync(time, ct), head, null);
-        return (head, head, Invalid("at", $"{InputLimits.Quote(at)} is neither a log position (a whole number, 0 or more) nor an RFC 3339 time"));
+        return (head, head, Invalid(field, $"{InputLimits.Quote(at)} is neither a log position (a whole number, 0 or more) nor an RFC 3339 time"));
     }
 
     private static string? NullIfEmpty(string? value) => string.IsNullOrEmpty(value) ? null : value;

@@ -6,7 +6,7 @@ using Spectre.Console;
 
 namespace Mesh.Meshctl.Commands;
 
-/// <summary>meshctl policy apply|get|list|delete|wait|history|enforcement.</summary>
+/// <summary>meshctl policy apply|get|list|delete|wait|history|rollback|enforcement.</summary>
 public static partial class PolicyCommands
 {
     public static Command Build()
@@ -18,6 +18,7 @@ public static partial class PolicyCommands
         policy.Add(Delete());
         policy.Add(Wait());
         policy.Add(History());
+        policy.Add(Rollback());
         policy.Add(Enforcement());
         return policy;
     }
@@ -60,7 +61,10 @@ public static partial class PolicyCommands
     {
         var file = new Option<FileSystemInfo>("--filename", "-f") { Description = "A policy file, or a directory of them (*.yaml, *.yml, *.json); - reads stdin", Required = true };
         var cmd = new Command("apply", "Create or replace policies from files; prints the version that holds each. " +
-            "Every document is checked first: if any is invalid, none is applied") { file, Namespace };
+            "Every document is checked first: if any is invalid, none is applied. With --dry-run, applies nothing and shows what " +
+            "each document would newly drop or allow of the traffic recorded.\n" +
+            "Examples:\n  meshctl policy apply -f allow-db.yaml\n  meshctl policy apply --dry-run --window 2h -f allow-db.yaml\n" + ExitCodes)
+            { file, Namespace, DryRun, Window };
         cmd.SetAction((parse, ct) => Output.GuardAsync(async () =>
         {
             var documents = Documents(parse.GetValue(file)!)
@@ -76,14 +80,22 @@ public static partial class PolicyCommands
                 return Output.Error($"{invalid.Count} of {documents.Count} documents invalid; nothing applied (fix them and apply again)");
 
             var client = GlobalOptions.ClientFrom(parse);
+            var exit = 0;
             foreach (var (_, text, parsed) in documents)
             {
                 var p = parsed.Policy!;
-                var result = await client.ApplyPolicyAsync(p.Kind == PolicyKind.CiliumClusterwideNetworkPolicy ? null : p.Namespace ?? parse.GetValue(Namespace)!, p.Name, text, ct);
+                var ns = p.Kind == PolicyKind.CiliumClusterwideNetworkPolicy ? null : p.Namespace ?? parse.GetValue(Namespace)!;
+                if (parse.GetValue(DryRun))
+                {
+                    var impact = await client.PreviewApplyPolicyAsync(ns, p.Name, text, parse.GetValue(Window), ct);
+                    exit = Math.Max(exit, Preview(parse, $"apply {NetworkPolicy.KindAndNameOf(p.Kind, ns, p.Name)}", impact));
+                    continue;
+                }
+                var result = await client.ApplyPolicyAsync(ns, p.Name, text, ct);
                 if (GlobalOptions.Json(parse)) Output.WriteJson(result);
                 else AnsiConsole.MarkupLine($"[green]✓[/] {Output.Esc(p.KindAndName)} {(result.Changed ? "applied" : "unchanged")} at v{result.Version}");
             }
-            return 0;
+            return exit;
         }));
         return cmd;
     }
@@ -136,11 +148,17 @@ public static partial class PolicyCommands
     private static Command Delete()
     {
         var name = new Argument<string>("NAMESPACE/NAME") { Description = "The policy to delete" };
-        var cmd = new Command("delete", "Delete a policy") { name, Kind, Clusterwide };
+        var cmd = new Command("delete", "Delete a policy. With --dry-run, deletes nothing and shows what it would newly drop or allow " +
+            "of the traffic recorded.\nExamples:\n  meshctl policy delete shop/allow-db\n  meshctl policy delete --dry-run shop/allow-db\n" + ExitCodes)
+            { name, Kind, Clusterwide, DryRun, Window };
         cmd.SetAction((parse, ct) => Output.GuardAsync(async () =>
         {
             var (ns, n, kind) = Target(parse, name);
             var reference = NetworkPolicy.KindAndNameOf(kind, ns, n);
+            if (parse.GetValue(DryRun))
+                return await GlobalOptions.ClientFrom(parse).PreviewDeletePolicyAsync(ns, n, kind, parse.GetValue(Window), ct) is { } impact
+                    ? Preview(parse, $"delete {reference}", impact)
+                    : Output.Error($"{reference} not found (meshctl policy list shows what exists, and of which kind)");
             var result = await GlobalOptions.ClientFrom(parse).DeletePolicyAsync(ns, n, kind, ct);
             if (result is null) return Output.Error($"{reference} not found (meshctl policy list shows what exists, and of which kind)");
             if (GlobalOptions.Json(parse)) Output.WriteJson(result);

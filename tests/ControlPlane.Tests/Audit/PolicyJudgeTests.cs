@@ -14,8 +14,10 @@ namespace Mesh.ControlPlane.Tests.Audit;
 /// <summary>The judge reads a view as a node would enforce it: the deciding side, its rule, and who made it default-deny.</summary>
 public sealed class PolicyJudgeTests
 {
-    private static ClusterView Replay(params (string Stream, object Event)[] events) => DomainEvents.Replay(ClusterView.Empty, "alice", events);
+    /// <summary>The view the log of <paramref name="events"/> folds into, one position each (the audit tests share it).</summary>
+    internal static ClusterView Replay(params (string Stream, object Event)[] events) => DomainEvents.Replay(ClusterView.Empty, "alice", events);
 
+    /// <summary>web (256) on node-1 and db (257) on node-2, namespace shop.</summary>
     internal static readonly (string, object)[] World =
     [
         ("identities", DomainEvents.IdentityAllocated(256, "k8s:app=web", "k8s:io.kubernetes.pod.namespace=shop")),

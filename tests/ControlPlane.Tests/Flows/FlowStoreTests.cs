@@ -9,7 +9,7 @@ using FlowMessage = Mesh.Contracts.Hubble.Flows.Flow;
 namespace Mesh.ControlPlane.Tests.Flows;
 
 /// <summary>Flow history in PostgreSQL: written with COPY, read back in order by window and filter, counted per edge, kept for its retention.</summary>
-public sealed class FlowStoreTests : IAsyncLifetime
+public sealed partial class FlowStoreTests : IAsyncLifetime
 {
     private static CancellationToken Ct => TestContext.Current.CancellationToken;
     private readonly PostgresDatabase _db = new();

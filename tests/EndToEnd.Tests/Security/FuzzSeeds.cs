@@ -56,6 +56,13 @@ internal static class FuzzSeeds
     ];
 
     /// <summary>Cluster-wide policies named web.</summary>
+    /// <summary>Rollback requests (dry runs: a mutation may still make one real, which is a valid request too).</summary>
+    public static readonly string[] Rollbacks =
+    [
+        """{"to":"1","dryRun":true,"window":"1h"}""",
+        """{"to":"2026-12-05T14:02:00Z","namespace":"fuzz","name":"web","kind":"CiliumNetworkPolicy","dryRun":true}""",
+    ];
+
     public static readonly string[] ClusterwidePolicies =
     [
         """

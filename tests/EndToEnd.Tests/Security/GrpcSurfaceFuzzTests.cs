@@ -253,6 +253,12 @@ public sealed class GrpcSurfaceFuzzTests(SharedControlPlane shared) : IClassFixt
     private static IMessage? Seed(MessageDescriptor type) => type.FullName switch
     {
         "mesh.management.v1.ApplyPolicyRequest" => new ApplyPolicyRequest { Namespace = "fuzz", Name = "web", Document = FuzzSeeds.Policies[0] },
+        "mesh.management.v1.PreviewApplyPolicyRequest" => new PreviewApplyPolicyRequest
+        {
+            Policy = new ApplyPolicyRequest { Namespace = "fuzz", Name = "web", Document = FuzzSeeds.Policies[0] }, Window = "1h",
+        },
+        "mesh.management.v1.PreviewDeletePolicyRequest" => new PreviewDeletePolicyRequest { Policy = new PolicyRef { Namespace = "fuzz", Name = "web" }, Window = "1h" },
+        "mesh.management.v1.RollbackPoliciesRequest" => new RollbackPoliciesRequest { To = "1", Namespace = "fuzz", Name = "web", DryRun = true, Window = "1h" },
         "mesh.management.v1.EndpointRegistration" => new EndpointRegistration
         {
             Namespace = "fuzz", Name = "web", Node = "node-1", Ip = "10.211.0.1", Interface = "lxcweb", Labels = { ["app"] = "web" },

@@ -205,7 +205,8 @@ public sealed class RestSurfaceFuzzTests(SharedControlPlane shared) : IClassFixt
 
     private static Gen<Body> BodyFor(Route route, string method)
     {
-        var seeds = route.Template.Contains("endpoints", StringComparison.Ordinal) ? FuzzSeeds.Endpoints
+        var seeds = route.Template.Contains("rollback", StringComparison.Ordinal) ? FuzzSeeds.Rollbacks
+            : route.Template.Contains("endpoints", StringComparison.Ordinal) ? FuzzSeeds.Endpoints
             : route.Template.Contains("clusterwide", StringComparison.Ordinal) ? FuzzSeeds.ClusterwidePolicies
             : route.Template.Contains("policies", StringComparison.Ordinal) ? FuzzSeeds.Policies
             : [.. FuzzSeeds.Policies, .. FuzzSeeds.Endpoints];
