@@ -165,6 +165,10 @@ public sealed class MeshApiClient(HttpClient http)
     public Task<EnforcementView> SetEnforcementAsync(string mode, CancellationToken ct = default) =>
         SendAsync<EnforcementView>(HttpMethod.Put, "v1/enforcement", JsonContent.Create(new EnforcementRequest(mode), options: Json), ct);
 
+    /// <summary>What switching to <paramref name="mode"/> would do to the traffic recorded in the last <paramref name="window"/>; changes nothing.</summary>
+    public Task<PolicyImpact> PreviewEnforcementAsync(string mode, string? window = null, CancellationToken ct = default) =>
+        SendAsync<PolicyImpact>(HttpMethod.Put, DryRun("v1/enforcement", window), JsonContent.Create(new EnforcementRequest(mode), options: Json), ct);
+
     public Task<ClusterStatusView> ClusterStatusAsync(CancellationToken ct = default) =>
         SendAsync<ClusterStatusView>(HttpMethod.Get, "v1/cluster", null, ct);
 

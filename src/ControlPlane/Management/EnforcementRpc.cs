@@ -1,5 +1,6 @@
 using Google.Protobuf.WellKnownTypes;
 using Grpc.Core;
+using Mesh.ControlPlane.Audit;
 using Mesh.ControlPlane.Enforcement;
 using Mesh.ControlPlane.Security;
 using Mesh.Contracts.Api;
@@ -19,6 +20,15 @@ public sealed class EnforcementRpc(EnforcementService enforcement, Cluster.Comma
     {
         if (EnforcementService.Invalid(request.Mode.Length == 0 ? null : request.Mode, out var mode) is { } invalid) throw ManagementErrors.Invalid(invalid);
         return ToMessage(await enforcement.SetAsync(mode, commands.ContextOf(context.GetHttpContext()), context.CancellationToken));
+    }
+
+    [RequirePermission(Permission.EnforcementWrite)]
+    public override async Task<Rpc.PolicyImpact> PreviewEnforcement(Rpc.PreviewEnforcementRequest request, ServerCallContext context)
+    {
+        if (EnforcementService.Invalid(request.Mode.Length == 0 ? null : request.Mode, out var mode) is { } invalid) throw ManagementErrors.Invalid(invalid);
+        if (ImpactPreview.ParseDryRun("true", request.Window.Length == 0 ? null : request.Window, out var window) is { } badWindow)
+            throw ManagementErrors.Invalid(badWindow);
+        return (await enforcement.PreviewAsync(mode, window!.Value, context.CancellationToken)).ToMessage();
     }
 
     public static Rpc.EnforcementMode ToMessage(EnforcementView view) => new()

@@ -25,9 +25,12 @@ public static partial class PolicyCommands
                        drop all traffic by default, then allow paths one by one)
               never    policy is not enforced: everything passes, deny rules included
             Setting it takes an administrator's token; every node's next snapshot is compiled with it when the command answers.
+            With --dry-run nothing changes: the traffic recorded in --window is judged under the current mode and under
+            the new one, and what would be newly dropped or newly allowed is listed, as a policy's dry run.
             Examples: meshctl policy enforcement
+                      meshctl policy enforcement always --dry-run --window 2h
                       meshctl policy enforcement always
-            """) { mode };
+            """ + ExitCodes) { mode, DryRun, Window };
         cmd.SetAction((parse, ct) => Output.GuardAsync(async () =>
         {
             var client = GlobalOptions.ClientFrom(parse);
@@ -38,7 +41,12 @@ public static partial class PolicyCommands
             {
                 if (!EnforcementModes.TryParse(text, out var parsed))
                     return Output.Error($"\"{text}\" is not an enforcement mode: use {EnforcementModes.Choices}");
-                try { view = await client.SetEnforcementAsync(parsed.Name(), ct); }
+                try
+                {
+                    if (parse.GetValue(DryRun))
+                        return Preview(parse, $"enforcement mode {parsed.Name()}", await client.PreviewEnforcementAsync(parsed.Name(), parse.GetValue(Window), ct));
+                    view = await client.SetEnforcementAsync(parsed.Name(), ct);
+                }
                 catch (MeshApiException e) when (e.Status == HttpStatusCode.Forbidden)
                 {
                     return Output.Error($"{e.Message}\n  setting the enforcement mode takes an administrator's token (role mesh:admin)");
