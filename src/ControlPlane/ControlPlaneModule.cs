@@ -1,4 +1,5 @@
 using System.Net;
+using Mesh.ControlPlane.Audit;
 using Mesh.ControlPlane.Cluster;
 using Mesh.ControlPlane.Commands;
 using Mesh.ControlPlane.Distribution;
@@ -99,6 +100,7 @@ public static class ControlPlaneModule
         app.MapModules();
         app.MapClusterEndpoints();
         app.MapHistoryEndpoints();
+        app.MapAuditEndpoints();
         app.MapSecurityEndpoints();
         app.MapMetrics();
         app.MapServiceMap();

@@ -50,18 +50,8 @@ public static class HistoryApi
     {
         if (string.IsNullOrEmpty(at)) return Invalid("at", "a log position or a time is required: /v1/state?at=V or ?at=2026-11-21T14:02:00Z");
         var head = await store.HeadAsync(ct);
-        LogPosition position;
-        if (long.TryParse(at, NumberStyles.None, CultureInfo.InvariantCulture, out var p))
-        {
-            if (p > head.Value) return Invalid("at", $"position {p} is beyond the end of the log ({head.Value})");
-            position = new LogPosition(p);
-        }
-        else if (at.Contains('T', StringComparison.Ordinal)
-                 && DateTimeOffset.TryParse(at, CultureInfo.InvariantCulture, DateTimeStyles.RoundtripKind, out var time)
-                 && (at.EndsWith('Z') || at.EndsWith('z') || at.LastIndexOfAny(['+', '-']) > at.IndexOf('T', StringComparison.Ordinal)))
-            position = await store.PositionAtAsync(time, ct);   // the last event recorded at or before that instant
-        else
-            return Invalid("at", $"\"{at}\" is neither a log position (a whole number, 0 or more) nor an RFC 3339 time");
+        var (position, error) = await PositionOfAsync("at", at, head, store, ct);
+        if (error is not null) return error;
 
         var (view, _) = await stateAt.FoldAsync(position, ct);
         return TypedResults.Ok(new HistoricalState(position.Value, head.Value,
@@ -71,6 +61,28 @@ public static class HistoryApi
                 e.Identity, e.Version.Value)).ToArray(),
             view.Identities.Values.Select(i => new IdentityView(
                 i.Identity, i.Labels.Select(l => l.ToString()).ToArray(), i.Version.Value)).ToArray()));
+    }
+
+    /// <summary>
+    /// The log position a query names in <paramref name="field"/>: a position (0 to <paramref name="head"/>), or an
+    /// RFC 3339 time with its offset, which stands for the last event recorded at or before that instant.
+    /// </summary>
+    public static async Task<(LogPosition Position, ValidationProblem? Error)> PositionOfAsync(
+        string field, string text, LogPosition head, MartenEventStore store, CancellationToken ct)
+    {
+        if (long.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var p))
+            return p > head.Value ? (default, Invalid(field, $"position {p} is beyond the end of the log ({head.Value})")) : (new LogPosition(p), null);
+        if (TryParseInstant(text, out var time)) return (await store.PositionAtAsync(time, ct), null);
+        return (default, Invalid(field, $"\"{text}\" is neither a log position (a whole number, 0 or more) nor an RFC 3339 time"));
+    }
+
+    /// <summary>An RFC 3339 time with its offset: a date, or a time without its zone, names no one instant.</summary>
+    public static bool TryParseInstant(string text, out DateTimeOffset time)
+    {
+        time = default;
+        return text.Contains('T', StringComparison.Ordinal)
+            && DateTimeOffset.TryParse(text, CultureInfo.InvariantCulture, DateTimeStyles.RoundtripKind, out time)
+            && (text.EndsWith('Z') || text.EndsWith('z') || text.LastIndexOfAny(['+', '-']) > text.IndexOf('T', StringComparison.Ordinal));
     }
 
     internal static async Task<Ok<IReadOnlyList<ProjectionStatus>>> ListProjections(IDocumentStore documents, IEventStore store, CancellationToken ct) =>
@@ -103,6 +115,6 @@ public static class HistoryApi
 
     private static string? NullIfEmpty(string? value) => string.IsNullOrEmpty(value) ? null : value;
 
-    private static ValidationProblem Invalid(string field, string message) =>
+    internal static ValidationProblem Invalid(string field, string message) =>
         TypedResults.ValidationProblem(new Dictionary<string, string[]> { [field] = [message] }, title: "The request is invalid");
 }
