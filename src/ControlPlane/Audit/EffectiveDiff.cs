@@ -37,21 +37,27 @@ public static class EffectiveDiff
                 var (pb, pa) = (b.PolicyOf(subject), a.PolicyOf(subject));
                 if (sameIpCache && Same(pb, pa)) continue;
                 foreach (var direction in (ReadOnlySpan<Direction>)[Direction.Ingress, Direction.Egress])
-                    foreach (var (protocol, port, other) in Probes(pb, pa, direction))
+                {
+                    var probes = Probes(pb, pa, direction).ToList();
+                    var flips = probes.Select(_ => new List<Flip>()).ToList();
+                    var (ob, oa) = (Of(pb, direction), Of(pa, direction));
+                    foreach (var peer in peers)
                     {
-                        var flips = new List<Flip>();
-                        foreach (var peer in peers)
+                        var (sb, sa) = (ob(peer.Before), oa(peer.After));
+                        for (var i = 0; i < probes.Count; i++)
                         {
-                            var (was, @is) = (SnapshotLookup.Decide(pb, direction, peer.Before, protocol, port), SnapshotLookup.Decide(pa, direction, peer.After, protocol, port));
+                            var (protocol, port, other) = probes[i];
+                            var (was, @is) = (SnapshotLookup.Decide(sb, direction, peer.Before, protocol, port), SnapshotLookup.Decide(sa, direction, peer.After, protocol, port));
                             if (was.Passes == @is.Passes) continue;
                             var rule = (@is.Entry ?? was.Entry) is { } entry ? (@is.Entry is not null ? a : b).Rules[(int)entry.RuleIndex] : null;
-                            flips.Add(new Flip(@is.Passes, direction, subject, peer.Key, protocol, other ? null : port, node, was.Outcome, @is.Outcome, rule));
+                            flips[i].Add(new Flip(@is.Passes, direction, subject, peer.Key, protocol, other ? null : port, node, was.Outcome, @is.Outcome, rule));
                         }
-                        // Every peer flipped alike: one row for any peer reads better than hundreds.
-                        if (flips.Count == peers.Count && flips.Count > 1 && flips.DistinctBy(f => (f.Allowed, f.Before, f.After)).Count() == 1)
-                            flips = [flips[0] with { Peer = PeerKey.Any }];
-                        changed.AddRange(flips);
                     }
+                    foreach (var probe in flips)
+                        // Every peer flipped alike: one row for any peer reads better than hundreds.
+                        changed.AddRange(probe.Count == peers.Count && probe.Count > 1 && probe.DistinctBy(f => (f.Allowed, f.Before, f.After)).Count() == 1
+                            ? [probe[0] with { Peer = PeerKey.Any }] : probe);
+                }
             }
         }
 
@@ -87,20 +93,34 @@ public static class EffectiveDiff
         return peers;
     }
 
+    /// <summary>
+    /// The part of a local identity's policy that can decide for one peer in one direction (its entries for that peer
+    /// and for any peer), so each lookup scans those instead of all: the same decision, by the same lookup.
+    /// </summary>
+    private static Func<uint, IdentityPolicy?> Of(IdentityPolicy? policy, Direction direction)
+    {
+        if (policy is null) return _ => null;
+        var byPeer = policy.Entries.Where(e => e.Direction == direction).ToLookup(e => e.Peer);
+        var any = byPeer[PolicyEntryKey.AnyPeer].ToList();
+        var slices = new Dictionary<uint, IdentityPolicy>();
+        return peer => slices.TryGetValue(peer, out var slice) ? slice
+            : slices[peer] = policy with { Entries = peer == PolicyEntryKey.AnyPeer ? any : [.. byPeer[peer], .. any] };
+    }
+
     private static bool Same(IdentityPolicy? b, IdentityPolicy? a) =>
         b is null ? a is null : a is not null && b.IngressEnforced == a.IngressEnforced && b.EgressEnforced == a.EgressEnforced
             && b.Entries.Select(e => (e.Key, e.Verdict)).SequenceEqual(a.Entries.Select(e => (e.Key, e.Verdict)));
 
     /// <summary>
-    /// The packets that tell the entries of one direction apart: per protocol an entry names (TCP and UDP when one
-    /// names any), the first port of every port block named, and one port in none of them (<c>Other</c>).
+    /// The packets that tell the entries of one direction apart: per protocol (TCP, UDP and any other an entry
+    /// names), the first port of every port block named, and one port in none of them (<c>Other</c>).
     /// </summary>
     private static IEnumerable<(Protocol Protocol, ushort Port, bool Other)> Probes(IdentityPolicy? b, IdentityPolicy? a, Direction direction)
     {
         var entries = (b?.Entries ?? []).Concat(a?.Entries ?? []).Where(e => e.Direction == direction).ToList();
-        var protocols = entries.Select(e => e.Protocol).Where(p => p != Protocol.Any).ToHashSet();
-        if (protocols.Count == 0 || entries.Any(e => e.Protocol == Protocol.Any)) protocols.UnionWith([Protocol.Tcp, Protocol.Udp]);
-        foreach (var protocol in protocols.Order())
+        // TCP and UDP always: an enforcement that starts or ends changes every protocol, named or not.
+        var protocols = entries.Select(e => e.Protocol).Where(p => p != Protocol.Any).Union([Protocol.Tcp, Protocol.Udp]);
+        foreach (var protocol in protocols.Distinct().Order())
         {
             var blocks = entries.Where(e => e.Protocol == protocol && e.PortPrefixLength > 0)
                 .Select(e => (First: First(e), Last: First(e) + (1 << (16 - e.PortPrefixLength)) - 1)).Distinct().ToList();
