@@ -17,6 +17,7 @@ public static partial class PolicyCommands
         policy.Add(List());
         policy.Add(Delete());
         policy.Add(Wait());
+        policy.Add(Diff());
         return policy;
     }
 
