@@ -27,15 +27,19 @@ public sealed class ReplayProperties
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(Ct);
         var agents = new List<HandMadeAgent>();
         var following = new List<Task>();
+        var endpoints = new Dictionary<string, int>();   // name -> host byte of its address
         foreach (var node in Nodes)
         {
+            // A first version for the agent to start from (with none, the control plane has nothing to send).
+            await cp.Client.RegisterEndpointAsync(new EndpointRegistration("r", $"first-{node}", node, $"10.230.{Array.IndexOf(Nodes, node)}.1", $"lxcfirst",
+                new Dictionary<string, string> { ["app"] = Apps[0] }), Ct);
+            endpoints[$"first-{node}"] = 1;
             var agent = await HandMadeAgent.ConnectAsync(cp.Grpc, node, stop.Token);
             agents.Add(agent);
             following.Add(agent.AckEachVersionAsync(stop.Token));
         }
 
         var rng = new Random(seed);
-        var endpoints = new Dictionary<string, int>();   // name -> host byte of its address
         var policies = new HashSet<string>();
         var times = new List<DateTimeOffset>();
         var steps = new List<string>();
