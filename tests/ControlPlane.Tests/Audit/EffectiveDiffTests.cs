@@ -1,12 +1,6 @@
 using Mesh.Contracts.Api;
-using Mesh.Contracts.Identity;
-using Mesh.Contracts.Policies;
 using Mesh.ControlPlane.Audit;
-using Mesh.ControlPlane.Commands;
 using Mesh.ControlPlane.Endpoints;
-using Mesh.ControlPlane.EventStore;
-using Mesh.ControlPlane.Policies;
-using Mesh.ControlPlane.State;
 using Mesh.ControlPlane.Tests.Projections;
 
 namespace Mesh.ControlPlane.Tests.Audit;
@@ -14,30 +8,11 @@ namespace Mesh.ControlPlane.Tests.Audit;
 /// <summary>The effective change between two versions: the pairs whose outcome a node's lookup changed, as readable rows.</summary>
 public sealed class EffectiveDiffTests
 {
-    private static ClusterView Replay(params (string Stream, object Event)[] events) =>
-        events.Aggregate(ClusterView.Empty, (view, e) =>
-        {
-            var data = EventCodec.Encode(e.Event, DomainEvents.By("alice"));
-            return view.Apply(new RecordedEvent(new LogPosition(view.Position.Value + 1), e.Stream, 1, data.Type, data.Json, data.Metadata));
-        });
-
     private static readonly (string, object)[] World =
     [
-        ("identities", DomainEvents.IdentityAllocated(256, "k8s:app=web", "k8s:io.kubernetes.pod.namespace=shop")),
-        ("identities", DomainEvents.IdentityAllocated(257, "k8s:app=db", "k8s:io.kubernetes.pod.namespace=shop")),
-        (Endpoint.StreamId("shop", "web"), DomainEvents.EndpointRegistered("shop", "web", "node-1", "10.200.1.2", 256, "web")),
-        (Endpoint.StreamId("shop", "db"), DomainEvents.EndpointRegistered("shop", "db", "node-2", "10.200.2.2", 257, "db")),
+        .. AuditWorld.Shop,
         (Endpoint.StreamId("shop", "db-2"), DomainEvents.EndpointRegistered("shop", "db-2", "node-3", "10.200.3.2", 257, "db")),
     ];
-
-    private static (string, object) Policy(PolicyEvent e) => (DomainEvents.PolicyStream(e), e);
-
-    private static (string, object) Parsed(string document)
-    {
-        var parsed = PolicyParser.Parse(document);
-        Assert.True(parsed.Ok, string.Join("; ", parsed.Errors));
-        return Policy(Mesh.ControlPlane.Policies.Policy.Decide(new PolicyCommand.ApplyPolicy(parsed.Policy!), new PolicyState.Absent()).Single());
-    }
 
     private static string Line(EffectiveChange c) =>
         $"{c.Change} {c.Direction} {c.Source.Name} -> {c.Destination.Name} {c.Protocol}/{c.Port?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "other"} on {string.Join(",", c.Nodes)}";
@@ -45,7 +20,7 @@ public sealed class EffectiveDiffTests
     [Fact]
     public void The_same_state_changes_nothing()
     {
-        var view = Replay([.. World, Policy(DomainEvents.PolicyApplied("shop", "allow-db", "db", 5432))]);
+        var view = AuditWorld.Replay([.. World, AuditWorld.Policy(DomainEvents.PolicyApplied("shop", "allow-db", "db", 5432))]);
         Assert.Equal((0, false), (EffectiveDiff.Compare(view, view).Rows.Count, EffectiveDiff.Compare(view, view).Truncated));
         Assert.Empty(DocumentDiff.Compare(view, view));
     }
@@ -53,8 +28,8 @@ public sealed class EffectiveDiffTests
     [Fact]
     public void Moving_an_allowed_port_denies_the_old_one_and_allows_the_new_for_any_peer_on_every_node_of_the_destination()
     {
-        var before = Replay([.. World, Policy(DomainEvents.PolicyApplied("shop", "allow-db", "db", 5432))]);
-        var after = Replay([.. World, Policy(DomainEvents.PolicyApplied("shop", "allow-db", "db", 5432)), Policy(DomainEvents.PolicyApplied("shop", "allow-db", "db", 6379))]);
+        var before = AuditWorld.Replay([.. World, AuditWorld.Policy(DomainEvents.PolicyApplied("shop", "allow-db", "db", 5432))]);
+        var after = AuditWorld.Replay([.. World, AuditWorld.Policy(DomainEvents.PolicyApplied("shop", "allow-db", "db", 5432)), AuditWorld.Policy(DomainEvents.PolicyApplied("shop", "allow-db", "db", 6379))]);
 
         var (rows, truncated) = EffectiveDiff.Compare(before, after);
         Assert.False(truncated);
@@ -77,8 +52,8 @@ public sealed class EffectiveDiffTests
     [Fact]
     public void A_first_policy_makes_its_subject_default_deny_for_every_port_it_does_not_name()
     {
-        var before = Replay(World);
-        var after = Replay([.. World, Policy(DomainEvents.PolicyApplied("shop", "allow-db", "db", 5432))]);
+        var before = AuditWorld.Replay(World);
+        var after = AuditWorld.Replay([.. World, AuditWorld.Policy(DomainEvents.PolicyApplied("shop", "allow-db", "db", 5432))]);
         Assert.Equal([
             "denied ingress any -> shop/db, shop/db-2 TCP/other on node-2,node-3",
             "denied ingress any -> shop/db, shop/db-2 UDP/other on node-2,node-3",
@@ -88,8 +63,8 @@ public sealed class EffectiveDiffTests
     [Fact]
     public void A_deny_of_one_peer_names_that_peer_its_rule_and_only_the_ports_it_was_allowed()
     {
-        var before = Replay([.. World, Policy(DomainEvents.PolicyApplied("shop", "allow-db", "db", 5432))]);
-        var after = Replay([.. World, Policy(DomainEvents.PolicyApplied("shop", "allow-db", "db", 5432)), Parsed("""
+        var before = AuditWorld.Replay([.. World, AuditWorld.Policy(DomainEvents.PolicyApplied("shop", "allow-db", "db", 5432))]);
+        var after = AuditWorld.Replay([.. World, AuditWorld.Policy(DomainEvents.PolicyApplied("shop", "allow-db", "db", 5432)), AuditWorld.Applied("""
             apiVersion: cilium.io/v2
             kind: CiliumNetworkPolicy
             metadata: { name: no-web, namespace: shop }
@@ -108,8 +83,8 @@ public sealed class EffectiveDiffTests
     [Fact]
     public void Egress_to_an_address_block_is_named_by_the_block_on_the_sources_node()
     {
-        var before = Replay(World);
-        var after = Replay([.. World, Parsed("""
+        var before = AuditWorld.Replay(World);
+        var after = AuditWorld.Replay([.. World, AuditWorld.Applied("""
             apiVersion: cilium.io/v2
             kind: CiliumNetworkPolicy
             metadata: { name: web-out, namespace: shop }
@@ -137,8 +112,8 @@ public sealed class EffectiveDiffTests
             ("identities", DomainEvents.IdentityAllocated((uint)(300 + i), $"k8s:app=app{i}", "k8s:tier=back", "k8s:io.kubernetes.pod.namespace=big")),
             (Endpoint.StreamId("big", $"w{i}"), DomainEvents.EndpointRegistered("big", $"w{i}", $"node-{i % 5}", $"10.201.{i / 200}.{i % 200 + 2}", (uint)(300 + i), $"app{i}")),
         }).ToArray();
-        var before = Replay(many);
-        var after = Replay([.. many, Parsed("""
+        var before = AuditWorld.Replay(many);
+        var after = AuditWorld.Replay([.. many, AuditWorld.Applied("""
             apiVersion: cilium.io/v2
             kind: CiliumClusterwideNetworkPolicy
             metadata: { name: lock-back }
@@ -158,8 +133,8 @@ public sealed class EffectiveDiffTests
     [Fact]
     public void The_rows_are_bounded_and_say_so()
     {
-        var before = Replay(World);
-        var after = Replay([.. World, Policy(DomainEvents.PolicyApplied("shop", "allow-db", "db", 5432))]);
+        var before = AuditWorld.Replay(World);
+        var after = AuditWorld.Replay([.. World, AuditWorld.Policy(DomainEvents.PolicyApplied("shop", "allow-db", "db", 5432))]);
         var (rows, truncated) = EffectiveDiff.Compare(before, after, limit: 1);
         Assert.True(truncated);
         Assert.Single(rows);
@@ -168,10 +143,10 @@ public sealed class EffectiveDiffTests
     [Fact]
     public void The_documents_diff_names_each_policy_created_changed_or_deleted_with_its_lines()
     {
-        var before = Replay([.. World, Policy(DomainEvents.PolicyApplied("shop", "allow-db", "db", 5432)), Policy(DomainEvents.PolicyApplied("shop", "old", "web", 80))]);
-        var after = Replay([.. World, Policy(DomainEvents.PolicyApplied("shop", "allow-db", "db", 5432)), Policy(DomainEvents.PolicyApplied("shop", "old", "web", 80)),
-            Policy(DomainEvents.PolicyApplied("shop", "allow-db", "db", 6379)), Policy(DomainEvents.PolicyDeleted("shop", "old")),
-            Policy(DomainEvents.PolicyApplied("shop", "new", "web", 8080))]);
+        var before = AuditWorld.Replay([.. World, AuditWorld.Policy(DomainEvents.PolicyApplied("shop", "allow-db", "db", 5432)), AuditWorld.Policy(DomainEvents.PolicyApplied("shop", "old", "web", 80))]);
+        var after = AuditWorld.Replay([.. World, AuditWorld.Policy(DomainEvents.PolicyApplied("shop", "allow-db", "db", 5432)), AuditWorld.Policy(DomainEvents.PolicyApplied("shop", "old", "web", 80)),
+            AuditWorld.Policy(DomainEvents.PolicyApplied("shop", "allow-db", "db", 6379)), AuditWorld.Policy(DomainEvents.PolicyDeleted("shop", "old")),
+            AuditWorld.Policy(DomainEvents.PolicyApplied("shop", "new", "web", 8080))]);
 
         var changes = DocumentDiff.Compare(before, after);
         Assert.Equal([("CiliumNetworkPolicy shop/allow-db", "changed"), ("CiliumNetworkPolicy shop/new", "created"), ("CiliumNetworkPolicy shop/old", "deleted")],

@@ -14,27 +14,12 @@ namespace Mesh.ControlPlane.Tests.Audit;
 /// <summary>The judge reads a view as a node would enforce it: the deciding side, its rule, and who made it default-deny.</summary>
 public sealed class PolicyJudgeTests
 {
-    private static ClusterView Replay(params (string Stream, object Event)[] events) =>
-        events.Aggregate(ClusterView.Empty, (view, e) =>
-        {
-            var data = EventCodec.Encode(e.Event, DomainEvents.By("alice"));
-            return view.Apply(new RecordedEvent(new LogPosition(view.Position.Value + 1), e.Stream, 1, data.Type, data.Json, data.Metadata));
-        });
-
-    private static readonly (string, object)[] World =
-    [
-        ("identities", DomainEvents.IdentityAllocated(256, "k8s:app=web", "k8s:io.kubernetes.pod.namespace=shop")),
-        ("identities", DomainEvents.IdentityAllocated(257, "k8s:app=db", "k8s:io.kubernetes.pod.namespace=shop")),
-        (Endpoint.StreamId("shop", "web"), DomainEvents.EndpointRegistered("shop", "web", "node-1", "10.200.1.2", 256, "web")),
-        (Endpoint.StreamId("shop", "db"), DomainEvents.EndpointRegistered("shop", "db", "node-2", "10.200.2.2", 257, "db")),
-    ];
-
-    private static (string, object) Policy(PolicyEvent e) => (DomainEvents.PolicyStream(e), e);
+    private static readonly (string, object)[] World = AuditWorld.Shop;
 
     [Fact]
     public void Without_policy_everything_passes_and_no_side_is_enforced()
     {
-        var view = Replay(World);
+        var view = AuditWorld.Replay(World);
         var judge = new PolicyJudge(view);
         var j = judge.Judge(Party.Of(view.Endpoints["shop/web"]), Party.Of(view.Endpoints["shop/db"]), Protocol.Tcp, 5432);
         Assert.True(j.Forwarded);
@@ -46,7 +31,7 @@ public sealed class PolicyJudgeTests
     [Fact]
     public void A_policy_selecting_the_destination_allows_its_port_names_the_rule_and_default_denies_the_others()
     {
-        var view = Replay([.. World, Policy(DomainEvents.PolicyApplied("shop", "allow-db", "db", 5432))]);
+        var view = AuditWorld.Replay([.. World, AuditWorld.Policy(DomainEvents.PolicyApplied("shop", "allow-db", "db", 5432))]);
         var judge = new PolicyJudge(view);
         var (web, db) = (Party.Of(view.Endpoints["shop/web"]), Party.Of(view.Endpoints["shop/db"]));
 
@@ -85,7 +70,7 @@ public sealed class PolicyJudgeTests
             """);
         Assert.True(deny.Ok, string.Join("; ", deny.Errors));
         var applied = Assert.IsType<PolicyEvent.PolicyApplied>(Assert.Single(Mesh.ControlPlane.Policies.Policy.Decide(new PolicyCommand.ApplyPolicy(deny.Policy!), new PolicyState.Absent())));
-        var view = Replay([.. World, Policy(DomainEvents.PolicyApplied("shop", "allow-db", "db", 5432)), Policy(applied)]);
+        var view = AuditWorld.Replay([.. World, AuditWorld.Policy(DomainEvents.PolicyApplied("shop", "allow-db", "db", 5432)), AuditWorld.Policy(applied)]);
 
         var j = new PolicyJudge(view).Judge(Party.Of(view.Endpoints["shop/web"]), Party.Of(view.Endpoints["shop/db"]), Protocol.Tcp, 5432);
         Assert.False(j.Forwarded);
