@@ -102,6 +102,7 @@ public static class ControlPlaneModule
         app.MapClusterEndpoints();
         app.MapHistoryEndpoints();
         app.MapExplainEndpoints();
+        app.MapAuditEndpoints();
         app.MapSecurityEndpoints();
         app.MapMetrics();
         app.MapServiceMap();

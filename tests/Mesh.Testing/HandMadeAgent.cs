@@ -24,6 +24,9 @@ public sealed class HandMadeAgent : IAsyncDisposable
     /// <summary>The version of the snapshot the control plane sent when the call began.</summary>
     public ulong Version { get; private set; }
 
+    /// <summary>The content hash of that snapshot.</summary>
+    public string ContentHash { get; private set; } = "";
+
     /// <param name="token">the agent's token; default: the admin's, which may sync any node</param>
     public static async Task<HandMadeAgent> ConnectAsync(Uri grpc, string node, CancellationToken ct, string? token = null)
     {
@@ -33,7 +36,7 @@ public sealed class HandMadeAgent : IAsyncDisposable
         {
             await agent.call.RequestStream.WriteAsync(new SyncRequest { Watch = new WatchRequest { Node = node } }, ct);
             if (!await agent.call.ResponseStream.MoveNext(ct)) throw new InvalidOperationException($"the control plane ended the Sync call of {node} without a snapshot");
-            agent.Version = agent.call.ResponseStream.Current.Snapshot.Version;
+            (agent.Version, agent.ContentHash) = (agent.call.ResponseStream.Current.Snapshot.Version, agent.call.ResponseStream.Current.Snapshot.ContentHash);
             return agent;
         }
         catch
@@ -52,6 +55,27 @@ public sealed class HandMadeAgent : IAsyncDisposable
         var ack = new AckRequest { Node = node, Version = version, Outcome = AckOutcome.Applied, ContentHash = contentHash };
         ack.WaitingEndpoints.AddRange(waiting.Select(w => new WaitingEndpoint { Id = w.Endpoint, Reason = w.Reason }));
         return call.RequestStream.WriteAsync(new SyncRequest { Ack = ack });
+    }
+
+    /// <summary>
+    /// Acks the first snapshot and then every version the control plane sends, each with the content hash it came
+    /// with (a delta names the hash of the snapshot it leads to), as a faithful agent does; until the call ends.
+    /// </summary>
+    public async Task AckEachVersionAsync(CancellationToken ct)
+    {
+        await AckAsync(Version, ContentHash);
+        try
+        {
+            while (await call.ResponseStream.MoveNext(ct))
+            {
+                var update = call.ResponseStream.Current;
+                var (version, hash) = update.UpdateCase == SnapshotUpdate.UpdateOneofCase.Delta
+                    ? (update.Delta.Version, update.Delta.ContentHash) : (update.Snapshot.Version, update.Snapshot.ContentHash);
+                await AckAsync(version, hash);
+            }
+        }
+        catch (RpcException e) when (e.StatusCode == StatusCode.Cancelled) { }   // the test is done with it
+        catch (OperationCanceledException) { }
     }
 
     public ValueTask DisposeAsync()

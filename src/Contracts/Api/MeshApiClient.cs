@@ -108,6 +108,20 @@ public sealed class MeshApiClient(HttpClient http)
     public Task<IReadOnlyList<NodeView>> ListNodesAsync(CancellationToken ct = default) =>
         SendAsync<IReadOnlyList<NodeView>>(HttpMethod.Get, "v1/nodes", null, ct);
 
+    /// <summary>
+    /// What changed from <paramref name="from"/> to <paramref name="to"/> (each a log position or an RFC 3339 time;
+    /// <paramref name="to"/> null: the head): the policy documents and the connections that became allowed or denied.
+    /// </summary>
+    public Task<PolicyDiffView> PolicyDiffAsync(string from, string? to, CancellationToken ct = default) =>
+        SendAsync<PolicyDiffView>(HttpMethod.Get, $"v1/policies/diff?from={Esc(from)}{(to is null ? "" : "&to=" + Esc(to))}", null, ct);
+
+    /// <summary>
+    /// The snapshot <paramref name="node"/> enforced at <paramref name="at"/> (a log position or an RFC 3339 time),
+    /// recomputed from the log; null when the node had acknowledged no version by then.
+    /// </summary>
+    public Task<NodeReplayView?> ReplayNodeAsync(string node, string at, bool show, CancellationToken ct = default) =>
+        SendOrNullAsync<NodeReplayView>(HttpMethod.Get, $"v1/nodes/{Esc(node)}/replay?at={Esc(at)}{(show ? "&show=true" : "")}", ct);
+
     /// <summary>The versions <paramref name="node"/> enforced, oldest first; with <paramref name="at"/>, only the one it enforced then.</summary>
     public Task<NodeHistoryView> NodeHistoryAsync(string node, DateTimeOffset? since = null, DateTimeOffset? until = null, DateTimeOffset? at = null,
         CancellationToken ct = default)

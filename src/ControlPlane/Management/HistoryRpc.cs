@@ -1,6 +1,7 @@
 using System.Globalization;
 using Google.Protobuf.WellKnownTypes;
 using Grpc.Core;
+using Mesh.ControlPlane.Audit;
 using Mesh.ControlPlane.EventStore;
 using Mesh.Contracts.Api;
 using Mesh.ControlPlane.Projections;
@@ -41,7 +42,7 @@ public sealed class HistoryRpc(AuditTrail audit, MartenEventStore store, StateAt
         var at = request.AtCase switch
         {
             Rpc.StateAtRequest.AtOneofCase.Version => Text(request.Version),
-            Rpc.StateAtRequest.AtOneofCase.Time => ManagementErrors.TimeOf(request.Time, "time")!.Value.ToString("O", CultureInfo.InvariantCulture),
+            Rpc.StateAtRequest.AtOneofCase.Time => Instant(request.Time, "time"),
             _ => null,
         };
         var state = Answer(await HistoryApi.GetStateAt(at, store, stateAt, context.CancellationToken));
@@ -74,6 +75,51 @@ public sealed class HistoryRpc(AuditTrail audit, MartenEventStore store, StateAt
         };
     }
 
+    [RequirePermission(Permission.AuditRead)]
+    public override async Task<Rpc.PolicyDiff> DiffPolicies(Rpc.PolicyDiffRequest request, ServerCallContext context)
+    {
+        var from = request.FromCase switch
+        {
+            Rpc.PolicyDiffRequest.FromOneofCase.FromVersion => Text(request.FromVersion),
+            Rpc.PolicyDiffRequest.FromOneofCase.FromTime => Instant(request.FromTime, "from_time"),
+            _ => null,
+        };
+        var to = request.ToCase switch
+        {
+            Rpc.PolicyDiffRequest.ToOneofCase.ToVersion => Text(request.ToVersion),
+            Rpc.PolicyDiffRequest.ToOneofCase.ToTime => Instant(request.ToTime, "to_time"),
+            _ => null,
+        };
+        var diff = Answer(await AuditApi.DiffPolicies(from, to, store, stateAt, context.CancellationToken));
+        return new Rpc.PolicyDiff
+        {
+            From = diff.From, To = diff.To, Head = diff.Head, Truncated = diff.Truncated,
+            Documents =
+            {
+                diff.Documents.Select(d => new Rpc.PolicyDocumentChange
+                {
+                    Policy = d.Policy, Change = d.Change, FromVersion = d.FromVersion ?? 0, ToVersion = d.ToVersion ?? 0, ChangedBy = d.ChangedBy ?? "",
+                    Diff = { d.Diff },
+                }),
+            },
+            Effective =
+            {
+                diff.Effective.Select(e => new Rpc.EffectiveChange
+                {
+                    Change = e.Change, Direction = e.Direction, Source = Party(e.Source), Destination = Party(e.Destination), Protocol = e.Protocol,
+                    Port = e.Port ?? 0, Nodes = { e.Nodes }, Before = e.Before, After = e.After, Rule = e.Rule ?? "",
+                }),
+            },
+        };
+    }
+
+    private static Rpc.DiffParty Party(Contracts.Api.DiffParty party) =>
+        new() { Name = party.Name, Identity = party.Identity ?? 0, Labels = { party.Labels } };
+
+    /// <summary>A request's time as the REST query writes it, so both APIs parse it alike.</summary>
+    internal static string Instant(Timestamp time, string field) =>
+        ManagementErrors.TimeOf(time, field)!.Value.ToString("O", CultureInfo.InvariantCulture);
+
     private static T Answer<T>(Results<Ok<T>, ValidationProblem> result) => result.Result switch
     {
         Ok<T> { Value: { } value } => value,
@@ -81,7 +127,7 @@ public sealed class HistoryRpc(AuditTrail audit, MartenEventStore store, StateAt
         var other => throw new InvalidOperationException($"unexpected {other}"),
     };
 
-    private static string Text(long value) => value.ToString(CultureInfo.InvariantCulture);
+    internal static string Text(long value) => value.ToString(CultureInfo.InvariantCulture);
 
     private static string? NullIfEmpty(string value) => value.Length == 0 ? null : value;
 }

@@ -1,15 +1,53 @@
 using Google.Protobuf.WellKnownTypes;
 using Grpc.Core;
+using Mesh.Contracts.Api;
 using Mesh.Contracts.Input;
+using Mesh.ControlPlane.Audit;
+using Mesh.ControlPlane.EventStore;
+using Mesh.ControlPlane.Projections;
 using Mesh.ControlPlane.Nodes;
 using Mesh.ControlPlane.Security;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.AspNetCore.Mvc;
 using Rpc = Mesh.Contracts.Management;
 
 namespace Mesh.ControlPlane.Management;
 
 /// <summary>mesh.management.v1.Nodes over <see cref="NodeService"/>.</summary>
-public sealed class NodesRpc(NodeService nodes, Cluster.CommandGateway commands) : Rpc.Nodes.NodesBase
+public sealed class NodesRpc(NodeService nodes, Cluster.CommandGateway commands, MartenEventStore store, StateAt stateAt) : Rpc.Nodes.NodesBase
 {
+    [RequirePermission(Permission.AuditRead)]
+    public override async Task<Rpc.NodeReplay> ReplayNode(Rpc.NodeReplayRequest request, ServerCallContext context)
+    {
+        if (request.Node.Length == 0) throw ManagementErrors.Invalid("The request is invalid", "node", "required: the node's name");
+        var at = request.AtCase switch
+        {
+            Rpc.NodeReplayRequest.AtOneofCase.Version => HistoryRpc.Text(request.Version),
+            Rpc.NodeReplayRequest.AtOneofCase.Time => HistoryRpc.Instant(request.Time, "time"),
+            _ => null,
+        };
+        var result = await AuditApi.ReplayNode(request.Node, at, request.Show ? "true" : null, store, stateAt, nodes, context.CancellationToken);
+        var replay = result.Result switch
+        {
+            Ok<NodeReplayView> { Value: { } value } => value,
+            ValidationProblem problem => throw ManagementErrors.Invalid(problem),
+            NotFound<ProblemDetails> missing => throw new RpcException(new Status(StatusCode.NotFound, missing.Value?.Detail ?? "no version on record")),
+            var other => throw new InvalidOperationException($"unexpected {other}"),
+        };
+        return new Rpc.NodeReplay
+        {
+            Node = replay.Node, At = Timestamp.FromDateTimeOffset(replay.At), Version = replay.Version, Since = Timestamp.FromDateTimeOffset(replay.Since),
+            AckedHash = replay.AckedHash, RecomputedHash = replay.RecomputedHash, Matches = replay.Matches,
+            Entries =
+            {
+                (replay.Entries ?? []).Select(e => new Rpc.ReplayedEntry
+                {
+                    Identity = e.Identity, Key = e.Key, Verdict = e.Verdict, L7Redirect = e.L7Redirect, Rule = e.Rule,
+                }),
+            },
+        };
+    }
+
     [RequirePermission(Permission.NodesWrite)]
     public override async Task<Rpc.WriteResult> DeleteNode(Rpc.NodeRef request, ServerCallContext context)
     {

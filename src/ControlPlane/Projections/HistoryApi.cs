@@ -113,7 +113,7 @@ public static class HistoryApi
     }
 
     /// <summary>An RFC 3339 instant: a date and a time with its offset (a time without one names no instant).</summary>
-    private static DateTimeOffset? Instant(string text) =>
+    public static DateTimeOffset? Instant(string text) =>
         text.Contains('T', StringComparison.Ordinal)
         && DateTimeOffset.TryParse(text, CultureInfo.InvariantCulture, DateTimeStyles.RoundtripKind, out var time)
         && (text.EndsWith('Z') || text.EndsWith('z') || text.LastIndexOfAny(['+', '-']) > text.IndexOf('T', StringComparison.Ordinal))
@@ -159,6 +159,6 @@ public static class HistoryApi
 
     private static string? NullIfEmpty(string? value) => string.IsNullOrEmpty(value) ? null : value;
 
-    private static ValidationProblem Invalid(string field, string message) =>
+    internal static ValidationProblem Invalid(string field, string message) =>
         TypedResults.ValidationProblem(new Dictionary<string, string[]> { [field] = [message] }, title: "The request is invalid");
 }

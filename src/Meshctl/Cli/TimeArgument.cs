@@ -31,6 +31,19 @@ public static partial class TimeArgument
         return false;
     }
 
+    /// <summary>
+    /// A version (123 or v123) as it is, or a time in either form above as RFC 3339 UTC: what the history API's
+    /// version-or-time parameters take. <paramref name="name"/> names the argument in the error.
+    /// </summary>
+    /// <exception cref="FormatException">neither a version nor a time</exception>
+    public static string VersionOrTime(string name, string text, DateTimeOffset now)
+    {
+        var version = text.StartsWith('v') ? text[1..] : text;
+        if (version.Length > 0 && version.All(char.IsAsciiDigit)) return version;
+        if (TryParse(text, now, out var time, out _)) return time.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.FFFFFFF'Z'", CultureInfo.InvariantCulture);
+        throw new FormatException($"{name}: \"{text}\" is neither a version (v123 or 123) nor a time (2026-12-05T14:02:00Z, or back from now: 90s, 10m, 2h, 1d)");
+    }
+
     [GeneratedRegex(@"^(\d+(?:\.\d+)?)(s|m|h|d)$")]
     private static partial Regex Relative();
 }

@@ -96,7 +96,7 @@ public static class InventoryCommands
             if (waiting > 0) AnsiConsole.MarkupLine(WaitingHint(waiting));
             return 0;
         }));
-        return new Command("node", "Nodes and their convergence") { status, NodeHistory(), DrainNode(), UncordonNode(), DeleteNode() };
+        return new Command("node", "Nodes and their convergence") { status, NodeHistory(), ReplayCommand.Build(), DrainNode(), UncordonNode(), DeleteNode() };
     }
 
     private static Command DrainNode()

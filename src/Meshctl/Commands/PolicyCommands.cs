@@ -18,6 +18,7 @@ public static partial class PolicyCommands
         policy.Add(Delete());
         policy.Add(Wait());
         policy.Add(History());
+        policy.Add(Diff());
         policy.Add(Rollback());
         policy.Add(Enforcement());
         return policy;

@@ -13,8 +13,8 @@ namespace Mesh.ControlPlane.Tests.Audit;
 /// <summary>The candidate view is the fold of the change's own events; each recorded edge is judged under both views once.</summary>
 public sealed class ImpactPreviewTests
 {
-    private static ClusterView Replay(params (string Stream, object Event)[] events) => PolicyJudgeTests.Replay(events);
-    private static readonly (string, object)[] World = PolicyJudgeTests.World;
+    private static ClusterView Replay(params (string Stream, object Event)[] events) => AuditWorld.Replay(events);
+    private static readonly (string, object)[] World = AuditWorld.Shop;
 
     private static readonly PolicyEvent.PolicyApplied AllowDb = DomainEvents.PolicyApplied("shop", "allow-db", "db", 5432);
     private static NetworkPolicy AllowDbPolicy => PolicyJson.Deserialize(AllowDb.Policy.ToJsonString());

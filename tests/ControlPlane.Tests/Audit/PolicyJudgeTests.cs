@@ -14,24 +14,17 @@ namespace Mesh.ControlPlane.Tests.Audit;
 /// <summary>The judge reads a view as a node would enforce it: the deciding side, its rule, and who made it default-deny.</summary>
 public sealed class PolicyJudgeTests
 {
-    /// <summary>The view the log of <paramref name="events"/> folds into, one position each (the audit tests share it).</summary>
-    internal static ClusterView Replay(params (string Stream, object Event)[] events) => DomainEvents.Replay(ClusterView.Empty, "alice", events);
+    private static ClusterView Replay(params (string Stream, object Event)[] events) => AuditWorld.Replay(events);
 
-    /// <summary>web (256) on node-1 and db (257) on node-2, namespace shop.</summary>
-    internal static readonly (string, object)[] World =
-    [
-        ("identities", DomainEvents.IdentityAllocated(256, "k8s:app=web", "k8s:io.kubernetes.pod.namespace=shop")),
-        ("identities", DomainEvents.IdentityAllocated(257, "k8s:app=db", "k8s:io.kubernetes.pod.namespace=shop")),
-        (Endpoint.StreamId("shop", "web"), DomainEvents.EndpointRegistered("shop", "web", "node-1", "10.200.1.2", 256, "web")),
-        (Endpoint.StreamId("shop", "db"), DomainEvents.EndpointRegistered("shop", "db", "node-2", "10.200.2.2", 257, "db")),
-    ];
+    private static readonly (string, object)[] World = AuditWorld.Shop;
 
-    private static (string, object) Policy(PolicyEvent e) => (DomainEvents.PolicyStream(e), e);
+    private static (string, object) Policy(PolicyEvent e) => AuditWorld.Policy(e);
+
 
     [Fact]
     public void Without_policy_everything_passes_and_no_side_is_enforced()
     {
-        var view = Replay(World);
+        var view = AuditWorld.Replay(World);
         var judge = new PolicyJudge(view);
         var j = judge.Judge(Party.Of(view.Endpoints["shop/web"]), Party.Of(view.Endpoints["shop/db"]), Protocol.Tcp, 5432);
         Assert.True(j.Forwarded);
@@ -43,7 +36,7 @@ public sealed class PolicyJudgeTests
     [Fact]
     public void A_policy_selecting_the_destination_allows_its_port_names_the_rule_and_default_denies_the_others()
     {
-        var view = Replay([.. World, Policy(DomainEvents.PolicyApplied("shop", "allow-db", "db", 5432))]);
+        var view = AuditWorld.Replay([.. World, AuditWorld.Policy(DomainEvents.PolicyApplied("shop", "allow-db", "db", 5432))]);
         var judge = new PolicyJudge(view);
         var (web, db) = (Party.Of(view.Endpoints["shop/web"]), Party.Of(view.Endpoints["shop/db"]));
 
@@ -82,7 +75,7 @@ public sealed class PolicyJudgeTests
             """);
         Assert.True(deny.Ok, string.Join("; ", deny.Errors));
         var applied = Assert.IsType<PolicyEvent.PolicyApplied>(Assert.Single(Mesh.ControlPlane.Policies.Policy.Decide(new PolicyCommand.ApplyPolicy(deny.Policy!), new PolicyState.Absent())));
-        var view = Replay([.. World, Policy(DomainEvents.PolicyApplied("shop", "allow-db", "db", 5432)), Policy(applied)]);
+        var view = AuditWorld.Replay([.. World, AuditWorld.Policy(DomainEvents.PolicyApplied("shop", "allow-db", "db", 5432)), AuditWorld.Policy(applied)]);
 
         var j = new PolicyJudge(view).Judge(Party.Of(view.Endpoints["shop/web"]), Party.Of(view.Endpoints["shop/db"]), Protocol.Tcp, 5432);
         Assert.False(j.Forwarded);

@@ -52,7 +52,7 @@ public sealed class PolicyEnforcementTests
 
     private static ClusterView Replay(ClusterView view, string principal, params (string, object)[] events) => DomainEvents.Replay(view, principal, events);
 
-    private static readonly (string, object)[] World = Audit.PolicyJudgeTests.World;
+    private static readonly (string, object)[] World = Audit.AuditWorld.Shop;
 
     private static (string, object) Set(EnforcementMode mode, EnforcementMode previous) =>
         (PolicyEnforcement.StreamId, new EnforcementModeSet(mode, previous));
