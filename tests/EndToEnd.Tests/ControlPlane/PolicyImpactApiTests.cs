@@ -58,6 +58,34 @@ public sealed class PolicyImpactApiTests : IAsyncLifetime
     private async Task<long> HeadAsync() => (await _cp.Client.StatusAsync(Ct)).Version;
 
     [Fact]
+    public async Task Switching_the_enforcement_mode_is_previewed_against_the_recorded_traffic_and_the_preview_changes_nothing()
+    {
+        var head = await HeadAsync();
+
+        // No policy selects web or db: under "always" both sides deny what no rule allows, so web → db:5432 would drop.
+        var always = await _cp.Client.PreviewEnforcementAsync("always", "2h", Ct);
+        var dropped = Assert.Single(always.NewlyDropped.Examples);
+        Assert.Equal(("default/web", "default/db", 5432, 3L), (dropped.Source, dropped.Destination, dropped.Port, dropped.Flows));
+        Assert.Equal(head, await HeadAsync());
+        Assert.Equal("default", (await _cp.Client.EnforcementAsync(Ct)).Mode);
+        Assert.Equal(0, (await _cp.Client.PreviewEnforcementAsync("never", ct: Ct)).NewlyDropped.Edges);
+
+        using var http = TestTokens.Http(_cp.Api);
+        var badWindow = await http.PutAsJsonAsync("v1/enforcement?dryRun=true&window=forever", new { mode = "always" }, Ct);
+        Assert.Equal(HttpStatusCode.BadRequest, badWindow.StatusCode);
+        Assert.Contains("window", await badWindow.Content.ReadAsStringAsync(Ct), StringComparison.Ordinal);
+        using var viewer = TestTokens.Http(_cp.Api, TestTokens.Viewer);
+        Assert.Equal(HttpStatusCode.Forbidden, (await viewer.PutAsJsonAsync("v1/enforcement?dryRun=true", new { mode = "always" }, Ct)).StatusCode);
+        Assert.Equal(head, await HeadAsync());
+
+        // Through meshctl: the table, and the exit code CI gates on.
+        var cli = await CliRun.MeshctlAsync(new Dictionary<string, string> { ["MESH_SERVER"] = _cp.Api.ToString() },
+            "policy", "enforcement", "always", "--dry-run", "--window", "2h");
+        Assert.True(cli.ExitCode == 2, cli.ToString());
+        Assert.Contains("newly dropped: 1 edge(s), 3 flow(s)", cli.Output, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task A_dry_run_lists_the_recorded_edge_it_would_drop_and_stores_nothing_and_a_dry_delete_the_edge_it_would_allow()
     {
         var head = await HeadAsync();
