@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Net;
 using Mesh.ControlPlane.EventStore;
 using Mesh.ControlPlane.Flows;
+using Mesh.Contracts.Hubble;
 using Mesh.ControlPlane.Nodes;
 using Mesh.ControlPlane.Projections;
 using Mesh.ControlPlane.Security;
@@ -66,9 +67,9 @@ public static class ExplainApi
     }
 
     /// <summary>
-    /// The flow of that uuid judged again at the version its node enforced when it saw the flow (from the node's
-    /// history; the log at the flow's time when the node recorded none), from its addresses, protocol and
-    /// destination port, with what the node recorded beside it.
+    /// The flow of that uuid judged again at the version its node enforced when it judged the flow (as the flow says it;
+    /// else from the node's history, else the log at the flow's time), from its addresses, protocol and destination
+    /// port, with what the node recorded beside it.
     /// </summary>
     public static async Task<Results<Ok<ExplanationView>, ValidationProblem, ProblemHttpResult>> ExplainFlow(
         string uuid, FlowStore flows, NodeService nodes, MartenEventStore store, StateAt stateAt, CancellationToken ct)
@@ -79,9 +80,17 @@ public static class ExplainApi
             return TypedResults.Problem(title: "No such flow", statusCode: StatusCodes.Status404NotFound,
                 detail: $"no recorded flow has the uuid {InputLimits.Quote(uuid)} (flows are kept for the retention period; meshctl observe -o json shows their uuids)");
 
-        var time = flow.Time.ToDateTimeOffset();
-        var enforced = (await nodes.HistoryAsync(flow.NodeName, null, null, time, ct)).Enforced;
-        var position = enforced.Count > 0 ? new LogPosition(enforced[^1].Version) : await store.PositionAtAsync(time, ct);
+        // The version the flow says its node judged it by; else the one the node's history says it enforced then (its
+        // reports are coalesced, so that may lag a version), else the log at the flow's time.
+        var head = await store.HeadAsync(ct);
+        LogPosition position;
+        if (FlowVersion.Of(flow) is { } said && said <= (ulong)head.Value) position = new LogPosition((long)said);
+        else
+        {
+            var time = flow.Time.ToDateTimeOffset();
+            var enforced = (await nodes.HistoryAsync(flow.NodeName, null, null, time, ct)).Enforced;
+            position = enforced.Count > 0 ? new LogPosition(enforced[^1].Version) : await store.PositionAtAsync(time, ct);
+        }
         var (view, _) = await stateAt.FoldAsync(position, ct);
         var (source, destination, protocol, port) = Explanation.ConnectionOf(flow);
         if (source.Length == 0 || destination.Length == 0)

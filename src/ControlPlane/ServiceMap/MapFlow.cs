@@ -40,7 +40,7 @@ public sealed record MapFlow(
                 .. DecidedBy("allowed", "ingress", f.IngressAllowedBy), .. DecidedBy("allowed", "egress", f.EgressAllowedBy),
                 .. DecidedBy("denied", "ingress", f.IngressDeniedBy), .. DecidedBy("denied", "egress", f.EgressDeniedBy),
             ],
-            DecisionOf(f.Summary), VersionOf(f), f.Summary);
+            DecisionOf(f.Summary), FlowVersion.Of(f), f.Summary);
     }
 
     // The agent writes "TCP 10.0.0.1:5000 -> 10.0.0.2:81 dropped (default deny: no rule allows it) at v7": the decision
@@ -49,14 +49,6 @@ public sealed record MapFlow(
     {
         var at = summary.IndexOf(" forwarded", StringComparison.Ordinal) is var forwarded and >= 0 ? forwarded : summary.IndexOf(" dropped", StringComparison.Ordinal);
         return at >= 0 ? summary[(at + 1)..] : summary;
-    }
-
-    private static ulong? VersionOf(FlowMessage f)
-    {
-        if (f.IngressAllowedBy.Concat(f.EgressAllowedBy).Concat(f.IngressDeniedBy).Concat(f.EgressDeniedBy).FirstOrDefault() is { } policy) return policy.Revision;
-        var at = f.Summary.LastIndexOf(" at v", StringComparison.Ordinal);
-        return at >= 0 && ulong.TryParse(f.Summary.AsSpan(at + " at v".Length), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var version)
-            ? version : null;
     }
 
     /// <summary>Whether <paramref name="f"/> is a flow of the edge source → destination (on that port and protocol, when given).</summary>
