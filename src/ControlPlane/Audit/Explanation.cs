@@ -61,6 +61,14 @@ public static class Explanation
                 break;
             default:
                 var policies = PolicyJudge.DefaultDenying(view, side.Subject, side.Direction);
+                if (policies.Count == 0 && PolicyJudge.DefaultDenyingMode(view) is { } mode)
+                {
+                    // No policy selects it: the cluster's mode makes every endpoint default-deny.
+                    reason = $"default deny: the cluster's enforcement mode is always (no policy selects {subject.Name} for {direction}, and every endpoint denies what no rule allows)";
+                    var set = (await store.ReadStreamAsync(Enforcement.PolicyEnforcement.StreamId, 0, ct)).LastOrDefault(e => e.Position == mode.Version);
+                    origins.Add(new RuleOriginView("enforcement mode always", null, mode.Version.Value, mode.SetAt, mode.SetBy, set?.Metadata.CorrelationId ?? ""));
+                    break;
+                }
                 var names = string.Join(", ", policies.Select(p => p.Policy.Reference));
                 reason = $"default deny: {(policies.Count == 1 ? $"policy {names} selects" : $"policies {names} select")} {subject.Name} for {direction} and no rule allows this";
                 var labels = view.Identities[new NumericIdentity(side.Subject).LabelIdentity.Value].Labels;   // DefaultDenying found it

@@ -108,6 +108,21 @@ public sealed class ExplanationTests
     }
 
     [Fact]
+    public async Task Under_the_always_mode_a_default_deny_no_policy_selects_names_the_mode_and_who_set_it()
+    {
+        await using var db = await EventStoreDatabase.CreateAsync();
+        await WorldAsync(db);
+        var v = await AppendAsync(db.Store, Mesh.ControlPlane.Enforcement.PolicyEnforcement.StreamId,
+            new Mesh.ControlPlane.Enforcement.EnforcementEvent.EnforcementModeSet(EnforcementMode.Always, EnforcementMode.Default), By("erin", "req-zero-trust"));
+
+        var explained = await ExplainAsync(db, v, "shop/web", "shop/db", 5432);
+        Assert.Equal((Explanation.Dropped, "egress", "DefaultDenied"), (explained.Verdict, explained.DecidedBy, explained.Egress.Outcome));
+        Assert.StartsWith("default deny: the cluster's enforcement mode is always", explained.Egress.Reason, StringComparison.Ordinal);
+        var origin = Assert.Single(explained.Egress.Origins);
+        Assert.Equal(("enforcement mode always", v.Value, "erin", "req-zero-trust"), (origin.Policy, origin.Position, origin.Principal, origin.CorrelationId));
+    }
+
+    [Fact]
     public async Task Before_the_policy_existed_the_same_connection_was_forwarded_and_no_side_was_enforced()
     {
         await using var db = await EventStoreDatabase.CreateAsync();
