@@ -84,14 +84,7 @@ public static class Explanation
     public static (string Source, string Destination, Protocol Protocol, ushort Port) ConnectionOf(FlowMessage flow)
     {
         var (protocol, _, port) = Flows.FlowStore.L4Of(flow);
-        return (flow.IP?.Source ?? "", flow.IP?.Destination ?? "", protocol switch
-        {
-            "TCP" => Protocol.Tcp,
-            "UDP" => Protocol.Udp,
-            "SCTP" => Protocol.Sctp,
-            "ICMPv4" or "ICMPv6" => Protocol.Icmp,
-            _ => Protocol.Any,
-        }, (ushort)port);
+        return (flow.IP?.Source ?? "", flow.IP?.Destination ?? "", Flows.FlowStore.RuleProtocolOf(protocol) ?? Protocol.Any, (ushort)port);
     }
 
     /// <summary>

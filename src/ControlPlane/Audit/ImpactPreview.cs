@@ -106,7 +106,7 @@ public sealed class ImpactPreview(FlowStore flows, SnapshotCompiler compiler, Ti
         foreach (var edge in edges)
         {
             if (PartyOf(current, edge.Source, edge.SourceIp) is not { } source || PartyOf(current, edge.Destination, edge.DestinationIp) is not { } destination
-                || ProtocolOf(edge.Protocol) is not { } protocol || edge.DestinationPort is < 0 or > ushort.MaxValue)
+                || FlowStore.RuleProtocolOf(edge.Protocol) is not { } protocol || edge.DestinationPort is < 0 or > ushort.MaxValue)
             {
                 unjudged++;
                 continue;
@@ -135,16 +135,6 @@ public sealed class ImpactPreview(FlowStore flows, SnapshotCompiler compiler, Ti
         : null;
 
     private static string Name(string workload, string? ip) => workload.Length > 0 ? workload : ip ?? "";
-
-    /// <summary>The protocol of a stored flow (<see cref="FlowStore.L4Of"/>) as rules name it; ICMP has no port.</summary>
-    private static Protocol? ProtocolOf(string stored) => stored switch
-    {
-        "TCP" => Protocol.Tcp,
-        "UDP" => Protocol.Udp,
-        "SCTP" => Protocol.Sctp,
-        "ICMPv4" or "ICMPv6" => Protocol.Icmp,
-        _ => null,
-    };
 
     /// <summary>The rule that decides, or for a default deny the side and the policies that make it default-deny.</summary>
     private static string DecidedBy(ClusterView view, SideJudgement side)

@@ -497,6 +497,16 @@ public sealed class FlowStore(NpgsqlDataSource db)
         _ => "",
     };
 
+    /// <summary>The protocol a stored flow names (<see cref="L4Of"/>) as rules name it; ICMP has no port. Null for any other.</summary>
+    public static Mesh.Contracts.Policies.Protocol? RuleProtocolOf(string stored) => stored switch
+    {
+        "TCP" => Mesh.Contracts.Policies.Protocol.Tcp,
+        "UDP" => Mesh.Contracts.Policies.Protocol.Udp,
+        "SCTP" => Mesh.Contracts.Policies.Protocol.Sctp,
+        "ICMPv4" or "ICMPv6" => Mesh.Contracts.Policies.Protocol.Icmp,
+        _ => null,
+    };
+
     /// <summary>A flow's protocol and ports as the history stores and counts them.</summary>
     public static (string Protocol, int SourcePort, int DestinationPort) L4Of(FlowMessage f) => f.L4?.ProtocolCase switch
     {
