@@ -64,6 +64,11 @@ public enum RuleSection { Ingress, IngressDeny, Egress, EgressDeny }
 /// </summary>
 public sealed record NetworkPolicy(string? Namespace, string Name, IReadOnlyList<PolicySpec> Specs, PolicyKind Kind)
 {
+    /// <summary>Enforced, or only audited (see <see cref="PolicyMode"/>).</summary>
+    public PolicyMode Mode { get; init; } = PolicyMode.Enforce;
+
+    public bool Audited => Mode == PolicyMode.Audit;
+
     /// <summary>A policy of one spec, of the kind its namespace implies.</summary>
     public NetworkPolicy(string? ns, string name, PolicySpec spec)
         : this(ns, name, [spec], ns is null ? PolicyKind.CiliumClusterwideNetworkPolicy : PolicyKind.CiliumNetworkPolicy) { }

@@ -25,6 +25,8 @@ public static class PolicyJson
             w.WriteStartArray("specs");
             foreach (var spec in policy.Specs) WriteSpec(w, spec);
             w.WriteEndArray();
+            // Only when audited: every enforced policy keeps its bytes, and so its hash.
+            if (policy.Audited) w.WriteString("mode", PolicyModes.Name(policy.Mode));
             w.WriteEndObject();
         }
         return Encoding.UTF8.GetString(buffer.ToArray());
@@ -39,7 +41,12 @@ public static class PolicyJson
         if (root.TryGetProperty("spec", out var legacy)) return new NetworkPolicy(ns, name, LegacySpec(legacy));
         return new NetworkPolicy(ns, name,
             root.GetProperty("specs").EnumerateArray().Select(ReadSpec).ToList(),
-            Enum.Parse<PolicyKind>(root.GetProperty("kind").GetString()!));
+            Enum.Parse<PolicyKind>(root.GetProperty("kind").GetString()!))
+        {
+            Mode = !root.TryGetProperty("mode", out var mode) ? PolicyMode.Enforce
+                : PolicyModes.TryParse(mode.GetString(), out var parsed) ? parsed
+                : throw new JsonException($"mode \"{mode.GetString()}\" is not a policy mode"),
+        };
     }
 
     /// <summary>Lowercase hex SHA-256 of the canonical form.</summary>

@@ -116,23 +116,24 @@ public static partial class PolicyParser
         else if (apiVersion is not null && kind is null && apiVersion is not (ApiVersion or KubernetesApiVersion))
             reader.Error("apiVersion", $"\"{apiVersion}\" is not supported (expected {ApiVersion} or {KubernetesApiVersion})");
 
-        var (name, ns) = Metadata(fields.GetValueOrDefault("metadata"), kind == PolicyKind.CiliumClusterwideNetworkPolicy, defaultNamespace, reader);
+        var (name, ns, mode) = Metadata(fields.GetValueOrDefault("metadata"), kind == PolicyKind.CiliumClusterwideNetworkPolicy, defaultNamespace, reader);
         if (kind is not { } k) return null;
 
         var specs = k == PolicyKind.KubernetesNetworkPolicy ? KubernetesSpecs(fields, reader) : CiliumSpecs(fields, reader);
-        return name is null || specs is null ? null : new NetworkPolicy(ns, name, specs, k);
+        return name is null || specs is null ? null : new NetworkPolicy(ns, name, specs, k) { Mode = mode };
     }
 
-    private static (string? Name, string? Namespace) Metadata(YamlNode? node, bool clusterwide, string? defaultNamespace, YamlFields reader)
+    private static (string? Name, string? Namespace, PolicyMode Mode) Metadata(YamlNode? node, bool clusterwide, string? defaultNamespace, YamlFields reader)
     {
         const string path = "metadata";
         if (IsNull(node))
         {
             reader.Error(path, "is required");
-            return (null, null);
+            return (null, null, PolicyMode.Enforce);
         }
-        if (reader.Mapping(node, path) is not { } map) return (null, null);
+        if (reader.Mapping(node, path) is not { } map) return (null, null, PolicyMode.Enforce);
         var fields = reader.Fields(map, path, MetadataFields);
+        var mode = Mode(fields.GetValueOrDefault("annotations"), Child(path, "annotations"), reader);
 
         var name = Required(fields, path, "name", reader);
         if (name is not null && KubernetesNames.DnsSubdomainProblem(name) is { } badName) reader.Error(Child(path, "name"), badName);
@@ -141,11 +142,25 @@ public static partial class PolicyParser
         if (clusterwide)
         {
             if (ns is not null) reader.Error(Child(path, "namespace"), $"a {ClusterwideKind} has no namespace");
-            return (name, null);
+            return (name, null, mode);
         }
         ns ??= defaultNamespace ?? FallbackNamespace;
         if (KubernetesNames.DnsLabelProblem(ns) is { } badNamespace) reader.Error(Child(path, "namespace"), badNamespace);
-        return (name, ns);
+        return (name, ns, mode);
+    }
+
+    /// <summary>The mode <see cref="PolicyModes.Annotation"/> asks for; other annotations are metadata Mesh keeps out of the policy.</summary>
+    private static PolicyMode Mode(YamlNode? annotations, string path, YamlFields reader)
+    {
+        if (IsNull(annotations) || reader.Mapping(annotations, path) is not { } map) return PolicyMode.Enforce;
+        var node = map.Children.FirstOrDefault(kv => kv.Key is YamlScalarNode { Value: PolicyModes.Annotation }).Value;
+        if (node is null) return PolicyMode.Enforce;
+        var modePath = Child(path, PolicyModes.Annotation);
+        var text = reader.Scalar(node, modePath);
+        if (text is null) return PolicyMode.Enforce;
+        if (PolicyModes.TryParse(text, out var mode)) return mode;
+        reader.Error(modePath, $"\"{text}\" is not a policy mode (expected enforce or audit)");
+        return PolicyMode.Enforce;
     }
 
     private static string? Required(Dictionary<string, YamlNode> fields, string parent, string name, YamlFields reader)

@@ -1,3 +1,5 @@
+using Mesh.Contracts.Agent;
+
 namespace Mesh.ControlPlane.Compilation;
 
 /// <summary>
@@ -20,7 +22,7 @@ internal sealed class CompiledPolicy
         Digest = ContentDigest.Policy(this);
     }
 
-    private CompiledPolicy(CompiledPolicy same, uint identity)
+    private CompiledPolicy(CompiledPolicy same, uint identity, CompiledPolicy? audit)
     {
         Identity = identity;
         IngressEnforced = same.IngressEnforced;
@@ -29,12 +31,27 @@ internal sealed class CompiledPolicy
         Values = same.Values;
         Rules = same.Rules;
         Digest = same.Digest;
+        Audit = audit;
     }
 
     /// <summary>The same entries for another identity selected by the same specs (the digest does not name the identity).</summary>
-    public CompiledPolicy For(uint identity) => identity == Identity ? this : new CompiledPolicy(this, identity);
+    public CompiledPolicy For(uint identity) =>
+        identity == Identity ? this : new CompiledPolicy(this, identity, Audit?.For(identity | AgentProtocol.AuditLayer));
 
+    /// <summary>This policy with <paramref name="audit"/> as its audit layer (null: none).</summary>
+    public CompiledPolicy WithAudit(CompiledPolicy? audit) => ReferenceEquals(audit, Audit) ? this : new CompiledPolicy(this, Identity, audit);
+
+    /// <summary>The identity, or for an audit layer the identity with <see cref="AgentProtocol.AuditLayer"/> set.</summary>
     public uint Identity { get; }
+
+    /// <summary>
+    /// The audit layer: the policy the identity would have if the policies in audit mode that select it were enforced
+    /// too (keyed by <c>Identity | AuditLayer</c>); null while no audited policy selects it.
+    /// </summary>
+    public CompiledPolicy? Audit { get; }
+
+    /// <summary>The enforced policy, then its audit layer if it has one: what a node holds for the identity.</summary>
+    public IEnumerable<CompiledPolicy> Layers => Audit is { } audit ? [this, audit] : [this];
     public bool IngressEnforced { get; }
     public bool EgressEnforced { get; }
     public PolicyEntryKey[] Keys { get; }
@@ -98,7 +115,7 @@ internal sealed class CompiledPolicy
                 values[k] = newValues[j++];
             }
         }
-        return new CompiledPolicy(Identity, IngressEnforced, EgressEnforced, keys, values, rules);
+        return new CompiledPolicy(Identity, IngressEnforced, EgressEnforced, keys, values, rules).WithAudit(Audit);
     }
 
     public bool SameContent(CompiledPolicy other) => ReferenceEquals(this, other) || Digest == other.Digest;

@@ -1,3 +1,4 @@
+using Mesh.Contracts.Agent;
 using Mesh.Contracts.Identity;
 using Mesh.Contracts.Labels;
 using Mesh.Contracts.Policies;
@@ -35,11 +36,37 @@ internal static class IdentityResolution
     /// <summary>
     /// The policy of <paramref name="identity"/> under the cluster's enforcement <paramref name="mode"/>: <c>never</c>
     /// enforces nothing (no entries, deny rules included, as Cilium); <c>always</c> makes both directions default-deny
-    /// whether or not a spec selects the identity.
+    /// whether or not a spec selects the identity. The enforced policy comes from the specs of enforced policies; when
+    /// an audited policy selects the identity too, its audit layer comes from all of them (nothing is audited under
+    /// <c>never</c>).
     /// </summary>
-    public static CompiledPolicy Resolve(uint identity, IReadOnlyList<SelectingSpec> specs, IPeerMatcher peers, INamedPorts named, EnforcementMode mode) =>
-        mode == EnforcementMode.Never ? CompiledPolicy.From(identity, false, false, [])
-        : CompiledPolicy.From(identity, mode == EnforcementMode.Always || EnforcesIngress(specs), mode == EnforcementMode.Always || EnforcesEgress(specs),
+    public static CompiledPolicy Resolve(uint identity, IReadOnlyList<SelectingSpec> specs, IPeerMatcher peers, INamedPorts named, EnforcementMode mode)
+    {
+        if (mode == EnforcementMode.Never) return CompiledPolicy.From(identity, false, false, []);
+        var enforced = Enforced(specs);
+        var policy = Layer(identity, identity, enforced, peers, named, mode);
+        return ReferenceEquals(enforced, specs) ? policy
+            : policy.WithAudit(Layer(identity | AgentProtocol.AuditLayer, identity, specs, peers, named, mode));
+    }
+
+    /// <summary>
+    /// <paramref name="policy"/> with the entries of peers that just appeared, which <paramref name="peers"/> admits
+    /// alone, in each of its layers.
+    /// </summary>
+    public static CompiledPolicy Extend(CompiledPolicy policy, uint identity, IReadOnlyList<SelectingSpec> specs, IPeerMatcher peers, INamedPorts named)
+    {
+        var extended = policy.With(Entries(identity, Enforced(specs), peers, named, withAnyPeer: false));
+        return policy.Audit is { } audit ? extended.WithAudit(audit.With(Entries(identity, specs, peers, named, withAnyPeer: false))) : extended;
+    }
+
+    /// <summary>The specs of enforced policies: <paramref name="specs"/> itself when no audited policy is among them.</summary>
+    public static IReadOnlyList<SelectingSpec> Enforced(IReadOnlyList<SelectingSpec> specs) =>
+        specs.Any(s => s.Policy.Audited) ? specs.Where(s => !s.Policy.Audited).ToList() : specs;
+
+    /// <param name="key">the identity the layer is keyed by: <paramref name="identity"/>, or it with the audit bit</param>
+    private static CompiledPolicy Layer(uint key, uint identity, IReadOnlyList<SelectingSpec> specs, IPeerMatcher peers, INamedPorts named,
+        EnforcementMode mode) =>
+        CompiledPolicy.From(key, mode == EnforcementMode.Always || EnforcesIngress(specs), mode == EnforcementMode.Always || EnforcesEgress(specs),
             Entries(identity, specs, peers, named, withAnyPeer: true));
 
     // A selecting spec makes its directions default-deny even when its rules allow nothing (`ingress: [{}]`),

@@ -67,7 +67,8 @@ public sealed partial class IncrementalCompiler
         var violations = new Dictionary<uint, BudgetViolation>();
         foreach (var (id, specs, locals) in checks)
         {
-            var policy = Compile(id, specs, locals, Peers(record: false));
+            // An audit layer is a map of its own, with the same budget.
+            var policy = Compile(id, specs, locals, Peers(record: false)).Layers.MaxBy(p => p.Count)!;
             if (policy.Count <= EntryBudget || violations.GetValueOrDefault(id)?.Entries >= policy.Count) continue;
             violations[id] = new BudgetViolation(id, SubjectLabels(id).ToString(), policy.Count, EntryBudget, Contributions(policy, candidate));
         }
@@ -77,7 +78,7 @@ public sealed partial class IncrementalCompiler
     /// <summary>Entries / budget of every local identity as of the last commit, fullest first.</summary>
     public IReadOnlyList<IdentityPressure> Pressure() =>
         _states.Values.Where(s => s.Nodes.Count > 0)
-            .Select(s => new IdentityPressure(s.Id, SubjectLabels(s.Id).ToString(), s.Compiled.Select(p => p.Count).DefaultIfEmpty(0).Max(), EntryBudget))
+            .Select(s => new IdentityPressure(s.Id, SubjectLabels(s.Id).ToString(), s.Compiled.SelectMany(p => p.Layers).Select(p => p.Count).DefaultIfEmpty(0).Max(), EntryBudget))
             .OrderByDescending(p => p.Entries).ThenBy(p => p.Identity)
             .ToList();
 

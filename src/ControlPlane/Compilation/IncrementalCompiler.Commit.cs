@@ -1,3 +1,4 @@
+using Mesh.Contracts.Agent;
 using Mesh.Contracts.Policies;
 
 namespace Mesh.ControlPlane.Compilation;
@@ -284,11 +285,11 @@ public sealed partial class IncrementalCompiler
         CompiledPolicy Patched(CompiledPolicy policy, LocalIdentities locals, out IncrementalPeers lookups)
         {
             lookups = Peers(record: false).For(locals);
-            return policy.With(IdentityResolution.Entries(state.Id, specs, new OnlyPeers(lookups, peers), lookups, withAnyPeer: false));
+            return IdentityResolution.Extend(policy, state.Id, specs, new OnlyPeers(lookups, peers), lookups);
         }
         if (state.Shared is { } shared)
         {
-            var key = $"{SpecsKey(specs)}\n@{shared.Digest}\n#{SubjectPortsKey(state.Id, SubjectPortNames(specs))}\n+{string.Join(',', peers.Order())}";
+            var key = $"{SpecsKey(specs)}\n@{shared.Digest}/{shared.Audit?.Digest}\n#{SubjectPortsKey(state.Id, SubjectPortNames(specs))}\n+{string.Join(',', peers.Order())}";
             if (patched.TryGetValue(key, out var same))
             {
                 state.Shared = same.Policy.For(state.Id);
@@ -364,20 +365,27 @@ public sealed partial class IncrementalCompiler
             }
         }
 
-        var candidates = identities ?? node.Identities.Keys.Concat(node.PublishedPolicies.Keys).ToHashSet();
+        // Published by layer: an identity's audit layer is one more policy of the node, keyed with the audit bit.
+        var candidates = identities ?? node.Identities.Keys.Concat(node.PublishedPolicies.Keys.Select(k => k & ~AgentProtocol.AuditLayer)).ToHashSet();
         foreach (var id in candidates)
         {
             var now = node.Identities.ContainsKey(id) ? _states[id].For(node.Locals) : null;
-            var was = node.PublishedPolicies.GetValueOrDefault(id);
-            if (ReferenceEquals(was, now)) continue;
-            if (was is not null && now is not null && was.SameContent(now)) { node.PublishedPolicies[id] = now; continue; }
-            change.PoliciesBefore[id] = was;
-            if (was is not null) ContentDigest.Toggle(ref policiesDigest, id, was.Digest, remove: true);
-            if (now is null) node.PublishedPolicies.Remove(id);
+            PublishLayer(id, now);
+            PublishLayer(id | AgentProtocol.AuditLayer, now?.Audit);
+        }
+
+        void PublishLayer(uint key, CompiledPolicy? now)
+        {
+            var was = node.PublishedPolicies.GetValueOrDefault(key);
+            if (ReferenceEquals(was, now)) return;
+            if (was is not null && now is not null && was.SameContent(now)) { node.PublishedPolicies[key] = now; return; }
+            change.PoliciesBefore[key] = was;
+            if (was is not null) ContentDigest.Toggle(ref policiesDigest, key, was.Digest, remove: true);
+            if (now is null) node.PublishedPolicies.Remove(key);
             else
             {
-                node.PublishedPolicies[id] = now;
-                ContentDigest.Toggle(ref policiesDigest, id, now.Digest, remove: false);
+                node.PublishedPolicies[key] = now;
+                ContentDigest.Toggle(ref policiesDigest, key, now.Digest, remove: false);
             }
         }
 

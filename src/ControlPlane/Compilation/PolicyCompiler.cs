@@ -38,7 +38,9 @@ public static class PolicyCompiler
         // endpoints wherever they run.
         var named = NamedPortTable.Of(endpoints);
 
-        var compiled = selecting.Select(s => IdentityResolution.Resolve(s.Identity, s.Specs, peers, named, mode)).ToList();
+        // Each identity's audit layer (keyed with the audit bit) after every enforced policy, as the incremental compiler orders them.
+        var compiled = selecting.Select(s => IdentityResolution.Resolve(s.Identity, s.Specs, peers, named, mode))
+            .SelectMany(p => p.Layers).OrderBy(p => p.Identity).ToList();
         return SnapshotAssembly.Build(node, version, ipCache, local, compiled);
     }
 

@@ -144,7 +144,10 @@ internal static class ClusterHistory
                from kind in KindAndNamespace
                from specs in Gen.Frequency((4, spec.Select(s => new List<PolicySpec> { s })), (1, Gen.ListOf(spec, 2).Select(l => l.ToList())))
                where specs.Count > 0
-               select new NetworkPolicy(kind.Namespace, name, specs, kind.Kind);
+               // One in four audited: an identity then has an audit layer beside its enforced policy, and applying the
+               // same policy enforced (a promotion) moves its rules from the one to the other.
+               from mode in Gen.Frequency((3, Gen.Constant(PolicyMode.Enforce)), (1, Gen.Constant(PolicyMode.Audit)))
+               select new NetworkPolicy(kind.Namespace, name, specs, kind.Kind) { Mode = mode };
     }
 
     private static readonly Gen<LabelSet> Labels =
