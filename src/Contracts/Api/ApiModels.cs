@@ -15,9 +15,10 @@ public sealed record PolicyApplied(string Namespace, string Name, long Version, 
 /// A stored policy. A NetworkPolicy and a CiliumNetworkPolicy of one namespace and name are two policies, told
 /// apart by <paramref name="Kind"/>, as documents write it.
 /// </summary>
+/// <paramref name="Mode"/>: <c>enforce</c>, or <c>audit</c> for a policy whose denials are only reported (flows say AUDIT).
 public sealed record PolicyView(
     string Namespace, string Name, string Hash, long Version, string AppliedBy, DateTimeOffset AppliedAt,
-    System.Text.Json.Nodes.JsonObject Document, string Kind);
+    System.Text.Json.Nodes.JsonObject Document, string Kind, string Mode = "enforce");
 
 /// <summary>
 /// A workload to enforce policy for. Labels are the pod's own (k=v); the namespace's labels are separate. Ports are

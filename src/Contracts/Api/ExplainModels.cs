@@ -3,7 +3,8 @@ namespace Mesh.Contracts.Api;
 // What explain answers (GET /v1/explain, GET /v1/flows/{uuid}/explain), as it travels over the wire (JSON, camelCase).
 
 /// <summary>
-/// Why a connection is forwarded or dropped at <paramref name="Version"/>: the verdict (FORWARDED or DROPPED), the
+/// Why a connection is forwarded or dropped at <paramref name="Version"/>: the verdict (FORWARDED, DROPPED, or AUDIT:
+/// forwarded, though a policy in audit mode would drop it), the
 /// side that decided (<c>egress</c> of the source, <c>ingress</c> of the destination), and why in one sentence;
 /// each side as its node judges it, with the events that introduced what decided. For a recorded flow,
 /// <paramref name="Flow"/> holds what the node recorded beside this recomputed answer.
@@ -15,11 +16,13 @@ public sealed record ExplanationView(
 /// <summary>
 /// One side's judgement: <paramref name="Endpoint"/>'s <paramref name="Direction"/> on <paramref name="Node"/> (null:
 /// no endpoint of the cluster, nothing judges this side), the identity its node gave the peer, the outcome
-/// (NotEnforced, Allowed, Denied, DefaultDenied), the deciding rule, and where it came from.
+/// (NotEnforced, Allowed, Denied, DefaultDenied), the deciding rule, and where it came from. <paramref name="Audit"/>
+/// says how the policies in audit mode would drop what this side lets pass (null when they would not), and
+/// <paramref name="AuditOrigins"/> where that came from.
 /// </summary>
 public sealed record ExplainedSide(
     string Direction, string? Node, string Endpoint, long Identity, long Peer, string Outcome, string? Rule, string Reason,
-    IReadOnlyList<RuleOriginView> Origins);
+    IReadOnlyList<RuleOriginView> Origins, string? Audit = null, IReadOnlyList<RuleOriginView>? AuditOrigins = null);
 
 /// <summary>
 /// The event that introduced what decided: for a rule, the earliest application of its policy from which the rule

@@ -69,6 +69,17 @@ public sealed class MeshApiClient(HttpClient http)
     public Task<PolicyImpact?> PreviewDeletePolicyAsync(string? ns, string name, PolicyKind? kind = null, string? window = null, CancellationToken ct = default) =>
         SendOrNullAsync<PolicyImpact>(HttpMethod.Delete, DryRun(PolicyPath(ns, name, kind), window), ct);
 
+    /// <summary>
+    /// Enforces a policy applied in audit mode: the stored policy again, enforced (one change in the log; none when it
+    /// is enforced already). Addressed as <see cref="GetPolicyAsync"/> does; null when there is no such policy.
+    /// </summary>
+    public Task<PolicyApplied?> PromotePolicyAsync(string? ns, string name, PolicyKind? kind = null, CancellationToken ct = default) =>
+        SendOrNullAsync<PolicyApplied>(HttpMethod.Post, PolicyPath(ns, name, kind, "/promote"), ct);
+
+    /// <summary>A dry run of <see cref="PromotePolicyAsync"/>: what enforcing it would newly drop or allow. Stores nothing.</summary>
+    public Task<PolicyImpact?> PreviewPromotePolicyAsync(string? ns, string name, PolicyKind? kind = null, string? window = null, CancellationToken ct = default) =>
+        SendOrNullAsync<PolicyImpact>(HttpMethod.Post, DryRun(PolicyPath(ns, name, kind, "/promote"), window), ct);
+
     /// <summary>Restores the policies (or one) as they were at a version or time, or with DryRun only plans it.</summary>
     public Task<RollbackResult> RollbackPoliciesAsync(RollbackRequest request, CancellationToken ct = default) =>
         SendAsync<RollbackResult>(HttpMethod.Post, "v1/policies/rollback", JsonContent.Create(request, options: Json), ct);
@@ -76,10 +87,11 @@ public sealed class MeshApiClient(HttpClient http)
     private static string DryRun(string path, string? window) =>
         $"{path}{(path.Contains('?') ? '&' : '?')}dryRun=true{(window is null ? "" : $"&window={Esc(window)}")}";
 
-    private static string PolicyPath(string? ns, string name, PolicyKind? kind = null) =>
-        ns is null ? $"v1/clusterwide-policies/{Esc(name)}"
-        : kind is { } k ? $"v1/policies/{Esc(ns)}/{Esc(name)}?kind={Esc(PolicyKinds.DocumentKind(k))}"
-        : $"v1/policies/{Esc(ns)}/{Esc(name)}";
+    /// <param name="action">a sub-resource after the policy's path, e.g. <c>/promote</c></param>
+    private static string PolicyPath(string? ns, string name, PolicyKind? kind = null, string action = "") =>
+        ns is null ? $"v1/clusterwide-policies/{Esc(name)}{action}"
+        : kind is { } k ? $"v1/policies/{Esc(ns)}/{Esc(name)}{action}?kind={Esc(PolicyKinds.DocumentKind(k))}"
+        : $"v1/policies/{Esc(ns)}/{Esc(name)}{action}";
 
     public Task<EndpointRegistered> RegisterEndpointAsync(EndpointRegistration endpoint, CancellationToken ct = default) =>
         SendAsync<EndpointRegistered>(HttpMethod.Post, "v1/endpoints", JsonContent.Create(endpoint, options: Json), ct);

@@ -20,6 +20,7 @@ public static class Explanation
 {
     public const string Forwarded = "FORWARDED";
     public const string Dropped = "DROPPED";
+    public const string Audit = "AUDIT";
 
     public static async Task<ExplanationView> ExplainAsync(IEventStore store, ClusterView view, Party source, Party destination, Protocol protocol,
         ushort port, CancellationToken ct)
@@ -28,10 +29,10 @@ public static class Explanation
         var egress = await SideAsync(store, view, judgement.Egress, source, ct);
         var ingress = await SideAsync(store, view, judgement.Ingress, destination, ct);
         var (deciding, other) = ReferenceEquals(judgement.Deciding, judgement.Egress) ? (egress, ingress) : (ingress, egress);
-        var reason = judgement.Forwarded ? $"{egress.Reason}; {ingress.Reason}"
+        var reason = judgement.Forwarded ? $"{egress.Reason}; {ingress.Reason}{string.Concat(new[] { egress, ingress }.Where(s => s.Audit is not null).Select(s => $"; {s.Audit}"))}"
             // Dropped: the deciding side's reason, and what the other side would have done had it decided alone.
             : $"{deciding.Reason} (alone, the {other.Direction} of {other.Endpoint} would {(Passes(other) ? "let it through" : "drop it too")}: {other.Reason})";
-        return new ExplanationView(judgement.Forwarded ? Forwarded : Dropped, judgement.Version, source.Name, destination.Name, NameOf(protocol), port,
+        return new ExplanationView(!judgement.Forwarded ? Dropped : judgement.Audited ? Audit : Forwarded, judgement.Version, source.Name, destination.Name, NameOf(protocol), port,
             deciding.Direction, reason, egress, ingress);
     }
 
@@ -77,7 +78,31 @@ public static class Explanation
                         origins.Add(origin);
                 break;
         }
-        return new ExplainedSide(direction, side.Node, subject.Name, side.Subject, side.Peer, side.Outcome.ToString(), side.Rule?.ToString(), reason, origins);
+        var (audit, auditOrigins) = side.Audit is { } audited ? await AuditedAsync(store, view, side, audited, subject, direction, ct) : (null, null);
+        return new ExplainedSide(direction, side.Node, subject.Name, side.Subject, side.Peer, side.Outcome.ToString(), side.Rule?.ToString(), reason, origins,
+            audit, auditOrigins);
+    }
+
+    /// <summary>How the policies in audit mode would drop what a side lets pass, and the events that introduced that.</summary>
+    private static async Task<(string, IReadOnlyList<RuleOriginView>)> AuditedAsync(IEventStore store, ClusterView view, SideJudgement side,
+        AuditJudgement audit, Party subject, string direction, CancellationToken ct)
+    {
+        var origins = new List<RuleOriginView>();
+        if (audit.Rule is { } rule)
+        {
+            if (view.Policies.GetValueOrDefault(ClusterView.PolicyKey(rule.Kind, rule.Namespace ?? "", rule.Name)) is { } auditing
+                && await RuleOrigin.OfRuleAsync(store, auditing, rule, view.Position.Value, ct) is { } introduced)
+                origins.Add(introduced);
+            return ($"audit: deny rule {rule} (audit mode) would drop it", origins);
+        }
+        var policies = PolicyJudge.DefaultDenying(view, side.Subject, side.Direction, PolicyMode.Audit);
+        var labels = view.Identities[new NumericIdentity(side.Subject).LabelIdentity.Value].Labels;
+        foreach (var policy in policies)
+            if (await RuleOrigin.OfSelectionAsync(store, policy, labels, side.Direction, view.Position.Value, ct) is { } origin)
+                origins.Add(origin);
+        var names = string.Join(", ", policies.Select(p => p.Policy.Reference));
+        return ($"audit: default deny of {(policies.Count == 1 ? $"policy {names} (audit mode), which selects" : $"policies {names} (audit mode), which select")} " +
+            $"{subject.Name} for {direction}: no rule allows this", origins);
     }
 
     /// <summary>The connection a recorded flow is about: its addresses, protocol and destination port.</summary>
@@ -96,12 +121,18 @@ public static class Explanation
     {
         var ingress = flow.TrafficDirection == HubbleDirection.Ingress;
         var side = ingress ? explained.Ingress : explained.Egress;
-        var expected = ingress ? explained.Verdict : Passes(side) ? Forwarded : Dropped;
-        var recordedVerdict = flow.Verdict switch { HubbleVerdict.Forwarded => Forwarded, HubbleVerdict.Dropped => Dropped, var v => v.ToString().ToUpperInvariant() };
+        // Each side's program records its own verdict: AUDIT when its audit layer would drop what it lets pass.
+        var expected = ingress && explained.Verdict == Dropped ? Dropped : !Passes(side) ? Dropped : side.Audit is not null ? Audit : Forwarded;
+        var recordedVerdict = flow.Verdict switch
+        {
+            HubbleVerdict.Forwarded => Forwarded, HubbleVerdict.Dropped => Dropped, HubbleVerdict.Audit => Audit, var v => v.ToString().ToUpperInvariant(),
+        };
         var recordedPolicies = (ingress ? flow.IngressAllowedBy.Concat(flow.IngressDeniedBy) : flow.EgressAllowedBy.Concat(flow.EgressDeniedBy))
             .Select(p => p.Namespace.Length == 0 ? $"{p.Kind} {p.Name}" : $"{p.Kind} {p.Namespace}/{p.Name}")
             .Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToArray();
-        var decidedBy = side.Origins.Select(o => o.Policy).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToArray();
+        // An AUDIT flow names the policies in audit mode that would drop it.
+        var decidedBy = ((recordedVerdict == Audit ? side.AuditOrigins : null) ?? side.Origins)
+            .Select(o => o.Policy).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToArray();
 
         string? disagreement = null;
         if (recordedVerdict != expected)

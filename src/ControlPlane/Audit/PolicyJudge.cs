@@ -1,6 +1,7 @@
 using Mesh.ControlPlane.Compilation;
 using Mesh.ControlPlane.Distribution;
 using Mesh.ControlPlane.State;
+using AgentProtocol = Mesh.Contracts.Agent.AgentProtocol;
 using Mesh.Contracts.Identity;
 using Mesh.Contracts.Labels;
 using Mesh.Contracts.Policies;
@@ -34,7 +35,16 @@ public sealed record Party(string Name, uint Identity, string? Ip, string? Node)
 public sealed record SideJudgement(Direction Direction, string? Node, uint Subject, uint Peer, LookupOutcome Outcome, RuleReference? Rule, bool L7Redirect)
 {
     public bool Passes => Outcome is LookupOutcome.NotEnforced or LookupOutcome.Allowed;
+
+    /// <summary>
+    /// When the subject's audit layer would drop what this side lets pass: how (Denied or DefaultDenied) and by which
+    /// rule. The packet still passes, and its flow says AUDIT. Null otherwise.
+    /// </summary>
+    public AuditJudgement? Audit { get; init; }
 }
+
+/// <summary>What the policies in audit mode would do to a packet the enforced ones let pass: drop it by a deny rule or a default deny.</summary>
+public sealed record AuditJudgement(LookupOutcome Outcome, RuleReference? Rule);
 
 /// <summary>
 /// The verdict on a connection at <paramref name="Version"/>: the source's egress is judged on its node first, and
@@ -43,6 +53,9 @@ public sealed record SideJudgement(Direction Direction, string? Node, uint Subje
 public sealed record Judgement(long Version, SideJudgement Egress, SideJudgement Ingress)
 {
     public bool Forwarded => Egress.Passes && Ingress.Passes;
+
+    /// <summary>Forwarded, and a policy in audit mode would drop it on a side it reaches: its flow says AUDIT.</summary>
+    public bool Audited => Forwarded && (Egress.Audit is not null || Ingress.Audit is not null);
 
     /// <summary>The side that decided: the one that dropped, else the ingress (the last to judge).</summary>
     public SideJudgement Deciding => Egress.Passes ? Ingress : Egress;
@@ -79,9 +92,16 @@ public sealed class PolicyJudge(ClusterView view)
         var snapshot = SnapshotOf(subject.Node);
         var peer = other.Ip is { } ip ? SnapshotLookup.Resolve(snapshot, ip) : other.Identity;
         var decision = SnapshotLookup.Decide(snapshot, subject.Identity, direction, peer, protocol, port);
-        var rule = decision.Entry is { } entry ? RuleReference.Parse(snapshot.Rules[(int)entry.RuleIndex]) : null;
-        return new(direction, subject.Node, subject.Identity, peer, decision.Outcome, rule, decision.Entry?.L7Redirect ?? false);
+        // As the datapath: the audit layer is looked at only for what the enforced policy lets pass.
+        var audit = decision.Passes ? SnapshotLookup.Decide(snapshot, subject.Identity | AgentProtocol.AuditLayer, direction, peer, protocol, port) : default;
+        return new(direction, subject.Node, subject.Identity, peer, decision.Outcome, RuleOf(snapshot, decision), decision.Entry?.L7Redirect ?? false)
+        {
+            Audit = decision.Passes && !audit.Passes ? new AuditJudgement(audit.Outcome, RuleOf(snapshot, audit)) : null,
+        };
     }
+
+    private static RuleReference? RuleOf(NodeSnapshot snapshot, LookupDecision decision) =>
+        decision.Entry is { } entry ? RuleReference.Parse(snapshot.Rules[(int)entry.RuleIndex]) : null;
 
     /// <summary>
     /// The policies that make <paramref name="identity"/> default-deny in a direction: those selecting its labels with a
@@ -89,11 +109,12 @@ public sealed class PolicyJudge(ClusterView view)
     /// <c>never</c> (nothing is enforced); under <c>always</c> the identity is default-deny even when none does, and
     /// <see cref="DefaultDenyingMode"/> names the mode as the cause.
     /// </summary>
-    public static IReadOnlyList<PolicyRecord> DefaultDenying(ClusterView view, uint identity, Direction direction)
+    /// <param name="mode">the policies enforced (what a drop is blamed on), or those in audit mode (what an AUDIT flow is)</param>
+    public static IReadOnlyList<PolicyRecord> DefaultDenying(ClusterView view, uint identity, Direction direction, PolicyMode mode = PolicyMode.Enforce)
     {
         if (view.PolicyEnforcement.Mode == EnforcementMode.Never) return [];
         if (!view.Identities.TryGetValue(new NumericIdentity(identity).LabelIdentity.Value, out var record)) return [];
-        return view.Policies.Values.Where(p => MakesDefaultDeny(p.Policy, record.Labels, direction)).ToArray();
+        return view.Policies.Values.Where(p => p.Policy.Mode == mode && MakesDefaultDeny(p.Policy, record.Labels, direction)).ToArray();
     }
 
     /// <summary>

@@ -5,6 +5,7 @@ using Direction = Mesh.ControlPlane.Compilation.Direction;
 using Mesh.ControlPlane.State;
 using Mesh.Contracts.Hubble;
 using Mesh.Contracts.Hubble.Flows;
+using PolicyMode = Mesh.Contracts.Policies.PolicyMode;
 using FlowEndpoint = Mesh.Contracts.Hubble.Flows.Endpoint;
 using Policy = Mesh.Contracts.Hubble.Flows.Policy;
 using FlowMessage = Mesh.Contracts.Hubble.Flows.Flow;
@@ -29,11 +30,13 @@ public sealed class FlowEnrichment(ClusterState state)
         {
             Enrich(flow.Source, flow.IP?.Source, lookup);
             Enrich(flow.Destination, flow.IP?.Destination, lookup);
-            if (flow is { Verdict: Verdict.Dropped, DropReasonDesc: DropReason.PolicyDenied, IngressDeniedBy.Count: 0, EgressDeniedBy.Count: 0 })
+            // A default deny (dropped, or in audit mode only reported) names no rule: blame the policies that make it.
+            if (flow is { Verdict: Verdict.Dropped or Verdict.Audit, DropReasonDesc: DropReason.PolicyDenied, IngressDeniedBy.Count: 0, EgressDeniedBy.Count: 0 })
             {
                 var ingress = flow.TrafficDirection == TrafficDirection.Ingress;
+                var mode = flow.Verdict == Verdict.Audit ? PolicyMode.Audit : PolicyMode.Enforce;
                 if ((ingress ? flow.Destination : flow.Source) is { } subject)
-                    (ingress ? flow.IngressDeniedBy : flow.EgressDeniedBy).AddRange(lookup.DefaultDenying(subject.Identity, ingress).Select(p => p.Clone()));
+                    (ingress ? flow.IngressDeniedBy : flow.EgressDeniedBy).AddRange(lookup.DefaultDenying(subject.Identity, ingress, mode).Select(p => p.Clone()));
             }
         }
     }
@@ -64,11 +67,11 @@ public sealed class FlowEnrichment(ClusterState state)
 
     private sealed record Lookup(ClusterView View, FrozenDictionary<uint, string[]> Labels, FrozenDictionary<string, EndpointRecord> Pods)
     {
-        private readonly ConcurrentDictionary<(uint, bool), Policy[]> _defaultDenying = new();
+        private readonly ConcurrentDictionary<(uint, bool, PolicyMode), Policy[]> _defaultDenying = new();
 
-        /// <summary>The policies that select <paramref name="identity"/> and make it default-deny in that direction.</summary>
-        public Policy[] DefaultDenying(uint identity, bool ingress) => _defaultDenying.GetOrAdd((identity, ingress), key =>
-            [.. PolicyJudge.DefaultDenying(View, key.Item1, key.Item2 ? Direction.Ingress : Direction.Egress)
+        /// <summary>The policies of a mode that select <paramref name="identity"/> and make it default-deny in that direction.</summary>
+        public Policy[] DefaultDenying(uint identity, bool ingress, PolicyMode mode) => _defaultDenying.GetOrAdd((identity, ingress, mode), key =>
+            [.. PolicyJudge.DefaultDenying(View, key.Item1, key.Item2 ? Direction.Ingress : Direction.Egress, key.Item3)
                 .Select(p => HubblePolicy.Of(p.Policy.Kind, p.Policy.Namespace, p.Policy.Name, (ulong)p.Version.Value))]);
     }
 }

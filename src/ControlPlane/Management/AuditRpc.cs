@@ -58,15 +58,14 @@ public sealed class AuditRpc(ClusterState state, MartenEventStore store, StateAt
     private static Rpc.ExplainedSide Side(ExplainedSide s) => new()
     {
         Direction = s.Direction, Node = s.Node ?? "", Endpoint = s.Endpoint, Identity = s.Identity, Peer = s.Peer, Outcome = s.Outcome,
-        Rule = s.Rule ?? "", Reason = s.Reason,
-        Origins =
-        {
-            s.Origins.Select(o => new Rpc.RuleOrigin
-            {
-                Policy = o.Policy, Rule = o.Rule ?? "", Position = o.Position, Time = Timestamp.FromDateTimeOffset(o.Time), Principal = o.Principal,
-                CorrelationId = o.CorrelationId,
-            }),
-        },
+        Rule = s.Rule ?? "", Reason = s.Reason, Origins = { s.Origins.Select(Origin) }, Audit = s.Audit ?? "",
+        AuditOrigins = { (s.AuditOrigins ?? []).Select(Origin) },
+    };
+
+    private static Rpc.RuleOrigin Origin(RuleOriginView o) => new()
+    {
+        Policy = o.Policy, Rule = o.Rule ?? "", Position = o.Position, Time = Timestamp.FromDateTimeOffset(o.Time), Principal = o.Principal,
+        CorrelationId = o.CorrelationId,
     };
 
     private static string? NullIfEmpty(string value) => value.Length == 0 ? null : value;

@@ -13,6 +13,7 @@ internal static class Messages
     {
         Namespace = p.Namespace, Name = p.Name, Kind = p.Kind, Hash = p.Hash, Version = p.Version,
         AppliedBy = p.AppliedBy, AppliedAt = Timestamp.FromDateTimeOffset(p.AppliedAt), DocumentJson = p.Document.ToJsonString(),
+        Mode = p.Mode,
     };
 
     public static Rpc.Endpoint ToMessage(this EndpointView e)

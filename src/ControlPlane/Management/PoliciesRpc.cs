@@ -59,6 +59,35 @@ public sealed class PoliciesRpc(PolicyService policies, CommandGateway commands,
     }
 
     [RequirePermission(Permission.PoliciesWrite)]
+    public override async Task<Rpc.PolicyApplied> PromotePolicy(Rpc.PolicyRef request, ServerCallContext context) =>
+        await PromoteAsync(request, null, context) switch
+        {
+            PolicyApplyResult.Applied { Answer: var a } => new() { Namespace = a.Namespace, Name = a.Name, Version = a.Version, Hash = a.Hash, Changed = a.Changed, Kind = a.Kind },
+            var other => throw new InvalidOperationException($"unexpected {other}"),
+        };
+
+    [RequirePermission(Permission.PoliciesWrite)]
+    public override async Task<Rpc.PolicyImpact> PreviewPromotePolicy(Rpc.PreviewPromotePolicyRequest request, ServerCallContext context) =>
+        await PromoteAsync(request.Policy ?? new(), Window(request.Window), context) switch
+        {
+            PolicyApplyResult.Previewed p => p.Impact.ToMessage(),
+            var other => throw new InvalidOperationException($"unexpected {other}"),
+        };
+
+    /// <summary>A promotion or, with a window, its dry run; NOT_FOUND and every refusal thrown as its status.</summary>
+    private async Task<PolicyApplyResult> PromoteAsync(Rpc.PolicyRef target, TimeSpan? dryRun, ServerCallContext context)
+    {
+        var (kind, ns) = Parse(target);
+        Caller.RequirePolicyWrite(context.GetHttpContext(), ns);
+        return await policies.PromoteAsync(kind, ns, target.Name, commands.ContextOf(context.GetHttpContext()), context.CancellationToken, dryRun) switch
+        {
+            null => throw new RpcException(new Status(StatusCode.NotFound, $"no {PolicyKinds.DocumentKind(kind)} {Named(ns, target.Name)}")),
+            PolicyApplyResult.OverBudget o => throw OverBudget(o),
+            var done => done,
+        };
+    }
+
+    [RequirePermission(Permission.PoliciesWrite)]
     public override async Task<Rpc.RollbackResult> RollbackPolicies(Rpc.RollbackPoliciesRequest request, ServerCallContext context)
     {
         var named = request.Name.Length > 0;

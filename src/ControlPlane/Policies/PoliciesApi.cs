@@ -26,6 +26,11 @@ public static class PoliciesApi
         api.MapDelete("/{ns}/{name}", DeletePolicy).RequirePermission(Permission.PoliciesWrite); // ?kind=CiliumNetworkPolicy|NetworkPolicy&dryRun=&window=
         api.MapGet("/", (PolicyService policies) => TypedResults.Ok(policies.List())).RequirePermission(Permission.PoliciesRead);
         api.MapPost("/rollback", Rollback).RequirePermission(Permission.PoliciesWrite);   // RollbackRequest → plan, impact, versions written
+        // A policy in audit mode applied again enforced (?kind=&dryRun=&window= as above).
+        api.MapPost("/{ns}/{name}/promote", (string ns, string name, string? kind, string? dryRun, string? window, HttpContext http, PolicyService policies,
+            CommandGateway commands, CancellationToken ct) => InvalidKind(kind, out var k) is { } invalid
+                ? Task.FromResult<Results<Ok<PolicyApplied>, Ok<PolicyImpact>, NotFound, ValidationProblem, ProblemHttpResult>>(invalid)
+                : PromoteAsync(k, ns, name, dryRun, window, http, policies, commands, ct)).RequirePermission(Permission.PoliciesWrite);
 
         // CiliumClusterwideNetworkPolicy: no namespace, selects endpoints of every namespace.
         var clusterwide = app.MapGroup("/v1/clusterwide-policies").WithTags("Policies");
@@ -36,7 +41,26 @@ public static class PoliciesApi
         clusterwide.MapDelete("/{name}", (string name, string? dryRun, string? window, HttpContext http, PolicyService policies, CommandGateway commands,
             CancellationToken ct) => DeleteAsync(PolicyKind.CiliumClusterwideNetworkPolicy, Clusterwide, name, dryRun, window, http, policies, commands, ct))
             .RequirePermission(Permission.PoliciesWrite);
+        clusterwide.MapPost("/{name}/promote", (string name, string? dryRun, string? window, HttpContext http, PolicyService policies, CommandGateway commands,
+            CancellationToken ct) => PromoteAsync(PolicyKind.CiliumClusterwideNetworkPolicy, Clusterwide, name, dryRun, window, http, policies, commands, ct))
+            .RequirePermission(Permission.PoliciesWrite);
         return app;
+    }
+
+    private static async Task<Results<Ok<PolicyApplied>, Ok<PolicyImpact>, NotFound, ValidationProblem, ProblemHttpResult>> PromoteAsync(
+        PolicyKind kind, string ns, string name, string? dryRun, string? window, HttpContext http, PolicyService policies, CommandGateway commands,
+        CancellationToken ct)
+    {
+        Caller.RequirePolicyWrite(http, ns);
+        if (ImpactPreview.ParseDryRun(dryRun, window, out var preview) is { } badQuery) return badQuery.ToProblem();
+        return await policies.PromoteAsync(kind, ns, name, commands.ContextOf(http), ct, preview) switch
+        {
+            null => TypedResults.NotFound(),
+            PolicyApplyResult.Applied a => TypedResults.Ok(a.Answer),
+            PolicyApplyResult.Previewed p => TypedResults.Ok(p.Impact),
+            PolicyApplyResult.OverBudget o => OverBudget(o),
+            var other => throw new InvalidOperationException($"unexpected {other}"),
+        };
     }
 
     private const string Clusterwide = PolicyService.Clusterwide;

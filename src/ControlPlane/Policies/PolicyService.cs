@@ -113,6 +113,16 @@ public sealed class PolicyService(CommandGateway commands, ClusterState state, S
             ? await PreviewAsync([new PolicyCommand.DeletePolicy(ns, name, kind)], context, window, ct)
             : null;
 
+    /// <summary>
+    /// Applies a stored policy again enforced (or with a <paramref name="dryRun"/> window, previews that): how a
+    /// policy in audit mode is promoted, one change in the log. An enforced policy stays as it is. Null when there is none.
+    /// </summary>
+    public async Task<PolicyApplyResult?> PromoteAsync(PolicyKind kind, string ns, string name, CommandContext context, CancellationToken ct,
+        TimeSpan? dryRun = null) =>
+        state.Current.Policies.TryGetValue(ClusterView.PolicyKey(kind, ns, name), out var p)
+            ? await ApplyAsync(p.Policy with { Mode = PolicyMode.Enforce }, context, ct, dryRun)
+            : null;
+
     /// <summary>The impact of <paramref name="changes"/> on the current state, as if they were applied now.</summary>
     public Task<PolicyImpact> PreviewAsync(IReadOnlyList<PolicyCommand> changes, CommandContext context, TimeSpan window, CancellationToken ct)
     {
@@ -142,5 +152,6 @@ public sealed class PolicyService(CommandGateway commands, ClusterState state, S
 
     /// <summary>A policy as the APIs show it (here and in the state as of a version).</summary>
     internal static PolicyView View(PolicyRecord p) =>
-        new(p.Policy.Namespace ?? "", p.Policy.Name, p.Hash, p.Version.Value, p.AppliedBy, p.AppliedAt, p.Document, PolicyKinds.DocumentKind(p.Policy.Kind));
+        new(p.Policy.Namespace ?? "", p.Policy.Name, p.Hash, p.Version.Value, p.AppliedBy, p.AppliedAt, p.Document, PolicyKinds.DocumentKind(p.Policy.Kind),
+            PolicyModes.Name(p.Policy.Mode));
 }

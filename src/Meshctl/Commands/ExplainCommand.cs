@@ -68,7 +68,7 @@ public static class ExplainCommand
 
     private static void Write(ExplanationView e)
     {
-        var colour = e.Verdict == "FORWARDED" ? "green" : "red";
+        var colour = e.Verdict switch { "FORWARDED" => "green", "AUDIT" => "yellow", _ => "red" };
         var port = e.Protocol == "ICMP" ? "" : $"/{e.Port}";
         AnsiConsole.MarkupLine($"[bold {colour}]{e.Verdict}[/] {Output.Esc(e.Source)} → {Output.Esc(e.Destination)} {e.Protocol}{port} at version {e.Version}");
         var deciding = e.DecidedBy == "egress" ? e.Egress : e.Ingress;
@@ -78,9 +78,12 @@ public static class ExplainCommand
         {
             var outcome = side.Outcome is "Allowed" or "NotEnforced" ? $"[green]{side.Outcome}[/]" : $"[red]{side.Outcome}[/]";
             AnsiConsole.MarkupLine($"  {side.Direction,-8}    {outcome}{(side.Rule is { } rule ? $" {Output.Esc(rule)}" : "")} ({Where(side)}, peer identity {side.Peer})");
-            foreach (var o in side.Origins)
-                AnsiConsole.MarkupLine($"              introduced by [bold]{Output.Esc(o.Principal)}[/] at {o.Time.UtcDateTime:yyyy-MM-dd HH:mm:ss'Z'}: " +
-                    $"{Output.Esc(o.Policy)} applied at log position {o.Position} (correlation {Output.Esc(o.CorrelationId)})");
+            WriteOrigins(side.Origins);
+            if (side.Audit is { } audit)
+            {
+                AnsiConsole.MarkupLine($"              [yellow]{Output.Esc(audit)}[/]");
+                WriteOrigins(side.AuditOrigins ?? []);
+            }
         }
         if (e.Flow is { } f)
         {
@@ -88,6 +91,13 @@ public static class ExplainCommand
             AnsiConsole.MarkupLine($"  recorded    {Output.Esc(f.Verdict)} at the {f.Direction} on {Output.Esc(f.Node)}, {f.Time.UtcDateTime:yyyy-MM-dd HH:mm:ss'Z'}" +
                 $"{(f.Policies.Count > 0 ? $" by {Output.Esc(string.Join(", ", f.Policies))}" : "")}: {agreement}");
         }
+    }
+
+    private static void WriteOrigins(IEnumerable<RuleOriginView> origins)
+    {
+        foreach (var o in origins)
+            AnsiConsole.MarkupLine($"              introduced by [bold]{Output.Esc(o.Principal)}[/] at {o.Time.UtcDateTime:yyyy-MM-dd HH:mm:ss'Z'}: " +
+                $"{Output.Esc(o.Policy)} applied at log position {o.Position} (correlation {Output.Esc(o.CorrelationId)})");
     }
 
     private static string Where(ExplainedSide side) =>

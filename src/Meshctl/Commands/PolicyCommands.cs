@@ -6,7 +6,7 @@ using Spectre.Console;
 
 namespace Mesh.Meshctl.Commands;
 
-/// <summary>meshctl policy apply|get|list|delete|wait|history|rollback|enforcement.</summary>
+/// <summary>meshctl policy apply|get|list|delete|promote|wait|history|diff|rollback|enforcement.</summary>
 public static partial class PolicyCommands
 {
     public static Command Build()
@@ -16,6 +16,7 @@ public static partial class PolicyCommands
         policy.Add(Get());
         policy.Add(List());
         policy.Add(Delete());
+        policy.Add(Promote());
         policy.Add(Wait());
         policy.Add(History());
         policy.Add(Diff());
@@ -121,7 +122,8 @@ public static partial class PolicyCommands
     internal static void Show(ParseResult parse, string reference, PolicyView view)
     {
         if (GlobalOptions.Json(parse)) { Output.WriteJson(view); return; }
-        AnsiConsole.MarkupLine($"[bold]{Output.Esc(reference)}[/]  v{view.Version}  applied by {Output.Esc(view.AppliedBy)} at {view.AppliedAt:u}  hash {Output.Esc(view.Hash[..12])}");
+        var mode = view.Mode == PolicyModes.Name(PolicyMode.Audit) ? "  [yellow]audit mode[/] (what it would deny passes; flows say AUDIT)" : "";
+        AnsiConsole.MarkupLine($"[bold]{Output.Esc(reference)}[/]{mode}  v{view.Version}  applied by {Output.Esc(view.AppliedBy)} at {view.AppliedAt:u}  hash {Output.Esc(view.Hash[..12])}");
         Console.WriteLine(view.Document.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
     }
 
@@ -129,9 +131,10 @@ public static partial class PolicyCommands
     internal static void ShowAll(ParseResult parse, IReadOnlyList<PolicyView> policies)
     {
         if (GlobalOptions.Json(parse)) { Output.WriteJson(policies); return; }
-        var table = Output.Table("NAMESPACE", "NAME", "KIND", "VERSION", "APPLIED BY", "APPLIED AT", "HASH");
+        var table = Output.Table("NAMESPACE", "NAME", "KIND", "MODE", "VERSION", "APPLIED BY", "APPLIED AT", "HASH");
         foreach (var p in policies)
-            table.AddRow(Output.Esc(p.Namespace), Output.Esc(p.Name), Output.Esc(p.Kind), $"v{p.Version}", Output.Esc(p.AppliedBy), $"{p.AppliedAt:u}", Output.Esc(p.Hash[..12]));
+            table.AddRow(Output.Esc(p.Namespace), Output.Esc(p.Name), Output.Esc(p.Kind),
+                p.Mode == PolicyModes.Name(PolicyMode.Audit) ? "[yellow]audit[/]" : Output.Esc(p.Mode), $"v{p.Version}", Output.Esc(p.AppliedBy), $"{p.AppliedAt:u}", Output.Esc(p.Hash[..12]));
         AnsiConsole.Write(table);
     }
 
@@ -164,6 +167,34 @@ public static partial class PolicyCommands
             if (result is null) return Output.Error($"{reference} not found (meshctl policy list shows what exists, and of which kind)");
             if (GlobalOptions.Json(parse)) Output.WriteJson(result);
             else AnsiConsole.MarkupLine($"[green]✓[/] {Output.Esc(reference)} deleted at v{result.Version}");
+            return 0;
+        }));
+        return cmd;
+    }
+
+    private static Command Promote()
+    {
+        var name = new Argument<string>("NAMESPACE/NAME") { Description = "The policy in audit mode to enforce" };
+        var cmd = new Command("promote", "Enforce a policy applied in audit mode (annotation " + PolicyModes.Annotation + ": audit): " +
+            "the same policy again, enforced, as one change in the log. With --dry-run, changes nothing and shows what enforcing it " +
+            "would newly drop or allow of the traffic recorded (its AUDIT flows are the same warning, live).\nExamples:\n" +
+            "  meshctl observe --verdict AUDIT --since 1h\n  meshctl policy promote --dry-run shop/lockdown\n  meshctl policy promote shop/lockdown\n" + ExitCodes)
+            { name, Kind, Clusterwide, DryRun, Window };
+        cmd.SetAction((parse, ct) => Output.GuardAsync(async () =>
+        {
+            var (ns, n, kind) = Target(parse, name);
+            var reference = NetworkPolicy.KindAndNameOf(kind, ns, n);
+            var client = GlobalOptions.ClientFrom(parse);
+            var notFound = $"{reference} not found (meshctl policy list shows what exists, of which kind and mode)";
+            if (parse.GetValue(DryRun))
+                return await client.PreviewPromotePolicyAsync(ns, n, kind, parse.GetValue(Window), ct) is { } impact
+                    ? Preview(parse, $"promote {reference}", impact)
+                    : Output.Error(notFound);
+            var promoted = await client.PromotePolicyAsync(ns, n, kind, ct);
+            if (promoted is null) return Output.Error(notFound);
+            if (GlobalOptions.Json(parse)) Output.WriteJson(promoted);
+            else if (promoted.Changed) AnsiConsole.MarkupLine($"[green]✓[/] {Output.Esc(reference)} enforced from v{promoted.Version}");
+            else AnsiConsole.MarkupLine($"{Output.Esc(reference)} is enforced already: nothing changed (v{promoted.Version})");
             return 0;
         }));
         return cmd;
