@@ -13,7 +13,7 @@ public sealed class AgentMetricsTests : IDisposable
     private readonly AgentMetrics _metrics;
     private readonly MeterListener _listener = new();
     private readonly List<(string Instrument, long Value, Dictionary<string, string> Tags)> _measured = [];
-    private VerdictCounters _counters = new(10, 1000, 3, 300);
+    private VerdictCounters _counters = new(10, 1000, 3, 300, 2, 200);
 
     public AgentMetricsTests()
     {
@@ -95,13 +95,15 @@ public sealed class AgentMetricsTests : IDisposable
     public void A_collection_reads_the_datapath_counters_the_enforced_version_the_connection_and_the_losses_by_source()
     {
         _listener.RecordObservableInstruments();
-        _counters = new VerdictCounters(11, 1100, 4, 400);
+        _counters = new VerdictCounters(11, 1100, 4, 400, 5, 500);
         _listener.RecordObservableInstruments();
 
         Assert.Equal([10, 11], _measured.Where(m => m.Instrument == "mesh.datapath.forwarded_packets").Select(m => m.Value));
         Assert.Equal(1100, _measured.Last(m => m.Instrument == "mesh.datapath.forwarded_bytes").Value);
         Assert.Equal(4, _measured.Last(m => m.Instrument == "mesh.datapath.dropped_packets").Value);
         Assert.Equal(400, _measured.Last(m => m.Instrument == "mesh.datapath.dropped_bytes").Value);
+        Assert.Equal([2, 5], _measured.Where(m => m.Instrument == "mesh.datapath.audit_packets").Select(m => m.Value));
+        Assert.Equal(500, _measured.Last(m => m.Instrument == "mesh.datapath.audit_bytes").Value);
         Assert.Equal(42, _measured.Last(m => m.Instrument == "mesh.agent.enforced_version").Value);
         Assert.Equal(1, _measured.Last(m => m.Instrument == "mesh.agent.connected").Value);
         Assert.Equal(5, _measured.Last(m => m.Instrument == "hubble.lost_events" && m.Tags["source"] == "observer_events_queue").Value);
