@@ -69,6 +69,15 @@ public sealed class AgentMetricsTests : IDisposable
     }
 
     [Fact]
+    public void An_audit_flow_is_a_policy_verdict_and_no_drop()
+    {
+        _metrics.Processed(Flow(TrafficDirection.Ingress, FlowVerdict.Audit, DropReason.PolicyDenied, "shop/deny ingress[0]"));
+
+        Assert.Equal(1, Sum("hubble.flows_processed", ("type", "PolicyVerdict"), ("verdict", "AUDIT"), ("protocol", "TCP")));
+        Assert.Equal(0, Sum("hubble.drop"));
+    }
+
+    [Fact]
     public void A_forwarded_flow_is_no_drop()
     {
         _metrics.Processed(Flow(TrafficDirection.Ingress, FlowVerdict.Forwarded, DropReason.None, "shop/allow ingress[0]"));
@@ -82,6 +91,8 @@ public sealed class AgentMetricsTests : IDisposable
     [InlineData(TrafficDirection.Egress, FlowVerdict.Forwarded, DropReason.None, null, "egress", "none", "forwarded")]
     [InlineData(TrafficDirection.Ingress, FlowVerdict.Dropped, DropReason.PolicyDenied, "shop/deny ingress[0]", "ingress", "rule", "dropped")]
     [InlineData(TrafficDirection.Ingress, FlowVerdict.Dropped, DropReason.DefaultDeny, null, "ingress", "none", "dropped")]
+    [InlineData(TrafficDirection.Ingress, FlowVerdict.Audit, DropReason.PolicyDenied, "shop/deny ingress[0]", "ingress", "rule", "audit")]
+    [InlineData(TrafficDirection.Egress, FlowVerdict.Audit, DropReason.DefaultDeny, null, "egress", "none", "audit")]
     public void Every_flow_is_a_policy_verdict_by_direction_whether_a_rule_decided_and_action(
         TrafficDirection direction, FlowVerdict verdict, DropReason reason, string? rule, string hubbleDirection, string match, string action)
     {
