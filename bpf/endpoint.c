@@ -73,6 +73,12 @@ static __always_inline int load_ports(struct __sk_buff *skb, struct iphdr *ip, s
  * endpoint is looked up only when something has to be judged. A forward entry stamped with the active version
  * was judged on an endpoint of that version; a reply entry was made on an endpoint, and a reply passes whether
  * or not its interface is still one, and is counted as forwarded either way.
+ *
+ * A packet the endpoint's enforced policy forwards is judged again by the identity's audit layer when it has one
+ * (policy_audit): what the audit layer would drop passes as AUDIT and is tracked like any allowed connection, so
+ * like a forwarded one it is reported once, by its first packet, and the rest passes on conntrack (a new version
+ * judges its next forward packet again, and counts it, without a second event). Conntrack keeps the enforced
+ * policy's rule, the one that let the connection pass.
  */
 static __always_inline int handle_ipv4(struct __sk_buff *skb, __u8 dir)
 {
@@ -86,7 +92,7 @@ static __always_inline int handle_ipv4(struct __sk_buff *skb, __u8 dir)
 	struct ct_entry *ce;
 	struct ethhdr *eth;
 	struct iphdr *ip;
-	__u32 gen, peer, enforced;
+	__u32 gen, peer, enforced, audit_enforced, allowed_rule;
 	__u64 version;
 
 	if (gen_load(&gen, &version))
@@ -134,6 +140,11 @@ static __always_inline int handle_ipv4(struct __sk_buff *skb, __u8 dir)
 	peer = ipcache_identity4(gen, dir == DIR_EGRESS ? ip->daddr : ip->saddr);
 	enforced = ep->flags & (dir == DIR_EGRESS ? ENDPOINT_EGRESS_ENFORCED : ENDPOINT_INGRESS_ENFORCED);
 	r = policy_decide(gen, ep->identity, peer, dir, ip->protocol, ports.dport, enforced != 0);
+	allowed_rule = r.rule_index;
+	if (r.verdict == VERDICT_FORWARDED && (ep->flags & ENDPOINT_AUDITED)) {
+		audit_enforced = ep->flags & (dir == DIR_EGRESS ? ENDPOINT_AUDIT_EGRESS_ENFORCED : ENDPOINT_AUDIT_INGRESS_ENFORCED);
+		r = policy_audit(r, gen, ep->identity, peer, dir, ip->protocol, ports.dport, audit_enforced != 0);
+	}
 
 	ev.version = version;
 	ev.ifindex = skb->ifindex;
@@ -154,7 +165,7 @@ static __always_inline int handle_ipv4(struct __sk_buff *skb, __u8 dir)
 		flow_emit(&ev);
 		return TC_ACT_SHOT;
 	}
-	if (ct_allow(&ct, ce, version, r.rule_index))
+	if (ct_allow(&ct, ce, version, allowed_rule))
 		flow_emit(&ev);
 	return TC_ACT_OK;
 }

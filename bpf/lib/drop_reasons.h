@@ -7,10 +7,12 @@
 enum flow_verdict {
 	VERDICT_FORWARDED = 0,
 	VERDICT_DROPPED   = 1,
+	VERDICT_AUDIT     = 2, /* forwarded, but the endpoint's audit layer would drop it: the reason and rule say why */
 	VERDICT_MAX,
 };
 
-/* Mirrors DropReason in IDatapath.cs. Stored as a u8 in flow events, so the values stay small and positive. */
+/* Mirrors DropReason in IDatapath.cs. Stored as a u8 in flow events, so the values stay small and positive. A
+ * DROPPED flow carries the reason it was dropped, an AUDIT flow the reason it would have been. */
 enum drop_reason {
 	REASON_NONE           = 0,
 	REASON_POLICY_DENIED  = 1, /* a deny entry matched: deny beats every allow */

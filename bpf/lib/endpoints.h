@@ -6,8 +6,13 @@
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
 
-#define ENDPOINT_INGRESS_ENFORCED (1U << 0)
-#define ENDPOINT_EGRESS_ENFORCED  (1U << 1)
+#define ENDPOINT_INGRESS_ENFORCED       (1U << 0)
+#define ENDPOINT_EGRESS_ENFORCED        (1U << 1)
+/* The identity has an audit layer (a policy in audit mode selects it): what its enforced policy forwards is judged
+ * again by the inner map of identity | POLICY_AUDIT_LAYER, whose directions are enforced by the two bits below. */
+#define ENDPOINT_AUDITED                (1U << 2)
+#define ENDPOINT_AUDIT_INGRESS_ENFORCED (1U << 3)
+#define ENDPOINT_AUDIT_EGRESS_ENFORCED  (1U << 4)
 
 /* Mirrors EndpointKeyNative. */
 struct endpoint_key {
@@ -18,7 +23,7 @@ struct endpoint_key {
 /* Mirrors EndpointInfoNative. */
 struct endpoint_info {
 	__u32 identity;
-	__u32 flags;       /* ENDPOINT_*_ENFORCED */
+	__u32 flags;       /* ENDPOINT_* */
 };
 
 struct {

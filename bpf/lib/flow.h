@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
-/* Flow events and verdict counters: every drop, and the first packet of every allowed connection. */
+/* Flow events and verdict counters: every drop, and the first packet of every allowed connection (forwarded or
+ * audited). */
 #ifndef MESH_FLOW_H
 #define MESH_FLOW_H
 
@@ -37,6 +38,8 @@ struct verdict_counter {
 	__u64 bytes;
 };
 
+/* Indexed by enum flow_verdict. A packet that passes on conntrack counts as forwarded: an audited connection
+ * counts as audit only the packets the policy judged (its first, and its first under each new version). */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, VERDICT_MAX);

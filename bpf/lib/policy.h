@@ -19,11 +19,16 @@ enum policy_verdict {
 };
 
 /* Outer key: one inner policy map per local identity and generation, created and filled by the agent, so a
- * version that changes one identity's policy touches that identity's map only. Mirrors PolicyMapKeyNative. */
+ * version that changes one identity's policy touches that identity's map only. An identity's audit layer has its
+ * own map, keyed by the identity with POLICY_AUDIT_LAYER set. Mirrors PolicyMapKeyNative. */
 struct policy_map_key {
 	__u32 gen;
-	__u32 local_identity;
+	__u32 local_identity;   /* a local identity, or local | POLICY_AUDIT_LAYER */
 };
+
+/* Set in a policy_map_key's local_identity: the map is the identity's audit layer, the policy it would have if the
+ * policies in audit mode were enforced too. Identities never use this bit. Mirrors AgentProtocol.AuditLayer. */
+#define POLICY_AUDIT_LAYER 0x80000000U
 
 /* Longest-prefix match covers the fields after 'prefixlen', in this order. A prefix always covers the peer and
  * the direction (40 bits); it may stop there (any protocol, any port), after the protocol (48: any port of that
@@ -105,13 +110,14 @@ static __always_inline struct policy_entry *policy_precedence(struct policy_entr
 /**
  * policy_decide() - judge one packet of a local identity against the policy of one generation
  * @gen: active generation
- * @local: identity of the local endpoint
+ * @local: identity of the local endpoint, or its audit layer (local | POLICY_AUDIT_LAYER)
  * @peer: identity of the other side
  * @dir: enum traffic_direction
  * @proto: IP protocol
  * @dport: destination port, network byte order (0 for protocols without ports and later fragments)
  * @enforced: whether this direction of the endpoint is enforced (selected by some policy, or every endpoint
- *            under the cluster's enforcement mode "always"; none under "never")
+ *            under the cluster's enforcement mode "always"; none under "never"); for an audit layer, the
+ *            layer's own enforcement of this direction
  *
  * Two LPM lookups in the identity's map, {peer, ...} and {0, ...}; policy_precedence() picks the decision.
  * No entry: an enforced direction drops (REASON_DEFAULT_DENY), an unenforced one forwards.
@@ -149,6 +155,37 @@ static __always_inline struct policy_result policy_decide(__u32 gen, __u32 local
 		r.reason = REASON_DEFAULT_DENY;
 	}
 	return r;
+}
+
+/**
+ * policy_audit() - judge a packet the enforced policy forwards by the identity's audit layer too
+ * @forwarded: the decision of policy_decide() on the enforced policy, VERDICT_FORWARDED
+ * @gen: active generation
+ * @local: identity of the local endpoint (not its audit layer)
+ * @peer: identity of the other side
+ * @dir: enum traffic_direction
+ * @proto: IP protocol
+ * @dport: destination port, network byte order
+ * @enforced: whether this direction of the audit layer is enforced (ENDPOINT_AUDIT_*_ENFORCED)
+ *
+ * The audit layer is decided exactly like the enforced policy (policy_decide() in the map of
+ * local | POLICY_AUDIT_LAYER). Precedence between the two decisions of one packet:
+ *   1. the enforced policy drops: DROPPED, whatever the audit layer says (the caller does not ask it)
+ *   2. the audit layer drops: AUDIT, the packet passes; the reason and rule are the audit layer's (RULE_NONE
+ *      for its default deny), the rule that would have dropped it
+ *   3. both forward: FORWARDED with the enforced policy's rule
+ *
+ * Returns the decision the flow reports.
+ */
+static __always_inline struct policy_result policy_audit(struct policy_result forwarded, __u32 gen, __u32 local,
+							 __u32 peer, __u8 dir, __u8 proto, __be16 dport, int enforced)
+{
+	struct policy_result audit = policy_decide(gen, local | POLICY_AUDIT_LAYER, peer, dir, proto, dport, enforced);
+
+	if (audit.verdict != VERDICT_DROPPED)
+		return forwarded;
+	audit.verdict = VERDICT_AUDIT;
+	return audit;
 }
 
 #endif

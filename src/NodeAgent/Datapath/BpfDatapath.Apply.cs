@@ -166,16 +166,22 @@ public sealed partial class BpfDatapath
         if (s.Endpoints.GroupBy(e => e.InterfaceName).FirstOrDefault(g => g.Count() > 1) is { } sharedInterface)
             throw new DatapathException($"version {s.Version}: interface {sharedInterface.Key} belongs to several endpoints");
         if (s.Policies.GroupBy(p => p.Identity).FirstOrDefault(g => g.Count() > 1) is { } twice)
-            throw new DatapathException($"version {s.Version}: identity {twice.Key} has more than one policy item");
+            throw new DatapathException($"version {s.Version}: {PolicyName(twice.Key)} has more than one policy item");
         foreach (var p in s.Policies)
         {
             if (p.Entries.Count > DatapathMaps.PolicyEntriesPerIdentity)
-                throw new DatapathException($"version {s.Version}: identity {p.Identity}: {p.Entries.Count} policy entries, but its mesh_policy map holds {DatapathMaps.PolicyEntriesPerIdentity}");
+                throw new DatapathException($"version {s.Version}: {PolicyName(p.Identity)}: {p.Entries.Count} policy entries, but its mesh_policy map holds {DatapathMaps.PolicyEntriesPerIdentity}");
             foreach (var e in p.Entries)
                 if (EntryError(e, s.Rules.Count) is { } error)
-                    throw new DatapathException($"version {s.Version}: identity {p.Identity}: {error}");
+                    throw new DatapathException($"version {s.Version}: {PolicyName(p.Identity)}: {error}");
         }
     }
+
+    /// <summary>A snapshot policy as people name it: an audit layer by the identity it audits.</summary>
+    private static string PolicyName(uint identity) =>
+        Mesh.Contracts.Agent.AgentProtocol.IsAuditLayer(identity)
+            ? $"the audit layer of identity {identity & ~PolicyMapKeyNative.AuditLayer}"
+            : $"identity {identity}";
 
     private static string? EntryError(PolicyEntryItem e, int rules)
     {

@@ -18,5 +18,8 @@ public sealed record BpfDatapathOptions
     public Action<string>? Log { get; init; }
 }
 
-/// <summary>Packets and bytes judged on endpoint interfaces since the maps were created, summed over CPUs.</summary>
-public readonly record struct VerdictCounters(ulong ForwardedPackets, ulong ForwardedBytes, ulong DroppedPackets, ulong DroppedBytes);
+/// <summary>Packets and bytes judged on endpoint interfaces since the maps were created, summed over CPUs. Audit
+/// counts the packets forwarded that an audit layer would have dropped, as the policy judged them: the later packets
+/// of such a connection pass on conntrack and count as forwarded.</summary>
+public readonly record struct VerdictCounters(ulong ForwardedPackets, ulong ForwardedBytes, ulong DroppedPackets, ulong DroppedBytes,
+    ulong AuditPackets, ulong AuditBytes);

@@ -69,7 +69,9 @@ public sealed record EndpointItem(string Id, string InterfaceName, uint Identity
 /// <param name="Reason">what the node namespace said, for people: "interface lxc1a2b3c4d not found in network namespace mesh-node-1 (ENODEV)"</param>
 public sealed record WaitingEndpoint(string Id, string InterfaceName, string Reason);
 
-/// <summary>The policy of every endpoint with this identity. A direction that is not enforced allows everything.</summary>
+/// <summary>The policy of every endpoint with this identity. A direction that is not enforced allows everything.
+/// An identity with <see cref="Mesh.Contracts.Agent.AgentProtocol.AuditLayer"/> set is the audit layer of the identity
+/// without it: what that identity's enforced policy lets pass and the layer would drop passes as <see cref="FlowVerdict.Audit"/>.</summary>
 public sealed record IdentityPolicyItem(uint Identity, bool IngressEnforced, bool EgressEnforced, IReadOnlyList<PolicyEntryItem> Entries);
 
 /// <summary>
@@ -84,9 +86,11 @@ public sealed record PolicyEntryItem(TrafficDirection Direction, uint PeerIdenti
     public int PortBits => PortPrefixLength ?? (Port == 0 ? 0 : 16);
 }
 
-public enum FlowVerdict : byte { Forwarded = 0, Dropped = 1 }
+/// <summary>Audit: forwarded, but the endpoint's audit layer (the policies in audit mode enforced too) would have
+/// dropped it; the flow's reason and rule are the ones that would have dropped it.</summary>
+public enum FlowVerdict : byte { Forwarded = 0, Dropped = 1, Audit = 2 }
 
-/// <summary>Why a packet was dropped (Forwarded flows carry None).</summary>
+/// <summary>Why a packet was dropped, or for an Audit flow why it would have been (Forwarded flows carry None).</summary>
 public enum DropReason : byte { None = 0, PolicyDenied = 1, DefaultDeny = 2 }
 
 public sealed record FlowEvent(

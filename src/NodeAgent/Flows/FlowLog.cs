@@ -20,7 +20,7 @@ public sealed record FlowRecord(
         f.DestinationPort == 0 ? f.Destination.ToString() : $"{f.Destination}:{f.DestinationPort}",
         f.Protocol switch { 6 => "TCP", 17 => "UDP", 132 => "SCTP", 1 => "ICMP", var p => p.ToString(System.Globalization.CultureInfo.InvariantCulture) },
         new NumericIdentity(f.SourceIdentity).LabelIdentity.Value, new NumericIdentity(f.DestinationIdentity).LabelIdentity.Value,
-        f.Verdict == FlowVerdict.Dropped ? "DROPPED" : "FORWARDED",
+        f.Verdict switch { FlowVerdict.Dropped => "DROPPED", FlowVerdict.Audit => "AUDIT", _ => "FORWARDED" },
         f.Reason == Datapath.DropReason.None ? null : f.Reason.ToString(),
         f.Version, f.Rule);
 }

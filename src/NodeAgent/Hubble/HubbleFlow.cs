@@ -18,7 +18,9 @@ namespace Mesh.NodeAgent.Hubble;
 /// A datapath flow event in Hubble's form (<c>flow.Flow</c>), filled with what the agent knows: addresses, ports,
 /// verdict, the local pods at either end, the security identities, and the policy whose rule decided it with the
 /// version that decided. Labels are known here for reserved identities only: the snapshot names no label of a
-/// cluster identity (the control plane adds them when it stores the flow).
+/// cluster identity (the control plane adds them when it stores the flow). An audit flow (forwarded, but a policy in
+/// audit mode would have dropped it) is Hubble's AUDIT verdict: a policy-verdict event carrying the drop reason and
+/// the denying policy it would have had.
 /// </summary>
 public static class HubbleFlow
 {
@@ -29,12 +31,13 @@ public static class HubbleFlow
     public static FlowMessage From(FlowEvent f, string node, EndpointDirectory directory)
     {
         var dropped = f.Verdict == FlowVerdict.Dropped;
-        var reason = dropped ? DropReasonOf(f.Reason) : HubbleDropReason.Unknown;
+        var denied = dropped || f.Verdict == FlowVerdict.Audit;
+        var reason = denied ? DropReasonOf(f.Reason) : HubbleDropReason.Unknown;
         var flow = new FlowMessage
         {
             Time = Timestamp.FromDateTimeOffset(f.Time),
             Uuid = Guid.NewGuid().ToString(),
-            Verdict = dropped ? Verdict.Dropped : Verdict.Forwarded,
+            Verdict = f.Verdict switch { FlowVerdict.Dropped => Verdict.Dropped, FlowVerdict.Audit => Verdict.Audit, _ => Verdict.Forwarded },
             DropReason = (uint)reason,
             DropReasonDesc = reason,
             IP = new IP
@@ -54,12 +57,13 @@ public static class HubbleFlow
             TrafficDirection = f.Direction == MeshDirection.Ingress ? HubbleDirection.Ingress : HubbleDirection.Egress,
             Summary = SummaryOf(f),
         };
-        // The datapath reports a forwarded connection by its first packet, which is never a reply; a dropped packet
-        // may be either (a reply of a connection whose allow was removed).
+        // The datapath reports a forwarded (or audited) connection by its first packet, which is never a reply; a
+        // dropped packet may be either (a reply of a connection whose allow was removed).
         if (!dropped) flow.IsReply = false;
         if (f.Rule is { } rule && PolicyOf(rule, f.Version) is { } policy)
         {
-            var by = (dropped, f.Direction) switch
+            // An audit flow names the policy that would have denied it.
+            var by = (denied, f.Direction) switch
             {
                 (false, MeshDirection.Ingress) => flow.IngressAllowedBy,
                 (false, _) => flow.EgressAllowedBy,
@@ -127,12 +131,18 @@ public static class HubbleFlow
         var route = f.SourcePort == 0 && f.DestinationPort == 0
             ? $"{f.Source} -> {f.Destination}"
             : $"{f.Source}:{f.SourcePort} -> {f.Destination}:{f.DestinationPort}";
-        var verdict = f.Verdict == FlowVerdict.Dropped ? $"dropped ({f.Reason switch
+        var why = f.Reason switch
         {
             MeshDropReason.PolicyDenied => "deny rule",
             MeshDropReason.DefaultDeny => "default deny: no rule allows it",
             _ => "unknown reason",
-        }})" : "forwarded";
+        };
+        var verdict = f.Verdict switch
+        {
+            FlowVerdict.Dropped => $"dropped ({why})",
+            FlowVerdict.Audit => $"audit: would be dropped ({why})",
+            _ => "forwarded",
+        };
         var decided = f.Rule is { } rule ? $" by {rule}" : "";
         return string.Create(CultureInfo.InvariantCulture, $"{protocol} {route} {verdict}{decided} at v{f.Version}");
     }

@@ -58,6 +58,10 @@ public sealed class AgentMetrics : IDisposable
             description: "Packets the datapath dropped on endpoint interfaces, summed over CPUs");
         Meter.CreateObservableCounter("mesh.datapath.dropped_bytes", () => Datapath(sources, c => c.DroppedBytes),
             description: "Bytes of the packets the datapath dropped on endpoint interfaces, summed over CPUs");
+        Meter.CreateObservableCounter("mesh.datapath.audit_packets", () => Datapath(sources, c => c.AuditPackets),
+            description: "Packets the datapath forwarded on endpoint interfaces that a policy in audit mode would have dropped, summed over CPUs");
+        Meter.CreateObservableCounter("mesh.datapath.audit_bytes", () => Datapath(sources, c => c.AuditBytes),
+            description: "Bytes of the packets the datapath forwarded that a policy in audit mode would have dropped, summed over CPUs");
         Meter.CreateObservableGauge("mesh.agent.enforced_version", () => (long)sources.EnforcedVersion(),
             description: "The policy version the kernel enforces on this node (0 before the first)");
         Meter.CreateObservableGauge("mesh.agent.connected", () => sources.Connected() ? 1 : 0,

@@ -67,6 +67,43 @@ public sealed partial class DatapathLayoutTests
         Assert.Equal(MapLayout.Version, int.Parse(define.Groups[1].Value));
     }
 
+    [Fact]
+    public void The_endpoint_flags_are_the_bits_of_endpoints_h()
+    {
+        var header = File.ReadAllText(Path.Combine(RepoPaths.Root, "bpf", "lib", "endpoints.h"));
+        var bits = FlagDefine().Matches(header).ToDictionary(m => m.Groups[1].Value, m => 1u << int.Parse(m.Groups[2].Value));
+
+        Assert.Equal(new Dictionary<string, uint>
+        {
+            ["ENDPOINT_INGRESS_ENFORCED"] = EndpointInfoNative.IngressEnforced,
+            ["ENDPOINT_EGRESS_ENFORCED"] = EndpointInfoNative.EgressEnforced,
+            ["ENDPOINT_AUDITED"] = EndpointInfoNative.Audited,
+            ["ENDPOINT_AUDIT_INGRESS_ENFORCED"] = EndpointInfoNative.AuditIngressEnforced,
+            ["ENDPOINT_AUDIT_EGRESS_ENFORCED"] = EndpointInfoNative.AuditEgressEnforced,
+        }, bits);
+    }
+
+    [Fact]
+    public void The_audit_layer_bit_of_policy_h_is_the_agent_protocols()
+    {
+        var header = File.ReadAllText(Path.Combine(RepoPaths.Root, "bpf", "lib", "policy.h"));
+        var define = AuditLayerDefine().Match(header);
+        Assert.True(define.Success, "bpf/lib/policy.h defines no POLICY_AUDIT_LAYER");
+        Assert.Equal(PolicyMapKeyNative.AuditLayer, Convert.ToUInt32(define.Groups[1].Value, 16));
+        Assert.Equal(Mesh.Contracts.Agent.AgentProtocol.AuditLayer, PolicyMapKeyNative.AuditLayer);
+    }
+
+    [Fact]
+    public void The_flow_verdicts_are_the_values_of_enum_flow_verdict()
+    {
+        var header = File.ReadAllText(Path.Combine(RepoPaths.Root, "bpf", "lib", "drop_reasons.h"));
+        var values = VerdictValue().Matches(header).ToDictionary(m => m.Groups[1].Value, m => int.Parse(m.Groups[2].Value));
+
+        Assert.Equal(new Dictionary<string, int> { ["FORWARDED"] = 0, ["DROPPED"] = 1, ["AUDIT"] = 2 }, values);
+        Assert.Equal(values, Enum.GetValues<Mesh.NodeAgent.Datapath.FlowVerdict>()
+            .ToDictionary(v => v.ToString().ToUpperInvariant(), v => (int)v));
+    }
+
     private sealed record StructLayout(int Size, List<(string Member, int Offset)> Members);
 
     private static readonly Lazy<Dictionary<string, StructLayout>> BtfStructs = new(ReadBtf);
@@ -118,6 +155,15 @@ public sealed partial class DatapathLayoutTests
 
     [GeneratedRegex(@"^#define MESH_MAP_LAYOUT (\d+)\s*$", RegexOptions.Multiline)]
     private static partial Regex LayoutDefine();
+
+    [GeneratedRegex(@"^#define (ENDPOINT_\w+)\s+\(1U << (\d+)\)", RegexOptions.Multiline)]
+    private static partial Regex FlagDefine();
+
+    [GeneratedRegex(@"^#define POLICY_AUDIT_LAYER 0x([0-9a-fA-F]+)U\s*$", RegexOptions.Multiline)]
+    private static partial Regex AuditLayerDefine();
+
+    [GeneratedRegex(@"^\tVERDICT_(\w+)\s*=\s*(\d+),", RegexOptions.Multiline)]
+    private static partial Regex VerdictValue();
 
     [GeneratedRegex(@"^\[\d+\] STRUCT '(\w+)' size=(\d+)")]
     private static partial Regex StructLine();

@@ -21,4 +21,16 @@ public sealed class FlowRecordTests
         Assert.Equal(web.Value, record.SourceIdentity);
         Assert.Equal(cidr, record.DestinationIdentity);
     }
+
+    [Fact]
+    public void An_audit_flow_is_written_as_audit_with_the_reason_and_rule_that_would_have_dropped_it()
+    {
+        var flow = new FlowEvent(DateTimeOffset.UnixEpoch, "shop/db-1", TrafficDirection.Ingress,
+            IPAddress.Parse("10.201.0.10"), 40000, IPAddress.Parse("10.201.0.20"), 80, 6,
+            1001, 1002, FlowVerdict.Audit, DropReason.PolicyDenied, 7, "NetworkPolicy shop/lockdown ingress[0]");
+
+        var record = FlowRecord.From("node-a", flow);
+
+        Assert.Equal(("AUDIT", "PolicyDenied", "NetworkPolicy shop/lockdown ingress[0]"), (record.Verdict, record.DropReason, record.Rule));
+    }
 }

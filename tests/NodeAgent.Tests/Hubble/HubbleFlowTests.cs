@@ -1,8 +1,10 @@
 using System.Net;
 using Mesh.Contracts.Agent;
+using Mesh.Contracts.Hubble;
 using Mesh.Contracts.Hubble.Flows;
 using Mesh.Contracts.Identity;
 using Mesh.NodeAgent.Datapath;
+using Mesh.NodeAgent.Export;
 using Mesh.NodeAgent.Hubble;
 using HubbleDirection = Mesh.Contracts.Hubble.Flows.TrafficDirection;
 using HubbleDropReason = Mesh.Contracts.Hubble.Flows.DropReason;
@@ -83,6 +85,47 @@ public sealed class HubbleFlowTests
         var policy = Assert.Single(flow.EgressDeniedBy);
         Assert.Equal(("no-db", "default", "NetworkPolicy", 42ul), (policy.Name, policy.Namespace, policy.Kind, policy.Revision));
         Assert.Empty(flow.IngressDeniedBy);
+    }
+
+    [Fact]
+    public void An_audit_flow_is_a_policy_verdict_with_the_would_be_drop_reason_and_the_policy_that_would_deny_it()
+    {
+        var flow = HubbleFlow.From(Event(MeshDirection.Ingress, FlowVerdict.Audit, MeshDropReason.PolicyDenied, "NetworkPolicy shop/lockdown ingress[0]"),
+            "node-1", Directory());
+
+        Assert.Equal(Verdict.Audit, flow.Verdict);
+        Assert.Equal((HubbleDropReason.PolicyDeny, 181u), (flow.DropReasonDesc, flow.DropReason));
+        Assert.Equal((HubbleFlow.MessageTypePolicyVerdict, 0), (flow.EventType.Type, flow.EventType.SubType));
+        Assert.False(flow.IsReply);
+        var policy = Assert.Single(flow.IngressDeniedBy);
+        Assert.Equal(("lockdown", "shop", "NetworkPolicy", 42ul), (policy.Name, policy.Namespace, policy.Kind, policy.Revision));
+        Assert.Empty(flow.IngressAllowedBy);
+        Assert.Equal("TCP 10.201.0.10:40000 -> 10.201.0.20:80 audit: would be dropped (deny rule) by NetworkPolicy shop/lockdown ingress[0] at v42",
+            flow.Summary);
+    }
+
+    [Fact]
+    public void An_audit_flow_of_a_default_deny_is_policy_denied_with_no_policy_to_blame()
+    {
+        var flow = HubbleFlow.From(Event(MeshDirection.Egress, FlowVerdict.Audit, MeshDropReason.DefaultDeny, null, endpoint: "default/client"),
+            "node-1", Directory());
+
+        Assert.Equal((Verdict.Audit, HubbleDropReason.PolicyDenied), (flow.Verdict, flow.DropReasonDesc));
+        Assert.Empty(flow.EgressDeniedBy);
+        Assert.Empty(flow.EgressAllowedBy);
+        Assert.Equal("TCP 10.201.0.10:40000 -> 10.201.0.20:80 audit: would be dropped (default deny: no rule allows it) at v42", flow.Summary);
+    }
+
+    [Fact]
+    public void A_verdict_audit_filter_selects_audit_flows_only()
+    {
+        var audit = HubbleFlow.From(Event(MeshDirection.Ingress, FlowVerdict.Audit, MeshDropReason.DefaultDeny, null), "node-1", Directory());
+        var forwarded = HubbleFlow.From(Event(MeshDirection.Ingress, FlowVerdict.Forwarded, MeshDropReason.None, null), "node-1", Directory());
+        var dropped = HubbleFlow.From(Event(MeshDirection.Ingress, FlowVerdict.Dropped, MeshDropReason.DefaultDeny, null), "node-1", Directory());
+        // As `hubble observe --verdict AUDIT` sends it, and as flow logs and exporters write it.
+        var matches = FlowFilters.Compile([FlowExporterSpec.ParseFilter("""{"verdict":["AUDIT"]}""", "filter")], []);
+
+        Assert.Equal([true, false, false], new[] { audit, forwarded, dropped }.Select(matches));
     }
 
     [Fact]

@@ -13,7 +13,7 @@ public sealed class AgentMetricsTests : IDisposable
     private readonly AgentMetrics _metrics;
     private readonly MeterListener _listener = new();
     private readonly List<(string Instrument, long Value, Dictionary<string, string> Tags)> _measured = [];
-    private VerdictCounters _counters = new(10, 1000, 3, 300);
+    private VerdictCounters _counters = new(10, 1000, 3, 300, 2, 200);
 
     public AgentMetricsTests()
     {
@@ -69,6 +69,15 @@ public sealed class AgentMetricsTests : IDisposable
     }
 
     [Fact]
+    public void An_audit_flow_is_a_policy_verdict_and_no_drop()
+    {
+        _metrics.Processed(Flow(TrafficDirection.Ingress, FlowVerdict.Audit, DropReason.PolicyDenied, "shop/deny ingress[0]"));
+
+        Assert.Equal(1, Sum("hubble.flows_processed", ("type", "PolicyVerdict"), ("verdict", "AUDIT"), ("protocol", "TCP")));
+        Assert.Equal(0, Sum("hubble.drop"));
+    }
+
+    [Fact]
     public void A_forwarded_flow_is_no_drop()
     {
         _metrics.Processed(Flow(TrafficDirection.Ingress, FlowVerdict.Forwarded, DropReason.None, "shop/allow ingress[0]"));
@@ -82,6 +91,8 @@ public sealed class AgentMetricsTests : IDisposable
     [InlineData(TrafficDirection.Egress, FlowVerdict.Forwarded, DropReason.None, null, "egress", "none", "forwarded")]
     [InlineData(TrafficDirection.Ingress, FlowVerdict.Dropped, DropReason.PolicyDenied, "shop/deny ingress[0]", "ingress", "rule", "dropped")]
     [InlineData(TrafficDirection.Ingress, FlowVerdict.Dropped, DropReason.DefaultDeny, null, "ingress", "none", "dropped")]
+    [InlineData(TrafficDirection.Ingress, FlowVerdict.Audit, DropReason.PolicyDenied, "shop/deny ingress[0]", "ingress", "rule", "audit")]
+    [InlineData(TrafficDirection.Egress, FlowVerdict.Audit, DropReason.DefaultDeny, null, "egress", "none", "audit")]
     public void Every_flow_is_a_policy_verdict_by_direction_whether_a_rule_decided_and_action(
         TrafficDirection direction, FlowVerdict verdict, DropReason reason, string? rule, string hubbleDirection, string match, string action)
     {
@@ -95,13 +106,15 @@ public sealed class AgentMetricsTests : IDisposable
     public void A_collection_reads_the_datapath_counters_the_enforced_version_the_connection_and_the_losses_by_source()
     {
         _listener.RecordObservableInstruments();
-        _counters = new VerdictCounters(11, 1100, 4, 400);
+        _counters = new VerdictCounters(11, 1100, 4, 400, 5, 500);
         _listener.RecordObservableInstruments();
 
         Assert.Equal([10, 11], _measured.Where(m => m.Instrument == "mesh.datapath.forwarded_packets").Select(m => m.Value));
         Assert.Equal(1100, _measured.Last(m => m.Instrument == "mesh.datapath.forwarded_bytes").Value);
         Assert.Equal(4, _measured.Last(m => m.Instrument == "mesh.datapath.dropped_packets").Value);
         Assert.Equal(400, _measured.Last(m => m.Instrument == "mesh.datapath.dropped_bytes").Value);
+        Assert.Equal([2, 5], _measured.Where(m => m.Instrument == "mesh.datapath.audit_packets").Select(m => m.Value));
+        Assert.Equal(500, _measured.Last(m => m.Instrument == "mesh.datapath.audit_bytes").Value);
         Assert.Equal(42, _measured.Last(m => m.Instrument == "mesh.agent.enforced_version").Value);
         Assert.Equal(1, _measured.Last(m => m.Instrument == "mesh.agent.connected").Value);
         Assert.Equal(5, _measured.Last(m => m.Instrument == "hubble.lost_events" && m.Tags["source"] == "observer_events_queue").Value);

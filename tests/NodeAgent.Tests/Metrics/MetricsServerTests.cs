@@ -11,7 +11,7 @@ public sealed class MetricsServerTests : IAsyncLifetime
 {
     private readonly string _dir = Path.Combine(Path.GetTempPath(), $"mesh-metrics-{Guid.NewGuid():N}");
     private readonly AgentMetrics _metrics = new(
-        new AgentMetricSources(() => new VerdictCounters(10, 1000, 3, 300), () => 42, () => true, () => [(AgentMetrics.HubbleRingBuffer, 7)]),
+        new AgentMetricSources(() => new VerdictCounters(10, 1000, 3, 300, 2, 200), () => 42, () => true, () => [(AgentMetrics.HubbleRingBuffer, 7)]),
         meterName: $"test.{Guid.NewGuid():N}");
     private MetricsServer _server = null!;
     private readonly HttpClient _http = new();
@@ -62,6 +62,7 @@ public sealed class MetricsServerTests : IAsyncLifetime
             "hubble_lost_events_total{", "source=\"hubble_ring_buffer\"",
             "mesh_datapath_forwarded_packets_total{", "mesh_datapath_forwarded_bytes_total{",
             "mesh_datapath_dropped_packets_total{", "mesh_datapath_dropped_bytes_total{",
+            "mesh_datapath_audit_packets_total{", "mesh_datapath_audit_bytes_total{",
             "mesh_agent_enforced_version{", "mesh_agent_connected{",
         ];
         Assert.All(expected, e => Assert.Contains(e, text, StringComparison.Ordinal));

@@ -62,6 +62,38 @@ public sealed class HeldSnapshotTests
     }
 
     [Fact]
+    public void An_audit_layer_is_added_and_removed_by_deltas_like_any_identitys_policy()
+    {
+        const uint dbAudit = 1002 | AgentProtocol.AuditLayer;
+        var denyAll = new PolicyEntry { Direction = Direction.Ingress, PeerIdentity = 1001, Verdict = Verdict.Deny, RuleIndex = 1 };
+        // v2 written out whole: db's audit layer allows what db allows, and a policy in audit mode denies all of it.
+        var v2 = V1();
+        v2.Version = 2;
+        v2.Rules.Add("shop/x-lockdown ingress[0]");
+        var layer = new IdentityPolicy { Identity = dbAudit, IngressEnforced = true };
+        layer.Entries.Add(denyAll);   // entries in key order: any protocol before TCP
+        layer.Entries.Add(Tcp(1001, 5432, 0));
+        v2.Policies.Add(layer);
+        var held = new HeldSnapshot();
+        held.Apply(V1());
+
+        var add = new NodeSnapshotDelta { Node = "n", FromVersion = 1, Version = 2, ContentHash = HashOf(v2) };
+        add.PoliciesSet.Add(new IdentityPolicy { Identity = dbAudit, IngressEnforced = true });
+        add.EntriesAdded.Add(new IdentityEntry { Identity = dbAudit, Entry = Tcp(1001, 5432, 0) });
+        add.EntriesAdded.Add(new IdentityEntry { Identity = dbAudit, Entry = denyAll });
+        add.Rules.Add("shop/web-to-db ingress[0]");
+        add.Rules.Add("shop/x-lockdown ingress[0]");
+        Assert.True(held.Apply(add));
+        v2.ContentHash = held.ContentHash;
+        Assert.Equal(v2, held.ToSnapshot());
+
+        var remove = new NodeSnapshotDelta { Node = "n", FromVersion = 2, Version = 3, ContentHash = HashOf(V1()) };
+        remove.PoliciesRemoved.Add(dbAudit);
+        Assert.True(held.Apply(remove));
+        Assert.Equal([1002u], held.ToSnapshot().Policies.Select(p => p.Identity));
+    }
+
+    [Fact]
     public void A_delta_whose_result_does_not_hash_as_announced_is_reported()
     {
         var held = new HeldSnapshot();

@@ -148,8 +148,10 @@ internal sealed class DatapathMaps
     {
         var forwarded = Counters.LookupPerCpu<uint, VerdictCounterNative>((uint)FlowVerdict.Forwarded);
         var dropped = Counters.LookupPerCpu<uint, VerdictCounterNative>((uint)FlowVerdict.Dropped);
+        var audit = Counters.LookupPerCpu<uint, VerdictCounterNative>((uint)FlowVerdict.Audit);
         return new VerdictCounters(
-            Sum(forwarded, c => c.Packets), Sum(forwarded, c => c.Bytes), Sum(dropped, c => c.Packets), Sum(dropped, c => c.Bytes));
+            Sum(forwarded, c => c.Packets), Sum(forwarded, c => c.Bytes), Sum(dropped, c => c.Packets), Sum(dropped, c => c.Bytes),
+            Sum(audit, c => c.Packets), Sum(audit, c => c.Bytes));
     }
 
     private static ulong Sum(VerdictCounterNative[] perCpu, Func<VerdictCounterNative, ulong> field)

@@ -23,7 +23,8 @@ internal sealed class GenerationImage
     /// <summary>IPv4 prefix → identity. IPv6 prefixes wait for the IPv6 datapath, which uses the same map.</summary>
     public required IReadOnlyDictionary<IPNetwork, uint> IpCache { get; init; }
 
-    /// <summary>Local identity → the contents of its inner LPM map.</summary>
+    /// <summary>Local identity, or its audit layer (the identity with <see cref="PolicyMapKeyNative.AuditLayer"/> set) → the
+    /// contents of its inner LPM map.</summary>
     public required IReadOnlyDictionary<uint, IdentityPolicyImage> Policies { get; init; }
 
     public int PolicyEntryCount => Policies.Values.Sum(p => p.Entries.Count);
@@ -42,6 +43,13 @@ internal sealed class GenerationImage
             {
                 if (policy.IngressEnforced) flags |= EndpointInfoNative.IngressEnforced;
                 if (policy.EgressEnforced) flags |= EndpointInfoNative.EgressEnforced;
+            }
+            // The audit layer's entries are written below like any identity's, under the layered identity.
+            if (policyByIdentity.TryGetValue(ep.Identity | PolicyMapKeyNative.AuditLayer, out var audit))
+            {
+                flags |= EndpointInfoNative.Audited;
+                if (audit.IngressEnforced) flags |= EndpointInfoNative.AuditIngressEnforced;
+                if (audit.EgressEnforced) flags |= EndpointInfoNative.AuditEgressEnforced;
             }
             endpoints[(uint)ifindexByInterface[ep.InterfaceName]] = new EndpointInfoNative { Identity = ep.Identity, Flags = flags };
         }

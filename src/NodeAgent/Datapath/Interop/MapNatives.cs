@@ -26,11 +26,15 @@ internal struct EndpointKeyNative
     public uint Ifindex;
 }
 
-/// <summary>Must match <c>struct endpoint_info</c> in bpf/lib/endpoints.h.</summary>
+/// <summary>Must match <c>struct endpoint_info</c> in bpf/lib/endpoints.h; the flags are its ENDPOINT_* bits.</summary>
 [StructLayout(LayoutKind.Sequential)]
 internal struct EndpointInfoNative
 {
     public const uint IngressEnforced = 1 << 0, EgressEnforced = 1 << 1;
+    /// <summary>The identity has an audit layer: what the enforced policy forwards is judged again by the policy map
+    /// of <c>identity | PolicyMapKeyNative.AuditLayer</c>, whose directions the two flags after it enforce.</summary>
+    public const uint Audited = 1 << 2;
+    public const uint AuditIngressEnforced = 1 << 3, AuditEgressEnforced = 1 << 4;
     public uint Identity;
     public uint Flags;
 }
@@ -60,6 +64,9 @@ internal struct IpCacheInfoNative
 [StructLayout(LayoutKind.Sequential)]
 internal struct PolicyMapKeyNative
 {
+    /// <summary>POLICY_AUDIT_LAYER: set in LocalIdentity, the map is that identity's audit layer. The snapshot marks
+    /// audit layers with the same bit, so a snapshot policy's identity is its map's key as it is.</summary>
+    public const uint AuditLayer = Mesh.Contracts.Agent.AgentProtocol.AuditLayer;
     public uint Gen;
     public uint LocalIdentity;
 }
