@@ -19,7 +19,7 @@ public sealed class PoliciesRpc(PolicyService policies, CommandGateway commands,
     public override async Task<Rpc.PolicyApplied> ApplyPolicy(Rpc.ApplyPolicyRequest request, ServerCallContext context) =>
         await ApplyAsync(request, null, context) switch
         {
-            PolicyApplyResult.Applied { Answer: var a } => new() { Namespace = a.Namespace, Name = a.Name, Version = a.Version, Hash = a.Hash, Changed = a.Changed, Kind = a.Kind },
+            PolicyApplyResult.Applied { Answer: var a } => Applied(a),
             var other => throw new InvalidOperationException($"unexpected {other}"),
         };
 
@@ -30,6 +30,9 @@ public sealed class PoliciesRpc(PolicyService policies, CommandGateway commands,
             PolicyApplyResult.Previewed p => p.Impact.ToMessage(),
             var other => throw new InvalidOperationException($"unexpected {other}"),
         };
+
+    private static Rpc.PolicyApplied Applied(PolicyApplied a) =>
+        new() { Namespace = a.Namespace, Name = a.Name, Version = a.Version, Hash = a.Hash, Changed = a.Changed, Kind = a.Kind };
 
     /// <summary>An apply or, with a window, its dry run; every refusal thrown as its status.</summary>
     private async Task<PolicyApplyResult> ApplyAsync(Rpc.ApplyPolicyRequest request, TimeSpan? dryRun, ServerCallContext context)
@@ -62,7 +65,7 @@ public sealed class PoliciesRpc(PolicyService policies, CommandGateway commands,
     public override async Task<Rpc.PolicyApplied> PromotePolicy(Rpc.PolicyRef request, ServerCallContext context) =>
         await PromoteAsync(request, null, context) switch
         {
-            PolicyApplyResult.Applied { Answer: var a } => new() { Namespace = a.Namespace, Name = a.Name, Version = a.Version, Hash = a.Hash, Changed = a.Changed, Kind = a.Kind },
+            PolicyApplyResult.Applied { Answer: var a } => Applied(a),
             var other => throw new InvalidOperationException($"unexpected {other}"),
         };
 

@@ -18,7 +18,7 @@ public sealed record MapFlowPolicy(string Effect, string Direction, string Names
 
 /// <summary>A flow of an edge as the map's panel shows it, with the rule and the version that decided it.</summary>
 /// <param name="Verdict">FORWARDED, DROPPED, ...</param>
-/// <param name="DropReason">POLICY_DENIED, ...; empty unless dropped</param>
+/// <param name="DropReason">POLICY_DENIED, ...; empty unless dropped (or, for AUDIT, the reason it would have been)</param>
 /// <param name="Direction">INGRESS or EGRESS: where the flow was judged</param>
 /// <param name="Policies">the policies whose rules decided; none for a default-deny drop (no rule allowed it)</param>
 /// <param name="Decision">what decided, in words: the agent's account after the addresses ("dropped (default deny: no rule allows it) at v7")</param>
@@ -33,7 +33,7 @@ public sealed record MapFlow(
         var (protocol, sourcePort, destinationPort) = FlowStore.L4Of(f);
         return new MapFlow(
             f.Time.ToDateTimeOffset(), f.NodeName, ProtoNames.Of(f.Verdict),
-            f.Verdict == Mesh.Contracts.Hubble.Flows.Verdict.Dropped ? ProtoNames.Of(f.DropReasonDesc) : "",
+            f.Verdict is Mesh.Contracts.Hubble.Flows.Verdict.Dropped or Mesh.Contracts.Hubble.Flows.Verdict.Audit ? ProtoNames.Of(f.DropReasonDesc) : "",
             ProtoNames.Of(f.TrafficDirection), protocol,
             Peer(f.Source, f.IP?.Source, sourcePort), Peer(f.Destination, f.IP?.Destination, destinationPort),
             [

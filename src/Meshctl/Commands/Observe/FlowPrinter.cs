@@ -129,8 +129,11 @@ public sealed class FlowPrinter(string format, bool printPolicyNames, TextWriter
         _ => "",
     };
 
+    // An AUDIT flow passed, and its reason is the one it would have been dropped for.
     private static string VerdictText(Flow flow) =>
-        flow.Verdict == Verdict.Dropped && flow.DropReasonDesc != DropReason.Unknown ? $"DROPPED ({ProtoNames.Of(flow.DropReasonDesc)})" : ProtoNames.Of(flow.Verdict);
+        flow.Verdict is Verdict.Dropped or Verdict.Audit && flow.DropReasonDesc != DropReason.Unknown
+            ? $"{ProtoNames.Of(flow.Verdict)} ({ProtoNames.Of(flow.DropReasonDesc)})"
+            : ProtoNames.Of(flow.Verdict);
 
     private static string Colour(Verdict verdict, string markup) => verdict switch
     {
@@ -144,7 +147,7 @@ public sealed class FlowPrinter(string format, bool printPolicyNames, TextWriter
     private static string Decision(Flow flow)
     {
         var summary = flow.Summary;
-        foreach (var start in new[] { " by ", " dropped (", " forwarded" })
+        foreach (var start in new[] { " audit: ", " by ", " dropped (", " forwarded" })
         {
             var at = summary.IndexOf(start, StringComparison.Ordinal);
             if (at >= 0) return summary[(at + 1)..];
