@@ -51,7 +51,8 @@ public static class ServiceMapGraph
             var counts = new SortedDictionary<string, long>(StringComparer.Ordinal);
             foreach (var row in edge.Rows)
             {
-                if (seenEntering && row.Direction != TrafficDirection.Ingress && row.Verdict != Verdict.Dropped) continue;
+                // What happened where it left counts when it says more than the arrival: a drop, or an audit there.
+                if (seenEntering && row.Direction != TrafficDirection.Ingress && row.Verdict is not (Verdict.Dropped or Verdict.Audit)) continue;
                 if (verdicts is { Count: > 0 } && !verdicts.Contains(row.Verdict)) continue;
                 var verdict = ProtoNames.Of(row.Verdict);
                 counts[verdict] = counts.GetValueOrDefault(verdict) + row.Count;

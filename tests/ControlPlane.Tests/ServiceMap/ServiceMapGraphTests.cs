@@ -34,6 +34,23 @@ public sealed class ServiceMapGraphTests
     }
 
     [Fact]
+    public void An_audit_where_a_connection_left_counts_beside_its_arrival_and_AUDIT_can_be_asked_for_alone()
+    {
+        FlowEdge[] rows =
+        [
+            // web's egress is audited (a policy in audit mode would drop it there), api's ingress forwards it.
+            Row("shop/api", 80, TrafficDirection.Egress, Verdict.Audit, 3),
+            Row("shop/api", 80, TrafficDirection.Ingress, Verdict.Forwarded, 3),
+            Row("shop/db", 5432, TrafficDirection.Ingress, Verdict.Forwarded, 4, destinationIdentity: 258),
+        ];
+        Assert.Equal(new Dictionary<string, long> { ["AUDIT"] = 3, ["FORWARDED"] = 3 },
+            Counts(ServiceMapGraph.Build(Noon, Noon.AddMinutes(1), rows, ns: null, verdicts: null), "shop/web -> shop/api TCP/80"));
+        var audited = ServiceMapGraph.Build(Noon, Noon.AddMinutes(1), rows, ns: null, verdicts: new HashSet<Verdict> { Verdict.Audit });
+        Assert.Equal(new Dictionary<string, long> { ["AUDIT"] = 3 }, Counts(audited, "shop/web -> shop/api TCP/80"));
+        Assert.Single(audited.Edges);
+    }
+
+    [Fact]
     public void A_verdict_filter_keeps_the_edges_and_workloads_with_that_verdict()
     {
         var graph = ServiceMapGraph.Build(Noon, Noon.AddMinutes(1),

@@ -10,7 +10,8 @@ namespace Mesh.EndToEnd.Tests.ServiceMap;
 /// <summary>
 /// The service map page in a real browser (Debian's chromium, driven by playwright-core from browser/drive-map.js)
 /// against a real lab: two pods, a policy that allows one port and drops another, real TCP. The page asks for a token,
-/// draws both workloads with a green and a red edge, keeps nodes in place across live updates, drops the forwarded edge
+/// draws the workloads with a green and a red edge (and an amber one to a third pod a policy in audit mode would deny),
+/// keeps nodes in place across live updates, drops the forwarded edge
 /// when filtered to drops, and lists the dropped edge's flows with the policy and version that decided them. Its data
 /// routes answer the browser 401 without the token. Screenshots of each step are kept as test artifacts.
 /// </summary>
@@ -34,7 +35,9 @@ public sealed class ServiceMapPagePrivilegedTests : MeshSystemTest
         await EnsureNodeModulesAsync();
         var client = await mesh.AddPodAsync("default/a", "app=client");
         var server = await mesh.AddPodAsync("default/b", "app=server");
-        // 81 is denied by a rule (not by default deny), so its drops name the policy.
+        var audited = await mesh.AddPodAsync("default/c", "app=audited");
+        // 81 is denied by a rule (not by default deny), so its drops name the policy; c lets everything in, but a
+        // policy in audit mode would deny the client.
         var version = await mesh.ApplyAsync(ServerPolicies.Name, ServerPolicies.ClientMayReachPort(80) + """
 
               ingressDeny:
@@ -42,8 +45,18 @@ public sealed class ServiceMapPagePrivilegedTests : MeshSystemTest
                   toPorts: [ { ports: [ { port: "81", protocol: TCP } ] } ]
             """);
         await mesh.WaitForAckAsync(version);
+        await mesh.WaitForAckAsync(await mesh.ApplyAsync("no-client", """
+            apiVersion: cilium.io/v2
+            kind: CiliumNetworkPolicy
+            metadata: { name: no-client, namespace: default, annotations: { policy.mesh.io/mode: audit } }
+            spec:
+              endpointSelector: { matchLabels: { app: audited } }
+              ingressDeny:
+                - fromEndpoints: [ { matchLabels: { app: client } } ]
+            """));
         Assert.True(await PodTcp.ConversesAsync(client, server, 80), "80 is allowed");
         Assert.False(await PodTcp.ConversesAsync(client, server, 81), "81 is dropped");
+        Assert.True(await PodTcp.ConversesAsync(client, audited, 80), "c takes the client, audited");
 
         Directory.CreateDirectory(Artifacts);
         foreach (var old in Directory.GetFiles(Artifacts, "*.png")) File.Delete(old);
@@ -59,6 +72,7 @@ public sealed class ServiceMapPagePrivilegedTests : MeshSystemTest
             ["MAP_DESTINATION"] = "default/b",
             ["MAP_ALLOWED_PORT"] = "80",
             ["MAP_DROPPED_PORT"] = "81",
+            ["MAP_AUDITED_EDGE"] = "default/a -> default/c TCP/80",
         });
 
         var anonymous = report.GetProperty("anonymous");
@@ -81,6 +95,9 @@ public sealed class ServiceMapPagePrivilegedTests : MeshSystemTest
         Assert.Matches(@"^TCP/81 ✗\d+$", dropped.GetProperty("label").GetString());
         Assert.Contains("✗", dropped.GetProperty("label").GetString(), StringComparison.Ordinal);
         Assert.DoesNotContain("✗", allowed.GetProperty("label").GetString(), StringComparison.Ordinal);
+        var auditedEdge = edges["default/a -> default/c TCP/80"];
+        Assert.Equal(("audited", "rgb(224,160,0)"), (auditedEdge.GetProperty("kind").GetString(), auditedEdge.GetProperty("color").GetString()));
+        Assert.Matches(@"^TCP/80 ⚠\d+$", auditedEdge.GetProperty("label").GetString());
         var table = graph.GetProperty("table").EnumerateArray().ToDictionary(r => r.GetProperty("edge").GetString()!, r => r.GetProperty("kind").GetString());
         Assert.Equal("forwarded", table["default/a -> default/b TCP/80"]);
         Assert.Equal(dropped.GetProperty("kind").GetString(), table["default/a -> default/b TCP/81"]);

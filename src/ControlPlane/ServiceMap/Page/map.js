@@ -147,17 +147,19 @@ function positionOf(node) {
   return state.positions.get(node.id);
 }
 
+// AUDIT flows passed, but a policy in audit mode would drop them: what promoting it would cut.
 function kindOf(edge) {
-  const forwarded = edge.verdicts.FORWARDED || 0;
+  const passed = (edge.verdicts.FORWARDED || 0) + (edge.verdicts.AUDIT || 0);
   const dropped = edge.verdicts.DROPPED || 0;
-  return forwarded && dropped ? 'mixed' : dropped ? 'dropped' : 'forwarded';
+  return passed && dropped ? 'mixed' : dropped ? 'dropped' : edge.verdicts.AUDIT ? 'audited' : 'forwarded';
 }
 
-const EDGE_COLORS = { forwarded: '#2e9d4f', dropped: '#d93a3a', mixed: '#d93a3a' };
+const EDGE_COLORS = { forwarded: '#2e9d4f', dropped: '#d93a3a', mixed: '#d93a3a', audited: '#e0a000' };
 
 function edgeLabel(edge) {
+  const marks = { FORWARDED: '✓', DROPPED: '✗', AUDIT: '⚠' };
   const counts = Object.entries(edge.verdicts).map(([verdict, n]) =>
-    verdict === 'FORWARDED' ? `✓${n}` : verdict === 'DROPPED' ? `✗${n}` : `${verdict.toLowerCase()} ${n}`);
+    marks[verdict] ? `${marks[verdict]}${n}` : `${verdict.toLowerCase()} ${n}`);
   return `${edge.protocol}/${edge.port} ${counts.join(' ')}`;
 }
 
@@ -217,7 +219,8 @@ function renderEdgeTable(graph) {
     row.classList.toggle('selected', edge.id === state.selected);
     row.append(
       cell(edge.source), cell(edge.destination), cell(`${edge.protocol}/${edge.port}`),
-      cell(String(edge.verdicts.FORWARDED || 0), 'forwarded'), cell(String(edge.verdicts.DROPPED || 0), 'dropped'));
+      cell(String(edge.verdicts.FORWARDED || 0), 'forwarded'), cell(String(edge.verdicts.DROPPED || 0), 'dropped'),
+      cell(String(edge.verdicts.AUDIT || 0), 'audit'));
     row.addEventListener('click', () => select(edge.id));
     return row;
   }));

@@ -2,7 +2,7 @@
 // goes through what an operator does and prints what the page showed as JSON. Every wait is on the page's state,
 // with a deadline; each step leaves a screenshot in the artifacts folder, and a failure leaves one too.
 //   node drive-map.js  (everything comes from the environment: MAP_URL, MAP_TOKEN, MAP_ARTIFACTS, MAP_CHROMIUM,
-//                       MAP_SPKI, MAP_SOURCE, MAP_DESTINATION, MAP_ALLOWED_PORT, MAP_DROPPED_PORT)
+//                       MAP_SPKI, MAP_SOURCE, MAP_DESTINATION, MAP_ALLOWED_PORT, MAP_DROPPED_PORT, MAP_AUDITED_EDGE)
 'use strict';
 const { chromium } = require('playwright-core');
 const path = require('path');
@@ -20,6 +20,7 @@ const source = env('MAP_SOURCE');
 const destination = env('MAP_DESTINATION');
 const allowedEdge = `${source} -> ${destination} TCP/${env('MAP_ALLOWED_PORT')}`;
 const droppedEdge = `${source} -> ${destination} TCP/${env('MAP_DROPPED_PORT')}`;
+const auditedEdge = env('MAP_AUDITED_EDGE');
 const WAIT = { timeout: 60_000, polling: 200 };
 
 async function main() {
@@ -49,14 +50,14 @@ async function main() {
 
     // With the token in the fragment, as `meshctl map` prints it: the fragment leaves the address bar at once.
     await page.goto(`${mapUrl}#token=${encodeURIComponent(token)}`);
-    await page.waitForFunction(([allowed, dropped]) => {
+    await page.waitForFunction(([allowed, dropped, audited]) => {
       const cy = window.serviceMap && window.serviceMap.cy;
       if (!cy) return false;
       const kind = (id) => { const e = cy.getElementById(id); return e.nonempty() && e.data('kind'); };
       // The dropped port's SYN is also seen forwarded where it left the client (its egress selects nothing); the map
-      // counts a connection where it entered, so the edge is dropped only.
-      return kind(allowed) === 'forwarded' && kind(dropped) === 'dropped';
-    }, [allowedEdge, droppedEdge], WAIT);
+      // counts a connection where it entered, so the edge is dropped only. The audited edge passed as AUDIT there.
+      return kind(allowed) === 'forwarded' && kind(dropped) === 'dropped' && kind(audited) === 'audited';
+    }, [allowedEdge, droppedEdge, auditedEdge], WAIT);
     report.addressBar = page.url();
     report.graph = await page.evaluate(() => ({
       nodes: window.serviceMap.cy.nodes().filter((n) => !n.isParent()).map((n) => ({ id: n.id(), label: n.data('label'), namespace: n.data('namespace') })),
