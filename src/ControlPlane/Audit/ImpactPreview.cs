@@ -7,6 +7,7 @@ using Mesh.ControlPlane.Policies;
 using Mesh.ControlPlane.State;
 using Mesh.Contracts.Api;
 using Mesh.Contracts.Identity;
+using AgentProtocol = Mesh.Contracts.Agent.AgentProtocol;
 using Mesh.Contracts.Policies;
 
 namespace Mesh.ControlPlane.Audit;
@@ -164,9 +165,13 @@ public sealed class ImpactPreview(FlowStore flows, SnapshotCompiler compiler, Ti
         {
             if (!current.Identities.TryGetValue(new NumericIdentity(identity).LabelIdentity.Value, out var record)) continue;
             if (!changed.Any(p => p.Specs.Any(s => p.EffectiveEndpointSelector(s).Matches(record.Labels)))) continue;
-            entries.Add(new IdentityEntries(identity, record.Labels.ToString(), node,
-                before.SnapshotOf(node).PolicyOf(identity)?.Entries.Count ?? 0, after.SnapshotOf(node).PolicyOf(identity)?.Entries.Count ?? 0, budget));
+            entries.Add(new IdentityEntries(identity, record.Labels.ToString(), node, EntriesOf(before.SnapshotOf(node), identity),
+                EntriesOf(after.SnapshotOf(node), identity), budget));
         }
         return entries;
     }
+
+    /// <summary>The entries of an identity's fuller map: its enforced policy's, or its audit layer's, each a map with the budget.</summary>
+    private static int EntriesOf(NodeSnapshot snapshot, uint identity) =>
+        Math.Max(snapshot.PolicyOf(identity)?.Entries.Count ?? 0, snapshot.PolicyOf(identity | AgentProtocol.AuditLayer)?.Entries.Count ?? 0);
 }

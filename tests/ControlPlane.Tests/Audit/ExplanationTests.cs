@@ -89,6 +89,37 @@ public sealed class ExplanationTests
     }
 
     [Fact]
+    public async Task A_policy_in_audit_mode_makes_the_verdict_AUDIT_naming_its_default_deny_or_deny_rule_and_who_applied_it()
+    {
+        await using var db = await EventStoreDatabase.CreateAsync();
+        await WorldAsync(db);
+        var v1 = await AppendAsync(db.Store, "policy-shop/allow-db", Applied("""
+            apiVersion: cilium.io/v2
+            kind: CiliumNetworkPolicy
+            metadata: { name: allow-db, namespace: shop, annotations: { policy.mesh.io/mode: audit } }
+            spec:
+              endpointSelector: { matchLabels: { app: db } }
+              ingress:
+              - fromEndpoints: [ { matchLabels: { app: web } } ]
+                toPorts: [ { ports: [ { port: "5432", protocol: TCP } ] } ]
+              ingressDeny:
+              - toPorts: [ { ports: [ { port: "6379", protocol: TCP } ] } ]
+            """), By("alice", "req-audit"));
+
+        var defaultDeny = await ExplainAsync(db, v1, "shop/web", "shop/db", 22);
+        Assert.Equal((Explanation.Audit, "NotEnforced"), (defaultDeny.Verdict, defaultDeny.Ingress.Outcome));
+        Assert.Equal("audit: default deny of policy shop/allow-db (audit mode), which selects shop/db for ingress: no rule allows this", defaultDeny.Ingress.Audit);
+        Assert.Equal(("alice", v1.Value), (defaultDeny.Ingress.AuditOrigins![0].Principal, defaultDeny.Ingress.AuditOrigins[0].Position));
+        Assert.Contains(defaultDeny.Ingress.Audit!, defaultDeny.Reason, StringComparison.Ordinal);
+
+        var denyRule = await ExplainAsync(db, v1, "shop/web", "shop/db", 6379);
+        Assert.Equal((Explanation.Audit, "audit: deny rule shop/allow-db ingressDeny[0] (audit mode) would drop it"), (denyRule.Verdict, denyRule.Ingress.Audit));
+        // What the audited policy would allow is a plain forward, and nothing is audited on the other side.
+        var allowed = await ExplainAsync(db, v1, "shop/web", "shop/db", 5432);
+        Assert.Equal((Explanation.Forwarded, (string?)null, (string?)null), (allowed.Verdict, allowed.Ingress.Audit, allowed.Egress.Audit));
+    }
+
+    [Fact]
     public async Task A_default_deny_names_the_policy_that_selects_the_destination_and_the_application_that_made_it_select_it()
     {
         await using var db = await EventStoreDatabase.CreateAsync();

@@ -79,6 +79,24 @@ public sealed class ImpactPreviewTests
     }
 
     [Fact]
+    public void An_audited_policy_drops_nothing_new_its_promotion_does_and_both_fill_the_identitys_maps()
+    {
+        var current = Replay(World);
+        var audited = AllowDbPolicy with { Mode = PolicyMode.Audit };
+        ObservedEdge[] edges = [Between("shop/web", "shop/db", 5432, 10), Between("shop/web", "shop/db", 22, 4)];
+
+        var trial = ImpactPreview.Candidate(current, [new PolicyCommand.ApplyPolicy(audited)], DomainEvents.By("bob"));
+        var impact = Classify(current, trial, edges);
+        Assert.Equal((0, 0), (impact.NewlyDropped.Edges, impact.NewlyAllowed.Edges));
+        // The entries land in db's audit layer, a map of its own with the same budget.
+        Assert.True(Assert.Single(impact.Entries).After > 0);
+
+        var promotion = ImpactPreview.Candidate(trial, [new PolicyCommand.ApplyPolicy(AllowDbPolicy)], DomainEvents.By("bob"));
+        var promoted = Classify(trial, promotion, edges);
+        Assert.Equal(22, Assert.Single(promoted.NewlyDropped.Examples).Port);
+    }
+
+    [Fact]
     public void Deleting_the_policy_newly_allows_what_it_dropped_and_names_what_decides_then()
     {
         var current = Replay([.. World, (DomainEvents.PolicyStream(AllowDb), AllowDb)]);
