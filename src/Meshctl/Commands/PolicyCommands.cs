@@ -95,7 +95,8 @@ public static partial class PolicyCommands
                 }
                 var result = await client.ApplyPolicyAsync(ns, p.Name, text, ct);
                 if (GlobalOptions.Json(parse)) Output.WriteJson(result);
-                else AnsiConsole.MarkupLine($"[green]✓[/] {Output.Esc(p.KindAndName)} {(result.Changed ? "applied" : "unchanged")} at v{result.Version}");
+                else AnsiConsole.MarkupLine($"[green]✓[/] {Output.Esc(p.KindAndName)} {(result.Changed ? "applied" : "unchanged")} at v{result.Version}" +
+                    (p.Audited ? $" [yellow]in audit mode[/]: what it would deny passes as AUDIT (meshctl observe --verdict AUDIT; {Output.Esc(PromoteCommand(p.Kind, ns, p.Name))})" : ""));
             }
             return exit;
         }));
@@ -171,6 +172,14 @@ public static partial class PolicyCommands
         }));
         return cmd;
     }
+
+    /// <summary>The command that promotes a policy, as a person types it.</summary>
+    private static string PromoteCommand(PolicyKind kind, string? ns, string name) => kind switch
+    {
+        PolicyKind.CiliumClusterwideNetworkPolicy => $"meshctl policy promote --clusterwide {name}",
+        PolicyKind.KubernetesNetworkPolicy => $"meshctl policy promote --kind NetworkPolicy {ns}/{name}",
+        _ => $"meshctl policy promote {ns}/{name}",
+    };
 
     private static Command Promote()
     {
