@@ -46,5 +46,9 @@ public sealed record EffectiveChange(string Change, string Direction, DiffParty 
 public sealed record NodeReplayView(string Node, DateTimeOffset At, long Version, DateTimeOffset Since, string AckedHash, string RecomputedHash,
     bool Matches, IReadOnlyList<ReplayedEntry>? Entries);
 
-/// <summary>One policy entry of a replayed snapshot: a local identity's verdict on a direction, peer, protocol and port (<paramref name="Key"/>), and its rule.</summary>
-public sealed record ReplayedEntry(uint Identity, string Key, string Verdict, bool L7Redirect, string Rule);
+/// <summary>
+/// One policy entry of a replayed snapshot: a local identity's verdict on a direction, peer, protocol and port
+/// (<paramref name="Key"/>), and its rule; <paramref name="Audit"/> when the entry is of the identity's audit layer
+/// (what it would have with the policies in audit mode enforced too).
+/// </summary>
+public sealed record ReplayedEntry(uint Identity, string Key, string Verdict, bool L7Redirect, string Rule, bool Audit = false);

@@ -8,6 +8,7 @@ using Mesh.Contracts.Api;
 using Mesh.Contracts.Identity;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Mvc;
+using AgentProtocol = Mesh.Contracts.Agent.AgentProtocol;
 
 namespace Mesh.ControlPlane.Audit;
 
@@ -84,8 +85,8 @@ public static class AuditApi
         var (view, _) = await stateAt.FoldAsync(new LogPosition(enforced.Version), ct);
         var snapshot = CompilerInputs.Of(view).Compile(node, enforced.Version);
         var entries = show
-            ? snapshot.Policies.SelectMany(p => p.Entries.Select(e => new ReplayedEntry(p.Identity, e.Key.ToString(), e.Verdict.ToString().ToLowerInvariant(),
-                e.L7Redirect, snapshot.Rules[(int)e.RuleIndex]))).ToArray()
+            ? snapshot.Policies.SelectMany(p => p.Entries.Select(e => new ReplayedEntry(p.Identity & ~AgentProtocol.AuditLayer, e.Key.ToString(),
+                e.Verdict.ToString().ToLowerInvariant(), e.L7Redirect, snapshot.Rules[(int)e.RuleIndex], AgentProtocol.IsAuditLayer(p.Identity)))).ToArray()
             : null;
         return new NodeReplayView(node, at, enforced.Version, enforced.Since, enforced.ContentHash, snapshot.ContentHash,
             snapshot.ContentHash == enforced.ContentHash, entries);

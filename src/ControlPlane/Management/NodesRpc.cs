@@ -42,7 +42,7 @@ public sealed class NodesRpc(NodeService nodes, Cluster.CommandGateway commands,
             {
                 (replay.Entries ?? []).Select(e => new Rpc.ReplayedEntry
                 {
-                    Identity = e.Identity, Key = e.Key, Verdict = e.Verdict, L7Redirect = e.L7Redirect, Rule = e.Rule,
+                    Identity = e.Identity, Key = e.Key, Verdict = e.Verdict, L7Redirect = e.L7Redirect, Rule = e.Rule, Audit = e.Audit,
                 }),
             },
         };

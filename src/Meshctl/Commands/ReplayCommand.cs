@@ -41,7 +41,8 @@ public static class ReplayCommand
                 {
                     var table = Output.Table("IDENTITY", "ENTRY", "VERDICT", "RULE");
                     foreach (var e in entries)
-                        table.AddRow($"{e.Identity}", Output.Esc(e.Key), Output.Esc(e.Verdict + (e.L7Redirect ? " (L7 proxy)" : "")), Output.Esc(e.Rule));
+                        table.AddRow(e.Audit ? $"{e.Identity} (audit)" : $"{e.Identity}", Output.Esc(e.Key),
+                            Output.Esc(e.Verdict + (e.L7Redirect ? " (L7 proxy)" : "")), Output.Esc(e.Rule));
                     AnsiConsole.Write(table);
                 }
                 AnsiConsole.MarkupLine(replay.Matches ? "[green]✓ match[/]: the log explains what the node enforced"
