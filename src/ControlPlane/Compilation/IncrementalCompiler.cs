@@ -133,6 +133,33 @@ public sealed partial class IncrementalCompiler
         }
     }
 
+    /// <summary>
+    /// Forgets a released identity (no endpoint has it any more): no selector admits it as a peer, so no entry names
+    /// it, as in a compile of the table without it. Its number may be allocated again, to other labels.
+    /// </summary>
+    public void ReleaseIdentity(uint identity)
+    {
+        if (!_identities.Remove(identity, out var old)) return;
+        _labels.Remove(identity, old);
+        if (_states.TryGetValue(identity, out var state))
+        {
+            foreach (var selection in state.Subjects) selection.Matched.Remove(identity);
+            state.Subjects.Clear();
+            state.SelectedBy.Clear();
+            _selectionDirty.Add(identity);
+            // An endpoint ahead of its identity's allocation keeps the identity, without labels, as before it was allocated.
+            if (state.Nodes.Count > 0) { _untabled.Add(identity); Reselect(state, LabelSet.Empty); }
+        }
+        // A reserved identity goes back to the label of its own that peer selectors see without a table entry.
+        if (PeerResolver.Reserved.TryGetValue(identity, out var reserved)) Repeer(identity, old, reserved);
+        else foreach (var selection in _peers.Values.Where(s => s.Matched.Remove(identity)).ToList()) Invalidate(selection);
+        if (PeerResolver.IsClusterLabelIdentity(identity))
+        {
+            _cluster = null;
+            _compileDirty.UnionWith(_clusterUsers);
+        }
+    }
+
     /// <summary>Creates an endpoint, or moves, relabels (new identity) or re-addresses one, by id.</summary>
     public void RegisterEndpoint(CompilerEndpoint endpoint)
     {

@@ -152,7 +152,7 @@ public sealed class SnapshotCompiler
         {
             switch (part)
             {
-                case ViewPart.Identities: Changed(was.Identities, view.Identities, identity, SetIdentity, _ => { }); break;
+                case ViewPart.Identities: Changed(was.Identities, view.Identities, identity, SetIdentity, ReleaseIdentity); break;
                 case ViewPart.Policies: Changed(was.Policies, view.Policies, key, SetPolicy, RemovePolicy); break;
                 case ViewPart.Endpoints: Changed(was.Endpoints, view.Endpoints, key, SetEndpoint, RemoveEndpoint); break;
                 case ViewPart.Nodes: Changed(was.Nodes, view.Nodes, key, SetNode, _ => { }); break;
@@ -163,15 +163,18 @@ public sealed class SnapshotCompiler
 
     private void ApplyDiff(ClusterView was, ClusterView view)
     {
-        Diff(was.Identities, view.Identities, SetIdentity, _ => { });
+        Diff(was.Identities, view.Identities, SetIdentity, ReleaseIdentity);
         Diff(was.Policies, view.Policies, SetPolicy, RemovePolicy);
         Diff(was.Endpoints, view.Endpoints, SetEndpoint, RemoveEndpoint);
         Diff(was.Nodes, view.Nodes, SetNode, _ => { });   // nodes are not removed: their addresses stay remote-node
         _compiler.SetEnforcementMode(view.PolicyEnforcement.Mode);
     }
 
-    // A released identity is not removed: it has no endpoint, so no address maps to it and its entries are inert.
     private void SetIdentity(IdentityRecord? old, IdentityRecord now) => _compiler.AllocateIdentity(now.Identity, now.Labels);
+
+    // Entries naming a released identity would be inert (no address maps to it), but the snapshot would not be the one
+    // the log gives: a replay compiles the table without it.
+    private void ReleaseIdentity(IdentityRecord old) => _compiler.ReleaseIdentity(old.Identity);
 
     private void SetPolicy(PolicyRecord? old, PolicyRecord now)
     {

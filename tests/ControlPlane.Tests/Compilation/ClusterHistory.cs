@@ -23,6 +23,8 @@ public abstract record ClusterChange
         public override string ToString() => $"register {Endpoint} ports [{string.Join(", ", Endpoint.Ports)}]";
     }
     public sealed record Unregister(string Id) : ClusterChange;
+    /// <summary>An identity released: the control plane releases only identities no endpoint has.</summary>
+    public sealed record Release(uint Identity) : ClusterChange;
     public sealed record RegisterNode(ClusterNode Node) : ClusterChange
     {
         public override string ToString() => $"node {Node.Name} [{string.Join(", ", Node.Addresses)}]";
@@ -170,6 +172,7 @@ internal static class ClusterHistory
         (4, policy.Select(p => (ClusterChange)new ClusterChange.Apply(p))),
         (1, KindAndNamespace.Zip(Gen.Elements("p0", "p1", "p2", "p3"), (k, name) => (ClusterChange)new ClusterChange.Delete(k.Kind, k.Namespace, name))),
         (3, Gen.Elements(identities).Zip(Labels, (id, labels) => (ClusterChange)new ClusterChange.Allocate(id, labels))),
+        (1, Gen.Elements(identities).Select(id => (ClusterChange)new ClusterChange.Release(id))),
         (endpointWeight, endpoint.Select(e => (ClusterChange)new ClusterChange.Register(e))),
         (1, Gen.Choose(0, 5).Select(n => (ClusterChange)new ClusterChange.Unregister($"n1/e{n}"))),
         // Node addresses among the endpoints' and the CIDR rules' addresses: claimed twice, covered by CIDRs, moved.
@@ -224,6 +227,10 @@ internal sealed class ClusterModel
             case ClusterChange.Register r:
                 Endpoints[r.Endpoint.Id] = r.Endpoint;
                 compiler?.RegisterEndpoint(r.Endpoint);
+                break;
+            case ClusterChange.Release r when Endpoints.Values.All(e => e.Identity != r.Identity):
+                Identities.Remove(r.Identity);
+                compiler?.ReleaseIdentity(r.Identity);
                 break;
             case ClusterChange.Unregister u:
                 Endpoints.Remove(u.Id);

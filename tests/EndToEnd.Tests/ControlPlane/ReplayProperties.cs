@@ -65,7 +65,7 @@ public sealed class ReplayProperties
             else if (roll < 9 || policies.Count == 0)
             {
                 var name = $"p{rng.Next(4)}";
-                var document = Policy(name, Apps[rng.Next(Apps.Length)], Apps[rng.Next(Apps.Length)], 80 + rng.Next(3), rng.Next(3));
+                var document = Policy(name, Apps[rng.Next(Apps.Length)], Apps[rng.Next(Apps.Length)], 80 + rng.Next(3), rng.Next(3), audited: rng.Next(3) == 0);
                 await cp.Client.ApplyPolicyAsync("r", name, document, Ct);
                 policies.Add(name);
                 steps.Add($"apply r/{name}:\n{document}");
@@ -107,7 +107,7 @@ public sealed class ReplayProperties
                 if (replay is null) continue;   // the node had acknowledged nothing yet
                 replayed++;
                 Assert.True(replay.Matches, $"seed {seed}: {node} at {at:O} enforced v{replay.Version} with hash {replay.AckedHash}, " +
-                    $"but the log gives {replay.RecomputedHash}:\n{string.Join('\n', replay.Entries!.Select(e => $"  {e.Identity} {e.Key} {e.Verdict} {e.Rule}"))}\n" +
+                    $"but the log gives {replay.RecomputedHash}:\n{string.Join('\n', replay.Entries!.Select(e => $"  {e.Identity}{(e.Audit ? " audit" : "")} {e.Key} {e.Verdict} {e.Rule}"))}\n" +
                     $"history:\n{string.Join('\n', steps)}");
             }
         Assert.True(replayed >= Nodes.Length, $"only {replayed} replays found a version");
@@ -119,13 +119,17 @@ public sealed class ReplayProperties
         await Task.WhenAll(following);
     }
 
-    /// <summary>Ingress to <paramref name="to"/> from <paramref name="from"/> on a port (kind 0), a deny of it (1), or egress of <paramref name="to"/> to an address block (2).</summary>
-    private static string Policy(string name, string to, string from, int port, int kind) => kind switch
+    /// <summary>
+    /// Ingress to <paramref name="to"/> from <paramref name="from"/> on a port (kind 0), a deny of it (1), or egress of
+    /// <paramref name="to"/> to an address block (2); in audit mode when <paramref name="audited"/> (the identities it
+    /// selects then have an audit layer, which the content hash covers too).
+    /// </summary>
+    private static string Policy(string name, string to, string from, int port, int kind, bool audited) => kind switch
     {
         0 => $$"""
             apiVersion: cilium.io/v2
             kind: CiliumNetworkPolicy
-            metadata: { name: {{name}}, namespace: r }
+            metadata: { name: {{name}}, namespace: r{{(audited ? ", annotations: { policy.mesh.io/mode: audit }" : "")}} }
             spec:
               endpointSelector: { matchLabels: { app: {{to}} } }
               ingress: [ { fromEndpoints: [ { matchLabels: { app: {{from}} } } ], toPorts: [ { ports: [ { port: "{{port}}", protocol: TCP } ] } ] } ]
@@ -133,7 +137,7 @@ public sealed class ReplayProperties
         1 => $$"""
             apiVersion: cilium.io/v2
             kind: CiliumNetworkPolicy
-            metadata: { name: {{name}}, namespace: r }
+            metadata: { name: {{name}}, namespace: r{{(audited ? ", annotations: { policy.mesh.io/mode: audit }" : "")}} }
             spec:
               endpointSelector: { matchLabels: { app: {{to}} } }
               ingressDeny: [ { fromEndpoints: [ { matchLabels: { app: {{from}} } } ] } ]
@@ -141,7 +145,7 @@ public sealed class ReplayProperties
         _ => $$"""
             apiVersion: cilium.io/v2
             kind: CiliumNetworkPolicy
-            metadata: { name: {{name}}, namespace: r }
+            metadata: { name: {{name}}, namespace: r{{(audited ? ", annotations: { policy.mesh.io/mode: audit }" : "")}} }
             spec:
               endpointSelector: { matchLabels: { app: {{to}} } }
               egress: [ { toCIDR: [ 192.0.2.0/24 ], toPorts: [ { ports: [ { port: "{{port}}", protocol: TCP } ] } ] } ]
