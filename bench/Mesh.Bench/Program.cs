@@ -16,7 +16,8 @@ var sections = new (string Name, string Progress, Func<string[], Task<IReadOnlyL
         async a => await PropagationBench.RunAsync(pg, a.Length > 2 ? int.Parse(a[2], System.Globalization.CultureInfo.InvariantCulture) : 1000)),
     ("cluster", "cluster: three replicas, kill -9 of a busy owner", async _ => await ClusterBench.RunAsync(pg)),
     ("api", "API: policy PUTs with TLS and tokens against plain HTTP, anonymous", async _ => await ApiBench.RunAsync(pg)),
-    ("audit", "audit: the state as of any version in a log of 1,000,000 events", async _ => await AuditBench.RunAsync(pg)),
+    ("audit", "audit: the state as of any version in a log of 1,000,000 events; a policy's impact preview over 10,000,000 recorded flows",
+        async _ => [.. await AuditBench.RunAsync(pg), .. await AuditImpactBench.RunAsync(pg)]),
     ("flows", "flows: sustained ingest of one node into PostgreSQL, agent CPU, filtered queries over 10,000,000 stored flows", async _ => await FlowsBench.RunAsync(pg)),
 };
 

@@ -280,7 +280,13 @@ public sealed class FlowStore(NpgsqlDataSource db)
     public async Task<IReadOnlyList<ObservedEdge>> ReadObservedEdgesAsync(DateTimeOffset since, DateTimeOffset until, CancellationToken ct)
     {
         await EnsureSchemaAsync(ct);
-        await using var command = db.CreateCommand($"""
+        await using var conn = await db.OpenConnectionAsync(ct);
+        await using var tx = await conn.BeginTransactionAsync(ct);
+        // PostgreSQL's JIT would spend longer compiling this aggregation than running it (4 s of CPU against 3 s over a
+        // day of ten million flows): the planner expects nearly a group per row, where a window's edges repeat minute
+        // after minute, so the cost crosses every JIT threshold. Off for this query only.
+        await ExecAsync(conn, "SET LOCAL jit = off", ct);
+        await using var command = new NpgsqlCommand($"""
             WITH per_direction AS (
                 SELECT source_identity, source, NULL::text AS source_ip, destination_identity, destination, NULL::text AS destination_ip,
                        destination_port, protocol, direction, sum(count) AS flows
@@ -298,7 +304,7 @@ public sealed class FlowStore(NpgsqlDataSource db)
                    max(flows)::bigint
             FROM per_direction
             GROUP BY 1, 2, 3, 4, 5, 6, 7, 8
-            """);
+            """, conn, tx);
         command.Parameters.Add(new() { Value = since, NpgsqlDbType = NpgsqlDbType.TimestampTz });
         command.Parameters.Add(new() { Value = until, NpgsqlDbType = NpgsqlDbType.TimestampTz });
         var edges = new List<ObservedEdge>();
