@@ -72,6 +72,9 @@ internal static class PolicyPrecedence
         }
         if (!chainsMatter) return merged;
 
+        // Only the prefix lengths some key has can hold a covering entry: usually a handful of the 18.
+        var lengths = 0u;
+        foreach (var key in merged.Keys) lengths |= 1u << key.L4Bits;
         var resolved = new Dictionary<PolicyPrefix, PolicyDecision>(merged.Count);
         foreach (var (key, own) in merged)
         {
@@ -79,7 +82,7 @@ internal static class PolicyPrecedence
             // Longest first, so that on equal terms the longer prefix stays (3.).
             for (var bits = key.L4Bits - 1; bits >= 0; bits--)
             {
-                if (bits is > PolicyPrefix.AnyProtocol and < PolicyPrefix.AnyPort) continue;   // never inside the protocol
+                if ((lengths & 1u << bits) == 0) continue;
                 if (!merged.TryGetValue(key.Truncate((byte)bits), out var covering)) continue;
                 decision = new(Lower(decision.Lower, covering.Lower, samePrefix: false), Admin(decision.Admin, covering.Admin, samePrefix: false));
             }
