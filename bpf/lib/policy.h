@@ -13,9 +13,19 @@ enum traffic_direction {
 	DIR_EGRESS  = 1,   /* leaving the endpoint */
 };
 
+/* The lower part of a policy_entry (policy or baseline tier). */
 enum policy_verdict {
 	POLICY_ALLOW = 0,
 	POLICY_DENY  = 1,
+	POLICY_NONE  = 2,   /* no policy or baseline entry covers the key: only its admin part decides */
+};
+
+/* The admin part of a policy_entry (the admin tier of ClusterNetworkPolicy). Mirrors AdminVerdict. */
+enum admin_verdict {
+	ADMIN_NONE   = 0,   /* no admin rule covers the key */
+	ADMIN_ACCEPT = 1,   /* forwarded, whatever the lower tiers say */
+	ADMIN_DENY   = 2,   /* dropped, whatever the lower tiers say */
+	ADMIN_PASS   = 3,   /* the rest of the admin tier is skipped: the lower part decides */
 };
 
 /* Outer key: one inner policy map per local identity and generation, created and filled by the agent, so a
@@ -48,12 +58,19 @@ struct policy_key {
 #define POLICY_PREFIX_ANY_PORT     48   /* ... + protocol */
 #define POLICY_PREFIX_EXACT        64   /* ... + the whole port */
 
-/* Mirrors PolicyEntryNative. */
+/* The decision of one key in two parts, because one key can carry a decision of the admin tier and one of a lower
+ * tier (policy or baseline). The agent has already folded every shorter entry of the same peer and direction
+ * into each part (PolicyPrecedence.cs): the admin part is the covering admin rule of the lowest rank, the lower
+ * part the covering policy or baseline entry that decides among them. Mirrors PolicyEntryNative. */
 struct policy_entry {
-	__u8  verdict;          /* enum policy_verdict */
+	__u8  verdict;          /* lower part: enum policy_verdict */
 	__u8  l4_prefixlen;     /* significant bits of protocol and port in the key: 0 any protocol, 8 any port, 24 one port */
-	__u16 pad;
-	__u32 rule_index;       /* index into the snapshot's rule table */
+	__u16 rank;             /* lower part: 0 = policy tier, 1 + j = baseline rule j (first match) */
+	__u32 rule_index;       /* lower part: index into the snapshot's rule table */
+	__u8  admin_verdict;    /* enum admin_verdict */
+	__u8  pad;
+	__u16 admin_rank;       /* 1 = the first admin rule; lower ranks decide first */
+	__u32 admin_rule_index; /* admin part: index into the snapshot's rule table */
 };
 
 /* Sized by the agent: it creates each inner map with bpf_map_create (BPF_F_NO_PREALLOC, so capacity costs
@@ -82,24 +99,56 @@ struct policy_result {
 };
 
 /**
- * policy_precedence() - the entry that decides between the two lookups of one packet
+ * admin_precedence() - the entry whose admin part decides between the two lookups of one packet
  * @l3: longest match among the entries for this peer, or NULL
  * @l4: longest match among the entries for any peer (peer 0), or NULL
  *
- * Within one lookup the agent has already applied "deny wins": an allow that a shorter deny of the same peer
- * covers is written as that deny. Between the two lookups, the same words as PolicyPrecedence.cs:
- *   1. deny wins
- *   2. longer port/protocol prefix
- *   3. L3-specific (peer) over L4-only
+ * The admin tier is first match in rank order: the lower admin_rank of the two wins, whatever its verdict
+ * (a PASS of rank 1 for this peer beats a DENY of rank 2 for any peer). ADMIN_NONE is no candidate.
+ *
+ * Returns the deciding entry, or NULL when neither lookup carries an admin part.
+ */
+static __always_inline struct policy_entry *admin_precedence(struct policy_entry *l3, struct policy_entry *l4)
+{
+	if (l3 && l3->admin_verdict == ADMIN_NONE)
+		l3 = NULL;
+	if (l4 && l4->admin_verdict == ADMIN_NONE)
+		l4 = NULL;
+	if (!l3)
+		return l4;
+	if (!l4)
+		return l3;
+	return l4->admin_rank < l3->admin_rank ? l4 : l3;
+}
+
+/**
+ * policy_precedence() - the entry whose lower part decides between the two lookups of one packet
+ * @l3: longest match among the entries for this peer, or NULL
+ * @l4: longest match among the entries for any peer (peer 0), or NULL
+ *
+ * Within one lookup the agent has already applied the same order to every shorter entry of the same peer (an
+ * allow that a shorter deny of the same peer covers is written as that deny). Between the two lookups, the
+ * same words as PolicyPrecedence.cs:
+ *   1. lower rank: the policy tier (0) before the baseline tier, baseline rules in their order
+ *   2. deny wins
+ *   3. longer port/protocol prefix
+ *   4. L3-specific (peer) over L4-only
+ * POLICY_NONE (a key with an admin part only) is no candidate.
  *
  * Returns the deciding entry, or NULL when neither lookup matched.
  */
 static __always_inline struct policy_entry *policy_precedence(struct policy_entry *l3, struct policy_entry *l4)
 {
+	if (l3 && l3->verdict == POLICY_NONE)
+		l3 = NULL;
+	if (l4 && l4->verdict == POLICY_NONE)
+		l4 = NULL;
 	if (!l3)
 		return l4;
 	if (!l4)
 		return l3;
+	if (l3->rank != l4->rank)
+		return l3->rank < l4->rank ? l3 : l4;
 	if (l3->verdict != l4->verdict)
 		return l3->verdict == POLICY_DENY ? l3 : l4;
 	if (l3->l4_prefixlen != l4->l4_prefixlen)
@@ -119,8 +168,14 @@ static __always_inline struct policy_entry *policy_precedence(struct policy_entr
  *            under the cluster's enforcement mode "always"; none under "never"); for an audit layer, the
  *            layer's own enforcement of this direction
  *
- * Two LPM lookups in the identity's map, {peer, ...} and {0, ...}; policy_precedence() picks the decision.
- * No entry: an enforced direction drops (REASON_DEFAULT_DENY), an unenforced one forwards.
+ * Two LPM lookups in the identity's map, {peer, ...} and {0, ...}. The tiers decide in order:
+ *   1. admin tier (admin_precedence()): the matching admin rule of the lowest rank decides; ACCEPT forwards,
+ *      DENY drops (REASON_POLICY_DENIED), PASS skips the rest of the admin tier
+ *   2. policy tier, then 3. baseline tier (policy_precedence() on the lower parts; the policy tier's rank 0
+ *      comes before every baseline rule): ALLOW forwards, DENY drops (REASON_POLICY_DENIED)
+ *   4. no entry: an enforced direction drops (REASON_DEFAULT_DENY), an unenforced one forwards
+ * The control plane sends baseline entries only for directions the policy tier does not enforce, so a baseline
+ * rule never overrides a default deny.
  *
  * Returns the verdict, drop reason and the deciding rule index (RULE_NONE when no entry decided).
  */
@@ -133,7 +188,7 @@ static __always_inline struct policy_result policy_decide(__u32 gen, __u32 local
 		.direction = dir, .protocol = proto, .dport = dport,
 	};
 	struct policy_result r = { .verdict = VERDICT_FORWARDED, .reason = REASON_NONE, .rule_index = RULE_NONE };
-	struct policy_entry *l3 = NULL, *l4 = NULL, *e;
+	struct policy_entry *l3 = NULL, *l4 = NULL, *a, *e;
 	void *inner = bpf_map_lookup_elem(&mesh_policy, &map_key);
 
 	if (inner) {
@@ -142,8 +197,18 @@ static __always_inline struct policy_result policy_decide(__u32 gen, __u32 local
 		key.peer_identity = 0;
 		l4 = bpf_map_lookup_elem(inner, &key);
 	}
-	e = policy_precedence(l3, l4);
 
+	a = admin_precedence(l3, l4);
+	if (a && a->admin_verdict != ADMIN_PASS) {
+		r.rule_index = a->admin_rule_index;
+		if (a->admin_verdict == ADMIN_DENY) {
+			r.verdict = VERDICT_DROPPED;
+			r.reason = REASON_POLICY_DENIED;
+		}
+		return r;
+	}
+
+	e = policy_precedence(l3, l4);
 	if (e) {
 		r.rule_index = e->rule_index;
 		if (e->verdict == POLICY_DENY) {

@@ -174,7 +174,25 @@ public sealed partial class BpfDatapath
             foreach (var e in p.Entries)
                 if (EntryError(e, s.Rules.Count) is { } error)
                     throw new DatapathException($"version {s.Version}: {PolicyName(p.Identity)}: {error}");
+            if (RankError(p.Entries) is { } rankError)
+                throw new DatapathException($"version {s.Version}: {PolicyName(p.Identity)}: {rankError}");
         }
+    }
+
+    /// <summary>A rank of the admin or baseline tier is one rule: first match is only defined when all its entries
+    /// carry the same verdict and rule.</summary>
+    private static string? RankError(IReadOnlyList<PolicyEntryItem> entries)
+    {
+        Dictionary<(PolicyTier, uint), PolicyEntryItem>? byRank = null;
+        foreach (var e in entries)
+        {
+            if (e.Tier == PolicyTier.Policy) continue;
+            byRank ??= [];
+            if (!byRank.TryAdd((e.Tier, e.Rank), e) && byRank[(e.Tier, e.Rank)] is var first
+                && (first.Verdict != e.Verdict || first.RuleIndex != e.RuleIndex))
+                return $"{e.Tier.ToString().ToLowerInvariant()} rank {e.Rank} holds {first.Verdict} of rule {first.RuleIndex} and {e.Verdict} of rule {e.RuleIndex}: one rank is one rule";
+        }
+        return null;
     }
 
     /// <summary>A snapshot policy as people name it: an audit layer by the identity it audits.</summary>
@@ -186,6 +204,12 @@ public sealed partial class BpfDatapath
     private static string? EntryError(PolicyEntryItem e, int rules)
     {
         if (e.RuleIndex >= rules) return $"rule index {e.RuleIndex} is outside the {rules} rules";
+        if (!Enum.IsDefined(e.Tier)) return $"tier {(int)e.Tier} is unknown";
+        if (!Enum.IsDefined(e.Verdict)) return $"verdict {(int)e.Verdict} is unknown";
+        if (e.Verdict == PolicyVerdict.Pass && e.Tier != PolicyTier.Admin) return $"PASS belongs to the admin tier, not the {e.Tier.ToString().ToLowerInvariant()} tier";
+        if (e.Tier == PolicyTier.Policy && e.Rank != 0) return $"rank {e.Rank} in the policy tier, which is not ordered by rank (0)";
+        if (e.Tier != PolicyTier.Policy && e.Rank is 0 or > ushort.MaxValue)
+            return $"rank {e.Rank} in the {e.Tier.ToString().ToLowerInvariant()} tier is outside 1-{ushort.MaxValue}";
         if (e.PortPrefixLength > 16) return $"port prefix length {e.PortPrefixLength} is longer than a port";
         if (e.Protocol == 0 && (e.Port != 0 || e.PortBits != 0)) return $"port {e.Port}/{e.PortBits} needs a protocol";
         if (e.PortBits != 0 && !ProtocolsWithPorts.Contains(e.Protocol))

@@ -50,7 +50,18 @@ public sealed record ApplyStats(
 
 public enum TrafficDirection : byte { Ingress = 0, Egress = 1 }
 
-public enum PolicyVerdict : byte { Allow = 0, Deny = 1 }
+/// <summary>Allow is the admin tier's ACCEPT; Pass is the admin tier's only: it skips the rest of the admin tier and
+/// leaves the decision to the policy tier. The values are the wire's (agent.proto Verdict).</summary>
+public enum PolicyVerdict : byte { Allow = 0, Deny = 1, Pass = 2 }
+
+/// <summary>
+/// Where an entry's rule stands (Kubernetes ClusterNetworkPolicy tiers). A packet is decided by the admin tier's
+/// first matching rule in rank order (ACCEPT, DENY, or PASS on to the policy tier), then by the policy tier
+/// (CiliumNetworkPolicy, CCNP, NetworkPolicy: deny wins, then the longer port prefix, then the peer; default deny
+/// where enforced), then by the baseline tier's first matching rule in rank order. The values are the wire's
+/// (agent.proto Tier).
+/// </summary>
+public enum PolicyTier : byte { Policy = 0, Admin = 1, Baseline = 2 }
 
 /// <summary>One version for one node, in the datapath's own terms (no protobuf, no compiler types).</summary>
 public sealed record DatapathSnapshot(
@@ -77,10 +88,12 @@ public sealed record IdentityPolicyItem(uint Identity, bool IngressEnforced, boo
 /// <summary>
 /// PeerIdentity 0 = any peer, Protocol 0 = any protocol (and any port). PortPrefixLength is the number of leading
 /// bits of Port that must match: 16 = exactly Port, 0 = any port, 13 with Port 8000 = 8000-8007; null means 16
-/// for a non-zero Port and 0 for Port 0. Bits of Port past the prefix must be zero. Deny beats allow.
+/// for a non-zero Port and 0 for Port 0. Bits of Port past the prefix must be zero. In the policy tier deny beats
+/// allow and Rank is 0; in the admin and baseline tiers Rank orders the rules (1 = first match, at most 65535), and
+/// the entries of one rule share its rank.
 /// </summary>
 public sealed record PolicyEntryItem(TrafficDirection Direction, uint PeerIdentity, byte Protocol, ushort Port, PolicyVerdict Verdict,
-    uint RuleIndex, byte? PortPrefixLength = null)
+    uint RuleIndex, byte? PortPrefixLength = null, PolicyTier Tier = PolicyTier.Policy, uint Rank = 0)
 {
     /// <summary>The significant bits of Port, with the default applied.</summary>
     public int PortBits => PortPrefixLength ?? (Port == 0 ? 0 : 16);

@@ -28,57 +28,88 @@ internal readonly record struct PolicyPrefix(uint PeerIdentity, TrafficDirection
     public override int GetHashCode() => HashCode.Combine(Packed, L4Bits);
 }
 
-internal readonly record struct PolicyDecision(PolicyVerdict Verdict, uint RuleIndex);
+/// <summary>One tier's part of a key's decision: the deciding entry's verdict, rank and rule.</summary>
+internal readonly record struct TierDecision(PolicyVerdict Verdict, ushort Rank, uint RuleIndex);
+
+/// <summary>The value of one LPM key, in the two parts bpf/lib/policy.h's struct policy_entry holds: the admin tier's
+/// (null when no admin rule covers the key) and the lower tiers' (policy or baseline; null when none covers it).</summary>
+internal readonly record struct PolicyDecision(TierDecision? Lower, TierDecision? Admin = null);
 
 /// <summary>
 /// What an identity's LPM map must hold so that two longest-prefix lookups (this peer, any peer) decide as the
-/// policy says. The kernel applies the precedence between the two lookups (bpf/lib/policy.h policy_precedence);
-/// this class makes each lookup's own answer right. The same words as the C side:
-///   1. deny wins
-///   2. longer port/protocol prefix
-///   3. L3-specific (peer) over L4-only
+/// policy says. The kernel applies the precedence between the two lookups (bpf/lib/policy.h admin_precedence,
+/// policy_precedence); this class makes each lookup's own answer right. An LPM lookup returns only the longest
+/// key, so each key's value accounts for every entry of the same peer and direction whose prefix contains it
+/// (its chain). The same words as the C side:
+///   admin part: the chain's admin rule of the lowest rank (first match; ACCEPT, DENY and PASS alike)
+///   lower part, among the chain's policy and baseline entries:
+///     1. lower rank: the policy tier (0) before the baseline tier, baseline rules in their order
+///     2. deny wins
+///     3. longer port/protocol prefix
+///     (4. L3-specific (peer) over L4-only is the kernel's, between the two lookups)
+/// With policy-tier entries only, this writes an allow that a shorter deny of the same peer covers as that deny,
+/// and every other entry as it is.
 /// </summary>
 internal static class PolicyPrecedence
 {
-    /// <summary>The entries of one identity as LPM contents. Two entries on the same prefix merge (deny wins, then
-    /// the lower rule index, so the result does not depend on order). An LPM lookup returns only the longest
-    /// match, so an allow inside a shorter deny of the same peer would hide the deny: such an allow is written as
-    /// the deny that covers it (1. deny wins).</summary>
+    /// <summary>The entries of one identity as LPM contents. Entries on the same prefix merge into one value, each
+    /// part by the order above and then the lower rule index, so the result does not depend on their order.</summary>
     public static Dictionary<PolicyPrefix, PolicyDecision> Resolve(IReadOnlyList<PolicyEntryItem> entries)
     {
         var merged = new Dictionary<PolicyPrefix, PolicyDecision>(entries.Count);
-        var denies = 0;
+        // Policy-tier allows only: no key can take anything from a shorter one, and maps of 100,000 such entries
+        // are resolved on every apply.
+        var chainsMatter = false;
         foreach (var e in entries)
         {
             var key = PolicyPrefix.Of(e);
-            var decision = new PolicyDecision(e.Verdict, e.RuleIndex);
-            if (e.Verdict == PolicyVerdict.Deny) denies++;
-            if (!merged.TryGetValue(key, out var existing) || Wins(decision, existing)) merged[key] = decision;
+            var part = new TierDecision(e.Verdict, (ushort)e.Rank, e.RuleIndex);
+            merged.TryGetValue(key, out var existing);
+            merged[key] = e.Tier == PolicyTier.Admin
+                ? existing with { Admin = Admin(existing.Admin, part, samePrefix: true) }
+                : existing with { Lower = Lower(existing.Lower, part, samePrefix: true) };
+            chainsMatter |= e.Tier != PolicyTier.Policy || e.Verdict != PolicyVerdict.Allow;
         }
-        if (denies == 0) return merged;
+        if (!chainsMatter) return merged;
 
-        var covered = new List<(PolicyPrefix Key, PolicyDecision Deny)>();
-        foreach (var (key, decision) in merged)
+        // Only the prefix lengths some key has can hold a covering entry: usually a handful of the 18.
+        var lengths = 0u;
+        foreach (var key in merged.Keys) lengths |= 1u << key.L4Bits;
+        var resolved = new Dictionary<PolicyPrefix, PolicyDecision>(merged.Count);
+        foreach (var (key, own) in merged)
         {
-            if (decision.Verdict == PolicyVerdict.Deny) continue;
-            if (CoveringDeny(merged, key) is { } deny) covered.Add((key, deny));
+            var decision = own;
+            // Longest first, so that on equal terms the longer prefix stays (3.).
+            for (var bits = key.L4Bits - 1; bits >= 0; bits--)
+            {
+                if ((lengths & 1u << bits) == 0) continue;
+                if (!merged.TryGetValue(key.Truncate((byte)bits), out var covering)) continue;
+                decision = new(Lower(decision.Lower, covering.Lower, samePrefix: false), Admin(decision.Admin, covering.Admin, samePrefix: false));
+            }
+            resolved[key] = decision;
         }
-        foreach (var (key, deny) in covered) merged[key] = deny;
-        return merged;
+        return resolved;
     }
 
-    /// <summary>The most specific deny of the same peer and direction whose prefix is shorter and contains
-    /// <paramref name="key"/>.</summary>
-    private static PolicyDecision? CoveringDeny(Dictionary<PolicyPrefix, PolicyDecision> merged, PolicyPrefix key)
+    /// <summary>The lower part that decides between <paramref name="kept"/> and a shorter or equal
+    /// <paramref name="offered"/>: 1. lower rank, 2. deny wins, 3. the longer prefix (kept), on one prefix the
+    /// lower rule index.</summary>
+    private static TierDecision? Lower(TierDecision? kept, TierDecision? offered, bool samePrefix)
     {
-        for (var bits = key.L4Bits - 1; bits >= 0; bits--)
-        {
-            if (bits is > PolicyPrefix.AnyProtocol and < PolicyPrefix.AnyPort) continue;   // never inside the protocol
-            if (merged.TryGetValue(key.Truncate((byte)bits), out var d) && d.Verdict == PolicyVerdict.Deny) return d;
-        }
-        return null;
+        if (offered is not { } o) return kept;
+        if (kept is not { } k) return o;
+        if (o.Rank != k.Rank) return o.Rank < k.Rank ? o : k;
+        if (o.Verdict != k.Verdict) return o.Verdict == PolicyVerdict.Deny ? o : k;
+        return samePrefix && o.RuleIndex < k.RuleIndex ? o : k;
     }
 
-    private static bool Wins(PolicyDecision candidate, PolicyDecision existing) =>
-        candidate.Verdict != existing.Verdict ? candidate.Verdict == PolicyVerdict.Deny : candidate.RuleIndex < existing.RuleIndex;
+    /// <summary>The admin part that decides: the lower rank (first match), then the longer prefix (kept), on one
+    /// prefix the lower rule index. Validation keeps one verdict and rule per rank.</summary>
+    private static TierDecision? Admin(TierDecision? kept, TierDecision? offered, bool samePrefix)
+    {
+        if (offered is not { } o) return kept;
+        if (kept is not { } k) return o;
+        if (o.Rank != k.Rank) return o.Rank < k.Rank ? o : k;
+        return samePrefix && o.RuleIndex < k.RuleIndex ? o : k;
+    }
 }

@@ -15,7 +15,8 @@ public static class SnapshotConversion
             p.Entries.Select(e => new PolicyEntryItem(
                 e.Direction == Direction.Ingress ? TrafficDirection.Ingress : TrafficDirection.Egress,
                 e.PeerIdentity, checked((byte)e.Protocol), checked((ushort)e.Port),
-                e.Verdict == Verdict.Deny ? PolicyVerdict.Deny : PolicyVerdict.Allow, e.RuleIndex,
-                checked((byte)e.PortPrefixLen))).ToList())).ToList(),
+                // The datapath's enums carry the wire's values; the agent's validation refuses a value it does not know.
+                (PolicyVerdict)e.Verdict, e.RuleIndex,
+                checked((byte)e.PortPrefixLen), (PolicyTier)e.Tier, e.Rank)).ToList())).ToList(),
         s.Rules.ToList());
 }

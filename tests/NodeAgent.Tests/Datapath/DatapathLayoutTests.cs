@@ -104,6 +104,24 @@ public sealed partial class DatapathLayoutTests
             .ToDictionary(v => v.ToString().ToUpperInvariant(), v => (int)v));
     }
 
+    [Fact]
+    public void The_policy_entry_verdicts_are_the_values_of_policy_h()
+    {
+        var header = File.ReadAllText(Path.Combine(RepoPaths.Root, "bpf", "lib", "policy.h"));
+        var values = PolicyVerdictValue().Matches(header).ToDictionary(m => m.Groups[1].Value, m => int.Parse(m.Groups[2].Value));
+
+        Assert.Equal(new Dictionary<string, int>
+        {
+            ["POLICY_ALLOW"] = (int)Mesh.NodeAgent.Datapath.PolicyVerdict.Allow,
+            ["POLICY_DENY"] = (int)Mesh.NodeAgent.Datapath.PolicyVerdict.Deny,
+            ["POLICY_NONE"] = PolicyEntryNative.VerdictNone,
+            ["ADMIN_NONE"] = PolicyEntryNative.AdminNone,
+            ["ADMIN_ACCEPT"] = PolicyEntryNative.AdminAccept,
+            ["ADMIN_DENY"] = PolicyEntryNative.AdminDeny,
+            ["ADMIN_PASS"] = PolicyEntryNative.AdminPass,
+        }, values);
+    }
+
     private sealed record StructLayout(int Size, List<(string Member, int Offset)> Members);
 
     private static readonly Lazy<Dictionary<string, StructLayout>> BtfStructs = new(ReadBtf);
@@ -164,6 +182,9 @@ public sealed partial class DatapathLayoutTests
 
     [GeneratedRegex(@"^\tVERDICT_(\w+)\s*=\s*(\d+),", RegexOptions.Multiline)]
     private static partial Regex VerdictValue();
+
+    [GeneratedRegex(@"^\t((?:POLICY|ADMIN)_\w+)\s*=\s*(\d+),", RegexOptions.Multiline)]
+    private static partial Regex PolicyVerdictValue();
 
     [GeneratedRegex(@"^\[\d+\] STRUCT '(\w+)' size=(\d+)")]
     private static partial Regex StructLine();

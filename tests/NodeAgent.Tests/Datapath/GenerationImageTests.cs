@@ -41,8 +41,8 @@ public sealed class GenerationImageTests
             new IdentityPolicyItem(WebAudit, true, false, [In(Db, PolicyVerdict.Allow, 0), In(Db, PolicyVerdict.Deny, 1)])), Ifindexes, previous: null);
 
         Assert.Equal([Web, WebAudit], image.Policies.Keys.Order());
-        Assert.Equal(new PolicyDecision(PolicyVerdict.Allow, 0), Assert.Single(image.Policies[Web].Entries).Value);
-        Assert.Equal(new PolicyDecision(PolicyVerdict.Deny, 1), Assert.Single(image.Policies[WebAudit].Entries).Value);
+        Assert.Equal(new PolicyDecision(new TierDecision(PolicyVerdict.Allow, 0, 0)), Assert.Single(image.Policies[Web].Entries).Value);
+        Assert.Equal(new PolicyDecision(new TierDecision(PolicyVerdict.Deny, 0, 1)), Assert.Single(image.Policies[WebAudit].Entries).Value);
     }
 
     [Fact]

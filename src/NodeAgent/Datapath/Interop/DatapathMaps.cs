@@ -169,8 +169,20 @@ internal sealed class DatapathMaps
         Direction = (byte)p.Direction, Protocol = p.Protocol, Dport = NetworkOrder.Be16(p.Port),
     };
 
-    private static PolicyEntryNative PolicyEntry(PolicyPrefix p, PolicyDecision d) =>
-        new() { Verdict = (byte)d.Verdict, L4Prefixlen = p.L4Bits, RuleIndex = d.RuleIndex };
+    private static PolicyEntryNative PolicyEntry(PolicyPrefix p, PolicyDecision d) => new()
+    {
+        Verdict = d.Lower is { } lower ? (byte)lower.Verdict : PolicyEntryNative.VerdictNone,
+        L4Prefixlen = p.L4Bits, Rank = d.Lower?.Rank ?? 0, RuleIndex = d.Lower?.RuleIndex ?? 0,
+        AdminVerdict = d.Admin?.Verdict switch
+        {
+            null => PolicyEntryNative.AdminNone,
+            PolicyVerdict.Allow => PolicyEntryNative.AdminAccept,
+            PolicyVerdict.Deny => PolicyEntryNative.AdminDeny,
+            PolicyVerdict.Pass => PolicyEntryNative.AdminPass,
+            var other => throw new ArgumentOutOfRangeException(nameof(d), other, "not an admin verdict"),
+        },
+        AdminRank = d.Admin?.Rank ?? 0, AdminRuleIndex = d.Admin?.RuleIndex ?? 0,
+    };
 
     private static unsafe IpCacheKeyNative IpCacheKey(uint gen, IPNetwork cidr)
     {

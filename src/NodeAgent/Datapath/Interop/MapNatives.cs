@@ -87,10 +87,18 @@ internal struct PolicyKeyNative
 [StructLayout(LayoutKind.Sequential)]
 internal struct PolicyEntryNative
 {
+    /// <summary>enum policy_verdict: POLICY_ALLOW and POLICY_DENY are PolicyVerdict's; POLICY_NONE, no lower part.</summary>
+    public const byte VerdictNone = 2;
+    /// <summary>enum admin_verdict.</summary>
+    public const byte AdminNone = 0, AdminAccept = 1, AdminDeny = 2, AdminPass = 3;
     public byte Verdict;
     public byte L4Prefixlen;
-    public ushort Pad;
+    public ushort Rank;
     public uint RuleIndex;
+    public byte AdminVerdict;
+    public byte Pad;
+    public ushort AdminRank;
+    public uint AdminRuleIndex;
 }
 
 /// <summary>Must match <c>struct ct_key</c> in bpf/lib/conntrack.h.</summary>
