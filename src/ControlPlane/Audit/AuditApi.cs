@@ -6,6 +6,7 @@ using Mesh.ControlPlane.Projections;
 using Mesh.ControlPlane.Security;
 using Mesh.Contracts.Api;
 using Mesh.Contracts.Identity;
+using Mesh.Contracts.Input;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Mvc;
 using AgentProtocol = Mesh.Contracts.Agent.AgentProtocol;
@@ -71,7 +72,8 @@ public static class AuditApi
             : TypedResults.NotFound(new ProblemDetails
             {
                 Status = StatusCodes.Status404NotFound, Title = "No version on record",
-                Detail = $"node {node} had acknowledged no version at {instant:O} (GET /v1/nodes/{node}/history lists what it enforced when)",
+                // Quoted: the name is the caller's, and may be long enough to break a response's headers over gRPC.
+                Detail = $"node {InputLimits.Quote(node)} had acknowledged no version at {instant:O} (GET /v1/nodes/{{node}}/history lists what it enforced when)",
             });
     }
 

@@ -173,12 +173,9 @@ public sealed partial class IncrementalCompiler
         node.Endpoints[endpoint.Id] = new LocalEndpoint(endpoint.Id, endpoint.Interface, endpoint.Ip, endpoint.Identity);
         node.Identities[endpoint.Identity] = node.Identities.GetValueOrDefault(endpoint.Identity) + 1;
         _nodesDirty.Add(node);
-        var state = _states.GetValueOrDefault(endpoint.Identity);
-        if (state is null)
-        {
-            state = State(endpoint.Identity);
-            if (!_identities.ContainsKey(endpoint.Identity)) { _untabled.Add(endpoint.Identity); Reselect(state, LabelSet.Empty); }
-        }
+        var state = State(endpoint.Identity);
+        // An endpoint ahead of its identity's allocation (or after its release) is selected as an identity without labels.
+        if (!_identities.ContainsKey(endpoint.Identity) && _untabled.Add(endpoint.Identity)) Reselect(state, LabelSet.Empty);
         if (state.Nodes.Count == 0) _compileDirty.Add(state.Id);
         state.Nodes[node.Name] = state.Nodes.GetValueOrDefault(node.Name) + 1;
         AddAddress(endpoint);
