@@ -56,9 +56,7 @@ public static class Explanation
                 reason = side.Outcome == LookupOutcome.Allowed
                     ? $"rule {rule} allows it{(side.L7Redirect ? " (through the L7 proxy)" : "")}"
                     : $"deny rule {rule} drops it";
-                if (view.Policies.GetValueOrDefault(ClusterView.PolicyKey(rule.Kind, rule.Namespace ?? "", rule.Name)) is { } decider
-                    && await RuleOrigin.OfRuleAsync(store, decider, rule, view.Position.Value, ct) is { } introduced)
-                    origins.Add(introduced);
+                origins.AddRange(await RuleOriginsAsync(store, view, rule, ct));
                 break;
             default:
                 var policies = PolicyJudge.DefaultDenying(view, side.Subject, side.Direction);
@@ -70,12 +68,8 @@ public static class Explanation
                     origins.Add(new RuleOriginView("enforcement mode always", null, mode.Version.Value, mode.SetAt, mode.SetBy, set?.Metadata.CorrelationId ?? ""));
                     break;
                 }
-                var names = string.Join(", ", policies.Select(p => p.Policy.Reference));
-                reason = $"default deny: {(policies.Count == 1 ? $"policy {names} selects" : $"policies {names} select")} {subject.Name} for {direction} and no rule allows this";
-                var labels = view.Identities[new NumericIdentity(side.Subject).LabelIdentity.Value].Labels;   // DefaultDenying found it
-                foreach (var policy in policies)
-                    if (await RuleOrigin.OfSelectionAsync(store, policy, labels, side.Direction, view.Position.Value, ct) is { } origin)
-                        origins.Add(origin);
+                reason = $"default deny: {(policies.Count == 1 ? $"policy {Names(policies)} selects" : $"policies {Names(policies)} select")} {subject.Name} for {direction} and no rule allows this";
+                origins.AddRange(await SelectionOriginsAsync(store, view, policies, side, ct));
                 break;
         }
         var (audit, auditOrigins) = side.Audit is { } audited ? await AuditedAsync(store, view, side, audited, subject, direction, ct) : (null, null);
@@ -87,22 +81,32 @@ public static class Explanation
     private static async Task<(string, IReadOnlyList<RuleOriginView>)> AuditedAsync(IEventStore store, ClusterView view, SideJudgement side,
         AuditJudgement audit, Party subject, string direction, CancellationToken ct)
     {
-        var origins = new List<RuleOriginView>();
         if (audit.Rule is { } rule)
-        {
-            if (view.Policies.GetValueOrDefault(ClusterView.PolicyKey(rule.Kind, rule.Namespace ?? "", rule.Name)) is { } auditing
-                && await RuleOrigin.OfRuleAsync(store, auditing, rule, view.Position.Value, ct) is { } introduced)
-                origins.Add(introduced);
-            return ($"audit: deny rule {rule} (audit mode) would drop it", origins);
-        }
+            return ($"audit: deny rule {rule} (audit mode) would drop it", await RuleOriginsAsync(store, view, rule, ct));
         var policies = PolicyJudge.DefaultDenying(view, side.Subject, side.Direction, PolicyMode.Audit);
-        var labels = view.Identities[new NumericIdentity(side.Subject).LabelIdentity.Value].Labels;
+        return ($"audit: default deny of {(policies.Count == 1 ? $"policy {Names(policies)} (audit mode), which selects" : $"policies {Names(policies)} (audit mode), which select")} " +
+            $"{subject.Name} for {direction}: no rule allows this", await SelectionOriginsAsync(store, view, policies, side, ct));
+    }
+
+    private static string Names(IReadOnlyList<PolicyRecord> policies) => string.Join(", ", policies.Select(p => p.Policy.Reference));
+
+    /// <summary>The event that introduced a rule as it stands in the view (none when its policy is gone).</summary>
+    private static async Task<IReadOnlyList<RuleOriginView>> RuleOriginsAsync(IEventStore store, ClusterView view, RuleReference rule, CancellationToken ct) =>
+        view.Policies.GetValueOrDefault(ClusterView.PolicyKey(rule.Kind, rule.Namespace ?? "", rule.Name)) is { } policy
+        && await RuleOrigin.OfRuleAsync(store, policy, rule, view.Position.Value, ct) is { } introduced
+            ? [introduced]
+            : [];
+
+    /// <summary>The events from which each of <paramref name="policies"/> selects the side's subject for its direction.</summary>
+    private static async Task<IReadOnlyList<RuleOriginView>> SelectionOriginsAsync(IEventStore store, ClusterView view, IReadOnlyList<PolicyRecord> policies,
+        SideJudgement side, CancellationToken ct)
+    {
+        var labels = view.Identities[new NumericIdentity(side.Subject).LabelIdentity.Value].Labels;   // DefaultDenying found it
+        var origins = new List<RuleOriginView>();
         foreach (var policy in policies)
             if (await RuleOrigin.OfSelectionAsync(store, policy, labels, side.Direction, view.Position.Value, ct) is { } origin)
                 origins.Add(origin);
-        var names = string.Join(", ", policies.Select(p => p.Policy.Reference));
-        return ($"audit: default deny of {(policies.Count == 1 ? $"policy {names} (audit mode), which selects" : $"policies {names} (audit mode), which select")} " +
-            $"{subject.Name} for {direction}: no rule allows this", origins);
+        return origins;
     }
 
     /// <summary>The connection a recorded flow is about: its addresses, protocol and destination port.</summary>

@@ -70,7 +70,6 @@ public sealed record Judgement(long Version, SideJudgement Egress, SideJudgement
 public sealed class PolicyJudge(ClusterView view)
 {
     private readonly Dictionary<string, NodeSnapshot> _snapshots = new(StringComparer.Ordinal);
-    private readonly Dictionary<(string Node, string Ip), uint> _resolved = [];
     private CompilerInputs? _inputs;
 
     public ClusterView View => view;
@@ -91,7 +90,7 @@ public sealed class PolicyJudge(ClusterView view)
     {
         if (subject.Node is null) return new(direction, null, subject.Identity, other.Identity, LookupOutcome.NotEnforced, null, false);
         var snapshot = SnapshotOf(subject.Node);
-        var peer = other.Ip is { } ip ? Resolve(subject.Node, snapshot, ip) : other.Identity;
+        var peer = other.Ip is { } ip ? SnapshotLookup.Resolve(snapshot, ip) : other.Identity;
         var decision = SnapshotLookup.Decide(snapshot, subject.Identity, direction, peer, protocol, port);
         // As the datapath: the audit layer is looked at only for what the enforced policy lets pass.
         var audit = decision.Passes ? SnapshotLookup.Decide(snapshot, subject.Identity | AgentProtocol.AuditLayer, direction, peer, protocol, port) : default;
@@ -103,17 +102,6 @@ public sealed class PolicyJudge(ClusterView view)
 
     private static RuleReference? RuleOf(NodeSnapshot snapshot, LookupDecision decision) =>
         decision.Entry is { } entry ? RuleReference.Parse(snapshot.Rules[(int)entry.RuleIndex]) : null;
-
-    /// <summary>
-    /// An address's identity in a node's ipcache, looked up once per node and address for the judge's life (as its
-    /// snapshots are): an impact preview judges thousands of connections between the same few hundred addresses, and
-    /// each lookup walks the whole ipcache.
-    /// </summary>
-    private uint Resolve(string node, NodeSnapshot snapshot, string ip)
-    {
-        if (!_resolved.TryGetValue((node, ip), out var identity)) _resolved[(node, ip)] = identity = SnapshotLookup.Resolve(snapshot, ip);
-        return identity;
-    }
 
     /// <summary>
     /// The policies that make <paramref name="identity"/> default-deny in a direction: those selecting its labels with a

@@ -152,7 +152,12 @@ public sealed partial class IncrementalCompiler
         }
         // A reserved identity goes back to the label of its own that peer selectors see without a table entry.
         if (PeerResolver.Reserved.TryGetValue(identity, out var reserved)) Repeer(identity, old, reserved);
-        else foreach (var selection in _peers.Values.Where(s => s.Matched.Remove(identity)).ToList()) Invalidate(selection);
+        else
+            foreach (var selection in _peers.Values.Where(s => s.Matched.Contains(identity)).ToList())
+            {
+                selection.Matched.Remove(identity);
+                Invalidate(selection);
+            }
         if (PeerResolver.IsClusterLabelIdentity(identity))
         {
             _cluster = null;
