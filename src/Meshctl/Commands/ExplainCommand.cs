@@ -25,9 +25,9 @@ public static class ExplainCommand
             Description = "The version to judge: a log position (42), a time (2026-12-05T14:02:00Z) or back from now (10m, 2h, 1d); default: now",
         };
         var cmd = new Command("explain", """
-            Explain a verdict: FORWARDED or DROPPED, which side decided (the egress of the source on its node, or the
-            ingress of the destination on its node), the rule that decided it or the policy whose default deny did, the
-            version judged, and the event that introduced that rule: who applied it, when, its log position and
+            Explain a verdict: FORWARDED, DROPPED or AUDIT (forwarded, but a policy in audit mode would drop it),
+            which side decided (the egress of the source on its node, or the ingress of the destination on its node),
+            the rule that decided it or the policy whose default deny did, the version judged, and the event that introduced that rule: who applied it, when, its log position and
             correlation id. For a recorded flow, what its node recorded is shown beside the recomputed verdict, and any
             disagreement is said.
             Examples:
