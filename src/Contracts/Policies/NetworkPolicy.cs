@@ -12,7 +12,7 @@ namespace Mesh.Contracts.Policies;
 /// Kubernetes. Stored (events, states) by member name; <see cref="PolicyKinds.DocumentKind"/> is the name documents use.
 /// </summary>
 [JsonConverter(typeof(JsonStringEnumConverter<PolicyKind>))]
-public enum PolicyKind { CiliumNetworkPolicy, CiliumClusterwideNetworkPolicy, KubernetesNetworkPolicy }
+public enum PolicyKind { CiliumNetworkPolicy, CiliumClusterwideNetworkPolicy, KubernetesNetworkPolicy, ClusterNetworkPolicy }
 
 /// <summary>
 /// Per direction, whether the policy makes the endpoints it selects default-deny; null = Cilium's default: true
@@ -69,6 +69,15 @@ public sealed record NetworkPolicy(string? Namespace, string Name, IReadOnlyList
 
     public bool Audited => Mode == PolicyMode.Audit;
 
+    /// <summary>The tier its rules decide in: <see cref="PolicyTier.Policy"/> but for a ClusterNetworkPolicy.</summary>
+    public PolicyTier Tier { get; init; } = PolicyTier.Policy;
+
+    /// <summary>In the admin and baseline tiers, its place among the tier's policies: 0 (first) to 1000.</summary>
+    public int Priority { get; init; }
+
+    /// <summary>Whether its rules are first-match rules with actions (admin or baseline tier), not allow and deny lists.</summary>
+    public bool Tiered => Tier != PolicyTier.Policy;
+
     /// <summary>A policy of one spec, of the kind its namespace implies.</summary>
     public NetworkPolicy(string? ns, string name, PolicySpec spec)
         : this(ns, name, [spec], ns is null ? PolicyKind.CiliumClusterwideNetworkPolicy : PolicyKind.CiliumNetworkPolicy) { }
@@ -88,11 +97,12 @@ public sealed record NetworkPolicy(string? Namespace, string Name, IReadOnlyList
     /// <summary>
     /// The text that names one policy (and starts its rule texts, see <see cref="RuleText"/>): <c>namespace/name</c>
     /// for a CiliumNetworkPolicy, the bare name of a cluster-wide one, <c>NetworkPolicy namespace/name</c> for a
-    /// Kubernetes NetworkPolicy. Mesh's native kind is Cilium's: its texts are the ones written before NetworkPolicies
+    /// Kubernetes NetworkPolicy, <c>ClusterNetworkPolicy name</c> for a ClusterNetworkPolicy. Mesh's native kind is Cilium's: its texts are the ones written before NetworkPolicies
     /// were kept apart from CiliumNetworkPolicies of the same name, so those stored in flows and snapshots keep their meaning.
     /// </summary>
     public static string ReferenceOf(PolicyKind kind, string? ns, string name) =>
         kind == PolicyKind.KubernetesNetworkPolicy ? $"{PolicyParser.KubernetesKind} {ns}/{name}"
+        : kind == PolicyKind.ClusterNetworkPolicy ? $"{PolicyParser.TieredKind} {name}"
         : ns is null ? name : $"{ns}/{name}";
 
     /// <summary>A spec's endpoint selector as enforced: scoped to the policy's namespace.</summary>

@@ -27,6 +27,12 @@ public static class PolicyJson
             w.WriteEndArray();
             // Only when audited: every enforced policy keeps its bytes, and so its hash.
             if (policy.Audited) w.WriteString("mode", PolicyModes.Name(policy.Mode));
+            // Only for a tiered policy (ClusterNetworkPolicy): every other policy keeps its bytes.
+            if (policy.Tiered)
+            {
+                w.WriteString("tier", PolicyTiers.Name(policy.Tier));
+                w.WriteNumber("priority", policy.Priority);
+            }
             w.WriteEndObject();
         }
         return Encoding.UTF8.GetString(buffer.ToArray());
@@ -46,6 +52,8 @@ public static class PolicyJson
             Mode = !root.TryGetProperty("mode", out var mode) ? PolicyMode.Enforce
                 : PolicyModes.TryParse(mode.GetString(), out var parsed) ? parsed
                 : throw new JsonException($"mode \"{mode.GetString()}\" is not a policy mode"),
+            Tier = root.TryGetProperty("tier", out var tier) ? Enum.Parse<PolicyTier>(tier.GetString()!) : PolicyTier.Policy,
+            Priority = root.TryGetProperty("priority", out var priority) ? priority.GetInt32() : 0,
         };
     }
 
@@ -98,6 +106,9 @@ public static class PolicyJson
             w.WriteStartArray("toPorts");
             foreach (var portRule in rule.ToPorts) WritePortRule(w, portRule);
             w.WriteEndArray();
+            // Only on the rules of a tiered policy (and a named one): other rules keep their bytes.
+            if (rule.Action is { } action) w.WriteString("action", action.ToString());
+            if (rule.Name is { } ruleName) w.WriteString("name", ruleName);
             w.WriteEndObject();
         }
         w.WriteEndArray();
@@ -220,7 +231,11 @@ public static class PolicyJson
         rules.EnumerateArray().Select(rule => new PolicyRule(
             rule.GetProperty("peers") is { ValueKind: JsonValueKind.Array } peers ? peers.EnumerateArray().Select(ReadPeer).ToList() : null,
             rule.GetProperty("toPorts").EnumerateArray().Select(ReadPortRule).ToList(),
-            rule.GetProperty("requires").EnumerateArray().Select(ReadSelector).ToList())).ToList();
+            rule.GetProperty("requires").EnumerateArray().Select(ReadSelector).ToList())
+        {
+            Action = rule.TryGetProperty("action", out var action) ? Enum.Parse<RuleAction>(action.GetString()!) : null,
+            Name = rule.TryGetProperty("name", out var name) ? name.GetString() : null,
+        }).ToList();
 
     private static PeerSelector ReadPeer(JsonElement peer)
     {

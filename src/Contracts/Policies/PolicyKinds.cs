@@ -8,6 +8,7 @@ public static class PolicyKinds
     {
         PolicyKind.CiliumNetworkPolicy => PolicyParser.NamespacedKind,
         PolicyKind.CiliumClusterwideNetworkPolicy => PolicyParser.ClusterwideKind,
+        PolicyKind.ClusterNetworkPolicy => PolicyParser.TieredKind,
         _ => PolicyParser.KubernetesKind,
     };
 

@@ -18,6 +18,9 @@ public static partial class PolicyParser
     public const string ClusterwideKind = "CiliumClusterwideNetworkPolicy";
     public const string KubernetesApiVersion = "networking.k8s.io/v1";
     public const string KubernetesKind = "NetworkPolicy";
+    /// <summary>Kubernetes' ClusterNetworkPolicy (network-policy-api): admin and baseline tiers, priorities, actions.</summary>
+    public const string TieredApiVersion = "policy.networking.k8s.io/v1alpha2";
+    public const string TieredKind = "ClusterNetworkPolicy";
     /// <summary>Where a namespaced policy goes when neither the document nor the caller names a namespace (kubectl's default).</summary>
     public const string FallbackNamespace = "default";
 

@@ -84,6 +84,13 @@ public sealed record PolicyRule(IReadOnlyList<PeerSelector>? Peers, IReadOnlyLis
     public PolicyRule(IReadOnlyList<LabelSelector>? peers, IReadOnlyList<PortProtocol> ports)
         : this(peers?.Select(p => (PeerSelector)new PeerSelector.Endpoints(p)).ToList(), ports.Count == 0 ? [] : [new PortRule(ports)], []) { }
 
+    /// <summary>In the admin and baseline tiers, what the rule does with what it matches; null in the policy tier,
+    /// where the section it is in (ingress or ingressDeny …) says.</summary>
+    public RuleAction? Action { get; init; }
+
+    /// <summary>The rule's own name (a ClusterNetworkPolicy rule's <c>name</c>), for people; never matched.</summary>
+    public string? Name { get; init; }
+
     public bool AllowsNothing => Peers is null && ToPorts.Count == 0;
 
     /// <summary>Every port of every port rule.</summary>

@@ -10,6 +10,7 @@ namespace Mesh.Contracts.Policies;
 /// <item><c>default/allow-web ingress[0]</c>: a CiliumNetworkPolicy (<c>default/allow-web specs[1].ingress[0]</c> when it has several rule sets)</item>
 /// <item><c>allow-web specs[1].egress[0]</c>: a CiliumClusterwideNetworkPolicy (no namespace)</item>
 /// <item><c>NetworkPolicy default/allow-web ingress[0]</c>: a Kubernetes NetworkPolicy</item>
+/// <item><c>ClusterNetworkPolicy isolate-tenants egress[2]</c>: a ClusterNetworkPolicy (no namespace)</item>
 /// </list>
 /// The part before the rule is the policy's <see cref="NetworkPolicy.ReferenceOf">reference</see>. A text without the
 /// <c>NetworkPolicy</c> prefix, as every text written before the prefix existed, names a Cilium policy: namespaced
@@ -57,10 +58,17 @@ public readonly partial record struct RuleText(PolicyKind Kind, string? Namespac
         if (!m.Success) throw new FormatException($"\"{text}\" is not a rule reference");
         var policy = m.Groups["policy"].Value;
         var slash = policy.IndexOf('/', StringComparison.Ordinal);
-        var kubernetes = m.Groups["kubernetes"].Success;
-        if (kubernetes && slash < 0) throw new FormatException($"\"{text}\" is not a rule reference: a {PolicyParser.KubernetesKind} has a namespace");
-        var kind = kubernetes ? PolicyKind.KubernetesNetworkPolicy
-            : slash < 0 ? PolicyKind.CiliumClusterwideNetworkPolicy : PolicyKind.CiliumNetworkPolicy;
+        var prefix = m.Groups["kind"].Value;
+        if (prefix == PolicyParser.KubernetesKind && slash < 0)
+            throw new FormatException($"\"{text}\" is not a rule reference: a {PolicyParser.KubernetesKind} has a namespace");
+        if (prefix == PolicyParser.TieredKind && slash >= 0)
+            throw new FormatException($"\"{text}\" is not a rule reference: a {PolicyParser.TieredKind} has no namespace");
+        var kind = prefix switch
+        {
+            PolicyParser.KubernetesKind => PolicyKind.KubernetesNetworkPolicy,
+            PolicyParser.TieredKind => PolicyKind.ClusterNetworkPolicy,
+            _ => slash < 0 ? PolicyKind.CiliumClusterwideNetworkPolicy : PolicyKind.CiliumNetworkPolicy,
+        };
         var section = m.Groups["section"].Value switch
         {
             "ingress" => RuleSection.Ingress,
@@ -73,6 +81,6 @@ public readonly partial record struct RuleText(PolicyKind Kind, string? Namespac
             int.Parse(m.Groups["index"].Value, CultureInfo.InvariantCulture));
     }
 
-    [GeneratedRegex(@"^(?:(?<kubernetes>" + PolicyParser.KubernetesKind + @") )?(?<policy>\S+) (?:specs\[(?<spec>\d+)\]\.)?(?<section>ingress|ingressDeny|egress|egressDeny)\[(?<index>\d+)\]$")]
+    [GeneratedRegex(@"^(?:(?<kind>" + PolicyParser.KubernetesKind + "|" + PolicyParser.TieredKind + @") )?(?<policy>\S+) (?:specs\[(?<spec>\d+)\]\.)?(?<section>ingress|ingressDeny|egress|egressDeny)\[(?<index>\d+)\]$")]
     private static partial Regex TextForm();
 }

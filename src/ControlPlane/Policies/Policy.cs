@@ -57,13 +57,18 @@ public static class Policy
 {
     /// <summary>
     /// <c>policy-{ns}/{name}</c> for the Cilium kinds (ns "" for a cluster-wide policy), <c>networkpolicy-{ns}/{name}</c>
-    /// for a Kubernetes NetworkPolicy. NetworkPolicies stored before the kinds were kept apart are in the stream of
+    /// for a Kubernetes NetworkPolicy, <c>clusternetworkpolicy-/{name}</c> for a ClusterNetworkPolicy. NetworkPolicies stored before the kinds were kept apart are in the stream of
     /// their CiliumNetworkPolicy namesake, <see cref="LegacyNetworkPolicyStreamId"/>, until they are deleted.
     /// </summary>
     public static string StreamId(PolicyKind kind, string ns, string name) => $"{StreamPrefix(kind)}{ns}/{name}";
 
     /// <summary>What the ids of a kind's streams start with (the namespace and '/' follow: a namespace holds no '/').</summary>
-    public static string StreamPrefix(PolicyKind kind) => kind == PolicyKind.KubernetesNetworkPolicy ? "networkpolicy-" : "policy-";
+    public static string StreamPrefix(PolicyKind kind) => kind switch
+    {
+        PolicyKind.KubernetesNetworkPolicy => "networkpolicy-",
+        PolicyKind.ClusterNetworkPolicy => "clusternetworkpolicy-",
+        _ => "policy-",
+    };
 
     /// <summary>Where a NetworkPolicy stored before the kinds were kept apart may still be: its namesake's stream.</summary>
     public static string LegacyNetworkPolicyStreamId(string ns, string name) => StreamId(PolicyKind.CiliumNetworkPolicy, ns, name);
