@@ -125,6 +125,6 @@ public sealed class PolicyJudge(ClusterView view)
         view.PolicyEnforcement.Mode == EnforcementMode.Always ? view.PolicyEnforcement : null;
 
     /// <summary>Whether <paramref name="policy"/> selects <paramref name="labels"/> with a rule set that enforces <paramref name="direction"/>.</summary>
-    public static bool MakesDefaultDeny(NetworkPolicy policy, LabelSet labels, Direction direction) => policy.Specs.Any(s =>
+    public static bool MakesDefaultDeny(NetworkPolicy policy, LabelSet labels, Direction direction) => !policy.Tiered && policy.Specs.Any(s =>
         (direction == Direction.Ingress ? s.EnforcesIngress : s.EnforcesEgress) && policy.EffectiveEndpointSelector(s).Matches(labels));
 }

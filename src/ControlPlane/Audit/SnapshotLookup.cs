@@ -26,10 +26,16 @@ public readonly record struct LookupDecision(LookupOutcome Outcome, PolicyEntry?
 /// <summary>
 /// Judges a packet from a compiled snapshot exactly as bpf/lib/policy.h does in the kernel, so what the control plane
 /// says about a verdict (explain, diff, the impact of a change) is what a node would do: the source address or the
-/// destination address resolved in the node's ipcache (longest prefix, world on a miss), then two longest-prefix
-/// lookups in the local identity's entries, one for this peer and one for any peer, each with "deny wins" inside it
-/// (PolicyPrecedence on the agent), and between the two: 1. deny wins, 2. the longer protocol/port prefix, 3. the
-/// peer-specific entry.
+/// destination address resolved in the node's ipcache (longest prefix, world on a miss), then the local identity's
+/// entries that match the packet, for this peer and for any peer, decided tier by tier:
+/// <list type="number">
+/// <item>admin tier: the matching admin rule of the lowest rank; Accept allows, Deny denies, Pass goes on;</item>
+/// <item>policy tier, then baseline tier, in one order (the policy tier's rank 0 first, then baseline rules by rank);
+/// within one lookup, the lower rank, then deny wins, then the longer protocol/port prefix (PolicyPrecedence on the
+/// agent); between the lookups for this peer and for any peer: the lower rank, deny wins, the longer prefix, the
+/// peer-specific entry;</item>
+/// <item>nothing matched: default deny where the direction is enforced, else it passes.</item>
+/// </list>
 /// </summary>
 public static class SnapshotLookup
 {
@@ -55,38 +61,49 @@ public static class SnapshotLookup
     public static LookupDecision Decide(IdentityPolicy? policy, Direction direction, uint peer, Protocol protocol, ushort port)
     {
         if (policy is null) return new(LookupOutcome.NotEnforced, null);
-        var l3 = peer != PolicyEntryKey.AnyPeer ? Longest(policy, direction, peer, protocol, port) : null;
-        var l4 = Longest(policy, direction, PolicyEntryKey.AnyPeer, protocol, port);
-        var entry = Precedence(l3, l4);
-        if (entry is not null) return new(entry.Verdict == Verdict.Deny ? LookupOutcome.Denied : LookupOutcome.Allowed, entry);
+        PolicyEntry? admin = null, l3 = null, l4 = null;
+        foreach (var e in policy.Entries)
+        {
+            if (e.Direction != direction || !Matches(e, protocol, port)) continue;
+            var forPeer = peer != PolicyEntryKey.AnyPeer && e.Peer == peer;
+            if (!forPeer && e.Peer != PolicyEntryKey.AnyPeer) continue;
+            if (e.Tier == PolicyTier.Admin)
+            {
+                if (admin is null || e.Rank < admin.Rank) admin = e;
+                continue;
+            }
+            ref var best = ref forPeer ? ref l3 : ref l4;
+            if (best is null || WithinLookup(e, best)) best = e;
+        }
+        if (admin is { Verdict: not Verdict.Pass }) return Decided(admin);
+        if (Precedence(l3, l4) is { } entry) return Decided(entry);
         var enforced = direction == Direction.Ingress ? policy.IngressEnforced : policy.EgressEnforced;
         return new(enforced ? LookupOutcome.DefaultDenied : LookupOutcome.NotEnforced, null);
     }
+
+    private static LookupDecision Decided(PolicyEntry entry) => new(entry.Verdict == Verdict.Deny ? LookupOutcome.Denied : LookupOutcome.Allowed, entry);
 
     /// <summary>Significant bits of protocol and port, as the kernel's LPM key counts them: 0 any protocol, 8 any port, 24 one port.</summary>
     public static int L4Bits(PolicyEntry e) => e.Protocol == Protocol.Any ? 0 : 8 + e.PortPrefixLength;
 
     /// <summary>
-    /// One LPM lookup as the agent fills the map: entries on one prefix merge (deny wins, then the lower rule index),
-    /// and an allow inside a shorter deny is written as the most specific deny covering it; so any matching deny
-    /// decides, the longest one, else the longest allow.
+    /// Whether <paramref name="e"/> decides over <paramref name="best"/> in one LPM lookup, as the agent fills the map
+    /// (every key's value accounts for the shorter keys covering it): the lower rank, deny wins, the longer prefix, on
+    /// one prefix the lower rule index.
     /// </summary>
-    private static PolicyEntry? Longest(IdentityPolicy policy, Direction direction, uint peer, Protocol protocol, ushort port)
+    private static bool WithinLookup(PolicyEntry e, PolicyEntry best)
     {
-        PolicyEntry? deny = null, allow = null;
-        foreach (var e in policy.Entries)
-        {
-            if (e.Direction != direction || e.Peer != peer || !Matches(e, protocol, port)) continue;
-            ref var best = ref e.Verdict == Verdict.Deny ? ref deny : ref allow;
-            if (best is null || L4Bits(e) > L4Bits(best) || (L4Bits(e) == L4Bits(best) && e.RuleIndex < best.RuleIndex)) best = e;
-        }
-        return deny ?? allow;
+        if (e.Rank != best.Rank) return e.Rank < best.Rank;
+        if (e.Verdict != best.Verdict) return e.Verdict == Verdict.Deny;
+        if (L4Bits(e) != L4Bits(best)) return L4Bits(e) > L4Bits(best);
+        return e.RuleIndex < best.RuleIndex;
     }
 
     private static PolicyEntry? Precedence(PolicyEntry? l3, PolicyEntry? l4)
     {
         if (l3 is null) return l4;
         if (l4 is null) return l3;
+        if (l3.Rank != l4.Rank) return l3.Rank < l4.Rank ? l3 : l4;
         if (l3.Verdict != l4.Verdict) return l3.Verdict == Verdict.Deny ? l3 : l4;
         return L4Bits(l4) > L4Bits(l3) ? l4 : l3;
     }

@@ -64,7 +64,7 @@ internal sealed class CompiledPolicy
     public int Count => Keys.Length;
 
     /// <summary>Entry i's value with its rule.</summary>
-    public Candidate CandidateAt(int i) => new(Values[i].Verdict, Rules[Values[i].Rule], Values[i].L7Redirect);
+    public Candidate CandidateAt(int i) => new(Values[i].Verdict, Rules[Values[i].Rule], Values[i].L7Redirect, Values[i].Rank);
 
     public static CompiledPolicy From(uint identity, bool ingressEnforced, bool egressEnforced, Dictionary<PolicyEntryKey, Candidate> entries)
     {
@@ -139,7 +139,7 @@ internal sealed class CompiledPolicy
     {
         var values = new EntryValue[candidates.Length];
         for (var i = 0; i < candidates.Length; i++)
-            values[i] = new EntryValue(candidates[i].Verdict, candidates[i].L7Redirect, IndexOf(rules, candidates[i].Rule));
+            values[i] = new EntryValue(candidates[i].Verdict, candidates[i].L7Redirect, IndexOf(rules, candidates[i].Rule), candidates[i].Rank);
         return values;
     }
 
@@ -152,7 +152,7 @@ internal sealed class CompiledPolicy
 }
 
 /// <summary>
-/// One entry's verdict, with its rule named by position in its policy's rule list. Holds no references, so the
-/// collector copies the entry arrays of thousands of policies without looking inside them.
+/// One entry's verdict and rank (see <see cref="PolicyEntry"/>), with its rule named by position in its policy's rule
+/// list. Holds no references, so the collector copies the entry arrays of thousands of policies without looking inside them.
 /// </summary>
-internal readonly record struct EntryValue(Verdict Verdict, bool L7Redirect, int Rule);
+internal readonly record struct EntryValue(Verdict Verdict, bool L7Redirect, int Rule, ushort Rank);

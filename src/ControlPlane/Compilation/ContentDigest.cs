@@ -76,13 +76,13 @@ internal static class ContentDigest
             foreach (var r in rules) at = WriteRule(span, at, r.ToString());
             BinaryPrimitives.WriteInt32LittleEndian(span[at..], policy.Count); at += 4;
             for (var i = 0; i < policy.Count; i++)
-                at = WriteEntry(span, at, policy.Keys[i], policy.Values[i].Verdict, policy.Values[i].L7Redirect, policy.Values[i].Rule);
+                at = WriteEntry(span, at, policy.Keys[i], policy.Values[i].Verdict, policy.Values[i].L7Redirect, policy.Values[i].Rule, policy.Values[i].Rank);
             return Sha256Hex(span);
         }
         finally { ArrayPool<byte>.Shared.Return(buffer); }
     }
 
-    private const int EntrySize = 15;
+    private const int EntrySize = 18;
 
     private static int WriteHeader(Span<byte> span, bool ingressEnforced, bool egressEnforced, int rules)
     {
@@ -99,7 +99,7 @@ internal static class ContentDigest
         return at + 4 + length;
     }
 
-    private static int WriteEntry(Span<byte> span, int at, PolicyEntryKey key, Verdict verdict, bool l7, int rule)
+    private static int WriteEntry(Span<byte> span, int at, PolicyEntryKey key, Verdict verdict, bool l7, int rule, ushort rank)
     {
         span[at] = (byte)key.Direction;
         BinaryPrimitives.WriteUInt32LittleEndian(span[(at + 1)..], key.Peer);
@@ -109,12 +109,14 @@ internal static class ContentDigest
         span[at + 9] = (byte)verdict;
         span[at + 10] = (byte)(l7 ? 1 : 0);
         BinaryPrimitives.WriteInt32LittleEndian(span[(at + 11)..], rule);
+        span[at + 15] = (byte)key.Tier;
+        BinaryPrimitives.WriteUInt16LittleEndian(span[(at + 16)..], rank);
         return at + EntrySize;
     }
 
     /// <param name="entry">Entry i (in key order) with the position of its rule in <paramref name="rules"/>.</param>
     public static string Policy(bool ingressEnforced, bool egressEnforced, IReadOnlyList<string> rules, int count,
-        Func<int, (PolicyEntryKey Key, Verdict Verdict, bool L7, int Rule)> entry)
+        Func<int, (PolicyEntryKey Key, Verdict Verdict, bool L7, int Rule, ushort Rank)> entry)
     {
         var size = 2 + 4 + 4 + count * EntrySize;
         foreach (var r in rules) size += 4 + Encoding.UTF8.GetByteCount(r);
@@ -125,8 +127,8 @@ internal static class ContentDigest
         BinaryPrimitives.WriteInt32LittleEndian(span[at..], count); at += 4;
         for (var i = 0; i < count; i++)
         {
-            var (key, verdict, l7, rule) = entry(i);
-            at = WriteEntry(span, at, key, verdict, l7, rule);
+            var (key, verdict, l7, rule, rank) = entry(i);
+            at = WriteEntry(span, at, key, verdict, l7, rule, rank);
         }
         return Sha256Hex(buffer);
     }

@@ -15,8 +15,11 @@ internal interface IPeerMatcher
 /// <summary>A rule set of a policy that selects an identity, with its index among the policy's specs.</summary>
 internal sealed record SelectingSpec(NetworkPolicy Policy, int Index, PolicySpec Spec);
 
-/// <summary>What one key of an identity's policy resolved to, and the rule that decided it.</summary>
-internal readonly record struct Candidate(Verdict Verdict, RuleReference Rule, bool L7Redirect);
+/// <summary>
+/// What one key of an identity's policy resolved to, and the rule that decided it. <paramref name="Rank"/>: 0 in the
+/// policy tier; in the admin and baseline tiers the rule's place in first-match order (see <see cref="IdentityResolution.Ranks"/>).
+/// </summary>
+internal readonly record struct Candidate(Verdict Verdict, RuleReference Rule, bool L7Redirect, ushort Rank = 0);
 
 /// <summary>
 /// The policy of one identity from the specs that select it: the semantics both compilers share, so the full
@@ -55,9 +58,13 @@ internal static class IdentityResolution
     /// </summary>
     public static CompiledPolicy Extend(CompiledPolicy policy, uint identity, IReadOnlyList<SelectingSpec> specs, IPeerMatcher peers, INamedPorts named)
     {
-        var extended = policy.With(Entries(identity, Enforced(specs), peers, named, withAnyPeer: false));
-        return policy.Audit is { } audit ? extended.WithAudit(audit.With(Entries(identity, specs, peers, named, withAnyPeer: false))) : extended;
+        var extended = policy.With(Entries(identity, Enforced(specs), peers, named, withAnyPeer: false, EnforcedOf(policy)));
+        return policy.Audit is { } audit
+            ? extended.WithAudit(audit.With(Entries(identity, specs, peers, named, withAnyPeer: false, EnforcedOf(audit))))
+            : extended;
     }
+
+    private static (bool Ingress, bool Egress) EnforcedOf(CompiledPolicy policy) => (policy.IngressEnforced, policy.EgressEnforced);
 
     /// <summary>The specs of enforced policies: <paramref name="specs"/> itself when no audited policy is among them.</summary>
     public static IReadOnlyList<SelectingSpec> Enforced(IReadOnlyList<SelectingSpec> specs) =>
@@ -65,32 +72,82 @@ internal static class IdentityResolution
 
     /// <param name="key">the identity the layer is keyed by: <paramref name="identity"/>, or it with the audit bit</param>
     private static CompiledPolicy Layer(uint key, uint identity, IReadOnlyList<SelectingSpec> specs, IPeerMatcher peers, INamedPorts named,
-        EnforcementMode mode) =>
-        CompiledPolicy.From(key, mode == EnforcementMode.Always || EnforcesIngress(specs), mode == EnforcementMode.Always || EnforcesEgress(specs),
-            Entries(identity, specs, peers, named, withAnyPeer: true));
+        EnforcementMode mode)
+    {
+        var enforced = (Ingress: mode == EnforcementMode.Always || EnforcesIngress(specs), Egress: mode == EnforcementMode.Always || EnforcesEgress(specs));
+        return CompiledPolicy.From(key, enforced.Ingress, enforced.Egress, Entries(identity, specs, peers, named, withAnyPeer: true, enforced));
+    }
 
     // A selecting spec makes its directions default-deny even when its rules allow nothing (`ingress: [{}]`),
     // unless it says otherwise (enableDefaultDeny); a direction no spec enforces lets everything pass.
-    private static bool EnforcesIngress(IReadOnlyList<SelectingSpec> specs) => specs.Any(s => s.Spec.EnforcesIngress);
-    private static bool EnforcesEgress(IReadOnlyList<SelectingSpec> specs) => specs.Any(s => s.Spec.EnforcesEgress);
+    // The admin and baseline tiers never make a direction default-deny: what none of their rules matches goes on.
+    private static bool EnforcesIngress(IReadOnlyList<SelectingSpec> specs) => specs.Any(s => !s.Policy.Tiered && s.Spec.EnforcesIngress);
+    private static bool EnforcesEgress(IReadOnlyList<SelectingSpec> specs) => specs.Any(s => !s.Policy.Tiered && s.Spec.EnforcesEgress);
 
     /// <summary>
     /// An identity's entries for the peers <paramref name="peers"/> admits; <paramref name="withAnyPeer"/> false leaves
-    /// out the rules without peers (peer 0), for a resolution narrowed to some peers.
+    /// out the rules without peers (peer 0), for a resolution narrowed to some peers. The baseline tier's rules give
+    /// entries only in the directions the policy tier does not <paramref name="enforced">enforce</paramref>: there a
+    /// default deny decides what no policy-tier rule does, and no baseline rule ever overrides it.
     /// </summary>
     public static Dictionary<PolicyEntryKey, Candidate> Entries(uint identity, IReadOnlyList<SelectingSpec> specs, IPeerMatcher peers,
-        INamedPorts named, bool withAnyPeer)
+        INamedPorts named, bool withAnyPeer, (bool Ingress, bool Egress) enforced)
     {
         var entries = new Dictionary<PolicyEntryKey, Candidate>();
+        var ranks = Ranks(specs);
         foreach (var section in Sections)
         {
             // Cilium's fromRequires/toRequires: the requirements of every selecting rule in a section narrow the
             // endpoint selectors of every rule in that section, whichever policy wrote them. Sorted, so the set
-            // (not the order the specs arrived in) is what a cache sees.
+            // (not the order the specs arrived in) is what a cache sees. Tiered rules are Kubernetes', which has none.
             var requires = Requires(specs, section);
-            foreach (var s in specs) AddRules(entries, identity, s, section, requires, peers, named, withAnyPeer);
+            var direction = section is RuleSection.Ingress or RuleSection.IngressDeny ? Direction.Ingress : Direction.Egress;
+            var baselineDecides = !(direction == Direction.Ingress ? enforced.Ingress : enforced.Egress);
+            foreach (var s in specs)
+            {
+                if (!s.Policy.Tiered) AddRules(entries, identity, s, section, requires, peers, named, withAnyPeer, 0);
+                else if (s.Policy.Tier == PolicyTier.Admin || baselineDecides)
+                    AddRules(entries, identity, s, section, [], peers, named, withAnyPeer, ranks![s.Policy].Of(section));
+            }
         }
         return entries;
+    }
+
+    /// <summary>Where a tiered policy's rules start in its tier's first-match order, per direction.</summary>
+    internal readonly record struct RankBase(int Ingress, int Egress)
+    {
+        public int Of(RuleSection section) => section is RuleSection.Ingress or RuleSection.IngressDeny ? Ingress : Egress;
+    }
+
+    /// <summary>
+    /// The first-match order of the tiered policies among <paramref name="specs"/>, per tier: by priority (0 first),
+    /// then name, then the rules as written. Rule i of a direction is ranked base + i, 1 the first; the ranks of one
+    /// identity's tier are distinct across both directions (the datapath's check: one rank is one rule), so a policy
+    /// takes its ingress rules' ranks, then its egress rules'. Null when no tiered policy selects the identity.
+    /// </summary>
+    internal static Dictionary<NetworkPolicy, RankBase>? Ranks(IReadOnlyList<SelectingSpec> specs)
+    {
+        List<NetworkPolicy>? tiered = null;
+        foreach (var s in specs)
+            if (s.Policy.Tiered) (tiered ??= []).Add(s.Policy);
+        if (tiered is null) return null;
+        tiered.Sort((a, b) =>
+        {
+            var c = ((int)a.Tier).CompareTo((int)b.Tier);
+            if (c == 0) c = a.Priority.CompareTo(b.Priority);
+            return c != 0 ? c : string.CompareOrdinal(a.Name, b.Name);
+        });
+        var ranks = new Dictionary<NetworkPolicy, RankBase>(ReferenceEqualityComparer.Instance);
+        var next = 1;
+        for (var i = 0; i < tiered.Count; i++)
+        {
+            var p = tiered[i];
+            if (i > 0 && p.Tier != tiered[i - 1].Tier) next = 1;
+            var spec = p.Spec;
+            ranks[p] = new RankBase(next, next + spec.Ingress.Count);
+            next += spec.Ingress.Count + spec.Egress.Count;
+        }
+        return ranks;
     }
 
     private static IReadOnlyList<LabelSelector> Requires(IReadOnlyList<SelectingSpec> specs, RuleSection section)
@@ -112,23 +169,28 @@ internal static class IdentityResolution
         return requires;
     }
 
+    /// <param name="rankBase">the rank of the first rule of a tiered policy's section (<see cref="Ranks"/>); 0 in the policy tier</param>
     private static void AddRules(Dictionary<PolicyEntryKey, Candidate> entries, uint identity, SelectingSpec spec, RuleSection section,
-        IReadOnlyList<LabelSelector> requires, IPeerMatcher peers, INamedPorts named, bool withAnyPeer)
+        IReadOnlyList<LabelSelector> requires, IPeerMatcher peers, INamedPorts named, bool withAnyPeer, int rankBase)
     {
         var direction = section is RuleSection.Ingress or RuleSection.IngressDeny ? Direction.Ingress : Direction.Egress;
-        var verdict = section is RuleSection.IngressDeny or RuleSection.EgressDeny ? Verdict.Deny : Verdict.Allow;
+        var tier = spec.Policy.Tier;
         var rules = spec.Spec.Rules(section);
         for (var i = 0; i < rules.Count; i++)
         {
             var rule = rules[i];
-            if (rule.AllowsNothing || (rule.Peers is null && !withAnyPeer)) continue;
+            // A tiered rule without peers or ports matches every packet (it acts); a Cilium rule of neither allows nothing.
+            if ((rule.AllowsNothing && tier == PolicyTier.Policy) || (rule.Peers is null && !withAnyPeer)) continue;
+            var verdict = VerdictOf(rule, section, tier);
+            // Ranks are the datapath's 16 bits; past them a rule cannot be placed, and a wrong place would change what it decides.
+            var rank = tier == PolicyTier.Policy ? (ushort)0 : checked((ushort)(rankBase + i));
             // A named port is the receiver's: on ingress the subject's own, the same for every peer; on egress each
             // destination's (PeerPorts).
             var peerNamed = rule.HasNamedPorts && direction == Direction.Egress;
             if (rule.Peers is null)
             {
                 var anyPeerPorts = peerNamed ? Ports(rule, named.InCluster) : SubjectPorts(rule, identity, named);
-                AddPeer(entries, direction, PolicyEntryKey.AnyPeer, anyPeerPorts, verdict, RuleReference.Of(spec.Policy, spec.Index, section, i), viaProxy: false);
+                AddPeer(entries, new EntryShape(direction, tier, verdict, rank), PolicyEntryKey.AnyPeer, anyPeerPorts, RuleReference.Of(spec.Policy, spec.Index, section, i), viaProxy: false);
                 continue;
             }
             // The reference and ports only once a peer matches: a resolution narrowed to a new peer (most rules
@@ -145,11 +207,11 @@ internal static class IdentityResolution
                 if (peerNamed)
                 {
                     for (var m = 0; m < matching.Count; m++)
-                        AddPeer(entries, direction, matching[m], PeerPorts(rule, peer, matching[m], named, ref ports), verdict, reference, viaProxy);
+                        AddPeer(entries, new EntryShape(direction, tier, verdict, rank), matching[m], PeerPorts(rule, peer, matching[m], named, ref ports), reference, viaProxy);
                     continue;
                 }
                 ports ??= SubjectPorts(rule, identity, named);
-                for (var m = 0; m < matching.Count; m++) AddPeer(entries, direction, matching[m], ports, verdict, reference, viaProxy);
+                for (var m = 0; m < matching.Count; m++) AddPeer(entries, new EntryShape(direction, tier, verdict, rank), matching[m], ports, reference, viaProxy);
             }
         }
     }
@@ -169,16 +231,34 @@ internal static class IdentityResolution
             ? Ports(rule, name => named.OfPeer(new NumericIdentity(peer).LabelIdentity.Value, name))
             : clusterPorts ??= Ports(rule, named.InCluster);
 
-    private static void AddPeer(Dictionary<PolicyEntryKey, Candidate> entries, Direction direction, uint peer,
-        (Protocol Protocol, ushort Port, byte Prefix, bool L7)[] ports, Verdict verdict, RuleReference reference, bool viaProxy)
+    /// <summary>
+    /// What a rule's action becomes: the section's (allow or deny) in the policy tier. In the admin tier Accept, Deny and
+    /// Pass are the datapath's verdicts; in the baseline tier, the last, a Pass leaves the packet to the default of a
+    /// direction the policy tier does not enforce, which lets it through: an allow by that rule.
+    /// </summary>
+    private static Verdict VerdictOf(PolicyRule rule, RuleSection section, PolicyTier tier) => tier == PolicyTier.Policy
+        ? section is RuleSection.IngressDeny or RuleSection.EgressDeny ? Verdict.Deny : Verdict.Allow
+        : rule.Action switch
+        {
+            RuleAction.Deny => Verdict.Deny,
+            RuleAction.Pass when tier == PolicyTier.Admin => Verdict.Pass,
+            _ => Verdict.Allow,
+        };
+
+    /// <summary>What every entry of one rule shares.</summary>
+    private readonly record struct EntryShape(Direction Direction, PolicyTier Tier, Verdict Verdict, ushort Rank);
+
+    private static void AddPeer(Dictionary<PolicyEntryKey, Candidate> entries, EntryShape shape, uint peer,
+        (Protocol Protocol, ushort Port, byte Prefix, bool L7)[] ports, RuleReference reference, bool viaProxy)
     {
         foreach (var (protocol, port, prefix, l7) in ports)
-            Add(entries, new PolicyEntryKey(direction, peer, protocol, port, prefix),
-                new Candidate(verdict, reference, verdict == Verdict.Allow && (l7 || viaProxy)));
+            Add(entries, new PolicyEntryKey(shape.Direction, peer, protocol, port, prefix, shape.Tier),
+                new Candidate(shape.Verdict, reference, shape.Verdict == Verdict.Allow && (l7 || viaProxy), shape.Rank));
     }
 
-    // Precedence, the same words as bpf/lib/policy.h. The datapath takes the longest match among the entries for
-    // the peer and among those for any peer (peer 0):
+    // Precedence within one tier, the same words as bpf/lib/policy.h. In the admin and baseline tiers the first
+    // matching rule decides: of two candidates for one key, the lower rank. In the policy tier (every rank 0), the
+    // datapath takes the longest match among the entries for the peer and among those for any peer (peer 0):
     //   1. deny wins: a deny among the matches drops the packet, however general its key (the agent writes an
     //      allow covered by a shorter deny of the same peer as that deny).
     //   2. longer port/protocol prefix, then L3-specific over L4-only, names the rule that allowed it.
@@ -193,6 +273,7 @@ internal static class IdentityResolution
 
     public static bool Precedes(Candidate candidate, Candidate existing)
     {
+        if (candidate.Rank != existing.Rank) return candidate.Rank < existing.Rank;
         if (candidate.Verdict != existing.Verdict) return candidate.Verdict == Verdict.Deny;
         if (candidate.L7Redirect != existing.L7Redirect) return candidate.L7Redirect;
         return candidate.Rule.CompareTo(existing.Rule) < 0;

@@ -39,14 +39,30 @@ public sealed record NodeSnapshot(
                 // 16 = one port, 0 = any port, fewer = one aligned block of an endPort range (several entries per range).
                 PortPrefixLen = e.PortPrefixLength,
                 L7Redirect = e.L7Redirect,
-                Verdict = e.Verdict == Verdict.Deny ? Proto.Verdict.Deny : Proto.Verdict.Allow,
+                Verdict = ToProto(e.Verdict),
                 RuleIndex = e.RuleIndex,
+                Tier = ToProto(e.Tier),
+                Rank = e.Rank,
             }));
             return policy;
         }));
         snapshot.Rules.AddRange(Rules);
         return snapshot;
     }
+
+    internal static Proto.Verdict ToProto(Verdict verdict) => verdict switch
+    {
+        Verdict.Deny => Proto.Verdict.Deny,
+        Verdict.Pass => Proto.Verdict.Pass,
+        _ => Proto.Verdict.Allow,
+    };
+
+    internal static Proto.Tier ToProto(Mesh.Contracts.Policies.PolicyTier tier) => tier switch
+    {
+        Mesh.Contracts.Policies.PolicyTier.Admin => Proto.Tier.Admin,
+        Mesh.Contracts.Policies.PolicyTier.Baseline => Proto.Tier.Baseline,
+        _ => Proto.Tier.Policy,
+    };
 
     /// <summary>
     /// The content hash recomputed from the lists alone (see <see cref="ContentDigest"/>): what any builder of a
@@ -63,7 +79,7 @@ public sealed record NodeSnapshot(
             for (var i = 0; i < used.Length; i++) local[used[i]] = i;
             var entries = p.Entries;
             var digest = ContentDigest.Policy(p.IngressEnforced, p.EgressEnforced, used.Select(u => rules[(int)u]).ToArray(), entries.Count,
-                i => (entries[i].Key, entries[i].Verdict, entries[i].L7Redirect, local[entries[i].RuleIndex]));
+                i => (entries[i].Key, entries[i].Verdict, entries[i].L7Redirect, local[entries[i].RuleIndex], entries[i].Rank));
             return (p.Identity, digest);
         });
         return ContentDigest.Node(node, ContentDigest.IpCache(ipCache), ContentDigest.Endpoints(endpoints), ContentDigest.Policies(digests));

@@ -7,16 +7,19 @@ namespace Mesh.ControlPlane.Compilation;
 
 public enum Direction : byte { Ingress = 0, Egress = 1 }
 
-public enum Verdict : byte { Allow = 0, Deny = 1 }
+/// <summary>What an entry does with what it matches. <see cref="Pass"/> is the admin tier's only: the rest of the admin
+/// tier is skipped and the policy tier decides.</summary>
+public enum Verdict : byte { Allow = 0, Deny = 1, Pass = 2 }
 
 /// <summary>
 /// What the datapath looks up. Peer 0 = any peer, protocol <see cref="Protocol.Any"/> = any protocol (and port 0),
 /// port 0 with prefix length 0 = any port. <see cref="PortPrefixLength"/> is the number of leading bits of the port
 /// that must match: 16 = exactly <see cref="Port"/>, fewer = an aligned block of a range (8000/13 = 8000-8007).
-/// Ordered by direction, peer, protocol, port, prefix length: the order entries appear in a snapshot.
+/// <see cref="Tier"/>: one key holds an entry of each tier (the datapath keeps an admin part and a lower part per key).
+/// Ordered by direction, peer, protocol, port, prefix length, tier: the order entries appear in a snapshot.
 /// </summary>
-public readonly record struct PolicyEntryKey(Direction Direction, uint Peer, Protocol Protocol, ushort Port, byte PortPrefixLength)
-    : IComparable<PolicyEntryKey>
+public readonly record struct PolicyEntryKey(Direction Direction, uint Peer, Protocol Protocol, ushort Port, byte PortPrefixLength,
+    PolicyTier Tier = PolicyTier.Policy) : IComparable<PolicyEntryKey>
 {
     public const uint AnyPeer = 0;
 
@@ -27,11 +30,12 @@ public readonly record struct PolicyEntryKey(Direction Direction, uint Peer, Pro
         if (c == 0) c = Peer.CompareTo(other.Peer);
         if (c == 0) c = ((byte)Protocol).CompareTo((byte)other.Protocol);
         if (c == 0) c = Port.CompareTo(other.Port);
-        return c != 0 ? c : PortPrefixLength.CompareTo(other.PortPrefixLength);
+        if (c == 0) c = PortPrefixLength.CompareTo(other.PortPrefixLength);
+        return c != 0 ? c : ((byte)Tier).CompareTo((byte)other.Tier);
     }
 
     public override string ToString() =>
-        $"{Direction.ToString().ToLowerInvariant()} peer={(Peer == AnyPeer ? "any" : Peer)} {(Protocol == Protocol.Any ? "any" : Protocol.ToString().ToUpperInvariant())}/{PortText}";
+        $"{(Tier == PolicyTier.Policy ? "" : $"{Tier.ToString().ToLowerInvariant()} ")}{Direction.ToString().ToLowerInvariant()} peer={(Peer == AnyPeer ? "any" : Peer)} {(Protocol == Protocol.Any ? "any" : Protocol.ToString().ToUpperInvariant())}/{PortText}";
 
     private string PortText => PortPrefixLength switch
     {
@@ -44,12 +48,14 @@ public readonly record struct PolicyEntryKey(Direction Direction, uint Peer, Pro
 /// <summary>
 /// One entry of an identity's policy; <paramref name="RuleIndex"/> points into <see cref="NodeSnapshot.Rules"/>.
 /// <paramref name="L7Redirect"/>: an allow whose traffic belongs to the L7 proxy (rules.http, rules.dns, toFQDNs);
-/// the datapath treats it as a plain allow until the proxy exists.
+/// the datapath treats it as a plain allow until the proxy exists. <paramref name="Rank"/>: 0 in the policy tier; in
+/// the admin and baseline tiers the rule's place in first-match order among the identity's rules of that tier and
+/// direction (1 = first).
 /// </summary>
 public sealed record PolicyEntry(Direction Direction, uint Peer, Protocol Protocol, ushort Port, Verdict Verdict, uint RuleIndex,
-    byte PortPrefixLength, bool L7Redirect)
+    byte PortPrefixLength, bool L7Redirect, PolicyTier Tier = PolicyTier.Policy, ushort Rank = 0)
 {
-    public PolicyEntryKey Key => new(Direction, Peer, Protocol, Port, PortPrefixLength);
+    public PolicyEntryKey Key => new(Direction, Peer, Protocol, Port, PortPrefixLength, Tier);
 }
 
 /// <summary>

@@ -53,8 +53,10 @@ public static class DeltaWire
             Port = e.Key.Port,
             PortPrefixLen = e.Key.PortPrefixLength,
             L7Redirect = e.L7Redirect,
-            Verdict = e.Verdict == Verdict.Deny ? Proto.Verdict.Deny : Proto.Verdict.Allow,
+            Verdict = NodeSnapshot.ToProto(e.Verdict),
             RuleIndex = ruleIndex,
+            Tier = NodeSnapshot.ToProto(e.Key.Tier),
+            Rank = e.Rank,
         },
     };
 }

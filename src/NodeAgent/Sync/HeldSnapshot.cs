@@ -13,7 +13,7 @@ public sealed class HeldSnapshot(bool keepIpCache = true)
     private sealed class Policy(bool ingress, bool egress)
     {
         public bool Ingress = ingress, Egress = egress;
-        public readonly SortedDictionary<EntryKey, (byte Verdict, bool L7, string Rule)> Entries = [];
+        public readonly SortedDictionary<EntryKey, (byte Verdict, bool L7, string Rule, ushort Rank)> Entries = [];
         public string? Digest;
     }
 
@@ -41,7 +41,7 @@ public sealed class HeldSnapshot(bool keepIpCache = true)
         foreach (var p in snapshot.Policies)
         {
             var policy = _policies[p.Identity] = new Policy(p.IngressEnforced, p.EgressEnforced);
-            foreach (var e in p.Entries) policy.Entries[KeyOf(e)] = ((byte)e.Verdict, e.L7Redirect, snapshot.Rules[(int)e.RuleIndex]);
+            foreach (var e in p.Entries) policy.Entries[KeyOf(e)] = ((byte)e.Verdict, e.L7Redirect, snapshot.Rules[(int)e.RuleIndex], RankOf(e));
         }
         return Finish(snapshot.Version, snapshot.ContentHash, _policies.Keys.ToList());
     }
@@ -80,7 +80,7 @@ public sealed class HeldSnapshot(bool keepIpCache = true)
             if (_policies.TryGetValue(e.Identity, out var p) && p.Entries.Remove(KeyOf(e.Entry))) touched.Add(e.Identity);
         foreach (var e in delta.EntriesAdded)
         {
-            _policies[e.Identity].Entries[KeyOf(e.Entry)] = ((byte)e.Entry.Verdict, e.Entry.L7Redirect, delta.Rules[(int)e.Entry.RuleIndex]);
+            _policies[e.Identity].Entries[KeyOf(e.Entry)] = ((byte)e.Entry.Verdict, e.Entry.L7Redirect, delta.Rules[(int)e.Entry.RuleIndex], RankOf(e.Entry));
             touched.Add(e.Identity);
         }
         return Finish(delta.Version, delta.ContentHash, touched);
@@ -104,6 +104,7 @@ public sealed class HeldSnapshot(bool keepIpCache = true)
             {
                 Direction = (Direction)e.Key.Direction, PeerIdentity = e.Key.Peer, Protocol = e.Key.Protocol, Port = e.Key.Port,
                 PortPrefixLen = e.Key.PrefixLength, Verdict = (Verdict)e.Value.Verdict, L7Redirect = e.Value.L7, RuleIndex = index[e.Value.Rule],
+                Tier = (Tier)e.Key.Tier, Rank = e.Value.Rank,
             }));
             snapshot.Policies.Add(policy);
         }
@@ -133,7 +134,7 @@ public sealed class HeldSnapshot(bool keepIpCache = true)
         var position = new Dictionary<string, int>(rules.Count, StringComparer.Ordinal);
         for (var i = 0; i < rules.Count; i++) position[rules[i]] = i;
         return SnapshotDigest.Policy(p.Ingress, p.Egress, rules,
-            p.Entries.Select(e => (e.Key, e.Value.Verdict, e.Value.L7, position[e.Value.Rule])).ToList());
+            p.Entries.Select(e => (e.Key, e.Value.Verdict, e.Value.L7, position[e.Value.Rule], e.Value.Rank)).ToList());
     }
 
     private void AddIpCache(IpCacheEntry e)
@@ -165,5 +166,7 @@ public sealed class HeldSnapshot(bool keepIpCache = true)
     }
 
     private static EntryKey KeyOf(PolicyEntry e) =>
-        new((byte)e.Direction, e.PeerIdentity, checked((byte)e.Protocol), checked((ushort)e.Port), checked((byte)e.PortPrefixLen));
+        new((byte)e.Direction, e.PeerIdentity, checked((byte)e.Protocol), checked((ushort)e.Port), checked((byte)e.PortPrefixLen), checked((byte)e.Tier));
+
+    private static ushort RankOf(PolicyEntry e) => checked((ushort)e.Rank);
 }

@@ -27,9 +27,9 @@ internal static class SnapshotDigest
 
     /// <param name="entries">In key order, each with the position of its rule in <paramref name="rules"/>.</param>
     public static string Policy(bool ingressEnforced, bool egressEnforced, IReadOnlyList<string> rules,
-        IReadOnlyList<(EntryKey Key, byte Verdict, bool L7, int Rule)> entries)
+        IReadOnlyList<(EntryKey Key, byte Verdict, bool L7, int Rule, ushort Rank)> entries)
     {
-        const int EntrySize = 15;
+        const int EntrySize = 18;
         var ruleBytes = rules.Select(Encoding.UTF8.GetBytes).ToArray();
         var buffer = new byte[2 + 4 + ruleBytes.Sum(b => 4 + b.Length) + 4 + entries.Count * EntrySize];
         var span = buffer.AsSpan();
@@ -43,7 +43,7 @@ internal static class SnapshotDigest
             b.CopyTo(span[at..]); at += b.Length;
         }
         BinaryPrimitives.WriteInt32LittleEndian(span[at..], entries.Count); at += 4;
-        foreach (var (key, verdict, l7, rule) in entries)
+        foreach (var (key, verdict, l7, rule, rank) in entries)
         {
             span[at] = key.Direction;
             BinaryPrimitives.WriteUInt32LittleEndian(span[(at + 1)..], key.Peer);
@@ -53,14 +53,16 @@ internal static class SnapshotDigest
             span[at + 9] = verdict;
             span[at + 10] = (byte)(l7 ? 1 : 0);
             BinaryPrimitives.WriteInt32LittleEndian(span[(at + 11)..], rule);
+            span[at + 15] = key.Tier;
+            BinaryPrimitives.WriteUInt16LittleEndian(span[(at + 16)..], rank);
             at += EntrySize;
         }
         return Convert.ToHexStringLower(SHA256.HashData(buffer));
     }
 }
 
-/// <summary>A policy map key in snapshot order: direction, peer, protocol, port, prefix length.</summary>
-internal readonly record struct EntryKey(byte Direction, uint Peer, byte Protocol, ushort Port, byte PrefixLength) : IComparable<EntryKey>
+/// <summary>A policy map key in snapshot order: direction, peer, protocol, port, prefix length, tier.</summary>
+internal readonly record struct EntryKey(byte Direction, uint Peer, byte Protocol, ushort Port, byte PrefixLength, byte Tier) : IComparable<EntryKey>
 {
     public int CompareTo(EntryKey other)
     {
@@ -68,7 +70,8 @@ internal readonly record struct EntryKey(byte Direction, uint Peer, byte Protoco
         if (c == 0) c = Peer.CompareTo(other.Peer);
         if (c == 0) c = Protocol.CompareTo(other.Protocol);
         if (c == 0) c = Port.CompareTo(other.Port);
-        return c != 0 ? c : PrefixLength.CompareTo(other.PrefixLength);
+        if (c == 0) c = PrefixLength.CompareTo(other.PrefixLength);
+        return c != 0 ? c : Tier.CompareTo(other.Tier);
     }
 }
 

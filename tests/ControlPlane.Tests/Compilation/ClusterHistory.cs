@@ -139,7 +139,28 @@ internal static class ClusterHistory
         (PolicyKind.CiliumNetworkPolicy, "n1"), (PolicyKind.CiliumNetworkPolicy, "n2"), (PolicyKind.CiliumClusterwideNetworkPolicy, null),
         (PolicyKind.KubernetesNetworkPolicy, "n1"), (PolicyKind.KubernetesNetworkPolicy, "n2"));
 
-    private static Gen<NetworkPolicy> PolicyOf(Gen<PeerSelector> peer)
+    // A ClusterNetworkPolicy: first-match rules with actions in the admin or baseline tier, at one of few priorities so
+    // that ties (settled by name) and reorderings both happen.
+    private static Gen<NetworkPolicy> TieredOf(Gen<PeerSelector> peer)
+    {
+        var rule = from r in RuleOf(peer)
+                   from action in Gen.Elements(RuleAction.Accept, RuleAction.Deny, RuleAction.Pass)
+                   select new PolicyRule(r.Peers, r.ToPorts, []) { Action = action };
+        return from name in Gen.Elements("p0", "p1", "p2", "p3")
+               from tier in Gen.Elements(PolicyTier.Admin, PolicyTier.Baseline)
+               from priority in Gen.Elements(0, 1, 5)
+               from selects in Selector
+               from ingress in Rules(rule, 1)
+               from egress in Rules(rule, 1)
+               from mode in Gen.Frequency((3, Gen.Constant(PolicyMode.Enforce)), (1, Gen.Constant(PolicyMode.Audit)))
+               select new NetworkPolicy(null, name, [new PolicySpec(selects, ingress, [], egress, [], null) { EnableDefaultDeny = new(false, false) }],
+                   PolicyKind.ClusterNetworkPolicy) { Tier = tier, Priority = priority, Mode = mode };
+    }
+
+    private static Gen<NetworkPolicy> PolicyOf(Gen<PeerSelector> peer) =>
+        Gen.Frequency((4, PolicyTierOf(peer)), (1, TieredOf(peer)));
+
+    private static Gen<NetworkPolicy> PolicyTierOf(Gen<PeerSelector> peer)
     {
         var spec = SpecOf(peer);
         return from name in Gen.Elements("p0", "p1", "p2", "p3")
@@ -170,7 +191,8 @@ internal static class ClusterHistory
 
     private static Gen<ClusterChange> ChangeOf(Gen<NetworkPolicy> policy, uint[] identities, Gen<CompilerEndpoint> endpoint, int endpointWeight) => Gen.Frequency(
         (4, policy.Select(p => (ClusterChange)new ClusterChange.Apply(p))),
-        (1, KindAndNamespace.Zip(Gen.Elements("p0", "p1", "p2", "p3"), (k, name) => (ClusterChange)new ClusterChange.Delete(k.Kind, k.Namespace, name))),
+        (1, Gen.Frequency((4, KindAndNamespace), (1, Gen.Constant<(PolicyKind, string?)>((PolicyKind.ClusterNetworkPolicy, null))))
+            .Zip(Gen.Elements("p0", "p1", "p2", "p3"), (k, name) => (ClusterChange)new ClusterChange.Delete(k.Item1, k.Item2, name))),
         (3, Gen.Elements(identities).Zip(Labels, (id, labels) => (ClusterChange)new ClusterChange.Allocate(id, labels))),
         (1, Gen.Elements(identities).Select(id => (ClusterChange)new ClusterChange.Release(id))),
         (endpointWeight, endpoint.Select(e => (ClusterChange)new ClusterChange.Register(e))),

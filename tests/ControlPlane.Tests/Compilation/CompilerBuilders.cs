@@ -68,6 +68,16 @@ internal static class CompilerBuilders
         string? ns = "shop") =>
         new(ns, name, new PolicySpec(selects, ingress ?? [], ingressDeny ?? [], egress ?? [], egressDeny ?? [], null));
 
+    /// <summary>A ClusterNetworkPolicy of <paramref name="tier"/>: its rules first match, in order, with their actions.</summary>
+    public static NetworkPolicy Tiered(string name, PolicyTier tier, int priority, LabelSelector selects,
+        PolicyRule[]? ingress = null, PolicyRule[]? egress = null) =>
+        new(null, name, [new PolicySpec(selects, ingress ?? [], [], egress ?? [], [], null) { EnableDefaultDeny = new(false, false) }],
+            PolicyKind.ClusterNetworkPolicy) { Tier = tier, Priority = priority };
+
+    /// <summary>A tiered rule: <paramref name="action"/> for these peers (null = any peer) on these ports (none = every port).</summary>
+    public static PolicyRule Action(RuleAction action, LabelSelector? peer, params PortProtocol[] ports) =>
+        new PolicyRule(peer is null ? null : new[] { peer }, ports) { Action = action };
+
     public static NodeSnapshot CompileNodeA(params NetworkPolicy[] policies) =>
         PolicyCompiler.Compile(NodeA, 42, policies, Identities, Endpoints);
 
@@ -76,6 +86,7 @@ internal static class CompilerBuilders
         snapshot.PolicyOf(identity)?.Entries.Select(e =>
         {
             var key = e.Key.ToString().Replace($"peer={(e.Peer == 0 ? "any" : e.Peer)}", $"peer={Names.GetValueOrDefault(e.Peer, e.Peer.ToString(System.Globalization.CultureInfo.InvariantCulture))}");
-            return $"{key} {e.Verdict.ToString().ToLowerInvariant()}{(e.L7Redirect ? " l7" : "")} {snapshot.Rules[(int)e.RuleIndex]}";
+            var rank = e.Tier == PolicyTier.Policy ? "" : $"#{e.Rank}";
+            return $"{key} {e.Verdict.ToString().ToLowerInvariant()}{rank}{(e.L7Redirect ? " l7" : "")} {snapshot.Rules[(int)e.RuleIndex]}";
         }).ToArray() ?? throw new InvalidOperationException($"identity {identity} has no policy on {snapshot.Node}");
 }
