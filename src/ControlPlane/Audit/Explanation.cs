@@ -53,7 +53,9 @@ public static class Explanation
                 break;
             case LookupOutcome.Allowed or LookupOutcome.Denied:
                 var rule = side.Rule!;
-                reason = side.Outcome == LookupOutcome.Allowed
+                reason = TierOf(view, rule) is { } tiered
+                    ? $"{tiered} {(side.Outcome == LookupOutcome.Allowed ? "lets it through" : "drops it")}"
+                    : side.Outcome == LookupOutcome.Allowed
                     ? $"rule {rule} allows it{(side.L7Redirect ? " (through the L7 proxy)" : "")}"
                     : $"deny rule {rule} drops it";
                 origins.AddRange(await RuleOriginsAsync(store, view, rule, ct));
@@ -75,6 +77,21 @@ public static class Explanation
         var (audit, auditOrigins) = side.Audit is { } audited ? await AuditedAsync(store, view, side, audited, subject, direction, ct) : (null, null);
         return new ExplainedSide(direction, side.Node, subject.Name, side.Subject, side.Peer, side.Outcome.ToString(), side.Rule?.ToString(), reason, origins,
             audit, auditOrigins);
+    }
+
+    /// <summary>
+    /// A rule of the admin or baseline tier as people read it: <c>admin tier rule ClusterNetworkPolicy x ingress[0]
+    /// "deny-db" (Deny, priority 10)</c>, so that an explanation says which tier decided and where the policy stands in
+    /// it. Null for a policy-tier rule, or one whose policy is gone from the view.
+    /// </summary>
+    private static string? TierOf(ClusterView view, RuleReference rule)
+    {
+        if (view.Policies.GetValueOrDefault(ClusterView.PolicyKey(rule.Kind, rule.Namespace ?? "", rule.Name))?.Policy is not { Tiered: true } policy)
+            return null;
+        var rules = policy.Spec.Rules(rule.Section);
+        if (rule.Index >= rules.Count) return null;
+        var r = rules[rule.Index];
+        return $"{policy.Tier.ToString().ToLowerInvariant()} tier rule {rule}{(r.Name is { } name ? $" \"{name}\"" : "")} ({r.Action}, priority {policy.Priority})";
     }
 
     /// <summary>How the policies in audit mode would drop what a side lets pass, and the events that introduced that.</summary>

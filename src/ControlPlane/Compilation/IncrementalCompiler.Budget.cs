@@ -65,8 +65,21 @@ public sealed partial class IncrementalCompiler
                 checks.Add((id, SelectingSpecs(_states[id]), locals));
 
         var violations = new Dictionary<uint, BudgetViolation>();
+        foreach (var (id, specs) in prospective)
+        {
+            // The datapath ranks a tier's rules in 16 bits: past them no rule could be placed where it belongs.
+            foreach (var tier in specs.Where(s => s.Policy.Tiered).GroupBy(s => s.Policy.Tier))
+            {
+                var rules = tier.Sum(s => s.Spec.Ingress.Count + s.Spec.Egress.Count);
+                if (rules > ushort.MaxValue)
+                    violations[id] = new BudgetViolation(id, SubjectLabels(id).ToString(), rules, ushort.MaxValue,
+                        [new BudgetContribution($"the {tier.Key.ToString().ToLowerInvariant()} tier's rules", $"{tier.Count()} ClusterNetworkPolicies select it",
+                            "each rule one rank", rules)]);
+            }
+        }
         foreach (var (id, specs, locals) in checks)
         {
+            if (violations.ContainsKey(id)) continue;
             // An audit layer is a map of its own, with the same budget.
             var policy = Compile(id, specs, locals, Peers(record: false)).Layers.MaxBy(p => p.Count)!;
             if (policy.Count <= EntryBudget || violations.GetValueOrDefault(id)?.Entries >= policy.Count) continue;

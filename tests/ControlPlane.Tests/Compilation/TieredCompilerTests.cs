@@ -143,6 +143,23 @@ public sealed class TieredCompilerTests
     }
 
     [Fact]
+    public void More_rules_of_one_tier_than_the_datapath_can_rank_are_refused_before_anything_compiles()
+    {
+        var compiler = new IncrementalCompiler();
+        foreach (var (id, labels) in CompilerBuilders.Identities) compiler.AllocateIdentity(id, labels);
+        foreach (var e in CompilerBuilders.Endpoints) compiler.RegisterEndpoint(e);
+        compiler.Commit(1);
+        var huge = Tiered("huge", PolicyTier.Admin, 0, App("web"), ingress: [.. Enumerable.Repeat(Action(RuleAction.Deny, App("api")), ushort.MaxValue + 1)]);
+        // A cluster-wide policy: app=web of both namespaces.
+        var violations = compiler.CheckPolicy(huge);
+        Assert.Equal([Web, OtherWeb], violations.Select(v => v.Identity));
+        var violation = violations[0];
+        Assert.Equal((ushort.MaxValue + 1, (int)ushort.MaxValue), (violation.Entries, violation.Budget));
+        Assert.Contains("the admin tier's rules", violation.ToString());
+        Assert.Empty(compiler.CheckPolicy(huge with { Specs = [huge.Spec with { Ingress = huge.Spec.Ingress.Take(25).ToList() }] }));
+    }
+
+    [Fact]
     public void The_incremental_compiler_and_its_deltas_follow_the_reference_as_tiered_policies_come_and_go()
     {
         var compiler = new IncrementalCompiler();
