@@ -251,10 +251,11 @@ public static partial class PolicyParser
         for (var k = 0; k < list.Children.Count; k++)
         {
             var itemPath = Item(path, k);
+            var text = reader.Scalar(list.Children[k], itemPath);
             // A bare address is a CIDR to Cilium's toCIDR, not to upstream's validation: its length is written out.
-            if (reader.Scalar(list.Children[k], itemPath) is { } text && !text.Contains('/', StringComparison.Ordinal))
+            if (text is not null && !text.Contains('/', StringComparison.Ordinal))
                 reader.Error(itemPath, $"{InputLimits.Quote(text)} is not a CIDR (expected an address and its prefix length, e.g. 10.0.0.0/8 or fd00::/8)");
-            else if (list.Children[k] is YamlScalarNode && Cidr(list.Children[k], itemPath, reader) is { } prefix)
+            else if ((text is not null || IsNull(list.Children[k])) && Cidr(list.Children[k], itemPath, reader) is { } prefix)
                 peers.Add(new PeerSelector.Cidr(prefix, [], SelectsEndpoints: true));
         }
     }

@@ -59,6 +59,23 @@ public sealed class PolicyParserProperties
                 - ipBlock: { cidr: 172.17.0.0/16, except: [ 172.17.1.0/24 ] }
               ports: [ { port: 5432, endPort: 5440 }, { protocol: UDP, port: dns } ]
         """,
+        """
+        apiVersion: policy.networking.k8s.io/v1alpha2
+        kind: ClusterNetworkPolicy
+        metadata: { name: isolate, annotations: { policy.mesh.io/mode: audit } }
+        spec:
+          tier: Admin
+          priority: 10
+          subject: { pods: { namespaceSelector: { matchLabels: { tenant: a } }, podSelector: {} } }
+          ingress:
+            - { name: monitoring, action: Accept, from: [ { namespaces: { matchLabels: { team: obs } } } ], protocols: [ { tcp: { destinationPort: { number: 9090 } } } ] }
+            - { action: Pass, from: [ { pods: { podSelector: { matchExpressions: [ { key: app, operator: Exists } ] } } } ] }
+          egress:
+            - action: Deny
+              to: [ { nodes: {} }, { networks: [ 10.0.0.0/8, "fd00::/8" ] } ]
+              protocols: [ { udp: { destinationPort: { range: { start: 1000, end: 2000 } } } }, { sctp: { destinationPort: { number: 9 } } } ]
+            - { action: Accept, to: [ { pods: { podSelector: {} } } ], protocols: [ { destinationNamedPort: http } ] }
+        """,
     ];
 
     /// <summary>What a mutation inserts: YAML's and JSON's structure, anchors and aliases, control and odd characters.</summary>
