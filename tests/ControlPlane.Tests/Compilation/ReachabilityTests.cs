@@ -78,6 +78,7 @@ public sealed class ReachabilityTests
     private const string Knp = "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\n";
     private const string Cnp = "apiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\n";
     private const string Ccnp = "apiVersion: cilium.io/v2\nkind: CiliumClusterwideNetworkPolicy\n";
+    private const string Tiered = "apiVersion: policy.networking.k8s.io/v1alpha2\nkind: ClusterNetworkPolicy\n";
 
     /// <summary>Case name, policy documents, and the expected matrix per probe.</summary>
     public static TheoryData<string, string[], Func<Protocol, ushort, Reachability>> Cases => new()
@@ -271,6 +272,61 @@ public sealed class ReachabilityTests
             (protocol, port) => new Reachability().Expect(Anyone, Is("x", "a"), protocol == Protocol.Tcp && port == 80)
         },
     };
+
+    /// <summary>Tiered cases (ClusterNetworkPolicy), after the network-policy-api conformance tests.</summary>
+    public static TheoryData<string, string[], Func<Protocol, ushort, Reachability>> TieredCases => new()
+    {
+        {
+            "an admin Deny from y beats a NetworkPolicy that allows everything into x",
+            [Knp + "metadata: {name: allow-all, namespace: x}\nspec: {podSelector: {}, ingress: [{}]}",
+             Tiered + "metadata: {name: no-y}\nspec:\n  tier: Admin\n  priority: 10\n  subject: {namespaces: {matchLabels: {ns: x}}}\n  ingress: [{action: Deny, from: [{namespaces: {matchLabels: {ns: y}}}]}]"],
+            (_, _) => new Reachability().Expect(In("y"), In("x"), false)
+        },
+        {
+            "an admin Accept from y into x/a beats a NetworkPolicy that denies all ingress of x",
+            [Knp + "metadata: {name: deny-all, namespace: x}\nspec: {podSelector: {}, policyTypes: [Ingress]}",
+             Tiered + "metadata: {name: y-to-xa}\nspec:\n  tier: Admin\n  priority: 0\n  subject: {pods: {namespaceSelector: {matchLabels: {ns: x}}, podSelector: {matchLabels: {pod: a}}}}\n  ingress: [{action: Accept, from: [{namespaces: {matchLabels: {ns: y}}}]}]"],
+            (_, _) => new Reachability().Expect(Anyone, In("x"), false).Expect(In("y"), Is("x", "a"), true)
+        },
+        {
+            "an admin Pass leaves y to the NetworkPolicy of x (TCP 80 only), and the next admin rule denies everyone else",
+            [Knp + "metadata: {name: y-on-80, namespace: x}\nspec: {podSelector: {}, ingress: [{from: [{namespaceSelector: {matchLabels: {ns: y}}}], ports: [{port: 80}]}]}",
+             Tiered + "metadata: {name: pass-y}\nspec:\n  tier: Admin\n  priority: 1\n  subject: {namespaces: {matchLabels: {ns: x}}}\n  ingress:\n  - {action: Pass, from: [{namespaces: {matchLabels: {ns: y}}}]}\n  - {action: Deny, from: [{namespaces: {}}]}"],
+            (protocol, port) => new Reachability().Expect(Anyone, In("x"), false).Expect(In("y"), In("x"), protocol == Protocol.Tcp && port == 80)
+        },
+        {
+            "of two admin policies the lower priority number decides first: y/b is accepted before y is denied",
+            [Tiered + "metadata: {name: deny-y}\nspec:\n  tier: Admin\n  priority: 20\n  subject: {namespaces: {matchLabels: {ns: x}}}\n  ingress: [{action: Deny, from: [{namespaces: {matchLabels: {ns: y}}}]}]",
+             Tiered + "metadata: {name: accept-yb}\nspec:\n  tier: Admin\n  priority: 10\n  subject: {namespaces: {matchLabels: {ns: x}}}\n  ingress: [{action: Accept, from: [{pods: {namespaceSelector: {matchLabels: {ns: y}}, podSelector: {matchLabels: {pod: b}}}}]}]"],
+            (_, _) => new Reachability().Expect(In("y"), In("x"), false).Expect(Is("y", "b"), In("x"), true)
+        },
+        {
+            "a baseline Deny of all ingress holds where no NetworkPolicy selects a pod, and a NetworkPolicy overrides it in y",
+            [Tiered + "metadata: {name: default-deny}\nspec:\n  tier: Baseline\n  priority: 0\n  subject: {namespaces: {}}\n  ingress: [{action: Deny, from: [{namespaces: {}}]}]",
+             Knp + "metadata: {name: allow-all, namespace: y}\nspec: {podSelector: {}, ingress: [{}]}"],
+            (_, _) => new Reachability().Expect(Anyone, In("x"), false).Expect(Anyone, In("z"), false)
+        },
+        {
+            "a baseline rule on one port: egress of z on TCP 80 is denied, every other probe goes",
+            [Tiered + "metadata: {name: z-no-80}\nspec:\n  tier: Baseline\n  priority: 5\n  subject: {namespaces: {matchLabels: {ns: z}}}\n  egress: [{action: Deny, to: [{namespaces: {}}], protocols: [{tcp: {destinationPort: {number: 80}}}]}]"],
+            (protocol, port) => new Reachability().Expect(In("z"), Anyone, !(protocol == Protocol.Tcp && port == 80))
+        },
+        {
+            "an admin egress Deny to one pod's address in networks matches that pod",
+            [Tiered + "metadata: {name: x-not-yb}\nspec:\n  tier: Admin\n  priority: 3\n  subject: {namespaces: {matchLabels: {ns: x}}}\n  egress: [{action: Deny, to: [{networks: [10.210.2.2/32]}]}]"],
+            (_, _) => new Reachability().Expect(In("x"), Is("y", "b"), false)
+        },
+        {
+            "a ClusterNetworkPolicy on a named port: the admin tier denies serve-81-udp into x",
+            [Tiered + "metadata: {name: no-81-udp}\nspec:\n  tier: Admin\n  priority: 3\n  subject: {namespaces: {matchLabels: {ns: x}}}\n  ingress: [{action: Deny, from: [{namespaces: {}}], protocols: [{destinationNamedPort: serve-81-udp}]}]"],
+            (protocol, port) => new Reachability().Expect(Anyone, In("x"), !(protocol == Protocol.Udp && port == 81))
+        },
+    };
+
+    [Theory]
+    [MemberData(nameof(TieredCases))]
+    public void Tiered_policies_give_the_expected_reachability_matrix(string name, string[] documents, Func<Protocol, ushort, Reachability> expected) =>
+        Compiled_snapshots_give_the_expected_reachability_matrix(name, documents, expected);
 
     [Theory]
     [MemberData(nameof(Cases))]

@@ -28,6 +28,7 @@ public static class ReachabilityCases
 {
     private const string Knp = "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\n";
     private const string Cnp = "apiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\n";
+    private const string Tiered = "apiVersion: policy.networking.k8s.io/v1alpha2\nkind: ClusterNetworkPolicy\n";
 
     private static readonly Probe Tcp80 = new("tcp", 80);
     private static readonly Probe Tcp81 = new("tcp", 81);
@@ -84,6 +85,26 @@ public static class ReachabilityCases
                 [Tcp80],
                 _ => new ReachabilityMatrix()),
         },
+        // The tiers of ClusterNetworkPolicy in the kernel: the admin part and the lower part of one map entry.
+        new("an admin Deny from y beats a NetworkPolicy that allows everything into x",
+            [Knp + "metadata: {name: allow-all, namespace: x}\nspec: {podSelector: {}, ingress: [{}]}",
+             Tiered + "metadata: {name: no-y}\nspec:\n  tier: Admin\n  priority: 10\n  subject: {namespaces: {matchLabels: {ns: x}}}\n  ingress: [{action: Deny, from: [{namespaces: {matchLabels: {ns: y}}}]}]"],
+            [Tcp80],
+            _ => new ReachabilityMatrix().Expect(In("y"), In("x"), false)),
+        new("an admin Pass leaves y to the NetworkPolicy of x (TCP 80 only), and the next admin rule denies everyone else",
+            [Knp + "metadata: {name: y-on-80, namespace: x}\nspec: {podSelector: {}, ingress: [{from: [{namespaceSelector: {matchLabels: {ns: y}}}], ports: [{port: 80}]}]}",
+             Tiered + "metadata: {name: pass-y}\nspec:\n  tier: Admin\n  priority: 1\n  subject: {namespaces: {matchLabels: {ns: x}}}\n  ingress:\n  - {action: Pass, from: [{namespaces: {matchLabels: {ns: y}}}]}\n  - {action: Deny, from: [{namespaces: {}}]}"],
+            [Tcp80, Tcp81],
+            probe => new ReachabilityMatrix().Expect(Anyone, In("x"), false).Expect(In("y"), In("x"), probe == Tcp80)),
+        new("a baseline Deny of all ingress holds where no NetworkPolicy selects a pod, and a NetworkPolicy overrides it in y",
+            [Tiered + "metadata: {name: default-deny}\nspec:\n  tier: Baseline\n  priority: 0\n  subject: {namespaces: {}}\n  ingress: [{action: Deny, from: [{namespaces: {}}]}]",
+             Knp + "metadata: {name: allow-all, namespace: y}\nspec: {podSelector: {}, ingress: [{}]}"],
+            [Tcp80],
+            _ => new ReachabilityMatrix().Expect(Anyone, In("x"), false).Expect(Anyone, In("z"), false)),
+        new("an admin egress Deny to one pod's address in networks drops x's connections to that pod, UDP too",
+            [Tiered + $"metadata: {{name: x-not-yb}}\nspec:\n  tier: Admin\n  priority: 3\n  subject: {{namespaces: {{matchLabels: {{ns: x}}}}}}\n  egress: [{{action: Deny, to: [{{networks: [{AddressOf("y/b")}/32]}}]}}]"],
+            [Tcp80, Udp81],
+            _ => new ReachabilityMatrix().Expect(In("x"), Is("y/b"), false)),
     ];
 
     public static TheoryData<string> Names => new(All.Select(c => c.Name));
