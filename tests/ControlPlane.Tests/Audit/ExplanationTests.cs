@@ -120,6 +120,36 @@ public sealed class ExplanationTests
     }
 
     [Fact]
+    public async Task An_admin_tier_rule_that_decides_is_named_with_its_tier_action_priority_and_who_applied_it()
+    {
+        await using var db = await EventStoreDatabase.CreateAsync();
+        await WorldAsync(db);
+        await AppendAsync(db.Store, "policy-shop/allow-db", AllowDb(9090));
+        var stream = Policy.StreamId(PolicyKind.ClusterNetworkPolicy, PolicyService.Clusterwide, "protect-db");
+        var v1 = await AppendAsync(db.Store, stream, Applied("""
+            apiVersion: policy.networking.k8s.io/v1alpha2
+            kind: ClusterNetworkPolicy
+            metadata: { name: protect-db }
+            spec:
+              tier: Admin
+              priority: 10
+              subject: { pods: { podSelector: { matchLabels: { app: db } } } }
+              ingress:
+              - { name: metrics-pass, action: Pass, from: [ { namespaces: {} } ], protocols: [ { tcp: { destinationPort: { number: 9090 } } } ] }
+              - { name: no-web, action: Deny, from: [ { pods: { podSelector: { matchLabels: { app: web } } } } ] }
+            """), By("erin", "req-admin"));
+
+        var denied = await ExplainAsync(db, v1, "shop/web", "shop/db", 5432);
+        Assert.Equal((Explanation.Dropped, "ClusterNetworkPolicy protect-db ingress[1]"), (denied.Verdict, denied.Ingress.Rule));
+        Assert.Equal("admin tier rule ClusterNetworkPolicy protect-db ingress[1] \"no-web\" (Deny, priority 10) drops it", denied.Ingress.Reason);
+        Assert.Equal(("erin", v1.Value), (denied.Ingress.Origins[0].Principal, denied.Ingress.Origins[0].Position));
+
+        // Passed on by the admin tier, the CiliumNetworkPolicy's own rule decides.
+        var passed = await ExplainAsync(db, v1, "shop/web", "shop/db", 9090);
+        Assert.Equal((Explanation.Forwarded, "shop/allow-db ingress[1]"), (passed.Verdict, passed.Ingress.Rule));
+    }
+
+    [Fact]
     public async Task A_default_deny_names_the_policy_that_selects_the_destination_and_the_application_that_made_it_select_it()
     {
         await using var db = await EventStoreDatabase.CreateAsync();
