@@ -142,13 +142,17 @@ public static partial class PolicyParser
         if (!fields.TryGetValue("namespaceSelector", out var nsNode))
             return pods is null ? null : new PeerSelector.Endpoints(pods);   // the policy's namespace, added on compile
         var namespaces = Selector(nsNode, Child(path, "namespaceSelector"), reader, KeyStyle.KubernetesNamespace);
-        if (pods is null || namespaces is null) return null;
-        // Naming the pod-namespace key keeps the policy's own namespace from being added: these are pods of any
-        // namespace whose labels match (and only pods: host and world carry no pod namespace).
-        return new PeerSelector.Endpoints(new LabelSelector(
-            pods.MatchLabels.Concat(namespaces.MatchLabels),
-            pods.MatchExpressions.Concat(namespaces.MatchExpressions).Append(AnyPodNamespace)));
+        return pods is null || namespaces is null ? null : new PeerSelector.Endpoints(PodsInNamespaces(pods, namespaces));
     }
+
+    /// <summary>
+    /// The pods <paramref name="pods"/> selects in every namespace whose labels <paramref name="namespaces"/> selects
+    /// (read with <see cref="KeyStyle.KubernetesNamespace"/>). Naming the pod-namespace key keeps a namespaced
+    /// policy's own namespace from being added, and matches only pods: host and world carry no pod namespace.
+    /// </summary>
+    private static LabelSelector PodsInNamespaces(LabelSelector pods, LabelSelector namespaces) => new(
+        pods.MatchLabels.Concat(namespaces.MatchLabels),
+        pods.MatchExpressions.Concat(namespaces.MatchExpressions).Append(AnyPodNamespace));
 
     private static PortProtocol? KubernetesPort(YamlNode node, string path, YamlFields reader)
     {

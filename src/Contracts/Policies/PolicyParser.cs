@@ -7,7 +7,8 @@ namespace Mesh.Contracts.Policies;
 
 /// <summary>
 /// Reads one policy document, YAML or JSON, into a <see cref="NetworkPolicy"/>: a CiliumNetworkPolicy, a
-/// CiliumClusterwideNetworkPolicy or a Kubernetes NetworkPolicy (translated into the same model). Every problem is
+/// CiliumClusterwideNetworkPolicy, a Kubernetes NetworkPolicy or a Kubernetes ClusterNetworkPolicy (the last two
+/// translated into the same model; a ClusterNetworkPolicy's rules keep their tier, priority and actions). Every problem is
 /// reported with the path of its field, all at once; a document with any problem yields no policy. Fields Mesh does
 /// not enforce are refused by name, never ignored.
 /// </summary>
@@ -105,28 +106,44 @@ public static partial class PolicyParser
             NamespacedKind => PolicyKind.CiliumNetworkPolicy,
             ClusterwideKind => PolicyKind.CiliumClusterwideNetworkPolicy,
             KubernetesKind => PolicyKind.KubernetesNetworkPolicy,
+            TieredKind => PolicyKind.ClusterNetworkPolicy,
             _ => (PolicyKind?)null,
         };
-        var fields = reader.Fields(map, "", kind == PolicyKind.KubernetesNetworkPolicy ? KubernetesDocumentFields : CiliumDocumentFields);
+        var fields = reader.Fields(map, "", kind is PolicyKind.KubernetesNetworkPolicy or PolicyKind.ClusterNetworkPolicy
+            ? KubernetesDocumentFields : CiliumDocumentFields);
 
         var apiVersion = Required(fields, "", "apiVersion", reader);
         var kindValue = Required(fields, "", "kind", reader);
-        var expectedApiVersion = kind == PolicyKind.KubernetesNetworkPolicy ? KubernetesApiVersion : ApiVersion;
+        var expectedApiVersion = kind switch
+        {
+            PolicyKind.KubernetesNetworkPolicy => KubernetesApiVersion,
+            PolicyKind.ClusterNetworkPolicy => TieredApiVersion,
+            _ => ApiVersion,
+        };
         if (kindValue is not null && kind is null)
-            reader.Error("kind", $"\"{kindValue}\" is not a supported kind (expected {NamespacedKind}, {ClusterwideKind} or {KubernetesKind})");
+            reader.Error("kind", $"\"{kindValue}\" is not a supported kind (expected {NamespacedKind}, {ClusterwideKind}, {KubernetesKind} or {TieredKind})");
         if (apiVersion is not null && kind is not null && apiVersion != expectedApiVersion)
             reader.Error("apiVersion", $"\"{apiVersion}\" is not the apiVersion of a {kindValue} (expected {expectedApiVersion})");
-        else if (apiVersion is not null && kind is null && apiVersion is not (ApiVersion or KubernetesApiVersion))
-            reader.Error("apiVersion", $"\"{apiVersion}\" is not supported (expected {ApiVersion} or {KubernetesApiVersion})");
+        else if (apiVersion is not null && kind is null && apiVersion is not (ApiVersion or KubernetesApiVersion or TieredApiVersion))
+            reader.Error("apiVersion", $"\"{apiVersion}\" is not supported (expected {ApiVersion}, {KubernetesApiVersion} or {TieredApiVersion})");
 
-        var (name, ns, mode) = Metadata(fields.GetValueOrDefault("metadata"), kind == PolicyKind.CiliumClusterwideNetworkPolicy, defaultNamespace, reader);
+        var clusterScopedKind = kind is PolicyKind.CiliumClusterwideNetworkPolicy or PolicyKind.ClusterNetworkPolicy ? kindValue : null;
+        var (name, ns, mode) = Metadata(fields.GetValueOrDefault("metadata"), clusterScopedKind, defaultNamespace, reader);
         if (kind is not { } k) return null;
 
+        if (k == PolicyKind.ClusterNetworkPolicy)
+        {
+            var tiered = ClusterNetworkSpec(fields, reader);
+            return name is not null && tiered is not null
+                ? new NetworkPolicy(null, name, [tiered.Spec], k) { Mode = mode, Tier = tiered.Tier, Priority = tiered.Priority }
+                : null;
+        }
         var specs = k == PolicyKind.KubernetesNetworkPolicy ? KubernetesSpecs(fields, reader) : CiliumSpecs(fields, reader);
         return name is null || specs is null ? null : new NetworkPolicy(ns, name, specs, k) { Mode = mode };
     }
 
-    private static (string? Name, string? Namespace, PolicyMode Mode) Metadata(YamlNode? node, bool clusterwide, string? defaultNamespace, YamlFields reader)
+    /// <param name="clusterScopedKind">The kind, when it is one without a namespace; null for a namespaced kind.</param>
+    private static (string? Name, string? Namespace, PolicyMode Mode) Metadata(YamlNode? node, string? clusterScopedKind, string? defaultNamespace, YamlFields reader)
     {
         const string path = "metadata";
         if (IsNull(node))
@@ -142,9 +159,9 @@ public static partial class PolicyParser
         if (name is not null && KubernetesNames.DnsSubdomainProblem(name) is { } badName) reader.Error(Child(path, "name"), badName);
 
         var ns = reader.Scalar(fields.GetValueOrDefault("namespace"), Child(path, "namespace"));
-        if (clusterwide)
+        if (clusterScopedKind is not null)
         {
-            if (ns is not null) reader.Error(Child(path, "namespace"), $"a {ClusterwideKind} has no namespace");
+            if (ns is not null) reader.Error(Child(path, "namespace"), $"a {clusterScopedKind} has no namespace");
             return (name, null, mode);
         }
         ns ??= defaultNamespace ?? FallbackNamespace;

@@ -19,6 +19,7 @@ public sealed class RuleTextTests
         { "NetworkPolicy default/allow-web ingress[0]", KubernetesRule },
         { "NetworkPolicy shop/db specs[2].egressDeny[10]", new(PolicyKind.KubernetesNetworkPolicy, "shop", "db", 2, RuleSection.EgressDeny, 10) },
         { "shop/db ingressDeny[3]", new(PolicyKind.CiliumNetworkPolicy, "shop", "db", null, RuleSection.IngressDeny, 3) },
+        { "ClusterNetworkPolicy isolate egress[2]", new(PolicyKind.ClusterNetworkPolicy, null, "isolate", null, RuleSection.Egress, 2) },
     };
 
     [Theory]
@@ -67,6 +68,7 @@ public sealed class RuleTextTests
     [InlineData("default/allow-web ingress[x]")]
     [InlineData("NetworkPolicy allow-web ingress[0]")]   // a NetworkPolicy is namespaced
     [InlineData("networkpolicy default/allow-web ingress[0]")]
+    [InlineData("ClusterNetworkPolicy shop/isolate egress[2]")]   // a ClusterNetworkPolicy is cluster-scoped
     public void Anything_else_is_not_a_rule_text(string text) =>
         Assert.Throws<FormatException>(() => RuleText.Parse(text));
 }
