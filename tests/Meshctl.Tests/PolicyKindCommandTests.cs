@@ -160,8 +160,8 @@ public sealed class PolicyKindCommandTests
     [InlineData("a CiliumClusterwideNetworkPolicy has no namespace; give its NAME alone", "policy", "get", "default/web", "--kind", "ccnp")]
     [InlineData("a ClusterNetworkPolicy has no namespace; give its NAME alone", "policy", "delete", "db/deny-db", "--kind", "ClusterNetworkPolicy")]
     [InlineData("a ClusterNetworkPolicy has no namespace; give its NAME alone", "policy", "promote", "db/deny-db", "--clusterwide", "--kind", "ClusterNetworkPolicy")]
-    [InlineData("--kind and --clusterwide: \"NetworkPolicy\" is not a kind of cluster-wide policy; use CiliumClusterwideNetworkPolicy (or ccnp; the default) " +
-        "or ClusterNetworkPolicy, or leave out --clusterwide for a namespaced policy", "policy", "get", "deny-db", "--clusterwide", "--kind", "NetworkPolicy")]
+    [InlineData("--clusterwide --kind: \"NetworkPolicy\" is not a cluster-wide kind; use CiliumClusterwideNetworkPolicy (or ccnp; the default) " +
+        "or ClusterNetworkPolicy, or drop --clusterwide", "policy", "get", "deny-db", "--clusterwide", "--kind", "NetworkPolicy")]
     [InlineData("--namespace: a ClusterNetworkPolicy has no namespace", "policy", "history", "--namespace", "db", "--kind", "ClusterNetworkPolicy")]
     public async Task A_kind_and_a_name_or_namespace_that_do_not_go_together_are_a_clear_error(string message, params string[] args)
     {

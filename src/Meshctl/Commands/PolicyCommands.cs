@@ -72,8 +72,8 @@ public static partial class PolicyCommands
         if (parse.GetValue(Clusterwide))
             return kindText is null ? PolicyKind.CiliumClusterwideNetworkPolicy
                 : PolicyKinds.TryParseClusterwide(kindText, out var clusterwide) ? clusterwide
-                : throw new FormatException($"--kind and --clusterwide: {InputLimits.Quote(kindText)} is not a kind of cluster-wide policy; " +
-                    $"use {PolicyKinds.ClusterwideChoices}, or leave out --clusterwide for a namespaced policy");
+                : throw new FormatException($"--clusterwide --kind: {InputLimits.Quote(kindText)} is not a cluster-wide kind; " +
+                    $"use {PolicyKinds.ClusterwideChoices}, or drop --clusterwide");
         if (kindText is null) return null;
         return PolicyKinds.TryParse(kindText, out var kind) ? kind
             : throw new FormatException($"--kind: {InputLimits.Quote(kindText)} is not a kind of policy; use {PolicyKinds.Choices}");
