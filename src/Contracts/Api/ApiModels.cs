@@ -8,17 +8,20 @@ namespace Mesh.Contracts.Api;
 /// <summary>Answer to a write: the log position that holds it.</summary>
 public sealed record WriteResult(long Version);
 
-/// <summary><paramref name="Kind"/>: as documents write it (CiliumNetworkPolicy, CiliumClusterwideNetworkPolicy, NetworkPolicy).</summary>
+/// <summary><paramref name="Kind"/>: as documents write it (CiliumNetworkPolicy, CiliumClusterwideNetworkPolicy, NetworkPolicy, ClusterNetworkPolicy).</summary>
 public sealed record PolicyApplied(string Namespace, string Name, long Version, string Hash, bool Changed, string Kind);
 
 /// <summary>
 /// A stored policy. A NetworkPolicy and a CiliumNetworkPolicy of one namespace and name are two policies, told
-/// apart by <paramref name="Kind"/>, as documents write it.
+/// apart by <paramref name="Kind"/>, as documents write it; so are a CiliumClusterwideNetworkPolicy and a
+/// ClusterNetworkPolicy of one name (both of namespace "").
 /// </summary>
-/// <paramref name="Mode"/>: <c>enforce</c>, or <c>audit</c> for a policy whose denials are only reported (flows say AUDIT).
+/// <param name="Mode"><c>enforce</c>, or <c>audit</c> for a policy whose denials are only reported (flows say AUDIT).</param>
+/// <param name="Tier">A ClusterNetworkPolicy's tier as documents write it, <c>Admin</c> or <c>Baseline</c>; null for the other kinds.</param>
+/// <param name="Priority">A ClusterNetworkPolicy's place in its tier, 0 (first) to 1000; null for the other kinds.</param>
 public sealed record PolicyView(
     string Namespace, string Name, string Hash, long Version, string AppliedBy, DateTimeOffset AppliedAt,
-    System.Text.Json.Nodes.JsonObject Document, string Kind, string Mode = "enforce");
+    System.Text.Json.Nodes.JsonObject Document, string Kind, string Mode = "enforce", string? Tier = null, int? Priority = null);
 
 /// <summary>
 /// A workload to enforce policy for. Labels are the pod's own (k=v); the namespace's labels are separate. Ports are

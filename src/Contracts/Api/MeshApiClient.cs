@@ -43,9 +43,9 @@ public sealed class MeshApiClient(HttpClient http)
             new StringContent(document, Encoding.UTF8, LooksLikeJson(document) ? "application/json" : "application/yaml"), ct);
 
     /// <summary>
-    /// One policy; a null namespace addresses a cluster-wide policy. <paramref name="kind"/> picks the namespaced
-    /// policy of that kind (CiliumNetworkPolicy or KubernetesNetworkPolicy; null: the control plane's default,
-    /// CiliumNetworkPolicy); a cluster-wide policy has one kind, and the path says it.
+    /// One policy; a null namespace addresses a cluster-wide policy. <paramref name="kind"/> picks the policy of that
+    /// kind: a namespaced one (CiliumNetworkPolicy or KubernetesNetworkPolicy; null: the control plane's default,
+    /// CiliumNetworkPolicy), or a cluster-wide one (CiliumClusterwideNetworkPolicy, the default, or ClusterNetworkPolicy).
     /// </summary>
     public Task<PolicyView?> GetPolicyAsync(string? ns, string name, PolicyKind? kind = null, CancellationToken ct = default) =>
         SendOrNullAsync<PolicyView>(HttpMethod.Get, PolicyPath(ns, name, kind), ct);
@@ -89,9 +89,8 @@ public sealed class MeshApiClient(HttpClient http)
 
     /// <param name="action">a sub-resource after the policy's path, e.g. <c>/promote</c></param>
     private static string PolicyPath(string? ns, string name, PolicyKind? kind = null, string action = "") =>
-        ns is null ? $"v1/clusterwide-policies/{Esc(name)}{action}"
-        : kind is { } k ? $"v1/policies/{Esc(ns)}/{Esc(name)}{action}?kind={Esc(PolicyKinds.DocumentKind(k))}"
-        : $"v1/policies/{Esc(ns)}/{Esc(name)}{action}";
+        (ns is null ? $"v1/clusterwide-policies/{Esc(name)}{action}" : $"v1/policies/{Esc(ns)}/{Esc(name)}{action}")
+        + (kind is { } k ? $"?kind={Esc(PolicyKinds.DocumentKind(k))}" : "");
 
     public Task<EndpointRegistered> RegisterEndpointAsync(EndpointRegistration endpoint, CancellationToken ct = default) =>
         SendAsync<EndpointRegistered>(HttpMethod.Post, "v1/endpoints", JsonContent.Create(endpoint, options: Json), ct);

@@ -9,12 +9,17 @@ internal static class Messages
 {
     public static Rpc.WriteResult ToMessage(this WriteResult w) => new() { Version = w.Version };
 
-    public static Rpc.Policy ToMessage(this PolicyView p) => new()
+    public static Rpc.Policy ToMessage(this PolicyView p)
     {
-        Namespace = p.Namespace, Name = p.Name, Kind = p.Kind, Hash = p.Hash, Version = p.Version,
-        AppliedBy = p.AppliedBy, AppliedAt = Timestamp.FromDateTimeOffset(p.AppliedAt), DocumentJson = p.Document.ToJsonString(),
-        Mode = p.Mode,
-    };
+        var message = new Rpc.Policy
+        {
+            Namespace = p.Namespace, Name = p.Name, Kind = p.Kind, Hash = p.Hash, Version = p.Version,
+            AppliedBy = p.AppliedBy, AppliedAt = Timestamp.FromDateTimeOffset(p.AppliedAt), DocumentJson = p.Document.ToJsonString(),
+            Mode = p.Mode, Tier = p.Tier ?? "",
+        };
+        if (p.Priority is { } priority) message.Priority = priority;   // unset, not 0, for a kind without priorities
+        return message;
+    }
 
     public static Rpc.Endpoint ToMessage(this EndpointView e)
     {

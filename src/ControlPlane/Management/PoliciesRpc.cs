@@ -131,20 +131,20 @@ public sealed class PoliciesRpc(PolicyService policies, CommandGateway commands,
         return deleted?.ToMessage() ?? throw new RpcException(new Status(StatusCode.NotFound, $"no {PolicyKinds.DocumentKind(kind)} {Named(ns, request.Name)}"));
     }
 
-    /// <summary>The kind a reference names (CiliumNetworkPolicy when empty) and its namespace, which only a cluster-wide policy lacks.</summary>
+    /// <summary>
+    /// The kind a reference names (CiliumNetworkPolicy when empty) and its namespace, which only a cluster-wide policy
+    /// (a CiliumClusterwideNetworkPolicy or a ClusterNetworkPolicy) lacks.
+    /// </summary>
     private static (PolicyKind Kind, string Namespace) Parse(Rpc.PolicyRef request)
     {
         var kind = PolicyKind.CiliumNetworkPolicy;
-        if (string.Equals(request.Kind.Trim(), PolicyParser.ClusterwideKind, StringComparison.OrdinalIgnoreCase)
-            || string.Equals(request.Kind.Trim(), "ccnp", StringComparison.OrdinalIgnoreCase))
-            kind = PolicyKind.CiliumClusterwideNetworkPolicy;
-        else if (request.Kind.Length > 0 && !PolicyKinds.TryParseNamespaced(request.Kind, out kind))
+        if (request.Kind.Length > 0 && !PolicyKinds.TryParse(request.Kind, out kind))
             throw ManagementErrors.Invalid(ManagementErrors.InvalidRequest, "kind",
-                $"{InputLimits.Quote(request.Kind)} is not a kind of policy: use {PolicyKinds.NamespacedChoices}, or {PolicyParser.ClusterwideKind} (or ccnp)");
+                $"{InputLimits.Quote(request.Kind)} is not a kind of policy: use {PolicyKinds.Choices} (empty: CiliumNetworkPolicy)");
         if (request.Name.Length == 0) throw ManagementErrors.Invalid(ManagementErrors.InvalidRequest, "name", "required: the policy's name");
-        var clusterwide = kind == PolicyKind.CiliumClusterwideNetworkPolicy;
+        var clusterwide = PolicyKinds.IsClusterwide(kind);
         if (clusterwide && request.Namespace.Length > 0)
-            throw ManagementErrors.Invalid(ManagementErrors.InvalidRequest, "namespace", "a CiliumClusterwideNetworkPolicy has no namespace: leave namespace empty");
+            throw ManagementErrors.Invalid(ManagementErrors.InvalidRequest, "namespace", $"a {PolicyKinds.DocumentKind(kind)} has no namespace: leave namespace empty");
         if (!clusterwide && request.Namespace.Length == 0)
             throw ManagementErrors.Invalid(ManagementErrors.InvalidRequest, "namespace", $"required: a {PolicyKinds.DocumentKind(kind)} is namespaced");
         return (kind, request.Namespace);
@@ -155,7 +155,7 @@ public sealed class PoliciesRpc(PolicyService policies, CommandGateway commands,
     private static RpcException Misplaced(PolicyApplyResult.Misplaced m, Rpc.ApplyPolicyRequest request) => m.What switch
     {
         PolicyMisplacement.ClusterwideInNamespace => ManagementErrors.Invalid(ManagementErrors.InvalidRequest, "namespace",
-            "a CiliumClusterwideNetworkPolicy has no namespace: leave namespace empty"),
+            $"a {PolicyKinds.DocumentKind(m.Policy.Kind)} has no namespace: leave namespace empty"),
         PolicyMisplacement.NamespacedWithoutNamespace => ManagementErrors.Invalid(ManagementErrors.InvalidRequest, "namespace",
             $"required: a {PolicyKinds.DocumentKind(m.Policy.Kind)} is namespaced"),
         PolicyMisplacement.OtherName => ManagementErrors.Invalid(ManagementErrors.InvalidRequest, "metadata.name",

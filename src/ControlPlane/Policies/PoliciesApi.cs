@@ -5,6 +5,7 @@ using Mesh.ControlPlane.EventStore;
 using Mesh.ControlPlane.Projections;
 using Mesh.ControlPlane.State;
 using Mesh.Contracts.Api;
+using Mesh.Contracts.Input;
 using Mesh.Contracts.Policies;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Mesh.ControlPlane.Security;
@@ -32,17 +33,18 @@ public static class PoliciesApi
                 ? Task.FromResult<Results<Ok<PolicyApplied>, Ok<PolicyImpact>, NotFound, ValidationProblem, ProblemHttpResult>>(invalid)
                 : PromoteAsync(k, ns, name, dryRun, window, http, policies, commands, ct)).RequirePermission(Permission.PoliciesWrite);
 
-        // CiliumClusterwideNetworkPolicy: no namespace, selects endpoints of every namespace.
+        // CiliumClusterwideNetworkPolicy and ClusterNetworkPolicy: no namespace, select endpoints of every namespace. The
+        // two kinds of one name are two policies, as the namespaced pair is: PUT takes the kind from the document, GET,
+        // DELETE and promote from ?kind= (CiliumClusterwideNetworkPolicy when absent).
         var clusterwide = app.MapGroup("/v1/clusterwide-policies").WithTags("Policies");
         clusterwide.MapPut("/{name}", (string name, string? dryRun, string? window, HttpContext http, PolicyService policies, CommandGateway commands,
             CancellationToken ct) => ApplyAsync(null, name, dryRun, window, http, policies, commands, ct)).AcceptsDocument().RequirePermission(Permission.PoliciesWrite);
-        clusterwide.MapGet("/{name}", (string name, PolicyService policies) => Found(policies.Find(PolicyKind.CiliumClusterwideNetworkPolicy, Clusterwide, name)))
-            .RequirePermission(Permission.PoliciesRead);
-        clusterwide.MapDelete("/{name}", (string name, string? dryRun, string? window, HttpContext http, PolicyService policies, CommandGateway commands,
-            CancellationToken ct) => DeleteAsync(PolicyKind.CiliumClusterwideNetworkPolicy, Clusterwide, name, dryRun, window, http, policies, commands, ct))
-            .RequirePermission(Permission.PoliciesWrite);
-        clusterwide.MapPost("/{name}/promote", (string name, string? dryRun, string? window, HttpContext http, PolicyService policies, CommandGateway commands,
-            CancellationToken ct) => PromoteAsync(PolicyKind.CiliumClusterwideNetworkPolicy, Clusterwide, name, dryRun, window, http, policies, commands, ct))
+        clusterwide.MapGet("/{name}", GetClusterwidePolicy).RequirePermission(Permission.PoliciesRead);           // ?kind=CiliumClusterwideNetworkPolicy|ClusterNetworkPolicy
+        clusterwide.MapDelete("/{name}", DeleteClusterwidePolicy).RequirePermission(Permission.PoliciesWrite);    // ?kind=&dryRun=&window=
+        clusterwide.MapPost("/{name}/promote", (string name, string? kind, string? dryRun, string? window, HttpContext http, PolicyService policies,
+            CommandGateway commands, CancellationToken ct) => InvalidClusterwideKind(kind, out var k) is { } invalid
+                ? Task.FromResult<Results<Ok<PolicyApplied>, Ok<PolicyImpact>, NotFound, ValidationProblem, ProblemHttpResult>>(invalid)
+                : PromoteAsync(k, Clusterwide, name, dryRun, window, http, policies, commands, ct))
             .RequirePermission(Permission.PoliciesWrite);
         return app;
     }
@@ -90,7 +92,7 @@ public static class PoliciesApi
 
     private static ValidationProblem Misplaced(PolicyApplyResult.Misplaced m, string? ns, string name) => m.What switch
     {
-        PolicyMisplacement.ClusterwideInNamespace => Invalid("kind", $"a CiliumClusterwideNetworkPolicy has no namespace: PUT it to /v1/clusterwide-policies/{name}"),
+        PolicyMisplacement.ClusterwideInNamespace => Invalid("kind", $"a {PolicyKinds.DocumentKind(m.Policy.Kind)} has no namespace: PUT it to /v1/clusterwide-policies/{name}"),
         PolicyMisplacement.NamespacedWithoutNamespace => Invalid("kind", $"a {PolicyKinds.DocumentKind(m.Policy.Kind)} is namespaced: PUT it to /v1/policies/{{namespace}}/{name}"),
         PolicyMisplacement.OtherName => Invalid("metadata.name", $"\"{m.Policy.Name}\" does not match the name in the path, \"{name}\""),
         _ => Invalid("metadata.namespace", $"\"{m.Policy.Namespace}\" does not match the namespace in the path, \"{ns}\""),
@@ -99,12 +101,19 @@ public static class PoliciesApi
     private static Results<Ok<PolicyView>, NotFound, ValidationProblem> GetPolicy(string ns, string name, string? kind, PolicyService policies) =>
         InvalidKind(kind, out var k) is { } invalid ? invalid : Found(policies.Find(k, ns, name));
 
+    private static Results<Ok<PolicyView>, NotFound, ValidationProblem> GetClusterwidePolicy(string name, string? kind, PolicyService policies) =>
+        InvalidClusterwideKind(kind, out var k) is { } invalid ? invalid : Found(policies.Find(k, Clusterwide, name));
+
     private static Results<Ok<PolicyView>, NotFound, ValidationProblem> Found(PolicyView? view) =>
         view is not null ? TypedResults.Ok(view) : TypedResults.NotFound();
 
     private static async Task<Results<Ok<WriteResult>, Ok<PolicyImpact>, NotFound, ValidationProblem>> DeletePolicy(
         string ns, string name, string? kind, string? dryRun, string? window, HttpContext http, PolicyService policies, CommandGateway commands, CancellationToken ct) =>
         InvalidKind(kind, out var k) is { } invalid ? invalid : await DeleteAsync(k, ns, name, dryRun, window, http, policies, commands, ct);
+
+    private static async Task<Results<Ok<WriteResult>, Ok<PolicyImpact>, NotFound, ValidationProblem>> DeleteClusterwidePolicy(
+        string name, string? kind, string? dryRun, string? window, HttpContext http, PolicyService policies, CommandGateway commands, CancellationToken ct) =>
+        InvalidClusterwideKind(kind, out var k) is { } invalid ? invalid : await DeleteAsync(k, Clusterwide, name, dryRun, window, http, policies, commands, ct);
 
     private static async Task<Results<Ok<WriteResult>, Ok<PolicyImpact>, NotFound, ValidationProblem>> DeleteAsync(
         PolicyKind kind, string ns, string name, string? dryRun, string? window, HttpContext http, PolicyService policies, CommandGateway commands,
@@ -152,8 +161,9 @@ public static class PoliciesApi
             return request.Namespace is null && request.Kind is null ? null : Invalid("name", "a namespace or kind names no policy without a name");
         if (request.Namespace is not { } ns) return Invalid("namespace", "required with a name (\"\" for a cluster-wide policy)");
         var kind = ns.Length == 0 ? PolicyKind.CiliumClusterwideNetworkPolicy : PolicyKind.CiliumNetworkPolicy;
-        if (request.Kind is { } text && !(ns.Length == 0 ? text == PolicyParser.ClusterwideKind : PolicyKinds.TryParseNamespaced(text, out kind)))
-            return Invalid("kind", $"\"{text}\" is not a kind of {(ns.Length == 0 ? "cluster-wide policy: use " + PolicyParser.ClusterwideKind : "namespaced policy: use " + PolicyKinds.NamespacedChoices)}");
+        if (request.Kind is { } text && !(ns.Length == 0 ? PolicyKinds.TryParseClusterwide(text, out kind) : PolicyKinds.TryParseNamespaced(text, out kind)))
+            return Invalid("kind", $"{InputLimits.Quote(text)} is not a kind of " +
+                (ns.Length == 0 ? $"cluster-wide policy: use {PolicyKinds.ClusterwideChoices}" : $"namespaced policy: use {PolicyKinds.NamespacedChoices}"));
         only = ClusterView.PolicyKey(kind, ns, request.Name);
         return null;
     }
@@ -163,8 +173,17 @@ public static class PoliciesApi
     {
         kind = PolicyKind.CiliumNetworkPolicy;
         if (text is null || PolicyKinds.TryParseNamespaced(text, out kind)) return null;
-        return Invalid("kind", $"\"{text}\" is not a kind of namespaced policy: use {PolicyKinds.NamespacedChoices}; " +
+        return Invalid("kind", $"{InputLimits.Quote(text)} is not a kind of namespaced policy: use {PolicyKinds.NamespacedChoices}; " +
             "cluster-wide policies are at /v1/clusterwide-policies/{name}");
+    }
+
+    /// <summary>Reads the cluster-wide kind <c>?kind=</c> names (CiliumClusterwideNetworkPolicy when absent); the refusal when it names none.</summary>
+    private static ValidationProblem? InvalidClusterwideKind(string? text, out PolicyKind kind)
+    {
+        kind = PolicyKind.CiliumClusterwideNetworkPolicy;
+        if (text is null || PolicyKinds.TryParseClusterwide(text, out kind)) return null;
+        return Invalid("kind", $"{InputLimits.Quote(text)} is not a kind of cluster-wide policy: use {PolicyKinds.ClusterwideChoices}; " +
+            "namespaced policies are at /v1/policies/{namespace}/{name}");
     }
 
     private static ProblemHttpResult OverBudget(PolicyApplyResult.OverBudget o)

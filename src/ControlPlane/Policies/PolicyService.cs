@@ -37,7 +37,7 @@ public abstract record PolicyApplyResult
 
 public enum PolicyMisplacement
 {
-    /// <summary>A CiliumClusterwideNetworkPolicy asked for under a namespace.</summary>
+    /// <summary>A cluster-wide kind (CiliumClusterwideNetworkPolicy, ClusterNetworkPolicy) asked for under a namespace.</summary>
     ClusterwideInNamespace,
     /// <summary>A namespaced kind asked for without a namespace.</summary>
     NamespacedWithoutNamespace,
@@ -56,7 +56,8 @@ public sealed class PolicyService(CommandGateway commands, ClusterState state, S
     /// <summary>The namespace key of cluster-wide policies in streams and the read model.</summary>
     public const string Clusterwide = "";
 
-    public const string DocumentRequired = "a policy document (YAML or JSON: CiliumNetworkPolicy, CiliumClusterwideNetworkPolicy or NetworkPolicy) is required";
+    public const string DocumentRequired =
+        "a policy document (YAML or JSON: CiliumNetworkPolicy, CiliumClusterwideNetworkPolicy, NetworkPolicy or ClusterNetworkPolicy) is required";
 
     /// <summary>
     /// Applies a namespaced policy (ns given) or a cluster-wide one (ns null); the document's kind must agree. With a
@@ -70,7 +71,7 @@ public sealed class PolicyService(CommandGateway commands, ClusterState state, S
             return new PolicyApplyResult.Invalid(new("The policy is invalid; nothing was applied",
                 parsed.Errors.GroupBy(e => e.Path).ToDictionary(g => g.Key, g => g.Select(e => e.Message).ToArray())));
         var policy = parsed.Policy;
-        var clusterwide = policy.Kind == PolicyKind.CiliumClusterwideNetworkPolicy;
+        var clusterwide = PolicyKinds.IsClusterwide(policy.Kind);
         PolicyMisplacement? misplaced =
             clusterwide && ns is not null ? PolicyMisplacement.ClusterwideInNamespace
             : !clusterwide && ns is null ? PolicyMisplacement.NamespacedWithoutNamespace
@@ -150,8 +151,8 @@ public sealed class PolicyService(CommandGateway commands, ClusterState state, S
         return new WriteResult(position.Value);
     }
 
-    /// <summary>A policy as the APIs show it (here and in the state as of a version).</summary>
+    /// <summary>A policy as the APIs show it (here and in the state as of a version); a tier and priority only where it has them.</summary>
     internal static PolicyView View(PolicyRecord p) =>
         new(p.Policy.Namespace ?? "", p.Policy.Name, p.Hash, p.Version.Value, p.AppliedBy, p.AppliedAt, p.Document, PolicyKinds.DocumentKind(p.Policy.Kind),
-            PolicyModes.Name(p.Policy.Mode));
+            PolicyModes.Name(p.Policy.Mode), p.Policy.Tiered ? PolicyTiers.Name(p.Policy.Tier) : null, p.Policy.Tiered ? p.Policy.Priority : null);
 }

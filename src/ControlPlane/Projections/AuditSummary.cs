@@ -40,8 +40,9 @@ public static class AuditSummary
     }
 
     // Cluster-wide policies are stored under the empty namespace. A Cilium policy is just a "policy", Mesh's native
-    // kind; a delete stored before the kinds were kept apart (no kind) is named as the policy it was.
+    // kind; a delete stored before the kinds were kept apart (no kind) is named as the policy it was. The other kinds
+    // are named with their kind, as rule references name them.
     private static string PolicyRef(PolicyKind? kind, string ns, string name) =>
-        kind == PolicyKind.KubernetesNetworkPolicy ? NetworkPolicy.ReferenceOf(PolicyKind.KubernetesNetworkPolicy, ns, name)
+        kind is PolicyKind.KubernetesNetworkPolicy or PolicyKind.ClusterNetworkPolicy ? NetworkPolicy.ReferenceOf(kind.Value, ns, name)
         : ns.Length == 0 ? $"cluster-wide policy {name}" : $"policy {ns}/{name}";
 }

@@ -66,17 +66,18 @@ public static class HistoryApi
             if (!PolicyKinds.TryParse(kind, out var k)) return Invalid("kind", $"{InputLimits.Quote(kind)} is not a kind of policy: use {PolicyKinds.Choices}");
             policyKind = k;
         }
-        var clusterwide = policyKind == PolicyKind.CiliumClusterwideNetworkPolicy;
+        var clusterwide = policyKind is { } scope && PolicyKinds.IsClusterwide(scope);
         if (@namespace is not null)
         {
-            if (clusterwide) return Invalid("namespace", "a CiliumClusterwideNetworkPolicy has no namespace: leave it out");
+            if (clusterwide) return Invalid("namespace", $"a {PolicyKinds.DocumentKind(policyKind!.Value)} has no namespace: leave it out");
             if (KubernetesNames.DnsLabelProblem(@namespace) is { } bad) return Invalid("namespace", bad);
         }
         if (name is not null)
         {
             if (KubernetesNames.DnsSubdomainProblem(name) is { } bad) return Invalid("name", bad);
             if (@namespace is null && !clusterwide)
-                return Invalid("namespace", "a policy's name needs its namespace (or kind=CiliumClusterwideNetworkPolicy for a cluster-wide policy)");
+                return Invalid("namespace",
+                    "a policy's name needs its namespace (or kind=CiliumClusterwideNetworkPolicy or kind=ClusterNetworkPolicy for a cluster-wide policy)");
         }
         if (Time(since, "since", out var from) is { } badSince) return badSince;
         if (Time(until, "until", out var to) is { } badUntil) return badUntil;

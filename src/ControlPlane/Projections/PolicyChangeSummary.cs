@@ -32,6 +32,12 @@ public static class PolicyChangeSummary
 
     private static string Outline(JsonObject policy)
     {
+        var tier = Text(policy["tier"]) is { } name ? $"{name} tier, priority {policy["priority"]}: " : "";
+        return tier + SpecsOutline(policy);
+    }
+
+    private static string SpecsOutline(JsonObject policy)
+    {
         var specs = Specs(policy);
         var parts = specs.Select((spec, i) =>
         {
@@ -45,6 +51,9 @@ public static class PolicyChangeSummary
 
     private static IEnumerable<string> Changes(JsonObject old, JsonObject @new)
     {
+        // A ClusterNetworkPolicy's place in the order that decides a packet: a change there can matter more than any rule's.
+        if (!Same(old["tier"], @new["tier"])) yield return $"tier {Text(old["tier"])} → {Text(@new["tier"])}";
+        if (!Same(old["priority"], @new["priority"])) yield return $"priority {old["priority"]} → {@new["priority"]}";
         var (before, after) = (Specs(old), Specs(@new));
         var several = before.Count > 1 || after.Count > 1;
         for (var i = 0; i < Math.Max(before.Count, after.Count); i++)
@@ -79,6 +88,7 @@ public static class PolicyChangeSummary
 
     private static IEnumerable<string> RuleChanges(JsonObject old, JsonObject @new, string direction)
     {
+        if (!Same(old["action"], @new["action"])) yield return $"action {Text(old["action"])} → {Text(@new["action"])}";
         foreach (var change in SetChanges(Peers(old, direction), Peers(@new, direction), "")) yield return change;
         if (!Same(old["requires"], @new["requires"])) yield return "requires changed";
         var (portsBefore, portsAfter) = (Ports(old), Ports(@new));

@@ -51,11 +51,11 @@ public sealed class PolicyHistory(AuditTrail audit, IEventStore store)
     /// <summary>
     /// The streams that hold the policies a query names: one policy's stream (and, for a NetworkPolicy, the stream of its
     /// CiliumNetworkPolicy namesake, where one stored before the kinds were kept apart lives), or the streams of a
-    /// namespace, of a kind, or of every policy. A kind's filter is applied to the changes read.
+    /// namespace, of a kind, or of every policy (every kind's streams). A kind's filter is applied to the changes read.
     /// </summary>
     private static (IReadOnlyList<string>? Streams, IReadOnlyList<string>? Prefixes) StreamsOf(PolicyHistoryQuery q)
     {
-        var ns = q.Kind == PolicyKind.CiliumClusterwideNetworkPolicy ? "" : q.Namespace;
+        var ns = q.Kind is { } scope && PolicyKinds.IsClusterwide(scope) ? PolicyService.Clusterwide : q.Namespace;
         if (q.Name is { } name && ns is not null)
         {
             var kind = q.Kind ?? PolicyKind.CiliumNetworkPolicy;
@@ -67,7 +67,7 @@ public sealed class PolicyHistory(AuditTrail audit, IEventStore store)
         return (null, q.Kind switch
         {
             { } kind => [Policy.StreamPrefix(kind) + within],
-            null => [Policy.StreamPrefix(PolicyKind.CiliumNetworkPolicy) + within, Policy.StreamPrefix(PolicyKind.KubernetesNetworkPolicy) + within],
+            null => Enum.GetValues<PolicyKind>().Select(Policy.StreamPrefix).Distinct().Select(prefix => prefix + within).ToArray(),
         });
     }
 

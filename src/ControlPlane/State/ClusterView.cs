@@ -128,11 +128,16 @@ public sealed record ClusterView(
 
     /// <summary>
     /// The key of a policy in <see cref="Policies"/> and the journal: <c>{ns}/{name}</c> for the Cilium kinds (ns ""
-    /// for a cluster-wide policy), <c>{ns}/{name} NetworkPolicy</c> for a Kubernetes NetworkPolicy, so the two
-    /// kinds of one name are two policies, listed side by side.
+    /// for a cluster-wide policy), <c>{ns}/{name} NetworkPolicy</c> for a Kubernetes NetworkPolicy and
+    /// <c>/{name} ClusterNetworkPolicy</c> for a ClusterNetworkPolicy, so the two namespaced kinds of one name are two
+    /// policies, and so are the two cluster-wide ones, listed side by side.
     /// </summary>
-    public static string PolicyKey(PolicyKind kind, string? ns, string name) =>
-        kind == PolicyKind.KubernetesNetworkPolicy ? $"{ns}/{name} {PolicyParser.KubernetesKind}" : $"{ns}/{name}";
+    public static string PolicyKey(PolicyKind kind, string? ns, string name) => kind switch
+    {
+        PolicyKind.KubernetesNetworkPolicy => $"{ns}/{name} {PolicyParser.KubernetesKind}",
+        PolicyKind.ClusterNetworkPolicy => $"{ns}/{name} {PolicyParser.TieredKind}",
+        _ => $"{ns}/{name}",
+    };
 
     /// <summary>
     /// The oldest version some node may still enforce: the least any node in the view (connected or not, since an

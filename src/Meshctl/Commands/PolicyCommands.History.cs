@@ -12,7 +12,10 @@ public static partial class PolicyCommands
 {
     private static Command History()
     {
-        var id = new Argument<string?>("NAMESPACE/NAME") { Description = "One policy, e.g. default/allow-web (with --clusterwide: a cluster-wide policy's name)", Arity = ArgumentArity.ZeroOrOne };
+        var id = new Argument<string?>("NAMESPACE/NAME")
+        {
+            Description = "One policy, e.g. default/allow-web (with --clusterwide or a cluster-wide --kind: a cluster-wide policy's name)", Arity = ArgumentArity.ZeroOrOne,
+        };
         var ns = new Option<string>("--namespace", "-n") { Description = "Every policy of this namespace" };
         var all = new Option<bool>("--all", "-A") { Description = "Every policy" };
         var since = new Option<string>("--since") { Description = "Only changes from this time on: 2026-12-05T14:02:00Z, or back from now: 10m, 2h, 1d" };
@@ -28,6 +31,7 @@ public static partial class PolicyCommands
             Examples:
               meshctl policy history default/allow-web
               meshctl policy history --kind NetworkPolicy default/deny-all
+              meshctl policy history --kind ClusterNetworkPolicy deny-db
               meshctl policy history --namespace shop --since 2h
               meshctl policy history --all --since 2026-12-05T14:00:00Z --until 2026-12-05T15:00:00Z -o wide
             """) { id, ns, all, Kind, Clusterwide, since, until, limit, after };
@@ -47,14 +51,9 @@ public static partial class PolicyCommands
                 if (given == 0 && !parse.GetValue(Clusterwide) && parse.GetValue(Kind) is null)
                     return Output.Error("which policies? name one (meshctl policy history default/allow-web), a namespace (--namespace NS) or every policy (--all)");
                 space = parse.GetValue(ns);
-                if (parse.GetValue(Clusterwide))
-                {
-                    if (parse.GetValue(Kind) is not null || space is not null) return Output.Error("--clusterwide: a cluster-wide policy has no namespace and one kind; give only --clusterwide");
-                    kind = PolicyKind.CiliumClusterwideNetworkPolicy;
-                }
-                else if (parse.GetValue(Kind) is { } kindText)
-                    kind = PolicyKinds.TryParseNamespaced(kindText, out var k) ? k
-                        : throw new FormatException($"--kind: \"{kindText}\" is not a kind of namespaced policy; use {PolicyKinds.NamespacedChoices} (cluster-wide policies: --clusterwide)");
+                kind = KindOf(parse);
+                if (kind is { } k && PolicyKinds.IsClusterwide(k) && space is not null)
+                    return Output.Error($"--namespace: a {PolicyKinds.DocumentKind(k)} has no namespace; leave out --namespace for every cluster-wide policy of that kind");
             }
 
             var changes = await GlobalOptions.ClientFrom(parse).PolicyHistoryAsync(space, name, kind, Time(since), Time(until), parse.GetValue(limit), parse.GetValue(after), ct);

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using Mesh.Contracts.Api;
+using Mesh.Contracts.Input;
 using Mesh.Contracts.Policies;
 using Mesh.Meshctl.Cli;
 using Spectre.Console;
@@ -11,7 +12,8 @@ public static partial class PolicyCommands
 {
     public static Command Build()
     {
-        var policy = new Command("policy", "Apply, inspect and delete network policies (CiliumNetworkPolicy, CiliumClusterwideNetworkPolicy, NetworkPolicy; YAML or JSON)");
+        var policy = new Command("policy",
+            "Apply, inspect and delete network policies (CiliumNetworkPolicy, CiliumClusterwideNetworkPolicy, NetworkPolicy, ClusterNetworkPolicy; YAML or JSON)");
         policy.Add(Apply());
         policy.Add(Get());
         policy.Add(List());
@@ -33,30 +35,48 @@ public static partial class PolicyCommands
 
     internal static readonly Option<bool> Clusterwide = new("--clusterwide")
     {
-        Description = "NAME is a CiliumClusterwideNetworkPolicy (no namespace)",
+        Description = "NAME is a cluster-wide policy's (no namespace): a CiliumClusterwideNetworkPolicy, or with --kind ClusterNetworkPolicy one of that kind",
     };
 
     internal static readonly Option<string> Kind = new("--kind")
     {
-        Description = $"Which policy of that namespace and name: {PolicyKinds.NamespacedChoices}. As in Kubernetes, a " +
-            "NetworkPolicy and a CiliumNetworkPolicy of one name are two policies",
+        Description = $"Which policy of that name: {PolicyKinds.Choices}; CiliumNetworkPolicy when absent. As in Kubernetes, a " +
+            "NetworkPolicy and a CiliumNetworkPolicy of one namespace and name are two policies, and so are a CiliumClusterwideNetworkPolicy " +
+            "and a ClusterNetworkPolicy of one name; the cluster-wide kinds take a NAME without namespace",
     };
 
-    /// <summary>"ns/name" or "name" (namespace default) of the kind --kind names; with --clusterwide, a cluster-wide policy's name.</summary>
+    /// <summary>
+    /// "ns/name" or "name" (namespace default) of the kind --kind names; a cluster-wide policy's name for a cluster-wide
+    /// kind (--kind CiliumClusterwideNetworkPolicy or ClusterNetworkPolicy, or --clusterwide).
+    /// </summary>
     internal static (string? Namespace, string Name, PolicyKind Kind) Target(ParseResult parse, Argument<string> id) => Target(parse, parse.GetValue(id)!);
 
     private static (string? Namespace, string Name, PolicyKind Kind) Target(ParseResult parse, string text)
     {
-        var kindText = parse.GetValue(Kind);
-        if (parse.GetValue(Clusterwide))
-            return kindText is null
-                ? (null, text, PolicyKind.CiliumClusterwideNetworkPolicy)
-                : throw new FormatException("--kind and --clusterwide: a cluster-wide policy is a CiliumClusterwideNetworkPolicy; give only --clusterwide");
-        var kind = PolicyKind.CiliumNetworkPolicy;
-        if (kindText is not null && !PolicyKinds.TryParseNamespaced(kindText, out kind))
-            throw new FormatException($"--kind: \"{kindText}\" is not a kind of namespaced policy; use {PolicyKinds.NamespacedChoices}");
+        var kind = KindOf(parse) ?? PolicyKind.CiliumNetworkPolicy;
+        if (PolicyKinds.IsClusterwide(kind))
+            return text.Contains('/')
+                ? throw new FormatException($"{InputLimits.Quote(text)}: a {PolicyKinds.DocumentKind(kind)} has no namespace; give its NAME alone")
+                : (null, text, kind);
         var (ns, name) = Split(text);
         return (ns, name, kind);
+    }
+
+    /// <summary>
+    /// The kind --kind and --clusterwide name together: with --clusterwide, CiliumClusterwideNetworkPolicy or the
+    /// cluster-wide kind --kind names; else any kind --kind names. Null when neither is given.
+    /// </summary>
+    internal static PolicyKind? KindOf(ParseResult parse)
+    {
+        var kindText = parse.GetValue(Kind);
+        if (parse.GetValue(Clusterwide))
+            return kindText is null ? PolicyKind.CiliumClusterwideNetworkPolicy
+                : PolicyKinds.TryParseClusterwide(kindText, out var clusterwide) ? clusterwide
+                : throw new FormatException($"--clusterwide --kind: {InputLimits.Quote(kindText)} is not a cluster-wide kind; " +
+                    $"use {PolicyKinds.ClusterwideChoices}, or drop --clusterwide");
+        if (kindText is null) return null;
+        return PolicyKinds.TryParse(kindText, out var kind) ? kind
+            : throw new FormatException($"--kind: {InputLimits.Quote(kindText)} is not a kind of policy; use {PolicyKinds.Choices}");
     }
 
     private static Command Apply()
@@ -86,7 +106,7 @@ public static partial class PolicyCommands
             foreach (var (_, text, parsed) in documents)
             {
                 var p = parsed.Policy!;
-                var ns = p.Kind == PolicyKind.CiliumClusterwideNetworkPolicy ? null : p.Namespace ?? parse.GetValue(Namespace)!;
+                var ns = PolicyKinds.IsClusterwide(p.Kind) ? null : p.Namespace ?? parse.GetValue(Namespace)!;
                 if (parse.GetValue(DryRun))
                 {
                     var impact = await client.PreviewApplyPolicyAsync(ns, p.Name, text, parse.GetValue(Window), ct);
@@ -105,7 +125,7 @@ public static partial class PolicyCommands
 
     private static Command Get()
     {
-        var name = new Argument<string>("NAMESPACE/NAME") { Description = "The policy, e.g. default/allow-frontend" };
+        var name = new Argument<string>("NAMESPACE/NAME") { Description = "The policy, e.g. default/allow-frontend (a cluster-wide kind's: its NAME)" };
         var cmd = new Command("get", "Show one policy as stored, with who applied it and when") { name, Kind, Clusterwide };
         cmd.SetAction((parse, ct) => Output.GuardAsync(async () =>
         {
@@ -128,13 +148,13 @@ public static partial class PolicyCommands
         Console.WriteLine(view.Document.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
     }
 
-    /// <summary>Policies: as JSON, or one table row each.</summary>
+    /// <summary>Policies: as JSON, or one table row each; TIER is a ClusterNetworkPolicy's tier and priority (Admin/10), "-" for the other kinds.</summary>
     internal static void ShowAll(ParseResult parse, IReadOnlyList<PolicyView> policies)
     {
         if (GlobalOptions.Json(parse)) { Output.WriteJson(policies); return; }
-        var table = Output.Table("NAMESPACE", "NAME", "KIND", "MODE", "VERSION", "APPLIED BY", "APPLIED AT", "HASH");
+        var table = Output.Table("NAMESPACE", "NAME", "KIND", "TIER", "MODE", "VERSION", "APPLIED BY", "APPLIED AT", "HASH");
         foreach (var p in policies)
-            table.AddRow(Output.Esc(p.Namespace), Output.Esc(p.Name), Output.Esc(p.Kind),
+            table.AddRow(Output.Esc(p.Namespace), Output.Esc(p.Name), Output.Esc(p.Kind), Output.Esc(p.Tier is { } tier ? $"{tier}/{p.Priority}" : "-"),
                 p.Mode == PolicyModes.Name(PolicyMode.Audit) ? "[yellow]audit[/]" : Output.Esc(p.Mode), $"v{p.Version}", Output.Esc(p.AppliedBy), $"{p.AppliedAt:u}", Output.Esc(p.Hash[..12]));
         AnsiConsole.Write(table);
     }
@@ -152,7 +172,7 @@ public static partial class PolicyCommands
 
     private static Command Delete()
     {
-        var name = new Argument<string>("NAMESPACE/NAME") { Description = "The policy to delete" };
+        var name = new Argument<string>("NAMESPACE/NAME") { Description = "The policy to delete (a cluster-wide kind's: its NAME)" };
         var cmd = new Command("delete", "Delete a policy. With --dry-run, deletes nothing and shows what it would newly drop or allow " +
             "of the traffic recorded.\nExamples:\n  meshctl policy delete shop/allow-db\n  meshctl policy delete --dry-run shop/allow-db\n" + ExitCodes)
             { name, Kind, Clusterwide, DryRun, Window };
@@ -177,13 +197,14 @@ public static partial class PolicyCommands
     private static string PromoteCommand(PolicyKind kind, string? ns, string name) => kind switch
     {
         PolicyKind.CiliumClusterwideNetworkPolicy => $"meshctl policy promote --clusterwide {name}",
+        PolicyKind.ClusterNetworkPolicy => $"meshctl policy promote --kind ClusterNetworkPolicy {name}",
         PolicyKind.KubernetesNetworkPolicy => $"meshctl policy promote --kind NetworkPolicy {ns}/{name}",
         _ => $"meshctl policy promote {ns}/{name}",
     };
 
     private static Command Promote()
     {
-        var name = new Argument<string>("NAMESPACE/NAME") { Description = "The policy in audit mode to enforce" };
+        var name = new Argument<string>("NAMESPACE/NAME") { Description = "The policy in audit mode to enforce (a cluster-wide kind's: its NAME)" };
         var cmd = new Command("promote", "Enforce a policy applied in audit mode (annotation " + PolicyModes.Annotation + ": audit): " +
             "the same policy again, enforced, as one change in the log. With --dry-run, changes nothing and shows what enforcing it " +
             "would newly drop or allow of the traffic recorded (its AUDIT flows are the same warning, live).\nExamples:\n" +

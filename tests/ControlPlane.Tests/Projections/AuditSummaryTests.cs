@@ -40,6 +40,15 @@ public sealed class AuditSummaryTests
     }
 
     [Fact]
+    public void A_cluster_network_policy_is_named_by_its_kind_apart_from_the_cluster_wide_cilium_policy_of_its_name()
+    {
+        var applied = ClusterNetworkPolicyApplied("deny-db", "db");
+        Assert.Equal($"applied ClusterNetworkPolicy deny-db (sha256 {applied.Hash[..8]})", Summary(applied));
+        Assert.Equal("deleted ClusterNetworkPolicy deny-db", Summary(PolicyDeleted("", "deny-db", PolicyKind.ClusterNetworkPolicy)));
+        Assert.Equal("deleted cluster-wide policy deny-db", Summary(PolicyDeleted("", "deny-db", PolicyKind.CiliumClusterwideNetworkPolicy)));
+    }
+
+    [Fact]
     public void A_delete_stored_before_kinds_were_kept_apart_reads_as_it_did() =>
         Assert.Equal("deleted policy default/allow-web",
             AuditSummary.Describe(Recorded(new EventData("PolicyDeleted", """{"namespace":"default","name":"allow-web"}""", Alice))));

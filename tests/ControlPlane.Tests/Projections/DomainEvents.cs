@@ -57,6 +57,19 @@ internal static class DomainEvents
           ingress: [ { ports: [ { port: {{port}} } ] } ]
         """);
 
+    /// <summary>A ClusterNetworkPolicy of the admin tier at <paramref name="priority"/> denying all ingress to namespace <paramref name="subject"/>.</summary>
+    public static PolicyEvent.PolicyApplied ClusterNetworkPolicyApplied(string name, string subject, int priority = 10) => Applied($$"""
+        apiVersion: policy.networking.k8s.io/v1alpha2
+        kind: ClusterNetworkPolicy
+        metadata: { name: {{name}} }
+        spec:
+          tier: Admin
+          priority: {{priority}}
+          subject: { namespaces: { matchLabels: { kubernetes.io/metadata.name: {{subject}} } } }
+          ingress:
+          - { name: deny-all, action: Deny, from: [ { namespaces: {} } ] }
+        """);
+
     /// <summary>The event applying <paramref name="document"/> to an absent policy, as the aggregate decides it.</summary>
     public static PolicyEvent.PolicyApplied Applied(string document)
     {

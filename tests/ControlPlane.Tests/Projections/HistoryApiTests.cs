@@ -3,6 +3,7 @@ using System.Net.Http.Json;
 using System.Text.Json;
 using Mesh.Contracts.Api;
 using Mesh.Contracts.Identity;
+using Mesh.Contracts.Policies;
 using Mesh.ControlPlane.EventStore;
 using Mesh.ControlPlane.Projections;
 using Mesh.ControlPlane.Tests.EventStore;
@@ -132,12 +133,40 @@ public sealed class HistoryApiTests
         Assert.Empty(await Versions("namespace=nowhere"));
     }
 
+    [Fact]
+    public async Task The_history_of_a_cluster_network_policy_is_read_by_its_kind_apart_from_its_cilium_namesake()
+    {
+        await using var api = await HistoryApiServer.StartAsync();
+        await AppendAsync(api.Db.Store, "policy-/deny-db", PolicyApplied(null, "deny-db", "db"));
+        await AppendAsync(api.Db.Store, "clusternetworkpolicy-/deny-db", ClusterNetworkPolicyApplied("deny-db", "db", priority: 10));
+        await AppendAsync(api.Db.Store, "clusternetworkpolicy-/deny-db", ClusterNetworkPolicyApplied("deny-db", "db", priority: 20));
+        await AppendAsync(api.Db.Store, "policy-shop/deny-db", PolicyApplied("shop", "deny-db", "db"));
+        var head = await AppendAsync(api.Db.Store, "clusternetworkpolicy-/deny-db", PolicyDeleted("", "deny-db", PolicyKind.ClusterNetworkPolicy));
+        await AuditProjectionTests.WaitForAuditAsync(api.Db.Documents, api.Db.Store, head);
+
+        var tiered = await api.GetAsync<PolicyChange[]>("/v1/policies/history?kind=ClusterNetworkPolicy&name=deny-db");
+        Assert.Equal([(2L, "created"), (3L, "changed"), (5L, "deleted")], tiered.Select(c => (c.Version, c.Change)));
+        Assert.All(tiered, c => Assert.Equal(("ClusterNetworkPolicy", "", "deny-db"), (c.Kind, c.Namespace, c.Name)));
+        Assert.Equal("priority 10 → 20", tiered[1].Summary);
+
+        async Task<long[]> Versions(string query) => [.. (await api.GetAsync<PolicyChange[]>("/v1/policies/history?" + query)).Select(c => c.Version)];
+        Assert.Equal(new long[] { 2L, 3L, 5L }, await Versions("kind=clusternetworkpolicy"));
+        Assert.Equal(new long[] { 1L }, await Versions("kind=ccnp&name=deny-db"));
+        Assert.Equal(new long[] { 1L, 2L, 3L, 4L, 5L }, await Versions(""));
+        Assert.Equal(new long[] { 4L }, await Versions("namespace=shop"));
+        using var misplaced = await api.Client.GetAsync("/v1/policies/history?kind=ClusterNetworkPolicy&namespace=shop&name=deny-db", Ct);
+        var problem = await misplaced.Content.ReadFromJsonAsync<ValidationProblemDetails>(Ct);
+        Assert.Equal(["a ClusterNetworkPolicy has no namespace: leave it out"], problem!.Errors["namespace"]);
+    }
+
     [Theory]
     [InlineData("kind=Deployment", "kind")]
     [InlineData("namespace=Shop_1", "namespace")]
     [InlineData("name=allow-web", "namespace")]   // a name needs its namespace
     [InlineData("namespace=shop&name=Allow_Web", "name")]
     [InlineData("kind=ccnp&namespace=shop", "namespace")]   // a cluster-wide policy has none
+    [InlineData("kind=ClusterNetworkPolicy&namespace=shop", "namespace")]
+    [InlineData("kind=AdminNetworkPolicy", "kind")]
     [InlineData("since=yesterday", "since")]
     [InlineData("until=2026-11-21T14:02:00", "until")]   // no offset: no instant
     [InlineData("limit=0", "limit")]

@@ -49,6 +49,23 @@ public sealed class ClusterViewPolicyKindTests
     }
 
     [Fact]
+    public void A_cluster_network_policy_and_a_cilium_clusterwide_policy_of_one_name_are_two_policies_and_deleting_one_keeps_the_other()
+    {
+        var both = Replay(
+            InItsStream(DomainEvents.PolicyApplied(null, "deny-db", "db", 5432)),
+            InItsStream(DomainEvents.ClusterNetworkPolicyApplied("deny-db", "db")));
+
+        Assert.Equal(["/deny-db", "/deny-db ClusterNetworkPolicy"], both.Policies.Keys.Order(StringComparer.Ordinal));
+        Assert.Equal(["CiliumClusterwideNetworkPolicy deny-db", "ClusterNetworkPolicy deny-db"],
+            both.Policies.Values.Select(p => p.Policy.KindAndName).Order(StringComparer.Ordinal));
+        var cilium = both.Apply(Recorded(3, "clusternetworkpolicy-/deny-db", DomainEvents.PolicyDeleted("", "deny-db", PolicyKind.ClusterNetworkPolicy)));
+        Assert.Equal(["CiliumClusterwideNetworkPolicy deny-db"], cilium.Policies.Values.Select(p => p.Policy.KindAndName));
+        Assert.Equal("/deny-db ClusterNetworkPolicy", cilium.Changes!.Key);
+        var tiered = both.Apply(Recorded(3, "policy-/deny-db", DomainEvents.PolicyDeleted("", "deny-db", PolicyKind.CiliumClusterwideNetworkPolicy)));
+        Assert.Equal(["ClusterNetworkPolicy deny-db"], tiered.Policies.Values.Select(p => p.Policy.KindAndName));
+    }
+
+    [Fact]
     public void An_old_delete_without_a_kind_removes_the_one_policy_of_its_name_whichever_its_kind()
     {
         // As stored before the kinds were kept apart: every policy in the stream of its namespace and name, and a delete without a kind.
