@@ -80,8 +80,8 @@ public sealed class ReachabilityLab : IAsyncLifetime
         var client = ControlPlane.Client;
         foreach (var policy in await client.ListPoliciesAsync(TestContext.Current.CancellationToken))
         {
-            PolicyKinds.TryParseNamespaced(policy.Kind, out var kind);   // a cluster-wide one is addressed by its null namespace
-            await client.DeletePolicyAsync(string.IsNullOrEmpty(policy.Namespace) ? null : policy.Namespace, policy.Name, kind,
+            Assert.True(PolicyKinds.TryParse(policy.Kind, out var kind), $"{policy.Kind} is no kind of policy");
+            await client.DeletePolicyAsync(PolicyKinds.IsClusterwide(kind) ? null : policy.Namespace, policy.Name, kind,
                 TestContext.Current.CancellationToken);
         }
         await RunAsync("policy", "wait", "--timeout", "60s");
