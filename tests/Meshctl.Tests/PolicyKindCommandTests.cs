@@ -69,26 +69,7 @@ public sealed class PolicyKindCommandTests
     /// <summary>Without the bold of headings (NO_COLOR keeps decorations).</summary>
     private static string Plain(string output) => System.Text.RegularExpressions.Regex.Replace(output, "\u001b\\[[0-9;]*m", "");
 
-    private const string DenyDb = """
-        apiVersion: policy.networking.k8s.io/v1alpha2
-        kind: ClusterNetworkPolicy
-        metadata: {name: deny-db, annotations: {policy.mesh.io/mode: audit}}
-        spec:
-          tier: Admin
-          priority: 10
-          subject: {namespaces: {matchLabels: {kubernetes.io/metadata.name: db}}}
-          ingress:
-          - {name: deny-all, action: Deny, from: [{namespaces: {}}]}
-        """;
 
-    private const string CiliumDenyDb = """
-        apiVersion: cilium.io/v2
-        kind: CiliumClusterwideNetworkPolicy
-        metadata: { name: deny-db }
-        spec:
-          endpointSelector: { matchLabels: { app: db } }
-          ingress: [ { toPorts: [ { ports: [ { port: "5432", protocol: TCP } ] } ] } ]
-        """;
 
     [Fact]
     public async Task Both_clusterwide_kinds_of_one_name_are_applied_listed_with_a_tier_and_read_promoted_and_deleted_by_kind()
@@ -97,8 +78,8 @@ public sealed class PolicyKindCommandTests
         var folder = Directory.CreateTempSubdirectory("mesh-kinds-");
         try
         {
-            await File.WriteAllTextAsync(Path.Combine(folder.FullName, "ccnp.yaml"), CiliumDenyDb, TestContext.Current.CancellationToken);
-            await File.WriteAllTextAsync(Path.Combine(folder.FullName, "cnp.yaml"), DenyDb, TestContext.Current.CancellationToken);
+            await File.WriteAllTextAsync(Path.Combine(folder.FullName, "ccnp.yaml"), ClusterwideDocuments.CiliumDenyDb, TestContext.Current.CancellationToken);
+            await File.WriteAllTextAsync(Path.Combine(folder.FullName, "cnp.yaml"), ClusterwideDocuments.AuditedDenyDb, TestContext.Current.CancellationToken);
             Task<CliRun.Result> Meshctl(params string[] args) => CliRun.MeshctlAsync([.. args, "--server", cp.Api.ToString()]);
 
             var apply = await Meshctl("policy", "apply", "-f", folder.FullName);

@@ -21,26 +21,7 @@ public sealed class ClusterNetworkPolicyApiTests : IAsyncLifetime
     private ControlPlaneProcess _cp = null!;
     private GrpcChannel _channel = null!;
 
-    private const string DenyDb = """
-        apiVersion: policy.networking.k8s.io/v1alpha2
-        kind: ClusterNetworkPolicy
-        metadata: {name: deny-db}
-        spec:
-          tier: Admin
-          priority: 10
-          subject: {namespaces: {matchLabels: {kubernetes.io/metadata.name: db}}}
-          ingress:
-          - {name: deny-all, action: Deny, from: [{namespaces: {}}]}
-        """;
 
-    private const string CiliumDenyDb = """
-        apiVersion: cilium.io/v2
-        kind: CiliumClusterwideNetworkPolicy
-        metadata: { name: deny-db }
-        spec:
-          endpointSelector: { matchLabels: { app: db } }
-          ingress: [ { toPorts: [ { ports: [ { port: "5432", protocol: TCP } ] } ] } ]
-        """;
 
     private static CancellationToken Ct => TestContext.Current.CancellationToken;
 
@@ -63,8 +44,8 @@ public sealed class ClusterNetworkPolicyApiTests : IAsyncLifetime
     [Fact]
     public async Task Both_kinds_of_one_name_are_two_policies_each_read_promoted_rolled_back_and_deleted_by_kind_over_rest()
     {
-        var cilium = await _cp.Client.ApplyPolicyAsync(null, "deny-db", CiliumDenyDb, Ct);
-        var tiered = await _cp.Client.ApplyPolicyAsync(null, "deny-db", DenyDb, Ct);
+        var cilium = await _cp.Client.ApplyPolicyAsync(null, "deny-db", ClusterwideDocuments.CiliumDenyDb, Ct);
+        var tiered = await _cp.Client.ApplyPolicyAsync(null, "deny-db", ClusterwideDocuments.DenyDb, Ct);
 
         Assert.Equal(("CiliumClusterwideNetworkPolicy", "", true), (cilium.Kind, cilium.Namespace, cilium.Changed));
         Assert.Equal(("ClusterNetworkPolicy", "", true), (tiered.Kind, tiered.Namespace, tiered.Changed));
@@ -109,14 +90,14 @@ public sealed class ClusterNetworkPolicyApiTests : IAsyncLifetime
     [Fact]
     public async Task One_put_under_a_namespace_or_asked_for_by_a_kind_of_the_other_scope_is_refused_naming_kind_and_nothing_changes()
     {
-        var misplaced = await Assert.ThrowsAsync<MeshApiException>(() => _cp.Client.ApplyPolicyAsync("db", "deny-db", DenyDb, Ct));
+        var misplaced = await Assert.ThrowsAsync<MeshApiException>(() => _cp.Client.ApplyPolicyAsync("db", "deny-db", ClusterwideDocuments.DenyDb, Ct));
 
         Assert.Equal(HttpStatusCode.BadRequest, misplaced.Status);
         Assert.Equal(["a ClusterNetworkPolicy has no namespace: PUT it to /v1/clusterwide-policies/deny-db"],
             misplaced.Problem!["errors"]!["kind"]!.AsArray().Select(m => m!.GetValue<string>()));
         Assert.Empty(await _cp.Client.ListPoliciesAsync(Ct));
 
-        await _cp.Client.ApplyPolicyAsync(null, "deny-db", DenyDb, Ct);
+        await _cp.Client.ApplyPolicyAsync(null, "deny-db", ClusterwideDocuments.DenyDb, Ct);
         using var http = TestTokens.Http(_cp.Api);
         foreach (var (method, path) in new[]
         {
@@ -145,8 +126,8 @@ public sealed class ClusterNetworkPolicyApiTests : IAsyncLifetime
     [Fact]
     public async Task Over_grpc_a_policy_ref_names_it_by_its_kind_with_an_empty_namespace_and_the_policy_has_its_tier_and_priority()
     {
-        var tiered = await PolicyApi.ApplyPolicyAsync(new() { Name = "deny-db", Document = DenyDb }, cancellationToken: Ct);
-        await PolicyApi.ApplyPolicyAsync(new() { Name = "deny-db", Document = CiliumDenyDb }, cancellationToken: Ct);
+        var tiered = await PolicyApi.ApplyPolicyAsync(new() { Name = "deny-db", Document = ClusterwideDocuments.DenyDb }, cancellationToken: Ct);
+        await PolicyApi.ApplyPolicyAsync(new() { Name = "deny-db", Document = ClusterwideDocuments.CiliumDenyDb }, cancellationToken: Ct);
 
         Assert.Equal(("ClusterNetworkPolicy", ""), (tiered.Kind, tiered.Namespace));
         var read = await PolicyApi.GetPolicyAsync(new() { Name = "deny-db", Kind = "ClusterNetworkPolicy" }, cancellationToken: Ct);
@@ -156,7 +137,7 @@ public sealed class ClusterNetworkPolicyApiTests : IAsyncLifetime
         Assert.Equal(2, (await PolicyApi.ListPoliciesAsync(new(), cancellationToken: Ct)).Policies.Count);
 
         var misplaced = Violation(await Assert.ThrowsAsync<RpcException>(async () =>
-            await PolicyApi.ApplyPolicyAsync(new() { Namespace = "db", Name = "deny-db", Document = DenyDb }, cancellationToken: Ct)));
+            await PolicyApi.ApplyPolicyAsync(new() { Namespace = "db", Name = "deny-db", Document = ClusterwideDocuments.DenyDb }, cancellationToken: Ct)));
         Assert.Equal(("namespace", "a ClusterNetworkPolicy has no namespace: leave namespace empty"), (misplaced.Field, misplaced.Description));
         var namespaced = Violation(await Assert.ThrowsAsync<RpcException>(async () =>
             await PolicyApi.GetPolicyAsync(new() { Namespace = "db", Name = "deny-db", Kind = "ClusterNetworkPolicy" }, cancellationToken: Ct)));

@@ -1,6 +1,7 @@
 using System.Text.Json.Nodes;
 using Mesh.Contracts.Policies;
 using Mesh.ControlPlane.Projections;
+using Mesh.Testing;
 
 namespace Mesh.ControlPlane.Tests.Projections;
 
@@ -81,27 +82,16 @@ public sealed class PolicyChangeSummaryTests
         Assert.Equal("ingress[0]: toPorts rules changed", PolicyChangeSummary.Describe(Document(Web), l7));
     }
 
-    private const string DenyDb = """
-        apiVersion: policy.networking.k8s.io/v1alpha2
-        kind: ClusterNetworkPolicy
-        metadata: {name: deny-db}
-        spec:
-          tier: Admin
-          priority: 10
-          subject: {namespaces: {matchLabels: {kubernetes.io/metadata.name: db}}}
-          ingress:
-          - {name: deny-all, action: Deny, from: [{namespaces: {}}]}
-        """;
 
     [Fact]
     public void A_cluster_network_policy_is_outlined_with_its_tier_and_priority_and_a_change_of_either_or_of_an_action_is_named()
     {
-        Assert.StartsWith("created: Admin tier, priority 10: selects ", PolicyChangeSummary.Describe(null, Document(DenyDb)), StringComparison.Ordinal);
-        Assert.StartsWith("deleted (was: Admin tier, priority 10: selects ", PolicyChangeSummary.Describe(Document(DenyDb), null), StringComparison.Ordinal);
+        Assert.StartsWith("created: Admin tier, priority 10: selects ", PolicyChangeSummary.Describe(null, Document(ClusterwideDocuments.DenyDb)), StringComparison.Ordinal);
+        Assert.StartsWith("deleted (was: Admin tier, priority 10: selects ", PolicyChangeSummary.Describe(Document(ClusterwideDocuments.DenyDb), null), StringComparison.Ordinal);
 
-        var moved = Document(DenyDb.Replace("tier: Admin", "tier: Baseline", StringComparison.Ordinal).Replace("priority: 10", "priority: 20", StringComparison.Ordinal));
-        Assert.Equal("tier Admin → Baseline; priority 10 → 20", PolicyChangeSummary.Describe(Document(DenyDb), moved));
-        var accepting = Document(DenyDb.Replace("action: Deny", "action: Accept", StringComparison.Ordinal));
-        Assert.Equal("ingress[0]: action Deny → Accept", PolicyChangeSummary.Describe(Document(DenyDb), accepting));
+        var moved = Document(ClusterwideDocuments.DenyDb.Replace("tier: Admin", "tier: Baseline", StringComparison.Ordinal).Replace("priority: 10", "priority: 20", StringComparison.Ordinal));
+        Assert.Equal("tier Admin → Baseline; priority 10 → 20", PolicyChangeSummary.Describe(Document(ClusterwideDocuments.DenyDb), moved));
+        var accepting = Document(ClusterwideDocuments.DenyDb.Replace("action: Deny", "action: Accept", StringComparison.Ordinal));
+        Assert.Equal("ingress[0]: action Deny → Accept", PolicyChangeSummary.Describe(Document(ClusterwideDocuments.DenyDb), accepting));
     }
 }
