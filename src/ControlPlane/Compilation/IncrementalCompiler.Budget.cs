@@ -9,8 +9,8 @@ public sealed record BudgetContribution(string Rule, string Selects, string Peer
 public sealed record BudgetViolation(uint Identity, string Labels, int Entries, int Budget, IReadOnlyList<BudgetContribution> Contributions)
 {
     public override string ToString() =>
-        $"identity {Identity} ({Labels}) would need {Entries} policy entries, over its budget of {Budget}: "
-        + string.Join("; ", Contributions.Select(c => $"{c.Rule} ({c.Selects}; {c.Peers}) {c.Entries}"));
+        $"identity {Identity} ({Labels}) would need {Entries} policy entries, over its budget of {Budget}"
+        + (Contributions.Count == 0 ? "" : ": " + string.Join("; ", Contributions.Select(c => $"{c.Rule} ({c.Selects}; {c.Peers}) {c.Entries}")));
 }
 
 /// <summary>How full one local identity's policy map is: <see cref="Pressure"/> = entries / budget.</summary>

@@ -1,4 +1,5 @@
 using Mesh.ControlPlane.Commands;
+using Mesh.ControlPlane.Compilation;
 using Mesh.ControlPlane.Projections;
 using Mesh.ControlPlane.State;
 using Mesh.Contracts.Api;
@@ -47,13 +48,19 @@ public sealed class PolicyRollback(PolicyService policies, ClusterState state, S
 
     /// <summary>
     /// Makes the plan's changes in order, under <paramref name="context"/> (its correlation id joins them); the log
-    /// positions written. A policy of then that no longer fits the entry budget stops the rollback before anything is written.
+    /// positions written. A policy of then that no longer fits the entry budget, alone or with the plan's other changes,
+    /// stops the rollback before anything is written.
     /// </summary>
     public async Task<RollbackOutcome> ExecuteAsync(RollbackPlan plan, CommandContext context, CancellationToken ct)
     {
         foreach (var step in plan.Steps)
             if (step.Command is PolicyCommand.ApplyPolicy a && policies.CheckBudget(a.Policy) is { } overBudget)
                 return new RollbackOutcome.OverBudget(overBudget);
+        // Each change may fit alone and the changes together not: the plan's impact compiled them all at once.
+        var together = plan.Impact.Entries.Where(e => e.OverBudget && e.After > e.Before)
+            .Select(e => new BudgetViolation(e.Identity, e.Labels, e.After, e.Budget, [])).DistinctBy(v => v.Identity).ToList();
+        if (together.Count > 0)
+            return new RollbackOutcome.OverBudget(new PolicyApplyResult.OverBudget($"the rollback to v{plan.Target.Value}", together));
         var written = new List<long>();
         foreach (var step in plan.Steps)
         {

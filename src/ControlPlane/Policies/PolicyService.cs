@@ -25,11 +25,14 @@ public abstract record PolicyApplyResult
     /// <summary>A valid policy asked for under a namespace or name other than its own; where it belongs depends on the API.</summary>
     public sealed record Misplaced(NetworkPolicy Policy, PolicyMisplacement What) : PolicyApplyResult;
 
-    /// <summary>Applying it would push these identities' maps over the entry budget.</summary>
-    public sealed record OverBudget(NetworkPolicy Policy, IReadOnlyList<BudgetViolation> Violations) : PolicyApplyResult
+    /// <summary>
+    /// Applying it would push these identities' maps over the entry budget. <paramref name="Change"/> says what was
+    /// refused: a policy by kind and name, or a rollback.
+    /// </summary>
+    public sealed record OverBudget(string Change, IReadOnlyList<BudgetViolation> Violations) : PolicyApplyResult
     {
         public string Title =>
-            $"{Policy.KindAndName} would overflow the entry budget of {Violations.Count} identit{(Violations.Count == 1 ? "y" : "ies")}; nothing was applied";
+            $"{Change} would overflow the entry budget of {Violations.Count} identit{(Violations.Count == 1 ? "y" : "ies")}; nothing was applied";
     }
 
     private PolicyApplyResult() { }
@@ -101,7 +104,7 @@ public sealed class PolicyService(CommandGateway commands, ClusterState state, S
 
     /// <summary>The refusal applying <paramref name="policy"/> now would meet at the entry budget; null when it fits.</summary>
     public PolicyApplyResult.OverBudget? CheckBudget(NetworkPolicy policy) =>
-        compiler.CheckPolicy(policy, state.Current) is { Count: > 0 } overflow ? new PolicyApplyResult.OverBudget(policy, overflow) : null;
+        compiler.CheckPolicy(policy, state.Current) is { Count: > 0 } overflow ? new PolicyApplyResult.OverBudget(policy.KindAndName, overflow) : null;
 
     public PolicyView? Find(PolicyKind kind, string ns, string name) =>
         state.Current.Policies.TryGetValue(ClusterView.PolicyKey(kind, ns, name), out var p) ? View(p) : null;

@@ -168,4 +168,38 @@ public sealed class PolicyImpactApiTests : IAsyncLifetime
         var bad = await Assert.ThrowsAsync<MeshApiException>(() => _cp.Client.RollbackPoliciesAsync(new RollbackRequest("yesterday"), Ct));
         Assert.Equal(["to"], bad.Problem!["errors"]!.AsObject().Select(e => e.Key));
     }
+
+    [Fact]
+    public async Task A_rollback_whose_changes_fit_the_entry_budget_alone_but_not_together_is_refused_whole()
+    {
+        await using var small = await ControlPlaneProcess.StartOnNewDatabaseAsync("--entry-budget=4");
+        await small.Client.RegisterEndpointAsync(new("default", "db", "node-1", "10.201.1.6", "lxcdb", new Dictionary<string, string> { ["app"] = "db" }), Ct);
+        string FromApp(string name, string app, int port) => $$"""
+            apiVersion: cilium.io/v2
+            kind: CiliumNetworkPolicy
+            metadata: { name: {{name}}, namespace: default }
+            spec:
+              endpointSelector: { matchLabels: { app: db } }
+              ingress:
+                - fromEndpoints: [ { matchLabels: { app: {{app}} } } ]
+                  toPorts: [ { ports: [ { port: "{{port}}", protocol: TCP } ] } ]
+            """;
+        // Then: two policies admitting clients, while there were none. Now: they admit nobody, and three clients exist,
+        // so each policy of then is 3 entries of db's map: either fits the budget of 4, both together do not.
+        await small.Client.ApplyPolicyAsync("default", "a", FromApp("a", "client", 80), Ct);
+        var then = await small.Client.ApplyPolicyAsync("default", "b", FromApp("b", "client", 81), Ct);
+        await small.Client.ApplyPolicyAsync("default", "a", FromApp("a", "nobody", 80), Ct);
+        await small.Client.ApplyPolicyAsync("default", "b", FromApp("b", "nobody", 81), Ct);
+        for (var i = 1; i <= 3; i++)
+            await small.Client.RegisterEndpointAsync(new("default", $"client-{i}", "node-1", $"10.201.1.{10 + i}", $"lxcc{i}",
+                new Dictionary<string, string> { ["app"] = "client", ["n"] = $"{i}" }), Ct);
+        var head = (await small.Client.StatusAsync(Ct)).Version;
+
+        var refused = await Assert.ThrowsAsync<MeshApiException>(() => small.Client.RollbackPoliciesAsync(new RollbackRequest(then.Version.ToString()), Ct));
+        Assert.Equal(HttpStatusCode.Conflict, refused.Status);
+        Assert.Contains($"the rollback to v{then.Version} would overflow the entry budget of 1 identity; nothing was applied", refused.Message);
+        Assert.Equal(6, (int)refused.Problem!["entries"]!);
+        Assert.Equal(head, (await small.Client.StatusAsync(Ct)).Version);
+        Assert.All(await small.Client.ListPoliciesAsync(Ct), p => Assert.Contains("nobody", p.Document.ToJsonString(), StringComparison.Ordinal));
+    }
 }
