@@ -50,6 +50,35 @@ public sealed class EffectiveDiffTests
     }
 
     [Fact]
+    public void An_admin_Deny_over_an_allow_names_the_ClusterNetworkPolicy_rule_and_a_Pass_before_it_hands_a_port_back()
+    {
+        var allowDb = AuditWorld.Policy(DomainEvents.PolicyApplied("shop", "allow-db", "db", 5432));
+        var before = AuditWorld.Replay([.. World, allowDb]);
+        string Admin(string rules) => $$"""
+            apiVersion: policy.networking.k8s.io/v1alpha2
+            kind: ClusterNetworkPolicy
+            metadata: { name: no-web }
+            spec:
+              tier: Admin
+              priority: 5
+              subject: { pods: { podSelector: { matchLabels: { app: db } } } }
+              ingress:
+            {{rules}}
+            """;
+        const string deny = "  - { action: Deny, from: [ { pods: { podSelector: { matchLabels: { app: web } } } } ] }";
+        var after = AuditWorld.Replay([.. World, allowDb, AuditWorld.Applied(Admin(deny))]);
+
+        var row = Assert.Single(EffectiveDiff.Compare(before, after).Rows);
+        Assert.Equal("denied ingress shop/web -> shop/db, shop/db-2 TCP/5432 on node-2,node-3", Line(row));
+        Assert.Equal(("Allowed", "Denied", "ClusterNetworkPolicy no-web ingress[0]"), (row.Before, row.After, row.Rule));
+
+        // A Pass of web on 5432 ahead of the Deny leaves 5432 to allow-db: nothing changes from before.
+        const string pass = "  - { action: Pass, from: [ { pods: { podSelector: { matchLabels: { app: web } } } } ], protocols: [ { tcp: { destinationPort: { number: 5432 } } } ] }";
+        var passed = AuditWorld.Replay([.. World, allowDb, AuditWorld.Applied(Admin(pass + "\n" + deny))]);
+        Assert.Empty(EffectiveDiff.Compare(before, passed).Rows);
+    }
+
+    [Fact]
     public void A_first_policy_makes_its_subject_default_deny_for_every_port_it_does_not_name()
     {
         var before = AuditWorld.Replay(World);
