@@ -181,16 +181,16 @@ internal static class IdentityResolution
             var rule = rules[i];
             // A tiered rule without peers or ports matches every packet (it acts); a Cilium rule of neither allows nothing.
             if ((rule.AllowsNothing && tier == PolicyTier.Policy) || (rule.Peers is null && !withAnyPeer)) continue;
-            var verdict = VerdictOf(rule, section, tier);
-            // Ranks are the datapath's 16 bits; past them a rule cannot be placed, and a wrong place would change what it decides.
-            var rank = tier == PolicyTier.Policy ? (ushort)0 : checked((ushort)(rankBase + i));
+            // Ranks are the datapath's 16 bits; past them a rule cannot be placed, and a wrong place would change what it
+            // decides (IncrementalCompiler.CheckPolicy refuses such a policy before it is applied).
+            var shape = new EntryShape(direction, tier, VerdictOf(rule, section, tier), tier == PolicyTier.Policy ? (ushort)0 : checked((ushort)(rankBase + i)));
             // A named port is the receiver's: on ingress the subject's own, the same for every peer; on egress each
             // destination's (PeerPorts).
             var peerNamed = rule.HasNamedPorts && direction == Direction.Egress;
             if (rule.Peers is null)
             {
                 var anyPeerPorts = peerNamed ? Ports(rule, named.InCluster) : SubjectPorts(rule, identity, named);
-                AddPeer(entries, new EntryShape(direction, tier, verdict, rank), PolicyEntryKey.AnyPeer, anyPeerPorts, RuleReference.Of(spec.Policy, spec.Index, section, i), viaProxy: false);
+                AddPeer(entries, shape, PolicyEntryKey.AnyPeer, anyPeerPorts, RuleReference.Of(spec.Policy, spec.Index, section, i), viaProxy: false);
                 continue;
             }
             // The reference and ports only once a peer matches: a resolution narrowed to a new peer (most rules
@@ -207,11 +207,11 @@ internal static class IdentityResolution
                 if (peerNamed)
                 {
                     for (var m = 0; m < matching.Count; m++)
-                        AddPeer(entries, new EntryShape(direction, tier, verdict, rank), matching[m], PeerPorts(rule, peer, matching[m], named, ref ports), reference, viaProxy);
+                        AddPeer(entries, shape, matching[m], PeerPorts(rule, peer, matching[m], named, ref ports), reference, viaProxy);
                     continue;
                 }
                 ports ??= SubjectPorts(rule, identity, named);
-                for (var m = 0; m < matching.Count; m++) AddPeer(entries, new EntryShape(direction, tier, verdict, rank), matching[m], ports, reference, viaProxy);
+                for (var m = 0; m < matching.Count; m++) AddPeer(entries, shape, matching[m], ports, reference, viaProxy);
             }
         }
     }
