@@ -101,8 +101,7 @@ internal static class IdentityResolution
             // endpoint selectors of every rule in that section, whichever policy wrote them. Sorted, so the set
             // (not the order the specs arrived in) is what a cache sees. Tiered rules are Kubernetes', which has none.
             var requires = Requires(specs, section);
-            var direction = section is RuleSection.Ingress or RuleSection.IngressDeny ? Direction.Ingress : Direction.Egress;
-            var baselineDecides = !(direction == Direction.Ingress ? enforced.Ingress : enforced.Egress);
+            var baselineDecides = !(DirectionOf(section) == Direction.Ingress ? enforced.Ingress : enforced.Egress);
             foreach (var s in specs)
             {
                 if (!s.Policy.Tiered) AddRules(entries, identity, s, section, requires, peers, named, withAnyPeer, 0);
@@ -113,10 +112,13 @@ internal static class IdentityResolution
         return entries;
     }
 
+    private static Direction DirectionOf(RuleSection section) =>
+        section is RuleSection.Ingress or RuleSection.IngressDeny ? Direction.Ingress : Direction.Egress;
+
     /// <summary>Where a tiered policy's rules start in its tier's first-match order, per direction.</summary>
     internal readonly record struct RankBase(int Ingress, int Egress)
     {
-        public int Of(RuleSection section) => section is RuleSection.Ingress or RuleSection.IngressDeny ? Ingress : Egress;
+        public int Of(RuleSection section) => DirectionOf(section) == Direction.Ingress ? Ingress : Egress;
     }
 
     /// <summary>
@@ -173,7 +175,7 @@ internal static class IdentityResolution
     private static void AddRules(Dictionary<PolicyEntryKey, Candidate> entries, uint identity, SelectingSpec spec, RuleSection section,
         IReadOnlyList<LabelSelector> requires, IPeerMatcher peers, INamedPorts named, bool withAnyPeer, int rankBase)
     {
-        var direction = section is RuleSection.Ingress or RuleSection.IngressDeny ? Direction.Ingress : Direction.Egress;
+        var direction = DirectionOf(section);
         var tier = spec.Policy.Tier;
         var rules = spec.Spec.Rules(section);
         for (var i = 0; i < rules.Count; i++)
