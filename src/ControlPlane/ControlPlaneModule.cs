@@ -6,6 +6,7 @@ using Mesh.ControlPlane.Distribution;
 using Mesh.ControlPlane.EventStore;
 using Mesh.ControlPlane.Health;
 using Mesh.ControlPlane.Identities;
+using Mesh.ControlPlane.Kubernetes;
 using Mesh.ControlPlane.Management;
 using Mesh.ControlPlane.Flows;
 using Mesh.ControlPlane.Metrics;
@@ -48,6 +49,7 @@ public static class ControlPlaneModule
         builder.Services.AddModules();
         builder.Services.AddMeshCluster(options);
         builder.Services.AddMeshSecurity(options.Security);
+        builder.Services.AddKubernetesController(options.Kubernetes);
         builder.Services.AddExceptionHandler<RequestGate.BadRequests>();
         builder.Services.AddExceptionHandler<CommandErrors>();
         builder.Services.AddHostedService<IdentityCollector>();

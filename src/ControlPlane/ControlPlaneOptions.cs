@@ -49,6 +49,12 @@ public sealed class ControlPlaneOptions
     /// </summary>
     public TlsFiles? Tls { get; set; }
 
+    /// <summary>
+    /// The Kubernetes controller (--kubernetes; --kubeconfig FILE, else the pod's service account;
+    /// --kubernetes-status-interval seconds). Null: Mesh knows only what its own API is told.
+    /// </summary>
+    public Kubernetes.KubernetesOptions? Kubernetes { get; set; }
+
     public string AdvertiseAddress => Advertise ?? Listen;
 
     /// <summary>How clients address this replica's ports: https, or http with --plaintext.</summary>
@@ -78,6 +84,11 @@ public sealed class ControlPlaneOptions
                                     JWT bearer tokens of an issuer (keys from a PEM file or OIDC discovery)
         Cluster of replicas:
           --member-id, --remoting-port, --seed-nodes, --shards, --lease-ttl, --stable-after, --passivate-after
+        Kubernetes:
+          --kubernetes              run the controller: pods, namespaces and policy objects of the cluster become Mesh's
+                                    (one replica at a time runs it)
+          --kubeconfig              kubeconfig file of the API server (default: the pod's service account)
+          --kubernetes-status-interval  how often policy objects' status catches up with the nodes (default 5)
         Timers (seconds) and limits:
           --identity-grace          an identity unused this long is released (default 900)
           --node-report-interval    a node's acknowledgements are recorded at most this often (default 10)
@@ -131,10 +142,19 @@ public sealed class ControlPlaneOptions
             o.IdentityAllocationRate = rate;
         if (PositiveCount(config, "identity-allocation-burst", "MESH_IDENTITY_ALLOCATION_BURST", "new identities") is { } burst)
             o.IdentityAllocationBurst = burst;
+        var kubeconfig = config["kubeconfig"] ?? config["MESH_KUBECONFIG"];
+        var statusInterval = Seconds(config, "kubernetes-status-interval", "MESH_KUBERNETES_STATUS_INTERVAL");
+        if (Flag(config, "kubernetes", "MESH_KUBERNETES"))
+        {
+            if (kubeconfig is not null && !File.Exists(kubeconfig)) throw new ArgumentException($"--kubeconfig: {kubeconfig} does not exist");
+            o.Kubernetes = new(kubeconfig, statusInterval ?? Mesh.ControlPlane.Kubernetes.KubernetesOptions.DefaultStatusInterval);
+        }
+        else if (kubeconfig is not null || statusInterval is not null)
+            throw new ArgumentException("--kubeconfig and --kubernetes-status-interval set up the Kubernetes controller: add --kubernetes to run it");
         return o;
     }
 
-    private static readonly string[] Switches = ["--plaintext", "--insecure-allow-anonymous"];
+    private static readonly string[] Switches = ["--plaintext", "--insecure-allow-anonymous", "--kubernetes"];
 
     /// <summary>
     /// The command line with each bare switch given its value (--plaintext becomes --plaintext=true): the configuration

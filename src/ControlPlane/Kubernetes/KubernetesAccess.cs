@@ -16,7 +16,7 @@ public static class KubernetesAccess
         new("", "nodes", ["list", "watch"]),
         // NetworkPolicy has no status in the Kubernetes API: its verdict is reported as an Event on the object.
         new("networking.k8s.io", "networkpolicies", ["list", "watch"]),
-        new("", "events", ["create", "patch"]),
+        new("", "events", ["create"]),
         new("cilium.io", "ciliumnetworkpolicies", ["list", "watch"]),
         new("cilium.io", "ciliumnetworkpolicies/status", ["patch"]),
         new("cilium.io", "ciliumclusterwidenetworkpolicies", ["list", "watch"]),
