@@ -151,6 +151,8 @@ public sealed class Informer<T>(ResourceCalls<T> calls, ILogger log, TimeSpan? w
             }
         }
         catch (OperationCanceledException) when (timeout.IsCancellationRequested && !ct.IsCancellationRequested) { return; }
+        // The API server says a version is gone either in the watch (an ERROR event) or by answering the request with 410.
+        catch (HttpOperationException e) when (e.Response.StatusCode == System.Net.HttpStatusCode.Gone) { expired = true; }
         if (expired)
         {
             log.LogInformation("kubernetes {Resource}: resourceVersion {Version} is too old (410 Gone); listing again", calls.Resource, _resumeFrom);

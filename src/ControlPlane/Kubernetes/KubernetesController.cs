@@ -154,9 +154,9 @@ public sealed class KubernetesController
 
         if (desired is null)
         {
-            // A pod that is gone, or no longer networked, loses its endpoint; an endpoint on a node Kubernetes does not
-            // know (registered by another integration) is not Kubernetes' to remove.
-            if (current is null || (pod is null && !_nodes.Items.ContainsKey(current.Spec.Node))) return null;
+            // A pod that is gone, or no longer networked, loses its endpoint. An endpoint of a pod this term never saw is
+            // Kubernetes' to remove only on a node Kubernetes knows: elsewhere another integration registered it.
+            if (current is null || (pod is null && !_principals.ContainsKey(work) && !_nodes.Items.ContainsKey(current.Spec.Node))) return null;
             await _endpoints.DeleteAsync(current.Spec.Namespace, current.Spec.Name, context, ct);
             _principals.TryRemove(work, out _);
             return null;

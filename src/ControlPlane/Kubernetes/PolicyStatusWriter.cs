@@ -7,7 +7,7 @@ using k8s;
 using k8s.Autorest;
 using k8s.Models;
 using Mesh.ControlPlane.Nodes;
-using Mesh.ControlPlane.State;
+using Mesh.Contracts.Api;
 using Mesh.Contracts.Policies;
 
 namespace Mesh.ControlPlane.Kubernetes;
@@ -23,7 +23,7 @@ public sealed record PolicyCondition(string Type, string Status, string Reason, 
 /// every status interval as nodes catch up; a condition that has not changed is not written again, and keeps its
 /// transition time.
 /// </summary>
-public sealed class PolicyStatusWriter(IKubernetes client, ClusterState state, NodeTracker nodes, KubernetesOptions options,
+public sealed class PolicyStatusWriter(IKubernetes client, NodeService nodes, KubernetesOptions options,
     TimeProvider clock, ILogger<PolicyStatusWriter> log)
 {
     public const string ValidCondition = "Valid", EnforcedCondition = "Enforced";
@@ -66,10 +66,10 @@ public sealed class PolicyStatusWriter(IKubernetes client, ClusterState state, N
     {
         while (!ct.IsCancellationRequested)
         {
-            var view = state.Current;
+            var cluster = nodes.List();
             foreach (var (work, verdict) in _verdicts)
             {
-                try { await WriteAsync(work, verdict, ConditionsOf(verdict, view), ct); }
+                try { await WriteAsync(work, verdict, ConditionsOf(verdict, cluster), ct); }
                 catch (OperationCanceledException) when (ct.IsCancellationRequested) { return; }
                 catch (HttpOperationException e) when (e.Response.StatusCode == System.Net.HttpStatusCode.NotFound)
                 {
@@ -86,11 +86,8 @@ public sealed class PolicyStatusWriter(IKubernetes client, ClusterState state, N
         }
     }
 
-    /// <summary>The two conditions of a verdict, as the nodes stand in <paramref name="view"/>.</summary>
-    public IReadOnlyList<PolicyCondition> ConditionsOf(Work.Policy work, ClusterView view) =>
-        _verdicts.TryGetValue(work, out var verdict) ? ConditionsOf(verdict, view) : [];
-
-    private List<PolicyCondition> ConditionsOf(Verdict verdict, ClusterView view)
+    /// <summary>The two conditions of a verdict, as the nodes <c>meshctl node list</c> shows stand now.</summary>
+    private static List<PolicyCondition> ConditionsOf(Verdict verdict, IReadOnlyList<NodeView> cluster)
     {
         var (generation, applied, error, stillEnforced) = verdict.Outcome;
         var valid = error is null
@@ -98,8 +95,8 @@ public sealed class PolicyStatusWriter(IKubernetes client, ClusterState state, N
             : new PolicyCondition(ValidCondition, "False", "Invalid", error, generation);
         if ((applied ?? stillEnforced) is not { } version)
             return [valid, new(EnforcedCondition, "False", "Invalid", "not enforced: Mesh holds no valid version of this policy", generation)];
-        var total = view.Nodes.Count;
-        var enforcing = view.Nodes.Keys.Count(n => nodes.Of(view, n).AckedVersion >= version);
+        var total = cluster.Count;
+        var enforcing = cluster.Count(n => n.AckedVersion >= version);
         var which = error is null ? $"version {version}" : $"the last valid version, {version},";
         var enforced = total > 0 && enforcing == total;
         return [valid, new(EnforcedCondition, enforced ? "True" : "False", enforced ? "Enforced" : total == 0 ? "NoNodes" : "Pending",
