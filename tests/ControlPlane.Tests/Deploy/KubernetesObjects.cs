@@ -1,0 +1,33 @@
+using k8s;
+using k8s.Models;
+
+namespace Mesh.ControlPlane.Tests.Deploy;
+
+/// <summary>The objects of a set of YAML files, each loaded strictly as its Kubernetes type (an unknown field fails).</summary>
+public sealed class KubernetesObjects(IReadOnlyList<IKubernetesObject<V1ObjectMeta>> objects)
+{
+    public IReadOnlyList<IKubernetesObject<V1ObjectMeta>> All => objects;
+
+    public static KubernetesObjects LoadDirectory(string directory) =>
+        Load(Directory.GetFiles(directory, "*.yaml").Order(StringComparer.Ordinal).Select(File.ReadAllText));
+
+    public static KubernetesObjects Load(IEnumerable<string> yamlTexts) =>
+        new([.. yamlTexts.SelectMany(text => KubernetesYaml.LoadAllFromString(text, strict: true)).Cast<IKubernetesObject<V1ObjectMeta>>()]);
+
+    public IEnumerable<T> OfType<T>() => objects.OfType<T>();
+
+    public T Single<T>(string name) where T : IKubernetesObject<V1ObjectMeta> =>
+        Assert.Single(objects.OfType<T>(), o => o.Metadata.Name == name);
+
+    public bool Has<T>(string name) where T : IKubernetesObject<V1ObjectMeta> => objects.OfType<T>().Any(o => o.Metadata.Name == name);
+
+    /// <summary>Every (apiGroup, resource, verb) a role grants, one per combination its rules spell out.</summary>
+    public static HashSet<(string Group, string Resource, string Verb)> Grants(V1ClusterRole role) =>
+    [
+        .. role.Rules.SelectMany(rule =>
+            from g in rule.ApiGroups ?? []
+            from r in rule.Resources ?? []
+            from v in rule.Verbs
+            select (g, r, v)),
+    ];
+}
