@@ -96,7 +96,7 @@ public sealed partial class DeployTests
     {
         var result = await chart.RenderAsync(values);
         Assert.True(result.ExitCode == 0, $"the chart did not render: {result.Output}");
-        return KubernetesObjects.Load([result.Stdout]);
+        return KubernetesObjects.Load(result.Stdout, $"the chart rendered with {values}");
     }
 
     private static Dictionary<string, string> LoadMapping(string file) =>

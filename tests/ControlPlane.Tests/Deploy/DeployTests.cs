@@ -11,7 +11,8 @@ namespace Mesh.ControlPlane.Tests.Deploy;
 /// </summary>
 public sealed partial class DeployTests(ChartRenderer chart) : IClassFixture<ChartRenderer>
 {
-    private static readonly KubernetesObjects Plain = KubernetesObjects.LoadDirectory(ChartRenderer.Manifests);
+    private static readonly Lazy<KubernetesObjects> PlainObjects = new(() => KubernetesObjects.LoadDirectory(ChartRenderer.Manifests));
+    private static KubernetesObjects Plain => PlainObjects.Value;
 
     [Fact]
     public void Every_manifest_loads_strictly_as_its_Kubernetes_type_and_is_named()

@@ -9,10 +9,21 @@ public sealed class KubernetesObjects(IReadOnlyList<IKubernetesObject<V1ObjectMe
     public IReadOnlyList<IKubernetesObject<V1ObjectMeta>> All => objects;
 
     public static KubernetesObjects LoadDirectory(string directory) =>
-        Load(Directory.GetFiles(directory, "*.yaml").Order(StringComparer.Ordinal).Select(File.ReadAllText));
+        new([.. Directory.GetFiles(directory, "*.yaml").Order(StringComparer.Ordinal).SelectMany(file => LoadText(File.ReadAllText(file), file))]);
 
-    public static KubernetesObjects Load(IEnumerable<string> yamlTexts) =>
-        new([.. yamlTexts.SelectMany(text => KubernetesYaml.LoadAllFromString(text, strict: true)).Cast<IKubernetesObject<V1ObjectMeta>>()]);
+    public static KubernetesObjects Load(string yaml, string source) => new([.. LoadText(yaml, source)]);
+
+    private static IEnumerable<IKubernetesObject<V1ObjectMeta>> LoadText(string yaml, string source)
+    {
+        try
+        {
+            return KubernetesYaml.LoadAllFromString(yaml, strict: true).Cast<IKubernetesObject<V1ObjectMeta>>().ToList();
+        }
+        catch (YamlDotNet.Core.YamlException e)
+        {
+            throw new InvalidOperationException($"{source}: {e.Message}", e);
+        }
+    }
 
     public IEnumerable<T> OfType<T>() => objects.OfType<T>();
 
