@@ -66,6 +66,32 @@ public sealed partial class DeployTests(ChartRenderer chart) : IClassFixture<Cha
     }
 
     [Fact]
+    public void Every_custom_resource_the_controller_reads_has_its_CRD_with_the_status_it_patches()
+    {
+        var crds = Plain.OfType<V1CustomResourceDefinition>().ToDictionary(c => (c.Spec.Group, c.Spec.Names.Plural));
+        var custom = KubernetesAccess.Required.Where(a => a.Group is "cilium.io" or "policy.networking.k8s.io").ToArray();
+        var kinds = custom.Select(a => (a.Group, Plural: a.Resource.Split('/')[0])).Distinct().ToArray();
+        Assert.Equal(kinds.Order(), crds.Keys.Order());
+        foreach (var (group, plural) in kinds)
+        {
+            var crd = crds[(group, plural)];
+            Assert.Equal($"{plural}.{group}", crd.Metadata.Name);
+            var version = Assert.Single(crd.Spec.Versions);
+            Assert.True(version.Served && version.Storage, $"{crd.Metadata.Name} {version.Name} is not served and stored");
+            Assert.True(version.Schema.OpenAPIV3Schema.XKubernetesPreserveUnknownFields, $"{crd.Metadata.Name}: the schema drops unknown fields");
+            if (custom.Any(a => a.Group == group && a.Resource == $"{plural}/status"))
+                Assert.NotNull(version.Subresources?.Status);
+            // The API server refuses a CRD of a *.k8s.io group that does not name its API review.
+            if (group.EndsWith(".k8s.io", StringComparison.Ordinal))
+                Assert.True(crd.Metadata.Annotations.ContainsKey("api-approved.kubernetes.io"), $"{crd.Metadata.Name} lacks api-approved.kubernetes.io");
+        }
+        Assert.Equal(("v2", "Namespaced"), (crds[("cilium.io", "ciliumnetworkpolicies")].Spec.Versions[0].Name, crds[("cilium.io", "ciliumnetworkpolicies")].Spec.Scope));
+        Assert.Equal(("v2", "Cluster"), (crds[("cilium.io", "ciliumclusterwidenetworkpolicies")].Spec.Versions[0].Name, crds[("cilium.io", "ciliumclusterwidenetworkpolicies")].Spec.Scope));
+        var cnp = crds[("policy.networking.k8s.io", "clusternetworkpolicies")];
+        Assert.Equal(("v1alpha2", "Cluster", "ClusterNetworkPolicy"), (cnp.Spec.Versions[0].Name, cnp.Spec.Scope, cnp.Spec.Names.Kind));
+    }
+
+    [Fact]
     public void The_agents_role_only_reads_nodes_and_only_install_cni_holds_its_token()
     {
         Assert.Equal([("", "nodes", "get")], KubernetesObjects.Grants(Plain.Single<V1ClusterRole>("mesh-agent")));
