@@ -31,7 +31,7 @@ public sealed partial class DeployTests
         Assert.Equal(3, Plain.OfType<V1CustomResourceDefinition>().Count());
         // Everything else stays as it is by default.
         Assert.Equal(Plain.All.Count - 1 - 3, objects.All.Count);
-        Assert.Equal(KubernetesObjects.Grants(Plain.Single<V1ClusterRole>("mesh-controller")), KubernetesObjects.Grants(objects.Single<V1ClusterRole>("mesh-controller")));
+        Assert.Equal(DeployedObjects.Grants(Plain.Single<V1ClusterRole>("mesh-controller")), DeployedObjects.Grants(objects.Single<V1ClusterRole>("mesh-controller")));
     }
 
     [Fact]
@@ -92,11 +92,11 @@ public sealed partial class DeployTests
         Assert.Empty(result.Stdout);
     }
 
-    private async Task<KubernetesObjects> RenderAsync(string values)
+    private async Task<DeployedObjects> RenderAsync(string values)
     {
         var result = await chart.RenderAsync(values);
         Assert.True(result.ExitCode == 0, $"the chart did not render: {result.Output}");
-        return KubernetesObjects.Load(result.Stdout, $"the chart rendered with {values}");
+        return DeployedObjects.Load(result.Stdout, $"the chart rendered with {values}");
     }
 
     private static Dictionary<string, string> LoadMapping(string file) =>

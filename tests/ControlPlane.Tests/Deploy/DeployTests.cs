@@ -11,8 +11,8 @@ namespace Mesh.ControlPlane.Tests.Deploy;
 /// </summary>
 public sealed partial class DeployTests(ChartRenderer chart) : IClassFixture<ChartRenderer>
 {
-    private static readonly Lazy<KubernetesObjects> PlainObjects = new(() => KubernetesObjects.LoadDirectory(ChartRenderer.Manifests));
-    private static KubernetesObjects Plain => PlainObjects.Value;
+    private static readonly Lazy<DeployedObjects> PlainObjects = new(() => DeployedObjects.LoadDirectory(ChartRenderer.Manifests));
+    private static DeployedObjects Plain => PlainObjects.Value;
 
     [Fact]
     public void Every_manifest_loads_strictly_as_its_Kubernetes_type_and_is_named()
@@ -54,7 +54,7 @@ public sealed partial class DeployTests(ChartRenderer chart) : IClassFixture<Cha
             Assert.Null(rule.NonResourceURLs);
         });
         var required = KubernetesAccess.Required.SelectMany(a => a.Verbs.Select(v => (a.Group, a.Resource, v))).ToHashSet();
-        var granted = KubernetesObjects.Grants(role);
+        var granted = DeployedObjects.Grants(role);
         Assert.Empty(granted.Except(required));
         Assert.Empty(required.Except(granted));
 
@@ -94,7 +94,7 @@ public sealed partial class DeployTests(ChartRenderer chart) : IClassFixture<Cha
     [Fact]
     public void The_agents_role_only_reads_nodes_and_only_install_cni_holds_its_token()
     {
-        Assert.Equal([("", "nodes", "get")], KubernetesObjects.Grants(Plain.Single<V1ClusterRole>("mesh-agent")));
+        Assert.Equal([("", "nodes", "get")], DeployedObjects.Grants(Plain.Single<V1ClusterRole>("mesh-agent")));
         var binding = Plain.Single<V1ClusterRoleBinding>("mesh-agent");
         Assert.Equal(("ClusterRole", "mesh-agent"), (binding.RoleRef.Kind, binding.RoleRef.Name));
         Assert.Equal(("ServiceAccount", "mesh-agent"), (Assert.Single(binding.Subjects).Kind, binding.Subjects[0].Name));

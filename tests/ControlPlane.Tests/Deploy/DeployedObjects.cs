@@ -4,14 +4,14 @@ using k8s.Models;
 namespace Mesh.ControlPlane.Tests.Deploy;
 
 /// <summary>The objects of a set of YAML files, each loaded strictly as its Kubernetes type (an unknown field fails).</summary>
-public sealed class KubernetesObjects(IReadOnlyList<IKubernetesObject<V1ObjectMeta>> objects)
+public sealed class DeployedObjects(IReadOnlyList<IKubernetesObject<V1ObjectMeta>> objects)
 {
     public IReadOnlyList<IKubernetesObject<V1ObjectMeta>> All => objects;
 
-    public static KubernetesObjects LoadDirectory(string directory) =>
+    public static DeployedObjects LoadDirectory(string directory) =>
         new([.. Directory.GetFiles(directory, "*.yaml").Order(StringComparer.Ordinal).SelectMany(file => LoadText(File.ReadAllText(file), file))]);
 
-    public static KubernetesObjects Load(string yaml, string source) => new([.. LoadText(yaml, source)]);
+    public static DeployedObjects Load(string yaml, string source) => new([.. LoadText(yaml, source)]);
 
     private static IEnumerable<IKubernetesObject<V1ObjectMeta>> LoadText(string yaml, string source)
     {
