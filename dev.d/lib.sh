@@ -24,6 +24,10 @@ ensure_deps() {
   command -v node >/dev/null || need+=(nodejs npm)
   # The service map's end-to-end test drives Debian's browser (playwright-core downloads none).
   [ -x /usr/bin/chromium ] || need+=(chromium)
+  # The Helm chart is rendered without helm (deploy/helm/render): Go's text/template with Debian's Sprig and YAML.
+  command -v go >/dev/null || need+=(golang-go)
+  [ -d /usr/share/gocode/src/github.com/Masterminds/sprig ] || need+=(golang-github-masterminds-sprig-dev)
+  [ -d /usr/share/gocode/src/sigs.k8s.io/yaml ] || need+=(golang-k8s-sigs-yaml-dev)
   if [ ${#need[@]} -gt 0 ]; then
     say "installing ${need[*]}"
     [ "$(id -u)" = 0 ] || die "installing packages needs root (sudo ./dev ...)"
@@ -41,6 +45,16 @@ build() {
       | sed -un 's#^ *\([A-Za-z.]*\) -> .*#    built \1#p; /error/p' >&2; then
     die "build failed"
   fi
+}
+
+# deploy/manifests/ from the chart with its default values; the deploy tests fail while the two differ.
+render_manifests() {
+  local tool; tool=$(mktemp -d)
+  (cd "$ROOT" && GO111MODULE=off GOPATH=/usr/share/gocode go build -o "$tool/render" ./deploy/helm/render) || die "the chart renderer did not build"
+  find "$ROOT/deploy/manifests" -name '[1-9]*.yaml' -delete
+  "$tool/render" --namespace mesh-system --output-dir "$ROOT/deploy/manifests" "$ROOT/deploy/helm/mesh" || die "the chart did not render"
+  rm -rf "$tool"
+  say "deploy/manifests/ rendered from deploy/helm/mesh"
 }
 
 bin_dir() { echo "$ROOT/src/$1/bin/Release/net10.0"; }
