@@ -144,6 +144,68 @@ public sealed class FakeKubernetesApiTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_watch_across_namespaces_with_a_label_selector_sees_objects_enter_and_leave_the_selection()
+    {
+        var start = _api.ResourceVersion.ToString();
+        await using var watch = _client.CoreV1.WatchListPodForAllNamespacesAsync(labelSelector: "app=web", resourceVersion: start, cancellationToken: Ct).GetAsyncEnumerator(Ct);
+        ApplyPod("api-1", "app: api");
+        ApplyPod("api-1", "app: web");
+        ApplyPod("api-1", "app: web, version: two");
+        ApplyPod("api-1", "app: api");
+        ApplyPod("web-1", "app: web");
+
+        var seen = new List<(WatchEventType, string, string)>();
+        while (seen.Count < 4 && await watch.MoveNextAsync())
+            seen.Add((watch.Current.Item1, watch.Current.Item2.Metadata.Name, watch.Current.Item2.Metadata.Labels["app"]));
+        Assert.Equal([
+            (WatchEventType.Added, "api-1", "web"),
+            (WatchEventType.Modified, "api-1", "web"),
+            (WatchEventType.Deleted, "api-1", "api"),
+            (WatchEventType.Added, "web-1", "web"),
+        ], seen);
+    }
+
+    [Fact]
+    public async Task On_the_wire_a_watch_is_chunked_json_lines_with_kinds_and_built_in_list_items_have_none()
+    {
+        ApplyPod("web-1");
+        ApplyCiliumPolicy("allow-web", 8080);
+        using var http = new HttpClient { BaseAddress = _api.Address };
+        http.DefaultRequestHeaders.Authorization = new("Bearer", _api.Token);
+
+        var pods = JsonNode.Parse(await http.GetStringAsync($"/api/v1/namespaces/{_ns}/pods", Ct))!;
+        Assert.Equal(("PodList", "v1"), ((string?)pods["kind"], (string?)pods["apiVersion"]));
+        Assert.Null(pods["items"]![0]!["kind"]);
+        var policies = JsonNode.Parse(await http.GetStringAsync($"/apis/cilium.io/v2/namespaces/{_ns}/ciliumnetworkpolicies", Ct))!;
+        Assert.Equal("CiliumNetworkPolicy", (string?)policies["items"]![0]!["kind"]);
+
+        using var response = await http.GetAsync($"/api/v1/namespaces/{_ns}/pods?watch=1&timeoutSeconds=1", HttpCompletionOption.ResponseHeadersRead, Ct);
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.True(response.Headers.TransferEncodingChunked);
+        Assert.Equal("application/json", response.Content.Headers.ContentType?.MediaType);
+        var lines = (await response.Content.ReadAsStringAsync(Ct)).Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        var added = JsonNode.Parse(Assert.Single(lines))!;
+        Assert.Equal(("ADDED", "Pod", "v1", "web-1"), ((string?)added["type"], (string?)added["object"]!["kind"], (string?)added["object"]!["apiVersion"], (string?)added["object"]!["metadata"]!["name"]));
+    }
+
+    [Fact]
+    public async Task Events_are_created_and_patched_in_the_core_group()
+    {
+        var created = await _client.CoreV1.CreateNamespacedEventAsync(new Corev1Event
+        {
+            Metadata = new V1ObjectMeta { GenerateName = "allow-web." },
+            InvolvedObject = new V1ObjectReference { ApiVersion = "networking.k8s.io/v1", Kind = "NetworkPolicy", Name = "allow-web", NamespaceProperty = _ns },
+            Reason = "PolicyRejected", Message = "first", Type = "Warning", Count = 1,
+        }, _ns, cancellationToken: Ct);
+        Assert.StartsWith("allow-web.", created.Metadata.Name);
+
+        var patched = await _client.CoreV1.PatchNamespacedEventAsync(new V1Patch("""{"count":2,"message":"again"}""", V1Patch.PatchType.StrategicMergePatch), created.Metadata.Name, _ns, cancellationToken: Ct);
+        Assert.Equal((2, "again", "PolicyRejected"), (patched.Count, patched.Message, patched.Reason));
+        var listed = await _client.CoreV1.ListNamespacedEventAsync(_ns, fieldSelector: "involvedObject.name=allow-web", cancellationToken: Ct);
+        Assert.Equal(created.Metadata.Name, Assert.Single(listed.Items).Metadata.Name);
+    }
+
+    [Fact]
     public async Task A_watch_resumed_from_a_version_gets_exactly_the_events_it_missed()
     {
         var a = ApplyPod("web-a");
