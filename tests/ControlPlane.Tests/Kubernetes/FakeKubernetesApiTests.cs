@@ -303,6 +303,18 @@ public sealed class FakeKubernetesApiTests : IAsyncLifetime
         Assert.Equal([WatchEventType.Added], types);
     }
 
+    /// <summary>
+    /// The client reads a watch's first line before the call returns, so a watch that ends before its first event
+    /// (timeoutSeconds on a quiet resource, or a server going away) fails with an exception rather than ending empty.
+    /// </summary>
+    [Fact]
+    public async Task A_watch_that_times_out_before_its_first_event_fails_in_the_client()
+    {
+        var quiet = _client.CoreV1.WatchListNamespacedPodAsync(_ns, resourceVersion: _api.ResourceVersion.ToString(), timeoutSeconds: 1, cancellationToken: Ct);
+        var failed = await Assert.ThrowsAsync<HttpRequestException>(async () => { await foreach (var _ in quiet) { } });
+        Assert.IsType<EndOfStreamException>(failed.InnerException);
+    }
+
     [Fact]
     public async Task Patching_a_cilium_policys_status_changes_only_status_and_not_generation()
     {

@@ -81,12 +81,7 @@ public sealed class FakeKubernetesApi : IAsyncDisposable
     public JsonObject Apply(JsonObject obj, string manager = "kubectl-client-side-apply")
     {
         var (resource, ns, name) = Identify((string?)obj["apiVersion"], (string?)obj["kind"], obj["metadata"]?["namespace"]?.GetValue<string>(), (string?)obj["metadata"]?["name"]);
-        var body = (JsonObject)obj.DeepClone();
-        (body["metadata"] as JsonObject)?.Remove("resourceVersion");
-        var writer = new Writer(manager, "Update", null);
-        return Answer(() => _writes.Get(resource, ns, name) is null
-            ? _writes.Create(resource, ns, body, writer)
-            : _writes.Update(resource, ns, name, body, writer));
+        return Answer(() => _writes.CreateOrReplace(resource, ns, name, obj, new Writer(manager, "Update", null)));
     }
 
     public JsonObject? Get(string apiVersion, string kind, string? ns, string name)
@@ -99,9 +94,15 @@ public sealed class FakeKubernetesApi : IAsyncDisposable
     public bool Delete(string apiVersion, string kind, string? ns, string name)
     {
         var (resource, inNamespace, _) = Identify(apiVersion, kind, ns, name);
-        if (_writes.Get(resource, inNamespace, name) is null) return false;
-        Answer(() => _writes.Delete(resource, inNamespace, name, null));
-        return true;
+        try
+        {
+            _writes.Delete(resource, inNamespace, name, null);
+            return true;
+        }
+        catch (ApiStatusException e) when (e.Code == HttpStatusCode.NotFound)
+        {
+            return false;
+        }
     }
 
     /// <summary>What the kubelet writes once the CNI plugin gave the pod its address: podIP, podIPs, phase Running.</summary>

@@ -57,6 +57,15 @@ internal sealed partial class ObjectWrites(ObjectStore store)
         }
     }
 
+    /// <summary>What kubectl apply amounts to: create, or replace everything but what the server owns.</summary>
+    public JsonObject CreateOrReplace(ApiResource resource, string? ns, string name, JsonObject obj, Writer writer)
+    {
+        var body = (JsonObject)obj.DeepClone();
+        (body["metadata"] as JsonObject)?.Remove("resourceVersion");
+        lock (store.Sync)
+            return store.Find(resource, ns, name) is null ? Create(resource, ns, body, writer) : Update(resource, ns, name, body, writer);
+    }
+
     /// <summary>PUT: the whole object, optionally guarded by the resourceVersion it was read at.</summary>
     public JsonObject Update(ApiResource resource, string? ns, string name, JsonObject body, Writer writer)
     {
