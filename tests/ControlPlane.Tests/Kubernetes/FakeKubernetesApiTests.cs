@@ -316,6 +316,29 @@ public sealed class FakeKubernetesApiTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_node_keeps_the_status_it_registers_with_and_status_writes_leave_its_spec_alone()
+    {
+        var registered = _api.Apply("""
+            apiVersion: v1
+            kind: Node
+            metadata: {name: node-a, labels: {kubernetes.io/hostname: node-a}}
+            spec: {podCIDR: 10.244.1.0/24}
+            status:
+              addresses:
+              - {type: InternalIP, address: 172.18.0.2}
+            """);
+        Assert.Equal("172.18.0.2", (string?)registered["status"]!["addresses"]![0]!["address"]);
+
+        _api.SetStatus("v1", "Node", null, "node-a", new JsonObject { ["addresses"] = new JsonArray(new JsonObject { ["type"] = "InternalIP", ["address"] = "172.18.0.3" }) });
+        _api.Apply("""{"apiVersion":"v1","kind":"Node","metadata":{"name":"node-a"},"spec":{"podCIDR":"10.244.1.0/24"}}""");
+
+        var node = await _client.CoreV1.ReadNodeAsync("node-a", cancellationToken: Ct);
+        Assert.Equal("172.18.0.3", Assert.Single(node.Status.Addresses).Address);
+        Assert.Equal("10.244.1.0/24", node.Spec.PodCIDR);
+        Assert.Null(node.Metadata.Labels);
+    }
+
+    [Fact]
     public async Task Patching_a_cilium_policys_status_changes_only_status_and_not_generation()
     {
         ApplyCiliumPolicy("allow-web", 8080);

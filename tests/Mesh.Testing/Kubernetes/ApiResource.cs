@@ -1,7 +1,10 @@
 namespace Mesh.Testing.Kubernetes;
 
 /// <summary>One resource the fake API server serves, with the traits of its real storage that clients can observe.</summary>
-/// <param name="HasStatus">A status subresource: the main resource ignores .status, /status changes only .status.</param>
+/// <param name="HasStatus">
+/// A status subresource: the main resource's updates keep the stored .status, /status changes only .status, and create
+/// drops the given .status, except for a Node, which the kubelet registers with its addresses in one create.
+/// </param>
 /// <param name="HasGeneration">metadata.generation is set and bumped by changes outside metadata and status.</param>
 /// <param name="IsCustom">
 /// Served from a CustomResourceDefinition: list items keep kind and apiVersion, as the real server stores and returns

@@ -106,11 +106,19 @@ public sealed class FakeKubernetesApi : IAsyncDisposable
     }
 
     /// <summary>What the kubelet writes once the CNI plugin gave the pod its address: podIP, podIPs, phase Running.</summary>
-    public JsonObject SetPodIp(string ns, string name, string ip)
+    public JsonObject SetPodIp(string ns, string name, string ip) =>
+        SetStatus("v1", "Pod", ns, name, new JsonObject { ["phase"] = "Running", ["podIP"] = ip, ["podIPs"] = new JsonArray(new JsonObject { ["ip"] = ip }) });
+
+    /// <summary>
+    /// Merges <paramref name="status"/> into the object's .status through its status subresource, as its controller
+    /// would (a node's addresses, a policy's conditions): a new resourceVersion, a MODIFIED event, the same generation.
+    /// </summary>
+    public JsonObject SetStatus(string apiVersion, string kind, string? ns, string name, JsonObject status, string manager = "kubelet")
     {
-        var (pods, _, _) = Identify("v1", "Pod", ns, name);
-        var status = new JsonObject { ["status"] = new JsonObject { ["phase"] = "Running", ["podIP"] = ip, ["podIPs"] = new JsonArray(new JsonObject { ["ip"] = ip }) } };
-        return Answer(() => _writes.Patch(pods, ns, name, o => (JsonObject)Documents.MergePatch(o, status)!, status, new Writer("kubelet", "Update", "status")).Object);
+        var (resource, inNamespace, _) = Identify(apiVersion, kind, ns, name);
+        if (!resource.HasStatus) throw new ArgumentException($"{kind} has no status subresource", nameof(kind));
+        var patch = new JsonObject { ["status"] = status.DeepClone() };
+        return Answer(() => _writes.Patch(resource, inNamespace, name, o => (JsonObject)Documents.MergePatch(o, patch)!, patch, new Writer(manager, "Update", "status")).Object);
     }
 
     /// <summary>Forgets every event so far: a watch or a list continue from an older resourceVersion now gets 410 Expired.</summary>

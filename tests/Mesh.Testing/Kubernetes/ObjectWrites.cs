@@ -50,7 +50,7 @@ internal sealed partial class ObjectWrites(ObjectStore store)
             metadata["uid"] = Guid.NewGuid().ToString();
             metadata["creationTimestamp"] = Now();
             if (resource.HasGeneration) metadata["generation"] = 1L;
-            if (resource.HasStatus) obj.Remove("status");
+            if (resource.HasStatus && resource.Kind != "Node") obj.Remove("status");
             Default(resource, obj);
             metadata["managedFields"] = new JsonArray(ManagedFieldsEntry(resource, writer, body));
             return store.Put(resource, obj);
