@@ -19,9 +19,17 @@ namespace Mesh.Testing.Kubernetes;
 /// its wire protocol instead: the same paths, verbs, JSON, list paging, watch streams (chunked JSON lines, bookmarks,
 /// 410 Expired after compaction), Status errors and bearer-token check, for the resources the Mesh controller uses
 /// (<see cref="ApiResource.All"/>). Tests that talk to it through the official client could point at a kind cluster
-/// instead. It is not a full server: no admission, no validation beyond names, no graceful deletion or finalizers, and
-/// strategic merge patch is treated as JSON merge patch.
+/// instead. Like a fresh cluster it starts with the namespaces default, kube-system, kube-public and kube-node-lease.
+/// It is not a full server: no admission, no validation beyond names, no graceful deletion or finalizers (a delete is
+/// immediate; a namespace takes its objects along), and strategic merge patch is treated as JSON merge patch.
 /// </summary>
+/// <remarks>
+/// What the official client (KubernetesClient 21) makes of the protocol, the same against a real server: a watch call
+/// returns only once the first event line arrived, so a watch that ends before any event fails with an
+/// HttpRequestException (EndOfStreamException inside); a 410 on a watch arrives as an ERROR event, which the client
+/// hands to the onError callback as a KubernetesException (Status.Code 410) and then ends the enumeration normally;
+/// <see cref="DropWatches"/> resets the connections, which surfaces as an IOException from the enumeration.
+/// </remarks>
 public sealed class FakeKubernetesApi : IAsyncDisposable
 {
     private static readonly string[] InitialNamespaces = ["default", "kube-system", "kube-public", "kube-node-lease"];
