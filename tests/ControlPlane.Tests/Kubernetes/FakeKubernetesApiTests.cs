@@ -206,6 +206,25 @@ public sealed class FakeKubernetesApiTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_watch_sees_every_one_of_many_concurrent_writes_once_in_version_order()
+    {
+        await using var watch = _client.CoreV1.WatchListNamespacedPodAsync(_ns, resourceVersion: _api.ResourceVersion.ToString(), cancellationToken: Ct).GetAsyncEnumerator(Ct);
+        await _api.WaitForWatchAsync("pods", Ct);
+        const int Writers = 8, PodsEach = 25;
+        await Task.WhenAll(Enumerable.Range(0, Writers).Select(w => Task.Run(() =>
+        {
+            for (var i = 0; i < PodsEach; i++) ApplyPod($"web-{w}-{i}");
+        }, Ct)));
+
+        var seen = new List<(string Name, long Version)>();
+        while (seen.Count < Writers * PodsEach && await watch.MoveNextAsync())
+            seen.Add((watch.Current.Item2.Metadata.Name, long.Parse(watch.Current.Item2.ResourceVersion())));
+        Assert.Equal(Writers * PodsEach, seen.Select(e => e.Name).Distinct().Count());
+        Assert.Equal(seen.Select(e => e.Version).Order(), seen.Select(e => e.Version));
+        Assert.Equal(_api.ResourceVersion, seen[^1].Version);
+    }
+
+    [Fact]
     public async Task A_watch_resumed_from_a_version_gets_exactly_the_events_it_missed()
     {
         var a = ApplyPod("web-a");
