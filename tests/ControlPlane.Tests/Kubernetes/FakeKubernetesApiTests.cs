@@ -358,6 +358,36 @@ public sealed class FakeKubernetesApiTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Custom_policies_are_listed_and_watched_across_namespaces_and_cluster_scoped_status_is_patched()
+    {
+        ApplyCiliumPolicy("allow-web", 8080);
+        var all = await _client.CustomObjects.ListClusterCustomObjectAsync<JsonElement>("cilium.io", "v2", "ciliumnetworkpolicies", cancellationToken: Ct);
+        var listed = Assert.Single(all.GetProperty("items").EnumerateArray());
+        Assert.Equal(_ns, listed.GetProperty("metadata").GetProperty("namespace").GetString());
+        var version = all.GetProperty("metadata").GetProperty("resourceVersion").GetString();
+
+        await using var watch = _client.CustomObjects.WatchListClusterCustomObjectAsync("cilium.io", "v2", "ciliumclusterwidenetworkpolicies",
+            allowWatchBookmarks: true, resourceVersion: version, cancellationToken: Ct).GetAsyncEnumerator(Ct);
+        await _api.WaitForWatchAsync("ciliumclusterwidenetworkpolicies", Ct);
+        _api.Apply("""
+            apiVersion: cilium.io/v2
+            kind: CiliumClusterwideNetworkPolicy
+            metadata: {name: deny-world}
+            spec: {endpointSelector: {}, ingressDeny: [{fromEntities: [world]}]}
+            """);
+        await _client.CustomObjects.PatchClusterCustomObjectStatusAsync(new V1Patch("""{"status":{"conditions":[{"type":"Valid","status":"True"}]}}""", V1Patch.PatchType.MergePatch),
+            "cilium.io", "v2", "ciliumclusterwidenetworkpolicies", "deny-world", cancellationToken: Ct);
+
+        var changes = new List<(WatchEventType Type, JsonElement Object)>();
+        while (changes.Count < 2 && await watch.MoveNextAsync())
+            if (watch.Current.Item1 != WatchEventType.Bookmark) changes.Add((watch.Current.Item1, (JsonElement)watch.Current.Item2));
+        Assert.Equal([WatchEventType.Added, WatchEventType.Modified], changes.Select(c => c.Type));
+        Assert.Equal("CiliumClusterwideNetworkPolicy", changes[1].Object.GetProperty("kind").GetString());
+        Assert.Equal("Valid", changes[1].Object.GetProperty("status").GetProperty("conditions")[0].GetProperty("type").GetString());
+        Assert.Equal(1, changes[1].Object.GetProperty("metadata").GetProperty("generation").GetInt64());
+    }
+
+    [Fact]
     public async Task Patching_a_cilium_policys_status_changes_only_status_and_not_generation()
     {
         ApplyCiliumPolicy("allow-web", 8080);
