@@ -64,6 +64,22 @@ public sealed class FakeKubernetesApi : IAsyncDisposable
     /// <summary>The newest resourceVersion (one counter across all kinds, as etcd's revision).</summary>
     public long ResourceVersion => _store.Revision;
 
+    /// <summary>A kubeconfig file at <paramref name="path"/> (mode 0600) that points a client at this server with its token; returns the path.</summary>
+    public string WriteKubeconfig(string path)
+    {
+        File.WriteAllText(path, "");
+        if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        File.WriteAllText(path, $$"""
+            apiVersion: v1
+            kind: Config
+            clusters: [ { name: fake, cluster: { server: "{{Address}}" } } ]
+            users: [ { name: mesh, user: { token: "{{Token}}" } } ]
+            contexts: [ { name: fake, context: { cluster: fake, user: mesh } } ]
+            current-context: fake
+            """);
+        return path;
+    }
+
     public static async Task<FakeKubernetesApi> StartAsync(FakeKubernetesApiOptions? options = null)
     {
         var builder = WebApplication.CreateSlimBuilder();
@@ -135,6 +151,20 @@ public sealed class FakeKubernetesApi : IAsyncDisposable
     /// <summary>Cuts every open watch's connection, as a restarting API server does; the clients must watch again.</summary>
     public void DropWatches() => _store.DropWatches();
 
+    /// <summary>
+    /// Cuts every open watch and answers new ones 503 until <see cref="ResumeWatches"/>, as an API server that is
+    /// restarting does: what changes meanwhile reaches the clients only when they watch (or list) again.
+    /// </summary>
+    public void PauseWatches()
+    {
+        _watchesPaused = true;
+        _store.DropWatches();
+    }
+
+    public void ResumeWatches() => _watchesPaused = false;
+
+    private volatile bool _watchesPaused;
+
     /// <summary>Completes once a watch on <paramref name="resource"/> (a plural, "pods") is open, at once if one already is.</summary>
     public Task WaitForWatchAsync(string resource, CancellationToken ct) => _store.WaitForWatchAsync(resource, ct);
 
@@ -204,6 +234,7 @@ public sealed class FakeKubernetesApi : IAsyncDisposable
                 await RespondAsync(context, HttpStatusCode.OK, _store.List(resource, ns, Selectors(resource, query), Limit(query), NonEmpty(query["continue"])));
                 break;
             case "watch":
+                if (_watchesPaused) throw new ApiStatusException(HttpStatusCode.ServiceUnavailable, "ServiceUnavailable", "the API server is restarting");
                 await WatchAsync(context, resource, ns, query);
                 break;
             case "get":
