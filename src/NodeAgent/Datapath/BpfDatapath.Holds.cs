@@ -1,0 +1,85 @@
+using Mesh.Contracts.Netns;
+using Mesh.NodeAgent.Datapath.Interop;
+
+namespace Mesh.NodeAgent.Datapath;
+
+public sealed partial class BpfDatapath : IInterfaceHold
+{
+    /// <summary>The interface goes into mesh_held before the programs go onto it, so its first judged packet is
+    /// already held; until then it has no program and its host side is down (mesh-cni brings it up after this).</summary>
+    public bool Hold(string interfaceName)
+    {
+        lock (applyGate)
+        {
+            ObjectDisposedException.ThrowIf(disposed, this);
+            try
+            {
+                return NetworkNamespace.Run(options.Netns, () =>
+                {
+                    var ifindex = TcHook.IfIndex(interfaceName);
+                    if (maps.Endpoints.TryLookup(new EndpointKeyNative { Gen = activeGen, Ifindex = (uint)ifindex }, out EndpointInfoNative _))
+                        return false;
+                    maps.Held.Update((uint)ifindex, 0u);
+                    if (!attached.TryGetValue(interfaceName, out var known) || known != ifindex)
+                    {
+                        TcHook.EnsureClsact(ifindex, interfaceName);
+                        TcHook.Attach(ifindex, interfaceName, TcAttachPoint.Ingress, fromEndpointFd);
+                        TcHook.Attach(ifindex, interfaceName, TcAttachPoint.Egress, toEndpointFd);
+                        attached[interfaceName] = ifindex;
+                    }
+                    return true;
+                });
+            }
+            catch (BpfException e) when (e.ErrorNumber == Errno.ENODEV)
+            {
+                throw new DatapathException($"hold {interfaceName}: the interface is not in {NamespaceName} (ENODEV): create the pod's veth first", e);
+            }
+            catch (BpfException e) { throw new DatapathException($"hold {interfaceName} in {NamespaceName}: {e.Message}", e); }
+            catch (IOException e) { throw new DatapathException($"{NamespaceName}: {e.Message}", e); }
+        }
+    }
+
+    /// <summary>Also forgets the holds of interfaces that are gone: a deleted pod's veth takes its ifindex with it.</summary>
+    public void Release(string interfaceName)
+    {
+        lock (applyGate)
+        {
+            ObjectDisposedException.ThrowIf(disposed, this);
+            try
+            {
+                NetworkNamespace.Run(options.Netns, () =>
+                {
+                    var ifindex = TcHook.TryIfIndex(interfaceName);
+                    foreach (var held in maps.Held.Keys<uint>())
+                        if (held == ifindex || !TcHook.Exists(held)) maps.Held.Delete(held);
+                });
+            }
+            catch (BpfException e) { throw new DatapathException($"release {interfaceName} in {NamespaceName}: {e.Message}", e); }
+            catch (IOException e) { throw new DatapathException($"{NamespaceName}: {e.Message}", e); }
+        }
+    }
+
+    public bool IsHeld(string interfaceName)
+    {
+        lock (applyGate)
+        {
+            ObjectDisposedException.ThrowIf(disposed, this);
+            try
+            {
+                return NetworkNamespace.Run(options.Netns, () =>
+                    TcHook.TryIfIndex(interfaceName) is var ifindex and not 0 && maps.Held.TryLookup(ifindex, out uint _));
+            }
+            catch (BpfException e) { throw new DatapathException($"{interfaceName} in {NamespaceName}: {e.Message}", e); }
+            catch (IOException e) { throw new DatapathException($"{NamespaceName}: {e.Message}", e); }
+        }
+    }
+
+    /// <summary>After a flip: an interface the new version enforces an endpoint on is held no longer (the endpoint's
+    /// verdict comes first anyway; this keeps the hold from outliving the endpoint).</summary>
+    private void LiftHolds(IEnumerable<int> endpointIfindexes)
+    {
+        var enforced = endpointIfindexes.Select(i => (uint)i).ToHashSet();
+        foreach (var held in maps.Held.Keys<uint>())
+            if (enforced.Contains(held)) maps.Held.Delete(held);
+    }
+}
