@@ -36,8 +36,15 @@ public sealed class CniHoldPrivilegedTests
         Assert.Equal(Mesh.Contracts.Hubble.Flows.DropReason.DropEpNotReady, hubble.DropReasonDesc);
         Assert.Contains("endpoint not yet enforced", hubble.Summary);
 
+        // a is enforced (with no policy), b is still held: b receives nothing.
+        mesh.Datapath.Apply(new DatapathSnapshot(1, [new IpCacheItem(new IPNetwork(ipA, 32), IdentityA)],
+            [new EndpointItem("default/a", CniNode.HostInterface("a"), IdentityA)], [], []));
+        Assert.False(CniNode.Converses(a, ipB, 80), "a held pod receives nothing");
+        var toHeld = mesh.WaitForFlow(f => f.Reason == DropReason.NotEnforced && f.Direction == TrafficDirection.Ingress, "the SYN to b dropped as not yet enforced");
+        Assert.Equal((ipA, ipB, 1UL), (toHeld.Source, toHeld.Destination, toHeld.Version));
+
         // The control plane registers both pods' endpoints: B may receive TCP 80 from A, nothing else.
-        mesh.Datapath.Apply(new DatapathSnapshot(1,
+        mesh.Datapath.Apply(new DatapathSnapshot(2,
             [new IpCacheItem(new IPNetwork(ipA, 32), IdentityA), new IpCacheItem(new IPNetwork(ipB, 32), IdentityB)],
             [new EndpointItem("default/a", CniNode.HostInterface("a"), IdentityA), new EndpointItem("default/b", CniNode.HostInterface("b"), IdentityB)],
             [new IdentityPolicyItem(IdentityB, IngressEnforced: true, EgressEnforced: false,

@@ -1,7 +1,6 @@
 using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
-using System.Text.Json.Nodes;
 using Mesh.Contracts.Netns;
 using Mesh.NodeAgent.Attachments;
 using Mesh.NodeAgent.Datapath;
@@ -19,7 +18,6 @@ internal sealed class CniNode : IAsyncDisposable
 {
     public const int PoolSize = 2;
     public const string Subnet = "10.231.0.0/24";
-    public static readonly string Binary = RepoPaths.Binary(Path.Combine("NodeAgent", "Cni"), "mesh-cni");
 
     private readonly List<string> namespaces = [];
     private readonly string prefix = $"mcn{Guid.NewGuid().ToString("N")[..8]}";
@@ -80,44 +78,13 @@ internal sealed class CniNode : IAsyncDisposable
         return name;
     }
 
-    public string Config(string? agentSocket = null) => new System.Text.Json.Nodes.JsonObject
-    {
-        ["cniVersion"] = "1.0.0", ["name"] = "mesh", ["type"] = "mesh-cni", ["agentSocket"] = agentSocket ?? Socket, ["mtu"] = 1500,
-        ["ipam"] = new System.Text.Json.Nodes.JsonObject
-        {
-            ["type"] = "host-local",
-            ["ranges"] = new System.Text.Json.Nodes.JsonArray(new System.Text.Json.Nodes.JsonArray(new System.Text.Json.Nodes.JsonObject
-            {
-                ["subnet"] = Subnet, ["rangeStart"] = "10.231.0.10", ["rangeEnd"] = $"10.231.0.{9 + PoolSize}",
-            })),
-            ["dataDir"] = IpamData,
-        },
-    }.ToJsonString();
+    public string Config(string? agentSocket = null) =>
+        CniRuntime.Config(agentSocket ?? Socket, Subnet, "10.231.0.10", $"10.231.0.{9 + PoolSize}", IpamData);
 
-    /// <summary>Runs mesh-cni in the node namespace exactly as a runtime does: the CNI environment and the config on stdin.</summary>
-    public CniOutcome Invoke(string command, string? podNetns, string pod, string? config = null, string containerId = "", string ifName = "eth0",
-        Action<IDictionary<string, string?>>? environment = null)
-    {
-        var info = new ProcessStartInfo("ip") { RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var a in new[] { "netns", "exec", Node, Binary }) info.ArgumentList.Add(a);
-        foreach (var key in info.Environment.Keys.Where(k => k.StartsWith("CNI_", StringComparison.Ordinal)).ToList()) info.Environment.Remove(key);
-        info.Environment["CNI_COMMAND"] = command;
-        info.Environment["CNI_CONTAINERID"] = containerId.Length > 0 ? containerId : $"{prefix}-{pod}";
-        info.Environment["CNI_NETNS"] = podNetns is null ? null : NetworkNamespace.PathOf(podNetns);
-        info.Environment["CNI_IFNAME"] = ifName;
-        // What the kubelet passes: IgnoreUnknown lets the IPAM plugin accept the pod's keys.
-        info.Environment["CNI_ARGS"] = $"IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME={pod};K8S_POD_UID=uid-{pod}";
-        info.Environment["CNI_PATH"] = "/opt/cni/bin:/usr/lib/cni";
-        environment?.Invoke(info.Environment);
-        var clock = Stopwatch.StartNew();
-        using var process = Process.Start(info)!;
-        process.StandardInput.Write(config ?? Config());
-        process.StandardInput.Close();
-        var stderr = process.StandardError.ReadToEndAsync();
-        var stdout = process.StandardOutput.ReadToEnd();
-        process.WaitForExit();
-        return new CniOutcome(process.ExitCode, stdout, stderr.Result, clock.Elapsed);
-    }
+    /// <summary>mesh-cni in the node namespace for pod default/<paramref name="pod"/> (container id: the test's prefix and the pod).</summary>
+    public CniOutcome Invoke(string command, string? podNetns, string pod, string? config = null, Action<IDictionary<string, string?>>? environment = null) =>
+        CniRuntime.Invoke(Node, command, podNetns is null ? null : NetworkNamespace.PathOf(podNetns), "default", pod, $"{prefix}-{pod}",
+            config ?? Config(), environment: environment);
 
     public static string HostInterface(string pod) => PodInterface.HostName("default", pod);
 
@@ -209,26 +176,6 @@ internal sealed class CniNode : IAsyncDisposable
         var output = p.StandardOutput.ReadToEnd();
         p.WaitForExit();
         return (p.ExitCode, output, error.Result.Trim());
-    }
-}
-
-/// <summary>What one plugin run printed and how it exited.</summary>
-internal sealed record CniOutcome(int ExitCode, string Stdout, string Stderr, TimeSpan Took)
-{
-    public JsonObject Json => JsonNode.Parse(Stdout) as JsonObject
-        ?? throw new InvalidOperationException($"mesh-cni printed no JSON object (exit {ExitCode}): {Stdout} {Stderr}");
-
-    public int? ErrorCode => ExitCode == 0 ? null : Json["code"]!.GetValue<int>();
-
-    public JsonObject Success => ExitCode == 0 ? Json : throw new InvalidOperationException($"mesh-cni failed (exit {ExitCode}): {Stdout} {Stderr}");
-
-    public IPAddress Ip
-    {
-        get
-        {
-            var address = Success["ips"]![0]!["address"]!.GetValue<string>();
-            return IPAddress.Parse(address[..address.IndexOf('/')]);
-        }
     }
 }
 
