@@ -5,13 +5,9 @@ using Mesh.Contracts.Input;
 using Mesh.Contracts.Netns;
 using Mesh.NodeAgent.Datapath;
 using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Hosting;
-using Microsoft.Extensions.Logging;
 
 namespace Mesh.NodeAgent.Attachments;
 
@@ -27,35 +23,17 @@ public sealed class CniServer : IAsyncDisposable
 
     private CniServer(WebApplication app, string socket) => (this.app, this.socket) = (app, socket);
 
-    // sun_path holds 108 bytes, the terminating NUL included.
-    private const int MaxSocketPathBytes = 107;
-
     /// <summary>Listens on <paramref name="socket"/>; throws IOException when it cannot.</summary>
     public static async Task<CniServer> StartAsync(string socket, PodAttachments attachments, CancellationToken ct)
     {
-        if (System.Text.Encoding.UTF8.GetByteCount(socket) > MaxSocketPathBytes)
-            throw new IOException($"{socket} is longer than a unix socket path may be ({MaxSocketPathBytes} bytes)");
-        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(socket))!);
-        // A socket file left by an agent that did not stop cleanly would make the bind fail.
-        if (File.Exists(socket)) File.Delete(socket);
-        var builder = WebApplication.CreateSlimBuilder();
-        builder.Logging.SetMinimumLevel(LogLevel.Warning);
-        builder.WebHost.ConfigureKestrel(kestrel => kestrel.ListenUnixSocket(socket, listen => listen.Protocols = HttpProtocols.Http1));
-        builder.Services.AddSingleton<IHostLifetime, AgentOwnedLifetime>();
+        var builder = UnixSocketHost.CreateBuilder(socket, HttpProtocols.Http1);
         var app = builder.Build();
         app.MapAttachmentEndpoints(attachments);
-        await app.StartAsync(ct);
-        // The agent runs on Linux only (eBPF); the guard is for the platform analyzer.
-        if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(socket, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        await UnixSocketHost.StartAsync(app, socket, ct);
         return new CniServer(app, socket);
     }
 
-    public async ValueTask DisposeAsync()
-    {
-        await app.StopAsync();
-        await app.DisposeAsync();
-        if (File.Exists(socket)) File.Delete(socket);
-    }
+    public ValueTask DisposeAsync() => UnixSocketHost.StopAsync(app, socket);
 }
 
 internal static class AttachmentEndpoints
