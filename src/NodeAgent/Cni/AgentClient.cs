@@ -67,7 +67,7 @@ public sealed class AgentClient : IDisposable
         {
             throw new CniError(CniError.TryAgainLater,
                 $"the Mesh node agent is not reachable on unix://{socket}: check that mesh-agent runs on this node with --cni-socket {socket} (the network configuration's agentSocket); the runtime will retry",
-                e.InnerException?.Message ?? e.Message);
+                File.Exists(socket) ? e.InnerException?.Message ?? e.Message : $"there is no socket at {socket}");
         }
     }
 

@@ -63,10 +63,15 @@ public static class CniPlugin
         }
         catch (CniError e)
         {
-            var undo = Undo(() => { if (link is not null) PodWiring.Delete(null, host); }, $"delete {host}")
-                ?? Undo(ipam.Del, $"release the address {address.Address}");
-            if (attached) undo ??= Undo(() => agent.DetachAsync(invocation.ContainerId).GetAwaiter().GetResult(), "detach from the agent");
-            throw undo is null ? e : new CniError(e.Code, e.Message, $"{e.Details}; undoing the ADD failed too: {undo}");
+            // Every step is undone even when an earlier undo failed; what could not be undone is reported with the error.
+            string?[] undone =
+            [
+                Undo(() => { if (link is not null) PodWiring.Delete(null, host); }, $"delete {host}"),
+                Undo(ipam.Del, $"release the address {address.Address}"),
+                attached ? Undo(() => agent.DetachAsync(invocation.ContainerId).GetAwaiter().GetResult(), "detach from the agent") : null,
+            ];
+            var failed = undone.OfType<string>().ToList();
+            throw failed.Count == 0 ? e : new CniError(e.Code, e.Message, $"{e.Details}; undoing the ADD failed too: {string.Join("; ", failed)}");
         }
         WriteAddResult(stdout, config, invocation, link, address);
     }
