@@ -9,7 +9,8 @@ namespace Mesh.EndToEnd.Tests.Datapath;
 /// <summary>
 /// A Kubernetes pod's way onto a node: the runtime runs mesh-cni, which attaches the pod and hands it to the node's
 /// agent (the lab's agent, on the CNI socket in its state directory); the control plane's controller then registers
-/// the pod's endpoint on the interface PodInterface names. Until the node enforces that endpoint, the pod is closed.
+/// the pod's endpoint on the interface PodInterface names. Until the node enforces that endpoint, the pod is closed,
+/// across a restart of the agent too.
 /// </summary>
 [Trait("Category", "Privileged")]
 [Collection(DatapathSystemTests.Collection)]
@@ -38,6 +39,13 @@ public sealed class CniPodPrivilegedTests : MeshSystemTest
             var held = await WaitForFlowAsync(f => f.DropReason == "NotEnforced" && f.Source.StartsWith(client.Ip + ":", StringComparison.Ordinal));
             Assert.Equal("dropped", held.Verdict.ToLowerInvariant());
 
+            // A crashed agent's successor still knows the pod (CHECK asks it), and the pod stays closed.
+            await mesh.RunAsync("lab", "agent", "stop", MeshSystem.Node, "--kill");
+            Assert.Equal(11, Run("CHECK").ErrorCode);
+            await mesh.RunAsync("lab", "agent", "start", MeshSystem.Node);
+            await WaitUntilAsync(() => Run("CHECK").ExitCode == 0, "the restarted agent serves its CNI socket and knows the pod");
+            Assert.False(await PodTcp.ConversesAsync(client, server, 80), "the pod is still held after the agent's restart");
+
             // What the control plane's Kubernetes controller does once the pod has an IP on this node.
             var registered = await mesh.Api.RegisterEndpointAsync(new EndpointRegistration("default", "client", MeshSystem.Node, client.Ip,
                 PodInterface.HostName("default", "client"), new Dictionary<string, string> { ["app"] = "client" }), ct);
@@ -55,6 +63,16 @@ public sealed class CniPodPrivilegedTests : MeshSystemTest
         {
             LabTopology.DeleteNetns(podNetns);
             Directory.Delete(ipam, recursive: true);
+        }
+    }
+
+    private async Task WaitUntilAsync(Func<bool> condition, string what)
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+        while (!condition())
+        {
+            if (DateTime.UtcNow > deadline) Assert.Fail($"timed out waiting until {what}\n{mesh.Logs()}");
+            await Task.Delay(100, TestContext.Current.CancellationToken);
         }
     }
 
