@@ -7,7 +7,6 @@ namespace Mesh.NodeAgent.Cni;
 public sealed class CniError(int code, string message, string? details = null) : Exception(message)
 {
     public const int IncompatibleVersion = 1;
-    public const int UnsupportedField = 2;
     public const int InvalidEnvironment = 4;
     public const int DecodeFailure = 6;
     public const int InvalidNetworkConfig = 7;

@@ -6,11 +6,11 @@ using Mesh.Contracts.Input;
 namespace Mesh.NodeAgent.Cni;
 
 /// <summary>
-/// The network configuration on stdin: {"cniVersion","name","type":"mesh-cni","agentSocket","mtu","ipam":{"type",...}},
-/// and "prevResult" when chained or checked. The raw bytes are kept: the IPAM plugin gets them unchanged, as the spec's
-/// delegation demands.
+/// The network configuration on stdin: {"cniVersion","name","type":"mesh-cni","agentSocket","mtu","ipam":{"type",...}}.
+/// A "prevResult" (chained, or CHECK) is not read: CHECK compares the kernel with what the agent was told. The raw bytes
+/// are kept: the IPAM plugin gets them unchanged, as the spec's delegation demands.
 /// </summary>
-public sealed record NetworkConfig(string CniVersion, string Name, string AgentSocket, int? Mtu, string IpamType, JsonObject? PrevResult, byte[] Raw)
+public sealed record NetworkConfig(string CniVersion, string Name, string AgentSocket, int? Mtu, string IpamType, byte[] Raw)
 {
     public static readonly string[] SupportedVersions = ["0.3.0", "0.3.1", "0.4.0", "1.0.0"];
 
@@ -48,7 +48,6 @@ public sealed record NetworkConfig(string CniVersion, string Name, string AgentS
             String(config, "agentSocket") ?? CniSocket.DefaultPath,
             mtu,
             ipamType,
-            config["prevResult"] as JsonObject,
             raw);
     }
 
