@@ -115,7 +115,7 @@ public static class CniPlugin
         try { return step(); }
         catch (IOException e)
         {
-            throw new CniError(CniError.LinkFailed, $"could not {what} the pod's veth: {e.Message}");
+            throw new CniError(CniError.LinkFailed, $"could not {what} the pod's veth: {e.Message}; a DEL of this pod removes what is left, then ADD may be tried again");
         }
     }
 
