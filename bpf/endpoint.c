@@ -20,6 +20,7 @@
 #include "lib/flow.h"
 
 #define IP_FRAG_OFFSET 0x1fff
+#define IDENTITY_INIT 5   /* Cilium's reserved:init: an endpoint whose identity is not known yet */
 
 struct l4_ports {
 	__be16 sport;   /* network byte order */
@@ -66,7 +67,9 @@ static __always_inline int load_ports(struct __sk_buff *skb, struct iphdr *ip, s
  * @dir: enum traffic_direction from the endpoint's point of view
  *
  * Returns TC_ACT_OK or TC_ACT_SHOT. Packets on interfaces that are not endpoints of the active generation, and
- * non-IPv4 packets (ARP; IPv6 follows with the same map layout), pass untouched.
+ * non-IPv4 packets (ARP; IPv6 follows with the same map layout), pass untouched, unless the interface is held
+ * (mesh_held: a pod attached before its endpoint is enforced): then every packet is dropped, and an IPv4 one is
+ * reported as NOT_ENFORCED with the pod's side as reserved:init.
  *
  * The steady state of a connection costs one conntrack lookup: replies, and forward packets whose connection
  * the active version already allowed, pass without looking at the endpoint, the ipcache or the policy. The
@@ -102,16 +105,16 @@ static __always_inline int handle_ipv4(struct __sk_buff *skb, __u8 dir)
 	if ((void *)(eth + 1) > data_end)
 		return TC_ACT_OK;
 	if (eth->h_proto != bpf_htons(ETH_P_IP))
-		return TC_ACT_OK;
+		return endpoint_held(skb->ifindex) && !endpoint_lookup(gen, skb->ifindex) ? TC_ACT_SHOT : TC_ACT_OK;
 	ip = (void *)(eth + 1);
 	/* Claims IPv4 but is shorter than its header: an endpoint never gets it unjudged. */
 	if ((void *)(ip + 1) > data_end || ip->ihl < 5)
-		return endpoint_lookup(gen, skb->ifindex) ? TC_ACT_SHOT : TC_ACT_OK;
+		return endpoint_lookup(gen, skb->ifindex) || endpoint_held(skb->ifindex) ? TC_ACT_SHOT : TC_ACT_OK;
 
 	/* Later fragments carry no L4 header: they are judged with port 0, like protocols without ports. */
 	if (has_ports(ip->protocol) && !(ip->frag_off & bpf_htons(IP_FRAG_OFFSET))) {
 		if (load_ports(skb, ip, &ports))
-			return endpoint_lookup(gen, skb->ifindex) ? TC_ACT_SHOT : TC_ACT_OK;
+			return endpoint_lookup(gen, skb->ifindex) || endpoint_held(skb->ifindex) ? TC_ACT_SHOT : TC_ACT_OK;
 	}
 
 	ct.saddr = ip->saddr;
@@ -130,6 +133,15 @@ static __always_inline int handle_ipv4(struct __sk_buff *skb, __u8 dir)
 	}
 
 	ep = endpoint_lookup(gen, skb->ifindex);
+	if (!ep && endpoint_held(skb->ifindex)) {
+		peer = ipcache_identity4(gen, dir == DIR_EGRESS ? ip->daddr : ip->saddr);
+		r.verdict = VERDICT_DROPPED;
+		r.reason = REASON_NOT_ENFORCED;
+		r.rule_index = RULE_NONE;
+		ev.src_identity = dir == DIR_EGRESS ? IDENTITY_INIT : peer;
+		ev.dst_identity = dir == DIR_EGRESS ? peer : IDENTITY_INIT;
+		goto report;
+	}
 	if (!ep)
 		return TC_ACT_OK;
 	if (ct_is_reply(&ct)) {
@@ -146,12 +158,13 @@ static __always_inline int handle_ipv4(struct __sk_buff *skb, __u8 dir)
 		r = policy_audit(r, gen, ep->identity, peer, dir, ip->protocol, ports.dport, audit_enforced != 0);
 	}
 
+	ev.src_identity = dir == DIR_EGRESS ? ep->identity : peer;
+	ev.dst_identity = dir == DIR_EGRESS ? peer : ep->identity;
+report:
 	ev.version = version;
 	ev.ifindex = skb->ifindex;
 	ev.saddr = ip->saddr;
 	ev.daddr = ip->daddr;
-	ev.src_identity = dir == DIR_EGRESS ? ep->identity : peer;
-	ev.dst_identity = dir == DIR_EGRESS ? peer : ep->identity;
 	ev.rule_index = r.rule_index;
 	ev.sport = ports.sport;
 	ev.dport = ports.dport;

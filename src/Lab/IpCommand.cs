@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Text.Json.Nodes;
 
 namespace Mesh.Lab;
 
@@ -25,14 +24,6 @@ public static class IpCommand
         var (code, _, stderr) = Execute("ip", args);
         error = stderr.Trim();
         return code == 0;
-    }
-
-    /// <summary>The MAC address of <paramref name="device"/> inside <paramref name="netns"/>.</summary>
-    public static string MacOf(string netns, string device)
-    {
-        var json = JsonNode.Parse(In(netns, "-j", "link", "show", "dev", device));
-        return json?[0]?["address"]?.GetValue<string>()
-            ?? throw new LabException($"`ip -n {netns} link show dev {device}` printed no MAC address");
     }
 
     internal static (int Code, string Stdout, string Stderr) Execute(string program, IReadOnlyList<string> args)

@@ -11,7 +11,6 @@ namespace Mesh.Lab;
 public sealed partial class LabNames
 {
     public const string DefaultLab = "mesh";
-    public const string PodGateway = "169.254.1.1";
 
     public LabNames(string lab)
     {

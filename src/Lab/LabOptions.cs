@@ -32,7 +32,7 @@ public static class LabLaunches
 
     /// <summary>
     /// The node agent for <paramref name="node"/>, enforcing in the node's netns, pinning under its own root and
-    /// keeping its flow log in the node's state directory (when the lab gave it one), authenticating with the node
+    /// keeping its flow log and CNI socket in the node's state directory (when the lab gave it one), authenticating with the node
     /// token in <paramref name="tokenFile"/> (<see cref="LabNodeTokens"/>) and believing the CA of <paramref name="caFile"/>.
     /// </summary>
     public static ProcessLaunch Agent(LabNode node, string grpcAddress, string logFile, string tokenFile, string? caFile = null) => new(
@@ -41,7 +41,9 @@ public static class LabLaunches
             AgentAssembly, "--node", node.Name, "--netns", node.Netns, "--control-plane", AsUrl(grpcAddress), "--pin-root", node.PinRoot,
             "--token-file", tokenFile,
             .. caFile is null ? [] : new[] { "--ca-file", caFile },
-            .. node.AgentStateDirectory is { Length: > 0 } stateDir ? new[] { "--state-dir", stateDir } : [],
+            .. node.AgentStateDirectory is { Length: > 0 } stateDir
+                ? new[] { "--state-dir", stateDir, "--cni-socket", Path.Combine(stateDir, "cni.sock") }
+                : [],
         ],
         logFile);
 

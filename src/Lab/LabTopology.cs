@@ -1,3 +1,4 @@
+using System.Net;
 using Mesh.Contracts.Netns;
 
 namespace Mesh.Lab;
@@ -5,8 +6,7 @@ namespace Mesh.Lab;
 /// <summary>
 /// The lab's kernel objects. An underlay netns holds a bridge; each node is a netns with eth0 on that bridge,
 /// forwarding on, and a route to every other node's pod CIDR. Each pod is a netns whose eth0 pairs with an
-/// lxc… veth in its node netns. Neighbours are static on both sides (the pod's gateway is the link-local
-/// 169.254.1.1, as in Cilium), so no ARP ever decides whether a probe passes.
+/// lxc… veth in its node netns, wired as every Mesh pod is (<see cref="PodWiring"/>).
 /// </summary>
 public sealed class LabTopology(LabNames names)
 {
@@ -55,22 +55,8 @@ public sealed class LabTopology(LabNames names)
     }
 
     /// <summary>The pod's veth pair, its addresses, routes and neighbours on both sides; the pod's namespace exists.</summary>
-    public static void WirePod(LabNode node, LabPod pod)
-    {
-        IpCommand.In(node.Netns, "link", "add", pod.HostInterface, "type", "veth", "peer", "name", PodInterface, "netns", pod.Netns);
-        var hostMac = IpCommand.MacOf(node.Netns, pod.HostInterface);
-        var podMac = IpCommand.MacOf(pod.Netns, PodInterface);
-
-        IpCommand.In(pod.Netns, "addr", "add", $"{pod.Ip}/32", "dev", PodInterface);
-        IpCommand.In(pod.Netns, "link", "set", PodInterface, "up");
-        IpCommand.In(pod.Netns, "route", "add", LabNames.PodGateway, "dev", PodInterface, "scope", "link");
-        IpCommand.In(pod.Netns, "route", "add", "default", "via", LabNames.PodGateway, "dev", PodInterface);
-        IpCommand.In(pod.Netns, "neigh", "replace", LabNames.PodGateway, "lladdr", hostMac, "dev", PodInterface, "nud", "permanent");
-
-        IpCommand.In(node.Netns, "link", "set", pod.HostInterface, "up");
-        IpCommand.In(node.Netns, "route", "replace", $"{pod.Ip}/32", "dev", pod.HostInterface, "scope", "link");
-        IpCommand.In(node.Netns, "neigh", "replace", pod.Ip, "lladdr", podMac, "dev", pod.HostInterface, "nud", "permanent");
-    }
+    public static void WirePod(LabNode node, LabPod pod) =>
+        PodWiring.Wire(NetworkNamespace.PathOf(node.Netns), NetworkNamespace.PathOf(pod.Netns), pod.HostInterface, PodInterface, IPAddress.Parse(pod.Ip));
 
     /// <summary>Deleting the pod netns destroys its veth pair, and with it the node-side route and neighbour.</summary>
     public static void DeletePod(LabPod pod) => DeleteNetns(pod.Netns);

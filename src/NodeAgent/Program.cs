@@ -1,3 +1,4 @@
+using Mesh.NodeAgent.Attachments;
 using Mesh.NodeAgent.Datapath;
 using Mesh.NodeAgent.Export;
 using Mesh.NodeAgent.Flows;
@@ -39,6 +40,7 @@ using var metrics = new AgentMetrics(new AgentMetricSources(
            (AgentMetrics.FlowShippingQueue, shipper.LostSinceStart), (AgentMetrics.HubbleExportQueue, export.Lost)]));
 await using var hubble = await StartHubbleAsync();
 await using var metricsServer = await StartMetricsAsync();
+await using var cni = await StartCniAsync();
 Console.WriteLine($"mesh-agent {options.Node}: datapath loaded (pins {options.PinRoot}, enforcing v{datapath.AppliedVersion}); control plane replicas {string.Join(", ", options.ControlPlaneReplicas)}");
 var flows = new FlowLog(options.Node, FlowLog.PathFor(options.StateDir), f =>
     {
@@ -71,6 +73,25 @@ async Task<HubbleServer?> StartHubbleAsync()
     catch (IOException e)
     {
         Console.Error.WriteLine($"mesh-agent {options.Node}: not serving the Hubble Observer API on {options.HubbleSocketPath}: {e.Message}");
+        return null;
+    }
+}
+
+// Without the CNI socket no pod can be added to this node (mesh-cni answers "try again later"), but the pods it has
+// stay enforced: the agent goes on following the control plane.
+async Task<CniServer?> StartCniAsync()
+{
+    try
+    {
+        var attachments = new PodAttachments(AttachmentStore.Open(AttachmentStore.PathFor(options.StateDir)), datapath, Console.WriteLine);
+        attachments.Restore();
+        var server = await CniServer.StartAsync(options.CniSocket, attachments, stop.Token);
+        Console.WriteLine($"mesh-agent {options.Node}: CNI attachments on unix://{options.CniSocket}");
+        return server;
+    }
+    catch (IOException e)
+    {
+        Console.Error.WriteLine($"mesh-agent {options.Node}: not serving CNI attachments on {options.CniSocket}, so no pod can be added to this node: {e.Message}");
         return null;
     }
 }

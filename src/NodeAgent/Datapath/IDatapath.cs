@@ -103,8 +103,26 @@ public sealed record PolicyEntryItem(TrafficDirection Direction, uint PeerIdenti
 /// dropped it; the flow's reason and rule are the ones that would have dropped it.</summary>
 public enum FlowVerdict : byte { Forwarded = 0, Dropped = 1, Audit = 2 }
 
-/// <summary>Why a packet was dropped, or for an Audit flow why it would have been (Forwarded flows carry None).</summary>
-public enum DropReason : byte { None = 0, PolicyDenied = 1, DefaultDeny = 2 }
+/// <summary>Why a packet was dropped, or for an Audit flow why it would have been (Forwarded flows carry None).
+/// NotEnforced: the pod's interface is held (<see cref="IInterfaceHold"/>) and no endpoint is enforced on it yet.</summary>
+public enum DropReason : byte { None = 0, PolicyDenied = 1, DefaultDeny = 2, NotEnforced = 3 }
+
+/// <summary>
+/// Holds a pod's host interface closed from the moment its runtime attached it until the datapath enforces an endpoint
+/// there: every packet on it is dropped (NotEnforced) instead of passing as on an interface that is no endpoint. The
+/// apply that enforces an endpoint on a held interface lifts the hold after its flip.
+/// </summary>
+public interface IInterfaceHold
+{
+    /// <summary>Holds <paramref name="interfaceName"/> of the node namespace closed, unless the active version already
+    /// enforces an endpoint on it. Returns whether it is held. Throws DatapathException when the interface is missing.</summary>
+    bool Hold(string interfaceName);
+
+    /// <summary>Lifts the hold; an interface that is gone or was never held is fine.</summary>
+    void Release(string interfaceName);
+
+    bool IsHeld(string interfaceName);
+}
 
 public sealed record FlowEvent(
     DateTimeOffset Time,

@@ -75,11 +75,13 @@ public static class HubbleFlow
         return flow;
     }
 
-    /// <summary>A deny rule's drop is Cilium's POLICY_DENY; no allowing rule at a default-deny endpoint is POLICY_DENIED.</summary>
+    /// <summary>A deny rule's drop is Cilium's POLICY_DENY; no allowing rule at a default-deny endpoint is POLICY_DENIED;
+    /// a held pod whose endpoint is not enforced yet is Cilium's DROP_EP_NOT_READY.</summary>
     public static HubbleDropReason DropReasonOf(MeshDropReason reason) => reason switch
     {
         MeshDropReason.PolicyDenied => HubbleDropReason.PolicyDeny,
         MeshDropReason.DefaultDeny => HubbleDropReason.PolicyDenied,
+        MeshDropReason.NotEnforced => HubbleDropReason.DropEpNotReady,
         _ => HubbleDropReason.Unknown,
     };
 
@@ -135,6 +137,7 @@ public static class HubbleFlow
         {
             MeshDropReason.PolicyDenied => "deny rule",
             MeshDropReason.DefaultDeny => "default deny: no rule allows it",
+            MeshDropReason.NotEnforced => "endpoint not yet enforced: the pod is held closed until its policy is",
             _ => "unknown reason",
         };
         var verdict = f.Verdict switch

@@ -17,7 +17,8 @@ public sealed record AgentOptions(
     int HubbleBufferSize = Hubble.FlowBuffer.DefaultCapacity,
     System.Net.IPEndPoint? MetricsListen = null,
     string? MetricsTokenFile = null,
-    FlowExportOptions? Export = null)
+    FlowExportOptions? Export = null,
+    string CniSocket = Mesh.Contracts.Cni.CniSocket.DefaultPath)
 {
     /// <summary>Where Hubble's Observer API listens: --hubble-socket, else hubble.sock in the state dir.</summary>
     public string HubbleSocketPath => HubbleSocket ?? Path.Combine(StateDir, "hubble.sock");
@@ -42,6 +43,8 @@ public sealed record AgentOptions(
           --hubble-socket PATH    unix socket serving Hubble's Observer API (mode 0600)
                                   (default: hubble.sock in the state dir)
           --hubble-buffer-size N  recent flows kept in memory for it (default: 65536)
+          --cni-socket PATH       unix socket mesh-cni tells of the pods it attaches (mode 0600); each is held
+                                  closed until this node enforces its endpoint (default: /var/run/mesh/cni.sock)
           --metrics-listen IP:PORT  serve GET /metrics (Prometheus text) there, e.g. 127.0.0.1:9965 or [::]:9965
                                   (default: $MESH_AGENT_METRICS_LISTEN, else not served)
           --metrics-token-file FILE  holds the bearer token a scraper of /metrics must present; required with
@@ -101,7 +104,8 @@ public sealed record AgentOptions(
             Get("hubble-buffer-size") is { } size ? ParseBufferSize(size) : Hubble.FlowBuffer.DefaultCapacity,
             metricsListen,
             metricsTokenFile,
-            ParseExport(FlagOrEnv));
+            ParseExport(FlagOrEnv),
+            Get("cni-socket") ?? Mesh.Contracts.Cni.CniSocket.DefaultPath);
     }
 
     /// <summary>The exporter flags, each defaulting to $MESH_AGENT_ and its name in capitals.</summary>

@@ -42,6 +42,13 @@ public sealed class AgentOptionsTests
         Assert.Equal(("/run/mesh/hubble.sock", 4095), (given.HubbleSocketPath, given.HubbleBufferSize));
     }
 
+    [Fact]
+    public void The_CNI_socket_is_where_mesh_cni_looks_by_default_unless_given()
+    {
+        Assert.Equal("/var/run/mesh/cni.sock", AgentOptions.Parse(["--node", "n"]).CniSocket);
+        Assert.Equal("/run/lab/cni.sock", AgentOptions.Parse(["--node", "n", "--cni-socket", "/run/lab/cni.sock"]).CniSocket);
+    }
+
     [Theory]
     [InlineData("0")]
     [InlineData("-5")]

@@ -25,6 +25,8 @@ internal sealed class DatapathMaps
     public BpfMap Conntrack { get; }
     public BpfMap Flows { get; }
     public BpfMap Counters { get; }
+    /// <summary>mesh_held: ifindex → 0 for each interface held closed until an endpoint is enforced on it.</summary>
+    public BpfMap Held { get; }
     private readonly BpfMap sync;
     private readonly BpfMap syncInner;
 
@@ -37,6 +39,7 @@ internal sealed class DatapathMaps
         Conntrack = obj.Map("mesh_ct");
         Flows = obj.Map("mesh_flows");
         Counters = obj.Map("mesh_counters");
+        Held = obj.Map("mesh_held");
         sync = obj.Map("mesh_sync");
         syncInner = obj.Map("mesh_sync_inner");
     }

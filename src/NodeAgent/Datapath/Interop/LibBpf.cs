@@ -95,6 +95,9 @@ internal static unsafe partial class LibC
     [LibraryImport("libc", EntryPoint = "if_nametoindex", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
     internal static partial uint IfNameToIndex(string name);                                              // 0 + errno
 
+    [LibraryImport("libc", EntryPoint = "if_indextoname", SetLastError = true)]
+    internal static partial nint IfIndexToName(uint ifindex, byte* name);                                 // NULL + errno
+
     /// <summary>va_list is a pointer-sized handle on x86-64 SysV, so libbpf's print callback can pass it on.</summary>
     [LibraryImport("libc", EntryPoint = "vsnprintf")]
     internal static partial int VsnPrintf(byte* buffer, nuint size, nint format, nint args);

@@ -16,6 +16,16 @@ internal static unsafe class TcHook
         return (int)index;
     }
 
+    /// <summary>The interface's index, or 0 when there is none of that name.</summary>
+    public static uint TryIfIndex(string interfaceName) => LibC.IfNameToIndex(interfaceName);
+
+    /// <summary>Whether an interface of this index exists in the calling thread's namespace.</summary>
+    public static bool Exists(uint ifindex)
+    {
+        var name = stackalloc byte[16];   // IF_NAMESIZE
+        return LibC.IfIndexToName(ifindex, name) != 0;
+    }
+
     /// <summary>Creates the clsact qdisc that holds both directions' filters; one that exists already is fine
     /// (libbpf still logs "Exclusivity flag on", so call this once per interface).</summary>
     public static void EnsureClsact(int ifindex, string interfaceName)
