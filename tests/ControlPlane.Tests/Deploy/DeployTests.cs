@@ -167,12 +167,6 @@ public sealed partial class DeployTests(ChartRenderer chart) : IClassFixture<Cha
             ArgumentAfter(Assert.Single(Plain.Single<V1DaemonSet>("mesh-agent").Spec.Template.Spec.Containers), "--control-plane"));
     }
 
-    /// <summary>
-    /// Flags the Kubernetes work adds to the binaries in other changes, accepted until those are merged; each one is then
-    /// checked against --help like every other flag, and this list goes.
-    /// </summary>
-    private static readonly string[] FlagsAddedElsewhere = ["--kubernetes", "--kubeconfig", "--cni-socket"];
-
     [Fact]
     public async Task Every_flag_the_manifests_pass_is_one_the_binary_lists_in_its_help()
     {
@@ -187,7 +181,7 @@ public sealed partial class DeployTests(ChartRenderer chart) : IClassFixture<Cha
             Assert.True(known.Count > 5, $"{Path.GetFileName(binary)} --help listed no flags: {help.Output}");
             var used = container.Args.Where(a => a.StartsWith("--", StringComparison.Ordinal)).Select(a => a.Split('=')[0]).ToArray();
             Assert.NotEmpty(used);
-            Assert.All(used, flag => Assert.True(known.Contains(flag) || FlagsAddedElsewhere.Contains(flag),
+            Assert.All(used, flag => Assert.True(known.Contains(flag),
                 $"{container.Name} is given {flag}, which {Path.GetFileName(binary)} --help does not list"));
         }
     }
