@@ -39,13 +39,14 @@ internal sealed partial class MeshSystem : IAsyncDisposable
 
     /// <summary>A control plane on a fresh database and a one-node lab with its agent; no pods yet.</summary>
     /// <param name="environment">variables for meshctl and the lab's agent (the agent's $MESH_AGENT_… defaults)</param>
-    public static async Task<MeshSystem> StartAsync(IReadOnlyDictionary<string, string>? environment = null)
+    /// <param name="controlPlaneArgs">more options for mesh-controlplane (e.g. --kubernetes)</param>
+    public static async Task<MeshSystem> StartAsync(IReadOnlyDictionary<string, string>? environment = null, IReadOnlyList<string>? controlPlaneArgs = null)
     {
         var system = new MeshSystem(environment);
         try
         {
             Directory.CreateDirectory(system.home);
-            system.ControlPlane = await ControlPlaneProcess.StartOnNewDatabaseAsync(system._tls);
+            system.ControlPlane = await ControlPlaneProcess.StartOnNewDatabaseAsync(system._tls, [.. controlPlaneArgs ?? []]);
             await system.RunAsync("lab", "up", "--nodes", "1");
             return system;
         }
