@@ -4,7 +4,7 @@ using Mesh.Bench;
 
 // ./dev bench: every figure is measured in this run, on this machine, beside the baseline it is compared with.
 //   Mesh.Bench [results.json]               every section, each in a process of its own; prints the table and writes the JSON
-//   Mesh.Bench --only SECTION [NODES]       one section (store, compile, datapath, propagation, cluster, api, audit, flows); its rows replace theirs in bench/results.json
+//   Mesh.Bench --only SECTION [NODES]       one section (store, compile, datapath, propagation, cluster, api, audit, flows, k8s); its rows replace theirs in bench/results.json
 if (args is [SimulatedAgentsProcess.Mode, ..]) return await SimulatedAgentsProcess.RunAsync(args);   // started by the propagation section
 var pg = Environment.GetEnvironmentVariable("MESH_BENCH_PG") ?? "Host=127.0.0.1;Port=55432;Username=postgres;Database=postgres";
 var sections = new (string Name, string Progress, Func<string[], Task<IReadOnlyList<Metric>>> Run)[]
@@ -18,6 +18,7 @@ var sections = new (string Name, string Progress, Func<string[], Task<IReadOnlyL
     ("api", "API: policy PUTs with TLS and tokens against plain HTTP, anonymous", async _ => await ApiBench.RunAsync(pg)),
     ("audit", "audit: the state as of any version in a log of 1,000,000 events; a policy's impact preview over 10,000,000 recorded flows",
         async _ => [.. await AuditBench.RunAsync(pg), .. await AuditImpactBench.RunAsync(pg)]),
+    ("k8s", "kubernetes: 200 pods from mesh-cni's ADD to their policy enforced", async _ => await KubernetesBench.RunAsync(pg)),
     ("flows", "flows: sustained ingest of one node into PostgreSQL, agent CPU, filtered queries over 10,000,000 stored flows", async _ => await FlowsBench.RunAsync(pg)),
 };
 

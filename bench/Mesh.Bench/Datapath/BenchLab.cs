@@ -68,6 +68,13 @@ internal sealed class BenchLab : IDisposable
         return pod;
     }
 
+    /// <summary>The name of a pod's network namespace in this lab, which teardown removes with the rest.</summary>
+    public string PodNetns(string ns, string name) => lab.Names.PodNetns(ns, name);
+
+    /// <summary>Starts the node's agent against the control plane at <paramref name="grpcUrl"/>; its state directory (CNI socket, flow log).</summary>
+    public string StartAgent(string grpcUrl, string tokenFile) =>
+        lab.StartAgent(Node.Name, n => LabLaunches.Agent(n, grpcUrl, Path.Combine(LogDirectory, $"agent-{n.Name}.log"), tokenFile)).StateDirectory!;
+
     /// <summary>Starts a process that lives until the lab is torn down (tagged, so teardown finds it even after a crash).</summary>
     public RecordedProcess StartTagged(string role, string fileName, IReadOnlyList<string> arguments) =>
         DetachedProcess.Start(new ProcessLaunch(role, fileName, arguments, Path.Combine(LogDirectory, $"{role.Replace(' ', '-')}.log")), Name);
