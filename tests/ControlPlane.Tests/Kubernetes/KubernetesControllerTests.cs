@@ -114,18 +114,9 @@ public sealed class KubernetesControllerTests : IAsyncLifetime
           ingress: [ { fromEndpoints: [ { matchLabels: { app: client } } ], toPorts: [ { ports: [ { port: "8080", protocol: TCP } ] } ] } ]
         """;
 
-    private async Task<JsonArray> ConditionsAsync(string apiVersion, string kind, string? ns, string name, Func<JsonArray, bool> matching) =>
-        await EventuallyAsync(() => Task.FromResult(_api.Get(apiVersion, kind, ns, name)?["status"]?["conditions"] is JsonArray c && matching(c) ? c : null),
-            $"{kind} {name}'s status conditions are as expected");
-
-    private static string? Condition(JsonArray conditions, string type, string field) =>
-        (string?)conditions.OfType<JsonObject>().FirstOrDefault(c => (string?)c["type"] == type)?[field];
-
-    [Fact]
-    public async Task Policy_objects_of_every_kind_become_policies_recorded_as_their_manager_with_status_written_back()
+    /// <summary>A NetworkPolicy, a CiliumClusterwideNetworkPolicy and a ClusterNetworkPolicy, beside <see cref="AllowWeb"/>.</summary>
+    private void ApplyOneOfEachOtherKind()
     {
-        _api.Apply(Namespace("shop", "team: payments"));
-        _api.Apply(AllowWeb, manager: "argocd-controller");
         _api.Apply("""
             apiVersion: networking.k8s.io/v1
             kind: NetworkPolicy
@@ -148,6 +139,21 @@ public sealed class KubernetesControllerTests : IAsyncLifetime
               subject: { pods: { namespaceSelector: {}, podSelector: { matchLabels: { app: db } } } }
               ingress: [ { action: Deny, from: [ { pods: { namespaceSelector: {}, podSelector: { matchLabels: { app: web } } } } ] } ]
             """);
+    }
+
+    private async Task<JsonArray> ConditionsAsync(string apiVersion, string kind, string? ns, string name, Func<JsonArray, bool> matching) =>
+        await EventuallyAsync(() => Task.FromResult(_api.Get(apiVersion, kind, ns, name)?["status"]?["conditions"] is JsonArray c && matching(c) ? c : null),
+            $"{kind} {name}'s status conditions are as expected");
+
+    private static string? Condition(JsonArray conditions, string type, string field) =>
+        (string?)conditions.OfType<JsonObject>().FirstOrDefault(c => (string?)c["type"] == type)?[field];
+
+    [Fact]
+    public async Task Policy_objects_of_every_kind_become_policies_recorded_as_their_manager_with_status_written_back()
+    {
+        _api.Apply(Namespace("shop", "team: payments"));
+        _api.Apply(AllowWeb, manager: "argocd-controller");
+        ApplyOneOfEachOtherKind();
 
         var policies = await EventuallyAsync(async () => await _cp.Client.ListPoliciesAsync(Ct) is { Count: 4 } all ? all : null, "all four policies are applied");
         Assert.Equal(
@@ -239,28 +245,7 @@ public sealed class KubernetesControllerTests : IAsyncLifetime
     {
         _api.Apply(Namespace("shop", "team: payments"));
         _api.Apply(AllowWeb);
-        _api.Apply("""
-            apiVersion: networking.k8s.io/v1
-            kind: NetworkPolicy
-            metadata: { name: deny-all, namespace: shop }
-            spec: { podSelector: {}, policyTypes: [Ingress] }
-            """);
-        _api.Apply("""
-            apiVersion: cilium.io/v2
-            kind: CiliumClusterwideNetworkPolicy
-            metadata: { name: lock-db }
-            spec: { endpointSelector: { matchLabels: { app: db } }, ingress: [ { fromEndpoints: [ { matchLabels: { app: web } } ] } ] }
-            """);
-        _api.Apply("""
-            apiVersion: policy.networking.k8s.io/v1alpha2
-            kind: ClusterNetworkPolicy
-            metadata: { name: protect-db }
-            spec:
-              tier: Baseline
-              priority: 10
-              subject: { namespaces: {} }
-              ingress: [ { action: Deny, from: [ { namespaces: {} } ] } ]
-            """);
+        ApplyOneOfEachOtherKind();
         var required = KubernetesAccess.Required.SelectMany(a => a.Verbs.Select(v => (a.Group, a.Resource, Verb: v))).ToHashSet();
         await EventuallyAsync(() => Task.FromResult(required.All(r => Calls().Contains(r)) ? "all" : null), "every granted call was made");
         Assert.Empty(Calls().Except(required));
