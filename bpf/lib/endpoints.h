@@ -34,11 +34,10 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } mesh_endpoints SEC(".maps");
 
-/* Host-side interfaces of pods the runtime attached (mesh-cni) before any generation enforces an endpoint on them.
- * A packet there that no endpoint of the active generation judges is dropped instead of passing as on any other
- * interface: a new pod is closed until its policy is. Not versioned: an endpoint's verdict always comes first, so the
- * agent adds an interface before the pod's link comes up and removes it after a flip made it an endpoint, and a flip
- * never has to touch this map. */
+/* Host-side interfaces of pods the runtime attached (mesh-cni), from ADD until DEL. A packet there that no endpoint of
+ * the active generation judges is dropped instead of passing as on any other interface: a pod is closed until its
+ * policy is enforced, and again if its endpoint goes while it still runs. Not versioned: an endpoint's verdict always
+ * comes first, so the agent adds an interface before the pod's link comes up and a flip never touches this map. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 16384);

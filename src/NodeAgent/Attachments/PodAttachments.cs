@@ -5,8 +5,8 @@ namespace Mesh.NodeAgent.Attachments;
 
 /// <summary>
 /// The pods this node's runtime attached, and the hold on each one's host interface: attaching holds the interface
-/// closed (unless the datapath already enforces its endpoint) before it is recorded; the datapath lifts the hold when it
-/// enforces an endpoint there; detaching removes both. One change at a time, so the record and the holds agree.
+/// (closed whenever no endpoint is enforced on it) before it is recorded; detaching removes both. One change at a
+/// time, so the record and the holds agree.
 /// </summary>
 public sealed class PodAttachments(AttachmentStore store, IInterfaceHold holds, Action<string> log)
 {
@@ -18,7 +18,7 @@ public sealed class PodAttachments(AttachmentStore store, IInterfaceHold holds, 
         {
             var held = holds.Hold(attachment.HostInterface);
             store.Put(containerId, attachment);
-            log($"CNI: attached {attachment.Namespace}/{attachment.Name} ({containerId}) on {attachment.HostInterface}, {attachment.Ip}: {(held ? "held closed until its endpoint is enforced" : "its endpoint is enforced")}");
+            log($"CNI: attached {attachment.Namespace}/{attachment.Name} ({containerId}) on {attachment.HostInterface}, {attachment.Ip}: {(held ? "held closed until its endpoint is enforced" : "its endpoint is enforced (and it is closed whenever none is)")}");
             return new PodAttachmentState(attachment, held);
         }
     }
@@ -39,7 +39,7 @@ public sealed class PodAttachments(AttachmentStore store, IInterfaceHold holds, 
     }
 
     /// <summary>After a restart: the pods known from the state directory are held again where their interface is still
-    /// there and not yet enforced (the pinned holds survived the restart; this re-attaches what a crash may have missed).</summary>
+    /// there (the pinned holds survived the restart; this re-attaches what a crash may have missed).</summary>
     public void Restore()
     {
         foreach (var (containerId, a) in store.All())

@@ -64,9 +64,6 @@ public sealed partial class BpfDatapath
 
             step.Restart();
             AttachOrFlipBack(snapshot.Version, previousVersion, ifindexes);
-            try { LiftHolds(endpointByIfindex.Keys); }
-            // A hold left in place changes nothing while the endpoint is enforced: its verdict comes first.
-            catch (BpfException e) { Log($"apply version {snapshot.Version}: lifting the holds of enforced endpoints: {e.Message}"); }
             WaitForPrograms();
             var wait = step.Elapsed;
 

@@ -10,8 +10,6 @@ public sealed partial class BpfDatapath : IInterfaceHold
     public bool Hold(string interfaceName) => InNodeNamespace($"hold {interfaceName}", () =>
     {
         var ifindex = TcHook.IfIndex(interfaceName);
-        if (maps.Endpoints.TryLookup(new EndpointKeyNative { Gen = activeGen, Ifindex = (uint)ifindex }, out EndpointInfoNative _))
-            return false;
         maps.Held.Update((uint)ifindex, 0u);
         if (!attached.TryGetValue(interfaceName, out var known) || known != ifindex)
         {
@@ -20,7 +18,7 @@ public sealed partial class BpfDatapath : IInterfaceHold
             TcHook.Attach(ifindex, interfaceName, TcAttachPoint.Egress, toEndpointFd);
             attached[interfaceName] = ifindex;
         }
-        return true;
+        return !maps.Endpoints.TryLookup(new EndpointKeyNative { Gen = activeGen, Ifindex = (uint)ifindex }, out EndpointInfoNative _);
     });
 
     /// <summary>Also forgets the holds of interfaces that are gone: a deleted pod's veth takes its ifindex with it.</summary>
@@ -49,14 +47,5 @@ public sealed partial class BpfDatapath : IInterfaceHold
             catch (BpfException e) { throw new DatapathException($"{what} in {NamespaceName}: {e.Message}", e); }
             catch (IOException e) { throw new DatapathException($"{what}: {NamespaceName}: {e.Message}", e); }
         }
-    }
-
-    /// <summary>After a flip: an interface the new version enforces an endpoint on is held no longer (the endpoint's
-    /// verdict comes first anyway; this keeps the hold from outliving the endpoint).</summary>
-    private void LiftHolds(IEnumerable<int> endpointIfindexes)
-    {
-        var enforced = endpointIfindexes.Select(i => (uint)i).ToHashSet();
-        foreach (var held in maps.Held.Keys<uint>())
-            if (enforced.Contains(held)) maps.Held.Delete(held);
     }
 }

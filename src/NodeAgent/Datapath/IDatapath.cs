@@ -108,14 +108,14 @@ public enum FlowVerdict : byte { Forwarded = 0, Dropped = 1, Audit = 2 }
 public enum DropReason : byte { None = 0, PolicyDenied = 1, DefaultDeny = 2, NotEnforced = 3 }
 
 /// <summary>
-/// Holds a pod's host interface closed from the moment its runtime attached it until the datapath enforces an endpoint
-/// there: every packet on it is dropped (NotEnforced) instead of passing as on an interface that is no endpoint. The
-/// apply that enforces an endpoint on a held interface lifts the hold after its flip.
+/// Holds a pod's host interface closed from the moment its runtime attached it until the runtime deletes it: whenever
+/// no endpoint of the active version is enforced there (not yet, or no longer), every packet on it is dropped
+/// (NotEnforced) instead of passing as on an interface that is no endpoint. An enforced endpoint's verdict comes first.
 /// </summary>
 public interface IInterfaceHold
 {
-    /// <summary>Holds <paramref name="interfaceName"/> of the node namespace closed, unless the active version already
-    /// enforces an endpoint on it. Returns whether it is held. Throws DatapathException when the interface is missing.</summary>
+    /// <summary>Holds <paramref name="interfaceName"/> of the node namespace. Returns whether packets are held now (no
+    /// endpoint of the active version is enforced there). Throws DatapathException when the interface is missing.</summary>
     bool Hold(string interfaceName);
 
     /// <summary>Lifts the hold; an interface that is gone or was never held is fine.</summary>

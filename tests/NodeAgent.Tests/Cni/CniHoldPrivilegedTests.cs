@@ -51,10 +51,17 @@ public sealed class CniHoldPrivilegedTests
                 [new PolicyEntryItem(TrafficDirection.Ingress, IdentityA, 6, 80, PolicyVerdict.Allow, RuleIndex: 0)])],
             ["rule-0"]));
 
-        Assert.False(mesh.Datapath.IsHeld(CniNode.HostInterface("a")), "the hold is lifted once a's endpoint is enforced");
+        Assert.True(mesh.Datapath.IsHeld(CniNode.HostInterface("a")), "a stays held while attached: its endpoint's verdict comes first");
         Assert.True(CniNode.Converses(a, ipB, 80), "the policy allows a to b:80");
         Assert.False(CniNode.Converses(a, ipB, 81), "the policy drops a to b:81");
         mesh.WaitForFlow(f => f.Reason == DropReason.DefaultDeny && f.DestinationPort == 81, "a to b:81 dropped by default deny");
+
+        // a's endpoint goes while the pod still runs: a is closed again, not open as an interface that is no endpoint.
+        mesh.Datapath.Apply(new DatapathSnapshot(3,
+            [new IpCacheItem(new IPNetwork(ipA, 32), IdentityA), new IpCacheItem(new IPNetwork(ipB, 32), IdentityB)],
+            [new EndpointItem("default/b", CniNode.HostInterface("b"), IdentityB)], [], []));
+        Assert.False(CniNode.Converses(a, ipB, 80), "a pod whose endpoint is gone is held again");
+        mesh.WaitForFlow(f => f.Reason == DropReason.NotEnforced && f.Version == 3, "a's SYN dropped as not enforced under version 3");
 
         Assert.Equal(0, mesh.Node.Invoke("DEL", a, "a").ExitCode);
         Assert.DoesNotContain(CniNode.HostInterface("a"), File.ReadAllText(mesh.Node.StateFile));
