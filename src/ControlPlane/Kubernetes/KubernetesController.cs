@@ -48,7 +48,8 @@ public sealed class KubernetesController
     private readonly Informer<V1NetworkPolicy> _networkPolicies;
     private readonly Dictionary<PolicyKind, (CustomResource Resource, Informer<CustomObject> Informer)> _custom;
     private readonly WorkQueue<Work> _queue = new();
-    // Who last wrote each object, for the events its deletion causes (a deleted object is no longer in the cache).
+    // Who last wrote each object this term has seen: the principal of the events its deletion causes (a deleted object
+    // is no longer in the cache), and the proof that the object was Kubernetes' to begin with.
     private readonly ConcurrentDictionary<Work, string> _principals = new();
 
     public KubernetesController(IKubernetes client, EndpointService endpoints, PolicyService policies, ClusterState state,
