@@ -16,14 +16,14 @@ public sealed partial class MartenEventStore
     // number is handed out at insert but becomes visible at commit. Transaction A takes 41, B takes 42 and commits
     // first; a reader sees 42, moves its checkpoint past 41, and when A commits, 41 is behind every reader forever.
     // Every append therefore takes a transaction-scoped advisory lock as the first statement of its own transaction,
-    // and only then lets Marten take its sequence numbers (Rich append mode: a nextval() query of the session, on our
-    // transaction): the next appender can only take its numbers after the previous one committed or rolled back, so
+    // and only then lets Marten take its sequence numbers (Quick append mode: its append function calls nextval() on
+    // the server, in our transaction): the next appender can only take its numbers after the previous one committed or rolled back, so
     // positions become visible strictly in order and a reader that saw N has seen everything below N. A hole is then
     // only ever an append that rolled back, which no reader waits for.
     //
     // The price is one transaction at a time per database, so a replica commits its appends in groups: whatever
     // appends arrive while a transaction is open wait in a queue, and the next transaction takes all of them (one per
-    // stream, in arrival order). Each append in a group is still all or nothing and still checked on its own: its
+    // stream, in arrival order). A group is three round trips: the lock with the reads, Marten's batch, the commit. Each append in a group is still all or nothing and still checked on its own: its
     // stream's version and its fence are read under the lock, and a refused one is answered without touching the
     // others. A group that fails as a whole before its commit is retried one append at a time, so one bad append
     // never fails its neighbours.
@@ -67,17 +67,30 @@ public sealed partial class MartenEventStore
 
     private async Task DrainAsync()
     {
-        while (true)
+        // One connection for as long as appends keep coming, instead of one from the pool per group (which the pool
+        // resets with a DISCARD ALL each time).
+        NpgsqlConnection? connection = null;
+        try
         {
-            var group = TakeGroup();
-            if (group.Count > 0)
+            while (true)
             {
-                await WriteAsync(group);
-                continue;
+                var group = TakeGroup();
+                if (group.Count > 0)
+                {
+                    connection = await WriteAsync(group, connection);
+                    // The callers just answered run first: one that appends again at once (the next command of a busy
+                    // aggregate) joins the next group, instead of waiting a whole transaction behind it.
+                    await Task.Yield();
+                    continue;
+                }
+                Volatile.Write(ref _draining, 0);
+                // An append queued between the empty take and the line above saw a writer at work and left it to us.
+                if (_queue.IsEmpty || Interlocked.CompareExchange(ref _draining, 1, 0) != 0) return;
             }
-            Volatile.Write(ref _draining, 0);
-            // An append queued between the empty take and the line above saw a writer at work and left it to us.
-            if (_queue.IsEmpty || Interlocked.CompareExchange(ref _draining, 1, 0) != 0) return;
+        }
+        finally
+        {
+            if (connection is not null) await connection.DisposeAsync();
         }
     }
 
@@ -96,38 +109,43 @@ public sealed partial class MartenEventStore
         return group;
     }
 
-    private async Task WriteAsync(List<PendingAppend> group)
+    /// <summary>Writes <paramref name="group"/> in one transaction on <paramref name="connection"/> (or a new one); returns the connection for the next group, or null once it failed.</summary>
+    private async Task<NpgsqlConnection?> WriteAsync(List<PendingAppend> group, NpgsqlConnection? connection)
     {
-        NpgsqlConnection? connection = null;
         NpgsqlTransaction? tx = null;
         try
         {
-            connection = await dataSource.OpenConnectionAsync();
+            connection ??= await dataSource.OpenConnectionAsync();
             tx = await connection.BeginTransactionAsync();
             await WriteInAsync(tx, group, CancellationToken.None);
         }
         catch (Exception e)
         {
             await DisposeAsync(tx, connection);
-            if (group.Count == 1) group[0].Outcome.TrySetException(e);
-            else foreach (var append in group) await WriteAsync([append]);
-            return;
+            if (group.Count == 1)
+            {
+                group[0].Outcome.TrySetException(e);
+                return null;
+            }
+            connection = null;
+            foreach (var append in group) connection = await WriteAsync([append], connection);
+            return connection;
         }
         try
         {
             await tx.CommitAsync();
+            await tx.DisposeAsync();
             foreach (var append in group)
                 if (append.Refusal is { } refusal) append.Outcome.TrySetException(refusal);
                 else append.Outcome.TrySetResult(append.Position);
+            return connection;
         }
         catch (Exception e)
         {
             // The commit's outcome is unknown: nothing may be retried, every append of the group hears of it.
-            foreach (var append in group) append.Outcome.TrySetException(e);
-        }
-        finally
-        {
             await DisposeAsync(tx, connection);
+            foreach (var append in group) append.Outcome.TrySetException(e);
+            return null;
         }
     }
 
@@ -140,7 +158,7 @@ public sealed partial class MartenEventStore
     /// <summary>
     /// Writes <paramref name="group"/> inside <paramref name="tx"/>: takes the lock, then refuses each append whose
     /// fence or expected version does not hold (<see cref="PendingAppend.Refusal"/>) and saves the others in one
-    /// Marten session, setting their <see cref="PendingAppend.Position"/>.
+    /// Marten batch, setting their <see cref="PendingAppend.Position"/>.
     /// </summary>
     private async Task WriteInAsync(NpgsqlTransaction tx, IReadOnlyList<PendingAppend> group, CancellationToken ct)
     {
@@ -161,7 +179,7 @@ public sealed partial class MartenEventStore
         var saved = new List<(PendingAppend Append, IEvent Last)>(accepted.Count);
         foreach (var append in accepted)
         {
-            // Marten's own check too (the version after the append), so a writer that bypassed the lock still conflicts.
+            // Marten's own check too (on the server, in its append function), so a writer that bypassed the lock still conflicts.
             var action = session.Events.Append(append.StreamId, versions.GetValueOrDefault(append.StreamId) + append.Events.Count, append.Bodies);
             for (var i = 0; i < append.Events.Count; i++)
             {
@@ -193,8 +211,8 @@ public sealed partial class MartenEventStore
         await EnsureEventTablesAsync(ct);
         var fences = group.Select(a => a.Fence).OfType<LeaseFence>().Distinct().ToArray();
         await using var batch = new NpgsqlBatch(tx.Connection, tx);
-        // The lock is held across the session's round trips: a writer paused between them (a stopped process, a
-        // long GC pause) would stall every append of the cluster. The database ends such a transaction instead.
+        // The lock is held across the batch's and the commit's round trips: a writer paused between them (a stopped
+        // process, a long GC pause) would stall every append of the cluster. The database ends such a transaction instead.
         batch.BatchCommands.Add(new($"SET LOCAL idle_in_transaction_session_timeout = {(int)_options.AppendIdleTimeout.TotalMilliseconds}"));
         batch.BatchCommands.Add(new($"SELECT pg_advisory_xact_lock({AdvisoryLocks.Append})"));
         batch.BatchCommands.Add(new($"SELECT id, version FROM {store.Options.Events.DatabaseSchemaName}.mt_streams WHERE id = ANY($1)")
