@@ -51,7 +51,7 @@ internal static class PropagationBench
             Pg = dataSource.ConnectionString, ApiPort = apiPort, GrpcPort = grpcPort,
             Security = new Mesh.ControlPlane.Security.SecurityOptions { TokenFile = BenchTokens.File },
         };
-        var builder = WebApplication.CreateBuilder();
+        var builder = WebApplication.CreateBuilder(new WebApplicationOptions { ContentRootPath = AppContext.BaseDirectory });   // as mesh-controlplane: no watcher on the working directory
         builder.Logging.ClearProviders();
         builder.AddControlPlane(options);
         // 1,000 Sync calls share a few connections: more streams per HTTP/2 connection than Kestrel's default 100.
@@ -66,7 +66,9 @@ internal static class PropagationBench
         var loaded = state.Current.Position.Value;
 
         await using var agents = SimulatedAgentsProcess.Start(grpcPort, nodes, Connections);
-        await acks.WaitAllAsync(loaded, TimeSpan.FromMinutes(3));
+        // A whole snapshot per node, compiled and sent as the agents connect: about 150 ms each on 2 cores, so 1,000
+        // nodes take minutes. The bound only catches a run that stalled.
+        await acks.WaitAllAsync(loaded, TimeSpan.FromMinutes(10));
         var setupSeconds = setup.Elapsed.TotalSeconds;
         // Loading the log, compiling and sending 1,000 whole snapshots leave gigabytes of garbage behind on both sides;
         // a cluster that has run a while has collected it, rather than marking it in the background while changes go out.

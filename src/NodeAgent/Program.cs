@@ -8,6 +8,11 @@ using Mesh.NodeAgent.Netns;
 using Mesh.NodeAgent.Sync;
 
 // mesh-agent: one per node. Loads the datapath (adopting what is pinned), serves its flows, then follows the control plane.
+if (args.Any(a => a is "--help" or "-h"))
+{
+    Console.WriteLine(AgentOptions.Usage);
+    return 0;
+}
 AgentOptions options;
 ControlPlaneReplica[] replicas;
 MetricsToken? metricsToken;

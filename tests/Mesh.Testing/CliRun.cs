@@ -2,7 +2,7 @@ using System.Diagnostics;
 
 namespace Mesh.Testing;
 
-/// <summary>Runs a built .NET command-line program (meshctl) as a real process and captures what it printed.</summary>
+/// <summary>Runs a built .NET command-line program (meshctl, mesh-controlplane, mesh-agent) as a real process and captures what it printed.</summary>
 public static class CliRun
 {
     public sealed record Result(int ExitCode, string Stdout, string Stderr)
@@ -10,13 +10,27 @@ public static class CliRun
         public string Output => Stdout + Stderr;
     }
 
-    public static async Task<Result> MeshctlAsync(IReadOnlyDictionary<string, string>? env, params string[] args)
+    public static Task<Result> MeshctlAsync(IReadOnlyDictionary<string, string>? env, params string[] args) =>
+        RunAsync(Meshctl(env, args), TimeSpan.FromMinutes(2), CancellationToken.None);
+
+    /// <summary>Runs <paramref name="dll"/>, built by <paramref name="project"/> under src/, with <paramref name="args"/> until it exits (killed after a minute).</summary>
+    public static Task<Result> ProgramAsync(string project, string dll, IEnumerable<string> args, CancellationToken ct)
     {
-        using var process = Process.Start(Meshctl(env, args))!;
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
-        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(2));
-        await process.WaitForExitAsync(timeout.Token);
+        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        start.ArgumentList.Add(RepoPaths.Binary(project, dll));
+        foreach (var a in args) start.ArgumentList.Add(a);
+        return RunAsync(start, TimeSpan.FromMinutes(1), ct);
+    }
+
+    private static async Task<Result> RunAsync(ProcessStartInfo start, TimeSpan limit, CancellationToken ct)
+    {
+        using var process = Process.Start(start)!;
+        var stdout = process.StandardOutput.ReadToEndAsync(ct);
+        var stderr = process.StandardError.ReadToEndAsync(ct);
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        timeout.CancelAfter(limit);
+        try { await process.WaitForExitAsync(timeout.Token); }
+        finally { if (!process.HasExited) process.Kill(entireProcessTree: true); }
         return new(process.ExitCode, await stdout, await stderr);
     }
 

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using Mesh.Testing;
 
 namespace Mesh.EndToEnd.Tests.Security;
@@ -32,17 +31,6 @@ public sealed class ControlPlaneCommandLineTests
     }
 
     /// <summary>mesh-controlplane with <paramref name="args"/> and no database: what it says before it would connect to one.</summary>
-    private static async Task<CliRun.Result> RunControlPlaneAsync(string[] args)
-    {
-        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var a in new[] { RepoPaths.Binary("ControlPlane", "mesh-controlplane.dll"), "--pg=Host=127.0.0.1;Port=1;Username=nobody", "--token-file=/dev/null" }.Concat(args))
-            start.ArgumentList.Add(a);
-        using var process = Process.Start(start)!;
-        var (stdout, stderr) = (process.StandardOutput.ReadToEndAsync(Ct), process.StandardError.ReadToEndAsync(Ct));
-        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(Ct);
-        timeout.CancelAfter(TimeSpan.FromSeconds(60));
-        try { await process.WaitForExitAsync(timeout.Token); }
-        finally { if (!process.HasExited) process.Kill(entireProcessTree: true); }
-        return new(process.ExitCode, await stdout, await stderr);
-    }
+    private static Task<CliRun.Result> RunControlPlaneAsync(string[] args) =>
+        CliRun.ProgramAsync("ControlPlane", "mesh-controlplane.dll", ["--pg=Host=127.0.0.1;Port=1;Username=nobody", "--token-file=/dev/null", .. args], Ct);
 }
