@@ -53,12 +53,7 @@ public sealed class EndpointService(CommandGateway commands, ClusterState state,
         var identity = (await state.WaitForAsync(allocation.Position, ct)).IdentityOf(labels)
             ?? throw new InvalidOperationException($"identity of {labels.Key} allocated at v{allocation.Position.Value} but not in the read model");
 
-        var spec = new EndpointSpec(body.Namespace, body.Name, body.Node, body.Ip, body.Interface,
-            new(body.Labels.ToDictionary(), StringComparer.Ordinal),
-            new((body.NamespaceLabels ?? new Dictionary<string, string>()).ToDictionary(), StringComparer.Ordinal),
-            // By name: the order a client lists them in is no change to the endpoint.
-            (body.Ports ?? []).Select(p => new ContainerPort(p.Name, (ushort)p.Port, ProtocolOf(p.Protocol)!.Value))
-                .OrderBy(p => p.Name, StringComparer.Ordinal).ToList());
+        var spec = SpecOf(body)!;   // validated above
         var result = await commands.SendAsync(Endpoint.Aggregate, Endpoint.StreamId(body.Namespace, body.Name),
             new EndpointCommand.RegisterEndpoint(spec, identity), context, ct);
         var position = result.Position > allocation.Position ? result.Position : allocation.Position;
@@ -183,6 +178,22 @@ public sealed class EndpointService(CommandGateway commands, ClusterState state,
     }
 
     /// <summary>A named port's protocol as Kubernetes writes it; absent = TCP.</summary>
+    /// <summary>The endpoint a registration stores (null when one of its ports is not valid): what the view would hold after it.</summary>
+    public static EndpointSpec? SpecOf(EndpointRegistration body)
+    {
+        var ports = new List<ContainerPort>();
+        foreach (var p in body.Ports ?? [])
+        {
+            if (ProtocolOf(p.Protocol) is not { } protocol || p.Port is < 1 or > ushort.MaxValue) return null;
+            ports.Add(new ContainerPort(p.Name, (ushort)p.Port, protocol));
+        }
+        return new EndpointSpec(body.Namespace, body.Name, body.Node, body.Ip, body.Interface,
+            new(body.Labels.ToDictionary(), StringComparer.Ordinal),
+            new((body.NamespaceLabels ?? new Dictionary<string, string>()).ToDictionary(), StringComparer.Ordinal),
+            // By name: the order a client lists them in is no change to the endpoint.
+            [.. ports.OrderBy(p => p.Name, StringComparer.Ordinal)]);
+    }
+
     private static Protocol? ProtocolOf(string? text) => text switch
     {
         null or "TCP" => Protocol.Tcp,

@@ -162,7 +162,7 @@ public sealed class KubernetesController
             _principals.TryRemove(work, out _);
             return null;
         }
-        if (current is not null && Registers(current.Spec, desired)) return null;
+        if (current is not null && EndpointService.SpecOf(desired) is { } spec && current.Spec.SameAs(spec)) return null;
 
         switch (await _endpoints.RegisterAsync(desired, context, ct))
         {
@@ -180,16 +180,6 @@ public sealed class KubernetesController
         }
     }
 
-    /// <summary>Whether the stored endpoint is already what registering <paramref name="desired"/> would store.</summary>
-    private static bool Registers(EndpointSpec spec, EndpointRegistration desired) =>
-        (spec.Node, spec.Ip, spec.Interface) == (desired.Node, desired.Ip, desired.Interface)
-        && Same(spec.Labels, desired.Labels) && Same(spec.NamespaceLabels, desired.NamespaceLabels ?? new Dictionary<string, string>())
-        && spec.Ports.Select(p => (p.Name, (int)p.Port, p.Protocol.ToString().ToUpperInvariant()))
-            .SequenceEqual((desired.Ports ?? []).OrderBy(p => p.Name, StringComparer.Ordinal).Select(p => (p.Name, p.Port, (p.Protocol ?? "TCP").ToUpperInvariant())));
-
-    private static bool Same(IReadOnlyDictionary<string, string> a, IReadOnlyDictionary<string, string> b) =>
-        a.Count == b.Count && a.All(kv => b.TryGetValue(kv.Key, out var v) && v == kv.Value);
-
     /// <summary>Brings the policy to what the object says now, and tells the status writer how that went.</summary>
     private async Task<TimeSpan?> ReconcilePolicyAsync(Work.Policy work, CancellationToken ct)
     {
@@ -206,13 +196,13 @@ public sealed class KubernetesController
         }
 
         var ns = PolicyKinds.IsClusterwide(work.Kind) ? null : work.Namespace;
-        var parsed = PolicyParser.Parse(source.Document, ns);
-        if (parsed.Ok && current is not null && current.Hash == PolicyJson.Hash(parsed.Policy with { Namespace = ns, Name = work.Name }))
+        var (policy, refused) = PolicyService.Place(ns, work.Name, source.Document);
+        if (policy is not null && current is not null && current.Hash == PolicyJson.Hash(policy))
         {
             _status.Accepted(work, source.Meta, current.Version.Value, source.Status);
             return null;
         }
-        switch (await _policies.ApplyAsync(ns, work.Name, source.Document, context, ct))
+        switch (refused ?? await _policies.ApplyAsync(policy!, context, ct))
         {
             case PolicyApplyResult.Applied applied:
                 _status.Accepted(work, source.Meta, applied.Answer.Version, source.Status);

@@ -69,10 +69,20 @@ public sealed class PolicyService(CommandGateway commands, ClusterState state, S
     public async Task<PolicyApplyResult> ApplyAsync(string? ns, string name, string document, CommandContext context, CancellationToken ct,
         TimeSpan? dryRun = null)
     {
+        var (policy, refused) = Place(ns, name, document);
+        return refused ?? await ApplyAsync(policy!, context, ct, dryRun);
+    }
+
+    /// <summary>
+    /// <paramref name="document"/> parsed as the policy <paramref name="name"/> in <paramref name="ns"/> (null: cluster-wide),
+    /// or why it cannot be that policy (invalid, or misplaced); nothing is applied.
+    /// </summary>
+    public static (NetworkPolicy? Policy, PolicyApplyResult? Refused) Place(string? ns, string name, string document)
+    {
         var parsed = PolicyParser.Parse(document, ns);
         if (!parsed.Ok)
-            return new PolicyApplyResult.Invalid(new("The policy is invalid; nothing was applied",
-                parsed.Errors.GroupBy(e => e.Path).ToDictionary(g => g.Key, g => g.Select(e => e.Message).ToArray())));
+            return (null, new PolicyApplyResult.Invalid(new("The policy is invalid; nothing was applied",
+                parsed.Errors.GroupBy(e => e.Path).ToDictionary(g => g.Key, g => g.Select(e => e.Message).ToArray()))));
         var policy = parsed.Policy;
         var clusterwide = PolicyKinds.IsClusterwide(policy.Kind);
         PolicyMisplacement? misplaced =
@@ -81,8 +91,8 @@ public sealed class PolicyService(CommandGateway commands, ClusterState state, S
             : !string.IsNullOrEmpty(policy.Name) && policy.Name != name ? PolicyMisplacement.OtherName
             : ns is not null && !string.IsNullOrEmpty(policy.Namespace) && policy.Namespace != ns ? PolicyMisplacement.OtherNamespace
             : null;
-        if (misplaced is { } what) return new PolicyApplyResult.Misplaced(policy, what);
-        return await ApplyAsync(policy with { Namespace = ns, Name = name }, context, ct, dryRun);
+        if (misplaced is { } what) return (null, new PolicyApplyResult.Misplaced(policy, what));
+        return (policy with { Namespace = ns, Name = name }, null);
     }
 
     /// <summary>Applies (or with a <paramref name="dryRun"/> window, previews) a valid policy, placed where it belongs.</summary>

@@ -37,16 +37,8 @@ public sealed class KubernetesControllerTests : IAsyncLifetime
         File.Delete(_kubeconfig);
     }
 
-    private async Task<T> EventuallyAsync<T>(Func<Task<T?>> probe, string what, TimeSpan? timeout = null) where T : class
-    {
-        var deadline = DateTime.UtcNow + (timeout ?? TimeSpan.FromSeconds(20));
-        while (true)
-        {
-            if (await probe() is { } found) return found;
-            if (DateTime.UtcNow > deadline) Assert.Fail($"timed out waiting until {what}\ncontrol plane log:\n{_cp.Log}");
-            await Task.Delay(50, Ct);
-        }
-    }
+    private Task<T> EventuallyAsync<T>(Func<Task<T?>> probe, string what, TimeSpan? timeout = null) where T : class =>
+        Poll.ForAsync(probe, what, timeout ?? TimeSpan.FromSeconds(20), () => $"control plane log:\n{_cp.Log}");
 
     private Task<EndpointView> EndpointAsync(string ns, string name, Func<EndpointView, bool>? matching = null) =>
         EventuallyAsync(async () => (await _cp.Client.ListEndpointsAsync(Ct)).FirstOrDefault(e => e.Namespace == ns && e.Name == name && (matching?.Invoke(e) ?? true)),

@@ -60,13 +60,6 @@ public sealed class KubernetesLeadershipTests
         api.SetPodIp("shop", name, ip);
     }
 
-    private static async Task WaitUntilAsync(ControlPlaneProcess replica, string pod, TimeSpan timeout)
-    {
-        var deadline = DateTime.UtcNow + timeout;
-        while (!(await replica.Client.ListEndpointsAsync()).Any(e => e.Name == pod))
-        {
-            if (DateTime.UtcNow > deadline) Assert.Fail($"pod {pod} did not become an endpoint\n{replica.Log}");
-            await Task.Delay(50);
-        }
-    }
+    private static Task WaitUntilAsync(ControlPlaneProcess replica, string pod, TimeSpan timeout) =>
+        Poll.UntilAsync(async () => (await replica.Client.ListEndpointsAsync()).Any(e => e.Name == pod), $"pod {pod} became an endpoint", timeout, () => replica.Log);
 }

@@ -66,15 +66,7 @@ public sealed class CniPodPrivilegedTests : MeshSystemTest
         }
     }
 
-    private async Task WaitUntilAsync(Func<bool> condition, string what)
-    {
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
-        while (!condition())
-        {
-            if (DateTime.UtcNow > deadline) Assert.Fail($"timed out waiting until {what}\n{mesh.Logs()}");
-            await Task.Delay(100, TestContext.Current.CancellationToken);
-        }
-    }
+    private Task WaitUntilAsync(Func<bool> condition, string what) => Poll.UntilAsync(condition, what, context: mesh.Logs, every: TimeSpan.FromMilliseconds(100));
 
     private async Task<Mesh.NodeAgent.Flows.FlowRecord> WaitForFlowAsync(Func<Mesh.NodeAgent.Flows.FlowRecord, bool> match)
     {

@@ -126,17 +126,9 @@ public sealed class FlowExportPrivilegedTests : MeshSystemTest
         catch (JsonException) { return []; }   // the end of a backup still being compressed
     }
 
-    private async Task<T> EventuallyAsync<T>(Func<T> read, Func<T, bool> holds, string what)
-    {
-        var deadline = DateTime.UtcNow.AddSeconds(30);
-        T value;
-        while (!holds(value = read()))
-        {
-            Assert.True(DateTime.UtcNow < deadline, $"never: {what}; files: {string.Join(", ", Directory.GetFiles(_directory).Select(Path.GetFileName))}\n{mesh.Logs()}");
-            await Task.Delay(200, Ct);
-        }
-        return value;
-    }
+    private Task<T> EventuallyAsync<T>(Func<T> read, Func<T, bool> holds, string what) where T : class =>
+        Poll.ForAsync(() => Task.FromResult(read() is var value && holds(value) ? value : null), what,
+            context: () => $"files: {string.Join(", ", Directory.GetFiles(_directory).Select(Path.GetFileName))}\n{mesh.Logs()}", every: TimeSpan.FromMilliseconds(200));
 
     private void WriteConfig(string yaml)
     {

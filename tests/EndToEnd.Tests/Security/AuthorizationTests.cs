@@ -182,13 +182,5 @@ public sealed class AuthorizationTests(SharedControlPlane shared) : IClassFixtur
         using (var status = await api.GetAsync("v1/status", Ct)) Assert.Equal(HttpStatusCode.OK, status.StatusCode);
     }
 
-    private static async Task WaitUntilAsync(Func<Task<bool>> condition)
-    {
-        var deadline = DateTime.UtcNow.AddSeconds(30);
-        while (!await condition())
-        {
-            if (DateTime.UtcNow > deadline) throw new TimeoutException("the audit projection did not catch up in 30 s");
-            await Task.Delay(100, Ct);
-        }
-    }
+    private static Task WaitUntilAsync(Func<Task<bool>> condition) => Poll.UntilAsync(condition, "the audit projection caught up", every: TimeSpan.FromMilliseconds(100));
 }

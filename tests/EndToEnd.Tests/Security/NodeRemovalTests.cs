@@ -43,13 +43,5 @@ public sealed class NodeRemovalTests(SharedControlPlane shared) : IClassFixture<
         Assert.Equal(StatusCode.NotFound, unknown.StatusCode);
     }
 
-    private static async Task WaitUntilAsync(Func<Task<bool>> condition)
-    {
-        var deadline = DateTime.UtcNow.AddSeconds(30);
-        while (!await condition())
-        {
-            if (DateTime.UtcNow > deadline) throw new TimeoutException("the node did not get there in 30 s");
-            await Task.Delay(100, Ct);
-        }
-    }
+    private static Task WaitUntilAsync(Func<Task<bool>> condition) => Poll.UntilAsync(condition, "the node got there", every: TimeSpan.FromMilliseconds(100));
 }

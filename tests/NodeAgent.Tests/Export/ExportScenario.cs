@@ -1,6 +1,7 @@
 using System.Text.Json;
 using Google.Protobuf.WellKnownTypes;
 using Mesh.Contracts.Hubble.Flows;
+using Mesh.Testing;
 using FlowMessage = Mesh.Contracts.Hubble.Flows.Flow;
 
 namespace Mesh.NodeAgent.Tests.Export;
@@ -35,15 +36,8 @@ internal sealed class ExportScenario : IDisposable
     public static IReadOnlyList<string> UuidsIn(string file) => File.Exists(file) ? Uuids(ReadShared(file)) : [];
 
     /// <summary>Polls what a tailing reader would see, until it holds or the time is up.</summary>
-    public static async Task EventuallyAsync(Func<bool> condition, TimeSpan? within = null)
-    {
-        var deadline = DateTime.UtcNow + (within ?? TimeSpan.FromSeconds(10));
-        while (!condition())
-        {
-            Assert.True(DateTime.UtcNow < deadline, "the file never showed it");
-            await Task.Delay(20, TestContext.Current.CancellationToken);
-        }
-    }
+    public static Task EventuallyAsync(Func<bool> condition, TimeSpan? within = null) =>
+        Poll.UntilAsync(condition, "the file showed it", within ?? TimeSpan.FromSeconds(10), every: TimeSpan.FromMilliseconds(20));
 
     /// <summary>Reads a file the exporter may still hold open, as a tailing reader would.</summary>
     public static string[] ReadShared(string file)
