@@ -66,10 +66,11 @@ public sealed class PolicyStatusWriter(IKubernetes client, NodeService nodes, Ku
     {
         while (!ct.IsCancellationRequested)
         {
-            var cluster = nodes.List();
+            // Listed once per round, and only when there is a status to write: a cluster may have no policies from Kubernetes.
+            IReadOnlyList<NodeView>? cluster = null;
             foreach (var (work, verdict) in _verdicts)
             {
-                try { await WriteAsync(work, verdict, ConditionsOf(verdict, cluster), ct); }
+                try { await WriteAsync(work, verdict, ConditionsOf(verdict, cluster ??= nodes.List()), ct); }
                 catch (OperationCanceledException) when (ct.IsCancellationRequested) { return; }
                 catch (HttpOperationException e) when (e.Response.StatusCode == System.Net.HttpStatusCode.NotFound)
                 {

@@ -119,6 +119,14 @@ internal sealed class TestAgentSync : TestSync.TestSyncBase
             if (node.StartsWith("fail", StringComparison.Ordinal)) throw new RpcException(new Status(StatusCode.FailedPrecondition, FailureDetail(node)));
             while (await requests.MoveNext()) await responses.WriteAsync(requests.Current);
         }
+        catch
+        {
+            // A read that fails because the client reset the stream (its own deadline passed too) can end the handler a
+            // moment before the reset reaches the call's token: that moment is given, so the end recorded is the one the
+            // handler's own code would go on to see.
+            await Task.Delay(TimeSpan.FromSeconds(1), context.CancellationToken).ContinueWith(_ => { }, TaskScheduler.Default);
+            throw;
+        }
         finally
         {
             Record(node, context);
