@@ -51,7 +51,8 @@ internal static class PropagationBench
             Pg = dataSource.ConnectionString, ApiPort = apiPort, GrpcPort = grpcPort,
             Security = new Mesh.ControlPlane.Security.SecurityOptions { TokenFile = BenchTokens.File },
         };
-        var builder = WebApplication.CreateBuilder(new WebApplicationOptions { ContentRootPath = AppContext.BaseDirectory });   // as mesh-controlplane: no watcher on the working directory
+        // As mesh-controlplane: the content root beside the binary, so no watcher on the working directory.
+        var builder = WebApplication.CreateBuilder(new WebApplicationOptions { ContentRootPath = AppContext.BaseDirectory });
         builder.Logging.ClearProviders();
         builder.AddControlPlane(options);
         // 1,000 Sync calls share a few connections: more streams per HTTP/2 connection than Kestrel's default 100.

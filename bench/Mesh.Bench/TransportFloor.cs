@@ -39,7 +39,8 @@ internal sealed class TransportFloor(int nodes) : AgentSync.AgentSyncBase
     public static async Task<(double P50, double P99, double ServerCpuMs, double AgentsCpuMs)> MeasureAsync(int nodes, int connections, int rounds)
     {
         var port = BenchDatabase.FreePort();
-        var builder = WebApplication.CreateBuilder(new WebApplicationOptions { ContentRootPath = AppContext.BaseDirectory });   // as mesh-controlplane: no watcher on the working directory
+        // As mesh-controlplane: the content root beside the binary, so no watcher on the working directory.
+        var builder = WebApplication.CreateBuilder(new WebApplicationOptions { ContentRootPath = AppContext.BaseDirectory });
         builder.Logging.ClearProviders();
         builder.Services.AddAgentProtocolServer();
         builder.WebHost.ConfigureKestrel(k =>

@@ -9,7 +9,11 @@ if (args.Any(a => a is "--help" or "-h"))
 // The content root is the binary's directory, not the one it was started in: the host watches its content root,
 // recursively, for configuration changes, and a working directory may hold a busy database (./dev keeps its
 // PostgreSQL under .mesh/), whose every write would wake that watcher.
-var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = ControlPlaneOptions.WithSwitchValues(args), ContentRootPath = AppContext.BaseDirectory });
+var builder = WebApplication.CreateBuilder(new WebApplicationOptions
+{
+    Args = ControlPlaneOptions.WithSwitchValues(args),
+    ContentRootPath = AppContext.BaseDirectory,
+});
 ControlPlaneOptions options;
 try { options = ControlPlaneOptions.From(builder.Configuration); }
 catch (ArgumentException e)

@@ -24,7 +24,8 @@ internal static class UnixSocketHost
         Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(socket))!);
         // A socket file left by an agent that did not stop cleanly would make the bind fail.
         if (File.Exists(socket)) File.Delete(socket);
-        // Content root beside the binary: the host watches its content root recursively, and the working directory may hold a busy database.
+        // Content root beside the binary: the host watches its content root recursively, and the working directory
+        // may hold a busy database.
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { ContentRootPath = AppContext.BaseDirectory });
         builder.Logging.SetMinimumLevel(LogLevel.Warning);
         builder.WebHost.ConfigureKestrel(kestrel => kestrel.ListenUnixSocket(socket, listen => listen.Protocols = protocols));

@@ -177,7 +177,6 @@ public sealed class EndpointService(CommandGateway commands, ClusterState state,
         }
     }
 
-    /// <summary>A named port's protocol as Kubernetes writes it; absent = TCP.</summary>
     /// <summary>The endpoint a registration stores (null when one of its ports is not valid): what the view would hold after it.</summary>
     public static EndpointSpec? SpecOf(EndpointRegistration body)
     {
@@ -194,6 +193,7 @@ public sealed class EndpointService(CommandGateway commands, ClusterState state,
             [.. ports.OrderBy(p => p.Name, StringComparer.Ordinal)]);
     }
 
+    /// <summary>A named port's protocol as Kubernetes writes it; absent = TCP.</summary>
     private static Protocol? ProtocolOf(string? text) => text switch
     {
         null or "TCP" => Protocol.Tcp,

@@ -17,16 +17,16 @@ public sealed partial class MartenEventStore
     // first; a reader sees 42, moves its checkpoint past 41, and when A commits, 41 is behind every reader forever.
     // Every append therefore takes a transaction-scoped advisory lock as the first statement of its own transaction,
     // and only then lets Marten take its sequence numbers (Quick append mode: its append function calls nextval() on
-    // the server, in our transaction): the next appender can only take its numbers after the previous one committed or rolled back, so
-    // positions become visible strictly in order and a reader that saw N has seen everything below N. A hole is then
-    // only ever an append that rolled back, which no reader waits for.
+    // the server, in our transaction): the next appender can only take its numbers after the previous one committed
+    // or rolled back, so positions become visible strictly in order and a reader that saw N has seen everything below
+    // N. A hole is then only ever an append that rolled back, which no reader waits for.
     //
     // The price is one transaction at a time per database, so a replica commits its appends in groups: whatever
     // appends arrive while a transaction is open wait in a queue, and the next transaction takes all of them (one per
-    // stream, in arrival order). A group is three round trips: the lock with the reads, Marten's batch, the commit. Each append in a group is still all or nothing and still checked on its own: its
-    // stream's version and its fence are read under the lock, and a refused one is answered without touching the
-    // others. A group that fails as a whole before its commit is retried one append at a time, so one bad append
-    // never fails its neighbours.
+    // stream, in arrival order). A group is three round trips: the lock with the reads, Marten's batch, the commit.
+    // Each append in a group is still all or nothing and still checked on its own: its stream's version and its fence
+    // are read under the lock, and a refused one is answered without touching the others. A group that fails as a
+    // whole before its commit is retried one append at a time, so one bad append never fails its neighbours.
     //
     // Fencing: the lease row is read FOR SHARE after the lock, in the same transaction, so a takeover (an UPDATE of
     // that row) either committed before the check and the append is refused, or waits until the append committed.
@@ -179,7 +179,7 @@ public sealed partial class MartenEventStore
         var saved = new List<(PendingAppend Append, IEvent Last)>(accepted.Count);
         foreach (var append in accepted)
         {
-            // Marten's own check too (on the server, in its append function), so a writer that bypassed the lock still conflicts.
+            // Marten's own check too (on the server, in its append function): a writer that bypassed the lock still conflicts.
             var action = session.Events.Append(append.StreamId, versions.GetValueOrDefault(append.StreamId) + append.Events.Count, append.Bodies);
             for (var i = 0; i < append.Events.Count; i++)
             {

@@ -27,7 +27,8 @@ public sealed class MetricsServer : IAsyncDisposable
     /// <summary>Listens on <paramref name="endpoint"/>; throws IOException when it cannot.</summary>
     public static async Task<MetricsServer> StartAsync(IPEndPoint endpoint, MetricsToken token, AgentMetrics metrics, string node, CancellationToken ct)
     {
-        // Content root beside the binary: the host watches its content root recursively, and the working directory may hold a busy database.
+        // Content root beside the binary: the host watches its content root recursively, and the working directory
+        // may hold a busy database.
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { ContentRootPath = AppContext.BaseDirectory });
         builder.Logging.SetMinimumLevel(LogLevel.Warning);
         builder.WebHost.ConfigureKestrel(kestrel => kestrel.Listen(endpoint));
