@@ -46,12 +46,32 @@ public sealed record ViewSnapshot(long Id, ViewSnapshot.PolicyRow[] Policies, En
 /// <summary>An endpoint as a snapshot stores it.</summary>
 public sealed record EndpointSpecRow(EndpointSpec Spec, uint Identity, long Version);
 
-/// <summary>How often the view is stored: one snapshot in every <see cref="Interval"/> positions of the log. Default 1,000.</summary>
-public sealed record ViewSnapshotOptions(int Interval = 1000);
+/// <summary>
+/// How often the view is stored. A snapshot writes every record of the view, so snapshots are <see cref="SpacingFor"/>
+/// positions apart: at least <see cref="Interval"/> (default 1,000), and at least one position for every
+/// <see cref="RecordsPerPosition"/> records the view holds (default 10). However large the cluster, storing then writes
+/// fewer than that many records per event, and "state as of" folds fewer events than a tenth of the records it loads.
+/// A cluster of a thousand nodes records a thousand reports every ten seconds, so without the second bound a
+/// large view would be written whole every few seconds.
+/// </summary>
+public sealed record ViewSnapshotOptions(int Interval = 1000, int RecordsPerPosition = 10)
+{
+    /// <summary>
+    /// The spacing for a view this size: <see cref="Interval"/> times a power of two, so a multiple of the spacing is
+    /// one of every smaller spacing too, and every replica, folding the same log, stores at the same positions.
+    /// </summary>
+    public long SpacingFor(ClusterView view)
+    {
+        long records = view.Policies.Count + view.Endpoints.Count + view.Identities.Count + view.Nodes.Count;
+        long spacing = Interval;
+        while (spacing * RecordsPerPosition < records) spacing *= 2;
+        return spacing;
+    }
+}
 
 /// <summary>
-/// Stores the live view (<see cref="ClusterState"/>) each time it crosses a multiple of the interval, so "state as of
-/// V" folds fewer than that many events. Views are immutable, so handing one over costs nothing; the writes happen
+/// Stores the live view (<see cref="ClusterState"/>) each time it crosses a multiple of its spacing
+/// (<see cref="ViewSnapshotOptions.SpacingFor"/>), so "state as of V" folds fewer than that many events. Views are immutable, so handing one over costs nothing; the writes happen
 /// off the fold, and a view offered while the previous write is still running waits its turn.
 /// </summary>
 public sealed class ViewSnapshots : BackgroundService
@@ -62,17 +82,17 @@ public sealed class ViewSnapshots : BackgroundService
     // Unbounded: a replica catching up offers one view per interval faster than they are written, and each one
     // kept is an interval "state as of" folds less. A view shares almost all of its structure with the next.
     private readonly Channel<ClusterView> _pending = Channel.CreateUnbounded<ClusterView>(new UnboundedChannelOptions { SingleReader = true });
-    private long _lastWindow;   // window 0 holds nothing worth starting from: the empty view is as close
+    private long _lastOffered;   // positions before the first spacing hold nothing worth starting from: the empty view is as close
 
     public ViewSnapshots(IDocumentStore store, ViewSnapshotOptions options, ILogger<ViewSnapshots> log) =>
         (_store, _options, _log) = (store, options, log);
 
-    /// <summary>Called by the fold after every event; keeps the view when it is the first of a new interval.</summary>
+    /// <summary>Called by the fold after every event; keeps the view when it is the first past a multiple of its spacing.</summary>
     public void Offer(ClusterView view)
     {
-        var window = view.Position.Value / _options.Interval;
-        if (window <= Volatile.Read(ref _lastWindow)) return;
-        Volatile.Write(ref _lastWindow, window);
+        var spacing = _options.SpacingFor(view);
+        if (view.Position.Value / spacing <= Volatile.Read(ref _lastOffered) / spacing) return;
+        Volatile.Write(ref _lastOffered, view.Position.Value);
         _pending.Writer.TryWrite(view);
     }
 
@@ -84,9 +104,10 @@ public sealed class ViewSnapshots : BackgroundService
             try
             {
                 await using var session = _store.LightweightSession();
-                // Every replica folds the same log: a window some replica already stored is not written again.
+                // Every replica folds the same log: a spacing some replica already stored is not written again.
                 if (stored < 0) stored = await session.Query<ViewSnapshot>().OrderByDescending(s => s.Id).Select(s => s.Id).FirstOrDefaultAsync(stoppingToken);
-                if (view.Position.Value / _options.Interval <= stored / _options.Interval) continue;
+                var spacing = _options.SpacingFor(view);
+                if (view.Position.Value / spacing <= stored / spacing) continue;
                 session.Store(ViewSnapshot.Of(view));
                 await session.SaveChangesAsync(stoppingToken);
                 stored = view.Position.Value;
