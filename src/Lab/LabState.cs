@@ -13,12 +13,16 @@ public sealed class LabState
     public List<LabNode> Nodes { get; set; } = [];
     public SortedDictionary<string, SortedDictionary<string, string>> Namespaces { get; set; } = new(StringComparer.Ordinal);
     public List<LabPod> Pods { get; set; } = [];
+    /// <summary>Hosts outside the cluster (`lab outside add`): on the underlay, never endpoints, so their identity is world.</summary>
+    public List<LabOutsideHost> Outside { get; set; } = [];
 
     public bool IsUp => Nodes.Count > 0;
 
     public LabNode? Node(string name) => Nodes.Find(n => n.Name == name);
 
     public LabPod? Pod(string ns, string name) => Pods.Find(p => p.Namespace == ns && p.Name == name);
+
+    public LabOutsideHost? OutsideHost(string name) => Outside.Find(o => o.Name == name);
 
     public IReadOnlyDictionary<string, string> NamespaceLabels(string ns) =>
         Namespaces.TryGetValue(ns, out var labels) ? labels : new SortedDictionary<string, string>();
@@ -51,6 +55,16 @@ public sealed class LabPod
     public RecordedProcess? Server { get; set; }
 
     public string Id => $"{Namespace}/{Name}";
+}
+
+/// <summary>A host outside the cluster: a network namespace on the underlay with the same servers as a pod.</summary>
+public sealed class LabOutsideHost
+{
+    public string Name { get; set; } = "";
+    public string Netns { get; set; } = "";
+    public string Ip { get; set; } = "";
+    public string? ServerLog { get; set; }
+    public RecordedProcess? Server { get; set; }
 }
 
 /// <summary>A process the lab started. The start time tells it apart from a later process that reused the pid.</summary>
