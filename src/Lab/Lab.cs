@@ -59,6 +59,7 @@ public sealed partial class Lab(LabOptions options, Func<LabPod, string, Process
             state.Nodes.Add(node);
             Store.Save(state);
             Topology.CreateNode(node, state.Nodes);
+            foreach (var host in state.Outside) LabTopology.ConnectOutside(host, node);
             created.Add(node);
         }
 
@@ -79,7 +80,8 @@ public sealed partial class Lab(LabOptions options, Func<LabPod, string, Process
         var state = Store.Load();
         var problems = new List<string>();
 
-        var recorded = (state?.Pods.Select(p => p.Server) ?? []).Concat(state?.Nodes.Select(n => n.Agent) ?? []).OfType<RecordedProcess>();
+        var recorded = (state?.Pods.Select(p => p.Server) ?? []).Concat(state?.Outside.Select(o => o.Server) ?? [])
+            .Concat(state?.Nodes.Select(n => n.Agent) ?? []).OfType<RecordedProcess>();
         var stopped = new List<RecordedProcess>();
         foreach (var process in recorded.Concat(DetachedProcess.FindTagged(options.Lab)).DistinctBy(p => p.Pid))
         {
@@ -87,6 +89,12 @@ public sealed partial class Lab(LabOptions options, Func<LabPod, string, Process
             DetachedProcess.Stop(process);
             if (DetachedProcess.IsAlive(process)) problems.Add($"process {process.Pid} ({process.Role}) survived SIGKILL");
             else stopped.Add(process);
+        }
+
+        foreach (var netns in LabResolvConf.Existing(Names.Prefix))
+        {
+            try { LabResolvConf.Remove(netns); }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException) { problems.Add($"cannot remove {LabResolvConf.PathOf(netns)}: {e.Message}"); }
         }
 
         var deleted = new List<string>();
@@ -139,7 +147,17 @@ public sealed partial class Lab(LabOptions options, Func<LabPod, string, Process
         LabNames.ValidateObjectName("namespace", ns);
         LabNames.ValidateObjectName("pod", name);
         using var _ = Store.Lock();
-        var state = RequireUp();
+        return AddPodLocked(RequireUp(), ns, name, labels, node, workload: null);
+    }
+
+    /// <summary>
+    /// Creates a pod whose process is the pod server, or <paramref name="workload"/>'s (its launch and the ports it
+    /// serves); once the lab has a DNS server, the pod's resolv.conf names it. The caller holds the lock.
+    /// </summary>
+    private LabPod AddPodLocked(
+        LabState state, string ns, string name, IReadOnlyDictionary<string, string> labels, string? node,
+        (Func<LabPod, string, ProcessLaunch> Launch, IReadOnlyList<NamedPort> Ports)? workload)
+    {
         if (state.Pod(ns, name) is not null)
             throw new LabException($"pod {ns}/{name} already exists; change its labels with `meshctl lab pod label {ns}/{name} k=v` or delete it first");
         var host = node is null
@@ -154,12 +172,14 @@ public sealed partial class Lab(LabOptions options, Func<LabPod, string, Process
             HostInterface = Names.HostInterface(ns, name),
             Labels = new SortedDictionary<string, string>(labels.ToDictionary(), StringComparer.Ordinal),
             ServerLog = Path.Combine(Store.LogDirectory, $"pod-{ns}-{name}.log"),
+            Ports = workload?.Ports.ToList(),
         };
         state.Pods.Add(pod);
         Store.Save(state);
 
         Topology.CreatePod(host, pod);
-        pod.Server = DetachedProcess.Start(podServer(pod, pod.ServerLog), options.Lab);
+        if (state.Dns is { Ip.Length: > 0 } dns) LabResolvConf.Write(pod.Netns, options.Lab, dns.Ip);
+        pod.Server = DetachedProcess.Start((workload?.Launch ?? podServer)(pod, pod.ServerLog), options.Lab);
         Store.Save(state);
         WaitUntilServing(pod);
         return pod;
@@ -182,10 +202,12 @@ public sealed partial class Lab(LabOptions options, Func<LabPod, string, Process
         if (state is null || pod is null)
         {
             // Not recorded, but maybe left behind by a crash.
+            LabResolvConf.Remove(Names.PodNetns(ns, name));
             LabTopology.DeleteNetns(Names.PodNetns(ns, name));
             return null;
         }
         if (pod.Server is not null) DetachedProcess.Stop(pod.Server);
+        LabResolvConf.Remove(pod.Netns);
         LabTopology.DeletePod(pod);
         state.Pods.Remove(pod);
         Store.Save(state);
@@ -237,14 +259,24 @@ public sealed partial class Lab(LabOptions options, Func<LabPod, string, Process
         var address = IPAddress.Parse(pod.Ip);
         while (true)
         {
-            // Probing from inside the pod itself goes over lo, so no policy on the veth can hide a ready server.
-            var ready = PodServer.NamedPorts.Where(p => p.Protocol == LabProtocol.Tcp).All(p =>
-                Prober.ProbeAsync(pod.Netns, address, p.Port, LabProtocol.Tcp, TimeSpan.FromMilliseconds(500)).GetAwaiter().GetResult().Connected);
+            // Connecting from inside the pod itself goes over lo, so no policy on the veth can hide a ready server; every
+            // server binds its UDP ports before it listens on TCP, so a TCP handshake means all of them are bound.
+            var ready = pod.ServedPorts.Where(p => p.Protocol == LabProtocol.Tcp).All(p => Listens(pod.Netns, new IPEndPoint(address, p.Port)));
             if (ready) return;
             if (pod.Server is not null && !DetachedProcess.IsAlive(pod.Server) || DateTime.UtcNow > deadline)
                 throw new LabException($"the server of pod {pod.Id} did not start serving; see {pod.ServerLog}:\n{Tail(pod.ServerLog)}");
             Thread.Sleep(50);
         }
+    }
+
+    private static bool Listens(string netns, IPEndPoint endpoint)
+    {
+        using var socket = NetworkNamespace.Run(netns, () => new System.Net.Sockets.Socket(endpoint.AddressFamily, System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp));
+        try
+        {
+            return socket.ConnectAsync(endpoint).Wait(TimeSpan.FromMilliseconds(500));
+        }
+        catch (AggregateException e) when (e.InnerException is System.Net.Sockets.SocketException) { return false; }
     }
 
     private static string Tail(string? file)

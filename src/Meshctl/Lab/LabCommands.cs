@@ -22,6 +22,9 @@ public static class LabCommands
             LabAgentCommands.Build(),
             LabProbeCommands.Probe(),
             LabProbeCommands.Matrix(),
+            LabOutsideCommands.Build(),
+            LabDnsCommands.Build(),
+            LabDnsCommands.Dig(),
             LabUpDownCommands.Register(),
             Serve(),
         };
