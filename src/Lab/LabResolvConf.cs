@@ -23,8 +23,9 @@ public static class LabResolvConf
     public static void Remove(string netns)
     {
         var directory = Path.Combine(Root, netns);
+        if (!Directory.Exists(directory)) return;
         File.Delete(PathOf(netns));
-        if (Directory.Exists(directory) && !Directory.EnumerateFileSystemEntries(directory).Any()) Directory.Delete(directory);
+        if (!Directory.EnumerateFileSystemEntries(directory).Any()) Directory.Delete(directory);
     }
 
     /// <summary>Namespaces under /etc/netns whose name starts with <paramref name="prefix"/> and that have a resolv.conf.</summary>
