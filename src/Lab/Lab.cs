@@ -1,4 +1,5 @@
 using System.Net;
+using System.Net.Sockets;
 using Mesh.Contracts.Netns;
 
 namespace Mesh.Lab;
@@ -271,12 +272,12 @@ public sealed partial class Lab(LabOptions options, Func<LabPod, string, Process
 
     private static bool Listens(string netns, IPEndPoint endpoint)
     {
-        using var socket = NetworkNamespace.Run(netns, () => new System.Net.Sockets.Socket(endpoint.AddressFamily, System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp));
+        using var socket = NetworkNamespace.Run(netns, () => new Socket(endpoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp));
         try
         {
             return socket.ConnectAsync(endpoint).Wait(TimeSpan.FromMilliseconds(500));
         }
-        catch (AggregateException e) when (e.InnerException is System.Net.Sockets.SocketException) { return false; }
+        catch (AggregateException e) when (e.InnerException is SocketException) { return false; }
     }
 
     private static string Tail(string? file)
