@@ -68,7 +68,7 @@ public static class LabDns
         var transport = tcp ? "tcp" : "udp";
         LabDnsResult NoAnswer(string error) =>
             new(from, server.ToString(), transport, name, type.ToString(), false, null, [], clock.Elapsed.TotalMilliseconds, error);
-        var client = new LookupClient(new LookupClientOptions(new NameServer(server, 53))
+        LookupClient? client = new(new LookupClientOptions(new NameServer(server, 53))
         {
             UseCache = false, UseTcpOnly = tcp, UseTcpFallback = !tcp, Retries = 0, Timeout = timeout,
             ThrowDnsErrors = false, ContinueOnDnsError = false, ContinueOnEmptyResponse = false, UseRandomNameServer = false,
@@ -76,6 +76,7 @@ public static class LabDns
         try
         {
             var response = NetworkNamespace.Run(netns, () => client.Query(name, type == LabDnsType.A ? QueryType.A : QueryType.AAAA));
+            if (tcp) CloseTcpConnections(ref client);
             var answers = response.Answers.Select(r => new LabDnsAnswer(
                 r.DomainName.Value.TrimEnd('.'), r.RecordType.ToString(), r.TimeToLive,
                 r switch { ARecord a => a.Address.ToString(), AaaaRecord aaaa => aaaa.Address.ToString(), _ => r.ToString() })).ToList();
@@ -94,6 +95,19 @@ public static class LabDns
         {
             return NoAnswer(Describe(e.SocketErrorCode));
         }
+    }
+
+    /// <summary>
+    /// DnsClient keeps each TCP connection in its client for the next query and offers no way to close it: the
+    /// connection lives until the client is collected. dnsmasq serves each TCP connection from a child of its own, at
+    /// most 20 at a time, each for up to 150 s, so a process that asks often would soon find every child taken. The
+    /// client is dropped and collected here, which closes its socket (with a reset: DnsClient sets a zero linger).
+    /// </summary>
+    private static void CloseTcpConnections(ref LookupClient? client)
+    {
+        client = null;
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
     }
 
     /// <summary>RFC 1035/6895 mnemonics, as dig prints them.</summary>

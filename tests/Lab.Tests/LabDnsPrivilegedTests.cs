@@ -59,6 +59,28 @@ public sealed class LabDnsPrivilegedTests
     }
 
     [Fact]
+    public async Task Many_queries_over_tcp_in_one_process_are_all_answered()
+    {
+        Privileged.Require();
+        using var lab = new TestLab();
+        lab.Lab.Up(1);
+        var a = lab.AddPod("default/a");
+        lab.Lab.DnsUp();
+        lab.Lab.DnsAdd("api.example.com", ["10.202.0.1"]);
+        var state = lab.Lab.Read()!;
+        var from = LabPlaces.Source(state, a.Id);
+
+        // dnsmasq serves each TCP connection from a child of its own, at most 20 at a time: a query must not leave its connection open.
+        var failures = new List<string>();
+        for (var i = 0; i < 40; i++)
+        {
+            var result = await LabDns.QueryAsync(state, from, "api.example.com", LabDnsType.A, new LabDnsQueryOptions(Tcp: true, Timeout: TimeSpan.FromSeconds(1)), Ct);
+            if (result.Rcode != "NOERROR") failures.Add($"query {i}: {result.Rcode ?? result.Error}");
+        }
+        Assert.Empty(failures);
+    }
+
+    [Fact]
     public async Task A_query_nobody_answers_is_no_answer_not_an_rcode()
     {
         Privileged.Require();
