@@ -16,6 +16,10 @@ public sealed partial class Lab
 
     public static readonly TimeSpan DefaultDnsTtl = TimeSpan.FromSeconds(5);
 
+    /// <summary>Whether <paramref name="pod"/> is the DNS server of the lab (a pod that only bears its name is not).</summary>
+    public static bool IsDnsPod(LabState state, LabPod pod) =>
+        state.Dns is not null && pod.Namespace == DnsNamespace && pod.Name == DnsPodName;
+
     private string DnsHostsFile => Path.Combine(Store.LabDirectory, "dns", "hosts");
 
     /// <summary>

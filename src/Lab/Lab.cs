@@ -207,6 +207,8 @@ public sealed partial class Lab(LabOptions options, Func<LabPod, string, Process
             LabTopology.DeleteNetns(Names.PodNetns(ns, name));
             return null;
         }
+        if (IsDnsPod(state, pod))
+            throw new LabException($"{pod.Id} is the lab's DNS server; remove it with `meshctl lab dns down`");
         if (pod.Server is not null) DetachedProcess.Stop(pod.Server);
         LabResolvConf.Remove(pod.Netns);
         LabTopology.DeletePod(pod);

@@ -189,6 +189,21 @@ public sealed class LabDnsPrivilegedTests
     }
 
     [Fact]
+    public void The_dns_pod_goes_with_dns_down_not_with_pod_delete()
+    {
+        Privileged.Require();
+        using var lab = new TestLab();
+        lab.Lab.Up(1);
+        var up = lab.Lab.DnsUp();
+
+        var error = Assert.Throws<LabException>(() => lab.Lab.DeletePod(Lab.DnsNamespace, Lab.DnsPodName));
+
+        Assert.Contains("meshctl lab dns down", error.Message);
+        Assert.True(DetachedProcess.IsAlive(up.Pod.Server!));
+        Assert.NotNull(lab.Lab.Read()!.Dns);
+    }
+
+    [Fact]
     public void A_pod_named_kube_dns_that_is_not_the_lab_s_server_is_not_taken_over()
     {
         Privileged.Require();
