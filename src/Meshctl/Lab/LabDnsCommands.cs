@@ -117,7 +117,8 @@ internal static class LabDnsCommands
         var from = new Argument<string>("FROM") { Description = "Where the query leaves from: NS/NAME (a pod), node/NAME or outside/NAME" };
         var name = new Argument<string>("NAME") { Description = "The name to look up" };
         var type = new Option<string>("--type", "-t") { Description = "A or AAAA", DefaultValueFactory = _ => "A" };
-        var server = new Option<string?>("--server") { Description = "The server to ask (default: FROM's resolver, the lab's kube-dns)" };
+        // dig never asks the control plane, so here --server names the DNS server, as dig's @server does.
+        var server = new Option<string?>("--server") { Description = "For dig: the DNS server to ask, an IP address (default: FROM's resolver, the lab's kube-dns)" };
         var tcp = new Option<bool>("--tcp") { Description = "Ask over TCP instead of UDP" };
         var timeout = new Option<string>("--timeout") { Description = "How long to wait for an answer (2s, 500ms)", DefaultValueFactory = _ => "2s" };
         var command = new Command("dig", "Look a name up from a lab place, through its datapath; exit 0 when an answer (any rcode) arrived, 1 when none did")
