@@ -69,7 +69,7 @@ public sealed partial class PodServer : IAsyncDisposable
                 // UDP first: callers treat "TCP answers" as ready, and by then every port is bound.
                 foreach (var port in wanted.OrderBy(p => p.Protocol == LabProtocol.Tcp))
                     list.Add((port, Bind(port)));
-                return (list, speaksHttp ? BindLoopback() : null);
+                return (list, speaksHttp ? BindUnreachable() : null);
             }
             catch
             {
@@ -93,11 +93,14 @@ public sealed partial class PodServer : IAsyncDisposable
         return new PodServer(bound.Except(forWeb).Select(b => b.Socket).ToList(), web);
     }
 
-    /// <summary>A listening socket on the namespace's loopback, on a port the kernel picks: nobody outside can reach it.</summary>
-    private static Socket BindLoopback()
+    /// <summary>
+    /// A listening socket nobody can reach: an abstract unix socket (no file, gone with the process), so it needs neither
+    /// a port nor a loopback device that is up, which a pod made by a CNI plugin may lack.
+    /// </summary>
+    private static Socket BindUnreachable()
     {
-        var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-        socket.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        socket.Bind(new UnixDomainSocketEndPoint($"\0mesh-lab-h2-{Environment.ProcessId}-{Guid.NewGuid():N}"));
         socket.Listen(1);
         return socket;
     }

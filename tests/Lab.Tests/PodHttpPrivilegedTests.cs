@@ -123,6 +123,41 @@ public sealed class PodHttpPrivilegedTests
         Assert.Equal("refused", result.Error);
     }
 
+    [Fact]
+    public async Task A_server_in_a_namespace_whose_loopback_is_down_speaks_http1_http2_and_grpc()
+    {
+        Privileged.Require();
+        // As a CNI plugin may leave a pod: one veth up, lo down.
+        var suffix = Guid.NewGuid().ToString("N")[..8];
+        string server = $"lo{suffix}-s", client = $"lo{suffix}-c";
+        try
+        {
+            IpCommand.Run("netns", "add", server);
+            IpCommand.Run("netns", "add", client);
+            IpCommand.Run("link", "add", $"lo{suffix}", "netns", server, "type", "veth", "peer", "name", "eth0", "netns", client);
+            IpCommand.In(server, "addr", "add", "10.77.0.1/24", "dev", $"lo{suffix}");
+            IpCommand.In(server, "link", "set", $"lo{suffix}", "up");
+            IpCommand.In(client, "addr", "add", "10.77.0.2/24", "dev", "eth0");
+            IpCommand.In(client, "link", "set", "eth0", "up");
+            await using var pod = PodServer.Start(server, "shop/web");
+            var resolve = LabHttp.StateResolver(new LabState());
+
+            var http1 = await LabHttp.SendAsync(client, new LabHttpRequest(new Uri("http://10.77.0.1/a")), resolve, TimeSpan.FromSeconds(10), Ct);
+            var http2 = await LabHttp.SendAsync(client, new LabHttpRequest(new Uri("http://10.77.0.1/b"), Http2: true), resolve, TimeSpan.FromSeconds(10), Ct);
+            using var channel = GrpcChannel.ForAddress("http://10.77.0.1:9090", new GrpcChannelOptions { HttpHandler = HandlerIn(client) });
+            var check = await new Health.HealthClient(channel).CheckAsync(new HealthCheckRequest(), cancellationToken: Ct);
+
+            Assert.Equal("shop/web port 80: GET /a\n", http1.Body);
+            Assert.Equal(("HTTP/2.0", "shop/web port 80: GET /b\n"), (http2.HttpVersion, http2.Body));
+            Assert.Equal(HealthCheckResponse.Types.ServingStatus.Serving, check.Status);
+        }
+        finally
+        {
+            IpCommand.TryRun(out _, "netns", "del", server);
+            IpCommand.TryRun(out _, "netns", "del", client);
+        }
+    }
+
     private static Task<LabHttpResult> Curl(TestLab lab, LabPod from, LabHttpRequest request) =>
         LabHttp.SendAsync(from.Netns, request, LabHttp.StateResolver(lab.Lab.Read()!), TimeSpan.FromSeconds(10), Ct);
 
