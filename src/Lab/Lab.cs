@@ -79,7 +79,8 @@ public sealed partial class Lab(LabOptions options, Func<LabPod, string, Process
         var state = Store.Load();
         var problems = new List<string>();
 
-        var recorded = (state?.Pods.Select(p => p.Server) ?? []).Concat(state?.Nodes.Select(n => n.Agent) ?? []).OfType<RecordedProcess>();
+        var recorded = (state?.Pods.Select(p => p.Server) ?? []).Concat(state?.Nodes.Select(n => n.Agent) ?? [])
+            .Concat(state?.Nodes.SelectMany(n => n.Listeners).Select(l => l.Server) ?? []).OfType<RecordedProcess>();
         var stopped = new List<RecordedProcess>();
         foreach (var process in recorded.Concat(DetachedProcess.FindTagged(options.Lab)).DistinctBy(p => p.Pid))
         {
@@ -231,18 +232,21 @@ public sealed partial class Lab(LabOptions options, Func<LabPod, string, Process
             throw new LabException($"lab '{options.Lab}' is recorded but its namespaces are gone ({string.Join(", ", missing)}), e.g. after a reboot; run `meshctl lab down` and then `meshctl lab up`");
     }
 
-    private static void WaitUntilServing(LabPod pod)
+    private static void WaitUntilServing(LabPod pod) =>
+        WaitUntilServing($"the server of pod {pod.Id}", pod.Netns, IPAddress.Parse(pod.Ip), PodServer.NamedPorts, pod.Server, pod.ServerLog);
+
+    /// <summary>Every TCP port that echoes lines answers one (gRPC ports share the process, so they serve by then too).</summary>
+    private static void WaitUntilServing(string what, string netns, IPAddress address, IEnumerable<NamedPort> ports, RecordedProcess? server, string? log)
     {
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(20);
-        var address = IPAddress.Parse(pod.Ip);
         while (true)
         {
-            // Probing from inside the pod itself goes over lo, so no policy on the veth can hide a ready server.
-            var ready = PodServer.NamedPorts.Where(p => p.Protocol == LabProtocol.Tcp).All(p =>
-                Prober.ProbeAsync(pod.Netns, address, p.Port, LabProtocol.Tcp, TimeSpan.FromMilliseconds(500)).GetAwaiter().GetResult().Connected);
+            // Probing from inside the namespace itself goes over lo, so no policy on a veth can hide a ready server.
+            var ready = ports.Where(p => p.Protocol == LabProtocol.Tcp && p.EchoesLines).All(p =>
+                Prober.ProbeAsync(netns, address, p.Port, LabProtocol.Tcp, TimeSpan.FromMilliseconds(500)).GetAwaiter().GetResult().Connected);
             if (ready) return;
-            if (pod.Server is not null && !DetachedProcess.IsAlive(pod.Server) || DateTime.UtcNow > deadline)
-                throw new LabException($"the server of pod {pod.Id} did not start serving; see {pod.ServerLog}:\n{Tail(pod.ServerLog)}");
+            if (server is not null && !DetachedProcess.IsAlive(server) || DateTime.UtcNow > deadline)
+                throw new LabException($"{what} did not start serving; see {log}:\n{Tail(log)}");
             Thread.Sleep(50);
         }
     }
