@@ -12,7 +12,8 @@ public sealed partial class Lab
     /// <summary>The labels and named ports of Kubernetes' own kube-dns, so policies written for a cluster select the lab's.</summary>
     public static readonly IReadOnlyDictionary<string, string> DnsLabels = new Dictionary<string, string> { ["k8s-app"] = "kube-dns" };
 
-    public static readonly IReadOnlyList<NamedPort> DnsPorts = [new("dns", 53, LabProtocol.Udp), new("dns-tcp", 53, LabProtocol.Tcp)];
+    public static readonly IReadOnlyList<NamedPort> DnsPorts =
+        [new("dns", 53, LabProtocol.Udp, PortService.Dns), new("dns-tcp", 53, LabProtocol.Tcp, PortService.Dns)];
 
     public static readonly TimeSpan DefaultDnsTtl = TimeSpan.FromSeconds(5);
 

@@ -1,5 +1,4 @@
 using System.Net;
-using System.Net.Sockets;
 using Mesh.Contracts.Netns;
 
 namespace Mesh.Lab;
@@ -82,7 +81,8 @@ public sealed partial class Lab(LabOptions options, Func<LabPod, string, Process
         var problems = new List<string>();
 
         var recorded = (state?.Pods.Select(p => p.Server) ?? []).Concat(state?.Outside.Select(o => o.Server) ?? [])
-            .Concat(state?.Nodes.Select(n => n.Agent) ?? []).OfType<RecordedProcess>();
+            .Concat(state?.Nodes.Select(n => n.Agent) ?? [])
+            .Concat(state?.Nodes.SelectMany(n => n.Listeners).Select(l => l.Server) ?? []).OfType<RecordedProcess>();
         var stopped = new List<RecordedProcess>();
         foreach (var process in recorded.Concat(DetachedProcess.FindTagged(options.Lab)).DistinctBy(p => p.Pid))
         {
@@ -256,30 +256,23 @@ public sealed partial class Lab(LabOptions options, Func<LabPod, string, Process
             throw new LabException($"lab '{options.Lab}' is recorded but its namespaces are gone ({string.Join(", ", missing)}), e.g. after a reboot; run `meshctl lab down` and then `meshctl lab up`");
     }
 
-    private static void WaitUntilServing(LabPod pod)
+    private static void WaitUntilServing(LabPod pod) =>
+        WaitUntilServing($"the server of pod {pod.Id}", pod.Netns, IPAddress.Parse(pod.Ip), pod.ServedPorts, pod.Server, pod.ServerLog);
+
+    /// <summary>Every TCP port that echoes lines answers one (gRPC ports share the process, so they serve by then too).</summary>
+    private static void WaitUntilServing(string what, string netns, IPAddress address, IEnumerable<NamedPort> ports, RecordedProcess? server, string? log)
     {
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(20);
-        var address = IPAddress.Parse(pod.Ip);
         while (true)
         {
-            // Connecting from inside the pod itself goes over lo, so no policy on the veth can hide a ready server; every
-            // server binds its UDP ports before it listens on TCP, so a TCP handshake means all of them are bound.
-            var ready = pod.ServedPorts.Where(p => p.Protocol == LabProtocol.Tcp).All(p => Listens(pod.Netns, new IPEndPoint(address, p.Port)));
+            // Probing from inside the namespace itself goes over lo, so no policy on a veth can hide a ready server.
+            var ready = ports.Where(p => p.Protocol == LabProtocol.Tcp && p.EchoesLines).All(p =>
+                Prober.ProbeAsync(netns, address, p.Port, LabProtocol.Tcp, TimeSpan.FromMilliseconds(500)).GetAwaiter().GetResult().Connected);
             if (ready) return;
-            if (pod.Server is not null && !DetachedProcess.IsAlive(pod.Server) || DateTime.UtcNow > deadline)
-                throw new LabException($"the server of pod {pod.Id} did not start serving; see {pod.ServerLog}:\n{Tail(pod.ServerLog)}");
+            if (server is not null && !DetachedProcess.IsAlive(server) || DateTime.UtcNow > deadline)
+                throw new LabException($"{what} did not start serving; see {log}:\n{Tail(log)}");
             Thread.Sleep(50);
         }
-    }
-
-    private static bool Listens(string netns, IPEndPoint endpoint)
-    {
-        using var socket = NetworkNamespace.Run(netns, () => new Socket(endpoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp));
-        try
-        {
-            return socket.ConnectAsync(endpoint).Wait(TimeSpan.FromMilliseconds(500));
-        }
-        catch (AggregateException e) when (e.InnerException is SocketException) { return false; }
     }
 
     private static string Tail(string? file)

@@ -44,6 +44,16 @@ public sealed class LabNode
     /// <summary>The agent's --state-dir (its flow log lives there); inside the lab's folder, so labs never share one.</summary>
     public string? AgentStateDirectory { get; set; }
     public RecordedProcess? Agent { get; set; }
+    /// <summary>Servers answering TCP in the node's own netns (`lab node listen`), one process per port.</summary>
+    public List<LabNodeListener> Listeners { get; set; } = [];
+}
+
+/// <summary>A TCP port the node's own netns answers on (HTTP, else line echo), for host-directed policy.</summary>
+public sealed class LabNodeListener
+{
+    public int Port { get; set; }
+    public string? Log { get; set; }
+    public RecordedProcess? Server { get; set; }
 }
 
 public sealed class LabPod

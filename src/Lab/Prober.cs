@@ -109,7 +109,55 @@ public static class Prober
         }
     }
 
-    private static string Describe(SocketError error) => error switch
+    /// <summary>
+    /// One ICMP echo request from inside <paramref name="fromNetns"/> and its reply, on a raw socket made there (so it
+    /// leaves through that place's datapath). Retries every 300 ms until <paramref name="timeout"/>: the first request
+    /// may be lost while a neighbour entry is resolved.
+    /// </summary>
+    public static async Task<ProbeResult> PingAsync(string fromNetns, IPAddress to, TimeSpan timeout, CancellationToken ct = default)
+    {
+        var clock = Stopwatch.StartNew();
+        var identifier = (ushort)Random.Shared.Next(1, ushort.MaxValue);
+        var payload = Encoding.ASCII.GetBytes($"mesh-probe {Guid.NewGuid():N}");
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        deadline.CancelAfter(timeout);
+        try
+        {
+            using var socket = NetworkNamespace.Run(fromNetns, () => new Socket(AddressFamily.InterNetwork, SocketType.Raw, ProtocolType.Icmp));
+            var target = new IPEndPoint(to, 0);
+            var buffer = new byte[2048];
+            for (ushort sequence = 1; ; sequence++)
+            {
+                await socket.SendToAsync(IcmpEcho.Request(identifier, sequence, payload), SocketFlags.None, target, deadline.Token);
+                using var wait = CancellationTokenSource.CreateLinkedTokenSource(deadline.Token);
+                wait.CancelAfter(TimeSpan.FromMilliseconds(300));
+                try
+                {
+                    // A raw socket sees every ICMP message of the namespace: only our reply counts.
+                    while (true)
+                    {
+                        var received = await socket.ReceiveFromAsync(buffer, SocketFlags.None, target, wait.Token);
+                        var packet = buffer.AsSpan(0, received.ReceivedBytes);
+                        if (((IPEndPoint)received.RemoteEndPoint).Address.Equals(to) && IcmpEcho.IsReply(packet, identifier, payload))
+                            return new ProbeResult(true, "echo reply", clock.Elapsed);
+                        if (IcmpEcho.UnreachableFor(packet, identifier) is { } why)
+                            return new ProbeResult(false, why, clock.Elapsed);
+                    }
+                }
+                catch (OperationCanceledException) when (!deadline.IsCancellationRequested) { }
+            }
+        }
+        catch (OperationCanceledException) when (!ct.IsCancellationRequested)
+        {
+            return new ProbeResult(false, $"no echo reply within {timeout.TotalMilliseconds:0} ms", clock.Elapsed);
+        }
+        catch (SocketException e)
+        {
+            return new ProbeResult(false, Describe(e.SocketErrorCode), clock.Elapsed);
+        }
+    }
+
+    internal static string Describe(SocketError error) => error switch
     {
         SocketError.ConnectionRefused => "refused",
         SocketError.ConnectionReset => "reset",

@@ -143,7 +143,7 @@ public sealed class LabDnsPrivilegedTests
 
         var pod = lab.Lab.FindPod("kube-system/kube-dns");
         Assert.Equal(new Dictionary<string, string> { ["k8s-app"] = "kube-dns" }, pod.Labels);
-        Assert.Equal([new NamedPort("dns", 53, LabProtocol.Udp), new NamedPort("dns-tcp", 53, LabProtocol.Tcp)], pod.ServedPorts);
+        Assert.Equal([new NamedPort("dns", 53, LabProtocol.Udp, PortService.Dns), new NamedPort("dns-tcp", 53, LabProtocol.Tcp, PortService.Dns)], pod.ServedPorts);
         Assert.Equal(pod.Ip, up.Server.Ip);
         Assert.Equal(5, up.Server.TtlSeconds);
         foreach (var p in new[] { before, after, pod })

@@ -12,16 +12,29 @@ internal static class PodServerHost
 {
     public const string NetnsVariable = "MESH_LAB_TEST_POD_NETNS";
     public const string IdentityVariable = "MESH_LAB_TEST_POD_ID";
+    public const string TcpPortsVariable = "MESH_LAB_TEST_TCP_PORTS";
 
     [ModuleInitializer]
     [SuppressMessage("Usage", "CA2255", Justification = "The test executable must turn into a pod server before the test runner starts.")]
     internal static void ServeWhenAsked()
     {
-        if (Environment.GetEnvironmentVariable(NetnsVariable) is { Length: > 0 } netns)
-            Environment.Exit(PodServer.RunUntilTerminated(netns, Environment.GetEnvironmentVariable(IdentityVariable) ?? netns));
+        if (Environment.GetEnvironmentVariable(NetnsVariable) is not { Length: > 0 } netns) return;
+        var only = Environment.GetEnvironmentVariable(TcpPortsVariable) is { Length: > 0 } ports
+            ? ports.Split(',').Select(p => Lab.NodeListenerPort(int.Parse(p, System.Globalization.CultureInfo.InvariantCulture))).ToList()
+            : null;
+        Environment.Exit(PodServer.RunUntilTerminated(netns, Environment.GetEnvironmentVariable(IdentityVariable) ?? netns, only));
     }
 
     public static ProcessLaunch Launch(LabPod pod, string logFile) => new(
         $"pod server {pod.Id}", LabLaunches.DotnetHost, [typeof(PodServerHost).Assembly.Location], logFile,
         new Dictionary<string, string> { [NetnsVariable] = pod.Netns, [IdentityVariable] = pod.Id });
+
+    /// <summary>A node listener (`lab node listen`): the same server, on one TCP port of the node's own netns.</summary>
+    public static ProcessLaunch NodeListener(LabNode node, int port, string logFile) => new(
+        $"listener {node.Name}:{port}", LabLaunches.DotnetHost, [typeof(PodServerHost).Assembly.Location], logFile,
+        new Dictionary<string, string>
+        {
+            [NetnsVariable] = node.Netns, [IdentityVariable] = $"node/{node.Name}",
+            [TcpPortsVariable] = port.ToString(System.Globalization.CultureInfo.InvariantCulture),
+        });
 }

@@ -196,16 +196,9 @@ public static partial class PolicyParser
         var path = Child(parent, name);
         var text = reader.Scalar(fields.GetValueOrDefault(name), path);
         if (text is null) return null;
-        try
-        {
-            _ = new Regex(text, RegexOptions.None, TimeSpan.FromSeconds(1));
-            return text;
-        }
-        catch (ArgumentException e)
-        {
-            reader.Error(path, $"\"{text}\" is not a regular expression: {e.Message}");
-            return null;
-        }
+        if (HttpRequestRules.ProblemWith(text) is not { } problem) return text;
+        reader.Error(path, $"\"{text}\" is not a regular expression: {problem}");
+        return null;
     }
 
     private static DnsMatch? Dns(YamlNode node, string path, YamlFields reader)

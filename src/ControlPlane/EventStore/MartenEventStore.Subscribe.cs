@@ -10,15 +10,34 @@ public sealed partial class MartenEventStore
         LogPosition after, [EnumeratorCancellation] CancellationToken ct = default)
     {
         await using var listener = new LogNotificationListener(dataSource, MartenSetup.AppendChannel);
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
         var checkpoint = after;
-        while (true)
+        Task<IReadOnlyList<RecordedEvent>>? next = null;
+        try
         {
-            foreach (var e in await NextBatchAsync(listener, checkpoint, ct))
+            while (true)
             {
-                ct.ThrowIfCancellationRequested();
-                // The checkpoint only moves past what was handed out, so a reconnect resumes exactly here.
-                checkpoint = e.Position;
-                yield return e;
+                var batch = await (next ?? NextBatchAsync(listener, checkpoint, stop.Token));
+                // A full batch means a catch-up, with more waiting: the database reads the next batch while this one
+                // is parsed and handed out, rather than each side idling while the other works.
+                next = batch.Count == _options.SubscriptionBatchSize ? NextBatchAsync(listener, batch[^1].Position, stop.Token) : null;
+                foreach (var e in batch)
+                {
+                    ct.ThrowIfCancellationRequested();
+                    // The checkpoint only moves past what was handed out, so a reconnect resumes exactly here.
+                    checkpoint = e.Position;
+                    yield return e;
+                }
+            }
+        }
+        finally
+        {
+            // A reader that stops early leaves a read behind that nobody will take: it ends before the listener goes.
+            if (next is not null)
+            {
+                await stop.CancelAsync();
+                try { await next; }
+                catch (Exception e) when (e is OperationCanceledException || DatabaseErrors.IsConnectionLoss(e) || e is ObjectDisposedException) { }
             }
         }
     }

@@ -22,6 +22,8 @@ public static class LabCommands
             LabAgentCommands.Build(),
             LabProbeCommands.Probe(),
             LabProbeCommands.Matrix(),
+            LabCurlCommand.Build(),
+            LabNodeCommands.Build(),
             LabOutsideCommands.Build(),
             LabDnsCommands.Build(),
             LabDnsCommands.Dig(),
@@ -37,9 +39,17 @@ public static class LabCommands
     {
         var netns = new Option<string>("--netns") { Description = "The pod's network namespace", Required = true };
         var pod = new Option<string?>("--pod") { Description = "The pod's NS/NAME, for its answers and log" };
-        var command = new Command("serve", "Serve TCP and UDP on ports 80 and 81 inside a network namespace") { netns, pod };
+        var tcpPorts = new Option<int[]>("--tcp-port") { Description = "Serve only these TCP ports (HTTP, else line echo) instead of a pod's ports" };
+        var command = new Command("serve", "Serve a pod's ports (HTTP and echo on 80, echo on 81, UDP echo, gRPC health on 9090) inside a network namespace")
+        {
+            netns, pod, tcpPorts,
+        };
         command.Hidden = true;
-        command.SetAction(parse => PodServer.RunUntilTerminated(parse.GetValue(netns)!, parse.GetValue(pod) ?? parse.GetValue(netns)!));
+        command.SetAction(parse =>
+        {
+            var only = parse.GetValue(tcpPorts) is { Length: > 0 } list ? list.Select(Mesh.Lab.Lab.NodeListenerPort).ToList() : null;
+            return PodServer.RunUntilTerminated(parse.GetValue(netns)!, parse.GetValue(pod) ?? parse.GetValue(netns)!, only);
+        });
         return command;
     }
 }

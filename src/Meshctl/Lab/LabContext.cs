@@ -40,6 +40,12 @@ internal static class LabContext
             LabNodeTokens.Issue(tokenFile, lab.Names.Lab, node.Name, Path.Combine(lab.Store.LabDirectory, $"agent-{node.Name}.token")), caFile);
     }
 
+    /// <summary>A node listener is this meshctl too, serving one TCP port in the node's netns.</summary>
+    public static ProcessLaunch NodeListenerLaunch(LabNode node, int port, string logFile) => new(
+        $"listener {node.Name}:{port}", LabLaunches.DotnetHost,
+        [typeof(LabContext).Assembly.Location, "lab", "serve", "--netns", node.Netns, "--pod", $"node/{node.Name}", "--tcp-port", port.ToString(System.Globalization.CultureInfo.InvariantCulture)],
+        logFile);
+
     /// <summary>Pod servers are this meshctl, run as `meshctl lab serve` by the same dotnet host.</summary>
     private static ProcessLaunch PodServerLaunch(LabPod pod, string logFile) => new(
         $"pod server {pod.Id}", LabLaunches.DotnetHost,

@@ -10,7 +10,7 @@ namespace Mesh.Meshctl.Lab;
 /// <summary>meshctl lab pod add / label / delete / list: workloads that are network namespaces with a server inside.</summary>
 internal static class LabPodCommands
 {
-    public static Command Build() => new("pod", "Lab pods: a netns per pod, serving TCP and UDP on ports 80 and 81")
+    public static Command Build() => new("pod", "Lab pods: a netns per pod, serving HTTP/1.1, HTTP/2 and line echo on TCP 80, echo on TCP 81 and UDP 80/81, gRPC health on 9090")
     {
         Add(), Label(), Delete(), List(),
     };

@@ -13,26 +13,40 @@ internal static class LabProbeCommands
 
     public static Command Probe()
     {
-        var from = new Argument<string>("FROM") { Description = "Source pod, NS/NAME" };
-        var to = new Argument<string>("TO") { Description = "Destination pod, NS/NAME" };
-        var (port, protocol, timeout) = TrafficOptions();
-        var command = new Command("probe", "Connect from one pod to another; exit 0 when it connects, 1 when it does not")
+        var from = new Argument<string>("FROM") { Description = "Where traffic starts: a pod NS/NAME, node/NAME or outside/NAME" };
+        var to = new Argument<string>("TO") { Description = "Where it goes: a pod NS/NAME, node/NAME, outside/NAME or an IPv4 address" };
+        var port = new Option<string?>("--port", "-p") { Description = "Port number, or a named port (serve-80-tcp, serve-81-udp, …); not for icmp" };
+        var protocol = new Option<string>("--protocol") { Description = "tcp, udp or icmp (echo request and reply; a named port implies tcp or udp)", DefaultValueFactory = _ => "tcp" };
+        var timeout = new Option<string>("--timeout") { Description = "How long to wait for an answer (1s, 500ms)", DefaultValueFactory = _ => "1s" };
+        var command = new Command("probe", "Send traffic from one lab place to another (TCP connect and echo, UDP echo, ICMP echo); exit 0 when it gets through, 1 when not")
         {
             from, to, port, protocol, timeout,
         };
         command.SetAction((parse, ct) => Output.GuardAsync(async () =>
         {
-            var lab = LabContext.Open(parse);
-            var source = lab.FindPod(parse.GetValue(from)!);
-            var target = lab.FindPod(parse.GetValue(to)!);
-            var (p, proto) = ResolvePort(parse.GetValue(port)!, parse.GetValue(protocol)!);
-            var result = await Prober.ProbeAsync(source.Netns, IPAddress.Parse(target.Ip), p, proto, Output.ParseDuration(parse.GetValue(timeout)!), ct);
+            var state = LabContext.Open(parse).Read() ?? throw new LabException("the lab is not up; start it with `meshctl lab up`");
+            var source = LabPlaces.Source(state, parse.GetValue(from)!);
+            var target = LabPlaces.Target(state, parse.GetValue(to)!);
+            var limit = Output.ParseDuration(parse.GetValue(timeout)!);
+            var icmp = parse.GetValue(protocol)!.Equals("icmp", StringComparison.OrdinalIgnoreCase);
+            if (icmp && parse.GetValue(port) is not null)
+                throw new LabException("--port has no meaning for --protocol icmp: drop it");
+            var (p, proto) = icmp ? (0, LabProtocol.Tcp)
+                : ResolvePort(parse.GetValue(port) ?? throw new LabException("--port is required for tcp and udp, e.g. --port 80 or --port serve-80-tcp"), parse.GetValue(protocol)!);
+            var result = icmp
+                ? await Prober.PingAsync(source.Netns!, target.Address, limit, ct)
+                : await Prober.ProbeAsync(source.Netns!, target.Address, p, proto, limit, ct);
+            var what = icmp ? "icmp echo" : $"{Name(proto)}/{p}";
             if (GlobalOptions.Json(parse))
-                Output.WriteJson(new { from = source.Id, to = target.Id, port = p, protocol = Name(proto), result.Connected, result.Detail, elapsedMs = result.Elapsed.TotalMilliseconds });
+                Output.WriteJson(new
+                {
+                    from = source.ToString(), to = target.ToString(), address = target.Address.ToString(), port = icmp ? (int?)null : p,
+                    protocol = icmp ? "icmp" : Name(proto), result.Connected, result.Detail, elapsedMs = result.Elapsed.TotalMilliseconds,
+                });
             else
                 Output.Info(result.Connected
-                    ? $"[green]✓[/] {Output.Esc(source.Id)} → {Output.Esc(target.Id)} ({target.Ip}) {Name(proto)}/{p}: connected in {result.Elapsed.TotalMilliseconds:0} ms"
-                    : $"[red]✗[/] {Output.Esc(source.Id)} → {Output.Esc(target.Id)} ({target.Ip}) {Name(proto)}/{p}: {Output.Esc(result.Detail)}");
+                    ? $"[green]✓[/] {Output.Esc(source)} → {Output.Esc(target)} ({target.Address}) {what}: {(icmp ? "reply" : "connected")} in {result.Elapsed.TotalMilliseconds:0} ms"
+                    : $"[red]✗[/] {Output.Esc(source)} → {Output.Esc(target)} ({target.Address}) {what}: {Output.Esc(result.Detail)}");
             return result.Connected ? 0 : 1;
         }));
         return command;
@@ -86,7 +100,7 @@ internal static class LabProbeCommands
         {
             "tcp" => (number, LabProtocol.Tcp),
             "udp" => (number, LabProtocol.Udp),
-            _ => throw new LabException($"invalid --protocol '{protocol}': tcp or udp"),
+            _ => throw new LabException($"invalid --protocol '{protocol}': tcp or udp (probe also takes icmp)"),
         };
     }
 

@@ -65,6 +65,30 @@ public sealed class SubscriptionTests
     }
 
     [Fact]
+    public async Task A_reader_that_stops_during_a_catch_up_ends_promptly_and_the_next_one_resumes_exactly_there()
+    {
+        // Two full batches: after each the subscription starts reading the next one ahead. After the second that read
+        // finds nothing and waits for the poll (5 minutes); stopping must not wait with it.
+        await using var db = await EventStoreDatabase.CreateAsync(EventStoreDatabase.FastOptions with
+            { SubscriptionBatchSize = 7, PollInterval = TimeSpan.FromMinutes(5) });
+        await db.Store.AppendAsync("history", ExpectedVersion.NoStream, Numbered("Old", 1, 14), ct: Ct);
+
+        var taken = new List<long>();
+        var stopping = System.Diagnostics.Stopwatch.StartNew();
+        await foreach (var e in db.Store.SubscribeAllAsync(LogPosition.Start, Ct))
+        {
+            taken.Add(e.Position.Value);
+            if (taken.Count == 14) { stopping.Restart(); break; }
+        }
+        Assert.True(stopping.Elapsed < TimeSpan.FromSeconds(10), $"stopping took {stopping.Elapsed}");
+
+        await db.Store.AppendAsync("history", 14, Numbered("New", 15, 3), ct: Ct);
+        await using var next = new SubscriberProbe(db.Store, after: new LogPosition(10));
+        Assert.Equal(Enumerable.Range(11, 7).Select(p => (long)p), (await next.NextAsync(7, Patience)).Select(e => e.Position.Value));
+        Assert.Equal(Enumerable.Range(1, 14).Select(p => (long)p), taken);
+    }
+
+    [Fact]
     public async Task A_notification_wakes_the_subscriber_long_before_its_poll_interval()
     {
         await using var db = await EventStoreDatabase.CreateAsync(EventStoreDatabase.FastOptions with { PollInterval = TimeSpan.FromMinutes(5) });
