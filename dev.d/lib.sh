@@ -18,6 +18,8 @@ ensure_deps() {
   command -v bpftool >/dev/null || need+=(bpftool)
   command -v ip >/dev/null || need+=(iproute2)
   command -v nsenter >/dev/null || need+=(util-linux)
+  # The lab's DNS server (meshctl lab dns up); dnsmasq-base is the binary without a system service of its own.
+  [ -x /usr/sbin/dnsmasq ] || need+=(dnsmasq-base)
   # mesh-cni delegates addresses to the reference IPAM plugins (host-local), as a Kubernetes node has them.
   [ -x /usr/lib/cni/host-local ] || need+=(containernetworking-plugins)
   command -v curl >/dev/null || need+=(curl)

@@ -19,7 +19,7 @@ public static partial class DetachedProcess
 
     private const int ORdOnly = 0, OWrOnly = 1, OCreat = 0x40, OAppend = 0x400;
     private const short PosixSpawnSetSigDef = 0x04, PosixSpawnSetSigMask = 0x08, PosixSpawnSetSid = 0x80;
-    private const int SigTerm = 15, SigKill = 9, WNoHang = 1;
+    private const int SigHup = 1, SigTerm = 15, SigKill = 9, WNoHang = 1;
 
     public static unsafe RecordedProcess Start(ProcessLaunch launch, string lab)
     {
@@ -88,6 +88,9 @@ public static partial class DetachedProcess
         kill(process.Pid, SigKill);
         for (var i = 0; i < 100 && IsAlive(process); i++) { Reap(process.Pid); Thread.Sleep(20); }
     }
+
+    /// <summary>SIGHUP (servers such as dnsmasq reread their files); false when the process is not running.</summary>
+    public static bool Hangup(RecordedProcess process) => IsAlive(process) && kill(process.Pid, SigHup) == 0;
 
     /// <summary>SIGKILL (kill -9) with no grace, then waits until the process is gone. Never fails when it already is.</summary>
     public static void Kill(RecordedProcess process)

@@ -59,6 +59,7 @@ public sealed partial class Lab(LabOptions options, Func<LabPod, string, Process
             state.Nodes.Add(node);
             Store.Save(state);
             Topology.CreateNode(node, state.Nodes);
+            foreach (var host in state.Outside) LabTopology.ConnectOutside(host, node);
             created.Add(node);
         }
 
@@ -79,7 +80,8 @@ public sealed partial class Lab(LabOptions options, Func<LabPod, string, Process
         var state = Store.Load();
         var problems = new List<string>();
 
-        var recorded = (state?.Pods.Select(p => p.Server) ?? []).Concat(state?.Nodes.Select(n => n.Agent) ?? [])
+        var recorded = (state?.Pods.Select(p => p.Server) ?? []).Concat(state?.Outside.Select(o => o.Server) ?? [])
+            .Concat(state?.Nodes.Select(n => n.Agent) ?? [])
             .Concat(state?.Nodes.SelectMany(n => n.Listeners).Select(l => l.Server) ?? []).OfType<RecordedProcess>();
         var stopped = new List<RecordedProcess>();
         foreach (var process in recorded.Concat(DetachedProcess.FindTagged(options.Lab)).DistinctBy(p => p.Pid))
@@ -88,6 +90,12 @@ public sealed partial class Lab(LabOptions options, Func<LabPod, string, Process
             DetachedProcess.Stop(process);
             if (DetachedProcess.IsAlive(process)) problems.Add($"process {process.Pid} ({process.Role}) survived SIGKILL");
             else stopped.Add(process);
+        }
+
+        foreach (var netns in LabResolvConf.Existing(Names.Prefix))
+        {
+            try { LabResolvConf.Remove(netns); }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException) { problems.Add($"cannot remove {LabResolvConf.PathOf(netns)}: {e.Message}"); }
         }
 
         var deleted = new List<string>();
@@ -140,7 +148,17 @@ public sealed partial class Lab(LabOptions options, Func<LabPod, string, Process
         LabNames.ValidateObjectName("namespace", ns);
         LabNames.ValidateObjectName("pod", name);
         using var _ = Store.Lock();
-        var state = RequireUp();
+        return AddPodLocked(RequireUp(), ns, name, labels, node, workload: null);
+    }
+
+    /// <summary>
+    /// Creates a pod whose process is the pod server, or <paramref name="workload"/>'s (its launch and the ports it
+    /// serves); once the lab has a DNS server, the pod's resolv.conf names it. The caller holds the lock.
+    /// </summary>
+    private LabPod AddPodLocked(
+        LabState state, string ns, string name, IReadOnlyDictionary<string, string> labels, string? node,
+        (Func<LabPod, string, ProcessLaunch> Launch, IReadOnlyList<NamedPort> Ports)? workload)
+    {
         if (state.Pod(ns, name) is not null)
             throw new LabException($"pod {ns}/{name} already exists; change its labels with `meshctl lab pod label {ns}/{name} k=v` or delete it first");
         var host = node is null
@@ -155,12 +173,14 @@ public sealed partial class Lab(LabOptions options, Func<LabPod, string, Process
             HostInterface = Names.HostInterface(ns, name),
             Labels = new SortedDictionary<string, string>(labels.ToDictionary(), StringComparer.Ordinal),
             ServerLog = Path.Combine(Store.LogDirectory, $"pod-{ns}-{name}.log"),
+            Ports = workload?.Ports.ToList(),
         };
         state.Pods.Add(pod);
         Store.Save(state);
 
         Topology.CreatePod(host, pod);
-        pod.Server = DetachedProcess.Start(podServer(pod, pod.ServerLog), options.Lab);
+        if (state.Dns is { Ip.Length: > 0 } dns) LabResolvConf.Write(pod.Netns, options.Lab, dns.Ip);
+        pod.Server = DetachedProcess.Start((workload?.Launch ?? podServer)(pod, pod.ServerLog), options.Lab);
         Store.Save(state);
         WaitUntilServing(pod);
         return pod;
@@ -183,10 +203,14 @@ public sealed partial class Lab(LabOptions options, Func<LabPod, string, Process
         if (state is null || pod is null)
         {
             // Not recorded, but maybe left behind by a crash.
+            LabResolvConf.Remove(Names.PodNetns(ns, name));
             LabTopology.DeleteNetns(Names.PodNetns(ns, name));
             return null;
         }
+        if (IsDnsPod(state, pod))
+            throw new LabException($"{pod.Id} is the lab's DNS server; remove it with `meshctl lab dns down`");
         if (pod.Server is not null) DetachedProcess.Stop(pod.Server);
+        LabResolvConf.Remove(pod.Netns);
         LabTopology.DeletePod(pod);
         state.Pods.Remove(pod);
         Store.Save(state);
@@ -233,7 +257,7 @@ public sealed partial class Lab(LabOptions options, Func<LabPod, string, Process
     }
 
     private static void WaitUntilServing(LabPod pod) =>
-        WaitUntilServing($"the server of pod {pod.Id}", pod.Netns, IPAddress.Parse(pod.Ip), PodServer.NamedPorts, pod.Server, pod.ServerLog);
+        WaitUntilServing($"the server of pod {pod.Id}", pod.Netns, IPAddress.Parse(pod.Ip), pod.ServedPorts, pod.Server, pod.ServerLog);
 
     /// <summary>Every TCP port that echoes lines answers one (gRPC ports share the process, so they serve by then too).</summary>
     private static void WaitUntilServing(string what, string netns, IPAddress address, IEnumerable<NamedPort> ports, RecordedProcess? server, string? log)

@@ -32,6 +32,12 @@ public sealed partial class LabNames
 
     public string PodNetns(string ns, string name) => $"{Lab}-pod-{ns}-{name}";
 
+    public string OutsideNetns(string name) => $"{Lab}-outside-{name}";
+
+    /// <summary>The underlay side of an outside host's veth: "ext" + a hash, within IFNAMSIZ (15).</summary>
+    public string OutsideUplink(string name) =>
+        "ext" + Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes($"{Lab}/outside/{name}")))[..8];
+
     /// <summary>Host side of a pod's veth, in its node's netns: "lxc" + a hash, like Cilium, and within IFNAMSIZ (15).</summary>
     public string HostInterface(string ns, string name)
     {

@@ -1,3 +1,5 @@
+using System.Text.Json.Serialization;
+
 namespace Mesh.Lab;
 
 /// <summary>
@@ -15,6 +17,8 @@ public sealed class LabState
     public List<LabPod> Pods { get; set; } = [];
     /// <summary>Hosts outside the cluster (`lab outside add`): on the underlay, never endpoints, so their identity is world.</summary>
     public List<LabOutsideHost> Outside { get; set; } = [];
+    /// <summary>The lab's DNS server (`lab dns up`), every pod's resolver; null while it is down.</summary>
+    public LabDnsServer? Dns { get; set; }
 
     public bool IsUp => Nodes.Count > 0;
 
@@ -63,8 +67,14 @@ public sealed class LabPod
     public SortedDictionary<string, string> Labels { get; set; } = new(StringComparer.Ordinal);
     public string? ServerLog { get; set; }
     public RecordedProcess? Server { get; set; }
+    /// <summary>The ports its process serves when it is not the pod server (the lab's DNS pod); null means <see cref="PodServer.NamedPorts"/>.</summary>
+    public List<NamedPort>? Ports { get; set; }
 
     public string Id => $"{Namespace}/{Name}";
+
+    /// <summary>The ports its process serves, which policies may name.</summary>
+    [JsonIgnore]
+    public IReadOnlyList<NamedPort> ServedPorts => Ports ?? PodServer.NamedPorts;
 }
 
 /// <summary>A host outside the cluster: a network namespace on the underlay with the same servers as a pod.</summary>
@@ -73,8 +83,24 @@ public sealed class LabOutsideHost
     public string Name { get; set; } = "";
     public string Netns { get; set; } = "";
     public string Ip { get; set; } = "";
+    /// <summary>Its end of the veth on the underlay bridge.</summary>
+    public string UnderlayInterface { get; set; } = "";
     public string? ServerLog { get; set; }
     public RecordedProcess? Server { get; set; }
+}
+
+/// <summary>
+/// The lab's DNS server: dnsmasq in the pod <see cref="Pod"/> (kube-system/kube-dns), answering from
+/// <see cref="HostsFile"/> with <see cref="TtlSeconds"/> and nothing else. <see cref="Records"/> is what the hosts file
+/// holds, by name.
+/// </summary>
+public sealed class LabDnsServer
+{
+    public string Pod { get; set; } = "";
+    public string Ip { get; set; } = "";
+    public int TtlSeconds { get; set; }
+    public string HostsFile { get; set; } = "";
+    public SortedDictionary<string, List<string>> Records { get; set; } = new(StringComparer.Ordinal);
 }
 
 /// <summary>A process the lab started. The start time tells it apart from a later process that reused the pid.</summary>

@@ -6,7 +6,9 @@ namespace Mesh.Lab;
 /// <summary>
 /// The lab's kernel objects. An underlay netns holds a bridge; each node is a netns with eth0 on that bridge,
 /// forwarding on, and a route to every other node's pod CIDR. Each pod is a netns whose eth0 pairs with an
-/// lxc… veth in its node netns, wired as every Mesh pod is (<see cref="PodWiring"/>).
+/// lxc… veth in its node netns, wired as every Mesh pod is (<see cref="PodWiring"/>). An outside host is a netns
+/// with eth0 on the bridge and one /32: it and every node route to each other on-link, and it reaches each pod CIDR
+/// through that node's underlay address, as the nodes do.
 /// </summary>
 public sealed class LabTopology(LabNames names)
 {
@@ -45,6 +47,28 @@ public sealed class LabTopology(LabNames names)
             IpCommand.In(node.Netns, "route", "replace", other.PodCidr, "via", other.Address, "dev", NodeUplink);
             IpCommand.In(other.Netns, "route", "replace", node.PodCidr, "via", node.Address, "dev", NodeUplink);
         }
+    }
+
+    /// <summary>Creates the outside host and connects it with every node in <paramref name="nodes"/>.</summary>
+    public void CreateOutside(LabOutsideHost host, IEnumerable<LabNode> nodes)
+    {
+        IpCommand.Run("netns", "add", host.Netns);
+        IpCommand.In(host.Netns, "link", "set", "lo", "up");
+        IpCommand.In(names.UnderlayNetns, "link", "add", host.UnderlayInterface, "type", "veth", "peer", "name", NodeUplink, "netns", host.Netns);
+        IpCommand.In(names.UnderlayNetns, "link", "set", host.UnderlayInterface, "master", Bridge);
+        IpCommand.In(names.UnderlayNetns, "link", "set", host.UnderlayInterface, "up");
+        IpCommand.In(host.Netns, "addr", "add", $"{host.Ip}/32", "dev", NodeUplink);
+        IpCommand.In(host.Netns, "link", "set", NodeUplink, "up");
+        // Its address need not be in the underlay's subnet (it may stand for an internet host): the nodes are on-link.
+        IpCommand.In(host.Netns, "route", "replace", LabAddressing.UnderlayCidr, "dev", NodeUplink, "scope", "link", "src", host.Ip);
+        foreach (var node in nodes) ConnectOutside(host, node);
+    }
+
+    /// <summary>Routes both ways between an outside host and a node: the host's /32 on-link, the node's pod CIDR via the node.</summary>
+    public static void ConnectOutside(LabOutsideHost host, LabNode node)
+    {
+        IpCommand.In(node.Netns, "route", "replace", $"{host.Ip}/32", "dev", NodeUplink, "scope", "link");
+        IpCommand.In(host.Netns, "route", "replace", node.PodCidr, "via", node.Address, "dev", NodeUplink);
     }
 
     public void CreatePod(LabNode node, LabPod pod)

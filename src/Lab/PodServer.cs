@@ -17,13 +17,15 @@ public enum PortService
     HttpOrEcho,
     /// <summary>gRPC over cleartext HTTP/2: the standard health service (grpc.health.v1.Health).</summary>
     Grpc,
+    /// <summary>DNS: the lab's DNS server (dnsmasq), which is asked, never probed with lines.</summary>
+    Dns,
 }
 
 /// <summary>A port a lab server serves, with the name policies use for it (toPorts.port: "serve-80-tcp").</summary>
 public sealed record NamedPort(string Name, int Port, LabProtocol Protocol, PortService Service = PortService.Echo)
 {
     /// <summary>Whether a line sent here comes back (what <see cref="Prober"/>'s TCP probe expects).</summary>
-    public bool EchoesLines => Protocol == LabProtocol.Udp || Service != PortService.Grpc;
+    public bool EchoesLines => Service != PortService.Dns && (Protocol == LabProtocol.Udp || Service != PortService.Grpc);
 }
 
 /// <summary>

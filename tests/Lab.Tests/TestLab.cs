@@ -28,7 +28,22 @@ internal sealed class TestLab : IDisposable
     }
 
     public static Task<ProbeResult> Probe(LabPod from, LabPod to, int port, LabProtocol protocol) =>
-        Prober.ProbeAsync(from.Netns, IPAddress.Parse(to.Ip), port, protocol, TimeSpan.FromSeconds(2), TestContext.Current.CancellationToken);
+        Probe(from.Netns, to.Ip, port, protocol);
+
+    public static Task<ProbeResult> Probe(string fromNetns, string to, int port, LabProtocol protocol) =>
+        Prober.ProbeAsync(fromNetns, IPAddress.Parse(to), port, protocol, TimeSpan.FromSeconds(2), TestContext.Current.CancellationToken);
+
+    /// <summary>Every line-echoing port of the pod server at <paramref name="to"/>, probed from <paramref name="fromNetns"/>; the ones that failed, with why.</summary>
+    public static async Task<List<string>> Unreachable(string fromNetns, string to)
+    {
+        var failures = new List<string>();
+        foreach (var port in PodServer.NamedPorts.Where(p => p.EchoesLines))
+        {
+            var result = await Probe(fromNetns, to, port.Port, port.Protocol);
+            if (!result.Connected) failures.Add($"{fromNetns} -> {to} {port.Name}: {result.Detail}");
+        }
+        return failures;
+    }
 
     public void Dispose()
     {

@@ -24,6 +24,9 @@ public static class LabCommands
             LabProbeCommands.Matrix(),
             LabCurlCommand.Build(),
             LabNodeCommands.Build(),
+            LabOutsideCommands.Build(),
+            LabDnsCommands.Build(),
+            LabDnsCommands.Dig(),
             LabUpDownCommands.Register(),
             Serve(),
         };

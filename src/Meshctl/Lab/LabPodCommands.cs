@@ -59,9 +59,13 @@ internal static class LabPodCommands
         {
             var lab = LabContext.Open(parse);
             var (ns, name) = LabNames.ParsePodRef(parse.GetValue(pod)!);
-            // The endpoint goes first, and the pod's interface only once the node enforces a version without it.
-            if (lab.Read()?.Pod(ns, name) is { } recorded)
+            if (lab.Read() is { } state && state.Pod(ns, name) is { } recorded)
+            {
+                if (Mesh.Lab.Lab.IsDnsPod(state, recorded))
+                    return Output.Error($"{recorded.Id} is the lab's DNS server; remove it with `meshctl lab dns down`");
+                // The endpoint goes first, and the pod's interface only once the node enforces a version without it.
                 await LabRegistration.DeregisterAsync(LabContext.Client(parse, TimeSpan.FromSeconds(5)), recorded, TimeSpan.FromSeconds(10), ct);
+            }
             var removed = lab.DeletePod(ns, name);
             if (removed is null) return Output.Error($"no pod {ns}/{name} in lab '{lab.Names.Lab}'; see `meshctl lab pod list`");
             Output.Info($"pod [bold]{Output.Esc(removed.Id)}[/] deleted");

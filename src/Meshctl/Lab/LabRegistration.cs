@@ -7,10 +7,10 @@ namespace Mesh.Meshctl.Lab;
 /// <summary>Tells the control plane about lab pods; its answer carries the identity their labels got.</summary>
 internal static class LabRegistration
 {
-    /// <summary>The pod as an endpoint, with the named ports its server listens on, which policies may name.</summary>
+    /// <summary>The pod as an endpoint, with the named ports its process serves, which policies may name.</summary>
     public static EndpointRegistration For(LabPod pod, LabState state) =>
         new(pod.Namespace, pod.Name, pod.Node, pod.Ip, pod.HostInterface, pod.Labels, state.NamespaceLabels(pod.Namespace),
-            PodServer.NamedPorts.Select(p => new EndpointPort(p.Name, p.Port, p.Protocol == LabProtocol.Tcp ? "TCP" : "UDP")).ToList());
+            pod.ServedPorts.Select(p => new EndpointPort(p.Name, p.Port, p.Protocol == LabProtocol.Tcp ? "TCP" : "UDP")).ToList());
 
     /// <summary>
     /// Registers each pod; returns false (after saying what to do) when the control plane cannot be reached, so the
