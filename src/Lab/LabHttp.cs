@@ -21,22 +21,23 @@ public delegate ValueTask<IPAddress> LabResolver(string host, CancellationToken 
 
 /// <summary>
 /// HTTP from inside a lab place: the connection's socket is created in the source's netns (so it leaves through that
-/// place's datapath), and the URL's host is resolved by a pluggable <see cref="LabResolver"/> (today the lab's own
-/// names; the lab's DNS server can take over without changing the callers).
+/// place's datapath), and the URL's host is resolved by a pluggable <see cref="LabResolver"/>.
 /// </summary>
 public static class LabHttp
 {
     /// <summary>
-    /// Resolves what the lab itself knows: an IPv4 address as written, else an outside host's name, else a node's name.
+    /// Resolves as <paramref name="from"/> would: an IPv4 address as written, an outside host's or a node's name from the
+    /// lab's state, and any other name through the place's resolver (the lab's DNS, when it is up).
     /// </summary>
-    public static LabResolver StateResolver(LabState state) => (host, _) =>
+    public static LabResolver StateResolver(LabState state, LabPlace from) => async (host, ct) =>
     {
-        if (IPAddress.TryParse(host, out var literal) && literal.AddressFamily == AddressFamily.InterNetwork)
-            return ValueTask.FromResult(literal);
-        if (state.OutsideHost(host) is { } outside) return ValueTask.FromResult(IPAddress.Parse(outside.Ip));
-        if (state.Node(host) is { } node) return ValueTask.FromResult(IPAddress.Parse(node.Address));
+        if (IPAddress.TryParse(host, out var literal) && literal.AddressFamily == AddressFamily.InterNetwork) return literal;
+        if (state.OutsideHost(host) is { } outside) return IPAddress.Parse(outside.Ip);
+        if (state.Node(host) is { } node) return IPAddress.Parse(node.Address);
+        // Any other name is asked of the place's resolver, from the place itself: through its datapath, as the pod would.
+        if (state.Dns is not null) return await LabDns.ResolveAsync(state, from, host, ct);
         throw new LabException($"cannot resolve '{host}': use an IPv4 address, an outside host ({Names(state.Outside.Select(o => o.Name))}) " +
-                               $"or a node ({Names(state.Nodes.Select(n => n.Name))}) of lab '{state.Lab}'");
+                               $"or a node ({Names(state.Nodes.Select(n => n.Name))}) of lab '{state.Lab}', or start the lab's DNS (`meshctl lab dns up`) for other names");
     };
 
     /// <summary>A URL as curl takes it: http://HOST[:PORT]/PATH, or without the scheme.</summary>

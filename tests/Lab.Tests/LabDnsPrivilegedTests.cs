@@ -37,6 +37,26 @@ public sealed class LabDnsPrivilegedTests
     }
 
     [Fact]
+    public async Task Curl_resolves_a_name_through_the_pods_resolver_and_reaches_the_host_it_names()
+    {
+        Privileged.Require();
+        using var lab = new TestLab();
+        lab.Lab.Up(1);
+        var client = lab.AddPod("default/client");
+        var api = lab.Lab.AddOutside("api");
+        lab.Lab.DnsUp();
+        lab.Lab.DnsAdd("api.example.com", [api.Ip]);
+        var state = lab.Lab.Read()!;
+        var resolve = LabHttp.StateResolver(state, LabPlaces.Source(state, client.Id));
+
+        var answer = await LabHttp.SendAsync(client.Netns, new LabHttpRequest(new Uri("http://api.example.com/v1/status")), resolve, TimeSpan.FromSeconds(10), Ct);
+        var unknown = await Assert.ThrowsAsync<LabException>(async () => await resolve("nowhere.example.com", Ct));
+
+        Assert.Equal((200, "outside/api port 80: GET /v1/status\n"), (answer.Status!.Value, answer.Body!));
+        Assert.Contains("no A record (NXDOMAIN", unknown.Message);
+    }
+
+    [Fact]
     public async Task A_name_without_records_is_NXDOMAIN_and_never_forwarded()
     {
         Privileged.Require();

@@ -12,6 +12,8 @@ public sealed class LabHttpParsingTests
         Outside = [new LabOutsideHost { Name = "api", Ip = "10.200.0.100" }],
     };
 
+    private static readonly LabPlace Somewhere = LabPlaces.Source(State, "node/node-1");
+
     [Theory]
     [InlineData("http://10.201.1.2/api/v1/public", "10.201.1.2", 80, "/api/v1/public")]
     [InlineData("10.201.1.2:8080/x?y=1", "10.201.1.2", 8080, "/x?y=1")]
@@ -56,12 +58,12 @@ public sealed class LabHttpParsingTests
     [InlineData("api", "10.200.0.100")]
     [InlineData("node-1", "10.200.0.1")]
     public async Task A_host_resolves_to_an_address_an_outside_host_or_a_node(string host, string address) =>
-        Assert.Equal(IPAddress.Parse(address), await LabHttp.StateResolver(State)(host, TestContext.Current.CancellationToken));
+        Assert.Equal(IPAddress.Parse(address), await LabHttp.StateResolver(State, Somewhere)(host, TestContext.Current.CancellationToken));
 
     [Fact]
     public async Task An_unknown_host_names_what_the_lab_has()
     {
-        var error = await Assert.ThrowsAsync<LabException>(async () => await LabHttp.StateResolver(State)("db.example.com", TestContext.Current.CancellationToken));
+        var error = await Assert.ThrowsAsync<LabException>(async () => await LabHttp.StateResolver(State, Somewhere)("db.example.com", TestContext.Current.CancellationToken));
 
         Assert.Contains("api", error.Message);
         Assert.Contains("node-1", error.Message);

@@ -53,7 +53,7 @@ public sealed class LabPlacesPrivilegedTests
         var again = lab.Lab.ListenOnNode("node-1", 8080, PodServerHost.NodeListener);
         var state = lab.Lab.Read()!;
         var probe = await Prober.ProbeAsync(pod.Netns, IPAddress.Parse(state.Node("node-1")!.Address), 8080, LabProtocol.Tcp, TimeSpan.FromSeconds(2), Ct);
-        var http = await LabHttp.SendAsync(pod.Netns, new LabHttpRequest(new Uri("http://node-1:8080/metrics")), LabHttp.StateResolver(state), TimeSpan.FromSeconds(10), Ct);
+        var http = await LabHttp.SendAsync(pod.Netns, new LabHttpRequest(new Uri("http://node-1:8080/metrics")), LabHttp.StateResolver(state, LabPlaces.Source(state, pod.Id)), TimeSpan.FromSeconds(10), Ct);
         var otherPort = await Prober.ProbeAsync(pod.Netns, IPAddress.Parse(state.Node("node-1")!.Address), 8081, LabProtocol.Tcp, TimeSpan.FromSeconds(2), Ct);
 
         Assert.True(probe.Connected, probe.Detail);

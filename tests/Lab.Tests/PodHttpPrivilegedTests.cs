@@ -140,7 +140,7 @@ public sealed class PodHttpPrivilegedTests
             IpCommand.In(client, "addr", "add", "10.77.0.2/24", "dev", "eth0");
             IpCommand.In(client, "link", "set", "eth0", "up");
             await using var pod = PodServer.Start(server, "shop/web");
-            var resolve = LabHttp.StateResolver(new LabState());
+            var resolve = LabHttp.StateResolver(new LabState(), new LabPlace(LabPlaceKind.Pod, "default/client", client, IPAddress.Parse("10.77.0.2")));
 
             var http1 = await LabHttp.SendAsync(client, new LabHttpRequest(new Uri("http://10.77.0.1/a")), resolve, TimeSpan.FromSeconds(10), Ct);
             var http2 = await LabHttp.SendAsync(client, new LabHttpRequest(new Uri("http://10.77.0.1/b"), Http2: true), resolve, TimeSpan.FromSeconds(10), Ct);
@@ -158,8 +158,11 @@ public sealed class PodHttpPrivilegedTests
         }
     }
 
-    private static Task<LabHttpResult> Curl(TestLab lab, LabPod from, LabHttpRequest request) =>
-        LabHttp.SendAsync(from.Netns, request, LabHttp.StateResolver(lab.Lab.Read()!), TimeSpan.FromSeconds(10), Ct);
+    private static Task<LabHttpResult> Curl(TestLab lab, LabPod from, LabHttpRequest request)
+    {
+        var state = lab.Lab.Read()!;
+        return LabHttp.SendAsync(from.Netns, request, LabHttp.StateResolver(state, LabPlaces.Source(state, from.Id)), TimeSpan.FromSeconds(10), Ct);
+    }
 
     private static SocketsHttpHandler HandlerIn(string netns) => new()
     {

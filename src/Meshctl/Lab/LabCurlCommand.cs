@@ -28,7 +28,7 @@ internal static class LabCurlCommand
             var request = new LabHttpRequest(
                 LabHttp.ParseUrl(parse.GetValue(url)!), parse.GetValue(method)!.ToUpperInvariant(),
                 (parse.GetValue(headers) ?? []).Select(LabHttp.ParseHeader).ToList(), parse.GetValue(http2), parse.GetValue(data));
-            var result = await LabHttp.SendAsync(source.Netns, request, LabHttp.StateResolver(state), Output.ParseDuration(parse.GetValue(timeout)!), ct);
+            var result = await LabHttp.SendAsync(source.Netns, request, LabHttp.StateResolver(state, source), Output.ParseDuration(parse.GetValue(timeout)!), ct);
 
             if (GlobalOptions.Json(parse))
                 Output.WriteJson(new
