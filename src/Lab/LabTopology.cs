@@ -28,13 +28,7 @@ public sealed class LabTopology(LabNames names)
     /// <summary>Creates <paramref name="node"/> and routes between it and every node in <paramref name="others"/>.</summary>
     public void CreateNode(LabNode node, IEnumerable<LabNode> others)
     {
-        IpCommand.Run("netns", "add", node.Netns);
-        IpCommand.In(node.Netns, "link", "set", "lo", "up");
-        IpCommand.In(names.UnderlayNetns, "link", "add", node.Name, "type", "veth", "peer", "name", NodeUplink, "netns", node.Netns);
-        IpCommand.In(names.UnderlayNetns, "link", "set", node.Name, "master", Bridge);
-        IpCommand.In(names.UnderlayNetns, "link", "set", node.Name, "up");
-        IpCommand.In(node.Netns, "addr", "add", $"{node.Address}/24", "dev", NodeUplink);
-        IpCommand.In(node.Netns, "link", "set", NodeUplink, "up");
+        CreateOnUnderlay(node.Netns, node.Name, $"{node.Address}/24");
         NetworkNamespace.Run(node.Netns, () =>
         {
             // /proc/sys/net follows the netns of the thread that opens it, so this sets the node's values only.
@@ -52,13 +46,7 @@ public sealed class LabTopology(LabNames names)
     /// <summary>Creates the outside host and connects it with every node in <paramref name="nodes"/>.</summary>
     public void CreateOutside(LabOutsideHost host, IEnumerable<LabNode> nodes)
     {
-        IpCommand.Run("netns", "add", host.Netns);
-        IpCommand.In(host.Netns, "link", "set", "lo", "up");
-        IpCommand.In(names.UnderlayNetns, "link", "add", host.UnderlayInterface, "type", "veth", "peer", "name", NodeUplink, "netns", host.Netns);
-        IpCommand.In(names.UnderlayNetns, "link", "set", host.UnderlayInterface, "master", Bridge);
-        IpCommand.In(names.UnderlayNetns, "link", "set", host.UnderlayInterface, "up");
-        IpCommand.In(host.Netns, "addr", "add", $"{host.Ip}/32", "dev", NodeUplink);
-        IpCommand.In(host.Netns, "link", "set", NodeUplink, "up");
+        CreateOnUnderlay(host.Netns, host.UnderlayInterface, $"{host.Ip}/32");
         // Its address need not be in the underlay's subnet (it may stand for an internet host): the nodes are on-link.
         IpCommand.In(host.Netns, "route", "replace", LabAddressing.UnderlayCidr, "dev", NodeUplink, "scope", "link", "src", host.Ip);
         foreach (var node in nodes) ConnectOutside(host, node);
@@ -69,6 +57,18 @@ public sealed class LabTopology(LabNames names)
     {
         IpCommand.In(node.Netns, "route", "replace", $"{host.Ip}/32", "dev", NodeUplink, "scope", "link");
         IpCommand.In(host.Netns, "route", "replace", node.PodCidr, "via", node.Address, "dev", NodeUplink);
+    }
+
+    /// <summary>A namespace whose eth0 is on the underlay bridge at <paramref name="address"/>; its peer there is <paramref name="bridgePort"/>.</summary>
+    private void CreateOnUnderlay(string netns, string bridgePort, string address)
+    {
+        IpCommand.Run("netns", "add", netns);
+        IpCommand.In(netns, "link", "set", "lo", "up");
+        IpCommand.In(names.UnderlayNetns, "link", "add", bridgePort, "type", "veth", "peer", "name", NodeUplink, "netns", netns);
+        IpCommand.In(names.UnderlayNetns, "link", "set", bridgePort, "master", Bridge);
+        IpCommand.In(names.UnderlayNetns, "link", "set", bridgePort, "up");
+        IpCommand.In(netns, "addr", "add", address, "dev", NodeUplink);
+        IpCommand.In(netns, "link", "set", NodeUplink, "up");
     }
 
     public void CreatePod(LabNode node, LabPod pod)
