@@ -36,7 +36,7 @@ public static class LabDns
     public static IPAddress ResolverOf(LabState state, LabPlace from) =>
         state.Dns is { Ip.Length: > 0 } dns
             ? IPAddress.Parse(dns.Ip)
-            : throw new LabException($"lab '{state.Lab}' has no DNS server, so {from} has no resolver; start it with `meshctl lab dns up` (or name one with --server ADDR)");
+            : throw new LabException($"lab '{state.Lab}' has no DNS server, so {from} has no resolver; start it with `meshctl lab dns up` (or name one with --nameserver ADDR)");
 
     /// <summary>Asks <paramref name="from"/>'s resolver (or <see cref="LabDnsQueryOptions.Server"/>) for <paramref name="name"/>.</summary>
     public static Task<LabDnsResult> QueryAsync(

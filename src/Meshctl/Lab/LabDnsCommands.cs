@@ -117,8 +117,8 @@ internal static class LabDnsCommands
         var from = new Argument<string>("FROM") { Description = "Where the query leaves from: NS/NAME (a pod), node/NAME or outside/NAME" };
         var name = new Argument<string>("NAME") { Description = "The name to look up" };
         var type = new Option<string>("--type", "-t") { Description = "A or AAAA", DefaultValueFactory = _ => "A" };
-        // dig never asks the control plane, so here --server names the DNS server, as dig's @server does.
-        var server = new Option<string?>("--server") { Description = "For dig: the DNS server to ask, an IP address (default: FROM's resolver, the lab's kube-dns)" };
+        // Not --server: that is meshctl's global option for the control plane's address.
+        var server = new Option<string?>("--nameserver") { Description = "The DNS server to ask, an IP address (default: FROM's resolver, the lab's kube-dns); dig's @server" };
         var tcp = new Option<bool>("--tcp") { Description = "Ask over TCP instead of UDP" };
         var timeout = new Option<string>("--timeout") { Description = "How long to wait for an answer (2s, 500ms)", DefaultValueFactory = _ => "2s" };
         var command = new Command("dig", "Look a name up from a lab place, through its datapath; exit 0 when an answer (any rcode) arrived, 1 when none did")
@@ -136,7 +136,7 @@ internal static class LabDnsCommands
                 var other => throw new LabException($"invalid --type '{other}': A or AAAA"),
             };
             IPAddress? serverAddress = parse.GetValue(server) is { } s
-                ? IPAddress.TryParse(s, out var parsed) ? parsed : throw new LabException($"invalid --server '{s}': give an IP address, e.g. 10.201.1.2")
+                ? IPAddress.TryParse(s, out var parsed) ? parsed : throw new LabException($"invalid --nameserver '{s}': give an IP address, e.g. 10.201.1.2")
                 : null;
             var result = await LabDns.QueryAsync(state, source, parse.GetValue(name)!, queryType,
                 new LabDnsQueryOptions(serverAddress, parse.GetValue(tcp), Output.ParseDuration(parse.GetValue(timeout)!)), ct);

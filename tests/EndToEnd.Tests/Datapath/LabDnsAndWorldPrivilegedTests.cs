@@ -82,8 +82,8 @@ public sealed class LabDnsAndWorldPrivilegedTests : MeshSystemTest
                 record.GetProperty("data").GetString(), record.GetProperty("ttl").GetInt32());
             Assert.True(got == ("NOERROR", dns.Ip, transport, web.Ip, 5), $"dig over {transport} answered {run.Stdout}");
         }
-        // Here --server is the DNS server to ask (dig never asks the control plane): the outside host, which serves no DNS.
-        var elsewhere = await mesh.MeshctlAsync("lab", "dig", "default/client", "web.example.com", "--server", web.Ip, "--timeout", "500ms", "-o", "json");
+        // Another DNS server to ask: the outside host, which serves no DNS.
+        var elsewhere = await mesh.MeshctlAsync("lab", "dig", "default/client", "web.example.com", "--nameserver", web.Ip, "--timeout", "500ms", "-o", "json");
         Assert.Equal(1, elsewhere.ExitCode);
         Assert.Equal(web.Ip, JsonDocument.Parse(elsewhere.Stdout).RootElement.GetProperty("server").GetString());
 
