@@ -1,0 +1,37 @@
+using System.Net;
+using System.Net.Sockets;
+using Mesh.Contracts.Policies;
+
+namespace Mesh.NodeAgent.Proxy;
+
+/// <summary>
+/// What the node's enforced snapshot says about one redirected connection or query: the identities on both sides, the
+/// version and rule of the entry that redirected it, and what may pass.
+/// </summary>
+public sealed record ProxiedPolicy(uint SourceIdentity, uint DestinationIdentity, ulong Version, string Rule, L7Policy Policy);
+
+/// <summary>The agent's answer to "what applies to this redirected traffic", from the snapshot it enforces now.</summary>
+public interface IProxyPolicy
+{
+    /// <summary>
+    /// The policy for traffic from <paramref name="source"/> to <paramref name="destination"/> (the original
+    /// destination, as the pod addressed it). Null when no redirect entry covers it (any more): the proxy refuses it.
+    /// </summary>
+    ProxiedPolicy? For(IPEndPoint source, IPEndPoint destination, ProtocolType protocol);
+}
+
+/// <summary>One HTTP request the proxy judged.</summary>
+public sealed record HttpL7Record(string Method, string Url, string Host, string Protocol, int Status, TimeSpan Latency);
+
+/// <summary>One DNS query the proxy judged: the answer's addresses and smallest TTL when it was forwarded.</summary>
+public sealed record DnsL7Record(string Query, ushort QueryType, int Rcode, IReadOnlyList<IPAddress> Addresses, uint Ttl);
+
+/// <summary>A request or query the proxy judged: a flow with an L7 record. <see cref="Policy"/> is null when no redirect entry covered it.</summary>
+public sealed record L7Flow(DateTimeOffset Time, IPEndPoint Source, IPEndPoint Destination, ProxiedPolicy? Policy, bool Allowed,
+    HttpL7Record? Http = null, DnsL7Record? Dns = null);
+
+/// <summary>Where the proxies report what they judged.</summary>
+public interface IL7FlowSink
+{
+    void Record(L7Flow flow);
+}
