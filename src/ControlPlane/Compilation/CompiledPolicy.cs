@@ -1,3 +1,4 @@
+using Mesh.Contracts.Policies;
 using Mesh.Contracts.Agent;
 
 namespace Mesh.ControlPlane.Compilation;
@@ -11,7 +12,8 @@ namespace Mesh.ControlPlane.Compilation;
 /// </summary>
 internal sealed class CompiledPolicy
 {
-    private CompiledPolicy(uint identity, bool ingressEnforced, bool egressEnforced, PolicyEntryKey[] keys, EntryValue[] values, RuleReference[] rules)
+    private CompiledPolicy(uint identity, bool ingressEnforced, bool egressEnforced, PolicyEntryKey[] keys, EntryValue[] values, RuleReference[] rules,
+        L7Policy[] l7)
     {
         Identity = identity;
         IngressEnforced = ingressEnforced;
@@ -19,6 +21,7 @@ internal sealed class CompiledPolicy
         Keys = keys;
         Values = values;
         Rules = rules;
+        L7 = l7;
         Digest = ContentDigest.Policy(this);
     }
 
@@ -30,6 +33,7 @@ internal sealed class CompiledPolicy
         Keys = same.Keys;
         Values = same.Values;
         Rules = same.Rules;
+        L7 = same.L7;
         Digest = same.Digest;
         Audit = audit;
     }
@@ -59,12 +63,17 @@ internal sealed class CompiledPolicy
     public EntryValue[] Values { get; }
     /// <summary>The distinct rules its entries name, in rule order.</summary>
     public RuleReference[] Rules { get; }
+    /// <summary>The distinct L7 policies of its redirected entries, in the order they first appeared (entries name them by position).</summary>
+    public L7Policy[] L7 { get; }
     /// <summary>Hex SHA-256 of the enforcement flags, rule texts and entries (see <see cref="ContentDigest.Policy"/>).</summary>
     public string Digest { get; }
     public int Count => Keys.Length;
 
     /// <summary>Entry i's value with its rule.</summary>
-    public Candidate CandidateAt(int i) => new(Values[i].Verdict, Rules[Values[i].Rule], Values[i].L7Redirect, Values[i].Rank);
+    public Candidate CandidateAt(int i) => new(Values[i].Verdict, Rules[Values[i].Rule], L7Of(i), Values[i].Rank);
+
+    /// <summary>What the proxy lets through on entry i, or null when the entry is not redirected.</summary>
+    public L7Policy? L7Of(int i) => Values[i].L7 < 0 ? null : L7[Values[i].L7];
 
     public static CompiledPolicy From(uint identity, bool ingressEnforced, bool egressEnforced, Dictionary<PolicyEntryKey, Candidate> entries)
     {
@@ -74,7 +83,8 @@ internal sealed class CompiledPolicy
         foreach (var (key, value) in entries) { keys[i] = key; candidates[i] = value; i++; }
         Array.Sort(keys, candidates);
         var rules = DistinctRules(candidates, []);
-        return new CompiledPolicy(identity, ingressEnforced, egressEnforced, keys, Pack(candidates, rules), rules);
+        var l7 = new List<L7Policy>();
+        return new CompiledPolicy(identity, ingressEnforced, egressEnforced, keys, Pack(candidates, rules, l7), rules, [.. l7]);
     }
 
     /// <summary>This policy with entries for keys it does not have yet (peers it never named).</summary>
@@ -89,13 +99,14 @@ internal sealed class CompiledPolicy
         // Usually the new peers come through rules that already decide entries here: the rule list stays and the
         // existing entries keep their positions. Otherwise the merged list renumbers them.
         var rules = Rules;
-        var newValues = Pack(newCandidates, rules);
+        var l7 = new List<L7Policy>(L7);
+        var newValues = Pack(newCandidates, rules, l7);
         int[]? renumbered = null;
         if (newValues.Any(v => v.Rule < 0))
         {
             rules = DistinctRules(newCandidates, Rules);
             renumbered = Rules.Select(r => IndexOf(rules, r)).ToArray();
-            newValues = Pack(newCandidates, rules);
+            newValues = Pack(newCandidates, rules, l7);
         }
         // Merge two sorted runs; the keys are disjoint (the peers are new).
         var keys = new PolicyEntryKey[Count + added.Count];
@@ -115,7 +126,7 @@ internal sealed class CompiledPolicy
                 values[k] = newValues[j++];
             }
         }
-        return new CompiledPolicy(Identity, IngressEnforced, EgressEnforced, keys, values, rules).WithAudit(Audit);
+        return new CompiledPolicy(Identity, IngressEnforced, EgressEnforced, keys, values, rules, [.. l7]).WithAudit(Audit);
     }
 
     public bool SameContent(CompiledPolicy other) => ReferenceEquals(this, other) || Digest == other.Digest;
@@ -134,13 +145,25 @@ internal sealed class CompiledPolicy
         return rules.ToArray();
     }
 
-    /// <summary>The candidates with their rules' positions in <paramref name="rules"/> (-1 for a rule it lacks).</summary>
-    private static EntryValue[] Pack(Candidate[] candidates, RuleReference[] rules)
+    /// <summary>
+    /// The candidates with their rules' positions in <paramref name="rules"/> (-1 for a rule it lacks) and their L7
+    /// policies' in <paramref name="l7"/>, which gains the ones it lacks.
+    /// </summary>
+    private static EntryValue[] Pack(Candidate[] candidates, RuleReference[] rules, List<L7Policy> l7)
     {
         var values = new EntryValue[candidates.Length];
         for (var i = 0; i < candidates.Length; i++)
-            values[i] = new EntryValue(candidates[i].Verdict, candidates[i].L7Redirect, IndexOf(rules, candidates[i].Rule), candidates[i].Rank);
+            values[i] = new EntryValue(candidates[i].Verdict, L7IndexOf(l7, candidates[i].L7), IndexOf(rules, candidates[i].Rule), candidates[i].Rank);
         return values;
+    }
+
+    private static int L7IndexOf(List<L7Policy> l7, L7Policy? policy)
+    {
+        if (policy is null) return -1;
+        var at = l7.IndexOf(policy);
+        if (at >= 0) return at;
+        l7.Add(policy);
+        return l7.Count - 1;
     }
 
     /// <summary>The position of a rule (by value) in sorted <paramref name="rules"/>, or -1.</summary>
@@ -153,6 +176,7 @@ internal sealed class CompiledPolicy
 
 /// <summary>
 /// One entry's verdict and rank (see <see cref="PolicyEntry"/>), with its rule named by position in its policy's rule
-/// list. Holds no references, so the collector copies the entry arrays of thousands of policies without looking inside them.
+/// list and its L7 policy by position in its policy's L7 list (-1: not redirected). Holds no references, so the
+/// collector copies the entry arrays of thousands of policies without looking inside them.
 /// </summary>
-internal readonly record struct EntryValue(Verdict Verdict, bool L7Redirect, int Rule, ushort Rank);
+internal readonly record struct EntryValue(Verdict Verdict, int L7, int Rule, ushort Rank);

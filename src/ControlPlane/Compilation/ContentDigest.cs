@@ -4,6 +4,7 @@ using System.Globalization;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Unicode;
+using Mesh.Contracts.Policies;
 
 namespace Mesh.ControlPlane.Compilation;
 
@@ -15,7 +16,8 @@ namespace Mesh.ControlPlane.Compilation;
 /// endpoints = set hash of "{id} {interface} {ip} {identity}" per local endpoint
 /// policies  = set hash of "{identity} {policy}" per local identity
 /// policy    = SHA-256 of the enforcement flags, the identity's rule texts in rule order, and its entries in key order,
-///             each naming its rule by position in that list
+///             each naming its rule by position in that list, then the canonical text (L7Policy.Canonical) of each
+///             redirected entry's L7 policy, in key order
 /// set hash  = sum mod 2^256 of the SHA-256 of each line: adding or removing one item is O(1)
 /// </code>
 /// It is a function of the snapshot's lists alone (node rule indexes only rename rules), so equal snapshots have
@@ -67,6 +69,8 @@ internal static class ContentDigest
         var rules = policy.Rules;
         var size = 2 + 4 + 4 + policy.Count * EntrySize;
         foreach (var r in rules) size += 4 + Encoding.UTF8.GetByteCount(r.ToString());
+        for (var i = 0; i < policy.Count; i++)
+            if (policy.L7Of(i) is { } l7) size += 4 + Encoding.UTF8.GetByteCount(l7.Canonical);
         // Pooled: one policy is a few kilobytes, and a new identity re-digests the hundred policies that admit it.
         var buffer = ArrayPool<byte>.Shared.Rent(size);
         try
@@ -76,7 +80,9 @@ internal static class ContentDigest
             foreach (var r in rules) at = WriteRule(span, at, r.ToString());
             BinaryPrimitives.WriteInt32LittleEndian(span[at..], policy.Count); at += 4;
             for (var i = 0; i < policy.Count; i++)
-                at = WriteEntry(span, at, policy.Keys[i], policy.Values[i].Verdict, policy.Values[i].L7Redirect, policy.Values[i].Rule, policy.Values[i].Rank);
+                at = WriteEntry(span, at, policy.Keys[i], policy.Values[i].Verdict, policy.L7Of(i) is not null, policy.Values[i].Rule, policy.Values[i].Rank);
+            for (var i = 0; i < policy.Count; i++)
+                if (policy.L7Of(i) is { } l7) at = WriteRule(span, at, l7.Canonical);
             return Sha256Hex(span);
         }
         finally { ArrayPool<byte>.Shared.Return(buffer); }
@@ -116,10 +122,12 @@ internal static class ContentDigest
 
     /// <param name="entry">Entry i (in key order) with the position of its rule in <paramref name="rules"/>.</param>
     public static string Policy(bool ingressEnforced, bool egressEnforced, IReadOnlyList<string> rules, int count,
-        Func<int, (PolicyEntryKey Key, Verdict Verdict, bool L7, int Rule, ushort Rank)> entry)
+        Func<int, (PolicyEntryKey Key, Verdict Verdict, L7Policy? L7, int Rule, ushort Rank)> entry)
     {
         var size = 2 + 4 + 4 + count * EntrySize;
         foreach (var r in rules) size += 4 + Encoding.UTF8.GetByteCount(r);
+        for (var i = 0; i < count; i++)
+            if (entry(i).L7 is { } l7) size += 4 + Encoding.UTF8.GetByteCount(l7.Canonical);
         var buffer = new byte[size];
         var span = buffer.AsSpan();
         var at = WriteHeader(span, ingressEnforced, egressEnforced, rules.Count);
@@ -128,8 +136,10 @@ internal static class ContentDigest
         for (var i = 0; i < count; i++)
         {
             var (key, verdict, l7, rule, rank) = entry(i);
-            at = WriteEntry(span, at, key, verdict, l7, rule, rank);
+            at = WriteEntry(span, at, key, verdict, l7 is not null, rule, rank);
         }
+        for (var i = 0; i < count; i++)
+            if (entry(i).L7 is { } l7) at = WriteRule(span, at, l7.Canonical);
         return Sha256Hex(buffer);
     }
 

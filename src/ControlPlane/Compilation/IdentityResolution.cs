@@ -18,8 +18,12 @@ internal sealed record SelectingSpec(NetworkPolicy Policy, int Index, PolicySpec
 /// <summary>
 /// What one key of an identity's policy resolved to, and the rule that decided it. <paramref name="Rank"/>: 0 in the
 /// policy tier; in the admin and baseline tiers the rule's place in first-match order (see <see cref="IdentityResolution.Ranks"/>).
+/// <paramref name="L7"/>: on an allow whose traffic goes through the node's proxy, what the proxy lets through.
 /// </summary>
-internal readonly record struct Candidate(Verdict Verdict, RuleReference Rule, bool L7Redirect, ushort Rank = 0);
+internal readonly record struct Candidate(Verdict Verdict, RuleReference Rule, L7Policy? L7, ushort Rank = 0)
+{
+    public bool L7Redirect => L7 is not null;
+}
 
 /// <summary>
 /// The policy of one identity from the specs that select it: the semantics both compilers share, so the full
@@ -30,7 +34,7 @@ internal static class IdentityResolution
     // Expanding "any protocol" on a port into the protocols that have ports: the datapath keys on one protocol.
     private static readonly Protocol[] PortedProtocols = [Protocol.Tcp, Protocol.Udp, Protocol.Sctp];
 
-    private static readonly (Protocol, ushort, byte, bool)[] AnyPort = [(Protocol.Any, 0, 0, false)];
+    private static readonly (Protocol, ushort, byte, L7Policy?)[] AnyPort = [(Protocol.Any, 0, 0, null)];
 
     public static readonly RuleSection[] Sections = [RuleSection.Ingress, RuleSection.IngressDeny, RuleSection.Egress, RuleSection.EgressDeny];
 
@@ -192,34 +196,33 @@ internal static class IdentityResolution
             if (rule.Peers is null)
             {
                 var anyPeerPorts = peerNamed ? Ports(rule, named.InCluster) : SubjectPorts(rule, identity, named);
-                AddPeer(entries, shape, PolicyEntryKey.AnyPeer, anyPeerPorts, RuleReference.Of(spec.Policy, spec.Index, section, i), viaProxy: false);
+                AddPeer(entries, shape, PolicyEntryKey.AnyPeer, anyPeerPorts, RuleReference.Of(spec.Policy, spec.Index, section, i));
                 continue;
             }
             // The reference and ports only once a peer matches: a resolution narrowed to a new peer (most rules
             // admit none of it) then costs little more than the peer lookups.
             RuleReference? reference = null;
-            (Protocol Protocol, ushort Port, byte Prefix, bool L7)[]? ports = null;
+            (Protocol Protocol, ushort Port, byte Prefix, L7Policy? L7)[]? ports = null;
             // A peer admitted twice adds the same candidate twice: Add is idempotent, so no de-duplication.
             foreach (var peer in rule.Peers)
             {
-                var viaProxy = peer is PeerSelector.Fqdn;
                 var matching = peers.Matching(spec.Policy, peer, requires);
                 if (matching.Count == 0) continue;
                 reference ??= RuleReference.Of(spec.Policy, spec.Index, section, i);
                 if (peerNamed)
                 {
                     for (var m = 0; m < matching.Count; m++)
-                        AddPeer(entries, shape, matching[m], PeerPorts(rule, peer, matching[m], named, ref ports), reference, viaProxy);
+                        AddPeer(entries, shape, matching[m], PeerPorts(rule, peer, matching[m], named, ref ports), reference);
                     continue;
                 }
                 ports ??= SubjectPorts(rule, identity, named);
-                for (var m = 0; m < matching.Count; m++) AddPeer(entries, shape, matching[m], ports, reference, viaProxy);
+                for (var m = 0; m < matching.Count; m++) AddPeer(entries, shape, matching[m], ports, reference);
             }
         }
     }
 
     /// <summary>The keys of a rule whose names (if any) are the subject's: ingress, or egress without names.</summary>
-    private static (Protocol, ushort, byte, bool)[] SubjectPorts(PolicyRule rule, uint identity, INamedPorts named) =>
+    private static (Protocol, ushort, byte, L7Policy?)[] SubjectPorts(PolicyRule rule, uint identity, INamedPorts named) =>
         rule.HasNamedPorts ? Ports(rule, name => named.OfSubject(identity, name)) : Ports(rule);
 
     /// <summary>
@@ -227,8 +230,8 @@ internal static class IdentityResolution
     /// them when an endpoint selector admitted it (an address group's as its label identity's), else (any peer,
     /// entities, CIDRs, DNS names) as the cluster's endpoints serve them, computed once per rule in <paramref name="clusterPorts"/>.
     /// </summary>
-    private static (Protocol, ushort, byte, bool)[] PeerPorts(PolicyRule rule, PeerSelector selector, uint peer, INamedPorts named,
-        ref (Protocol, ushort, byte, bool)[]? clusterPorts) =>
+    private static (Protocol, ushort, byte, L7Policy?)[] PeerPorts(PolicyRule rule, PeerSelector selector, uint peer, INamedPorts named,
+        ref (Protocol, ushort, byte, L7Policy?)[]? clusterPorts) =>
         selector is PeerSelector.Endpoints && peer != PolicyEntryKey.AnyPeer
             ? Ports(rule, name => named.OfPeer(new NumericIdentity(peer).LabelIdentity.Value, name))
             : clusterPorts ??= Ports(rule, named.InCluster);
@@ -251,11 +254,11 @@ internal static class IdentityResolution
     private readonly record struct EntryShape(Direction Direction, PolicyTier Tier, Verdict Verdict, ushort Rank);
 
     private static void AddPeer(Dictionary<PolicyEntryKey, Candidate> entries, EntryShape shape, uint peer,
-        (Protocol Protocol, ushort Port, byte Prefix, bool L7)[] ports, RuleReference reference, bool viaProxy)
+        (Protocol Protocol, ushort Port, byte Prefix, L7Policy? L7)[] ports, RuleReference reference)
     {
         foreach (var (protocol, port, prefix, l7) in ports)
             Add(entries, new PolicyEntryKey(shape.Direction, peer, protocol, port, prefix, shape.Tier),
-                new Candidate(shape.Verdict, reference, shape.Verdict == Verdict.Allow && (l7 || viaProxy), shape.Rank));
+                new Candidate(shape.Verdict, reference, shape.Verdict == Verdict.Allow ? l7 : null, shape.Rank));
     }
 
     // Precedence within one tier, the same words as bpf/lib/policy.h. In the admin and baseline tiers the first
@@ -264,35 +267,47 @@ internal static class IdentityResolution
     //   1. deny wins: a deny among the matches drops the packet, however general its key (the agent writes an
     //      allow covered by a shorter deny of the same peer as that deny).
     //   2. longer port/protocol prefix, then L3-specific over L4-only, names the rule that allowed it.
-    //   3. same key: the compiler keeps one entry per key: the deny's if any rule denies it; else an L7 redirect
-    //      if any rule sends it to the proxy (the proxy then also admits what the plain allow admits); else the
-    //      first rule in sorted order (namespace, name, spec, section, index).
-    // The choice is a minimum under a total order, so the order rules arrive in never changes the result.
+    //   3. same key: the compiler keeps one entry per key: the deny's if any rule denies it, else the first allowing rule
+    //      in sorted order (namespace, name, spec, section, index). Allows of one key merge what they send through the
+    //      proxy: the union of their L7 rules, and every request when one of them has none (Merge).
+    // The choice is a minimum under a total order and the merge a union, so the order rules arrive in never changes the result.
     private static void Add(Dictionary<PolicyEntryKey, Candidate> entries, PolicyEntryKey key, Candidate candidate)
     {
-        if (!entries.TryGetValue(key, out var existing) || Precedes(candidate, existing)) entries[key] = candidate;
+        if (!entries.TryGetValue(key, out var existing)) entries[key] = candidate;
+        else if (candidate.Rank == existing.Rank && candidate.Verdict == existing.Verdict && candidate.Verdict == Verdict.Allow)
+            entries[key] = (Precedes(candidate, existing) ? candidate : existing) with { L7 = Merge(candidate.L7, existing.L7) };
+        else if (Precedes(candidate, existing)) entries[key] = candidate;
     }
 
     public static bool Precedes(Candidate candidate, Candidate existing)
     {
         if (candidate.Rank != existing.Rank) return candidate.Rank < existing.Rank;
         if (candidate.Verdict != existing.Verdict) return candidate.Verdict == Verdict.Deny;
-        if (candidate.L7Redirect != existing.L7Redirect) return candidate.L7Redirect;
         return candidate.Rule.CompareTo(existing.Rule) < 0;
     }
+
+    /// <summary>What the proxy lets through on a key two allows share: null when neither redirects it.</summary>
+    private static L7Policy? Merge(L7Policy? a, L7Policy? b) => (a, b) switch
+    {
+        (null, null) => null,
+        (null, { } y) => y.WithAllowAll(),
+        ({ } x, null) => x.WithAllowAll(),
+        ({ } x, { } y) => x.Union(y),
+    };
 
     /// <summary>
     /// The keys of a rule's ports: ANY protocol with a port expands to TCP, UDP and SCTP; a range to prefixes; a
     /// named port to each number <paramref name="namedPorts"/> gives for it whose protocol the rule's admits (none
     /// when nobody serves the name: that port then allows nothing).
     /// </summary>
-    public static (Protocol Protocol, ushort Port, byte Prefix, bool L7)[] Ports(PolicyRule rule,
+    public static (Protocol Protocol, ushort Port, byte Prefix, L7Policy? L7)[] Ports(PolicyRule rule,
         Func<string, IReadOnlyList<NumberedPort>>? namedPorts = null)
     {
         if (rule.ToPorts.Count == 0) return AnyPort;
-        var keys = new List<(Protocol, ushort, byte, bool)>();
+        var keys = new List<(Protocol, ushort, byte, L7Policy?)>();
         foreach (var portRule in rule.ToPorts)
         {
+            var l7 = portRule.RedirectsToProxy ? L7Policy.Of(portRule.Rules!) : null;
             foreach (var p in portRule.Ports)
             {
                 if (p.Name is { } name)
@@ -300,14 +315,14 @@ internal static class IdentityResolution
                     var numbers = namedPorts?.Invoke(name) ?? throw new InvalidOperationException($"named port {name} without named ports to resolve it");
                     foreach (var number in numbers)
                         if (p.Protocol == Protocol.Any || p.Protocol == number.Protocol)
-                            keys.Add((number.Protocol, number.Port, PortPrefixes.ExactPort, portRule.RedirectsToProxy));
+                            keys.Add((number.Protocol, number.Port, PortPrefixes.ExactPort, l7));
                     continue;
                 }
                 var protocols = p.Protocol == Protocol.Any && p.Port != 0 ? PortedProtocols : [p.Protocol];
                 foreach (var protocol in protocols)
                 {
-                    if (p.Port == 0) keys.Add((protocol, 0, 0, portRule.RedirectsToProxy));
-                    else foreach (var (port, prefix) in PortPrefixes.Cover(p.Port, p.LastPort)) keys.Add((protocol, port, prefix, portRule.RedirectsToProxy));
+                    if (p.Port == 0) keys.Add((protocol, 0, 0, l7));
+                    else foreach (var (port, prefix) in PortPrefixes.Cover(p.Port, p.LastPort)) keys.Add((protocol, port, prefix, l7));
                 }
             }
         }

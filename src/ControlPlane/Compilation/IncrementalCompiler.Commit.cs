@@ -436,5 +436,5 @@ public sealed partial class IncrementalCompiler
     }
 
     private static EntryChange Change(uint identity, CompiledPolicy policy, int i) =>
-        new(identity, policy.Keys[i], policy.Values[i].Verdict, policy.Values[i].L7Redirect, policy.Rules[policy.Values[i].Rule], policy.Values[i].Rank);
+        new(identity, policy.Keys[i], policy.Values[i].Verdict, policy.L7Of(i), policy.Rules[policy.Values[i].Rule], policy.Values[i].Rank);
 }

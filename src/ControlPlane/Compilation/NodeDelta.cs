@@ -2,8 +2,8 @@ using Mesh.Contracts.Policies;
 
 namespace Mesh.ControlPlane.Compilation;
 
-/// <summary>One entry of an identity's policy as a delta carries it: the rule by reference (node rule indexes shift).</summary>
-public sealed record EntryChange(uint Identity, PolicyEntryKey Key, Verdict Verdict, bool L7Redirect, RuleReference Rule, ushort Rank = 0);
+/// <summary>One entry of an identity's policy as a delta carries it: the rule by reference (node rule indexes shift), the L7 policy by value.</summary>
+public sealed record EntryChange(uint Identity, PolicyEntryKey Key, Verdict Verdict, L7Policy? L7, RuleReference Rule, ushort Rank = 0);
 
 /// <summary>The enforcement of an identity's policy on a node, for an identity that appeared or whose flags changed.</summary>
 public sealed record PolicyHeader(uint Identity, bool IngressEnforced, bool EgressEnforced);
@@ -56,12 +56,12 @@ public sealed record NodeDelta(
         var rules = previous.Rules.Select(RuleReference.Parse).ToArray();
         var policies = previous.Policies.ToDictionary(p => p.Identity, p => (
             Header: new PolicyHeader(p.Identity, p.IngressEnforced, p.EgressEnforced),
-            Entries: p.Entries.ToDictionary(e => e.Key, e => new Candidate(e.Verdict, rules[e.RuleIndex], e.L7Redirect, e.Rank))));
+            Entries: p.Entries.ToDictionary(e => e.Key, e => new Candidate(e.Verdict, rules[e.RuleIndex], e.L7, e.Rank))));
         foreach (var id in PoliciesRemoved) policies.Remove(id);
         foreach (var h in PoliciesSet)
             policies[h.Identity] = policies.TryGetValue(h.Identity, out var p) ? p with { Header = h } : (h, []);
         foreach (var e in EntriesRemoved) policies[e.Identity].Entries.Remove(e.Key);
-        foreach (var e in EntriesAdded) policies[e.Identity].Entries[e.Key] = new Candidate(e.Verdict, e.Rule, e.L7Redirect, e.Rank);
+        foreach (var e in EntriesAdded) policies[e.Identity].Entries[e.Key] = new Candidate(e.Verdict, e.Rule, e.L7, e.Rank);
 
         var compiled = policies.Values.OrderBy(p => p.Header.Identity)
             .Select(p => CompiledPolicy.From(p.Header.Identity, p.Header.IngressEnforced, p.Header.EgressEnforced, p.Entries))

@@ -38,7 +38,7 @@ public sealed record NodeSnapshot(
                 Port = e.Port,
                 // 16 = one port, 0 = any port, fewer = one aligned block of an endPort range (several entries per range).
                 PortPrefixLen = e.PortPrefixLength,
-                L7Redirect = e.L7Redirect,
+                L7 = Proto.L7Wire.ToProto(e.L7),
                 Verdict = ToProto(e.Verdict),
                 RuleIndex = e.RuleIndex,
                 Tier = ToProto(e.Tier),
@@ -79,7 +79,7 @@ public sealed record NodeSnapshot(
             for (var i = 0; i < used.Length; i++) local[used[i]] = i;
             var entries = p.Entries;
             var digest = ContentDigest.Policy(p.IngressEnforced, p.EgressEnforced, used.Select(u => rules[(int)u]).ToArray(), entries.Count,
-                i => (entries[i].Key, entries[i].Verdict, entries[i].L7Redirect, local[entries[i].RuleIndex], entries[i].Rank));
+                i => (entries[i].Key, entries[i].Verdict, entries[i].L7, local[entries[i].RuleIndex], entries[i].Rank));
             return (p.Identity, digest);
         });
         return ContentDigest.Node(node, ContentDigest.IpCache(ipCache), ContentDigest.Endpoints(endpoints), ContentDigest.Policies(digests));

@@ -47,14 +47,16 @@ public readonly record struct PolicyEntryKey(Direction Direction, uint Peer, Pro
 
 /// <summary>
 /// One entry of an identity's policy; <paramref name="RuleIndex"/> points into <see cref="NodeSnapshot.Rules"/>.
-/// <paramref name="L7Redirect"/>: an allow whose traffic belongs to the L7 proxy (rules.http, rules.dns, toFQDNs);
-/// the datapath treats it as a plain allow until the proxy exists. <paramref name="Rank"/>: 0 in the policy tier; in
+/// <paramref name="L7"/>: on an allow whose traffic goes through the node's proxy (rules.http, rules.dns), what the proxy
+/// lets through. <paramref name="Rank"/>: 0 in the policy tier; in
 /// the admin and baseline tiers the rule's place in first-match order among the identity's rules of that tier and
 /// direction (1 = first).
 /// </summary>
 public sealed record PolicyEntry(Direction Direction, uint Peer, Protocol Protocol, ushort Port, Verdict Verdict, uint RuleIndex,
-    byte PortPrefixLength, bool L7Redirect, PolicyTier Tier = PolicyTier.Policy, ushort Rank = 0)
+    byte PortPrefixLength, L7Policy? L7, PolicyTier Tier = PolicyTier.Policy, ushort Rank = 0)
 {
+    public bool L7Redirect => L7 is not null;
+
     public PolicyEntryKey Key => new(Direction, Peer, Protocol, Port, PortPrefixLength, Tier);
 }
 

@@ -23,7 +23,7 @@ internal static class SnapshotAssembly
             {
                 var (key, value) = (p.Keys[i], p.Values[i]);
                 entries[i] = new PolicyEntry(key.Direction, key.Peer, key.Protocol, key.Port, value.Verdict, nodeRule[value.Rule],
-                    key.PortPrefixLength, value.L7Redirect, key.Tier, value.Rank);
+                    key.PortPrefixLength, p.L7Of(i), key.Tier, value.Rank);
             }
             return new IdentityPolicy(p.Identity, p.IngressEnforced, p.EgressEnforced, entries);
         }).ToList();

@@ -52,7 +52,7 @@ public static class DeltaWire
             Protocol = (uint)e.Key.Protocol,
             Port = e.Key.Port,
             PortPrefixLen = e.Key.PortPrefixLength,
-            L7Redirect = e.L7Redirect,
+            L7 = Proto.L7Wire.ToProto(e.L7),
             Verdict = NodeSnapshot.ToProto(e.Verdict),
             RuleIndex = ruleIndex,
             Tier = NodeSnapshot.ToProto(e.Key.Tier),

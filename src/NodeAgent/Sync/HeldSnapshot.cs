@@ -1,4 +1,5 @@
 using Mesh.Contracts.Agent;
+using L7Policy = Mesh.Contracts.Policies.L7Policy;
 
 namespace Mesh.NodeAgent.Sync;
 
@@ -13,7 +14,7 @@ public sealed class HeldSnapshot(bool keepIpCache = true)
     private sealed class Policy(bool ingress, bool egress)
     {
         public bool Ingress = ingress, Egress = egress;
-        public readonly SortedDictionary<EntryKey, (byte Verdict, bool L7, string Rule, ushort Rank)> Entries = [];
+        public readonly SortedDictionary<EntryKey, (byte Verdict, L7Policy? L7, string Rule, ushort Rank)> Entries = [];
         public string? Digest;
     }
 
@@ -41,7 +42,7 @@ public sealed class HeldSnapshot(bool keepIpCache = true)
         foreach (var p in snapshot.Policies)
         {
             var policy = _policies[p.Identity] = new Policy(p.IngressEnforced, p.EgressEnforced);
-            foreach (var e in p.Entries) policy.Entries[KeyOf(e)] = ((byte)e.Verdict, e.L7Redirect, snapshot.Rules[(int)e.RuleIndex], RankOf(e));
+            foreach (var e in p.Entries) policy.Entries[KeyOf(e)] = ((byte)e.Verdict, L7Wire.FromProto(e.L7), snapshot.Rules[(int)e.RuleIndex], RankOf(e));
         }
         return Finish(snapshot.Version, snapshot.ContentHash, _policies.Keys.ToList());
     }
@@ -80,7 +81,7 @@ public sealed class HeldSnapshot(bool keepIpCache = true)
             if (_policies.TryGetValue(e.Identity, out var p) && p.Entries.Remove(KeyOf(e.Entry))) touched.Add(e.Identity);
         foreach (var e in delta.EntriesAdded)
         {
-            _policies[e.Identity].Entries[KeyOf(e.Entry)] = ((byte)e.Entry.Verdict, e.Entry.L7Redirect, delta.Rules[(int)e.Entry.RuleIndex], RankOf(e.Entry));
+            _policies[e.Identity].Entries[KeyOf(e.Entry)] = ((byte)e.Entry.Verdict, L7Wire.FromProto(e.Entry.L7), delta.Rules[(int)e.Entry.RuleIndex], RankOf(e.Entry));
             touched.Add(e.Identity);
         }
         return Finish(delta.Version, delta.ContentHash, touched);
@@ -103,7 +104,7 @@ public sealed class HeldSnapshot(bool keepIpCache = true)
             policy.Entries.AddRange(p.Entries.Select(e => new PolicyEntry
             {
                 Direction = (Direction)e.Key.Direction, PeerIdentity = e.Key.Peer, Protocol = e.Key.Protocol, Port = e.Key.Port,
-                PortPrefixLen = e.Key.PrefixLength, Verdict = (Verdict)e.Value.Verdict, L7Redirect = e.Value.L7, RuleIndex = index[e.Value.Rule],
+                PortPrefixLen = e.Key.PrefixLength, Verdict = (Verdict)e.Value.Verdict, L7 = L7Wire.ToProto(e.Value.L7), RuleIndex = index[e.Value.Rule],
                 Tier = (Tier)e.Key.Tier, Rank = e.Value.Rank,
             }));
             snapshot.Policies.Add(policy);

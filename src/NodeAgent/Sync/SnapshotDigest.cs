@@ -2,6 +2,7 @@ using System.Buffers.Binary;
 using System.Globalization;
 using System.Security.Cryptography;
 using System.Text;
+using Mesh.Contracts.Policies;
 
 namespace Mesh.NodeAgent.Sync;
 
@@ -11,7 +12,8 @@ namespace Mesh.NodeAgent.Sync;
 /// content   = SHA-256("node {node}\nipcache {ipcache}\nendpoints {endpoints}\npolicies {policies}\n")
 /// ipcache   = set hash of "{cidr} {identity}"; endpoints = set hash of "{id} {interface} {ip} {identity}"
 /// policies  = set hash of "{identity} {policy}", policy = SHA-256 of the flags, the identity's rule texts in rule
-///             order and its entries in key order, each naming its rule by position in that list
+///             order and its entries in key order, each naming its rule by position in that list, then the canonical
+///             text of each redirected entry's L7 policy in key order
 /// set hash  = sum mod 2^256 of the SHA-256 of each line
 /// </code>
 /// Set hashes follow one added or removed line at a time, so a delta costs what it carries.
@@ -27,11 +29,12 @@ internal static class SnapshotDigest
 
     /// <param name="entries">In key order, each with the position of its rule in <paramref name="rules"/>.</param>
     public static string Policy(bool ingressEnforced, bool egressEnforced, IReadOnlyList<string> rules,
-        IReadOnlyList<(EntryKey Key, byte Verdict, bool L7, int Rule, ushort Rank)> entries)
+        IReadOnlyList<(EntryKey Key, byte Verdict, L7Policy? L7, int Rule, ushort Rank)> entries)
     {
         const int EntrySize = 18;
         var ruleBytes = rules.Select(Encoding.UTF8.GetBytes).ToArray();
-        var buffer = new byte[2 + 4 + ruleBytes.Sum(b => 4 + b.Length) + 4 + entries.Count * EntrySize];
+        var l7Bytes = entries.Where(e => e.L7 is not null).Select(e => Encoding.UTF8.GetBytes(e.L7!.Canonical)).ToArray();
+        var buffer = new byte[2 + 4 + ruleBytes.Sum(b => 4 + b.Length) + 4 + entries.Count * EntrySize + l7Bytes.Sum(b => 4 + b.Length)];
         var span = buffer.AsSpan();
         span[0] = (byte)(ingressEnforced ? 1 : 0);
         span[1] = (byte)(egressEnforced ? 1 : 0);
@@ -51,11 +54,16 @@ internal static class SnapshotDigest
             BinaryPrimitives.WriteUInt16LittleEndian(span[(at + 6)..], key.Port);
             span[at + 8] = key.PrefixLength;
             span[at + 9] = verdict;
-            span[at + 10] = (byte)(l7 ? 1 : 0);
+            span[at + 10] = (byte)(l7 is null ? 0 : 1);
             BinaryPrimitives.WriteInt32LittleEndian(span[(at + 11)..], rule);
             span[at + 15] = key.Tier;
             BinaryPrimitives.WriteUInt16LittleEndian(span[(at + 16)..], rank);
             at += EntrySize;
+        }
+        foreach (var b in l7Bytes)
+        {
+            BinaryPrimitives.WriteInt32LittleEndian(span[at..], b.Length); at += 4;
+            b.CopyTo(span[at..]); at += b.Length;
         }
         return Convert.ToHexStringLower(SHA256.HashData(buffer));
     }

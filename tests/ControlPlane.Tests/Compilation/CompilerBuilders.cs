@@ -81,12 +81,12 @@ internal static class CompilerBuilders
     public static NodeSnapshot CompileNodeA(params NetworkPolicy[] policies) =>
         PolicyCompiler.Compile(NodeA, 42, policies, Identities, Endpoints);
 
-    /// <summary>One line per entry, e.g. <c>ingress peer=web TCP/80 allow shop/p ingress[0]</c>.</summary>
+    /// <summary>One line per entry, e.g. <c>ingress peer=web TCP/80 allow shop/p ingress[0]</c>; <c>l7</c> marks a redirect, <c>l7(all)</c> one that lets every request through.</summary>
     public static string[] Render(NodeSnapshot snapshot, uint identity) =>
         snapshot.PolicyOf(identity)?.Entries.Select(e =>
         {
             var key = e.Key.ToString().Replace($"peer={(e.Peer == 0 ? "any" : e.Peer)}", $"peer={Names.GetValueOrDefault(e.Peer, e.Peer.ToString(System.Globalization.CultureInfo.InvariantCulture))}");
             var rank = e.Tier == PolicyTier.Policy ? "" : $"#{e.Rank}";
-            return $"{key} {e.Verdict.ToString().ToLowerInvariant()}{rank}{(e.L7Redirect ? " l7" : "")} {snapshot.Rules[(int)e.RuleIndex]}";
+            return $"{key} {e.Verdict.ToString().ToLowerInvariant()}{rank}{(e.L7 is { } l7 ? l7.AllowsAll ? " l7(all)" : " l7" : "")} {snapshot.Rules[(int)e.RuleIndex]}";
         }).ToArray() ?? throw new InvalidOperationException($"identity {identity} has no policy on {snapshot.Node}");
 }

@@ -117,9 +117,9 @@ public sealed class PolicyLanguageCompilerTests
             new(Db, true, false, "ingress peer=web TCP/80 allow l7 shop/http ingress[0]")
         },
         {
-            "a redirect and a plain allow of the same key keep the redirect",
+            "a redirect and a plain allow of the same key stay redirected, letting every request through",
             [Policy("plain", App("db"), ingress: [AnyPeer(Tcp(80))]), Policy("proxied", App("db"), ingress: [WithHttp(null, Tcp(80))])],
-            new(Db, true, false, "ingress peer=any TCP/80 allow l7 shop/proxied ingress[0]")
+            new(Db, true, false, "ingress peer=any TCP/80 allow l7(all) shop/plain ingress[0]")
         },
         {
             "a deny of the same key beats a redirect",
@@ -127,9 +127,9 @@ public sealed class PolicyLanguageCompilerTests
             new(Db, true, false, "ingress peer=any TCP/80 deny shop/proxied ingressDeny[0]")
         },
         {
-            "toFQDNs gets a node-local identity and redirects",
+            "toFQDNs gets a node-local identity, allowed plainly: DNS rules send traffic to the proxy, names do not",
             [Policy("fqdn", App("db"), egress: [To([Fqdn("api.example.com")], Tcp(443))])],
-            new(Db, false, true, "egress peer=local1 TCP/443 allow l7 shop/fqdn egress[0]")
+            new(Db, false, true, "egress peer=local1 TCP/443 allow shop/fqdn egress[0]")
         },
         {
             "enableDefaultDeny false keeps ingress unenforced, yet its allows are compiled",
@@ -212,9 +212,36 @@ public sealed class PolicyLanguageCompilerTests
     {
         var proto = CompileNodeA(Policy("mixed", App("db"), ingress: [AnyPeer(TcpRange(8000, 8007)), WithHttp(null, Tcp(80)), Peer(App("web"))])).ToProto();
         var entries = Assert.Single(proto.Policies, p => p.Identity == Db).Entries;
-        Assert.Contains(entries, e => e.Port == 8000 && e.PortPrefixLen == 13 && !e.L7Redirect);
-        Assert.Contains(entries, e => e.Port == 80 && e.PortPrefixLen == 16 && e.L7Redirect);
+        Assert.Contains(entries, e => e.Port == 8000 && e.PortPrefixLen == 13 && e.L7 is null);
+        Assert.Contains(entries, e => e.Port == 80 && e.PortPrefixLen == 16 && e.L7 is not null);
         Assert.Contains(entries, e => e.PeerIdentity == Web && e.Port == 0 && e.PortPrefixLen == 0 && e.Protocol == 0);
+    }
+
+    [Fact]
+    public void Allows_of_one_key_send_the_union_of_their_http_rules_through_the_proxy()
+    {
+        var snapshot = CompileNodeA(
+            Policy("reads", App("db"), ingress: [WithHttp(null, "GET", "/api/.*", Tcp(80))]),
+            Policy("writes", App("db"), ingress: [WithHttp(null, "POST", "/api/orders", Tcp(80))]));
+        var l7 = Assert.Single(snapshot.PolicyOf(Db)!.Entries).L7!;
+        Assert.False(l7.AllowsAll);
+        Assert.Equal(["GET /api/.*", "POST /api/orders"], l7.Http.Select(h => $"{h.Method} {h.Path}"));
+        Assert.True(l7.AllowsRequest(new HttpRequestFacts("POST", "/api/orders", "db", [])));
+        Assert.False(l7.AllowsRequest(new HttpRequestFacts("DELETE", "/api/orders", "db", [])));
+        // The order the policies arrive in does not matter: the same content hash.
+        Assert.Equal(snapshot.ContentHash, CompileNodeA(
+            Policy("writes", App("db"), ingress: [WithHttp(null, "POST", "/api/orders", Tcp(80))]),
+            Policy("reads", App("db"), ingress: [WithHttp(null, "GET", "/api/.*", Tcp(80))])).ContentHash);
+    }
+
+    [Fact]
+    public void The_rules_of_a_redirect_are_part_of_the_content_hash_and_survive_the_wire()
+    {
+        var get = CompileNodeA(Policy("p", App("db"), ingress: [WithHttp(null, "GET", "/", Tcp(80))]));
+        var post = CompileNodeA(Policy("p", App("db"), ingress: [WithHttp(null, "POST", "/", Tcp(80))]));
+        Assert.NotEqual(get.ContentHash, post.ContentHash);
+        var wire = Assert.Single(Assert.Single(post.ToProto().Policies, p => p.Identity == Db).Entries).L7;
+        Assert.Equal(post.PolicyOf(Db)!.Entries[0].L7, Mesh.Contracts.Agent.L7Wire.FromProto(wire));
     }
 
     [Fact]

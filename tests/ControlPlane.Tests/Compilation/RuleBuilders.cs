@@ -17,8 +17,10 @@ internal static class RuleBuilders
         new(peers, ports.Length == 0 ? [] : [new PortRule(ports)], []);
 
     /// <summary>A rule whose port rule carries L7 rules (the entries redirect to the proxy).</summary>
-    public static PolicyRule WithHttp(PeerSelector[]? peers, params PortProtocol[] ports) =>
-        new(peers, [new PortRule(ports, new L7Rules([new HttpRule("GET", "/", null, [])], []))], []);
+    public static PolicyRule WithHttp(PeerSelector[]? peers, params PortProtocol[] ports) => WithHttp(peers, "GET", "/", ports);
+
+    public static PolicyRule WithHttp(PeerSelector[]? peers, string method, string path, params PortProtocol[] ports) =>
+        new(peers, [new PortRule(ports, new L7Rules([new HttpRule(method, path, null, [])], []))], []);
 
     public static PolicyRule Requiring(params LabelSelector[] requires) => new(null, [], requires);
 
