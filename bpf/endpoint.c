@@ -2,6 +2,15 @@
 /* Policy enforcement on the host side of an endpoint's veth. Attached twice per endpoint:
  *   tc ingress of the host-side veth = packets leaving the pod  = the endpoint's EGRESS  (mesh_from_endpoint)
  *   tc egress  of the host-side veth = packets entering the pod = the endpoint's INGRESS (mesh_to_endpoint)
+ * and once on each of the node's own devices (tc ingress, mesh_from_network), where traffic from other nodes that a
+ * local endpoint's L7 ingress policy covers is handed to the node's proxy.
+ *
+ * L7 policy: an allow entry that names a proxy sends its traffic through the node's proxy (lib/proxy.h). Only tc
+ * ingress can hand a packet to a socket, so the decision is taken where a packet enters the node: on the source
+ * pod's veth for its own egress rules and for the ingress rules of a destination identity this node holds, on the
+ * node's devices for traffic from elsewhere. The proxy judges the request and opens its own connection to the
+ * original destination, from the pod's address and marked MARK_FROM_PROXY; the destination's ingress program lets
+ * such a connection through an entry that names a proxy, and drops one that bypassed the proxy (REASON_NO_PROXY).
  */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
@@ -18,6 +27,7 @@
 #include "lib/policy.h"
 #include "lib/conntrack.h"
 #include "lib/flow.h"
+#include "lib/proxy.h"
 
 #define IP_FRAG_OFFSET 0x1fff
 #define IDENTITY_INIT 5   /* Cilium's reserved:init: an endpoint whose identity is not known yet */
@@ -95,8 +105,11 @@ static __always_inline int handle_ipv4(struct __sk_buff *skb, __u8 dir)
 	struct ct_entry *ce;
 	struct ethhdr *eth;
 	struct iphdr *ip;
+	struct bpf_sock_tuple tuple;
+	struct policy_result dest;
 	__u32 gen, peer, enforced, audit_enforced, allowed_rule;
 	__u64 version;
+	__u8 proxy = PROXY_NONE, replies_to_proxy;
 
 	if (gen_load(&gen, &version))
 		return TC_ACT_OK;
@@ -125,9 +138,23 @@ static __always_inline int handle_ipv4(struct __sk_buff *skb, __u8 dir)
 	ct.direction = dir;
 	ct.ifindex = skb->ifindex;
 
+	tuple = tuple4(ip->saddr, ip->daddr, ports.sport, ports.dport);
 	/* A new version has another number, so it re-judges every open connection. */
 	ce = bpf_map_lookup_elem(&mesh_ct, &ct);
-	if (ce && (ce->kind == CT_REPLY || ce->allowed_version == version)) {
+	if (ce && ce->kind == CT_REPLY) {
+		/* A reply to a connection a proxy opened belongs to the proxy's socket, not to the pod whose address the
+		 * proxy used; with that socket gone it has nowhere to go. */
+		if (ce->proxy && dir == DIR_EGRESS && !assign_connected(skb, &tuple, ip->protocol)) {
+			flow_count(VERDICT_DROPPED, skb->len);
+			return TC_ACT_SHOT;
+		}
+		flow_count(VERDICT_FORWARDED, skb->len);
+		return TC_ACT_OK;
+	}
+	/* A connection through a proxy goes on to the proxy's socket; when no proxy takes it, it is judged below,
+	 * which drops and reports it. */
+	if (ce && ce->allowed_version == version &&
+	    (!ce->proxy || dir != DIR_EGRESS || !proxy_assign(skb, &tuple, ip->protocol, ce->proxy))) {
 		flow_count(VERDICT_FORWARDED, skb->len);
 		return TC_ACT_OK;
 	}
@@ -158,6 +185,27 @@ static __always_inline int handle_ipv4(struct __sk_buff *skb, __u8 dir)
 		r = policy_audit(r, gen, ep->identity, peer, dir, ip->protocol, ports.dport, audit_enforced != 0);
 	}
 
+	if (r.verdict != VERDICT_DROPPED) {
+		if (dir == DIR_EGRESS) {
+			/* The pod's own egress rules, else the ingress rules of a destination identity this node holds
+			 * (a pod on this node, or one elsewhere with the identity of a pod here: judged by the same rules). */
+			proxy = r.proxy;
+			if (!proxy) {
+				dest = policy_decide(gen, peer, ep->identity, DIR_INGRESS, ip->protocol, ports.dport, 0);
+				if (dest.verdict == VERDICT_FORWARDED)
+					proxy = dest.proxy;
+			}
+			if (proxy && proxy_assign(skb, &tuple, ip->protocol, proxy)) {
+				r.verdict = VERDICT_DROPPED;
+				r.reason = REASON_NO_PROXY;
+			}
+		} else if (r.proxy && !from_proxy(skb)) {
+			/* The allow holds only for what the proxy judged, and this packet did not come through it. */
+			r.verdict = VERDICT_DROPPED;
+			r.reason = REASON_NO_PROXY;
+		}
+	}
+
 	ev.src_identity = dir == DIR_EGRESS ? ep->identity : peer;
 	ev.dst_identity = dir == DIR_EGRESS ? peer : ep->identity;
 report:
@@ -178,7 +226,8 @@ report:
 		flow_emit(&ev);
 		return TC_ACT_SHOT;
 	}
-	if (ct_allow(&ct, ce, version, allowed_rule))
+	replies_to_proxy = dir == DIR_INGRESS && from_proxy(skb);
+	if (ct_allow(&ct, ce, version, allowed_rule, proxy, replies_to_proxy))
 		flow_emit(&ev);
 	return TC_ACT_OK;
 }
@@ -193,6 +242,71 @@ SEC("tc")
 int mesh_to_endpoint(struct __sk_buff *skb)
 {
 	return handle_ipv4(skb, DIR_INGRESS);
+}
+
+/**
+ * mesh_from_network() - tc ingress of the node's own devices: traffic from other nodes and the world
+ * @skb: the packet
+ *
+ * Judges nothing itself (the destination endpoint's mesh_to_endpoint does), except where a proxy must step in:
+ *   - a packet of a connection a proxy holds (an accepted redirected connection, or the reply to one the proxy
+ *     opened from a pod's address) goes to the proxy's socket;
+ *   - a new connection or datagram that the destination identity's ingress entry sends through a proxy goes to the
+ *     proxy, or is dropped with REASON_NO_PROXY when none runs.
+ */
+SEC("tc")
+int mesh_from_network(struct __sk_buff *skb)
+{
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+	struct l4_ports ports = {};
+	struct flow_event ev = {};
+	struct bpf_sock_tuple tuple;
+	struct policy_result r;
+	struct ethhdr *eth;
+	struct iphdr *ip;
+	__u32 gen, src, dst;
+	__u64 version;
+
+	if (gen_load(&gen, &version))
+		return TC_ACT_OK;
+	eth = data;
+	if ((void *)(eth + 1) > data_end || eth->h_proto != bpf_htons(ETH_P_IP))
+		return TC_ACT_OK;
+	ip = (void *)(eth + 1);
+	if ((void *)(ip + 1) > data_end || ip->ihl < 5)
+		return TC_ACT_OK;
+	if ((ip->protocol != IPPROTO_TCP && ip->protocol != IPPROTO_UDP) || (ip->frag_off & bpf_htons(IP_FRAG_OFFSET)))
+		return TC_ACT_OK;
+	if (load_ports(skb, ip, &ports))
+		return TC_ACT_OK;
+
+	tuple = tuple4(ip->saddr, ip->daddr, ports.sport, ports.dport);
+	if (assign_connected(skb, &tuple, ip->protocol))
+		return TC_ACT_OK;
+
+	src = ipcache_identity4(gen, ip->saddr);
+	dst = ipcache_identity4(gen, ip->daddr);
+	r = policy_decide(gen, dst, src, DIR_INGRESS, ip->protocol, ports.dport, 0);
+	if (r.verdict != VERDICT_FORWARDED || !r.proxy || !proxy_assign(skb, &tuple, ip->protocol, r.proxy))
+		return TC_ACT_OK;
+
+	ev.version = version;
+	ev.ifindex = skb->ifindex;
+	ev.saddr = ip->saddr;
+	ev.daddr = ip->daddr;
+	ev.src_identity = src;
+	ev.dst_identity = dst;
+	ev.rule_index = r.rule_index;
+	ev.sport = ports.sport;
+	ev.dport = ports.dport;
+	ev.protocol = ip->protocol;
+	ev.direction = DIR_INGRESS;
+	ev.verdict = VERDICT_DROPPED;
+	ev.reason = REASON_NO_PROXY;
+	flow_count(VERDICT_DROPPED, skb->len);
+	flow_emit(&ev);
+	return TC_ACT_SHOT;
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

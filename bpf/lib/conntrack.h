@@ -37,7 +37,9 @@ struct ct_entry {
 	__u64 allowed_version;  /* CT_FORWARD: the snapshot version that allowed it */
 	__u32 rule_index;       /* CT_FORWARD: the rule that allowed it (RULE_NONE: no entry decided) */
 	__u8  kind;             /* enum ct_kind */
-	__u8  pad[3];
+	__u8  proxy;            /* CT_FORWARD: enum proxy_kind the connection goes through; CT_REPLY: nonzero when the
+				 * forward packets came from a proxy, so the replies belong to the proxy's socket */
+	__u8  pad[2];
 };
 
 struct {
@@ -85,12 +87,15 @@ static __always_inline int ct_is_reply(const struct ct_key *fwd)
  * @e: the packet's forward entry when it has one, or NULL
  * @version: the version that judged the packet
  * @rule_index: the rule that allowed it
+ * @proxy: enum proxy_kind the connection goes through
+ * @replies_to_proxy: the packet came from a proxy, so its replies go back to the proxy's socket
  *
  * Returns 1 when the connection is new (the first packet of a connection), 0 when its entry was refreshed.
  */
-static __always_inline int ct_allow(const struct ct_key *fwd, struct ct_entry *e, __u64 version, __u32 rule_index)
+static __always_inline int ct_allow(const struct ct_key *fwd, struct ct_entry *e, __u64 version, __u32 rule_index,
+				    __u8 proxy, __u8 replies_to_proxy)
 {
-	struct ct_entry fresh = { .allowed_version = version, .rule_index = rule_index, .kind = CT_FORWARD };
+	struct ct_entry fresh = { .allowed_version = version, .rule_index = rule_index, .kind = CT_FORWARD, .proxy = proxy };
 	__u64 now = bpf_ktime_get_ns();
 	struct ct_key rev;
 
@@ -98,6 +103,7 @@ static __always_inline int ct_allow(const struct ct_key *fwd, struct ct_entry *e
 		e->judged_ns = now;
 		e->allowed_version = version;
 		e->rule_index = rule_index;
+		e->proxy = proxy;
 		return 0;
 	}
 	fresh.created_ns = fresh.judged_ns = now;
@@ -111,6 +117,7 @@ static __always_inline int ct_allow(const struct ct_key *fwd, struct ct_entry *e
 	fresh.kind = CT_REPLY;
 	fresh.allowed_version = 0;
 	fresh.rule_index = 0;
+	fresh.proxy = replies_to_proxy;
 	bpf_map_update_elem(&mesh_ct, &rev, &fresh, BPF_ANY);
 	return 1;
 }

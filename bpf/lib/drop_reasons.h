@@ -18,6 +18,7 @@ enum drop_reason {
 	REASON_POLICY_DENIED  = 1, /* a deny entry matched: deny beats every allow */
 	REASON_DEFAULT_DENY   = 2, /* the direction is enforced and no allow entry matched */
 	REASON_NOT_ENFORCED   = 3, /* the pod's interface is held: no generation enforces an endpoint there yet */
+	REASON_NO_PROXY       = 4, /* the allow sends the traffic through the node's proxy, and no proxy took it */
 };
 
 /* Rule index carried when no policy entry decided the packet (default deny, unenforced direction). */

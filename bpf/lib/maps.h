@@ -16,8 +16,9 @@
  *   3: conntrack entries carry their kind (forward/reply) and the version that allowed them; twice the entries
  *   4: a third verdict counter (VERDICT_AUDIT); endpoint flags and policy maps for audit layers
  *   5: policy entries in two parts, admin tier and lower tier (policy or baseline) with their ranks
- *   6: mesh_held, the interfaces of pods held closed until an endpoint is enforced on them */
-#define MESH_MAP_LAYOUT 6
+ *   6: mesh_held, the interfaces of pods held closed until an endpoint is enforced on them
+ *   7: policy entries and conntrack entries name a proxy; mesh_proxy, the proxies' sockets */
+#define MESH_MAP_LAYOUT 7
 
 /* Atomic versions: endpoints, ipcache and policy carry the generation (0/1) in their keys. The agent fills the
  * standby generation, then rewrites this single value to flip. Each generation's version has its own slot, so

@@ -68,7 +68,7 @@ struct policy_entry {
 	__u16 rank;             /* lower part: 0 = policy tier, 1 + j = baseline rule j (first match) */
 	__u32 rule_index;       /* lower part: index into the snapshot's rule table */
 	__u8  admin_verdict;    /* enum admin_verdict */
-	__u8  pad;
+	__u8  proxy;            /* lower part: enum proxy_kind, the proxy an ALLOW sends the traffic through */
 	__u16 admin_rank;       /* 1 = the first admin rule; lower ranks decide first */
 	__u32 admin_rule_index; /* admin part: index into the snapshot's rule table */
 };
@@ -95,6 +95,7 @@ struct {
 struct policy_result {
 	__u8  verdict;          /* enum flow_verdict */
 	__u8  reason;           /* enum drop_reason */
+	__u8  proxy;            /* enum proxy_kind: a forwarded packet goes through this proxy (PROXY_NONE: straight on) */
 	__u32 rule_index;
 };
 
@@ -172,7 +173,8 @@ static __always_inline struct policy_entry *policy_precedence(struct policy_entr
  *   1. admin tier (admin_precedence()): the matching admin rule of the lowest rank decides; ACCEPT forwards,
  *      DENY drops (REASON_POLICY_DENIED), PASS skips the rest of the admin tier
  *   2. policy tier, then 3. baseline tier (policy_precedence() on the lower parts; the policy tier's rank 0
- *      comes before every baseline rule): ALLOW forwards, DENY drops (REASON_POLICY_DENIED)
+ *      comes before every baseline rule): ALLOW forwards (through the proxy its entry names, if any), DENY drops
+ *      (REASON_POLICY_DENIED)
  *   4. no entry: an enforced direction drops (REASON_DEFAULT_DENY), an unenforced one forwards
  * The control plane sends baseline entries only for directions the policy tier does not enforce, so a baseline
  * rule never overrides a default deny.
@@ -187,7 +189,7 @@ static __always_inline struct policy_result policy_decide(__u32 gen, __u32 local
 		.prefixlen = POLICY_PREFIX_EXACT, .peer_identity = peer,
 		.direction = dir, .protocol = proto, .dport = dport,
 	};
-	struct policy_result r = { .verdict = VERDICT_FORWARDED, .reason = REASON_NONE, .rule_index = RULE_NONE };
+	struct policy_result r = { .verdict = VERDICT_FORWARDED, .reason = REASON_NONE, .proxy = 0, .rule_index = RULE_NONE };
 	struct policy_entry *l3 = NULL, *l4 = NULL, *a, *e;
 	void *inner = bpf_map_lookup_elem(&mesh_policy, &map_key);
 
@@ -214,6 +216,8 @@ static __always_inline struct policy_result policy_decide(__u32 gen, __u32 local
 		if (e->verdict == POLICY_DENY) {
 			r.verdict = VERDICT_DROPPED;
 			r.reason = REASON_POLICY_DENIED;
+		} else {
+			r.proxy = e->proxy;
 		}
 	} else if (enforced) {
 		r.verdict = VERDICT_DROPPED;
@@ -240,7 +244,7 @@ static __always_inline struct policy_result policy_decide(__u32 gen, __u32 local
  *      for its default deny), the rule that would have dropped it
  *   3. both forward: FORWARDED with the enforced policy's rule
  *
- * Returns the decision the flow reports.
+ * Returns the decision the flow reports, with the enforced policy's proxy: auditing never changes the path.
  */
 static __always_inline struct policy_result policy_audit(struct policy_result forwarded, __u32 gen, __u32 local,
 							 __u32 peer, __u8 dir, __u8 proto, __be16 dport, int enforced)
@@ -250,6 +254,7 @@ static __always_inline struct policy_result policy_audit(struct policy_result fo
 	if (audit.verdict != VERDICT_DROPPED)
 		return forwarded;
 	audit.verdict = VERDICT_AUDIT;
+	audit.proxy = forwarded.proxy;
 	return audit;
 }
 

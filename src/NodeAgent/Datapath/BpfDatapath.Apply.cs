@@ -272,7 +272,33 @@ public sealed partial class BpfDatapath
             // An interface that went away took its programs with it, and one of that name that comes back has a new
             // ifindex: only the interfaces of this version are remembered as attached.
             foreach (var gone in attached.Keys.Where(name => !ifindexes.ContainsKey(name)).ToList()) attached.Remove(gone);
+            AttachDevices();
         }
         catch (IOException e) { throw new DatapathException($"{NamespaceName}: {e.Message}", e); }
+    }
+
+    /// <summary>mesh_from_network on the tc ingress of each of the node's own devices this instance has not attached yet.</summary>
+    private void AttachDevices()
+    {
+        if (options.Devices == NodeDevices.None) return;
+        NetworkNamespace.Run(options.Netns, () =>
+        {
+            var present = new HashSet<string>();
+            foreach (var name in options.Devices.Resolve())
+            {
+                var ifindex = (int)TcHook.TryIfIndex(name);
+                if (ifindex == 0) continue;
+                present.Add(name);
+                if (attachedDevices.TryGetValue(name, out var known) && known == ifindex) continue;
+                try
+                {
+                    TcHook.EnsureClsact(ifindex, name);
+                    TcHook.Attach(ifindex, name, TcAttachPoint.Ingress, fromNetworkFd);
+                }
+                catch (BpfException e) { throw new DatapathException($"attach to device {name} in {NamespaceName}: {e.Message}", e); }
+                attachedDevices[name] = ifindex;
+            }
+            foreach (var gone in attachedDevices.Keys.Where(name => !present.Contains(name)).ToList()) attachedDevices.Remove(gone);
+        });
     }
 }

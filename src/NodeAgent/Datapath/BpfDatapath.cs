@@ -12,12 +12,12 @@ namespace Mesh.NodeAgent.Datapath;
 /// </summary>
 public sealed partial class BpfDatapath : IDatapath
 {
-    private const string FromEndpoint = "mesh_from_endpoint", ToEndpoint = "mesh_to_endpoint";
+    private const string FromEndpoint = "mesh_from_endpoint", ToEndpoint = "mesh_to_endpoint", FromNetwork = "mesh_from_network";
 
     private readonly BpfDatapathOptions options;
     private readonly BpfObject obj;
     private readonly DatapathMaps maps;
-    private readonly int fromEndpointFd, toEndpointFd;
+    private readonly int fromEndpointFd, toEndpointFd, fromNetworkFd;
     private readonly AppliedVersions versions = new();
     // Nobody reading must not grow memory without bound: the oldest flows give way, and are counted.
     private readonly Channel<FlowEvent> flows;
@@ -25,6 +25,7 @@ public sealed partial class BpfDatapath : IDatapath
     private readonly RingBufferReader flowReader;
     private readonly Lock applyGate = new();
     private readonly Dictionary<string, int> attached = [];   // interface name → ifindex, attached by this instance
+    private readonly Dictionary<string, int> attachedDevices = [];   // the node's own devices, likewise
     private readonly GenerationLifecycle lifecycle = new();
     // What each generation holds; null = unknown (maps adopted from an earlier run, or a write that failed halfway).
     private readonly GenerationImage?[] held = new GenerationImage?[2];
@@ -40,6 +41,7 @@ public sealed partial class BpfDatapath : IDatapath
         maps = new DatapathMaps(obj);
         fromEndpointFd = obj.ProgramFd(FromEndpoint);
         toEndpointFd = obj.ProgramFd(ToEndpoint);
+        fromNetworkFd = obj.ProgramFd(FromNetwork);
         var state = maps.ReadGen();
         activeGen = state.Active;
         AppliedVersion = state.VersionOf(state.Active);
@@ -107,6 +109,17 @@ public sealed partial class BpfDatapath : IDatapath
         ObjectDisposedException.ThrowIf(disposed, this);
         try { return maps.ReadCounters(); }
         catch (BpfException e) { throw new DatapathException(e.Message, e); }
+    }
+
+    /// <summary>
+    /// Makes <paramref name="socket"/> (of the node namespace) the one redirected traffic of <paramref name="slot"/> goes
+    /// to. The kernel drops it from the map when the socket closes: with its proxy gone, that traffic is dropped.
+    /// </summary>
+    public void PublishProxySocket(ProxySlot slot, System.Net.Sockets.Socket socket)
+    {
+        ObjectDisposedException.ThrowIf(disposed, this);
+        try { maps.Proxy.Update((uint)slot, (ulong)socket.SafeHandle.DangerousGetHandle()); }
+        catch (BpfException e) { throw new DatapathException($"publish the {slot} proxy socket: {e.Message}", e); }
     }
 
     /// <summary>Removes both programs (and the clsact qdisc) from an interface of the node namespace.</summary>

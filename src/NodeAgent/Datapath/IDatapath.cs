@@ -1,5 +1,6 @@
 using System.Net;
 using System.Threading.Channels;
+using Mesh.Contracts.Policies;
 
 namespace Mesh.NodeAgent.Datapath;
 
@@ -50,6 +51,21 @@ public sealed record ApplyStats(
 
 public enum TrafficDirection : byte { Ingress = 0, Egress = 1 }
 
+/// <summary>The proxies' sockets redirected traffic goes to (bpf/lib/proxy.h enum proxy_slot).</summary>
+public enum ProxySlot : uint { Http = 0, DnsUdp = 1, DnsTcp = 2 }
+
+/// <summary>skb->mark bits the datapath, the node's routing and the proxies agree on (bpf/lib/proxy.h).</summary>
+public static class ProxyMarks
+{
+    public const uint Mask = 0x0f00;
+    /// <summary>Set by the datapath on a packet it hands to a proxy socket: the node routes it locally (<see cref="RoutingTable"/>).</summary>
+    public const uint ToProxy = 0x0200;
+    /// <summary>SO_MARK of every socket a proxy opens towards an original destination: the proxy has judged that traffic.</summary>
+    public const uint FromProxy = 0x0a00;
+    /// <summary>The routing table with a local default route that marked packets look up.</summary>
+    public const int RoutingTable = 2004;
+}
+
 /// <summary>Allow is the admin tier's ACCEPT; Pass is the admin tier's only: it skips the rest of the admin tier and
 /// leaves the decision to the policy tier. The values are the wire's (agent.proto Verdict).</summary>
 public enum PolicyVerdict : byte { Allow = 0, Deny = 1, Pass = 2 }
@@ -90,10 +106,10 @@ public sealed record IdentityPolicyItem(uint Identity, bool IngressEnforced, boo
 /// bits of Port that must match: 16 = exactly Port, 0 = any port, 13 with Port 8000 = 8000-8007; null means 16
 /// for a non-zero Port and 0 for Port 0. Bits of Port past the prefix must be zero. In the policy tier deny beats
 /// allow and Rank is 0; in the admin and baseline tiers Rank orders the rules (1 = first match, at most 65535), and
-/// the entries of one rule share its rank.
+/// the entries of one rule share its rank. Proxy: on an allow, the node's proxy its traffic goes through (L7 rules).
 /// </summary>
 public sealed record PolicyEntryItem(TrafficDirection Direction, uint PeerIdentity, byte Protocol, ushort Port, PolicyVerdict Verdict,
-    uint RuleIndex, byte? PortPrefixLength = null, PolicyTier Tier = PolicyTier.Policy, uint Rank = 0)
+    uint RuleIndex, byte? PortPrefixLength = null, PolicyTier Tier = PolicyTier.Policy, uint Rank = 0, ProxyKind Proxy = ProxyKind.None)
 {
     /// <summary>The significant bits of Port, with the default applied.</summary>
     public int PortBits => PortPrefixLength ?? (Port == 0 ? 0 : 16);
@@ -104,8 +120,9 @@ public sealed record PolicyEntryItem(TrafficDirection Direction, uint PeerIdenti
 public enum FlowVerdict : byte { Forwarded = 0, Dropped = 1, Audit = 2 }
 
 /// <summary>Why a packet was dropped, or for an Audit flow why it would have been (Forwarded flows carry None).
-/// NotEnforced: the pod's interface is held (<see cref="IInterfaceHold"/>) and no endpoint is enforced on it yet.</summary>
-public enum DropReason : byte { None = 0, PolicyDenied = 1, DefaultDeny = 2, NotEnforced = 3 }
+/// NotEnforced: the pod's interface is held (<see cref="IInterfaceHold"/>) and no endpoint is enforced on it yet.
+/// NoProxy: the allow sends the traffic through the node's proxy, and no proxy took it (none runs, or it bypassed it).</summary>
+public enum DropReason : byte { None = 0, PolicyDenied = 1, DefaultDeny = 2, NotEnforced = 3, NoProxy = 4 }
 
 /// <summary>
 /// Holds a pod's host interface closed from the moment its runtime attached it until the runtime deletes it: whenever

@@ -1,3 +1,5 @@
+using Mesh.Contracts.Policies;
+
 namespace Mesh.NodeAgent.Datapath;
 
 /// <summary>
@@ -28,8 +30,8 @@ internal readonly record struct PolicyPrefix(uint PeerIdentity, TrafficDirection
     public override int GetHashCode() => HashCode.Combine(Packed, L4Bits);
 }
 
-/// <summary>One tier's part of a key's decision: the deciding entry's verdict, rank and rule.</summary>
-internal readonly record struct TierDecision(PolicyVerdict Verdict, ushort Rank, uint RuleIndex);
+/// <summary>One tier's part of a key's decision: the deciding entry's verdict, rank, rule and proxy.</summary>
+internal readonly record struct TierDecision(PolicyVerdict Verdict, ushort Rank, uint RuleIndex, ProxyKind Proxy = ProxyKind.None);
 
 /// <summary>The value of one LPM key, in the two parts bpf/lib/policy.h's struct policy_entry holds: the admin tier's
 /// (null when no admin rule covers the key) and the lower tiers' (policy or baseline; null when none covers it).</summary>
@@ -63,7 +65,7 @@ internal static class PolicyPrecedence
         foreach (var e in entries)
         {
             var key = PolicyPrefix.Of(e);
-            var part = new TierDecision(e.Verdict, (ushort)e.Rank, e.RuleIndex);
+            var part = new TierDecision(e.Verdict, (ushort)e.Rank, e.RuleIndex, e.Proxy);
             merged.TryGetValue(key, out var existing);
             merged[key] = e.Tier == PolicyTier.Admin
                 ? existing with { Admin = Admin(existing.Admin, part, samePrefix: true) }

@@ -1,5 +1,6 @@
 using System.Net;
 using Mesh.Contracts.Agent;
+using ProxyKind = Mesh.Contracts.Policies.ProxyKind;
 using Mesh.NodeAgent.Datapath;
 
 namespace Mesh.NodeAgent.Sync;
@@ -17,6 +18,6 @@ public static class SnapshotConversion
                 e.PeerIdentity, checked((byte)e.Protocol), checked((ushort)e.Port),
                 // The datapath's enums carry the wire's values; the agent's validation refuses a value it does not know.
                 (PolicyVerdict)e.Verdict, e.RuleIndex,
-                checked((byte)e.PortPrefixLen), (PolicyTier)e.Tier, e.Rank)).ToList())).ToList(),
+                checked((byte)e.PortPrefixLen), (PolicyTier)e.Tier, e.Rank, L7Wire.FromProto(e.L7)?.Kind ?? ProxyKind.None)).ToList())).ToList(),
         s.Rules.ToList());
 }

@@ -27,6 +27,8 @@ internal sealed class DatapathMaps
     public BpfMap Counters { get; }
     /// <summary>mesh_held: ifindex → 0 for each interface held closed until an endpoint is enforced on it.</summary>
     public BpfMap Held { get; }
+    /// <summary>mesh_proxy: the SOCKMAP of the proxies' sockets, by ProxySlot.</summary>
+    public BpfMap Proxy { get; }
     private readonly BpfMap sync;
     private readonly BpfMap syncInner;
 
@@ -40,6 +42,7 @@ internal sealed class DatapathMaps
         Flows = obj.Map("mesh_flows");
         Counters = obj.Map("mesh_counters");
         Held = obj.Map("mesh_held");
+        Proxy = obj.Map("mesh_proxy");
         sync = obj.Map("mesh_sync");
         syncInner = obj.Map("mesh_sync_inner");
     }
@@ -185,6 +188,7 @@ internal sealed class DatapathMaps
             var other => throw new ArgumentOutOfRangeException(nameof(d), other, "not an admin verdict"),
         },
         AdminRank = d.Admin?.Rank ?? 0, AdminRuleIndex = d.Admin?.RuleIndex ?? 0,
+        Proxy = d.Lower is { Verdict: PolicyVerdict.Allow } allow ? (byte)allow.Proxy : (byte)0,
     };
 
     private static unsafe IpCacheKeyNative IpCacheKey(uint gen, IPNetwork cidr)

@@ -11,7 +11,7 @@ namespace Mesh.NodeAgent.Datapath.Interop;
 internal static class MapLayout
 {
     /// <summary>Must equal MESH_MAP_LAYOUT in bpf/lib/maps.h (checked by MapLayoutTests); its history is there.</summary>
-    public const int Version = 6;
+    public const int Version = 7;
 
     public static string Directory(string pinRoot) => Path.Combine(pinRoot, $"v{Version}");
 

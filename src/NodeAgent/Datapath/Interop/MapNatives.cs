@@ -96,7 +96,8 @@ internal struct PolicyEntryNative
     public ushort Rank;
     public uint RuleIndex;
     public byte AdminVerdict;
-    public byte Pad;
+    /// <summary>Lower part: enum proxy_kind (ProxyKind), the proxy an allow sends its traffic through.</summary>
+    public byte Proxy;
     public ushort AdminRank;
     public uint AdminRuleIndex;
 }
@@ -115,7 +116,7 @@ internal struct CtKeyNative
     public uint Ifindex;
 }
 
-/// <summary>Must match <c>struct ct_entry</c> in bpf/lib/conntrack.h (Pad0..2 = <c>pad[3]</c>).</summary>
+/// <summary>Must match <c>struct ct_entry</c> in bpf/lib/conntrack.h (Pad0..1 = <c>pad[2]</c>).</summary>
 [StructLayout(LayoutKind.Sequential)]
 internal struct CtEntryNative
 {
@@ -124,7 +125,8 @@ internal struct CtEntryNative
     public ulong AllowedVersion;
     public uint RuleIndex;
     public byte Kind;          // 0 forward, 1 reply
-    public byte Pad0, Pad1, Pad2;
+    public byte Proxy;         // forward: the ProxyKind it goes through; reply: nonzero when the replies go to a proxy's socket
+    public byte Pad0, Pad1;
 }
 
 /// <summary>Must match <c>struct flow_event</c> in bpf/lib/flow.h.</summary>
