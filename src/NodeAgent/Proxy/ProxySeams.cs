@@ -6,9 +6,16 @@ namespace Mesh.NodeAgent.Proxy;
 
 /// <summary>
 /// What the node's enforced snapshot says about one redirected connection or query: the identities on both sides, the
-/// version and rule of the entry that redirected it, and what may pass.
+/// version and rule of the entry that redirected it, and what may pass. When both the source's egress and the
+/// destination's ingress send the traffic through a proxy, <see cref="Policy"/> is the egress side's and
+/// <see cref="Ingress"/> the ingress side's: a request must satisfy both.
 /// </summary>
-public sealed record ProxiedPolicy(uint SourceIdentity, uint DestinationIdentity, ulong Version, string Rule, L7Policy Policy);
+public sealed record ProxiedPolicy(uint SourceIdentity, uint DestinationIdentity, ulong Version, string Rule, L7Policy Policy, L7Policy? Ingress = null)
+{
+    public bool AllowsRequest(HttpRequestFacts request) => Policy.AllowsRequest(request) && (Ingress?.AllowsRequest(request) ?? true);
+
+    public bool AllowsName(string name) => Policy.AllowsName(name) && (Ingress?.AllowsName(name) ?? true);
+}
 
 /// <summary>The agent's answer to "what applies to this redirected traffic", from the snapshot it enforces now.</summary>
 public interface IProxyPolicy
