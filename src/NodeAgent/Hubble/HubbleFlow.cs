@@ -76,12 +76,14 @@ public static class HubbleFlow
     }
 
     /// <summary>A deny rule's drop is Cilium's POLICY_DENY; no allowing rule at a default-deny endpoint is POLICY_DENIED;
-    /// a held pod whose endpoint is not enforced yet is Cilium's DROP_EP_NOT_READY.</summary>
+    /// a held pod whose endpoint is not enforced yet is Cilium's DROP_EP_NOT_READY; traffic an L7 rule covers that no
+    /// proxy took is Cilium's PROXY_REDIRECTION_NOT_SUPPORTED_FOR_PROTOCOL, its nearest.</summary>
     public static HubbleDropReason DropReasonOf(MeshDropReason reason) => reason switch
     {
         MeshDropReason.PolicyDenied => HubbleDropReason.PolicyDeny,
         MeshDropReason.DefaultDeny => HubbleDropReason.PolicyDenied,
         MeshDropReason.NotEnforced => HubbleDropReason.DropEpNotReady,
+        MeshDropReason.NoProxy => HubbleDropReason.ProxyRedirectionNotSupportedForProtocol,
         _ => HubbleDropReason.Unknown,
     };
 
@@ -106,7 +108,7 @@ public static class HubbleFlow
     };
 
     /// <param name="localEndpoint">the endpoint id of the veth that saw the packet, when it is this side's</param>
-    private static Endpoint EndpointOf(System.Net.IPAddress address, uint identity, string? localEndpoint, EndpointDirectory directory)
+    internal static Endpoint EndpointOf(System.Net.IPAddress address, uint identity, string? localEndpoint, EndpointDirectory directory)
     {
         var labelIdentity = new NumericIdentity(identity).LabelIdentity;
         var endpoint = new Endpoint { Identity = labelIdentity.Value };
@@ -138,6 +140,7 @@ public static class HubbleFlow
             MeshDropReason.PolicyDenied => "deny rule",
             MeshDropReason.DefaultDeny => "default deny: no rule allows it",
             MeshDropReason.NotEnforced => "endpoint not yet enforced: the pod is held closed until its policy is",
+            MeshDropReason.NoProxy => "an L7 rule covers it and the node's proxy did not take it",
             _ => "unknown reason",
         };
         var verdict = f.Verdict switch

@@ -33,9 +33,12 @@ public sealed record HttpL7Record(string Method, string Url, string Host, string
 /// <summary>One DNS query the proxy judged: the answer's addresses and smallest TTL when it was forwarded.</summary>
 public sealed record DnsL7Record(string Query, ushort QueryType, int Rcode, IReadOnlyList<IPAddress> Addresses, uint Ttl);
 
-/// <summary>A request or query the proxy judged: a flow with an L7 record. <see cref="Policy"/> is null when no redirect entry covered it.</summary>
+/// <summary>
+/// A request or query the proxy judged: a flow with an L7 record. <see cref="Policy"/> is null when no redirect entry
+/// covered it. <see cref="Protocol"/> is the transport the pod used (DNS comes over UDP or TCP).
+/// </summary>
 public sealed record L7Flow(DateTimeOffset Time, IPEndPoint Source, IPEndPoint Destination, ProxiedPolicy? Policy, bool Allowed,
-    HttpL7Record? Http = null, DnsL7Record? Dns = null);
+    HttpL7Record? Http = null, DnsL7Record? Dns = null, ProtocolType Protocol = ProtocolType.Tcp);
 
 /// <summary>Where the proxies report what they judged.</summary>
 public interface IL7FlowSink
