@@ -5,6 +5,7 @@ using Mesh.NodeAgent.Flows;
 using Mesh.NodeAgent.Hubble;
 using Mesh.NodeAgent.Metrics;
 using Mesh.NodeAgent.Netns;
+using Mesh.NodeAgent.Proxy;
 using Mesh.NodeAgent.Sync;
 
 // mesh-agent: one per node. Loads the datapath (adopting what is pinned), serves its flows, then follows the control plane.
@@ -28,13 +29,14 @@ using var stop = new CancellationTokenSource();
 Console.CancelKeyPress += (_, e) => { e.Cancel = true; stop.Cancel(); };
 AppDomain.CurrentDomain.ProcessExit += (_, _) => stop.Cancel();
 
-var datapathOptions = new BpfDatapathOptions { Netns = options.Netns, PinRoot = options.PinRoot, Log = Console.Error.WriteLine };
+var datapathOptions = new BpfDatapathOptions { Netns = options.Netns, PinRoot = options.PinRoot, Devices = options.NodeDevices, Log = Console.Error.WriteLine };
 using var datapath = BpfDatapath.Open(options.BpfObject is { } obj ? datapathOptions with { ObjectPath = obj } : datapathOptions);
 // Watching before the first apply: an interface that appears after that apply looked for it is never missed.
 using var links = LinkWatcher.Start(options.Netns);
 var endpoints = new EndpointDirectory();
+var proxyPolicy = new SnapshotProxyPolicy();
 var recent = new FlowBuffer(options.HubbleBufferSize);
-var loop = new AgentLoop(options, datapath, replicas, Console.Out, links.Changes, endpoints);
+var loop = new AgentLoop(options, datapath, replicas, Console.Out, links.Changes, endpoints, proxyPolicy);
 var shipper = new FlowShipper(options.Node, replicas, Console.Error);
 var export = new FlowExport(options.Node, options.Export ?? new(), Console.Error);
 using var metrics = new AgentMetrics(new AgentMetricSources(
@@ -46,15 +48,10 @@ using var metrics = new AgentMetrics(new AgentMetricSources(
 await using var hubble = await StartHubbleAsync();
 await using var metricsServer = await StartMetricsAsync();
 await using var cni = await StartCniAsync();
+var publishGate = new Lock();
+await using var proxies = await StartProxiesAsync();
 Console.WriteLine($"mesh-agent {options.Node}: datapath loaded (pins {options.PinRoot}, enforcing v{datapath.AppliedVersion}); control plane replicas {string.Join(", ", options.ControlPlaneReplicas)}");
-var flows = new FlowLog(options.Node, FlowLog.PathFor(options.StateDir), f =>
-    {
-        var flow = HubbleFlow.From(f, options.Node, endpoints);
-        metrics.Processed(flow);
-        recent.Add(flow);
-        shipper.Add(flow);
-        export.Add(flow);
-    })
+var flows = new FlowLog(options.Node, FlowLog.PathFor(options.StateDir), f => Publish(HubbleFlow.From(f, options.Node, endpoints)))
     .RunAsync(datapath, stop.Token);
 var shipping = shipper.RunAsync(stop.Token);
 var exporting = export.RunAsync(stop.Token);
@@ -65,6 +62,34 @@ export.Complete();
 await exporting;
 await shipping;
 return 0;
+
+// The datapath's flows and the proxies' L7 flows go the same way: metrics, Hubble, the control plane, the exporters.
+void Publish(Mesh.Contracts.Hubble.Flows.Flow flow)
+{
+    lock (publishGate)
+    {
+        metrics.Processed(flow);
+        recent.Add(flow);
+        shipper.Add(flow);
+        export.Add(flow);
+    }
+}
+
+// Without its proxies the node still enforces everything else; what an L7 rule covers is dropped (fail closed).
+async Task<NodeProxies?> StartProxiesAsync()
+{
+    try
+    {
+        var started = await NodeProxies.StartAsync(options.Netns, datapath, proxyPolicy, new L7FlowPublisher(options.Node, endpoints, Publish), stop.Token);
+        Console.WriteLine($"mesh-agent {options.Node}: {started.Describe()}");
+        return started;
+    }
+    catch (Exception e) when (e is IOException or DatapathException or System.Net.Sockets.SocketException)
+    {
+        Console.Error.WriteLine($"mesh-agent {options.Node}: the L7 proxies did not start, so traffic that L7 rules cover is dropped: {e.Message}");
+        return null;
+    }
+}
 
 // Enforcement does not depend on observability: an agent that cannot serve its flows still enforces and logs them.
 async Task<HubbleServer?> StartHubbleAsync()

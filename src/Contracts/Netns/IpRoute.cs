@@ -7,7 +7,7 @@ namespace Mesh.Contracts.Netns;
 /// runtime hands it over), or in the caller's own namespace when the path is null. `ip -n` takes names only, so a
 /// path goes through nsenter, which changes the network namespace alone. Arguments are a list (no shell).
 /// </summary>
-internal static class IpRoute
+public static class IpRoute
 {
     public static string Run(string? netnsPath, params string[] args) => Execute(netnsPath, args, stdin: null);
 

@@ -20,10 +20,11 @@ namespace Mesh.NodeAgent.Sync;
 /// acked with the endpoints that wait. <paramref name="linkChanges"/> (the node namespace's interfaces) tells when one
 /// of their interfaces appears, or an enforced endpoint's goes away: the held snapshot is then applied again, and
 /// acked again when the waiting endpoints changed. <paramref name="endpoints"/> learns the endpoints of every version
-/// the datapath enforces, so flows can name their pods.
+/// the datapath enforces, so flows can name their pods; <paramref name="proxyPolicy"/> learns its L7 rules, so the
+/// proxies judge by the version the datapath enforces.
 /// </summary>
 public sealed class AgentLoop(AgentOptions options, IDatapath datapath, IReadOnlyList<ControlPlaneReplica> replicas, TextWriter log,
-    ChannelReader<LinkChange>? linkChanges = null, EndpointDirectory? endpoints = null)
+    ChannelReader<LinkChange>? linkChanges = null, EndpointDirectory? endpoints = null, Proxy.SnapshotProxyPolicy? proxyPolicy = null)
 {
     private static readonly TimeSpan FirstBackoff = TimeSpan.FromMilliseconds(200);
     private static readonly TimeSpan LongestBackoff = TimeSpan.FromSeconds(5);
@@ -156,9 +157,11 @@ public sealed class AgentLoop(AgentOptions options, IDatapath datapath, IReadOnl
         AckRequest ack;
         try
         {
-            var target = HostAddresses.WithHost(SnapshotConversion.ToDatapath(snapshot), HostAddresses.Of(options.Netns));
+            var hostAddresses = HostAddresses.Of(options.Netns);
+            var target = HostAddresses.WithHost(SnapshotConversion.ToDatapath(snapshot), hostAddresses);
             var waiting = datapath.Apply(target);
             endpoints?.Update(snapshot);
+            proxyPolicy?.Update(snapshot, hostAddresses);
             _holdsSnapshot = true;
             _waiting = waiting;
             _enforcedInterfaces = target.Endpoints.Select(e => e.InterfaceName).Except(waiting.Select(w => w.InterfaceName)).ToHashSet(StringComparer.Ordinal);

@@ -18,8 +18,12 @@ public sealed record AgentOptions(
     System.Net.IPEndPoint? MetricsListen = null,
     string? MetricsTokenFile = null,
     FlowExportOptions? Export = null,
-    string CniSocket = Mesh.Contracts.Cni.CniSocket.DefaultPath)
+    string CniSocket = Mesh.Contracts.Cni.CniSocket.DefaultPath,
+    Datapath.NodeDevices? Devices = null)
 {
+    /// <summary>The node's own devices (--devices): every interface with an address unless told otherwise.</summary>
+    public Datapath.NodeDevices NodeDevices => Devices ?? Datapath.NodeDevices.AutoDetect;
+
     /// <summary>Where Hubble's Observer API listens: --hubble-socket, else hubble.sock in the state dir.</summary>
     public string HubbleSocketPath => HubbleSocket ?? Path.Combine(StateDir, "hubble.sock");
 
@@ -43,6 +47,9 @@ public sealed record AgentOptions(
           --hubble-socket PATH    unix socket serving Hubble's Observer API (mode 0600)
                                   (default: hubble.sock in the state dir)
           --hubble-buffer-size N  recent flows kept in memory for it (default: 65536)
+          --devices auto|none|IF[,IF...]  the node's own devices, where traffic from other nodes arrives: traffic
+                                  that a local pod's L7 ingress rules cover is handed to the node's proxy there
+                                  (default: auto, every interface with an IPv4 address but loopback)
           --cni-socket PATH       unix socket mesh-cni tells of the pods it attaches (mode 0600); each is held
                                   closed until this node enforces its endpoint (default: /var/run/mesh/cni.sock)
           --metrics-listen IP:PORT  serve GET /metrics (Prometheus text) there, e.g. 127.0.0.1:9965 or [::]:9965
@@ -105,7 +112,14 @@ public sealed record AgentOptions(
             metricsListen,
             metricsTokenFile,
             ParseExport(FlagOrEnv),
-            Get("cni-socket") ?? Mesh.Contracts.Cni.CniSocket.DefaultPath);
+            Get("cni-socket") ?? Mesh.Contracts.Cni.CniSocket.DefaultPath,
+            Get("devices") is { } devices ? ParseDevices(devices) : null);
+    }
+
+    private static Datapath.NodeDevices ParseDevices(string text)
+    {
+        try { return Datapath.NodeDevices.Parse(text, "--devices"); }
+        catch (ArgumentException e) { throw new ArgumentException($"{e.Message}\n\n{Usage}"); }
     }
 
     /// <summary>The exporter flags, each defaulting to $MESH_AGENT_ and its name in capitals.</summary>
