@@ -136,9 +136,25 @@ public sealed class HttpProxy : IAsyncDisposable
         {
             using var upstream = upstreams.Rent(source);
             var config = HttpProtocol.IsHttp2(context.Request.Protocol) ? _http2 : _http11;
-            var error = await forwarder.SendAsync(context, $"http://{destination}", upstream.Invoker, config, HttpTransformer.Default);
+            var error = await forwarder.SendAsync(context, $"http://{destination}", upstream.Invoker, config, OriginalHost.Instance);
             if (error != ForwarderError.None && !context.Response.HasStarted && !context.RequestAborted.IsCancellationRequested)
                 await ProxiedExchange.UnavailableAsync(context);
+        }
+
+        /// <summary>
+        /// YARP's default transform but for the Host header, which it replaces with the destination's: the server must see
+        /// the name the pod asked for, as it would without the proxy.
+        /// </summary>
+        private sealed class OriginalHost : HttpTransformer
+        {
+            public static readonly OriginalHost Instance = new();
+
+            public override async ValueTask TransformRequestAsync(HttpContext httpContext, HttpRequestMessage proxyRequest,
+                string destinationPrefix, CancellationToken cancellationToken)
+            {
+                await base.TransformRequestAsync(httpContext, proxyRequest, destinationPrefix, cancellationToken);
+                proxyRequest.Headers.Host = httpContext.Request.Host.Value;
+            }
         }
 
         /// <summary>The downstream's version, exactly: HTTP/2 upstream is prior knowledge, so gRPC and its trailers pass end to end.</summary>
