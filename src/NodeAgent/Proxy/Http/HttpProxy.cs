@@ -4,6 +4,7 @@ using System.Net.Sockets;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets;
 using Microsoft.Extensions.DependencyInjection;
 using Yarp.ReverseProxy.Forwarder;
@@ -20,6 +21,9 @@ namespace Mesh.NodeAgent.Proxy.Http;
 /// </summary>
 public sealed class HttpProxy : IAsyncDisposable
 {
+    /// <summary>The largest body of a refused request that is read and dropped; past it the connection is closed instead.</summary>
+    internal const long RefusedBodyDrainLimit = 64 * 1024;
+
     private readonly WebApplication _app;
     private readonly UpstreamClients _upstreams;
 
@@ -122,7 +126,13 @@ public sealed class HttpProxy : IAsyncDisposable
             try
             {
                 if (allowed) await ForwardAsync(context, source.Address, destination);
-                else await ProxiedExchange.RefuseAsync(context);
+                else
+                {
+                    // Kestrel drains an unread body to keep the connection usable; a big one is not worth it.
+                    if (context.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } bodyLimit)
+                        bodyLimit.MaxRequestBodySize = RefusedBodyDrainLimit;
+                    await ProxiedExchange.RefuseAsync(context);
+                }
             }
             finally
             {

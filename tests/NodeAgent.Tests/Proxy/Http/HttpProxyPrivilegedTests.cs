@@ -5,6 +5,7 @@ using System.Text;
 using Grpc.Core;
 using Grpc.Health.V1;
 using Grpc.Net.Client;
+using Mesh.NodeAgent.Proxy.Http;
 using Mesh.Testing;
 
 namespace Mesh.NodeAgent.Tests.Proxy.Http;
@@ -66,6 +67,26 @@ public sealed class HttpProxyPrivilegedTests(HttpProxyFixture fixture) : IClassF
         Assert.False(flow.Allowed);
         Assert.Equal(("POST", 403), (flow.Http!.Method, flow.Http.Status));
         Assert.NotNull(flow.Policy);
+    }
+
+    [Fact]
+    public async Task A_refused_request_announcing_a_big_body_gets_access_denied_and_its_connection_is_closed_instead_of_drained()
+    {
+        Privileged.Require();
+        using var socket = await ProxyTopology.ConnectAsync(fixture.Topology.Client, Web, Cancel);
+        await using var stream = new NetworkStream(socket);
+
+        var refused = await RawHttp.ExchangeAsync(stream,
+            $"POST /api/v1/public HTTP/1.1\r\nHost: web\r\nContent-Length: {HttpProxy.RefusedBodyDrainLimit * 100}\r\n\r\nstart", Cancel);
+
+        Assert.Equal(403, refused.Status);
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(Cancel);
+        deadline.CancelAfter(TimeSpan.FromSeconds(5));
+        try
+        {
+            Assert.Equal(0, await socket.ReceiveAsync(new byte[1], deadline.Token));
+        }
+        catch (SocketException e) when (e.SocketErrorCode == SocketError.ConnectionReset) { }
     }
 
     [Theory]
