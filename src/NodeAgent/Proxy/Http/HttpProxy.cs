@@ -126,13 +126,7 @@ public sealed class HttpProxy : IAsyncDisposable
             try
             {
                 if (allowed) await ForwardAsync(context, source.Address, destination);
-                else
-                {
-                    // Kestrel drains an unread body to keep the connection usable; a big one is not worth it.
-                    if (context.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } bodyLimit)
-                        bodyLimit.MaxRequestBodySize = RefusedBodyDrainLimit;
-                    await ProxiedExchange.RefuseAsync(context);
-                }
+                else await RefuseAsync(context);
             }
             finally
             {
@@ -140,6 +134,14 @@ public sealed class HttpProxy : IAsyncDisposable
                     context.Response.StatusCode, Stopwatch.GetElapsedTime(started));
                 flows.Record(new L7Flow(time, source, destination, applies, allowed, Http: record));
             }
+        }
+
+        private static Task RefuseAsync(HttpContext context)
+        {
+            // Kestrel drains an unread body to keep the connection usable; a big one is not worth it.
+            if (context.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } bodyLimit)
+                bodyLimit.MaxRequestBodySize = RefusedBodyDrainLimit;
+            return ProxiedExchange.RefuseAsync(context);
         }
 
         private async Task ForwardAsync(HttpContext context, IPAddress source, IPEndPoint destination)
