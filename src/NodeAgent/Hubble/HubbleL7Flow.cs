@@ -22,8 +22,9 @@ public static class HubbleL7Flow
     public static FlowMessage From(L7Flow f, string node, EndpointDirectory directory)
     {
         var policy = f.Policy;
-        // The side whose pod is on this node took the proxy's decision: the source's egress, else the destination's ingress.
-        var direction = directory.At(f.Source.Address) is not null ? HubbleDirection.Egress : HubbleDirection.Ingress;
+        // The side whose rule redirected it; without one, the side whose pod is on this node.
+        var direction = policy is not null ? (policy.Direction == Datapath.TrafficDirection.Ingress ? HubbleDirection.Ingress : HubbleDirection.Egress)
+            : directory.At(f.Source.Address) is not null ? HubbleDirection.Egress : HubbleDirection.Ingress;
         var flow = new FlowMessage
         {
             Time = Timestamp.FromDateTimeOffset(f.Time),

@@ -6,11 +6,13 @@ namespace Mesh.NodeAgent.Proxy;
 
 /// <summary>
 /// What the node's enforced snapshot says about one redirected connection or query: the identities on both sides, the
-/// version and rule of the entry that redirected it, and what may pass. When both the source's egress and the
-/// destination's ingress send the traffic through a proxy, <see cref="Policy"/> is the egress side's and
-/// <see cref="Ingress"/> the ingress side's: a request must satisfy both.
+/// version and rule of the entry that redirected it (of the source's egress or the destination's ingress, as
+/// <see cref="Direction"/> says), and what may pass. When both the source's egress and the destination's ingress send
+/// the traffic through a proxy, <see cref="Policy"/> is the egress side's and <see cref="Ingress"/> the ingress side's:
+/// a request must satisfy both.
 /// </summary>
-public sealed record ProxiedPolicy(uint SourceIdentity, uint DestinationIdentity, ulong Version, string Rule, L7Policy Policy, L7Policy? Ingress = null)
+public sealed record ProxiedPolicy(uint SourceIdentity, uint DestinationIdentity, ulong Version, string Rule, L7Policy Policy, L7Policy? Ingress = null,
+    Datapath.TrafficDirection Direction = Datapath.TrafficDirection.Egress)
 {
     public bool AllowsRequest(HttpRequestFacts request) => Policy.AllowsRequest(request) && (Ingress?.AllowsRequest(request) ?? true);
 

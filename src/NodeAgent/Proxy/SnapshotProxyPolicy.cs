@@ -54,7 +54,8 @@ public sealed class SnapshotProxyPolicy : IProxyPolicy
         var egress = Find(view, from, Direction.Egress, to, protocol, destination.Port);
         var ingress = Find(view, to, Direction.Ingress, from, protocol, destination.Port);
         return (egress ?? ingress) is { } first
-            ? new ProxiedPolicy(from, to, view.Version, first.Rule, first.Policy, egress is not null ? ingress?.Policy : null)
+            ? new ProxiedPolicy(from, to, view.Version, first.Rule, first.Policy, egress is not null ? ingress?.Policy : null,
+                egress is not null ? Datapath.TrafficDirection.Egress : Datapath.TrafficDirection.Ingress)
             : null;
     }
 

@@ -103,14 +103,17 @@ public sealed class HttpPolicyPrivilegedTests : MeshSystemTest
         var ct = TestContext.Current.CancellationToken;
 
         var check = await health.CheckAsync(new HealthCheckRequest(), deadline: DateTime.UtcNow.AddSeconds(10), cancellationToken: ct);
-        var list = await Assert.ThrowsAsync<RpcException>(async () =>
-            await health.ListAsync(new HealthListRequest(), deadline: DateTime.UtcNow.AddSeconds(10), cancellationToken: ct));
+        var watch = await Assert.ThrowsAsync<RpcException>(async () =>
+        {
+            using var call = health.Watch(new HealthCheckRequest(), deadline: DateTime.UtcNow.AddSeconds(10), cancellationToken: ct);
+            await call.ResponseStream.MoveNext(ct);
+        });
 
         Assert.Equal(HealthCheckResponse.Types.ServingStatus.Serving, check.Status);
-        Assert.Equal(StatusCode.PermissionDenied, list.StatusCode);
+        Assert.Equal(StatusCode.PermissionDenied, watch.StatusCode);
         var flows = await L7FlowsAsync(2);
         Assert.Contains(flows, f => f.Verdict == Verdict.Forwarded && f.L7.Http is { Url: var u, Protocol: "HTTP/2" } && u.EndsWith("/grpc.health.v1.Health/Check", StringComparison.Ordinal));
-        Assert.Contains(flows, f => f.Verdict == Verdict.Dropped && f.L7.Http.Url.EndsWith("/grpc.health.v1.Health/List", StringComparison.Ordinal));
+        Assert.Contains(flows, f => f.Verdict == Verdict.Dropped && f.L7.Http.Url.EndsWith("/grpc.health.v1.Health/Watch", StringComparison.Ordinal));
     }
 
     [Fact]

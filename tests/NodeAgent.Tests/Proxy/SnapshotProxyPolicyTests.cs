@@ -31,7 +31,8 @@ public sealed class SnapshotProxyPolicyTests
     {
         var policy = With(Entry(Web, Direction.Ingress, 0, 80, Http("GET", null), rule: 1));
         var proxied = Assert.IsType<ProxiedPolicy>(policy.For(IPEndPoint.Parse("192.0.2.9:5000"), WebPod80, ProtocolType.Tcp));
-        Assert.Equal((2u, Web, "default/web-in ingress[0]"), (proxied.SourceIdentity, proxied.DestinationIdentity, proxied.Rule));
+        Assert.Equal((2u, Web, "default/web-in ingress[0]", Mesh.NodeAgent.Datapath.TrafficDirection.Ingress),
+            (proxied.SourceIdentity, proxied.DestinationIdentity, proxied.Rule, proxied.Direction));
         Assert.True(proxied.AllowsRequest(Get));
         Assert.False(proxied.AllowsRequest(Post));
     }
