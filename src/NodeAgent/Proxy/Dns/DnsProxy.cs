@@ -57,7 +57,7 @@ public sealed class DnsProxy : IAsyncDisposable
     private readonly TransparentSockets _sockets;
     private readonly SemaphoreSlim _inFlight;
     private readonly CancellationTokenSource _stopping = new();
-    private readonly ConcurrentDictionary<Socket, Task> _connections = new();
+    private readonly ConcurrentDictionary<Task, byte> _pending = new(); // UDP queries and TCP connections being served
     private Task _udpLoop = Task.CompletedTask, _tcpLoop = Task.CompletedTask;
 
     private DnsProxy(DnsProxyOptions options, IProxyPolicy policy, IFqdnLearner learner, IL7FlowSink flows, TransparentSockets sockets,
@@ -145,11 +145,11 @@ public sealed class DnsProxy : IAsyncDisposable
             var pod = (IPEndPoint)received.RemoteEndPoint;
             var server = new IPEndPoint(received.PacketInformation.Address, DnsPort);
             var query = buffer.AsSpan(0, received.ReceivedBytes).ToArray();
-            _ = Task.Run(async () =>
+            Track(Task.Run(async () =>
             {
                 try { await AnswerUdpAsync(query, pod, server, stopping); }
                 finally { _inFlight.Release(); }
-            }, CancellationToken.None);
+            }, CancellationToken.None));
         }
     }
 
@@ -180,8 +180,15 @@ public sealed class DnsProxy : IAsyncDisposable
             }
             catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException) { return; }
             catch (SocketException) { continue; }
-            _connections[connection] = Task.Run(() => ServeConnectionAsync(connection, stopping), CancellationToken.None);
+            Track(Task.Run(() => ServeConnectionAsync(connection, stopping), CancellationToken.None));
         }
+    }
+
+    /// <summary>Remembers <paramref name="serving"/> until it ends, so stopping can wait for it.</summary>
+    private void Track(Task serving)
+    {
+        _pending[serving] = 0;
+        serving.ContinueWith(done => _pending.TryRemove(done, out _), CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
     }
 
     /// <summary>Queries one after another on a pod's connection, each with its two-byte length, until the pod closes or idles.</summary>
@@ -219,10 +226,6 @@ public sealed class DnsProxy : IAsyncDisposable
         catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException or SocketException or InvalidOperationException)
         {
             // Idle, stopping, or the pod went away.
-        }
-        finally
-        {
-            _connections.TryRemove(connection, out var _);
         }
     }
 
@@ -343,8 +346,9 @@ public sealed class DnsProxy : IAsyncDisposable
         await _stopping.CancelAsync();
         UdpSocket.Dispose();
         TcpListener.Dispose();
-        foreach (var connection in _connections.Keys) connection.Dispose();
-        await Task.WhenAll([_udpLoop, _tcpLoop, .. _connections.Values]);
+        await Task.WhenAll([_udpLoop, _tcpLoop]);
+        // The loops are done, so no query or connection is added any more; each ends on the cancellation.
+        await Task.WhenAll(_pending.Keys);
         _sockets.Dispose();
         _stopping.Dispose();
     }

@@ -156,6 +156,20 @@ public sealed class DnsProxyPrivilegedTests
     }
 
     [Fact]
+    public async Task Answer_whose_addresses_could_not_be_learned_becomes_SERVFAIL()
+    {
+        Privileged.Require();
+        await using var s = await DnsProxyScenario.StartAsync(learnerFails: true);
+
+        var response = await s.Net.QueryFromPodAsync(s.Net.ResolverInPod(tcp: false), "api.example.com").WaitAsync(Patience, Cancel);
+
+        Assert.Equal(DnsHeaderResponseCode.ServerFailure, response.Header.ResponseCode);
+        Assert.Empty(response.Answers);
+        Assert.Single(s.Learner.Learned);
+        Assert.Equal(2, Assert.Single(s.Flows.Recorded).Dns!.Rcode);
+    }
+
+    [Fact]
     public async Task Malformed_query_gets_FORMERR_with_its_id_and_goes_no_further()
     {
         Privileged.Require();

@@ -24,13 +24,13 @@ internal sealed class DnsProxyScenario : IAsyncDisposable
     public RecordingFlows Flows { get; }
 
     public static async Task<DnsProxyScenario> StartAsync(ProxiedPolicy? policy = null, bool noPolicy = false, bool learnerBlocks = false,
-        TimeSpan? upstreamTimeout = null, TimeSpan? tcpIdleTimeout = null)
+        bool learnerFails = false, TimeSpan? upstreamTimeout = null, TimeSpan? tcpIdleTimeout = null)
     {
         var net = new DnsProxyTopology();
         try
         {
             var fake = new FakePolicy(noPolicy ? null : policy ?? PodPolicy);
-            var learner = new RecordingLearner(learnerBlocks);
+            var learner = new RecordingLearner(learnerBlocks, learnerFails);
             var flows = new RecordingFlows();
             var options = new DnsProxyOptions
             {
@@ -69,14 +69,16 @@ internal sealed class FakePolicy(ProxiedPolicy? answer) : IProxyPolicy
     }
 }
 
-/// <summary>Records what it is taught; when told to, holds every call until <see cref="Release"/>.</summary>
+/// <summary>Records what it is taught; when told to, holds every call until <see cref="Release"/>, or fails every call.</summary>
 internal sealed class RecordingLearner : IFqdnLearner
 {
     private readonly TaskCompletionSource _gate = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly bool _fails;
 
-    public RecordingLearner(bool blocks)
+    public RecordingLearner(bool blocks, bool fails)
     {
         if (!blocks) _gate.SetResult();
+        _fails = fails;
     }
 
     public ConcurrentQueue<(string Name, IPAddress[] Addresses, TimeSpan Ttl)> Learned { get; } = new();
@@ -87,6 +89,7 @@ internal sealed class RecordingLearner : IFqdnLearner
         Learned.Enqueue((name, [.. addresses], ttl));
         Called.TrySetResult();
         await _gate.Task.WaitAsync(cancellationToken);
+        if (_fails) throw new InvalidOperationException("the ipcache is full");
     }
 
     public void Release() => _gate.TrySetResult();
