@@ -15,6 +15,13 @@ public sealed record FqdnCacheOptions
     /// <summary>Added to every expiry, so a pod that connects right as the TTL runs out still gets through. Default 5 s.</summary>
     public TimeSpan Grace { get; init; } = TimeSpan.FromSeconds(5);
 
+    /// <summary>
+    /// At most this many (name, address) pairs at once: pods choose the names they ask (every name a wildcard rule
+    /// allows) and servers the addresses, so the datapath's share of them is bounded. Learning beyond it fails whole, and
+    /// the proxy answers SERVFAIL. Default 16384.
+    /// </summary>
+    public int MaxAddresses { get; init; } = 16384;
+
     /// <summary>How often expired addresses are looked for (and an address in use at its expiry asked about again). Default 1 s.</summary>
     public TimeSpan SweepInterval { get; init; } = TimeSpan.FromSeconds(1);
 }
@@ -41,12 +48,13 @@ public sealed class FqdnCache : IFqdnLearner, IDisposable
     private readonly ITimer _sweeper;
     private readonly Lock _lock = new();
     private readonly Dictionary<string, Dictionary<IPAddress, DateTimeOffset>> _expiries = new(StringComparer.Ordinal);
+    private int _count;
     private ImmutableDictionary<string, ImmutableHashSet<IPAddress>> _current = ImmutableDictionary.Create<string, ImmutableHashSet<IPAddress>>(StringComparer.Ordinal);
 
     public FqdnCache(FqdnCacheOptions options, Func<IPAddress, bool> inUse, TimeProvider? time = null)
     {
-        if (options.MinTtl < TimeSpan.Zero || options.Grace < TimeSpan.Zero || options.SweepInterval <= TimeSpan.Zero)
-            throw new ArgumentException("FqdnCacheOptions: MinTtl and Grace must not be negative, SweepInterval must be positive", nameof(options));
+        if (options.MinTtl < TimeSpan.Zero || options.Grace < TimeSpan.Zero || options.SweepInterval <= TimeSpan.Zero || options.MaxAddresses < 1)
+            throw new ArgumentException("FqdnCacheOptions: MinTtl and Grace must not be negative, SweepInterval and MaxAddresses must be positive", nameof(options));
         _options = options;
         _inUse = inUse;
         _time = time ?? TimeProvider.System;
@@ -69,23 +77,19 @@ public sealed class FqdnCache : IFqdnLearner, IDisposable
         return ValueTask.CompletedTask;
     }
 
+    /// <summary>Adds <paramref name="addresses"/> to <paramref name="name"/>, or extends their life; <see cref="FqdnCacheFullException"/> when they do not fit.</summary>
     public void Learn(string name, IReadOnlyList<IPAddress> addresses, TimeSpan ttl)
     {
         var expiry = _time.GetUtcNow() + (ttl > _options.MinTtl ? ttl : _options.MinTtl) + _options.Grace;
         lock (_lock)
         {
-            if (!_expiries.TryGetValue(name, out var known)) _expiries[name] = known = [];
-            var added = new List<FqdnAddress>();
+            var known = _expiries.GetValueOrDefault(name);
+            var added = addresses.Distinct().Where(a => known is null || !known.ContainsKey(a)).Select(a => new FqdnAddress(name, a)).ToList();
+            if (_count + added.Count > _options.MaxAddresses) throw new FqdnCacheFullException(name, _options.MaxAddresses);
+            if (known is null) _expiries[name] = known = [];
             foreach (var address in addresses)
-            {
-                if (known.TryGetValue(address, out var previous))
-                {
-                    if (expiry > previous) known[address] = expiry;
-                    continue;
-                }
-                known[address] = expiry;
-                added.Add(new FqdnAddress(name, address));
-            }
+                if (!known.TryGetValue(address, out var previous) || expiry > previous) known[address] = expiry;
+            _count += added.Count;
             if (added.Count > 0) PublishLocked(added, []);
         }
     }
@@ -108,6 +112,7 @@ public sealed class FqdnCache : IFqdnLearner, IDisposable
                 known.Remove(gone.Address);
                 if (known.Count == 0) _expiries.Remove(gone.Name);
             }
+            _count -= removed.Count;
             if (removed.Count > 0) PublishLocked([], removed);
         }
     }
@@ -123,3 +128,7 @@ public sealed class FqdnCache : IFqdnLearner, IDisposable
 
     public void Dispose() => _sweeper.Dispose();
 }
+
+/// <summary>The cache holds <see cref="FqdnCacheOptions.MaxAddresses"/> already: nothing of the answer was learned.</summary>
+public sealed class FqdnCacheFullException(string name, int max)
+    : InvalidOperationException($"FQDN cache full ({max} name addresses): the addresses of {name} were not learned");

@@ -118,11 +118,29 @@ public sealed class FqdnCacheTests
     }
 
     [Fact]
-    public void Negative_lifetimes_or_a_zero_sweep_interval_are_refused()
+    public void An_answer_beyond_the_address_budget_is_refused_whole_until_others_expire()
+    {
+        var time = new FakeTimeProvider();
+        using var cache = new FqdnCache(Minute with { MaxAddresses = 2 }, _ => false, time);
+        cache.Learn("api.example.com", [A], TimeSpan.Zero);
+        time.Advance(TimeSpan.FromSeconds(30));
+
+        Assert.Throws<FqdnCacheFullException>(() => cache.Learn("www.example.com", [A, B], TimeSpan.Zero));
+        Assert.False(cache.Current.ContainsKey("www.example.com"));
+        cache.Learn("api.example.com", [A, B], TimeSpan.Zero); // A again costs nothing, B takes the last place
+
+        time.Advance(TimeSpan.FromSeconds(65)); // both gone at 95 s
+        cache.Learn("www.example.com", [A, B], TimeSpan.Zero);
+        Assert.Equal([A, B], cache.AddressesOf("www.example.com").Order(new AddressOrder()));
+    }
+
+    [Fact]
+    public void Negative_lifetimes_a_zero_sweep_interval_or_no_address_budget_are_refused()
     {
         Assert.Throws<ArgumentException>(() => new FqdnCache(Minute with { MinTtl = TimeSpan.FromSeconds(-1) }, _ => false));
         Assert.Throws<ArgumentException>(() => new FqdnCache(Minute with { Grace = TimeSpan.FromSeconds(-1) }, _ => false));
         Assert.Throws<ArgumentException>(() => new FqdnCache(Minute with { SweepInterval = TimeSpan.Zero }, _ => false));
+        Assert.Throws<ArgumentException>(() => new FqdnCache(Minute with { MaxAddresses = 0 }, _ => false));
     }
 
     private sealed class AddressOrder : IComparer<IPAddress>
