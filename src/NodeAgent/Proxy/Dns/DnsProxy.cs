@@ -197,24 +197,10 @@ public sealed class DnsProxy : IAsyncDisposable
         using var _ = connection;
         var pod = (IPEndPoint)connection.RemoteEndPoint!;
         var server = (IPEndPoint)connection.LocalEndPoint!;
-        var length = new byte[2];
         try
         {
-            while (true)
+            while (await ReadQueryAsync(connection, stopping) is { } query)
             {
-                using (var idle = CancellationTokenSource.CreateLinkedTokenSource(stopping))
-                {
-                    idle.CancelAfter(_options.TcpIdleTimeout);
-                    if (!await ReceiveExactlyAsync(connection, length, idle.Token)) return;
-                }
-                var size = BinaryPrimitives.ReadUInt16BigEndian(length);
-                if (size is <= DnsWire.HeaderLength or > MaxQueryBytes) return;
-                var query = new byte[size];
-                using (var slow = CancellationTokenSource.CreateLinkedTokenSource(stopping))
-                {
-                    slow.CancelAfter(_options.TcpIdleTimeout);
-                    if (!await ReceiveExactlyAsync(connection, query, slow.Token)) return;
-                }
                 await _inFlight.WaitAsync(stopping);
                 byte[]? answer;
                 try { answer = await AnswerAsync(query, pod, server, ProtocolType.Tcp, stopping); }
@@ -227,6 +213,22 @@ public sealed class DnsProxy : IAsyncDisposable
         {
             // Idle, stopping, or the pod went away.
         }
+    }
+
+    /// <summary>
+    /// The pod's next query, which must arrive whole within the idle timeout; null when the pod closed, idled or sent
+    /// something no query can be (the connection is then closed).
+    /// </summary>
+    private async Task<byte[]?> ReadQueryAsync(Socket connection, CancellationToken stopping)
+    {
+        using var idle = CancellationTokenSource.CreateLinkedTokenSource(stopping);
+        idle.CancelAfter(_options.TcpIdleTimeout);
+        var length = new byte[2];
+        if (!await ReceiveExactlyAsync(connection, length, idle.Token)) return null;
+        var size = BinaryPrimitives.ReadUInt16BigEndian(length);
+        if (size is <= DnsWire.HeaderLength or > MaxQueryBytes) return null;
+        var query = new byte[size];
+        return await ReceiveExactlyAsync(connection, query, idle.Token) ? query : null;
     }
 
     /// <summary>
