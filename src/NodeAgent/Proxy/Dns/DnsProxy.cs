@@ -15,7 +15,7 @@ public sealed record DnsProxyOptions
     /// <summary>The port of both the UDP and the TCP socket (0 = any free one, then <see cref="DnsProxy.Port"/> says which).</summary>
     public int Port { get; init; }
 
-    /// <summary>SO_MARK on every socket the proxy sends from, so the datapath lets through what the proxy already judged.</summary>
+    /// <summary>SO_MARK on every socket that forwards a query to a server, so the datapath lets through what the proxy already judged.</summary>
     public uint UpstreamMark { get; init; }
 
     /// <summary>How long the server may take to answer before the pod gets SERVFAIL. Default 4 s: under a stub resolver's usual 5 s, so the pod hears the failure before it gives up on its own.</summary>
@@ -27,6 +27,7 @@ public sealed record DnsProxyOptions
     /// <summary>Queries in flight at once, over both transports; beyond it a UDP query is dropped (the pod retries) and a TCP connection waits. Default 1024.</summary>
     public int MaxConcurrentQueries { get; init; } = 1024;
 
+    /// <summary>The clock that stamps the flows.</summary>
     public TimeProvider Time { get; init; } = TimeProvider.System;
 }
 
@@ -40,8 +41,8 @@ public sealed record DnsProxyOptions
 public sealed class DnsProxy : IAsyncDisposable
 {
     /// <summary>
-    /// The port the pod's server is assumed to listen on. IP_PKTINFO carries a UDP query's original destination address
-    /// but not its port, and the datapath redirects DNS on port 53 only.
+    /// The port of the server a pod asked over UDP: IP_PKTINFO carries a datagram's original destination address but not
+    /// its port, and <c>rules.dns</c> redirects port 53. (TCP knows the port: the accepted connection's local end.)
     /// </summary>
     public const int DnsPort = 53;
 

@@ -55,6 +55,23 @@ public sealed class DnsProxyPrivilegedTests
     }
 
     [Fact]
+    public async Task Queries_held_together_are_each_answered_as_the_server_when_released_at_once()
+    {
+        Privileged.Require();
+        await using var s = await DnsProxyScenario.StartAsync(learnerBlocks: true);
+        const int Queries = 16;
+
+        var answers = Enumerable.Range(0, Queries).Select(_ => s.Net.QueryFromPodAsync(s.Net.ResolverInPod(tcp: false), "api.example.com")).ToList();
+        await Poll.UntilAsync(() => s.Learner.Learned.Count == Queries, $"the learner held all {Queries} answers");
+        s.Learner.Release();
+
+        // Each answer leaves from a socket of its own bound to the server's address and port, all at the same time.
+        foreach (var response in await Task.WhenAll(answers).WaitAsync(Patience, Cancel))
+            Assert.Equal([ApiAddress, ApiAddress2], response.Answers.ARecords().Select(a => a.Address).Order(new AddressOrder()));
+        Assert.Equal(Queries, s.Flows.Recorded.Count);
+    }
+
+    [Fact]
     public async Task Cname_is_followed_to_its_addresses_which_are_learned_for_the_name_asked_with_the_smallest_ttl()
     {
         Privileged.Require();
