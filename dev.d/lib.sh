@@ -20,7 +20,7 @@ ensure_deps() {
   command -v nsenter >/dev/null || need+=(util-linux)
   # The lab's DNS server (meshctl lab dns up); dnsmasq-base is the binary without a system service of its own.
   [ -x /usr/sbin/dnsmasq ] || need+=(dnsmasq-base)
-  # The HTTP proxy's tests redirect connections to it with iptables' TPROXY, as the datapath does with bpf_sk_assign.
+  # The proxies' tests divert traffic into them with iptables' TPROXY target, as the datapath does with bpf_sk_assign.
   [ -x /usr/sbin/iptables ] || need+=(iptables)
   # mesh-cni delegates addresses to the reference IPAM plugins (host-local), as a Kubernetes node has them.
   [ -x /usr/lib/cni/host-local ] || need+=(containernetworking-plugins)
