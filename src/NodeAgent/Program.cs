@@ -35,8 +35,15 @@ using var datapath = BpfDatapath.Open(options.BpfObject is { } obj ? datapathOpt
 using var links = LinkWatcher.Start(options.Netns);
 var endpoints = new EndpointDirectory();
 var proxyPolicy = new SnapshotProxyPolicy();
+var tracked = new TrackedAddresses(datapath.TrackedAddresses, TimeSpan.FromSeconds(1));
+using var learned = new Mesh.NodeAgent.Proxy.Dns.FqdnCache(options.Fqdns, tracked.InUse);
 var recent = new FlowBuffer(options.HubbleBufferSize);
-var loop = new AgentLoop(options, datapath, replicas, Console.Out, links.Changes, endpoints, proxyPolicy);
+var loop = new AgentLoop(options, datapath, replicas, Console.Out, links.Changes, endpoints, proxyPolicy, learned);
+// Learned addresses are applied before their answer is released (NodeProxies); expired ones as soon as they expire.
+learned.Changed += (_, change) =>
+{
+    if (change.Removed.Count > 0) _ = ApplyExpiredAsync();
+};
 var shipper = new FlowShipper(options.Node, replicas, Console.Error);
 var export = new FlowExport(options.Node, options.Export ?? new(), Console.Error);
 using var metrics = new AgentMetrics(new AgentMetricSources(
@@ -80,7 +87,8 @@ async Task<NodeProxies?> StartProxiesAsync()
 {
     try
     {
-        var started = await NodeProxies.StartAsync(options.Netns, datapath, proxyPolicy, new L7FlowPublisher(options.Node, endpoints, Publish), stop.Token);
+        var started = await NodeProxies.StartAsync(options.Netns, datapath, proxyPolicy, new L7FlowPublisher(options.Node, endpoints, Publish),
+            learned, loop.ApplyLearnedAsync, stop.Token);
         Console.WriteLine($"mesh-agent {options.Node}: {started.Describe()}");
         return started;
     }
@@ -89,6 +97,13 @@ async Task<NodeProxies?> StartProxiesAsync()
         Console.Error.WriteLine($"mesh-agent {options.Node}: the L7 proxies did not start, so traffic that L7 rules cover is dropped: {e.Message}");
         return null;
     }
+}
+
+async Task ApplyExpiredAsync()
+{
+    try { await loop.ApplyLearnedAsync(stop.Token); }
+    catch (OperationCanceledException) when (stop.IsCancellationRequested) { }
+    catch (DatapathException e) { Console.Error.WriteLine($"mesh-agent {options.Node}: expired DNS addresses stay in the datapath until the next apply: {e.Message}"); }
 }
 
 // Enforcement does not depend on observability: an agent that cannot serve its flows still enforces and logs them.

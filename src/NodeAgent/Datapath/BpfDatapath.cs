@@ -122,6 +122,18 @@ public sealed partial class BpfDatapath : IDatapath
         catch (BpfException e) { throw new DatapathException($"publish the {slot} proxy socket: {e.Message}", e); }
     }
 
+    /// <summary>The addresses connections in conntrack go to (or come from): what a learned DNS address must outlive.</summary>
+    public IReadOnlySet<System.Net.IPAddress> TrackedAddresses()
+    {
+        ObjectDisposedException.ThrowIf(disposed, this);
+        try
+        {
+            return maps.Conntrack.Keys<CtKeyNative>()
+                .SelectMany(k => new[] { k.Daddr, k.Saddr }).Distinct().Select(a => new System.Net.IPAddress(a)).ToHashSet();
+        }
+        catch (BpfException e) { throw new DatapathException(e.Message, e); }
+    }
+
     /// <summary>Removes both programs (and the clsact qdisc) from an interface of the node namespace.</summary>
     public void Detach(string interfaceName)
     {

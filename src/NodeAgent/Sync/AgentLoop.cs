@@ -21,10 +21,12 @@ namespace Mesh.NodeAgent.Sync;
 /// of their interfaces appears, or an enforced endpoint's goes away: the held snapshot is then applied again, and
 /// acked again when the waiting endpoints changed. <paramref name="endpoints"/> learns the endpoints of every version
 /// the datapath enforces, so flows can name their pods; <paramref name="proxyPolicy"/> learns its L7 rules, so the
-/// proxies judge by the version the datapath enforces.
+/// proxies judge by the version the datapath enforces. Every apply maps the addresses in <paramref name="learned"/> (the
+/// DNS proxy's) to the version's toFQDNs identities; <see cref="ApplyLearnedAsync"/> applies them as they change.
 /// </summary>
 public sealed class AgentLoop(AgentOptions options, IDatapath datapath, IReadOnlyList<ControlPlaneReplica> replicas, TextWriter log,
-    ChannelReader<LinkChange>? linkChanges = null, EndpointDirectory? endpoints = null, Proxy.SnapshotProxyPolicy? proxyPolicy = null)
+    ChannelReader<LinkChange>? linkChanges = null, EndpointDirectory? endpoints = null, Proxy.SnapshotProxyPolicy? proxyPolicy = null,
+    Proxy.Dns.FqdnCache? learned = null)
 {
     private static readonly TimeSpan FirstBackoff = TimeSpan.FromMilliseconds(200);
     private static readonly TimeSpan LongestBackoff = TimeSpan.FromSeconds(5);
@@ -47,6 +49,9 @@ public sealed class AgentLoop(AgentOptions options, IDatapath datapath, IReadOnl
     // The endpoints of the enforced version that wait for their interface, and the interfaces of those it enforces.
     private IReadOnlyList<WaitingEndpoint> _waiting = [];
     private HashSet<string> _enforcedInterfaces = new(StringComparer.Ordinal);
+    // The learned addresses the datapath holds (an immutable map of the cache), and whether the version names toFQDNs.
+    private object? _appliedLearned;
+    private bool _hasFqdns;
 
     /// <summary>Whether a Sync call to a replica is up: opened, and neither failed nor ended yet.</summary>
     public bool Connected => Volatile.Read(ref _call) is not null;
@@ -159,7 +164,10 @@ public sealed class AgentLoop(AgentOptions options, IDatapath datapath, IReadOnl
         {
             var hostAddresses = HostAddresses.Of(options.Netns);
             var target = HostAddresses.WithHost(SnapshotConversion.ToDatapath(snapshot), hostAddresses);
+            var addresses = learned?.Current;
+            if (addresses is not null) target = Proxy.FqdnAddresses.With(target, snapshot.Fqdns, addresses);
             var waiting = datapath.Apply(target);
+            (_appliedLearned, _hasFqdns) = (addresses, snapshot.Fqdns.Count > 0);
             endpoints?.Update(snapshot);
             proxyPolicy?.Update(snapshot, hostAddresses);
             _holdsSnapshot = true;
@@ -206,7 +214,7 @@ public sealed class AgentLoop(AgentOptions options, IDatapath datapath, IReadOnl
                 {
                     var concerned = false;
                     while (changes.TryRead(out var change)) concerned |= Concerns(change);
-                    if (concerned && _holdsSnapshot) await ReapplyAsync(ct);
+                    if (concerned && _holdsSnapshot) await ReapplyAsync("after a change of the node's interfaces", ct);
                 }
                 finally { _gate.Release(); }
             }
@@ -226,12 +234,32 @@ public sealed class AgentLoop(AgentOptions options, IDatapath datapath, IReadOnl
         _ => true,
     };
 
+    /// <summary>
+    /// Brings the datapath up to the addresses the DNS proxy has learned (and let expire) so far: when this returns, a
+    /// connection to any of them that a toFQDNs rule allows passes. Throws DatapathException when they could not be applied.
+    /// </summary>
+    public async Task ApplyLearnedAsync(CancellationToken ct)
+    {
+        if (learned is null) return;
+        var wanted = learned.Current;
+        await _gate.WaitAsync(ct);
+        try
+        {
+            if (!_holdsSnapshot || ReferenceEquals(_appliedLearned, wanted)) return;
+            // A version without toFQDNs has no use for them; the next version that has some maps them all.
+            if (!_hasFqdns) { _appliedLearned = wanted; return; }
+            if (!await ReapplyAsync("with the addresses the DNS proxy learned", ct))
+                throw new DatapathException($"the addresses the DNS proxy learned could not be applied; v{datapath.AppliedVersion} keeps enforcing without them");
+        }
+        finally { _gate.Release(); }
+    }
+
     /// <summary>The held snapshot once more (the caller holds the gate). The call hears of it when the outcome is news:
-    /// a failure, another version, or other endpoints waiting.</summary>
-    private async Task ReapplyAsync(CancellationToken ct)
+    /// a failure, another version, or other endpoints waiting. Returns whether it was applied.</summary>
+    private async Task<bool> ReapplyAsync(string cause, CancellationToken ct)
     {
         var (version, waiting) = (datapath.AppliedVersion, _waiting);
-        var ack = await ApplyAsync(_held.ToSnapshot(), "after a change of the node's interfaces");
+        var ack = await ApplyAsync(_held.ToSnapshot(), cause);
         var news = ack.Outcome == AckOutcome.Failed || ack.Version != version
             || !waiting.Select(w => (w.Id, w.Reason)).SequenceEqual(_waiting.Select(w => (w.Id, w.Reason)));
         if (news && _call is { } call)
@@ -240,5 +268,6 @@ public sealed class AgentLoop(AgentOptions options, IDatapath datapath, IReadOnl
             // The call broke or ended under the ack: the next call starts with an ack of where the node stands.
             catch (Exception e) when (e is RpcException or HttpRequestException or IOException) { }
         }
+        return ack.Outcome == AckOutcome.Applied;
     }
 }

@@ -19,8 +19,12 @@ public sealed record AgentOptions(
     string? MetricsTokenFile = null,
     FlowExportOptions? Export = null,
     string CniSocket = Mesh.Contracts.Cni.CniSocket.DefaultPath,
-    Datapath.NodeDevices? Devices = null)
+    Datapath.NodeDevices? Devices = null,
+    Proxy.Dns.FqdnCacheOptions? FqdnCache = null)
 {
+    /// <summary>How long learned DNS addresses are kept (--tofqdns-min-ttl, --tofqdns-idle-connection-grace-period).</summary>
+    public Proxy.Dns.FqdnCacheOptions Fqdns => FqdnCache ?? new();
+
     /// <summary>The node's own devices (--devices): every interface with an address unless told otherwise.</summary>
     public Datapath.NodeDevices NodeDevices => Devices ?? Datapath.NodeDevices.AutoDetect;
 
@@ -50,6 +54,10 @@ public sealed record AgentOptions(
           --devices auto|none|IF[,IF...]  the node's own devices, where traffic from other nodes arrives: traffic
                                   that a local pod's L7 ingress rules cover is handed to the node's proxy there
                                   (default: auto, every interface with an IPv4 address but loopback)
+          --tofqdns-min-ttl SECONDS  keep an address a DNS answer allowed (toFQDNs) at least this long, whatever its
+                                  TTL (default: $MESH_AGENT_TOFQDNS_MIN_TTL, else 3600, as Cilium)
+          --tofqdns-idle-connection-grace-period SECONDS  and this much longer after its TTL, unless a connection
+                                  still uses it (default: $MESH_AGENT_TOFQDNS_IDLE_CONNECTION_GRACE_PERIOD, else 5)
           --cni-socket PATH       unix socket mesh-cni tells of the pods it attaches (mode 0600); each is held
                                   closed until this node enforces its endpoint (default: /var/run/mesh/cni.sock)
           --metrics-listen IP:PORT  serve GET /metrics (Prometheus text) there, e.g. 127.0.0.1:9965 or [::]:9965
@@ -113,8 +121,17 @@ public sealed record AgentOptions(
             metricsTokenFile,
             ParseExport(FlagOrEnv),
             Get("cni-socket") ?? Mesh.Contracts.Cni.CniSocket.DefaultPath,
-            Get("devices") is { } devices ? ParseDevices(devices) : null);
+            Get("devices") is { } devices ? ParseDevices(devices) : null,
+            new Proxy.Dns.FqdnCacheOptions
+            {
+                MinTtl = Seconds(FlagOrEnv("tofqdns-min-ttl"), "--tofqdns-min-ttl") ?? TimeSpan.FromHours(1),
+                Grace = Seconds(FlagOrEnv("tofqdns-idle-connection-grace-period"), "--tofqdns-idle-connection-grace-period") ?? TimeSpan.FromSeconds(5),
+            });
     }
+
+    private static TimeSpan? Seconds(string? text, string flag) => text is null ? null
+        : ParseNumber(text, flag) is >= 0 and var seconds ? TimeSpan.FromSeconds(seconds)
+        : throw new ArgumentException($"{flag}: '{text}' is not a number of seconds, 0 or more\n\n{Usage}");
 
     private static Datapath.NodeDevices ParseDevices(string text)
     {

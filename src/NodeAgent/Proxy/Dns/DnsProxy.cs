@@ -244,7 +244,7 @@ public sealed class DnsProxy : IAsyncDisposable
             return DnsWire.FormatError(message);
         }
         var policy = _policy.For(pod, server, protocol);
-        if (policy is null || !policy.Policy.AllowsName(query.Name))
+        if (policy is null || !policy.AllowsName(query.Name))
         {
             Record(pod, server, policy, false, new DnsL7Record(query.Name, query.Type, (int)ReturnCode.Refused, [], 0));
             return DnsWire.Reply(message, query, ReturnCode.Refused);

@@ -122,7 +122,7 @@ public sealed class HttpProxy : IAsyncDisposable
             var destination = new IPEndPoint(connection.LocalIpAddress ?? IPAddress.None, connection.LocalPort);
             var request = ProxiedExchange.Facts(context.Request);
             var applies = policy.For(source, destination, ProtocolType.Tcp);
-            var allowed = applies is not null && applies.Policy.AllowsRequest(request);
+            var allowed = applies is not null && applies.AllowsRequest(request);
             try
             {
                 if (allowed) await ForwardAsync(context, source.Address, destination);
