@@ -35,7 +35,7 @@ using var datapath = BpfDatapath.Open(options.BpfObject is { } obj ? datapathOpt
 using var links = LinkWatcher.Start(options.Netns);
 var endpoints = new EndpointDirectory();
 var proxyPolicy = new SnapshotProxyPolicy();
-var tracked = new TrackedAddresses(datapath.TrackedAddresses, TimeSpan.FromSeconds(1));
+var tracked = new TrackedAddresses(() => datapath.TrackedAddresses(options.Fqdns.Grace), TimeSpan.FromSeconds(1));
 using var learned = new Mesh.NodeAgent.Proxy.Dns.FqdnCache(options.Fqdns, tracked.InUse);
 var recent = new FlowBuffer(options.HubbleBufferSize);
 var loop = new AgentLoop(options, datapath, replicas, Console.Out, links.Changes, endpoints, proxyPolicy, learned);

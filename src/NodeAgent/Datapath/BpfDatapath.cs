@@ -122,14 +122,26 @@ public sealed partial class BpfDatapath : IDatapath
         catch (BpfException e) { throw new DatapathException($"publish the {slot} proxy socket: {e.Message}", e); }
     }
 
-    /// <summary>The addresses connections in conntrack go to (or come from): what a learned DNS address must outlive.</summary>
-    public IReadOnlySet<System.Net.IPAddress> TrackedAddresses()
+    /// <summary>
+    /// The addresses of the connections in conntrack that a version allowed within <paramref name="window"/> (opened,
+    /// or judged again by a new version): what a learned DNS address outlives. Conntrack keeps no time of a connection's
+    /// last packet, so an older one does not count.
+    /// </summary>
+    public IReadOnlySet<System.Net.IPAddress> TrackedAddresses(TimeSpan window)
     {
         ObjectDisposedException.ThrowIf(disposed, this);
+        // bpf_ktime_get_ns and Stopwatch both read CLOCK_MONOTONIC.
+        var since = (ulong)Math.Max(0, (long)(System.Diagnostics.Stopwatch.GetTimestamp() * (1e9 / System.Diagnostics.Stopwatch.Frequency)) - (long)(window.TotalMilliseconds * 1e6));
         try
         {
-            return maps.Conntrack.Keys<CtKeyNative>()
-                .SelectMany(k => new[] { k.Daddr, k.Saddr }).Distinct().Select(a => new System.Net.IPAddress(a)).ToHashSet();
+            var addresses = new HashSet<System.Net.IPAddress>();
+            foreach (var key in maps.Conntrack.Keys<CtKeyNative>())
+            {
+                if (!maps.Conntrack.TryLookup(key, out CtEntryNative entry) || entry.JudgedNs < since) continue;
+                addresses.Add(new System.Net.IPAddress(key.Daddr));
+                addresses.Add(new System.Net.IPAddress(key.Saddr));
+            }
+            return addresses;
         }
         catch (BpfException e) { throw new DatapathException(e.Message, e); }
     }
