@@ -87,9 +87,12 @@ async Task<NodeProxies?> StartProxiesAsync()
 {
     try
     {
-        var started = await NodeProxies.StartAsync(options.Netns, datapath, proxyPolicy, new L7FlowPublisher(options.Node, endpoints, Publish),
-            learned, loop.ApplyLearnedAsync, stop.Token);
-        Console.WriteLine($"mesh-agent {options.Node}: {started.Describe()}");
+        var started = await NodeProxies.StartAsync(options.Netns, datapath, proxyPolicy, proxyPolicy.Ready,
+            new L7FlowPublisher(options.Node, endpoints, Publish), learned, loop.ApplyLearnedAsync, stop.Token);
+        Console.WriteLine($"mesh-agent {options.Node}: {started.Describe()}; they take redirected traffic from the first version applied");
+        _ = started.Published.ContinueWith(t => Console.Error.WriteLine(
+            $"mesh-agent {options.Node}: the proxies' sockets are not in the datapath, so traffic that L7 rules cover is dropped: {t.Exception?.GetBaseException().Message}"),
+            TaskContinuationOptions.OnlyOnFaulted);
         return started;
     }
     catch (Exception e) when (e is IOException or DatapathException or System.Net.Sockets.SocketException)

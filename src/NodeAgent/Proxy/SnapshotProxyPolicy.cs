@@ -23,6 +23,10 @@ public sealed class SnapshotProxyPolicy : IProxyPolicy
         Dictionary<(uint Identity, Direction Direction), Redirect[]> Redirects);
 
     private volatile View _view = new(0, [], [], []);
+    private readonly TaskCompletionSource _ready = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    /// <summary>Completes at the first <see cref="Update"/>: before it, every request would be refused for want of a version.</summary>
+    public Task Ready => _ready.Task;
 
     /// <summary>Takes a version the datapath now enforces; <paramref name="hostAddresses"/> are the node's own (identity host).</summary>
     public void Update(NodeSnapshot snapshot, IEnumerable<IPAddress> hostAddresses)
@@ -45,6 +49,7 @@ public sealed class SnapshotProxyPolicy : IProxyPolicy
             ipCache.Where(e => e.Key.Item2 == 32).ToDictionary(e => e.Key.Item1, e => e.Value),
             ipCache.Where(e => e.Key.Item2 < 32).OrderByDescending(e => e.Key.Item2).Select(e => (e.Key.Item1, e.Key.Item2, e.Value)).ToArray(),
             redirects);
+        _ready.TrySetResult();
     }
 
     public ProxiedPolicy? For(IPEndPoint source, IPEndPoint destination, ProtocolType protocol)
