@@ -26,11 +26,13 @@ public sealed class HttpProxy : IAsyncDisposable
 
     private readonly WebApplication _app;
     private readonly UpstreamClients _upstreams;
+    private readonly TransparentSockets _sockets;
 
-    private HttpProxy(WebApplication app, UpstreamClients upstreams, Socket listener)
+    private HttpProxy(WebApplication app, UpstreamClients upstreams, TransparentSockets sockets, Socket listener)
     {
         _app = app;
         _upstreams = upstreams;
+        _sockets = sockets;
         Listener = listener;
     }
 
@@ -46,7 +48,8 @@ public sealed class HttpProxy : IAsyncDisposable
         CancellationToken cancellationToken)
     {
         options.Validate();
-        var upstreams = new UpstreamClients(source => UpstreamClient(options, source), options.UpstreamIdleTimeout, TimeProvider.System);
+        var sockets = new TransparentSockets(options.Netns, options.UpstreamMark);
+        var upstreams = new UpstreamClients(source => UpstreamClient(options, sockets, source), options.UpstreamIdleTimeout, TimeProvider.System);
         Socket? listener = null;
         var builder = WebApplication.CreateEmptyBuilder(new WebApplicationOptions());
         builder.WebHost.UseKestrelCore().ConfigureKestrel(kestrel =>
@@ -58,8 +61,8 @@ public sealed class HttpProxy : IAsyncDisposable
             kestrel.Limits.KeepAliveTimeout = options.KeepAliveTimeout;
             CleartextHttp.Listen(kestrel, new IPEndPoint(IPAddress.Any, options.Port), options.RequestHeadersTimeout);
         });
-        builder.WebHost.UseSockets(sockets => sockets.CreateBoundListenSocket = endPoint => endPoint is IPEndPoint
-            ? listener = TransparentSockets.BindListener(options.Netns, options.Port)
+        builder.WebHost.UseSockets(transport => transport.CreateBoundListenSocket = endPoint => endPoint is IPEndPoint
+            ? listener = sockets.BoundTcpAsync(options.Port).GetAwaiter().GetResult()
             : SocketTransportOptions.CreateDefaultBoundListenSocket(endPoint));
         builder.Services.AddHttpForwarder();
         var app = builder.Build();
@@ -73,9 +76,10 @@ public sealed class HttpProxy : IAsyncDisposable
         {
             await app.DisposeAsync();
             upstreams.Dispose();
+            sockets.Dispose();
             throw;
         }
-        return new HttpProxy(app, upstreams, listener ?? throw new InvalidOperationException("Kestrel did not bind the proxy's listener"));
+        return new HttpProxy(app, upstreams, sockets, listener ?? throw new InvalidOperationException("Kestrel did not bind the proxy's listener"));
     }
 
     public async ValueTask DisposeAsync()
@@ -84,10 +88,11 @@ public sealed class HttpProxy : IAsyncDisposable
         await _app.StopAsync(grace.Token);
         await _app.DisposeAsync();
         _upstreams.Dispose();
+        _sockets.Dispose();
     }
 
     /// <summary>One pod's upstream client: its connections leave from the pod's address, in the node's netns, marked.</summary>
-    private static HttpMessageInvoker UpstreamClient(HttpProxyOptions options, IPAddress source) => new(new SocketsHttpHandler
+    private static HttpMessageInvoker UpstreamClient(HttpProxyOptions options, TransparentSockets sockets, IPAddress source) => new(new SocketsHttpHandler
     {
         UseProxy = false,
         AllowAutoRedirect = false,
@@ -101,7 +106,7 @@ public sealed class HttpProxy : IAsyncDisposable
         ConnectCallback = async (context, cancellationToken) =>
         {
             var destination = new IPEndPoint(IPAddress.Parse(context.DnsEndPoint.Host), context.DnsEndPoint.Port);
-            var socket = await TransparentSockets.ConnectUpstreamAsync(options.Netns, source, destination, options.UpstreamMark, cancellationToken);
+            var socket = await sockets.ConnectAsync(source, destination, cancellationToken);
             return new NetworkStream(socket, ownsSocket: true);
         },
     }, disposeHandler: true);

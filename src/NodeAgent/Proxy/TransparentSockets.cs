@@ -3,18 +3,20 @@ using System.Net;
 using System.Net.Sockets;
 using Mesh.Contracts.Netns;
 
-namespace Mesh.NodeAgent.Proxy.Dns;
+namespace Mesh.NodeAgent.Proxy;
 
 /// <summary>
-/// Makes the DNS proxy's sockets inside the node's network namespace, all of them IP_TRANSPARENT: they may bind an
-/// address the node does not own (the pod's, to ask the server as the pod; the server's, to answer the pod as the
-/// server) and receive traffic redirected to them with its original destination intact. A socket belongs to the
-/// namespace it was created in for life, so only socket(2) runs on a thread inside the namespace; that one thread lives
-/// as long as this factory, sparing a thread per query.
+/// Makes a proxy's sockets inside the node's network namespace, all of them IP_TRANSPARENT: they may bind an address
+/// the node does not own (the pod's, to reach the server as the pod, so the server's own policy judges the pod; the
+/// server's, to answer the pod as the server) and receive traffic the datapath assigns to them with its original
+/// destination intact. A socket belongs to the namespace it was created in for life, so only socket(2) runs on a thread
+/// inside the namespace; that one thread lives as long as this factory, sparing a thread per connection or query.
 /// </summary>
 internal sealed class TransparentSockets : IDisposable
 {
     private const int SolIp = 0, IpTransparent = 19;
+    /// <summary>Picks the source port at connect: binding many pods' addresses with port 0 then costs no port each.</summary>
+    private const int IpBindAddressNoPort = 24;
     private const int SolSocket = 1, SoMark = 36;
 
     private readonly BlockingCollection<(SocketType Type, ProtocolType Protocol, TaskCompletionSource<Socket> Made)>? _requests;
@@ -47,9 +49,34 @@ internal sealed class TransparentSockets : IDisposable
     /// <summary>The TCP socket pods' connections are redirected to; an accepted connection's local end is the server the pod addressed.</summary>
     public async Task<Socket> TcpListenerAsync(int port, int backlog)
     {
-        var socket = Bound(await TransparentAsync(SocketType.Stream, ProtocolType.Tcp), new IPEndPoint(IPAddress.Any, port));
+        var socket = await BoundTcpAsync(port);
         socket.Listen(backlog);
         return socket;
+    }
+
+    /// <summary>Like <see cref="TcpListenerAsync"/>, bound but not yet listening, for a server that listens itself.</summary>
+    public async Task<Socket> BoundTcpAsync(int port)
+    {
+        var socket = await TransparentAsync(SocketType.Stream, ProtocolType.Tcp);
+        socket.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
+        return Bound(socket, new IPEndPoint(IPAddress.Any, port));
+    }
+
+    /// <summary>A TCP connection to <paramref name="server"/> from <paramref name="pod"/>'s address, marked (see <see cref="UpstreamAsync"/>).</summary>
+    public async Task<Socket> ConnectAsync(IPAddress pod, IPEndPoint server, CancellationToken cancellationToken)
+    {
+        var socket = await UpstreamAsync(ProtocolType.Tcp, pod);
+        try
+        {
+            socket.NoDelay = true;
+            await socket.ConnectAsync(server, cancellationToken);
+            return socket;
+        }
+        catch
+        {
+            socket.Dispose();
+            throw;
+        }
     }
 
     /// <summary>
@@ -62,6 +89,7 @@ internal sealed class TransparentSockets : IDisposable
         try
         {
             socket.SetRawSocketOption(SolSocket, SoMark, BitConverter.GetBytes(_upstreamMark));
+            if (protocol == ProtocolType.Tcp) socket.SetRawSocketOption(SolIp, IpBindAddressNoPort, BitConverter.GetBytes(1));
         }
         catch
         {
