@@ -20,27 +20,8 @@ public sealed class DnsPolicyPrivilegedTests : MeshSystemTest
         ["MESH_AGENT_TOFQDNS_IDLE_CONNECTION_GRACE_PERIOD"] = "1",
     };
 
-    // The issue's second example: this pod may reach only api.example.com and *.payments.example.com, nothing else.
-    private const string OnlyApi = """
-        apiVersion: cilium.io/v2
-        kind: CiliumNetworkPolicy
-        metadata: { name: client-fqdn, namespace: default }
-        spec:
-          endpointSelector: { matchLabels: { app: client } }
-          egress:
-            - toEndpoints:
-                - matchLabels: { "k8s:io.kubernetes.pod.namespace": kube-system, "k8s:k8s-app": kube-dns }
-              toPorts:
-                - ports: [ { port: "53", protocol: UDP }, { port: "53", protocol: TCP } ]
-                  rules:
-                    dns:
-                      - matchName: api.example.com
-                      - matchPattern: "*.payments.example.com"
-            - toFQDNs:
-                - matchName: api.example.com
-                - matchPattern: "*.payments.example.com"
-              toPorts: [ { ports: [ { port: "80", protocol: TCP } ] } ]
-        """;
+    // README's example: this pod may reach only api.example.com and *.payments.example.com, nothing else.
+    private static readonly string OnlyApi = File.ReadAllText(Path.Combine(RepoPaths.Root, "examples", "client-only-api-example-com.yaml"));
 
     [Fact]
     public async Task Only_the_allowed_names_resolve_and_their_addresses_are_reachable_from_the_first_connection_until_they_expire()
@@ -53,7 +34,7 @@ public sealed class DnsPolicyPrivilegedTests : MeshSystemTest
         await mesh.RunAsync("lab", "dns", "add", "api.example.com", api);
         await mesh.RunAsync("lab", "dns", "add", "eu.payments.example.com", pay);
         await mesh.RunAsync("lab", "dns", "add", "evil.example.com", evil);
-        await mesh.WaitForAckAsync(await mesh.ApplyAsync("client-fqdn", OnlyApi));
+        await mesh.WaitForAckAsync(await mesh.ApplyAsync("client-only-api", OnlyApi));
 
         // Before any answer, the allowed address is as unknown as any other: world, which nothing allows.
         var beforeAnswer = await CurlAsync($"http://{api}/", "1s");

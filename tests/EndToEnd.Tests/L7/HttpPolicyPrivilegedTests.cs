@@ -88,6 +88,20 @@ public sealed class HttpPolicyPrivilegedTests : MeshSystemTest
     }
 
     [Fact]
+    public async Task The_readme_example_lets_the_client_get_the_public_api_and_nothing_else()
+    {
+        Privileged.Require();
+        await mesh.AddPodAsync("default/client", "app=client");
+        var web = await mesh.AddPodAsync("default/web", "app=web");
+        var example = File.ReadAllText(Path.Combine(RepoPaths.Root, "examples", "web-public-api.yaml"));
+        await mesh.WaitForAckAsync(await mesh.ApplyAsync("web-public-api", example));
+
+        Assert.Equal(200, (await CurlAsync("default/client", $"http://{web.Ip}/api/v1/public/items")).Status);
+        Assert.Equal((403, "Access denied\r\n"), await CurlAsync("default/client", $"http://{web.Ip}/api/v1/public/items", "-X", "DELETE"));
+        Assert.Equal(403, (await CurlAsync("default/client", $"http://{web.Ip}/admin")).Status);
+    }
+
+    [Fact]
     public async Task A_grpc_method_the_rules_allow_is_served_and_another_is_refused_with_permission_denied()
     {
         Privileged.Require();
