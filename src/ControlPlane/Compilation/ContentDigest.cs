@@ -11,10 +11,11 @@ namespace Mesh.ControlPlane.Compilation;
 /// <summary>
 /// The content hash of a node snapshot, built from parts that can be kept up to date one change at a time:
 /// <code>
-/// content   = SHA-256("node {node}\nipcache {ipcache}\nendpoints {endpoints}\npolicies {policies}\n")
+/// content   = SHA-256("node {node}\nipcache {ipcache}\nendpoints {endpoints}\npolicies {policies}\nfqdns {fqdns}\n")
 /// ipcache   = set hash of "{cidr} {identity}" per entry
 /// endpoints = set hash of "{id} {interface} {ip} {identity}" per local endpoint
 /// policies  = set hash of "{identity} {policy}" per local identity
+/// fqdns     = set hash of "{identity} name={name}" or "{identity} pattern={pattern}" per toFQDNs selector
 /// policy    = SHA-256 of the enforcement flags, the identity's rule texts in rule order, and its entries in key order,
 ///             each naming its rule by position in that list, then the canonical text (L7Policy.Canonical) of each
 ///             redirected entry's L7 policy, in key order
@@ -26,12 +27,13 @@ namespace Mesh.ControlPlane.Compilation;
 internal static class ContentDigest
 {
     // Hashed from a stack buffer: a commit that moves the cluster's ipcache rehashes every node.
-    public static string Node(string node, SetDigest ipCache, SetDigest endpoints, SetDigest policies)
+    public static string Node(string node, SetDigest ipCache, SetDigest endpoints, SetDigest policies, SetDigest fqdns)
     {
         Span<byte> text = stackalloc byte[512];
-        return Utf8.TryWrite(text, CultureInfo.InvariantCulture, $"node {node}\nipcache {ipCache}\nendpoints {endpoints}\npolicies {policies}\n", out var length)
+        return Utf8.TryWrite(text, CultureInfo.InvariantCulture,
+                $"node {node}\nipcache {ipCache}\nendpoints {endpoints}\npolicies {policies}\nfqdns {fqdns}\n", out var length)
             ? Sha256Hex(text[..length])
-            : Sha256Hex(Encoding.UTF8.GetBytes($"node {node}\nipcache {ipCache}\nendpoints {endpoints}\npolicies {policies}\n"));
+            : Sha256Hex(Encoding.UTF8.GetBytes($"node {node}\nipcache {ipCache}\nendpoints {endpoints}\npolicies {policies}\nfqdns {fqdns}\n"));
     }
 
     // The lines of the set hashes, written straight into a stack buffer (the string forms above are the definition).
@@ -59,10 +61,12 @@ internal static class ContentDigest
     public static string Line(IpCacheEntry e) => string.Create(CultureInfo.InvariantCulture, $"{e.Cidr} {e.Identity}");
     public static string Line(LocalEndpoint e) => string.Create(CultureInfo.InvariantCulture, $"{e.Id} {e.Interface} {e.Ip} {e.Identity}");
     public static string Line(uint identity, string policyDigest) => string.Create(CultureInfo.InvariantCulture, $"{identity} {policyDigest}");
+    public static string Line(FqdnSelector f) => string.Create(CultureInfo.InvariantCulture, $"{f.Identity} {f.Match}");
 
     public static SetDigest IpCache(IEnumerable<IpCacheEntry> entries) => SetDigest.Of(entries.Select(Line));
     public static SetDigest Endpoints(IEnumerable<LocalEndpoint> endpoints) => SetDigest.Of(endpoints.Select(Line));
     public static SetDigest Policies(IEnumerable<(uint Identity, string Digest)> policies) => SetDigest.Of(policies.Select(p => Line(p.Identity, p.Digest)));
+    public static SetDigest Fqdns(IEnumerable<FqdnSelector> selectors) => SetDigest.Of(selectors.Select(Line));
 
     public static string Policy(CompiledPolicy policy)
     {

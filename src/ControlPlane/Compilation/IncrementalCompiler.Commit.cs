@@ -125,7 +125,7 @@ public sealed partial class IncrementalCompiler
         var (ipAdded, ipRemoved) = _lastIpCacheDelta;
         if (!_nodes.TryGetValue(node, out var state) || state.Change is not { } change || change.To != Version)
             // A node without endpoints still holds the cluster's ipcache.
-            return new NodeDelta(node, _previousVersion, Version, ContentHash(node), ipAdded, ipRemoved, [], [], [], [], [], []);
+            return new NodeDelta(node, _previousVersion, Version, ContentHash(node), ipAdded, ipRemoved, [], [], [], [], [], [], [], []);
         if (change.Delta is { } built) return built;
 
         var set = new List<PolicyHeader>();
@@ -142,7 +142,7 @@ public sealed partial class IncrementalCompiler
         }
         return change.Delta = new NodeDelta(node, change.From, change.To, state.ContentHash,
             [.. ipAdded, .. change.LocalIpCacheAdded], [.. ipRemoved, .. change.LocalIpCacheRemoved],
-            change.EndpointsAdded, change.EndpointsRemoved, set, removed, entriesAdded, entriesRemoved);
+            change.EndpointsAdded, change.EndpointsRemoved, set, removed, entriesAdded, entriesRemoved, change.FqdnsAdded, change.FqdnsRemoved);
     }
 
     /// <summary>
@@ -402,6 +402,17 @@ public sealed partial class IncrementalCompiler
             node.LocalIpCacheDigest = ContentDigest.IpCache(localIp);
         }
 
+        // The node's toFQDNs selectors move only with its numbering, which only a look at the whole node changes.
+        if (identities is null && !node.PublishedFqdns.SequenceEqual(node.Locals.FqdnSelectors))
+        {
+            var now = node.Locals.FqdnSelectors.ToHashSet();
+            var was = node.PublishedFqdns.ToHashSet();
+            change.FqdnsRemoved.AddRange(node.PublishedFqdns.Where(f => !now.Contains(f)));
+            change.FqdnsAdded.AddRange(node.Locals.FqdnSelectors.Where(f => !was.Contains(f)));
+            node.PublishedFqdns = node.Locals.FqdnSelectors;
+            node.FqdnsDigest = ContentDigest.Fqdns(node.PublishedFqdns);
+        }
+
         node.EndpointsDigest = endpointsDigest;
         node.PoliciesDigest = policiesDigest;
         Rehash(node);
@@ -412,7 +423,7 @@ public sealed partial class IncrementalCompiler
     {
         var ipCache = _ipDigest;
         ipCache.Add(node.LocalIpCacheDigest);
-        node.ContentHash = ContentDigest.Node(node.Name, ipCache, node.EndpointsDigest, node.PoliciesDigest);
+        node.ContentHash = ContentDigest.Node(node.Name, ipCache, node.EndpointsDigest, node.PoliciesDigest, node.FqdnsDigest);
         node.Materialized = null;
     }
 

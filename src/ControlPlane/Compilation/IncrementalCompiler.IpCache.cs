@@ -141,8 +141,8 @@ public sealed partial class IncrementalCompiler
         var ipDigest = _ipDigest;
         ipDigest.Add(state.LocalIpCacheDigest);
         var policies = state.PublishedPolicies.OrderBy(p => p.Key).Select(p => p.Value).ToList();
-        var snapshot = SnapshotAssembly.Build(state.Name, Version, ipCache, state.PublishedEndpoints.Values.Order(SnapshotAssembly.EndpointOrder).ToList(),
-            policies, ipDigest);
+        var snapshot = SnapshotAssembly.Build(state.Name, Version, ipCache, state.PublishedFqdns,
+            state.PublishedEndpoints.Values.Order(SnapshotAssembly.EndpointOrder).ToList(), policies, ipDigest);
         state.Materialized = snapshot;
         return snapshot;
     }

@@ -45,6 +45,8 @@ internal sealed class NodeState(string name)
     public Dictionary<uint, CompiledPolicy> PublishedPolicies { get; } = [];
     public List<IpCacheEntry> PublishedLocalIpCache { get; set; } = [];
     public SetDigest LocalIpCacheDigest { get; set; }
+    public IReadOnlyList<FqdnSelector> PublishedFqdns { get; set; } = [];
+    public SetDigest FqdnsDigest { get; set; }
     public SetDigest EndpointsDigest { get; set; }
     public SetDigest PoliciesDigest { get; set; }
     public string ContentHash { get; set; } = "";
@@ -62,6 +64,7 @@ internal sealed class NodeChange(long from, long to)
     private List<LocalEndpoint>? _endpointsAdded, _endpointsRemoved;
     private Dictionary<uint, CompiledPolicy?>? _policiesBefore;
     private List<IpCacheEntry>? _localIpCacheAdded, _localIpCacheRemoved;
+    private List<FqdnSelector>? _fqdnsAdded, _fqdnsRemoved;
 
     public List<LocalEndpoint> EndpointsAdded => _endpointsAdded ??= [];
     public List<LocalEndpoint> EndpointsRemoved => _endpointsRemoved ??= [];
@@ -69,10 +72,13 @@ internal sealed class NodeChange(long from, long to)
     public Dictionary<uint, CompiledPolicy?> PoliciesBefore => _policiesBefore ??= [];
     public List<IpCacheEntry> LocalIpCacheAdded => _localIpCacheAdded ??= [];
     public List<IpCacheEntry> LocalIpCacheRemoved => _localIpCacheRemoved ??= [];
+    public List<FqdnSelector> FqdnsAdded => _fqdnsAdded ??= [];
+    public List<FqdnSelector> FqdnsRemoved => _fqdnsRemoved ??= [];
     public NodeDelta? Delta { get; set; }
 
     public bool IsEmpty => (_endpointsAdded?.Count ?? 0) == 0 && (_endpointsRemoved?.Count ?? 0) == 0 && (_policiesBefore?.Count ?? 0) == 0
-        && (_localIpCacheAdded?.Count ?? 0) == 0 && (_localIpCacheRemoved?.Count ?? 0) == 0;
+        && (_localIpCacheAdded?.Count ?? 0) == 0 && (_localIpCacheRemoved?.Count ?? 0) == 0
+        && (_fqdnsAdded?.Count ?? 0) == 0 && (_fqdnsRemoved?.Count ?? 0) == 0;
 }
 
 /// <summary>One compile a commit plans: an identity for one numbering (or shared), and what it produced.</summary>

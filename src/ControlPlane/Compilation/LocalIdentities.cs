@@ -56,6 +56,10 @@ internal sealed class LocalIdentities
 
     public IEnumerable<IpCacheEntry> IpCacheEntries => cidrs.Select(c => new IpCacheEntry(c.Prefix.ToString(), c.Identity));
 
+    /// <summary>Each toFQDNs match with its identity, by identity: what the node's DNS proxy maps learned addresses to.</summary>
+    public IReadOnlyList<FqdnSelector> FqdnSelectors => fqdnSelectors ??= fqdns.Select(f => new FqdnSelector(f.Value, f.Key)).OrderBy(f => f.Identity).ToArray();
+    private FqdnSelector[]? fqdnSelectors;
+
     /// <summary>The identities of the addresses a CIDR selector admits: inside the prefix, outside every except.</summary>
     public IEnumerable<uint> Inside(PeerSelector.Cidr selector) =>
         cidrs.Where(c => selector.Prefix.Contains(c.Prefix) && !selector.Except.Any(e => e.Contains(c.Prefix))).Select(c => c.Identity);

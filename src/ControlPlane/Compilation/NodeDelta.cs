@@ -26,18 +26,18 @@ public sealed record NodeDelta(
     IReadOnlyList<PolicyHeader> PoliciesSet,
     IReadOnlyList<uint> PoliciesRemoved,
     IReadOnlyList<EntryChange> EntriesAdded,
-    IReadOnlyList<EntryChange> EntriesRemoved)
+    IReadOnlyList<EntryChange> EntriesRemoved,
+    IReadOnlyList<FqdnSelector> FqdnsAdded,
+    IReadOnlyList<FqdnSelector> FqdnsRemoved)
 {
     public static NodeDelta Empty(string node, long from, long to, string contentHash) =>
-        new(node, from, to, contentHash, [], [], [], [], [], [], [], []);
+        new(node, from, to, contentHash, [], [], [], [], [], [], [], [], [], []);
 
-    public bool IsEmpty => IpCacheAdded.Count == 0 && IpCacheRemoved.Count == 0 && EndpointsAdded.Count == 0
-        && EndpointsRemoved.Count == 0 && PoliciesSet.Count == 0 && PoliciesRemoved.Count == 0
-        && EntriesAdded.Count == 0 && EntriesRemoved.Count == 0;
+    public bool IsEmpty => Size == 0;
 
     /// <summary>The number of items it carries: what a wire message would have to send.</summary>
     public int Size => IpCacheAdded.Count + IpCacheRemoved.Count + EndpointsAdded.Count + EndpointsRemoved.Count
-        + PoliciesSet.Count + PoliciesRemoved.Count + EntriesAdded.Count + EntriesRemoved.Count;
+        + PoliciesSet.Count + PoliciesRemoved.Count + EntriesAdded.Count + EntriesRemoved.Count + FqdnsAdded.Count + FqdnsRemoved.Count;
 
     /// <summary>The snapshot at <see cref="ToVersion"/> from the one at <see cref="FromVersion"/>: what an agent would hold.</summary>
     public NodeSnapshot ApplyTo(NodeSnapshot previous)
@@ -48,6 +48,10 @@ public sealed record NodeDelta(
         var ipCache = previous.IpCache.ToDictionary(e => e.Cidr, StringComparer.Ordinal);
         foreach (var e in IpCacheRemoved) ipCache.Remove(e.Cidr);
         foreach (var e in IpCacheAdded) ipCache[e.Cidr] = e;
+
+        var fqdns = previous.Fqdns.ToDictionary(f => f.Identity);
+        foreach (var f in FqdnsRemoved) fqdns.Remove(f.Identity);
+        foreach (var f in FqdnsAdded) fqdns[f.Identity] = f;
 
         var endpoints = previous.Endpoints.ToDictionary(e => e.Id, StringComparer.Ordinal);
         foreach (var e in EndpointsRemoved) endpoints.Remove(e.Id);
@@ -67,7 +71,7 @@ public sealed record NodeDelta(
             .Select(p => CompiledPolicy.From(p.Header.Identity, p.Header.IngressEnforced, p.Header.EgressEnforced, p.Entries))
             .ToList();
         return SnapshotAssembly.Build(Node, ToVersion, ipCache.Values.OrderBy(e => new IpCacheKey(e.Cidr)).ToList(),
-            endpoints.Values.Order(SnapshotAssembly.EndpointOrder).ToList(), compiled);
+            fqdns.Values.OrderBy(f => f.Identity).ToList(), endpoints.Values.Order(SnapshotAssembly.EndpointOrder).ToList(), compiled);
     }
 }
 

@@ -7,10 +7,12 @@ namespace Mesh.ControlPlane.Compilation;
 /// <see cref="ContentHash"/> covers everything but <see cref="Version"/>: two versions that change nothing for
 /// this node have the same hash, which lets distribution skip them.
 /// </summary>
+/// <param name="Fqdns">The node-local identity of each toFQDNs match that a policy of a local endpoint names, by identity.</param>
 public sealed record NodeSnapshot(
     string Node,
     long Version,
     IReadOnlyList<IpCacheEntry> IpCache,
+    IReadOnlyList<FqdnSelector> Fqdns,
     IReadOnlyList<LocalEndpoint> Endpoints,
     IReadOnlyList<IdentityPolicy> Policies,
     IReadOnlyList<string> Rules,
@@ -23,6 +25,7 @@ public sealed record NodeSnapshot(
     {
         var snapshot = new Proto.NodeSnapshot { Node = Node, Version = checked((ulong)Version), ContentHash = ContentHash };
         snapshot.Ipcache.AddRange(IpCache.Select(e => new Proto.IpCacheEntry { Cidr = e.Cidr, Identity = e.Identity }));
+        snapshot.Fqdns.AddRange(Fqdns.Select(ToProto));
         snapshot.Endpoints.AddRange(Endpoints.Select(e => new Proto.LocalEndpoint
         {
             Id = e.Id, InterfaceName = e.Interface, Ip = e.Ip, Identity = e.Identity,
@@ -50,6 +53,14 @@ public sealed record NodeSnapshot(
         return snapshot;
     }
 
+    internal static Proto.FqdnSelector ToProto(FqdnSelector selector)
+    {
+        var wire = new Proto.FqdnSelector { Identity = selector.Identity };
+        if (selector.Match.MatchName is { } name) wire.MatchName = name;
+        else wire.MatchPattern = selector.Match.MatchPattern;
+        return wire;
+    }
+
     internal static Proto.Verdict ToProto(Verdict verdict) => verdict switch
     {
         Verdict.Deny => Proto.Verdict.Deny,
@@ -68,8 +79,8 @@ public sealed record NodeSnapshot(
     /// The content hash recomputed from the lists alone (see <see cref="ContentDigest"/>): what any builder of a
     /// snapshot must arrive at. The lists must be in their sorted order.
     /// </summary>
-    internal static string Hash(string node, IReadOnlyList<IpCacheEntry> ipCache, IReadOnlyList<LocalEndpoint> endpoints,
-        IReadOnlyList<IdentityPolicy> policies, IReadOnlyList<string> rules)
+    internal static string Hash(string node, IReadOnlyList<IpCacheEntry> ipCache, IReadOnlyList<FqdnSelector> fqdns,
+        IReadOnlyList<LocalEndpoint> endpoints, IReadOnlyList<IdentityPolicy> policies, IReadOnlyList<string> rules)
     {
         var digests = policies.Select(p =>
         {
@@ -82,6 +93,7 @@ public sealed record NodeSnapshot(
                 i => (entries[i].Key, entries[i].Verdict, entries[i].L7, local[entries[i].RuleIndex], entries[i].Rank));
             return (p.Identity, digest);
         });
-        return ContentDigest.Node(node, ContentDigest.IpCache(ipCache), ContentDigest.Endpoints(endpoints), ContentDigest.Policies(digests));
+        return ContentDigest.Node(node, ContentDigest.IpCache(ipCache), ContentDigest.Endpoints(endpoints), ContentDigest.Policies(digests),
+            ContentDigest.Fqdns(fqdns));
     }
 }

@@ -41,7 +41,7 @@ public static class PolicyCompiler
         // Each identity's audit layer (keyed with the audit bit) after every enforced policy, as the incremental compiler orders them.
         var compiled = selecting.Select(s => IdentityResolution.Resolve(s.Identity, s.Specs, peers, named, mode))
             .SelectMany(p => p.Layers).OrderBy(p => p.Identity).ToList();
-        return SnapshotAssembly.Build(node, version, ipCache, local, compiled);
+        return SnapshotAssembly.Build(node, version, ipCache, localIdentities.FqdnSelectors, local, compiled);
     }
 
     private static List<SelectingSpec> Selecting(LabelSet labels, List<NetworkPolicy> policies) =>

@@ -68,6 +68,12 @@ public sealed record IdentityPolicy(uint Identity, bool IngressEnforced, bool Eg
 
 public sealed record IpCacheEntry(string Cidr, uint Identity);
 
+/// <summary>
+/// The node-local identity of one toFQDNs match. It comes without addresses: the node's DNS proxy learns them from
+/// the answers it lets through.
+/// </summary>
+public sealed record FqdnSelector(uint Identity, DnsMatch Match);
+
 /// <summary>An endpoint on this node: the host side of its veth is where its programs are attached.</summary>
 public sealed record LocalEndpoint(string Id, string Interface, string Ip, uint Identity);
 

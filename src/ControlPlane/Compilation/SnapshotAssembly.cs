@@ -9,8 +9,8 @@ namespace Mesh.ControlPlane.Compilation;
 /// </summary>
 internal static class SnapshotAssembly
 {
-    public static NodeSnapshot Build(string node, long version, IReadOnlyList<IpCacheEntry> ipCache, IReadOnlyList<LocalEndpoint> endpoints,
-        IReadOnlyList<CompiledPolicy> policies, SetDigest? ipCacheDigest = null)
+    public static NodeSnapshot Build(string node, long version, IReadOnlyList<IpCacheEntry> ipCache, IReadOnlyList<FqdnSelector> fqdns,
+        IReadOnlyList<LocalEndpoint> endpoints, IReadOnlyList<CompiledPolicy> policies, SetDigest? ipCacheDigest = null)
     {
         var rules = policies.SelectMany(p => p.Rules).Distinct().Order().ToList();
         var ruleIndex = new Dictionary<RuleReference, uint>(rules.Count);
@@ -28,8 +28,8 @@ internal static class SnapshotAssembly
             return new IdentityPolicy(p.Identity, p.IngressEnforced, p.EgressEnforced, entries);
         }).ToList();
         var hash = ContentDigest.Node(node, ipCacheDigest ?? ContentDigest.IpCache(ipCache), ContentDigest.Endpoints(endpoints),
-            ContentDigest.Policies(policies.Select(p => (p.Identity, p.Digest))));
-        return new NodeSnapshot(node, version, ipCache, endpoints, identityPolicies, rules.Select(r => r.ToString()).ToList(), hash);
+            ContentDigest.Policies(policies.Select(p => (p.Identity, p.Digest))), ContentDigest.Fqdns(fqdns));
+        return new NodeSnapshot(node, version, ipCache, fqdns, endpoints, identityPolicies, rules.Select(r => r.ToString()).ToList(), hash);
     }
 
     /// <summary>The order of local endpoints in a snapshot: by id, then interface.</summary>

@@ -17,6 +17,8 @@ public static class DeltaWire
         };
         wire.IpcacheAdded.AddRange(delta.IpCacheAdded.Select(Entry));
         wire.IpcacheRemoved.AddRange(delta.IpCacheRemoved.Select(Entry));
+        wire.FqdnsAdded.AddRange(delta.FqdnsAdded.Select(NodeSnapshot.ToProto));
+        wire.FqdnsRemoved.AddRange(delta.FqdnsRemoved.Select(NodeSnapshot.ToProto));
         wire.EndpointsAdded.AddRange(delta.EndpointsAdded.Select(Endpoint));
         wire.EndpointsRemoved.AddRange(delta.EndpointsRemoved.Select(Endpoint));
         wire.PoliciesSet.AddRange(delta.PoliciesSet.Select(h => new Proto.IdentityPolicy

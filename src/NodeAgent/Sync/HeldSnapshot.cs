@@ -21,7 +21,8 @@ public sealed class HeldSnapshot(bool keepIpCache = true)
     private readonly Dictionary<string, uint> _ipCache = new(StringComparer.Ordinal);
     private readonly Dictionary<string, LocalEndpoint> _endpoints = new(StringComparer.Ordinal);
     private readonly SortedDictionary<uint, Policy> _policies = [];
-    private SetHash _ipHash, _endpointHash, _policyHash;
+    private readonly SortedDictionary<uint, FqdnSelector> _fqdns = [];
+    private SetHash _ipHash, _endpointHash, _policyHash, _fqdnHash;
     // Whether a set hash moved since the content hash was computed: most versions change nothing on most nodes.
     private bool _changed = true;
 
@@ -34,10 +35,11 @@ public sealed class HeldSnapshot(bool keepIpCache = true)
     /// <summary>Replaces everything with <paramref name="snapshot"/>; false when its content hash does not match its lists.</summary>
     public bool Apply(NodeSnapshot snapshot)
     {
-        _ipCache.Clear(); _endpoints.Clear(); _policies.Clear();
-        (_ipHash, _endpointHash, _policyHash, _changed) = (default, default, default, true);
+        _ipCache.Clear(); _endpoints.Clear(); _policies.Clear(); _fqdns.Clear();
+        (_ipHash, _endpointHash, _policyHash, _fqdnHash, _changed) = (default, default, default, default, true);
         Node = snapshot.Node;
         foreach (var e in snapshot.Ipcache) AddIpCache(e);
+        foreach (var f in snapshot.Fqdns) AddFqdn(f);
         foreach (var e in snapshot.Endpoints) AddEndpoint(e);
         foreach (var p in snapshot.Policies)
         {
@@ -57,10 +59,13 @@ public sealed class HeldSnapshot(bool keepIpCache = true)
             throw new InvalidOperationException($"delta {delta.Node} v{delta.FromVersion}->v{delta.Version} does not start from the held {Node} v{Version}");
         // Most versions change nothing on most nodes: such a delta only moves the version.
         if (delta.IpcacheRemoved.Count + delta.IpcacheAdded.Count + delta.EndpointsRemoved.Count + delta.EndpointsAdded.Count +
-            delta.PoliciesRemoved.Count + delta.PoliciesSet.Count + delta.EntriesRemoved.Count + delta.EntriesAdded.Count == 0)
+            delta.PoliciesRemoved.Count + delta.PoliciesSet.Count + delta.EntriesRemoved.Count + delta.EntriesAdded.Count +
+            delta.FqdnsRemoved.Count + delta.FqdnsAdded.Count == 0)
             return Finish(delta.Version, delta.ContentHash, []);
         foreach (var e in delta.IpcacheRemoved) RemoveIpCache(e);
         foreach (var e in delta.IpcacheAdded) AddIpCache(e);
+        foreach (var f in delta.FqdnsRemoved) RemoveFqdn(f.Identity);
+        foreach (var f in delta.FqdnsAdded) AddFqdn(f);
         foreach (var e in delta.EndpointsRemoved) RemoveEndpoint(e.Id);
         foreach (var e in delta.EndpointsAdded) AddEndpoint(e);
 
@@ -97,6 +102,7 @@ public sealed class HeldSnapshot(bool keepIpCache = true)
         var snapshot = new NodeSnapshot { Node = Node, Version = Version, ContentHash = ContentHash };
         if (keepIpCache)
             snapshot.Ipcache.AddRange(_ipCache.Select(e => new IpCacheEntry { Cidr = e.Key, Identity = e.Value }));
+        snapshot.Fqdns.AddRange(_fqdns.Values);
         snapshot.Endpoints.AddRange(_endpoints.Values.OrderBy(e => e.Id, StringComparer.Ordinal).ThenBy(e => e.InterfaceName, StringComparer.Ordinal));
         foreach (var (id, p) in _policies)
         {
@@ -124,7 +130,7 @@ public sealed class HeldSnapshot(bool keepIpCache = true)
             _changed = true;
         }
         Version = version;
-        if (_changed) ContentHash = SnapshotDigest.Node(Node, _ipHash, _endpointHash, _policyHash);
+        if (_changed) ContentHash = SnapshotDigest.Node(Node, _ipHash, _endpointHash, _policyHash, _fqdnHash);
         _changed = false;
         return ContentHash == announced;
     }
@@ -149,6 +155,22 @@ public sealed class HeldSnapshot(bool keepIpCache = true)
     {
         if (keepIpCache) _ipCache.Remove(e.Cidr);
         _ipHash.Remove(SnapshotDigest.IpCacheLine(e.Cidr, e.Identity));
+        _changed = true;
+    }
+
+    // By identity: a node numbers each of its toFQDNs selectors with an identity of its own.
+    private void AddFqdn(FqdnSelector f)
+    {
+        RemoveFqdn(f.Identity);
+        _fqdns[f.Identity] = f;
+        _fqdnHash.Add(SnapshotDigest.FqdnLine(f));
+        _changed = true;
+    }
+
+    private void RemoveFqdn(uint identity)
+    {
+        if (!_fqdns.Remove(identity, out var f)) return;
+        _fqdnHash.Remove(SnapshotDigest.FqdnLine(f));
         _changed = true;
     }
 

@@ -2,6 +2,7 @@ using System.Buffers.Binary;
 using System.Globalization;
 using System.Security.Cryptography;
 using System.Text;
+using Mesh.Contracts.Agent;
 using Mesh.Contracts.Policies;
 
 namespace Mesh.NodeAgent.Sync;
@@ -9,23 +10,28 @@ namespace Mesh.NodeAgent.Sync;
 /// <summary>
 /// The snapshot content hash as the control plane defines it, rebuilt on the agent's side of the wire:
 /// <code>
-/// content   = SHA-256("node {node}\nipcache {ipcache}\nendpoints {endpoints}\npolicies {policies}\n")
+/// content   = SHA-256("node {node}\nipcache {ipcache}\nendpoints {endpoints}\npolicies {policies}\nfqdns {fqdns}\n")
 /// ipcache   = set hash of "{cidr} {identity}"; endpoints = set hash of "{id} {interface} {ip} {identity}"
 /// policies  = set hash of "{identity} {policy}", policy = SHA-256 of the flags, the identity's rule texts in rule
 ///             order and its entries in key order, each naming its rule by position in that list, then the canonical
 ///             text of each redirected entry's L7 policy in key order
+/// fqdns     = set hash of "{identity} name={name}" or "{identity} pattern={pattern}" per toFQDNs selector
 /// set hash  = sum mod 2^256 of the SHA-256 of each line
 /// </code>
 /// Set hashes follow one added or removed line at a time, so a delta costs what it carries.
 /// </summary>
 internal static class SnapshotDigest
 {
-    public static string Node(string node, SetHash ipCache, SetHash endpoints, SetHash policies) =>
-        Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes($"node {node}\nipcache {ipCache}\nendpoints {endpoints}\npolicies {policies}\n")));
+    public static string Node(string node, SetHash ipCache, SetHash endpoints, SetHash policies, SetHash fqdns) =>
+        Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(
+            $"node {node}\nipcache {ipCache}\nendpoints {endpoints}\npolicies {policies}\nfqdns {fqdns}\n")));
 
     public static string IpCacheLine(string cidr, uint identity) => string.Create(CultureInfo.InvariantCulture, $"{cidr} {identity}");
     public static string EndpointLine(string id, string iface, string ip, uint identity) => string.Create(CultureInfo.InvariantCulture, $"{id} {iface} {ip} {identity}");
     public static string PolicyLine(uint identity, string digest) => string.Create(CultureInfo.InvariantCulture, $"{identity} {digest}");
+    public static string FqdnLine(FqdnSelector f) => f.HasMatchName
+        ? string.Create(CultureInfo.InvariantCulture, $"{f.Identity} name={f.MatchName}")
+        : string.Create(CultureInfo.InvariantCulture, $"{f.Identity} pattern={f.MatchPattern}");
 
     /// <param name="entries">In key order, each with the position of its rule in <paramref name="rules"/>.</param>
     public static string Policy(bool ingressEnforced, bool egressEnforced, IReadOnlyList<string> rules,

@@ -78,7 +78,8 @@ internal static class ClusterHistory
             new PeerSelector.Cidr(CidrPrefix.Parse("192.168.0.0/16"), []),
             new PeerSelector.Cidr(CidrPrefix.Parse("0.0.0.0/0"), [CidrPrefix.Parse("10.0.0.0/8")])).Select(c => (PeerSelector)c)),
         (3, IpBlocks),
-        (1, Gen.Elements("example.com", "api.example.com").Select(n => (PeerSelector)new PeerSelector.Fqdn(new DnsMatch(n, null)))));
+        (1, Gen.Elements(new DnsMatch("example.com", null), new DnsMatch("api.example.com", null), new DnsMatch(null, "*.example.com"))
+            .Select(m => (PeerSelector)new PeerSelector.Fqdn(m))));
 
     // Where ipBlocks meet what else admits the identities they split: endpoint selectors, the cluster entity, CIDRs.
     private static readonly Gen<PeerSelector> SplittingPeer = Gen.Frequency(

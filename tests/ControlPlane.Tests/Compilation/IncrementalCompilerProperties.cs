@@ -47,7 +47,7 @@ public sealed class IncrementalCompilerProperties
                     Assert.Equal(full.ContentHash, incremental.ContentHash);
                     Assert.Equal(full.ContentHash, compiler.ContentHash(node));
                     var replayed = compiler.DeltaOf(node).ApplyTo(previous[node]);
-                    Assert.True(replayed.ContentHash == full.ContentHash,
+                    Assert.True(replayed.ContentHash == full.ContentHash && Render(replayed) == Render(full),
                         $"step {step} ({history[step]}), {node}: the delta does not lead from v{step} to v{version}:\n{Render(replayed)}\nexpected:\n{Render(full)}");
                     previous[node] = incremental;
                 }
@@ -63,7 +63,7 @@ public sealed class IncrementalCompilerProperties
             foreach (var node in Nodes)
             {
                 var s = model.Compile(node, 1);
-                Assert.Equal(s.ContentHash, NodeSnapshot.Hash(s.Node, s.IpCache, s.Endpoints, s.Policies, s.Rules));
+                Assert.Equal(s.ContentHash, NodeSnapshot.Hash(s.Node, s.IpCache, s.Fqdns, s.Endpoints, s.Policies, s.Rules));
             }
         }));
 
@@ -187,6 +187,7 @@ public sealed class IncrementalCompilerProperties
 
     private static string Render(NodeSnapshot s) => string.Join('\n',
         s.IpCache.Select(e => $"ipcache {e.Cidr} {e.Identity}")
+            .Concat(s.Fqdns.Select(f => $"fqdn {f.Identity} {f.Match}"))
             .Concat(s.Endpoints.Select(e => $"endpoint {e}"))
             .Concat(s.Policies.SelectMany(p => p.Entries.Select(e => $"{p.Identity} in={p.IngressEnforced} eg={p.EgressEnforced} {e.Key} {e.Verdict} l7={e.L7Redirect} {s.Rules[(int)e.RuleIndex]}")
                 .DefaultIfEmpty($"{p.Identity} in={p.IngressEnforced} eg={p.EgressEnforced} (no entries)"))));

@@ -33,12 +33,38 @@ public sealed class DeltaWireTests
         Assert.Equal(v2, Rebuild(v1, wire));
     }
 
+    [Fact]
+    public void The_wire_delta_carries_the_toFQDNs_selectors_that_come_and_go()
+    {
+        var compiler = new IncrementalCompiler();
+        foreach (var (id, labels) in CompilerBuilders.Identities) compiler.AllocateIdentity(id, labels);
+        foreach (var e in CompilerBuilders.Endpoints) compiler.RegisterEndpoint(e);
+        compiler.ApplyPolicy(Policy("out", App("db"), egress: [RuleBuilders.To([RuleBuilders.Fqdn("api.example.com")], Tcp(443))]));
+        compiler.Commit(1);
+        var v1 = compiler.Snapshot(NodeA).ToProto();
+
+        // The pattern sorts before the name, which moves to the next identity.
+        compiler.ApplyPolicy(Policy("out", App("db"), egress: [RuleBuilders.To(
+            [RuleBuilders.Fqdn("api.example.com"), new PeerSelector.Fqdn(new DnsMatch(null, "*.example.com"))], Tcp(443))]));
+        compiler.Commit(2);
+        var v2 = compiler.Snapshot(NodeA).ToProto();
+        var wire = DeltaWire.ToProto(compiler.DeltaOf(NodeA), 1);
+
+        Assert.Equal(["api.example.com"], wire.FqdnsRemoved.Select(f => f.MatchName));
+        Assert.Equal([(CompilerBuilders.Local1, "*.example.com"), (CompilerBuilders.Local2, "api.example.com")],
+            wire.FqdnsAdded.Select(f => (f.Identity, f.HasMatchPattern ? f.MatchPattern : f.MatchName)));
+        Assert.Equal(v2, Rebuild(v1, wire));
+    }
+
     /// <summary>The delta's rules as the agent reads them: entries keep rule texts; the node's table is the used ones in rule order.</summary>
     private static Proto.NodeSnapshot Rebuild(Proto.NodeSnapshot from, Proto.NodeSnapshotDelta delta)
     {
         var ipCache = from.Ipcache.ToDictionary(e => e.Cidr);
         foreach (var e in delta.IpcacheRemoved) ipCache.Remove(e.Cidr);
         foreach (var e in delta.IpcacheAdded) ipCache[e.Cidr] = e;
+        var fqdns = from.Fqdns.ToDictionary(f => f.Identity);
+        foreach (var f in delta.FqdnsRemoved) fqdns.Remove(f.Identity);
+        foreach (var f in delta.FqdnsAdded) fqdns[f.Identity] = f;
         var endpoints = from.Endpoints.ToDictionary(e => e.Id);
         foreach (var e in delta.EndpointsRemoved) endpoints.Remove(e.Id);
         foreach (var e in delta.EndpointsAdded) endpoints[e.Id] = e;
@@ -54,6 +80,7 @@ public sealed class DeltaWireTests
         var result = new Proto.NodeSnapshot { Node = from.Node, Version = delta.Version, ContentHash = delta.ContentHash };
         result.Ipcache.AddRange(from.Ipcache.Where(e => ipCache.ContainsKey(e.Cidr)).Concat(delta.IpcacheAdded).DistinctBy(e => e.Cidr)
             .OrderBy(e => System.Net.IPNetwork.Parse(e.Cidr).BaseAddress.GetAddressBytes(), Comparer<byte[]>.Create((a, b) => a.AsSpan().SequenceCompareTo(b))));
+        result.Fqdns.AddRange(fqdns.Values.OrderBy(f => f.Identity));
         result.Endpoints.AddRange(endpoints.Values.OrderBy(e => e.Id, StringComparer.Ordinal));
         foreach (var (id, p) in policies.OrderBy(p => p.Key))
         {

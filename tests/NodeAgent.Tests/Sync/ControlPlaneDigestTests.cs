@@ -1,6 +1,7 @@
 using Mesh.Contracts.Labels;
 using Mesh.Contracts.Policies;
 using Mesh.ControlPlane.Compilation;
+using Mesh.ControlPlane.Distribution;
 using Mesh.NodeAgent.Sync;
 
 namespace Mesh.NodeAgent.Tests.Sync;
@@ -27,6 +28,8 @@ public sealed class ControlPlaneDigestTests
           egress:
             - toEntities: [ world ]
               toPorts: [ { ports: [ { port: "53", protocol: UDP } ] } ]
+            - toFQDNs: [ { matchName: api.example.com }, { matchPattern: "*.example.com" } ]
+              toPorts: [ { ports: [ { port: "443", protocol: TCP } ] } ]
         """;
 
     [Fact]
@@ -52,8 +55,61 @@ public sealed class ControlPlaneDigestTests
         Assert.Contains(entries, e => e.Verdict == Verdict.Deny);
         Assert.Contains(entries, e => e.L7Redirect);
         Assert.Contains(entries, e => e.Key.PortPrefixLength is > 0 and < 16);
+        Assert.Equal(2, snapshot.Fqdns.Count);
         var held = new HeldSnapshot();
         Assert.True(held.Apply(snapshot.ToProto()), $"the agent hashes {held.ContentHash}, the control plane {snapshot.ContentHash}");
+        Assert.Equal(snapshot.ToProto(), held.ToSnapshot());
+    }
+
+    [Fact]
+    public void Deltas_that_add_renumber_and_remove_toFQDNs_selectors_hash_the_same_in_the_agent()
+    {
+        var compiler = new IncrementalCompiler();
+        compiler.AllocateIdentity(256, LabelSet.ForPod("shop", new Dictionary<string, string> { ["app"] = "db" }, new Dictionary<string, string>()));
+        compiler.RegisterEndpoint(new CompilerEndpoint("shop/db-1", "node-1", "10.201.0.2", "lxcdb1", 256));
+        compiler.ApplyPolicy(Egress(ToFqdns(ApiName)));
+        compiler.Commit(1);
+        var held = new HeldSnapshot();
+        Assert.True(held.Apply(compiler.Snapshot("node-1").ToProto()));
+
+        // v2: a CIDR and a pattern are numbered before the name, which moves; v3: the name goes; v4: the policy goes.
+        NetworkPolicy?[] versions = [Egress(ToFqdns(ApiName, AnyExample), ToDocs), Egress(ToFqdns(AnyExample), ToDocs), null];
+        var sizes = new List<(int Added, int Removed)>();
+        for (var version = 2; version < 2 + versions.Length; version++)
+        {
+            if (versions[version - 2] is { } policy) compiler.ApplyPolicy(policy);
+            else compiler.DeletePolicy(PolicyKind.CiliumNetworkPolicy, "shop", "out");
+            compiler.Commit(version);
+            var delta = DeltaWire.ToProto(compiler.DeltaOf("node-1"), version - 1);
+            sizes.Add((delta.FqdnsAdded.Count, delta.FqdnsRemoved.Count));
+
+            Assert.True(held.Apply(delta), $"v{version}: the agent hashes {held.ContentHash}, the control plane {delta.ContentHash}");
+            Assert.Equal(compiler.Snapshot("node-1").ToProto(), held.ToSnapshot());
+        }
+        Assert.Equal([(2, 1), (0, 1), (0, 1)], sizes);
+        Assert.Empty(held.ToSnapshot().Fqdns);
+    }
+
+    private const string ApiName = "{ matchName: api.example.com }";
+    private const string AnyExample = "{ matchPattern: \"*.example.com\" }";
+    private const string ToDocs = "{ toCIDR: [ 192.0.2.0/24 ] }";
+
+    private static string ToFqdns(params string[] matches) =>
+        $"{{ toFQDNs: [ {string.Join(", ", matches)} ], toPorts: [ {{ ports: [ {{ port: \"443\", protocol: TCP }} ] }} ] }}";
+
+    /// <summary>Egress rules of db's policy "out", in YAML flow style.</summary>
+    private static NetworkPolicy Egress(params string[] rules)
+    {
+        var parsed = PolicyParser.Parse("""
+            apiVersion: cilium.io/v2
+            kind: CiliumNetworkPolicy
+            metadata: { name: out, namespace: shop }
+            spec:
+              endpointSelector: { matchLabels: { app: db } }
+              egress:
+            """ + $" [ {string.Join(", ", rules)} ]");
+        Assert.True(parsed.Ok, string.Join("; ", parsed.Errors));
+        return parsed.Policy!;
     }
 
     [Fact]

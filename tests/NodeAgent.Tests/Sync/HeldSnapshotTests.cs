@@ -151,6 +151,45 @@ public sealed class HeldSnapshotTests
     }
 
     [Fact]
+    public void ToFQDNs_selectors_alone_move_the_hash_and_a_delta_renumbers_them_by_identity()
+    {
+        var name = new FqdnSelector { Identity = Local1, MatchName = "api.example.com" };
+        var v1 = V1();
+        v1.Fqdns.Add(name);
+        var held = new HeldSnapshot();
+        held.Apply(v1);
+        Assert.NotEqual(HashOf(V1()), held.ContentHash);
+        Assert.Equal(v1.Fqdns, held.ToSnapshot().Fqdns);
+
+        // v2: a pattern takes local1, the name moves to local2. The same lines under other identities hash otherwise.
+        var pattern = new FqdnSelector { Identity = Local1, MatchPattern = "*.example.com" };
+        var moved = new FqdnSelector { Identity = Local2, MatchName = "api.example.com" };
+        var v2 = new NodeSnapshot(V1()) { Version = 2 };
+        v2.Fqdns.Add(pattern);
+        v2.Fqdns.Add(moved);
+        var delta = new NodeSnapshotDelta { Node = "n", FromVersion = 1, Version = 2, ContentHash = HashOf(v2) };
+        delta.FqdnsRemoved.Add(name);
+        delta.FqdnsAdded.Add(pattern);
+        delta.FqdnsAdded.Add(moved);
+        Assert.True(held.Apply(delta));
+        v2.ContentHash = held.ContentHash;
+        Assert.Equal(v2, held.ToSnapshot());
+
+        var swapped = new NodeSnapshot(V1()) { Version = 3 };
+        swapped.Fqdns.Add(new FqdnSelector { Identity = Local1, MatchName = "api.example.com" });
+        swapped.Fqdns.Add(new FqdnSelector { Identity = Local2, MatchPattern = "*.example.com" });
+        Assert.NotEqual(HashOf(swapped), held.ContentHash);
+
+        var gone = new NodeSnapshotDelta { Node = "n", FromVersion = 2, Version = 3, ContentHash = HashOf(V1()) };
+        gone.FqdnsRemoved.Add(pattern);
+        gone.FqdnsRemoved.Add(moved);
+        Assert.True(held.Apply(gone));
+        Assert.Empty(held.ToSnapshot().Fqdns);
+    }
+
+    private const uint Local1 = (1u << 24) + 1, Local2 = (1u << 24) + 2;
+
+    [Fact]
     public void The_same_content_hashes_the_same_whatever_the_version() =>
         Assert.Equal(HashOf(V1()), HashOf(new NodeSnapshot(V1()) { Version = 9 }));
 }
