@@ -1,9 +1,10 @@
 # ./dev bench: the benchmarks; prints a table and writes bench/results.json ({name, value, unit, note} per metric).
 
-# The datapath rows drive real traffic: sockperf for request/response, iptables for the baseline rule set.
+# The datapath rows drive real traffic: sockperf for request/response, iptables for the baseline rule set; the l7 rows, wrk.
 ensure_bench_deps() {
   local need=()
   command -v sockperf >/dev/null || need+=(sockperf)
+  command -v wrk >/dev/null || need+=(wrk)
   command -v iptables-restore >/dev/null || need+=(iptables)
   if [ ${#need[@]} -gt 0 ]; then
     say "installing ${need[*]}"

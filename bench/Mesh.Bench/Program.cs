@@ -4,14 +4,16 @@ using Mesh.Bench;
 
 // ./dev bench: every figure is measured in this run, on this machine, beside the baseline it is compared with.
 //   Mesh.Bench [results.json]               every section, each in a process of its own; prints the table and writes the JSON
-//   Mesh.Bench --only SECTION [NODES]       one section (store, compile, datapath, propagation, cluster, api, audit, flows, k8s); its rows replace theirs in bench/results.json
+//   Mesh.Bench --only SECTION [NODES]       one section (store, compile, datapath, l7, propagation, cluster, api, audit, flows, k8s); its rows replace theirs in bench/results.json
 if (args is [SimulatedAgentsProcess.Mode, ..]) return await SimulatedAgentsProcess.RunAsync(args);   // started by the propagation section
+if (args is [Mesh.Bench.L7.PodServerProcess.Mode, _]) return Mesh.Bench.L7.PodServerProcess.Run(args);   // started by the l7 section
 var pg = Environment.GetEnvironmentVariable("MESH_BENCH_PG") ?? "Host=127.0.0.1;Port=55432;Username=postgres;Database=postgres";
 var sections = new (string Name, string Progress, Func<string[], Task<IReadOnlyList<Metric>>> Run)[]
 {
     ("store", "event store: appends vs raw inserts", async _ => await StoreBench.RunAsync(pg, TimeSpan.FromSeconds(5))),
     ("compile", "compiler: 1,000 nodes, 6,000 identities, 30,000 policies, 50,000 endpoints", _ => Task.FromResult(CompileBench.Run())),
     ("datapath", "datapath: apply deltas, flips, request/response against no program and iptables", _ => Task.FromResult(Mesh.Bench.Datapath.DatapathBench.Run())),
+    ("l7", "L7: HTTP and DNS through the node's proxies against a plain L4 allow; first connections allowed by toFQDNs", async _ => await Mesh.Bench.L7.L7Bench.RunAsync()),
     ("propagation", "propagation: 1,000 simulated agents watching the control plane",
         async a => await PropagationBench.RunAsync(pg, a.Length > 2 ? int.Parse(a[2], System.Globalization.CultureInfo.InvariantCulture) : 1000)),
     ("cluster", "cluster: three replicas, kill -9 of a busy owner", async _ => await ClusterBench.RunAsync(pg)),
