@@ -65,6 +65,9 @@ internal static class L7Bench
             var version = 1ul;
             void Enforce(Setup setup) => node.Enforce(setup == Setup.Plain
                 ? L7Policies.Plain(version++, client, server) : L7Policies.Proxied(version++, client, server));
+            // As in the agent, the proxies take traffic from the first version applied.
+            Enforce(Setup.Plain);
+            await node.Published;
 
             var metrics = new List<Metric>();
             metrics.AddRange(Http(client, server, node, Enforce));

@@ -27,6 +27,9 @@ internal sealed class L7Node : IAsyncDisposable
 
     private L7Node(BpfDatapath datapath, IReadOnlyList<IPAddress> hostAddresses) => (this.datapath, this.hostAddresses) = (datapath, hostAddresses);
 
+    /// <summary>Completes once the proxies' sockets are in the datapath.</summary>
+    public Task Published => proxies!.Published;
+
     /// <summary>What the proxies judged.</summary>
     public L7Counts Judged { get; } = new();
 
@@ -39,7 +42,7 @@ internal sealed class L7Node : IAsyncDisposable
         var node = new L7Node(datapath, HostAddresses.Of(lab.Node.Netns));
         try
         {
-            node.proxies = await NodeProxies.StartAsync(lab.Node.Netns, datapath, node.policy, node.Judged, node.learned, node.ApplyLearnedAsync,
+            node.proxies = await NodeProxies.StartAsync(lab.Node.Netns, datapath, node.policy, node.policy.Ready, node.Judged, node.learned, node.ApplyLearnedAsync,
                 CancellationToken.None);
             return node;
         }
