@@ -30,7 +30,9 @@ enum proxy_slot {
 /* Set here on a packet assigned to a proxy socket: the node namespace routes it locally (ip rule fwmark
  * 0x200/0xf00 lookup 2004, local 0.0.0.0/0 dev lo in table 2004), since its destination is not the node's own. */
 #define MARK_TO_PROXY   0x0200
-/* SO_MARK of every socket a proxy opens towards the original destination: the proxy has judged this traffic. */
+/* SO_MARK of every socket a proxy opens towards the original destination: the proxy has judged this traffic. A pod
+ * cannot forge it: the kernel clears skb->mark when a packet crosses a veth into another network namespace, and
+ * SO_MARK needs CAP_NET_ADMIN in the node's. */
 #define MARK_FROM_PROXY 0x0a00
 
 /* The proxies' sockets, put here by the agent. A socket leaves the map when it closes, so a proxy that is not
