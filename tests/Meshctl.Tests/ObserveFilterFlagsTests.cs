@@ -36,6 +36,20 @@ public sealed class ObserveFilterFlagsTests
     }
 
     [Fact]
+    public void The_l7_flags_fill_hubbles_l7_fields()
+    {
+        var (whitelist, blacklist) = Filters("--protocol", "http", "--http-status", "4+", "--http-method", "POST", "--http-path", "/api/.*",
+            "--not", "--dns-query", "example");
+
+        var filter = Assert.Single(whitelist);
+        Assert.Equal(["http"], filter.Protocol);
+        Assert.Equal(["4+"], filter.HttpStatusCode);
+        Assert.Equal(["POST"], filter.HttpMethod);
+        Assert.Equal(["/api/.*"], filter.HttpPath);
+        Assert.Equal(["example"], Assert.Single(blacklist).DnsQuery);
+    }
+
+    [Fact]
     public void Not_sends_only_the_flag_after_it_to_the_blacklist()
     {
         var (whitelist, blacklist) = Filters("-n", "shop", "--not", "--verdict", "FORWARDED", "--node-name", "node-*");

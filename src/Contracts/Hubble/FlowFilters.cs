@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Net;
+using System.Text.RegularExpressions;
 using Mesh.Contracts.Hubble.Flows;
 using FlowMessage = Mesh.Contracts.Hubble.Flows.Flow;
 
@@ -11,8 +12,9 @@ public sealed class FlowFilterException(string message) : Exception(message);
 /// <summary>
 /// Hubble's filter semantics: a flow is sent when it matches any whitelist filter (or there is none) and no
 /// blacklist filter. Within one filter every field that is set must match; within one field any value may.
-/// Filters on what Mesh never records (FQDNs, services, workloads, L7, TCP flags, traces) are refused rather than
-/// ignored, so a client never mistakes an unfiltered answer for a filtered one.
+/// Filters on what Mesh never records (FQDNs, services, workloads, TCP flags, traces) are refused rather than
+/// ignored, so a client never mistakes an unfiltered answer for a filtered one. The L7 filters (HTTP status, method
+/// and path, DNS query, the protocols http and dns) match the flows of the node's proxies.
 /// </summary>
 public static class FlowFilters
 {
@@ -48,7 +50,11 @@ public static class FlowFilters
         Add(filter.Verdict, (f, v) => f.Verdict == v);
         Add(filter.DropReasonDesc, (f, v) => f.DropReasonDesc == v);
         Add(filter.EventType, (f, v) => f.EventType is { } t && t.Type == v.Type && (!v.MatchSubType || t.SubType == v.SubType));
-        Add(filter.Protocol.Select(v => Protocol(v, $"{name}.protocol")).ToList(), (f, v) => f.L4 is { } l4 && v.Contains(l4.ProtocolCase));
+        Add(filter.Protocol.Select(v => Protocol(v, $"{name}.protocol")).ToList(), (f, v) => v(f));
+        Add(filter.HttpStatusCode.Select(v => StatusCode(v, $"{name}.http_status_code")).ToList(), (f, v) => f.L7?.Http is { } http && v(http.Code));
+        Add(filter.HttpMethod, (f, v) => f.L7?.Http is { } http && string.Equals(http.Method, v, StringComparison.OrdinalIgnoreCase));
+        Add(filter.HttpPath.Select(v => Expression(v, $"{name}.http_path")).ToList(), (f, v) => f.L7?.Http is { } http && v.IsMatch(PathOf(http.Url)));
+        Add(filter.DnsQuery.Select(v => Expression(v, $"{name}.dns_query")).ToList(), (f, v) => f.L7?.Dns is { } dns && v.IsMatch(dns.Query));
         Add(filter.SourcePort.Select(v => Port(v, $"{name}.source_port")).ToList(), (f, v) => Ports(f) is { } p && p.Source == v);
         Add(filter.DestinationPort.Select(v => Port(v, $"{name}.destination_port")).ToList(), (f, v) => Ports(f) is { } p && p.Destination == v);
         // A flow whose reply state is unknown matches neither true nor false.
@@ -66,8 +72,6 @@ public static class FlowFilters
             ("source_fqdn", filter.SourceFqdn.Count), ("destination_fqdn", filter.DestinationFqdn.Count),
             ("source_service", filter.SourceService.Count), ("destination_service", filter.DestinationService.Count),
             ("source_workload", filter.SourceWorkload.Count), ("destination_workload", filter.DestinationWorkload.Count),
-            ("http_status_code", filter.HttpStatusCode.Count), ("http_method", filter.HttpMethod.Count),
-            ("http_path", filter.HttpPath.Count), ("dns_query", filter.DnsQuery.Count),
             ("tcp_flags", filter.TcpFlags.Count), ("trace_id", filter.TraceId.Count),
         ];
         foreach (var (field, count) in unsupported)
@@ -94,18 +98,50 @@ public static class FlowFilters
         _ => null,
     };
 
-    /// <summary>The L4 cases a protocol name stands for. L7 names (Hubble's http, dns, kafka) match no Mesh flow.</summary>
-    private static Layer4.ProtocolOneofCase[] Protocol(string text, string field) => text.ToLowerInvariant() switch
+    /// <summary>
+    /// The flows a protocol name stands for: an L4 protocol (an L7 flow has its transport too), or an L7 one, http and
+    /// dns for the proxies' flows (kafka matches no Mesh flow).
+    /// </summary>
+    private static Func<FlowMessage, bool> Protocol(string text, string field) => text.ToLowerInvariant() switch
     {
-        "tcp" => [Layer4.ProtocolOneofCase.TCP],
-        "udp" => [Layer4.ProtocolOneofCase.UDP],
-        "sctp" => [Layer4.ProtocolOneofCase.SCTP],
-        "icmp" => [Layer4.ProtocolOneofCase.ICMPv4, Layer4.ProtocolOneofCase.ICMPv6],
-        "icmpv4" => [Layer4.ProtocolOneofCase.ICMPv4],
-        "icmpv6" => [Layer4.ProtocolOneofCase.ICMPv6],
-        "http" or "dns" or "kafka" => [],
+        "tcp" => L4(Layer4.ProtocolOneofCase.TCP),
+        "udp" => L4(Layer4.ProtocolOneofCase.UDP),
+        "sctp" => L4(Layer4.ProtocolOneofCase.SCTP),
+        "icmp" => L4(Layer4.ProtocolOneofCase.ICMPv4, Layer4.ProtocolOneofCase.ICMPv6),
+        "icmpv4" => L4(Layer4.ProtocolOneofCase.ICMPv4),
+        "icmpv6" => L4(Layer4.ProtocolOneofCase.ICMPv6),
+        "http" => f => f.L7?.Http is not null,
+        "dns" => f => f.L7?.Dns is not null,
+        "kafka" => _ => false,
         _ => throw new FlowFilterException($"{field}: \"{text}\" is not a protocol (tcp, udp, sctp, icmp, icmpv4, icmpv6, http, dns, kafka)"),
     };
+
+    private static Func<FlowMessage, bool> L4(params Layer4.ProtocolOneofCase[] cases) => f => f.L4 is { } l4 && cases.Contains(l4.ProtocolCase);
+
+    /// <summary>Hubble's status filter: a code (<c>404</c>), or a prefix with <c>+</c> (<c>4+</c> for 400-499, <c>40+</c> for 400-409).</summary>
+    private static Func<uint, bool> StatusCode(string text, string field)
+    {
+        var prefix = text.EndsWith('+') ? text[..^1] : text;
+        if (prefix.Length is 0 or > 3 || !prefix.All(char.IsAsciiDigit) || (!text.EndsWith('+') && prefix.Length != 3))
+            throw new FlowFilterException($"{field}: \"{text}\" is not a status code (404) or a prefix of one with + (4+, 40+)");
+        return text.EndsWith('+')
+            ? code => code is >= 100 and <= 999 && code.ToString(CultureInfo.InvariantCulture).StartsWith(prefix, StringComparison.Ordinal)
+            : code => code.ToString(CultureInfo.InvariantCulture) == prefix;
+    }
+
+    /// <summary>A regular expression that matches anywhere, as Hubble's (RE2): run without backtracking, so a filter costs linear time.</summary>
+    private static Regex Expression(string text, string field)
+    {
+        try { return new Regex(text, RegexOptions.NonBacktracking | RegexOptions.CultureInvariant); }
+        catch (Exception e) when (e is ArgumentException or NotSupportedException)
+        {
+            throw new FlowFilterException($"{field}: \"{text}\" is not a regular expression this filter can run: {e.Message}");
+        }
+    }
+
+    /// <summary>The path of a flow's URL (<c>http://host/path?query</c>), as Hubble's http_path filter sees it.</summary>
+    private static string PathOf(string url) =>
+        Uri.TryCreate(url, UriKind.Absolute, out var uri) ? uri.AbsolutePath : url;
 
     /// <summary>A node name pattern: '*' stands for any run of characters; "cluster/node" matches on the node part.</summary>
     private static Func<string, bool> NodePattern(string pattern)

@@ -122,7 +122,8 @@ internal static class FlowFilterSql
                 case "icmp": columns.Add("ICMPv4"); columns.Add("ICMPv6"); break;
                 case "icmpv4": columns.Add("ICMPv4"); break;
                 case "icmpv6": columns.Add("ICMPv6"); break;
-                case "http" or "dns" or "kafka": break;   // L7: no Mesh flow is one
+                // L7: the proxies' flows are stored with their transport, which says nothing of the L7 protocol.
+                case "http" or "dns" or "kafka": return null;
                 default: return null;
             }
         return [.. columns];

@@ -85,6 +85,24 @@ public sealed class HttpPolicyPrivilegedTests : MeshSystemTest
         Assert.Contains(flows, f => f.Verdict == Verdict.Dropped && f.L7.Http is { Method: "POST", Code: 403 } && f.IngressDeniedBy.Any(p => p.Name == "web-public"));
         Assert.Contains(flows, f => f.Verdict == Verdict.Forwarded && f.L7.Http is { Method: "GET", Protocol: "HTTP/2" });
         Assert.Contains(flows, f => f.Verdict == Verdict.Forwarded && f.Source.Identity == 2 && f.L7.Http is { Method: "GET", Code: 200 });
+
+        // The same flows reach the control plane's history, and Hubble's L7 filters find the refused requests.
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        List<JsonElement> refused;
+        do
+        {
+            var run = await mesh.RunAsync("observe", "--protocol", "http", "--http-status", "4+", "--last", "100", "-o", "json");
+            refused = [.. run.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => JsonDocument.Parse(l).RootElement.GetProperty("flow"))];
+        } while (refused.Count < 4 && DateTime.UtcNow < deadline && await Pause());
+        Assert.Equal(4, refused.Count);
+        Assert.All(refused, f => Assert.Equal(403, f.GetProperty("l7").GetProperty("http").GetProperty("code").GetInt32()));
+        Assert.Equal(["DELETE", "POST", "POST", "POST"], refused.Select(f => f.GetProperty("l7").GetProperty("http").GetProperty("method").GetString()).Order());
+    }
+
+    private static async Task<bool> Pause()
+    {
+        await Task.Delay(200, TestContext.Current.CancellationToken);
+        return true;
     }
 
     [Fact]
@@ -204,12 +222,6 @@ public sealed class HttpPolicyPrivilegedTests : MeshSystemTest
                 if (call.ResponseStream.Current.Flow is { Type: FlowType.L7 } flow) flows.Add(flow);
         } while (flows.Count < atLeast && DateTime.UtcNow < deadline && await Pause());
         return flows;
-
-        static async Task<bool> Pause()
-        {
-            await Task.Delay(100, TestContext.Current.CancellationToken);
-            return true;
-        }
     }
 
     private static async ValueTask<Stream> ConnectFromAsync(string netns, DnsEndPoint to, CancellationToken ct)

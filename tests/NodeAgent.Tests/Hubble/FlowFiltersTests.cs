@@ -110,20 +110,46 @@ public sealed class FlowFiltersTests
     [InlineData("destination_port")]
     [InlineData("protocol")]
     [InlineData("destination_label")]
+    [InlineData("http_path")]
     public void A_filter_Mesh_cannot_honour_is_refused_naming_its_field(string field)
     {
         var filter = field switch
         {
             "source_fqdn" => new FlowFilter { SourceFqdn = { "example.com" } },
-            "http_status_code" => new FlowFilter { HttpStatusCode = { "404" } },
+            "http_status_code" => new FlowFilter { HttpStatusCode = { "4xx" } },
             "destination_ip" => new FlowFilter { DestinationIp = { "10.0.0.300" } },
             "destination_port" => new FlowFilter { DestinationPort = { "http" } },
             "protocol" => new FlowFilter { Protocol = { "gre" } },
+            "http_path" => new FlowFilter { HttpPath = { "(?<=/api)v1" } },
             _ => new FlowFilter { DestinationLabel = { "app in app" } },
         };
 
         var refused = Assert.Throws<FlowFilterException>(() => new FlowQuery(Whitelist(new FlowFilter(), filter)));
         Assert.StartsWith($"whitelist[1].{field}:", refused.Message);
+    }
+
+    [Fact]
+    public void The_l7_filters_match_the_proxies_flows_as_hubbles_do()
+    {
+        var get = Flow(10, "default/client-1", "shop/server-a", 80, Verdict.Forwarded);
+        get.L7 = new Layer7 { Http = new HTTP { Code = 200, Method = "GET", Url = "http://web/api/v1/public?page=2", Protocol = "HTTP/1.1" } };
+        var post = Flow(11, "default/client-1", "shop/server-a", 80, Verdict.Dropped);
+        post.L7 = new Layer7 { Http = new HTTP { Code = 403, Method = "POST", Url = "http://web/api/v1/orders", Protocol = "HTTP/1.1" } };
+        var dns = Flow(12, "default/client-1", "shop/server-a", 53, Verdict.Forwarded, proto: "udp");
+        dns.L7 = new Layer7 { Dns = new DNS { Query = "api.example.com.", Rcode = 0 } };
+        FlowMessage[] flows = [.. Flows, get, post, dns];
+        string[] Matching(FlowFilter filter) => [.. new FlowQuery(Whitelist(filter)).Select(flows).Select(f => f.Uuid)];
+
+        Assert.Equal(["flow-10", "flow-11"], Matching(new FlowFilter { Protocol = { "http" } }));
+        Assert.Equal(["flow-12"], Matching(new FlowFilter { Protocol = { "dns" } }));
+        Assert.Empty(Matching(new FlowFilter { Protocol = { "kafka" } }));
+        Assert.Contains("flow-10", Matching(new FlowFilter { Protocol = { "tcp" } }));
+        Assert.Equal(["flow-11"], Matching(new FlowFilter { HttpStatusCode = { "4+" } }));
+        Assert.Equal(["flow-10"], Matching(new FlowFilter { HttpStatusCode = { "200" } }));
+        Assert.Equal(["flow-11"], Matching(new FlowFilter { HttpMethod = { "post" } }));
+        Assert.Equal(["flow-10"], Matching(new FlowFilter { HttpPath = { "^/api/v1/pub" } }));
+        Assert.Empty(Matching(new FlowFilter { HttpPath = { "page" } }));   // the path, not the query
+        Assert.Equal(["flow-12"], Matching(new FlowFilter { DnsQuery = { @"\.example\.com\.$" } }));
     }
 
     [Fact]

@@ -117,11 +117,11 @@ public sealed class ObserverSocketTests : IAsyncLifetime
     [Fact]
     public async Task A_filter_Mesh_cannot_honour_is_invalid_argument()
     {
-        using var call = Client.GetFlows(new GetFlowsRequest { Blacklist = { new FlowFilter { DnsQuery = { ".*" } } } }, cancellationToken: Ct);
+        using var call = Client.GetFlows(new GetFlowsRequest { Blacklist = { new FlowFilter { SourceFqdn = { "example.com" } } } }, cancellationToken: Ct);
 
         var refused = await Assert.ThrowsAsync<RpcException>(() => call.ResponseStream.MoveNext(Ct));
         Assert.Equal(StatusCode.InvalidArgument, refused.StatusCode);
-        Assert.Contains("blacklist[0].dns_query", refused.Status.Detail);
+        Assert.Contains("blacklist[0].source_fqdn", refused.Status.Detail);
     }
 
     [Fact]
