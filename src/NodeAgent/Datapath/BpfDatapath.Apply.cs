@@ -287,7 +287,8 @@ public sealed partial class BpfDatapath
             foreach (var name in options.Devices.Resolve())
             {
                 var ifindex = (int)TcHook.TryIfIndex(name);
-                if (ifindex == 0) continue;
+                // An endpoint's veth is never a device: its own programs hold the same tc slots.
+                if (ifindex == 0 || attached.ContainsKey(name)) continue;
                 present.Add(name);
                 if (attachedDevices.TryGetValue(name, out var known) && known == ifindex) continue;
                 try
