@@ -80,7 +80,7 @@ public sealed class ClusterObserverTests : IAsyncLifetime
         Assert.Equal(["flow 38", "flow 39"], (await GetFlowsAsync(lastTwo)).Select(r => r.Flow.Summary));
 
         var unsupported = window.Clone();
-        unsupported.Whitelist.Add(new FlowFilter { HttpMethod = { "GET" } });
+        unsupported.Whitelist.Add(new FlowFilter { SourceFqdn = { "example.com" } });
         var refused = await Assert.ThrowsAsync<RpcException>(() => GetFlowsAsync(unsupported));
         Assert.Equal(StatusCode.InvalidArgument, refused.StatusCode);
 
