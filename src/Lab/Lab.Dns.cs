@@ -87,7 +87,7 @@ public sealed partial class Lab
         if (pod is not null && state.Dns is not null)
         {
             if (pod.Server is not null) DetachedProcess.Stop(pod.Server);
-            LabTopology.DeletePod(pod);
+            LabTopology.DeletePod(state, pod);
             state.Pods.Remove(pod);
         }
         foreach (var netns in LabResolvConf.Existing(Names.Prefix)) LabResolvConf.Remove(netns);

@@ -211,7 +211,7 @@ public sealed partial class Lab(LabOptions options, Func<LabPod, string, Process
             throw new LabException($"{pod.Id} is the lab's DNS server; remove it with `meshctl lab dns down`");
         if (pod.Server is not null) DetachedProcess.Stop(pod.Server);
         LabResolvConf.Remove(pod.Netns);
-        LabTopology.DeletePod(pod);
+        LabTopology.DeletePod(state, pod);
         state.Pods.Remove(pod);
         Store.Save(state);
         return pod;

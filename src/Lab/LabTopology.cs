@@ -82,8 +82,17 @@ public sealed class LabTopology(LabNames names)
     public static void WirePod(LabNode node, LabPod pod) =>
         PodWiring.Wire(NetworkNamespace.PathOf(node.Netns), NetworkNamespace.PathOf(pod.Netns), pod.HostInterface, PodInterface, IPAddress.Parse(pod.Ip));
 
-    /// <summary>Deleting the pod netns destroys its veth pair, and with it the node-side route and neighbour.</summary>
-    public static void DeletePod(LabPod pod) => DeleteNetns(pod.Netns);
+    /// <summary>
+    /// Deletes the pod's veth pair (and with it the node-side route and neighbour), then its namespace. The pair goes
+    /// first, by name: a namespace's devices are destroyed asynchronously after the namespace is gone, so a pod made
+    /// again at once under the same name would find the old host interface still there.
+    /// </summary>
+    public static void DeletePod(LabState state, LabPod pod)
+    {
+        if (state.Node(pod.Node) is { } node && NetworkNamespace.Exists(node.Netns))
+            PodWiring.Delete(NetworkNamespace.PathOf(node.Netns), pod.HostInterface);
+        DeleteNetns(pod.Netns);
+    }
 
     /// <summary>Every namespace whose name starts with this lab's prefix, whether or not the state recorded it.</summary>
     public IReadOnlyList<string> ExistingNamespaces() =>

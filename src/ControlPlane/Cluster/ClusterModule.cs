@@ -97,6 +97,11 @@ public static class ClusterModule
           shutdown-after-unsuccessful-join-seed-nodes = 30s
           # Downed (the resolver chose the other side): leave at once, exit, be restarted as a new incarnation.
           run-coordinated-shutdown-when-down = on
+          # The shard coordinator writes its state to a majority of members. Akka's default adds three more, which in
+          # a cluster of three is every member: a write in flight when one stops answering then waits until that
+          # member is removed, in steps of updating-state-timeout (5 s), and every shard move waits behind it. A new
+          # coordinator still reads from every reachable member, so it sees every majority write.
+          sharding.coordinator-state.write-majority-plus = 0
         }
         """;
 

@@ -65,7 +65,7 @@ public sealed class FencingTests
                 try { view = await others[0].Client.ClusterStatusAsync(); }
                 catch (Mesh.Contracts.Api.MeshApiException e) when (e.Status == HttpStatusCode.ServiceUnavailable) { return false; }
                 return view.Members.Any(m => m.Shards.Contains(shard) && m.ApiUrl.TrimEnd('/') != paused.Api.ToString().TrimEnd('/'));
-            }, "another member to take the shard");
+            }, "another member to take the shard", TimeSpan.FromSeconds(40));
             await WaitUntil(async () => await Scalar(cluster.ConnectionString,
                 "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted") > 1, "the new owner's append to wait at the lock");
             await lockTx.RollbackAsync();   // releases the lock: the parked stale append now meets the new owner's lease
@@ -91,12 +91,16 @@ public sealed class FencingTests
         Assert.True(again.Changed);
     }
 
-    private static async Task WaitUntil(Func<Task<bool>> condition, string what)
+    // The shard moves about 6 s after the pause (2 s to suspect, 1.5 s stable, removal, the coordinator's move), but
+    // the cluster status that shows it waits up to 6 s per call while the coordinator is away: 40 s leaves room for
+    // a loaded machine. The shard must move before the fresh write's route timeout (30 s) in any case.
+    private static async Task WaitUntil(Func<Task<bool>> condition, string what, TimeSpan? within = null)
     {
-        var deadline = DateTime.UtcNow.AddSeconds(20);
+        var limit = within ?? TimeSpan.FromSeconds(20);
+        var deadline = DateTime.UtcNow + limit;
         while (!await condition())
         {
-            if (DateTime.UtcNow > deadline) throw new TimeoutException($"waited 20 s for {what}");
+            if (DateTime.UtcNow > deadline) throw new TimeoutException($"waited {limit.TotalSeconds} s for {what}");
             await Task.Delay(100);
         }
     }
