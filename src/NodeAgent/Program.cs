@@ -9,6 +9,8 @@ using Mesh.NodeAgent.Proxy;
 using Mesh.NodeAgent.Sync;
 
 // mesh-agent: one per node. Loads the datapath (adopting what is pinned), serves its flows, then follows the control plane.
+// First of all: the runtime reads how it runs socket completions once, at the first socket.
+ProxyRuntime.Configure();
 if (args.Any(a => a is "--help" or "-h"))
 {
     Console.WriteLine(AgentOptions.Usage);

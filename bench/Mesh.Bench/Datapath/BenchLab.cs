@@ -76,8 +76,9 @@ internal sealed class BenchLab : IDisposable
         lab.StartAgent(Node.Name, n => LabLaunches.Agent(n, grpcUrl, Path.Combine(LogDirectory, $"agent-{n.Name}.log"), tokenFile)).StateDirectory!;
 
     /// <summary>Starts a process that lives until the lab is torn down (tagged, so teardown finds it even after a crash).</summary>
-    public RecordedProcess StartTagged(string role, string fileName, IReadOnlyList<string> arguments) =>
-        DetachedProcess.Start(new ProcessLaunch(role, fileName, arguments, Path.Combine(LogDirectory, $"{role.Replace(' ', '-')}.log")), Name);
+    public RecordedProcess StartTagged(string role, string fileName, IReadOnlyList<string> arguments,
+        IReadOnlyDictionary<string, string>? environment = null) =>
+        DetachedProcess.Start(new ProcessLaunch(role, fileName, arguments, Path.Combine(LogDirectory, $"{role.Replace(' ', '-')}.log"), environment), Name);
 
     /// <summary>Waits until something accepts TCP on <paramref name="address"/>:<paramref name="port"/>, connecting from
     /// inside <paramref name="netns"/>.</summary>

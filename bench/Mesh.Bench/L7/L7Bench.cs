@@ -7,6 +7,7 @@ using System.Text.Json;
 using Mesh.Bench.Datapath;
 using Mesh.Contracts.Netns;
 using Mesh.Lab;
+using Mesh.NodeAgent.Proxy;
 
 namespace Mesh.Bench.L7;
 
@@ -39,7 +40,7 @@ internal static class L7Bench
     public static async Task<IReadOnlyList<Metric>> RunAsync()
     {
         // The proxies run in this process: they must run with the agent's runtime settings (workstation GC, tiered
-        // PGO), not the bench's server GC, whose pauses on a small machine would be charged to them.
+        // PGO, ProxyRuntime's), not the bench's server GC, whose pauses on a small machine would be charged to them.
         if (GCSettings.IsServerGC)
         {
             if (Environment.GetEnvironmentVariable(WorkstationGc) == "0")
@@ -94,6 +95,7 @@ internal static class L7Bench
             var start = BenchProcess.Again("--only", "l7");
             start.Environment[WorkstationGc] = "0";
             start.Environment["DOTNET_TieredPGO"] = "1";
+            start.Environment[ProxyRuntime.InlineSocketCompletions] = "1";
             start.Environment["MESH_BENCH_ROWS"] = rows;
             start.RedirectStandardOutput = true;   // its table: the caller prints the rows
             using var child = Process.Start(start) ?? throw new InvalidOperationException("could not start the l7 section's process");
@@ -240,7 +242,9 @@ internal static class L7Bench
     private static RecordedProcess StartPodServer(BenchLab lab, LabPod pod)
     {
         var again = BenchProcess.Again(PodServerProcess.Mode, pod.Netns);
-        return lab.StartTagged($"pod server {pod.Name}", again.FileName, [.. again.ArgumentList]);
+        // An application server runs with the runtime's defaults, not the proxies' settings this process has.
+        return lab.StartTagged($"pod server {pod.Name}", again.FileName, [.. again.ArgumentList],
+            new Dictionary<string, string> { [ProxyRuntime.InlineSocketCompletions] = "0" });
     }
 
     /// <summary>The lab's dnsmasq in <paramref name="pod"/>, answering every name of the rows.</summary>

@@ -135,9 +135,9 @@ public sealed partial class BpfDatapath : IDatapath
         try
         {
             var addresses = new HashSet<System.Net.IPAddress>();
-            foreach (var key in maps.Conntrack.Keys<CtKeyNative>())
+            foreach (var (key, entry) in maps.Conntrack.Entries<CtKeyNative, CtEntryNative>())
             {
-                if (!maps.Conntrack.TryLookup(key, out CtEntryNative entry) || entry.JudgedNs < since) continue;
+                if (entry.JudgedNs < since) continue;
                 addresses.Add(new System.Net.IPAddress(key.Daddr));
                 addresses.Add(new System.Net.IPAddress(key.Saddr));
             }

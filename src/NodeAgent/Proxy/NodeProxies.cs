@@ -66,7 +66,9 @@ public sealed class NodeProxies : IAsyncDisposable
     {
         public async ValueTask LearnAsync(ProxiedPolicy policy, string name, IReadOnlyList<IPAddress> addresses, TimeSpan ttl, CancellationToken ct)
         {
-            cache.Learn(name, addresses, ttl);
+            // The answer arrived on the thread that polls every socket (ProxyRuntime): an apply's syscalls must not hold
+            // it, so an answer with new addresses leaves it first. The others wait (without a thread) for an apply under way, or find nothing to do.
+            if (cache.Learn(name, addresses, ttl)) await Task.Yield();
             await applyLearned(ct);
         }
     }

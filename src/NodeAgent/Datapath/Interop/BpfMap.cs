@@ -94,6 +94,39 @@ internal sealed unsafe class BpfMap(string name, int fd, uint maxEntries, uint v
         }
     }
 
+    /// <summary>
+    /// Every pair of a hash map, <paramref name="chunk"/> at a time: a syscall per chunk instead of two per key. The
+    /// kernel hands out whole buckets, so a bucket longer than the chunk (ENOSPC) is read again with a bigger one.
+    /// </summary>
+    public List<(TKey Key, TValue Value)> Entries<TKey, TValue>(int chunk = 1024) where TKey : unmanaged where TValue : unmanaged
+    {
+        var entries = new List<(TKey, TValue)>();
+        var keys = new TKey[chunk];
+        var values = new TValue[chunk];
+        // The hash maps' batch position is a bucket index (u32); a ulong leaves room.
+        ulong position = 0, next = 0;
+        var first = true;
+        while (true)
+        {
+            var count = (uint)keys.Length;
+            int rc;
+            fixed (TKey* k = keys)
+            fixed (TValue* v = values)
+                rc = LibBpf.MapLookupBatch(Fd, first ? null : &position, &next, k, v, &count, null);
+            if (rc == -Errno.ENOSPC && count == 0)
+            {
+                keys = new TKey[keys.Length * 2];
+                values = new TValue[values.Length * 2];
+                continue;
+            }
+            if (rc < 0 && rc != -Errno.ENOENT) Check(rc, "bpf_map_lookup_batch");
+            for (var i = 0; i < count; i++) entries.Add((keys[i], values[i]));
+            if (rc == -Errno.ENOENT) return entries;
+            position = next;
+            first = false;
+        }
+    }
+
     /// <summary>Writes all pairs in one syscall. On failure, the entries before the reported count were written.</summary>
     public void UpdateBatch<TKey, TValue>(ReadOnlySpan<TKey> keys, ReadOnlySpan<TValue> values)
         where TKey : unmanaged where TValue : unmanaged

@@ -55,6 +55,10 @@ internal static unsafe partial class LibBpf
     [LibraryImport(Lib, EntryPoint = "bpf_map_update_batch")]
     internal static partial int MapUpdateBatch(int fd, void* keys, void* values, uint* count, void* opts); // -errno, count = done
 
+    [LibraryImport(Lib, EntryPoint = "bpf_map_lookup_batch")]
+    internal static partial int MapLookupBatch(int fd, void* inBatch, void* outBatch, void* keys, void* values, uint* count,
+        void* opts);                                                                                       // -errno (ENOENT: the last batch), count = read
+
     [LibraryImport(Lib, EntryPoint = "bpf_map_delete_batch")]
     internal static partial int MapDeleteBatch(int fd, void* keys, uint* count, void* opts);               // -errno, count = done
 

@@ -77,8 +77,11 @@ public sealed class FqdnCache : IFqdnLearner, IDisposable
         return ValueTask.CompletedTask;
     }
 
-    /// <summary>Adds <paramref name="addresses"/> to <paramref name="name"/>, or extends their life; <see cref="FqdnCacheFullException"/> when they do not fit.</summary>
-    public void Learn(string name, IReadOnlyList<IPAddress> addresses, TimeSpan ttl)
+    /// <summary>
+    /// Adds <paramref name="addresses"/> to <paramref name="name"/>, or extends their life; <see cref="FqdnCacheFullException"/>
+    /// when they do not fit. Returns whether the name gained an address.
+    /// </summary>
+    public bool Learn(string name, IReadOnlyList<IPAddress> addresses, TimeSpan ttl)
     {
         var expiry = _time.GetUtcNow() + (ttl > _options.MinTtl ? ttl : _options.MinTtl) + _options.Grace;
         lock (_lock)
@@ -91,6 +94,7 @@ public sealed class FqdnCache : IFqdnLearner, IDisposable
                 if (!known.TryGetValue(address, out var previous) || expiry > previous) known[address] = expiry;
             _count += added.Count;
             if (added.Count > 0) PublishLocked(added, []);
+            return added.Count > 0;
         }
     }
 

@@ -61,9 +61,14 @@ public sealed class HttpProxy : IAsyncDisposable
             kestrel.Limits.KeepAliveTimeout = options.KeepAliveTimeout;
             CleartextHttp.Listen(kestrel, new IPEndPoint(IPAddress.Any, options.Port), options.RequestHeadersTimeout);
         });
-        builder.WebHost.UseSockets(transport => transport.CreateBoundListenSocket = endPoint => endPoint is IPEndPoint
-            ? listener = sockets.BoundTcpAsync(options.Port).GetAwaiter().GetResult()
-            : SocketTransportOptions.CreateDefaultBoundListenSocket(endPoint));
+        builder.WebHost.UseSockets(transport =>
+        {
+            // Requests are handled on the thread their bytes arrived on (see ProxyRuntime): the handler never blocks.
+            transport.UnsafePreferInlineScheduling = true;
+            transport.CreateBoundListenSocket = endPoint => endPoint is IPEndPoint
+                ? listener = sockets.BoundTcpAsync(options.Port).GetAwaiter().GetResult()
+                : SocketTransportOptions.CreateDefaultBoundListenSocket(endPoint);
+        });
         builder.Services.AddHttpForwarder();
         var app = builder.Build();
         var requests = new ProxiedRequests(policy, flows, upstreams, app.Services.GetRequiredService<IHttpForwarder>(), options);

@@ -11,8 +11,7 @@ namespace Mesh.NodeAgent.Tests.Proxy.Dns;
 /// <summary>
 /// A pod (10.232.0.2) —veth— the node, where the DNS proxy runs, —veth— a DNS server (dnsmasq on 10.232.1.2, a silent
 /// listener of the test's own on 10.232.1.3), each in a namespace of its own. The node diverts the pod's port-53
-/// traffic into the proxy with iptables' TPROXY target, which hands sockets exactly what the datapath's bpf_sk_assign
-/// does: the original destination intact. Everything lives inside the three namespaces and goes with them.
+/// traffic into the proxy (<see cref="TproxyNode"/>).
 /// </summary>
 internal sealed class DnsProxyTopology : IDisposable
 {
@@ -25,33 +24,26 @@ internal sealed class DnsProxyTopology : IDisposable
     /// <summary>TTLs the server gives: its records, and the CNAME www.example.com → api.example.com (shorter, so it is the answer's smallest).</summary>
     public const int RecordTtl = 30, CnameTtl = 7;
 
-    private readonly List<string> _namespaces = [];
+    private readonly TproxyNode _node;
     private readonly string _hostsFile;
     private readonly Process _dnsmasq;
     private readonly StringBuilder _serverLog = new();
     private readonly List<Socket> _sockets = [];
 
     public string PodNs { get; }
-    public string NodeNs { get; }
+    public string NodeNs => _node.Netns;
     public string ServerNs { get; }
 
     public DnsProxyTopology()
     {
         var prefix = $"mdp-{Guid.NewGuid().ToString("N")[..8]}";
-        (PodNs, NodeNs, ServerNs) = ($"{prefix}-pod", $"{prefix}-node", $"{prefix}-srv");
+        _node = new TproxyNode(prefix);
         _hostsFile = Path.Combine(Path.GetTempPath(), $"{prefix}.hosts");
         try
         {
-            foreach (var ns in new[] { PodNs, NodeNs, ServerNs })
-            {
-                Ip($"netns add {ns}");
-                _namespaces.Add(ns);
-                Ip($"-n {ns} link set lo up");
-            }
-            Run("ip", $"netns exec {NodeNs} sysctl -qw net.ipv4.ip_forward=1");
-            Wire(PodNs, "to-pod", "10.232.0.1", $"{Pod}/24");
-            Wire(ServerNs, "to-srv", "10.232.1.1", $"{Server}/24");
-            Ip($"-n {ServerNs} addr add {SilentServer}/24 dev eth0");
+            PodNs = _node.AddPeer("pod", "to-pod", Pod.ToString(), "10.232.0.1");
+            ServerNs = _node.AddPeer("srv", "to-srv", Server.ToString(), "10.232.1.1");
+            TproxyNode.Ip($"-n {ServerNs} addr add {SilentServer}/24 dev eth0");
 
             File.WriteAllText(_hostsFile, $"{ApiAddress} api.example.com\n{ApiAddress2} api.example.com\n10.232.9.3 other.example.com\n");
             _dnsmasq = StartDnsmasq();
@@ -63,29 +55,12 @@ internal sealed class DnsProxyTopology : IDisposable
         }
     }
 
-    /// <summary>
-    /// The TPROXY recipe: the pod's queries go to the proxy's sockets on <paramref name="proxyPort"/>; the servers'
-    /// replies to the proxy's transparent upstream sockets (addressed to the pod) are delivered locally too.
-    /// </summary>
+    /// <summary>The pod's queries (UDP and TCP) go to the proxy's sockets on <paramref name="proxyPort"/>.</summary>
     public void DivertDnsTo(int proxyPort)
     {
-        foreach (var protocol in new[] { "udp", "tcp" })
-            Iptables($"-t mangle -A PREROUTING -p {protocol} --dport 53 -j TPROXY --on-port {proxyPort} --tproxy-mark 0x200/0xf00");
-        Iptables("-t mangle -A PREROUTING -m socket --transparent -j MARK --set-mark 0x200/0xf00");
+        foreach (var protocol in new[] { "udp", "tcp" }) _node.Divert(protocol, 53, proxyPort);
         // Counts what leaves the node with the upstream mark: the proof the proxy marks what it forwards.
-        Iptables($"-t mangle -A OUTPUT -m mark --mark 0x{UpstreamMark:x} -p udp --dport 53");
-        Ip($"-n {NodeNs} rule add fwmark 0x200/0xf00 lookup 2004");
-        Ip($"-n {NodeNs} route add local 0.0.0.0/0 dev lo table 2004");
-    }
-
-    private void Wire(string peer, string nodeSide, string nodeAddress, string peerAddress)
-    {
-        Ip($"-n {NodeNs} link add {nodeSide} type veth peer name eth0 netns {peer}");
-        Ip($"-n {NodeNs} addr add {nodeAddress}/24 dev {nodeSide}");
-        Ip($"-n {NodeNs} link set {nodeSide} up");
-        Ip($"-n {peer} addr add {peerAddress} dev eth0");
-        Ip($"-n {peer} link set eth0 up");
-        Ip($"-n {peer} route add default via {nodeAddress}");
+        _node.Iptables($"-t mangle -A OUTPUT -m mark --mark 0x{UpstreamMark:x} -p udp --dport 53");
     }
 
     private Process StartDnsmasq()
@@ -151,7 +126,7 @@ internal sealed class DnsProxyTopology : IDisposable
     /// <summary>Packets that left the node carrying <see cref="UpstreamMark"/>, towards port 53 over UDP.</summary>
     public long MarkedUpstreamPackets()
     {
-        var listing = Run("ip", $"netns exec {NodeNs} iptables -t mangle -L OUTPUT -v -x -n");
+        var listing = _node.IptablesCounters("mangle", "OUTPUT");
         var line = listing.Split('\n').Single(l => l.Contains($"mark match 0x{UpstreamMark:x}", StringComparison.Ordinal));
         return long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[0], System.Globalization.CultureInfo.InvariantCulture);
     }
@@ -165,29 +140,7 @@ internal sealed class DnsProxyTopology : IDisposable
             try { dnsmasq.Kill(); dnsmasq.WaitForExit(); } catch (InvalidOperationException) { }
             dnsmasq.Dispose();
         }
-        // The namespaces take their links, addresses, routes, rules and iptables rules with them.
-        foreach (var ns in _namespaces) TryRun("ip", $"netns del {ns}");
+        _node.Dispose();
         File.Delete(_hostsFile);
-    }
-
-    private void Iptables(string args) => Run("ip", $"netns exec {NodeNs} iptables -w {args}");
-
-    private static void Ip(string args) => Run("ip", args);
-
-    private static string Run(string file, string args)
-    {
-        var (code, output, error) = TryRun(file, args);
-        if (code != 0) throw new InvalidOperationException($"{file} {args}: exit {code}: {error}");
-        return output;
-    }
-
-    private static (int Code, string Output, string Error) TryRun(string file, string args)
-    {
-        var psi = new ProcessStartInfo(file, args) { RedirectStandardError = true, RedirectStandardOutput = true };
-        using var p = Process.Start(psi)!;
-        var output = p.StandardOutput.ReadToEndAsync();
-        var error = p.StandardError.ReadToEnd();
-        p.WaitForExit();
-        return (p.ExitCode, output.Result, error.Trim());
     }
 }
