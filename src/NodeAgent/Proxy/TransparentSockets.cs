@@ -80,27 +80,16 @@ internal sealed class TransparentSockets : IDisposable
     }
 
     /// <summary>
-    /// A socket towards a server that speaks as <paramref name="pod"/> (any port), marked so the datapath knows the proxy
-    /// already judged what it sends. Not yet connected. With <paramref name="notPort"/>, its port is chosen now and is
-    /// never that one: the pod's own socket lives in another namespace, so the kernel could hand the proxy the pod's
-    /// port, and a query forwarded on the pod's own 5-tuple would meet the pod's conntrack entries instead of its own.
+    /// A socket towards <paramref name="server"/> that speaks as <paramref name="pod"/> (any port), marked so the datapath
+    /// knows the proxy already judged what it sends. Not yet connected.
     /// </summary>
-    public async Task<Socket> UpstreamAsync(ProtocolType protocol, IPAddress pod, int notPort = 0)
-    {
-        var socket = await UpstreamSocketAsync(protocol, pod, chooseAtConnect: protocol == ProtocolType.Tcp && notPort == 0);
-        if (notPort == 0 || ((IPEndPoint)socket.LocalEndPoint!).Port != notPort) return socket;
-        // Held while the next one binds, so the kernel cannot hand out the same port again.
-        using (socket) return await UpstreamSocketAsync(protocol, pod, chooseAtConnect: false);
-    }
-
-    /// <param name="chooseAtConnect">a TCP port chosen at connect is unique per destination: far more connections per pod</param>
-    private async Task<Socket> UpstreamSocketAsync(ProtocolType protocol, IPAddress pod, bool chooseAtConnect)
+    public async Task<Socket> UpstreamAsync(ProtocolType protocol, IPAddress pod)
     {
         var socket = await TransparentAsync(protocol == ProtocolType.Tcp ? SocketType.Stream : SocketType.Dgram, protocol);
         try
         {
             socket.SetRawSocketOption(SolSocket, SoMark, BitConverter.GetBytes(_upstreamMark));
-            if (chooseAtConnect) socket.SetRawSocketOption(SolIp, IpBindAddressNoPort, BitConverter.GetBytes(1));
+            if (protocol == ProtocolType.Tcp) socket.SetRawSocketOption(SolIp, IpBindAddressNoPort, BitConverter.GetBytes(1));
         }
         catch
         {

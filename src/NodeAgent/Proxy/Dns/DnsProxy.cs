@@ -283,7 +283,7 @@ public sealed class DnsProxy : IAsyncDisposable
         timeout.CancelAfter(_options.UpstreamTimeout);
         try
         {
-            using var upstream = await _sockets.UpstreamAsync(protocol, pod.Address, notPort: pod.Port);
+            using var upstream = await _sockets.UpstreamAsync(protocol, pod.Address);
             await upstream.ConnectAsync(server, timeout.Token);
             return protocol == ProtocolType.Tcp
                 ? await ExchangeTcpAsync(upstream, message, query, timeout.Token)
