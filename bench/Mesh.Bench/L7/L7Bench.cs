@@ -95,7 +95,7 @@ internal static class L7Bench
             var start = BenchProcess.Again("--only", "l7");
             start.Environment[WorkstationGc] = "0";
             start.Environment["DOTNET_TieredPGO"] = "1";
-            start.Environment[ProxyRuntime.InlineSocketCompletions] = "1";
+            foreach (var (name, value) in ProxyRuntime.Settings) start.Environment[name] = value;
             start.Environment["MESH_BENCH_ROWS"] = rows;
             start.RedirectStandardOutput = true;   // its table: the caller prints the rows
             using var child = Process.Start(start) ?? throw new InvalidOperationException("could not start the l7 section's process");
@@ -244,7 +244,7 @@ internal static class L7Bench
         var again = BenchProcess.Again(PodServerProcess.Mode, pod.Netns);
         // An application server runs with the runtime's defaults, not the proxies' settings this process has.
         return lab.StartTagged($"pod server {pod.Name}", again.FileName, [.. again.ArgumentList],
-            new Dictionary<string, string> { [ProxyRuntime.InlineSocketCompletions] = "0" });
+            ProxyRuntime.Settings.ToDictionary(setting => setting.Key, _ => ""));
     }
 
     /// <summary>The lab's dnsmasq in <paramref name="pod"/>, answering every name of the rows.</summary>
