@@ -66,8 +66,8 @@ public sealed class NodeProxies : IAsyncDisposable
     {
         public async ValueTask LearnAsync(ProxiedPolicy policy, string name, IReadOnlyList<IPAddress> addresses, TimeSpan ttl, CancellationToken ct)
         {
-            // The answer arrived on the thread that polls every socket (ProxyRuntime): an apply's syscalls must not hold
-            // it, so an answer with new addresses leaves it first. The others wait (without a thread) for an apply under way, or find nothing to do.
+            // The answer arrived on a thread that polls sockets (ProxyRuntime): an apply's syscalls must not hold it, so
+            // an answer with new addresses leaves it first. The others find nothing to do, or wait without a thread.
             if (cache.Learn(name, addresses, ttl)) await Task.Yield();
             await applyLearned(ct);
         }

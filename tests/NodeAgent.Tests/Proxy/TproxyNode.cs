@@ -95,7 +95,7 @@ internal sealed class TproxyNode : IDisposable
 
     public static void Ip(string args) => Run("ip", args);
 
-    public static string Run(string file, string args)
+    private static string Run(string file, string args)
     {
         var (code, output, error) = TryRun(file, args);
         if (code != 0) throw new InvalidOperationException($"{file} {args}: exit {code}: {error}");
