@@ -3,6 +3,7 @@ using System.Net;
 using Mesh.Bench.Datapath;
 using Mesh.Contracts.Agent;
 using Mesh.NodeAgent.Datapath;
+using Mesh.NodeAgent.Hubble;
 using Mesh.NodeAgent.Proxy;
 using Mesh.NodeAgent.Proxy.Dns;
 using Mesh.NodeAgent.Sync;
@@ -12,7 +13,8 @@ namespace Mesh.Bench.L7;
 /// <summary>
 /// The agent's part in the L7 rows: the node's real datapath and its proxies, started as the agent starts them
 /// (<see cref="NodeProxies"/>), and the version they enforce. As the agent does, a DNS answer's addresses are learned
-/// and applied to the datapath, under the toFQDNs identities, before the proxy releases the answer.
+/// and applied to the datapath, under the toFQDNs identities, before the proxy releases the answer, and every request
+/// becomes a Hubble flow in the node's ring (the agent also counts, ships and exports it; the rows leave that out).
 /// </summary>
 internal sealed class L7Node : IAsyncDisposable
 {
@@ -21,6 +23,8 @@ internal sealed class L7Node : IAsyncDisposable
     private readonly IReadOnlyList<IPAddress> hostAddresses;
     private readonly SnapshotProxyPolicy policy = new();
     private readonly FqdnCache learned = new(new FqdnCacheOptions(), inUse: _ => false);
+    private readonly EndpointDirectory endpoints = new();
+    private readonly FlowBuffer recent = new(FlowBuffer.DefaultCapacity);
     private NodeProxies? proxies;
     private NodeSnapshot? enforced;
     private IReadOnlyDictionary<string, ImmutableHashSet<IPAddress>>? appliedLearned;
@@ -42,7 +46,8 @@ internal sealed class L7Node : IAsyncDisposable
         var node = new L7Node(datapath, HostAddresses.Of(lab.Node.Netns));
         try
         {
-            node.proxies = await NodeProxies.StartAsync(lab.Node.Netns, datapath, node.policy, node.policy.Ready, node.Judged, node.learned, node.ApplyLearnedAsync,
+            var flows = new BothSinks(node.Judged, new L7FlowPublisher(lab.Node.Name, node.endpoints, node.recent.Add));
+            node.proxies = await NodeProxies.StartAsync(lab.Node.Netns, datapath, node.policy, node.policy.Ready, flows, node.learned, node.ApplyLearnedAsync,
                 CancellationToken.None);
             return node;
         }
@@ -62,6 +67,7 @@ internal sealed class L7Node : IAsyncDisposable
             ApplyLocked();
         }
         policy.Update(snapshot, hostAddresses);
+        endpoints.Update(snapshot);
     }
 
     /// <summary>The agent's ApplyLearnedAsync: when it returns, the datapath holds every address the cache holds.</summary>
@@ -87,6 +93,15 @@ internal sealed class L7Node : IAsyncDisposable
         if (proxies is not null) await proxies.DisposeAsync();
         learned.Dispose();
         datapath.Dispose();
+    }
+}
+
+internal sealed class BothSinks(IL7FlowSink first, IL7FlowSink second) : IL7FlowSink
+{
+    public void Record(L7Flow flow)
+    {
+        first.Record(flow);
+        second.Record(flow);
     }
 }
 

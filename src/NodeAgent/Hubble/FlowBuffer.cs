@@ -1,4 +1,5 @@
 using System.Threading.Channels;
+using Google.Protobuf;
 using FlowMessage = Mesh.Contracts.Hubble.Flows.Flow;
 
 namespace Mesh.NodeAgent.Hubble;
@@ -9,19 +10,36 @@ namespace Mesh.NodeAgent.Hubble;
 /// <see cref="Add"/> never waits for one, so a slow reader cannot hold back the datapath's reader: what does not fit
 /// its queue is counted as lost for that reader alone.
 /// </summary>
-public sealed class FlowBuffer(int capacity, int followerQueue = FlowBuffer.DefaultFollowerQueue)
+/// <remarks>
+/// The flows are held serialized, in one array of bytes. Tens of thousands of flows as objects live long enough to
+/// reach the oldest GC generation, and at the rate a proxy makes flows the collections that mark and move them pause
+/// the agent for tens of milliseconds (bench row l7.http_p99_added_us); held here they are no objects at all. The
+/// array has <see cref="BytesPerFlow"/> for each flow of the capacity: flows larger on average push the oldest out
+/// sooner.
+/// </remarks>
+public sealed class FlowBuffer
 {
     public const int DefaultCapacity = 65_536;
     public const int DefaultFollowerQueue = 4_096;
+    public const int BytesPerFlow = 512;
 
-    private readonly FlowMessage?[] _ring = capacity > 0 ? new FlowMessage?[capacity]
-        : throw new ArgumentOutOfRangeException(nameof(capacity), capacity, "the flow buffer holds at least one flow");
+    private readonly byte[] _bytes;
+    private readonly (long Start, int Length)[] _held;   // by sequence number modulo the capacity
+    private readonly int _followerQueue;
     private readonly Lock _gate = new();
     private readonly List<FlowFollower> _followers = [];
-    private long _seen;
+    private long _seen, _first, _written;   // flows added, the oldest held, bytes written (positions grow without end)
     private long _lostByFollowers;
 
-    public int Capacity => _ring.Length;
+    public FlowBuffer(int capacity, int followerQueue = DefaultFollowerQueue)
+    {
+        if (capacity <= 0) throw new ArgumentOutOfRangeException(nameof(capacity), capacity, "the flow buffer holds at least one flow");
+        _held = new (long, int)[capacity];
+        _bytes = new byte[Math.Max((long)capacity * BytesPerFlow, 64 * 1024)];
+        _followerQueue = followerQueue;
+    }
+
+    public int Capacity => _held.Length;
 
     /// <summary>Flows that found a follower's queue full, summed over every follower there has been.</summary>
     public long LostByFollowers { get { lock (_gate) return _lostByFollowers; } }
@@ -29,13 +47,13 @@ public sealed class FlowBuffer(int capacity, int followerQueue = FlowBuffer.Defa
     /// <summary>Every flow added since the buffer was made.</summary>
     public long Seen { get { lock (_gate) return _seen; } }
 
-    public int Count { get { lock (_gate) return (int)Math.Min(_seen, _ring.Length); } }
+    public int Count { get { lock (_gate) return (int)(_seen - _first); } }
 
     public void Add(FlowMessage flow)
     {
         lock (_gate)
         {
-            _ring[_seen % _ring.Length] = flow;
+            Hold(flow);
             _seen++;
             foreach (var follower in _followers)
                 if (!follower.Offer(flow)) _lostByFollowers++;
@@ -53,7 +71,7 @@ public sealed class FlowBuffer(int capacity, int followerQueue = FlowBuffer.Defa
     {
         lock (_gate)
         {
-            var follower = new FlowFollower(followerQueue, Unfollow);
+            var follower = new FlowFollower(_followerQueue, Unfollow);
             _followers.Add(follower);
             return (SnapshotLocked(), follower);
         }
@@ -64,11 +82,33 @@ public sealed class FlowBuffer(int capacity, int followerQueue = FlowBuffer.Defa
         lock (_gate) _followers.Remove(follower);
     }
 
+    /// <summary>Writes the flow after the newest, in one piece (a flow that would wrap starts at the beginning), pushing out what it overwrites.</summary>
+    private void Hold(FlowMessage flow)
+    {
+        var size = flow.CalculateSize();
+        if (size > _bytes.Length)
+        {
+            // Larger than the whole buffer: nothing is held, and with it nothing older.
+            _first = _seen + 1;
+            return;
+        }
+        var start = _written;
+        if (start % _bytes.Length + size > _bytes.Length) start += _bytes.Length - start % _bytes.Length;
+        if (_seen - _first == _held.Length) _first++;
+        while (_first < _seen && start + size - _held[_first % _held.Length].Start > _bytes.Length) _first++;
+        flow.WriteTo(_bytes.AsSpan((int)(start % _bytes.Length), size));
+        _held[_seen % _held.Length] = (start, size);
+        _written = start + size;
+    }
+
     private List<FlowMessage> SnapshotLocked()
     {
-        var count = (int)Math.Min(_seen, _ring.Length);
-        var flows = new List<FlowMessage>(count);
-        for (var i = _seen - count; i < _seen; i++) flows.Add(_ring[i % _ring.Length]!);
+        var flows = new List<FlowMessage>((int)(_seen - _first));
+        for (var i = _first; i < _seen; i++)
+        {
+            var (start, length) = _held[i % _held.Length];
+            flows.Add(FlowMessage.Parser.ParseFrom(_bytes.AsSpan((int)(start % _bytes.Length), length)));
+        }
         return flows;
     }
 }

@@ -20,6 +20,27 @@ public sealed class FlowBufferTests
     }
 
     [Fact]
+    public void Flows_larger_than_the_bytes_per_flow_push_the_oldest_out_sooner_and_come_back_whole()
+    {
+        var buffer = new FlowBuffer(200);   // 200 × 512 bytes
+        FlowMessage Large(int n) => new() { Uuid = $"flow-{n}", Summary = new string((char)('a' + n % 26), 2_000) };
+        for (var i = 0; i < 100; i++) buffer.Add(Large(i));
+
+        // About 2 KB each: the bytes hold about fifty, the newest, in order, each as it was added; a write that would
+        // wrap starts over at the beginning, so the oldest held is never half overwritten.
+        var held = buffer.Snapshot();
+        Assert.InRange(held.Count, 45, 51);
+        Assert.Equal(Enumerable.Range(100 - held.Count, held.Count).Select(Large), held);
+        Assert.Equal(100L, buffer.Seen);
+
+        buffer.Add(new FlowMessage { Uuid = "huge", Summary = new string('x', 200 * FlowBuffer.BytesPerFlow) });
+        Assert.Empty(buffer.Snapshot());   // larger than the whole buffer: neither it nor anything older is held
+        buffer.Add(Flow(1));
+        Assert.Equal(["flow-1"], buffer.Snapshot().Select(f => f.Uuid));
+        Assert.Equal((1, 102L), (buffer.Count, buffer.Seen));
+    }
+
+    [Fact]
     public async Task A_follower_gets_the_flows_added_after_its_snapshot_and_none_twice()
     {
         var buffer = new FlowBuffer(10);
