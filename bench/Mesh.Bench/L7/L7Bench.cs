@@ -147,7 +147,7 @@ internal static class L7Bench
         return
         [
             new("l7.http_rps_ratio", ratio, "x",
-                $"through the proxy (one rules.http rule, GET /.*) {Rate(Setup.Proxied):N0} rps vs direct (L4 allow) {Rate(Setup.Plain):N0} rps, " +
+                $"through the proxy (one rules.http rule, GET /.*; each request a Hubble flow in the node's ring) {Rate(Setup.Proxied):N0} rps vs direct (L4 allow) {Rate(Setup.Plain):N0} rps, " +
                 $"{Connections} connections, {LoadTime.TotalSeconds:0} s per round; {how}; median of the per-round ratios; " +
                 $"rounds proxied {Each(load, Setup.Proxied, r => r.RequestsPerSecond)}, direct {Each(load, Setup.Plain, r => r.RequestsPerSecond)}; " +
                 $"{Environment.ProcessorCount} CPUs shared by wrk, the proxy and the server; the proxy's CPU per request " +
