@@ -22,6 +22,8 @@ public sealed class FlowBuffer
     public const int DefaultCapacity = 65_536;
     public const int DefaultFollowerQueue = 4_096;
     public const int BytesPerFlow = 512;
+    /// <summary>512 MiB of flows.</summary>
+    public const int MaxCapacity = 1 << 20;
 
     private readonly byte[] _bytes;
     private readonly (long Start, int Length)[] _held;   // by sequence number modulo the capacity
@@ -33,7 +35,8 @@ public sealed class FlowBuffer
 
     public FlowBuffer(int capacity, int followerQueue = DefaultFollowerQueue)
     {
-        if (capacity <= 0) throw new ArgumentOutOfRangeException(nameof(capacity), capacity, "the flow buffer holds at least one flow");
+        if (capacity is <= 0 or > MaxCapacity)
+            throw new ArgumentOutOfRangeException(nameof(capacity), capacity, $"the flow buffer holds from one flow to {MaxCapacity}");
         _held = new (long, int)[capacity];
         _bytes = new byte[Math.Max((long)capacity * BytesPerFlow, 64 * 1024)];
         _followerQueue = followerQueue;

@@ -50,7 +50,7 @@ public sealed record AgentOptions(
                                   system's roots)
           --hubble-socket PATH    unix socket serving Hubble's Observer API (mode 0600)
                                   (default: hubble.sock in the state dir)
-          --hubble-buffer-size N  recent flows kept in memory for it (default: 65536)
+          --hubble-buffer-size N  recent flows kept in memory for it (default: 65536, at most 1048576)
           --devices auto|none|IF[,IF...]  the node's own devices, where traffic from other nodes arrives: traffic
                                   that a local pod's L7 ingress rules cover is handed to the node's proxy there
                                   (default: auto, every interface with an IPv4 address but loopback)
@@ -185,10 +185,14 @@ public sealed record AgentOptions(
             ? endpoint
             : throw new ArgumentException($"{source}: '{text}' is not IP:PORT (127.0.0.1:9965, [::1]:9965)\n\n{Usage}");
 
-    private static int ParseBufferSize(string text) =>
-        int.TryParse(text, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var size) && size > 0
-            ? size
-            : throw new ArgumentException($"--hubble-buffer-size: '{text}' is not a positive number of flows\n\n{Usage}");
+    private static int ParseBufferSize(string text)
+    {
+        if (!int.TryParse(text, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var size) || size <= 0)
+            throw new ArgumentException($"--hubble-buffer-size: '{text}' is not a positive number of flows\n\n{Usage}");
+        return size <= Hubble.FlowBuffer.MaxCapacity ? size
+            : throw new ArgumentException($"--hubble-buffer-size: {size} flows is more than the {Hubble.FlowBuffer.MaxCapacity} one agent holds " +
+                $"({Hubble.FlowBuffer.BytesPerFlow} bytes each); export them (--hubble-export-file-path) to keep more\n\n{Usage}");
+    }
 
     private static IReadOnlyList<Uri> ParseReplicas(string list, string source)
     {

@@ -1,3 +1,4 @@
+using Mesh.NodeAgent.Hubble;
 using Mesh.NodeAgent.Sync;
 
 namespace Mesh.NodeAgent.Tests.Sync;
@@ -58,6 +59,15 @@ public sealed class AgentOptionsTests
         var e = Assert.Throws<ArgumentException>(() => AgentOptions.Parse(["--node", "n", "--hubble-buffer-size", size]));
 
         Assert.StartsWith($"--hubble-buffer-size: '{size}' is not a positive number of flows", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Hubble_buffer_size_refuses_more_flows_than_an_agent_holds()
+    {
+        Assert.Equal(FlowBuffer.MaxCapacity, AgentOptions.Parse(["--node", "n", "--hubble-buffer-size", "1048576"]).HubbleBufferSize);
+        var e = Assert.Throws<ArgumentException>(() => AgentOptions.Parse(["--node", "n", "--hubble-buffer-size", "1048577"]));
+
+        Assert.StartsWith("--hubble-buffer-size: 1048577 flows is more than the 1048576 one agent holds", e.Message, StringComparison.Ordinal);
     }
 
     [Fact]
