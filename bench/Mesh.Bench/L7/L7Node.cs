@@ -46,7 +46,12 @@ internal sealed class L7Node : IAsyncDisposable
         var node = new L7Node(datapath, HostAddresses.Of(lab.Node.Netns));
         try
         {
-            var flows = new BothSinks(node.Judged, new L7FlowPublisher(lab.Node.Name, node.endpoints, node.recent.Add));
+            // As the agent publishes them: a Hubble flow, into the node's ring; counted here from that flow.
+            var flows = new L7FlowPublisher(lab.Node.Name, node.endpoints, flow =>
+            {
+                node.Judged.Record(flow);
+                node.recent.Add(flow);
+            });
             node.proxies = await NodeProxies.StartAsync(lab.Node.Netns, datapath, node.policy, node.policy.Ready, flows, node.learned, node.ApplyLearnedAsync,
                 CancellationToken.None);
             return node;
@@ -96,17 +101,8 @@ internal sealed class L7Node : IAsyncDisposable
     }
 }
 
-internal sealed class BothSinks(IL7FlowSink first, IL7FlowSink second) : IL7FlowSink
-{
-    public void Record(L7Flow flow)
-    {
-        first.Record(flow);
-        second.Record(flow);
-    }
-}
-
 /// <summary>How many HTTP requests and DNS queries the proxies let through and refused.</summary>
-internal sealed class L7Counts : IL7FlowSink
+internal sealed class L7Counts
 {
     private long httpAllowed, dnsAllowed, refused;
 
@@ -114,10 +110,10 @@ internal sealed class L7Counts : IL7FlowSink
     public long DnsAllowed => Interlocked.Read(ref dnsAllowed);
     public long Refused => Interlocked.Read(ref refused);
 
-    public void Record(L7Flow flow)
+    public void Record(Mesh.Contracts.Hubble.Flows.Flow flow)
     {
-        if (!flow.Allowed) Interlocked.Increment(ref refused);
-        else if (flow.Http is not null) Interlocked.Increment(ref httpAllowed);
+        if (flow.Verdict != Mesh.Contracts.Hubble.Flows.Verdict.Forwarded) Interlocked.Increment(ref refused);
+        else if (flow.L7?.Http is not null) Interlocked.Increment(ref httpAllowed);
         else Interlocked.Increment(ref dnsAllowed);
     }
 }

@@ -121,10 +121,11 @@ public static class FlowFilters
     /// <summary>Hubble's status filter: a code (<c>404</c>), or a prefix with <c>+</c> (<c>4+</c> for 400-499, <c>40+</c> for 400-409).</summary>
     private static Func<uint, bool> StatusCode(string text, string field)
     {
-        var prefix = text.EndsWith('+') ? text[..^1] : text;
-        if (prefix.Length is 0 or > 3 || !prefix.All(char.IsAsciiDigit) || (!text.EndsWith('+') && prefix.Length != 3))
+        var open = text.EndsWith('+');
+        var prefix = open ? text[..^1] : text;
+        if (prefix.Length is 0 or > 3 || !prefix.All(char.IsAsciiDigit) || (!open && prefix.Length != 3))
             throw new FlowFilterException($"{field}: \"{text}\" is not a status code (404) or a prefix of one with + (4+, 40+)");
-        return text.EndsWith('+')
+        return open
             ? code => code is >= 100 and <= 999 && code.ToString(CultureInfo.InvariantCulture).StartsWith(prefix, StringComparison.Ordinal)
             : code => code.ToString(CultureInfo.InvariantCulture) == prefix;
     }

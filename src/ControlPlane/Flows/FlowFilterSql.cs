@@ -122,8 +122,7 @@ internal static class FlowFilterSql
                 case "icmp": columns.Add("ICMPv4"); columns.Add("ICMPv6"); break;
                 case "icmpv4": columns.Add("ICMPv4"); break;
                 case "icmpv6": columns.Add("ICMPv6"); break;
-                // L7: the proxies' flows are stored with their transport, which says nothing of the L7 protocol.
-                case "http" or "dns" or "kafka": return null;
+                // Also L7 (http, dns, kafka): the proxies' flows are stored with their transport, which says nothing of it.
                 default: return null;
             }
         return [.. columns];

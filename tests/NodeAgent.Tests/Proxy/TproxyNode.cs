@@ -1,4 +1,4 @@
-using System.Diagnostics;
+using Mesh.Contracts.Netns;
 
 namespace Mesh.NodeAgent.Tests.Proxy;
 
@@ -24,7 +24,7 @@ internal sealed class TproxyNode : IDisposable
         try
         {
             Netns = Add("n");
-            Run("ip", $"netns exec {Netns} sysctl -qw net.ipv4.ip_forward=1 net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0");
+            Ip($"netns exec {Netns} sysctl -qw net.ipv4.ip_forward=1 net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0");
         }
         catch
         {
@@ -45,7 +45,7 @@ internal sealed class TproxyNode : IDisposable
         var peer = Add(name);
         Ip($"-n {Netns} link add {nodeSide} type veth peer name eth0 netns {peer}");
         Ip($"-n {Netns} addr add {gateway}/24 dev {nodeSide}");
-        Run("ip", $"netns exec {Netns} sysctl -qw net.ipv4.conf.{nodeSide}.rp_filter=0");
+        Ip($"netns exec {Netns} sysctl -qw net.ipv4.conf.{nodeSide}.rp_filter=0");
         Ip($"-n {Netns} link set {nodeSide} up");
         Ip($"-n {peer} addr add {address}/24 dev eth0");
         Ip($"-n {peer} link set eth0 up");
@@ -64,15 +64,19 @@ internal sealed class TproxyNode : IDisposable
         Iptables($"-t mangle -A PREROUTING -p {protocol} --dport {port} -j TPROXY --on-port {proxyPort} --tproxy-mark {ToProxyMark}");
     }
 
-    public void Iptables(string args) => Run("ip", $"netns exec {Netns} iptables -w {args}");
+    public void Iptables(string args) => Ip($"netns exec {Netns} iptables -w {args}");
 
     /// <summary>A listing of the node's iptables table <paramref name="table"/>, chain <paramref name="chain"/>, with exact counters.</summary>
-    public string IptablesCounters(string table, string chain) => Run("ip", $"netns exec {Netns} iptables -w -t {table} -L {chain} -v -x -n");
+    public string IptablesCounters(string table, string chain) => Ip($"netns exec {Netns} iptables -w -t {table} -L {chain} -v -x -n");
 
     public void Dispose()
     {
         // The namespaces take their links, addresses, routes, rules and iptables rules with them.
-        foreach (var ns in _namespaces) TryRun("ip", $"netns del {ns}");
+        foreach (var ns in _namespaces)
+        {
+            try { Ip($"netns del {ns}"); }
+            catch (PodWiringException) { }   // already gone
+        }
     }
 
     private void RouteMarkedLocally()
@@ -93,21 +97,6 @@ internal sealed class TproxyNode : IDisposable
         return ns;
     }
 
-    public static void Ip(string args) => Run("ip", args);
-
-    private static string Run(string file, string args)
-    {
-        var (code, output, error) = TryRun(file, args);
-        if (code != 0) throw new InvalidOperationException($"{file} {args}: exit {code}: {error}");
-        return output;
-    }
-
-    private static (int Code, string Output, string Error) TryRun(string file, string args)
-    {
-        using var process = Process.Start(new ProcessStartInfo(file, args) { RedirectStandardError = true, RedirectStandardOutput = true })!;
-        var output = process.StandardOutput.ReadToEndAsync();
-        var error = process.StandardError.ReadToEnd();
-        process.WaitForExit();
-        return (process.ExitCode, output.Result, error.Trim());
-    }
+    /// <summary>iproute2 in the caller's namespace; the arguments are words without spaces.</summary>
+    public static string Ip(string args) => IpRoute.Run(null, args.Split(' ', StringSplitOptions.RemoveEmptyEntries));
 }
